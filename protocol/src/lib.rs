@@ -1,0 +1,40 @@
+//! # kobling-protocol
+//!
+//! The sans-IO core of Kobling, privacy-preserving record linkage between
+//! Norwegian health registers (see `docs/protocol.md`). This crate does no
+//! I/O: no sockets, no files, no clock, no OS randomness. Every function is
+//! deterministic given its inputs and the RNG it is handed.
+//!
+//! ## Layout
+//!
+//! ```text
+//!  register R_j                 other registers (manifest order)        linker L
+//!  ───────────                  ─────────────────────────────          ────────
+//!  ident: fnr → canonical
+//!  hash:  I(x) = H2G(x)
+//!  chain: y = (β·k_j)·I(x) ──▶ chain: z = k_h·y, dleq: prove ──▶ ... ──▶ dleq: verify last hop
+//!  seal:  rows → researcher     dleq: verify previous hop              chain: P = (k_L·β⁻¹)·z
+//!  merkle: roots, signed        merkle: roots, signed                  link: cohort, lnr
+//!                                                                      transcript: hash chain
+//! ```
+//!
+//! - [`ident`]: fødselsnummer / D-nummer / H-nummer parsing and mapping.
+//! - [`hash`]: RFC 9380 `expand_message_xof`, hash-to-group, hash-to-scalar,
+//!   framed hashing.
+//! - [`group`]: wire points vs validated points.
+//! - [`share`]: secret shares, commitments, domains.
+//! - [`chain`]: the parallel chain step (the hot loop).
+//! - [`dleq`]: batched Chaum–Pedersen proofs per chunk.
+//! - [`merkle`]: RFC 6962-shaped SHA3-256 Merkle trees.
+//! - [`seal`]: HPKE + XChaCha20-Poly1305 sealing to the researcher.
+//! - [`link`]: cohort expressions, matching and løpenummer.
+//! - [`transcript`]: the signed, hash-chained project log and its verifier.
+//! - [`messages`]: size-bounded wire messages (postcard).
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used)]
+
+pub mod bounded;
+pub mod group;
+pub mod hash;
+pub mod share;
+pub mod types;

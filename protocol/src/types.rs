@@ -1,0 +1,207 @@
+//! Newtypes for the names and numbers the protocol passes around.
+//!
+//! Names are validated at construction (parse, don't validate), so a
+//! `ProjectId` or `Name` in hand is always well-formed and bounded, and a
+//! value decoded from the wire goes through the same check.
+
+use core::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Why a name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameError {
+    /// Empty or longer than the limit.
+    #[error("{kind} must be 1 to {max} characters long, got {len}")]
+    Length {
+        /// Which kind of name.
+        kind: &'static str,
+        /// The limit.
+        max: usize,
+        /// The length given.
+        len: usize,
+    },
+    /// A character outside the allowed set.
+    #[error("{kind} may only contain {allowed}; found {found:?} at byte {at}")]
+    Character {
+        /// Which kind of name.
+        kind: &'static str,
+        /// The allowed set, in words.
+        allowed: &'static str,
+        /// The offending character.
+        found: char,
+        /// Its byte offset.
+        at: usize,
+    },
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $ty:ident, $kind:literal, $max:expr, $allowed_words:literal, $allowed:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $ty(String);
+
+        impl $ty {
+            /// The maximum length in bytes.
+            pub const MAX_LEN: usize = $max;
+
+            /// Validates and wraps a name.
+            ///
+            /// # Errors
+            ///
+            /// [`NameError`] if it is empty, too long, or has a character
+            /// outside the allowed set.
+            pub fn new(s: impl Into<String>) -> Result<Self, NameError> {
+                let s = s.into();
+                if s.is_empty() || s.len() > Self::MAX_LEN {
+                    return Err(NameError::Length { kind: $kind, max: Self::MAX_LEN, len: s.len() });
+                }
+                let allowed: fn(char) -> bool = $allowed;
+                if let Some((at, found)) = s.char_indices().find(|&(_, c)| !allowed(c)) {
+                    return Err(NameError::Character { kind: $kind, allowed: $allowed_words, found, at });
+                }
+                Ok(Self(s))
+            }
+
+            /// The name as a string.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The name's bytes, as they enter hashes and AADs.
+            pub fn as_bytes(&self) -> &[u8] {
+                self.0.as_bytes()
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($ty), self.0)
+            }
+        }
+
+        impl core::str::FromStr for $ty {
+            type Err = NameError;
+            fn from_str(s: &str) -> Result<Self, NameError> {
+                Self::new(s)
+            }
+        }
+
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.0.serialize(s)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = crate::bounded::BoundedString::<{ $max }>::deserialize(d)?;
+                Self::new(s.into_inner()).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+name_type!(
+    /// A project identifier, e.g. `DEMO-1` or `REK-2024-12345`.
+    ProjectId, "project id", 64, "ASCII letters, digits, '.', '_' and '-'",
+    |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+);
+
+name_type!(
+    /// A federation member's name, which is also the name of a register's
+    /// list in a project (`NPR`, `KPR`, `SSB`, `RESEPT`, `LINKER`).
+    Name, "member name", 32, "upper-case ASCII letters, digits, '_' and '-'",
+    |c| c.is_ascii_uppercase() || c.is_ascii_digit() || matches!(c, '_' | '-')
+);
+
+/// A list is named by the register that owns it; one list per register per
+/// project.
+pub type ListName = Name;
+
+/// A person's position in a shuffled list (0-based).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+pub struct Position(pub u64);
+
+impl Position {
+    /// The position as little-endian bytes, as it enters hashes and AADs.
+    pub fn to_le_bytes(self) -> [u8; 8] {
+        self.0.to_le_bytes()
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A SHA3-256 digest (a Merkle root, an entry hash, a file digest).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// The digest's bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lower-case hex.
+    pub fn to_hex(&self) -> String {
+        let mut s = String::with_capacity(64);
+        for b in self.0 {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({})", &self.to_hex()[..16])
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_validated() {
+        assert!(Name::new("NPR").is_ok());
+        assert!(Name::new("RESEPT_2").is_ok());
+        assert!(matches!(
+            Name::new("npr"),
+            Err(NameError::Character { found: 'n', .. })
+        ));
+        assert!(matches!(Name::new(""), Err(NameError::Length { .. })));
+        assert!(Name::new("A".repeat(33)).is_err());
+        assert!(ProjectId::new("REK-2024.123_a").is_ok());
+        assert!(ProjectId::new("a b").is_err());
+        assert!(ProjectId::new("æ").is_err());
+    }
+
+    #[test]
+    fn names_are_checked_when_decoded() {
+        let bytes = postcard::to_allocvec(&"bad name").expect("encode");
+        assert!(postcard::from_bytes::<ProjectId>(&bytes).is_err());
+        let bytes = postcard::to_allocvec(&"P-1").expect("encode");
+        assert_eq!(
+            postcard::from_bytes::<ProjectId>(&bytes).expect("decode"),
+            ProjectId::new("P-1").expect("valid")
+        );
+    }
+}
