@@ -34,6 +34,8 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod bounded;
+pub mod chain;
+pub mod dleq;
 pub mod group;
 pub mod hash;
 pub mod share;

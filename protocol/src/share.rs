@@ -128,7 +128,6 @@ impl Share {
     }
 
     /// The scalar, for the constant-time operations of this crate.
-    #[allow(dead_code)] // used by chain and dleq
     pub(crate) fn scalar(&self) -> &Scalar {
         &self.0
     }
