@@ -144,6 +144,12 @@ impl core::fmt::Debug for FramedHasher {
     }
 }
 
+/// Plain SHA3-256 of `bytes` (file digests: an operator can check them with
+/// any `sha3-256` tool).
+pub fn sha3_256(bytes: &[u8]) -> [u8; DIGEST_LEN] {
+    Sha3_256::digest(bytes).into()
+}
+
 /// `framed_sha3(tag, fields)`: SHA3-256 over the framing of `[tag, fields..]`.
 pub fn framed_sha3(tag: &[u8], fields: &[&[u8]]) -> [u8; DIGEST_LEN] {
     let mut h = FramedHasher::new(tag);

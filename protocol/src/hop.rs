@@ -1,0 +1,367 @@
+//! The chain as sans-IO state machines (PROTOCOL.md §6).
+//!
+//! ```text
+//!  owner R_j: prepare_list ──PointChunk(hop 0)──▶ Hop 1 ──PointChunk(hop 1)──▶ … ──▶ Hop n (linker)
+//!                                                   │                                │
+//!                                                   └─ finish() → HopRecord          └─ finish() → HopRecord
+//! ```
+//!
+//! A [`Hop`] consumes the previous hop's chunks strictly in order through
+//! [`Hop::handle_chunk`], which verifies the previous hop's proof (except
+//! after the owner's step, which cannot be proven without revealing
+//! identity points), multiplies by its key, proves its own step and returns
+//! the chunk for the next hop. [`Hop::finish`] returns the hop record once
+//! every chunk has passed. Only per-chunk records (192 bytes each) are kept:
+//! memory does not grow with the chunk data.
+
+use curve25519_dalek::{constants::RISTRETTO_BASEPOINT_POINT, RistrettoPoint};
+use rand_core::CryptoRng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    bounded::BoundedVec,
+    chain::{self, ChainError},
+    dleq::{self, ChunkProof, ChunkStatement},
+    group::WirePoint,
+    merkle::{leaf_hash, root_of_aligned_chunks, MerkleTree},
+    share::Share,
+    transcript::{ChunkRecord, HopRecord, LinkerKeyProof},
+    types::{Digest, Name, ProjectId},
+};
+
+/// The default number of points per chunk.
+pub const DEFAULT_CHUNK_SIZE: u32 = 4096;
+/// The most points a chunk may carry.
+pub const MAX_CHUNK_POINTS: usize = 1 << 16;
+
+/// A chunk of a list travelling from one hop to the next.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointChunk {
+    /// The project.
+    pub project: ProjectId,
+    /// The list.
+    pub list: Name,
+    /// The hop that produced `output` (0 = the owner's blinded step).
+    pub hop: u32,
+    /// The chunk index.
+    pub chunk: u64,
+    /// The producing hop's input (empty for the owner's chunk).
+    pub input: BoundedVec<WirePoint, MAX_CHUNK_POINTS>,
+    /// The producing hop's output.
+    pub output: BoundedVec<WirePoint, MAX_CHUNK_POINTS>,
+    /// The producing hop's proof (none for the owner's chunk).
+    pub proof: Option<ChunkProof>,
+}
+
+/// What a list is, as every hop knows it from the list announcement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListContext {
+    /// The project.
+    pub project: ProjectId,
+    /// The list.
+    pub list: Name,
+    /// Points in the list.
+    pub persons: u64,
+    /// Points per chunk (a power of two).
+    pub chunk_size: u32,
+}
+
+/// A chunk was refused. The hop's state is unchanged: the same chunk (or a
+/// correct one) can be handed in again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HopError {
+    /// The chunk belongs to another project or list.
+    #[error("chunk of another project or list")]
+    WrongList,
+    /// Produced by an unexpected hop.
+    #[error("chunk from hop {got}, expected hop {expected}")]
+    WrongHop {
+        /// The hop expected.
+        expected: u32,
+        /// The hop named.
+        got: u32,
+    },
+    /// Out of order, repeated or beyond the list.
+    #[error("chunk {got} where chunk {expected} was expected")]
+    OutOfOrder {
+        /// The chunk expected next.
+        expected: u64,
+        /// The chunk given.
+        got: u64,
+    },
+    /// The chunk's size disagrees with the list announcement.
+    #[error("chunk {chunk} has {got} points, expected {expected}")]
+    WrongCount {
+        /// The chunk.
+        chunk: u64,
+        /// Points expected.
+        expected: u64,
+        /// Points given.
+        got: u64,
+    },
+    /// A point is invalid or the identity.
+    #[error(transparent)]
+    Point(#[from] ChainError),
+    /// The previous hop's proof is missing or does not verify.
+    #[error("chunk {chunk}: the previous hop's proof does not verify")]
+    BadProof {
+        /// The chunk.
+        chunk: u64,
+    },
+    /// A proof was attached where none can exist, or the input is missing.
+    #[error("chunk {chunk}: malformed (input or proof present where it must not be, or missing)")]
+    Malformed {
+        /// The chunk.
+        chunk: u64,
+    },
+    /// `finish` before every chunk passed.
+    #[error("the list is incomplete: {done} of {total} chunks")]
+    Incomplete {
+        /// Chunks done.
+        done: u64,
+        /// Chunks in the list.
+        total: u64,
+    },
+    /// The announced chunk size is not a power of two (or zero).
+    #[error("chunk size must be a power of two")]
+    BadChunkSize,
+}
+
+/// The Merkle root of a chunk of points (leaves = the 32-byte encodings),
+/// with the leaves hashed in parallel.
+pub fn points_root(points: &[WirePoint]) -> Digest {
+    let leaves: Vec<Digest> = points.par_iter().map(|p| leaf_hash(p.as_bytes())).collect();
+    MerkleTree::from_leaf_hashes(leaves).root()
+}
+
+impl ListContext {
+    /// Chunks in the list.
+    pub fn chunks(&self) -> u64 {
+        self.persons.div_ceil(u64::from(self.chunk_size.max(1)))
+    }
+
+    /// Points in chunk `c`.
+    pub fn chunk_len(&self, c: u64) -> u64 {
+        let size = u64::from(self.chunk_size);
+        self.persons.saturating_sub(c * size).min(size)
+    }
+}
+
+/// One hop's step over one list: a register's, or the linker's.
+pub struct Hop {
+    ctx: ListContext,
+    hop: u32,
+    member: Name,
+    share: Share,
+    key: WirePoint,
+    previous_key: Option<WirePoint>,
+    linker: Option<LinkerKeyProof>,
+    next_chunk: u64,
+    records: Vec<ChunkRecord>,
+}
+
+impl core::fmt::Debug for Hop {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Hop")
+            .field("list", &self.ctx.list)
+            .field("hop", &self.hop)
+            .field("member", &self.member)
+            .field("next_chunk", &self.next_chunk)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hop {
+    /// A register's hop `hop` (≥ 1) with its share `k_{h,p}`.
+    /// `previous_key` is the previous hop's commitment, or `None` when the
+    /// previous step is the owner's.
+    ///
+    /// # Errors
+    ///
+    /// [`HopError::BadChunkSize`].
+    pub fn register(ctx: ListContext, hop: u32, member: Name, share: Share, previous_key: Option<WirePoint>) -> Result<Self, HopError> {
+        Self::new(ctx, hop, member, share, previous_key, None)
+    }
+
+    /// The linker's hop: its share `k_L` and the list blinding `β_j` it
+    /// opened, combined into the one step `k_L·β_j⁻¹`, with the key proof
+    /// `log_G K_L = log_{D_j} C_j` (PROTOCOL.md §6.6).
+    ///
+    /// # Errors
+    ///
+    /// [`HopError::BadChunkSize`], or [`HopError::Malformed`] if `D_j` is not
+    /// a valid point.
+    pub fn linker<R: CryptoRng + ?Sized>(
+        ctx: ListContext,
+        hop: u32,
+        member: Name,
+        share: &Share,
+        blinding: &Share,
+        blinding_commitment: &WirePoint,
+        previous_key: Option<WirePoint>,
+        rng: &mut R,
+    ) -> Result<Self, HopError> {
+        let d = blinding_commitment.decode().map_err(|_| HopError::Malformed { chunk: 0 })?;
+        let combined = share.product(&blinding.invert());
+        let linker_key = share.commitment();
+        let c = combined.commitment();
+        let context = dleq::linker_key_context(&ctx.project, &ctx.list, &linker_key, blinding_commitment, &c);
+        let proof = dleq::prove(share, &RISTRETTO_BASEPOINT_POINT, d.inner(), &context, rng);
+        Self::new(ctx, hop, member, combined, previous_key, Some(LinkerKeyProof { linker_key, combined: c, proof }))
+    }
+
+    fn new(
+        ctx: ListContext,
+        hop: u32,
+        member: Name,
+        share: Share,
+        previous_key: Option<WirePoint>,
+        linker: Option<LinkerKeyProof>,
+    ) -> Result<Self, HopError> {
+        if !ctx.chunk_size.is_power_of_two() || ctx.chunk_size as usize > MAX_CHUNK_POINTS {
+            return Err(HopError::BadChunkSize);
+        }
+        let key = share.commitment();
+        Ok(Self { ctx, hop, member, share, key, previous_key, linker, next_chunk: 0, records: Vec::new() })
+    }
+
+    /// The step's public key (`K_h`, or `C_j` for the linker).
+    pub fn key(&self) -> WirePoint {
+        self.key
+    }
+
+    /// The next chunk this hop expects.
+    pub fn next_chunk(&self) -> u64 {
+        self.next_chunk
+    }
+
+    /// Whether every chunk has passed.
+    pub fn is_complete(&self) -> bool {
+        self.next_chunk == self.ctx.chunks()
+    }
+
+    /// Verifies the previous hop's chunk, applies this hop's step, proves it
+    /// and returns the chunk for the next hop (for the linker: the final
+    /// pseudonyms in `output`).
+    ///
+    /// # Errors
+    ///
+    /// A [`HopError`]; the hop's state is unchanged on error.
+    pub fn handle_chunk<R: CryptoRng + ?Sized>(&mut self, chunk: &PointChunk, rng: &mut R) -> Result<PointChunk, HopError> {
+        if chunk.project != self.ctx.project || chunk.list != self.ctx.list {
+            return Err(HopError::WrongList);
+        }
+        if chunk.hop + 1 != self.hop {
+            return Err(HopError::WrongHop { expected: self.hop - 1, got: chunk.hop });
+        }
+        if chunk.chunk != self.next_chunk || self.is_complete() {
+            return Err(HopError::OutOfOrder { expected: self.next_chunk, got: chunk.chunk });
+        }
+        let c = chunk.chunk;
+        let expected = self.ctx.chunk_len(c);
+        let got = chunk.output.len() as u64;
+        if got != expected {
+            return Err(HopError::WrongCount { chunk: c, expected, got });
+        }
+        let first = c * u64::from(self.ctx.chunk_size);
+        let points = chain::decode_points(&chunk.output, first)?;
+        let input_root = points_root(&chunk.output);
+
+        match (&self.previous_key, &chunk.proof) {
+            (None, None) if chunk.input.is_empty() => {}
+            (Some(prev_key), Some(proof)) if chunk.input.len() == chunk.output.len() => {
+                let prev_input = chain::decode_points(&chunk.input, first)?;
+                let statement = ChunkStatement {
+                    project: &self.ctx.project,
+                    list: &self.ctx.list,
+                    hop: chunk.hop,
+                    chunk: c,
+                    key: *prev_key,
+                    input_root: points_root(&chunk.input),
+                    output_root: input_root,
+                    count: expected,
+                };
+                dleq::verify_chunk(&statement, &prev_input, &points, proof).map_err(|_| HopError::BadProof { chunk: c })?;
+            }
+            _ => return Err(HopError::Malformed { chunk: c }),
+        }
+
+        let output = chain::multiply_decoded(&self.share, &points);
+        let output_root = points_root(&output);
+        let statement = ChunkStatement {
+            project: &self.ctx.project,
+            list: &self.ctx.list,
+            hop: self.hop,
+            chunk: c,
+            key: self.key,
+            input_root,
+            output_root,
+            count: expected,
+        };
+        let proof = dleq::prove_chunk(&self.share, &statement, &points, rng);
+        self.records.push(ChunkRecord { input_root, output_root, count: expected as u32, proof });
+        self.next_chunk += 1;
+        Ok(PointChunk {
+            project: self.ctx.project.clone(),
+            list: self.ctx.list.clone(),
+            hop: self.hop,
+            chunk: c,
+            input: chunk.output.clone(),
+            output: bounded(output),
+            proof: Some(proof),
+        })
+    }
+
+    /// The hop record, once every chunk has passed.
+    ///
+    /// # Errors
+    ///
+    /// [`HopError::Incomplete`].
+    pub fn finish(self) -> Result<HopRecord, HopError> {
+        if !self.is_complete() {
+            return Err(HopError::Incomplete { done: self.next_chunk, total: self.ctx.chunks() });
+        }
+        let ins: Vec<Digest> = self.records.iter().map(|r| r.input_root).collect();
+        let outs: Vec<Digest> = self.records.iter().map(|r| r.output_root).collect();
+        Ok(HopRecord {
+            list: self.ctx.list,
+            hop: self.hop,
+            member: self.member,
+            key: self.key,
+            count: self.ctx.persons,
+            chunk_size: self.ctx.chunk_size,
+            input_root: root_of_aligned_chunks(&ins),
+            output_root: root_of_aligned_chunks(&outs),
+            // At most MAX_CHUNKS records: the chunk count is bounded by the
+            // announced size, which the transcript bounds.
+            chunks: BoundedVec::new(self.records).map_err(|_| HopError::BadChunkSize)?,
+            linker: self.linker,
+        })
+    }
+}
+
+/// Splits owner points into hop-0 chunks.
+pub fn owner_chunks<'a>(ctx: &'a ListContext, points: &'a [WirePoint]) -> impl Iterator<Item = PointChunk> + 'a {
+    points.chunks(ctx.chunk_size.max(1) as usize).enumerate().map(move |(i, c)| PointChunk {
+        project: ctx.project.clone(),
+        list: ctx.list.clone(),
+        hop: 0,
+        chunk: i as u64,
+        input: BoundedVec::default(),
+        output: bounded(c.to_vec()),
+        proof: None,
+    })
+}
+
+/// The owner's step on identity points: `y_t = (β·k_j)·I(x_t)`.
+pub fn owner_step(owner_key: &Share, identity_points: &[RistrettoPoint]) -> Vec<WirePoint> {
+    chain::multiply_decoded(owner_key, identity_points)
+}
+
+fn bounded(v: Vec<WirePoint>) -> BoundedVec<WirePoint, MAX_CHUNK_POINTS> {
+    // Callers pass at most one chunk, whose size is bounded by
+    // MAX_CHUNK_POINTS at construction.
+    BoundedVec::new(v).unwrap_or_default()
+}

@@ -1,0 +1,324 @@
+//! The federation manifest: who is in the federation, with which keys
+//! (PROTOCOL.md §2).
+//!
+//! This module holds the checked, in-memory form and its canonical digest.
+//! Reading it from a TOML file is the node's business; the types
+//! deserialize from TOML (keys as hex strings) and from postcard (keys as
+//! raw bytes) alike.
+
+use core::fmt;
+
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::{
+    hash::framed_sha3,
+    types::{Digest, Name},
+};
+
+/// A 32-byte public key or fingerprint: hex in human-readable formats, raw
+/// bytes in postcard.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key32(pub [u8; 32]);
+
+/// A member's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A register: owns lists, holds a key share, is a hop in every other
+    /// register's chain.
+    Register,
+    /// The linker: last hop of every chain, matches pseudonyms, keeps the
+    /// transcript.
+    Linker,
+}
+
+/// An authorised operator of a register.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Operator {
+    /// The operator's name (for reports).
+    pub name: String,
+    /// The operator's Ed25519 public key.
+    pub key: Key32,
+}
+
+/// A federation member: a node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The member's name, e.g. `NPR`.
+    pub name: Name,
+    /// Register or linker.
+    pub role: Role,
+    /// QUIC address, `host:port`.
+    pub address: String,
+    /// SHA-256 of the TLS certificate's SubjectPublicKeyInfo.
+    pub tls_spki_sha256: Key32,
+    /// The node's Ed25519 signing key.
+    pub signing_key: Key32,
+    /// The node's X25519 (HPKE) public key.
+    pub hpke_key: Key32,
+    /// The register's authorised operators (empty for the linker).
+    #[serde(default)]
+    pub operators: Vec<Operator>,
+}
+
+/// The federation manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The federation's name.
+    pub federation: String,
+    /// The members, in manifest order (which fixes the order of hops).
+    pub members: Vec<Member>,
+}
+
+/// A manifest that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// Two members share a name.
+    #[error("member {0} is listed twice")]
+    DuplicateMember(Name),
+    /// Not exactly one linker.
+    #[error("the manifest must name exactly one linker, found {0}")]
+    LinkerCount(usize),
+    /// No register.
+    #[error("the manifest names no register")]
+    NoRegister,
+    /// A key appears twice where keys must be distinct.
+    #[error("a key of member {0} is also used elsewhere in the manifest")]
+    DuplicateKey(Name),
+    /// A register with fewer than two operators cannot meet the two-person
+    /// rule.
+    #[error("register {0} lists fewer than two operators (the two-person rule needs two)")]
+    TooFewOperators(Name),
+    /// The linker lists operators.
+    #[error("the linker {0} must not list operators")]
+    LinkerOperators(Name),
+}
+
+impl Manifest {
+    /// Checks the manifest's invariants.
+    ///
+    /// # Errors
+    ///
+    /// The first [`ManifestError`] found.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        let mut names = std::collections::HashSet::new();
+        let mut keys = std::collections::HashSet::new();
+        for m in &self.members {
+            if !names.insert(&m.name) {
+                return Err(ManifestError::DuplicateMember(m.name.clone()));
+            }
+            let member_keys = [m.tls_spki_sha256, m.signing_key, m.hpke_key];
+            for k in member_keys.iter().chain(m.operators.iter().map(|o| &o.key)) {
+                if !keys.insert(*k) {
+                    return Err(ManifestError::DuplicateKey(m.name.clone()));
+                }
+            }
+            match m.role {
+                Role::Register if m.operators.len() < 2 => {
+                    return Err(ManifestError::TooFewOperators(m.name.clone()))
+                }
+                Role::Linker if !m.operators.is_empty() => {
+                    return Err(ManifestError::LinkerOperators(m.name.clone()))
+                }
+                _ => {}
+            }
+        }
+        let linkers = self.members.iter().filter(|m| m.role == Role::Linker).count();
+        if linkers != 1 {
+            return Err(ManifestError::LinkerCount(linkers));
+        }
+        if self.registers().next().is_none() {
+            return Err(ManifestError::NoRegister);
+        }
+        Ok(())
+    }
+
+    /// The canonical digest: `framed_sha3("KOBLING-V1-MANIFEST", [postcard(manifest)])`.
+    /// Formatting of the TOML file does not change it; any change of
+    /// content does.
+    pub fn digest(&self) -> Digest {
+        // Encoding a Vec/String/array structure to a Vec cannot fail.
+        let bytes = postcard::to_allocvec(self).unwrap_or_default();
+        Digest(framed_sha3(b"KOBLING-V1-MANIFEST", &[&bytes]))
+    }
+
+    /// The member called `name`.
+    pub fn member(&self, name: &Name) -> Option<&Member> {
+        self.members.iter().find(|m| &m.name == name)
+    }
+
+    /// The linker (a validated manifest has exactly one).
+    pub fn linker(&self) -> Option<&Member> {
+        self.members.iter().find(|m| m.role == Role::Linker)
+    }
+
+    /// The registers, in manifest order.
+    pub fn registers(&self) -> impl Iterator<Item = &Member> {
+        self.members.iter().filter(|m| m.role == Role::Register)
+    }
+
+    /// The member whose node signing key is `key`.
+    pub fn member_by_signing_key(&self, key: &Key32) -> Option<&Member> {
+        self.members.iter().find(|m| &m.signing_key == key)
+    }
+
+    /// The member whose TLS key fingerprint is `fingerprint`.
+    pub fn member_by_tls(&self, fingerprint: &Key32) -> Option<&Member> {
+        self.members.iter().find(|m| &m.tls_spki_sha256 == fingerprint)
+    }
+
+    /// Whether `key` is an authorised operator key of register `register`.
+    pub fn is_operator_of(&self, register: &Name, key: &Key32) -> bool {
+        self.member(register)
+            .is_some_and(|m| m.role == Role::Register && m.operators.iter().any(|o| &o.key == key))
+    }
+
+    /// The hop order of `owner`'s list among `participants` (register
+    /// names): the owner first, then the other participating registers in
+    /// manifest order. The linker follows as the last hop.
+    pub fn chain_order(&self, owner: &Name, participants: &[Name]) -> Vec<Name> {
+        let mut order = vec![owner.clone()];
+        order.extend(
+            self.registers()
+                .map(|m| &m.name)
+                .filter(|n| *n != owner && participants.contains(n))
+                .cloned(),
+        );
+        order
+    }
+}
+
+impl fmt::Debug for Key32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key32({})", &self.to_hex()[..16])
+    }
+}
+
+impl fmt::Display for Key32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl Key32 {
+    /// Lower-case hex.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Parses 64 hex digits.
+    ///
+    /// # Errors
+    ///
+    /// A message saying what is wrong.
+    pub fn from_hex(s: &str) -> Result<Self, &'static str> {
+        let s = s.trim();
+        if s.len() != 64 {
+            return Err("expected 64 hex digits");
+        }
+        let mut out = [0u8; 32];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = u8::from_str_radix(s.get(2 * i..2 * i + 2).ok_or("expected hex digits")?, 16)
+                .map_err(|_| "expected hex digits")?;
+        }
+        Ok(Key32(out))
+    }
+}
+
+impl Serialize for Key32 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_hex())
+        } else {
+            self.0.serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key32 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = crate::bounded::BoundedString::<128>::deserialize(d)?;
+            Key32::from_hex(&s).map_err(de::Error::custom)
+        } else {
+            Ok(Key32(<[u8; 32]>::deserialize(d)?))
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn member(name: &str, role: Role, seed: u8, operators: usize) -> Member {
+        Member {
+            name: Name::new(name).expect("valid"),
+            role,
+            address: format!("127.0.0.1:{}", 4000 + seed as u16),
+            tls_spki_sha256: Key32([seed; 32]),
+            signing_key: Key32([seed.wrapping_add(100); 32]),
+            hpke_key: Key32([seed.wrapping_add(200); 32]),
+            operators: (0..operators)
+                .map(|i| Operator { name: format!("op{i}"), key: Key32([seed ^ 0x55, i as u8, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30]) })
+                .collect(),
+        }
+    }
+
+    fn manifest() -> Manifest {
+        Manifest {
+            federation: "test".into(),
+            members: vec![
+                member("NPR", Role::Register, 1, 2),
+                member("KPR", Role::Register, 2, 2),
+                member("SSB", Role::Register, 3, 3),
+                member("LINKER", Role::Linker, 4, 0),
+            ],
+        }
+    }
+
+    #[test]
+    fn validation_catches_broken_manifests() {
+        let m = manifest();
+        assert_eq!(m.validate(), Ok(()));
+        let mut two_linkers = m.clone();
+        two_linkers.members[0].role = Role::Linker;
+        two_linkers.members[0].operators.clear();
+        assert_eq!(two_linkers.validate(), Err(ManifestError::LinkerCount(2)));
+        let mut dup = m.clone();
+        dup.members[1].name = Name::new("NPR").expect("valid");
+        assert!(matches!(dup.validate(), Err(ManifestError::DuplicateMember(_))));
+        let mut one_op = m.clone();
+        one_op.members[0].operators.pop();
+        assert!(matches!(one_op.validate(), Err(ManifestError::TooFewOperators(_))));
+        let mut shared_key = m.clone();
+        shared_key.members[1].signing_key = shared_key.members[0].signing_key;
+        assert!(matches!(shared_key.validate(), Err(ManifestError::DuplicateKey(_))));
+    }
+
+    #[test]
+    fn digest_changes_with_content_and_chain_order_follows_the_manifest() {
+        let m = manifest();
+        let mut other = m.clone();
+        other.members[2].address = "10.0.0.1:1".into();
+        assert_ne!(m.digest(), other.digest());
+        let n = |s: &str| Name::new(s).expect("valid");
+        assert_eq!(
+            m.chain_order(&n("SSB"), &[n("NPR"), n("SSB"), n("KPR")]),
+            vec![n("SSB"), n("NPR"), n("KPR")]
+        );
+        assert_eq!(m.chain_order(&n("KPR"), &[n("KPR"), n("SSB")]), vec![n("KPR"), n("SSB")]);
+        assert!(m.is_operator_of(&n("NPR"), &m.members[0].operators[1].key));
+        assert!(!m.is_operator_of(&n("KPR"), &m.members[0].operators[1].key));
+    }
+
+    #[test]
+    fn keys_are_hex_in_human_readable_formats() {
+        let k = Key32([0xab; 32]);
+        assert_eq!(Key32::from_hex(&k.to_hex()), Ok(k));
+        assert!(Key32::from_hex("ab").is_err());
+        assert!(Key32::from_hex(&"zz".repeat(32)).is_err());
+        let bytes = postcard::to_allocvec(&k).expect("encode");
+        assert_eq!(bytes.len(), 32);
+    }
+}

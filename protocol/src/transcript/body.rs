@@ -1,0 +1,294 @@
+//! The typed bodies of transcript statements, one per lifecycle step
+//! (PROTOCOL.md §5–§8). Every variable-length field is bounded.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    bounded::{BoundedString, BoundedVec},
+    dleq::{ChunkProof, DleqProof},
+    group::WirePoint,
+    hash::framed_sha3,
+    manifest::Key32,
+    seal::WrappedKey,
+    share::Domain,
+    types::{Digest, Name, ProjectId},
+};
+
+/// Most registers a project may involve.
+pub const MAX_REGISTERS: usize = 32;
+/// Most columns (variables) of one extract.
+pub const MAX_COLUMNS: usize = 512;
+/// Longest column name.
+pub const MAX_COLUMN_NAME: usize = 128;
+/// Most chunks of one list (with 4096-point chunks: 268 million persons).
+pub const MAX_CHUNKS: usize = 65_536;
+/// Longest free text (title, legal basis, reasons).
+pub const MAX_TEXT: usize = 1024;
+
+/// A column or variable name.
+pub type ColumnName = BoundedString<MAX_COLUMN_NAME>;
+/// A list of column names.
+pub type Columns = BoundedVec<ColumnName, MAX_COLUMNS>;
+/// Free text.
+pub type Text = BoundedString<MAX_TEXT>;
+
+/// The typed content of a statement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Body {
+    /// The researcher's project order (signed by the researcher).
+    Order(ProjectOrder),
+    /// An operator's approval of a run order (kjøreordre).
+    Approval(Approval),
+    /// A key holder's commitment `K_{i,p}` to its share.
+    Commitment(KeyCommitment),
+    /// A register announces its list.
+    ListAnnounced(ListAnnouncement),
+    /// A hop (register or linker) records its step over a whole list.
+    Hop(HopRecord),
+    /// The linker's summary of the linkage.
+    LinkSummary(LinkSummary),
+    /// The linker's record of the delivery to the researcher.
+    Delivery(DeliveryRecord),
+    /// The project is closed.
+    Closure(Closure),
+    /// A node confirms it shredded its seed for the project.
+    Shredded(Shredded),
+}
+
+impl Body {
+    /// A short stable name of the kind of body (for reports).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::Order(_) => "order",
+            Body::Approval(_) => "approval",
+            Body::Commitment(_) => "commitment",
+            Body::ListAnnounced(_) => "list-announced",
+            Body::Hop(_) => "hop",
+            Body::LinkSummary(_) => "link-summary",
+            Body::Delivery(_) => "delivery",
+            Body::Closure(_) => "closure",
+            Body::Shredded(_) => "shredded",
+        }
+    }
+}
+
+/// What a register is asked for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    /// The register.
+    pub register: Name,
+    /// The variables requested from it.
+    pub variables: Columns,
+}
+
+/// The project order (PROTOCOL.md §5.1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectOrder {
+    /// The project.
+    pub project: ProjectId,
+    /// Title.
+    pub title: Text,
+    /// Legal basis: REK / Datatilsynet reference.
+    pub legal_basis: Text,
+    /// The manifest every node pins (`Manifest::digest`).
+    pub manifest_digest: Digest,
+    /// The linker.
+    pub linker: Name,
+    /// Participating registers and their variables.
+    pub registers: BoundedVec<RegisterRequest, MAX_REGISTERS>,
+    /// The cohort expression (`link::Cohort` syntax).
+    pub cohort: Text,
+    /// Expiry, seconds since the Unix epoch.
+    pub expires: u64,
+    /// The researcher's Ed25519 key.
+    pub researcher_signing_key: Key32,
+    /// The researcher's X25519 (HPKE) key.
+    pub researcher_hpke_key: Key32,
+    /// Whether synthetic test identifiers (month + 80) are accepted.
+    pub test_mode: bool,
+}
+
+impl ProjectOrder {
+    /// `framed_sha3(ORDER, [postcard(order)])`: what approvals bind.
+    pub fn digest(&self) -> Digest {
+        Digest(framed_sha3(super::tags::ORDER, &[&super::encode(self)]))
+    }
+
+    /// The participating registers, in the order's order.
+    pub fn register_names(&self) -> Vec<Name> {
+        self.registers.iter().map(|r| r.register.clone()).collect()
+    }
+}
+
+/// An operator's approval of a register's run order (PROTOCOL.md §5.2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// The register.
+    pub register: Name,
+    /// The order approved.
+    pub order: Digest,
+    /// SHA3-256 of the extract file.
+    pub extract: Digest,
+    /// Data rows in the extract.
+    pub rows: u64,
+    /// The extract's column names.
+    pub columns: Columns,
+}
+
+/// A key holder's commitment to its share of a domain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyCommitment {
+    /// The key holder.
+    pub member: Name,
+    /// The domain.
+    pub domain: Domain,
+    /// `K = k·G`.
+    pub key: WirePoint,
+}
+
+/// Invalid identifiers of an extract, per reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvalidCount {
+    /// `ident::IdError::reason_code()`.
+    pub reason: BoundedString<32>,
+    /// How many rows.
+    pub count: u64,
+}
+
+/// A register's list announcement (PROTOCOL.md §6 steps 1–4).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ListAnnouncement {
+    /// The list (= the register).
+    pub list: Name,
+    /// The extract it was built from (must match the approvals).
+    pub extract: Digest,
+    /// Rows read from the extract.
+    pub rows: u64,
+    /// Rows excluded for an invalid identifier, per reason.
+    pub invalid: BoundedVec<InvalidCount, 16>,
+    /// Distinct persons = points in the list.
+    pub persons: u64,
+    /// The variables delivered, in extract order.
+    pub columns: Columns,
+    /// `D_j = β_j⁻¹·G`.
+    pub blinding_commitment: WirePoint,
+    /// Merkle root of the owner's blinded points `y_t` (input of hop 1).
+    pub points_root: Digest,
+    /// Merkle root of the sealed items.
+    pub sealed_root: Digest,
+    /// Points per chunk (a power of two).
+    pub chunk_size: u32,
+    /// The list's content key, sealed to the researcher.
+    pub content_key: WrappedKey,
+}
+
+/// One chunk of a hop.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRecord {
+    /// Merkle root of the chunk's input points.
+    pub input_root: Digest,
+    /// Merkle root of the chunk's output points.
+    pub output_root: Digest,
+    /// Points in the chunk.
+    pub count: u32,
+    /// The batched DLEQ proof.
+    pub proof: ChunkProof,
+}
+
+/// The linker's proof that its step key is `k_L·β⁻¹`:
+/// `log_G K_L = log_{D_j} C_j`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkerKeyProof {
+    /// `K_L`, the linker's commitment.
+    pub linker_key: WirePoint,
+    /// `C_j = k_L·D_j`, the public key of the linker's chunk step.
+    pub combined: WirePoint,
+    /// The DLEQ proof.
+    pub proof: DleqProof,
+}
+
+/// A hop's record of its step over one list (PROTOCOL.md §6.5–6).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HopRecord {
+    /// The list.
+    pub list: Name,
+    /// The hop index (1 = first hop after the owner).
+    pub hop: u32,
+    /// The hop's node.
+    pub member: Name,
+    /// The step's public key: `K_h`, or `C_j` for the linker.
+    pub key: WirePoint,
+    /// Points in the list.
+    pub count: u64,
+    /// Points per chunk.
+    pub chunk_size: u32,
+    /// Merkle root of all input points.
+    pub input_root: Digest,
+    /// Merkle root of all output points.
+    pub output_root: Digest,
+    /// Per-chunk roots and proofs.
+    pub chunks: BoundedVec<ChunkRecord, MAX_CHUNKS>,
+    /// For the linker's hop: the key proof.
+    pub linker: Option<LinkerKeyProof>,
+}
+
+/// Per-list outcome of the linkage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkedList {
+    /// The list.
+    pub list: Name,
+    /// Merkle root of the final pseudonyms (the linker hop's output root).
+    pub final_root: Digest,
+    /// Persons in the list.
+    pub persons: u64,
+    /// Of those, persons in the cohort.
+    pub matched: u64,
+}
+
+/// The linker's summary of the linkage (PROTOCOL.md §7).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkSummary {
+    /// The cohort expression evaluated (canonical form).
+    pub cohort: Text,
+    /// Persons in the cohort.
+    pub cohort_persons: u64,
+    /// Per list.
+    pub lists: BoundedVec<LinkedList, MAX_REGISTERS>,
+}
+
+/// Per-list delivery record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveredList {
+    /// The list.
+    pub list: Name,
+    /// Items (persons) delivered.
+    pub items: u64,
+    /// Digest of the delivered selection (positions and lnr, in order).
+    pub selection: Digest,
+}
+
+/// The linker's record of a delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    /// The researcher key the delivery was made to.
+    pub recipient: Key32,
+    /// Per list.
+    pub lists: BoundedVec<DeliveredList, MAX_REGISTERS>,
+}
+
+/// The project is closed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Closure {
+    /// Why (expiry, researcher's request, ...).
+    pub reason: Text,
+}
+
+/// A node confirms it deleted its seed for the domain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shredded {
+    /// The node.
+    pub member: Name,
+    /// The domain shredded.
+    pub domain: Domain,
+}
