@@ -36,5 +36,7 @@
 pub mod bounded;
 pub mod group;
 pub mod hash;
+pub mod merkle;
+pub mod seal;
 pub mod share;
 pub mod types;
