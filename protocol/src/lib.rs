@@ -38,5 +38,7 @@ pub mod chain;
 pub mod dleq;
 pub mod group;
 pub mod hash;
+pub mod merkle;
+pub mod seal;
 pub mod share;
 pub mod types;
