@@ -13,8 +13,14 @@ use serde::{
 };
 
 /// A `Vec<T>` of at most `N` elements.
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct BoundedVec<T, const N: usize>(Vec<T>);
+
+impl<T, const N: usize> Default for BoundedVec<T, N> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
 
 /// A byte string of at most `N` bytes.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]

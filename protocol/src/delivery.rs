@@ -113,6 +113,10 @@ pub fn deliver_item(
 /// Verifies a delivered item against the transcript's roots and opens it
 /// (researcher side). Returns the person's rows.
 ///
+/// `persons` is the list size signed in the owner's announcement: RFC 6962
+/// paths alone do not bind the tree size, so both proofs must be for a
+/// tree of exactly that many leaves.
+///
 /// # Errors
 ///
 /// A [`DeliveryError`] naming the list, the position and the check.
@@ -122,13 +126,15 @@ pub fn open_item(
     item: &DeliveredItem,
     sealed_root: &Digest,
     final_root: &Digest,
+    persons: u64,
     key: &ContentKey,
 ) -> Result<Vec<Vec<String>>, DeliveryError> {
     let (l, p) = (list.clone(), item.position);
-    if item.sealed_proof.index != p.0 || item.sealed_proof.verify(sealed_root, sealed_leaf(&item.sealed)).is_err() {
+    let sized = |proof: &InclusionProof| proof.index == p.0 && proof.size == persons;
+    if !sized(&item.sealed_proof) || item.sealed_proof.verify(sealed_root, sealed_leaf(&item.sealed)).is_err() {
         return Err(DeliveryError::SealedProof { list: l, position: p });
     }
-    if item.point_proof.index != p.0 || item.point_proof.verify(final_root, item.point.as_bytes()).is_err() {
+    if !sized(&item.point_proof) || item.point_proof.verify(final_root, item.point.as_bytes()).is_err() {
         return Err(DeliveryError::PointProof { list: l, position: p });
     }
     if Lnr::derive(project, &item.point) != item.lnr {

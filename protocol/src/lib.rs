@@ -35,10 +35,17 @@
 
 pub mod bounded;
 pub mod chain;
+pub mod delivery;
 pub mod dleq;
+pub mod extract;
 pub mod group;
 pub mod hash;
+pub mod hop;
+pub mod manifest;
 pub mod merkle;
+pub mod messages;
+pub mod owner;
 pub mod seal;
 pub mod share;
+pub mod transcript;
 pub mod types;

@@ -93,7 +93,7 @@ pub fn prepare_list<R: CryptoRng + ?Sized>(
         .enumerate()
         .map(|(t, p)| {
             let plain = encode_rows(&p.rows)?;
-            Ok(content_key.seal_item(project, list, Position(t as u64), &plain))
+            content_key.seal_item(project, list, Position(t as u64), &plain)
         })
         .collect::<Result<_, SealError>>()?;
     let sealed_root = MerkleTree::from_leaves(sealed.iter().map(sealed_leaf)).root();

@@ -266,7 +266,7 @@ impl Federation {
             cohort: text(&cohort.to_string())?,
             expires: now + 5 * 365 * 86_400,
             researcher_signing_key: Key32(self.researcher_signing.verifying_key().to_bytes()),
-            researcher_hpke_key: Key32(self.researcher_hpke.public_key().0),
+            researcher_hpke_key: Key32(*self.researcher_hpke.public_key().as_bytes()),
             test_mode: false,
         };
         let order_digest = order.digest();
@@ -303,7 +303,7 @@ impl Federation {
 
         // 4. Owners prepare and announce their lists.
         let researcher_pk = self.researcher_hpke.public_key();
-        let linker_pk = HpkePublicKey(self.member(&linker_name)?.hpke_key.0);
+        let linker_pk = HpkePublicKey::from_bytes(self.member(&linker_name)?.hpke_key.0).map_err(|e| RunError::Setup(format!("the linker's HPKE key: {e}")))?;
         let mut prepared: BTreeMap<Name, PreparedList> = BTreeMap::new();
         let mut stats = BTreeMap::new();
         for e in extracts {
@@ -477,7 +477,7 @@ impl Federation {
                 .map_err(|e| RunError::Setup(format!("cannot open the content key of {list}: {e}")))?;
             let mut rows = Vec::new();
             for item in items {
-                for r in open_item(&project, list, item, &announcement.sealed_root, &final_root, &key)? {
+                for r in open_item(&project, list, item, &announcement.sealed_root, &final_root, announcement.persons, &key)? {
                     rows.push((item.lnr.clone(), r));
                 }
             }
