@@ -33,9 +33,9 @@ pub(crate) const CHECK_LEN: usize = 32;
 
 /// Argon2id cost parameters for a passphrase-protected keystore.
 ///
-/// [`KdfParams::default`] is m = 64 MiB, t = 3, p = 1 (about a fifth of a
-/// second on this class of machine). Lower values are for tests only: they
-/// make an offline guessing attack on a stolen keystore file cheaper.
+/// [`KdfParams::default`] is m = 64 MiB, t = 3, p = 1, paid once per
+/// `create` and `open`. Lower values are for tests only: they make an
+/// offline guessing attack on a stolen keystore file cheaper.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KdfParams {
     m_cost_kib: u32,

@@ -189,7 +189,7 @@ impl Keystore {
     pub fn open(dir: impl AsRef<Path>, passphrase: Option<&str>) -> Result<Self, KeystoreError> {
         let dir = dir.as_ref();
         let path = dir.join(KEYSTORE_FILE);
-        if !files::exists(dir)? {
+        if !files::exists(&path)? {
             return Err(KeystoreError::NotFound { path });
         }
         files::check_private_dir(dir)?;

@@ -24,7 +24,7 @@
 //! ```
 //!
 //! - [`keystore`] has [`Keystore`], the API;
-//! - [`format`] documents the byte layout of `keystore.kob` (version 1);
+//! - [`format`](mod@format) documents the byte layout of `keystore.kob` (version 1);
 //! - [`seeds`] documents seed files, their byte layout, and shredding;
 //! - `kdf` runs Argon2id with [`KdfParams`];
 //! - `files` does private permissions, atomic no-clobber writes, overwriting;

@@ -34,7 +34,7 @@
 //!
 //! # Shredding
 //!
-//! [`SeedStore::shred`] first writes the tombstone (atomically, fsynced),
+//! [`Keystore::shred`](crate::Keystore::shred) first writes the tombstone (atomically, fsynced),
 //! then overwrites the seed file with zeros, fsyncs, deletes it and fsyncs
 //! the directory. Tombstone first: a crash between the steps leaves a
 //! domain that reads as shredded (and a later `shred` finishes the job),
