@@ -36,5 +36,7 @@
 pub mod bounded;
 pub mod group;
 pub mod hash;
+pub mod ident;
+pub mod link;
 pub mod share;
 pub mod types;
