@@ -41,6 +41,8 @@ pub mod extract;
 pub mod group;
 pub mod hash;
 pub mod hop;
+pub mod ident;
+pub mod link;
 pub mod manifest;
 pub mod merkle;
 pub mod messages;
