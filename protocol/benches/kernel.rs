@@ -23,7 +23,13 @@ const N: usize = 4096;
 
 fn inputs() -> Vec<WirePoint> {
     (0..N as u64)
-        .map(|i| WirePoint(hash_to_group(tags::IDENTITY, &i.to_le_bytes()).compress().to_bytes()))
+        .map(|i| {
+            WirePoint(
+                hash_to_group(tags::IDENTITY, &i.to_le_bytes())
+                    .compress()
+                    .to_bytes(),
+            )
+        })
         .collect()
 }
 
@@ -70,7 +76,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| ps.par_iter().map(|p| scalar * p).collect::<Vec<_>>())
     });
 
-    g.bench_function("chain_step", |b| b.iter(|| chain::apply_share(&share, &input, 0).expect("valid")));
+    g.bench_function("chain_step", |b| {
+        b.iter(|| chain::apply_share(&share, &input, 0).expect("valid"))
+    });
 
     let decoded = chain::decode_points(&input, 0).expect("valid");
     let output = chain::multiply_decoded(&share, &decoded);

@@ -44,7 +44,9 @@ pub struct DeliveredItem {
 #[non_exhaustive]
 pub enum DeliveryError {
     /// The sealed item is not the owner's at that position.
-    #[error("list {list} position {position}: the sealed item is not under the owner's signed root")]
+    #[error(
+        "list {list} position {position}: the sealed item is not under the owner's signed root"
+    )]
     SealedProof {
         /// The list.
         list: Name,
@@ -52,7 +54,9 @@ pub enum DeliveryError {
         position: Position,
     },
     /// The pseudonym is not the chain's at that position.
-    #[error("list {list} position {position}: the pseudonym is not under the linker's signed root")]
+    #[error(
+        "list {list} position {position}: the pseudonym is not under the linker's signed root"
+    )]
     PointProof {
         /// The list.
         list: Name,
@@ -131,17 +135,44 @@ pub fn open_item(
 ) -> Result<Vec<Vec<String>>, DeliveryError> {
     let (l, p) = (list.clone(), item.position);
     let sized = |proof: &InclusionProof| proof.index == p.0 && proof.size == persons;
-    if !sized(&item.sealed_proof) || item.sealed_proof.verify(sealed_root, sealed_leaf(&item.sealed)).is_err() {
-        return Err(DeliveryError::SealedProof { list: l, position: p });
+    if !sized(&item.sealed_proof)
+        || item
+            .sealed_proof
+            .verify(sealed_root, sealed_leaf(&item.sealed))
+            .is_err()
+    {
+        return Err(DeliveryError::SealedProof {
+            list: l,
+            position: p,
+        });
     }
-    if !sized(&item.point_proof) || item.point_proof.verify(final_root, item.point.as_bytes()).is_err() {
-        return Err(DeliveryError::PointProof { list: l, position: p });
+    if !sized(&item.point_proof)
+        || item
+            .point_proof
+            .verify(final_root, item.point.as_bytes())
+            .is_err()
+    {
+        return Err(DeliveryError::PointProof {
+            list: l,
+            position: p,
+        });
     }
     if Lnr::derive(project, &item.point) != item.lnr {
-        return Err(DeliveryError::Lnr { list: l, position: p });
+        return Err(DeliveryError::Lnr {
+            list: l,
+            position: p,
+        });
     }
     let plain = key
         .open_item(project, list, p, &item.sealed)
-        .map_err(|source| DeliveryError::Open { list: l.clone(), position: p, source })?;
-    decode_rows(&plain).map_err(|source| DeliveryError::Open { list: l, position: p, source })
+        .map_err(|source| DeliveryError::Open {
+            list: l.clone(),
+            position: p,
+            source,
+        })?;
+    decode_rows(&plain).map_err(|source| DeliveryError::Open {
+        list: l,
+        position: p,
+        source,
+    })
 }

@@ -89,16 +89,24 @@ impl ListBuilder {
     ///
     /// The row's [`IdError`] if the identifier is invalid; the row is counted
     /// and excluded, and the builder carries on.
-    pub fn push_row(&mut self, line: u64, identifier: &str, values: Vec<String>) -> Result<(), IdError> {
+    pub fn push_row(
+        &mut self,
+        line: u64,
+        identifier: &str,
+        values: Vec<String>,
+    ) -> Result<(), IdError> {
         self.rows += 1;
         let id = match Identifier::parse(identifier, self.options) {
             Ok(id) => id,
             Err(e) => {
-                let s = self.invalid.entry(e.reason_code()).or_insert_with(|| InvalidSummary {
-                    reason: e.reason_code(),
-                    count: 0,
-                    lines: Vec::new(),
-                });
+                let s = self
+                    .invalid
+                    .entry(e.reason_code())
+                    .or_insert_with(|| InvalidSummary {
+                        reason: e.reason_code(),
+                        count: 0,
+                        lines: Vec::new(),
+                    });
                 s.count += 1;
                 if s.lines.len() < LINES_PER_REASON {
                     s.lines.push(line);
@@ -120,7 +128,10 @@ impl ListBuilder {
             Some(&i) => self.persons[i].rows.push(values),
             None => {
                 self.index.insert(id.clone(), self.persons.len());
-                self.persons.push(Person { id, rows: vec![values] });
+                self.persons.push(Person {
+                    id,
+                    rows: vec![values],
+                });
             }
         }
         Ok(())

@@ -181,7 +181,13 @@ impl Hop {
     /// # Errors
     ///
     /// [`HopError::BadChunkSize`].
-    pub fn register(ctx: ListContext, hop: u32, member: Name, share: Share, previous_key: Option<WirePoint>) -> Result<Self, HopError> {
+    pub fn register(
+        ctx: ListContext,
+        hop: u32,
+        member: Name,
+        share: Share,
+        previous_key: Option<WirePoint>,
+    ) -> Result<Self, HopError> {
         Self::new(ctx, hop, member, share, previous_key, None)
     }
 
@@ -203,13 +209,32 @@ impl Hop {
         previous_key: Option<WirePoint>,
         rng: &mut R,
     ) -> Result<Self, HopError> {
-        let d = blinding_commitment.decode().map_err(|_| HopError::Malformed { chunk: 0 })?;
+        let d = blinding_commitment
+            .decode()
+            .map_err(|_| HopError::Malformed { chunk: 0 })?;
         let combined = share.product(&blinding.invert());
         let linker_key = share.commitment();
         let c = combined.commitment();
-        let context = dleq::linker_key_context(&ctx.project, &ctx.list, &linker_key, blinding_commitment, &c);
+        let context = dleq::linker_key_context(
+            &ctx.project,
+            &ctx.list,
+            &linker_key,
+            blinding_commitment,
+            &c,
+        );
         let proof = dleq::prove(share, &RISTRETTO_BASEPOINT_POINT, d.inner(), &context, rng);
-        Self::new(ctx, hop, member, combined, previous_key, Some(LinkerKeyProof { linker_key, combined: c, proof }))
+        Self::new(
+            ctx,
+            hop,
+            member,
+            combined,
+            previous_key,
+            Some(LinkerKeyProof {
+                linker_key,
+                combined: c,
+                proof,
+            }),
+        )
     }
 
     fn new(
@@ -224,7 +249,17 @@ impl Hop {
             return Err(HopError::BadChunkSize);
         }
         let key = share.commitment();
-        Ok(Self { ctx, hop, member, share, key, previous_key, linker, next_chunk: 0, records: Vec::new() })
+        Ok(Self {
+            ctx,
+            hop,
+            member,
+            share,
+            key,
+            previous_key,
+            linker,
+            next_chunk: 0,
+            records: Vec::new(),
+        })
     }
 
     /// The step's public key (`K_h`, or `C_j` for the linker).
@@ -249,21 +284,35 @@ impl Hop {
     /// # Errors
     ///
     /// A [`HopError`]; the hop's state is unchanged on error.
-    pub fn handle_chunk<R: CryptoRng + ?Sized>(&mut self, chunk: &PointChunk, rng: &mut R) -> Result<PointChunk, HopError> {
+    pub fn handle_chunk<R: CryptoRng + ?Sized>(
+        &mut self,
+        chunk: &PointChunk,
+        rng: &mut R,
+    ) -> Result<PointChunk, HopError> {
         if chunk.project != self.ctx.project || chunk.list != self.ctx.list {
             return Err(HopError::WrongList);
         }
         if chunk.hop + 1 != self.hop {
-            return Err(HopError::WrongHop { expected: self.hop - 1, got: chunk.hop });
+            return Err(HopError::WrongHop {
+                expected: self.hop - 1,
+                got: chunk.hop,
+            });
         }
         if chunk.chunk != self.next_chunk || self.is_complete() {
-            return Err(HopError::OutOfOrder { expected: self.next_chunk, got: chunk.chunk });
+            return Err(HopError::OutOfOrder {
+                expected: self.next_chunk,
+                got: chunk.chunk,
+            });
         }
         let c = chunk.chunk;
         let expected = self.ctx.chunk_len(c);
         let got = chunk.output.len() as u64;
         if got != expected {
-            return Err(HopError::WrongCount { chunk: c, expected, got });
+            return Err(HopError::WrongCount {
+                chunk: c,
+                expected,
+                got,
+            });
         }
         let first = c * u64::from(self.ctx.chunk_size);
         let points = chain::decode_points(&chunk.output, first)?;
@@ -283,7 +332,8 @@ impl Hop {
                     output_root: input_root,
                     count: expected,
                 };
-                dleq::verify_chunk(&statement, &prev_input, &points, proof).map_err(|_| HopError::BadProof { chunk: c })?;
+                dleq::verify_chunk(&statement, &prev_input, &points, proof)
+                    .map_err(|_| HopError::BadProof { chunk: c })?;
             }
             _ => return Err(HopError::Malformed { chunk: c }),
         }
@@ -301,7 +351,12 @@ impl Hop {
             count: expected,
         };
         let proof = dleq::prove_chunk(&self.share, &statement, &points, rng);
-        self.records.push(ChunkRecord { input_root, output_root, count: expected as u32, proof });
+        self.records.push(ChunkRecord {
+            input_root,
+            output_root,
+            count: expected as u32,
+            proof,
+        });
         self.next_chunk += 1;
         Ok(PointChunk {
             project: self.ctx.project.clone(),
@@ -321,7 +376,10 @@ impl Hop {
     /// [`HopError::Incomplete`].
     pub fn finish(self) -> Result<HopRecord, HopError> {
         if !self.is_complete() {
-            return Err(HopError::Incomplete { done: self.next_chunk, total: self.ctx.chunks() });
+            return Err(HopError::Incomplete {
+                done: self.next_chunk,
+                total: self.ctx.chunks(),
+            });
         }
         let ins: Vec<Digest> = self.records.iter().map(|r| r.input_root).collect();
         let outs: Vec<Digest> = self.records.iter().map(|r| r.output_root).collect();
@@ -343,16 +401,22 @@ impl Hop {
 }
 
 /// Splits owner points into hop-0 chunks.
-pub fn owner_chunks<'a>(ctx: &'a ListContext, points: &'a [WirePoint]) -> impl Iterator<Item = PointChunk> + 'a {
-    points.chunks(ctx.chunk_size.max(1) as usize).enumerate().map(move |(i, c)| PointChunk {
-        project: ctx.project.clone(),
-        list: ctx.list.clone(),
-        hop: 0,
-        chunk: i as u64,
-        input: BoundedVec::default(),
-        output: bounded(c.to_vec()),
-        proof: None,
-    })
+pub fn owner_chunks<'a>(
+    ctx: &'a ListContext,
+    points: &'a [WirePoint],
+) -> impl Iterator<Item = PointChunk> + 'a {
+    points
+        .chunks(ctx.chunk_size.max(1) as usize)
+        .enumerate()
+        .map(move |(i, c)| PointChunk {
+            project: ctx.project.clone(),
+            list: ctx.list.clone(),
+            hop: 0,
+            chunk: i as u64,
+            input: BoundedVec::default(),
+            output: bounded(c.to_vec()),
+            proof: None,
+        })
 }
 
 /// The owner's step on identity points: `y_t = (β·k_j)·I(x_t)`.

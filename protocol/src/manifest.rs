@@ -124,7 +124,11 @@ impl Manifest {
                 _ => {}
             }
         }
-        let linkers = self.members.iter().filter(|m| m.role == Role::Linker).count();
+        let linkers = self
+            .members
+            .iter()
+            .filter(|m| m.role == Role::Linker)
+            .count();
         if linkers != 1 {
             return Err(ManifestError::LinkerCount(linkers));
         }
@@ -165,7 +169,9 @@ impl Manifest {
 
     /// The member whose TLS key fingerprint is `fingerprint`.
     pub fn member_by_tls(&self, fingerprint: &Key32) -> Option<&Member> {
-        self.members.iter().find(|m| &m.tls_spki_sha256 == fingerprint)
+        self.members
+            .iter()
+            .find(|m| &m.tls_spki_sha256 == fingerprint)
     }
 
     /// Whether `key` is an authorised operator key of register `register`.
@@ -260,7 +266,43 @@ pub(crate) mod tests {
             signing_key: Key32([seed.wrapping_add(100); 32]),
             hpke_key: Key32([seed.wrapping_add(200); 32]),
             operators: (0..operators)
-                .map(|i| Operator { name: format!("op{i}"), key: Key32([seed ^ 0x55, i as u8, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30]) })
+                .map(|i| Operator {
+                    name: format!("op{i}"),
+                    key: Key32([
+                        seed ^ 0x55,
+                        i as u8,
+                        1,
+                        2,
+                        3,
+                        4,
+                        5,
+                        6,
+                        7,
+                        8,
+                        9,
+                        10,
+                        11,
+                        12,
+                        13,
+                        14,
+                        15,
+                        16,
+                        17,
+                        18,
+                        19,
+                        20,
+                        21,
+                        22,
+                        23,
+                        24,
+                        25,
+                        26,
+                        27,
+                        28,
+                        29,
+                        30,
+                    ]),
+                })
                 .collect(),
         }
     }
@@ -287,13 +329,22 @@ pub(crate) mod tests {
         assert_eq!(two_linkers.validate(), Err(ManifestError::LinkerCount(2)));
         let mut dup = m.clone();
         dup.members[1].name = Name::new("NPR").expect("valid");
-        assert!(matches!(dup.validate(), Err(ManifestError::DuplicateMember(_))));
+        assert!(matches!(
+            dup.validate(),
+            Err(ManifestError::DuplicateMember(_))
+        ));
         let mut one_op = m.clone();
         one_op.members[0].operators.pop();
-        assert!(matches!(one_op.validate(), Err(ManifestError::TooFewOperators(_))));
+        assert!(matches!(
+            one_op.validate(),
+            Err(ManifestError::TooFewOperators(_))
+        ));
         let mut shared_key = m.clone();
         shared_key.members[1].signing_key = shared_key.members[0].signing_key;
-        assert!(matches!(shared_key.validate(), Err(ManifestError::DuplicateKey(_))));
+        assert!(matches!(
+            shared_key.validate(),
+            Err(ManifestError::DuplicateKey(_))
+        ));
     }
 
     #[test]
@@ -307,7 +358,10 @@ pub(crate) mod tests {
             m.chain_order(&n("SSB"), &[n("NPR"), n("SSB"), n("KPR")]),
             vec![n("SSB"), n("NPR"), n("KPR")]
         );
-        assert_eq!(m.chain_order(&n("KPR"), &[n("KPR"), n("SSB")]), vec![n("KPR"), n("SSB")]);
+        assert_eq!(
+            m.chain_order(&n("KPR"), &[n("KPR"), n("SSB")]),
+            vec![n("KPR"), n("SSB")]
+        );
         assert!(m.is_operator_of(&n("NPR"), &m.members[0].operators[1].key));
         assert!(!m.is_operator_of(&n("KPR"), &m.members[0].operators[1].key));
     }

@@ -151,7 +151,8 @@ pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
     if bytes.len() > MAX_FRAME {
         return Err(DecodeError::TooLarge(bytes.len()));
     }
-    let (m, rest) = postcard::take_from_bytes::<Message>(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let (m, rest) = postcard::take_from_bytes::<Message>(bytes)
+        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
         return Err(DecodeError::Trailing);
     }

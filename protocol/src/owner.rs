@@ -14,7 +14,9 @@ use crate::{
     group::WirePoint,
     hop::{points_root, ListContext},
     merkle::MerkleTree,
-    seal::{encode_rows, seal_blinding, ContentKey, HpkePublicKey, SealError, SealedItem, WrappedKey},
+    seal::{
+        encode_rows, seal_blinding, ContentKey, HpkePublicKey, SealError, SealedItem, WrappedKey,
+    },
     share::Share,
     types::{Digest, Name, Position, ProjectId},
 };
@@ -99,7 +101,12 @@ pub fn prepare_list<R: CryptoRng + ?Sized>(
     let sealed_root = MerkleTree::from_leaves(sealed.iter().map(sealed_leaf)).root();
     let points_root = points_root(&points);
     Ok(PreparedList {
-        context: ListContext { project: project.clone(), list: list.clone(), persons: points.len() as u64, chunk_size },
+        context: ListContext {
+            project: project.clone(),
+            list: list.clone(),
+            persons: points.len() as u64,
+            chunk_size,
+        },
         blinding_commitment: blinding.invert().commitment(),
         blinding_for_linker: seal_blinding(linker, project, list, &blinding, rng),
         content_key: content_key.wrap(researcher, project, list, rng),

@@ -35,9 +35,9 @@ use kobling_protocol::{
     seal::{open_blinding, HpkePublicKey, HpkeSecretKey},
     share::{Domain, Share},
     transcript::{
-        self, Approval, Body, ColumnName, Columns, DeliveredList, DeliveryRecord, InvalidCount, KeyCommitment,
-        LinkSummary, LinkedList, ListAnnouncement, ProjectOrder, RegisterRequest, Signer, Statement, Trailer,
-        Transcript, VerifiedTranscript,
+        self, Approval, Body, ColumnName, Columns, DeliveredList, DeliveryRecord, InvalidCount,
+        KeyCommitment, LinkSummary, LinkedList, ListAnnouncement, ProjectOrder, RegisterRequest,
+        Signer, Statement, Trailer, Transcript, VerifiedTranscript,
     },
     types::{Digest, Name, ProjectId},
 };
@@ -126,7 +126,9 @@ pub struct Federation {
 
 impl core::fmt::Debug for Federation {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Federation").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Federation")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -170,10 +172,24 @@ impl Federation {
         let mut keystores = BTreeMap::new();
         let mut operators = BTreeMap::new();
         let mut members = Vec::new();
-        for (i, name) in registers.iter().copied().chain(std::iter::once(LINKER)).enumerate() {
+        for (i, name) in registers
+            .iter()
+            .copied()
+            .chain(std::iter::once(LINKER))
+            .enumerate()
+        {
             let n = name_of(name)?;
-            let ks = Keystore::create(&dir.join(name), None, KdfParams::default(), &["localhost".to_string()])?;
-            let role = if name == LINKER { Role::Linker } else { Role::Register };
+            let ks = Keystore::create(
+                &dir.join(name),
+                None,
+                KdfParams::default(),
+                &["localhost".to_string()],
+            )?;
+            let role = if name == LINKER {
+                Role::Linker
+            } else {
+                Role::Register
+            };
             let ops: Vec<SigningKey> = if role == Role::Register {
                 (0..2).map(|_| SigningKey::generate(&mut rng)).collect()
             } else {
@@ -189,14 +205,22 @@ impl Federation {
                 operators: ops
                     .iter()
                     .enumerate()
-                    .map(|(k, o)| Operator { name: format!("{name}-operator-{}", k + 1), key: Key32(o.verifying_key().to_bytes()) })
+                    .map(|(k, o)| Operator {
+                        name: format!("{name}-operator-{}", k + 1),
+                        key: Key32(o.verifying_key().to_bytes()),
+                    })
                     .collect(),
             });
             keystores.insert(n.clone(), ks);
             operators.insert(n, ops);
         }
-        let manifest = Manifest { federation: "kobling-sim".into(), members };
-        manifest.validate().map_err(|e| RunError::Setup(e.to_string()))?;
+        let manifest = Manifest {
+            federation: "kobling-sim".into(),
+            members,
+        };
+        manifest
+            .validate()
+            .map_err(|e| RunError::Setup(e.to_string()))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             manifest,
@@ -245,11 +269,19 @@ impl Federation {
         let linker_key = self.signing_key(&linker_name)?;
         let mut log = Transcript::new();
         let now = 1_700_000_000u64;
-        let statement = |signer: Signer, body: Body| Statement { project: project.clone(), time: now, signer, body };
+        let statement = |signer: Signer, body: Body| Statement {
+            project: project.clone(),
+            time: now,
+            signer,
+            body,
+        };
 
         // 1. The researcher's order.
         let cohort = Cohort::parse(&config.cohort).map_err(|e| RunError::Setup(e.to_string()))?;
-        let registers: Vec<Name> = extracts.iter().map(|e| name_of(e.name)).collect::<Result<_, _>>()?;
+        let registers: Vec<Name> = extracts
+            .iter()
+            .map(|e| name_of(e.name))
+            .collect::<Result<_, _>>()?;
         let order = ProjectOrder {
             project: project.clone(),
             title: text("Synthetic demonstration project")?,
@@ -259,7 +291,12 @@ impl Federation {
             registers: BoundedVec::new(
                 extracts
                     .iter()
-                    .map(|e| Ok(RegisterRequest { register: name_of(e.name)?, variables: columns(&e.columns[1..])? }))
+                    .map(|e| {
+                        Ok(RegisterRequest {
+                            register: name_of(e.name)?,
+                            variables: columns(&e.columns[1..])?,
+                        })
+                    })
                     .collect::<Result<Vec<_>, RunError>>()?,
             )
             .map_err(|e| RunError::Setup(e.to_string()))?,
@@ -271,7 +308,10 @@ impl Federation {
         };
         let order_digest = order.digest();
         let researcher = Signer::Researcher(order.researcher_signing_key);
-        log.append(statement(researcher, Body::Order(order.clone())).sign(&self.researcher_signing), &linker_key);
+        log.append(
+            statement(researcher, Body::Order(order.clone())).sign(&self.researcher_signing),
+            &linker_key,
+        );
 
         // 2. Two operators approve each register's extract.
         for e in extracts {
@@ -284,8 +324,14 @@ impl Federation {
                 columns: columns(&e.columns)?,
             };
             for op in self.operators.get(&register).into_iter().flatten() {
-                let signer = Signer::Operator { register: register.clone(), key: Key32(op.verifying_key().to_bytes()) };
-                log.append(statement(signer, Body::Approval(approval.clone())).sign(op), &linker_key);
+                let signer = Signer::Operator {
+                    register: register.clone(),
+                    key: Key32(op.verifying_key().to_bytes()),
+                };
+                log.append(
+                    statement(signer, Body::Approval(approval.clone())).sign(op),
+                    &linker_key,
+                );
             }
         }
 
@@ -296,14 +342,22 @@ impl Federation {
             ks.accept_domain(&domain)?;
             let key = ks.commitment(&domain)?;
             commitments.insert(member.clone(), key);
-            let body = Body::Commitment(KeyCommitment { member: member.clone(), domain: domain.clone(), key });
+            let body = Body::Commitment(KeyCommitment {
+                member: member.clone(),
+                domain: domain.clone(),
+                key,
+            });
             let node_key = self.signing_key(member)?;
-            log.append(statement(Signer::Node(member.clone()), body).sign(&node_key), &linker_key);
+            log.append(
+                statement(Signer::Node(member.clone()), body).sign(&node_key),
+                &linker_key,
+            );
         }
 
         // 4. Owners prepare and announce their lists.
         let researcher_pk = self.researcher_hpke.public_key();
-        let linker_pk = HpkePublicKey::from_bytes(self.member(&linker_name)?.hpke_key.0).map_err(|e| RunError::Setup(format!("the linker's HPKE key: {e}")))?;
+        let linker_pk = HpkePublicKey::from_bytes(self.member(&linker_name)?.hpke_key.0)
+            .map_err(|e| RunError::Setup(format!("the linker's HPKE key: {e}")))?;
         let mut prepared: BTreeMap<Name, PreparedList> = BTreeMap::new();
         let mut stats = BTreeMap::new();
         for e in extracts {
@@ -315,8 +369,17 @@ impl Federation {
             }
             let (persons, st) = builder.finish();
             let share = self.keystore_ref(&list)?.share(&domain)?;
-            let p = prepare_list(&project, &list, persons, &share, &researcher_pk, &linker_pk, config.chunk_size, &mut rng)
-                .map_err(|err| RunError::Owner(list.clone(), err))?;
+            let p = prepare_list(
+                &project,
+                &list,
+                persons,
+                &share,
+                &researcher_pk,
+                &linker_pk,
+                config.chunk_size,
+                &mut rng,
+            )
+            .map_err(|err| RunError::Owner(list.clone(), err))?;
             let announcement = ListAnnouncement {
                 list: list.clone(),
                 extract: extract_digest(e),
@@ -324,7 +387,12 @@ impl Federation {
                 invalid: BoundedVec::new(
                     st.invalid
                         .iter()
-                        .map(|i| Ok(InvalidCount { reason: bstr(i.reason)?, count: i.count }))
+                        .map(|i| {
+                            Ok(InvalidCount {
+                                reason: bstr(i.reason)?,
+                                count: i.count,
+                            })
+                        })
                         .collect::<Result<Vec<_>, RunError>>()?,
                 )
                 .map_err(|e| RunError::Setup(e.to_string()))?,
@@ -337,14 +405,22 @@ impl Federation {
                 content_key: p.content_key.clone(),
             };
             let node_key = self.signing_key(&list)?;
-            log.append(statement(Signer::Node(list.clone()), Body::ListAnnounced(announcement)).sign(&node_key), &linker_key);
+            log.append(
+                statement(
+                    Signer::Node(list.clone()),
+                    Body::ListAnnounced(announcement),
+                )
+                .sign(&node_key),
+                &linker_key,
+            );
             stats.insert(list.clone(), st);
             prepared.insert(list, p);
         }
 
         // 5. The chain, list by list, chunk by chunk through every hop.
         let linker_share = self.keystore_ref(&linker_name)?.share(&domain)?;
-        let linker_hpke = HpkeSecretKey::from_bytes(*self.keystore_ref(&linker_name)?.x25519_secret_bytes());
+        let linker_hpke =
+            HpkeSecretKey::from_bytes(*self.keystore_ref(&linker_name)?.x25519_secret_bytes());
         let mut final_points: BTreeMap<Name, Vec<WirePoint>> = BTreeMap::new();
         for (list, p) in &prepared {
             let order_of_hops = {
@@ -356,18 +432,39 @@ impl Federation {
             let mut previous_key = None;
             for (i, member) in order_of_hops.iter().enumerate() {
                 let mut share = self.keystore_ref(member)?.share(&domain)?;
-                if fault == Some(&Fault::WrongShare { list: list.to_string(), member: member.to_string() }) {
+                if fault
+                    == Some(&Fault::WrongShare {
+                        list: list.to_string(),
+                        member: member.to_string(),
+                    })
+                {
                     share = Share::random(&mut rng);
                 }
-                let hop = Hop::register(p.context.clone(), i as u32 + 1, member.clone(), share, previous_key)
-                    .map_err(|source| RunError::Hop { list: list.clone(), hop: i as u32 + 1, member: member.clone(), chunk: 0, source })?;
+                let hop = Hop::register(
+                    p.context.clone(),
+                    i as u32 + 1,
+                    member.clone(),
+                    share,
+                    previous_key,
+                )
+                .map_err(|source| RunError::Hop {
+                    list: list.clone(),
+                    hop: i as u32 + 1,
+                    member: member.clone(),
+                    chunk: 0,
+                    source,
+                })?;
                 // The next hop checks proofs against the published commitment,
                 // whatever share this hop really used.
                 previous_key = commitments.get(member).copied();
                 hops.push((member.clone(), hop));
             }
             let blinding = open_blinding(&linker_hpke, &project, list, &p.blinding_for_linker)
-                .map_err(|e| RunError::Setup(format!("the linker cannot open the blinding of {list}: {e}")))?;
+                .map_err(|e| {
+                    RunError::Setup(format!(
+                        "the linker cannot open the blinding of {list}: {e}"
+                    ))
+                })?;
             let linker_hop_index = hops.len() as u32 + 1;
             let linker_hop = Hop::linker(
                 p.context.clone(),
@@ -379,43 +476,74 @@ impl Federation {
                 previous_key,
                 &mut rng,
             )
-            .map_err(|source| RunError::Hop { list: list.clone(), hop: linker_hop_index, member: linker_name.clone(), chunk: 0, source })?;
+            .map_err(|source| RunError::Hop {
+                list: list.clone(),
+                hop: linker_hop_index,
+                member: linker_name.clone(),
+                chunk: 0,
+                source,
+            })?;
             hops.push((linker_name.clone(), linker_hop));
 
             let mut finals = Vec::with_capacity(p.points.len());
             for chunk in owner_chunks(&p.context, &p.points) {
                 let mut current: PointChunk = chunk;
                 for (member, hop) in hops.iter_mut() {
-                    let next = hop.handle_chunk(&current, &mut rng).map_err(|source| RunError::Hop {
-                        list: list.clone(),
-                        hop: current.hop + 1,
-                        member: member.clone(),
-                        chunk: current.chunk,
-                        source,
-                    })?;
+                    let next =
+                        hop.handle_chunk(&current, &mut rng)
+                            .map_err(|source| RunError::Hop {
+                                list: list.clone(),
+                                hop: current.hop + 1,
+                                member: member.clone(),
+                                chunk: current.chunk,
+                                source,
+                            })?;
                     if let (Some(obs), true) = (observer.as_deref_mut(), *member != linker_name) {
-                        let mut seen: Vec<WirePoint> = current.input.iter().chain(current.output.iter()).copied().collect();
+                        let mut seen: Vec<WirePoint> = current
+                            .input
+                            .iter()
+                            .chain(current.output.iter())
+                            .copied()
+                            .collect();
                         seen.extend(next.output.iter().copied());
-                        obs.register_views.push((list.clone(), member.clone(), seen));
+                        obs.register_views
+                            .push((list.clone(), member.clone(), seen));
                     }
                     current = next;
                 }
                 finals.extend(current.output.iter().copied());
             }
             for (member, hop) in hops {
-                let record = hop.finish().map_err(|source| RunError::Hop { list: list.clone(), hop: 0, member: member.clone(), chunk: 0, source })?;
+                let record = hop.finish().map_err(|source| RunError::Hop {
+                    list: list.clone(),
+                    hop: 0,
+                    member: member.clone(),
+                    chunk: 0,
+                    source,
+                })?;
                 let node_key = self.signing_key(&member)?;
-                log.append(statement(Signer::Node(member.clone()), Body::Hop(record)).sign(&node_key), &linker_key);
+                log.append(
+                    statement(Signer::Node(member.clone()), Body::Hop(record)).sign(&node_key),
+                    &linker_key,
+                );
             }
             final_points.insert(list.clone(), finals);
         }
 
         // 6. Link.
-        let lists: Vec<(Name, &[WirePoint])> = final_points.iter().map(|(n, v)| (n.clone(), v.as_slice())).collect();
+        let lists: Vec<(Name, &[WirePoint])> = final_points
+            .iter()
+            .map(|(n, v)| (n.clone(), v.as_slice()))
+            .collect();
         let linkage = link(&project, &lists, &cohort)?;
         let point_trees: BTreeMap<Name, MerkleTree> = final_points
             .iter()
-            .map(|(n, v)| (n.clone(), MerkleTree::from_leaves(v.iter().map(|p| p.as_bytes()))))
+            .map(|(n, v)| {
+                (
+                    n.clone(),
+                    MerkleTree::from_leaves(v.iter().map(|p| p.as_bytes())),
+                )
+            })
             .collect();
         let summary = LinkSummary {
             cohort: text(&cohort.to_string())?,
@@ -435,7 +563,10 @@ impl Federation {
             .map_err(|e| RunError::Setup(e.to_string()))?,
         };
         let linker_signer = Signer::Node(linker_name.clone());
-        log.append(statement(linker_signer.clone(), Body::LinkSummary(summary)).sign(&linker_key), &linker_key);
+        log.append(
+            statement(linker_signer.clone(), Body::LinkSummary(summary)).sign(&linker_key),
+            &linker_key,
+        );
 
         // 7. Delivery: only cohort positions leave the linker.
         let mut delivered: BTreeMap<Name, Vec<DeliveredItem>> = BTreeMap::new();
@@ -443,22 +574,38 @@ impl Federation {
         for sel in &linkage.lists {
             let p = &prepared[&sel.list];
             let sealed_tree = MerkleTree::from_leaves(p.sealed.iter().map(sealed_leaf));
-            let source = ListDeliverySource { sealed: &sealed_tree, points: &point_trees[&sel.list] };
+            let source = ListDeliverySource {
+                sealed: &sealed_tree,
+                points: &point_trees[&sel.list],
+            };
             let mut items = Vec::with_capacity(sel.selected.len());
             for (position, lnr) in &sel.selected {
                 let i = position.0 as usize;
-                let item = deliver_item(lnr.clone(), *position, p.sealed[i].clone(), final_points[&sel.list][i], &source)
-                    .map_err(|e| RunError::Setup(e.to_string()))?;
+                let item = deliver_item(
+                    lnr.clone(),
+                    *position,
+                    p.sealed[i].clone(),
+                    final_points[&sel.list][i],
+                    &source,
+                )
+                .map_err(|e| RunError::Setup(e.to_string()))?;
                 items.push(item);
             }
-            delivered_lists.push(DeliveredList { list: sel.list.clone(), items: items.len() as u64, selection: selection_digest(&items) });
+            delivered_lists.push(DeliveredList {
+                list: sel.list.clone(),
+                items: items.len() as u64,
+                selection: selection_digest(&items),
+            });
             delivered.insert(sel.list.clone(), items);
         }
         let record = DeliveryRecord {
             recipient: order.researcher_signing_key,
             lists: BoundedVec::new(delivered_lists).map_err(|e| RunError::Setup(e.to_string()))?,
         };
-        log.append(statement(linker_signer, Body::Delivery(record)).sign(&linker_key), &linker_key);
+        log.append(
+            statement(linker_signer, Body::Delivery(record)).sign(&linker_key),
+            &linker_key,
+        );
 
         // 8. The researcher verifies the transcript, then every item.
         let entries = log.into_entries();
@@ -474,43 +621,72 @@ impl Federation {
             let key = announcement
                 .content_key
                 .unwrap(&self.researcher_hpke, &project, list)
-                .map_err(|e| RunError::Setup(format!("cannot open the content key of {list}: {e}")))?;
+                .map_err(|e| {
+                    RunError::Setup(format!("cannot open the content key of {list}: {e}"))
+                })?;
             let mut rows = Vec::new();
             for item in items {
-                for r in open_item(&project, list, item, &announcement.sealed_root, &final_root, announcement.persons, &key)? {
+                for r in open_item(
+                    &project,
+                    list,
+                    item,
+                    &announcement.sealed_root,
+                    &final_root,
+                    announcement.persons,
+                    &key,
+                )? {
                     rows.push((item.lnr.clone(), r));
                 }
             }
             tables.insert(list.clone(), rows);
         }
-        Ok(RunOutcome { tables, stats, linkage, transcript: (entries, trailer), verified })
+        Ok(RunOutcome {
+            tables,
+            stats,
+            linkage,
+            transcript: (entries, trailer),
+            verified,
+        })
     }
 
     fn member(&self, name: &Name) -> Result<&Member, RunError> {
-        self.manifest.member(name).ok_or_else(|| RunError::Setup(format!("{name} is not in the manifest")))
+        self.manifest
+            .member(name)
+            .ok_or_else(|| RunError::Setup(format!("{name} is not in the manifest")))
     }
 
     fn keystore_ref(&self, name: &Name) -> Result<&Keystore, RunError> {
-        self.keystores.get(name).ok_or_else(|| RunError::Setup(format!("no keystore for {name}")))
+        self.keystores
+            .get(name)
+            .ok_or_else(|| RunError::Setup(format!("no keystore for {name}")))
     }
 
     fn keystore_mut(&mut self, name: &Name) -> Result<&mut Keystore, RunError> {
-        self.keystores.get_mut(name).ok_or_else(|| RunError::Setup(format!("no keystore for {name}")))
+        self.keystores
+            .get_mut(name)
+            .ok_or_else(|| RunError::Setup(format!("no keystore for {name}")))
     }
 
     fn signing_key(&self, name: &Name) -> Result<SigningKey, RunError> {
-        Ok(SigningKey::from_bytes(&self.keystore_ref(name)?.signing_key().to_bytes()))
+        Ok(SigningKey::from_bytes(
+            &self.keystore_ref(name)?.signing_key().to_bytes(),
+        ))
     }
 }
 
 /// The announcement and final root of `list` from a transcript.
-pub fn roots_of<'a>(entries: &'a [transcript::Entry], list: &Name) -> Option<(&'a ListAnnouncement, Digest)> {
+pub fn roots_of<'a>(
+    entries: &'a [transcript::Entry],
+    list: &Name,
+) -> Option<(&'a ListAnnouncement, Digest)> {
     let mut announcement = None;
     let mut last_output = None;
     for e in entries {
         match &e.signed.statement.body {
             Body::ListAnnounced(a) if &a.list == list => announcement = Some(a),
-            Body::Hop(h) if &h.list == list && h.linker.is_some() => last_output = Some(h.output_root),
+            Body::Hop(h) if &h.list == list && h.linker.is_some() => {
+                last_output = Some(h.output_root)
+            }
             _ => {}
         }
     }

@@ -41,7 +41,12 @@ pub struct PopulationConfig {
 
 impl Default for PopulationConfig {
     fn default() -> Self {
-        Self { persons: 20_000, seed: 1, cohort_share: 0.02, messy_share: 0.004 }
+        Self {
+            persons: 20_000,
+            seed: 1,
+            cohort_share: 0.02,
+            messy_share: 0.004,
+        }
     }
 }
 
@@ -112,15 +117,55 @@ impl Population {
 }
 
 const MUNICIPALITIES: &[(&str, u32)] = &[
-    ("0301", 700), ("4601", 290), ("5001", 210), ("1103", 145), ("3301", 105), ("1108", 90),
-    ("4204", 115), ("3907", 65), ("3205", 95), ("1804", 55), ("5501", 78), ("3403", 28),
-    ("1506", 66), ("3103", 50), ("4003", 55), ("1507", 30), ("5401", 42), ("3407", 30),
+    ("0301", 700),
+    ("4601", 290),
+    ("5001", 210),
+    ("1103", 145),
+    ("3301", 105),
+    ("1108", 90),
+    ("4204", 115),
+    ("3907", 65),
+    ("3205", 95),
+    ("1804", 55),
+    ("5501", 78),
+    ("3403", 28),
+    ("1506", 66),
+    ("3103", 50),
+    ("4003", 55),
+    ("1507", 30),
+    ("5401", 42),
+    ("3407", 30),
 ];
-const HF: &[&str] = &["Helse Bergen HF", "Oslo universitetssykehus HF", "St. Olavs hospital HF", "Helse Stavanger HF", "Vestre Viken HF", "Sykehuset Innlandet HF", "Universitetssykehuset Nord-Norge HF", "Akershus universitetssykehus HF"];
-const F2X: &[&str] = &["F20.0", "F20.1", "F20.3", "F20.5", "F20.9", "F21", "F22.0", "F23.1", "F25.0", "F25.1", "F25.9", "F28", "F29"];
-const SERVICES: &[&str] = &["hjemmesykepleie", "praktisk bistand", "omsorgsbolig", "dagaktivitetstilbud", "psykisk helsearbeid", "rus- og psykiatritjeneste", "korttidsopphold"];
-const ANTIPSYCHOTICS: &[&str] = &["N05AH03", "N05AX08", "N05AH04", "N05AX12", "N05AF05", "N05AB03", "N05AE05"];
-const OTHER_ATC: &[&str] = &["C10AA05", "N06AB06", "A10BA02", "R03AC02", "N02BE01", "C09AA05", "N05BA01", "N06AX11", "A02BC01", "H03AA01", "J01CE02", "M01AE01"];
+const HF: &[&str] = &[
+    "Helse Bergen HF",
+    "Oslo universitetssykehus HF",
+    "St. Olavs hospital HF",
+    "Helse Stavanger HF",
+    "Vestre Viken HF",
+    "Sykehuset Innlandet HF",
+    "Universitetssykehuset Nord-Norge HF",
+    "Akershus universitetssykehus HF",
+];
+const F2X: &[&str] = &[
+    "F20.0", "F20.1", "F20.3", "F20.5", "F20.9", "F21", "F22.0", "F23.1", "F25.0", "F25.1",
+    "F25.9", "F28", "F29",
+];
+const SERVICES: &[&str] = &[
+    "hjemmesykepleie",
+    "praktisk bistand",
+    "omsorgsbolig",
+    "dagaktivitetstilbud",
+    "psykisk helsearbeid",
+    "rus- og psykiatritjeneste",
+    "korttidsopphold",
+];
+const ANTIPSYCHOTICS: &[&str] = &[
+    "N05AH03", "N05AX08", "N05AH04", "N05AX12", "N05AF05", "N05AB03", "N05AE05",
+];
+const OTHER_ATC: &[&str] = &[
+    "C10AA05", "N06AB06", "A10BA02", "R03AC02", "N02BE01", "C09AA05", "N05BA01", "N06AX11",
+    "A02BC01", "H03AA01", "J01CE02", "M01AE01",
+];
 
 /// Generates the population and extracts.
 pub fn generate(config: &PopulationConfig) -> Population {
@@ -135,32 +180,87 @@ pub fn generate(config: &PopulationConfig) -> Population {
     }
 
     let mut extracts = vec![
-        Extract { name: "NPR", columns: vec!["fnr", "birth_year", "sex", "episode_start", "episode_end", "icd10_main", "hf"], rows: vec![], owners: vec![] },
-        Extract { name: "KPR", columns: vec!["fnr", "service", "start", "end", "municipality"], rows: vec![], owners: vec![] },
-        Extract { name: "SSB", columns: vec!["fnr", "birth_year", "sex", "education_level", "income_decile", "municipality"], rows: vec![], owners: vec![] },
-        Extract { name: "RESEPT", columns: vec!["fnr", "dispensed", "atc", "ddd"], rows: vec![], owners: vec![] },
+        Extract {
+            name: "NPR",
+            columns: vec![
+                "fnr",
+                "birth_year",
+                "sex",
+                "episode_start",
+                "episode_end",
+                "icd10_main",
+                "hf",
+            ],
+            rows: vec![],
+            owners: vec![],
+        },
+        Extract {
+            name: "KPR",
+            columns: vec!["fnr", "service", "start", "end", "municipality"],
+            rows: vec![],
+            owners: vec![],
+        },
+        Extract {
+            name: "SSB",
+            columns: vec![
+                "fnr",
+                "birth_year",
+                "sex",
+                "education_level",
+                "income_decile",
+                "municipality",
+            ],
+            rows: vec![],
+            owners: vec![],
+        },
+        Extract {
+            name: "RESEPT",
+            columns: vec!["fnr", "dispensed", "atc", "ddd"],
+            rows: vec![],
+            owners: vec![],
+        },
     ];
     for (i, p) in persons.iter().enumerate() {
         if p.in_cohort {
             for _ in 0..rng.random_range(1..=8u32) {
                 let (start, end) = episode(&mut rng, 2018, 2023, 1, 60);
-                let values = vec![p.birth_year.to_string(), p.sex.into(), start, end, pick(&mut rng, F2X).into(), pick(&mut rng, HF).into()];
+                let values = vec![
+                    p.birth_year.to_string(),
+                    p.sex.into(),
+                    start,
+                    end,
+                    pick(&mut rng, F2X).into(),
+                    pick(&mut rng, HF).into(),
+                ];
                 extracts[0].rows.push((p.id.expose().to_string(), values));
                 extracts[0].owners.push(Some(i));
             }
         }
-        let kpr_user = if p.in_cohort { chance(&mut rng, 0.45) } else { chance(&mut rng, 0.12) };
+        let kpr_user = if p.in_cohort {
+            chance(&mut rng, 0.45)
+        } else {
+            chance(&mut rng, 0.12)
+        };
         if kpr_user {
             for _ in 0..rng.random_range(1..=6u32) {
                 let (start, end) = episode(&mut rng, 2016, 2024, 14, 700);
-                let values = vec![pick(&mut rng, SERVICES).into(), start, end, p.municipality.into()];
+                let values = vec![
+                    pick(&mut rng, SERVICES).into(),
+                    start,
+                    end,
+                    p.municipality.into(),
+                ];
                 extracts[1].rows.push((p.id.expose().to_string(), values));
                 extracts[1].owners.push(Some(i));
             }
         }
         if !chance(&mut rng, 0.015) {
             let age = 2024 - i32::from(p.birth_year);
-            let education = if age < 16 { 0 } else { 1 + rng.random_range(0..8u32) };
+            let education = if age < 16 {
+                0
+            } else {
+                1 + rng.random_range(0..8u32)
+            };
             let values = vec![
                 p.birth_year.to_string(),
                 p.sex.into(),
@@ -171,13 +271,23 @@ pub fn generate(config: &PopulationConfig) -> Population {
             extracts[2].rows.push((p.id.expose().to_string(), values));
             extracts[2].owners.push(Some(i));
         }
-        let resept_user = if p.in_cohort { chance(&mut rng, 0.85) } else { chance(&mut rng, 0.55) };
+        let resept_user = if p.in_cohort {
+            chance(&mut rng, 0.85)
+        } else {
+            chance(&mut rng, 0.55)
+        };
         if resept_user {
             for _ in 0..rng.random_range(1..=24u32) {
-                let atc = if p.in_cohort && chance(&mut rng, 0.6) { pick(&mut rng, ANTIPSYCHOTICS) } else { pick(&mut rng, OTHER_ATC) };
+                let atc = if p.in_cohort && chance(&mut rng, 0.6) {
+                    pick(&mut rng, ANTIPSYCHOTICS)
+                } else {
+                    pick(&mut rng, OTHER_ATC)
+                };
                 let (day, _) = episode(&mut rng, 2018, 2023, 0, 0);
                 let ddd = format!("{:.1}", 10.0 + rng.random_range(0..1800u32) as f64 / 10.0);
-                extracts[3].rows.push((p.id.expose().to_string(), vec![day, atc.into(), ddd]));
+                extracts[3]
+                    .rows
+                    .push((p.id.expose().to_string(), vec![day, atc.into(), ddd]));
                 extracts[3].owners.push(Some(i));
             }
         }
@@ -202,11 +312,19 @@ fn person(rng: &mut ChaCha20Rng, cohort_share: f64) -> SynthPerson {
         let day = rng.random_range(1..=days_in_month(year, month) as u32) as u8;
         let male = chance(rng, 0.5);
         // Individual numbers by century (Folkeregisteret's ranges).
-        let range = if year >= 2000 { 500..1000u32 } else { 0..500u32 };
+        let range = if year >= 2000 {
+            500..1000u32
+        } else {
+            0..500u32
+        };
         // Odd individual number = male (the ranges start and end even, so
         // setting the parity bit stays in range).
         let individual = (rng.random_range(range) as u16 & !1) | u16::from(male);
-        let kind = if chance(rng, 0.03) { IdKind::DNummer } else { IdKind::Fnr };
+        let kind = if chance(rng, 0.03) {
+            IdKind::DNummer
+        } else {
+            IdKind::Fnr
+        };
         let Ok(id) = Identifier::from_parts(year, month, day, individual, kind) else {
             continue; // a check digit of 10: this individual number is not issued
         };
@@ -247,12 +365,22 @@ fn mess_up(e: &mut Extract, rng: &mut ChaCha20Rng, share: f64) {
     }
 }
 
-fn episode(rng: &mut ChaCha20Rng, from: u16, to: u16, min_days: u32, max_days: u32) -> (String, String) {
+fn episode(
+    rng: &mut ChaCha20Rng,
+    from: u16,
+    to: u16,
+    min_days: u32,
+    max_days: u32,
+) -> (String, String) {
     let year = rng.random_range(u32::from(from)..=u32::from(to)) as u16;
     let month = rng.random_range(1..=12u32) as u8;
     let day = rng.random_range(1..=days_in_month(year, month) as u32) as u8;
     let start = format!("{year:04}-{month:02}-{day:02}");
-    let length = if max_days == 0 { 0 } else { rng.random_range(min_days..=max_days) };
+    let length = if max_days == 0 {
+        0
+    } else {
+        rng.random_range(min_days..=max_days)
+    };
     let (mut y, mut m, mut d) = (year, month, u32::from(day) + length);
     while d > u32::from(days_in_month(y, m)) {
         d -= u32::from(days_in_month(y, m));
@@ -271,6 +399,72 @@ fn days_in_month(year: u16, month: u8) -> u8 {
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
+    }
+}
+
+/// Uniform draws from ranges, without modulo bias (rand_core has no
+/// ranges, and this crate needs only these).
+trait Draw {
+    fn random_range<S: Span>(&mut self, span: S) -> S::Out;
+}
+
+trait Span {
+    type Out;
+    /// (low, number of values)
+    fn bounds(&self) -> (u64, u64);
+    fn out(v: u64) -> Self::Out;
+}
+
+impl Span for core::ops::Range<u32> {
+    type Out = u32;
+    fn bounds(&self) -> (u64, u64) {
+        (
+            u64::from(self.start),
+            u64::from(self.end.saturating_sub(self.start)),
+        )
+    }
+    fn out(v: u64) -> u32 {
+        v as u32
+    }
+}
+
+impl Span for core::ops::RangeInclusive<u32> {
+    type Out = u32;
+    fn bounds(&self) -> (u64, u64) {
+        (
+            u64::from(*self.start()),
+            u64::from(self.end().saturating_sub(*self.start())) + 1,
+        )
+    }
+    fn out(v: u64) -> u32 {
+        v as u32
+    }
+}
+
+impl Span for core::ops::Range<usize> {
+    type Out = usize;
+    fn bounds(&self) -> (u64, u64) {
+        (
+            self.start as u64,
+            self.end.saturating_sub(self.start) as u64,
+        )
+    }
+    fn out(v: u64) -> usize {
+        v as usize
+    }
+}
+
+impl Draw for ChaCha20Rng {
+    fn random_range<S: Span>(&mut self, span: S) -> S::Out {
+        let (low, n) = span.bounds();
+        let n = n.max(1);
+        let zone = u64::MAX - (u64::MAX % n);
+        loop {
+            let x = self.next_u64();
+            if x < zone {
+                return S::out(low + x % n);
+            }
+        }
     }
 }
 
@@ -301,11 +495,17 @@ mod tests {
 
     #[test]
     fn same_seed_same_population_and_valid_identifiers() {
-        let cfg = PopulationConfig { persons: 2000, ..Default::default() };
+        let cfg = PopulationConfig {
+            persons: 2000,
+            ..Default::default()
+        };
         let a = generate(&cfg);
         let b = generate(&cfg);
         assert_eq!(a.extracts[3].rows, b.extracts[3].rows);
-        let c = generate(&PopulationConfig { seed: 2, ..cfg.clone() });
+        let c = generate(&PopulationConfig {
+            seed: 2,
+            ..cfg.clone()
+        });
         assert_ne!(a.extracts[2].rows, c.extracts[2].rows);
         for p in &a.persons {
             let parsed = Identifier::parse(p.id.expose(), ParseOptions::default()).expect("valid");
@@ -317,7 +517,10 @@ mod tests {
 
     #[test]
     fn registers_overlap_realistically_and_messy_rows_are_marked() {
-        let pop = generate(&PopulationConfig { persons: 5000, ..Default::default() });
+        let pop = generate(&PopulationConfig {
+            persons: 5000,
+            ..Default::default()
+        });
         let npr = pop.members("NPR");
         let ssb = pop.members("SSB");
         let resept = pop.members("RESEPT");
@@ -333,7 +536,11 @@ mod tests {
                 assert_eq!(parsed.is_ok(), owner.is_some(), "{}", e.name);
             }
         }
-        let invalid: usize = pop.extracts.iter().map(|e| e.owners.iter().filter(|o| o.is_none()).count()).sum();
+        let invalid: usize = pop
+            .extracts
+            .iter()
+            .map(|e| e.owners.iter().filter(|o| o.is_none()).count())
+            .sum();
         assert!(invalid > 0);
     }
 }

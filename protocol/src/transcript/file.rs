@@ -48,16 +48,30 @@ pub struct Trailer {
 
 impl Trailer {
     /// Signs the head of `entries` as the linker.
-    pub fn sign(project: &ProjectId, entries: &[Entry], linker: &ed25519_dalek::SigningKey) -> Trailer {
+    pub fn sign(
+        project: &ProjectId,
+        entries: &[Entry],
+        linker: &ed25519_dalek::SigningKey,
+    ) -> Trailer {
         use ed25519_dalek::Signer as _;
         let head = entries.last().map(Entry::hash).unwrap_or_default();
         let n = entries.len() as u64;
-        let signature = Sig(linker.sign(Self::digest(project, n, &head).as_bytes()).to_bytes());
-        Trailer { project: project.clone(), entries: n, head, signature }
+        let signature = Sig(linker
+            .sign(Self::digest(project, n, &head).as_bytes())
+            .to_bytes());
+        Trailer {
+            project: project.clone(),
+            entries: n,
+            head,
+            signature,
+        }
     }
 
     fn digest(project: &ProjectId, entries: u64, head: &Digest) -> Digest {
-        Digest(framed_sha3(tags::TRAILER, &[project.as_bytes(), &entries.to_le_bytes(), head.as_bytes()]))
+        Digest(framed_sha3(
+            tags::TRAILER,
+            &[project.as_bytes(), &entries.to_le_bytes(), head.as_bytes()],
+        ))
     }
 
     /// Checks the trailer against the entries and the linker's key.
@@ -71,7 +85,11 @@ impl Trailer {
         if self.entries != entries.len() as u64 || self.head != head {
             return Err(());
         }
-        verify_sig(linker, Self::digest(&self.project, self.entries, &self.head).as_bytes(), &self.signature)
+        verify_sig(
+            linker,
+            Self::digest(&self.project, self.entries, &self.head).as_bytes(),
+            &self.signature,
+        )
     }
 }
 
@@ -153,7 +171,9 @@ fn push_record(out: &mut Vec<u8>, kind: u8, bytes: &[u8]) {
 ///
 /// A [`FileError`] saying where the file is malformed.
 pub fn decode_file(bytes: &[u8]) -> Result<(Vec<Entry>, Trailer), FileError> {
-    let rest = bytes.strip_prefix(FILE_MAGIC.as_slice()).ok_or(FileError::BadMagic)?;
+    let rest = bytes
+        .strip_prefix(FILE_MAGIC.as_slice())
+        .ok_or(FileError::BadMagic)?;
     let (version, mut rest) = rest.split_at_checked(2).ok_or(FileError::BadMagic)?;
     let version = u16::from_le_bytes([version[0], version[1]]);
     if version != FILE_VERSION {
@@ -200,10 +220,19 @@ pub fn decode_file(bytes: &[u8]) -> Result<(Vec<Entry>, Trailer), FileError> {
 /// Decodes a record and insists that it is the canonical encoding of what
 /// it decodes to (no trailing bytes, no over-long varints), so that every
 /// change of a byte changes a value.
-fn decode_canonical<T: Serialize + for<'de> Deserialize<'de>>(body: &[u8], record: usize) -> Result<T, FileError> {
-    let value = postcard::from_bytes::<T>(body).map_err(|e| FileError::Decode { record, reason: e.to_string() })?;
+fn decode_canonical<T: Serialize + for<'de> Deserialize<'de>>(
+    body: &[u8],
+    record: usize,
+) -> Result<T, FileError> {
+    let value = postcard::from_bytes::<T>(body).map_err(|e| FileError::Decode {
+        record,
+        reason: e.to_string(),
+    })?;
     if encode(&value) != body {
-        return Err(FileError::Decode { record, reason: "not the canonical encoding".into() });
+        return Err(FileError::Decode {
+            record,
+            reason: "not the canonical encoding".into(),
+        });
     }
     Ok(value)
 }

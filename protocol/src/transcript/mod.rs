@@ -24,7 +24,9 @@ mod file;
 mod verify;
 
 pub use body::*;
-pub use file::{decode_file, encode_file, FileError, Trailer, FILE_MAGIC, FILE_VERSION};
+pub use file::{
+    decode_file, encode_file, FileError, Trailer, FILE_MAGIC, FILE_VERSION, MAX_ENTRIES, MAX_RECORD,
+};
 pub use verify::{verify, Check, VerifiedTranscript, VerifyError};
 
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
@@ -115,7 +117,10 @@ impl Statement {
     /// Signs the statement.
     pub fn sign(self, key: &SigningKey) -> SignedStatement {
         let signature = Sig(key.sign(self.digest().as_bytes()).to_bytes());
-        SignedStatement { statement: self, signature }
+        SignedStatement {
+            statement: self,
+            signature,
+        }
     }
 }
 
@@ -138,7 +143,12 @@ impl Entry {
     pub fn record(seq: u64, prev: Digest, signed: SignedStatement, recorder: &SigningKey) -> Entry {
         let link = link_digest(seq, &prev, &signed);
         let recorder_signature = Sig(recorder.sign(link.as_bytes()).to_bytes());
-        Entry { seq, prev, signed, recorder_signature }
+        Entry {
+            seq,
+            prev,
+            signed,
+            recorder_signature,
+        }
     }
 
     /// The entry's hash: `framed_sha3(ENTRY, [postcard(entry)])`.
@@ -155,7 +165,12 @@ impl Entry {
 fn link_digest(seq: u64, prev: &Digest, signed: &SignedStatement) -> Digest {
     Digest(framed_sha3(
         tags::ENTRY_LINK,
-        &[&seq.to_le_bytes(), prev.as_bytes(), signed.statement.digest().as_bytes(), &signed.signature.0],
+        &[
+            &seq.to_le_bytes(),
+            prev.as_bytes(),
+            signed.statement.digest().as_bytes(),
+            &signed.signature.0,
+        ],
     ))
 }
 
@@ -175,7 +190,8 @@ impl Transcript {
     pub fn append(&mut self, signed: SignedStatement, recorder: &SigningKey) -> &Entry {
         let seq = self.entries.len() as u64;
         let prev = self.entries.last().map(Entry::hash).unwrap_or_default();
-        self.entries.push(Entry::record(seq, prev, signed, recorder));
+        self.entries
+            .push(Entry::record(seq, prev, signed, recorder));
         &self.entries[self.entries.len() - 1]
     }
 
@@ -239,7 +255,9 @@ impl<'de> Deserialize<'de> for Sig {
             fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Sig, A::Error> {
                 let mut out = [0u8; 64];
                 for (i, b) in out.iter_mut().enumerate() {
-                    *b = seq.next_element()?.ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
+                    *b = seq
+                        .next_element()?
+                        .ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
                 }
                 Ok(Sig(out))
             }

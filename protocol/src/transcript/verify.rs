@@ -145,7 +145,11 @@ pub struct VerifiedTranscript {
 }
 
 fn fail(check: Check, entry: Option<u64>, reason: impl Into<String>) -> VerifyError {
-    VerifyError { check, entry, reason: reason.into() }
+    VerifyError {
+        check,
+        entry,
+        reason: reason.into(),
+    }
 }
 
 struct ListState<'a> {
@@ -165,10 +169,18 @@ struct ListState<'a> {
 /// # Errors
 ///
 /// The first [`VerifyError`], naming the check and the entry.
-pub fn verify(entries: &[Entry], trailer: Option<&Trailer>, manifest: &Manifest) -> Result<VerifiedTranscript, VerifyError> {
-    manifest
-        .validate()
-        .map_err(|e| fail(Check::Manifest, None, format!("the manifest is invalid: {e}")))?;
+pub fn verify(
+    entries: &[Entry],
+    trailer: Option<&Trailer>,
+    manifest: &Manifest,
+) -> Result<VerifiedTranscript, VerifyError> {
+    manifest.validate().map_err(|e| {
+        fail(
+            Check::Manifest,
+            None,
+            format!("the manifest is invalid: {e}"),
+        )
+    })?;
     let linker = manifest
         .linker()
         .ok_or_else(|| fail(Check::Manifest, None, "the manifest names no linker"))?;
@@ -180,13 +192,27 @@ pub fn verify(entries: &[Entry], trailer: Option<&Trailer>, manifest: &Manifest)
     for (i, e) in entries.iter().enumerate() {
         let at = Some(i as u64);
         if e.seq != i as u64 {
-            return Err(fail(Check::HashChain, at, format!("sequence number {} where {i} was expected", e.seq)));
+            return Err(fail(
+                Check::HashChain,
+                at,
+                format!("sequence number {} where {i} was expected", e.seq),
+            ));
         }
         if e.prev != prev {
             return Err(fail(Check::HashChain, at, "previous-entry hash does not match: an entry was removed, inserted, reordered or altered"));
         }
-        if verify_sig(&linker_key, e.link_digest().as_bytes(), &e.recorder_signature).is_err() {
-            return Err(fail(Check::Signatures, at, format!("the recorder signature is not the linker {}'s", linker.name)));
+        if verify_sig(
+            &linker_key,
+            e.link_digest().as_bytes(),
+            &e.recorder_signature,
+        )
+        .is_err()
+        {
+            return Err(fail(
+                Check::Signatures,
+                at,
+                format!("the recorder signature is not the linker {}'s", linker.name),
+            ));
         }
         prev = e.hash();
     }
@@ -197,9 +223,15 @@ pub fn verify(entries: &[Entry], trailer: Option<&Trailer>, manifest: &Manifest)
         None => {}
     }
 
-    let first = entries.first().ok_or_else(|| fail(Check::Order, None, "the transcript is empty"))?;
+    let first = entries
+        .first()
+        .ok_or_else(|| fail(Check::Order, None, "the transcript is empty"))?;
     let Body::Order(order) = &first.signed.statement.body else {
-        return Err(fail(Check::Order, Some(0), "the first entry is not the project order"));
+        return Err(fail(
+            Check::Order,
+            Some(0),
+            "the first entry is not the project order",
+        ));
     };
     let order_digest = order.digest();
     if order.manifest_digest != manifest.digest() {
@@ -209,19 +241,39 @@ pub fn verify(entries: &[Entry], trailer: Option<&Trailer>, manifest: &Manifest)
         )));
     }
     if order.linker != linker.name {
-        return Err(fail(Check::Order, Some(0), format!("the order names linker {} but the manifest's linker is {}", order.linker, linker.name)));
+        return Err(fail(
+            Check::Order,
+            Some(0),
+            format!(
+                "the order names linker {} but the manifest's linker is {}",
+                order.linker, linker.name
+            ),
+        ));
     }
     let participants = order.register_names();
     for r in &participants {
         if !manifest.registers().any(|m| &m.name == r) {
-            return Err(fail(Check::Order, Some(0), format!("the order names {r}, which is not a register in the manifest")));
+            return Err(fail(
+                Check::Order,
+                Some(0),
+                format!("the order names {r}, which is not a register in the manifest"),
+            ));
         }
     }
-    let cohort = Cohort::parse(&order.cohort)
-        .map_err(|e| fail(Check::Order, Some(0), format!("the cohort expression is invalid: {e}")))?;
-    cohort
-        .check_lists(&participants)
-        .map_err(|e| fail(Check::Order, Some(0), format!("the cohort expression is invalid: {e}")))?;
+    let cohort = Cohort::parse(&order.cohort).map_err(|e| {
+        fail(
+            Check::Order,
+            Some(0),
+            format!("the cohort expression is invalid: {e}"),
+        )
+    })?;
+    cohort.check_lists(&participants).map_err(|e| {
+        fail(
+            Check::Order,
+            Some(0),
+            format!("the cohort expression is invalid: {e}"),
+        )
+    })?;
     let domain = Domain::Project(order.project.clone());
 
     let mut approvals: HashMap<Name, Vec<(Key32, Digest)>> = HashMap::new();
@@ -237,80 +289,163 @@ pub fn verify(entries: &[Entry], trailer: Option<&Trailer>, manifest: &Manifest)
         let at = Some(i as u64);
         let st = &e.signed.statement;
         if st.project != order.project {
-            return Err(fail(Check::Order, at, format!("entry is about project {}, not {}", st.project, order.project)));
+            return Err(fail(
+                Check::Order,
+                at,
+                format!(
+                    "entry is about project {}, not {}",
+                    st.project, order.project
+                ),
+            ));
         }
         // Resolve and check the author's key.
         let key = match &st.signer {
-            Signer::Node(name) => manifest
-                .member(name)
-                .map(|m| m.signing_key)
-                .ok_or_else(|| fail(Check::Signatures, at, format!("signer {name} is not a member of the manifest")))?,
+            Signer::Node(name) => {
+                manifest
+                    .member(name)
+                    .map(|m| m.signing_key)
+                    .ok_or_else(|| {
+                        fail(
+                            Check::Signatures,
+                            at,
+                            format!("signer {name} is not a member of the manifest"),
+                        )
+                    })?
+            }
             Signer::Operator { register, key } => {
                 if !manifest.is_operator_of(register, key) {
-                    return Err(fail(Check::Signatures, at, format!("key {} is not an authorised operator of {register} in the manifest", short(key))));
+                    return Err(fail(
+                        Check::Signatures,
+                        at,
+                        format!(
+                            "key {} is not an authorised operator of {register} in the manifest",
+                            short(key)
+                        ),
+                    ));
                 }
                 *key
             }
             Signer::Researcher(key) => {
                 if *key != order.researcher_signing_key {
-                    return Err(fail(Check::Signatures, at, "signed by a researcher key other than the order's"));
+                    return Err(fail(
+                        Check::Signatures,
+                        at,
+                        "signed by a researcher key other than the order's",
+                    ));
                 }
                 *key
             }
         };
         if e.signed.verify_with(&key).is_err() {
-            return Err(fail(Check::Signatures, at, format!("the {} statement's signature does not verify", st.body.kind())));
+            return Err(fail(
+                Check::Signatures,
+                at,
+                format!(
+                    "the {} statement's signature does not verify",
+                    st.body.kind()
+                ),
+            ));
         }
         let node = |expected: &Name| -> Result<(), VerifyError> {
             match &st.signer {
                 Signer::Node(n) if n == expected => Ok(()),
-                _ => Err(fail(Check::Order, at, format!("a {} statement for {expected} must be signed by node {expected}", st.body.kind()))),
+                _ => Err(fail(
+                    Check::Order,
+                    at,
+                    format!(
+                        "a {} statement for {expected} must be signed by node {expected}",
+                        st.body.kind()
+                    ),
+                )),
             }
         };
 
         match &st.body {
             Body::Order(_) if i == 0 => {
                 if !matches!(st.signer, Signer::Researcher(_)) {
-                    return Err(fail(Check::Order, at, "the order is not signed by the researcher"));
+                    return Err(fail(
+                        Check::Order,
+                        at,
+                        "the order is not signed by the researcher",
+                    ));
                 }
             }
             Body::Order(_) => return Err(fail(Check::Order, at, "a second project order")),
             Body::Approval(a) => {
                 let Signer::Operator { register, key } = &st.signer else {
-                    return Err(fail(Check::TwoPersonRule, at, "an approval not signed by an operator"));
+                    return Err(fail(
+                        Check::TwoPersonRule,
+                        at,
+                        "an approval not signed by an operator",
+                    ));
                 };
                 if register != &a.register {
-                    return Err(fail(Check::TwoPersonRule, at, format!("an operator of {register} approved for {}", a.register)));
+                    return Err(fail(
+                        Check::TwoPersonRule,
+                        at,
+                        format!("an operator of {register} approved for {}", a.register),
+                    ));
                 }
                 if !participants.contains(&a.register) {
-                    return Err(fail(Check::TwoPersonRule, at, format!("approval for {}, which is not in the order", a.register)));
+                    return Err(fail(
+                        Check::TwoPersonRule,
+                        at,
+                        format!("approval for {}, which is not in the order", a.register),
+                    ));
                 }
                 if a.order != order_digest {
-                    return Err(fail(Check::TwoPersonRule, at, "the approval binds a different project order"));
+                    return Err(fail(
+                        Check::TwoPersonRule,
+                        at,
+                        "the approval binds a different project order",
+                    ));
                 }
-                approvals.entry(a.register.clone()).or_default().push((*key, a.extract));
+                approvals
+                    .entry(a.register.clone())
+                    .or_default()
+                    .push((*key, a.extract));
             }
             Body::Commitment(c) => {
                 node(&c.member)?;
                 if c.domain != domain {
-                    return Err(fail(Check::Commitments, at, format!("commitment for {}, not this project", c.domain)));
+                    return Err(fail(
+                        Check::Commitments,
+                        at,
+                        format!("commitment for {}, not this project", c.domain),
+                    ));
                 }
                 if !participants.contains(&c.member) && c.member != linker.name {
-                    return Err(fail(Check::Commitments, at, format!("{} holds no key in this project", c.member)));
+                    return Err(fail(
+                        Check::Commitments,
+                        at,
+                        format!("{} holds no key in this project", c.member),
+                    ));
                 }
                 if let Some(old) = commitments.insert(c.member.clone(), c.key) {
                     if old != c.key {
-                        return Err(fail(Check::Commitments, at, format!("{} committed to two different keys", c.member)));
+                        return Err(fail(
+                            Check::Commitments,
+                            at,
+                            format!("{} committed to two different keys", c.member),
+                        ));
                     }
                 }
             }
             Body::ListAnnounced(a) => {
                 node(&a.list)?;
                 if !participants.contains(&a.list) {
-                    return Err(fail(Check::Order, at, format!("list {} is not in the order", a.list)));
+                    return Err(fail(
+                        Check::Order,
+                        at,
+                        format!("list {} is not in the order", a.list),
+                    ));
                 }
                 if lists.contains_key(&a.list) {
-                    return Err(fail(Check::Order, at, format!("list {} announced twice", a.list)));
+                    return Err(fail(
+                        Check::Order,
+                        at,
+                        format!("list {} announced twice", a.list),
+                    ));
                 }
                 let approvers: HashSet<Key32> = approvals
                     .get(&a.list)
@@ -326,19 +461,36 @@ pub fn verify(entries: &[Entry], trailer: Option<&Trailer>, manifest: &Manifest)
                     )));
                 }
                 if !a.chunk_size.is_power_of_two() {
-                    return Err(fail(Check::HopChain, at, "chunk size is not a power of two"));
+                    return Err(fail(
+                        Check::HopChain,
+                        at,
+                        "chunk size is not a power of two",
+                    ));
                 }
                 let mut hops = manifest.chain_order(&a.list, &participants);
                 hops.remove(0);
                 hops.push(linker.name.clone());
                 list_order.push(a.list.clone());
-                lists.insert(a.list.clone(), ListState { announcement: a, hops, done: 0, last_output: a.points_root, final_root: None });
+                lists.insert(
+                    a.list.clone(),
+                    ListState {
+                        announcement: a,
+                        hops,
+                        done: 0,
+                        last_output: a.points_root,
+                        final_root: None,
+                    },
+                );
             }
             Body::Hop(h) => {
                 node(&h.member)?;
-                let state = lists
-                    .get_mut(&h.list)
-                    .ok_or_else(|| fail(Check::HopChain, at, format!("hop record for list {}, which was not announced", h.list)))?;
+                let state = lists.get_mut(&h.list).ok_or_else(|| {
+                    fail(
+                        Check::HopChain,
+                        at,
+                        format!("hop record for list {}, which was not announced", h.list),
+                    )
+                })?;
                 check_hop(h, state, &commitments, &order.project, &linker.name, at)?;
             }
             Body::LinkSummary(s) => {
@@ -347,26 +499,53 @@ pub fn verify(entries: &[Entry], trailer: Option<&Trailer>, manifest: &Manifest)
                     return Err(fail(Check::LinkSummary, at, "a second link summary"));
                 }
                 if s.cohort.as_str() != cohort.to_string() {
-                    return Err(fail(Check::LinkSummary, at, "the summary's cohort is not the order's"));
+                    return Err(fail(
+                        Check::LinkSummary,
+                        at,
+                        "the summary's cohort is not the order's",
+                    ));
                 }
                 let mut matched = HashMap::new();
                 for name in &participants {
-                    let state = lists.get(name).ok_or_else(|| fail(Check::HopChain, at, format!("linked before list {name} was announced")))?;
+                    let state = lists.get(name).ok_or_else(|| {
+                        fail(
+                            Check::HopChain,
+                            at,
+                            format!("linked before list {name} was announced"),
+                        )
+                    })?;
                     let Some(final_root) = state.final_root else {
-                        return Err(fail(Check::HopChain, at, format!("linked before list {name} passed every hop")));
+                        return Err(fail(
+                            Check::HopChain,
+                            at,
+                            format!("linked before list {name} passed every hop"),
+                        ));
                     };
-                    let l = s
-                        .lists
-                        .iter()
-                        .find(|l| &l.list == name)
-                        .ok_or_else(|| fail(Check::LinkSummary, at, format!("list {name} is missing from the summary")))?;
-                    if l.final_root != final_root || l.persons != state.announcement.persons || l.matched > l.persons {
-                        return Err(fail(Check::LinkSummary, at, format!("list {name} in the summary disagrees with its hop records")));
+                    let l = s.lists.iter().find(|l| &l.list == name).ok_or_else(|| {
+                        fail(
+                            Check::LinkSummary,
+                            at,
+                            format!("list {name} is missing from the summary"),
+                        )
+                    })?;
+                    if l.final_root != final_root
+                        || l.persons != state.announcement.persons
+                        || l.matched > l.persons
+                    {
+                        return Err(fail(
+                            Check::LinkSummary,
+                            at,
+                            format!("list {name} in the summary disagrees with its hop records"),
+                        ));
                     }
                     matched.insert(name.clone(), l.matched);
                 }
                 if s.lists.len() != participants.len() {
-                    return Err(fail(Check::LinkSummary, at, "the summary lists a list not in the order"));
+                    return Err(fail(
+                        Check::LinkSummary,
+                        at,
+                        "the summary lists a list not in the order",
+                    ));
                 }
                 link_summary = Some((s.cohort_persons, matched));
             }
@@ -376,11 +555,22 @@ pub fn verify(entries: &[Entry], trailer: Option<&Trailer>, manifest: &Manifest)
                     return Err(fail(Check::Delivery, at, "delivery before linkage"));
                 };
                 if d.recipient != order.researcher_signing_key {
-                    return Err(fail(Check::Delivery, at, "delivered to a key other than the order's researcher"));
+                    return Err(fail(
+                        Check::Delivery,
+                        at,
+                        "delivered to a key other than the order's researcher",
+                    ));
                 }
                 for l in d.lists.iter() {
                     if matched.get(&l.list) != Some(&l.items) {
-                        return Err(fail(Check::Delivery, at, format!("delivery of list {} disagrees with the link summary", l.list)));
+                        return Err(fail(
+                            Check::Delivery,
+                            at,
+                            format!(
+                                "delivery of list {} disagrees with the link summary",
+                                l.list
+                            ),
+                        ));
                     }
                 }
                 delivered = true;
@@ -395,7 +585,11 @@ pub fn verify(entries: &[Entry], trailer: Option<&Trailer>, manifest: &Manifest)
             Body::Shredded(s) => {
                 node(&s.member)?;
                 if !closed {
-                    return Err(fail(Check::Closure, at, "shredding recorded before the closure"));
+                    return Err(fail(
+                        Check::Closure,
+                        at,
+                        "shredding recorded before the closure",
+                    ));
                 }
                 if s.domain != domain {
                     return Err(fail(Check::Closure, at, "shredding of another domain"));
@@ -408,7 +602,11 @@ pub fn verify(entries: &[Entry], trailer: Option<&Trailer>, manifest: &Manifest)
     if closed {
         for m in participants.iter().chain(std::iter::once(&linker.name)) {
             if !shredded.contains(m) {
-                return Err(fail(Check::Closure, None, format!("the project is closed but {m} has not recorded shredding its key")));
+                return Err(fail(
+                    Check::Closure,
+                    None,
+                    format!("the project is closed but {m} has not recorded shredding its key"),
+                ));
             }
         }
     }
@@ -423,7 +621,9 @@ pub fn verify(entries: &[Entry], trailer: Option<&Trailer>, manifest: &Manifest)
             persons: s.announcement.persons,
             hops: s.done,
             complete: s.final_root.is_some(),
-            matched: link_summary.as_ref().and_then(|(_, m)| m.get(&s.announcement.list).copied()),
+            matched: link_summary
+                .as_ref()
+                .and_then(|(_, m)| m.get(&s.announcement.list).copied()),
         })
         .collect();
     Ok(VerifiedTranscript {
@@ -446,63 +646,151 @@ fn check_hop(
 ) -> Result<(), VerifyError> {
     let a = state.announcement;
     let index = state.done as usize;
-    let expected = state
-        .hops
-        .get(index)
-        .ok_or_else(|| fail(Check::HopChain, at, format!("an extra hop for list {} after the linker", h.list)))?;
+    let expected = state.hops.get(index).ok_or_else(|| {
+        fail(
+            Check::HopChain,
+            at,
+            format!("an extra hop for list {} after the linker", h.list),
+        )
+    })?;
     if h.hop != state.done + 1 || &h.member != expected {
-        return Err(fail(Check::HopChain, at, format!(
-            "list {}: hop {} by {} where hop {} by {expected} was expected",
-            h.list, h.hop, h.member, state.done + 1
-        )));
+        return Err(fail(
+            Check::HopChain,
+            at,
+            format!(
+                "list {}: hop {} by {} where hop {} by {expected} was expected",
+                h.list,
+                h.hop,
+                h.member,
+                state.done + 1
+            ),
+        ));
     }
     if h.input_root != state.last_output {
-        return Err(fail(Check::HopChain, at, format!("list {} hop {}: input root is not the previous hop's output root", h.list, h.hop)));
+        return Err(fail(
+            Check::HopChain,
+            at,
+            format!(
+                "list {} hop {}: input root is not the previous hop's output root",
+                h.list, h.hop
+            ),
+        ));
     }
     if h.count != a.persons || h.chunk_size != a.chunk_size {
-        return Err(fail(Check::HopChain, at, format!("list {} hop {}: count or chunk size differs from the announcement", h.list, h.hop)));
+        return Err(fail(
+            Check::HopChain,
+            at,
+            format!(
+                "list {} hop {}: count or chunk size differs from the announcement",
+                h.list, h.hop
+            ),
+        ));
     }
     let chunk = u64::from(a.chunk_size.max(1));
     let chunks = h.count.div_ceil(chunk);
     if h.chunks.len() as u64 != chunks {
-        return Err(fail(Check::HopChain, at, format!("list {} hop {}: {} chunk records for {} points", h.list, h.hop, h.chunks.len(), h.count)));
+        return Err(fail(
+            Check::HopChain,
+            at,
+            format!(
+                "list {} hop {}: {} chunk records for {} points",
+                h.list,
+                h.hop,
+                h.chunks.len(),
+                h.count
+            ),
+        ));
     }
     for (c, rec) in h.chunks.iter().enumerate() {
-        let want = if (c as u64) + 1 < chunks { chunk } else { h.count - chunk * (chunks - 1) };
+        let want = if (c as u64) + 1 < chunks {
+            chunk
+        } else {
+            h.count - chunk * (chunks - 1)
+        };
         if u64::from(rec.count) != want {
-            return Err(fail(Check::HopChain, at, format!("list {} hop {} chunk {c}: wrong point count", h.list, h.hop)));
+            return Err(fail(
+                Check::HopChain,
+                at,
+                format!("list {} hop {} chunk {c}: wrong point count", h.list, h.hop),
+            ));
         }
     }
     let ins: Vec<Digest> = h.chunks.iter().map(|c| c.input_root).collect();
     let outs: Vec<Digest> = h.chunks.iter().map(|c| c.output_root).collect();
-    if root_of_aligned_chunks(&ins) != h.input_root || root_of_aligned_chunks(&outs) != h.output_root {
-        return Err(fail(Check::HopChain, at, format!("list {} hop {}: chunk roots do not add up to the list roots", h.list, h.hop)));
+    if root_of_aligned_chunks(&ins) != h.input_root
+        || root_of_aligned_chunks(&outs) != h.output_root
+    {
+        return Err(fail(
+            Check::HopChain,
+            at,
+            format!(
+                "list {} hop {}: chunk roots do not add up to the list roots",
+                h.list, h.hop
+            ),
+        ));
     }
 
     // The step's key: the member's commitment, or for the linker C_j.
-    let committed = commitments
-        .get(&h.member)
-        .ok_or_else(|| fail(Check::Commitments, at, format!("{} used its key before committing to it", h.member)))?;
+    let committed = commitments.get(&h.member).ok_or_else(|| {
+        fail(
+            Check::Commitments,
+            at,
+            format!("{} used its key before committing to it", h.member),
+        )
+    })?;
     if &h.member == linker {
         let lp = h
             .linker
             .as_ref()
             .ok_or_else(|| fail(Check::Proofs, at, "the linker's hop has no key proof"))?;
         if &lp.linker_key != committed || lp.combined != h.key {
-            return Err(fail(Check::Proofs, at, "the linker's key proof is not about its committed key"));
+            return Err(fail(
+                Check::Proofs,
+                at,
+                "the linker's key proof is not about its committed key",
+            ));
         }
-        let ctx = dleq::linker_key_context(project, &h.list, &lp.linker_key, &a.blinding_commitment, &lp.combined);
-        let decode = |p: &WirePoint| p.decode().map_err(|_| fail(Check::Proofs, at, "invalid point in the linker's key proof"));
-        let (k, d, c) = (decode(&lp.linker_key)?, decode(&a.blinding_commitment)?, decode(&lp.combined)?);
+        let ctx = dleq::linker_key_context(
+            project,
+            &h.list,
+            &lp.linker_key,
+            &a.blinding_commitment,
+            &lp.combined,
+        );
+        let decode = |p: &WirePoint| {
+            p.decode()
+                .map_err(|_| fail(Check::Proofs, at, "invalid point in the linker's key proof"))
+        };
+        let (k, d, c) = (
+            decode(&lp.linker_key)?,
+            decode(&a.blinding_commitment)?,
+            decode(&lp.combined)?,
+        );
         let g = curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
-        dleq::verify(&g, k.inner(), d.inner(), c.inner(), &ctx, &lp.proof)
-            .map_err(|_| fail(Check::Proofs, at, format!("list {}: the linker's key proof log_G K_L = log_D C does not verify", h.list)))?;
+        dleq::verify(&g, k.inner(), d.inner(), c.inner(), &ctx, &lp.proof).map_err(|_| {
+            fail(
+                Check::Proofs,
+                at,
+                format!(
+                    "list {}: the linker's key proof log_G K_L = log_D C does not verify",
+                    h.list
+                ),
+            )
+        })?;
     } else {
         if h.linker.is_some() {
-            return Err(fail(Check::HopChain, at, "a register hop carries a linker key proof"));
+            return Err(fail(
+                Check::HopChain,
+                at,
+                "a register hop carries a linker key proof",
+            ));
         }
         if &h.key != committed {
-            return Err(fail(Check::Commitments, at, format!("{} stepped with a key other than its commitment", h.member)));
+            return Err(fail(
+                Check::Commitments,
+                at,
+                format!("{} stepped with a key other than its commitment", h.member),
+            ));
         }
     }
     for (c, rec) in h.chunks.iter().enumerate() {
@@ -516,8 +804,16 @@ fn check_hop(
             output_root: rec.output_root,
             count: u64::from(rec.count),
         };
-        dleq::verify_chunk_offline(&statement, &rec.proof)
-            .map_err(|_| fail(Check::Proofs, at, format!("list {} hop {} chunk {c}: the DLEQ proof does not verify", h.list, h.hop)))?;
+        dleq::verify_chunk_offline(&statement, &rec.proof).map_err(|_| {
+            fail(
+                Check::Proofs,
+                at,
+                format!(
+                    "list {} hop {} chunk {c}: the DLEQ proof does not verify",
+                    h.list, h.hop
+                ),
+            )
+        })?;
     }
     state.done += 1;
     state.last_output = h.output_root;
