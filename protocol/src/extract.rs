@@ -127,7 +127,7 @@ impl ListBuilder {
         match self.index.get(&id) {
             Some(&i) => self.persons[i].rows.push(values),
             None => {
-                self.index.insert(id.clone(), self.persons.len());
+                self.index.insert(id, self.persons.len());
                 self.persons.push(Person {
                     id,
                     rows: vec![values],

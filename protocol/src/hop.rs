@@ -149,6 +149,17 @@ impl ListContext {
     }
 }
 
+/// What the linker combines into its step over list `j`.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkerKeys<'a> {
+    /// The linker's share `k_L`.
+    pub share: &'a Share,
+    /// The list blinding `β_j`, opened from the owner's HPKE box.
+    pub blinding: &'a Share,
+    /// `D_j = β_j⁻¹·G` from the list announcement.
+    pub blinding_commitment: &'a WirePoint,
+}
+
 /// One hop's step over one list: a register's, or the linker's.
 pub struct Hop {
     ctx: ListContext,
@@ -203,12 +214,11 @@ impl Hop {
         ctx: ListContext,
         hop: u32,
         member: Name,
-        share: &Share,
-        blinding: &Share,
-        blinding_commitment: &WirePoint,
+        keys: LinkerKeys<'_>,
         previous_key: Option<WirePoint>,
         rng: &mut R,
     ) -> Result<Self, HopError> {
+        let LinkerKeys { share, blinding, blinding_commitment } = keys;
         let d = blinding_commitment
             .decode()
             .map_err(|_| HopError::Malformed { chunk: 0 })?;

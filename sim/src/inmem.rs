@@ -26,7 +26,7 @@ use kobling_protocol::{
     extract::{ExtractStats, ListBuilder},
     group::WirePoint,
     hash::sha3_256,
-    hop::{owner_chunks, Hop, HopError, PointChunk},
+    hop::{owner_chunks, Hop, HopError, LinkerKeys, PointChunk},
     ident::ParseOptions,
     link::{link, Cohort, Linkage, Lnr},
     manifest::{Key32, Manifest, Member, Operator, Role},
@@ -180,7 +180,7 @@ impl Federation {
         {
             let n = name_of(name)?;
             let ks = Keystore::create(
-                &dir.join(name),
+                dir.join(name),
                 None,
                 KdfParams::default(),
                 &["localhost".to_string()],
@@ -470,9 +470,7 @@ impl Federation {
                 p.context.clone(),
                 linker_hop_index,
                 linker_name.clone(),
-                &linker_share,
-                &blinding,
-                &p.blinding_commitment,
+                LinkerKeys { share: &linker_share, blinding: &blinding, blinding_commitment: &p.blinding_commitment },
                 previous_key,
                 &mut rng,
             )
@@ -582,7 +580,7 @@ impl Federation {
             for (position, lnr) in &sel.selected {
                 let i = position.0 as usize;
                 let item = deliver_item(
-                    lnr.clone(),
+                    *lnr,
                     *position,
                     p.sealed[i].clone(),
                     final_points[&sel.list][i],
@@ -635,7 +633,7 @@ impl Federation {
                     announcement.persons,
                     &key,
                 )? {
-                    rows.push((item.lnr.clone(), r));
+                    rows.push((item.lnr, r));
                 }
             }
             tables.insert(list.clone(), rows);

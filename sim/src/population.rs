@@ -174,7 +174,7 @@ pub fn generate(config: &PopulationConfig) -> Population {
     let mut used = BTreeSet::new();
     while persons.len() < config.persons {
         let p = person(&mut rng, config.cohort_share);
-        if used.insert(p.id.clone()) {
+        if used.insert(p.id) {
             persons.push(p);
         }
     }
@@ -395,7 +395,7 @@ fn episode(
 
 fn days_in_month(year: u16, month: u8) -> u8 {
     match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => 29,
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,

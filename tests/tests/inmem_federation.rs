@@ -99,12 +99,12 @@ fn in_memory_federation_delivers_exactly_the_cohort_with_consistent_lnr() {
         let mut want: BTreeMap<Lnr, Vec<Vec<String>>> = BTreeMap::new();
         for (person, rows) in pop.rows_by_person(r) {
             if cohort.contains(&person) {
-                want.insert(lnr_of[person].clone(), rows);
+                want.insert(lnr_of[person], rows);
             }
         }
         let mut got: BTreeMap<Lnr, Vec<Vec<String>>> = BTreeMap::new();
         for (lnr, row) in &out.tables[&name(r)] {
-            got.entry(lnr.clone()).or_default().push(row.clone());
+            got.entry(*lnr).or_default().push(row.clone());
         }
         assert_eq!(got.len(), want.len(), "{r}: persons delivered");
         assert_eq!(
@@ -132,8 +132,8 @@ fn in_memory_federation_delivers_exactly_the_cohort_with_consistent_lnr() {
 
     // One person, one lnr across tables; the persons table is the cohort.
     assert_eq!(out.linkage.persons.len(), cohort.len());
-    let expected_cohort_lnr: BTreeSet<Lnr> = cohort.iter().map(|p| lnr_of[*p].clone()).collect();
-    let delivered_lnr: BTreeSet<Lnr> = out.linkage.persons.iter().map(|p| p.lnr.clone()).collect();
+    let expected_cohort_lnr: BTreeSet<Lnr> = cohort.iter().map(|p| lnr_of[*p]).collect();
+    let delivered_lnr: BTreeSet<Lnr> = out.linkage.persons.iter().map(|p| p.lnr).collect();
     assert_eq!(delivered_lnr, expected_cohort_lnr);
     for r in REGISTERS {
         let lnrs: BTreeSet<&Lnr> = out.tables[&name(r)].iter().map(|(l, _)| l).collect();
@@ -219,8 +219,8 @@ fn a_second_project_gets_disjoint_lnr_and_a_closed_project_cannot_run() {
     let (_dir, mut fed, pop) = setup(1_500);
     let a = run(&mut fed, &pop, "PROJ-A", None, None).expect("first project");
     let b = run(&mut fed, &pop, "PROJ-B", None, None).expect("second project");
-    let la: BTreeSet<Lnr> = a.linkage.persons.iter().map(|p| p.lnr.clone()).collect();
-    let lb: BTreeSet<Lnr> = b.linkage.persons.iter().map(|p| p.lnr.clone()).collect();
+    let la: BTreeSet<Lnr> = a.linkage.persons.iter().map(|p| p.lnr).collect();
+    let lb: BTreeSet<Lnr> = b.linkage.persons.iter().map(|p| p.lnr).collect();
     assert_eq!(la.len(), lb.len(), "same cohort size");
     assert!(la.is_disjoint(&lb), "lnr values shared between projects");
 
@@ -230,7 +230,7 @@ fn a_second_project_gets_disjoint_lnr_and_a_closed_project_cannot_run() {
         .linkage
         .persons
         .iter()
-        .map(|p| p.lnr.clone())
+        .map(|p| p.lnr)
         .collect();
     assert_eq!(la, lc);
 

@@ -216,11 +216,10 @@ pub fn verify(
         }
         prev = e.hash();
     }
-    match trailer {
-        Some(t) => t.check(entries, &linker_key).map_err(|()| {
+    if let Some(t) = trailer {
+        t.check(entries, &linker_key).map_err(|()| {
             fail(Check::HashChain, None, "the signed trailer does not match the entries: the transcript was truncated, extended or altered")
-        })?,
-        None => {}
+        })?;
     }
 
     let first = entries
