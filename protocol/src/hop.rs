@@ -218,7 +218,11 @@ impl Hop {
         previous_key: Option<WirePoint>,
         rng: &mut R,
     ) -> Result<Self, HopError> {
-        let LinkerKeys { share, blinding, blinding_commitment } = keys;
+        let LinkerKeys {
+            share,
+            blinding,
+            blinding_commitment,
+        } = keys;
         let d = blinding_commitment
             .decode()
             .map_err(|_| HopError::Malformed { chunk: 0 })?;

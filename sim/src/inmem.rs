@@ -470,7 +470,11 @@ impl Federation {
                 p.context.clone(),
                 linker_hop_index,
                 linker_name.clone(),
-                LinkerKeys { share: &linker_share, blinding: &blinding, blinding_commitment: &p.blinding_commitment },
+                LinkerKeys {
+                    share: &linker_share,
+                    blinding: &blinding,
+                    blinding_commitment: &p.blinding_commitment,
+                },
                 previous_key,
                 &mut rng,
             )

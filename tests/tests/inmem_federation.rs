@@ -226,12 +226,7 @@ fn a_second_project_gets_disjoint_lnr_and_a_closed_project_cannot_run() {
 
     // Re-running the same project reproduces its lnr (same seeds, new blinding).
     let again = run(&mut fed, &pop, "PROJ-A", None, None).expect("re-run");
-    let lc: BTreeSet<Lnr> = again
-        .linkage
-        .persons
-        .iter()
-        .map(|p| p.lnr)
-        .collect();
+    let lc: BTreeSet<Lnr> = again.linkage.persons.iter().map(|p| p.lnr).collect();
     assert_eq!(la, lc);
 
     // Closing shreds the seeds: the project can no longer be derived or run.

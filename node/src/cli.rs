@@ -1,0 +1,32 @@
+//! The command line: one subcommand per module of `cmd`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::cmd;
+
+/// Kobling: privacy-preserving record linkage between health registers.
+#[derive(Debug, Parser)]
+#[command(name = "kobling", version, about, long_about = None)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Auditor commands: verify and read project transcripts offline.
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCommand),
+}
+
+impl Command {
+    /// Runs the command; the exit code on success.
+    pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
+        match self {
+            Command::Audit(c) => c.run(),
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The federation manifest as a TOML file.
+//!
+//! ```toml
+//! federation = "helseregistre"
+//!
+//! [[members]]
+//! name = "NPR"
+//! role = "register"
+//! address = "npr.example.no:7400"
+//! tls_spki_sha256 = "…64 hex digits…"
+//! signing_key = "…"
+//! hpke_key = "…"
+//! operators = [
+//!   { name = "Kari Nordmann", key = "…" },
+//!   { name = "Ola Nordmann", key = "…" },
+//! ]
+//! ```
+
+use std::path::Path;
+
+use anyhow::Context;
+use kobling_protocol::manifest::Manifest;
+
+/// The largest manifest file read.
+const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+
+/// Reads, parses and validates a manifest file.
+pub(crate) fn load(path: &Path) -> anyhow::Result<Manifest> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read the manifest {}", path.display()))?;
+    anyhow::ensure!(
+        meta.len() <= MAX_MANIFEST_BYTES,
+        "the manifest {} is larger than 1 MiB",
+        path.display()
+    );
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the manifest {}", path.display()))?;
+    parse(&text).with_context(|| format!("invalid manifest {}", path.display()))
+}
+
+/// Parses and validates manifest text.
+pub(crate) fn parse(text: &str) -> anyhow::Result<Manifest> {
+    let manifest: Manifest = toml::from_str(text)?;
+    manifest.validate()?;
+    Ok(manifest)
+}
+
+/// Renders a manifest as TOML.
+#[allow(dead_code)] // used by `kobling keys` and the sim
+pub(crate) fn render(manifest: &Manifest) -> anyhow::Result<String> {
+    Ok(toml::to_string_pretty(manifest)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+federation = "test"
+
+[[members]]
+name = "NPR"
+role = "register"
+address = "127.0.0.1:7401"
+tls_spki_sha256 = "0101010101010101010101010101010101010101010101010101010101010101"
+signing_key = "0202020202020202020202020202020202020202020202020202020202020202"
+hpke_key = "0303030303030303030303030303030303030303030303030303030303030303"
+operators = [
+  { name = "a", key = "0404040404040404040404040404040404040404040404040404040404040404" },
+  { name = "b", key = "0505050505050505050505050505050505050505050505050505050505050505" },
+]
+
+[[members]]
+name = "LINKER"
+role = "linker"
+address = "127.0.0.1:7402"
+tls_spki_sha256 = "0606060606060606060606060606060606060606060606060606060606060606"
+signing_key = "0707070707070707070707070707070707070707070707070707070707070707"
+hpke_key = "0808080808080808080808080808080808080808080808080808080808080808"
+"#;
+
+    #[test]
+    fn parses_round_trips_and_rejects_bad_manifests() {
+        let m = parse(EXAMPLE).expect("valid manifest");
+        assert_eq!(m.members.len(), 2);
+        let again = parse(&render(&m).expect("render")).expect("re-parse");
+        assert_eq!(again, m);
+        assert_eq!(again.digest(), m.digest());
+        assert!(parse(&EXAMPLE.replace("role = \"linker\"", "role = \"register\"")).is_err());
+        assert!(parse(&EXAMPLE.replace("0101010101", "zz01010101")).is_err());
+        assert!(parse("not toml at all [").is_err());
+    }
+}
