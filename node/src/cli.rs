@@ -20,6 +20,9 @@ pub(crate) enum Command {
     /// Auditor commands: verify and read project transcripts offline.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
+    /// Check a federation manifest.
+    #[command(subcommand)]
+    Manifest(cmd::manifest::ManifestCommand),
 }
 
 impl Command {
@@ -27,6 +30,7 @@ impl Command {
     pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
         match self {
             Command::Audit(c) => c.run(),
+            Command::Manifest(c) => c.run(),
         }
     }
 }

@@ -821,10 +821,8 @@ mod tests {
         }
     }
 
-    /// A million leaves: levels only, no per-leaf allocation. Run with
-    /// `cargo test -p kobling-protocol --lib merkle -- --ignored`.
+    /// A million leaves: levels only, no per-leaf allocation.
     #[test]
-    #[ignore = "slow in debug builds"]
     fn a_million_leaves() {
         let n = 1_000_000u32;
         let hashes: Vec<Digest> = (0..n).map(|i| leaf_hash(&i.to_le_bytes())).collect();

@@ -145,6 +145,8 @@ pub struct RunOutcome {
     pub transcript: (Vec<transcript::Entry>, Trailer),
     /// What the auditor's verification established.
     pub verified: VerifiedTranscript,
+    /// Wall time per phase.
+    pub timings: Vec<(&'static str, std::time::Duration)>,
 }
 
 /// Settings of one project run.
@@ -263,6 +265,13 @@ impl Federation {
         mut observer: Option<&mut Observer>,
     ) -> Result<RunOutcome, RunError> {
         let mut rng = ChaCha20Rng::seed_from_u64(config.seed ^ self.rng.next_u64());
+        let mut timings = Vec::new();
+        let mut clock = std::time::Instant::now();
+        let mut lap =
+            |name: &'static str, timings: &mut Vec<(&'static str, std::time::Duration)>| {
+                timings.push((name, clock.elapsed()));
+                clock = std::time::Instant::now();
+            };
         let project = project_of(&config.project)?;
         let domain = Domain::Project(project.clone());
         let linker_name = name_of(LINKER)?;
@@ -354,6 +363,8 @@ impl Federation {
             );
         }
 
+        lap("order, approvals, commitments", &mut timings);
+
         // 4. Owners prepare and announce their lists.
         let researcher_pk = self.researcher_hpke.public_key();
         let linker_pk = HpkePublicKey::from_bytes(self.member(&linker_name)?.hpke_key.0)
@@ -416,6 +427,8 @@ impl Federation {
             stats.insert(list.clone(), st);
             prepared.insert(list, p);
         }
+
+        lap("owners: validate, shuffle, blind, seal", &mut timings);
 
         // 5. The chain, list by list, chunk by chunk through every hop.
         let linker_share = self.keystore_ref(&linker_name)?.share(&domain)?;
@@ -532,6 +545,8 @@ impl Federation {
             final_points.insert(list.clone(), finals);
         }
 
+        lap("chain: every hop, proofs checked", &mut timings);
+
         // 6. Link.
         let lists: Vec<(Name, &[WirePoint])> = final_points
             .iter()
@@ -569,6 +584,8 @@ impl Federation {
             statement(linker_signer.clone(), Body::LinkSummary(summary)).sign(&linker_key),
             &linker_key,
         );
+
+        lap("link", &mut timings);
 
         // 7. Delivery: only cohort positions leave the linker.
         let mut delivered: BTreeMap<Name, Vec<DeliveredItem>> = BTreeMap::new();
@@ -642,12 +659,14 @@ impl Federation {
             }
             tables.insert(list.clone(), rows);
         }
+        lap("delivery, transcript check, opening", &mut timings);
         Ok(RunOutcome {
             tables,
             stats,
             linkage,
             transcript: (entries, trailer),
             verified,
+            timings,
         })
     }
 

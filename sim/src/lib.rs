@@ -13,3 +13,4 @@
 
 pub mod inmem;
 pub mod population;
+pub mod truth;

@@ -1,0 +1,181 @@
+//! The test vectors printed in `docs/protocol.md` are what this code
+//! computes: every `name: value` line of every ```vectors block in the
+//! document is recomputed here and must match. Change the protocol, and
+//! this test tells you which published vector went stale.
+
+use std::collections::BTreeMap;
+
+use curve25519_dalek::{constants::RISTRETTO_BASEPOINT_POINT, Scalar};
+use kobling_protocol::{
+    chain,
+    dleq::{self, ChunkStatement},
+    group::WirePoint,
+    hash::{expand_message_xof, hash_to_scalar, tags},
+    ident::{IdKind, Identifier, ParseOptions},
+    link::Lnr,
+    merkle::MerkleTree,
+    seal::{encode_rows, HpkeSecretKey},
+    share::{Domain, Share},
+    types::{Digest, Name, ProjectId},
+};
+
+fn h(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Every vector, computed.
+fn computed() -> BTreeMap<&'static str, String> {
+    let mut v = BTreeMap::new();
+    let project = ProjectId::new("DEMO-1").expect("valid");
+    let list = Name::new("NPR").expect("valid");
+
+    // A synthetic test number (month + 80): never a real person.
+    let id = Identifier::from_parts(1980, 1, 1, 123, IdKind::Synthetic).expect("synthetic number");
+    v.insert("identifier", id.expose().to_string());
+    let parsed = Identifier::parse(
+        id.expose(),
+        ParseOptions {
+            allow_synthetic: true,
+        },
+    )
+    .expect("parses");
+    assert_eq!(parsed, id);
+    v.insert(
+        "expand_message_xof(KOBLING-V1-IDENTITY, identifier, 64)",
+        h(&expand_message_xof(tags::IDENTITY, id.as_bytes(), 64)),
+    );
+    let identity = id.identity_point();
+    v.insert("I(identifier)", h(identity.compress().as_bytes()));
+
+    let domain = Domain::Project(project.clone());
+    v.insert("domain bytes of project DEMO-1", h(&domain.to_bytes()));
+    let k1 = Share::derive(&[1; 32], &[2; 32], &domain).expect("share");
+    v.insert(
+        "k (master 01.., seed 02.., DEMO-1)",
+        h(k1.to_secret_bytes().as_ref()),
+    );
+    v.insert("K = k·G", h(k1.commitment().as_bytes()));
+    let k2 = Share::derive(&[3; 32], &[4; 32], &domain).expect("share");
+    v.insert(
+        "k' (master 03.., seed 04.., DEMO-1)",
+        h(k2.to_secret_bytes().as_ref()),
+    );
+
+    let beta =
+        Share::from_scalar(hash_to_scalar(b"KOBLING-V1-TEST-VECTOR", b"beta")).expect("non-zero");
+    v.insert(
+        "beta = hash_to_scalar(KOBLING-V1-TEST-VECTOR, beta)",
+        h(beta.to_secret_bytes().as_ref()),
+    );
+    v.insert("D = beta^-1·G", h(beta.invert().commitment().as_bytes()));
+    let y = chain::multiply_decoded(&beta.product(&k1), &[identity])[0];
+    v.insert("y = (beta·k)·I", h(y.as_bytes()));
+    let z = chain::apply_share(&k2, &[y], 0).expect("valid")[0];
+    v.insert("z = k'·y", h(z.as_bytes()));
+    let p = chain::apply_share(&beta.invert(), &[z], 0).expect("valid")[0];
+    v.insert("P = beta^-1·z = (k·k')·I", h(p.as_bytes()));
+    v.insert("lnr(DEMO-1, P)", Lnr::derive(&project, &p).to_string());
+    v.insert(
+        "lnr(DEMO-1, G)",
+        Lnr::derive(
+            &project,
+            &WirePoint(RISTRETTO_BASEPOINT_POINT.compress().to_bytes()),
+        )
+        .to_string(),
+    );
+
+    let leaves = [y, z, p];
+    let tree = MerkleTree::from_leaves(leaves.iter().map(|l| l.as_bytes()));
+    v.insert("merkle root [y, z, P]", tree.root().to_hex());
+    let statement = ChunkStatement {
+        project: &project,
+        list: &list,
+        hop: 1,
+        chunk: 0,
+        key: k2.commitment(),
+        input_root: MerkleTree::from_leaves([y.as_bytes()]).root(),
+        output_root: MerkleTree::from_leaves([z.as_bytes()]).root(),
+        count: 1,
+    };
+    v.insert(
+        "chunk statement digest (DEMO-1, NPR, hop 1, chunk 0, K', [y], [z], 1)",
+        h(&statement.digest()),
+    );
+    let c: Vec<Scalar> = ChunkStatement {
+        count: 2,
+        ..statement.clone()
+    }
+    .coefficients();
+    v.insert(
+        "first batch coefficient of that statement with count 2",
+        h(c[0].as_bytes()),
+    );
+    v.insert("second batch coefficient", h(c[1].as_bytes()));
+    // Proofs are randomised (hedged nonce); a proof made with any nonce must verify.
+    let proof = {
+        use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
+        let yp = chain::decode_points(&[y], 0).expect("valid");
+        dleq::prove_chunk(&k2, &statement, &yp, &mut ChaCha20Rng::seed_from_u64(0))
+    };
+    v.insert("A = c0·y (chunk of one)", h(proof.a.as_bytes()));
+    v.insert("B = k'·A", h(proof.b.as_bytes()));
+
+    let rows = encode_rows(&[vec!["F20.0".into(), "2019-03-01".into()]]).expect("encodes");
+    v.insert(
+        "encode_rows([[F20.0, 2019-03-01]]) (first 24 bytes; zero padding to 256)",
+        h(&rows[..24]),
+    );
+    let researcher = HpkeSecretKey::derive(b"KOBLING-V1-TEST-VECTOR researcher");
+    v.insert(
+        "researcher X25519 public (DeriveKeyPair of RFC 9180 on that ikm)",
+        h(researcher.public_key().as_bytes()),
+    );
+    v.insert(
+        "empty merkle root",
+        Digest(MerkleTree::from_leaves(Vec::<&[u8]>::new()).root().0).to_hex(),
+    );
+    v
+}
+
+fn documented() -> BTreeMap<String, String> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/protocol.md"))
+        .expect("docs/protocol.md");
+    let mut out = BTreeMap::new();
+    let mut inside = false;
+    for line in doc.lines() {
+        if line.trim_start().starts_with("```") {
+            inside = line.trim() == "```vectors";
+            continue;
+        }
+        if inside {
+            if let Some((name, value)) = line.rsplit_once(": ") {
+                out.insert(name.trim().to_string(), value.trim().to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn documented_vectors_are_what_the_code_computes() {
+    let computed = computed();
+    let documented = documented();
+    if std::env::var_os("KOBLING_PRINT_VECTORS").is_some() {
+        for (k, v) in &computed {
+            println!("{k}: {v}");
+        }
+    }
+    for (name, value) in &computed {
+        assert_eq!(
+            documented.get(*name),
+            Some(value),
+            "vector `{name}` in docs/protocol.md is missing or stale"
+        );
+    }
+    for name in documented.keys() {
+        assert!(
+            computed.contains_key(name.as_str()),
+            "docs/protocol.md has vector `{name}` that no code computes"
+        );
+    }
+}
