@@ -158,3 +158,105 @@ pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
     }
     Ok(m)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{group::WirePoint, hop::MAX_CHUNK_POINTS};
+    use proptest::prelude::*;
+
+    fn samples() -> Vec<Message> {
+        let project = ProjectId::new("P-1").expect("valid");
+        let list = Name::new("NPR").expect("valid");
+        let points: Vec<WirePoint> = (0..5u8).map(|i| WirePoint([i; 32])).collect();
+        vec![
+            Message::Hello {
+                version: PROTOCOL_VERSION,
+            },
+            Message::Points(PointChunk {
+                project: project.clone(),
+                list: list.clone(),
+                hop: 2,
+                chunk: 7,
+                input: BoundedVec::new(points.clone()).expect("fits"),
+                output: BoundedVec::new(points).expect("fits"),
+                proof: None,
+            }),
+            Message::SealedItems {
+                project: project.clone(),
+                list,
+                first: Position(4096),
+                items: BoundedVec::new(vec![SealedItem(
+                    crate::bounded::BoundedBytes::new(vec![9; 300]).expect("fits"),
+                )])
+                .expect("fits"),
+            },
+            Message::Ack {
+                of: Digest([3; 32]),
+            },
+            Message::Refused {
+                code: BoundedString::new("unknown-project").expect("fits"),
+                detail: BoundedString::new("no project P-2 here").expect("fits"),
+            },
+            Message::Entries {
+                project,
+                first: 0,
+                entries: BoundedVec::default(),
+            },
+        ]
+    }
+
+    #[test]
+    fn messages_round_trip_and_trailing_bytes_are_refused() {
+        for m in samples() {
+            let bytes = encode(&m);
+            assert_eq!(decode(&bytes).expect("decodes"), m);
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert_eq!(decode(&longer), Err(DecodeError::Trailing));
+            for cut in 0..bytes.len() {
+                assert!(
+                    decode(&bytes[..cut]).is_err(),
+                    "a prefix of {} bytes decoded",
+                    cut
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn oversized_and_overlong_fields_are_refused() {
+        assert!(matches!(
+            decode(&vec![0u8; MAX_FRAME + 1]),
+            Err(DecodeError::TooLarge(_))
+        ));
+        // A chunk with one point more than allowed, all bytes present: the
+        // bound, not a lack of data, refuses it.
+        let at_limit = vec![WirePoint([1; 32]); MAX_CHUNK_POINTS];
+        let over = vec![WirePoint([1; 32]); MAX_CHUNK_POINTS + 1];
+        let ok = postcard::to_allocvec(&at_limit).expect("encode");
+        let too_many = postcard::to_allocvec(&over).expect("encode");
+        assert!(postcard::from_bytes::<BoundedVec<WirePoint, MAX_CHUNK_POINTS>>(&ok).is_ok());
+        assert!(
+            postcard::from_bytes::<BoundedVec<WirePoint, MAX_CHUNK_POINTS>>(&too_many).is_err()
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn mutated_messages_never_panic(which in 0usize..6, at in any::<usize>(), xor in 1u8..=255) {
+            let mut bytes = encode(&samples()[which]);
+            let i = at % bytes.len();
+            bytes[i] ^= xor;
+            if let Ok(m) = decode(&bytes) {
+                // Whatever decodes re-encodes to something that decodes again.
+                prop_assert_eq!(decode(&encode(&m)).ok(), Some(m));
+            }
+        }
+    }
+}
