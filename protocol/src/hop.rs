@@ -276,6 +276,31 @@ impl Hop {
         })
     }
 
+    /// Resumes a hop after a restart from the chunk records it had made
+    /// (persisted by the node as it went): the next chunk expected is the
+    /// one after the last record, and no verified chunk is redone.
+    ///
+    /// # Errors
+    ///
+    /// [`HopError::OutOfOrder`] if there are more records than chunks.
+    pub fn resume(mut self, records: Vec<ChunkRecord>) -> Result<Self, HopError> {
+        let n = records.len() as u64;
+        if n > self.ctx.chunks() {
+            return Err(HopError::OutOfOrder {
+                expected: self.ctx.chunks(),
+                got: n,
+            });
+        }
+        self.records = records;
+        self.next_chunk = n;
+        Ok(self)
+    }
+
+    /// The chunk records so far (to persist).
+    pub fn records(&self) -> &[ChunkRecord] {
+        &self.records
+    }
+
     /// The step's public key (`K_h`, or `C_j` for the linker).
     pub fn key(&self) -> WirePoint {
         self.key
@@ -442,4 +467,137 @@ fn bounded(v: Vec<WirePoint>) -> BoundedVec<WirePoint, MAX_CHUNK_POINTS> {
     // Callers pass at most one chunk, whose size is bounded by
     // MAX_CHUNK_POINTS at construction.
     BoundedVec::new(v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::{hash_to_group, tags};
+    use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
+
+    fn setup(n: u64, chunk_size: u32) -> (ListContext, Vec<WirePoint>) {
+        let ctx = ListContext {
+            project: ProjectId::new("P").expect("valid"),
+            list: Name::new("NPR").expect("valid"),
+            persons: n,
+            chunk_size,
+        };
+        let points = (0..n)
+            .map(|i| {
+                WirePoint(
+                    hash_to_group(tags::IDENTITY, &i.to_le_bytes())
+                        .compress()
+                        .to_bytes(),
+                )
+            })
+            .collect();
+        (ctx, points)
+    }
+
+    #[test]
+    fn a_resumed_hop_continues_and_produces_the_same_record() {
+        let (ctx, points) = setup(300, 64);
+        let chunks: Vec<PointChunk> = owner_chunks(&ctx, &points).collect();
+        let member = Name::new("KPR").expect("valid");
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let share = Share::random(&mut rng);
+        let bytes = share.to_secret_bytes();
+        let again = || Share::from_secret_bytes(&bytes).expect("share");
+
+        let mut straight =
+            Hop::register(ctx.clone(), 1, member.clone(), again(), None).expect("hop");
+        let mut outputs = Vec::new();
+        for c in &chunks {
+            outputs.push(
+                straight
+                    .handle_chunk(c, &mut ChaCha20Rng::seed_from_u64(c.chunk))
+                    .expect("valid")
+                    .output,
+            );
+        }
+        let full = straight.finish().expect("complete");
+
+        let mut first = Hop::register(ctx.clone(), 1, member.clone(), again(), None).expect("hop");
+        for c in &chunks[..2] {
+            first
+                .handle_chunk(c, &mut ChaCha20Rng::seed_from_u64(c.chunk))
+                .expect("valid");
+        }
+        let saved = first.records().to_vec();
+        drop(first); // the node crashes
+        let mut resumed = Hop::register(ctx, 1, member, again(), None)
+            .expect("hop")
+            .resume(saved)
+            .expect("resume");
+        assert_eq!(resumed.next_chunk(), 2);
+        // A replayed chunk is refused, not redone.
+        assert!(matches!(
+            resumed.handle_chunk(&chunks[1], &mut rng),
+            Err(HopError::OutOfOrder {
+                expected: 2,
+                got: 1
+            })
+        ));
+        for c in &chunks[2..] {
+            let out = resumed
+                .handle_chunk(c, &mut ChaCha20Rng::seed_from_u64(c.chunk))
+                .expect("valid");
+            assert_eq!(out.output, outputs[c.chunk as usize]);
+        }
+        assert_eq!(resumed.finish().expect("complete"), full);
+    }
+
+    #[test]
+    fn chunks_are_checked_before_any_work() {
+        let (ctx, points) = setup(100, 32);
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let mut hop = Hop::register(
+            ctx.clone(),
+            1,
+            Name::new("KPR").expect("valid"),
+            Share::random(&mut rng),
+            None,
+        )
+        .expect("hop");
+        let chunks: Vec<PointChunk> = owner_chunks(&ctx, &points).collect();
+        let mut wrong = chunks[0].clone();
+        wrong.list = Name::new("SSB").expect("valid");
+        assert_eq!(hop.handle_chunk(&wrong, &mut rng), Err(HopError::WrongList));
+        assert!(matches!(
+            hop.handle_chunk(&chunks[1], &mut rng),
+            Err(HopError::OutOfOrder {
+                expected: 0,
+                got: 1
+            })
+        ));
+        let mut short = chunks[0].clone();
+        short.output = BoundedVec::new(short.output[..31].to_vec()).expect("fits");
+        assert!(matches!(
+            hop.handle_chunk(&short, &mut rng),
+            Err(HopError::WrongCount {
+                chunk: 0,
+                expected: 32,
+                got: 31
+            })
+        ));
+        let mut identity = chunks[0].clone();
+        let mut pts = identity.output.to_vec();
+        pts[7] = WirePoint([0; 32]);
+        identity.output = BoundedVec::new(pts).expect("fits");
+        assert!(matches!(
+            hop.handle_chunk(&identity, &mut rng),
+            Err(HopError::Point(ChainError { position: 7, .. }))
+        ));
+        let mut with_proof = chunks[0].clone();
+        with_proof.input = with_proof.output.clone();
+        assert_eq!(
+            hop.handle_chunk(&with_proof, &mut rng),
+            Err(HopError::Malformed { chunk: 0 })
+        );
+        assert_eq!(hop.next_chunk(), 0, "refused chunks change nothing");
+        assert!(matches!(
+            hop.finish(),
+            Err(HopError::Incomplete { done: 0, total: 4 })
+        ));
+    }
 }

@@ -47,6 +47,7 @@ pub mod manifest;
 pub mod merkle;
 pub mod messages;
 pub mod owner;
+pub mod project;
 pub mod seal;
 pub mod share;
 pub mod transcript;
