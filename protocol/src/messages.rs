@@ -9,21 +9,25 @@
 //!
 //! ```text
 //!  researcher ──SubmitOrder──▶ linker ──Statement(order)──▶ registers
-//!  operator   ──Approve──────▶ own node
+//!  operator   ──Approve──────▶ own node ──Statement──▶ linker
 //!  node       ──Statement────▶ linker (commitments, announcements, hop records, shredding)
 //!  owner      ──Blinding, SealedItems──▶ linker
 //!  hop h      ──Points(PointChunk)─────▶ hop h+1
 //!  researcher ──Fetch──▶ linker ──DeliveryHeader, DeliveryItems──▶ researcher
+//!  researcher ──Close──▶ linker ──Statement(closure)──▶ nodes ──Statement(shredded)──▶ linker
 //!  any        ◀──Ack / Refused──
 //! ```
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    bounded::{BoundedString, BoundedVec},
+    bounded::{BoundedBytes, BoundedString, BoundedVec},
     delivery::DeliveredItem,
+    hash::framed_sha3,
     hop::PointChunk,
+    manifest::Key32,
     seal::{SealedItem, WrappedKey},
+    transcript::{encode_value, Sig},
     transcript::{Columns, Entry, SignedStatement},
     types::{Digest, Name, Position, ProjectId},
 };
@@ -37,6 +41,79 @@ pub const MAX_ITEMS_PER_MESSAGE: usize = 4096;
 /// Transcript entries per message.
 pub const MAX_ENTRIES_PER_MESSAGE: usize = 1024;
 
+/// The largest transcript file sent in one message.
+pub const MAX_TRANSCRIPT_FILE: usize = 24 << 20;
+/// How far a client request's time may be from the node's clock.
+pub const MAX_CLOCK_SKEW: u64 = 600;
+
+/// What a client asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    /// Fetch the delivery.
+    Fetch,
+    /// Close the project.
+    Close,
+    /// Read the transcript.
+    Status,
+}
+
+/// A client's request: a researcher's or operator's, authenticated by a
+/// signature with a key the order or the manifest names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// The project.
+    pub project: ProjectId,
+    /// What is asked.
+    pub action: Action,
+    /// Seconds since the Unix epoch on the client's clock.
+    pub time: u64,
+}
+
+/// A signed [`Request`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SignedRequest {
+    /// The request.
+    pub request: Request,
+    /// The signer's Ed25519 key.
+    pub key: Key32,
+    /// `Ed25519(key, framed_sha3("KOBLING-V1-CLIENT-REQUEST", [postcard(request)]))`.
+    pub signature: Sig,
+}
+
+impl Request {
+    fn digest(&self) -> [u8; 32] {
+        framed_sha3(b"KOBLING-V1-CLIENT-REQUEST", &[&encode_value(self)])
+    }
+
+    /// Signs the request.
+    pub fn sign(self, key: &ed25519_dalek::SigningKey) -> SignedRequest {
+        use ed25519_dalek::Signer as _;
+        let signature = Sig(key.sign(&self.digest()).to_bytes());
+        SignedRequest {
+            key: Key32(key.verifying_key().to_bytes()),
+            request: self,
+            signature,
+        }
+    }
+}
+
+impl SignedRequest {
+    /// Checks the signature and that the request is fresh at `now`
+    /// (within [`MAX_CLOCK_SKEW`]). Whether the key may ask is the
+    /// caller's check.
+    ///
+    /// # Errors
+    ///
+    /// A short reason.
+    pub fn check(&self, now: u64) -> Result<(), &'static str> {
+        if self.request.time.abs_diff(now) > MAX_CLOCK_SKEW {
+            return Err("the request's time is too far from the node's clock");
+        }
+        crate::transcript::verify_signature(&self.key, &self.request.digest(), &self.signature)
+            .map_err(|()| "the request's signature does not verify")
+    }
+}
+
 /// A message.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -48,8 +125,15 @@ pub enum Message {
     },
     /// Researcher → linker: a signed project order.
     SubmitOrder(SignedStatement),
-    /// Operator → own node: a signed approval.
-    Approve(SignedStatement),
+    /// Operator → own node: a signed approval, and where the approved
+    /// extract file is on the node's machine (local, not signed: the node
+    /// checks the file's digest against the signed one).
+    Approve {
+        /// The operator's signed approval.
+        statement: SignedStatement,
+        /// Path of the extract file on the register's machine.
+        extract_path: BoundedString<4096>,
+    },
     /// Node → linker (and linker → registers): a statement for the
     /// transcript.
     Statement(SignedStatement),
@@ -84,8 +168,19 @@ pub enum Message {
     },
     /// Hop → next hop: a chunk of points.
     Points(PointChunk),
-    /// Researcher → linker: fetch the delivery (signed by the researcher).
-    Fetch(SignedStatement),
+    /// Researcher → linker: fetch the delivery.
+    Fetch(SignedRequest),
+    /// Researcher → linker: close the project.
+    Close(SignedRequest),
+    /// Client → node: the project's transcript, for status (answered with
+    /// `TranscriptFile`).
+    Status(SignedRequest),
+    /// Linker → client: the project's transcript as a signed file
+    /// (`transcript::encode_file`).
+    TranscriptFile {
+        /// The file's bytes.
+        bytes: BoundedBytes<MAX_TRANSCRIPT_FILE>,
+    },
     /// Linker → researcher: one list's header.
     DeliveryHeader {
         /// The project.

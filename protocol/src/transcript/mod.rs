@@ -206,6 +206,17 @@ impl Transcript {
     }
 }
 
+/// Strict Ed25519 verification of `sig` over `msg` with `key` (weak keys
+/// refused).
+///
+/// # Errors
+///
+/// `Err(())`; deliberately opaque.
+#[allow(clippy::result_unit_err)]
+pub fn verify_signature(key: &Key32, msg: &[u8], sig: &Sig) -> Result<(), ()> {
+    verify_sig(key, msg, sig)
+}
+
 pub(crate) fn verify_sig(key: &Key32, msg: &[u8], sig: &Sig) -> Result<(), ()> {
     let vk = VerifyingKey::from_bytes(&key.0).map_err(|_| ())?;
     if vk.is_weak() {

@@ -1,0 +1,521 @@
+//! A federation of engines in one process, with messages passed in memory:
+//! the deterministic harness for the node's behaviour (the QUIC transport
+//! is tested on its own).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::SigningKey;
+use kobling_keys::{KdfParams, Keystore};
+use kobling_protocol::{
+    bounded::{BoundedString, BoundedVec},
+    chain::multiply_decoded,
+    link::Lnr,
+    manifest::{Key32, Manifest, Member, Operator, Role},
+    messages::{Action, Message, Request},
+    project::{Duty, ProjectView},
+    seal::HpkeSecretKey,
+    share::{Domain, Share},
+    transcript::{Approval, Body, ProjectOrder, RegisterRequest, Signer, Statement},
+    types::{Name, ProjectId},
+};
+use kobling_sim::{
+    inmem::render_csv,
+    population::{generate, Population, PopulationConfig},
+};
+use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
+
+use super::{file_digest, Engine, Peer};
+use crate::{researcher::open_delivery, store::Store};
+
+const REGISTERS: [&str; 3] = ["NPR", "KPR", "SSB"];
+const NOW: u64 = 1_800_000_000;
+
+fn name(s: &str) -> Name {
+    Name::new(s).expect("valid")
+}
+
+struct Fed {
+    dir: tempfile::TempDir,
+    manifest: Manifest,
+    engines: BTreeMap<Name, Engine>,
+    operators: BTreeMap<Name, Vec<SigningKey>>,
+    researcher: SigningKey,
+    researcher_hpke: HpkeSecretKey,
+    pop: Population,
+}
+
+impl Fed {
+    fn new(persons: usize) -> Fed {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let mut members = Vec::new();
+        let mut operators = BTreeMap::new();
+        for (i, m) in REGISTERS
+            .iter()
+            .chain(std::iter::once(&"LINKER"))
+            .enumerate()
+        {
+            let ks = Keystore::create(
+                dir.path().join(m).join("keys"),
+                None,
+                KdfParams::default(),
+                &["localhost".into()],
+            )
+            .expect("keystore");
+            let role = if *m == "LINKER" {
+                Role::Linker
+            } else {
+                Role::Register
+            };
+            let ops: Vec<SigningKey> = if role == Role::Register {
+                (0..3).map(|_| SigningKey::generate(&mut rng)).collect()
+            } else {
+                vec![]
+            };
+            members.push(Member {
+                name: name(m),
+                role,
+                address: format!("127.0.0.1:{}", 7600 + i),
+                tls_spki_sha256: Key32(ks.tls_spki_sha256()),
+                signing_key: Key32(ks.verifying_key().to_bytes()),
+                hpke_key: Key32(ks.x25519_public()),
+                operators: ops
+                    .iter()
+                    .enumerate()
+                    .map(|(k, o)| Operator {
+                        name: format!("{m}-op{k}"),
+                        key: Key32(o.verifying_key().to_bytes()),
+                    })
+                    .collect(),
+            });
+            operators.insert(name(m), ops);
+        }
+        let manifest = Manifest {
+            federation: "harness".into(),
+            members,
+        };
+        manifest.validate().expect("manifest");
+        let pop = generate(&PopulationConfig {
+            persons,
+            seed: 4,
+            ..Default::default()
+        });
+        std::fs::create_dir_all(dir.path().join("extracts")).expect("dir");
+        for r in REGISTERS {
+            std::fs::write(
+                extract_path(dir.path(), r),
+                render_csv(pop.extract(r).expect("extract")),
+            )
+            .expect("write");
+        }
+        let mut fed = Fed {
+            dir,
+            manifest,
+            engines: BTreeMap::new(),
+            operators,
+            researcher: SigningKey::generate(&mut rng),
+            researcher_hpke: HpkeSecretKey::generate(&mut rng),
+            pop,
+        };
+        for m in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
+            fed.start(m);
+        }
+        fed
+    }
+
+    /// (Re)starts a node from its directory, as after a crash.
+    fn start(&mut self, m: &str) {
+        let base = self.dir.path().join(m);
+        let ks = Keystore::open(base.join("keys"), None).expect("keystore");
+        let store = Store::open(&base).expect("store");
+        let mut seed = [0u8; 32];
+        seed[..m.len()].copy_from_slice(m.as_bytes());
+        let engine = Engine::new(name(m), self.manifest.clone(), ks, store, seed)
+            .expect("engine")
+            .with_chunk_size(64);
+        self.engines.insert(name(m), engine);
+    }
+
+    fn order(&self, project: &str) -> ProjectOrder {
+        ProjectOrder {
+            project: ProjectId::new(project).expect("valid"),
+            title: BoundedString::new("harness").expect("fits"),
+            legal_basis: BoundedString::new("REK test").expect("fits"),
+            manifest_digest: self.manifest.digest(),
+            linker: name("LINKER"),
+            registers: BoundedVec::new(
+                REGISTERS
+                    .iter()
+                    .map(|r| RegisterRequest {
+                        register: name(r),
+                        variables: BoundedVec::new(
+                            self.pop.extract(r).expect("extract").columns[1..]
+                                .iter()
+                                .map(|c| BoundedString::new(*c).expect("fits"))
+                                .collect(),
+                        )
+                        .expect("fits"),
+                    })
+                    .collect(),
+            )
+            .expect("fits"),
+            cohort: BoundedString::new("NPR").expect("fits"),
+            expires: NOW + 86_400 * 365,
+            researcher_signing_key: Key32(self.researcher.verifying_key().to_bytes()),
+            researcher_hpke_key: Key32(*self.researcher_hpke.public_key().as_bytes()),
+            test_mode: false,
+        }
+    }
+
+    fn submit(&mut self, project: &str) -> Message {
+        let order = self.order(project);
+        let signed = Statement {
+            project: order.project.clone(),
+            time: NOW,
+            signer: Signer::Researcher(order.researcher_signing_key),
+            body: Body::Order(order),
+        }
+        .sign(&self.researcher);
+        self.client("LINKER", Message::SubmitOrder(signed))
+            .remove(0)
+    }
+
+    fn approve(&mut self, project: &str, register: &str, operator: usize) -> Message {
+        let order = self.order(project);
+        let path = extract_path(self.dir.path(), register);
+        let extract = self.pop.extract(register).expect("extract");
+        let approval = Approval {
+            register: name(register),
+            order: order.digest(),
+            extract: file_digest(path.to_str().expect("utf-8")).expect("digest"),
+            rows: extract.rows.len() as u64,
+            columns: BoundedVec::new(
+                extract
+                    .columns
+                    .iter()
+                    .map(|c| BoundedString::new(*c).expect("fits"))
+                    .collect(),
+            )
+            .expect("fits"),
+        };
+        let key = &self.operators[&name(register)][operator];
+        let signed = Statement {
+            project: order.project.clone(),
+            time: NOW,
+            signer: Signer::Operator {
+                register: name(register),
+                key: Key32(key.verifying_key().to_bytes()),
+            },
+            body: Body::Approval(approval),
+        }
+        .sign(key);
+        let msg = Message::Approve {
+            statement: signed,
+            extract_path: BoundedString::new(path.to_str().expect("utf-8")).expect("fits"),
+        };
+        self.client(register, msg).remove(0)
+    }
+
+    fn request(&mut self, project: &str, action: Action) -> Vec<Message> {
+        let req = Request {
+            project: ProjectId::new(project).expect("valid"),
+            action,
+            time: NOW,
+        }
+        .sign(&self.researcher);
+        let msg = match action {
+            Action::Fetch => Message::Fetch(req),
+            Action::Close => Message::Close(req),
+            Action::Status => Message::Status(req),
+        };
+        self.client("LINKER", msg)
+    }
+
+    fn client(&mut self, to: &str, msg: Message) -> Vec<Message> {
+        self.engines
+            .get_mut(&name(to))
+            .expect("engine")
+            .handle(&Peer::Client, msg, NOW)
+            .expect("no internal error")
+    }
+
+    /// Ticks every node and delivers queued messages until nothing moves.
+    /// `crash` is called after every round and may restart nodes.
+    fn pump_with(&mut self, mut crash: impl FnMut(&mut Fed, usize)) {
+        for round in 0..10_000 {
+            let names: Vec<Name> = self.engines.keys().cloned().collect();
+            for n in &names {
+                self.engines
+                    .get_mut(n)
+                    .expect("engine")
+                    .tick(NOW)
+                    .expect("tick");
+            }
+            let mut progress = 0;
+            for src in &names {
+                let mut engine = self.engines.remove(src).expect("engine");
+                let mut blocked = HashSet::new();
+                for (id, dest, msg) in engine.outbox(64).expect("outbox") {
+                    if blocked.contains(&dest) {
+                        continue;
+                    }
+                    let target = if dest == *src {
+                        &mut engine
+                    } else {
+                        self.engines.get_mut(&dest).expect("destination")
+                    };
+                    let reply = target
+                        .handle(&Peer::Member(src.clone()), msg, NOW)
+                        .expect("no internal error");
+                    match &reply[0] {
+                        Message::Ack { .. } => {
+                            engine.acked(id).expect("ack");
+                            progress += 1;
+                        }
+                        Message::Refused { code, .. } if code.as_str() == "not-ready" => {
+                            blocked.insert(dest);
+                        }
+                        Message::Refused { code, detail } => {
+                            panic!("{dest} refused a message from {src}: {code}: {detail}")
+                        }
+                        other => panic!("unexpected reply {other:?}"),
+                    }
+                }
+                self.engines.insert(src.clone(), engine);
+            }
+            crash(self, round);
+            if progress == 0 {
+                return;
+            }
+        }
+        panic!("the federation did not settle");
+    }
+
+    fn pump(&mut self) {
+        self.pump_with(|_, _| {});
+    }
+
+    fn duties(&self, project: &str, who: &str) -> Vec<Duty> {
+        let entries = self.engines[&name("LINKER")]
+            .transcript(&ProjectId::new(project).expect("valid"))
+            .expect("entries");
+        ProjectView::new(&self.manifest, &entries).duties(&name(who))
+    }
+
+    fn expected_lnr(&self, project: &str) -> Vec<Lnr> {
+        let p = ProjectId::new(project).expect("valid");
+        let domain = Domain::Project(p.clone());
+        let mut key: Option<Share> = None;
+        for m in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
+            let s = Keystore::open(self.dir.path().join(m).join("keys"), None)
+                .expect("keystore")
+                .share(&domain)
+                .expect("share");
+            key = Some(match key {
+                None => s,
+                Some(k) => k.product(&s),
+            });
+        }
+        let key = key.expect("key");
+        let ids: Vec<_> = self
+            .pop
+            .persons
+            .iter()
+            .map(|p| p.id.identity_point())
+            .collect();
+        multiply_decoded(&key, &ids)
+            .iter()
+            .map(|pt| Lnr::derive(&p, pt))
+            .collect()
+    }
+
+    fn check_delivery(&mut self, project: &str) {
+        let replies = self.request(project, Action::Fetch);
+        let delivered =
+            open_delivery(&self.manifest, &self.researcher_hpke, replies).expect("delivery opens");
+        let lnr_of = self.expected_lnr(project);
+        let cohort = self.pop.members("NPR");
+        for r in REGISTERS {
+            let mut want: BTreeMap<Lnr, Vec<Vec<String>>> = BTreeMap::new();
+            for (person, rows) in self.pop.rows_by_person(r) {
+                if cohort.contains(&person) {
+                    want.insert(lnr_of[person], rows);
+                }
+            }
+            let mut got: BTreeMap<Lnr, Vec<Vec<String>>> = BTreeMap::new();
+            for (lnr, row) in &delivered.tables[&name(r)].rows {
+                got.entry(*lnr).or_default().push(row.clone());
+            }
+            assert_eq!(
+                got, want,
+                "{r}: the delivered rows differ from the ground truth"
+            );
+        }
+        assert!(delivered.verified.delivered);
+    }
+}
+
+fn extract_path(dir: &Path, register: &str) -> PathBuf {
+    dir.join("extracts").join(format!("{register}.csv"))
+}
+
+fn approve_all(fed: &mut Fed, project: &str) {
+    for r in REGISTERS {
+        for op in 0..2 {
+            assert!(matches!(fed.approve(project, r, op), Message::Ack { .. }));
+        }
+    }
+}
+
+#[test]
+fn a_project_runs_between_engines_and_the_researcher_gets_exactly_the_cohort() {
+    let mut fed = Fed::new(500);
+    assert!(matches!(fed.submit("P-1"), Message::Ack { .. }));
+    fed.pump();
+    approve_all(&mut fed, "P-1");
+    fed.pump();
+    assert_eq!(fed.duties("P-1", "LINKER"), vec![Duty::Deliver]);
+    fed.check_delivery("P-1");
+
+    // Close: every node shreds, after which nothing can be fetched.
+    assert!(matches!(
+        fed.request("P-1", Action::Close)[0],
+        Message::Ack { .. }
+    ));
+    fed.pump();
+    let entries = fed.engines[&name("LINKER")]
+        .transcript(&ProjectId::new("P-1").expect("valid"))
+        .expect("entries");
+    let shredded: BTreeSet<_> = entries
+        .iter()
+        .filter_map(|e| match &e.signed.statement.body {
+            Body::Shredded(s) => Some(s.member.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(shredded.len(), 4, "every key holder shredded");
+    match &fed.request("P-1", Action::Fetch)[0] {
+        Message::Refused { code, .. } => assert_eq!(code.as_str(), "closed"),
+        other => panic!("a fetch after close was served: {other:?}"),
+    }
+}
+
+#[test]
+fn one_approval_or_the_same_operator_twice_does_not_start_a_list() {
+    let mut fed = Fed::new(200);
+    fed.submit("P-2");
+    fed.pump();
+    fed.approve("P-2", "NPR", 0);
+    fed.pump();
+    assert_eq!(
+        fed.duties("P-2", "NPR"),
+        vec![Duty::AwaitApprovals { approvals: 1 }]
+    );
+    fed.approve("P-2", "NPR", 0);
+    fed.pump();
+    assert_eq!(
+        fed.duties("P-2", "NPR"),
+        vec![Duty::AwaitApprovals { approvals: 1 }],
+        "the same operator twice is one approval"
+    );
+    let entries = fed.engines[&name("LINKER")]
+        .transcript(&ProjectId::new("P-2").expect("valid"))
+        .expect("entries");
+    assert!(!entries.iter().any(|e| matches!(e.signed.statement.body, Body::ListAnnounced(_) | Body::Commitment(_) if matches!(&e.signed.statement.signer, Signer::Node(n) if *n == name("NPR")))));
+}
+
+#[test]
+fn a_chunk_for_a_project_this_node_has_not_approved_is_refused() {
+    let mut fed = Fed::new(200);
+    fed.submit("P-3");
+    fed.pump();
+    // Only NPR's operators approve; KPR's have not.
+    fed.approve("P-3", "NPR", 0);
+    fed.approve("P-3", "NPR", 1);
+    fed.pump();
+    let kpr = fed.engines.get_mut(&name("KPR")).expect("engine");
+    let chunk = kobling_protocol::hop::PointChunk {
+        project: ProjectId::new("P-3").expect("valid"),
+        list: name("NPR"),
+        hop: 0,
+        chunk: 0,
+        input: BoundedVec::default(),
+        output: BoundedVec::default(),
+        proof: None,
+    };
+    match &kpr
+        .handle(
+            &Peer::Member(name("NPR")),
+            Message::Points(chunk.clone()),
+            NOW,
+        )
+        .expect("handled")[0]
+    {
+        Message::Refused { code, .. } => assert_eq!(code.as_str(), "not-ready"),
+        other => panic!("KPR processed a foreign list without its own approvals: {other:?}"),
+    }
+    // And a chunk from a member that is not the list's previous hop is refused for good.
+    match &kpr
+        .handle(&Peer::Member(name("SSB")), Message::Points(chunk), NOW)
+        .expect("handled")[0]
+    {
+        Message::Refused { code, .. } => assert_eq!(code.as_str(), "unexpected-sender"),
+        other => panic!("accepted a chunk from the wrong sender: {other:?}"),
+    }
+}
+
+#[test]
+fn a_member_cannot_speak_for_another() {
+    let mut fed = Fed::new(100);
+    fed.submit("P-4");
+    fed.pump();
+    // KPR forwards a statement signed by NPR's node key.
+    let npr_key = SigningKey::from_bytes(
+        &Keystore::open(fed.dir.path().join("NPR").join("keys"), None)
+            .expect("ks")
+            .signing_key()
+            .to_bytes(),
+    );
+    let p = ProjectId::new("P-4").expect("valid");
+    let body = Body::Commitment(kobling_protocol::transcript::KeyCommitment {
+        member: name("NPR"),
+        domain: Domain::Project(p.clone()),
+        key: kobling_protocol::group::WirePoint([1; 32]),
+    });
+    let signed = Statement {
+        project: p,
+        time: NOW,
+        signer: Signer::Node(name("NPR")),
+        body,
+    }
+    .sign(&npr_key);
+    let reply = fed
+        .engines
+        .get_mut(&name("LINKER"))
+        .expect("linker")
+        .handle(&Peer::Member(name("KPR")), Message::Statement(signed), NOW)
+        .expect("handled");
+    match &reply[0] {
+        Message::Refused { code, .. } => assert_eq!(code.as_str(), "impersonation"),
+        other => panic!("accepted: {other:?}"),
+    }
+}
+
+#[test]
+fn nodes_killed_during_the_chain_finish_with_the_same_delivery() {
+    let mut fed = Fed::new(500);
+    fed.submit("P-5");
+    fed.pump();
+    approve_all(&mut fed, "P-5");
+    // Restart a different node every few rounds, from its disk state only.
+    fed.pump_with(|fed, round| {
+        if round % 3 == 1 {
+            let victim = ["KPR", "SSB", "LINKER", "NPR"][round / 3 % 4];
+            fed.engines.remove(&name(victim));
+            fed.start(victim);
+        }
+    });
+    assert_eq!(fed.duties("P-5", "LINKER"), vec![Duty::Deliver]);
+    fed.check_delivery("P-5");
+}

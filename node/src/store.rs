@@ -1,0 +1,350 @@
+//! The node's embedded state: SQLite (bundled) in WAL mode, one file
+//! `DIR/state.db`.
+//!
+//! Everything a node needs to continue after a stop or a crash lives here,
+//! and every step that changes state commits in one transaction together
+//! with the messages it produces (the outbox), so a crash either happened
+//! before the step (it is redone from the same inputs) or after it (its
+//! messages are still queued). Nothing here is an identifier or an identity
+//! point: registers keep their extracts where the operator put them, and
+//! only blinded points, sealed items and transcript entries are stored.
+//!
+//! | table | what |
+//! |---|---|
+//! | `entries` | the node's copy of each project's transcript |
+//! | `extracts` | approved extract files (path by digest), registers |
+//! | `hops` | per list and hop: chunk records so far, done flag |
+//! | `outbox` | messages to send, by destination, in order, until acknowledged |
+//! | `sent` | one-shot steps already taken (commit, announce, …) |
+//! | `blindings`, `sealed`, `finals` | the linker's list blindings, sealed items, final pseudonyms |
+
+use std::path::Path;
+
+use kobling_protocol::{
+    messages::{self, Message},
+    transcript::{self, Entry},
+    types::{Name, ProjectId},
+};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+/// A state-store error.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StoreError {
+    /// SQLite failed.
+    #[error("state database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A stored value does not decode (the database was damaged).
+    #[error("state database holds a damaged {0}")]
+    Corrupt(&'static str),
+    /// The transaction's step was rejected; nothing was written.
+    #[error("{0}")]
+    Rejected(String),
+}
+
+/// The node's state database.
+pub(crate) struct Store {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS entries (project TEXT NOT NULL, seq INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, seq));
+CREATE TABLE IF NOT EXISTS extracts (project TEXT NOT NULL, digest BLOB NOT NULL, path TEXT NOT NULL, PRIMARY KEY (project, digest));
+CREATE TABLE IF NOT EXISTS hops (project TEXT NOT NULL, list TEXT NOT NULL, hop INTEGER NOT NULL, records BLOB NOT NULL, done INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (project, list, hop));
+CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, project TEXT NOT NULL, dest TEXT NOT NULL, bytes BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS outbox_dest ON outbox (dest, id);
+CREATE TABLE IF NOT EXISTS sent (project TEXT NOT NULL, step TEXT NOT NULL, PRIMARY KEY (project, step));
+CREATE TABLE IF NOT EXISTS blindings (project TEXT NOT NULL, list TEXT NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list));
+CREATE TABLE IF NOT EXISTS sealed (project TEXT NOT NULL, list TEXT NOT NULL, position INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list, position));
+CREATE TABLE IF NOT EXISTS finals (project TEXT NOT NULL, list TEXT NOT NULL, chunk INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list, chunk));
+";
+
+impl Store {
+    /// Opens (creating if needed) `dir/state.db`.
+    pub(crate) fn open(dir: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(dir.join("state.db"))?;
+        Self::init(conn)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self { conn })
+    }
+
+    /// Runs `f` in one transaction.
+    pub(crate) fn transaction<T>(
+        &mut self,
+        f: impl FnOnce(&Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = self.conn.transaction()?;
+        let out = f(&Tx(&tx))?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// The projects this node knows.
+    pub(crate) fn projects(&self) -> Result<Vec<ProjectId>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT project FROM entries ORDER BY project")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(ProjectId::new(r?).map_err(|_| StoreError::Corrupt("project id"))?);
+        }
+        Ok(out)
+    }
+
+    /// A project's transcript copy.
+    pub(crate) fn entries(&self, project: &ProjectId) -> Result<Vec<Entry>, StoreError> {
+        Tx::entries_of(&self.conn, project)
+    }
+
+    /// The oldest queued messages, up to `limit`, with their ids and
+    /// destinations.
+    pub(crate) fn outbox(&self, limit: usize) -> Result<Vec<(i64, Name, Message)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, dest, bytes FROM outbox ORDER BY id LIMIT ?1")?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (id, dest, bytes) = r?;
+            let dest = Name::new(dest).map_err(|_| StoreError::Corrupt("outbox destination"))?;
+            let msg =
+                messages::decode(&bytes).map_err(|_| StoreError::Corrupt("outbox message"))?;
+            out.push((id, dest, msg));
+        }
+        Ok(out)
+    }
+
+    /// Removes an acknowledged message.
+    pub(crate) fn acked(&mut self, id: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM outbox WHERE id = ?1", [id])?;
+        Ok(())
+    }
+}
+
+/// A transaction on the store.
+pub(crate) struct Tx<'a>(&'a Transaction<'a>);
+
+impl Tx<'_> {
+    fn entries_of(conn: &Connection, project: &ProjectId) -> Result<Vec<Entry>, StoreError> {
+        let mut stmt = conn.prepare("SELECT bytes FROM entries WHERE project = ?1 ORDER BY seq")?;
+        let rows = stmt.query_map([project.as_str()], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(
+                postcard::from_bytes::<Entry>(&r?)
+                    .map_err(|_| StoreError::Corrupt("transcript entry"))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// A project's transcript copy.
+    pub(crate) fn entries(&self, project: &ProjectId) -> Result<Vec<Entry>, StoreError> {
+        Self::entries_of(self.0, project)
+    }
+
+    /// Appends transcript entries (already verified by the caller).
+    pub(crate) fn append_entries(
+        &self,
+        project: &ProjectId,
+        entries: &[Entry],
+    ) -> Result<(), StoreError> {
+        for e in entries {
+            self.0.execute(
+                "INSERT INTO entries (project, seq, bytes) VALUES (?1, ?2, ?3)",
+                params![project.as_str(), e.seq as i64, transcript::encode_value(e)],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Queues a message for `dest`.
+    pub(crate) fn send(
+        &self,
+        project: &ProjectId,
+        dest: &Name,
+        msg: &Message,
+    ) -> Result<(), StoreError> {
+        self.0.execute(
+            "INSERT INTO outbox (project, dest, bytes) VALUES (?1, ?2, ?3)",
+            params![project.as_str(), dest.as_str(), messages::encode(msg)],
+        )?;
+        Ok(())
+    }
+
+    /// Marks a one-shot step as taken; false if it already was.
+    pub(crate) fn mark(&self, project: &ProjectId, step: &str) -> Result<bool, StoreError> {
+        let n = self.0.execute(
+            "INSERT OR IGNORE INTO sent (project, step) VALUES (?1, ?2)",
+            params![project.as_str(), step],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Whether a one-shot step was taken.
+    pub(crate) fn marked(&self, project: &ProjectId, step: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .0
+            .query_row(
+                "SELECT 1 FROM sent WHERE project = ?1 AND step = ?2",
+                params![project.as_str(), step],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Records where an approved extract is.
+    pub(crate) fn put_extract(
+        &self,
+        project: &ProjectId,
+        digest: &[u8; 32],
+        path: &str,
+    ) -> Result<(), StoreError> {
+        self.0.execute(
+            "INSERT OR REPLACE INTO extracts (project, digest, path) VALUES (?1, ?2, ?3)",
+            params![project.as_str(), &digest[..], path],
+        )?;
+        Ok(())
+    }
+
+    /// Where the extract with `digest` is.
+    pub(crate) fn extract_path(
+        &self,
+        project: &ProjectId,
+        digest: &[u8; 32],
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .0
+            .query_row(
+                "SELECT path FROM extracts WHERE project = ?1 AND digest = ?2",
+                params![project.as_str(), &digest[..]],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// A hop's chunk records (postcard `Vec<ChunkRecord>`) and done flag.
+    pub(crate) fn hop(
+        &self,
+        project: &ProjectId,
+        list: &Name,
+        hop: u32,
+    ) -> Result<Option<(Vec<u8>, bool)>, StoreError> {
+        Ok(self
+            .0
+            .query_row(
+                "SELECT records, done FROM hops WHERE project = ?1 AND list = ?2 AND hop = ?3",
+                params![project.as_str(), list.as_str(), hop],
+                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? != 0)),
+            )
+            .optional()?)
+    }
+
+    /// Saves a hop's chunk records.
+    pub(crate) fn put_hop(
+        &self,
+        project: &ProjectId,
+        list: &Name,
+        hop: u32,
+        records: &[u8],
+        done: bool,
+    ) -> Result<(), StoreError> {
+        self.0.execute(
+            "INSERT OR REPLACE INTO hops (project, list, hop, records, done) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![project.as_str(), list.as_str(), hop, records, done as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Stores a blob in one of the linker's tables (`blindings`: key 0;
+    /// `sealed`: key = position; `finals`: key = chunk).
+    pub(crate) fn put_blob(
+        &self,
+        table: LinkerTable,
+        project: &ProjectId,
+        list: &Name,
+        key: u64,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let sql = match table {
+            LinkerTable::Blinding => "INSERT OR REPLACE INTO blindings (project, list, bytes) VALUES (?1, ?2, ?4)",
+            LinkerTable::Sealed => "INSERT OR REPLACE INTO sealed (project, list, position, bytes) VALUES (?1, ?2, ?3, ?4)",
+            LinkerTable::Final => "INSERT OR REPLACE INTO finals (project, list, chunk, bytes) VALUES (?1, ?2, ?3, ?4)",
+        };
+        let mut stmt = self.0.prepare_cached(sql)?;
+        match table {
+            LinkerTable::Blinding => {
+                stmt.execute(params![project.as_str(), list.as_str(), key as i64, bytes])?
+            }
+            _ => stmt.execute(params![project.as_str(), list.as_str(), key as i64, bytes])?,
+        };
+        Ok(())
+    }
+
+    /// All blobs of a list in one of the linker's tables, in key order.
+    pub(crate) fn blobs(
+        &self,
+        table: LinkerTable,
+        project: &ProjectId,
+        list: &Name,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let sql = match table {
+            LinkerTable::Blinding => "SELECT bytes FROM blindings WHERE project = ?1 AND list = ?2",
+            LinkerTable::Sealed => {
+                "SELECT bytes FROM sealed WHERE project = ?1 AND list = ?2 ORDER BY position"
+            }
+            LinkerTable::Final => {
+                "SELECT bytes FROM finals WHERE project = ?1 AND list = ?2 ORDER BY chunk"
+            }
+        };
+        let mut stmt = self.0.prepare_cached(sql)?;
+        let rows = stmt.query_map(params![project.as_str(), list.as_str()], |r| {
+            r.get::<_, Vec<u8>>(0)
+        })?;
+        rows.collect::<Result<_, _>>().map_err(StoreError::from)
+    }
+
+    /// Deletes a project's working data (keeps the transcript: disclosure
+    /// records are kept; and the outbox, which may still hold the closure's
+    /// notices to other nodes).
+    pub(crate) fn delete_working_data(&self, project: &ProjectId) -> Result<(), StoreError> {
+        for table in ["extracts", "hops", "blindings", "sealed", "finals"] {
+            self.0.execute(
+                &format!("DELETE FROM {table} WHERE project = ?1"),
+                [project.as_str()],
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The linker's bulk tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinkerTable {
+    /// Sealed list blindings.
+    Blinding,
+    /// Sealed items by position.
+    Sealed,
+    /// Final pseudonyms by chunk.
+    Final,
+}
