@@ -12,6 +12,7 @@
 mod cli;
 mod cmd;
 mod manifest_file;
+mod net;
 
 use clap::Parser;
 
