@@ -17,6 +17,7 @@ mod cmd;
 #[allow(dead_code)]
 mod engine;
 mod manifest_file;
+mod net;
 #[allow(dead_code)]
 mod researcher;
 #[allow(dead_code)]

@@ -1,0 +1,184 @@
+//! The transport: QUIC between federation members, with mutual TLS pinned
+//! to the federation manifest.
+//!
+//! ## Layout
+//!
+//! ```text
+//!  tls       TlsIdentity (own cert + key), the two pinning verifiers, the
+//!            rustls configs (TLS 1.3 only, ALPN `kobling/1`, no resumption)
+//!  peer      Peer: who is speaking on a connection (certificate → SPKI
+//!            fingerprint → manifest member)
+//!  endpoint  quinn transport limits, server endpoint, per-member client
+//!            configs
+//!  frame     u32-LE length ‖ postcard message; length checked against
+//!            MAX_FRAME before a byte of the body is read or allocated
+//!  server    run(endpoint, manifest, handler, settings, shutdown): one task
+//!            per connection, one per request stream, broadcast-and-drop
+//!            graceful shutdown with a drain deadline
+//!  client    Client: connect to a member by name, request → reply, timeouts
+//!
+//!    Client ──dial(member) ──▶ address + pinned fingerprint from the manifest
+//!      │  bidi stream: [len‖request]… FIN          ┌──────────────┐
+//!      └────────────────────────────────────────▶ │ server::run  │
+//!      ◀──────────────────────── [len‖reply]… FIN  │  conn task   │──▶ Handler::handle(peer, msg)
+//!                                                  │  stream task │
+//!                                                  └──────────────┘
+//! ```
+//!
+//! ## Design
+//!
+//! - **The pin is the identity.** There is no CA and no host-name check:
+//!   a peer is accepted iff the SHA-256 of its end-entity certificate's
+//!   SubjectPublicKeyInfo is a member's `tls_spki_sha256` (and, when we
+//!   dial, the member we dialled). The handshake signature is still
+//!   verified against that certificate's key, so presenting someone else's
+//!   certificate does not help. Session resumption and 0-RTT are off, so
+//!   every connection runs the verifiers.
+//! - **Stream protocol.** A request stream is a bidirectional stream the
+//!   client opens. It carries one or more request frames, each answered by
+//!   one reply frame in order; the client finishes its side when done and
+//!   the server then finishes its own. [`client::Client::request`] sends
+//!   exactly one request per stream.
+//! - **Hostile frames.** A length over [`MAX_FRAME`], a stream that ends
+//!   inside a frame, or bytes that do not decode close the whole
+//!   connection with a [`CloseCode`]; the server keeps serving everyone
+//!   else. Logs name the peer and the reason, never message contents.
+//! - **Memory.** Flow control windows bound what a peer may send ahead of
+//!   the reader, frame buffers grow with the bytes actually received (not
+//!   with the announced length), and the server reads frame bodies only
+//!   within a shared byte budget ([`server::ServerSettings::frame_budget`]):
+//!   when it is spent, readers wait and QUIC flow control pushes back on
+//!   the senders.
+//!
+//! [`MAX_FRAME`]: kobling_protocol::messages::MAX_FRAME
+
+// The daemon (issue 3) is the first user; until it lands most of this
+// module is exercised only by its tests.
+#![allow(dead_code)]
+
+pub(crate) mod client;
+pub(crate) mod endpoint;
+pub(crate) mod frame;
+pub(crate) mod peer;
+pub(crate) mod server;
+pub(crate) mod tls;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+use quinn::VarInt;
+
+use kobling_protocol::messages::Message;
+
+/// Application error codes a node closes a connection or resets a stream
+/// with. The reason phrase sent along is the code's fixed text, never
+/// anything taken from a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CloseCode {
+    /// Normal close: the conversation is over, or the node shuts down.
+    Shutdown,
+    /// A frame announced a length over `MAX_FRAME`.
+    FrameTooLarge,
+    /// A frame's bytes are not a valid message.
+    Malformed,
+    /// A stream ended inside a frame.
+    Truncated,
+    /// A frame did not arrive, or a reply was not taken, in time.
+    Timeout,
+    /// The peer's certificate maps to no manifest member (or not to the
+    /// member dialled); the verifiers make this unreachable.
+    UnknownPeer,
+    /// The client gives up on a request stream.
+    Cancelled,
+}
+
+impl CloseCode {
+    /// All codes, for mapping back from the wire.
+    const ALL: [CloseCode; 7] = [
+        CloseCode::Shutdown,
+        CloseCode::FrameTooLarge,
+        CloseCode::Malformed,
+        CloseCode::Truncated,
+        CloseCode::Timeout,
+        CloseCode::UnknownPeer,
+        CloseCode::Cancelled,
+    ];
+
+    /// The code on the wire.
+    pub(crate) fn varint(self) -> VarInt {
+        VarInt::from_u32(match self {
+            CloseCode::Shutdown => 0,
+            CloseCode::FrameTooLarge => 1,
+            CloseCode::Malformed => 2,
+            CloseCode::Truncated => 3,
+            CloseCode::Timeout => 4,
+            CloseCode::UnknownPeer => 5,
+            CloseCode::Cancelled => 6,
+        })
+    }
+
+    /// The reason phrase sent with the code.
+    pub(crate) fn reason(self) -> &'static [u8] {
+        match self {
+            CloseCode::Shutdown => b"shutdown",
+            CloseCode::FrameTooLarge => b"frame too large",
+            CloseCode::Malformed => b"malformed message",
+            CloseCode::Truncated => b"stream ended inside a frame",
+            CloseCode::Timeout => b"timeout",
+            CloseCode::UnknownPeer => b"unknown peer",
+            CloseCode::Cancelled => b"cancelled",
+        }
+    }
+
+    /// The code for a wire value, if it is one of ours.
+    pub(crate) fn from_varint(code: VarInt) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.varint() == code)
+    }
+
+    /// Closes `conn` with this code and its reason phrase.
+    pub(crate) fn close(self, conn: &quinn::Connection) {
+        conn.close(self.varint(), self.reason());
+    }
+
+    /// Closes every connection of `endpoint` with this code.
+    pub(crate) fn close_endpoint(self, endpoint: &quinn::Endpoint) {
+        endpoint.close(self.varint(), self.reason());
+    }
+}
+
+/// Displays an error with its chain of sources, `a: b: c`, for log lines.
+pub(crate) struct ErrorChain<'a>(pub(crate) &'a dyn std::error::Error);
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(e) = source {
+            write!(f, ": {e}")?;
+            source = e.source();
+        }
+        Ok(())
+    }
+}
+
+/// The message's variant name, for log lines (which never carry contents).
+pub(crate) fn message_kind(m: &Message) -> &'static str {
+    match m {
+        Message::Hello { .. } => "Hello",
+        Message::SubmitOrder(_) => "SubmitOrder",
+        Message::Approve(_) => "Approve",
+        Message::Statement(_) => "Statement",
+        Message::Entries { .. } => "Entries",
+        Message::Blinding { .. } => "Blinding",
+        Message::SealedItems { .. } => "SealedItems",
+        Message::Points(_) => "Points",
+        Message::Fetch(_) => "Fetch",
+        Message::DeliveryHeader { .. } => "DeliveryHeader",
+        Message::DeliveryItems { .. } => "DeliveryItems",
+        Message::Ack { .. } => "Ack",
+        Message::Refused { .. } => "Refused",
+        _ => "other",
+    }
+}
