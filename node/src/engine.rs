@@ -258,7 +258,7 @@ impl Engine {
                 format!(
                     "{} does not accept {} from this peer",
                     self.me,
-                    kind(&other)
+                    other.kind()
                 ),
             )
             .into()),
@@ -1231,23 +1231,6 @@ impl From<KeystoreError> for Refused {
 fn ack() -> Message {
     Message::Ack {
         of: Digest::default(),
-    }
-}
-
-fn kind(m: &Message) -> &'static str {
-    match m {
-        Message::Hello { .. } => "Hello",
-        Message::SubmitOrder(_) => "SubmitOrder",
-        Message::Approve { .. } => "Approve",
-        Message::Statement(_) => "Statement",
-        Message::Entries { .. } => "Entries",
-        Message::Blinding { .. } => "Blinding",
-        Message::SealedItems { .. } => "SealedItems",
-        Message::Points(_) => "Points",
-        Message::Fetch(_) => "Fetch",
-        Message::Close(_) => "Close",
-        Message::Status(_) => "Status",
-        _ => "this message",
     }
 }
 

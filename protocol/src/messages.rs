@@ -217,6 +217,30 @@ pub enum Message {
     },
 }
 
+impl Message {
+    /// The message's kind, for log lines and refusals (never its contents).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Hello { .. } => "Hello",
+            Message::SubmitOrder(_) => "SubmitOrder",
+            Message::Approve { .. } => "Approve",
+            Message::Statement(_) => "Statement",
+            Message::Entries { .. } => "Entries",
+            Message::Blinding { .. } => "Blinding",
+            Message::SealedItems { .. } => "SealedItems",
+            Message::Points(_) => "Points",
+            Message::Fetch(_) => "Fetch",
+            Message::Close(_) => "Close",
+            Message::Status(_) => "Status",
+            Message::TranscriptFile { .. } => "TranscriptFile",
+            Message::DeliveryHeader { .. } => "DeliveryHeader",
+            Message::DeliveryItems { .. } => "DeliveryItems",
+            Message::Ack { .. } => "Ack",
+            Message::Refused { .. } => "Refused",
+        }
+    }
+}
+
 /// A message could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -70,7 +70,6 @@ use std::fmt;
 
 use quinn::VarInt;
 
-use kobling_protocol::messages::Message;
 
 /// Application error codes a node closes a connection or resets a stream
 /// with. The reason phrase sent along is the code's fixed text, never
@@ -160,25 +159,5 @@ impl fmt::Display for ErrorChain<'_> {
             source = e.source();
         }
         Ok(())
-    }
-}
-
-/// The message's variant name, for log lines (which never carry contents).
-pub(crate) fn message_kind(m: &Message) -> &'static str {
-    match m {
-        Message::Hello { .. } => "Hello",
-        Message::SubmitOrder(_) => "SubmitOrder",
-        Message::Approve(_) => "Approve",
-        Message::Statement(_) => "Statement",
-        Message::Entries { .. } => "Entries",
-        Message::Blinding { .. } => "Blinding",
-        Message::SealedItems { .. } => "SealedItems",
-        Message::Points(_) => "Points",
-        Message::Fetch(_) => "Fetch",
-        Message::DeliveryHeader { .. } => "DeliveryHeader",
-        Message::DeliveryItems { .. } => "DeliveryItems",
-        Message::Ack { .. } => "Ack",
-        Message::Refused { .. } => "Refused",
-        _ => "other",
     }
 }

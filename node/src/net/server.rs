@@ -37,7 +37,6 @@ use kobling_protocol::{
 
 use super::{
     frame::{self, FrameError},
-    message_kind,
     peer::Peer,
     CloseCode, ErrorChain,
 };
@@ -334,13 +333,13 @@ async fn serve_stream(
                 return reset(&mut send, &mut recv, CloseCode::Timeout);
             }
         };
-        let kind = message_kind(&request);
+        let kind = request.kind();
         debug!(%stream, kind, bytes = len, "request");
         let reply = shared.handler.handle(&peer, request).await;
         match timeout(frame_timeout, frame::write_message(&mut send, &reply)).await {
-            Ok(Ok(())) => debug!(%stream, kind = message_kind(&reply), "reply"),
+            Ok(Ok(())) => debug!(%stream, kind = reply.kind(), "reply"),
             Ok(Err(e @ FrameError::TooLarge(_))) => {
-                error!(%stream, kind = message_kind(&reply), error = %ErrorChain(&e), "reply not sent");
+                error!(%stream, kind = reply.kind(), error = %ErrorChain(&e), "reply not sent");
                 return reset(&mut send, &mut recv, CloseCode::Cancelled);
             }
             Ok(Err(e)) => {
