@@ -107,7 +107,7 @@ impl Client {
     /// [`TlsError`] if rustls refuses the configuration.
     pub(crate) fn new(
         endpoint: Endpoint,
-        identity: &TlsIdentity,
+        identity: Option<&TlsIdentity>,
         manifest: Arc<Manifest>,
         limits: &TransportLimits,
         settings: ClientSettings,

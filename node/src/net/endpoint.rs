@@ -132,7 +132,7 @@ pub(crate) fn client_endpoint(bind: SocketAddr) -> Result<Endpoint, EndpointErro
 ///
 /// [`TlsError`] if rustls refuses the configuration.
 pub(crate) fn client_configs(
-    identity: &TlsIdentity,
+    identity: Option<&TlsIdentity>,
     manifest: &Manifest,
     limits: &TransportLimits,
 ) -> Result<HashMap<Name, quinn::ClientConfig>, TlsError> {

@@ -70,7 +70,6 @@ use std::fmt;
 
 use quinn::VarInt;
 
-
 /// Application error codes a node closes a connection or resets a stream
 /// with. The reason phrase sent along is the code's fixed text, never
 /// anything taken from a message.

@@ -57,8 +57,9 @@ pub(crate) type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Message> + Send 
 /// handler must be cancel-safe at its await points (commit state before
 /// replying).
 pub(crate) trait Handler: Send + Sync + 'static {
-    /// Handles `request` from `peer` and returns the reply.
-    fn handle<'a>(&'a self, peer: &'a Peer, request: Message) -> HandlerFuture<'a>;
+    /// Handles `request` from `peer` (`None`: a client without a member
+    /// certificate) and returns the reply.
+    fn handle<'a>(&'a self, peer: Option<&'a Peer>, request: Message) -> HandlerFuture<'a>;
 }
 
 /// Server limits and deadlines.
@@ -230,14 +231,25 @@ async fn serve_connection(incoming: Incoming, shared: Arc<Shared>, mut shutdown:
         },
         () = shutdown.recv() => return,
     };
-    let Some(peer) = Peer::of(&conn, &shared.manifest) else {
-        warn!(%remote, "peer certificate maps to no manifest member; closing");
-        CloseCode::UnknownPeer.close(&conn);
-        return;
+    // No certificate: a client (researcher, operator), whose messages the
+    // handler authenticates by their signatures. A certificate: a member,
+    // pinned by the verifier.
+    let peer = if conn.peer_identity().is_none() {
+        None
+    } else {
+        let Some(peer) = Peer::of(&conn, &shared.manifest) else {
+            warn!(%remote, "peer certificate maps to no manifest member; closing");
+            CloseCode::UnknownPeer.close(&conn);
+            return;
+        };
+        Some(peer)
     };
     // At WARN level so the peer is named on every warning even when INFO is
     // filtered out.
-    let span = warn_span!("conn", peer = %peer.name, %remote);
+    let who = peer
+        .as_ref()
+        .map_or_else(|| "client".to_string(), |p| p.name.to_string());
+    let span = warn_span!("conn", peer = %who, %remote);
     serve_streams(conn, Arc::new(peer), shared, shutdown)
         .instrument(span)
         .await;
@@ -245,7 +257,7 @@ async fn serve_connection(incoming: Incoming, shared: Arc<Shared>, mut shutdown:
 
 async fn serve_streams(
     conn: quinn::Connection,
-    peer: Arc<Peer>,
+    peer: Arc<Option<Peer>>,
     shared: Arc<Shared>,
     mut shutdown: Shutdown,
 ) {
@@ -284,7 +296,7 @@ async fn serve_streams(
 /// side, a frame is bad, or the node shuts down between frames.
 async fn serve_stream(
     conn: quinn::Connection,
-    peer: Arc<Peer>,
+    peer: Arc<Option<Peer>>,
     shared: Arc<Shared>,
     mut shutdown: Shutdown,
     mut send: SendStream,
@@ -335,7 +347,7 @@ async fn serve_stream(
         };
         let kind = request.kind();
         debug!(%stream, kind, bytes = len, "request");
-        let reply = shared.handler.handle(&peer, request).await;
+        let reply = shared.handler.handle(peer.as_ref().as_ref(), request).await;
         match timeout(frame_timeout, frame::write_message(&mut send, &reply)).await {
             Ok(Ok(())) => debug!(%stream, kind = reply.kind(), "reply"),
             Ok(Err(e @ FrameError::TooLarge(_))) => {

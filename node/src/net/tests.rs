@@ -147,7 +147,7 @@ impl Node {
         let endpoint = client_endpoint("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
         Client::new(
             endpoint,
-            &self.identity,
+            Some(&self.identity),
             manifest.clone(),
             &TransportLimits::default(),
             settings,
@@ -208,14 +208,14 @@ impl Recorder {
 }
 
 impl Handler for Recorder {
-    fn handle<'a>(&'a self, peer: &'a Peer, request: Message) -> HandlerFuture<'a> {
+    fn handle<'a>(&'a self, peer: Option<&'a Peer>, request: Message) -> HandlerFuture<'a> {
         Box::pin(async move {
             self.started.notify_one();
             sleep(self.delay).await;
-            self.seen
-                .lock()
-                .expect("lock")
-                .push((peer.name.clone(), request.clone()));
+            self.seen.lock().expect("lock").push((
+                peer.map_or_else(|| Name::new("CLIENT").expect("valid"), |p| p.name.clone()),
+                request.clone(),
+            ));
             request
         })
     }
@@ -316,6 +316,42 @@ async fn a_client_outside_the_manifest_is_refused_in_the_handshake() {
         );
         assert_eq!(handler.seen(), vec![(linker.name.clone(), hello())]);
         member.close();
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_client_without_a_certificate_is_served_as_a_client() {
+    init_tracing();
+    bounded(async {
+        let mut npr = Node::new("NPR", Role::Register);
+        let linker = Node::new("LINKER", Role::Linker);
+        let m = manifest(&[&npr, &linker]);
+        let handler = Arc::new(Recorder::default());
+        let server = npr.serve(&m, handler.clone(), fast());
+
+        // A researcher's or operator's CLI: no member certificate; it still
+        // pins the node it dials.
+        let endpoint = client_endpoint("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
+        let settings = ClientSettings {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
+        };
+        let client = Client::new(
+            endpoint,
+            None,
+            m.clone(),
+            &TransportLimits::default(),
+            settings,
+        )
+        .expect("client");
+        assert_eq!(
+            client.request(&npr.name, &hello()).await.expect("reply"),
+            hello()
+        );
+        assert_eq!(handler.seen(), vec![(name("CLIENT"), hello())]);
+        client.close();
         server.shutdown().await;
     })
     .await;

@@ -191,7 +191,7 @@ pub(crate) fn server_config(
 ///
 /// [`TlsError::Config`] if rustls refuses the combination.
 pub(crate) fn client_config(
-    identity: &TlsIdentity,
+    identity: Option<&TlsIdentity>,
     expected: Key32,
 ) -> Result<rustls::ClientConfig, TlsError> {
     let provider = provider();
@@ -199,12 +199,17 @@ pub(crate) fn client_config(
         expected,
         algorithms: provider.signature_verification_algorithms,
     });
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(TlsError::Config)?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(identity.certified.clone())));
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match identity {
+        Some(identity) => builder.with_client_cert_resolver(Arc::new(SingleCertAndKey::from(
+            identity.certified.clone(),
+        ))),
+        None => builder.with_no_client_auth(),
+    };
     config.alpn_protocols = vec![ALPN.to_vec()];
     config.resumption = rustls::client::Resumption::disabled();
     config.enable_sni = false;
@@ -294,7 +299,10 @@ impl ClientCertVerifier for ManifestClientVerifier {
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        true
+        // Researchers and operators connect without a certificate: their
+        // messages carry their own signatures. A certificate, when
+        // presented, must be a member's pin.
+        false
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
