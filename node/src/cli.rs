@@ -23,6 +23,15 @@ pub(crate) enum Command {
     /// Check a federation manifest.
     #[command(subcommand)]
     Manifest(cmd::manifest::ManifestCommand),
+    /// Create node keystores and operator and researcher keys.
+    #[command(subcommand)]
+    Keys(cmd::keys::KeysCommand),
+    /// Run a node.
+    #[command(subcommand)]
+    Node(cmd::node::NodeCommand),
+    /// Submit, approve, follow, fetch and close projects.
+    #[command(subcommand)]
+    Project(cmd::project::ProjectCommand),
 }
 
 impl Command {
@@ -31,6 +40,9 @@ impl Command {
         match self {
             Command::Audit(c) => c.run(),
             Command::Manifest(c) => c.run(),
+            Command::Keys(c) => c.run(),
+            Command::Node(c) => c.run(),
+            Command::Project(c) => c.run(),
         }
     }
 }

@@ -145,14 +145,10 @@ impl Engine {
     }
 
     /// Sets the chunk size of lists this node announces.
+    #[cfg(test)]
     pub(crate) fn with_chunk_size(mut self, chunk_size: u32) -> Self {
         self.chunk_size = chunk_size;
         self
-    }
-
-    /// This node's name.
-    pub(crate) fn name(&self) -> &Name {
-        &self.me
     }
 
     /// The queued outgoing messages (oldest first).
@@ -178,6 +174,7 @@ impl Engine {
     /// # Errors
     ///
     /// [`EngineError::Store`].
+    #[cfg(test)]
     pub(crate) fn transcript(&self, project: &ProjectId) -> Result<Vec<Entry>, EngineError> {
         Ok(self.store.entries(project)?)
     }

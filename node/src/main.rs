@@ -11,16 +11,12 @@
 
 mod cli;
 mod cmd;
-// The engine, its store and the researcher's side are driven by the
-// daemon and commands being wired to the QUIC transport; tested through the
-// in-memory harness meanwhile.
-#[allow(dead_code)]
+mod daemon;
 mod engine;
+mod keyfile;
 mod manifest_file;
 mod net;
-#[allow(dead_code)]
 mod researcher;
-#[allow(dead_code)]
 mod store;
 
 use clap::Parser;

@@ -153,6 +153,17 @@ impl Client {
         self.connect(member).await?.request(request).await
     }
 
+    /// Sends `request` to `member` and collects every reply frame until the
+    /// member ends the stream (for requests answered in several parts, like
+    /// a delivery).
+    pub(crate) async fn request_all(
+        &self,
+        member: &Name,
+        request: &Message,
+    ) -> Result<Vec<Message>, ClientError> {
+        self.connect(member).await?.request_all(request).await
+    }
+
     /// Closes every cached connection.
     pub(crate) fn close(&self) {
         for (_, c) in self.cache().drain() {
@@ -267,6 +278,29 @@ impl Connection {
             Ok(Ok(reply)) => Ok(reply),
             // Whatever the stream said, a closed connection's reason is the
             // more useful error.
+            Ok(Err(e)) => Err(self.conn.close_reason().map_or(e, ClientError::from)),
+            Err(_) => Err(ClientError::Timeout("request")),
+        }
+    }
+
+    /// Sends `request` and collects every reply frame until the peer ends
+    /// the stream.
+    pub(crate) async fn request_all(&self, request: &Message) -> Result<Vec<Message>, ClientError> {
+        let exchange = async {
+            let (mut send, mut recv) = self.conn.open_bi().await?;
+            frame::write_message(&mut send, request).await?;
+            send.finish()?;
+            let mut replies = Vec::new();
+            while let Some(reply) = frame::read_message(&mut recv).await? {
+                replies.push(reply);
+            }
+            if replies.is_empty() {
+                return Err(ClientError::NoReply);
+            }
+            Ok(replies)
+        };
+        match timeout(self.request_timeout, exchange).await {
+            Ok(Ok(replies)) => Ok(replies),
             Ok(Err(e)) => Err(self.conn.close_reason().map_or(e, ClientError::from)),
             Err(_) => Err(ClientError::Timeout("request")),
         }

@@ -42,7 +42,7 @@ use super::{
 };
 
 /// The future a [`Handler`] returns.
-pub(crate) type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Message> + Send + 'a>>;
+pub(crate) type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Vec<Message>> + Send + 'a>>;
 
 /// The node's protocol logic, as the server sees it: one reply per request,
 /// from an authenticated peer.
@@ -347,20 +347,22 @@ async fn serve_stream(
         };
         let kind = request.kind();
         debug!(%stream, kind, bytes = len, "request");
-        let reply = shared.handler.handle(peer.as_ref().as_ref(), request).await;
-        match timeout(frame_timeout, frame::write_message(&mut send, &reply)).await {
-            Ok(Ok(())) => debug!(%stream, kind = reply.kind(), "reply"),
-            Ok(Err(e @ FrameError::TooLarge(_))) => {
-                error!(%stream, kind = reply.kind(), error = %ErrorChain(&e), "reply not sent");
-                return reset(&mut send, &mut recv, CloseCode::Cancelled);
-            }
-            Ok(Err(e)) => {
-                debug!(%stream, error = %ErrorChain(&e), "reply not delivered");
-                return;
-            }
-            Err(_elapsed) => {
-                warn!(%stream, "peer did not take the reply in time; resetting stream");
-                return reset(&mut send, &mut recv, CloseCode::Timeout);
+        // One or more replies, each its own frame.
+        for reply in shared.handler.handle(peer.as_ref().as_ref(), request).await {
+            match timeout(frame_timeout, frame::write_message(&mut send, &reply)).await {
+                Ok(Ok(())) => debug!(%stream, kind = reply.kind(), "reply"),
+                Ok(Err(e @ FrameError::TooLarge(_))) => {
+                    error!(%stream, kind = reply.kind(), error = %ErrorChain(&e), "reply not sent");
+                    return reset(&mut send, &mut recv, CloseCode::Cancelled);
+                }
+                Ok(Err(e)) => {
+                    debug!(%stream, error = %ErrorChain(&e), "reply not delivered");
+                    return;
+                }
+                Err(_elapsed) => {
+                    warn!(%stream, "peer did not take the reply in time; resetting stream");
+                    return reset(&mut send, &mut recv, CloseCode::Timeout);
+                }
             }
         }
     }

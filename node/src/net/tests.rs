@@ -216,7 +216,7 @@ impl Handler for Recorder {
                 peer.map_or_else(|| Name::new("CLIENT").expect("valid"), |p| p.name.clone()),
                 request.clone(),
             ));
-            request
+            vec![request]
         })
     }
 }

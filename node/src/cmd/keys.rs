@@ -1,0 +1,114 @@
+//! `kobling keys`: create a node's keystore, and operator and researcher
+//! keys.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Subcommand, ValueEnum};
+use kobling_keys::{KdfParams, Keystore};
+use kobling_protocol::manifest::{Key32, Member, Role};
+
+use crate::keyfile::KeyFile;
+
+/// A node's role.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum RoleArg {
+    /// A register.
+    Register,
+    /// The linker.
+    Linker,
+}
+
+/// Key subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Create a node's keystore and TLS certificate in DIR/keys and print
+    /// its manifest entry. With KOBLING_PASSPHRASE set, the keystore is
+    /// encrypted under it (Argon2id).
+    Init {
+        /// The node's directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The member name, e.g. NPR.
+        #[arg(long)]
+        name: String,
+        /// The QUIC address other nodes reach it at, host:port.
+        #[arg(long)]
+        address: String,
+        /// Register or linker.
+        #[arg(long, value_enum, default_value = "register")]
+        role: RoleArg,
+    },
+    /// Create an operator's key file and print its public key.
+    Operator {
+        /// The key file to create (mode 0600).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Create a researcher's key file (signing and receiving keys) and
+    /// print the public keys.
+    Researcher {
+        /// The key file to create (mode 0600).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+impl KeysCommand {
+    pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
+        match self {
+            KeysCommand::Init {
+                dir,
+                name,
+                address,
+                role,
+            } => {
+                let name = kobling_protocol::types::Name::new(name)?;
+                let host = address
+                    .rsplit_once(':')
+                    .map_or(address.as_str(), |(h, _)| h)
+                    .trim_matches(['[', ']'])
+                    .to_string();
+                let passphrase = std::env::var("KOBLING_PASSPHRASE").ok();
+                let ks = Keystore::create(
+                    dir.join("keys"),
+                    passphrase.as_deref(),
+                    KdfParams::default(),
+                    &[host, "localhost".into()],
+                )?;
+                let member = Member {
+                    name,
+                    role: match role {
+                        RoleArg::Register => Role::Register,
+                        RoleArg::Linker => Role::Linker,
+                    },
+                    address,
+                    tls_spki_sha256: Key32(ks.tls_spki_sha256()),
+                    signing_key: Key32(ks.verifying_key().to_bytes()),
+                    hpke_key: Key32(ks.x25519_public()),
+                    operators: Vec::new(),
+                };
+                eprintln!("keystore created in {}; the node's manifest entry (add its operators for a register):", dir.join("keys").display());
+                println!("[[members]]\n{}", toml::to_string(&member)?);
+                Ok(ExitCode::SUCCESS)
+            }
+            KeysCommand::Operator { out } => {
+                let k = KeyFile::create(&out, false)?;
+                eprintln!(
+                    "operator key written to {} (mode 0600); its public key for the manifest:",
+                    out.display()
+                );
+                println!("{}", k.public());
+                Ok(ExitCode::SUCCESS)
+            }
+            KeysCommand::Researcher { out } => {
+                let k = KeyFile::create(&out, true)?;
+                eprintln!("researcher key written to {} (mode 0600); its public keys for the project spec:", out.display());
+                println!("signing_key = \"{}\"", k.public());
+                if let Some(h) = k.hpke_public() {
+                    println!("hpke_key = \"{h}\"");
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+}

@@ -1,0 +1,564 @@
+//! `kobling project`: the researcher's and operators' commands.
+//!
+//! | command | who | talks to |
+//! |---|---|---|
+//! | `submit --spec FILE` | researcher | linker |
+//! | `approve --extract FILE` | operator (two per register) | own register's node |
+//! | `status` | researcher, operators | linker (or a register's node) |
+//! | `fetch --out DIR` | researcher | linker |
+//! | `close` | researcher | linker |
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::{bail, ensure, Context};
+use kobling_protocol::{
+    bounded::{BoundedString, BoundedVec},
+    manifest::Manifest,
+    messages::{Action, Message, Request},
+    project::ProjectView,
+    transcript::{self, Approval, Body, Entry, ProjectOrder, RegisterRequest, Signer, Statement},
+    types::{Name, ProjectId},
+};
+use serde::Deserialize;
+
+use crate::{
+    daemon::unix_now,
+    engine::file_digest,
+    keyfile::KeyFile,
+    manifest_file,
+    net::{
+        client::{Client, ClientSettings},
+        endpoint::{client_endpoint, TransportLimits},
+    },
+    researcher::{open_delivery, Delivered},
+};
+
+/// Options every project command shares.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Common {
+    /// The federation manifest.
+    #[arg(long)]
+    manifest: PathBuf,
+    /// Your key file (researcher or operator).
+    #[arg(long)]
+    key: PathBuf,
+}
+
+/// Project subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum ProjectCommand {
+    /// Sign a project spec (TOML) and submit it to the linker.
+    Submit {
+        #[command(flatten)]
+        common: Common,
+        /// The project spec.
+        #[arg(long)]
+        spec: PathBuf,
+    },
+    /// Approve your register's extract for a project (run order); a second,
+    /// different operator must approve the same file.
+    Approve {
+        #[command(flatten)]
+        common: Common,
+        /// The project id.
+        #[arg(long)]
+        project: String,
+        /// The extract file (CSV with an `fnr` column) on the node's machine.
+        #[arg(long)]
+        extract: PathBuf,
+    },
+    /// Show where every list of a project is.
+    Status {
+        #[command(flatten)]
+        common: Common,
+        /// The project id.
+        #[arg(long)]
+        project: String,
+        /// Ask this node instead of the linker.
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// Fetch, verify and open the delivery; write the tables to DIR.
+    Fetch {
+        #[command(flatten)]
+        common: Common,
+        /// The project id.
+        #[arg(long)]
+        project: String,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Close the project: every node shreds its key share and deletes the
+    /// project's working data.
+    Close {
+        #[command(flatten)]
+        common: Common,
+        /// The project id.
+        #[arg(long)]
+        project: String,
+    },
+}
+
+/// A project spec, as the researcher writes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Spec {
+    project: String,
+    title: String,
+    legal_basis: String,
+    cohort: String,
+    /// YYYY-MM-DD.
+    expires: String,
+    #[serde(default)]
+    test_mode: bool,
+    registers: Vec<SpecRegister>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecRegister {
+    name: String,
+    variables: Vec<String>,
+}
+
+impl ProjectCommand {
+    pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(self.run_async())
+    }
+
+    async fn run_async(self) -> anyhow::Result<ExitCode> {
+        match self {
+            ProjectCommand::Submit { common, spec } => {
+                let (manifest, key) = load(&common)?;
+                let order = order_from_spec(&spec, &manifest, &key)?;
+                let project = order.project.clone();
+                let signed = Statement {
+                    project: project.clone(),
+                    time: unix_now(),
+                    signer: Signer::Researcher(order.researcher_signing_key),
+                    body: Body::Order(order),
+                }
+                .sign(&key.signing);
+                let linker = linker(&manifest)?;
+                expect_ack(ask(&manifest, &linker, Message::SubmitOrder(signed)).await?)?;
+                println!("project {project} submitted to {linker}; operators at each register can now approve their extracts");
+                Ok(ExitCode::SUCCESS)
+            }
+            ProjectCommand::Approve {
+                common,
+                project,
+                extract,
+            } => {
+                let (manifest, key) = load(&common)?;
+                let me = key.public();
+                let register = manifest
+                    .registers()
+                    .find(|m| m.operators.iter().any(|o| o.key == me))
+                    .map(|m| m.name.clone())
+                    .context("your key is no register's operator in the manifest")?;
+                let project = ProjectId::new(project)?;
+                let entries = status_entries(&manifest, &key, &project, &register).await?;
+                let view = ProjectView::new(&manifest, &entries);
+                let order = view
+                    .order()
+                    .context("the node does not know the project yet")?;
+                let path = extract
+                    .canonicalize()
+                    .with_context(|| format!("cannot find {}", extract.display()))?;
+                let path_text = path
+                    .to_str()
+                    .context("the extract's path is not UTF-8")?
+                    .to_string();
+                let digest = file_digest(&path_text).map_err(anyhow::Error::msg)?;
+                let (columns, rows) = csv_shape(&path)?;
+                let approval = Approval {
+                    register: register.clone(),
+                    order: order.digest(),
+                    extract: digest,
+                    rows,
+                    columns: BoundedVec::new(
+                        columns
+                            .iter()
+                            .map(|c| BoundedString::new(c.as_str()))
+                            .collect::<Result<Vec<_>, _>>()?,
+                    )?,
+                };
+                let signed = Statement {
+                    project: project.clone(),
+                    time: unix_now(),
+                    signer: Signer::Operator {
+                        register: register.clone(),
+                        key: me,
+                    },
+                    body: Body::Approval(approval),
+                }
+                .sign(&key.signing);
+                let msg = Message::Approve {
+                    statement: signed,
+                    extract_path: BoundedString::new(path_text)?,
+                };
+                expect_ack(ask(&manifest, &register, msg).await?)?;
+                println!("approved {} for project {project} at {register}: {rows} rows, SHA3-256 {digest}", path.display());
+                Ok(ExitCode::SUCCESS)
+            }
+            ProjectCommand::Status {
+                common,
+                project,
+                node,
+            } => {
+                let (manifest, key) = load(&common)?;
+                let project = ProjectId::new(project)?;
+                let node = match node {
+                    Some(n) => Name::new(n)?,
+                    None => linker(&manifest)?,
+                };
+                let entries = status_entries(&manifest, &key, &project, &node).await?;
+                print_status(&manifest, &entries);
+                Ok(ExitCode::SUCCESS)
+            }
+            ProjectCommand::Fetch {
+                common,
+                project,
+                out,
+            } => {
+                let (manifest, key) = load(&common)?;
+                let hpke = key
+                    .hpke
+                    .as_ref()
+                    .context("this is not a researcher key (no receiving key)")?;
+                let request = Request {
+                    project: ProjectId::new(project)?,
+                    action: Action::Fetch,
+                    time: unix_now(),
+                }
+                .sign(&key.signing);
+                let replies = ask(&manifest, &linker(&manifest)?, Message::Fetch(request)).await?;
+                let delivered = open_delivery(&manifest, hpke, replies)?;
+                write_delivery(&out, &delivered)?;
+                println!("delivery verified and written to {}", out.display());
+                Ok(ExitCode::SUCCESS)
+            }
+            ProjectCommand::Close { common, project } => {
+                let (manifest, key) = load(&common)?;
+                let request = Request {
+                    project: ProjectId::new(&project)?,
+                    action: Action::Close,
+                    time: unix_now(),
+                }
+                .sign(&key.signing);
+                expect_ack(ask(&manifest, &linker(&manifest)?, Message::Close(request)).await?)?;
+                println!("project {project} closed; every node shreds its key share and deletes the project's working data");
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+}
+
+fn load(common: &Common) -> anyhow::Result<(Manifest, KeyFile)> {
+    Ok((
+        manifest_file::load(&common.manifest)?,
+        KeyFile::load(&common.key)?,
+    ))
+}
+
+fn linker(manifest: &Manifest) -> anyhow::Result<Name> {
+    manifest
+        .linker()
+        .map(|l| l.name.clone())
+        .context("the manifest names no linker")
+}
+
+/// One request to a node as a client (no member certificate).
+pub(crate) async fn ask(
+    manifest: &Manifest,
+    to: &Name,
+    msg: Message,
+) -> anyhow::Result<Vec<Message>> {
+    let endpoint = client_endpoint("0.0.0.0:0".parse()?)?;
+    let settings = ClientSettings {
+        connect_timeout: Duration::from_secs(10),
+        request_timeout: Duration::from_secs(600),
+    };
+    let client = Client::new(
+        endpoint,
+        None,
+        Arc::new(manifest.clone()),
+        &TransportLimits::default(),
+        settings,
+    )?;
+    let replies = client
+        .request_all(to, &msg)
+        .await
+        .with_context(|| format!("cannot reach {to}"))?;
+    client.close();
+    Ok(replies)
+}
+
+fn expect_ack(replies: Vec<Message>) -> anyhow::Result<()> {
+    match replies.into_iter().next() {
+        Some(Message::Ack { .. }) => Ok(()),
+        Some(Message::Refused { code, detail }) => bail!("refused ({code}): {detail}"),
+        other => bail!(
+            "unexpected reply: {}",
+            other.map_or("nothing", |m| m.kind())
+        ),
+    }
+}
+
+async fn status_entries(
+    manifest: &Manifest,
+    key: &KeyFile,
+    project: &ProjectId,
+    node: &Name,
+) -> anyhow::Result<Vec<Entry>> {
+    let request = Request {
+        project: project.clone(),
+        action: Action::Status,
+        time: unix_now(),
+    }
+    .sign(&key.signing);
+    match ask(manifest, node, Message::Status(request))
+        .await?
+        .into_iter()
+        .next()
+    {
+        Some(Message::TranscriptFile { bytes }) => {
+            let (entries, trailer) = transcript::decode_file(&bytes)?;
+            let linker_key = manifest.linker().context("no linker")?.signing_key;
+            trailer
+                .check(&entries, &linker_key)
+                .map_err(|()| anyhow::anyhow!("the transcript's trailer does not verify"))?;
+            transcript::verify(&entries, None, manifest)?;
+            Ok(entries)
+        }
+        Some(Message::Entries { entries, .. }) => {
+            let entries = entries.into_inner();
+            transcript::verify(&entries, None, manifest)?;
+            Ok(entries)
+        }
+        Some(Message::Refused { code, detail }) => bail!("refused ({code}): {detail}"),
+        other => bail!(
+            "unexpected reply: {}",
+            other.map_or("nothing", |m| m.kind())
+        ),
+    }
+}
+
+fn print_status(manifest: &Manifest, entries: &[Entry]) {
+    let view = ProjectView::new(manifest, entries);
+    let Some(order) = view.order() else {
+        println!("no project order yet");
+        return;
+    };
+    println!(
+        "project {} — {} entries in the transcript",
+        order.project,
+        entries.len()
+    );
+    for list in order.register_names() {
+        let approvals = view
+            .approved_extract(&list)
+            .map_or("awaiting two approvals", |_| "approved");
+        let hops = view.hops_of(&list);
+        let done = (1..=hops.len() as u32)
+            .filter(|h| view.hop_record(&list, *h).is_some())
+            .count();
+        match view.announcement(&list) {
+            Some(a) => println!(
+                "  {list:<8} {approvals}; {} persons ({} rows, {} invalid identifiers); hops {done}/{} done",
+                a.persons,
+                a.rows,
+                a.invalid.iter().map(|i| i.count).sum::<u64>(),
+                hops.len()
+            ),
+            None => println!("  {list:<8} {approvals}; list not announced yet"),
+        }
+    }
+    let (linked, delivered, closed) = view.status();
+    println!(
+        "  linked: {}, delivered: {}, closed: {}",
+        yes(linked),
+        yes(delivered),
+        yes(closed)
+    );
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn order_from_spec(
+    path: &Path,
+    manifest: &Manifest,
+    key: &KeyFile,
+) -> anyhow::Result<ProjectOrder> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the spec {}", path.display()))?;
+    let spec: Spec = toml::from_str(&text)
+        .with_context(|| format!("invalid project spec {}", path.display()))?;
+    let hpke = key
+        .hpke_public()
+        .context("this is not a researcher key (no receiving key)")?;
+    let registers = spec
+        .registers
+        .iter()
+        .map(|r| {
+            Ok(RegisterRequest {
+                register: Name::new(r.name.as_str())?,
+                variables: BoundedVec::new(
+                    r.variables
+                        .iter()
+                        .map(|v| BoundedString::new(v.as_str()))
+                        .collect::<Result<Vec<_>, _>>()?,
+                )?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    ensure!(!registers.is_empty(), "the spec names no register");
+    Ok(ProjectOrder {
+        project: ProjectId::new(spec.project)?,
+        title: BoundedString::new(spec.title)?,
+        legal_basis: BoundedString::new(spec.legal_basis)?,
+        manifest_digest: manifest.digest(),
+        linker: linker(manifest)?,
+        registers: BoundedVec::new(registers)?,
+        cohort: BoundedString::new(
+            kobling_protocol::link::Cohort::parse(&spec.cohort)?.to_string(),
+        )?,
+        expires: parse_date(&spec.expires)?,
+        researcher_signing_key: key.public(),
+        researcher_hpke_key: hpke,
+        test_mode: spec.test_mode,
+    })
+}
+
+/// `YYYY-MM-DD` → seconds since the Unix epoch (end of that day, UTC).
+fn parse_date(s: &str) -> anyhow::Result<u64> {
+    let parts: Vec<&str> = s.trim().split('-').collect();
+    ensure!(parts.len() == 3, "expires must be YYYY-MM-DD");
+    let (y, m, d): (i64, i64, i64) = (parts[0].parse()?, parts[1].parse()?, parts[2].parse()?);
+    ensure!(
+        (1..=12).contains(&m) && (1..=31).contains(&d),
+        "expires must be a date"
+    );
+    // Days from civil (Howard Hinnant's algorithm).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    ensure!(days > 0, "expires must be after 1970");
+    Ok(days as u64 * 86_400 + 86_399)
+}
+
+/// The header's variable columns (all but `fnr`) and the number of data
+/// rows.
+fn csv_shape(path: &Path) -> anyhow::Result<(Vec<String>, u64)> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_path(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let headers: Vec<String> = reader
+        .headers()?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').to_string())
+        .collect();
+    ensure!(
+        headers.iter().any(|h| h.trim() == "fnr"),
+        "the extract has no fnr column (columns: {})",
+        headers.join(", ")
+    );
+    let mut rows = 0u64;
+    let mut record = csv::ByteRecord::new();
+    while reader.read_byte_record(&mut record)? {
+        rows += 1;
+    }
+    Ok((headers, rows))
+}
+
+fn write_delivery(out: &Path, d: &Delivered) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut present: BTreeMap<kobling_protocol::link::Lnr, BTreeSet<Name>> = BTreeMap::new();
+    for (list, table) in &d.tables {
+        let mut w = csv::Writer::from_path(out.join(format!("{list}.csv")))?;
+        let mut header = vec!["lnr".to_string()];
+        header.extend(table.columns.iter().cloned());
+        w.write_record(&header)?;
+        for (lnr, values) in &table.rows {
+            let mut record = vec![lnr.as_str().to_string()];
+            record.extend(values.iter().cloned());
+            w.write_record(&record)?;
+            present.entry(*lnr).or_default().insert(list.clone());
+        }
+        w.flush()?;
+    }
+    let lists: Vec<&Name> = d.tables.keys().collect();
+    let mut w = csv::Writer::from_path(out.join("persons.csv"))?;
+    let mut header = vec!["lnr".to_string()];
+    header.extend(lists.iter().map(|l| l.to_string()));
+    w.write_record(&header)?;
+    for (lnr, in_lists) in &present {
+        let mut record = vec![lnr.as_str().to_string()];
+        record.extend(
+            lists
+                .iter()
+                .map(|l| if in_lists.contains(*l) { "1" } else { "0" }.to_string()),
+        );
+        w.write_record(&record)?;
+    }
+    w.flush()?;
+    let mut report = String::from(
+        "register  extract_rows  invalid_ids  persons  matched_persons  delivered_rows\n",
+    );
+    for l in &d.verified.lists {
+        let rows = d.tables.get(&l.list).map_or(0, |t| t.rows.len());
+        report.push_str(&format!(
+            "{:<8}  {:>12}  {:>11}  {:>7}  {:>15}  {:>14}\n",
+            l.list,
+            l.rows,
+            l.invalid,
+            l.persons,
+            l.matched.unwrap_or(0),
+            rows
+        ));
+    }
+    report.push_str(&format!(
+        "cohort persons: {}\n",
+        d.verified.cohort_persons.unwrap_or(0)
+    ));
+    std::fs::write(out.join("report.txt"), report)?;
+    std::fs::write(out.join("transcript.kob"), &d.transcript)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_date;
+
+    #[test]
+    fn dates_parse_to_the_end_of_the_day_utc() {
+        assert_eq!(parse_date("1970-01-02").expect("date"), 86_400 + 86_399);
+        assert_eq!(
+            parse_date("2000-03-01").expect("date"),
+            951_868_800 + 86_399
+        );
+        assert!(parse_date("2024-13-01").is_err());
+        assert!(parse_date("soon").is_err());
+    }
+}
