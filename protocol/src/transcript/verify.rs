@@ -1,64 +1,108 @@
 //! The transcript verifier: everything an auditor checks offline
 //! (PROTOCOL.md §8), given the entries and the manifest.
 //!
-//! Checks run in one pass over the entries, in order, so "before" in the
-//! rules below means "at a lower sequence number". The first failure stops
-//! verification and is reported with its check and entry number.
+//! ## Design
+//!
+//! Verification is a sequence of named checks, run in the order of
+//! [`Check::ALL`]. Each check is one pass over the whole transcript and may
+//! rely on every earlier check having held (the signature check trusts the
+//! chain, the two-person rule trusts the signatures, the proofs trust the
+//! hop chain, …). The first failure stops verification, so a
+//! [`VerifyError`] says everything: its check failed, every check before
+//! it in [`Check::ALL`] passed over the whole transcript, and no check
+//! after it was run.
+//!
+//! ```text
+//!  bytes ─ decode_file ─▶ format
+//!  entries + trailer + manifest ─▶ manifest ─▶ hash-chain ─▶ signatures ─▶ order
+//!     ─▶ two-person-rule ─▶ commitments ─▶ hop-chain ─▶ proofs
+//!     ─▶ link-summary ─▶ delivery ─▶ closure ─▶ VerifiedTranscript
+//! ```
+//!
+//! "Before" in the rules below means "at a lower sequence number".
+//!
+//! The chunk proofs are checked offline ([`dleq::verify_chunk_offline`]):
+//! a transcript holds each chunk's roots and `A`, `B`, not its points, so
+//! the auditor checks `log_G K = log_A B` under the chunk's statement; that
+//! `A` and `B` are the combinations of the actual points was checked by the
+//! next hop, whose own proof binds the same roots.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+mod approvals;
+mod lists;
+
+use std::collections::HashSet;
 
 use serde::Serialize;
 
+use self::approvals::{check_commitments, check_two_person_rule};
+use self::lists::{
+    check_closure, check_delivery, check_hop_chain, check_link_summary, check_proofs,
+};
 use super::{
-    body::{Body, HopRecord, ListAnnouncement, ProjectOrder},
-    file::Trailer,
+    body::{Body, ProjectOrder},
+    file::{FileError, Trailer},
     verify_sig, Entry, Signer,
 };
 use crate::{
-    dleq::{self, ChunkStatement},
-    group::WirePoint,
     link::Cohort,
-    manifest::{Key32, Manifest},
-    merkle::root_of_aligned_chunks,
+    manifest::{Key32, Manifest, Member},
     share::Domain,
     types::{Digest, Name},
 };
 
-/// The named checks, in the order an auditor reads them.
+/// The named checks, in the order they run (and an auditor reads them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Check {
-    /// The manifest is valid and is the one the order names.
+    /// The transcript file is well formed: magic, a version this build
+    /// reads, complete records, canonical encodings, a trailer. Reported by
+    /// converting a [`FileError`]; [`verify`] itself starts after it.
+    Format,
+    /// The manifest is valid, and it is the one the project order names
+    /// (checked before anything else when the order is intact, so a
+    /// transcript read against the wrong manifest says so).
     Manifest,
-    /// Sequence numbers, previous-entry hashes and the signed trailer.
+    /// Sequence numbers, previous-entry hashes, the linker's signature on
+    /// every entry (which fixes the order), and the signed trailer (which
+    /// fixes the end).
     HashChain,
-    /// Every statement signature against the manifest (or the order, for
-    /// the researcher) and every recorder signature against the linker.
+    /// Every author's statement signature, against the node or operator key
+    /// in the manifest, or the researcher key in the order.
     Signatures,
-    /// The first entry is the order, signed by its researcher; every entry
-    /// is about that project; every signer acts within its authority.
+    /// The first entry is the order, signed by its researcher and valid
+    /// against the manifest; every entry is about that project; every node
+    /// statement is signed by the node it is about.
     Order,
     /// Two approvals by distinct authorised operators of the register, for
-    /// this order and the announced extract, before its list was announced.
+    /// this order and the announced extract and row count, before its list
+    /// was announced.
     TwoPersonRule,
-    /// A commitment from every key holder before its key is used.
+    /// One commitment per key holder of the project, made before the key
+    /// is used, and every hop steps with its committed key.
     Commitments,
-    /// Every list's hops in manifest order, roots chained, counts conserved.
+    /// Every list's hops in manifest order ending at the linker, roots
+    /// chained, counts conserved, chunk roots adding up; every list
+    /// complete before linkage.
     HopChain,
-    /// Every DLEQ proof (chunk proofs and the linker's key proofs).
+    /// Every DLEQ proof: each chunk proof and the linker's key proof
+    /// `log_G K_L = log_{D_j} C_j` of every list.
     Proofs,
-    /// The link summary agrees with the hop records.
+    /// The link summary agrees with the order and the hop records.
     LinkSummary,
     /// The delivery agrees with the link summary and the order.
     Delivery,
-    /// A closed project was shredded by every key holder.
+    /// A closed project ran nothing after its closure and was shredded by
+    /// every key holder.
     Closure,
 }
 
 impl Check {
-    /// Every check.
-    pub const ALL: [Check; 11] = [
+    /// Every check, in the order verification runs them. If check `c`
+    /// fails, every check before `c` here passed over the whole transcript
+    /// and none after it was run.
+    pub const ALL: [Check; 12] = [
+        Check::Format,
         Check::Manifest,
         Check::HashChain,
         Check::Signatures,
@@ -75,6 +119,7 @@ impl Check {
     /// The check's stable name (as in reports and JSON).
     pub fn name(&self) -> &'static str {
         match self {
+            Check::Format => "format",
             Check::Manifest => "manifest",
             Check::HashChain => "hash-chain",
             Check::Signatures => "signatures",
@@ -87,6 +132,12 @@ impl Check {
             Check::Delivery => "delivery",
             Check::Closure => "closure",
         }
+    }
+
+    /// Whether this check runs before `other` (so passed if `other` failed).
+    pub fn runs_before(&self, other: Check) -> bool {
+        let at = |c: Check| Check::ALL.iter().position(|x| *x == c);
+        at(*self) < at(other)
     }
 }
 
@@ -102,10 +153,26 @@ impl core::fmt::Display for Check {
 pub struct VerifyError {
     /// The check that failed.
     pub check: Check,
-    /// The entry where it failed, if any one entry.
+    /// The entry where it failed, if any one entry (for [`Check::Format`]:
+    /// the index of the bad record, which is the entry number for entry
+    /// records).
     pub entry: Option<u64>,
     /// What is wrong.
     pub reason: String,
+}
+
+impl From<FileError> for VerifyError {
+    /// A file that cannot be read fails the [`Check::Format`] check.
+    fn from(e: FileError) -> Self {
+        let entry = match &e {
+            FileError::Truncated { record, .. }
+            | FileError::RecordTooLarge { record, .. }
+            | FileError::Decode { record, .. }
+            | FileError::UnknownKind { record, .. } => Some(*record as u64),
+            _ => None,
+        };
+        fail(Check::Format, entry, e.to_string())
+    }
 }
 
 /// Per-list facts established by verification.
@@ -144,7 +211,7 @@ pub struct VerifiedTranscript {
     pub closed: bool,
 }
 
-fn fail(check: Check, entry: Option<u64>, reason: impl Into<String>) -> VerifyError {
+pub(crate) fn fail(check: Check, entry: Option<u64>, reason: impl Into<String>) -> VerifyError {
     VerifyError {
         check,
         entry,
@@ -152,16 +219,33 @@ fn fail(check: Check, entry: Option<u64>, reason: impl Into<String>) -> VerifyEr
     }
 }
 
-struct ListState<'a> {
-    announcement: &'a ListAnnouncement,
-    /// Members in hop order after the owner, then the linker.
-    hops: Vec<Name>,
-    done: u32,
-    last_output: Digest,
-    final_root: Option<Digest>,
+/// What the order establishes, for the checks after [`Check::Order`].
+pub(crate) struct Project<'a> {
+    pub(crate) order: &'a ProjectOrder,
+    pub(crate) order_digest: Digest,
+    pub(crate) participants: Vec<Name>,
+    pub(crate) cohort: Cohort,
+    pub(crate) domain: Domain,
+    pub(crate) linker: &'a Member,
+    pub(crate) manifest: &'a Manifest,
 }
 
-/// Verifies a transcript against a manifest.
+impl Project<'_> {
+    /// Whether `member` holds a key share of the project.
+    pub(crate) fn is_key_holder(&self, member: &Name) -> bool {
+        self.participants.contains(member) || member == &self.linker.name
+    }
+
+    /// The key holders: the participating registers, then the linker.
+    pub(crate) fn key_holders(&self) -> impl Iterator<Item = &Name> {
+        self.participants
+            .iter()
+            .chain(std::iter::once(&self.linker.name))
+    }
+}
+
+/// Verifies a transcript against a manifest, running every check of
+/// [`Check::ALL`] after [`Check::Format`] in order.
 ///
 /// `trailer` is the signed trailer of a transcript file; pass `None` only
 /// for a transcript in progress (a live node's view), never for an audit.
@@ -174,6 +258,52 @@ pub fn verify(
     trailer: Option<&Trailer>,
     manifest: &Manifest,
 ) -> Result<VerifiedTranscript, VerifyError> {
+    let linker = check_manifest(entries, manifest)?;
+    check_hash_chain(entries, trailer, linker)?;
+    check_signatures(entries, manifest)?;
+    let project = check_order(entries, manifest, linker)?;
+    check_two_person_rule(entries, &project)?;
+    check_commitments(entries, &project)?;
+    let lists = check_hop_chain(entries, &project)?;
+    check_proofs(entries, &project, &lists)?;
+    let summary = check_link_summary(entries, &project, &lists)?;
+    let delivered = check_delivery(entries, &project, summary.as_ref())?;
+    let closed = check_closure(entries, &project, trailer.is_some())?;
+
+    let lists = lists
+        .in_order()
+        .map(|s| VerifiedList {
+            list: s.announcement.list.clone(),
+            rows: s.announcement.rows,
+            invalid: s.announcement.invalid.iter().map(|c| c.count).sum(),
+            persons: s.announcement.persons,
+            hops: s.done,
+            complete: s.final_root.is_some(),
+            matched: summary
+                .as_ref()
+                .and_then(|m| m.matched.get(&s.announcement.list).copied()),
+        })
+        .collect();
+    Ok(VerifiedTranscript {
+        order: project.order.clone(),
+        entries: entries.len(),
+        lists,
+        cohort_persons: summary.map(|s| s.cohort_persons),
+        delivered,
+        closed,
+    })
+}
+
+/// [`Check::Manifest`]: a valid manifest with a linker, and, if the first
+/// entry is an order its researcher signed, the manifest it names.
+///
+/// An order that does not verify is left to the later checks (it is
+/// tampering, not a question of which manifest), so a flipped bit is never
+/// blamed on the manifest.
+fn check_manifest<'m>(
+    entries: &[Entry],
+    manifest: &'m Manifest,
+) -> Result<&'m Member, VerifyError> {
     manifest.validate().map_err(|e| {
         fail(
             Check::Manifest,
@@ -184,120 +314,168 @@ pub fn verify(
     let linker = manifest
         .linker()
         .ok_or_else(|| fail(Check::Manifest, None, "the manifest names no linker"))?;
-    let linker_key = linker.signing_key;
+    for m in &manifest.members {
+        let keys = std::iter::once(&m.signing_key).chain(m.operators.iter().map(|o| &o.key));
+        if let Some(bad) = keys.into_iter().find(|k| !is_valid_key(k)) {
+            return Err(fail(
+                Check::Manifest,
+                None,
+                format!(
+                    "the manifest lists {} for {}, which is not a valid Ed25519 key",
+                    short(&bad.0),
+                    m.name
+                ),
+            ));
+        }
+    }
+    if let Some(first) = entries.first() {
+        let st = &first.signed.statement;
+        if let (Body::Order(order), Signer::Researcher(key)) = (&st.body, &st.signer) {
+            let intact =
+                || *key == order.researcher_signing_key && first.signed.verify_with(key).is_ok();
+            if order.manifest_digest != manifest.digest() && intact() {
+                return Err(fail(
+                    Check::Manifest,
+                    Some(0),
+                    format!(
+                        "the project order names manifest {} but manifest {:?} is {}: verify against the manifest the project ran under",
+                        short(order.manifest_digest.as_bytes()),
+                        manifest.federation,
+                        short(manifest.digest().as_bytes()),
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(linker)
+}
 
-    // Chain and recorder signatures first: nothing else is worth reading
-    // from a log whose order is not fixed.
+/// [`Check::HashChain`]: sequence numbers and previous-entry hashes (cheap,
+/// first), the trailer's count and head, then the recorder's (linker's)
+/// signature on every link, then the trailer's project and signature.
+///
+/// A broken link between entries `i-1` and `i` is blamed on entry `i-1`
+/// if the linker's signature on it no longer verifies (it was altered after
+/// it was recorded), otherwise on entry `i` (removed, inserted or reordered
+/// entries).
+fn check_hash_chain(
+    entries: &[Entry],
+    trailer: Option<&Trailer>,
+    linker: &Member,
+) -> Result<(), VerifyError> {
+    let recorded = |e: &Entry| {
+        verify_sig(
+            &linker.signing_key,
+            e.link_digest().as_bytes(),
+            &e.recorder_signature,
+        )
+        .is_ok()
+    };
+    let altered = |i: usize| {
+        fail(
+            Check::HashChain,
+            Some(i as u64),
+            format!(
+                "the linker {}'s signature on this entry does not verify: it was altered after it was recorded, or recorded by someone else",
+                linker.name
+            ),
+        )
+    };
+    let blame_previous = |i: usize| match i.checked_sub(1) {
+        Some(p) if !recorded(&entries[p]) => Some(altered(p)),
+        _ => None,
+    };
     let mut prev = Digest::default();
     for (i, e) in entries.iter().enumerate() {
         let at = Some(i as u64);
         if e.seq != i as u64 {
-            return Err(fail(
-                Check::HashChain,
-                at,
-                format!("sequence number {} where {i} was expected", e.seq),
-            ));
+            return Err(blame_previous(i).unwrap_or_else(|| {
+                fail(
+                    Check::HashChain,
+                    at,
+                    format!(
+                        "sequence number {} where {i} was expected: an entry was removed, inserted or reordered",
+                        e.seq
+                    ),
+                )
+            }));
         }
         if e.prev != prev {
-            return Err(fail(Check::HashChain, at, "previous-entry hash does not match: an entry was removed, inserted, reordered or altered"));
-        }
-        if verify_sig(
-            &linker_key,
-            e.link_digest().as_bytes(),
-            &e.recorder_signature,
-        )
-        .is_err()
-        {
-            return Err(fail(
-                Check::Signatures,
-                at,
-                format!("the recorder signature is not the linker {}'s", linker.name),
-            ));
+            return Err(blame_previous(i).unwrap_or_else(|| {
+                fail(
+                    Check::HashChain,
+                    at,
+                    "the previous-entry hash does not match: an entry was removed, inserted, reordered or altered",
+                )
+            }));
         }
         prev = e.hash();
     }
     if let Some(t) = trailer {
-        t.check(entries, &linker_key).map_err(|()| {
-            fail(Check::HashChain, None, "the signed trailer does not match the entries: the transcript was truncated, extended or altered")
-        })?;
-    }
-
-    let first = entries
-        .first()
-        .ok_or_else(|| fail(Check::Order, None, "the transcript is empty"))?;
-    let Body::Order(order) = &first.signed.statement.body else {
-        return Err(fail(
-            Check::Order,
-            Some(0),
-            "the first entry is not the project order",
-        ));
-    };
-    let order_digest = order.digest();
-    if order.manifest_digest != manifest.digest() {
-        return Err(fail(Check::Manifest, Some(0), format!(
-            "the order names manifest {} but this manifest is {}: verify against the manifest the project ran under",
-            order.manifest_digest, manifest.digest()
-        )));
-    }
-    if order.linker != linker.name {
-        return Err(fail(
-            Check::Order,
-            Some(0),
-            format!(
-                "the order names linker {} but the manifest's linker is {}",
-                order.linker, linker.name
-            ),
-        ));
-    }
-    let participants = order.register_names();
-    for r in &participants {
-        if !manifest.registers().any(|m| &m.name == r) {
+        if t.entries != entries.len() as u64 {
             return Err(fail(
-                Check::Order,
-                Some(0),
-                format!("the order names {r}, which is not a register in the manifest"),
-            ));
-        }
-    }
-    let cohort = Cohort::parse(&order.cohort).map_err(|e| {
-        fail(
-            Check::Order,
-            Some(0),
-            format!("the cohort expression is invalid: {e}"),
-        )
-    })?;
-    cohort.check_lists(&participants).map_err(|e| {
-        fail(
-            Check::Order,
-            Some(0),
-            format!("the cohort expression is invalid: {e}"),
-        )
-    })?;
-    let domain = Domain::Project(order.project.clone());
-
-    let mut approvals: HashMap<Name, Vec<(Key32, Digest)>> = HashMap::new();
-    let mut commitments: HashMap<Name, WirePoint> = HashMap::new();
-    let mut lists: BTreeMap<Name, ListState<'_>> = BTreeMap::new();
-    let mut list_order: Vec<Name> = Vec::new();
-    let mut link_summary: Option<(u64, HashMap<Name, u64>)> = None;
-    let mut delivered = false;
-    let mut closed = false;
-    let mut shredded: HashSet<Name> = HashSet::new();
-
-    for (i, e) in entries.iter().enumerate() {
-        let at = Some(i as u64);
-        let st = &e.signed.statement;
-        if st.project != order.project {
-            return Err(fail(
-                Check::Order,
-                at,
+                Check::HashChain,
+                None,
                 format!(
-                    "entry is about project {}, not {}",
-                    st.project, order.project
+                    "the signed trailer counts {} entries but the transcript holds {}: it was truncated or extended",
+                    t.entries,
+                    entries.len()
                 ),
             ));
         }
-        // Resolve and check the author's key.
+        if t.head != prev {
+            return Err(blame_previous(entries.len()).unwrap_or_else(|| {
+                fail(
+                    Check::HashChain,
+                    None,
+                    "the signed trailer's head is not the hash of the last entry: the transcript was cut and extended, or altered",
+                )
+            }));
+        }
+    }
+    if let Some(i) = entries.iter().position(|e| !recorded(e)) {
+        return Err(altered(i));
+    }
+    let Some(t) = trailer else {
+        return Ok(());
+    };
+    if let Some(first) = entries.first() {
+        if t.project != first.signed.statement.project {
+            return Err(fail(
+                Check::HashChain,
+                None,
+                format!(
+                    "the signed trailer is for project {}, not {}",
+                    t.project, first.signed.statement.project
+                ),
+            ));
+        }
+    }
+    t.check(entries, &linker.signing_key).map_err(|()| {
+        fail(
+            Check::HashChain,
+            None,
+            format!(
+                "the trailer's signature is not the linker {}'s",
+                linker.name
+            ),
+        )
+    })
+}
+
+/// [`Check::Signatures`]: every author's statement signature.
+fn check_signatures(entries: &[Entry], manifest: &Manifest) -> Result<(), VerifyError> {
+    // The researcher's key is the one the order names; without an order no
+    // researcher signature can be checked (and the order check fails).
+    let researcher = entries
+        .first()
+        .and_then(|e| match &e.signed.statement.body {
+            Body::Order(o) => Some(o.researcher_signing_key),
+            _ => None,
+        });
+    for (i, e) in entries.iter().enumerate() {
+        let at = Some(i as u64);
+        let st = &e.signed.statement;
         let key = match &st.signer {
             Signer::Node(name) => {
                 manifest
@@ -318,18 +496,21 @@ pub fn verify(
                         at,
                         format!(
                             "key {} is not an authorised operator of {register} in the manifest",
-                            short(key)
+                            short(&key.0)
                         ),
                     ));
                 }
                 *key
             }
             Signer::Researcher(key) => {
-                if *key != order.researcher_signing_key {
+                if researcher != Some(*key) {
                     return Err(fail(
                         Check::Signatures,
                         at,
-                        "signed by a researcher key other than the order's",
+                        format!(
+                            "signed by researcher key {}, which is not the one the project order names",
+                            short(&key.0)
+                        ),
                     ));
                 }
                 *key
@@ -340,490 +521,160 @@ pub fn verify(
                 Check::Signatures,
                 at,
                 format!(
-                    "the {} statement's signature does not verify",
-                    st.body.kind()
+                    "the {} statement's signature does not verify with the key of {}",
+                    st.body.kind(),
+                    signer_name(&st.signer)
                 ),
             ));
         }
-        let node = |expected: &Name| -> Result<(), VerifyError> {
+    }
+    Ok(())
+}
+
+/// [`Check::Order`]: the order, the project of every entry, and who may
+/// sign what.
+fn check_order<'a>(
+    entries: &'a [Entry],
+    manifest: &'a Manifest,
+    linker: &'a Member,
+) -> Result<Project<'a>, VerifyError> {
+    let first = entries
+        .first()
+        .ok_or_else(|| fail(Check::Order, None, "the transcript is empty"))?;
+    let Body::Order(order) = &first.signed.statement.body else {
+        return Err(fail(
+            Check::Order,
+            Some(0),
+            format!(
+                "the first entry is a {} statement, not the project order",
+                first.signed.statement.body.kind()
+            ),
+        ));
+    };
+    if !matches!(first.signed.statement.signer, Signer::Researcher(_)) {
+        return Err(fail(
+            Check::Order,
+            Some(0),
+            "the project order is not signed by the researcher",
+        ));
+    }
+    // The signature check made the researcher key the order's own, so the
+    // manifest check saw this order intact and compared its digest.
+    let at0 = |reason: String| fail(Check::Order, Some(0), reason);
+    if order.project != first.signed.statement.project {
+        return Err(at0(format!(
+            "the order is for project {} but its statement for {}",
+            order.project, first.signed.statement.project
+        )));
+    }
+    if order.linker != linker.name {
+        return Err(at0(format!(
+            "the order names linker {} but the manifest's linker is {}",
+            order.linker, linker.name
+        )));
+    }
+    let participants = order.register_names();
+    let mut seen = HashSet::new();
+    for r in &participants {
+        if !manifest.registers().any(|m| &m.name == r) {
+            return Err(at0(format!(
+                "the order names {r}, which is not a register in the manifest"
+            )));
+        }
+        if !seen.insert(r) {
+            return Err(at0(format!("the order names register {r} twice")));
+        }
+    }
+    let cohort = Cohort::parse(&order.cohort)
+        .and_then(|c| c.check_lists(&participants).map(|()| c))
+        .map_err(|e| at0(format!("the cohort expression is invalid: {e}")))?;
+    let project = Project {
+        order,
+        order_digest: order.digest(),
+        participants,
+        cohort,
+        domain: Domain::Project(order.project.clone()),
+        linker,
+        manifest,
+    };
+
+    let mut announced = HashSet::new();
+    for (i, e) in entries.iter().enumerate().skip(1) {
+        let at = Some(i as u64);
+        let st = &e.signed.statement;
+        if st.project != order.project {
+            return Err(fail(
+                Check::Order,
+                at,
+                format!(
+                    "entry is about project {}, not {}",
+                    st.project, order.project
+                ),
+            ));
+        }
+        let by_node = |expected: &Name| -> Result<(), VerifyError> {
             match &st.signer {
                 Signer::Node(n) if n == expected => Ok(()),
-                _ => Err(fail(
+                other => Err(fail(
                     Check::Order,
                     at,
                     format!(
-                        "a {} statement for {expected} must be signed by node {expected}",
-                        st.body.kind()
+                        "a {} statement for {expected} must be signed by node {expected}, not by {}",
+                        st.body.kind(),
+                        signer_name(other)
                     ),
                 )),
             }
         };
-
         match &st.body {
-            Body::Order(_) if i == 0 => {
-                if !matches!(st.signer, Signer::Researcher(_)) {
-                    return Err(fail(
-                        Check::Order,
-                        at,
-                        "the order is not signed by the researcher",
-                    ));
-                }
-            }
             Body::Order(_) => return Err(fail(Check::Order, at, "a second project order")),
-            Body::Approval(a) => {
-                let Signer::Operator { register, key } = &st.signer else {
-                    return Err(fail(
-                        Check::TwoPersonRule,
-                        at,
-                        "an approval not signed by an operator",
-                    ));
-                };
-                if register != &a.register {
-                    return Err(fail(
-                        Check::TwoPersonRule,
-                        at,
-                        format!("an operator of {register} approved for {}", a.register),
-                    ));
-                }
-                if !participants.contains(&a.register) {
-                    return Err(fail(
-                        Check::TwoPersonRule,
-                        at,
-                        format!("approval for {}, which is not in the order", a.register),
-                    ));
-                }
-                if a.order != order_digest {
-                    return Err(fail(
-                        Check::TwoPersonRule,
-                        at,
-                        "the approval binds a different project order",
-                    ));
-                }
-                approvals
-                    .entry(a.register.clone())
-                    .or_default()
-                    .push((*key, a.extract));
-            }
-            Body::Commitment(c) => {
-                node(&c.member)?;
-                if c.domain != domain {
-                    return Err(fail(
-                        Check::Commitments,
-                        at,
-                        format!("commitment for {}, not this project", c.domain),
-                    ));
-                }
-                if !participants.contains(&c.member) && c.member != linker.name {
-                    return Err(fail(
-                        Check::Commitments,
-                        at,
-                        format!("{} holds no key in this project", c.member),
-                    ));
-                }
-                if let Some(old) = commitments.insert(c.member.clone(), c.key) {
-                    if old != c.key {
-                        return Err(fail(
-                            Check::Commitments,
-                            at,
-                            format!("{} committed to two different keys", c.member),
-                        ));
-                    }
-                }
-            }
+            // Who may approve is the two-person rule's business.
+            Body::Approval(_) => {}
+            Body::Commitment(c) => by_node(&c.member)?,
             Body::ListAnnounced(a) => {
-                node(&a.list)?;
-                if !participants.contains(&a.list) {
+                by_node(&a.list)?;
+                if !project.participants.contains(&a.list) {
                     return Err(fail(
                         Check::Order,
                         at,
                         format!("list {} is not in the order", a.list),
                     ));
                 }
-                if lists.contains_key(&a.list) {
+                if !announced.insert(&a.list) {
                     return Err(fail(
                         Check::Order,
                         at,
                         format!("list {} announced twice", a.list),
                     ));
                 }
-                let approvers: HashSet<Key32> = approvals
-                    .get(&a.list)
-                    .into_iter()
-                    .flatten()
-                    .filter(|(_, extract)| *extract == a.extract)
-                    .map(|(k, _)| *k)
-                    .collect();
-                if approvers.len() < 2 {
-                    return Err(fail(Check::TwoPersonRule, at, format!(
-                        "list {} was announced with {} distinct operator approval(s) of its extract; two are required",
-                        a.list, approvers.len()
-                    )));
-                }
-                if !a.chunk_size.is_power_of_two() {
-                    return Err(fail(
-                        Check::HopChain,
-                        at,
-                        "chunk size is not a power of two",
-                    ));
-                }
-                let mut hops = manifest.chain_order(&a.list, &participants);
-                hops.remove(0);
-                hops.push(linker.name.clone());
-                list_order.push(a.list.clone());
-                lists.insert(
-                    a.list.clone(),
-                    ListState {
-                        announcement: a,
-                        hops,
-                        done: 0,
-                        last_output: a.points_root,
-                        final_root: None,
-                    },
-                );
             }
-            Body::Hop(h) => {
-                node(&h.member)?;
-                let state = lists.get_mut(&h.list).ok_or_else(|| {
-                    fail(
-                        Check::HopChain,
-                        at,
-                        format!("hop record for list {}, which was not announced", h.list),
-                    )
-                })?;
-                check_hop(h, state, &commitments, &order.project, &linker.name, at)?;
-            }
-            Body::LinkSummary(s) => {
-                node(&linker.name)?;
-                if link_summary.is_some() {
-                    return Err(fail(Check::LinkSummary, at, "a second link summary"));
-                }
-                if s.cohort.as_str() != cohort.to_string() {
-                    return Err(fail(
-                        Check::LinkSummary,
-                        at,
-                        "the summary's cohort is not the order's",
-                    ));
-                }
-                let mut matched = HashMap::new();
-                for name in &participants {
-                    let state = lists.get(name).ok_or_else(|| {
-                        fail(
-                            Check::HopChain,
-                            at,
-                            format!("linked before list {name} was announced"),
-                        )
-                    })?;
-                    let Some(final_root) = state.final_root else {
-                        return Err(fail(
-                            Check::HopChain,
-                            at,
-                            format!("linked before list {name} passed every hop"),
-                        ));
-                    };
-                    let l = s.lists.iter().find(|l| &l.list == name).ok_or_else(|| {
-                        fail(
-                            Check::LinkSummary,
-                            at,
-                            format!("list {name} is missing from the summary"),
-                        )
-                    })?;
-                    if l.final_root != final_root
-                        || l.persons != state.announcement.persons
-                        || l.matched > l.persons
-                    {
-                        return Err(fail(
-                            Check::LinkSummary,
-                            at,
-                            format!("list {name} in the summary disagrees with its hop records"),
-                        ));
-                    }
-                    matched.insert(name.clone(), l.matched);
-                }
-                if s.lists.len() != participants.len() {
-                    return Err(fail(
-                        Check::LinkSummary,
-                        at,
-                        "the summary lists a list not in the order",
-                    ));
-                }
-                link_summary = Some((s.cohort_persons, matched));
-            }
-            Body::Delivery(d) => {
-                node(&linker.name)?;
-                let Some((_, matched)) = &link_summary else {
-                    return Err(fail(Check::Delivery, at, "delivery before linkage"));
-                };
-                if d.recipient != order.researcher_signing_key {
-                    return Err(fail(
-                        Check::Delivery,
-                        at,
-                        "delivered to a key other than the order's researcher",
-                    ));
-                }
-                for l in d.lists.iter() {
-                    if matched.get(&l.list) != Some(&l.items) {
-                        return Err(fail(
-                            Check::Delivery,
-                            at,
-                            format!(
-                                "delivery of list {} disagrees with the link summary",
-                                l.list
-                            ),
-                        ));
-                    }
-                }
-                delivered = true;
-            }
-            Body::Closure(_) => {
-                node(&linker.name)?;
-                if closed {
-                    return Err(fail(Check::Closure, at, "closed twice"));
-                }
-                closed = true;
-            }
-            Body::Shredded(s) => {
-                node(&s.member)?;
-                if !closed {
-                    return Err(fail(
-                        Check::Closure,
-                        at,
-                        "shredding recorded before the closure",
-                    ));
-                }
-                if s.domain != domain {
-                    return Err(fail(Check::Closure, at, "shredding of another domain"));
-                }
-                shredded.insert(s.member.clone());
-            }
+            Body::Hop(h) => by_node(&h.member)?,
+            Body::LinkSummary(_) | Body::Delivery(_) | Body::Closure(_) => by_node(&linker.name)?,
+            Body::Shredded(s) => by_node(&s.member)?,
         }
     }
-
-    // A complete (trailer-signed) transcript of a closed project must show
-    // every key holder's shredding; a live one may still be collecting them.
-    if closed && trailer.is_some() {
-        for m in participants.iter().chain(std::iter::once(&linker.name)) {
-            if !shredded.contains(m) {
-                return Err(fail(
-                    Check::Closure,
-                    None,
-                    format!("the project is closed but {m} has not recorded shredding its key"),
-                ));
-            }
-        }
-    }
-
-    let lists = list_order
-        .iter()
-        .filter_map(|n| lists.get(n))
-        .map(|s| VerifiedList {
-            list: s.announcement.list.clone(),
-            rows: s.announcement.rows,
-            invalid: s.announcement.invalid.iter().map(|c| c.count).sum(),
-            persons: s.announcement.persons,
-            hops: s.done,
-            complete: s.final_root.is_some(),
-            matched: link_summary
-                .as_ref()
-                .and_then(|(_, m)| m.get(&s.announcement.list).copied()),
-        })
-        .collect();
-    Ok(VerifiedTranscript {
-        order: order.clone(),
-        entries: entries.len(),
-        lists,
-        cohort_persons: link_summary.map(|(c, _)| c),
-        delivered,
-        closed,
-    })
+    Ok(project)
 }
 
-fn check_hop(
-    h: &HopRecord,
-    state: &mut ListState<'_>,
-    commitments: &HashMap<Name, WirePoint>,
-    project: &crate::types::ProjectId,
-    linker: &Name,
-    at: Option<u64>,
-) -> Result<(), VerifyError> {
-    let a = state.announcement;
-    let index = state.done as usize;
-    let expected = state.hops.get(index).ok_or_else(|| {
-        fail(
-            Check::HopChain,
-            at,
-            format!("an extra hop for list {} after the linker", h.list),
-        )
-    })?;
-    if h.hop != state.done + 1 || &h.member != expected {
-        return Err(fail(
-            Check::HopChain,
-            at,
-            format!(
-                "list {}: hop {} by {} where hop {} by {expected} was expected",
-                h.list,
-                h.hop,
-                h.member,
-                state.done + 1
-            ),
-        ));
-    }
-    if h.input_root != state.last_output {
-        return Err(fail(
-            Check::HopChain,
-            at,
-            format!(
-                "list {} hop {}: input root is not the previous hop's output root",
-                h.list, h.hop
-            ),
-        ));
-    }
-    if h.count != a.persons || h.chunk_size != a.chunk_size {
-        return Err(fail(
-            Check::HopChain,
-            at,
-            format!(
-                "list {} hop {}: count or chunk size differs from the announcement",
-                h.list, h.hop
-            ),
-        ));
-    }
-    let chunk = u64::from(a.chunk_size.max(1));
-    let chunks = h.count.div_ceil(chunk);
-    if h.chunks.len() as u64 != chunks {
-        return Err(fail(
-            Check::HopChain,
-            at,
-            format!(
-                "list {} hop {}: {} chunk records for {} points",
-                h.list,
-                h.hop,
-                h.chunks.len(),
-                h.count
-            ),
-        ));
-    }
-    for (c, rec) in h.chunks.iter().enumerate() {
-        let want = if (c as u64) + 1 < chunks {
-            chunk
-        } else {
-            h.count - chunk * (chunks - 1)
-        };
-        if u64::from(rec.count) != want {
-            return Err(fail(
-                Check::HopChain,
-                at,
-                format!("list {} hop {} chunk {c}: wrong point count", h.list, h.hop),
-            ));
-        }
-    }
-    let ins: Vec<Digest> = h.chunks.iter().map(|c| c.input_root).collect();
-    let outs: Vec<Digest> = h.chunks.iter().map(|c| c.output_root).collect();
-    if root_of_aligned_chunks(&ins) != h.input_root
-        || root_of_aligned_chunks(&outs) != h.output_root
-    {
-        return Err(fail(
-            Check::HopChain,
-            at,
-            format!(
-                "list {} hop {}: chunk roots do not add up to the list roots",
-                h.list, h.hop
-            ),
-        ));
-    }
-
-    // The step's key: the member's commitment, or for the linker C_j.
-    let committed = commitments.get(&h.member).ok_or_else(|| {
-        fail(
-            Check::Commitments,
-            at,
-            format!("{} used its key before committing to it", h.member),
-        )
-    })?;
-    if &h.member == linker {
-        let lp = h
-            .linker
-            .as_ref()
-            .ok_or_else(|| fail(Check::Proofs, at, "the linker's hop has no key proof"))?;
-        if &lp.linker_key != committed || lp.combined != h.key {
-            return Err(fail(
-                Check::Proofs,
-                at,
-                "the linker's key proof is not about its committed key",
-            ));
-        }
-        let ctx = dleq::linker_key_context(
-            project,
-            &h.list,
-            &lp.linker_key,
-            &a.blinding_commitment,
-            &lp.combined,
-        );
-        let decode = |p: &WirePoint| {
-            p.decode()
-                .map_err(|_| fail(Check::Proofs, at, "invalid point in the linker's key proof"))
-        };
-        let (k, d, c) = (
-            decode(&lp.linker_key)?,
-            decode(&a.blinding_commitment)?,
-            decode(&lp.combined)?,
-        );
-        let g = curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
-        dleq::verify(&g, k.inner(), d.inner(), c.inner(), &ctx, &lp.proof).map_err(|_| {
-            fail(
-                Check::Proofs,
-                at,
-                format!(
-                    "list {}: the linker's key proof log_G K_L = log_D C does not verify",
-                    h.list
-                ),
-            )
-        })?;
-    } else {
-        if h.linker.is_some() {
-            return Err(fail(
-                Check::HopChain,
-                at,
-                "a register hop carries a linker key proof",
-            ));
-        }
-        if &h.key != committed {
-            return Err(fail(
-                Check::Commitments,
-                at,
-                format!("{} stepped with a key other than its commitment", h.member),
-            ));
-        }
-    }
-    for (c, rec) in h.chunks.iter().enumerate() {
-        let statement = ChunkStatement {
-            project,
-            list: &h.list,
-            hop: h.hop,
-            chunk: c as u64,
-            key: h.key,
-            input_root: rec.input_root,
-            output_root: rec.output_root,
-            count: u64::from(rec.count),
-        };
-        dleq::verify_chunk_offline(&statement, &rec.proof).map_err(|_| {
-            fail(
-                Check::Proofs,
-                at,
-                format!(
-                    "list {} hop {} chunk {c}: the DLEQ proof does not verify",
-                    h.list, h.hop
-                ),
-            )
-        })?;
-    }
-    state.done += 1;
-    state.last_output = h.output_root;
-    if state.done as usize == state.hops.len() {
-        state.final_root = Some(h.output_root);
-    }
-    Ok(())
+/// Whether `key` is a valid, not weak, Ed25519 public key.
+fn is_valid_key(key: &Key32) -> bool {
+    ed25519_dalek::VerifyingKey::from_bytes(&key.0).is_ok_and(|k| !k.is_weak())
 }
 
-fn short(k: &Key32) -> String {
-    k.to_hex()[..16].to_string()
+/// Who signed, for messages: a node name, "operator <key prefix> of R", or
+/// "the researcher".
+pub(crate) fn signer_name(s: &Signer) -> String {
+    match s {
+        Signer::Node(n) => format!("node {n}"),
+        Signer::Operator { register, key } => {
+            format!("operator {} of {register}", short(&key.0))
+        }
+        Signer::Researcher(_) => "the researcher".into(),
+    }
+}
+
+/// The first 16 hex digits of a key or digest: enough to tell them apart,
+/// never a whole key in a report.
+pub(crate) fn short(bytes: &[u8; 32]) -> String {
+    bytes[..8].iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,0 +1,345 @@
+//! Words for an auditor: times, numbers, signers and what each entry says
+//! happened. Keys and digests appear as 16-hex-digit prefixes only.
+
+use std::collections::BTreeMap;
+
+use kobling_protocol::{
+    manifest::Manifest,
+    transcript::{Body, Entry, ProjectOrder, Signer},
+    types::Name,
+};
+use serde::Serialize;
+
+/// The first 8 bytes of a key, digest, point or signature, in hex: enough
+/// to tell two apart, never a whole key.
+pub(crate) fn short(bytes: &[u8]) -> String {
+    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Seconds since the Unix epoch as UTC ISO-8601, `2023-11-14T22:13:20Z`.
+pub(crate) fn utc(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant, "chrono-Compatible
+    // Low-Level Date Algorithms"), in unsigned arithmetic: the epoch is
+    // shifted to 0000-03-01.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// A count with thousands separators: `4,210`.
+pub(crate) fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `n thing` / `n things`.
+pub(crate) fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", count(n), if n == 1 { one } else { many })
+}
+
+/// Who signed an entry, in words: the node's name, the operator's name from
+/// the manifest, or "researcher".
+pub(crate) fn signer(s: &Signer, manifest: Option<&Manifest>) -> String {
+    match s {
+        Signer::Node(n) => n.to_string(),
+        Signer::Operator { register, key } => {
+            let name = manifest
+                .and_then(|m| m.member(register))
+                .and_then(|m| m.operators.iter().find(|o| &o.key == key))
+                .map(|o| o.name.clone());
+            match name {
+                Some(name) => format!("{name} (operator of {register})"),
+                None => format!("operator {} of {register}", short(&key.0)),
+            }
+        }
+        Signer::Researcher(_) => "researcher".into(),
+    }
+}
+
+/// One line of the timeline.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Event {
+    /// The entry's sequence number.
+    pub(crate) entry: u64,
+    /// The author's time, UTC ISO-8601.
+    pub(crate) time: String,
+    /// Who signed.
+    pub(crate) signer: String,
+    /// The kind of statement.
+    pub(crate) kind: &'static str,
+    /// What happened.
+    pub(crate) event: String,
+}
+
+/// The timeline of `entries`: who did what, when.
+pub(crate) fn timeline(entries: &[Entry], manifest: Option<&Manifest>) -> Vec<Event> {
+    let order = order_of(entries);
+    entries
+        .iter()
+        .map(|e| {
+            let st = &e.signed.statement;
+            Event {
+                entry: e.seq,
+                time: utc(st.time),
+                signer: signer(&st.signer, manifest),
+                kind: st.body.kind(),
+                event: event(&st.body, order),
+            }
+        })
+        .collect()
+}
+
+/// The project order, if the first entry is one.
+pub(crate) fn order_of(entries: &[Entry]) -> Option<&ProjectOrder> {
+    match &entries.first()?.signed.statement.body {
+        Body::Order(o) => Some(o),
+        _ => None,
+    }
+}
+
+/// What a statement says happened, as the rest of a sentence whose subject
+/// is its signer.
+fn event(body: &Body, order: Option<&ProjectOrder>) -> String {
+    match body {
+        Body::Order(o) => format!(
+            "ordered project {} \"{}\" ({}): registers {}; cohort {}; linker {}; expires {}{}",
+            o.project,
+            o.title.as_str(),
+            o.legal_basis.as_str(),
+            o.register_names()
+                .iter()
+                .map(Name::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+            o.cohort.as_str(),
+            o.linker,
+            utc(o.expires),
+            if o.test_mode { "; test mode" } else { "" }
+        ),
+        Body::Approval(a) => format!(
+            "approved {}'s run order: extract {}, {}, {}",
+            a.register,
+            short(a.extract.as_bytes()),
+            plural(a.rows, "row", "rows"),
+            plural(a.columns.len() as u64, "column", "columns")
+        ),
+        Body::Commitment(c) => format!(
+            "committed to its key share for {} (K {})",
+            c.domain,
+            short(c.key.as_bytes())
+        ),
+        Body::ListAnnounced(a) => {
+            let invalid: u64 = a.invalid.iter().map(|i| i.count).sum();
+            format!(
+                "announced list: {}, {} ({} read, {}, chunks of {})",
+                plural(a.persons, "person", "persons"),
+                plural(invalid, "invalid identifier", "invalid identifiers"),
+                plural(a.rows, "row", "rows"),
+                plural(a.columns.len() as u64, "variable", "variables"),
+                count(u64::from(a.chunk_size))
+            )
+        }
+        Body::Hop(h) => {
+            let of = order.map_or(String::new(), |o| format!(" of {}", o.registers.len()));
+            let role = if h.linker.is_some() {
+                ", the linker's final step"
+            } else {
+                ""
+            };
+            format!(
+                "stepped list {} (hop {}{of}{role}): {} in {}",
+                h.list,
+                h.hop,
+                plural(h.count, "point", "points"),
+                plural(h.chunks.len() as u64, "chunk", "chunks")
+            )
+        }
+        Body::LinkSummary(s) => format!(
+            "linked cohort {}: {} ({})",
+            s.cohort.as_str(),
+            plural(s.cohort_persons, "person", "persons"),
+            s.lists
+                .iter()
+                .map(|l| format!("{} {} of {}", l.list, count(l.matched), count(l.persons)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Body::Delivery(d) => format!(
+            "delivered {} to researcher {} ({})",
+            plural(d.lists.iter().map(|l| l.items).sum(), "item", "items"),
+            short(&d.recipient.0),
+            d.lists
+                .iter()
+                .map(|l| format!("{} {}", l.list, count(l.items)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Body::Closure(c) => format!("closed the project: {}", c.reason.as_str()),
+        Body::Shredded(s) => format!("shredded its key share for {}", s.domain),
+        other => format!("recorded a {} statement", other.kind()),
+    }
+}
+
+/// The counts of one list, as the transcript states them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct ListCounts {
+    /// The list.
+    pub(crate) list: String,
+    /// Extract rows.
+    pub(crate) rows: u64,
+    /// Rows with an invalid identifier.
+    pub(crate) invalid: u64,
+    /// Persons in the list.
+    pub(crate) persons: u64,
+    /// Hop records.
+    pub(crate) hops: u32,
+    /// Hops a complete list has (the participating registers' count), if
+    /// the order is known.
+    pub(crate) hops_expected: Option<u32>,
+    /// Persons matched by the linkage.
+    pub(crate) matched: Option<u64>,
+    /// Items delivered.
+    pub(crate) delivered: Option<u64>,
+}
+
+/// Per announced list, in order of announcement.
+pub(crate) fn list_counts(entries: &[Entry]) -> Vec<ListCounts> {
+    let expected = order_of(entries).map(|o| o.registers.len() as u32);
+    let mut lists: Vec<ListCounts> = Vec::new();
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    for e in entries {
+        match &e.signed.statement.body {
+            Body::ListAnnounced(a) => {
+                index.insert(a.list.to_string(), lists.len());
+                lists.push(ListCounts {
+                    list: a.list.to_string(),
+                    rows: a.rows,
+                    invalid: a.invalid.iter().map(|i| i.count).sum(),
+                    persons: a.persons,
+                    hops_expected: expected,
+                    ..ListCounts::default()
+                });
+            }
+            Body::Hop(h) => {
+                if let Some(&i) = index.get(h.list.as_str()) {
+                    lists[i].hops += 1;
+                }
+            }
+            Body::LinkSummary(s) => {
+                for l in s.lists.iter() {
+                    if let Some(&i) = index.get(l.list.as_str()) {
+                        lists[i].matched = Some(l.matched);
+                    }
+                }
+            }
+            Body::Delivery(d) => {
+                for l in d.lists.iter() {
+                    if let Some(&i) = index.get(l.list.as_str()) {
+                        *lists[i].delivered.get_or_insert(0) += l.items;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    lists
+}
+
+/// The counts as a table.
+pub(crate) fn counts_table(lists: &[ListCounts]) -> String {
+    let opt = |v: Option<u64>| v.map_or("-".to_string(), count);
+    let mut rows = vec![[
+        "list".to_string(),
+        "rows".into(),
+        "invalid".into(),
+        "persons".into(),
+        "hops".into(),
+        "matched".into(),
+        "delivered".into(),
+    ]];
+    for l in lists {
+        rows.push([
+            l.list.clone(),
+            count(l.rows),
+            count(l.invalid),
+            count(l.persons),
+            match l.hops_expected {
+                Some(n) => format!("{}/{n}", l.hops),
+                None => l.hops.to_string(),
+            },
+            opt(l.matched),
+            opt(l.delivered),
+        ]);
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in &rows {
+        out.push(' ');
+        for (c, cell) in r.iter().enumerate() {
+            let pad = widths[c] - cell.chars().count();
+            out.push_str("  ");
+            if c == 0 {
+                out.push_str(cell);
+                out.push_str(&" ".repeat(pad));
+            } else {
+                out.push_str(&" ".repeat(pad));
+                out.push_str(cell);
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_matches_known_dates() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(4_107_542_399), "2100-02-28T23:59:59Z");
+        assert_eq!(utc(1_709_251_199), "2024-02-29T23:59:59Z");
+    }
+
+    #[test]
+    fn counts_have_thousands_separators() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(4_210), "4,210");
+        assert_eq!(count(1_234_567), "1,234,567");
+        assert_eq!(plural(1, "person", "persons"), "1 person");
+        assert_eq!(plural(12, "person", "persons"), "12 persons");
+    }
+
+    #[test]
+    fn short_is_a_prefix() {
+        assert_eq!(short(&[0xab; 32]), "abababababababab");
+        assert_eq!(short(&[1, 2]), "0102");
+    }
+}

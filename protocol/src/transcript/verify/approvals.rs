@@ -1,0 +1,164 @@
+//! The checks of who may act: the two-person rule and the key
+//! commitments (see [`super::Check::ALL`]).
+
+use std::collections::{HashMap, HashSet};
+
+use super::{fail, short, signer_name, Check, Project, VerifyError};
+use crate::{
+    manifest::Key32,
+    transcript::{body::Body, Entry, Signer},
+    types::{Digest, Name},
+};
+
+/// [`Check::TwoPersonRule`]: approvals, and two distinct approvers of the
+/// announced extract before every announcement.
+pub(crate) fn check_two_person_rule(entries: &[Entry], p: &Project<'_>) -> Result<(), VerifyError> {
+    // Per register: (operator key, extract digest, rows) of every approval.
+    let mut approvals: HashMap<&Name, Vec<(Key32, Digest, u64)>> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        let at = Some(i as u64);
+        let st = &e.signed.statement;
+        match &st.body {
+            Body::Approval(a) => {
+                let Signer::Operator { register, key } = &st.signer else {
+                    return Err(fail(
+                        Check::TwoPersonRule,
+                        at,
+                        format!(
+                            "an approval signed by {}, not by an operator",
+                            signer_name(&st.signer)
+                        ),
+                    ));
+                };
+                if register != &a.register {
+                    return Err(fail(
+                        Check::TwoPersonRule,
+                        at,
+                        format!("an operator of {register} approved for {}", a.register),
+                    ));
+                }
+                if !p.participants.contains(&a.register) {
+                    return Err(fail(
+                        Check::TwoPersonRule,
+                        at,
+                        format!("approval for {}, which is not in the order", a.register),
+                    ));
+                }
+                if a.order != p.order_digest {
+                    return Err(fail(
+                        Check::TwoPersonRule,
+                        at,
+                        "the approval binds a different project order",
+                    ));
+                }
+                approvals
+                    .entry(&a.register)
+                    .or_default()
+                    .push((*key, a.extract, a.rows));
+            }
+            Body::ListAnnounced(a) => {
+                let of_extract: Vec<&(Key32, Digest, u64)> = approvals
+                    .get(&a.list)
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, extract, _)| *extract == a.extract)
+                    .collect();
+                let approvers: HashSet<&Key32> = of_extract.iter().map(|(k, _, _)| k).collect();
+                if approvers.len() < 2 {
+                    return Err(fail(
+                        Check::TwoPersonRule,
+                        at,
+                        format!(
+                            "list {} was announced with {} distinct operator approval(s) of its extract {}; two are required",
+                            a.list,
+                            approvers.len(),
+                            short(a.extract.as_bytes())
+                        ),
+                    ));
+                }
+                if let Some((_, _, rows)) = of_extract.iter().find(|(_, _, r)| *r != a.rows) {
+                    return Err(fail(
+                        Check::TwoPersonRule,
+                        at,
+                        format!(
+                            "list {} announces {} rows but an operator approved {rows}",
+                            a.list, a.rows
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// [`Check::Commitments`]: one key per key holder, committed before use.
+pub(crate) fn check_commitments(entries: &[Entry], p: &Project<'_>) -> Result<(), VerifyError> {
+    let mut commitments = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        let at = Some(i as u64);
+        match &e.signed.statement.body {
+            Body::Commitment(c) => {
+                if c.domain != p.domain {
+                    return Err(fail(
+                        Check::Commitments,
+                        at,
+                        format!("commitment for {}, not this project", c.domain),
+                    ));
+                }
+                if !p.is_key_holder(&c.member) {
+                    return Err(fail(
+                        Check::Commitments,
+                        at,
+                        format!("{} holds no key in this project", c.member),
+                    ));
+                }
+                if let Some(old) = commitments.insert(&c.member, c.key) {
+                    if old != c.key {
+                        return Err(fail(
+                            Check::Commitments,
+                            at,
+                            format!("{} committed to two different keys", c.member),
+                        ));
+                    }
+                }
+            }
+            Body::Hop(h) => {
+                let committed = commitments.get(&h.member).ok_or_else(|| {
+                    fail(
+                        Check::Commitments,
+                        at,
+                        format!("{} used its key before committing to it", h.member),
+                    )
+                })?;
+                if h.member == p.linker.name {
+                    // A missing key proof is the proof check's to report.
+                    if let Some(lp) = &h.linker {
+                        if &lp.linker_key != committed {
+                            return Err(fail(
+                                Check::Commitments,
+                                at,
+                                format!(
+                                    "list {}: the linker's key proof is not about its committed key",
+                                    h.list
+                                ),
+                            ));
+                        }
+                    }
+                } else if &h.key != committed {
+                    return Err(fail(
+                        Check::Commitments,
+                        at,
+                        format!(
+                            "{} stepped list {} with a key other than its commitment",
+                            h.member, h.list
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
