@@ -11,6 +11,7 @@
 
 mod cli;
 mod cmd;
+mod extract_file;
 mod manifest_file;
 
 use clap::Parser;
