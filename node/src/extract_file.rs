@@ -62,6 +62,7 @@
 //! | empty, whitespace, 10/12 digits, non-ASCII digits, bad date, bad check digit, synthetic | counted per `IdError::reason_code`, excluded |
 //! | BOM, CRLF, quoted commas and line breaks, empty lines | read as intended; lines are physical lines (as in an editor) |
 //! | a person with > 65 536 rows | refused (cannot be sealed as one item) |
+//! | a variable holding valid identifiers (`mor_fnr`) | read; counted per column and warned about by `check` |
 //!
 //! Identifiers never appear in a message: invalid ones are reported by line
 //! with at most their first two digits ([`error::masked_raw`]), and names
@@ -86,10 +87,13 @@ use kobling_protocol::{
     types::Digest,
 };
 
-pub(crate) use self::{error::ExtractError, mapping::load_mapping};
 use self::{
-    error::{masked_raw, shown},
+    error::{masked_raw, shown_list},
     records::{Record, RecordReader},
+};
+pub(crate) use self::{
+    error::{shown, ExtractError},
+    mapping::load_mapping,
 };
 
 /// The reason code of a row whose field count differs from the header's.
@@ -119,6 +123,11 @@ pub(crate) struct ExtractSummary {
     pub(crate) persons_with_several_rows: u64,
     /// The most rows of one person.
     pub(crate) max_rows_per_person: u64,
+    /// Variables holding values that are valid identifiers (e.g. a
+    /// mother's `fnr`), with how many rows: delivering them would send
+    /// identifiers to the researcher. A warning, not a refusal (an 11-digit
+    /// code can pass the checks by chance); the operator decides.
+    pub(crate) identifier_columns: Vec<(String, u64)>,
     /// Details of the excluded rows: the first [`LINES_PER_REASON`] of
     /// each reason, in file order.
     pub(crate) details: Vec<RowIssue>,
@@ -258,6 +267,7 @@ fn read_with<C: Collector>(
     let mut reader = RecordReader::new(input)?;
     let header = Header::parse(reader.next_record()?.ok_or(ExtractError::Empty)?)?;
     let mut row_issues = ReasonTally::default();
+    let mut identifier_like = vec![0u64; header.names.len()];
     let mut details: BTreeMap<&'static str, Vec<RowIssue>> = BTreeMap::new();
     let mut note = |issue: RowIssue| {
         let v = details.entry(issue.reason).or_default();
@@ -302,6 +312,11 @@ fn read_with<C: Collector>(
             });
             continue;
         }
+        for (i, v) in fields.iter().enumerate() {
+            if i != header.fnr && looks_like_identifier(v) {
+                identifier_like[i] += 1;
+            }
+        }
         let values = if C::KEEPS_VALUES {
             fields
                 .iter()
@@ -341,9 +356,29 @@ fn read_with<C: Collector>(
         stats,
         persons_with_several_rows: per_person.several,
         max_rows_per_person: per_person.max,
+        identifier_columns: header
+            .names
+            .iter()
+            .zip(identifier_like)
+            .filter(|&(_, n)| n > 0)
+            .map(|(name, n)| (name.clone(), n))
+            .collect(),
         details,
     };
     Ok((summary, output))
+}
+
+/// Whether a variable's value is a valid identifier (synthetic included):
+/// at most 64 bytes (so long text is not scanned) and parses.
+fn looks_like_identifier(value: &str) -> bool {
+    value.len() <= 64
+        && Identifier::parse(
+            value,
+            ParseOptions {
+                allow_synthetic: true,
+            },
+        )
+        .is_ok()
 }
 
 /// The operator's description of an identifier error (never contains
@@ -378,7 +413,7 @@ impl Header {
         let Some(fnr) = names.iter().position(|n| n == FNR) else {
             return Err(ExtractError::MissingFnr {
                 line: rec.line(),
-                columns: names.iter().map(|n| shown(n)).collect(),
+                columns: shown_list(names.iter().map(String::as_str)),
                 looks_like_data: names
                     .iter()
                     .any(|n| n.chars().filter(|c| c.is_numeric()).count() >= 6),

@@ -565,3 +565,27 @@ fn two_gigabyte_file() {
     assert_eq!(e["valid_rows"], rows);
     assert_eq!(e["persons"], ids.len() as u64);
 }
+
+#[test]
+fn identifiers_in_a_variable_are_warned_about() {
+    let dir = Dir::new();
+    let file = dir.file(
+        "x.csv",
+        format!("fnr,mor_fnr,diag\n{A},{B},F20\n{C},,F21\n"),
+    );
+    let run = check(&file, &[]);
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stdout.contains(
+            "warning: column `mor_fnr` has 1 values that are valid identifiers; identifiers \
+             must not be delivered as variables"
+        ),
+        "{}",
+        run.stdout
+    );
+    let (_, r) = check_json(&file, &[]);
+    assert_eq!(
+        r["extract"]["identifier_columns"],
+        serde_json::json!([{"column": "mor_fnr", "values": 1}])
+    );
+}

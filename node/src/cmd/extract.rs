@@ -20,7 +20,7 @@ use clap::Subcommand;
 use kobling_protocol::ident::ParseOptions;
 use serde::Serialize;
 
-use crate::extract_file::{self, ExtractSummary, RowIssue};
+use crate::extract_file::{self, shown, ExtractSummary, RowIssue};
 
 /// Extract subcommands.
 #[derive(Debug, Subcommand)]
@@ -70,7 +70,14 @@ struct ExtractJson {
     max_rows_per_person: u64,
     mapped_rows: u64,
     invalid: Vec<ReasonJson>,
+    identifier_columns: Vec<IdentifierColumnJson>,
     warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct IdentifierColumnJson {
+    column: String,
+    values: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -149,6 +156,13 @@ fn warnings(s: &ExtractSummary) -> Vec<String> {
     if s.stats.rows == 0 {
         w.push("the extract has a header but no data rows".to_owned());
     }
+    for (column, n) in &s.identifier_columns {
+        w.push(format!(
+            "column {} has {n} values that are valid identifiers; identifiers must not be \
+             delivered as variables",
+            shown(column)
+        ));
+    }
     if s.stats.invalid_rows() > 0 {
         w.push(format!(
             "{} rows will be excluded from the list (counted per reason above)",
@@ -185,6 +199,14 @@ fn to_json(s: &ExtractSummary) -> ExtractJson {
                         masked: d.masked.clone(),
                     })
                     .collect(),
+            })
+            .collect(),
+        identifier_columns: s
+            .identifier_columns
+            .iter()
+            .map(|(column, values)| IdentifierColumnJson {
+                column: column.clone(),
+                values: *values,
             })
             .collect(),
         warnings: warnings(s),

@@ -67,8 +67,8 @@ pub(crate) enum ExtractError {
     MissingFnr {
         /// Physical line of the header.
         line: u64,
-        /// The names found, shown.
-        columns: Vec<String>,
+        /// The names found, shown ([`shown_list`]).
+        columns: String,
         /// The first line looks like data rather than a header.
         looks_like_data: bool,
         /// A name that is `fnr` but for case (shown), if any.
@@ -114,8 +114,8 @@ pub(crate) enum MappingFileError {
     Empty,
     /// The header is not `old,current`.
     Header {
-        /// The names found, shown.
-        found: Vec<String>,
+        /// The names found, shown ([`shown_list`]).
+        found: String,
     },
     /// Bytes that are not UTF-8.
     InvalidUtf8 {
@@ -240,8 +240,7 @@ impl fmt::Display for ExtractError {
             } => {
                 write!(
                     f,
-                    "no column `fnr` in the header (line {line}); columns found: {}",
-                    columns.join(", ")
+                    "no column `fnr` in the header (line {line}); columns found: {columns}"
                 )?;
                 if let Some(name) = near_miss {
                     write!(
@@ -299,8 +298,7 @@ impl fmt::Display for MappingFileError {
             }
             MappingFileError::Header { found } => write!(
                 f,
-                "the mapping file's header must be `old,current`; found: {}",
-                found.join(", ")
+                "the mapping file's header must be `old,current`; found: {found}"
             ),
             MappingFileError::InvalidUtf8 { line } => {
                 write!(f, "invalid UTF-8 at line {line}: {UTF8_HINT}")
@@ -347,35 +345,46 @@ impl std::error::Error for MappingFileError {
 /// The longest name shown in a message, in characters.
 const SHOWN_CHARS: usize = 40;
 
+/// A name that has this many digits (of any script, separators or not)
+/// may be an identifier: all its digits but the first two are masked.
+const MASK_FROM_DIGITS: usize = 6;
+
 /// A name from a file as shown in a message: in backticks, control
-/// characters escaped, at most [`SHOWN_CHARS`] characters, and every run
-/// of five or more digits masked after its first two (`01*********`), so a
-/// data row taken for a header never prints an identifier.
+/// characters escaped, at most [`SHOWN_CHARS`] characters, and, if it has
+/// [`MASK_FROM_DIGITS`] or more digits, every digit after the first two
+/// masked (`01*********`, `01**-**-*****`), so a data row taken for a
+/// header never prints an identifier, even one written with separators.
 pub(crate) fn shown(name: &str) -> String {
+    let mask = name.chars().filter(|c| c.is_numeric()).count() >= MASK_FROM_DIGITS;
     let mut out = String::from("`");
-    let chars: Vec<char> = name.chars().collect();
-    let mut i = 0;
-    while i < chars.len() && i < SHOWN_CHARS {
-        let run = chars[i..].iter().take_while(|c| c.is_numeric()).count();
-        if run >= 5 {
-            for (k, c) in chars[i..i + run].iter().enumerate() {
-                if k < 2 {
-                    out.push(*c);
-                } else {
-                    out.push('*');
-                }
-            }
-            i += run;
+    let mut digits = 0;
+    for c in name.chars().take(SHOWN_CHARS) {
+        if mask && c.is_numeric() {
+            digits += 1;
+            out.push(if digits <= 2 { c } else { '*' });
         } else {
-            out.extend(chars[i].escape_debug());
-            i += 1;
+            out.extend(c.escape_debug());
         }
     }
-    if chars.len() > i {
+    if name.chars().nth(SHOWN_CHARS).is_some() {
         out.push('…');
     }
     out.push('`');
     out
+}
+
+/// At most this many names in a message, then how many more.
+const SHOWN_NAMES: usize = 20;
+
+/// A list of names for a message: [`shown`], comma-separated, at most
+/// [`SHOWN_NAMES`] of them.
+pub(crate) fn shown_list<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
+    let total = names.len();
+    let mut out: Vec<String> = names.take(SHOWN_NAMES).map(shown).collect();
+    if total > SHOWN_NAMES {
+        out.push(format!("… ({total} in all)"));
+    }
+    out.join(", ")
 }
 
 /// The masked form of an identifier field that did not parse: nothing for
@@ -405,17 +414,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shown_masks_digit_runs_and_escapes() {
+    fn shown_masks_digits_and_escapes() {
         assert_eq!(shown("diag"), "`diag`");
-        assert_eq!(shown("icd10_2019"), "`icd10_2019`");
+        assert_eq!(shown("icd10_201"), "`icd10_201`");
+        assert_eq!(shown("icd10_2019"), "`icd10_****`");
         assert_eq!(shown("01018012371"), "`01*********`");
         assert_eq!(shown("x 0101801237 y"), "`x 01******** y`");
+        assert_eq!(shown("0101-80-12371"), "`01**-**-*****`");
         assert_eq!(shown("٠١٠١٨٠١٢٣٧١"), "`٠١*********`");
         assert_eq!(shown("a\nb\u{1b}"), "`a\\nb\\u{1b}`");
+        assert_eq!(shown(&"x".repeat(40)), format!("`{}`", "x".repeat(40)));
         assert_eq!(shown(&"x".repeat(50)), format!("`{}…`", "x".repeat(40)));
-        // A run of digits crossing the cut is still masked.
-        let s = format!("{}01018012371yy", "x".repeat(35));
-        assert_eq!(shown(&s), format!("`{}01*********…`", "x".repeat(35)));
+        // Digits past the cut count too.
+        let s = format!("{}01018012371", "x".repeat(38));
+        assert_eq!(shown(&s), format!("`{}01…`", "x".repeat(38)));
+        let names: Vec<String> = (0..25).map(|i| format!("c{i}")).collect();
+        let list = shown_list(names.iter().map(String::as_str));
+        assert!(list.starts_with("`c0`, `c1`, "));
+        assert!(list.ends_with("`c19`, … (25 in all)"), "{list}");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::{fs::File, io::Read, path::Path};
 use kobling_protocol::ident::{IdMapping, Identifier, MappingError, ParseOptions};
 
 use super::{
-    error::{shown, MappingFileError},
+    error::{shown_list, MappingFileError},
     records::RecordReader,
     trimmed,
 };
@@ -70,7 +70,7 @@ pub(crate) fn read_mapping(
             (Some(o), Some(c)) if names.len() == 2 => (o, c),
             _ => {
                 return Err(MappingFileError::Header {
-                    found: names.iter().map(|n| shown(n)).collect(),
+                    found: shown_list(names.iter().copied()),
                 })
             }
         }

@@ -405,3 +405,13 @@ fn reads_from_a_path() {
     );
     assert!(std::error::Error::source(&e).is_some());
 }
+
+#[test]
+fn identifiers_in_variables_are_flagged() {
+    let data = format!(
+        "fnr,mor_fnr,diag\n{A},{B},F20\n{C},,F20\n{B}, {A} ,01018012372\n{A},01818012337,x\n"
+    );
+    let s = check(data.as_bytes()).expect("read");
+    assert_eq!(s.identifier_columns, [("mor_fnr".to_owned(), 3)]);
+    assert_eq!(read(data.as_bytes()).expect("read").summary, s);
+}
