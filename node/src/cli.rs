@@ -20,6 +20,9 @@ pub(crate) enum Command {
     /// Auditor commands: verify and read project transcripts offline.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
+    /// Operator checks of extract files.
+    #[command(subcommand)]
+    Extract(cmd::extract::ExtractCommand),
     /// Check a federation manifest.
     #[command(subcommand)]
     Manifest(cmd::manifest::ManifestCommand),
@@ -39,6 +42,7 @@ impl Command {
     pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
         match self {
             Command::Audit(c) => c.run(),
+            Command::Extract(c) => c.run(),
             Command::Manifest(c) => c.run(),
             Command::Keys(c) => c.run(),
             Command::Node(c) => c.run(),

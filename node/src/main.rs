@@ -13,6 +13,7 @@ mod cli;
 mod cmd;
 mod daemon;
 mod engine;
+mod extract_file;
 mod keyfile;
 mod manifest_file;
 mod net;
