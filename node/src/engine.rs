@@ -29,7 +29,7 @@ use kobling_keys::{Keystore, KeystoreError};
 use kobling_protocol::{
     bounded::{BoundedBytes, BoundedString, BoundedVec},
     delivery::{deliver_item, DeliveredItem, ListDeliverySource},
-    extract::{ExtractStats, ListBuilder, Person},
+    extract::{ExtractStats, Person},
     group::WirePoint,
     hash::FramedHasher,
     hop::{owner_chunks, Hop, LinkerKeys, ListContext, DEFAULT_CHUNK_SIZE},
@@ -1292,45 +1292,16 @@ pub(crate) fn file_digest(path: &str) -> Result<Digest, String> {
     Ok(Digest(h.finalize().into()))
 }
 
-/// Reads an extract: persons, counts, variable names and the file digest.
+/// Reads an extract (streaming, one pass): persons, counts, variable
+/// names and the file digest.
 fn load_extract(
     path: &str,
     options: ParseOptions,
 ) -> Result<(Vec<Person>, ExtractStats, Vec<String>, Digest), String> {
-    let digest = file_digest(path)?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(false)
-        .from_path(path)
-        .map_err(|e| format!("cannot read the extract: {e}"))?;
-    let headers = reader
-        .headers()
-        .map_err(|e| format!("cannot read the extract's header: {e}"))?
-        .clone();
-    let fnr = headers
-        .iter()
-        .position(|h| h.trim_start_matches('\u{feff}').trim() == "fnr")
-        .ok_or("the extract has no column named fnr")?;
-    let columns: Vec<String> = headers
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != fnr)
-        .map(|(_, h)| h.to_string())
-        .collect();
-    let mut builder = ListBuilder::new(options, None);
-    for record in reader.records() {
-        let record = record.map_err(|e| format!("the extract is malformed: {e}"))?;
-        let line = record.position().map_or(0, |p| p.line());
-        let values = record
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != fnr)
-            .map(|(_, v)| v.to_string())
-            .collect();
-        let _ = builder.push_row(line, record.get(fnr).unwrap_or(""), values);
-    }
-    let (persons, stats) = builder.finish();
-    Ok((persons, stats, columns, digest))
+    let read = crate::extract_file::read_extract(std::path::Path::new(path), options, None)
+        .map_err(|e| e.to_string())?;
+    let summary = read.summary;
+    Ok((read.persons, summary.stats, summary.columns, summary.digest))
 }
 
 #[cfg(test)]

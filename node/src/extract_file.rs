@@ -148,13 +148,6 @@ pub(crate) struct RowIssue {
 }
 
 /// An extract read for the node: the summary and the persons.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the node's list preparation (issue 3) will read it"
-    )
-)]
 #[derive(Debug)]
 pub(crate) struct ExtractRead {
     /// Counts, digest and columns.
@@ -180,13 +173,6 @@ impl ExtractSummary {
 /// # Errors
 ///
 /// [`ExtractError`] if the file cannot be used (see the module docs).
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the node's list preparation (issue 3) will call it"
-    )
-)]
 pub(crate) fn read_extract(
     path: &Path,
     options: ParseOptions,

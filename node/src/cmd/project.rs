@@ -19,6 +19,7 @@ use std::{
 use anyhow::{bail, ensure, Context};
 use kobling_protocol::{
     bounded::{BoundedString, BoundedVec},
+    ident::ParseOptions,
     manifest::Manifest,
     messages::{Action, Message, Request},
     project::ProjectView,
@@ -29,7 +30,6 @@ use serde::Deserialize;
 
 use crate::{
     daemon::unix_now,
-    engine::file_digest,
     keyfile::KeyFile,
     manifest_file,
     net::{
@@ -179,8 +179,22 @@ impl ProjectCommand {
                     .to_str()
                     .context("the extract's path is not UTF-8")?
                     .to_string();
-                let digest = file_digest(&path_text).map_err(anyhow::Error::msg)?;
-                let (columns, rows) = csv_shape(&path)?;
+                let summary = crate::extract_file::check_extract(
+                    &path,
+                    ParseOptions {
+                        allow_synthetic: order.test_mode,
+                    },
+                    None,
+                )?;
+                if let Some(reason) = summary.unusable_reason() {
+                    bail!(
+                        "{} cannot be approved: {reason} (run `kobling extract check` for details)",
+                        path.display()
+                    );
+                }
+                let (digest, rows) = (summary.digest, summary.stats.rows);
+                let mut columns = vec!["fnr".to_string()];
+                columns.extend(summary.columns.iter().cloned());
                 let approval = Approval {
                     register: register.clone(),
                     order: order.digest(),
@@ -465,31 +479,6 @@ fn parse_date(s: &str) -> anyhow::Result<u64> {
     let days = era * 146_097 + doe - 719_468;
     ensure!(days > 0, "expires must be after 1970");
     Ok(days as u64 * 86_400 + 86_399)
-}
-
-/// The header's variable columns (all but `fnr`) and the number of data
-/// rows.
-fn csv_shape(path: &Path) -> anyhow::Result<(Vec<String>, u64)> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_path(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let headers: Vec<String> = reader
-        .headers()?
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').to_string())
-        .collect();
-    ensure!(
-        headers.iter().any(|h| h.trim() == "fnr"),
-        "the extract has no fnr column (columns: {})",
-        headers.join(", ")
-    );
-    let mut rows = 0u64;
-    let mut record = csv::ByteRecord::new();
-    while reader.read_byte_record(&mut record)? {
-        rows += 1;
-    }
-    Ok((headers, rows))
 }
 
 fn write_delivery(out: &Path, d: &Delivered) -> anyhow::Result<()> {

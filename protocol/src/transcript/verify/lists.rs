@@ -453,7 +453,11 @@ pub(crate) fn check_delivery(
 /// [`Check::Closure`]: after a closure only shredding confirmations, and,
 /// in a complete (trailer-signed) transcript, one from every key holder (a
 /// live transcript may still be collecting them).
-pub(crate) fn check_closure(entries: &[Entry], p: &Project<'_>, complete: bool) -> Result<bool, VerifyError> {
+pub(crate) fn check_closure(
+    entries: &[Entry],
+    p: &Project<'_>,
+    complete: bool,
+) -> Result<bool, VerifyError> {
     let mut closed = false;
     let mut shredded = HashSet::new();
     for (i, e) in entries.iter().enumerate() {
