@@ -310,9 +310,12 @@ async fn send_loop(
             .unwrap_or(Duration::from_millis(500))
             .min(Duration::from_millis(500));
         tokio::select! {
-            _ = stopped.changed() => return,
+            _ = stopped.changed() => break,
             _ = woken.changed() => {}
             () = tokio::time::sleep(wait) => {}
         }
     }
+    // Our connections to the other nodes keep the shared endpoint busy:
+    // close them so the server's drain ends promptly.
+    client.close();
 }

@@ -1,22 +1,38 @@
-//! `kobling-sim demo`.
+//! `kobling-sim demo`: a whole federation on this machine.
 //!
-//! Today the demo runs every party in this one process (each with its own
-//! keystore, every message and proof as between nodes); running the same
-//! project across separate `kobling node` processes over QUIC is the node
-//! issue's work.
+//! ```text
+//!  generate population ─▶ DIR/registers/<R>/extract.csv
+//!  kobling keys init ×5, operator keys ×8, researcher key ─▶ DIR/federation.toml
+//!  kobling node run ×5 (separate processes, QUIC on 127.0.0.1) ─▶ DIR/nodes/<N>/
+//!  kobling project submit ─▶ approve ×2 per register ─▶ (progress) ─▶ fetch ─▶ audit verify
+//!  ground truth check ─▶ summary; nodes shut down (SIGTERM)
+//! ```
+//!
+//! The `kobling` program is this binary itself (`kobling-sim kobling …`
+//! runs exactly `kobling …`), so the demo needs nothing else built. A
+//! second run with the same `--out` reuses the federation (nodes, keys) and
+//! adds a new project: a different `--project-id` gives disjoint lnr.
 
-use std::{collections::BTreeMap, fs, path::PathBuf, process::ExitCode, time::Instant};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitCode, Output, Stdio},
+    time::{Duration, Instant},
+};
 
-use anyhow::Context;
+use anyhow::{bail, ensure, Context};
+use kobling_keys::Keystore;
 use kobling_protocol::{
+    chain::multiply_decoded,
     link::Lnr,
-    transcript::{encode_file, Check},
-    types::Name,
+    manifest::{Key32, Manifest, Member, Operator},
+    share::{Domain, Share},
+    types::ProjectId,
 };
 use kobling_sim::{
-    inmem::{render_csv, Federation, ProjectConfig, RunOutcome},
-    population::{generate, Extract, Population, PopulationConfig},
-    truth,
+    inmem::render_csv,
+    population::{generate, Population, PopulationConfig},
 };
 
 const REGISTERS: [&str; 4] = ["NPR", "KPR", "SSB", "RESEPT"];
@@ -30,181 +46,487 @@ pub(crate) struct DemoArgs {
     /// Seed of the generator (same seed, same data).
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Output directory (must not hold an earlier demo's keystores).
+    /// Output directory; an earlier demo's federation in it is reused.
     #[arg(long, default_value = "kobling-demo")]
     out: PathBuf,
     /// The project id.
     #[arg(long, default_value = "DEMO-1")]
     project_id: String,
-    /// Points per chunk (a power of two).
-    #[arg(long, default_value_t = 4096)]
-    chunk_size: u32,
+    /// Use your own extracts: SRC/<REGISTER>/extract.csv for any subset of
+    /// NPR, KPR, SSB, RESEPT (NPR required). No ground truth then.
+    #[arg(long)]
+    registers: Option<PathBuf>,
 }
 
-pub(crate) fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
-    let started = Instant::now();
-    let nodes = args.out.join("nodes");
-    anyhow::ensure!(
-        !nodes.exists(),
-        "{} already holds a federation from an earlier demo; choose another --out or remove it",
-        args.out.display()
+struct Nodes(Vec<(String, Child)>);
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.0 {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+        }
+        for (name, c) in &mut self.0 {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                match c.try_wait() {
+                    Ok(Some(_)) => break,
+                    _ if Instant::now() > deadline => {
+                        eprintln!("node {name} did not stop in time; killing it");
+                        let _ = c.kill();
+                        let _ = c.wait();
+                        break;
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        }
+    }
+}
+
+fn kobling() -> anyhow::Result<Command> {
+    let mut c = Command::new(std::env::current_exe().context("cannot find this program")?);
+    c.arg("kobling").env(
+        "KOBLING_LOG",
+        std::env::var("KOBLING_LOG").unwrap_or_else(|_| "warn".into()),
     );
+    Ok(c)
+}
+
+fn run(args: &[&str]) -> anyhow::Result<Output> {
+    Ok(kobling()?.args(args).output()?)
+}
+
+fn ok(args: &[&str]) -> anyhow::Result<String> {
+    let out = run(args)?;
+    if !out.status.success() {
+        bail!(
+            "kobling {} failed: {}",
+            args.first().copied().unwrap_or(""),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Retries until the command succeeds (the nodes are starting or catching up).
+fn eventually(args: &[&str], what: &str, limit: Duration) -> anyhow::Result<String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let out = run(args)?;
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{what} did not succeed in {limit:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn p(path: &Path) -> anyhow::Result<&str> {
+    path.to_str().context("paths must be UTF-8")
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Creates the federation in `dir` unless one is there.
+fn federation(dir: &Path) -> anyhow::Result<PathBuf> {
+    let manifest_path = dir.join("federation.toml");
+    if manifest_path.exists() {
+        println!("Reusing the federation in {}", dir.display());
+        return Ok(manifest_path);
+    }
+    println!("Creating keystores for {} registers and a linker, two operators per register, a researcher…", REGISTERS.len());
+    let nodes = dir.join("nodes");
+    let keys = dir.join("keys");
+    fs::create_dir_all(&keys)?;
+    let mut members = Vec::new();
+    for name in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
+        let role = if *name == "LINKER" {
+            "linker"
+        } else {
+            "register"
+        };
+        let address = format!("127.0.0.1:{}", free_port()?);
+        let entry = ok(&[
+            "keys",
+            "init",
+            "--dir",
+            p(&nodes.join(name))?,
+            "--name",
+            name,
+            "--address",
+            &address,
+            "--role",
+            role,
+        ])?;
+        let entry = entry
+            .trim_start()
+            .strip_prefix("[[members]]")
+            .context("kobling keys init printed no manifest entry")?;
+        let mut member: Member = toml::from_str(entry)?;
+        if role == "register" {
+            for k in 1..=2 {
+                let key = keys.join(format!("{name}-operator-{k}.key"));
+                let public = ok(&["keys", "operator", "--out", p(&key)?])?;
+                member.operators.push(Operator {
+                    name: format!("{name} operator {k}"),
+                    key: Key32::from_hex(public.trim()).map_err(anyhow::Error::msg)?,
+                });
+            }
+        }
+        members.push(member);
+    }
+    ok(&[
+        "keys",
+        "researcher",
+        "--out",
+        p(&keys.join("researcher.key"))?,
+    ])?;
+    let manifest = Manifest {
+        federation: "kobling-demo".into(),
+        members,
+    };
+    fs::write(&manifest_path, toml::to_string_pretty(&manifest)?)?;
+    ok(&["manifest", "check", p(&manifest_path)?])?;
+    Ok(manifest_path)
+}
+
+fn start_nodes(dir: &Path, manifest: &Path) -> anyhow::Result<Nodes> {
+    let mut nodes = Nodes(Vec::new());
+    for name in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
+        let node_dir = dir.join("nodes").join(name);
+        let log = fs::File::create(node_dir.join("node.log"))?;
+        let child = kobling()?
+            .env(
+                "KOBLING_LOG",
+                std::env::var("KOBLING_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .args([
+                "node",
+                "run",
+                "--dir",
+                p(&node_dir)?,
+                "--manifest",
+                p(manifest)?,
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start node {name}"))?;
+        nodes.0.push((name.to_string(), child));
+    }
+    Ok(nodes)
+}
+
+pub(crate) fn run_demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let mut phases: Vec<(&str, Duration)> = Vec::new();
+    let mut clock = Instant::now();
+    let mut lap = |name: &'static str, phases: &mut Vec<(&str, Duration)>| {
+        phases.push((name, clock.elapsed()));
+        clock = Instant::now();
+    };
     fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let out = args.out.canonicalize()?;
 
-    println!(
-        "Generating {} synthetic persons (seed {})…",
-        args.persons, args.seed
-    );
-    let t = Instant::now();
-    let pop = generate(&PopulationConfig {
-        persons: args.persons,
-        seed: args.seed,
-        ..Default::default()
-    });
-    for e in &pop.extracts {
-        let dir = args.out.join("registers").join(e.name);
-        fs::create_dir_all(&dir)?;
-        fs::write(dir.join("extract.csv"), render_csv(e))?;
-    }
-    let generate_time = t.elapsed();
-
-    println!(
-        "Creating keystores for {} registers and a linker, two operators each…",
-        REGISTERS.len()
-    );
-    let mut fed = Federation::create(&nodes, &REGISTERS, args.seed)?;
-    fs::write(
-        args.out.join("federation.toml"),
-        toml::to_string_pretty(&fed.manifest)?,
-    )?;
-
-    println!(
-        "Running project {} (cohort NPR) through the blind chain…",
-        args.project_id
-    );
-    let extracts: Vec<&Extract> = REGISTERS.iter().filter_map(|r| pop.extract(r)).collect();
-    let config = ProjectConfig {
-        project: args.project_id.clone(),
-        cohort: "NPR".into(),
-        chunk_size: args.chunk_size,
-        seed: args.seed,
+    // 1. Extracts.
+    let (pop, extracts) = match &args.registers {
+        Some(src) => {
+            let mut found = BTreeMap::new();
+            for r in REGISTERS {
+                let f = src.join(r).join("extract.csv");
+                if f.exists() {
+                    found.insert(r, f.canonicalize()?);
+                }
+            }
+            ensure!(
+                found.contains_key("NPR"),
+                "{} has no NPR/extract.csv (NPR is the cohort)",
+                src.display()
+            );
+            println!(
+                "Using your extracts: {}",
+                found.keys().copied().collect::<Vec<_>>().join(", ")
+            );
+            (None, found)
+        }
+        None => {
+            println!(
+                "Generating {} synthetic persons (seed {})…",
+                args.persons, args.seed
+            );
+            let pop = generate(&PopulationConfig {
+                persons: args.persons,
+                seed: args.seed,
+                ..Default::default()
+            });
+            let mut files = BTreeMap::new();
+            for e in &pop.extracts {
+                let d = out.join("registers").join(e.name);
+                fs::create_dir_all(&d)?;
+                fs::write(d.join("extract.csv"), render_csv(e))?;
+                files.insert(e.name, d.join("extract.csv"));
+            }
+            (Some(pop), files)
+        }
     };
-    let outcome = fed.run_project(&extracts, &config, None, None)?;
+    lap("generate population and extracts", &mut phases);
 
-    let researcher = args.out.join("researcher");
-    write_researcher_output(&researcher, &pop, &outcome)?;
-
-    let lnr_of = truth::expected_lnr(&fed, &args.project_id, &REGISTERS, &pop)?;
-    let problems = truth::compare(&pop, &lnr_of, "NPR", &outcome.tables);
-
-    print_summary(&pop, &outcome, generate_time);
+    // 2. Federation and nodes.
+    let manifest_path = federation(&out)?;
+    let m = p(&manifest_path)?.to_string();
+    let nodes = start_nodes(&out, &manifest_path)?;
     println!(
-        "\nTranscript: {} entries, every check passed ({}).",
-        outcome.verified.entries,
-        Check::ALL.map(|c| c.name()).join(", ")
+        "Started {} node processes (QUIC on 127.0.0.1); logs in {}/nodes/<NODE>/node.log",
+        nodes.0.len(),
+        out.display()
     );
+    lap("keys, manifest, start nodes", &mut phases);
+
+    // 3. The project.
+    let researcher = out.join("keys").join("researcher.key");
+    let project = &args.project_id;
+    let mut spec = format!("project = \"{project}\"\ntitle = \"Synthetic demonstration\"\nlegal_basis = \"REK 2024/000000 (synthetic)\"\ncohort = \"NPR\"\nexpires = \"2031-12-31\"\n");
+    for (r, f) in &extracts {
+        let header = fs::read_to_string(f)?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches('\u{feff}')
+            .to_string();
+        let vars: Vec<String> = header
+            .split(',')
+            .map(str::trim)
+            .filter(|c| *c != "fnr")
+            .map(|c| format!("\"{c}\""))
+            .collect();
+        spec.push_str(&format!(
+            "\n[[registers]]\nname = \"{r}\"\nvariables = [{}]\n",
+            vars.join(", ")
+        ));
+    }
+    let spec_path = out.join(format!("{project}.spec.toml"));
+    fs::write(&spec_path, spec)?;
+    println!("Submitting project {project} (cohort NPR)…");
+    eventually(
+        &[
+            "project",
+            "submit",
+            "--manifest",
+            &m,
+            "--key",
+            p(&researcher)?,
+            "--spec",
+            p(&spec_path)?,
+        ],
+        "submitting the project",
+        Duration::from_secs(60),
+    )?;
+    println!("Two operators approve at every register…");
+    for (r, f) in &extracts {
+        for k in 1..=2 {
+            let key = out.join("keys").join(format!("{r}-operator-{k}.key"));
+            eventually(
+                &[
+                    "project",
+                    "approve",
+                    "--manifest",
+                    &m,
+                    "--key",
+                    p(&key)?,
+                    "--project",
+                    project,
+                    "--extract",
+                    p(f)?,
+                ],
+                "an approval",
+                Duration::from_secs(60),
+            )?;
+        }
+    }
+    lap("submit and approve", &mut phases);
+
+    // 4. Wait for the chain, showing progress.
+    let researcher_dir = out.join("researcher").join(project);
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    let mut last = String::new();
+    loop {
+        let status = run(&[
+            "project",
+            "status",
+            "--manifest",
+            &m,
+            "--key",
+            p(&researcher)?,
+            "--project",
+            project,
+        ])?;
+        let text = String::from_utf8_lossy(&status.stdout).into_owned();
+        // One line: hops done per list.
+        let progress: Vec<String> = text
+            .lines()
+            .filter_map(|l| {
+                let list = l.split_whitespace().next()?;
+                let hops = l.split("hops ").nth(1)?.split_whitespace().next()?;
+                Some(format!("{list} {hops}"))
+            })
+            .collect();
+        let line = format!("  hops done: {}", progress.join(" · "));
+        if !progress.is_empty() && line != last {
+            println!("{line}");
+            last = line;
+        }
+        if text.contains("linked: yes") {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the project did not finish in an hour; see the node logs"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    lap("chain and linking (all hops, proofs checked)", &mut phases);
+    ok(&[
+        "project",
+        "fetch",
+        "--manifest",
+        &m,
+        "--key",
+        p(&researcher)?,
+        "--project",
+        project,
+        "--out",
+        p(&researcher_dir)?,
+    ])?;
+    let audit = run(&[
+        "audit",
+        "verify",
+        "--transcript",
+        p(&researcher_dir.join("transcript.kob"))?,
+        "--manifest",
+        &m,
+    ])?;
+    let audit_line = String::from_utf8_lossy(&audit.stdout)
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("transcript"))
+        .unwrap_or_default()
+        .to_string();
+    lap("fetch, verify and open; audit", &mut phases);
+    drop(nodes);
+    lap("shut the nodes down", &mut phases);
+
+    // 5. Summary.
     println!(
-        "Output: {} (extracts, federation.toml, researcher/ tables, transcript.kob)",
-        args.out.display()
+        "\n{}",
+        fs::read_to_string(researcher_dir.join("report.txt")).unwrap_or_default()
     );
-    println!("Total time: {:.1} s", started.elapsed().as_secs_f64());
+    println!("Audit: {audit_line}");
+    println!("Time per phase:");
+    for (phase, d) in &phases {
+        println!("  {phase:<46} {:>8.2} s", d.as_secs_f64());
+    }
+    println!(
+        "Total: {:.1} s. Output: {} (extracts, federation.toml, nodes/, researcher/{project}/)",
+        started.elapsed().as_secs_f64(),
+        out.display()
+    );
+    ensure!(
+        audit.status.success(),
+        "the transcript did not verify: {audit_line}"
+    );
+    let Some(pop) = pop else {
+        println!("\nGround truth: not available for your own extracts.");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let problems = compare(&out, project, &pop, &researcher_dir)?;
     if problems.is_empty() {
         println!("\nGround truth: MATCH. Every register delivered exactly the cohort's rows, one lnr per person across tables.");
         Ok(ExitCode::SUCCESS)
     } else {
         println!("\nGround truth: MISMATCH.");
-        for p in problems {
-            println!("  - {p}");
+        for problem in problems {
+            println!("  - {problem}");
         }
         Ok(ExitCode::from(1))
     }
 }
 
-fn write_researcher_output(
-    dir: &std::path::Path,
+/// Compares the researcher's tables with the generator's ground truth. The
+/// expected lnr come from the project key `k_p = Π k_i`, which only a
+/// simulator holding every keystore can compute.
+fn compare(
+    out: &Path,
+    project: &str,
     pop: &Population,
-    out: &RunOutcome,
-) -> anyhow::Result<()> {
-    fs::create_dir_all(dir)?;
-    for (register, rows) in &out.tables {
-        let extract = pop.extract(register.as_str()).context("extract")?;
-        let mut w = csv::Writer::from_path(dir.join(format!("{register}.csv")))?;
-        let mut header = vec!["lnr"];
-        header.extend(extract.columns.iter().skip(1));
-        w.write_record(&header)?;
-        let mut sorted: Vec<&(Lnr, Vec<String>)> = rows.iter().collect();
-        sorted.sort_by_key(|r| r.0);
-        for (lnr, values) in sorted {
-            let mut record = vec![lnr.as_str().to_string()];
-            record.extend(values.iter().cloned());
-            w.write_record(&record)?;
+    tables: &Path,
+) -> anyhow::Result<Vec<String>> {
+    let pid = ProjectId::new(project)?;
+    let domain = Domain::Project(pid.clone());
+    let mut key: Option<Share> = None;
+    for m in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
+        let s = Keystore::open(out.join("nodes").join(m).join("keys"), None)?.share(&domain)?;
+        key = Some(match key {
+            None => s,
+            Some(k) => k.product(&s),
+        });
+    }
+    let key = key.context("no key holders")?;
+    let ids: Vec<_> = pop.persons.iter().map(|p| p.id.identity_point()).collect();
+    let lnr_of: Vec<Lnr> = multiply_decoded(&key, &ids)
+        .iter()
+        .map(|pt| Lnr::derive(&pid, pt))
+        .collect();
+    let cohort = pop.members("NPR");
+    let mut problems = Vec::new();
+    for r in REGISTERS {
+        let mut want: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
+        for (person, rows) in pop.rows_by_person(r) {
+            if cohort.contains(&person) {
+                want.insert(lnr_of[person].to_string(), rows);
+            }
         }
-        w.flush()?;
+        let mut got: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
+        let mut reader = csv::Reader::from_path(tables.join(format!("{r}.csv")))?;
+        for rec in reader.records() {
+            let rec = rec?;
+            got.entry(rec[0].to_string())
+                .or_default()
+                .push(rec.iter().skip(1).map(str::to_string).collect());
+        }
+        let missing = want.keys().filter(|k| !got.contains_key(*k)).count();
+        let extra = got.keys().filter(|k| !want.contains_key(*k)).count();
+        let wrong = want
+            .iter()
+            .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))
+            .count();
+        if missing + extra + wrong > 0 {
+            problems.push(format!("{r}: {missing} cohort persons missing, {extra} not in the cohort, {wrong} with wrong rows"));
+        }
     }
-    let names: Vec<&Name> = out.linkage.lists.iter().map(|l| &l.list).collect();
-    let mut w = csv::Writer::from_path(dir.join("persons.csv"))?;
-    let mut header = vec!["lnr".to_string()];
-    header.extend(names.iter().map(|n| n.to_string()));
-    w.write_record(&header)?;
-    for p in &out.linkage.persons {
-        let mut record = vec![p.lnr.as_str().to_string()];
-        record.extend(
-            p.present
-                .iter()
-                .map(|b| if *b { "1" } else { "0" }.to_string()),
-        );
-        w.write_record(&record)?;
-    }
-    w.flush()?;
-    fs::write(dir.join("report.txt"), report(out))?;
-    fs::write(
-        dir.join("transcript.kob"),
-        encode_file(&out.transcript.0, &out.transcript.1),
-    )?;
-    Ok(())
-}
-
-fn report(out: &RunOutcome) -> String {
-    let mut s = String::from(
-        "register  extract_rows  invalid_ids  persons  matched_persons  delivered_rows\n",
-    );
-    for sel in &out.linkage.lists {
-        let st = &out.stats[&sel.list];
-        let rows = out.tables.get(&sel.list).map_or(0, Vec::len);
-        s.push_str(&format!(
-            "{:<8}  {:>12}  {:>11}  {:>7}  {:>15}  {:>14}\n",
-            sel.list,
-            st.rows,
-            st.invalid_rows(),
-            st.persons,
-            sel.selected.len(),
-            rows
+    let delivered: BTreeSet<String> = csv::Reader::from_path(tables.join("persons.csv"))?
+        .records()
+        .filter_map(Result::ok)
+        .map(|r| r[0].to_string())
+        .collect();
+    if delivered.len() != cohort.len() {
+        problems.push(format!(
+            "{} persons delivered, the cohort has {}",
+            delivered.len(),
+            cohort.len()
         ));
-        for i in &st.invalid {
-            s.push_str(&format!(
-                "          invalid identifiers ({}): {} (first lines: {:?})\n",
-                i.reason, i.count, i.lines
-            ));
-        }
     }
-    s.push_str(&format!("cohort persons: {}\n", out.linkage.persons.len()));
-    s
-}
-
-fn print_summary(pop: &Population, out: &RunOutcome, generate_time: std::time::Duration) {
-    println!("\n{}", report(out));
-    let mut by_register: BTreeMap<&str, usize> = BTreeMap::new();
-    for e in &pop.extracts {
-        by_register.insert(e.name, e.rows.len());
-    }
-    println!("Time per phase:");
-    println!(
-        "  {:<40} {:>8.2} s",
-        "generate population and extracts",
-        generate_time.as_secs_f64()
-    );
-    for (phase, d) in &out.timings {
-        println!("  {:<40} {:>8.2} s", phase, d.as_secs_f64());
-    }
+    Ok(problems)
 }

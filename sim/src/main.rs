@@ -1,8 +1,9 @@
 //! `kobling-sim`: synthetic federations for Kobling.
 //!
 //! `kobling-sim demo` generates a synthetic population and four register
-//! extracts, runs a whole project through the protocol, writes what the
-//! researcher receives, and checks it against the ground truth.
+//! extracts, starts a federation of node processes on this machine, runs a
+//! project through the `kobling` commands, and checks what the researcher
+//! receives against the ground truth.
 #![forbid(unsafe_code)]
 
 mod demo;
@@ -21,14 +22,26 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a whole project on synthetic data and check the result.
+    /// Run a whole federation on this machine: node processes over QUIC,
+    /// a project on synthetic data, checked against the ground truth.
     Demo(demo::DemoArgs),
+    /// Run the `kobling` program (what the demo starts its nodes and
+    /// commands with), e.g. `kobling-sim kobling audit verify …`.
+    #[command(disable_help_flag = true)]
+    Kobling {
+        /// The `kobling` arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo(args) => demo::run(&args),
+        Command::Demo(args) => demo::run_demo(&args),
+        Command::Kobling { args } => {
+            return kobling_node::run(std::iter::once("kobling".into()).chain(args))
+        }
     };
     match result {
         Ok(code) => code,

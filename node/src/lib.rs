@@ -1,0 +1,67 @@
+//! `kobling`: the Kobling node daemon and the researcher, operator and
+//! auditor commands.
+//!
+//! The crate is the `kobling` binary; its one public item, [`run`], runs
+//! the command line so that tools (the simulator) can start the same
+//! program as their own child processes.
+//!
+//! ## Layout
+//!
+//! ```text
+//!  run ── tracing, parse ──▶ cli::Command ──▶ cmd::<command>::run
+//!                                            ├─ node run ──▶ daemon ──▶ engine (store, duties) + net (QUIC, pinned TLS)
+//!                                            ├─ project … ──▶ net client ──▶ linker / own node; researcher (verify, open)
+//!                                            ├─ audit …, extract check, manifest check, keys …
+//!  manifest_file: the federation manifest (TOML) every command pins
+//! ```
+#![forbid(unsafe_code)]
+
+mod cli;
+mod cmd;
+mod daemon;
+mod engine;
+mod extract_file;
+mod keyfile;
+mod manifest_file;
+mod net;
+mod researcher;
+mod store;
+
+use std::{ffi::OsString, process::ExitCode};
+
+use clap::Parser;
+
+/// Runs the `kobling` command line on `args` (the first is the program's
+/// name) and returns its exit status: 0 success, 1 a negative answer (a
+/// transcript that does not verify, an unusable extract), 2 an error.
+pub fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KOBLING_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match cli.command.run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
