@@ -24,6 +24,7 @@ mod extract_file;
 mod keyfile;
 mod manifest_file;
 mod net;
+mod output;
 mod researcher;
 mod store;
 

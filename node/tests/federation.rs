@@ -53,7 +53,34 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Nodes(Vec<Child>);
+struct Nodes(Vec<Child>, PathBuf, PathBuf);
+
+impl Nodes {
+    fn start(dir: &Path, manifest: &Path, name: &str) -> Child {
+        Command::new(BIN)
+            .args([
+                "node",
+                "run",
+                "--dir",
+                path(&dir.join(name)),
+                "--manifest",
+                path(manifest),
+            ])
+            .env("KOBLING_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start node")
+    }
+
+    /// SIGKILL (no chance to clean up) and start again from its directory.
+    fn kill_and_restart(&mut self, index: usize, name: &str) {
+        let child = &mut self.0[index];
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+        self.0[index] = Self::start(&self.1, &self.2, name);
+    }
+}
 
 impl Drop for Nodes {
     fn drop(&mut self) {
@@ -168,31 +195,19 @@ fn setup(persons: usize) -> (Setup, Nodes) {
         )
         .expect("write");
     }
-    let mut children = Vec::new();
-    for name in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
-        let child = Command::new(BIN)
-            .args([
-                "node",
-                "run",
-                "--dir",
-                path(&d.join(name)),
-                "--manifest",
-                path(&manifest_path),
-            ])
-            .env("KOBLING_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start node");
-        children.push(child);
-    }
+    let children = REGISTERS
+        .iter()
+        .chain(std::iter::once(&"LINKER"))
+        .map(|name| Nodes::start(d, &manifest_path, name))
+        .collect();
+    let nodes = Nodes(children, d.to_path_buf(), manifest_path.clone());
     (
         Setup {
             dir,
             manifest: manifest_path,
             pop,
         },
-        Nodes(children),
+        nodes,
     )
 }
 
@@ -218,14 +233,12 @@ fn expected_lnr(dir: &Path, project: &str, pop: &Population) -> Vec<Lnr> {
         .collect()
 }
 
-#[test]
-fn five_node_processes_run_a_project_through_the_commands() {
-    let (s, _nodes) = setup(1_200);
+/// Writes the researcher key and the spec, and submits the project.
+fn submit(s: &Setup, project: &str) -> PathBuf {
     let d = s.dir.path();
-    let m = path(&s.manifest);
-    let researcher = d.join("researcher.key");
+    let researcher = d.join(format!("{project}-researcher.key"));
     ok(&["keys", "researcher", "--out", path(&researcher)]);
-    let mut spec = String::from("project = \"E2E-1\"\ntitle = \"process test\"\nlegal_basis = \"REK test\"\ncohort = \"NPR\"\nexpires = \"2031-12-31\"\n");
+    let mut spec = format!("project = \"{project}\"\ntitle = \"process test\"\nlegal_basis = \"REK test\"\ncohort = \"NPR\"\nexpires = \"2031-12-31\"\n");
     for r in REGISTERS {
         let cols: Vec<String> = s.pop.extract(r).expect("extract").columns[1..]
             .iter()
@@ -236,14 +249,14 @@ fn five_node_processes_run_a_project_through_the_commands() {
             cols.join(", ")
         ));
     }
-    let spec_path = d.join("spec.toml");
+    let spec_path = d.join(format!("{project}.toml"));
     std::fs::write(&spec_path, spec).expect("write spec");
     eventually(
         &[
             "project",
             "submit",
             "--manifest",
-            m,
+            path(&s.manifest),
             "--key",
             path(&researcher),
             "--spec",
@@ -251,57 +264,54 @@ fn five_node_processes_run_a_project_through_the_commands() {
         ],
         "submit",
     );
+    researcher
+}
 
+fn approve_all(s: &Setup, project: &str) {
+    let d = s.dir.path();
     for r in REGISTERS {
         for k in 1..=2 {
             let key = d.join(format!("{r}-operator-{k}.key"));
+            let extract = d.join(format!("{r}.csv"));
             eventually(
                 &[
                     "project",
                     "approve",
                     "--manifest",
-                    m,
+                    path(&s.manifest),
                     "--key",
                     path(&key),
                     "--project",
-                    "E2E-1",
+                    project,
                     "--extract",
-                    path(&d.join(format!("{r}.csv"))),
+                    path(&extract),
                 ],
                 "approve",
             );
         }
     }
-    let out = d.join("delivery");
+}
+
+/// Fetches into `d/<project>` and checks the tables against the ground truth.
+fn fetch_and_check(s: &Setup, researcher: &Path, project: &str) -> PathBuf {
+    let d = s.dir.path();
+    let out = d.join(project);
     eventually(
         &[
             "project",
             "fetch",
             "--manifest",
-            m,
+            path(&s.manifest),
             "--key",
-            path(&researcher),
+            path(researcher),
             "--project",
-            "E2E-1",
+            project,
             "--out",
             path(&out),
         ],
         "fetch",
     );
-    let status = ok(&[
-        "project",
-        "status",
-        "--manifest",
-        m,
-        "--key",
-        path(&researcher),
-        "--project",
-        "E2E-1",
-    ]);
-    assert!(status.contains("delivered: yes"), "{status}");
-
-    // The tables are exactly the cohort's rows, one lnr per person.
-    let lnr_of = expected_lnr(d, "E2E-1", &s.pop);
+    let lnr_of = expected_lnr(d, project, &s.pop);
     let cohort = s.pop.members("NPR");
     for r in REGISTERS {
         let mut want: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
@@ -323,11 +333,36 @@ fn five_node_processes_run_a_project_through_the_commands() {
             "{r}: the fetched table differs from the ground truth"
         );
     }
-    assert!(
-        out.join("transcript.kob").exists()
-            && out.join("persons.csv").exists()
-            && out.join("report.txt").exists()
-    );
+    for f in [
+        "transcript.kob",
+        "persons.csv",
+        "persons.parquet",
+        "report.txt",
+        "NPR.parquet",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    out
+}
+
+#[test]
+fn five_node_processes_run_a_project_through_the_commands() {
+    let (s, _nodes) = setup(1_200);
+    let m = path(&s.manifest);
+    let researcher = submit(&s, "E2E-1");
+    approve_all(&s, "E2E-1");
+    fetch_and_check(&s, &researcher, "E2E-1");
+    let status = ok(&[
+        "project",
+        "status",
+        "--manifest",
+        m,
+        "--key",
+        path(&researcher),
+        "--project",
+        "E2E-1",
+    ]);
+    assert!(status.contains("delivered: yes"), "{status}");
 
     // Close: afterwards a fetch fails with a clear message.
     ok(&[
@@ -350,7 +385,7 @@ fn five_node_processes_run_a_project_through_the_commands() {
         "--project",
         "E2E-1",
         "--out",
-        path(&d.join("again")),
+        path(&s.dir.path().join("again")),
     ]);
     assert!(!again.status.success());
     assert!(
@@ -358,4 +393,20 @@ fn five_node_processes_run_a_project_through_the_commands() {
         "{}",
         String::from_utf8_lossy(&again.stderr)
     );
+}
+
+#[test]
+fn nodes_killed_during_the_chain_restart_and_finish_with_the_same_output() {
+    let (s, mut nodes) = setup(3_000);
+    let researcher = submit(&s, "KILL-1");
+    approve_all(&s, "KILL-1");
+    // The chain is running: kill a register and the linker without warning,
+    // start them again from their directories, twice.
+    for round in 0..2 {
+        std::thread::sleep(Duration::from_millis(150 + 200 * round));
+        nodes.kill_and_restart(1, "KPR");
+        nodes.kill_and_restart(4, "LINKER");
+    }
+    // The delivery is exactly the ground truth, as in an uninterrupted run.
+    fetch_and_check(&s, &researcher, "KILL-1");
 }

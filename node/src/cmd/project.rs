@@ -36,6 +36,7 @@ use crate::{
         client::{Client, ClientSettings},
         endpoint::{client_endpoint, TransportLimits},
     },
+    output::write_table,
     researcher::{open_delivery, Delivered},
 };
 
@@ -485,33 +486,36 @@ fn write_delivery(out: &Path, d: &Delivered) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut present: BTreeMap<kobling_protocol::link::Lnr, BTreeSet<Name>> = BTreeMap::new();
     for (list, table) in &d.tables {
-        let mut w = csv::Writer::from_path(out.join(format!("{list}.csv")))?;
         let mut header = vec!["lnr".to_string()];
         header.extend(table.columns.iter().cloned());
-        w.write_record(&header)?;
-        for (lnr, values) in &table.rows {
-            let mut record = vec![lnr.as_str().to_string()];
-            record.extend(values.iter().cloned());
-            w.write_record(&record)?;
-            present.entry(*lnr).or_default().insert(list.clone());
-        }
-        w.flush()?;
+        let rows: Vec<Vec<String>> = table
+            .rows
+            .iter()
+            .map(|(lnr, values)| {
+                present.entry(*lnr).or_default().insert(list.clone());
+                std::iter::once(lnr.as_str().to_string())
+                    .chain(values.iter().cloned())
+                    .collect()
+            })
+            .collect();
+        write_table(out, list.as_str(), &header, &rows)?;
     }
     let lists: Vec<&Name> = d.tables.keys().collect();
-    let mut w = csv::Writer::from_path(out.join("persons.csv"))?;
     let mut header = vec!["lnr".to_string()];
     header.extend(lists.iter().map(|l| l.to_string()));
-    w.write_record(&header)?;
-    for (lnr, in_lists) in &present {
-        let mut record = vec![lnr.as_str().to_string()];
-        record.extend(
-            lists
-                .iter()
-                .map(|l| if in_lists.contains(*l) { "1" } else { "0" }.to_string()),
-        );
-        w.write_record(&record)?;
-    }
-    w.flush()?;
+    let rows: Vec<Vec<String>> = present
+        .iter()
+        .map(|(lnr, in_lists)| {
+            std::iter::once(lnr.as_str().to_string())
+                .chain(
+                    lists
+                        .iter()
+                        .map(|l| if in_lists.contains(*l) { "1" } else { "0" }.to_string()),
+                )
+                .collect()
+        })
+        .collect();
+    write_table(out, "persons", &header, &rows)?;
     let mut report = String::from(
         "register  extract_rows  invalid_ids  persons  matched_persons  delivered_rows\n",
     );
