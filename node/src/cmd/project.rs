@@ -84,6 +84,10 @@ pub(crate) enum ProjectCommand {
         /// Ask this node instead of the linker.
         #[arg(long)]
         node: Option<String>,
+        /// Keep watching, with a progress bar per list, until the project
+        /// is linked (or closed).
+        #[arg(long)]
+        watch: bool,
     },
     /// Fetch, verify and open the delivery; write the tables to DIR.
     Fetch {
@@ -230,6 +234,7 @@ impl ProjectCommand {
                 common,
                 project,
                 node,
+                watch,
             } => {
                 let (manifest, key) = load(&common)?;
                 let project = ProjectId::new(project)?;
@@ -237,6 +242,9 @@ impl ProjectCommand {
                     Some(n) => Name::new(n)?,
                     None => linker(&manifest)?,
                 };
+                if watch {
+                    watch_status(&manifest, &key, &project, &node).await?;
+                }
                 let entries = status_entries(&manifest, &key, &project, &node).await?;
                 print_status(&manifest, &entries);
                 Ok(ExitCode::SUCCESS)
@@ -406,6 +414,55 @@ fn print_status(manifest: &Manifest, entries: &[Entry]) {
         yes(delivered),
         yes(closed)
     );
+}
+
+/// Progress bars, one per list (hops done of its chain), until the project
+/// is linked or closed.
+async fn watch_status(
+    manifest: &Manifest,
+    key: &KeyFile,
+    project: &ProjectId,
+    node: &Name,
+) -> anyhow::Result<()> {
+    use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+    let bars = MultiProgress::new();
+    let style = ProgressStyle::with_template("{prefix:<8} [{bar:30}] {pos}/{len} hops  {msg}")?
+        .progress_chars("=> ");
+    let mut by_list: BTreeMap<Name, ProgressBar> = BTreeMap::new();
+    loop {
+        let entries = status_entries(manifest, key, project, node).await?;
+        let view = ProjectView::new(manifest, &entries);
+        if let Some(order) = view.order() {
+            for list in order.register_names() {
+                let hops = view.hops_of(&list).len() as u64;
+                let bar = by_list.entry(list.clone()).or_insert_with(|| {
+                    let b = bars.add(ProgressBar::new(hops));
+                    b.set_style(style.clone());
+                    b.set_prefix(list.to_string());
+                    b
+                });
+                let done = (1..=hops as u32)
+                    .filter(|h| view.hop_record(&list, *h).is_some())
+                    .count() as u64;
+                bar.set_position(done);
+                bar.set_message(
+                    match (view.approved_extract(&list), view.announcement(&list)) {
+                        (None, _) => "awaiting two approvals".to_string(),
+                        (Some(_), None) => "approved; preparing the list".to_string(),
+                        (Some(_), Some(a)) => format!("{} persons", a.persons),
+                    },
+                );
+            }
+        }
+        let (linked, _, closed) = view.status();
+        if linked || closed {
+            for b in by_list.values() {
+                b.finish();
+            }
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 fn yes(b: bool) -> &'static str {
