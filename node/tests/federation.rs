@@ -361,6 +361,7 @@ fn five_node_processes_run_a_project_through_the_commands() {
         path(&researcher),
         "--project",
         "E2E-1",
+        "--watch",
     ]);
     assert!(status.contains("delivered: yes"), "{status}");
 
