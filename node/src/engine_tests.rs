@@ -9,13 +9,12 @@ use ed25519_dalek::SigningKey;
 use kobling_keys::{KdfParams, Keystore};
 use kobling_protocol::{
     bounded::{BoundedString, BoundedVec},
-    chain::multiply_decoded,
     link::Lnr,
     manifest::{Key32, Manifest, Member, Operator, Role},
     messages::{Action, Message, Request},
     project::{Duty, ProjectView},
     seal::HpkeSecretKey,
-    share::{Domain, Share},
+    share::Domain,
     transcript::{Approval, Body, ProjectOrder, RegisterRequest, Signer, Statement},
     types::{Name, ProjectId},
 };
@@ -304,30 +303,17 @@ impl Fed {
     }
 
     fn expected_lnr(&self, project: &str) -> Vec<Lnr> {
-        let p = ProjectId::new(project).expect("valid");
-        let domain = Domain::Project(p.clone());
-        let mut key: Option<Share> = None;
-        for m in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
-            let s = Keystore::open(self.dir.path().join(m).join("keys"), None)
-                .expect("keystore")
-                .share(&domain)
-                .expect("share");
-            key = Some(match key {
-                None => s,
-                Some(k) => k.product(&s),
-            });
-        }
-        let key = key.expect("key");
-        let ids: Vec<_> = self
-            .pop
-            .persons
+        let keystores: Vec<PathBuf> = REGISTERS
             .iter()
-            .map(|p| p.id.identity_point())
+            .chain(std::iter::once(&"LINKER"))
+            .map(|m| self.dir.path().join(m).join("keys"))
             .collect();
-        multiply_decoded(&key, &ids)
-            .iter()
-            .map(|pt| Lnr::derive(&p, pt))
-            .collect()
+        kobling_sim::truth::lnr_from_keystores(
+            &keystores,
+            &ProjectId::new(project).expect("valid"),
+            &self.pop,
+        )
+        .expect("shares")
     }
 
     fn check_delivery(&mut self, project: &str) {

@@ -4,23 +4,19 @@
 //! the fetched tables checked against the ground truth.
 
 use std::{
-    collections::BTreeMap,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
-use kobling_keys::Keystore;
 use kobling_protocol::{
-    chain::multiply_decoded,
-    link::Lnr,
     manifest::{Key32, Manifest, Member, Operator},
-    share::{Domain, Share},
     types::ProjectId,
 };
 use kobling_sim::{
     inmem::render_csv,
     population::{generate, Population, PopulationConfig},
+    truth,
 };
 
 const REGISTERS: [&str; 4] = ["NPR", "KPR", "SSB", "RESEPT"];
@@ -211,28 +207,6 @@ fn setup(persons: usize) -> (Setup, Nodes) {
     )
 }
 
-fn expected_lnr(dir: &Path, project: &str, pop: &Population) -> Vec<Lnr> {
-    let p = ProjectId::new(project).expect("valid");
-    let domain = Domain::Project(p.clone());
-    let mut key: Option<Share> = None;
-    for m in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
-        let s = Keystore::open(dir.join(m).join("keys"), None)
-            .expect("keystore")
-            .share(&domain)
-            .expect("share");
-        key = Some(match key {
-            None => s,
-            Some(k) => k.product(&s),
-        });
-    }
-    let key = key.expect("key");
-    let ids: Vec<_> = pop.persons.iter().map(|p| p.id.identity_point()).collect();
-    multiply_decoded(&key, &ids)
-        .iter()
-        .map(|pt| Lnr::derive(&p, pt))
-        .collect()
-}
-
 /// Writes the researcher key and the spec, and submits the project.
 fn submit(s: &Setup, project: &str) -> PathBuf {
     let d = s.dir.path();
@@ -311,28 +285,29 @@ fn fetch_and_check(s: &Setup, researcher: &Path, project: &str) -> PathBuf {
         ],
         "fetch",
     );
-    let lnr_of = expected_lnr(d, project, &s.pop);
-    let cohort = s.pop.members("NPR");
-    for r in REGISTERS {
-        let mut want: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
-        for (person, rows) in s.pop.rows_by_person(r) {
-            if cohort.contains(&person) {
-                want.insert(lnr_of[person].to_string(), rows);
-            }
-        }
-        let mut got: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
-        let mut reader = csv::Reader::from_path(out.join(format!("{r}.csv"))).expect("table");
-        for rec in reader.records() {
-            let rec = rec.expect("record");
-            got.entry(rec[0].to_string())
-                .or_default()
-                .push(rec.iter().skip(1).map(str::to_string).collect());
-        }
-        assert_eq!(
-            got, want,
-            "{r}: the fetched table differs from the ground truth"
-        );
-    }
+    let keystores: Vec<PathBuf> = REGISTERS
+        .iter()
+        .chain(std::iter::once(&"LINKER"))
+        .map(|m| d.join(m).join("keys"))
+        .collect();
+    let lnr_of =
+        truth::lnr_from_keystores(&keystores, &ProjectId::new(project).expect("valid"), &s.pop)
+            .expect("shares");
+    let tables = truth::read_tables(&out, &REGISTERS).expect("tables");
+    assert_eq!(
+        truth::compare(&s.pop, &lnr_of, "NPR", &tables),
+        Vec::<String>::new(),
+        "the fetched tables differ from the ground truth"
+    );
+    let npr = &tables[&kobling_protocol::types::Name::new("NPR").expect("valid")];
+    assert_eq!(
+        npr.iter()
+            .map(|(l, _)| *l)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        s.pop.members("NPR").len(),
+        "the whole cohort"
+    );
     for f in [
         "transcript.kob",
         "persons.csv",

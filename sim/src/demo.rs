@@ -14,7 +14,7 @@
 //! adds a new project: a different `--project-id` gives disjoint lnr.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     fs,
     path::{Path, PathBuf},
     process::{Child, Command, ExitCode, Output, Stdio},
@@ -22,17 +22,14 @@ use std::{
 };
 
 use anyhow::{bail, ensure, Context};
-use kobling_keys::Keystore;
 use kobling_protocol::{
-    chain::multiply_decoded,
-    link::Lnr,
     manifest::{Key32, Manifest, Member, Operator},
-    share::{Domain, Share},
     types::ProjectId,
 };
 use kobling_sim::{
     inmem::render_csv,
     population::{generate, Population, PopulationConfig},
+    truth,
 };
 
 const REGISTERS: [&str; 4] = ["NPR", "KPR", "SSB", "RESEPT"];
@@ -464,68 +461,29 @@ pub(crate) fn run_demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Compares the researcher's tables with the generator's ground truth. The
-/// expected lnr come from the project key `k_p = Π k_i`, which only a
-/// simulator holding every keystore can compute.
+/// Compares the researcher's tables with the generator's ground truth.
 fn compare(
     out: &Path,
     project: &str,
     pop: &Population,
     tables: &Path,
 ) -> anyhow::Result<Vec<String>> {
-    let pid = ProjectId::new(project)?;
-    let domain = Domain::Project(pid.clone());
-    let mut key: Option<Share> = None;
-    for m in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
-        let s = Keystore::open(out.join("nodes").join(m).join("keys"), None)?.share(&domain)?;
-        key = Some(match key {
-            None => s,
-            Some(k) => k.product(&s),
-        });
-    }
-    let key = key.context("no key holders")?;
-    let ids: Vec<_> = pop.persons.iter().map(|p| p.id.identity_point()).collect();
-    let lnr_of: Vec<Lnr> = multiply_decoded(&key, &ids)
+    let keystores: Vec<PathBuf> = REGISTERS
         .iter()
-        .map(|pt| Lnr::derive(&pid, pt))
+        .chain(std::iter::once(&"LINKER"))
+        .map(|m| out.join("nodes").join(m).join("keys"))
         .collect();
-    let cohort = pop.members("NPR");
-    let mut problems = Vec::new();
-    for r in REGISTERS {
-        let mut want: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
-        for (person, rows) in pop.rows_by_person(r) {
-            if cohort.contains(&person) {
-                want.insert(lnr_of[person].to_string(), rows);
-            }
-        }
-        let mut got: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
-        let mut reader = csv::Reader::from_path(tables.join(format!("{r}.csv")))?;
-        for rec in reader.records() {
-            let rec = rec?;
-            got.entry(rec[0].to_string())
-                .or_default()
-                .push(rec.iter().skip(1).map(str::to_string).collect());
-        }
-        let missing = want.keys().filter(|k| !got.contains_key(*k)).count();
-        let extra = got.keys().filter(|k| !want.contains_key(*k)).count();
-        let wrong = want
-            .iter()
-            .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))
-            .count();
-        if missing + extra + wrong > 0 {
-            problems.push(format!("{r}: {missing} cohort persons missing, {extra} not in the cohort, {wrong} with wrong rows"));
-        }
-    }
-    let delivered: BTreeSet<String> = csv::Reader::from_path(tables.join("persons.csv"))?
+    let lnr_of = truth::lnr_from_keystores(&keystores, &ProjectId::new(project)?, pop)?;
+    let delivered = truth::read_tables(tables, &REGISTERS)
+        .map_err(|e| anyhow::anyhow!("cannot read the delivered tables: {e}"))?;
+    let mut problems = truth::compare(pop, &lnr_of, "NPR", &delivered);
+    let persons = csv::Reader::from_path(tables.join("persons.csv"))?
         .records()
-        .filter_map(Result::ok)
-        .map(|r| r[0].to_string())
-        .collect();
-    if delivered.len() != cohort.len() {
+        .count();
+    let cohort = pop.members("NPR").len();
+    if persons != cohort {
         problems.push(format!(
-            "{} persons delivered, the cohort has {}",
-            delivered.len(),
-            cohort.len()
+            "{persons} persons delivered, the cohort has {cohort}"
         ));
     }
     Ok(problems)

@@ -1,10 +1,14 @@
-//! The simulator's god's-eye view: with every keystore of a local
-//! federation at hand it can compute the project key `k_p = Π k_i` — which
-//! no real party can — and so the lnr every cohort person must get, and
-//! check a delivery against the generator's ground truth.
+//! The simulator's god's-eye view: holding every keystore of a local
+//! federation it can compute the project key `k_p = Π k_i` — which no real
+//! party can — and so the lnr every person must get, and check a delivery
+//! against the generator's ground truth.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+};
 
+use kobling_keys::{Keystore, KeystoreError};
 use kobling_protocol::{
     chain::multiply_decoded,
     link::Lnr,
@@ -12,52 +16,54 @@ use kobling_protocol::{
     types::{Name, ProjectId},
 };
 
-use crate::{
-    inmem::{Federation, RunError, LINKER},
-    population::Population,
-};
+use crate::population::Population;
 
-/// The lnr each person of the population gets in `project`.
-///
-/// # Errors
-///
-/// [`RunError`] if a keystore cannot derive its share.
-pub fn expected_lnr(
-    fed: &Federation,
-    project: &str,
-    registers: &[&str],
+/// Delivered tables: per register, (lnr, row values) for every row.
+pub type Tables = BTreeMap<Name, Vec<(Lnr, Vec<String>)>>;
+
+/// The lnr of every person of `pop` in `project`, from every key holder's
+/// share of the project (in any order: the product commutes).
+pub fn lnr_with_shares(
+    project: &ProjectId,
+    shares: impl IntoIterator<Item = Share>,
     pop: &Population,
-) -> Result<Vec<Lnr>, RunError> {
-    let p = ProjectId::new(project).map_err(|e| RunError::Setup(e.to_string()))?;
-    let domain = Domain::Project(p.clone());
-    let mut key: Option<Share> = None;
-    for m in registers.iter().chain(std::iter::once(&LINKER)) {
-        let name = Name::new(*m).map_err(|e| RunError::Setup(e.to_string()))?;
-        let ks = fed
-            .keystore(&name)
-            .ok_or_else(|| RunError::Setup(format!("no keystore for {m}")))?;
-        let s = ks.share(&domain)?;
-        key = Some(match key {
-            None => s,
-            Some(acc) => acc.product(&s),
-        });
-    }
-    let key = key.ok_or_else(|| RunError::Setup("no key holders".into()))?;
+) -> Vec<Lnr> {
+    let key = shares.into_iter().reduce(|acc, s| acc.product(&s));
+    let Some(key) = key else { return Vec::new() };
     let identity: Vec<_> = pop
         .persons
         .iter()
         .map(|person| person.id.identity_point())
         .collect();
-    Ok(multiply_decoded(&key, &identity)
+    multiply_decoded(&key, &identity)
         .iter()
-        .map(|point| Lnr::derive(&p, point))
-        .collect())
+        .map(|point| Lnr::derive(project, point))
+        .collect()
+}
+
+/// [`lnr_with_shares`] with the shares of the (unencrypted) keystores in
+/// `keystores` (each a node's `keys` directory).
+///
+/// # Errors
+///
+/// A keystore that cannot be opened or has no share for the project.
+pub fn lnr_from_keystores<P: AsRef<Path>>(
+    keystores: &[P],
+    project: &ProjectId,
+    pop: &Population,
+) -> Result<Vec<Lnr>, KeystoreError> {
+    let domain = Domain::Project(project.clone());
+    let shares = keystores
+        .iter()
+        .map(|dir| Keystore::open(dir.as_ref(), None)?.share(&domain))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(lnr_with_shares(project, shares, pop))
 }
 
 /// Compares delivered tables (register → (lnr, row)) with the ground truth
-/// for cohort `NPR`: exactly the cohort's valid rows of every register,
-/// under each person's lnr. Returns the list of discrepancies (empty when
-/// the delivery is exact).
+/// for a cohort of the persons in `cohort_register`: exactly the cohort's
+/// valid rows of every register, under each person's lnr. Returns the
+/// discrepancies (empty when the delivery is exact).
 pub fn compare(
     pop: &Population,
     lnr_of: &[Lnr],
@@ -84,7 +90,9 @@ pub fn compare(
             .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))
             .count();
         if missing + extra + differing > 0 {
-            problems.push(format!("{register}: {missing} cohort persons missing, {extra} persons not in the cohort, {differing} persons with wrong rows"));
+            problems.push(format!(
+                "{register}: {missing} cohort persons missing, {extra} persons not in the cohort, {differing} persons with wrong rows"
+            ));
         }
     }
     let delivered: BTreeSet<Lnr> = tables.values().flatten().map(|(l, _)| *l).collect();
@@ -93,4 +101,28 @@ pub fn compare(
         problems.push("an lnr outside the cohort was delivered".into());
     }
     problems
+}
+
+/// Reads researcher tables `dir/<REGISTER>.csv` (first column `lnr`) for
+/// [`compare`].
+///
+/// # Errors
+///
+/// A table that cannot be read or has a malformed lnr.
+pub fn read_tables(
+    dir: &Path,
+    registers: &[&str],
+) -> Result<Tables, Box<dyn std::error::Error + Send + Sync>> {
+    let mut tables = BTreeMap::new();
+    for r in registers {
+        let mut rows = Vec::new();
+        let mut reader = csv::Reader::from_path(dir.join(format!("{r}.csv")))?;
+        for rec in reader.records() {
+            let rec = rec?;
+            let lnr: Lnr = rec.get(0).unwrap_or_default().parse()?;
+            rows.push((lnr, rec.iter().skip(1).map(str::to_string).collect()));
+        }
+        tables.insert(Name::new(*r)?, rows);
+    }
+    Ok(tables)
 }

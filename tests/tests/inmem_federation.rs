@@ -8,7 +8,7 @@ use kobling_protocol::{
     group::WirePoint,
     hop::HopError,
     link::Lnr,
-    share::{Domain, Share},
+    share::Domain,
     transcript,
     types::{Name, ProjectId},
 };
@@ -57,32 +57,20 @@ fn run(
     fed.run_project(&extracts, &config(project), fault, obs)
 }
 
-/// The project key `k_p = Π k_i` — known to no party, but a test holding
-/// every keystore can compute it to derive the expected lnr of a person.
+/// The lnr each person must get: the product of every key holder's share
+/// (known to no party, computable by a test holding every keystore).
 fn expected_lnr(fed: &Federation, project: &str, pop: &Population) -> Vec<Lnr> {
-    let p = ProjectId::new(project).expect("valid");
-    let domain = Domain::Project(p.clone());
-    let mut k: Option<Share> = None;
-    for m in REGISTERS.iter().chain(std::iter::once(&LINKER)) {
-        let s = fed
-            .keystore(&name(m))
-            .expect("keystore")
-            .share(&domain)
-            .expect("share");
-        k = Some(match k {
-            None => s,
-            Some(acc) => acc.product(&s),
-        });
-    }
-    let k = k.expect("shares");
-    pop.persons
+    let keystores: Vec<_> = REGISTERS
         .iter()
-        .map(|person| {
-            let point =
-                kobling_protocol::chain::multiply_decoded(&k, &[person.id.identity_point()])[0];
-            Lnr::derive(&p, &point)
-        })
-        .collect()
+        .chain(std::iter::once(&LINKER))
+        .map(|m| fed.dir.join(m))
+        .collect();
+    kobling_sim::truth::lnr_from_keystores(
+        &keystores,
+        &ProjectId::new(project).expect("valid"),
+        pop,
+    )
+    .expect("shares")
 }
 
 #[test]
