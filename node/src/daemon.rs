@@ -160,15 +160,15 @@ pub(crate) async fn run(
     ));
     let ticker = tokio::spawn(tick_loop(engine.clone(), wake, stopped));
     let mut stop_rx = stop.subscribe();
-    let server = tokio::spawn(serve(
-        endpoint,
-        manifest,
-        handler,
-        ServerSettings::default(),
-        async move {
-            let _ = stop_rx.changed().await;
-        },
-    ));
+    // A request cut off by the drain deadline is harmless: every step
+    // commits atomically, and its sender retries it.
+    let settings = ServerSettings {
+        drain_timeout: Duration::from_secs(2),
+        ..ServerSettings::default()
+    };
+    let server = tokio::spawn(serve(endpoint, manifest, handler, settings, async move {
+        let _ = stop_rx.changed().await;
+    }));
     shutdown.await;
     info!(node = %me, "shutting down");
     let _ = stop.send(true);

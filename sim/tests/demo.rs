@@ -1,0 +1,90 @@
+//! `kobling-sim demo` end to end: node processes over QUIC, checked against
+//! the ground truth; a second project on the same federation gets disjoint
+//! lnr; an operator's own extracts work too.
+
+use std::{collections::BTreeSet, path::Path, process::Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kobling-sim");
+
+fn demo(out: &Path, extra: &[&str]) -> String {
+    let output = Command::new(BIN)
+        .args([
+            "demo",
+            "--persons",
+            "800",
+            "--out",
+            out.to_str().expect("utf-8"),
+        ])
+        .args(extra)
+        .env("KOBLING_LOG", "warn")
+        .output()
+        .expect("run the demo");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "the demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn lnr_set(persons_csv: &Path) -> BTreeSet<String> {
+    csv::Reader::from_path(persons_csv)
+        .expect("persons.csv")
+        .records()
+        .map(|r| r.expect("record")[0].to_string())
+        .collect()
+}
+
+#[test]
+fn the_demo_runs_a_federation_and_matches_the_ground_truth() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("demo");
+    let first = demo(&out, &[]);
+    assert!(first.contains("Ground truth: MATCH"), "{first}");
+    assert!(first.contains("transcript OK"), "{first}");
+    for f in [
+        "federation.toml",
+        "registers/NPR/extract.csv",
+        "researcher/DEMO-1/NPR.csv",
+        "researcher/DEMO-1/NPR.parquet",
+        "researcher/DEMO-1/transcript.kob",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+
+    // Again on the same federation, another project: disjoint lnr.
+    let second = demo(&out, &["--project-id", "DEMO-2"]);
+    assert!(
+        second.contains("Reusing the federation") && second.contains("Ground truth: MATCH"),
+        "{second}"
+    );
+    let a = lnr_set(&out.join("researcher/DEMO-1/persons.csv"));
+    let b = lnr_set(&out.join("researcher/DEMO-2/persons.csv"));
+    assert_eq!(a.len(), b.len());
+    assert!(a.is_disjoint(&b), "two projects share lnr values");
+
+    // An operator's own extracts (here: the generated ones, copied, NPR and SSB only).
+    let src = dir.path().join("own");
+    for r in ["NPR", "SSB"] {
+        std::fs::create_dir_all(src.join(r)).expect("dir");
+        std::fs::copy(
+            out.join("registers").join(r).join("extract.csv"),
+            src.join(r).join("extract.csv"),
+        )
+        .expect("copy");
+    }
+    let own = demo(
+        &dir.path().join("own-run"),
+        &[
+            "--registers",
+            src.to_str().expect("utf-8"),
+            "--project-id",
+            "OWN-1",
+        ],
+    );
+    assert!(
+        own.contains("Using your extracts: NPR, SSB") && own.contains("transcript OK"),
+        "{own}"
+    );
+}
