@@ -94,10 +94,14 @@ struct Replay(Vec<u8>);
 impl rand_core::TryRng for Replay {
     type Error = Infallible;
     fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        unimplemented!("only fill_bytes is used")
+        let mut b = [0u8; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
     }
     fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        unimplemented!("only fill_bytes is used")
+        let mut b = [0u8; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
     }
     fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
         assert!(dst.len() <= self.0.len(), "replay exhausted");
