@@ -243,11 +243,13 @@ pub(crate) struct Connection {
 
 impl Connection {
     /// The member at the other end.
+    #[cfg_attr(not(test), expect(dead_code, reason = "used by the transport tests"))]
     pub(crate) fn peer(&self) -> &Peer {
         &self.peer
     }
 
     /// The underlying quinn connection (for streaming exchanges).
+    #[cfg_attr(not(test), expect(dead_code, reason = "used by the transport tests"))]
     pub(crate) fn quinn(&self) -> &quinn::Connection {
         &self.conn
     }

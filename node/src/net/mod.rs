@@ -52,10 +52,6 @@
 //!
 //! [`MAX_FRAME`]: kobling_protocol::messages::MAX_FRAME
 
-// The daemon (issue 3) is the first user; until it lands most of this
-// module is exercised only by its tests.
-#![allow(dead_code)]
-
 pub(crate) mod client;
 pub(crate) mod endpoint;
 pub(crate) mod frame;

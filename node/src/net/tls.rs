@@ -123,6 +123,7 @@ impl TlsIdentity {
     }
 
     /// The pin of this identity's certificate.
+    #[cfg_attr(not(test), expect(dead_code, reason = "used by the transport tests"))]
     pub(crate) fn fingerprint(&self) -> Key32 {
         self.fingerprint
     }
