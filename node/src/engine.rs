@@ -28,10 +28,9 @@ use ed25519_dalek::SigningKey;
 use kobling_keys::{Keystore, KeystoreError};
 use kobling_protocol::{
     bounded::{BoundedBytes, BoundedString, BoundedVec},
-    delivery::{deliver_item, DeliveredItem, ListDeliverySource},
+    delivery::{deliver_item, selection_digest, DeliveredItem, ListDeliverySource},
     extract::{ExtractStats, Person},
     group::WirePoint,
-    hash::FramedHasher,
     hop::{owner_chunks, Hop, LinkerKeys, ListContext, DEFAULT_CHUNK_SIZE},
     ident::ParseOptions,
     link::{link, Cohort, Linkage},
@@ -1016,7 +1015,6 @@ impl Engine {
                 points: &points_tree,
             };
             let mut items: Vec<DeliveredItem> = Vec::with_capacity(sel.selected.len());
-            let mut selection = FramedHasher::new(b"KOBLING-V1-SELECTION");
             for (position, lnr) in &sel.selected {
                 let i = position.0 as usize;
                 items.push(
@@ -1029,13 +1027,11 @@ impl Engine {
                     )
                     .map_err(|e| refuse("delivery", e.to_string()))?,
                 );
-                selection.push(&position.to_le_bytes());
-                selection.push(lnr.as_str().as_bytes());
             }
             records.push(DeliveredList {
                 list: sel.list.clone(),
                 items: items.len() as u64,
-                selection: Digest(selection.finish()),
+                selection: selection_digest(&sel.selected),
             });
             lists.push((announcement, items));
         }

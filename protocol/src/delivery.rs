@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     group::WirePoint,
+    hash::FramedHasher,
     link::Lnr,
     merkle::{InclusionProof, MerkleTree},
     owner::sealed_leaf,
@@ -90,6 +91,18 @@ pub struct ListDeliverySource<'a> {
     pub sealed: &'a MerkleTree,
     /// The final pseudonyms' tree, by position.
     pub points: &'a MerkleTree,
+}
+
+/// The digest of a list's selection as the delivery record signs it:
+/// `framed_sha3("KOBLING-V1-SELECTION", [le64(position), lnr]…)` over the
+/// selected positions in order.
+pub fn selection_digest(selected: &[(Position, Lnr)]) -> Digest {
+    let mut h = FramedHasher::new(b"KOBLING-V1-SELECTION");
+    for (position, lnr) in selected {
+        h.push(&position.to_le_bytes());
+        h.push(lnr.as_str().as_bytes());
+    }
+    Digest(h.finish())
 }
 
 /// Builds a delivered item (linker side).
@@ -175,4 +188,29 @@ pub fn open_item(
         position: p,
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_selection_digest_binds_positions_lnr_and_order() {
+        let a = Lnr::derive(&ProjectId::new("P").expect("valid"), &WirePoint([1; 32]));
+        let b = Lnr::derive(&ProjectId::new("P").expect("valid"), &WirePoint([2; 32]));
+        let base = selection_digest(&[(Position(1), a), (Position(5), b)]);
+        assert_ne!(
+            base,
+            selection_digest(&[(Position(5), b), (Position(1), a)])
+        );
+        assert_ne!(
+            base,
+            selection_digest(&[(Position(1), b), (Position(5), a)])
+        );
+        assert_ne!(
+            base,
+            selection_digest(&[(Position(1), a), (Position(6), b)])
+        );
+        assert_ne!(base, selection_digest(&[(Position(1), a)]));
+    }
 }

@@ -22,7 +22,9 @@ use ed25519_dalek::SigningKey;
 use kobling_keys::{KdfParams, Keystore, KeystoreError};
 use kobling_protocol::{
     bounded::{BoundedString, BoundedVec},
-    delivery::{deliver_item, open_item, DeliveredItem, DeliveryError, ListDeliverySource},
+    delivery::{
+        deliver_item, open_item, selection_digest, DeliveredItem, DeliveryError, ListDeliverySource,
+    },
     extract::{ExtractStats, ListBuilder},
     group::WirePoint,
     hash::sha3_256,
@@ -613,7 +615,7 @@ impl Federation {
             delivered_lists.push(DeliveredList {
                 list: sel.list.clone(),
                 items: items.len() as u64,
-                selection: selection_digest(&items),
+                selection: selection_digest(&sel.selected),
             });
             delivered.insert(sel.list.clone(), items);
         }
@@ -732,15 +734,6 @@ pub fn render_csv(e: &Extract) -> String {
         s.push('\n');
     }
     s
-}
-
-fn selection_digest(items: &[DeliveredItem]) -> Digest {
-    let mut h = kobling_protocol::hash::FramedHasher::new(b"KOBLING-V1-SELECTION");
-    for i in items {
-        h.push(&i.position.to_le_bytes());
-        h.push(i.lnr.as_str().as_bytes());
-    }
-    Digest(h.finish())
 }
 
 fn name_of(s: &str) -> Result<Name, RunError> {
