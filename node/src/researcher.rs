@@ -81,11 +81,9 @@ pub(crate) fn open_delivery(
                     announcement.content_key == content_key,
                     "list {list}: the content key differs from the announced one"
                 );
-                let hops = view.hops_of(&list).len() as u32;
                 let final_root = view
-                    .hop_record(&list, hops)
-                    .with_context(|| format!("list {list} did not pass every hop"))?
-                    .output_root;
+                    .final_root(&list)
+                    .with_context(|| format!("list {list} did not pass every hop"))?;
                 let key = content_key.unwrap(key, &project, &list).with_context(|| {
                     format!("list {list}: the content key does not open with this researcher key")
                 })?;

@@ -170,6 +170,13 @@ impl<'a> ProjectView<'a> {
         self.hops.get(&(list.clone(), hop)).copied()
     }
 
+    /// The Merkle root of `list`'s final pseudonyms: the output root of its
+    /// last hop (the linker's), once recorded.
+    pub fn final_root(&self, list: &Name) -> Option<Digest> {
+        let last = self.hops_of(list).len() as u32;
+        self.hop_record(list, last).map(|h| h.output_root)
+    }
+
     /// Whether every hop of `list` is recorded.
     pub fn list_complete(&self, list: &Name) -> bool {
         let n = self.hops_of(list).len() as u32;

@@ -34,6 +34,7 @@ use kobling_protocol::{
     manifest::{Key32, Manifest, Member, Operator, Role},
     merkle::MerkleTree,
     owner::{prepare_list, sealed_leaf, OwnerError, PreparedList},
+    project::ProjectView,
     seal::{open_blinding, HpkePublicKey, HpkeSecretKey},
     share::{Domain, Share},
     transcript::{
@@ -635,9 +636,12 @@ impl Federation {
         if let Some(obs) = observer {
             obs.final_points = final_points.clone();
         }
+        let view = ProjectView::new(&self.manifest, &entries);
         let mut tables = BTreeMap::new();
         for (list, items) in &delivered {
-            let (announcement, final_root) = roots_of(&entries, list)
+            let (announcement, final_root) = view
+                .announcement(list)
+                .zip(view.final_root(list))
                 .ok_or_else(|| RunError::Setup(format!("transcript lacks the roots of {list}")))?;
             let key = announcement
                 .content_key
@@ -695,25 +699,6 @@ impl Federation {
             &self.keystore_ref(name)?.signing_key().to_bytes(),
         ))
     }
-}
-
-/// The announcement and final root of `list` from a transcript.
-pub fn roots_of<'a>(
-    entries: &'a [transcript::Entry],
-    list: &Name,
-) -> Option<(&'a ListAnnouncement, Digest)> {
-    let mut announcement = None;
-    let mut last_output = None;
-    for e in entries {
-        match &e.signed.statement.body {
-            Body::ListAnnounced(a) if &a.list == list => announcement = Some(a),
-            Body::Hop(h) if &h.list == list && h.linker.is_some() => {
-                last_output = Some(h.output_root)
-            }
-            _ => {}
-        }
-    }
-    Some((announcement?, last_output?))
 }
 
 /// SHA3-256 of an extract rendered as CSV (as the node digests the file).
