@@ -12,7 +12,9 @@ use zeroize::Zeroizing;
 
 use kobling_protocol::{
     group::WirePoint,
+    manifest::{Key32, Member, Role},
     share::{Domain, Share},
+    types::Name,
 };
 
 use crate::{
@@ -272,6 +274,21 @@ impl Keystore {
     /// peers pin (federation manifest).
     pub fn tls_spki_sha256(&self) -> [u8; 32] {
         self.tls_spki_sha256
+    }
+
+    /// This node's entry in the federation manifest: its public keys
+    /// (TLS pin, Ed25519, X25519) under `name`, `role` and `address`, with
+    /// no operators yet (a register's operators are added to it).
+    pub fn manifest_entry(&self, name: Name, role: Role, address: String) -> Member {
+        Member {
+            name,
+            role,
+            address,
+            tls_spki_sha256: Key32(self.tls_spki_sha256()),
+            signing_key: Key32(self.verifying_key().to_bytes()),
+            hpke_key: Key32(self.x25519_public()),
+            operators: Vec::new(),
+        }
     }
 
     /// Where `domain` stands on this node.

@@ -710,3 +710,33 @@ fn invalid_kdf_params_are_refused() {
     assert!(err.to_string().contains("m_cost"), "{err}");
     assert!(KdfParams::new(64 * 1024, 0, 1).is_err());
 }
+
+#[test]
+fn the_manifest_entry_carries_the_keystores_public_keys() {
+    use kobling_protocol::{
+        manifest::{Key32, Role},
+        types::Name,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ks = kobling_keys::Keystore::create(
+        dir.path().join("ks"),
+        None,
+        kobling_keys::KdfParams::default(),
+        &["localhost".into()],
+    )
+    .expect("create");
+    let entry = ks.manifest_entry(
+        Name::new("NPR").expect("valid"),
+        Role::Register,
+        "npr.example.no:7400".into(),
+    );
+    assert_eq!(entry.tls_spki_sha256, Key32(ks.tls_spki_sha256()));
+    assert_eq!(entry.signing_key, Key32(ks.verifying_key().to_bytes()));
+    assert_eq!(entry.hpke_key, Key32(ks.x25519_public()));
+    assert_ne!(entry.signing_key, entry.hpke_key);
+    assert!(entry.operators.is_empty());
+    assert_eq!(
+        (entry.role, entry.address.as_str()),
+        (Role::Register, "npr.example.no:7400")
+    );
+}

@@ -73,12 +73,6 @@ impl Fed {
                 vec![]
             };
             members.push(Member {
-                name: name(m),
-                role,
-                address: format!("127.0.0.1:{}", 7600 + i),
-                tls_spki_sha256: Key32(ks.tls_spki_sha256()),
-                signing_key: Key32(ks.verifying_key().to_bytes()),
-                hpke_key: Key32(ks.x25519_public()),
                 operators: ops
                     .iter()
                     .enumerate()
@@ -87,6 +81,7 @@ impl Fed {
                         key: Key32(o.verifying_key().to_bytes()),
                     })
                     .collect(),
+                ..ks.manifest_entry(name(m), role, format!("127.0.0.1:{}", 7600 + i))
             });
             operators.insert(name(m), ops);
         }

@@ -201,12 +201,6 @@ impl Federation {
                 Vec::new()
             };
             members.push(Member {
-                name: n.clone(),
-                role,
-                address: format!("127.0.0.1:{}", 7400 + i),
-                tls_spki_sha256: Key32(ks.tls_spki_sha256()),
-                signing_key: Key32(ks.verifying_key().to_bytes()),
-                hpke_key: Key32(ks.x25519_public()),
                 operators: ops
                     .iter()
                     .enumerate()
@@ -215,6 +209,7 @@ impl Federation {
                         key: Key32(o.verifying_key().to_bytes()),
                     })
                     .collect(),
+                ..ks.manifest_entry(n.clone(), role, format!("127.0.0.1:{}", 7400 + i))
             });
             keystores.insert(n.clone(), ks);
             operators.insert(n, ops);

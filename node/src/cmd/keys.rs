@@ -5,7 +5,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Subcommand, ValueEnum};
 use kobling_keys::{KdfParams, Keystore};
-use kobling_protocol::manifest::{Key32, Member, Role};
+use kobling_protocol::manifest::Role;
 
 use crate::keyfile::KeyFile;
 
@@ -75,18 +75,11 @@ impl KeysCommand {
                     KdfParams::default(),
                     &[host, "localhost".into()],
                 )?;
-                let member = Member {
-                    name,
-                    role: match role {
-                        RoleArg::Register => Role::Register,
-                        RoleArg::Linker => Role::Linker,
-                    },
-                    address,
-                    tls_spki_sha256: Key32(ks.tls_spki_sha256()),
-                    signing_key: Key32(ks.verifying_key().to_bytes()),
-                    hpke_key: Key32(ks.x25519_public()),
-                    operators: Vec::new(),
+                let role = match role {
+                    RoleArg::Register => Role::Register,
+                    RoleArg::Linker => Role::Linker,
                 };
+                let member = ks.manifest_entry(name, role, address);
                 eprintln!("keystore created in {}; the node's manifest entry (add its operators for a register):", dir.join("keys").display());
                 println!("[[members]]\n{}", toml::to_string(&member)?);
                 Ok(ExitCode::SUCCESS)

@@ -91,12 +91,6 @@ impl Node {
 
     fn member(&self, seed: u8) -> Member {
         Member {
-            name: self.name.clone(),
-            role: self.role,
-            address: self.addr.to_string(),
-            tls_spki_sha256: Key32(self.keystore.tls_spki_sha256()),
-            signing_key: Key32(self.keystore.verifying_key().to_bytes()),
-            hpke_key: Key32(self.keystore.x25519_public()),
             operators: match self.role {
                 Role::Register => (0..2)
                     .map(|i| Operator {
@@ -106,6 +100,9 @@ impl Node {
                     .collect(),
                 Role::Linker => Vec::new(),
             },
+            ..self
+                .keystore
+                .manifest_entry(self.name.clone(), self.role, self.addr.to_string())
         }
     }
 
