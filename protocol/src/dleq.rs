@@ -252,12 +252,18 @@ fn challenge(
 /// Extra points or coefficients beyond the shorter of the two are ignored
 /// (callers check counts first).
 pub fn vartime_combination(coefficients: &[Scalar], points: &[RistrettoPoint]) -> RistrettoPoint {
-    const PART: usize = 2048;
+    // One part per thread: Pippenger's per-point cost falls with the batch
+    // (its bucket sums are a fixed cost per call), so parts are as large as
+    // the pool allows, but not below MIN_PART.
+    const MIN_PART: usize = 2048;
     let n = coefficients.len().min(points.len());
     let (coefficients, points) = (&coefficients[..n], &points[..n]);
+    let part = n
+        .div_ceil(rayon::current_num_threads().max(1))
+        .max(MIN_PART);
     coefficients
-        .par_chunks(PART)
-        .zip(points.par_chunks(PART))
+        .par_chunks(part)
+        .zip(points.par_chunks(part))
         .map(|(c, p)| RistrettoPoint::vartime_multiscalar_mul(c, p))
         .reduce(RistrettoPoint::identity, |a, b| a + b)
 }

@@ -83,6 +83,33 @@ pub fn root_of_aligned_chunks(chunk_roots: &[Digest]) -> Digest {
     b.finish()
 }
 
+/// The RFC 6962 root over precomputed leaf hashes, computed on all cores
+/// (the two halves of every large split in parallel). Equal to
+/// `MerkleTree::from_leaf_hashes(leaves.to_vec()).root()` without keeping
+/// the levels.
+pub fn root_of_leaf_hashes(leaves: &[Digest]) -> Digest {
+    /// Below this many leaves a split is not worth a task.
+    const SERIAL: usize = 2048;
+    match leaves.len() {
+        0 => empty_root(),
+        1 => leaves[0],
+        n if n <= SERIAL => {
+            let mut b = Builder::<Sha3>::new();
+            for l in leaves {
+                b.push_hash(*l);
+            }
+            b.finish()
+        }
+        n => {
+            // RFC 6962: split at the largest power of two below n.
+            let k = 1usize << (usize::BITS - 1 - (n - 1).leading_zeros());
+            let (left, right) = leaves.split_at(k);
+            let (l, r) = rayon::join(|| root_of_leaf_hashes(left), || root_of_leaf_hashes(right));
+            node_hash(&l, &r)
+        }
+    }
+}
+
 /// Why a Merkle operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -545,6 +572,18 @@ mod tests {
             .iter()
             .map(|h| Sha2::leaf(&hex::decode(h).expect("hex")))
             .collect()
+    }
+
+    #[test]
+    fn the_parallel_root_equals_the_tree_root() {
+        for n in [0usize, 1, 2, 3, 2047, 2048, 2049, 4096, 5000, 9000] {
+            let leaves: Vec<Digest> = (0..n as u64).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+            assert_eq!(
+                root_of_leaf_hashes(&leaves),
+                MerkleTree::from_leaf_hashes(leaves.clone()).root(),
+                "n = {n}"
+            );
+        }
     }
 
     #[test]
