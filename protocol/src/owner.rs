@@ -10,10 +10,12 @@ use rand_core::CryptoRng;
 use rayon::prelude::*;
 
 use crate::{
+    bounded::BoundedVec,
     extract::Person,
     group::WirePoint,
-    hop::{points_root, ListContext},
-    merkle::MerkleTree,
+    hop::{points_root, ListContext, PointChunk, MAX_CHUNK_POINTS},
+    ident::Identifier,
+    merkle::{root_of_aligned_chunks, MerkleBuilder},
     seal::{
         encode_rows, seal_blinding, ContentKey, HpkePublicKey, SealError, SealedItem, WrappedKey,
     },
@@ -49,9 +51,17 @@ pub enum OwnerError {
     /// Sealing failed (a row over the limits).
     #[error("sealing a person's rows failed: {0}")]
     Seal(#[from] SealError),
-    /// The chunk size is not a power of two.
+    /// The chunk size is not a power of two (or over the limit).
     #[error("chunk size must be a power of two")]
     BadChunkSize,
+    /// Points or items out of step with the list's size.
+    #[error("expected {expected} persons here, got {got}")]
+    WrongCount {
+        /// What the list's size allows.
+        expected: u64,
+        /// What was given.
+        got: u64,
+    },
 }
 
 /// The leaf encoding of a sealed item in the sealed-items Merkle tree.
@@ -59,11 +69,13 @@ pub fn sealed_leaf(item: &SealedItem) -> &[u8] {
     item.as_bytes()
 }
 
-/// Prepares register `list`'s list for `project`.
+/// Prepares register `list`'s list for `project`, all in memory (tests,
+/// the in-process simulator and small lists). A node uses [`OwnerList`],
+/// which streams.
 ///
-/// `share` is the register's own `k_{j,p}`; a fresh list blinding `β_j`
-/// and content key are drawn from `rng`, and the persons shuffled with a
-/// permutation drawn from it.
+/// `share` is the register's own `k_{j,p}`; the persons are shuffled with
+/// a permutation drawn from `rng`, then a fresh list blinding `β_j` and
+/// content key are drawn from it.
 ///
 /// # Errors
 ///
@@ -72,49 +84,250 @@ pub fn sealed_leaf(item: &SealedItem) -> &[u8] {
 pub fn prepare_list<R: CryptoRng + ?Sized>(
     project: &ProjectId,
     list: &Name,
-    mut persons: Vec<Person>,
+    persons: Vec<Person>,
     share: &Share,
     researcher: &HpkePublicKey,
     linker: &HpkePublicKey,
     chunk_size: u32,
     rng: &mut R,
 ) -> Result<PreparedList, OwnerError> {
-    if !chunk_size.is_power_of_two() {
-        return Err(OwnerError::BadChunkSize);
+    let order = shuffled_positions(persons.len() as u64, rng)?;
+    let mut owner = OwnerList::new(
+        project,
+        list,
+        persons.len() as u64,
+        share,
+        researcher,
+        linker,
+        chunk_size,
+        rng,
+    )?;
+    let mut points = Vec::with_capacity(persons.len());
+    let mut sealed = Vec::with_capacity(persons.len());
+    for positions in order.chunks(chunk_size as usize) {
+        let ids: Vec<&Identifier> = positions.iter().map(|&i| &persons[i as usize].id).collect();
+        points.extend(owner.points(&ids)?.output.into_inner());
+        let rows: Vec<&[Vec<String>]> = positions
+            .iter()
+            .map(|&i| persons[i as usize].rows.as_slice())
+            .collect();
+        sealed.extend(owner.seal(&rows)?);
     }
-    shuffle(&mut persons, rng);
-    let blinding = Share::random(rng);
-    let owner_key = blinding.product(share);
-    let identity: Vec<RistrettoPoint> = persons.par_iter().map(|p| p.id.identity_point()).collect();
-    let points = crate::hop::owner_step(&owner_key, &identity);
-    drop(identity);
-
-    let content_key = ContentKey::generate(rng);
-    let sealed: Vec<SealedItem> = persons
-        .par_iter()
-        .enumerate()
-        .map(|(t, p)| {
-            let plain = encode_rows(&p.rows)?;
-            content_key.seal_item(project, list, Position(t as u64), &plain)
-        })
-        .collect::<Result<_, SealError>>()?;
-    let sealed_root = MerkleTree::from_leaves(sealed.iter().map(sealed_leaf)).root();
-    let points_root = points_root(&points);
+    let header = owner.finish()?;
     Ok(PreparedList {
-        context: ListContext {
-            project: project.clone(),
-            list: list.clone(),
-            persons: points.len() as u64,
-            chunk_size,
-        },
-        blinding_commitment: blinding.invert().commitment(),
-        blinding_for_linker: seal_blinding(linker, project, list, &blinding, rng),
-        content_key: content_key.wrap(researcher, project, list, rng),
+        context: header.context,
         points,
         sealed,
-        points_root,
-        sealed_root,
+        points_root: header.points_root,
+        sealed_root: header.sealed_root,
+        blinding_commitment: header.blinding_commitment,
+        blinding_for_linker: header.blinding_for_linker,
+        content_key: header.content_key,
     })
+}
+
+/// A uniformly random order of `n` persons: entry `t` is the index (in
+/// order of first appearance) of the person at list position `t`.
+///
+/// # Errors
+///
+/// [`OwnerError::WrongCount`] for lists of 2³² persons or more.
+pub fn shuffled_positions<R: CryptoRng + ?Sized>(
+    n: u64,
+    rng: &mut R,
+) -> Result<Vec<u32>, OwnerError> {
+    let n = u32::try_from(n).map_err(|_| OwnerError::WrongCount {
+        expected: u64::from(u32::MAX),
+        got: n,
+    })?;
+    let mut order: Vec<u32> = (0..n).collect();
+    shuffle(&mut order, rng);
+    Ok(order)
+}
+
+/// What the list announcement needs once every point and item is made.
+#[derive(Debug)]
+pub struct ListHeader {
+    /// The list's context (project, list, persons, chunk size).
+    pub context: ListContext,
+    /// Merkle root of the blinded points.
+    pub points_root: Digest,
+    /// Merkle root of the encoded sealed items.
+    pub sealed_root: Digest,
+    /// `D_j = β_j⁻¹·G`.
+    pub blinding_commitment: WirePoint,
+    /// `β_j` sealed to the linker.
+    pub blinding_for_linker: WrappedKey,
+    /// The content key sealed to the researcher.
+    pub content_key: WrappedKey,
+}
+
+/// The owner's side of one list, streamed: memory stays at one chunk
+/// whatever the list's size.
+///
+/// Call order: [`new`](Self::new) with the number of persons, then, for
+/// each chunk of positions in order, [`points`](Self::points) with the
+/// chunk's identifiers and [`seal`](Self::seal) with the same persons'
+/// rows (in any batching, but in position order), then
+/// [`finish`](Self::finish) for the roots. The identity points exist only
+/// inside `points`.
+pub struct OwnerList {
+    context: ListContext,
+    owner_key: Share,
+    blinding_commitment: WirePoint,
+    blinding_for_linker: WrappedKey,
+    content_key: ContentKey,
+    wrapped_content_key: WrappedKey,
+    next_chunk: u64,
+    chunk_roots: Vec<Digest>,
+    sealed: MerkleBuilder,
+}
+
+impl core::fmt::Debug for OwnerList {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("OwnerList")
+            .field("list", &self.context.list)
+            .field("next_chunk", &self.next_chunk)
+            .field("sealed", &self.sealed.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl OwnerList {
+    /// Starts list `list` of `persons` persons: draws the list blinding
+    /// `β_j` and the content key from `rng` and seals them to the linker
+    /// and the researcher.
+    ///
+    /// # Errors
+    ///
+    /// [`OwnerError::BadChunkSize`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn new<R: CryptoRng + ?Sized>(
+        project: &ProjectId,
+        list: &Name,
+        persons: u64,
+        share: &Share,
+        researcher: &HpkePublicKey,
+        linker: &HpkePublicKey,
+        chunk_size: u32,
+        rng: &mut R,
+    ) -> Result<Self, OwnerError> {
+        if !chunk_size.is_power_of_two() || chunk_size as usize > MAX_CHUNK_POINTS {
+            return Err(OwnerError::BadChunkSize);
+        }
+        let blinding = Share::random(rng);
+        let content_key = ContentKey::generate(rng);
+        let blinding_for_linker = seal_blinding(linker, project, list, &blinding, rng);
+        let wrapped_content_key = content_key.wrap(researcher, project, list, rng);
+        Ok(Self {
+            context: ListContext {
+                project: project.clone(),
+                list: list.clone(),
+                persons,
+                chunk_size,
+            },
+            owner_key: blinding.product(share),
+            blinding_commitment: blinding.invert().commitment(),
+            blinding_for_linker,
+            content_key,
+            wrapped_content_key,
+            next_chunk: 0,
+            chunk_roots: Vec::new(),
+            sealed: MerkleBuilder::new(),
+        })
+    }
+
+    /// The list's context.
+    pub fn context(&self) -> &ListContext {
+        &self.context
+    }
+
+    /// The next chunk: `y_t = (β_j·k_{j,p})·I(x_t)` for the identifiers of
+    /// its positions, in order, as the hop-0 chunk for the first hop.
+    ///
+    /// # Errors
+    ///
+    /// [`OwnerError::WrongCount`] unless `ids` is exactly the next chunk.
+    pub fn points(&mut self, ids: &[&Identifier]) -> Result<PointChunk, OwnerError> {
+        let c = self.next_chunk;
+        let expected = self.context.chunk_len(c);
+        if ids.len() as u64 != expected || c >= self.context.chunks() {
+            return Err(OwnerError::WrongCount {
+                expected,
+                got: ids.len() as u64,
+            });
+        }
+        let identity: Vec<RistrettoPoint> = ids.par_iter().map(|id| id.identity_point()).collect();
+        let points = crate::hop::owner_step(&self.owner_key, &identity);
+        drop(identity);
+        self.chunk_roots.push(points_root(&points));
+        self.next_chunk += 1;
+        Ok(PointChunk {
+            project: self.context.project.clone(),
+            list: self.context.list.clone(),
+            hop: 0,
+            chunk: c,
+            input: BoundedVec::default(),
+            output: BoundedVec::new(points).map_err(|_| OwnerError::BadChunkSize)?,
+            proof: None,
+        })
+    }
+
+    /// Seals the next persons' rows to the researcher, in parallel: item
+    /// `i` is for position `sealed-so-far + i`.
+    ///
+    /// # Errors
+    ///
+    /// [`OwnerError::Seal`] for rows over the limits, or
+    /// [`OwnerError::WrongCount`] past the end of the list.
+    pub fn seal(&mut self, rows: &[&[Vec<String>]]) -> Result<Vec<SealedItem>, OwnerError> {
+        let first = self.sealed.len();
+        if first + rows.len() as u64 > self.context.persons {
+            return Err(OwnerError::WrongCount {
+                expected: self.context.persons - first,
+                got: rows.len() as u64,
+            });
+        }
+        let (project, list, key) = (&self.context.project, &self.context.list, &self.content_key);
+        let items: Vec<SealedItem> = rows
+            .par_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let plain = encode_rows(r)?;
+                key.seal_item(project, list, Position(first + i as u64), &plain)
+            })
+            .collect::<Result<_, SealError>>()?;
+        for item in &items {
+            self.sealed.push(sealed_leaf(item));
+        }
+        Ok(items)
+    }
+
+    /// The roots and keys for the announcement.
+    ///
+    /// # Errors
+    ///
+    /// [`OwnerError::WrongCount`] unless every point and item was made.
+    pub fn finish(self) -> Result<ListHeader, OwnerError> {
+        let persons = self.context.persons;
+        if self.next_chunk != self.context.chunks() || self.sealed.len() != persons {
+            return Err(OwnerError::WrongCount {
+                expected: persons,
+                got: self
+                    .sealed
+                    .len()
+                    .min(self.next_chunk * u64::from(self.context.chunk_size)),
+            });
+        }
+        Ok(ListHeader {
+            points_root: root_of_aligned_chunks(&self.chunk_roots),
+            sealed_root: self.sealed.finish(),
+            context: self.context,
+            blinding_commitment: self.blinding_commitment,
+            blinding_for_linker: self.blinding_for_linker,
+            content_key: self.wrapped_content_key,
+        })
+    }
 }
 
 /// Fisher–Yates with rejection sampling (no modulo bias).
@@ -129,5 +342,63 @@ fn shuffle<T, R: CryptoRng + ?Sized>(v: &mut [T], rng: &mut R) {
             }
         };
         v.swap(i, j as usize);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ident::ParseOptions, seal::HpkeSecretKey};
+    use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
+
+    fn ids(n: usize) -> Vec<Identifier> {
+        let options = ParseOptions {
+            allow_synthetic: true,
+        };
+        (0..1000u32)
+            .flat_map(|i| (0..100u8).map(move |k| format!("0181900{:02}{k:02}", i % 100)))
+            .filter_map(|c| Identifier::parse(&c, options).ok())
+            .take(n)
+            .collect()
+    }
+
+    #[test]
+    fn the_stream_refuses_wrong_counts_and_an_early_finish() {
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let project = ProjectId::new("P-1").expect("valid");
+        let list = Name::new("NPR").expect("valid");
+        let share = Share::random(&mut rng);
+        let key = HpkeSecretKey::generate(&mut rng).public_key();
+        let people = ids(5);
+        let refs: Vec<&Identifier> = people.iter().collect();
+        let new = |rng: &mut ChaCha20Rng| {
+            OwnerList::new(&project, &list, 5, &share, &key, &key, 4, rng).expect("valid")
+        };
+
+        let mut owner = new(&mut rng);
+        assert!(matches!(
+            owner.points(&refs[..3]),
+            Err(OwnerError::WrongCount {
+                expected: 4,
+                got: 3
+            })
+        ));
+        let first = owner.points(&refs[..4]).expect("chunk 0");
+        assert_eq!((first.chunk, first.output.len()), (0, 4));
+        let rows = vec![vec!["x".to_string()]];
+        let five: Vec<&[Vec<String>]> = (0..5).map(|_| rows.as_slice()).collect();
+        assert_eq!(owner.seal(&five).expect("five items").len(), 5);
+        assert!(owner.seal(&five[..1]).is_err(), "a sixth item");
+        assert!(matches!(owner.finish(), Err(OwnerError::WrongCount { .. })));
+
+        let mut owner = new(&mut rng);
+        assert!(OwnerList::new(&project, &list, 5, &share, &key, &key, 3, &mut rng).is_err());
+        owner.points(&refs[..4]).expect("chunk 0");
+        let last = owner.points(&refs[4..]).expect("chunk 1");
+        assert_eq!((last.chunk, last.output.len()), (1, 1));
+        assert!(owner.points(&refs[4..]).is_err(), "past the end");
+        owner.seal(&five).expect("five items");
+        let header = owner.finish().expect("complete");
+        assert_eq!(header.context.persons, 5);
     }
 }
