@@ -29,15 +29,14 @@ use kobling_keys::{Keystore, KeystoreError};
 use kobling_protocol::{
     bounded::{BoundedBytes, BoundedString, BoundedVec},
     delivery::{deliver_item, selection_digest, DeliveredItem, ListDeliverySource},
-    extract::{ExtractStats, Person},
     group::WirePoint,
-    hop::{owner_chunks, Hop, LinkerKeys, ListContext, DEFAULT_CHUNK_SIZE},
-    ident::ParseOptions,
+    hop::{points_root, Hop, LinkerKeys, ListContext, DEFAULT_CHUNK_SIZE},
+    ident::{Identifier, ParseOptions},
     link::{link, Cohort, Linkage},
     manifest::{Manifest, Role},
-    merkle::MerkleTree,
+    merkle::{leaf_hash, MerkleTree},
     messages::{Action, Message, SignedRequest, MAX_ITEMS_PER_MESSAGE},
-    owner::{prepare_list, sealed_leaf},
+    owner::{shuffled_positions, OwnerError, OwnerList},
     project::{Duty, ProjectView},
     seal::{open_blinding, HpkePublicKey, HpkeSecretKey, SealedItem, WrappedKey},
     share::Domain,
@@ -50,7 +49,10 @@ use kobling_protocol::{
 };
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 
-use crate::store::{LinkerTable, Store, StoreError, Tx};
+use crate::{
+    staging::Staging,
+    store::{LinkerTable, Store, StoreError, Tx},
+};
 
 /// Who sent a message: a manifest member (authenticated by its pinned TLS
 /// certificate), or a client (researcher, operator) whose messages carry
@@ -542,14 +544,22 @@ impl Engine {
             .store
             .transaction(|tx| tx.extract_path(project, &extract.0))?
             .ok_or_else(|| refuse(NOT_READY, "the approved extract's path is not known"))?;
-        let (persons, stats, columns, digest) = load_extract(
-            &path,
-            ParseOptions {
-                allow_synthetic: order.test_mode,
-            },
-        )
-        .map_err(|e| refuse("extract", e))?;
-        if digest != extract {
+        let mut staging = Staging::create(self.store.dir().as_deref())?;
+        let (summary, ids) = {
+            let staging = &mut staging;
+            crate::extract_file::stage_extract(
+                std::path::Path::new(&path),
+                ParseOptions {
+                    allow_synthetic: order.test_mode,
+                },
+                None,
+                |person, values| staging.push(person, &values).map_err(std::io::Error::other),
+            )
+            .map_err(|e| refuse("extract", e.to_string()))?
+        };
+        staging.seal_off()?;
+        let (stats, columns) = (summary.stats, summary.columns);
+        if summary.digest != extract {
             return Err(refuse(
                 "extract-digest",
                 "the extract file changed since it was approved",
@@ -566,10 +576,13 @@ impl Engine {
         let linker_key = HpkePublicKey::from_bytes(linker.hpke_key.0)
             .map_err(|e| refuse("manifest", e.to_string()))?;
         let linker_name = linker.name.clone();
-        let prepared = prepare_list(
+        let rejected = |e: OwnerError| StoreError::Rejected(format!("preparing the list: {e}"));
+        let positions = shuffled_positions(ids.len() as u64, &mut self.rng)
+            .map_err(|e| refuse("prepare", e.to_string()))?;
+        let mut owner = OwnerList::new(
             project,
             &self.me,
-            persons,
+            ids.len() as u64,
             &share,
             &researcher,
             &linker_key,
@@ -577,83 +590,102 @@ impl Engine {
             &mut self.rng,
         )
         .map_err(|e| refuse("prepare", e.to_string()))?;
-        let announcement = ListAnnouncement {
-            list: self.me.clone(),
-            extract,
-            rows: stats.rows,
-            invalid: bounded(
-                stats
-                    .invalid
-                    .iter()
-                    .map(|i| InvalidCount {
-                        reason: BoundedString::new(i.reason).unwrap_or_default(),
-                        count: i.count,
-                    })
-                    .collect(),
-            )?,
-            persons: prepared.context.persons,
-            columns: bounded(
-                columns
-                    .iter()
-                    .map(|c| BoundedString::new(c.as_str()).unwrap_or_default())
-                    .collect(),
-            )?,
-            blinding_commitment: prepared.blinding_commitment,
-            points_root: prepared.points_root,
-            sealed_root: prepared.sealed_root,
-            chunk_size: self.chunk_size,
-            content_key: prepared.content_key.clone(),
-        };
-        let signed = Statement {
-            project: project.clone(),
-            time: now,
-            signer: Signer::Node(self.me.clone()),
-            body: Body::ListAnnounced(announcement),
-        }
-        .sign(&self.signing);
         let first_hop = view
             .hops_of(&self.me)
             .first()
             .cloned()
             .unwrap_or_else(|| linker_name.clone());
-        let me = self.me.clone();
-        self.store.transaction(|tx| {
+        let (me, signing, chunk_size) = (&self.me, &self.signing, self.chunk_size as usize);
+        let persons = self.store.transaction(|tx| {
             if !tx.mark(project, "announce")? {
-                return Ok(());
+                return Ok(None);
             }
-            tx.send(project, &linker_name, &Message::Statement(signed.clone()))?;
+            // The announcement first in the linker's queue, filled in once
+            // its roots are known.
+            let announcement_slot = tx.reserve(project, &linker_name)?;
+            let mut first = 0u64;
+            for chunk in positions.chunks(chunk_size.max(1)) {
+                let chunk_ids: Vec<&Identifier> = chunk.iter().map(|&p| &ids[p as usize]).collect();
+                let points = owner.points(&chunk_ids).map_err(rejected)?;
+                tx.send(project, &first_hop, &Message::Points(points))?;
+                for batch in chunk.chunks(SEALED_BATCH) {
+                    let rows = batch
+                        .iter()
+                        .map(|&p| staging.rows(p))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let rows: Vec<&[Vec<String>]> = rows.iter().map(Vec::as_slice).collect();
+                    let items = owner.seal(&rows).map_err(rejected)?;
+                    for part in sealed_batches(&items) {
+                        let n = part.len() as u64;
+                        let items = BoundedVec::new(part.to_vec())
+                            .map_err(|_| StoreError::Corrupt("batch"))?;
+                        tx.send(
+                            project,
+                            &linker_name,
+                            &Message::SealedItems {
+                                project: project.clone(),
+                                list: me.clone(),
+                                first: Position(first),
+                                items,
+                            },
+                        )?;
+                        first += n;
+                    }
+                }
+            }
+            let header = owner.finish().map_err(rejected)?;
+            let announcement = ListAnnouncement {
+                list: me.clone(),
+                extract,
+                rows: stats.rows,
+                invalid: BoundedVec::new(
+                    stats
+                        .invalid
+                        .iter()
+                        .map(|i| InvalidCount {
+                            reason: BoundedString::new(i.reason).unwrap_or_default(),
+                            count: i.count,
+                        })
+                        .collect(),
+                )
+                .map_err(|_| StoreError::Rejected("too many invalid reasons".into()))?,
+                persons: header.context.persons,
+                columns: BoundedVec::new(
+                    columns
+                        .iter()
+                        .map(|c| BoundedString::new(c.as_str()).unwrap_or_default())
+                        .collect(),
+                )
+                .map_err(|_| StoreError::Rejected("too many columns".into()))?,
+                blinding_commitment: header.blinding_commitment,
+                points_root: header.points_root,
+                sealed_root: header.sealed_root,
+                chunk_size: header.context.chunk_size,
+                content_key: header.content_key.clone(),
+            };
+            let signed = Statement {
+                project: project.clone(),
+                time: now,
+                signer: Signer::Node(me.clone()),
+                body: Body::ListAnnounced(announcement),
+            }
+            .sign(signing);
+            tx.fill(announcement_slot, &Message::Statement(signed))?;
             tx.send(
                 project,
                 &linker_name,
                 &Message::Blinding {
                     project: project.clone(),
                     list: me.clone(),
-                    sealed: prepared.blinding_for_linker.clone(),
+                    sealed: header.blinding_for_linker.clone(),
                 },
             )?;
-            let mut first = 0u64;
-            for batch in sealed_batches(&prepared.sealed) {
-                let n = batch.len() as u64;
-                let items =
-                    BoundedVec::new(batch.to_vec()).map_err(|_| StoreError::Corrupt("batch"))?;
-                tx.send(
-                    project,
-                    &linker_name,
-                    &Message::SealedItems {
-                        project: project.clone(),
-                        list: me.clone(),
-                        first: Position(first),
-                        items,
-                    },
-                )?;
-                first += n;
-            }
-            for chunk in owner_chunks(&prepared.context, &prepared.points) {
-                tx.send(project, &first_hop, &Message::Points(chunk))?;
-            }
-            Ok(())
+            Ok(Some(header.context.persons))
         })?;
-        tracing::info!(node = %self.me, %project, persons = prepared.context.persons, rows = stats.rows, invalid = stats.invalid_rows(), "list announced");
+        drop(staging);
+        if let Some(persons) = persons {
+            tracing::info!(node = %self.me, %project, persons, rows = stats.rows, invalid = stats.invalid_rows(), "list announced");
+        }
         Ok(())
     }
 
@@ -925,10 +957,7 @@ impl Engine {
                     .iter()
                     .map(|l| LinkedList {
                         list: l.list.clone(),
-                        final_root: MerkleTree::from_leaves(
-                            finals[&l.list].iter().map(|p| p.as_bytes()),
-                        )
-                        .root(),
+                        final_root: points_root(&finals[&l.list]),
                         persons: l.total,
                         matched: l.selected.len() as u64,
                     })
@@ -990,26 +1019,36 @@ impl Engine {
             let announcement = view
                 .announcement(&sel.list)
                 .ok_or_else(|| refuse(NOT_READY, "not announced"))?;
-            let sealed: Vec<SealedItem> = self
-                .store
-                .transaction(|tx| tx.blobs(LinkerTable::Sealed, &project, &sel.list))?
-                .into_iter()
-                .map(|b| {
-                    BoundedBytes::new(b)
-                        .map(SealedItem)
-                        .map_err(|_| EngineError::Store(StoreError::Corrupt("sealed item")))
+            // Stream the items: hash every one, keep only the selected.
+            let wanted: BTreeMap<u64, ()> = sel.selected.iter().map(|(p, _)| (p.0, ())).collect();
+            let mut kept: BTreeMap<u64, SealedItem> = BTreeMap::new();
+            let mut leaves: Vec<Digest> = Vec::with_capacity(announcement.persons as usize);
+            self.store.transaction(|tx| {
+                tx.for_each_blob(LinkerTable::Sealed, &project, &sel.list, |b| {
+                    let position = leaves.len() as u64;
+                    leaves.push(leaf_hash(b));
+                    if wanted.contains_key(&position) {
+                        let item = BoundedBytes::new(b.to_vec())
+                            .map_err(|_| StoreError::Corrupt("sealed item"))?;
+                        kept.insert(position, SealedItem(item));
+                    }
+                    Ok(())
                 })
-                .collect::<Result<_, _>>()?;
-            if sealed.len() as u64 != announcement.persons {
+            })?;
+            if leaves.len() as u64 != announcement.persons {
                 return Err(refuse(
                     NOT_READY,
                     format!("the sealed items of {} have not all arrived", sel.list),
                 )
                 .into());
             }
-            let sealed_tree = MerkleTree::from_leaves(sealed.iter().map(sealed_leaf));
-            let points_tree =
-                MerkleTree::from_leaves(finals[&sel.list].iter().map(|p| p.as_bytes()));
+            let sealed_tree = MerkleTree::from_leaf_hashes(leaves);
+            let points_tree = MerkleTree::from_leaf_hashes(
+                finals[&sel.list]
+                    .iter()
+                    .map(|p| leaf_hash(p.as_bytes()))
+                    .collect(),
+            );
             let source = ListDeliverySource {
                 sealed: &sealed_tree,
                 points: &points_tree,
@@ -1017,15 +1056,12 @@ impl Engine {
             let mut items: Vec<DeliveredItem> = Vec::with_capacity(sel.selected.len());
             for (position, lnr) in &sel.selected {
                 let i = position.0 as usize;
+                let item = kept
+                    .remove(&position.0)
+                    .ok_or(EngineError::Store(StoreError::Corrupt("sealed item")))?;
                 items.push(
-                    deliver_item(
-                        *lnr,
-                        *position,
-                        sealed[i].clone(),
-                        finals[&sel.list][i],
-                        &source,
-                    )
-                    .map_err(|e| refuse("delivery", e.to_string()))?,
+                    deliver_item(*lnr, *position, item, finals[&sel.list][i], &source)
+                        .map_err(|e| refuse("delivery", e.to_string()))?,
                 );
             }
             records.push(DeliveredList {
@@ -1248,6 +1284,9 @@ fn now_of(entries: &[Entry]) -> u64 {
         .unwrap_or_default()
 }
 
+/// Persons sealed at a time while a list is prepared.
+const SEALED_BATCH: usize = 1024;
+
 /// Sealed items in batches of at most [`MAX_ITEMS_PER_MESSAGE`] items and
 /// about 8 MiB.
 fn sealed_batches(items: &[SealedItem]) -> Vec<&[SealedItem]> {
@@ -1286,18 +1325,6 @@ pub(crate) fn file_digest(path: &str) -> Result<Digest, String> {
         h.update(&buf[..n]);
     }
     Ok(Digest(h.finalize().into()))
-}
-
-/// Reads an extract (streaming, one pass): persons, counts, variable
-/// names and the file digest.
-fn load_extract(
-    path: &str,
-    options: ParseOptions,
-) -> Result<(Vec<Person>, ExtractStats, Vec<String>, Digest), String> {
-    let read = crate::extract_file::read_extract(std::path::Path::new(path), options, None)
-        .map_err(|e| e.to_string())?;
-    let summary = read.summary;
-    Ok((read.persons, summary.stats, summary.columns, summary.digest))
 }
 
 #[cfg(test)]

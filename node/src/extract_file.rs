@@ -18,18 +18,19 @@
 //! ```text
 //!  file ──64 KiB reads──▶ RecordReader ──first record──▶ Header: fnr column, variables
 //!                          │ SHA3-256 of  ──records─────▶ row checks ──ok──▶ Collector
-//!                          │ every byte                      │               ├ ListBuilder (read_extract,
-//!                          ▼                                 ▼               │   the node): persons + values
-//!                        digest           ragged-row, cell-too-long,         └ Tally (check_extract, the
-//!                                         bad identifiers: counted per          CLI): a counter per person
-//!                                         reason with lines, excluded
+//!                          │ every byte                      │               ├ Stager (stage_extract, the
+//!                          ▼                                 ▼               │   node): rows to disk, one
+//!                        digest           ragged-row, cell-too-long,         │   identifier per person
+//!                                         bad identifiers: counted per       └ Tally (check_extract, the
+//!                                         reason with lines, excluded           CLI): a counter per person
 //! ```
 //!
 //! One pass, never the whole file in memory: the reader holds one 64 KiB
-//! buffer and one record (at most 1 MiB). Besides that, [`read_extract`]
-//! keeps what `ListBuilder` keeps (every valid row, as the node must seal
-//! them) and [`check_extract`] keeps one counter per person, so
-//! `kobling extract check` needs memory per person, not per row or byte.
+//! buffer and one record (at most 1 MiB). Besides that, [`stage_extract`]
+//! keeps one identifier and one row counter per person in memory and hands
+//! every valid row to its sink (the node's staging file, see
+//! `crate::staging`), and [`check_extract`] keeps one counter per person,
+//! so both need memory per person (about 40 bytes), not per row or byte.
 //! The digest comes from the same bytes the rows were parsed from, so a
 //! file changed between approval and reading cannot slip through: the node
 //! compares [`ExtractSummary::digest`] with the approved digest.
@@ -75,12 +76,12 @@ mod records;
 use std::{
     collections::{BTreeMap, HashMap},
     fs::File,
-    io::Read,
+    io::{self, Read},
     path::Path,
 };
 
 use kobling_protocol::{
-    extract::{ExtractStats, InvalidSummary, ListBuilder, Person, LINES_PER_REASON},
+    extract::{ExtractStats, InvalidSummary, LINES_PER_REASON},
     ident::{IdError, IdMapping, Identifier, ParseOptions},
     seal::{MAX_CELL_BYTES, MAX_ROWS_PER_PERSON},
     transcript::{MAX_COLUMNS, MAX_COLUMN_NAME},
@@ -147,7 +148,9 @@ pub(crate) struct RowIssue {
     pub(crate) masked: Option<String>,
 }
 
-/// An extract read for the node: the summary and the persons.
+/// An extract read whole: the summary and the persons (tests: the node
+/// itself stages rows on disk, see [`stage_extract`]).
+#[cfg(test)]
 #[derive(Debug)]
 pub(crate) struct ExtractRead {
     /// Counts, digest and columns.
@@ -167,12 +170,13 @@ impl ExtractSummary {
     }
 }
 
-/// Reads an extract for the node: one pass that hashes the file and
-/// returns every person with their rows.
+/// Reads an extract whole: one pass that hashes the file and returns
+/// every person with their rows.
 ///
 /// # Errors
 ///
 /// [`ExtractError`] if the file cannot be used (see the module docs).
+#[cfg(test)]
 pub(crate) fn read_extract(
     path: &Path,
     options: ParseOptions,
@@ -186,6 +190,7 @@ pub(crate) fn read_extract(
 /// # Errors
 ///
 /// As [`read_extract`].
+#[cfg(test)]
 pub(crate) fn read_extract_from(
     input: impl Read,
     options: ParseOptions,
@@ -244,6 +249,9 @@ fn open(path: &Path) -> Result<File, ExtractError> {
 pub(crate) fn trimmed(s: &str) -> &str {
     s.trim_matches(|c: char| c.is_whitespace() || c == '\u{FEFF}')
 }
+
+#[cfg(test)]
+use kobling_protocol::extract::{ListBuilder, Person};
 
 /// The one pass.
 fn read_with<C: Collector>(
@@ -513,6 +521,7 @@ trait Collector {
     fn finish(self) -> (Self::Output, ExtractStats, PerPerson);
 }
 
+#[cfg(test)]
 impl Collector for ListBuilder {
     const KEEPS_VALUES: bool = true;
     type Output = Vec<Person>;
@@ -525,6 +534,105 @@ impl Collector for ListBuilder {
         let (persons, stats) = ListBuilder::finish(self);
         let per_person = PerPerson::of(persons.iter().map(|p| p.rows.len() as u64));
         (persons, stats, per_person)
+    }
+}
+
+/// Reads an extract for a node preparing its list without keeping the
+/// rows: every valid row goes to `sink` with its person's number (in order
+/// of first appearance), and only the identifiers stay in memory.
+///
+/// # Errors
+///
+/// As [`read_extract`]; a failing `sink` (e.g. a full disk) ends the read
+/// with [`ExtractError::Read`].
+pub(crate) fn stage_extract<F>(
+    path: &Path,
+    options: ParseOptions,
+    mapping: Option<&IdMapping>,
+    sink: F,
+) -> Result<(ExtractSummary, Vec<Identifier>), ExtractError>
+where
+    F: FnMut(u32, Vec<String>) -> io::Result<()>,
+{
+    let stager = Stager {
+        options,
+        mapping,
+        index: HashMap::new(),
+        ids: Vec::new(),
+        rows_of: Vec::new(),
+        rows: 0,
+        mapped_rows: 0,
+        invalid: ReasonTally::default(),
+        sink,
+        failed: None,
+    };
+    let (summary, (ids, failed)) = read_with(open(path)?, stager)?;
+    match failed {
+        Some(e) => Err(ExtractError::Read(e)),
+        None => Ok((summary, ids)),
+    }
+}
+
+/// Numbers persons and hands their rows to a sink (see [`stage_extract`]).
+struct Stager<'a, F> {
+    options: ParseOptions,
+    mapping: Option<&'a IdMapping>,
+    index: HashMap<Identifier, u32>,
+    ids: Vec<Identifier>,
+    rows_of: Vec<u32>,
+    rows: u64,
+    mapped_rows: u64,
+    invalid: ReasonTally,
+    sink: F,
+    failed: Option<io::Error>,
+}
+
+impl<F> Collector for Stager<'_, F>
+where
+    F: FnMut(u32, Vec<String>) -> io::Result<()>,
+{
+    const KEEPS_VALUES: bool = true;
+    type Output = (Vec<Identifier>, Option<io::Error>);
+
+    fn push(&mut self, line: u64, identifier: &str, values: Vec<String>) -> Result<(), IdError> {
+        self.rows += 1;
+        let id = Identifier::parse(identifier, self.options).inspect_err(|e| {
+            self.invalid.add(e.reason_code(), line);
+        })?;
+        let id = match self.mapping {
+            Some(m) => {
+                let current = m.apply(&id);
+                self.mapped_rows += u64::from(current != id);
+                current
+            }
+            None => id,
+        };
+        let next = self.ids.len() as u32;
+        let person = *self.index.entry(id).or_insert(next);
+        if person == next {
+            self.ids.push(id);
+            self.rows_of.push(0);
+        }
+        self.rows_of[person as usize] += 1;
+        if self.failed.is_none() {
+            if let Err(e) = (self.sink)(person, values) {
+                self.failed = Some(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> (Self::Output, ExtractStats, PerPerson) {
+        let invalid_rows = self.invalid.total();
+        let stats = ExtractStats {
+            rows: self.rows,
+            valid_rows: self.rows - invalid_rows,
+            persons: self.ids.len() as u64,
+            mapped_rows: self.mapped_rows,
+            invalid: self.invalid.into_summaries().collect(),
+        };
+        let per_person = PerPerson::of(self.rows_of.iter().map(|&n| u64::from(n)));
+        ((self.ids, self.failed), stats, per_person)
     }
 }
 

@@ -18,7 +18,7 @@
 //! | `sent` | one-shot steps already taken (commit, announce, …) |
 //! | `blindings`, `sealed`, `finals` | the linker's list blindings, sealed items, final pseudonyms |
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use kobling_protocol::{
     messages::{self, Message},
@@ -40,6 +40,10 @@ pub(crate) enum StoreError {
     #[error("{0}")]
     Rejected(String),
 }
+
+/// How many bytes of queued messages [`Store::outbox`] loads at a time
+/// per destination.
+pub(crate) const OUTBOX_BATCH_BYTES: usize = 8 << 20;
 
 /// The node's state database.
 pub(crate) struct Store {
@@ -90,6 +94,12 @@ impl Store {
         Ok(out)
     }
 
+    /// The directory of the database file (`None` in memory).
+    pub(crate) fn dir(&self) -> Option<PathBuf> {
+        let path = Path::new(self.conn.path().filter(|p| !p.is_empty())?);
+        path.parent().map(Path::to_path_buf)
+    }
+
     /// The projects this node knows.
     pub(crate) fn projects(&self) -> Result<Vec<ProjectId>, StoreError> {
         let mut stmt = self
@@ -108,26 +118,36 @@ impl Store {
         Tx::entries_of(&self.conn, project)
     }
 
-    /// The oldest queued messages, up to `limit`, with their ids and
-    /// destinations.
+    /// For every destination, its oldest queued messages: up to `limit`
+    /// or about [`OUTBOX_BATCH_BYTES`] each (at least one), with their ids.
+    /// Per destination, so a long queue to one peer (a register's sealed
+    /// items to the linker) does not hide the others.
     pub(crate) fn outbox(&self, limit: usize) -> Result<Vec<(i64, Name, Message)>, StoreError> {
+        let dests: Vec<String> = self
+            .conn
+            .prepare("SELECT DISTINCT dest FROM outbox")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
         let mut stmt = self
             .conn
-            .prepare("SELECT id, dest, bytes FROM outbox ORDER BY id LIMIT ?1")?;
-        let rows = stmt.query_map([limit as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-            ))
-        })?;
+            .prepare("SELECT id, bytes FROM outbox WHERE dest = ?1 ORDER BY id LIMIT ?2")?;
         let mut out = Vec::new();
-        for r in rows {
-            let (id, dest, bytes) = r?;
-            let dest = Name::new(dest).map_err(|_| StoreError::Corrupt("outbox destination"))?;
-            let msg =
-                messages::decode(&bytes).map_err(|_| StoreError::Corrupt("outbox message"))?;
-            out.push((id, dest, msg));
+        for dest_text in dests {
+            let dest = Name::new(dest_text.clone())
+                .map_err(|_| StoreError::Corrupt("outbox destination"))?;
+            let mut rows = stmt.query(params![dest_text, limit as i64])?;
+            let mut budget = OUTBOX_BATCH_BYTES;
+            while let Some(row) = rows.next()? {
+                if budget == 0 {
+                    break;
+                }
+                let id: i64 = row.get(0)?;
+                let bytes = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+                budget = budget.saturating_sub(bytes.len());
+                let msg =
+                    messages::decode(bytes).map_err(|_| StoreError::Corrupt("outbox message"))?;
+                out.push((id, dest.clone(), msg));
+            }
         }
         Ok(out)
     }
@@ -192,6 +212,27 @@ impl Tx<'_> {
     }
 
     /// Marks a one-shot step as taken; false if it already was.
+    /// Queues an empty message to `dest` now, to be filled with
+    /// [`fill`](Self::fill) later in the same transaction: it keeps its
+    /// place in the queue (e.g. an announcement whose roots are known
+    /// only after the points and items queued behind it).
+    pub(crate) fn reserve(&self, project: &ProjectId, dest: &Name) -> Result<i64, StoreError> {
+        self.0.execute(
+            "INSERT INTO outbox (project, dest, bytes) VALUES (?1, ?2, x'')",
+            params![project.as_str(), dest.as_str()],
+        )?;
+        Ok(self.0.last_insert_rowid())
+    }
+
+    /// Fills a message queued with [`reserve`](Self::reserve).
+    pub(crate) fn fill(&self, id: i64, message: &Message) -> Result<(), StoreError> {
+        self.0.execute(
+            "UPDATE outbox SET bytes = ?1 WHERE id = ?2",
+            params![messages::encode(message), id],
+        )?;
+        Ok(())
+    }
+
     pub(crate) fn mark(&self, project: &ProjectId, step: &str) -> Result<bool, StoreError> {
         let n = self.0.execute(
             "INSERT OR IGNORE INTO sent (project, step) VALUES (?1, ?2)",
@@ -308,6 +349,23 @@ impl Tx<'_> {
         project: &ProjectId,
         list: &Name,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut out = Vec::new();
+        self.for_each_blob(table, project, list, |b| {
+            out.push(b.to_vec());
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Hands each blob of a list, in key order, to `f` without keeping
+    /// them (a list's sealed items can be far larger than memory).
+    pub(crate) fn for_each_blob(
+        &self,
+        table: LinkerTable,
+        project: &ProjectId,
+        list: &Name,
+        mut f: impl FnMut(&[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let sql = match table {
             LinkerTable::Blinding => "SELECT bytes FROM blindings WHERE project = ?1 AND list = ?2",
             LinkerTable::Sealed => {
@@ -318,10 +376,11 @@ impl Tx<'_> {
             }
         };
         let mut stmt = self.0.prepare_cached(sql)?;
-        let rows = stmt.query_map(params![project.as_str(), list.as_str()], |r| {
-            r.get::<_, Vec<u8>>(0)
-        })?;
-        rows.collect::<Result<_, _>>().map_err(StoreError::from)
+        let mut rows = stmt.query(params![project.as_str(), list.as_str()])?;
+        while let Some(row) = rows.next()? {
+            f(row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?)?;
+        }
+        Ok(())
     }
 
     /// Deletes a project's working data (keeps the transcript: disclosure
