@@ -12,7 +12,7 @@
 //! on the blocking pool and uses every core through rayon.
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::BTreeMap,
     net::SocketAddr,
     path::Path,
     sync::{Arc, Mutex, PoisonError},
@@ -206,8 +206,94 @@ async fn tick_loop(
     }
 }
 
-/// Drains the outbox: per destination in order; a `not-ready` refusal or a
-/// connection failure stops that destination until the next round.
+/// The messages of one round to one destination.
+struct Queue {
+    engine: Arc<Mutex<Engine>>,
+    client: Arc<Client>,
+    me: Name,
+    dest: Name,
+    stopped: watch::Receiver<bool>,
+}
+
+/// How a round to one destination went.
+#[derive(Debug, Default)]
+struct Outcome {
+    /// Messages acknowledged (or refused for good) and removed.
+    delivered: usize,
+    /// The destination could not be reached.
+    unreachable: bool,
+}
+
+impl Queue {
+    /// Sends `items` in order until one is not acknowledged.
+    async fn drain(self, items: Vec<(i64, Message)>) -> Outcome {
+        let mut outcome = Outcome::default();
+        let dest = &self.dest;
+        for (id, msg) in items {
+            if *self.stopped.borrow() {
+                break;
+            }
+            let kind = msg.kind();
+            let reply = if *dest == self.me {
+                let engine = self.engine.clone();
+                let me = self.me.clone();
+                tokio::task::spawn_blocking(move || {
+                    engine
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .handle(&Peer::Member(me), msg, unix_now())
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+                .map(|mut r| r.remove(0))
+            } else {
+                self.client
+                    .request(dest, &msg)
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            match reply {
+                Ok(Message::Ack { .. }) => self.remove(id).await,
+                Ok(Message::Refused { code, detail }) if code.as_str() == "not-ready" => {
+                    debug!(%dest, kind, %detail, "not ready; retrying later");
+                    return outcome;
+                }
+                Ok(Message::Refused { code, detail }) => {
+                    error!(%dest, kind, %code, %detail, "message refused; dropped");
+                    self.remove(id).await;
+                }
+                Ok(other) => {
+                    warn!(%dest, kind, reply = other.kind(), "unexpected reply; retrying later");
+                    return outcome;
+                }
+                Err(e) => {
+                    warn!(%dest, kind, error = %e, "cannot deliver; retrying later");
+                    outcome.unreachable = true;
+                    return outcome;
+                }
+            }
+            outcome.delivered += 1;
+        }
+        outcome
+    }
+
+    async fn remove(&self, id: i64) {
+        let engine = self.engine.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            engine
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .acked(id)
+        })
+        .await;
+    }
+}
+
+/// Drains the outbox: per destination in order, all destinations at once
+/// (a slow or unreachable peer holds up only its own queue, and a hop's
+/// next chunk does not wait for another list's). A `not-ready` refusal or
+/// a connection failure stops that destination until the next round.
 async fn send_loop(
     engine: Arc<Mutex<Engine>>,
     client: Client,
@@ -215,6 +301,7 @@ async fn send_loop(
     mut woken: watch::Receiver<()>,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let client = Arc::new(client);
     let mut backoff: BTreeMap<Name, Duration> = BTreeMap::new();
     loop {
         let batch = {
@@ -235,69 +322,30 @@ async fn send_loop(
             }
             Err(_) => Vec::new(),
         };
-        let mut blocked: HashSet<Name> = HashSet::new();
-        let mut progress = false;
+        let mut queues: BTreeMap<Name, Vec<(i64, Message)>> = BTreeMap::new();
         for (id, dest, msg) in batch {
-            if blocked.contains(&dest) || *stopped.borrow() {
-                continue;
-            }
-            let kind = msg.kind();
-            let reply = if dest == me {
-                let engine = engine.clone();
-                let me = me.clone();
-                tokio::task::spawn_blocking(move || {
-                    engine
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .handle(&Peer::Member(me), msg, unix_now())
-                })
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()))
-                .map(|mut r| r.remove(0))
-            } else {
-                client.request(&dest, &msg).await.map_err(|e| e.to_string())
+            queues.entry(dest).or_default().push((id, msg));
+        }
+        let mut senders = tokio::task::JoinSet::new();
+        for (dest, items) in queues {
+            let queue = Queue {
+                engine: engine.clone(),
+                client: client.clone(),
+                me: me.clone(),
+                dest: dest.clone(),
+                stopped: stopped.clone(),
             };
-            match reply {
-                Ok(Message::Ack { .. }) => {
-                    progress = true;
-                    backoff.remove(&dest);
-                    let engine = engine.clone();
-                    let _ = tokio::task::spawn_blocking(move || {
-                        engine
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .acked(id)
-                    })
-                    .await;
-                }
-                Ok(Message::Refused { code, detail }) if code.as_str() == "not-ready" => {
-                    debug!(%dest, kind, %detail, "not ready; retrying later");
-                    blocked.insert(dest);
-                }
-                Ok(Message::Refused { code, detail }) => {
-                    error!(%dest, kind, %code, %detail, "message refused; dropped");
-                    let engine = engine.clone();
-                    let _ = tokio::task::spawn_blocking(move || {
-                        engine
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .acked(id)
-                    })
-                    .await;
-                }
-                Ok(other) => {
-                    warn!(%dest, kind, reply = other.kind(), "unexpected reply; retrying later");
-                    blocked.insert(dest);
-                }
-                Err(e) => {
-                    let wait = backoff
-                        .entry(dest.clone())
-                        .or_insert(Duration::from_millis(200));
-                    warn!(%dest, kind, error = %e, retry_in = ?*wait, "cannot deliver; retrying later");
-                    *wait = (*wait * 2).min(Duration::from_secs(10));
-                    blocked.insert(dest);
-                }
+            senders.spawn(async move { (dest, queue.drain(items).await) });
+        }
+        let mut progress = false;
+        while let Some(done) = senders.join_next().await {
+            let Ok((dest, outcome)) = done else { continue };
+            progress |= outcome.delivered > 0;
+            if outcome.unreachable {
+                let wait = backoff.entry(dest).or_insert(Duration::from_millis(100));
+                *wait = (*wait * 2).min(Duration::from_secs(10));
+            } else if outcome.delivered > 0 {
+                backoff.remove(&dest);
             }
         }
         if progress {
