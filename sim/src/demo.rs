@@ -57,6 +57,17 @@ pub(crate) struct DemoArgs {
 
 struct Nodes(Vec<(String, Child)>);
 
+impl Nodes {
+    /// Each node's peak resident set (VmHWM from /proc), in MiB; 0 where
+    /// the OS does not tell.
+    fn peak_rss_mb(&self) -> Vec<(String, f64)> {
+        self.0
+            .iter()
+            .map(|(name, c)| (name.clone(), crate::rss::peak_mb(c.id()).unwrap_or(0.0)))
+            .collect()
+    }
+}
+
 impl Drop for Nodes {
     fn drop(&mut self) {
         for (_, c) in &mut self.0 {
@@ -137,18 +148,18 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// Creates the federation in `dir` unless one is there.
-fn federation(dir: &Path) -> anyhow::Result<PathBuf> {
+fn federation(dir: &Path, registers: &[&str]) -> anyhow::Result<PathBuf> {
     let manifest_path = dir.join("federation.toml");
     if manifest_path.exists() {
         println!("Reusing the federation in {}", dir.display());
         return Ok(manifest_path);
     }
-    println!("Creating keystores for {} registers and a linker, two operators per register, a researcher…", REGISTERS.len());
+    println!("Creating keystores for {} registers and a linker, two operators per register, a researcher…", registers.len());
     let nodes = dir.join("nodes");
     let keys = dir.join("keys");
     fs::create_dir_all(&keys)?;
     let mut members = Vec::new();
-    for name in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
+    for name in registers.iter().chain(std::iter::once(&"LINKER")) {
         let role = if *name == "LINKER" {
             "linker"
         } else {
@@ -199,12 +210,21 @@ fn federation(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(manifest_path)
 }
 
-fn start_nodes(dir: &Path, manifest: &Path) -> anyhow::Result<Nodes> {
+fn start_nodes(
+    dir: &Path,
+    manifest: &Path,
+    registers: &[&str],
+    threads: Option<usize>,
+) -> anyhow::Result<Nodes> {
     let mut nodes = Nodes(Vec::new());
-    for name in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
+    for name in registers.iter().chain(std::iter::once(&"LINKER")) {
         let node_dir = dir.join("nodes").join(name);
         let log = fs::File::create(node_dir.join("node.log"))?;
-        let child = kobling()?
+        let mut command = kobling()?;
+        if let Some(t) = threads {
+            command.env("RAYON_NUM_THREADS", t.to_string());
+        }
+        let child = command
             .env(
                 "KOBLING_LOG",
                 std::env::var("KOBLING_LOG").unwrap_or_else(|_| "info".into()),
@@ -226,7 +246,69 @@ fn start_nodes(dir: &Path, manifest: &Path) -> anyhow::Result<Nodes> {
     Ok(nodes)
 }
 
+/// One run of a whole federation, as the demo and the benchmark do it.
+pub(crate) struct Plan<'a> {
+    /// Persons in the synthetic population.
+    pub(crate) persons: usize,
+    /// Generator seed.
+    pub(crate) seed: u64,
+    /// Output directory (a federation in it is reused).
+    pub(crate) out: &'a Path,
+    /// The project id.
+    pub(crate) project_id: &'a str,
+    /// Own extracts instead of synthetic ones.
+    pub(crate) registers_src: Option<&'a Path>,
+    /// The registers of the federation (NPR first: it is the cohort).
+    pub(crate) registers: &'a [&'static str],
+    /// Rayon threads per node process (default: all cores).
+    pub(crate) threads: Option<usize>,
+}
+
+/// What a federation run measured.
+pub(crate) struct Outcome {
+    /// Wall time per phase, in order.
+    pub(crate) phases: Vec<(&'static str, Duration)>,
+    /// Peak resident memory per node process (VmHWM), in MiB.
+    pub(crate) peak_rss_mb: Vec<(String, f64)>,
+    /// Persons per list (synthetic runs only).
+    pub(crate) list_persons: Vec<(String, u64)>,
+    /// Ground-truth problems; `None` without ground truth.
+    pub(crate) problems: Option<Vec<String>>,
+}
+
+/// The phase whose time is the chain's: from the last approval until the
+/// linker has linked (list preparation, every hop, every proof, linking).
+pub(crate) const CHAIN_PHASE: &str = "chain and linking (all hops, proofs checked)";
+
 pub(crate) fn run_demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    let outcome = run_federation(&Plan {
+        persons: args.persons,
+        seed: args.seed,
+        out: &args.out,
+        project_id: &args.project_id,
+        registers_src: args.registers.as_deref(),
+        registers: &REGISTERS,
+        threads: None,
+    })?;
+    let Some(problems) = outcome.problems else {
+        println!("\nGround truth: not available for your own extracts.");
+        return Ok(ExitCode::SUCCESS);
+    };
+    if problems.is_empty() {
+        println!("\nGround truth: MATCH. Every register delivered exactly the cohort's rows, one lnr per person across tables.");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("\nGround truth: MISMATCH.");
+        for problem in problems {
+            println!("  - {problem}");
+        }
+        Ok(ExitCode::from(1))
+    }
+}
+
+/// Runs a whole federation: extracts, keys, node processes, a project
+/// through every command, audit and ground truth.
+pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let mut phases: Vec<(&str, Duration)> = Vec::new();
     let mut clock = Instant::now();
@@ -234,15 +316,15 @@ pub(crate) fn run_demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         phases.push((name, clock.elapsed()));
         clock = Instant::now();
     };
-    fs::create_dir_all(&args.out)
+    fs::create_dir_all(args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let out = args.out.canonicalize()?;
 
     // 1. Extracts.
-    let (pop, extracts) = match &args.registers {
+    let (pop, extracts) = match args.registers_src {
         Some(src) => {
             let mut found = BTreeMap::new();
-            for r in REGISTERS {
+            for r in args.registers.iter().copied() {
                 let f = src.join(r).join("extract.csv");
                 if f.exists() {
                     found.insert(r, f.canonicalize()?);
@@ -270,7 +352,11 @@ pub(crate) fn run_demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
                 ..Default::default()
             });
             let mut files = BTreeMap::new();
-            for e in &pop.extracts {
+            for e in pop
+                .extracts
+                .iter()
+                .filter(|e| args.registers.contains(&e.name))
+            {
                 let d = out.join("registers").join(e.name);
                 fs::create_dir_all(&d)?;
                 fs::write(d.join("extract.csv"), render_csv(e))?;
@@ -282,9 +368,9 @@ pub(crate) fn run_demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     lap("generate population and extracts", &mut phases);
 
     // 2. Federation and nodes.
-    let manifest_path = federation(&out)?;
+    let manifest_path = federation(&out, args.registers)?;
     let m = p(&manifest_path)?.to_string();
-    let nodes = start_nodes(&out, &manifest_path)?;
+    let nodes = start_nodes(&out, &manifest_path, args.registers, args.threads)?;
     println!(
         "Started {} node processes (QUIC on 127.0.0.1); logs in {}/nodes/<NODE>/node.log",
         nodes.0.len(),
@@ -294,7 +380,7 @@ pub(crate) fn run_demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
 
     // 3. The project.
     let researcher = out.join("keys").join("researcher.key");
-    let project = &args.project_id;
+    let project = args.project_id;
     let mut spec = format!("project = \"{project}\"\ntitle = \"Synthetic demonstration\"\nlegal_basis = \"REK 2024/000000 (synthetic)\"\ncohort = \"NPR\"\nexpires = \"2031-12-31\"\n");
     for (r, f) in &extracts {
         let header = fs::read_to_string(f)?
@@ -394,7 +480,7 @@ pub(crate) fn run_demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    lap("chain and linking (all hops, proofs checked)", &mut phases);
+    lap(CHAIN_PHASE, &mut phases);
     ok(&[
         "project",
         "fetch",
@@ -422,6 +508,7 @@ pub(crate) fn run_demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_default()
         .to_string();
     lap("fetch, verify and open; audit", &mut phases);
+    let peak_rss_mb = nodes.peak_rss_mb();
     drop(nodes);
     lap("shut the nodes down", &mut phases);
 
@@ -440,25 +527,36 @@ pub(crate) fn run_demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         started.elapsed().as_secs_f64(),
         out.display()
     );
+    println!("Peak memory per node (VmHWM):");
+    for (node, mb) in &peak_rss_mb {
+        println!("  {node:<46} {mb:>8.1} MiB");
+    }
     ensure!(
         audit.status.success(),
         "the transcript did not verify: {audit_line}"
     );
-    let Some(pop) = pop else {
-        println!("\nGround truth: not available for your own extracts.");
-        return Ok(ExitCode::SUCCESS);
+    let (problems, list_persons) = match &pop {
+        Some(pop) => (
+            Some(compare(
+                &out,
+                project,
+                pop,
+                &researcher_dir,
+                args.registers,
+            )?),
+            args.registers
+                .iter()
+                .map(|r| (r.to_string(), pop.members(r).len() as u64))
+                .collect(),
+        ),
+        None => (None, Vec::new()),
     };
-    let problems = compare(&out, project, &pop, &researcher_dir)?;
-    if problems.is_empty() {
-        println!("\nGround truth: MATCH. Every register delivered exactly the cohort's rows, one lnr per person across tables.");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        println!("\nGround truth: MISMATCH.");
-        for problem in problems {
-            println!("  - {problem}");
-        }
-        Ok(ExitCode::from(1))
-    }
+    Ok(Outcome {
+        phases,
+        peak_rss_mb,
+        list_persons,
+        problems,
+    })
 }
 
 /// Compares the researcher's tables with the generator's ground truth.
@@ -467,14 +565,15 @@ fn compare(
     project: &str,
     pop: &Population,
     tables: &Path,
+    registers: &[&str],
 ) -> anyhow::Result<Vec<String>> {
-    let keystores: Vec<PathBuf> = REGISTERS
+    let keystores: Vec<PathBuf> = registers
         .iter()
         .chain(std::iter::once(&"LINKER"))
         .map(|m| out.join("nodes").join(m).join("keys"))
         .collect();
     let lnr_of = truth::lnr_from_keystores(&keystores, &ProjectId::new(project)?, pop)?;
-    let delivered = truth::read_tables(tables, &REGISTERS)
+    let delivered = truth::read_tables(tables, registers)
         .map_err(|e| anyhow::anyhow!("cannot read the delivered tables: {e}"))?;
     let mut problems = truth::compare(pop, &lnr_of, "NPR", &delivered);
     let persons = csv::Reader::from_path(tables.join("persons.csv"))?

@@ -6,7 +6,9 @@
 //! receives against the ground truth.
 #![forbid(unsafe_code)]
 
+mod bench_cmd;
 mod demo;
+mod rss;
 
 use std::process::ExitCode;
 
@@ -25,6 +27,9 @@ enum Command {
     /// Run a whole federation on this machine: node processes over QUIC,
     /// a project on synthetic data, checked against the ground truth.
     Demo(demo::DemoArgs),
+    /// Measure a hop against the raw curve25519-dalek kernel, then a whole
+    /// federation over QUIC; prints `key=value` lines.
+    Bench(bench_cmd::BenchArgs),
     /// Run the `kobling` program (what the demo starts its nodes and
     /// commands with), e.g. `kobling-sim kobling audit verify …`.
     #[command(disable_help_flag = true)]
@@ -39,6 +44,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run_demo(&args),
+        Command::Bench(args) => bench_cmd::run_bench(&args).map(|()| ExitCode::SUCCESS),
         Command::Kobling { args } => {
             return kobling_node::run(std::iter::once("kobling".into()).chain(args))
         }

@@ -1,0 +1,224 @@
+//! Per-point costs of a hop, measured beside the raw curve25519-dalek
+//! kernel in the same process run (issue 6, PROTOCOL.md §12).
+//!
+//! ```text
+//!  N identity points ─▶ owner step (hop 0) ─▶ hop 1 ─┬─▶ kernel: decompress · k·P · batch compress (dalek only)
+//!                                                    ├─▶ hop 2: decode frame · validate · verify hop 1's proof
+//!                                                    │          · k·P · prove · encode frame   (the real pipeline)
+//!                                                    └─▶ verify: decode in/out · verify hop 1's proof
+//! ```
+//!
+//! Hop 2 is a register hop exactly as a node runs it: the incoming
+//! `Points` message is decoded from its postcard frame, the chunk handed
+//! to [`Hop::handle_chunk`] (validation, the previous hop's proof,
+//! multiplication, the chunk proof), and the outgoing message encoded.
+//! Every figure is wall time divided by points, with the same rayon pool
+//! (`--threads`) for the kernel and the hop.
+
+use std::time::{Duration, Instant};
+
+use curve25519_dalek::{ristretto::CompressedRistretto, RistrettoPoint, Scalar};
+use kobling_protocol::{
+    chain,
+    dleq::{self, ChunkStatement},
+    group::WirePoint,
+    hash::{hash_to_group, tags},
+    hop::{owner_chunks, owner_step, points_root, Hop, ListContext, PointChunk},
+    messages::{self, Message},
+    share::Share,
+    types::{Name, ProjectId},
+};
+use rand_chacha::{
+    rand_core::{Rng, SeedableRng},
+    ChaCha20Rng,
+};
+use rayon::prelude::*;
+
+/// What the micro benchmark measured, per point.
+#[derive(Debug, Clone)]
+pub struct HopFigures {
+    /// Points measured.
+    pub points: usize,
+    /// Rayon threads.
+    pub threads: usize,
+    /// Points per chunk.
+    pub chunk_size: u32,
+    /// `hash_to_group` (identifier → `I(x)`), µs per point on the pool.
+    pub hash_to_group_us: f64,
+    /// The raw dalek kernel, µs per point.
+    pub kernel_us: f64,
+    /// The whole hop (frame decode to frame encode), µs per point.
+    pub hop_us: f64,
+    /// Verifying the previous hop's chunk proofs (decoding both sides
+    /// included), µs per point.
+    pub verify_us: f64,
+    /// Proving one's own chunk proofs, µs per point.
+    pub prove_us: f64,
+}
+
+impl HopFigures {
+    /// `kernel / hop`: 1.0 means the hop costs no more than the kernel.
+    pub fn ratio(&self) -> f64 {
+        self.kernel_us / self.hop_us
+    }
+}
+
+fn per_point(d: Duration, n: usize) -> f64 {
+    d.as_secs_f64() * 1e6 / n.max(1) as f64
+}
+
+/// Runs the micro benchmark on `n` synthetic points in the current rayon
+/// pool. Deterministic data (seeded); only the timings vary.
+///
+/// # Panics
+///
+/// Only on an internal inconsistency (the pipeline refusing its own
+/// honest chunks), which is a bug worth stopping for.
+pub fn hop_figures(n: usize, chunk_size: u32) -> HopFigures {
+    let mut rng = ChaCha20Rng::seed_from_u64(6);
+    let project = ProjectId::new("BENCH").expect("valid id");
+    let list = Name::new("SSB").expect("valid name");
+    let ctx = ListContext {
+        project: project.clone(),
+        list: list.clone(),
+        persons: n as u64,
+        chunk_size,
+    };
+
+    let t = Instant::now();
+    let identity: Vec<RistrettoPoint> = (0..n as u64)
+        .into_par_iter()
+        .map(|i| hash_to_group(tags::IDENTITY, &i.to_le_bytes()))
+        .collect();
+    let hash_to_group_us = per_point(t.elapsed(), n);
+
+    let owner = Share::random(&mut rng);
+    let k1 = Share::random(&mut rng);
+    let k2 = Share::random(&mut rng);
+    let hop0 = owner_step(&owner, &identity);
+    drop(identity);
+    let mut h1 = Hop::register(ctx.clone(), 1, Name::new("NPR").expect("valid"), k1, None)
+        .expect("valid context");
+    let frames: Vec<Vec<u8>> = owner_chunks(&ctx, &hop0)
+        .map(|c| {
+            let out = h1.handle_chunk(&c, &mut rng).expect("honest chunk");
+            messages::encode(&Message::Points(out))
+        })
+        .collect();
+    drop(hop0);
+    let hop1_out: Vec<WirePoint> = frames
+        .iter()
+        .flat_map(|f| match messages::decode(f) {
+            Ok(Message::Points(c)) => c.output.into_inner(),
+            _ => unreachable!("frames encoded above"),
+        })
+        .collect();
+
+    // (a) The floor: dalek directly on hop 2's input, same pool, same blocks.
+    let scalar = {
+        let mut wide = [0u8; 64];
+        rng.fill_bytes(&mut wide);
+        Scalar::from_bytes_mod_order_wide(&wide)
+    };
+    let t = Instant::now();
+    let floor: Vec<[u8; 32]> = hop1_out
+        .par_chunks(chain::BLOCK)
+        .flat_map_iter(|block| {
+            let half = scalar.div_by_2();
+            let ps: Vec<RistrettoPoint> = block
+                .iter()
+                .map(|w| half * CompressedRistretto(w.0).decompress().expect("valid"))
+                .collect();
+            RistrettoPoint::double_and_compress_batch(&ps)
+                .into_iter()
+                .map(|c| c.to_bytes())
+        })
+        .collect();
+    let kernel_us = per_point(t.elapsed(), n);
+    assert_eq!(floor.len(), n);
+    drop(floor);
+
+    // (b) Hop 2 as a node runs it.
+    let mut h2 = Hop::register(
+        ctx.clone(),
+        2,
+        Name::new("KPR").expect("valid"),
+        k2,
+        Some(h1.key()),
+    )
+    .expect("valid context");
+    let t = Instant::now();
+    let mut sent = 0usize;
+    for f in &frames {
+        let Ok(Message::Points(chunk)) = messages::decode(f) else {
+            unreachable!("frames encoded above")
+        };
+        let out = h2.handle_chunk(&chunk, &mut rng).expect("honest chunk");
+        sent += messages::encode(&Message::Points(out)).len();
+    }
+    let hop_us = per_point(t.elapsed(), n);
+    assert!(sent > 32 * n);
+
+    // (c) The proof parts alone.
+    let chunks: Vec<PointChunk> = frames
+        .iter()
+        .map(|f| match messages::decode(f) {
+            Ok(Message::Points(c)) => c,
+            _ => unreachable!("frames encoded above"),
+        })
+        .collect();
+    let mut verify = Duration::ZERO;
+    let mut prove = Duration::ZERO;
+    for c in &chunks {
+        let t = Instant::now();
+        let input = chain::decode_points(&c.input, 0).expect("valid");
+        let output = chain::decode_points(&c.output, 0).expect("valid");
+        let statement = ChunkStatement {
+            project: &project,
+            list: &list,
+            hop: 1,
+            chunk: c.chunk,
+            key: h1.key(),
+            input_root: points_root(&c.input),
+            output_root: points_root(&c.output),
+            count: c.output.len() as u64,
+        };
+        let proof = c.proof.as_ref().expect("hop 1 proves");
+        dleq::verify_chunk(&statement, &input, &output, proof).expect("honest proof");
+        verify += t.elapsed();
+        let t = Instant::now();
+        let again = dleq::prove_chunk(&owner, &statement, &input, &mut rng);
+        prove += t.elapsed();
+        assert_ne!(again.a, WirePoint([0; 32]));
+    }
+    HopFigures {
+        points: n,
+        threads: rayon::current_num_threads(),
+        chunk_size,
+        hash_to_group_us,
+        kernel_us,
+        hop_us,
+        verify_us: per_point(verify, n),
+        prove_us: per_point(prove, n),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_are_positive_and_cover_every_point() {
+        let f = hop_figures(600, 256);
+        assert_eq!(f.points, 600);
+        for v in [
+            f.hash_to_group_us,
+            f.kernel_us,
+            f.hop_us,
+            f.verify_us,
+            f.prove_us,
+        ] {
+            assert!(v.is_finite() && v > 0.0, "{f:?}");
+        }
+    }
+}

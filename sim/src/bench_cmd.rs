@@ -1,0 +1,142 @@
+//! `kobling-sim bench`: the per-point costs of a hop beside the raw
+//! curve25519-dalek kernel, then a whole federation over QUIC; one
+//! `key=value` line per figure (issue 6).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use kobling_protocol::hop::DEFAULT_CHUNK_SIZE;
+use kobling_sim::bench::hop_figures;
+
+use crate::demo::{run_federation, Plan, CHAIN_PHASE};
+
+/// Options of `kobling-sim bench`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct BenchArgs {
+    /// Points for the micro benchmark, and persons in the federation run.
+    #[arg(long, default_value_t = 200_000)]
+    persons: usize,
+    /// Registers in the federation run (1–4: NPR, KPR, SSB, RESEPT in
+    /// that order), plus the linker.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=4))]
+    registers: u8,
+    /// Threads, for the kernel, the hop and every node process (default:
+    /// all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Points per chunk.
+    #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE)]
+    chunk_size: u32,
+    /// Skip the federation run (only kernel, hop and proof figures).
+    #[arg(long)]
+    no_federation: bool,
+    /// Directory for the federation run (default: a fresh one under the
+    /// system's temporary directory, removed afterwards).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+const REGISTERS: [&str; 4] = ["NPR", "KPR", "SSB", "RESEPT"];
+
+pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.chunk_size.is_power_of_two(),
+        "--chunk-size must be a power of two"
+    );
+    let pool = {
+        let mut b = rayon::ThreadPoolBuilder::new();
+        if let Some(t) = args.threads {
+            b = b.num_threads(t);
+        }
+        b.build().context("cannot start the thread pool")?
+    };
+    eprintln!(
+        "Measuring the kernel and a hop on {} points with {} threads…",
+        args.persons,
+        pool.current_num_threads()
+    );
+    let f = pool.install(|| hop_figures(args.persons, args.chunk_size));
+    println!("points={}", f.points);
+    println!("threads={}", f.threads);
+    println!("chunk_size={}", f.chunk_size);
+    println!("hash_to_group_us={:.3}", f.hash_to_group_us);
+    println!("kernel_us_per_point={:.3}", f.kernel_us);
+    println!("hop_us_per_point={:.3}", f.hop_us);
+    println!("hop_ratio={:.3}", f.ratio());
+    println!("verify_us_per_point={:.3}", f.verify_us);
+    println!("prove_us_per_point={:.3}", f.prove_us);
+    if args.no_federation {
+        return Ok(());
+    }
+
+    let (out, temporary) = match &args.out {
+        Some(o) => (o.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("kobling-bench-{}", std::process::id())),
+            true,
+        ),
+    };
+    let registers = &REGISTERS[..usize::from(args.registers)];
+    eprintln!(
+        "Running a federation of {} registers and a linker over QUIC in {}…",
+        registers.len(),
+        out.display()
+    );
+    let project = format!(
+        "BENCH-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default()
+    );
+    let result = run_federation(&Plan {
+        persons: args.persons,
+        seed: 1,
+        out: &out,
+        project_id: &project,
+        registers_src: None,
+        registers,
+        threads: args.threads,
+    });
+    if temporary {
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    let outcome = result?;
+    let problems = outcome.problems.unwrap_or_default();
+    anyhow::ensure!(
+        problems.is_empty(),
+        "the federation's output does not match the ground truth: {}",
+        problems.join("; ")
+    );
+    let chain = outcome
+        .phases
+        .iter()
+        .find(|(p, _)| *p == CHAIN_PHASE)
+        .map(|(_, d)| d.as_secs_f64())
+        .context("no chain phase measured")?;
+    let points: u64 = outcome.list_persons.iter().map(|(_, n)| n).sum();
+    // Every list is stepped by its owner, by every other register and by
+    // the linker.
+    let steps = points * (registers.len() as u64 + 1);
+    println!("e2e_registers={}", registers.len());
+    println!("e2e_points={points}");
+    println!("e2e_seconds={chain:.3}");
+    println!("e2e_points_per_second={:.0}", points as f64 / chain);
+    println!("e2e_point_steps_per_second={:.0}", steps as f64 / chain);
+    for (phase, d) in &outcome.phases {
+        let key: String = phase
+            .chars()
+            .take_while(|c| *c != '(')
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        println!(
+            "phase_seconds_{}={:.3}",
+            key.trim_matches('_').replace("__", "_"),
+            d.as_secs_f64()
+        );
+    }
+    for (node, mb) in &outcome.peak_rss_mb {
+        println!("peak_rss_mb_{node}={mb:.1}");
+    }
+    Ok(())
+}
