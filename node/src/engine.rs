@@ -211,7 +211,9 @@ impl Engine {
                 format!("protocol version {version} is not supported"),
             )
             .into()),
-            (Message::SubmitOrder(signed), Peer::Client) if linker => self.submit_order(signed),
+            (Message::SubmitOrder(signed), Peer::Client) if linker => {
+                self.submit_order(signed, now)
+            }
             (Message::Statement(signed), Peer::Member(m)) if linker => self.record(m, signed),
             (
                 Message::Entries {
@@ -227,7 +229,7 @@ impl Engine {
                     extract_path,
                 },
                 Peer::Client,
-            ) if !linker => self.approve(statement, extract_path.as_str()),
+            ) if !linker => self.approve(statement, extract_path.as_str(), now),
             (
                 Message::Blinding {
                     project,
@@ -284,6 +286,16 @@ impl Engine {
         for project in self.store.projects()? {
             let entries = self.store.entries(&project)?;
             let view = ProjectView::new(&manifest, &entries);
+            if self.role == Role::Linker {
+                if let Err(e) = self.expire(&project, &view, now) {
+                    match e {
+                        Refused::Engine(e) => return Err(e),
+                        Refused::Refusal(r) => {
+                            tracing::warn!(node = %self.me, %project, code = r.code, detail = %r.detail, "could not close an expired project")
+                        }
+                    }
+                }
+            }
             let duties = view.duties(&self.me);
             for duty in duties {
                 let done = match duty {
@@ -308,7 +320,7 @@ impl Engine {
 
     // ---- the linker's transcript ----
 
-    fn submit_order(&mut self, signed: SignedStatement) -> Result<Vec<Message>, Refused> {
+    fn submit_order(&mut self, signed: SignedStatement, now: u64) -> Result<Vec<Message>, Refused> {
         let Body::Order(order) = &signed.statement.body else {
             return Err(refuse("not-an-order", "SubmitOrder must carry a project order").into());
         };
@@ -318,6 +330,9 @@ impl Engine {
                 format!("project {} already exists", order.project),
             )
             .into());
+        }
+        if order.expires <= now {
+            return Err(refuse("expired", "the order's expiry date has passed").into());
         }
         let project = order.project.clone();
         let outcome = self
@@ -431,7 +446,12 @@ impl Engine {
 
     // ---- registers: approvals and their lists ----
 
-    fn approve(&mut self, signed: SignedStatement, path: &str) -> Result<Vec<Message>, Refused> {
+    fn approve(
+        &mut self,
+        signed: SignedStatement,
+        path: &str,
+        now: u64,
+    ) -> Result<Vec<Message>, Refused> {
         let st = &signed.statement;
         let (Body::Approval(a), Signer::Operator { register, key }) = (&st.body, &st.signer) else {
             return Err(refuse(
@@ -469,6 +489,16 @@ impl Engine {
             })?;
         if a.order != order.digest() {
             return Err(refuse("wrong-order", "the approval binds another project order").into());
+        }
+        if now >= order.expires || st.time >= order.expires {
+            return Err(refuse(
+                "expired",
+                format!(
+                    "project {} has expired; it can no longer be approved",
+                    st.project
+                ),
+            )
+            .into());
         }
         let digest = file_digest(path).map_err(|e| refuse("extract", e))?;
         if digest != a.extract {
@@ -1002,6 +1032,13 @@ impl Engine {
         let manifest = self.manifest.clone();
         let view = ProjectView::new(&manifest, &entries);
         let (linked, delivered, closed) = view.status();
+        if view.order().is_some_and(|o| now >= o.expires) {
+            return Err(refuse(
+                "expired",
+                format!("project {project} has expired; its data is deleted"),
+            )
+            .into());
+        }
         if closed {
             return Err(refuse(
                 "closed",
@@ -1170,6 +1207,27 @@ impl Engine {
         self.publish_once(&project, "close", Body::Closure(Closure { reason }), now)?;
         tracing::info!(node = %self.me, %project, "project closed");
         Ok(vec![ack()])
+    }
+
+    /// The linker closes a project whose order has expired: the closure
+    /// is recorded like a researcher's, and every node shreds its key and
+    /// deletes the project's working data (the transcript stays).
+    fn expire(
+        &mut self,
+        project: &ProjectId,
+        view: &ProjectView<'_>,
+        now: u64,
+    ) -> Result<(), Refused> {
+        let Some(order) = view.order() else {
+            return Ok(());
+        };
+        if now < order.expires || view.status().2 {
+            return Ok(());
+        }
+        let reason = BoundedString::new("the project expired").unwrap_or_default();
+        self.publish_once(project, "close", Body::Closure(Closure { reason }), now)?;
+        tracing::info!(node = %self.me, %project, "project expired and closed");
+        Ok(())
     }
 
     fn shred(&mut self, project: &ProjectId, now: u64) -> Result<(), Refused> {

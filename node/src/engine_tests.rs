@@ -42,6 +42,8 @@ struct Fed {
     researcher: SigningKey,
     researcher_hpke: HpkeSecretKey,
     pop: Population,
+    /// The expiry date put in orders.
+    expires: u64,
 }
 
 impl Fed {
@@ -111,6 +113,7 @@ impl Fed {
             researcher: SigningKey::generate(&mut rng),
             researcher_hpke: HpkeSecretKey::generate(&mut rng),
             pop,
+            expires: NOW + 86_400 * 365,
         };
         for m in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
             fed.start(m);
@@ -155,7 +158,7 @@ impl Fed {
             )
             .expect("fits"),
             cohort: BoundedString::new("NPR").expect("fits"),
-            expires: NOW + 86_400 * 365,
+            expires: self.expires,
             researcher_signing_key: Key32(self.researcher.verifying_key().to_bytes()),
             researcher_hpke_key: Key32(*self.researcher_hpke.public_key().as_bytes()),
             test_mode: false,
@@ -176,6 +179,10 @@ impl Fed {
     }
 
     fn approve(&mut self, project: &str, register: &str, operator: usize) -> Message {
+        self.approve_at(project, register, operator, NOW)
+    }
+
+    fn approve_at(&mut self, project: &str, register: &str, operator: usize, now: u64) -> Message {
         let order = self.order(project);
         let path = extract_path(self.dir.path(), register);
         let extract = self.pop.extract(register).expect("extract");
@@ -196,7 +203,7 @@ impl Fed {
         let key = &self.operators[&name(register)][operator];
         let signed = Statement {
             project: order.project.clone(),
-            time: NOW,
+            time: now,
             signer: Signer::Operator {
                 register: name(register),
                 key: Key32(key.verifying_key().to_bytes()),
@@ -208,7 +215,7 @@ impl Fed {
             statement: signed,
             extract_path: BoundedString::new(path.to_str().expect("utf-8")).expect("fits"),
         };
-        self.client(register, msg).remove(0)
+        self.client_at(register, msg, now).remove(0)
     }
 
     fn request(&mut self, project: &str, action: Action) -> Vec<Message> {
@@ -227,10 +234,14 @@ impl Fed {
     }
 
     fn client(&mut self, to: &str, msg: Message) -> Vec<Message> {
+        self.client_at(to, msg, NOW)
+    }
+
+    fn client_at(&mut self, to: &str, msg: Message, now: u64) -> Vec<Message> {
         self.engines
             .get_mut(&name(to))
             .expect("engine")
-            .handle(&Peer::Client, msg, NOW)
+            .handle(&Peer::Client, msg, now)
             .expect("no internal error")
     }
 
@@ -499,4 +510,72 @@ fn nodes_killed_during_the_chain_finish_with_the_same_delivery() {
     });
     assert_eq!(fed.duties("P-5", "LINKER"), vec![Duty::Deliver]);
     fed.check_delivery("P-5");
+}
+
+fn refused_with(reply: &Message) -> Option<&str> {
+    match reply {
+        Message::Refused { code, .. } => Some(code.as_str()),
+        _ => None,
+    }
+}
+
+#[test]
+fn an_expired_project_is_closed_shredded_and_refuses_approvals_and_fetches() {
+    let mut fed = Fed::new(200);
+    fed.expires = NOW;
+    assert_eq!(
+        refused_with(&fed.submit("P-0")),
+        Some("expired"),
+        "an order already expired"
+    );
+
+    fed.expires = NOW + 600;
+    assert!(matches!(fed.submit("P-9"), Message::Ack { .. }));
+    fed.pump();
+    let late = NOW + 600;
+    assert_eq!(
+        refused_with(&fed.approve_at("P-9", "NPR", 0, late)),
+        Some("expired"),
+        "an approval at the expiry"
+    );
+    approve_all(&mut fed, "P-9");
+    fed.pump();
+    fed.check_delivery("P-9");
+
+    // The linker's first tick after the expiry closes the project; every
+    // node then shreds its key and deletes the working data.
+    fed.engines
+        .get_mut(&name("LINKER"))
+        .expect("linker")
+        .tick(late)
+        .expect("tick");
+    fed.pump();
+    let project = ProjectId::new("P-9").expect("valid");
+    let entries = fed.engines[&name("LINKER")]
+        .transcript(&project)
+        .expect("entries");
+    let view = ProjectView::new(&fed.manifest, &entries);
+    assert!(view.status().2, "closed");
+    let shredded: BTreeSet<Name> = entries
+        .iter()
+        .filter_map(|e| match &e.signed.statement.body {
+            Body::Shredded(s) => Some(s.member.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(shredded.len(), REGISTERS.len() + 1, "every member shredded");
+    assert_eq!(
+        refused_with(&fed.request("P-9", Action::Fetch)[0]),
+        Some("closed")
+    );
+    let req = Request {
+        project,
+        action: Action::Fetch,
+        time: late,
+    }
+    .sign(&fed.researcher);
+    assert_eq!(
+        refused_with(&fed.client_at("LINKER", Message::Fetch(req), late)[0]),
+        Some("expired")
+    );
 }
