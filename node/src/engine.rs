@@ -22,7 +22,7 @@
 //! "send it again later" (e.g. a chunk that arrives before the list's
 //! announcement reached this node); any other code is final.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use ed25519_dalek::SigningKey;
 use kobling_keys::{Keystore, KeystoreError};
@@ -574,6 +574,7 @@ impl Engine {
             .store
             .transaction(|tx| tx.extract_path(project, &extract.0))?
             .ok_or_else(|| refuse(NOT_READY, "the approved extract's path is not known"))?;
+        let started = std::time::Instant::now();
         let mut staging = Staging::create(self.store.dir().as_deref())?;
         let (summary, ids) = {
             let staging = &mut staging;
@@ -588,6 +589,8 @@ impl Engine {
             .map_err(|e| refuse("extract", e.to_string()))?
         };
         staging.seal_off()?;
+        let staged = started.elapsed();
+        tracing::info!(node = %self.me, %project, persons = ids.len(), rows = summary.stats.rows, seconds = staged.as_secs_f64(), "extract read and staged");
         let (stats, columns) = (summary.stats, summary.columns);
         if summary.digest != extract {
             return Err(refuse(
@@ -633,11 +636,15 @@ impl Engine {
             // The announcement first in the linker's queue, filled in once
             // its roots are known.
             let announcement_slot = tx.reserve(project, &linker_name)?;
+            let (mut points_time, mut sealing_time) = (Duration::ZERO, Duration::ZERO);
             let mut first = 0u64;
             for chunk in positions.chunks(chunk_size.max(1)) {
                 let chunk_ids: Vec<&Identifier> = chunk.iter().map(|&p| &ids[p as usize]).collect();
+                let t = std::time::Instant::now();
                 let points = owner.points(&chunk_ids).map_err(rejected)?;
+                points_time += t.elapsed();
                 tx.send(project, &first_hop, &Message::Points(points))?;
+                let t = std::time::Instant::now();
                 for batch in chunk.chunks(SEALED_BATCH) {
                     let rows = batch
                         .iter()
@@ -662,8 +669,10 @@ impl Engine {
                         first += n;
                     }
                 }
+                sealing_time += t.elapsed();
             }
             let header = owner.finish().map_err(rejected)?;
+            tracing::info!(node = %me, %project, points_seconds = points_time.as_secs_f64(), sealing_seconds = sealing_time.as_secs_f64(), "list points and sealed items made");
             let announcement = ListAnnouncement {
                 list: me.clone(),
                 extract,
@@ -714,7 +723,7 @@ impl Engine {
         })?;
         drop(staging);
         if let Some(persons) = persons {
-            tracing::info!(node = %self.me, %project, persons, rows = stats.rows, invalid = stats.invalid_rows(), "list announced");
+            tracing::info!(node = %self.me, %project, persons, rows = stats.rows, invalid = stats.invalid_rows(), seconds = started.elapsed().as_secs_f64(), "list announced");
         }
         Ok(())
     }
