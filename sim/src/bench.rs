@@ -54,6 +54,12 @@ pub struct HopFigures {
     pub verify_us: f64,
     /// Proving one's own chunk proofs, µs per point.
     pub prove_us: f64,
+    /// CPU time of this process (all threads) for the kernel, µs per
+    /// point, where the OS tells (`/proc/self/stat`): unlike wall time it
+    /// does not move when other processes share the cores.
+    pub kernel_cpu_us: Option<f64>,
+    /// CPU time for the whole hop, µs per point.
+    pub hop_cpu_us: Option<f64>,
 }
 
 impl HopFigures {
@@ -61,6 +67,27 @@ impl HopFigures {
     pub fn ratio(&self) -> f64 {
         self.kernel_us / self.hop_us
     }
+
+    /// The same ratio in CPU time.
+    pub fn cpu_ratio(&self) -> Option<f64> {
+        Some(self.kernel_cpu_us? / self.hop_cpu_us?)
+    }
+}
+
+/// CPU seconds used by this process so far (user + system, all threads),
+/// from `/proc/self/stat` in clock ticks of 1/100 s.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+fn cpu_per_point(start: Option<f64>, n: usize) -> Option<f64> {
+    Some((cpu_seconds()? - start?) * 1e6 / n.max(1) as f64)
 }
 
 fn per_point(d: Duration, n: usize) -> f64 {
@@ -121,6 +148,7 @@ pub fn hop_figures(n: usize, chunk_size: u32) -> HopFigures {
         Scalar::from_bytes_mod_order_wide(&wide)
     };
     let t = Instant::now();
+    let cpu = cpu_seconds();
     let floor: Vec<[u8; 32]> = hop1_out
         .par_chunks(chain::BLOCK)
         .flat_map_iter(|block| {
@@ -135,6 +163,7 @@ pub fn hop_figures(n: usize, chunk_size: u32) -> HopFigures {
         })
         .collect();
     let kernel_us = per_point(t.elapsed(), n);
+    let kernel_cpu_us = cpu_per_point(cpu, n);
     assert_eq!(floor.len(), n);
     drop(floor);
 
@@ -148,6 +177,7 @@ pub fn hop_figures(n: usize, chunk_size: u32) -> HopFigures {
     )
     .expect("valid context");
     let t = Instant::now();
+    let cpu = cpu_seconds();
     let mut sent = 0usize;
     for f in &frames {
         let Ok(Message::Points(chunk)) = messages::decode(f) else {
@@ -157,6 +187,7 @@ pub fn hop_figures(n: usize, chunk_size: u32) -> HopFigures {
         sent += messages::encode(&Message::Points(out)).len();
     }
     let hop_us = per_point(t.elapsed(), n);
+    let hop_cpu_us = cpu_per_point(cpu, n);
     assert!(sent > 32 * n);
 
     // (c) The proof parts alone.
@@ -200,6 +231,8 @@ pub fn hop_figures(n: usize, chunk_size: u32) -> HopFigures {
         hop_us,
         verify_us: per_point(verify, n),
         prove_us: per_point(prove, n),
+        kernel_cpu_us,
+        hop_cpu_us,
     }
 }
 
