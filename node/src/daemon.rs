@@ -89,11 +89,31 @@ fn internal(detail: &str) -> Message {
     }
 }
 
+/// How a node runs, beyond its directory and manifest.
+#[derive(Clone, Debug)]
+pub(crate) struct Options {
+    /// The address to listen on (default: the node's manifest address; a
+    /// host name resolves to its first address).
+    pub(crate) listen: Option<String>,
+    /// Points per chunk in the lists this node announces.
+    pub(crate) chunk_size: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            chunk_size: kobling_protocol::hop::DEFAULT_CHUNK_SIZE,
+        }
+    }
+}
+
 /// Runs the node in `dir` until `shutdown` resolves.
 pub(crate) async fn run(
     dir: &Path,
     manifest: Manifest,
     passphrase: Option<&str>,
+    options: &Options,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let keystore =
@@ -107,28 +127,13 @@ pub(crate) async fn run(
     let store = Store::open(dir).context("cannot open the node's state database")?;
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow!("no OS randomness: {e}"))?;
-    let engine = Arc::new(Mutex::new(Engine::new(
-        me.clone(),
-        manifest.clone(),
-        keystore,
-        store,
-        seed,
-    )?));
+    let engine = Arc::new(Mutex::new(
+        Engine::new(me.clone(), manifest.clone(), keystore, store, seed)?
+            .with_chunk_size(options.chunk_size),
+    ));
     let manifest = Arc::new(manifest);
 
-    let bind: SocketAddr = tokio::net::lookup_host(&member.address)
-        .await
-        .with_context(|| format!("cannot resolve this node's address {}", member.address))?
-        .next()
-        .ok_or_else(|| anyhow!("no address for {}", member.address))?;
-    let bind = SocketAddr::new(
-        if bind.ip().is_loopback() {
-            bind.ip()
-        } else {
-            std::net::Ipv4Addr::UNSPECIFIED.into()
-        },
-        bind.port(),
-    );
+    let bind = listen_address(&member.address, options.listen.as_deref()).await?;
     let limits = TransportLimits::default();
     let endpoint = server_endpoint(bind, &identity, manifest.clone(), &limits)
         .with_context(|| format!("cannot listen on {bind}"))?;
@@ -143,7 +148,7 @@ pub(crate) async fn run(
         },
     )
     .context("client configuration")?;
-    info!(node = %me, role = ?member.role, %bind, "node running");
+    info!(node = %me, role = ?member.role, %bind, advertised = %member.address, "node running");
 
     let (wake, woken) = watch::channel(());
     let (stop, stopped) = watch::channel(false);
@@ -177,6 +182,33 @@ pub(crate) async fn run(
     let _ = ticker.await;
     info!(node = %me, "stopped");
     Ok(())
+}
+
+/// The socket address to bind: `listen` as given, or else the manifest
+/// `address`'s port on the unspecified address (on loopback if the
+/// manifest address is a loopback one).
+async fn listen_address(address: &str, listen: Option<&str>) -> anyhow::Result<SocketAddr> {
+    if let Some(listen) = listen {
+        return resolve(listen).await;
+    }
+    let advertised = resolve(address).await?;
+    Ok(SocketAddr::new(
+        if advertised.ip().is_loopback() {
+            advertised.ip()
+        } else {
+            std::net::Ipv4Addr::UNSPECIFIED.into()
+        },
+        advertised.port(),
+    ))
+}
+
+/// The first address `address` resolves to.
+async fn resolve(address: &str) -> anyhow::Result<SocketAddr> {
+    tokio::net::lookup_host(address)
+        .await
+        .with_context(|| format!("cannot resolve {address}"))?
+        .next()
+        .ok_or_else(|| anyhow!("no address for {address}"))
 }
 
 async fn tick_loop(

@@ -144,7 +144,6 @@ impl Engine {
     }
 
     /// Sets the chunk size of lists this node announces.
-    #[cfg(test)]
     pub(crate) fn with_chunk_size(mut self, chunk_size: u32) -> Self {
         self.chunk_size = chunk_size;
         self

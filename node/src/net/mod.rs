@@ -142,6 +142,23 @@ impl CloseCode {
     }
 }
 
+/// Logs what a connection cost on the network (at its end): packets sent
+/// and declared lost (each loss is a retransmission), congestion events,
+/// the last smoothed round-trip time.
+pub(crate) fn log_stats(conn: &quinn::Connection, side: &'static str, peer: &str) {
+    let s = conn.stats();
+    tracing::info!(
+        side,
+        peer,
+        sent_packets = s.path.sent_packets,
+        lost_packets = s.path.lost_packets,
+        lost_bytes = s.path.lost_bytes,
+        congestion_events = s.path.congestion_events,
+        rtt_ms = s.path.rtt.as_millis() as u64,
+        "connection stats"
+    );
+}
+
 /// Displays an error with its chain of sources, `a: b: c`, for log lines.
 pub(crate) struct ErrorChain<'a>(pub(crate) &'a dyn std::error::Error);
 

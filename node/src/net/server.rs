@@ -290,6 +290,8 @@ async fn serve_streams(
     if shutdown.is_shutdown {
         CloseCode::Shutdown.close(&conn);
     }
+    let who = peer.as_ref().as_ref().map_or("client", |p| p.name.as_str());
+    super::log_stats(&conn, "server", who);
 }
 
 /// One request stream: frames in, replies out, until the peer finishes its
