@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  QUIC server ──request──▶ handler ──spawn_blocking──▶ Engine::handle + tick ──▶ replies
-//!  sender loop ◀── Engine::outbox (in order, per destination) ──▶ Client::request ──▶ acked / retry
+//!  sender: a task per destination ◀── Engine::outbox_to (in order) ──▶ Client::request ──▶ acked / retry
 //!  ticker ──every 500 ms──▶ Engine::tick (duties: commit, announce, link, shred)
 //!  SIGINT / SIGTERM ──▶ broadcast shutdown: server drains, loops stop
 //! ```
@@ -12,7 +12,6 @@
 //! on the blocking pool and uses every core through rayon.
 
 use std::{
-    collections::{BTreeMap, HashSet},
     net::SocketAddr,
     path::Path,
     sync::{Arc, Mutex, PoisonError},
@@ -21,9 +20,9 @@ use std::{
 
 use anyhow::{anyhow, Context};
 use kobling_keys::Keystore;
-use kobling_protocol::{manifest::Manifest, messages::Message, types::Name};
+use kobling_protocol::{manifest::Manifest, messages::Message};
 use tokio::sync::watch;
-use tracing::{debug, error, info, warn};
+use tracing::{error, info};
 
 use crate::{
     engine::{Engine, Peer},
@@ -34,6 +33,7 @@ use crate::{
         server::{run as serve, Handler, HandlerFuture, ServerSettings},
         tls::TlsIdentity,
     },
+    sender,
     store::Store,
 };
 
@@ -156,13 +156,19 @@ pub(crate) async fn run(
         engine: engine.clone(),
         wake: wake.clone(),
     });
-    let sender = tokio::spawn(send_loop(
-        engine.clone(),
-        client,
-        me.clone(),
-        woken,
-        stopped.clone(),
-    ));
+    let client = Arc::new(client);
+    let sender = tokio::spawn({
+        let client = client.clone();
+        let members = manifest.members.iter().map(|m| m.name.clone()).collect();
+        sender::run(
+            engine.clone(),
+            client,
+            me.clone(),
+            members,
+            woken,
+            stopped.clone(),
+        )
+    });
     let ticker = tokio::spawn(tick_loop(engine.clone(), wake, stopped));
     let mut stop_rx = stop.subscribe();
     // A request cut off by the drain deadline is harmless: every step
@@ -177,8 +183,11 @@ pub(crate) async fn run(
     shutdown.await;
     info!(node = %me, "shutting down");
     let _ = stop.send(true);
-    let _ = server.await;
     let _ = sender.await;
+    // Our connections to the other nodes keep the shared endpoint busy:
+    // close them so the server's drain ends promptly.
+    client.close();
+    let _ = server.await;
     let _ = ticker.await;
     info!(node = %me, "stopped");
     Ok(())
@@ -236,118 +245,4 @@ async fn tick_loop(
         }
         let _ = wake.send(());
     }
-}
-
-/// Drains the outbox: per destination in order; a `not-ready` refusal or a
-/// connection failure stops that destination until the next round.
-async fn send_loop(
-    engine: Arc<Mutex<Engine>>,
-    client: Client,
-    me: Name,
-    mut woken: watch::Receiver<()>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let mut backoff: BTreeMap<Name, Duration> = BTreeMap::new();
-    loop {
-        let batch = {
-            let engine = engine.clone();
-            tokio::task::spawn_blocking(move || {
-                engine
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .outbox(256)
-            })
-            .await
-        };
-        let batch = match batch {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => {
-                error!(error = %e, "cannot read the outbox");
-                Vec::new()
-            }
-            Err(_) => Vec::new(),
-        };
-        let mut blocked: HashSet<Name> = HashSet::new();
-        let mut progress = false;
-        for (id, dest, msg) in batch {
-            if blocked.contains(&dest) || *stopped.borrow() {
-                continue;
-            }
-            let kind = msg.kind();
-            let reply = if dest == me {
-                let engine = engine.clone();
-                let me = me.clone();
-                tokio::task::spawn_blocking(move || {
-                    engine
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .handle(&Peer::Member(me), msg, unix_now())
-                })
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()))
-                .map(|mut r| r.remove(0))
-            } else {
-                client.request(&dest, &msg).await.map_err(|e| e.to_string())
-            };
-            match reply {
-                Ok(Message::Ack { .. }) => {
-                    progress = true;
-                    backoff.remove(&dest);
-                    let engine = engine.clone();
-                    let _ = tokio::task::spawn_blocking(move || {
-                        engine
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .acked(id)
-                    })
-                    .await;
-                }
-                Ok(Message::Refused { code, detail }) if code.as_str() == "not-ready" => {
-                    debug!(%dest, kind, %detail, "not ready; retrying later");
-                    blocked.insert(dest);
-                }
-                Ok(Message::Refused { code, detail }) => {
-                    error!(%dest, kind, %code, %detail, "message refused; dropped");
-                    let engine = engine.clone();
-                    let _ = tokio::task::spawn_blocking(move || {
-                        engine
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .acked(id)
-                    })
-                    .await;
-                }
-                Ok(other) => {
-                    warn!(%dest, kind, reply = other.kind(), "unexpected reply; retrying later");
-                    blocked.insert(dest);
-                }
-                Err(e) => {
-                    let wait = backoff
-                        .entry(dest.clone())
-                        .or_insert(Duration::from_millis(200));
-                    warn!(%dest, kind, error = %e, retry_in = ?*wait, "cannot deliver; retrying later");
-                    *wait = (*wait * 2).min(Duration::from_secs(10));
-                    blocked.insert(dest);
-                }
-            }
-        }
-        if progress {
-            continue;
-        }
-        let wait = backoff
-            .values()
-            .min()
-            .copied()
-            .unwrap_or(Duration::from_millis(500))
-            .min(Duration::from_millis(500));
-        tokio::select! {
-            _ = stopped.changed() => break,
-            _ = woken.changed() => {}
-            () = tokio::time::sleep(wait) => {}
-        }
-    }
-    // Our connections to the other nodes keep the shared endpoint busy:
-    // close them so the server's drain ends promptly.
-    client.close();
 }

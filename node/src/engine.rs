@@ -154,8 +154,25 @@ impl Engine {
     /// # Errors
     ///
     /// [`EngineError::Store`].
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the daemon reads per destination")
+    )]
     pub(crate) fn outbox(&self, limit: usize) -> Result<Vec<(i64, Name, Message)>, EngineError> {
         Ok(self.store.outbox(limit)?)
+    }
+
+    /// The queued messages to `dest` (oldest first).
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`].
+    pub(crate) fn outbox_to(
+        &self,
+        dest: &Name,
+        limit: usize,
+    ) -> Result<Vec<(i64, Message)>, EngineError> {
+        Ok(self.store.outbox_to(dest, limit)?)
     }
 
     /// A queued message was delivered and acknowledged.

@@ -26,6 +26,7 @@ mod manifest_file;
 mod net;
 mod output;
 mod researcher;
+mod sender;
 mod store;
 
 use std::{ffi::OsString, process::ExitCode};

@@ -129,6 +129,13 @@ impl Nodes {
         self.children[index].id()
     }
 
+    /// SIGKILL member `index` (no chance to clean up); it stays down.
+    pub(crate) fn kill(&mut self, index: usize) {
+        let child = &mut self.children[index];
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+    }
+
     /// SIGKILL (no chance to clean up) and start again from its directory.
     pub(crate) fn kill_and_restart(&mut self, index: usize) {
         let child = &mut self.children[index];
@@ -140,6 +147,9 @@ impl Nodes {
     /// Stops every node (SIGTERM, at most 10 s each, then SIGKILL).
     pub(crate) fn stop(&mut self) {
         for c in &mut self.children {
+            if let Ok(Some(_)) = c.try_wait() {
+                continue; // already stopped (killed)
+            }
             let _ = Command::new("kill")
                 .arg("-TERM")
                 .arg(c.id().to_string())
@@ -289,11 +299,17 @@ pub(crate) fn setup_with(
 
 /// Writes the researcher key and the spec, and submits the project.
 pub(crate) fn submit(s: &Setup, project: &str) -> PathBuf {
+    submit_with(s, project, &REGISTERS)
+}
+
+/// [`submit`] for a project with only `registers` (NPR among them: the
+/// cohort).
+pub(crate) fn submit_with(s: &Setup, project: &str, registers: &[&str]) -> PathBuf {
     let d = s.dir.path();
     let researcher = d.join(format!("{project}-researcher.key"));
     ok(&["keys", "researcher", "--out", path(&researcher)]);
     let mut spec = format!("project = \"{project}\"\ntitle = \"process test\"\nlegal_basis = \"REK test\"\ncohort = \"NPR\"\nexpires = \"2031-12-31\"\n");
-    for r in REGISTERS {
+    for r in registers {
         let cols: Vec<String> = s.pop.extract(r).expect("extract").columns[1..]
             .iter()
             .map(|c| format!("\"{c}\""))
@@ -322,8 +338,13 @@ pub(crate) fn submit(s: &Setup, project: &str) -> PathBuf {
 }
 
 pub(crate) fn approve_all(s: &Setup, project: &str) {
+    approve(s, project, &REGISTERS);
+}
+
+/// Both operators of each of `registers` approve their extract.
+pub(crate) fn approve(s: &Setup, project: &str, registers: &[&str]) {
     let d = s.dir.path();
-    for r in REGISTERS {
+    for r in registers {
         for k in 1..=2 {
             let key = d.join(format!("{r}-operator-{k}.key"));
             let extract = d.join(format!("{r}.csv"));
@@ -348,6 +369,16 @@ pub(crate) fn approve_all(s: &Setup, project: &str) {
 
 /// Fetches into `d/<project>` and checks the tables against the ground truth.
 pub(crate) fn fetch_and_check(s: &Setup, researcher: &Path, project: &str) -> PathBuf {
+    fetch_and_check_with(s, researcher, project, &REGISTERS)
+}
+
+/// [`fetch_and_check`] for a project with only `registers`.
+pub(crate) fn fetch_and_check_with(
+    s: &Setup,
+    researcher: &Path,
+    project: &str,
+    registers: &[&str],
+) -> PathBuf {
     let d = s.dir.path();
     let out = d.join(project);
     eventually(
@@ -365,11 +396,15 @@ pub(crate) fn fetch_and_check(s: &Setup, researcher: &Path, project: &str) -> Pa
         ],
         "fetch",
     );
-    let keystores: Vec<PathBuf> = MEMBERS.iter().map(|m| d.join(m).join("keys")).collect();
+    let keystores: Vec<PathBuf> = registers
+        .iter()
+        .chain(std::iter::once(&"LINKER"))
+        .map(|m| d.join(m).join("keys"))
+        .collect();
     let lnr_of =
         truth::lnr_from_keystores(&keystores, &ProjectId::new(project).expect("valid"), &s.pop)
             .expect("shares");
-    let tables = truth::read_tables(&out, &REGISTERS).expect("tables");
+    let tables = truth::read_tables(&out, registers).expect("tables");
     assert_eq!(
         truth::compare(&s.pop, &lnr_of, "NPR", &tables),
         Vec::<String>::new(),
