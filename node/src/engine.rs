@@ -63,6 +63,16 @@ pub(crate) enum Peer {
     Client,
 }
 
+impl Peer {
+    /// The member's name, or `client`, for log lines.
+    pub(crate) fn label(&self) -> &str {
+        match self {
+            Peer::Member(n) => n.as_str(),
+            Peer::Client => "client",
+        }
+    }
+}
+
 /// An internal failure (not a refusal of the peer's message).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum EngineError {
@@ -213,7 +223,13 @@ impl Engine {
         msg: Message,
         now: u64,
     ) -> Result<Vec<Message>, EngineError> {
+        if let Some(refused) =
+            crate::admission::screen(&self.me, &self.manifest, &self.store, from, &msg)?
+        {
+            return Ok(vec![refused]);
+        }
         let linker = self.role == Role::Linker;
+        let kind = msg.kind();
         let result = match (msg, from) {
             (Message::Hello { version }, _)
                 if version == kobling_protocol::messages::PROTOCOL_VERSION =>
@@ -278,7 +294,7 @@ impl Engine {
         match result {
             Ok(replies) => Ok(replies),
             Err(Refused::Refusal(r)) => {
-                tracing::info!(node = %self.me, code = r.code, detail = %r.detail, "refused a message");
+                tracing::info!(node = %self.me, from = from.label(), kind, code = r.code, detail = %r.detail, "refused a message");
                 Ok(vec![Message::Refused {
                     code: BoundedString::new(r.code).unwrap_or_default(),
                     detail: BoundedString::new(truncate(&r.detail, 1000)).unwrap_or_default(),
