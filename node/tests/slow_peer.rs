@@ -42,6 +42,9 @@ use common::{
 const CONNECTIONS: usize = 12;
 /// Request streams per connection (the node's limit).
 const STREAMS: usize = 32;
+/// Of which this many send complete requests (`Hello`) without pause and
+/// never read the replies; the others announce a full frame and stall.
+const FLOOD_STREAMS: usize = 4;
 
 /// The attacker does not check who it talks to.
 #[derive(Debug)]
@@ -112,6 +115,8 @@ struct Attack {
     streams: AtomicU64,
     /// Body bytes the node took (written before flow control stopped us).
     bytes: AtomicU64,
+    /// Complete requests the node took (their replies never read).
+    requests: AtomicU64,
 }
 
 /// Attacks `linker` until `stop` turns true.
@@ -131,9 +136,12 @@ async fn attack(
         let Ok(conn) = connecting.await else {
             continue;
         };
-        for _ in 0..STREAMS {
+        for i in 0..STREAMS {
             let (conn, report, mut stop) = (conn.clone(), report.clone(), stop.clone());
             tasks.spawn(async move {
+                if i < FLOOD_STREAMS {
+                    return flood(conn, report, stop).await;
+                }
                 let Ok(Ok((mut send, recv))) =
                     tokio::time::timeout(Duration::from_secs(2), conn.open_bi()).await
                 else {
@@ -182,6 +190,33 @@ async fn attack(
     let _ = stop.changed().await;
     tasks.abort_all();
     endpoint.close(0u32.into(), b"done");
+}
+
+/// Sends `Hello` requests on one stream, as fast as the node takes them,
+/// and never reads a reply.
+async fn flood(conn: quinn::Connection, report: Arc<Attack>, stop: watch::Receiver<bool>) {
+    let Ok(Ok((mut send, recv))) =
+        tokio::time::timeout(Duration::from_secs(2), conn.open_bi()).await
+    else {
+        return;
+    };
+    report.streams.fetch_add(1, Ordering::Relaxed);
+    let _never_read = recv;
+    let body = kobling_protocol::messages::encode(&kobling_protocol::messages::Message::Hello {
+        version: kobling_protocol::messages::PROTOCOL_VERSION,
+    });
+    let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    let batch: Vec<u8> = frame.repeat(256);
+    while !*stop.borrow() {
+        match tokio::time::timeout(Duration::from_secs(1), send.write_all(&batch)).await {
+            Ok(Ok(())) => {
+                report.requests.fetch_add(256, Ordering::Relaxed);
+            }
+            Ok(Err(_)) => return,
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }
 
 /// `VmRSS` of process `pid`, in KiB.
@@ -241,8 +276,9 @@ fn a_slow_member_neither_stalls_other_projects_nor_grows_the_nodes_memory() {
 
     eprintln!(
         "FIGURES linker VmRSS: {before} KiB before, {during_attack} KiB under attack, {after} KiB after \
-         the second project; first project (four registers, undisturbed) {:.1}s, second (two, \
+         the second project; {} requests flooded; first project (four registers, undisturbed) {:.1}s, second (two, \
          under attack) {:.1}s; attack: {} connections kept, {} streams, {} MiB of bodies taken",
+        report.requests.load(Ordering::Relaxed),
         undisturbed.as_secs_f64(),
         took.as_secs_f64(),
         report.connected.load(Ordering::Relaxed),
