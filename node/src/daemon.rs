@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  QUIC server ──request──▶ handler ──spawn_blocking──▶ Engine::handle + tick ──▶ replies
-//!  sender loop ◀── Engine::outbox (in order, per destination) ──▶ Client::request ──▶ acked / retry
+//!  sender: a task per destination ◀── Engine::outbox_to (in order) ──▶ Client::request ──▶ acked / retry
 //!  ticker ──every 500 ms──▶ Engine::tick (duties: commit, announce, link, shred)
 //!  SIGINT / SIGTERM ──▶ broadcast shutdown: server drains, loops stop
 //! ```
@@ -12,7 +12,6 @@
 //! on the blocking pool and uses every core through rayon.
 
 use std::{
-    collections::BTreeMap,
     net::SocketAddr,
     path::Path,
     sync::{Arc, Mutex, PoisonError},
@@ -21,9 +20,9 @@ use std::{
 
 use anyhow::{anyhow, Context};
 use kobling_keys::Keystore;
-use kobling_protocol::{manifest::Manifest, messages::Message, types::Name};
+use kobling_protocol::{manifest::Manifest, messages::Message};
 use tokio::sync::watch;
-use tracing::{debug, error, info, warn};
+use tracing::{error, info};
 
 use crate::{
     engine::{Engine, Peer},
@@ -34,6 +33,7 @@ use crate::{
         server::{run as serve, Handler, HandlerFuture, ServerSettings},
         tls::TlsIdentity,
     },
+    sender,
     store::Store,
 };
 
@@ -89,11 +89,31 @@ fn internal(detail: &str) -> Message {
     }
 }
 
+/// How a node runs, beyond its directory and manifest.
+#[derive(Clone, Debug)]
+pub(crate) struct Options {
+    /// The address to listen on (default: the node's manifest address; a
+    /// host name resolves to its first address).
+    pub(crate) listen: Option<String>,
+    /// Points per chunk in the lists this node announces.
+    pub(crate) chunk_size: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            chunk_size: kobling_protocol::hop::DEFAULT_CHUNK_SIZE,
+        }
+    }
+}
+
 /// Runs the node in `dir` until `shutdown` resolves.
 pub(crate) async fn run(
     dir: &Path,
     manifest: Manifest,
     passphrase: Option<&str>,
+    options: &Options,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let keystore =
@@ -107,28 +127,13 @@ pub(crate) async fn run(
     let store = Store::open(dir).context("cannot open the node's state database")?;
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow!("no OS randomness: {e}"))?;
-    let engine = Arc::new(Mutex::new(Engine::new(
-        me.clone(),
-        manifest.clone(),
-        keystore,
-        store,
-        seed,
-    )?));
+    let engine = Arc::new(Mutex::new(
+        Engine::new(me.clone(), manifest.clone(), keystore, store, seed)?
+            .with_chunk_size(options.chunk_size),
+    ));
     let manifest = Arc::new(manifest);
 
-    let bind: SocketAddr = tokio::net::lookup_host(&member.address)
-        .await
-        .with_context(|| format!("cannot resolve this node's address {}", member.address))?
-        .next()
-        .ok_or_else(|| anyhow!("no address for {}", member.address))?;
-    let bind = SocketAddr::new(
-        if bind.ip().is_loopback() {
-            bind.ip()
-        } else {
-            std::net::Ipv4Addr::UNSPECIFIED.into()
-        },
-        bind.port(),
-    );
+    let bind = listen_address(&member.address, options.listen.as_deref()).await?;
     let limits = TransportLimits::default();
     let endpoint = server_endpoint(bind, &identity, manifest.clone(), &limits)
         .with_context(|| format!("cannot listen on {bind}"))?;
@@ -143,7 +148,7 @@ pub(crate) async fn run(
         },
     )
     .context("client configuration")?;
-    info!(node = %me, role = ?member.role, %bind, "node running");
+    info!(node = %me, role = ?member.role, %bind, advertised = %member.address, "node running");
 
     let (wake, woken) = watch::channel(());
     let (stop, stopped) = watch::channel(false);
@@ -151,13 +156,19 @@ pub(crate) async fn run(
         engine: engine.clone(),
         wake: wake.clone(),
     });
-    let sender = tokio::spawn(send_loop(
-        engine.clone(),
-        client,
-        me.clone(),
-        woken,
-        stopped.clone(),
-    ));
+    let client = Arc::new(client);
+    let sender = tokio::spawn({
+        let client = client.clone();
+        let members = manifest.members.iter().map(|m| m.name.clone()).collect();
+        sender::run(
+            engine.clone(),
+            client,
+            me.clone(),
+            members,
+            woken,
+            stopped.clone(),
+        )
+    });
     let ticker = tokio::spawn(tick_loop(engine.clone(), wake, stopped));
     let mut stop_rx = stop.subscribe();
     // A request cut off by the drain deadline is harmless: every step
@@ -172,11 +183,41 @@ pub(crate) async fn run(
     shutdown.await;
     info!(node = %me, "shutting down");
     let _ = stop.send(true);
-    let _ = server.await;
     let _ = sender.await;
+    // Our connections to the other nodes keep the shared endpoint busy:
+    // close them so the server's drain ends promptly.
+    client.close();
+    let _ = server.await;
     let _ = ticker.await;
     info!(node = %me, "stopped");
     Ok(())
+}
+
+/// The socket address to bind: `listen` as given, or else the manifest
+/// `address`'s port on the unspecified address (on loopback if the
+/// manifest address is a loopback one).
+async fn listen_address(address: &str, listen: Option<&str>) -> anyhow::Result<SocketAddr> {
+    if let Some(listen) = listen {
+        return resolve(listen).await;
+    }
+    let advertised = resolve(address).await?;
+    Ok(SocketAddr::new(
+        if advertised.ip().is_loopback() {
+            advertised.ip()
+        } else {
+            std::net::Ipv4Addr::UNSPECIFIED.into()
+        },
+        advertised.port(),
+    ))
+}
+
+/// The first address `address` resolves to.
+async fn resolve(address: &str) -> anyhow::Result<SocketAddr> {
+    tokio::net::lookup_host(address)
+        .await
+        .with_context(|| format!("cannot resolve {address}"))?
+        .next()
+        .ok_or_else(|| anyhow!("no address for {address}"))
 }
 
 async fn tick_loop(
@@ -204,166 +245,4 @@ async fn tick_loop(
         }
         let _ = wake.send(());
     }
-}
-
-/// The messages of one round to one destination.
-struct Queue {
-    engine: Arc<Mutex<Engine>>,
-    client: Arc<Client>,
-    me: Name,
-    dest: Name,
-    stopped: watch::Receiver<bool>,
-}
-
-/// How a round to one destination went.
-#[derive(Debug, Default)]
-struct Outcome {
-    /// Messages acknowledged (or refused for good) and removed.
-    delivered: usize,
-    /// The destination could not be reached.
-    unreachable: bool,
-}
-
-impl Queue {
-    /// Sends `items` in order until one is not acknowledged.
-    async fn drain(self, items: Vec<(i64, Message)>) -> Outcome {
-        let mut outcome = Outcome::default();
-        let dest = &self.dest;
-        for (id, msg) in items {
-            if *self.stopped.borrow() {
-                break;
-            }
-            let kind = msg.kind();
-            let reply = if *dest == self.me {
-                let engine = self.engine.clone();
-                let me = self.me.clone();
-                tokio::task::spawn_blocking(move || {
-                    engine
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .handle(&Peer::Member(me), msg, unix_now())
-                })
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()))
-                .map(|mut r| r.remove(0))
-            } else {
-                self.client
-                    .request(dest, &msg)
-                    .await
-                    .map_err(|e| e.to_string())
-            };
-            match reply {
-                Ok(Message::Ack { .. }) => self.remove(id).await,
-                Ok(Message::Refused { code, detail }) if code.as_str() == "not-ready" => {
-                    debug!(%dest, kind, %detail, "not ready; retrying later");
-                    return outcome;
-                }
-                Ok(Message::Refused { code, detail }) => {
-                    error!(%dest, kind, %code, %detail, "message refused; dropped");
-                    self.remove(id).await;
-                }
-                Ok(other) => {
-                    warn!(%dest, kind, reply = other.kind(), "unexpected reply; retrying later");
-                    return outcome;
-                }
-                Err(e) => {
-                    warn!(%dest, kind, error = %e, "cannot deliver; retrying later");
-                    outcome.unreachable = true;
-                    return outcome;
-                }
-            }
-            outcome.delivered += 1;
-        }
-        outcome
-    }
-
-    async fn remove(&self, id: i64) {
-        let engine = self.engine.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            engine
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .acked(id)
-        })
-        .await;
-    }
-}
-
-/// Drains the outbox: per destination in order, all destinations at once
-/// (a slow or unreachable peer holds up only its own queue, and a hop's
-/// next chunk does not wait for another list's). A `not-ready` refusal or
-/// a connection failure stops that destination until the next round.
-async fn send_loop(
-    engine: Arc<Mutex<Engine>>,
-    client: Client,
-    me: Name,
-    mut woken: watch::Receiver<()>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let client = Arc::new(client);
-    let mut backoff: BTreeMap<Name, Duration> = BTreeMap::new();
-    loop {
-        let batch = {
-            let engine = engine.clone();
-            tokio::task::spawn_blocking(move || {
-                engine
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .outbox(256)
-            })
-            .await
-        };
-        let batch = match batch {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => {
-                error!(error = %e, "cannot read the outbox");
-                Vec::new()
-            }
-            Err(_) => Vec::new(),
-        };
-        let mut queues: BTreeMap<Name, Vec<(i64, Message)>> = BTreeMap::new();
-        for (id, dest, msg) in batch {
-            queues.entry(dest).or_default().push((id, msg));
-        }
-        let mut senders = tokio::task::JoinSet::new();
-        for (dest, items) in queues {
-            let queue = Queue {
-                engine: engine.clone(),
-                client: client.clone(),
-                me: me.clone(),
-                dest: dest.clone(),
-                stopped: stopped.clone(),
-            };
-            senders.spawn(async move { (dest, queue.drain(items).await) });
-        }
-        let mut progress = false;
-        while let Some(done) = senders.join_next().await {
-            let Ok((dest, outcome)) = done else { continue };
-            progress |= outcome.delivered > 0;
-            if outcome.unreachable {
-                let wait = backoff.entry(dest).or_insert(Duration::from_millis(100));
-                *wait = (*wait * 2).min(Duration::from_secs(10));
-            } else if outcome.delivered > 0 {
-                backoff.remove(&dest);
-            }
-        }
-        if progress {
-            continue;
-        }
-        let wait = backoff
-            .values()
-            .min()
-            .copied()
-            .unwrap_or(Duration::from_millis(500))
-            .min(Duration::from_millis(500));
-        tokio::select! {
-            _ = stopped.changed() => break,
-            _ = woken.changed() => {}
-            () = tokio::time::sleep(wait) => {}
-        }
-    }
-    // Our connections to the other nodes keep the shared endpoint busy:
-    // close them so the server's drain ends promptly.
-    client.close();
 }

@@ -65,6 +65,16 @@ pub(crate) enum Peer {
     Client,
 }
 
+impl Peer {
+    /// The member's name, or `client`, for log lines.
+    pub(crate) fn label(&self) -> &str {
+        match self {
+            Peer::Member(n) => n.as_str(),
+            Peer::Client => "client",
+        }
+    }
+}
+
 /// An internal failure (not a refusal of the peer's message).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum EngineError {
@@ -146,7 +156,6 @@ impl Engine {
     }
 
     /// Sets the chunk size of lists this node announces.
-    #[cfg(test)]
     pub(crate) fn with_chunk_size(mut self, chunk_size: u32) -> Self {
         self.chunk_size = chunk_size;
         self
@@ -157,8 +166,25 @@ impl Engine {
     /// # Errors
     ///
     /// [`EngineError::Store`].
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the daemon reads per destination")
+    )]
     pub(crate) fn outbox(&self, limit: usize) -> Result<Vec<(i64, Name, Message)>, EngineError> {
         Ok(self.store.outbox(limit)?)
+    }
+
+    /// The queued messages to `dest` (oldest first).
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`].
+    pub(crate) fn outbox_to(
+        &self,
+        dest: &Name,
+        limit: usize,
+    ) -> Result<Vec<(i64, Message)>, EngineError> {
+        Ok(self.store.outbox_to(dest, limit)?)
     }
 
     /// A queued message was delivered and acknowledged.
@@ -199,7 +225,13 @@ impl Engine {
         msg: Message,
         now: u64,
     ) -> Result<Vec<Message>, EngineError> {
+        if let Some(refused) =
+            crate::admission::screen(&self.me, &self.manifest, &self.store, from, &msg)?
+        {
+            return Ok(vec![refused]);
+        }
         let linker = self.role == Role::Linker;
+        let kind = msg.kind();
         let result = match (msg, from) {
             (Message::Hello { version }, _)
                 if version == kobling_protocol::messages::PROTOCOL_VERSION =>
@@ -266,7 +298,7 @@ impl Engine {
         match result {
             Ok(replies) => Ok(replies),
             Err(Refused::Refusal(r)) => {
-                tracing::info!(node = %self.me, code = r.code, detail = %r.detail, "refused a message");
+                tracing::info!(node = %self.me, from = from.label(), kind, code = r.code, detail = %r.detail, "refused a message");
                 Ok(vec![Message::Refused {
                     code: BoundedString::new(r.code).unwrap_or_default(),
                     detail: BoundedString::new(truncate(&r.detail, 1000)).unwrap_or_default(),

@@ -16,16 +16,20 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod admission;
 mod cli;
 mod cmd;
 mod daemon;
 mod engine;
 mod extract_file;
+#[cfg(test)]
+mod hostile_tests;
 mod keyfile;
 mod manifest_file;
 mod net;
 mod output;
 mod researcher;
+mod sender;
 mod staging;
 mod store;
 

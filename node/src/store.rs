@@ -152,6 +152,34 @@ impl Store {
         Ok(out)
     }
 
+    /// The oldest queued messages to `dest`, up to `limit` or about
+    /// [`OUTBOX_BATCH_BYTES`] (at least one), with their ids.
+    pub(crate) fn outbox_to(
+        &self,
+        dest: &Name,
+        limit: usize,
+    ) -> Result<Vec<(i64, Message)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, bytes FROM outbox WHERE dest = ?1 ORDER BY id LIMIT ?2")?;
+        let rows = stmt.query_map(params![dest.as_str(), limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut out = Vec::new();
+        let mut budget = OUTBOX_BATCH_BYTES;
+        for r in rows {
+            if budget == 0 {
+                break;
+            }
+            let (id, bytes) = r?;
+            budget = budget.saturating_sub(bytes.len());
+            let msg =
+                messages::decode(&bytes).map_err(|_| StoreError::Corrupt("outbox message"))?;
+            out.push((id, msg));
+        }
+        Ok(out)
+    }
+
     /// Removes an acknowledged message.
     pub(crate) fn acked(&mut self, id: i64) -> Result<(), StoreError> {
         self.conn

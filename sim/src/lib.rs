@@ -8,10 +8,14 @@
 //!  population::generate(seed) ──▶ Population { persons, extracts (NPR, KPR, SSB, RESEPT) }
 //!                                   │
 //!  inmem::run_federation ◀──────────┘  the whole protocol in one process, no network
+//!
+//!  relay::Relay: a UDP forwarder with seeded loss, delay, jitter, reordering,
+//!                duplication and cuts, put in front of node processes in tests
 //! ```
 #![forbid(unsafe_code)]
 
 pub mod bench;
 pub mod inmem;
 pub mod population;
+pub mod relay;
 pub mod truth;

@@ -3,6 +3,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Subcommand;
+use kobling_protocol::hop::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_POINTS};
 
 use crate::{daemon, manifest_file};
 
@@ -18,13 +19,29 @@ pub(crate) enum NodeCommand {
         /// The federation manifest every node pins.
         #[arg(long)]
         manifest: PathBuf,
+        /// The UDP address to listen on (and dial from). Default: this
+        /// node's manifest address. Peers always dial the manifest address,
+        /// so use this behind a NAT, a load balancer or a relay that
+        /// forwards the manifest address here.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Points per chunk in the lists this node announces (a power of
+        /// two, at most 65536): smaller chunks stream in more, smaller
+        /// messages.
+        #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE, value_parser = chunk_size)]
+        chunk_size: u32,
     },
 }
 
 impl NodeCommand {
     pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
         match self {
-            NodeCommand::Run { dir, manifest } => {
+            NodeCommand::Run {
+                dir,
+                manifest,
+                listen,
+                chunk_size,
+            } => {
                 let manifest = manifest_file::load(&manifest)?;
                 let passphrase = std::env::var("KOBLING_PASSPHRASE").ok();
                 let rt = tokio::runtime::Builder::new_multi_thread()
@@ -34,11 +51,24 @@ impl NodeCommand {
                     &dir,
                     manifest,
                     passphrase.as_deref(),
+                    &daemon::Options { listen, chunk_size },
                     shutdown_signal(),
                 ))?;
                 Ok(ExitCode::SUCCESS)
             }
         }
+    }
+}
+
+/// A chunk size: a power of two, at most [`MAX_CHUNK_POINTS`].
+fn chunk_size(s: &str) -> Result<u32, String> {
+    let n: u32 = s.parse().map_err(|e| format!("{e}"))?;
+    if n.is_power_of_two() && n as usize <= MAX_CHUNK_POINTS {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} is not a power of two between 1 and {MAX_CHUNK_POINTS}"
+        ))
     }
 }
 

@@ -313,18 +313,18 @@ pub(crate) async fn ask(
         request_timeout: Duration::from_secs(600),
     };
     let client = Client::new(
-        endpoint,
+        endpoint.clone(),
         None,
         Arc::new(manifest.clone()),
         &TransportLimits::default(),
         settings,
     )?;
-    let replies = client
-        .request_all(to, &msg)
-        .await
-        .with_context(|| format!("cannot reach {to}"))?;
+    let replies = client.request_all(to, &msg).await;
+    // Close, and give the close a moment to reach the node: a process that
+    // exits first leaves its connection open there until the idle timeout.
     client.close();
-    Ok(replies)
+    let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+    replies.with_context(|| format!("cannot reach {to}"))
 }
 
 fn expect_ack(replies: Vec<Message>) -> anyhow::Result<()> {

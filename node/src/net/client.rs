@@ -130,10 +130,16 @@ impl Client {
     /// [`ClientError::Connect`], [`ClientError::Connection`] (handshake
     /// refused), [`ClientError::Timeout`].
     pub(crate) async fn connect(&self, member: &Name) -> Result<Connection, ClientError> {
-        if let Some(c) = self.cache().get(member) {
-            if c.conn.close_reason().is_none() {
-                return Ok(c.clone());
+        let stale = {
+            let mut cache = self.cache();
+            match cache.get(member) {
+                Some(c) if c.conn.close_reason().is_none() => return Ok(c.clone()),
+                Some(_) => cache.remove(member),
+                None => None,
             }
+        };
+        if let Some(c) = stale {
+            super::log_stats(&c.conn, "client", member.as_str());
         }
         let c = self.dial(member).await?;
         self.cache().insert(member.clone(), c.clone());
@@ -166,8 +172,9 @@ impl Client {
 
     /// Closes every cached connection.
     pub(crate) fn close(&self) {
-        for (_, c) in self.cache().drain() {
+        for (member, c) in self.cache().drain() {
             c.close();
+            super::log_stats(&c.conn, "client", member.as_str());
         }
     }
 

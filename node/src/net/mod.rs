@@ -12,6 +12,8 @@
 //!            configs
 //!  frame     u32-LE length ‖ postcard message; length checked against
 //!            MAX_FRAME before a byte of the body is read or allocated
+//!  limits    per-peer limits (member, or client IP): connections, request
+//!            slots, frame bytes read piece by piece within a budget
 //!  server    run(endpoint, manifest, handler, settings, shutdown): one task
 //!            per connection, one per request stream, broadcast-and-drop
 //!            graceful shutdown with a drain deadline
@@ -43,18 +45,22 @@
 //!   inside a frame, or bytes that do not decode close the whole
 //!   connection with a [`CloseCode`]; the server keeps serving everyone
 //!   else. Logs name the peer and the reason, never message contents.
-//! - **Memory.** Flow control windows bound what a peer may send ahead of
-//!   the reader, frame buffers grow with the bytes actually received (not
-//!   with the announced length), and the server reads frame bodies only
-//!   within a shared byte budget ([`server::ServerSettings::frame_budget`]):
-//!   when it is spent, readers wait and QUIC flow control pushes back on
-//!   the senders.
+//! - **Memory and fairness.** Flow control windows bound what a peer may
+//!   send ahead of the reader; the server reads frame bodies piece by
+//!   piece, each piece taken from the peer's byte budget before it is read
+//!   (an announced length costs nothing); and each peer — a member, or a
+//!   client's IP address — has its own connections, request slots and
+//!   budget ([`limits`], [`server::ServerSettings::per_member`]; clients
+//!   also share one budget). A peer that stalls, floods or never reads its
+//!   replies waits on its own limits, and QUIC flow control pushes back on
+//!   it alone.
 //!
 //! [`MAX_FRAME`]: kobling_protocol::messages::MAX_FRAME
 
 pub(crate) mod client;
 pub(crate) mod endpoint;
 pub(crate) mod frame;
+pub(crate) mod limits;
 pub(crate) mod peer;
 pub(crate) mod server;
 pub(crate) mod tls;
@@ -86,11 +92,13 @@ pub(crate) enum CloseCode {
     UnknownPeer,
     /// The client gives up on a request stream.
     Cancelled,
+    /// The peer already holds as many connections as it may.
+    TooManyConnections,
 }
 
 impl CloseCode {
     /// All codes, for mapping back from the wire.
-    const ALL: [CloseCode; 7] = [
+    const ALL: [CloseCode; 8] = [
         CloseCode::Shutdown,
         CloseCode::FrameTooLarge,
         CloseCode::Malformed,
@@ -98,6 +106,7 @@ impl CloseCode {
         CloseCode::Timeout,
         CloseCode::UnknownPeer,
         CloseCode::Cancelled,
+        CloseCode::TooManyConnections,
     ];
 
     /// The code on the wire.
@@ -110,6 +119,7 @@ impl CloseCode {
             CloseCode::Timeout => 4,
             CloseCode::UnknownPeer => 5,
             CloseCode::Cancelled => 6,
+            CloseCode::TooManyConnections => 7,
         })
     }
 
@@ -123,6 +133,7 @@ impl CloseCode {
             CloseCode::Timeout => b"timeout",
             CloseCode::UnknownPeer => b"unknown peer",
             CloseCode::Cancelled => b"cancelled",
+            CloseCode::TooManyConnections => b"too many connections",
         }
     }
 
@@ -140,6 +151,23 @@ impl CloseCode {
     pub(crate) fn close_endpoint(self, endpoint: &quinn::Endpoint) {
         endpoint.close(self.varint(), self.reason());
     }
+}
+
+/// Logs what a connection cost on the network (at its end): packets sent
+/// and declared lost (each loss is a retransmission), congestion events,
+/// the last smoothed round-trip time.
+pub(crate) fn log_stats(conn: &quinn::Connection, side: &'static str, peer: &str) {
+    let s = conn.stats();
+    tracing::info!(
+        side,
+        peer,
+        sent_packets = s.path.sent_packets,
+        lost_packets = s.path.lost_packets,
+        lost_bytes = s.path.lost_bytes,
+        congestion_events = s.path.congestion_events,
+        rtt_ms = s.path.rtt.as_millis() as u64,
+        "connection stats"
+    );
 }
 
 /// Displays an error with its chain of sources, `a: b: c`, for log lines.

@@ -4,7 +4,9 @@
 //! ```text
 //!  run ──accept──▶ connection task (one per peer connection)
 //!   │               handshake → Peer::of → accept_bi ──▶ stream task (one per stream)
-//!   │                                                    read_len → budget → read_body
+//!   │               PeerSlot (limits::Peers: per member /   read_len → request slot
+//!   │               client IP; over the limit: closed)      → read_body_metered
+//!   │                                                    → Handler::handle → write reply
 //!   │                                                    → Handler::handle → write reply
 //!   └─ shutdown future fires:
 //!        refuse new connections, drop the broadcast sender (every task's
@@ -24,7 +26,7 @@ use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use quinn::{ConnectionError, Endpoint, Incoming, RecvStream, SendStream};
 use tokio::{
-    sync::{broadcast, Semaphore},
+    sync::broadcast,
     task::{JoinError, JoinSet},
     time::timeout,
 };
@@ -37,6 +39,7 @@ use kobling_protocol::{
 
 use super::{
     frame::{self, FrameError},
+    limits::{PeerKey, PeerLimits, PeerSlot, Peers},
     peer::Peer,
     CloseCode, ErrorChain,
 };
@@ -72,10 +75,18 @@ pub(crate) struct ServerSettings {
     pub(crate) frame_timeout: Duration,
     /// Connections served at once; more are refused.
     pub(crate) max_connections: usize,
-    /// Bytes of request frames being read or handled at once, over all
-    /// connections (at least `MAX_FRAME`). When spent, readers wait and
-    /// flow control pushes back on the senders.
-    pub(crate) frame_budget: usize,
+    /// What one member may hold at once: connections (more are closed),
+    /// requests in hand (more wait), bytes of request bodies (at least
+    /// `MAX_FRAME`; when spent, its readers wait and flow control pushes
+    /// back on it alone).
+    pub(crate) per_member: PeerLimits,
+    /// The same for the clients without a certificate at one IP address
+    /// (command-line clients open a connection per command, and several
+    /// people may share an address).
+    pub(crate) per_client_ip: PeerLimits,
+    /// Bytes of request bodies all clients without a certificate may hold
+    /// together (at least `MAX_FRAME`).
+    pub(crate) clients_frame_budget: usize,
 }
 
 impl Default for ServerSettings {
@@ -84,7 +95,17 @@ impl Default for ServerSettings {
             drain_timeout: Duration::from_secs(10),
             frame_timeout: Duration::from_secs(60),
             max_connections: 256,
-            frame_budget: 8 * MAX_FRAME,
+            per_member: PeerLimits {
+                connections: 4,
+                requests: 16,
+                frame_budget: MAX_FRAME,
+            },
+            per_client_ip: PeerLimits {
+                connections: 32,
+                requests: 32,
+                frame_budget: MAX_FRAME,
+            },
+            clients_frame_budget: 2 * MAX_FRAME,
         }
     }
 }
@@ -103,10 +124,18 @@ pub(crate) async fn run(
     shutdown: impl Future,
 ) {
     let (notify_shutdown, _) = broadcast::channel::<()>(1);
+    let at_least_a_frame = |l: PeerLimits| PeerLimits {
+        frame_budget: l.frame_budget.max(MAX_FRAME),
+        ..l
+    };
     let shared = Arc::new(Shared {
         manifest,
         handler,
-        budget: Semaphore::new(settings.frame_budget.max(MAX_FRAME)),
+        peers: Peers::new(
+            at_least_a_frame(settings.per_member),
+            at_least_a_frame(settings.per_client_ip),
+            settings.clients_frame_budget.max(MAX_FRAME),
+        ),
         settings,
     });
     let mut connections = JoinSet::new();
@@ -149,7 +178,7 @@ pub(crate) async fn run(
 struct Shared {
     manifest: Arc<Manifest>,
     handler: Arc<dyn Handler>,
-    budget: Semaphore,
+    peers: Arc<Peers>,
     settings: ServerSettings,
 }
 
@@ -250,7 +279,16 @@ async fn serve_connection(incoming: Incoming, shared: Arc<Shared>, mut shutdown:
         .as_ref()
         .map_or_else(|| "client".to_string(), |p| p.name.to_string());
     let span = warn_span!("conn", peer = %who, %remote);
-    serve_streams(conn, Arc::new(peer), shared, shutdown)
+    let key = peer.as_ref().map_or(PeerKey::Client(remote.ip()), |p| {
+        PeerKey::Member(p.name.clone())
+    });
+    let Some(slot) = shared.peers.admit(key) else {
+        let _enter = span.enter();
+        warn!("too many connections from this peer; closing");
+        CloseCode::TooManyConnections.close(&conn);
+        return;
+    };
+    serve_streams(conn, Arc::new(peer), Arc::new(slot), shared, shutdown)
         .instrument(span)
         .await;
 }
@@ -258,6 +296,7 @@ async fn serve_connection(incoming: Incoming, shared: Arc<Shared>, mut shutdown:
 async fn serve_streams(
     conn: quinn::Connection,
     peer: Arc<Option<Peer>>,
+    slot: Arc<PeerSlot>,
     shared: Arc<Shared>,
     mut shutdown: Shutdown,
 ) {
@@ -268,7 +307,8 @@ async fn serve_streams(
             accepted = conn.accept_bi() => match accepted {
                 Ok((send, recv)) => {
                     let stream = serve_stream(
-                        conn.clone(), peer.clone(), shared.clone(), shutdown.child(), send, recv,
+                        conn.clone(), peer.clone(), slot.clone(), shared.clone(), shutdown.child(),
+                        send, recv,
                     );
                     streams.spawn(stream.in_current_span());
                 }
@@ -290,13 +330,17 @@ async fn serve_streams(
     if shutdown.is_shutdown {
         CloseCode::Shutdown.close(&conn);
     }
+    let who = peer.as_ref().as_ref().map_or("client", |p| p.name.as_str());
+    super::log_stats(&conn, "server", who);
 }
 
 /// One request stream: frames in, replies out, until the peer finishes its
 /// side, a frame is bad, or the node shuts down between frames.
+#[expect(clippy::too_many_arguments, reason = "the stream task's context")]
 async fn serve_stream(
     conn: quinn::Connection,
     peer: Arc<Option<Peer>>,
+    slot: Arc<PeerSlot>,
     shared: Arc<Shared>,
     mut shutdown: Shutdown,
     mut send: SendStream,
@@ -327,19 +371,22 @@ async fn serve_stream(
             }
             Err(e) => return frame_failed(&conn, stream, &e),
         };
+        // One of the peer's request slots, then the body within its
+        // budget, both held until the replies are sent: a peer that stalls
+        // or does not read holds only its own.
         let read = async {
-            // `len` ≤ MAX_FRAME < 2^32, and the budget holds at least
-            // MAX_FRAME permits, so this can always be granted eventually.
-            let permit = shared
-                .budget
-                .acquire_many(u32::try_from(len).unwrap_or(u32::MAX))
-                .await;
-            (permit, frame::read_body(&mut recv, len).await)
+            let Some(in_hand) = slot.request().await else {
+                return Err(None);
+            };
+            match slot.read_body(&mut recv, len).await {
+                Ok((bytes, request)) => Ok((in_hand, bytes, request)),
+                Err(e) => Err(Some(e)),
+            }
         };
-        let (_permit, request) = match timeout(frame_timeout, read).await {
-            Ok((Ok(permit), Ok(request))) => (permit, request),
-            Ok((_, Err(e))) => return frame_failed(&conn, stream, &e),
-            Ok((Err(_closed), _)) => return,
+        let (_in_hand, _bytes, request) = match timeout(frame_timeout, read).await {
+            Ok(Ok(read)) => read,
+            Ok(Err(Some(e))) => return frame_failed(&conn, stream, &e),
+            Ok(Err(None)) => return,
             Err(_elapsed) => {
                 warn!(%stream, "frame did not arrive in time; resetting stream");
                 return reset(&mut send, &mut recv, CloseCode::Timeout);
