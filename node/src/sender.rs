@@ -190,6 +190,11 @@ async fn deliver(
             info!(%dest, kind, %detail, "the project is closed there; message dropped");
             Outcome::Done
         }
+        // The receiver failed internally (e.g. its disk is full): the
+        // message was not taken; keep it and try again.
+        Ok(Message::Refused { code, detail }) if code.as_str() == "internal" => {
+            Outcome::Failed(format!("{kind}: {dest} failed internally: {detail}"))
+        }
         Ok(Message::Refused { code, detail }) => {
             error!(%dest, kind, %code, %detail, "message refused; dropped");
             Outcome::Done

@@ -31,7 +31,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StoreError {
     /// SQLite failed.
-    #[error("state database: {0}")]
+    #[error("state database: {0}{hint}", hint = write_hint(.0))]
     Sql(#[from] rusqlite::Error),
     /// A stored value does not decode (the database was damaged).
     #[error("state database holds a damaged {0}")]
@@ -44,6 +44,17 @@ pub(crate) enum StoreError {
 /// How many bytes of queued messages [`Store::outbox`] loads at a time
 /// per destination.
 pub(crate) const OUTBOX_BATCH_BYTES: usize = 8 << 20;
+
+/// What an operator should look at when SQLite cannot write or open.
+fn write_hint(e: &rusqlite::Error) -> &'static str {
+    use rusqlite::ErrorCode::{CannotOpen, DiskFull, ReadOnly, SystemIoFailure};
+    match e.sqlite_error_code() {
+        Some(DiskFull | SystemIoFailure | ReadOnly | CannotOpen) => {
+            " (is the disk full, or the node's directory not writable?)"
+        }
+        _ => "",
+    }
+}
 
 /// The node's state database.
 pub(crate) struct Store {

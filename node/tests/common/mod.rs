@@ -430,3 +430,158 @@ pub(crate) fn fetch_and_check_with(
     }
     out
 }
+
+/// Writes the spec of `project` with `registers` (NPR among them: the
+/// cohort) next to the extracts and returns its path; what [`submit_with`]
+/// submits.
+pub(crate) fn write_spec(s: &Setup, project: &str, registers: &[&str]) -> PathBuf {
+    let mut spec = format!("project = \"{project}\"\ntitle = \"process test\"\nlegal_basis = \"REK test\"\ncohort = \"NPR\"\nexpires = \"2031-12-31\"\n");
+    for r in registers {
+        let cols: Vec<String> = s.pop.extract(r).expect("extract").columns[1..]
+            .iter()
+            .map(|c| format!("\"{c}\""))
+            .collect();
+        spec.push_str(&format!(
+            "\n[[registers]]\nname = \"{r}\"\nvariables = [{}]\n",
+            cols.join(", ")
+        ));
+    }
+    let spec_path = s.dir.path().join(format!("{project}.toml"));
+    std::fs::write(&spec_path, spec).expect("write spec");
+    spec_path
+}
+
+/// Checks the tables fetched into `out` against the ground truth: what
+/// [`fetch_and_check_with`] does after fetching.
+pub(crate) fn check_fetched(s: &Setup, out: &Path, project: &str, registers: &[&str]) {
+    let d = s.dir.path();
+    let keystores: Vec<PathBuf> = registers
+        .iter()
+        .chain(std::iter::once(&"LINKER"))
+        .map(|m| d.join(m).join("keys"))
+        .collect();
+    let lnr_of =
+        truth::lnr_from_keystores(&keystores, &ProjectId::new(project).expect("valid"), &s.pop)
+            .expect("shares");
+    let tables = truth::read_tables(out, registers).expect("tables");
+    assert_eq!(
+        truth::compare(&s.pop, &lnr_of, "NPR", &tables),
+        Vec::<String>::new(),
+        "the fetched tables of {project} differ from the ground truth"
+    );
+    let npr = &tables[&kobling_protocol::types::Name::new("NPR").expect("valid")];
+    assert_eq!(
+        npr.iter()
+            .map(|(l, _)| *l)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        s.pop.members("NPR").len(),
+        "the whole cohort"
+    );
+}
+
+/// Rewrites the registers' extracts from a new population `pop` (before
+/// any approval: the nodes read extracts only when approved).
+pub(crate) fn replace_population(s: &mut Setup, pop: Population) {
+    for r in REGISTERS {
+        std::fs::write(
+            s.dir.path().join(format!("{r}.csv")),
+            render_csv(pop.extract(r).expect("extract")),
+        )
+        .expect("write");
+    }
+    s.pop = pop;
+}
+
+/// The (list, hop, chunk) of every "chunk stepped" debug line in a node
+/// log (the engine writes one per chunk verified, stepped and committed).
+pub(crate) fn stepped_chunks(log: &str) -> Vec<(String, u32, u64)> {
+    log.lines()
+        .filter(|l| l.contains("chunk stepped"))
+        .map(without_ansi)
+        .filter_map(|l| {
+            let field = |name: &str| {
+                let start = l.find(&format!(" {name}="))? + name.len() + 2;
+                let rest = &l[start..];
+                Some(rest[..rest.find(' ').unwrap_or(rest.len())].to_string())
+            };
+            Some((
+                field("list")?,
+                field("hop")?.parse().ok()?,
+                field("chunk")?.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// A log line without its ANSI colour codes.
+pub(crate) fn without_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte (a letter).
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl Nodes {
+    /// SIGKILL member `index` and start it again from its directory under
+    /// `sh -c "<prelude>; exec kobling node run …"` (e.g. a `ulimit`).
+    pub(crate) fn kill_and_restart_under(&mut self, index: usize, prelude: &str) {
+        self.kill(index);
+        let plain = self.start_args(index);
+        let name = MEMBERS[index];
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.log_path(name))
+            .expect("log file");
+        self.children[index] = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{prelude}; exec \"$0\" \"$@\""))
+            .arg(BIN)
+            .args(&plain)
+            .env("KOBLING_LOG", &self.log)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start node");
+    }
+
+    /// Starts member `index` again (after [`Nodes::kill`]).
+    pub(crate) fn restart(&mut self, index: usize) {
+        self.children[index] = self.start(index);
+    }
+
+    /// The `kobling` arguments that run member `index`.
+    pub(crate) fn start_args(&self, index: usize) -> Vec<String> {
+        let name = MEMBERS[index];
+        let mut args = vec![
+            "node".to_string(),
+            "run".into(),
+            "--dir".into(),
+            path(&self.dir.join(name)).into(),
+            "--manifest".into(),
+            path(&self.manifest).into(),
+        ];
+        if let Some(listen) = &self.listen[index] {
+            args.extend(["--listen".into(), listen.clone()]);
+        }
+        args.extend(self.args.iter().cloned());
+        args
+    }
+
+    /// Whether member `index` is still running.
+    pub(crate) fn running(&mut self, index: usize) -> bool {
+        matches!(self.children[index].try_wait(), Ok(None))
+    }
+}
