@@ -70,7 +70,7 @@
 
 mod error;
 mod mapping;
-mod records;
+pub(crate) mod records;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -87,6 +87,8 @@ use kobling_protocol::{
     types::Digest,
 };
 
+#[cfg(fuzzing)]
+pub(crate) use self::mapping::read_mapping;
 use self::{
     error::{masked_raw, shown_list},
     records::{Record, RecordReader},
