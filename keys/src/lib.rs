@@ -30,6 +30,8 @@
 //! - `files` does private permissions, atomic no-clobber writes, overwriting;
 //! - `cipher`, `entropy` and `tls` wrap XChaCha20-Poly1305, randomness, rcgen;
 //! - [`error`] has [`KeystoreError`].
+//! - `fuzzing` (only with `--cfg fuzzing`, as `cargo fuzz` builds) exposes
+//!   the keystore and seed file codecs to the targets in `fuzz/`.
 //!
 //! ## Design notes
 //!
@@ -51,6 +53,8 @@ mod entropy;
 pub mod error;
 mod files;
 pub mod format;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 mod kdf;
 pub mod keystore;
 pub mod seeds;

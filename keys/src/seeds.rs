@@ -108,7 +108,7 @@ impl SeedStore {
     pub(crate) fn new(keystore_dir: &Path, master: &[u8; 32]) -> Self {
         Self {
             dir: keystore_dir.join(DOMAINS_DIR),
-            wrap_key: Zeroizing::new(framed_sha3(WRAP_TAG, &[master])),
+            wrap_key: wrap_key(master),
         }
     }
 
@@ -209,6 +209,11 @@ impl SeedStore {
     }
 }
 
+/// The key seed files are wrapped under: `framed_sha3("KOBLING-V1-SEED-WRAP", [m])`.
+pub(crate) fn wrap_key(master: &[u8; 32]) -> Zeroizing<[u8; 32]> {
+    Zeroizing::new(framed_sha3(WRAP_TAG, &[master]))
+}
+
 /// The hex file name stem of a domain.
 pub(crate) fn file_stem(domain: &Domain) -> String {
     hex::encode(framed_sha3(FILE_ID_TAG, &[&domain.to_bytes()]))
@@ -233,7 +238,7 @@ fn aad(domain: &Domain) -> Vec<u8> {
     frame(&[&header(), &domain.to_bytes()])
 }
 
-fn wrap_seed(
+pub(crate) fn wrap_seed(
     key: &[u8; 32],
     domain: &Domain,
     seed: &[u8; 32],
@@ -248,7 +253,7 @@ fn wrap_seed(
     Ok(out)
 }
 
-fn unwrap_seed(
+pub(crate) fn unwrap_seed(
     key: &[u8; 32],
     domain: &Domain,
     bytes: &[u8],

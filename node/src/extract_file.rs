@@ -71,7 +71,7 @@
 
 mod error;
 mod mapping;
-mod records;
+pub(crate) mod records;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -88,6 +88,8 @@ use kobling_protocol::{
     types::Digest,
 };
 
+#[cfg(fuzzing)]
+pub(crate) use self::mapping::read_mapping;
 use self::{
     error::{masked_raw, shown_list},
     records::{Record, RecordReader},
@@ -150,7 +152,7 @@ pub(crate) struct RowIssue {
 
 /// An extract read whole: the summary and the persons (tests: the node
 /// itself stages rows on disk, see [`stage_extract`]).
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 #[derive(Debug)]
 pub(crate) struct ExtractRead {
     /// Counts, digest and columns.
@@ -190,7 +192,7 @@ pub(crate) fn read_extract(
 /// # Errors
 ///
 /// As [`read_extract`].
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 pub(crate) fn read_extract_from(
     input: impl Read,
     options: ParseOptions,
@@ -250,7 +252,7 @@ pub(crate) fn trimmed(s: &str) -> &str {
     s.trim_matches(|c: char| c.is_whitespace() || c == '\u{FEFF}')
 }
 
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 use kobling_protocol::extract::{ListBuilder, Person};
 
 /// The one pass.
@@ -521,7 +523,7 @@ trait Collector {
     fn finish(self) -> (Self::Output, ExtractStats, PerPerson);
 }
 
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 impl Collector for ListBuilder {
     const KEEPS_VALUES: bool = true;
     type Output = Vec<Person>;

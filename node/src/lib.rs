@@ -4,6 +4,8 @@
 //! The crate is the `kobling` binary; its one public item, [`run`], runs
 //! the command line so that tools (the simulator) can start the same
 //! program as their own child processes.
+//! (Built by `cargo fuzz`, with `--cfg fuzzing`, it also has a `fuzzing`
+//! module: the readers of outside bytes, for the targets in `fuzz/`.)
 //!
 //! ## Layout
 //!
@@ -22,6 +24,8 @@ mod cmd;
 mod daemon;
 mod engine;
 mod extract_file;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 #[cfg(test)]
 mod hostile_tests;
 mod keyfile;

@@ -97,6 +97,9 @@ mod report;
 mod show;
 mod verify;
 
+#[cfg(fuzzing)]
+pub(crate) use self::{read::parse as read_transcript, report::Report, show::render as show};
+
 use std::process::ExitCode;
 
 use clap::Subcommand;

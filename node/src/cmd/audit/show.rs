@@ -55,7 +55,7 @@ pub(crate) fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
 
 /// The whole listing, and whether the transcript is sound (well formed,
 /// and verified if a manifest is given).
-fn render(
+pub(crate) fn render(
     path: &str,
     loaded: &Loaded,
     manifest: Option<&Manifest>,
