@@ -1036,6 +1036,11 @@ fn hostile_peers_are_refused_with_a_reason_and_the_nodes_deliver_exactly() {
         }
         assert!(!text.contains("panicked"));
         assert!(identifiers.len() > 100);
+        eprintln!(
+            "FIGURES {} log lines, none holds any of {} identifiers",
+            text.lines().count(),
+            identifiers.len()
+        );
         for id in &identifiers {
             assert!(!text.contains(id.as_str()), "an identifier in the logs");
         }
