@@ -336,7 +336,6 @@ async fn serve_streams(
 
 /// One request stream: frames in, replies out, until the peer finishes its
 /// side, a frame is bad, or the node shuts down between frames.
-#[allow(clippy::too_many_arguments, reason = "the stream task's context")]
 async fn serve_stream(
     conn: quinn::Connection,
     peer: Arc<Option<Peer>>,
