@@ -133,7 +133,18 @@ fn hostile_peers_are_refused_with_a_reason_and_the_nodes_deliver_exactly() {
         let to_ssb = |c: PointChunk| {
             let client = fed.kpr.client.clone();
             let ssb = ssb.clone();
-            async move { code(client.request(&ssb, &Message::Points(c)).await) }
+            // SSB may not have the list's announcement yet: `not-ready` is
+            // the honest answer then, so ask again until it has.
+            async move {
+                for _ in 0..300 {
+                    let answer = code(client.request(&ssb, &Message::Points(c.clone())).await);
+                    if answer != "not-ready" {
+                        return answer;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                "still not-ready after 30 s".to_string()
+            }
         };
 
         // Chunks that break the chain, from the list's genuine previous hop.
