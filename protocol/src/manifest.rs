@@ -220,7 +220,8 @@ impl Key32 {
     /// A message saying what is wrong.
     pub fn from_hex(s: &str) -> Result<Self, &'static str> {
         let s = s.trim();
-        if s.len() != 64 {
+        // `from_str_radix` alone would also take a sign ("+7").
+        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err("expected 64 hex digits");
         }
         let mut out = [0u8; 32];
@@ -372,6 +373,9 @@ pub(crate) mod tests {
         assert_eq!(Key32::from_hex(&k.to_hex()), Ok(k));
         assert!(Key32::from_hex("ab").is_err());
         assert!(Key32::from_hex(&"zz".repeat(32)).is_err());
+        // Found by the `manifest` fuzz target: a sign inside a digit pair.
+        let signed = "44ae8ae5cd5bb7db66c9d4aff1db2512f1df+76f13e14db9407720e4c4d2cf3c";
+        assert_eq!(Key32::from_hex(signed), Err("expected 64 hex digits"));
         let bytes = postcard::to_allocvec(&k).expect("encode");
         assert_eq!(bytes.len(), 32);
     }
