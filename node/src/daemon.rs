@@ -129,7 +129,8 @@ pub(crate) async fn run(
     getrandom::fill(&mut seed).map_err(|e| anyhow!("no OS randomness: {e}"))?;
     let engine = Arc::new(Mutex::new(
         Engine::new(me.clone(), manifest.clone(), keystore, store, seed)?
-            .with_chunk_size(options.chunk_size),
+            .with_chunk_size(options.chunk_size)
+            .with_background_preparation(),
     ));
     let manifest = Arc::new(manifest);
 

@@ -22,7 +22,7 @@
 //! "send it again later" (e.g. a chunk that arrives before the list's
 //! announcement reached this node); any other code is final.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, sync::Arc};
 
 use ed25519_dalek::SigningKey;
 use kobling_keys::{Keystore, KeystoreError};
@@ -31,26 +31,28 @@ use kobling_protocol::{
     delivery::{deliver_item, selection_digest, DeliveredItem, ListDeliverySource},
     group::WirePoint,
     hop::{points_root, Hop, LinkerKeys, ListContext, DEFAULT_CHUNK_SIZE},
-    ident::{Identifier, ParseOptions},
+    ident::ParseOptions,
     link::{link, Cohort, Linkage},
     manifest::{Manifest, Role},
     merkle::{leaf_hash, MerkleTree},
     messages::{Action, Message, SignedRequest, MAX_ITEMS_PER_MESSAGE},
-    owner::{shuffled_positions, OwnerError, OwnerList},
     project::{Duty, ProjectView},
     seal::{open_blinding, HpkePublicKey, HpkeSecretKey, SealedItem, WrappedKey},
     share::Domain,
     transcript::{
-        self, Body, ChunkRecord, Closure, DeliveredList, DeliveryRecord, Entry, InvalidCount,
-        KeyCommitment, LinkSummary, LinkedList, ListAnnouncement, Shredded, SignedStatement,
-        Signer, Statement, Trailer,
+        self, Body, ChunkRecord, Closure, DeliveredList, DeliveryRecord, Entry, KeyCommitment,
+        LinkSummary, LinkedList, Shredded, SignedStatement, Signer, Statement, Trailer,
     },
     types::{Digest, Name, Position, ProjectId},
 };
-use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
+use rand_chacha::{
+    rand_core::{Rng, SeedableRng},
+    ChaCha20Rng,
+};
+use zeroize::Zeroizing;
 
 use crate::{
-    staging::Staging,
+    prepare::{JobError, JobState, ListJob, PreparedList, RETRY_AFTER_SECONDS},
     store::{LinkerTable, Store, StoreError, Tx},
 };
 
@@ -115,6 +117,14 @@ pub(crate) struct Engine {
     store: Store,
     rng: ChaCha20Rng,
     chunk_size: u32,
+    /// Prepare lists on threads of their own (the daemon), or within the
+    /// tick (the in-memory harness).
+    background: bool,
+    /// Lists being prepared, or whose preparation failed, by project.
+    jobs: BTreeMap<ProjectId, JobState>,
+    /// Tests: the next list job waits for this.
+    #[cfg(test)]
+    hold_next_job: Option<std::sync::mpsc::Receiver<()>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -143,6 +153,9 @@ impl Engine {
             EngineError::Internal(format!("{me} is not a member of the manifest"))
         })?;
         let signing = SigningKey::from_bytes(&keystore.signing_key().to_bytes());
+        if let Some(dir) = store.dir() {
+            crate::staging::remove_leftovers(&dir);
+        }
         Ok(Self {
             me,
             role,
@@ -152,7 +165,32 @@ impl Engine {
             store,
             rng: ChaCha20Rng::from_seed(seed),
             chunk_size: DEFAULT_CHUNK_SIZE,
+            background: false,
+            jobs: BTreeMap::new(),
+            #[cfg(test)]
+            hold_next_job: None,
         })
+    }
+
+    /// Tests: the next list job waits until `hold` gets a message.
+    #[cfg(test)]
+    pub(crate) fn hold_next_job(&mut self, hold: std::sync::mpsc::Receiver<()>) {
+        self.hold_next_job = Some(hold);
+    }
+
+    /// Tests: whether a list is being prepared on a thread.
+    #[cfg(test)]
+    pub(crate) fn preparing(&self) -> bool {
+        self.jobs
+            .values()
+            .any(|j| matches!(j, JobState::Running { .. }))
+    }
+
+    /// Prepares lists on threads of their own, so that the node keeps
+    /// answering while it reads, blinds and seals a large extract.
+    pub(crate) fn with_background_preparation(mut self) -> Self {
+        self.background = true;
+        self
     }
 
     /// Sets the chunk size of lists this node announces.
@@ -599,38 +637,74 @@ impl Engine {
             .store
             .transaction(|tx| tx.marked(project, "announce"))?
         {
+            self.jobs.remove(project);
             return Ok(());
         }
+        let result = match self.jobs.remove(project) {
+            Some(JobState::Failed { retry_at }) if now < retry_at => {
+                self.jobs
+                    .insert(project.clone(), JobState::Failed { retry_at });
+                return Ok(());
+            }
+            Some(JobState::Running { handle, cancel }) => {
+                if !handle.is_finished() {
+                    self.jobs
+                        .insert(project.clone(), JobState::Running { handle, cancel });
+                    return Ok(());
+                }
+                handle.join().unwrap_or_else(|_| {
+                    Err(JobError::Refused {
+                        code: "prepare",
+                        detail: "preparing the list failed (a bug: see the log)".into(),
+                    })
+                })
+            }
+            Some(JobState::Failed { .. }) | None => {
+                let job = self.list_job(project, view, extract)?;
+                if self.background {
+                    let state = JobState::spawn(job).map_err(|e| {
+                        EngineError::Internal(format!("cannot start preparing a list: {e}"))
+                    })?;
+                    self.jobs.insert(project.clone(), state);
+                    tracing::info!(node = %self.me, %project, "preparing the list");
+                    return Ok(());
+                }
+                job.run()
+            }
+        };
+        let prepared = match result {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                self.jobs.insert(
+                    project.clone(),
+                    JobState::Failed {
+                        retry_at: now.saturating_add(RETRY_AFTER_SECONDS),
+                    },
+                );
+                return Err(match e {
+                    JobError::Refused { code, detail } => refuse(code, detail).into(),
+                    JobError::Store(e) => EngineError::Store(e).into(),
+                    JobError::Cancelled => {
+                        refuse(NOT_READY, "the list's preparation stopped").into()
+                    }
+                });
+            }
+        };
+        self.queue_list(project, prepared, now)
+    }
+
+    /// What preparing this node's list in `project` needs.
+    fn list_job(
+        &mut self,
+        project: &ProjectId,
+        view: &ProjectView<'_>,
+        extract: Digest,
+    ) -> Result<ListJob, Refused> {
         let order = view.order().ok_or_else(|| refuse(NOT_READY, "no order"))?;
         let path = self
             .store
             .transaction(|tx| tx.extract_path(project, &extract.0))?
             .ok_or_else(|| refuse(NOT_READY, "the approved extract's path is not known"))?;
-        let started = std::time::Instant::now();
-        let mut staging = Staging::create(self.store.dir().as_deref())?;
-        let (summary, ids) = {
-            let staging = &mut staging;
-            crate::extract_file::stage_extract(
-                std::path::Path::new(&path),
-                ParseOptions {
-                    allow_synthetic: order.test_mode,
-                },
-                None,
-                |person, values| staging.push(person, &values).map_err(std::io::Error::other),
-            )
-            .map_err(|e| refuse("extract", e.to_string()))?
-        };
-        staging.seal_off()?;
-        let staged = started.elapsed();
-        tracing::info!(node = %self.me, %project, persons = ids.len(), rows = summary.stats.rows, seconds = staged.as_secs_f64(), "extract read and staged");
-        let (stats, columns) = (summary.stats, summary.columns);
-        if summary.digest != extract {
-            return Err(refuse(
-                "extract-digest",
-                "the extract file changed since it was approved",
-            )
-            .into());
-        }
         let share = self.keystore.share(&Domain::Project(project.clone()))?;
         let researcher = HpkePublicKey::from_bytes(order.researcher_hpke_key.0)
             .map_err(|e| refuse("order", e.to_string()))?;
@@ -640,100 +714,66 @@ impl Engine {
             .ok_or_else(|| refuse("manifest", "no linker"))?;
         let linker_key = HpkePublicKey::from_bytes(linker.hpke_key.0)
             .map_err(|e| refuse("manifest", e.to_string()))?;
-        let linker_name = linker.name.clone();
-        let rejected = |e: OwnerError| StoreError::Rejected(format!("preparing the list: {e}"));
-        let positions = shuffled_positions(ids.len() as u64, &mut self.rng)
-            .map_err(|e| refuse("prepare", e.to_string()))?;
-        let mut owner = OwnerList::new(
-            project,
-            &self.me,
-            ids.len() as u64,
-            &share,
-            &researcher,
-            &linker_key,
-            self.chunk_size,
-            &mut self.rng,
-        )
-        .map_err(|e| refuse("prepare", e.to_string()))?;
         let first_hop = view
             .hops_of(&self.me)
             .first()
             .cloned()
-            .unwrap_or_else(|| linker_name.clone());
-        let (me, signing, chunk_size) = (&self.me, &self.signing, self.chunk_size as usize);
-        let persons = self.store.transaction(|tx| {
+            .unwrap_or_else(|| linker.name.clone());
+        let mut seed = Zeroizing::new([0u8; 32]);
+        self.rng.fill_bytes(seed.as_mut());
+        Ok(ListJob {
+            project: project.clone(),
+            me: self.me.clone(),
+            extract,
+            path: path.into(),
+            options: ParseOptions {
+                allow_synthetic: order.test_mode,
+            },
+            share,
+            researcher,
+            linker_key,
+            linker: linker.name.clone(),
+            first_hop,
+            chunk_size: self.chunk_size,
+            seed,
+            dir: self.store.dir(),
+            cancel: Arc::default(),
+            #[cfg(test)]
+            hold: self.hold_next_job.take(),
+        })
+    }
+
+    /// Queues a prepared list in one transaction: the announcement first in
+    /// the linker's queue, then the points and sealed items in the order
+    /// they were made, then β for the linker.
+    fn queue_list(
+        &mut self,
+        project: &ProjectId,
+        prepared: PreparedList,
+        now: u64,
+    ) -> Result<(), Refused> {
+        let linker = self
+            .manifest
+            .linker()
+            .ok_or_else(|| refuse("manifest", "no linker"))?
+            .name
+            .clone();
+        let started = std::time::Instant::now();
+        let (me, signing) = (&self.me, &self.signing);
+        let PreparedList {
+            staging,
+            announcement,
+            blinding,
+            invalid_rows,
+            seconds,
+        } = prepared;
+        let (persons, rows) = (announcement.persons, announcement.rows);
+        let queued = self.store.transaction(|tx| {
             if !tx.mark(project, "announce")? {
-                return Ok(None);
+                return Ok(false);
             }
-            // The announcement first in the linker's queue, filled in once
-            // its roots are known.
-            let announcement_slot = tx.reserve(project, &linker_name)?;
-            let (mut points_time, mut sealing_time) = (Duration::ZERO, Duration::ZERO);
-            let mut first = 0u64;
-            for chunk in positions.chunks(chunk_size.max(1)) {
-                let chunk_ids: Vec<&Identifier> = chunk.iter().map(|&p| &ids[p as usize]).collect();
-                let t = std::time::Instant::now();
-                let points = owner.points(&chunk_ids).map_err(rejected)?;
-                points_time += t.elapsed();
-                tx.send(project, &first_hop, &Message::Points(points))?;
-                let t = std::time::Instant::now();
-                for batch in chunk.chunks(SEALED_BATCH) {
-                    let rows = batch
-                        .iter()
-                        .map(|&p| staging.rows(p))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    let rows: Vec<&[Vec<String>]> = rows.iter().map(Vec::as_slice).collect();
-                    let items = owner.seal(&rows).map_err(rejected)?;
-                    for part in sealed_batches(&items) {
-                        let n = part.len() as u64;
-                        let items = BoundedVec::new(part.to_vec())
-                            .map_err(|_| StoreError::Corrupt("batch"))?;
-                        tx.send(
-                            project,
-                            &linker_name,
-                            &Message::SealedItems {
-                                project: project.clone(),
-                                list: me.clone(),
-                                first: Position(first),
-                                items,
-                            },
-                        )?;
-                        first += n;
-                    }
-                }
-                sealing_time += t.elapsed();
-            }
-            let header = owner.finish().map_err(rejected)?;
-            tracing::info!(node = %me, %project, points_seconds = points_time.as_secs_f64(), sealing_seconds = sealing_time.as_secs_f64(), "list points and sealed items made");
-            let announcement = ListAnnouncement {
-                list: me.clone(),
-                extract,
-                rows: stats.rows,
-                invalid: BoundedVec::new(
-                    stats
-                        .invalid
-                        .iter()
-                        .map(|i| InvalidCount {
-                            reason: BoundedString::new(i.reason).unwrap_or_default(),
-                            count: i.count,
-                        })
-                        .collect(),
-                )
-                .map_err(|_| StoreError::Rejected("too many invalid reasons".into()))?,
-                persons: header.context.persons,
-                columns: BoundedVec::new(
-                    columns
-                        .iter()
-                        .map(|c| BoundedString::new(c.as_str()).unwrap_or_default())
-                        .collect(),
-                )
-                .map_err(|_| StoreError::Rejected("too many columns".into()))?,
-                blinding_commitment: header.blinding_commitment,
-                points_root: header.points_root,
-                sealed_root: header.sealed_root,
-                chunk_size: header.context.chunk_size,
-                content_key: header.content_key.clone(),
-            };
+            let slot = tx.reserve(project, &linker)?;
+            staging.for_each_queued(|dest, bytes| tx.send_encoded(project, dest, bytes))?;
             let signed = Statement {
                 project: project.clone(),
                 time: now,
@@ -741,21 +781,21 @@ impl Engine {
                 body: Body::ListAnnounced(announcement),
             }
             .sign(signing);
-            tx.fill(announcement_slot, &Message::Statement(signed))?;
+            tx.fill(slot, &Message::Statement(signed))?;
             tx.send(
                 project,
-                &linker_name,
+                &linker,
                 &Message::Blinding {
                     project: project.clone(),
                     list: me.clone(),
-                    sealed: header.blinding_for_linker.clone(),
+                    sealed: blinding,
                 },
             )?;
-            Ok(Some(header.context.persons))
+            Ok(true)
         })?;
         drop(staging);
-        if let Some(persons) = persons {
-            tracing::info!(node = %self.me, %project, persons, rows = stats.rows, invalid = stats.invalid_rows(), seconds = started.elapsed().as_secs_f64(), "list announced");
+        if queued {
+            tracing::info!(node = %self.me, %project, persons, rows, invalid = invalid_rows, seconds, queue_seconds = started.elapsed().as_secs_f64(), "list announced");
         }
         Ok(())
     }
@@ -1276,6 +1316,8 @@ impl Engine {
     }
 
     fn shred(&mut self, project: &ProjectId, now: u64) -> Result<(), Refused> {
+        // A list still being prepared is dropped (the job stops).
+        self.jobs.remove(project);
         let domain = Domain::Project(project.clone());
         if !self.store.transaction(|tx| tx.marked(project, "shred"))? {
             self.keystore.shred(&domain)?;
@@ -1385,30 +1427,6 @@ fn now_of(entries: &[Entry]) -> u64 {
         .map(|e| e.signed.statement.time)
         .max()
         .unwrap_or_default()
-}
-
-/// Persons sealed at a time while a list is prepared.
-const SEALED_BATCH: usize = 1024;
-
-/// Sealed items in batches of at most [`MAX_ITEMS_PER_MESSAGE`] items and
-/// about 8 MiB.
-fn sealed_batches(items: &[SealedItem]) -> Vec<&[SealedItem]> {
-    let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0usize);
-    for (i, item) in items.iter().enumerate() {
-        if i > start
-            && (i - start == MAX_ITEMS_PER_MESSAGE || bytes + item.as_bytes().len() > 8 << 20)
-        {
-            out.push(&items[start..i]);
-            start = i;
-            bytes = 0;
-        }
-        bytes += item.as_bytes().len();
-    }
-    if start < items.len() {
-        out.push(&items[start..]);
-    }
-    out
 }
 
 /// SHA3-256 of a file, streamed.

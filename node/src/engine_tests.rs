@@ -44,6 +44,10 @@ struct Fed {
     pop: Population,
     /// The expiry date put in orders.
     expires: u64,
+    /// Prepare lists on threads (as the daemon does).
+    background: bool,
+    /// A node whose list jobs `pump` does not wait for.
+    held: Option<Name>,
 }
 
 impl Fed {
@@ -114,6 +118,8 @@ impl Fed {
             researcher_hpke: HpkeSecretKey::generate(&mut rng),
             pop,
             expires: NOW + 86_400 * 365,
+            background: false,
+            held: None,
         };
         for m in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
             fed.start(m);
@@ -128,9 +134,12 @@ impl Fed {
         let store = Store::open(&base).expect("store");
         let mut seed = [0u8; 32];
         seed[..m.len()].copy_from_slice(m.as_bytes());
-        let engine = Engine::new(name(m), self.manifest.clone(), ks, store, seed)
+        let mut engine = Engine::new(name(m), self.manifest.clone(), ks, store, seed)
             .expect("engine")
             .with_chunk_size(64);
+        if self.background {
+            engine = engine.with_background_preparation();
+        }
         self.engines.insert(name(m), engine);
     }
 
@@ -291,7 +300,14 @@ impl Fed {
             }
             crash(self, round);
             if progress == 0 {
-                return;
+                let preparing = self
+                    .engines
+                    .iter()
+                    .any(|(n, e)| Some(n) != self.held.as_ref() && e.preparing());
+                if !preparing {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
             }
         }
         panic!("the federation did not settle");
@@ -578,4 +594,91 @@ fn an_expired_project_is_closed_shredded_and_refuses_approvals_and_fetches() {
         refused_with(&fed.client_at("LINKER", Message::Fetch(req), late)[0]),
         Some("expired")
     );
+}
+
+#[test]
+fn a_node_keeps_stepping_other_lists_while_it_prepares_its_own_in_the_background() {
+    let mut fed = Fed::new(300);
+    fed.background = true;
+    for m in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
+        fed.start(m);
+    }
+    let (release, hold) = std::sync::mpsc::channel();
+    fed.engines
+        .get_mut(&name("SSB"))
+        .expect("SSB")
+        .hold_next_job(hold);
+    fed.held = Some(name("SSB"));
+    fed.submit("P-BG");
+    fed.pump();
+    approve_all(&mut fed, "P-BG");
+    fed.pump();
+
+    // SSB's own list is still being prepared, yet SSB has done its hop on
+    // both other lists: they reached the linker.
+    assert!(fed.engines[&name("SSB")].preparing());
+    let entries = fed.engines[&name("LINKER")]
+        .transcript(&ProjectId::new("P-BG").expect("valid"))
+        .expect("entries");
+    let view = ProjectView::new(&fed.manifest, &entries);
+    assert!(view.announcement(&name("SSB")).is_none());
+    for list in ["NPR", "KPR"] {
+        assert!(view.announcement(&name(list)).is_some(), "{list} announced");
+        let ssb_hop = entries.iter().any(|e| match &e.signed.statement.body {
+            Body::Hop(h) => h.list == name(list) && h.member == name("SSB"),
+            _ => false,
+        });
+        assert!(ssb_hop, "SSB stepped {list} while preparing its own list");
+    }
+
+    release.send(()).expect("the job waits");
+    fed.held = None;
+    fed.pump();
+    assert_eq!(fed.duties("P-BG", "LINKER"), vec![Duty::Deliver]);
+    fed.check_delivery("P-BG");
+}
+
+#[test]
+fn a_list_being_prepared_is_dropped_when_its_project_closes() {
+    let mut fed = Fed::new(200);
+    fed.background = true;
+    for m in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
+        fed.start(m);
+    }
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    fed.engines
+        .get_mut(&name("SSB"))
+        .expect("SSB")
+        .hold_next_job(hold);
+    fed.held = Some(name("SSB"));
+    fed.submit("P-CL");
+    fed.pump();
+    approve_all(&mut fed, "P-CL");
+    fed.pump();
+    assert!(fed.engines[&name("SSB")].preparing());
+    assert!(matches!(
+        fed.request("P-CL", Action::Close)[0],
+        Message::Ack { .. }
+    ));
+    fed.pump();
+    assert!(
+        !fed.engines[&name("SSB")].preparing(),
+        "the job is dropped at shredding"
+    );
+    drop(release);
+    // The stopped job removes its scratch file.
+    let scratch = fed.dir.path().join("SSB").join("staging-P-CL.db");
+    for _ in 0..400 {
+        if !scratch.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(!scratch.exists(), "the scratch file is gone");
+    let entries = fed.engines[&name("LINKER")]
+        .transcript(&ProjectId::new("P-CL").expect("valid"))
+        .expect("entries");
+    assert!(entries.iter().all(
+        |e| !matches!(&e.signed.statement.body, Body::ListAnnounced(a) if a.list == name("SSB"))
+    ));
 }

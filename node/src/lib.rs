@@ -32,6 +32,7 @@ mod keyfile;
 mod manifest_file;
 mod net;
 mod output;
+mod prepare;
 mod researcher;
 mod sender;
 mod staging;

@@ -9,12 +9,21 @@
 //!                                    rows of each person ─▶ sealed items
 //! ```
 //!
+//! The same file then holds the list's outgoing messages (point chunks for
+//! the first hop, sealed items for the linker) in order, until the engine
+//! moves them into its outbox in one transaction (see [`crate::prepare`]).
+//!
 //! The file is the register's own (it holds identifiers' rows, never the
-//! identifiers themselves), written without a journal (it is rebuilt from
-//! the extract after a crash), and removed when the list is announced.
+//! identifiers themselves), readable by its owner only, written without a
+//! journal (it is rebuilt from the extract after a crash), and removed when
+//! the list is announced or its preparation ends.
 
 use std::path::{Path, PathBuf};
 
+use kobling_protocol::{
+    messages::{self, Message},
+    types::Name,
+};
 use rusqlite::{params, Connection};
 
 use crate::store::StoreError;
@@ -35,18 +44,20 @@ impl std::fmt::Debug for Staging {
 }
 
 impl Staging {
-    /// A fresh staging file in `dir` (any earlier one is discarded), or an
-    /// in-memory one without a directory (tests).
+    /// A fresh staging file `staging-<name>.db` in `dir` (any earlier one is
+    /// discarded), or an in-memory one without a directory (tests).
     ///
     /// # Errors
     ///
     /// [`StoreError::Sql`] if the file cannot be created.
-    pub(crate) fn create(dir: Option<&Path>) -> Result<Self, StoreError> {
+    pub(crate) fn create(dir: Option<&Path>, name: &str) -> Result<Self, StoreError> {
         let (conn, path) = match dir {
             Some(dir) => {
-                let path = dir.join("staging.db");
+                let path = dir.join(format!("{PREFIX}{name}.db"));
                 let _ = std::fs::remove_file(&path);
-                (Connection::open(&path)?, Some(path))
+                let conn = Connection::open(&path)?;
+                owner_only(&path)?;
+                (conn, Some(path))
             }
             None => (Connection::open_in_memory()?, None),
         };
@@ -54,6 +65,7 @@ impl Staging {
         conn.pragma_update(None, "synchronous", "OFF")?;
         conn.execute_batch(
             "CREATE TABLE rows (person INTEGER NOT NULL, seq INTEGER NOT NULL, bytes BLOB NOT NULL);
+             CREATE TABLE outgoing (id INTEGER PRIMARY KEY, dest TEXT NOT NULL, bytes BLOB NOT NULL);
              BEGIN;",
         )?;
         Ok(Self {
@@ -84,7 +96,50 @@ impl Staging {
     /// [`StoreError::Sql`].
     pub(crate) fn seal_off(&mut self) -> Result<(), StoreError> {
         self.conn
-            .execute_batch("COMMIT; CREATE INDEX rows_person ON rows (person, seq);")?;
+            .execute_batch("COMMIT; CREATE INDEX rows_person ON rows (person, seq); BEGIN;")?;
+        Ok(())
+    }
+
+    /// Queues an outgoing message for `dest`, after those queued before.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Sql`] (e.g. the disk is full).
+    pub(crate) fn queue(&mut self, dest: &Name, message: &Message) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("INSERT INTO outgoing (dest, bytes) VALUES (?1, ?2)")?
+            .execute(params![dest.as_str(), messages::encode(message)])?;
+        Ok(())
+    }
+
+    /// Ends the queueing (commits).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Sql`].
+    pub(crate) fn queued_all(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("COMMIT;")?;
+        Ok(())
+    }
+
+    /// Every queued message, in order, as (destination, encoded message).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`], or the first error of `f`.
+    pub(crate) fn for_each_queued(
+        &self,
+        mut f: impl FnMut(&str, &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT dest, bytes FROM outgoing ORDER BY id")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let dest: String = row.get(0)?;
+            let bytes = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            f(&dest, bytes)?;
+        }
         Ok(())
     }
 
@@ -106,6 +161,36 @@ impl Staging {
     }
 }
 
+/// Staging files are named `staging-<project>.db`.
+const PREFIX: &str = "staging-";
+
+/// Removes staging files left in `dir` by a node that stopped while it
+/// prepared a list (they are rebuilt from the extract).
+pub(crate) fn remove_leftovers(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if (name.starts_with(PREFIX) && name.ends_with(".db")) || name == "staging.db" {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[cfg(unix)]
+fn owner_only(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| StoreError::Rejected(format!("cannot restrict the staging file: {e}")))
+}
+
+#[cfg(not(unix))]
+fn owner_only(_: &Path) -> Result<(), StoreError> {
+    Ok(())
+}
+
 impl Drop for Staging {
     fn drop(&mut self) {
         if let Some(path) = &self.path {
@@ -121,7 +206,7 @@ mod tests {
     #[test]
     fn rows_come_back_per_person_in_order_and_the_file_goes() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Staging::create(Some(dir.path())).expect("create");
+        let mut s = Staging::create(Some(dir.path()), "P-1").expect("create");
         let row = |a: &str| vec![a.to_string(), format!("{a}-2")];
         s.push(1, &row("a")).expect("push");
         s.push(0, &row("b")).expect("push");
@@ -130,8 +215,61 @@ mod tests {
         assert_eq!(s.rows(1).expect("rows"), vec![row("a"), row("c")]);
         assert_eq!(s.rows(0).expect("rows"), vec![row("b")]);
         assert!(s.rows(2).expect("rows").is_empty());
-        assert!(dir.path().join("staging.db").exists());
+        let file = dir.path().join("staging-P-1.db");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file).expect("file").permissions().mode();
+            assert_eq!(mode & 0o077, 0, "readable by others: {mode:o}");
+        }
         drop(s);
-        assert!(!dir.path().join("staging.db").exists());
+        assert!(!file.exists());
+    }
+
+    #[test]
+    fn queued_messages_come_back_in_order() {
+        let mut s = Staging::create(None, "P-1").expect("create");
+        s.seal_off().expect("index");
+        let npr = Name::new("NPR").expect("valid");
+        let linker = Name::new("LINKER").expect("valid");
+        let ack = |b: u8| Message::Ack {
+            of: kobling_protocol::types::Digest([b; 32]),
+        };
+        let msgs = [(npr.clone(), ack(1)), (linker, ack(2)), (npr, ack(3))];
+        for (dest, m) in &msgs {
+            s.queue(dest, m).expect("queue");
+        }
+        s.queued_all().expect("commit");
+        let mut got = Vec::new();
+        s.for_each_queued(|dest, bytes| {
+            got.push((dest.to_string(), bytes.to_vec()));
+            Ok(())
+        })
+        .expect("read");
+        let want: Vec<(String, Vec<u8>)> = msgs
+            .iter()
+            .map(|(d, m)| (d.to_string(), messages::encode(m)))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn leftovers_of_a_stopped_node_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for f in [
+            "staging-P-1.db",
+            "staging.db",
+            "state.db",
+            "staging-notes.txt",
+        ] {
+            std::fs::write(dir.path().join(f), b"x").expect("write");
+        }
+        remove_leftovers(dir.path());
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["staging-notes.txt", "state.db"]);
     }
 }

@@ -250,7 +250,19 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Marks a one-shot step as taken; false if it already was.
+    /// Queues an already encoded message for `dest`.
+    pub(crate) fn send_encoded(
+        &self,
+        project: &ProjectId,
+        dest: &str,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached("INSERT INTO outbox (project, dest, bytes) VALUES (?1, ?2, ?3)")?
+            .execute(params![project.as_str(), dest, bytes])?;
+        Ok(())
+    }
+
     /// Queues an empty message to `dest` now, to be filled with
     /// [`fill`](Self::fill) later in the same transaction: it keeps its
     /// place in the queue (e.g. an announcement whose roots are known
@@ -272,6 +284,7 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Marks a one-shot step as taken; false if it already was.
     pub(crate) fn mark(&self, project: &ProjectId, step: &str) -> Result<bool, StoreError> {
         let n = self.0.execute(
             "INSERT OR IGNORE INTO sent (project, step) VALUES (?1, ?2)",

@@ -1,0 +1,309 @@
+//! Preparing a register's list for the chain, away from the engine.
+//!
+//! ```text
+//!  tick: Duty::AnnounceList ─▶ ListJob (extract path, share, keys, seed)
+//!     background thread:  extract ─▶ staging rows ─▶ shuffled positions
+//!                         ─▶ per chunk: points ─▶ staging "outgoing"
+//!                                       sealed items ─▶ staging "outgoing"
+//!                         ─▶ PreparedList (announcement body, blinding)
+//!  tick (engine lock, one transaction): announcement slot, every queued
+//!     message into the outbox in order, the signed announcement, blinding
+//! ```
+//!
+//! Reading, hashing, blinding and sealing a national list takes minutes; a
+//! node that did it while holding its engine would answer nobody in that
+//! time (other projects' chunks, status requests). The job works on its
+//! own scratch file and a copy of what it needs; the engine only moves the
+//! finished messages into its outbox, signs the announcement and marks the
+//! list announced, all in one commit. A node stopped mid-way loses only
+//! the scratch file and prepares the list again from the extract.
+
+use std::{
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use kobling_protocol::{
+    bounded::{BoundedString, BoundedVec},
+    ident::{Identifier, ParseOptions},
+    messages::{Message, MAX_ITEMS_PER_MESSAGE},
+    owner::{shuffled_positions, OwnerList},
+    seal::{HpkePublicKey, SealedItem, WrappedKey},
+    share::Share,
+    transcript::{InvalidCount, ListAnnouncement},
+    types::{Digest, Name, Position, ProjectId},
+};
+use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
+use zeroize::Zeroizing;
+
+use crate::{staging::Staging, store::StoreError};
+
+/// Everything needed to prepare one list, owned, so that it can run on its
+/// own thread.
+pub(crate) struct ListJob {
+    pub(crate) project: ProjectId,
+    pub(crate) me: Name,
+    /// The approved extract's digest and path.
+    pub(crate) extract: Digest,
+    pub(crate) path: PathBuf,
+    pub(crate) options: ParseOptions,
+    /// This register's project share.
+    pub(crate) share: Share,
+    pub(crate) researcher: HpkePublicKey,
+    pub(crate) linker_key: HpkePublicKey,
+    pub(crate) linker: Name,
+    /// Where the points go first.
+    pub(crate) first_hop: Name,
+    pub(crate) chunk_size: u32,
+    /// Seeds the list's randomness (permutation, blinding, keys).
+    pub(crate) seed: Zeroizing<[u8; 32]>,
+    /// The node's directory (scratch file), or none (in memory, tests).
+    pub(crate) dir: Option<PathBuf>,
+    /// Set to stop the job (project closed, node stopping).
+    pub(crate) cancel: Arc<AtomicBool>,
+    /// Tests: the job waits for a message (or a hang-up) before it starts.
+    #[cfg(test)]
+    pub(crate) hold: Option<std::sync::mpsc::Receiver<()>>,
+}
+
+/// A list ready to announce: its messages wait in `staging`.
+pub(crate) struct PreparedList {
+    pub(crate) staging: Staging,
+    /// The announcement's body, to be signed when it is queued.
+    pub(crate) announcement: ListAnnouncement,
+    /// β sealed to the linker.
+    pub(crate) blinding: WrappedKey,
+    pub(crate) invalid_rows: u64,
+    pub(crate) seconds: f64,
+}
+
+/// Why a list could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum JobError {
+    /// Something the operator must fix (the extract, the order, a key):
+    /// a stable code and a detail without identifiers.
+    #[error("{code}: {detail}")]
+    Refused { code: &'static str, detail: String },
+    /// The scratch file (e.g. the disk is full).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The job was told to stop.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+fn refused(code: &'static str, detail: impl ToString) -> JobError {
+    JobError::Refused {
+        code,
+        detail: detail.to_string(),
+    }
+}
+
+/// Persons sealed at a time.
+const SEALED_BATCH: usize = 1024;
+
+impl ListJob {
+    fn check(&self) -> Result<(), JobError> {
+        if self.cancel.load(Ordering::Relaxed) {
+            Err(JobError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Prepares the list.
+    ///
+    /// # Errors
+    ///
+    /// [`JobError`].
+    pub(crate) fn run(self) -> Result<PreparedList, JobError> {
+        #[cfg(test)]
+        if let Some(hold) = &self.hold {
+            let _ = hold.recv();
+        }
+        let started = Instant::now();
+        let mut staging = Staging::create(self.dir.as_deref(), self.project.as_str())?;
+        let (summary, ids) = {
+            let (staging, cancel) = (&mut staging, &self.cancel);
+            crate::extract_file::stage_extract(&self.path, self.options, None, |person, values| {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(std::io::Error::other("cancelled"));
+                }
+                staging.push(person, &values).map_err(std::io::Error::other)
+            })
+        }
+        .map_err(|e| match self.check() {
+            Err(cancelled) => cancelled,
+            Ok(()) => refused("extract", e),
+        })?;
+        staging.seal_off()?;
+        tracing::info!(node = %self.me, project = %self.project, persons = ids.len(), rows = summary.stats.rows, seconds = started.elapsed().as_secs_f64(), "extract read and staged");
+        if summary.digest != self.extract {
+            return Err(refused(
+                "extract-digest",
+                "the extract file changed since it was approved",
+            ));
+        }
+        let mut rng = ChaCha20Rng::from_seed(*self.seed);
+        let positions =
+            shuffled_positions(ids.len() as u64, &mut rng).map_err(|e| refused("prepare", e))?;
+        let mut owner = OwnerList::new(
+            &self.project,
+            &self.me,
+            ids.len() as u64,
+            &self.share,
+            &self.researcher,
+            &self.linker_key,
+            self.chunk_size,
+            &mut rng,
+        )
+        .map_err(|e| refused("prepare", e))?;
+        let (mut points_time, mut sealing_time) = (Duration::ZERO, Duration::ZERO);
+        let mut first = 0u64;
+        for chunk in positions.chunks((self.chunk_size as usize).max(1)) {
+            self.check()?;
+            let t = Instant::now();
+            let chunk_ids: Vec<&Identifier> = chunk.iter().map(|&p| &ids[p as usize]).collect();
+            let points = owner
+                .points(&chunk_ids)
+                .map_err(|e| refused("prepare", e))?;
+            points_time += t.elapsed();
+            staging.queue(&self.first_hop, &Message::Points(points))?;
+            let t = Instant::now();
+            for batch in chunk.chunks(SEALED_BATCH) {
+                let rows = batch
+                    .iter()
+                    .map(|&p| staging.rows(p))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let rows: Vec<&[Vec<String>]> = rows.iter().map(Vec::as_slice).collect();
+                let items = owner.seal(&rows).map_err(|e| refused("prepare", e))?;
+                for part in sealed_batches(&items) {
+                    let n = part.len() as u64;
+                    let items =
+                        BoundedVec::new(part.to_vec()).map_err(|_| StoreError::Corrupt("batch"))?;
+                    staging.queue(
+                        &self.linker,
+                        &Message::SealedItems {
+                            project: self.project.clone(),
+                            list: self.me.clone(),
+                            first: Position(first),
+                            items,
+                        },
+                    )?;
+                    first += n;
+                }
+            }
+            sealing_time += t.elapsed();
+        }
+        staging.queued_all()?;
+        let header = owner.finish().map_err(|e| refused("prepare", e))?;
+        tracing::info!(node = %self.me, project = %self.project, points_seconds = points_time.as_secs_f64(), sealing_seconds = sealing_time.as_secs_f64(), "list points and sealed items made");
+        let stats = summary.stats;
+        let announcement = ListAnnouncement {
+            list: self.me.clone(),
+            extract: self.extract,
+            rows: stats.rows,
+            invalid: BoundedVec::new(
+                stats
+                    .invalid
+                    .iter()
+                    .map(|i| InvalidCount {
+                        reason: BoundedString::new(i.reason).unwrap_or_default(),
+                        count: i.count,
+                    })
+                    .collect(),
+            )
+            .map_err(|_| refused("extract", "too many kinds of invalid rows"))?,
+            persons: header.context.persons,
+            columns: BoundedVec::new(
+                summary
+                    .columns
+                    .iter()
+                    .map(|c| BoundedString::new(c.as_str()).unwrap_or_default())
+                    .collect(),
+            )
+            .map_err(|_| refused("extract", "too many columns"))?,
+            blinding_commitment: header.blinding_commitment,
+            points_root: header.points_root,
+            sealed_root: header.sealed_root,
+            chunk_size: header.context.chunk_size,
+            content_key: header.content_key.clone(),
+        };
+        Ok(PreparedList {
+            staging,
+            announcement,
+            blinding: header.blinding_for_linker,
+            invalid_rows: stats.invalid_rows(),
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// A list being prepared on its own thread, or the last failure.
+pub(crate) enum JobState {
+    /// Running; `cancel` stops it.
+    Running {
+        handle: std::thread::JoinHandle<Result<PreparedList, JobError>>,
+        cancel: CancelOnDrop,
+    },
+    /// Failed; not tried again before `retry_at` (Unix seconds).
+    Failed { retry_at: u64 },
+}
+
+impl JobState {
+    /// Starts `job` on a thread of its own.
+    ///
+    /// # Errors
+    ///
+    /// The OS refused a thread.
+    pub(crate) fn spawn(job: ListJob) -> std::io::Result<Self> {
+        let cancel = job.cancel.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("prepare {}", job.project))
+            .spawn(move || job.run())?;
+        Ok(Self::Running {
+            handle,
+            cancel: CancelOnDrop(cancel),
+        })
+    }
+}
+
+/// Stops a job when its state is dropped (project shredded, node stopped):
+/// it ends at its next chunk or row and removes its scratch file.
+pub(crate) struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How long a failed preparation waits before it is tried again: long
+/// enough not to re-read a national extract twice a second, short enough
+/// for an operator who fixed the file.
+pub(crate) const RETRY_AFTER_SECONDS: u64 = 10;
+
+/// Sealed items in batches of at most [`MAX_ITEMS_PER_MESSAGE`] items and
+/// about 8 MiB.
+pub(crate) fn sealed_batches(items: &[SealedItem]) -> Vec<&[SealedItem]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0usize);
+    for (i, item) in items.iter().enumerate() {
+        if i > start
+            && (i - start == MAX_ITEMS_PER_MESSAGE || bytes + item.as_bytes().len() > 8 << 20)
+        {
+            out.push(&items[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += item.as_bytes().len();
+    }
+    if start < items.len() {
+        out.push(&items[start..]);
+    }
+    out
+}
