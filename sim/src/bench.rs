@@ -54,6 +54,14 @@ pub struct HopFigures {
     pub verify_us: f64,
     /// Proving one's own chunk proofs, µs per point.
     pub prove_us: f64,
+    /// Decompressing points alone (what the next hop pays again for the
+    /// previous hop's inputs), µs per point.
+    pub decompress_us: f64,
+    /// One batch combination `Σ c_t·P_t` with 128-bit coefficients,
+    /// their derivation included, µs per point.
+    pub combination_us: f64,
+    /// One chunk digest (`points_root`), µs per point.
+    pub root_us: f64,
     /// CPU time of this process (all threads) for the kernel, µs per
     /// point, where the OS tells (`/proc/self/stat`): unlike wall time it
     /// does not move when other processes share the cores.
@@ -66,6 +74,17 @@ impl HopFigures {
     /// `kernel / hop`: 1.0 means the hop costs no more than the kernel.
     pub fn ratio(&self) -> f64 {
         self.kernel_us / self.hop_us
+    }
+
+    /// The best `hop_ratio` the protocol allows with these kernels: a hop
+    /// does the kernel, and verifying its previous hop (PROTOCOL.md §6)
+    /// cannot avoid decompressing that hop's inputs, three combinations
+    /// (`A` and `B` to check, `A` to prove) and three chunk digests (the
+    /// previous input, this input, this output). Encoding, framing and
+    /// the proofs' few fixed-base multiplications come on top.
+    pub fn floor_ratio(&self) -> f64 {
+        self.kernel_us
+            / (self.kernel_us + self.decompress_us + 3.0 * self.combination_us + 3.0 * self.root_us)
     }
 
     /// The same ratio in CPU time.
@@ -200,6 +219,31 @@ pub fn hop_figures(n: usize, chunk_size: u32) -> HopFigures {
         .collect();
     let mut verify = Duration::ZERO;
     let mut prove = Duration::ZERO;
+    let (mut decompress, mut combination, mut root) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    for c in &chunks {
+        let t = Instant::now();
+        let decoded = chain::decode_points(&c.output, 0).expect("valid");
+        decompress += t.elapsed();
+        let t = Instant::now();
+        let output_root = points_root(&c.output);
+        root += t.elapsed();
+        let statement = ChunkStatement {
+            project: &project,
+            list: &list,
+            hop: 1,
+            chunk: c.chunk,
+            key: h1.key(),
+            input_root: output_root,
+            output_root,
+            count: c.output.len() as u64,
+        };
+        let t = Instant::now();
+        let coefficients = statement.coefficients();
+        let sum = dleq::vartime_combination(&coefficients, &decoded);
+        combination += t.elapsed();
+        assert_ne!(sum.compress().to_bytes(), [0; 32]);
+    }
     for c in &chunks {
         let t = Instant::now();
         let input = chain::decode_points(&c.input, 0).expect("valid");
@@ -231,6 +275,9 @@ pub fn hop_figures(n: usize, chunk_size: u32) -> HopFigures {
         hop_us,
         verify_us: per_point(verify, n),
         prove_us: per_point(prove, n),
+        decompress_us: per_point(decompress, n),
+        combination_us: per_point(combination, n),
+        root_us: per_point(root, n),
         kernel_cpu_us,
         hop_cpu_us,
     }
@@ -250,8 +297,14 @@ mod tests {
             f.hop_us,
             f.verify_us,
             f.prove_us,
+            f.decompress_us,
+            f.combination_us,
+            f.root_us,
         ] {
             assert!(v.is_finite() && v > 0.0, "{f:?}");
         }
+        // The floor adds work to the kernel: below 1, and a hop that does
+        // at least that work cannot beat it by much (timing noise aside).
+        assert!(f.floor_ratio() < 1.0, "{f:?}");
     }
 }

@@ -65,6 +65,11 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
     println!("hop_ratio={:.3}", f.ratio());
     println!("verify_us_per_point={:.3}", f.verify_us);
     println!("prove_us_per_point={:.3}", f.prove_us);
+    println!("decompress_us_per_point={:.3}", f.decompress_us);
+    println!("combination_us_per_point={:.3}", f.combination_us);
+    println!("root_us_per_point={:.3}", f.root_us);
+    println!("floor_ratio={:.3}", f.floor_ratio());
+    println!("hop_of_floor={:.3}", f.ratio() / f.floor_ratio());
     if let (Some(k), Some(h), Some(r)) = (f.kernel_cpu_us, f.hop_cpu_us, f.cpu_ratio()) {
         println!("kernel_cpu_us_per_point={k:.3}");
         println!("hop_cpu_us_per_point={h:.3}");
