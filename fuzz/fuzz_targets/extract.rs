@@ -1,13 +1,15 @@
 //! Extract files and mapping files as the node and `kobling extract check`
-//! read them (`extract_file::read_extract`, `check_extract`,
-//! `read_mapping`).
+//! read them (`extract_file::stage_extract`, the node's path when it
+//! prepares a list, cross-checked inside `fuzzing::read_extract` against
+//! the in-memory `read_extract`; `check_extract`; `read_mapping`).
 //!
 //! A flag byte: bit 0 accepts synthetic identifiers (test mode); bit 1
 //! reads the input up to its first NUL byte as a mapping file and applies
 //! it if it is valid; the rest of the byte chooses the read size. The rest
 //! of the input is the extract.
 //!
-//! Checked: no panic; the node's read and the operator's check agree
+//! Checked: no panic; the staged and the in-memory reads agree exactly;
+//! the node's read and the operator's check agree
 //! exactly (the same refusal, or the same counts, digest and details); the
 //! counts add up (valid rows are the persons' rows, persons are distinct,
 //! every row has one value per variable); the digest and size are those of

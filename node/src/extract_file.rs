@@ -556,6 +556,23 @@ pub(crate) fn stage_extract<F>(
 where
     F: FnMut(u32, Vec<String>) -> io::Result<()>,
 {
+    stage_extract_from(open(path)?, options, mapping, sink)
+}
+
+/// [`stage_extract`] from any reader.
+///
+/// # Errors
+///
+/// As [`stage_extract`].
+pub(crate) fn stage_extract_from<F>(
+    input: impl Read,
+    options: ParseOptions,
+    mapping: Option<&IdMapping>,
+    sink: F,
+) -> Result<(ExtractSummary, Vec<Identifier>), ExtractError>
+where
+    F: FnMut(u32, Vec<String>) -> io::Result<()>,
+{
     let stager = Stager {
         options,
         mapping,
@@ -568,7 +585,7 @@ where
         sink,
         failed: None,
     };
-    let (summary, (ids, failed)) = read_with(open(path)?, stager)?;
+    let (summary, (ids, failed)) = read_with(input, stager)?;
     match failed {
         Some(e) => Err(ExtractError::Read(e)),
         None => Ok((summary, ids)),

@@ -234,24 +234,55 @@ impl ExtractSummary {
     }
 }
 
-/// Reads an extract as the node does (`read_extract`).
+/// Reads an extract as the node does when it prepares a list
+/// (`stage_extract`: identifiers kept, rows handed to a sink by person),
+/// and checks that the in-memory reader (`read_extract`) gets exactly the
+/// same persons, rows and summary, or the same refusal.
 ///
 /// # Errors
 ///
 /// The refusal's text, as the operator would see it.
+///
+/// # Panics
+///
+/// If the two readers disagree (a bug the fuzzer should report).
 pub fn read_extract(
     bytes: &[u8],
     step: usize,
     options: ParseOptions,
     mapping: Option<&IdMapping>,
 ) -> Result<(ExtractSummary, Vec<Person>), String> {
-    let input = StdTrickle {
+    let trickle = || StdTrickle {
         data: bytes,
         step: step.max(1),
     };
-    let read =
-        extract_file::read_extract_from(input, options, mapping).map_err(|e| e.to_string())?;
-    Ok((ExtractSummary::of(read.summary), read.persons))
+    let mut rows_of: Vec<Vec<Vec<String>>> = Vec::new();
+    let staged = extract_file::stage_extract_from(trickle(), options, mapping, |person, row| {
+        let person = person as usize;
+        if rows_of.len() <= person {
+            rows_of.resize_with(person + 1, Vec::new);
+        }
+        rows_of[person].push(row);
+        Ok(())
+    })
+    .map_err(|e| e.to_string());
+    let in_memory = extract_file::read_extract_from(trickle(), options, mapping)
+        .map(|read| (ExtractSummary::of(read.summary), read.persons))
+        .map_err(|e| e.to_string());
+    let staged = staged.map(|(summary, ids)| {
+        rows_of.resize_with(ids.len(), Vec::new);
+        let persons: Vec<Person> = ids
+            .into_iter()
+            .zip(rows_of)
+            .map(|(id, rows)| Person { id, rows })
+            .collect();
+        (ExtractSummary::of(summary), persons)
+    });
+    assert!(
+        staged == in_memory,
+        "the staged and the in-memory extract readers disagree"
+    );
+    staged
 }
 
 /// Checks an extract as `kobling extract check` does (`check_extract`).

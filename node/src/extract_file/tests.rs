@@ -415,3 +415,48 @@ fn identifiers_in_variables_are_flagged() {
     assert_eq!(s.identifier_columns, [("mor_fnr".to_owned(), 3)]);
     assert_eq!(read(data.as_bytes()).expect("read").summary, s);
 }
+
+/// The node's real path (`stage_extract`: rows handed to a sink by person
+/// number) as persons, to compare with the in-memory reader.
+fn staged(data: &[u8]) -> Result<(ExtractSummary, Vec<Person>), ExtractError> {
+    let mut rows_of: Vec<Vec<Vec<String>>> = Vec::new();
+    let (summary, ids) = stage_extract_from(data, STRICT, None, |person, row| {
+        let person = person as usize;
+        if rows_of.len() <= person {
+            rows_of.resize_with(person + 1, Vec::new);
+        }
+        rows_of[person].push(row);
+        Ok(())
+    })?;
+    rows_of.resize_with(ids.len(), Vec::new);
+    let persons = ids
+        .into_iter()
+        .zip(rows_of)
+        .map(|(id, rows)| Person { id, rows })
+        .collect();
+    Ok((summary, persons))
+}
+
+#[test]
+fn staging_reads_exactly_what_the_in_memory_reader_reads() {
+    let inputs: Vec<Vec<u8>> = vec![
+        mixed().into_bytes(),
+        format!("\u{FEFF}fnr,a\r\n{A},1\r\n{B},2\r\n{A},3\r\n").into_bytes(),
+        format!("fnr,a\n{A},\"x,\ny\"\n{C},2\n").into_bytes(),
+        b"fnr,a\n".to_vec(),
+        b"".to_vec(),
+        b"id,a\n1,2\n".to_vec(),
+        format!("fnr,a\n{A},\"unterminated\n").into_bytes(),
+    ];
+    for data in &inputs {
+        let in_memory = read(data).map(|r| (r.summary, r.persons));
+        match (staged(data), in_memory) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(a.0, b.0);
+                assert_eq!(a.1, b.1);
+            }
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+            (a, b) => panic!("the readers disagree: {:?} / {:?}", a.is_ok(), b.is_ok()),
+        }
+    }
+}
