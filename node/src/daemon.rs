@@ -30,7 +30,7 @@ use crate::{
         client::{Client, ClientSettings},
         endpoint::{server_endpoint, TransportLimits},
         peer::Peer as NetPeer,
-        server::{run as serve, Handler, HandlerFuture, ServerSettings},
+        server::{run as serve, Handler, HandlerFuture, Replies, ServerSettings},
         tls::TlsIdentity,
     },
     sender,
@@ -58,21 +58,23 @@ impl Handler for NodeHandler {
             let done = tokio::task::spawn_blocking(move || {
                 let mut engine = engine.lock().unwrap_or_else(PoisonError::into_inner);
                 let now = unix_now();
-                let replies = engine.handle(&from, request, now)?;
+                let replies = engine.handle_streamed(&from, request, now)?;
                 engine.tick(now)?;
                 Ok::<_, crate::engine::EngineError>(replies)
             })
             .await;
             let _ = self.wake.send(());
             match done {
-                Ok(Ok(replies)) => replies,
+                Ok(Ok(replies)) => Box::new(replies) as Replies,
                 Ok(Err(e)) => {
                     error!(kind, error = %e, "internal error handling a message");
-                    vec![internal(&e.to_string())]
+                    Box::new(std::iter::once(internal(&e.to_string())))
                 }
                 Err(e) => {
                     error!(kind, error = %e, "the handler task failed");
-                    vec![internal("the node failed while handling the message")]
+                    Box::new(std::iter::once(internal(
+                        "the node failed while handling the message",
+                    )))
                 }
             }
         })

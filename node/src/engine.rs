@@ -53,8 +53,60 @@ use zeroize::Zeroizing;
 
 use crate::{
     prepare::{JobError, JobState, ListJob, PreparedList, RETRY_AFTER_SECONDS},
+    staging::Staging,
     store::{LinkerTable, Store, StoreError, Tx},
 };
+
+/// A handler's replies: some in hand, then perhaps many more read back one
+/// at a time from a spool file (a large delivery), which is removed when
+/// the replies are dropped.
+pub(crate) struct Replies {
+    now: std::collections::VecDeque<Message>,
+    /// The spool and the id of the last message read from it.
+    spool: Option<(Staging, i64)>,
+}
+
+impl From<Vec<Message>> for Replies {
+    fn from(v: Vec<Message>) -> Self {
+        Self {
+            now: v.into(),
+            spool: None,
+        }
+    }
+}
+
+impl Iterator for Replies {
+    type Item = Message;
+
+    fn next(&mut self) -> Option<Message> {
+        if let Some(m) = self.now.pop_front() {
+            return Some(m);
+        }
+        let (spool, last) = self.spool.as_mut()?;
+        let read = spool.queued_after(*last).and_then(|next| {
+            next.map(|(id, bytes)| {
+                *last = id;
+                kobling_protocol::messages::decode(&bytes)
+                    .map_err(|_| StoreError::Corrupt("spooled reply"))
+            })
+            .transpose()
+        });
+        match read {
+            Ok(Some(m)) => Some(m),
+            Ok(None) => {
+                self.spool = None;
+                None
+            }
+            Err(e) => {
+                // The recipient sees a delivery shorter than its headers
+                // announce, and asks again.
+                tracing::error!(error = %e, "a spooled reply could not be read; the rest is not sent");
+                self.spool = None;
+                None
+            }
+        }
+    }
+}
 
 /// Who sent a message: a manifest member (authenticated by its pinned TLS
 /// certificate), or a client (researcher, operator) whose messages carry
@@ -251,7 +303,7 @@ impl Engine {
             .ok_or_else(|| EngineError::Internal("no linker".into()))
     }
 
-    /// Handles one message from `from`; returns the replies.
+    /// Handles one message from `from`; returns the replies, all in hand.
     ///
     /// # Errors
     ///
@@ -263,13 +315,33 @@ impl Engine {
         msg: Message,
         now: u64,
     ) -> Result<Vec<Message>, EngineError> {
+        Ok(self.handle_streamed(from, msg, now)?.collect())
+    }
+
+    /// Handles one message from `from`; returns the replies, of which a
+    /// large delivery is read from a spool file one message at a time as
+    /// the transport takes them.
+    ///
+    /// # Errors
+    ///
+    /// As [`handle`](Self::handle).
+    pub(crate) fn handle_streamed(
+        &mut self,
+        from: &Peer,
+        msg: Message,
+        now: u64,
+    ) -> Result<Replies, EngineError> {
         if let Some(refused) =
             crate::admission::screen(&self.me, &self.manifest, &self.store, from, &msg)?
         {
-            return Ok(vec![refused]);
+            return Ok(Replies::from(vec![refused]));
         }
         let linker = self.role == Role::Linker;
         let kind = msg.kind();
+        if let (Message::Fetch(req), Peer::Client, true) = (&msg, from, linker) {
+            let result = self.fetch(req, now);
+            return self.answer(from, kind, result);
+        }
         let result = match (msg, from) {
             (Message::Hello { version }, _)
                 if version == kobling_protocol::messages::PROTOCOL_VERSION =>
@@ -320,7 +392,6 @@ impl Engine {
                 self.store_sealed(&project, &list, first, items.into_inner())
             }
             (Message::Points(chunk), Peer::Member(m)) => self.points(m, chunk),
-            (Message::Fetch(req), Peer::Client) if linker => self.fetch(&req, now),
             (Message::Close(req), Peer::Client) if linker => self.close(&req, now),
             (Message::Status(req), Peer::Client) => self.status(&req, now),
             (other, _) => Err(refuse(
@@ -333,14 +404,24 @@ impl Engine {
             )
             .into()),
         };
+        self.answer(from, kind, result.map(Replies::from))
+    }
+
+    /// The replies to a message, or its refusal as a reply.
+    fn answer(
+        &self,
+        from: &Peer,
+        kind: &str,
+        result: Result<Replies, Refused>,
+    ) -> Result<Replies, EngineError> {
         match result {
             Ok(replies) => Ok(replies),
             Err(Refused::Refusal(r)) => {
                 tracing::info!(node = %self.me, from = from.label(), kind, code = r.code, detail = %r.detail, "refused a message");
-                Ok(vec![Message::Refused {
+                Ok(Replies::from(vec![Message::Refused {
                     code: BoundedString::new(r.code).unwrap_or_default(),
                     detail: BoundedString::new(truncate(&r.detail, 1000)).unwrap_or_default(),
-                }])
+                }]))
             }
             Err(Refused::Engine(e)) => Err(e),
         }
@@ -1111,7 +1192,12 @@ impl Engine {
         Ok(entries)
     }
 
-    fn fetch(&mut self, req: &SignedRequest, now: u64) -> Result<Vec<Message>, Refused> {
+    /// The researcher's delivery. Per list, one pass over the stored sealed
+    /// items builds the Merkle tree of their hashes, and a second one
+    /// spools the selected items with their proofs, a batch at a time, to
+    /// a scratch file the transport reads back message by message: the
+    /// linker's memory holds the trees and one batch, not the delivery.
+    fn fetch(&mut self, req: &SignedRequest, now: u64) -> Result<Replies, Refused> {
         let project = req.request.project.clone();
         let entries = self.researcher_request(req, Action::Fetch, now)?;
         let manifest = self.manifest.clone();
@@ -1135,25 +1221,24 @@ impl Engine {
             return Err(refuse(NOT_READY, format!("project {project} is not linked yet")).into());
         }
         let (linkage, finals) = self.linkage(&project, &view)?;
-        let mut lists = Vec::new();
+        let spool_name = format!("{project}.fetch{}", self.rng.next_u64());
+        let mut spool = Staging::create(self.store.dir().as_deref(), &spool_name)?;
+        spool.seal_off()?;
+        // Small batches in tests, so that every delivery crosses batches.
+        let batch_size = if cfg!(test) {
+            7
+        } else {
+            MAX_ITEMS_PER_MESSAGE.min(1024)
+        };
         let mut records = Vec::new();
         for sel in &linkage.lists {
             let announcement = view
                 .announcement(&sel.list)
                 .ok_or_else(|| refuse(NOT_READY, "not announced"))?;
-            // Stream the items: hash every one, keep only the selected.
-            let wanted: BTreeMap<u64, ()> = sel.selected.iter().map(|(p, _)| (p.0, ())).collect();
-            let mut kept: BTreeMap<u64, SealedItem> = BTreeMap::new();
             let mut leaves: Vec<Digest> = Vec::with_capacity(announcement.persons as usize);
             self.store.transaction(|tx| {
                 tx.for_each_blob(LinkerTable::Sealed, &project, &sel.list, |b| {
-                    let position = leaves.len() as u64;
                     leaves.push(leaf_hash(b));
-                    if wanted.contains_key(&position) {
-                        let item = BoundedBytes::new(b.to_vec())
-                            .map_err(|_| StoreError::Corrupt("sealed item"))?;
-                        kept.insert(position, SealedItem(item));
-                    }
                     Ok(())
                 })
             })?;
@@ -1175,26 +1260,86 @@ impl Engine {
                 sealed: &sealed_tree,
                 points: &points_tree,
             };
-            let mut items: Vec<DeliveredItem> = Vec::with_capacity(sel.selected.len());
-            for (position, lnr) in &sel.selected {
-                let i = position.0 as usize;
-                let item = kept
-                    .remove(&position.0)
-                    .ok_or(EngineError::Store(StoreError::Corrupt("sealed item")))?;
-                items.push(
-                    deliver_item(*lnr, *position, item, finals[&sel.list][i], &source)
-                        .map_err(|e| refuse("delivery", e.to_string()))?,
-                );
+            spool.queue(
+                &self.me,
+                &Message::DeliveryHeader {
+                    project: project.clone(),
+                    list: announcement.list.clone(),
+                    columns: announcement.columns.clone(),
+                    content_key: announcement.content_key.clone(),
+                    items: sel.selected.len() as u64,
+                },
+            )?;
+            // The selected positions ascend, as the stored items do.
+            let mut wanted = sel.selected.iter().peekable();
+            let mut batch: Vec<DeliveredItem> = Vec::with_capacity(batch_size);
+            let mut position = 0u64;
+            let list_finals = &finals[&sel.list];
+            let spool = &mut spool;
+            let flush = |spool: &mut Staging, batch: &mut Vec<DeliveredItem>| {
+                let items = BoundedVec::new(std::mem::take(batch))
+                    .map_err(|_| StoreError::Corrupt("delivery batch"))?;
+                spool.queue(
+                    &self.me,
+                    &Message::DeliveryItems {
+                        project: project.clone(),
+                        list: sel.list.clone(),
+                        items,
+                    },
+                )
+            };
+            let mut failed: Option<String> = None;
+            self.store
+                .transaction(|tx| {
+                    tx.for_each_blob(LinkerTable::Sealed, &project, &sel.list, |b| {
+                        let here = position;
+                        position += 1;
+                        let Some(&&(at, lnr)) = wanted.peek() else {
+                            return Ok(());
+                        };
+                        if at.0 != here {
+                            return Ok(());
+                        }
+                        wanted.next();
+                        let item = SealedItem(
+                            BoundedBytes::new(b.to_vec())
+                                .map_err(|_| StoreError::Corrupt("sealed item"))?,
+                        );
+                        let point = *list_finals
+                            .get(here as usize)
+                            .ok_or(StoreError::Corrupt("final points"))?;
+                        match deliver_item(lnr, at, item, point, &source) {
+                            Ok(d) => batch.push(d),
+                            Err(e) => {
+                                failed = Some(e.to_string());
+                                return Err(StoreError::Corrupt("delivery"));
+                            }
+                        }
+                        if batch.len() == batch_size {
+                            flush(spool, &mut batch)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .map_err(|e| match failed.take() {
+                    Some(detail) => Refused::from(refuse("delivery", detail)),
+                    None => Refused::from(e),
+                })?;
+            if wanted.next().is_some() {
+                return Err(EngineError::Store(StoreError::Corrupt("sealed item")).into());
+            }
+            if !batch.is_empty() {
+                flush(spool, &mut batch)?;
             }
             records.push(DeliveredList {
                 list: sel.list.clone(),
-                items: items.len() as u64,
+                items: sel.selected.len() as u64,
                 selection: selection_digest(&sel.selected),
             });
-            lists.push((announcement, items));
         }
+        spool.queued_all()?;
         if !delivered {
-            // Recorded at once, so the transcript sent below includes it.
+            // Recorded at once, so the transcript sent first includes it.
             let body = Body::Delivery(DeliveryRecord {
                 recipient: req.key,
                 lists: bounded(records)?,
@@ -1219,24 +1364,10 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
-        let mut replies = vec![self.transcript_file(&project)?];
-        for (announcement, items) in lists {
-            replies.push(Message::DeliveryHeader {
-                project: project.clone(),
-                list: announcement.list.clone(),
-                columns: announcement.columns.clone(),
-                content_key: announcement.content_key.clone(),
-                items: items.len() as u64,
-            });
-            for batch in items.chunks(MAX_ITEMS_PER_MESSAGE.min(1024)) {
-                replies.push(Message::DeliveryItems {
-                    project: project.clone(),
-                    list: announcement.list.clone(),
-                    items: bounded(batch.to_vec())?,
-                });
-            }
-        }
-        Ok(replies)
+        Ok(Replies {
+            now: vec![self.transcript_file(&project)?].into(),
+            spool: Some((spool, 0)),
+        })
     }
 
     fn transcript_file(&self, project: &ProjectId) -> Result<Message, Refused> {

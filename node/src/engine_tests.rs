@@ -361,6 +361,15 @@ impl Fed {
             );
         }
         assert!(delivered.verified.delivered);
+        // The delivery was spooled to a scratch file, removed once read.
+        let leftovers: Vec<_> = std::fs::read_dir(self.dir.path().join("LINKER"))
+            .expect("linker dir")
+            .filter_map(|e| {
+                let name = e.expect("entry").file_name().to_string_lossy().into_owned();
+                name.starts_with("staging-").then_some(name)
+            })
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 }
 

@@ -24,7 +24,7 @@ use kobling_protocol::{
     messages::{self, Message},
     types::Name,
 };
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::store::StoreError;
 
@@ -120,6 +120,20 @@ impl Staging {
     pub(crate) fn queued_all(&mut self) -> Result<(), StoreError> {
         self.conn.execute_batch("COMMIT;")?;
         Ok(())
+    }
+
+    /// The first queued message after id `after` (ids start at 1), as its
+    /// id and encoding.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Sql`].
+    pub(crate) fn queued_after(&self, after: i64) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT id, bytes FROM outgoing WHERE id > ?1 ORDER BY id LIMIT 1")?
+            .query_row([after], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
     }
 
     /// Every queued message, in order, as (destination, encoded message).

@@ -137,6 +137,7 @@ impl Handler for EngineHandler {
                 replies
             })
             .await
+            .map(|r| Box::new(r.into_iter()) as server::Replies)
             .expect("KPR's handler")
         })
     }

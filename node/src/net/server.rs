@@ -44,8 +44,12 @@ use super::{
     CloseCode, ErrorChain,
 };
 
+/// A handler's replies, sent in order, each its own frame. An iterator, so
+/// that a large reply (a delivery) is produced as the peer takes it.
+pub(crate) type Replies = Box<dyn Iterator<Item = Message> + Send>;
+
 /// The future a [`Handler`] returns.
-pub(crate) type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Vec<Message>> + Send + 'a>>;
+pub(crate) type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Replies> + Send + 'a>>;
 
 /// The node's protocol logic, as the server sees it: one reply per request,
 /// from an authenticated peer.

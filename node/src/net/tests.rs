@@ -213,7 +213,7 @@ impl Handler for Recorder {
                 peer.map_or_else(|| Name::new("CLIENT").expect("valid"), |p| p.name.clone()),
                 request.clone(),
             ));
-            vec![request]
+            Box::new(std::iter::once(request)) as super::server::Replies
         })
     }
 }
