@@ -27,6 +27,10 @@ pub(crate) struct BenchArgs {
     /// Points per chunk.
     #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE)]
     chunk_size: u32,
+    /// The federation run's cohort: a register's name or `all` (every
+    /// person: the largest delivery).
+    #[arg(long, default_value = "NPR")]
+    cohort: String,
     /// Skip the federation run (only kernel, hop and proof figures).
     #[arg(long)]
     no_federation: bool,
@@ -107,6 +111,7 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
         registers_src: None,
         registers,
         threads: args.threads,
+        cohort: &args.cohort,
     });
     if temporary {
         let _ = std::fs::remove_dir_all(&out);

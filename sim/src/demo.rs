@@ -53,6 +53,10 @@ pub(crate) struct DemoArgs {
     /// NPR, KPR, SSB, RESEPT (NPR required). No ground truth then.
     #[arg(long)]
     registers: Option<PathBuf>,
+    /// The project's cohort: `NPR` (the default), another register's name,
+    /// or `all` (every person in any register: the largest delivery).
+    #[arg(long, default_value = "NPR")]
+    cohort: String,
 }
 
 struct Nodes(Vec<(String, Child)>);
@@ -258,10 +262,12 @@ pub(crate) struct Plan<'a> {
     pub(crate) project_id: &'a str,
     /// Own extracts instead of synthetic ones.
     pub(crate) registers_src: Option<&'a Path>,
-    /// The registers of the federation (NPR first: it is the cohort).
+    /// The registers of the federation (NPR first).
     pub(crate) registers: &'a [&'static str],
     /// Rayon threads per node process (default: all cores).
     pub(crate) threads: Option<usize>,
+    /// The cohort: a register's name or `all`.
+    pub(crate) cohort: &'a str,
 }
 
 /// What a federation run measured.
@@ -289,6 +295,7 @@ pub(crate) fn run_demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         registers_src: args.registers.as_deref(),
         registers: &REGISTERS,
         threads: None,
+        cohort: &args.cohort,
     })?;
     let Some(problems) = outcome.problems else {
         println!("\nGround truth: not available for your own extracts.");
@@ -381,7 +388,8 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
     // 3. The project.
     let researcher = out.join("keys").join("researcher.key");
     let project = args.project_id;
-    let mut spec = format!("project = \"{project}\"\ntitle = \"Synthetic demonstration\"\nlegal_basis = \"REK 2024/000000 (synthetic)\"\ncohort = \"NPR\"\nexpires = \"2031-12-31\"\n");
+    let cohort = args.cohort;
+    let mut spec = format!("project = \"{project}\"\ntitle = \"Synthetic demonstration\"\nlegal_basis = \"REK 2024/000000 (synthetic)\"\ncohort = \"{cohort}\"\nexpires = \"2031-12-31\"\n");
     for (r, f) in &extracts {
         let header = fs::read_to_string(f)?
             .lines()
@@ -402,7 +410,7 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
     }
     let spec_path = out.join(format!("{project}.spec.toml"));
     fs::write(&spec_path, spec)?;
-    println!("Submitting project {project} (cohort NPR)…");
+    println!("Submitting project {project} (cohort {cohort})…");
     eventually(
         &[
             "project",
@@ -543,6 +551,7 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
                 pop,
                 &researcher_dir,
                 args.registers,
+                args.cohort,
             )?),
             args.registers
                 .iter()
@@ -566,6 +575,7 @@ fn compare(
     pop: &Population,
     tables: &Path,
     registers: &[&str],
+    cohort: &str,
 ) -> anyhow::Result<Vec<String>> {
     let keystores: Vec<PathBuf> = registers
         .iter()
@@ -575,11 +585,16 @@ fn compare(
     let lnr_of = truth::lnr_from_keystores(&keystores, &ProjectId::new(project)?, pop)?;
     let delivered = truth::read_tables(tables, registers)
         .map_err(|e| anyhow::anyhow!("cannot read the delivered tables: {e}"))?;
-    let mut problems = truth::compare(pop, &lnr_of, "NPR", &delivered);
+    let cohort: std::collections::BTreeSet<usize> = if cohort == "all" {
+        registers.iter().flat_map(|r| pop.members(r)).collect()
+    } else {
+        pop.members(cohort)
+    };
+    let mut problems = truth::compare_cohort(pop, &lnr_of, &cohort, &delivered);
     let persons = csv::Reader::from_path(tables.join("persons.csv"))?
         .records()
         .count();
-    let cohort = pop.members("NPR").len();
+    let cohort = cohort.len();
     if persons != cohort {
         problems.push(format!(
             "{persons} persons delivered, the cohort has {cohort}"

@@ -70,7 +70,16 @@ pub fn compare(
     cohort_register: &str,
     tables: &BTreeMap<Name, Vec<(Lnr, Vec<String>)>>,
 ) -> Vec<String> {
-    let cohort = pop.members(cohort_register);
+    compare_cohort(pop, lnr_of, &pop.members(cohort_register), tables)
+}
+
+/// [`compare`] for any cohort, given as the persons in it.
+pub fn compare_cohort(
+    pop: &Population,
+    lnr_of: &[Lnr],
+    cohort: &BTreeSet<usize>,
+    tables: &BTreeMap<Name, Vec<(Lnr, Vec<String>)>>,
+) -> Vec<String> {
     let mut problems = Vec::new();
     for (register, rows) in tables {
         let mut want: BTreeMap<Lnr, Vec<Vec<String>>> = BTreeMap::new();
