@@ -592,6 +592,59 @@ where
     }
 }
 
+/// [`stage_extract_from`] with the staged rows collected per person, in
+/// the shape [`read_extract_from`] returns (to compare the two paths).
+///
+/// # Errors
+///
+/// As [`stage_extract`].
+#[cfg(any(test, fuzzing))]
+pub(crate) fn stage_persons_from(
+    input: impl Read,
+    options: ParseOptions,
+    mapping: Option<&IdMapping>,
+) -> Result<(ExtractSummary, Vec<Person>), ExtractError> {
+    let mut rows_of: Vec<Vec<Vec<String>>> = Vec::new();
+    let (summary, ids) = stage_extract_from(input, options, mapping, |person, row| {
+        let person = person as usize;
+        if rows_of.len() <= person {
+            rows_of.resize_with(person + 1, Vec::new);
+        }
+        rows_of[person].push(row);
+        Ok(())
+    })?;
+    rows_of.resize_with(ids.len(), Vec::new);
+    let persons = ids
+        .into_iter()
+        .zip(rows_of)
+        .map(|(id, rows)| Person { id, rows })
+        .collect();
+    Ok((summary, persons))
+}
+
+/// A row's identifier as the collectors count it: parsed (an invalid one
+/// tallied by reason at `line`), then mapped to the current identifier.
+fn canonical(
+    identifier: &str,
+    line: u64,
+    options: ParseOptions,
+    mapping: Option<&IdMapping>,
+    invalid: &mut ReasonTally,
+    mapped_rows: &mut u64,
+) -> Result<Identifier, IdError> {
+    let id = Identifier::parse(identifier, options).inspect_err(|e| {
+        invalid.add(e.reason_code(), line);
+    })?;
+    Ok(match mapping {
+        Some(m) => {
+            let current = m.apply(&id);
+            *mapped_rows += u64::from(current != id);
+            current
+        }
+        None => id,
+    })
+}
+
 /// Numbers persons and hands their rows to a sink (see [`stage_extract`]).
 struct Stager<'a, F> {
     options: ParseOptions,
@@ -615,17 +668,14 @@ where
 
     fn push(&mut self, line: u64, identifier: &str, values: Vec<String>) -> Result<(), IdError> {
         self.rows += 1;
-        let id = Identifier::parse(identifier, self.options).inspect_err(|e| {
-            self.invalid.add(e.reason_code(), line);
-        })?;
-        let id = match self.mapping {
-            Some(m) => {
-                let current = m.apply(&id);
-                self.mapped_rows += u64::from(current != id);
-                current
-            }
-            None => id,
-        };
+        let id = canonical(
+            identifier,
+            line,
+            self.options,
+            self.mapping,
+            &mut self.invalid,
+            &mut self.mapped_rows,
+        )?;
         let next = self.ids.len() as u32;
         let person = *self.index.entry(id).or_insert(next);
         if person == next {
@@ -672,17 +722,14 @@ impl Collector for Tally<'_> {
 
     fn push(&mut self, line: u64, identifier: &str, _: Vec<String>) -> Result<(), IdError> {
         self.rows += 1;
-        let id = Identifier::parse(identifier, self.options).inspect_err(|e| {
-            self.invalid.add(e.reason_code(), line);
-        })?;
-        let id = match self.mapping {
-            Some(m) => {
-                let current = m.apply(&id);
-                self.mapped_rows += u64::from(current != id);
-                current
-            }
-            None => id,
-        };
+        let id = canonical(
+            identifier,
+            line,
+            self.options,
+            self.mapping,
+            &mut self.invalid,
+            &mut self.mapped_rows,
+        )?;
         *self.rows_of.entry(id).or_default() += 1;
         Ok(())
     }

@@ -256,28 +256,12 @@ pub fn read_extract(
         data: bytes,
         step: step.max(1),
     };
-    let mut rows_of: Vec<Vec<Vec<String>>> = Vec::new();
-    let staged = extract_file::stage_extract_from(trickle(), options, mapping, |person, row| {
-        let person = person as usize;
-        if rows_of.len() <= person {
-            rows_of.resize_with(person + 1, Vec::new);
-        }
-        rows_of[person].push(row);
-        Ok(())
-    })
-    .map_err(|e| e.to_string());
+    let staged = extract_file::stage_persons_from(trickle(), options, mapping)
+        .map(|(summary, persons)| (ExtractSummary::of(summary), persons))
+        .map_err(|e| e.to_string());
     let in_memory = extract_file::read_extract_from(trickle(), options, mapping)
         .map(|read| (ExtractSummary::of(read.summary), read.persons))
         .map_err(|e| e.to_string());
-    let staged = staged.map(|(summary, ids)| {
-        rows_of.resize_with(ids.len(), Vec::new);
-        let persons: Vec<Person> = ids
-            .into_iter()
-            .zip(rows_of)
-            .map(|(id, rows)| Person { id, rows })
-            .collect();
-        (ExtractSummary::of(summary), persons)
-    });
     assert!(
         staged == in_memory,
         "the staged and the in-memory extract readers disagree"

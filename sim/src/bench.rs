@@ -219,6 +219,17 @@ pub fn hop_figures(n: usize, chunk_size: u32) -> HopFigures {
         .collect();
     let mut verify = Duration::ZERO;
     let mut prove = Duration::ZERO;
+    let h1_key = h1.key();
+    let hop1_statement = |c: &PointChunk, input_root, output_root| ChunkStatement {
+        project: &project,
+        list: &list,
+        hop: 1,
+        chunk: c.chunk,
+        key: h1_key,
+        input_root,
+        output_root,
+        count: c.output.len() as u64,
+    };
     let (mut decompress, mut combination, mut root) =
         (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for c in &chunks {
@@ -228,16 +239,7 @@ pub fn hop_figures(n: usize, chunk_size: u32) -> HopFigures {
         let t = Instant::now();
         let output_root = points_root(&c.output);
         root += t.elapsed();
-        let statement = ChunkStatement {
-            project: &project,
-            list: &list,
-            hop: 1,
-            chunk: c.chunk,
-            key: h1.key(),
-            input_root: output_root,
-            output_root,
-            count: c.output.len() as u64,
-        };
+        let statement = hop1_statement(c, output_root, output_root);
         let t = Instant::now();
         let coefficients = statement.coefficients();
         let sum = dleq::vartime_combination(&coefficients, &decoded);
@@ -248,16 +250,7 @@ pub fn hop_figures(n: usize, chunk_size: u32) -> HopFigures {
         let t = Instant::now();
         let input = chain::decode_points(&c.input, 0).expect("valid");
         let output = chain::decode_points(&c.output, 0).expect("valid");
-        let statement = ChunkStatement {
-            project: &project,
-            list: &list,
-            hop: 1,
-            chunk: c.chunk,
-            key: h1.key(),
-            input_root: points_root(&c.input),
-            output_root: points_root(&c.output),
-            count: c.output.len() as u64,
-        };
+        let statement = hop1_statement(c, points_root(&c.input), points_root(&c.output));
         let proof = c.proof.as_ref().expect("hop 1 proves");
         dleq::verify_chunk(&statement, &input, &output, proof).expect("honest proof");
         verify += t.elapsed();

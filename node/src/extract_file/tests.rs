@@ -416,27 +416,6 @@ fn identifiers_in_variables_are_flagged() {
     assert_eq!(read(data.as_bytes()).expect("read").summary, s);
 }
 
-/// The node's real path (`stage_extract`: rows handed to a sink by person
-/// number) as persons, to compare with the in-memory reader.
-fn staged(data: &[u8]) -> Result<(ExtractSummary, Vec<Person>), ExtractError> {
-    let mut rows_of: Vec<Vec<Vec<String>>> = Vec::new();
-    let (summary, ids) = stage_extract_from(data, STRICT, None, |person, row| {
-        let person = person as usize;
-        if rows_of.len() <= person {
-            rows_of.resize_with(person + 1, Vec::new);
-        }
-        rows_of[person].push(row);
-        Ok(())
-    })?;
-    rows_of.resize_with(ids.len(), Vec::new);
-    let persons = ids
-        .into_iter()
-        .zip(rows_of)
-        .map(|(id, rows)| Person { id, rows })
-        .collect();
-    Ok((summary, persons))
-}
-
 #[test]
 fn staging_reads_exactly_what_the_in_memory_reader_reads() {
     let inputs: Vec<Vec<u8>> = vec![
@@ -450,7 +429,7 @@ fn staging_reads_exactly_what_the_in_memory_reader_reads() {
     ];
     for data in &inputs {
         let in_memory = read(data).map(|r| (r.summary, r.persons));
-        match (staged(data), in_memory) {
+        match (stage_persons_from(data.as_slice(), STRICT, None), in_memory) {
             (Ok(a), Ok(b)) => {
                 assert_eq!(a.0, b.0);
                 assert_eq!(a.1, b.1);
