@@ -131,6 +131,10 @@ pub enum HopError {
     /// The announced chunk size is not a power of two (or zero).
     #[error("chunk size must be a power of two")]
     BadChunkSize,
+    /// The opened list blinding `β` does not match the announcement:
+    /// `β⁻¹·G ≠ D_j` (a wrong or substituted blinding).
+    #[error("the list blinding does not match the announced commitment D_j")]
+    BlindingMismatch,
 }
 
 /// The Merkle root of a chunk of points (leaves = the 32-byte encodings),
@@ -212,8 +216,10 @@ impl Hop {
     ///
     /// # Errors
     ///
-    /// [`HopError::BadChunkSize`], or [`HopError::Malformed`] if `D_j` is not
-    /// a valid point.
+    /// [`HopError::BadChunkSize`], [`HopError::Malformed`] if `D_j` is not
+    /// a valid point, or [`HopError::BlindingMismatch`] if the opened
+    /// blinding is not the one announced (`β⁻¹·G ≠ D_j`): a linker never
+    /// combines a blinding it cannot tie to the owner's signed announcement.
     pub fn linker<R: CryptoRng + ?Sized>(
         ctx: ListContext,
         hop: u32,
@@ -230,7 +236,11 @@ impl Hop {
         let d = blinding_commitment
             .decode()
             .map_err(|_| HopError::Malformed { chunk: 0 })?;
-        let combined = share.product(&blinding.invert());
+        let unblind = blinding.invert();
+        if unblind.commitment() != *blinding_commitment {
+            return Err(HopError::BlindingMismatch);
+        }
+        let combined = share.product(&unblind);
         let linker_key = share.commitment();
         let c = combined.commitment();
         let context = dleq::linker_key_context(
@@ -603,5 +613,62 @@ mod tests {
             hop.finish(),
             Err(HopError::Incomplete { done: 0, total: 4 })
         ));
+    }
+
+    /// Attack (issue 12 item 5): the owner, or whoever forged the HPKE box,
+    /// hands the linker a blinding other than the one announced in `D_j`.
+    /// The linker refuses to build its hop from it; the right one passes.
+    #[test]
+    fn the_linker_refuses_a_blinding_that_does_not_match_the_announcement() {
+        let (ctx, _) = setup(10, 8);
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let share = Share::random(&mut rng);
+        let beta = Share::random(&mut rng);
+        let announced = beta.invert().commitment();
+        let wrong = Share::random(&mut rng);
+        let linker = Name::new("LINK").expect("valid");
+        let refused = Hop::linker(
+            ctx.clone(),
+            2,
+            linker.clone(),
+            LinkerKeys {
+                share: &share,
+                blinding: &wrong,
+                blinding_commitment: &announced,
+            },
+            None,
+            &mut rng,
+        );
+        assert!(matches!(refused, Err(HopError::BlindingMismatch)));
+        // β itself instead of β⁻¹ (an owner who announced D_j = β·G) too.
+        let flipped = beta.commitment();
+        assert!(matches!(
+            Hop::linker(
+                ctx.clone(),
+                2,
+                linker.clone(),
+                LinkerKeys {
+                    share: &share,
+                    blinding: &beta,
+                    blinding_commitment: &flipped,
+                },
+                None,
+                &mut rng,
+            ),
+            Err(HopError::BlindingMismatch)
+        ));
+        let hop = Hop::linker(
+            ctx,
+            2,
+            linker,
+            LinkerKeys {
+                share: &share,
+                blinding: &beta,
+                blinding_commitment: &announced,
+            },
+            None,
+            &mut rng,
+        );
+        assert!(hop.is_ok());
     }
 }
