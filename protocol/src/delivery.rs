@@ -20,6 +20,7 @@ use crate::{
     merkle::{InclusionProof, MerkleTree},
     owner::sealed_leaf,
     seal::{decode_rows, ContentKey, SealError, SealedItem},
+    transcript::DeliveredList,
     types::{Digest, Name, Position, ProjectId},
 };
 
@@ -72,6 +73,30 @@ pub enum DeliveryError {
         /// The position.
         position: Position,
     },
+    /// A position was delivered twice, or out of ascending order.
+    #[error("list {list} position {position}: delivered twice or out of order")]
+    Duplicate {
+        /// The list.
+        list: Name,
+        /// The position.
+        position: Position,
+    },
+    /// More or fewer items than the signed delivery record counts.
+    #[error("list {list}: {got} items delivered, the signed delivery record says {expected}")]
+    Count {
+        /// The list.
+        list: Name,
+        /// Items in the signed record.
+        expected: u64,
+        /// Items delivered (saturating).
+        got: u64,
+    },
+    /// The delivered positions and lnr are not the signed selection.
+    #[error("list {list}: the delivered selection differs from the signed delivery record")]
+    Selection {
+        /// The list.
+        list: Name,
+    },
     /// The item does not open.
     #[error("list {list} position {position}: {source}")]
     Open {
@@ -97,13 +122,98 @@ pub struct ListDeliverySource<'a> {
 /// `framed_sha3("KOBLING-V1-SELECTION", [le64(position), lnr]…)` over the
 /// selected positions in order.
 pub fn selection_digest(selected: &[(Position, Lnr)]) -> Digest {
-    let mut h = FramedHasher::new(b"KOBLING-V1-SELECTION");
+    let mut h = FramedHasher::new(SELECTION_TAG);
     for (position, lnr) in selected {
         h.push(&position.to_le_bytes());
         h.push(lnr.as_str().as_bytes());
     }
     Digest(h.finish())
 }
+
+/// The researcher's running check of one list's delivery against the
+/// linker's signed [`DeliveredList`] record (issue 12 item 9): positions
+/// strictly ascending (so none repeats), no more items than the record
+/// counts, and at the end exactly that many items whose selection digest
+/// ([`selection_digest`], computed incrementally) is the signed one.
+///
+/// ```text
+///  DeliveredList{items, selection} ─▶ SelectionCheck::new
+///  each item (position, lnr)       ─▶ push  (Duplicate / Count refusals)
+///  end of the list                 ─▶ finish (Count / Selection refusals)
+/// ```
+#[derive(Debug)]
+pub struct SelectionCheck {
+    list: Name,
+    expected: u64,
+    selection: Digest,
+    seen: u64,
+    last: Option<Position>,
+    hasher: FramedHasher,
+}
+
+impl SelectionCheck {
+    /// Starts checking `record`'s list.
+    pub fn new(record: &DeliveredList) -> Self {
+        Self {
+            list: record.list.clone(),
+            expected: record.items,
+            selection: record.selection,
+            seen: 0,
+            last: None,
+            hasher: FramedHasher::new(SELECTION_TAG),
+        }
+    }
+
+    /// Accounts for one delivered item, before it is opened.
+    ///
+    /// # Errors
+    ///
+    /// [`DeliveryError::Duplicate`] for a position not above the previous
+    /// one; [`DeliveryError::Count`] for an item beyond the record's count.
+    pub fn push(&mut self, position: Position, lnr: &Lnr) -> Result<(), DeliveryError> {
+        if self.last.is_some_and(|last| position.0 <= last.0) {
+            return Err(DeliveryError::Duplicate {
+                list: self.list.clone(),
+                position,
+            });
+        }
+        let seen = self.seen.checked_add(1).filter(|n| *n <= self.expected);
+        let Some(seen) = seen else {
+            return Err(DeliveryError::Count {
+                list: self.list.clone(),
+                expected: self.expected,
+                got: self.seen.saturating_add(1),
+            });
+        };
+        self.seen = seen;
+        self.last = Some(position);
+        self.hasher.push(&position.to_le_bytes());
+        self.hasher.push(lnr.as_str().as_bytes());
+        Ok(())
+    }
+
+    /// Ends the list.
+    ///
+    /// # Errors
+    ///
+    /// [`DeliveryError::Count`] for fewer items than the record counts;
+    /// [`DeliveryError::Selection`] if the digest differs.
+    pub fn finish(self) -> Result<(), DeliveryError> {
+        if self.seen != self.expected {
+            return Err(DeliveryError::Count {
+                list: self.list,
+                expected: self.expected,
+                got: self.seen,
+            });
+        }
+        if Digest(self.hasher.finish()) != self.selection {
+            return Err(DeliveryError::Selection { list: self.list });
+        }
+        Ok(())
+    }
+}
+
+const SELECTION_TAG: &[u8] = b"KOBLING-V1-SELECTION";
 
 /// Builds a delivered item (linker side).
 ///
@@ -212,5 +322,98 @@ mod tests {
             selection_digest(&[(Position(1), a), (Position(6), b)])
         );
         assert_ne!(base, selection_digest(&[(Position(1), a)]));
+    }
+
+    fn lnr(i: u8) -> Lnr {
+        Lnr::derive(&ProjectId::new("P").expect("valid"), &WirePoint([i; 32]))
+    }
+
+    fn record(selected: &[(Position, Lnr)]) -> DeliveredList {
+        DeliveredList {
+            list: Name::new("NPR").expect("valid"),
+            items: selected.len() as u64,
+            selection: selection_digest(selected),
+        }
+    }
+
+    fn check(record: &DeliveredList, delivered: &[(Position, Lnr)]) -> Result<(), DeliveryError> {
+        let mut c = SelectionCheck::new(record);
+        for (p, l) in delivered {
+            c.push(*p, l)?;
+        }
+        c.finish()
+    }
+
+    /// Attack (issue 12 item 9): a linker delivers an item twice, drops
+    /// one, or delivers a selection other than the one it signed; the
+    /// researcher's check refuses each, and accepts the honest delivery.
+    #[test]
+    fn a_delivery_that_differs_from_the_signed_record_is_refused() {
+        let honest = [
+            (Position(2), lnr(1)),
+            (Position(5), lnr(2)),
+            (Position(9), lnr(3)),
+        ];
+        let signed = record(&honest);
+        assert!(check(&signed, &honest).is_ok());
+
+        let duplicated = [honest[0], honest[1], honest[1], honest[2]];
+        assert!(matches!(
+            check(&signed, &duplicated),
+            Err(DeliveryError::Duplicate {
+                position: Position(5),
+                ..
+            })
+        ));
+        // A duplicate that replaces an item (count unchanged) as well.
+        let replaced = [honest[0], honest[1], honest[1]];
+        assert!(matches!(
+            check(&signed, &replaced),
+            Err(DeliveryError::Duplicate { .. })
+        ));
+        let dropped = [honest[0], honest[2]];
+        assert!(matches!(
+            check(&signed, &dropped),
+            Err(DeliveryError::Count {
+                expected: 3,
+                got: 2,
+                ..
+            })
+        ));
+        let extra = [honest[0], honest[1], honest[2], (Position(11), lnr(4))];
+        assert!(matches!(
+            check(&signed, &extra),
+            Err(DeliveryError::Count {
+                expected: 3,
+                got: 4,
+                ..
+            })
+        ));
+        let other_person = [honest[0], (Position(6), lnr(2)), honest[2]];
+        assert!(matches!(
+            check(&signed, &other_person),
+            Err(DeliveryError::Selection { .. })
+        ));
+        let other_lnr = [honest[0], (Position(5), lnr(7)), honest[2]];
+        assert!(matches!(
+            check(&signed, &other_lnr),
+            Err(DeliveryError::Selection { .. })
+        ));
+    }
+
+    /// A record claiming `u64::MAX` items neither overflows nor panics.
+    #[test]
+    fn a_huge_signed_count_is_a_refusal_not_a_wrap() {
+        let mut r = record(&[(Position(0), lnr(1))]);
+        r.items = u64::MAX;
+        assert!(matches!(
+            check(&r, &[(Position(0), lnr(1))]),
+            Err(DeliveryError::Count { .. })
+        ));
+        let mut c = SelectionCheck::new(&record(&[]));
+        assert!(matches!(
+            c.push(Position(u64::MAX), &lnr(1)),
+            Err(DeliveryError::Count { got: 1, .. })
+        ));
     }
 }
