@@ -275,7 +275,12 @@ pub fn verify(
         .map(|s| VerifiedList {
             list: s.announcement.list.clone(),
             rows: s.announcement.rows,
-            invalid: s.announcement.invalid.iter().map(|c| c.count).sum(),
+            // The hop-chain check refused a sum that overflows.
+            invalid: s
+                .announcement
+                .invalid
+                .iter()
+                .fold(0u64, |sum, c| sum.saturating_add(c.count)),
             persons: s.announcement.persons,
             hops: s.done,
             complete: s.final_root.is_some(),

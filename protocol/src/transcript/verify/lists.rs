@@ -65,14 +65,22 @@ pub(crate) fn check_hop_chain<'a>(
         let at = Some(i as u64);
         match &e.signed.statement.body {
             Body::ListAnnounced(a) => {
-                let invalid: u64 = a.invalid.iter().map(|c| c.count).sum();
-                if invalid > a.rows || a.persons > a.rows - invalid {
+                // Counts come from a peer: overflow is a refusal, never a wrap.
+                let invalid = a
+                    .invalid
+                    .iter()
+                    .try_fold(0u64, |sum, c| sum.checked_add(c.count));
+                let valid = invalid.and_then(|invalid| a.rows.checked_sub(invalid));
+                if valid.is_none_or(|valid| a.persons > valid) {
                     return Err(fail(
                         Check::HopChain,
                         at,
                         format!(
-                            "list {} announces {} persons from {} rows of which {invalid} invalid",
-                            a.list, a.persons, a.rows
+                            "list {} announces {} persons from {} rows of which {} invalid",
+                            a.list,
+                            a.persons,
+                            a.rows,
+                            invalid.map_or("more than 2^64".to_string(), |i| i.to_string())
                         ),
                     ));
                 }
@@ -375,8 +383,9 @@ pub(crate) fn check_link_summary(
         // Every cohort person is in some list, and a list's matched persons
         // are in the cohort: max(matched) <= cohort <= sum(matched).
         let most = matched.values().copied().max().unwrap_or(0);
-        let total: u64 = matched.values().sum();
-        if s.cohort_persons < most || s.cohort_persons > total {
+        // In u128: 32 lists of up to 2^64 - 1 persons cannot overflow it.
+        let total: u128 = matched.values().map(|m| u128::from(*m)).sum();
+        if s.cohort_persons < most || u128::from(s.cohort_persons) > total {
             return Err(sum_fail(format!(
                 "a cohort of {} persons cannot come from lists matching {most} at most and {total} in all",
                 s.cohort_persons
