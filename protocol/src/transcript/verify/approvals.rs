@@ -6,7 +6,10 @@ use std::collections::{HashMap, HashSet};
 use super::{fail, short, signer_name, Check, Project, VerifyError};
 use crate::{
     manifest::Key32,
-    transcript::{body::Body, Entry, Signer},
+    transcript::{
+        body::{Body, Columns},
+        Entry, Signer,
+    },
     types::{Digest, Name},
 };
 
@@ -14,7 +17,7 @@ use crate::{
 /// announced extract before every announcement.
 pub(crate) fn check_two_person_rule(entries: &[Entry], p: &Project<'_>) -> Result<(), VerifyError> {
     // Per register: (operator key, extract digest, rows) of every approval.
-    let mut approvals: HashMap<&Name, Vec<(Key32, Digest, u64)>> = HashMap::new();
+    let mut approvals: HashMap<&Name, Vec<(Key32, Digest, u64, &Columns)>> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
         let at = Some(i as u64);
         let st = &e.signed.statement;
@@ -54,16 +57,38 @@ pub(crate) fn check_two_person_rule(entries: &[Entry], p: &Project<'_>) -> Resul
                 approvals
                     .entry(&a.register)
                     .or_default()
-                    .push((*key, a.extract, a.rows));
+                    .push((*key, a.extract, a.rows, &a.columns));
             }
             Body::ListAnnounced(a) => {
-                let of_extract: Vec<&(Key32, Digest, u64)> = approvals
+                // Data minimisation (issue 12 item 2): a list delivers
+                // exactly the order's variables for its register, in the
+                // order's order, and every operator who approved the
+                // extract signed each of them.
+                let requested = p
+                    .order
+                    .registers
+                    .iter()
+                    .find(|r| r.register == a.list)
+                    .map(|r| &r.variables);
+                if requested != Some(&a.columns) {
+                    return Err(fail(
+                        Check::TwoPersonRule,
+                        at,
+                        format!(
+                            "list {} announces columns [{}], the order requests [{}]",
+                            a.list,
+                            shown(&a.columns),
+                            requested.map(shown).unwrap_or_default()
+                        ),
+                    ));
+                }
+                let of_extract: Vec<&(Key32, Digest, u64, &Columns)> = approvals
                     .get(&a.list)
                     .into_iter()
                     .flatten()
-                    .filter(|(_, extract, _)| *extract == a.extract)
+                    .filter(|(_, extract, _, _)| *extract == a.extract)
                     .collect();
-                let approvers: HashSet<&Key32> = of_extract.iter().map(|(k, _, _)| k).collect();
+                let approvers: HashSet<&Key32> = of_extract.iter().map(|(k, _, _, _)| k).collect();
                 if approvers.len() < 2 {
                     return Err(fail(
                         Check::TwoPersonRule,
@@ -76,13 +101,26 @@ pub(crate) fn check_two_person_rule(entries: &[Entry], p: &Project<'_>) -> Resul
                         ),
                     ));
                 }
-                if let Some((_, _, rows)) = of_extract.iter().find(|(_, _, r)| *r != a.rows) {
+                if let Some((_, _, rows, _)) = of_extract.iter().find(|(_, _, r, _)| *r != a.rows) {
                     return Err(fail(
                         Check::TwoPersonRule,
                         at,
                         format!(
                             "list {} announces {} rows but an operator approved {rows}",
                             a.list, a.rows
+                        ),
+                    ));
+                }
+                if of_extract
+                    .iter()
+                    .any(|(_, _, _, signed)| !a.columns.iter().all(|c| signed.contains(c)))
+                {
+                    return Err(fail(
+                        Check::TwoPersonRule,
+                        at,
+                        format!(
+                            "list {} delivers a column an operator did not approve",
+                            a.list
                         ),
                     ));
                 }
@@ -94,6 +132,14 @@ pub(crate) fn check_two_person_rule(entries: &[Entry], p: &Project<'_>) -> Resul
 }
 
 /// [`Check::Commitments`]: one key per key holder, committed before use.
+fn shown(columns: &Columns) -> String {
+    columns
+        .iter()
+        .map(|c| c.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(crate) fn check_commitments(entries: &[Entry], p: &Project<'_>) -> Result<(), VerifyError> {
     let mut commitments = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
