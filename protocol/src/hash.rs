@@ -20,6 +20,7 @@ use sha3::{
     Digest as _, Sha3_256,
 };
 use shake::Shake256;
+use zeroize::Zeroizing;
 
 /// Domain-separation tags. Every tag names the protocol version.
 pub mod tags {
@@ -49,7 +50,11 @@ pub const DIGEST_LEN: usize = 32;
 ///
 /// Panics if `len > 65535`, which RFC 9380 forbids. Every caller in Kobling
 /// passes a constant length of at most 64.
-pub fn expand_message_xof(dst: &[u8], msg: &[u8], len: usize) -> Vec<u8> {
+///
+/// The output is returned in a [`Zeroizing`] buffer: it becomes shares,
+/// blinding-derived scalars and DLEQ nonces, and is wiped when dropped
+/// (as is the SHAKE256 state that produced it).
+pub fn expand_message_xof(dst: &[u8], msg: &[u8], len: usize) -> Zeroizing<Vec<u8>> {
     assert!(len <= 65535, "expand_message_xof: len_in_bytes > 65535");
     let mut reduced = [0u8; 64];
     let dst: &[u8] = if dst.len() > 255 {
@@ -67,7 +72,7 @@ pub fn expand_message_xof(dst: &[u8], msg: &[u8], len: usize) -> Vec<u8> {
     h.update(dst);
     // The length check above and the reduction make this cast lossless.
     h.update(&[dst.len() as u8]);
-    let mut out = vec![0u8; len];
+    let mut out = Zeroizing::new(vec![0u8; len]);
     h.finalize_xof().read(&mut out);
     out
 }
@@ -79,13 +84,17 @@ pub fn hash_to_group(dst: &[u8], msg: &[u8]) -> RistrettoPoint {
 }
 
 /// Hash to a scalar: `Scalar::from_bytes_mod_order_wide(expand_message_xof(dst, msg, 64))`.
+///
+/// The 64-byte wide-reduction input is wiped; the scalar is the caller's
+/// to protect (callers wrap secret ones in `Share` or `Zeroizing`).
 pub fn hash_to_scalar(dst: &[u8], msg: &[u8]) -> Scalar {
     Scalar::from_bytes_mod_order_wide(&wide(dst, msg))
 }
 
-fn wide(dst: &[u8], msg: &[u8]) -> [u8; 64] {
+/// The 64 uniform bytes of the wide reductions, wiped when dropped.
+fn wide(dst: &[u8], msg: &[u8]) -> Zeroizing<[u8; 64]> {
     let bytes = expand_message_xof(dst, msg, 64);
-    let mut out = [0u8; 64];
+    let mut out = Zeroizing::new([0u8; 64]);
     out.copy_from_slice(&bytes);
     out
 }
@@ -250,6 +259,7 @@ mod tests {
     fn hash_to_group_is_the_one_way_map_of_the_xof_output() {
         let p = hash_to_group(tags::IDENTITY, b"01018012345");
         let bytes: [u8; 64] = expand_message_xof(tags::IDENTITY, b"01018012345", 64)
+            .as_slice()
             .try_into()
             .expect("64 bytes");
         assert_eq!(p, RistrettoPoint::from_uniform_bytes(&bytes));

@@ -26,6 +26,7 @@
 //! - [`chain`]: the parallel chain step (the hot loop).
 //! - [`dleq`]: batched Chaum–Pedersen proofs per chunk.
 //! - [`merkle`]: RFC 6962-shaped SHA3-256 Merkle trees.
+//! - [`rng`]: the key-erasing generator behind β, content keys and nonces.
 //! - [`seal`]: HPKE + XChaCha20-Poly1305 sealing to the researcher.
 //! - [`link`]: cohort expressions, matching and løpenummer.
 //! - [`transcript`]: the signed, hash-chained project log and its verifier.
@@ -48,6 +49,7 @@ pub mod merkle;
 pub mod messages;
 pub mod owner;
 pub mod project;
+pub mod rng;
 pub mod seal;
 pub mod share;
 pub mod transcript;

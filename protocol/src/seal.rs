@@ -299,9 +299,10 @@ pub struct ContentKey([u8; 32]);
 impl ContentKey {
     /// A fresh key for one list.
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
-        let mut k = [0u8; 32];
-        rng.fill_bytes(&mut k);
-        Self(k)
+        // Filled in place: no copy of the key is left behind.
+        let mut key = Self([0u8; 32]);
+        rng.fill_bytes(&mut key.0);
+        key
     }
 
     /// Encapsulates the key to `to` (HPKE base mode, single shot, empty

@@ -73,12 +73,15 @@ impl Share {
         Self::from_scalar(hash_to_scalar(tags::DOMAIN_KEY, &msg))
     }
 
-    /// A fresh uniformly random share (a list blinding).
+    /// A fresh uniformly random share (a list blinding): the wide
+    /// reduction of 64 random bytes, as `Scalar::random` does, but with the
+    /// 64-byte buffer wiped afterwards (`Scalar::random` leaves it).
     pub fn random<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        let mut wide = Zeroizing::new([0u8; 64]);
         loop {
-            let s = Scalar::random(rng);
-            if s != Scalar::ZERO {
-                return Self(s);
+            rng.fill_bytes(wide.as_mut());
+            if let Ok(share) = Self::from_scalar(Scalar::from_bytes_mod_order_wide(&wide)) {
+                return share;
             }
         }
     }
