@@ -25,7 +25,9 @@ use kobling_protocol::{
     transcript::{self, Entry},
     types::{Name, ProjectId},
 };
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
+
+use crate::private_fs::PrivateFsError;
 
 /// A state-store error.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +41,9 @@ pub(crate) enum StoreError {
     /// The transaction's step was rejected; nothing was written.
     #[error("{0}")]
     Rejected(String),
+    /// The database file is not private, or not a regular file.
+    #[error(transparent)]
+    Private(#[from] PrivateFsError),
 }
 
 /// How many bytes of queued messages [`Store::outbox`] loads at a time
@@ -59,6 +64,18 @@ fn write_hint(e: &rusqlite::Error) -> &'static str {
 /// The node's state database.
 pub(crate) struct Store {
     conn: Connection,
+    /// The node's mapping file of changed identifiers (`kobling node run
+    /// --mapping`): a setting of the node, not of the database, carried
+    /// here so that the engine hands it to every list it prepares.
+    mapping: Option<PathBuf>,
+}
+
+/// Why a transaction asked for a checkpoint after its commit.
+#[derive(Debug, Default)]
+struct TxFlags {
+    /// A project's working data was deleted: once committed, the WAL is
+    /// checkpointed and truncated so that no old page survives in it.
+    shredded: std::cell::Cell<bool>,
 }
 
 impl std::fmt::Debug for Store {
@@ -80,18 +97,45 @@ CREATE TABLE IF NOT EXISTS finals (project TEXT NOT NULL, list TEXT NOT NULL, ch
 ";
 
 impl Store {
-    /// Opens (creating if needed) `dir/state.db`.
+    /// Opens (creating if needed) `dir/state.db`: created
+    /// `O_EXCL|O_NOFOLLOW` with mode 0600, or an existing regular file
+    /// (never through a symlink) tightened to 0600 (see
+    /// [`crate::private_fs`]).
     pub(crate) fn open(dir: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(dir.join("state.db"))?;
+        let path = dir.join("state.db");
+        crate::private_fs::prepare_db(&path)?;
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )?;
         Self::init(conn)
     }
 
     fn init(conn: Connection) -> Result<Self, StoreError> {
+        // Deleted rows are overwritten with zeros, not left in free pages
+        // (issue 12 item 6: shredding leaves nothing behind).
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Self { conn })
+        Ok(Self {
+            conn,
+            mapping: None,
+        })
+    }
+
+    /// Sets the mapping file applied to this node's extracts.
+    pub(crate) fn with_mapping(mut self, mapping: Option<PathBuf>) -> Self {
+        self.mapping = mapping;
+        self
+    }
+
+    /// The mapping file applied to this node's extracts, if any.
+    pub(crate) fn mapping(&self) -> Option<PathBuf> {
+        self.mapping.clone()
     }
 
     /// Runs `f` in one transaction.
@@ -99,10 +143,35 @@ impl Store {
         &mut self,
         f: impl FnOnce(&Tx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        let flags = TxFlags::default();
         let tx = self.conn.transaction()?;
-        let out = f(&Tx(&tx))?;
+        let out = f(&Tx(&tx, &flags))?;
         tx.commit()?;
+        if flags.shredded.get() {
+            self.truncate_wal()?;
+        }
         Ok(out)
+    }
+
+    /// Copies every page of the WAL into the database and truncates the
+    /// WAL to zero bytes: the frames that held deleted rows are gone from
+    /// the `-wal` file (the database's copies were zeroed by
+    /// `secure_delete`).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Sql`]; [`StoreError::Rejected`] if a reader kept the
+    /// checkpoint from finishing.
+    pub(crate) fn truncate_wal(&self) -> Result<(), StoreError> {
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy != 0 {
+            return Err(StoreError::Rejected(
+                "the write-ahead log could not be truncated (a reader is active)".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The directory of the database file (`None` in memory).
@@ -200,7 +269,7 @@ impl Store {
 }
 
 /// A transaction on the store.
-pub(crate) struct Tx<'a>(&'a Transaction<'a>);
+pub(crate) struct Tx<'a>(&'a Transaction<'a>, &'a TxFlags);
 
 impl Tx<'_> {
     fn entries_of(conn: &Connection, project: &ProjectId) -> Result<Vec<Entry>, StoreError> {
@@ -371,6 +440,11 @@ impl Tx<'_> {
 
     /// Stores a blob in one of the linker's tables (`blindings`: key 0;
     /// `sealed`: key = position; `finals`: key = chunk).
+    ///
+    /// A list's blinding is stored once: a second one for the same list,
+    /// equal or not, is ignored (never overwrites the first), so a late or
+    /// substituted blinding cannot change what the linker combines after it
+    /// checked and used the first (issue 12 item 5).
     pub(crate) fn put_blob(
         &self,
         table: LinkerTable,
@@ -380,7 +454,7 @@ impl Tx<'_> {
         bytes: &[u8],
     ) -> Result<(), StoreError> {
         let sql = match table {
-            LinkerTable::Blinding => "INSERT OR REPLACE INTO blindings (project, list, bytes) VALUES (?1, ?2, ?4)",
+            LinkerTable::Blinding => "INSERT OR IGNORE INTO blindings (project, list, bytes) VALUES (?1, ?2, ?4)",
             LinkerTable::Sealed => "INSERT OR REPLACE INTO sealed (project, list, position, bytes) VALUES (?1, ?2, ?3, ?4)",
             LinkerTable::Final => "INSERT OR REPLACE INTO finals (project, list, chunk, bytes) VALUES (?1, ?2, ?3, ?4)",
         };
@@ -438,6 +512,10 @@ impl Tx<'_> {
     /// Deletes a project's working data (keeps the transcript: disclosure
     /// records are kept; and the outbox, which may still hold the closure's
     /// notices to other nodes).
+    ///
+    /// With `secure_delete` on, the rows' bytes are zeroed in the pages;
+    /// after the commit the store truncates the WAL (see
+    /// [`Store::truncate_wal`]).
     pub(crate) fn delete_working_data(&self, project: &ProjectId) -> Result<(), StoreError> {
         for table in ["extracts", "hops", "blindings", "sealed", "finals"] {
             self.0.execute(
@@ -445,6 +523,7 @@ impl Tx<'_> {
                 [project.as_str()],
             )?;
         }
+        self.1.shredded.set(true);
         Ok(())
     }
 }
@@ -458,4 +537,37 @@ pub(crate) enum LinkerTable {
     Sealed,
     /// Final pseudonyms by chunk.
     Final,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Attack (issue 12 item 5): after the owner's blinding is stored, a
+    /// second, different blinding for the same list arrives (a replayed or
+    /// forged message). The first one stays.
+    #[test]
+    fn a_stored_blinding_is_never_overwritten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path()).expect("store");
+        let project = ProjectId::new("P1").expect("valid");
+        let list = Name::new("NPR").expect("valid");
+        let other = Name::new("KPR").expect("valid");
+        store
+            .transaction(|tx| tx.put_blob(LinkerTable::Blinding, &project, &list, 0, b"first"))
+            .expect("stored");
+        store
+            .transaction(|tx| tx.put_blob(LinkerTable::Blinding, &project, &list, 0, b"second"))
+            .expect("ignored, not an error");
+        store
+            .transaction(|tx| tx.put_blob(LinkerTable::Blinding, &project, &other, 0, b"kpr"))
+            .expect("stored");
+        let mut read = |l: &Name| {
+            store
+                .transaction(|tx| tx.blobs(LinkerTable::Blinding, &project, l))
+                .expect("read")
+        };
+        assert_eq!(read(&list), vec![b"first".to_vec()]);
+        assert_eq!(read(&other), vec![b"kpr".to_vec()]);
+    }
 }
