@@ -13,7 +13,7 @@
 
 use std::{
     net::SocketAddr,
-    path::Path,
+    path::{Path, PathBuf},
     sync::{Arc, Mutex, PoisonError},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -99,6 +99,9 @@ pub(crate) struct Options {
     pub(crate) listen: Option<String>,
     /// Points per chunk in the lists this node announces.
     pub(crate) chunk_size: u32,
+    /// A register's mapping file of changed identifiers (PROTOCOL.md §9),
+    /// applied to every extract this node prepares.
+    pub(crate) mapping: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -106,6 +109,7 @@ impl Default for Options {
         Self {
             listen: None,
             chunk_size: kobling_protocol::hop::DEFAULT_CHUNK_SIZE,
+            mapping: None,
         }
     }
 }
@@ -118,6 +122,9 @@ pub(crate) async fn run(
     options: &Options,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // The node's directory holds its keys, state and scratch files: only
+    // its owner may enter it (issue 18 item 8).
+    crate::private_fs::check_node_dir(dir).context("the node's directory is not private")?;
     let keystore =
         Keystore::open(dir.join("keys"), passphrase).context("cannot open the node's keystore")?;
     let me = manifest
@@ -126,11 +133,26 @@ pub(crate) async fn run(
         .ok_or_else(|| anyhow!("this keystore's TLS key is in no member's manifest entry: add the entry `kobling keys init` printed"))?;
     let member = manifest.member(&me).context("member")?.clone();
     let identity = TlsIdentity::from_keystore(&keystore).context("the keystore's TLS identity")?;
-    let store = Store::open(dir).context("cannot open the node's state database")?;
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| anyhow!("no OS randomness: {e}"))?;
+    if let Some(mapping) = &options.mapping {
+        // Refused at start rather than at the first project: a bad file
+        // is found while the operator is watching. Each list reads it
+        // again, with its order's identifier rules.
+        crate::extract_file::load_mapping(
+            mapping,
+            kobling_protocol::ident::ParseOptions {
+                allow_synthetic: true,
+            },
+        )
+        .with_context(|| format!("unusable mapping file {}", mapping.display()))?;
+    }
+    let store = Store::open(dir)
+        .context("cannot open the node's state database")?
+        .with_mapping(options.mapping.clone());
+    // Seeds the engine's key-erasing generator; wiped once handed over.
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::fill(seed.as_mut()).map_err(|e| anyhow!("no OS randomness: {e}"))?;
     let engine = Arc::new(Mutex::new(
-        Engine::new(me.clone(), manifest.clone(), keystore, store, seed)?
+        Engine::new(me.clone(), manifest.clone(), keystore, store, *seed)?
             .with_chunk_size(options.chunk_size)
             .with_background_preparation(),
     ));

@@ -239,10 +239,16 @@ pub(crate) fn check_extract_from(
     Ok(read_with(input, tally)?.0)
 }
 
+/// Opens the extract and checks, on the handle, that it is a regular file
+/// (a FIFO or device is refused without blocking): the file checked is the
+/// file read.
 fn open(path: &Path) -> Result<File, ExtractError> {
-    File::open(path).map_err(|source| ExtractError::Open {
+    crate::private_fs::open_regular(path, false).map_err(|e| ExtractError::Open {
         path: path.to_owned(),
-        source,
+        source: match e {
+            crate::private_fs::PrivateFsError::Io { source, .. } => source,
+            _ => std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+        },
     })
 }
 

@@ -67,28 +67,23 @@ impl KeyFile {
         })
     }
 
-    /// Reads a key file, refusing one readable by others.
+    /// Reads a key file, refusing one readable by others. The type and
+    /// mode are checked on the opened handle, which is then read: the
+    /// file checked is the file read.
     pub(crate) fn load(path: &Path) -> anyhow::Result<KeyFile> {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path)
-                .with_context(|| format!("cannot read the key file {}", path.display()))?
-                .permissions()
-                .mode();
-            if mode & 0o077 != 0 {
-                bail!(
-                    "the key file {} is readable by others (mode {:o}); run `chmod 600 {}`",
-                    path.display(),
-                    mode & 0o777,
-                    path.display()
-                );
-            }
+        use std::io::Read;
+        /// A key file is two hex keys and a comment; anything larger is not one.
+        const MAX_KEY_FILE: u64 = 4096;
+        let file = crate::private_fs::open_regular(path, true)
+            .with_context(|| format!("cannot read the key file {}", path.display()))?;
+        // Reserved up front: growing would leave copies of the key behind.
+        let mut text = Zeroizing::new(String::with_capacity(MAX_KEY_FILE as usize + 1));
+        file.take(MAX_KEY_FILE + 1)
+            .read_to_string(&mut text)
+            .with_context(|| format!("cannot read the key file {}", path.display()))?;
+        if text.len() as u64 > MAX_KEY_FILE {
+            bail!("{} is too large to be a Kobling key file", path.display());
         }
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the key file {}", path.display()))?,
-        );
         let file: File = toml::from_str(&text)
             .with_context(|| format!("{} is not a Kobling key file", path.display()))?;
         let signing = SigningKey::from_bytes(&*secret(&file.signing_key)?);

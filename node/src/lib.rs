@@ -33,6 +33,7 @@ mod manifest_file;
 mod net;
 mod output;
 mod prepare;
+mod private_fs;
 mod researcher;
 mod sender;
 mod staging;

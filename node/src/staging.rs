@@ -24,7 +24,7 @@ use kobling_protocol::{
     messages::{self, Message},
     types::Name,
 };
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use crate::store::StoreError;
 
@@ -55,8 +55,16 @@ impl Staging {
             Some(dir) => {
                 let path = dir.join(format!("{PREFIX}{name}.db"));
                 let _ = std::fs::remove_file(&path);
-                let conn = Connection::open(&path)?;
-                owner_only(&path)?;
+                // O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600: never through a
+                // planted link, never readable by anyone else, not even
+                // for a moment (issue 18 item 8).
+                drop(crate::private_fs::create_new(&path)?);
+                let conn = Connection::open_with_flags(
+                    &path,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                        | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+                )?;
                 (conn, Some(path))
             }
             None => (Connection::open_in_memory()?, None),
@@ -191,18 +199,6 @@ pub(crate) fn remove_leftovers(dir: &Path) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
-}
-
-#[cfg(unix)]
-fn owner_only(path: &Path) -> Result<(), StoreError> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| StoreError::Rejected(format!("cannot restrict the staging file: {e}")))
-}
-
-#[cfg(not(unix))]
-fn owner_only(_: &Path) -> Result<(), StoreError> {
-    Ok(())
 }
 
 impl Drop for Staging {

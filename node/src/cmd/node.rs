@@ -30,6 +30,12 @@ pub(crate) enum NodeCommand {
         /// messages.
         #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE, value_parser = chunk_size)]
         chunk_size: u32,
+        /// A register's mapping file of changed identifiers (CSV with the
+        /// columns `old` and `current`, as `kobling extract check
+        /// --mapping` reads it), applied to every extract this node
+        /// prepares, so the counts that command shows are what is sent.
+        #[arg(long, value_name = "FILE")]
+        mapping: Option<PathBuf>,
     },
 }
 
@@ -41,7 +47,10 @@ impl NodeCommand {
                 manifest,
                 listen,
                 chunk_size,
+                mapping,
             } => {
+                // Nothing the node creates is readable by anyone else.
+                crate::private_fs::restrict_umask();
                 let manifest = manifest_file::load(&manifest)?;
                 let passphrase = std::env::var("KOBLING_PASSPHRASE").ok();
                 let rt = tokio::runtime::Builder::new_multi_thread()
@@ -51,7 +60,11 @@ impl NodeCommand {
                     &dir,
                     manifest,
                     passphrase.as_deref(),
-                    &daemon::Options { listen, chunk_size },
+                    &daemon::Options {
+                        listen,
+                        chunk_size,
+                        mapping,
+                    },
                     shutdown_signal(),
                 ))?;
                 Ok(ExitCode::SUCCESS)
