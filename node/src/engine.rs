@@ -26,6 +26,7 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use ed25519_dalek::SigningKey;
 use kobling_keys::{Keystore, KeystoreError};
+use kobling_protocol::rng::ErasingRng;
 use kobling_protocol::{
     bounded::{BoundedBytes, BoundedString, BoundedVec},
     delivery::{deliver_item, selection_digest, DeliveredItem, ListDeliverySource},
@@ -45,10 +46,7 @@ use kobling_protocol::{
     },
     types::{Digest, Name, Position, ProjectId},
 };
-use rand_chacha::{
-    rand_core::{Rng, SeedableRng},
-    ChaCha20Rng,
-};
+use rand_core::Rng;
 use zeroize::Zeroizing;
 
 use crate::{
@@ -167,7 +165,7 @@ pub(crate) struct Engine {
     keystore: Keystore,
     signing: SigningKey,
     store: Store,
-    rng: ChaCha20Rng,
+    rng: ErasingRng,
     chunk_size: u32,
     /// Prepare lists on threads of their own (the daemon), or within the
     /// tick (the in-memory harness).
@@ -215,7 +213,7 @@ impl Engine {
             keystore,
             signing,
             store,
-            rng: ChaCha20Rng::from_seed(seed),
+            rng: ErasingRng::from_seed(Zeroizing::new(seed)),
             chunk_size: DEFAULT_CHUNK_SIZE,
             background: false,
             jobs: BTreeMap::new(),
@@ -817,6 +815,8 @@ impl Engine {
             first_hop,
             chunk_size: self.chunk_size,
             seed,
+            variables: crate::prepare::variables_of(order, &self.me),
+            mapping: self.store.mapping(),
             dir: self.store.dir(),
             cancel: Arc::default(),
             #[cfg(test)]

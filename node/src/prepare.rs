@@ -32,12 +32,12 @@ use kobling_protocol::{
     ident::{Identifier, ParseOptions},
     messages::{Message, MAX_ITEMS_PER_MESSAGE},
     owner::{shuffled_positions, OwnerList},
+    rng::ErasingRng,
     seal::{HpkePublicKey, SealedItem, WrappedKey},
     share::Share,
-    transcript::{InvalidCount, ListAnnouncement},
+    transcript::{InvalidCount, ListAnnouncement, ProjectOrder},
     types::{Digest, Name, Position, ProjectId},
 };
-use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 use zeroize::Zeroizing;
 
 use crate::{staging::Staging, store::StoreError};
@@ -59,8 +59,16 @@ pub(crate) struct ListJob {
     /// Where the points go first.
     pub(crate) first_hop: Name,
     pub(crate) chunk_size: u32,
-    /// Seeds the list's randomness (permutation, blinding, keys).
+    /// Seeds the list's randomness (permutation, blinding, keys): one
+    /// key-erasing generator for this list, dropped when the job ends.
     pub(crate) seed: Zeroizing<[u8; 32]>,
+    /// The order's variables for this register, in the order's order: the
+    /// only columns sealed (issue 12 item 2, see [`variables_of`]).
+    pub(crate) variables: Vec<String>,
+    /// The node's mapping file of changed identifiers (`kobling node run
+    /// --mapping`), applied as `kobling extract check --mapping` applies
+    /// it (issue 12 item 4).
+    pub(crate) mapping: Option<PathBuf>,
     /// The node's directory (scratch file), or none (in memory, tests).
     pub(crate) dir: Option<PathBuf>,
     /// Set to stop the job (project closed, node stopping).
@@ -126,15 +134,27 @@ impl ListJob {
             let _ = hold.recv();
         }
         let started = Instant::now();
+        let mapping = match &self.mapping {
+            Some(path) => Some(
+                crate::extract_file::load_mapping(path, self.options)
+                    .map_err(|e| refused("mapping", e))?,
+            ),
+            None => None,
+        };
         let mut staging = Staging::create(self.dir.as_deref(), self.project.as_str())?;
         let (summary, ids) = {
             let (staging, cancel) = (&mut staging, &self.cancel);
-            crate::extract_file::stage_extract(&self.path, self.options, None, |person, values| {
-                if cancel.load(Ordering::Relaxed) {
-                    return Err(std::io::Error::other("cancelled"));
-                }
-                staging.push(person, &values).map_err(std::io::Error::other)
-            })
+            crate::extract_file::stage_extract(
+                &self.path,
+                self.options,
+                mapping.as_ref(),
+                |person, values| {
+                    if cancel.load(Ordering::Relaxed) {
+                        return Err(std::io::Error::other("cancelled"));
+                    }
+                    staging.push(person, &values).map_err(std::io::Error::other)
+                },
+            )
         }
         .map_err(|e| match self.check() {
             Err(cancelled) => cancelled,
@@ -148,7 +168,9 @@ impl ListJob {
                 "the extract file changed since it was approved",
             ));
         }
-        let mut rng = ChaCha20Rng::from_seed(*self.seed);
+        // Before anything is made: every requested variable is a column.
+        let selected = select_columns(&summary.columns, &self.variables)?;
+        let mut rng = ErasingRng::from_seed(self.seed.clone());
         let positions =
             shuffled_positions(ids.len() as u64, &mut rng).map_err(|e| refused("prepare", e))?;
         let mut owner = OwnerList::new(
@@ -175,10 +197,12 @@ impl ListJob {
             staging.queue(&self.first_hop, &Message::Points(points))?;
             let t = Instant::now();
             for batch in chunk.chunks(SEALED_BATCH) {
+                // Only the requested columns are sealed: the others never
+                // leave this node.
                 let rows = batch
                     .iter()
-                    .map(|&p| staging.rows(p))
-                    .collect::<Result<Vec<_>, _>>()?;
+                    .map(|&p| Ok(selected.project(staging.rows(p)?)))
+                    .collect::<Result<Vec<_>, StoreError>>()?;
                 let rows: Vec<&[Vec<String>]> = rows.iter().map(Vec::as_slice).collect();
                 let items = owner.seal(&rows).map_err(|e| refused("prepare", e))?;
                 for part in sealed_batches(&items) {
@@ -220,8 +244,7 @@ impl ListJob {
             .map_err(|_| refused("extract", "too many kinds of invalid rows"))?,
             persons: header.context.persons,
             columns: BoundedVec::new(
-                summary
-                    .columns
+                self.variables
                     .iter()
                     .map(|c| BoundedString::new(c.as_str()).unwrap_or_default())
                     .collect(),
@@ -241,6 +264,74 @@ impl ListJob {
             seconds: started.elapsed().as_secs_f64(),
         })
     }
+}
+
+/// The order's variables for `register`, in the order's order (none if
+/// the register is not in the order).
+pub(crate) fn variables_of(order: &ProjectOrder, register: &Name) -> Vec<String> {
+    order
+        .registers
+        .iter()
+        .find(|r| &r.register == register)
+        .map(|r| r.variables.iter().map(|v| v.to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// Where each requested variable is among an extract's variable columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Selected(Vec<usize>);
+
+impl Selected {
+    /// A person's rows reduced to the requested columns, in the order's
+    /// order.
+    pub(crate) fn project(&self, rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
+        rows.into_iter()
+            .map(|row| {
+                self.0
+                    .iter()
+                    .map(|&i| row.get(i).cloned().unwrap_or_default())
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// The positions of `variables` among the extract's `columns` (its
+/// variable columns, without the identifier).
+///
+/// # Errors
+///
+/// [`JobError::Refused`] naming every requested variable the extract
+/// lacks, or one requested twice.
+pub(crate) fn select_columns(
+    columns: &[String],
+    variables: &[String],
+) -> Result<Selected, JobError> {
+    let mut at = Vec::with_capacity(variables.len());
+    let mut missing = Vec::new();
+    for (k, v) in variables.iter().enumerate() {
+        if variables[..k].contains(v) {
+            return Err(refused(
+                "order",
+                format!("the order requests variable {v} twice"),
+            ));
+        }
+        match columns.iter().position(|c| c == v) {
+            Some(i) => at.push(i),
+            None => missing.push(v.as_str()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(refused(
+            "extract",
+            format!(
+                "the extract has no column {}, which the order requests (its columns: {})",
+                missing.join(", "),
+                columns.join(", ")
+            ),
+        ));
+    }
+    Ok(Selected(at))
 }
 
 /// A list being prepared on its own thread, or the last failure.
@@ -306,4 +397,32 @@ pub(crate) fn sealed_batches(items: &[SealedItem]) -> Vec<&[SealedItem]> {
         out.push(&items[start..]);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn only_the_requested_columns_are_kept_in_the_order_s_order() {
+        let columns = strings(&["icd10", "secret", "year"]);
+        let sel = select_columns(&columns, &strings(&["year", "icd10"])).expect("present");
+        assert_eq!(
+            sel.project(vec![strings(&["F20", "MARKER", "2019"])]),
+            vec![strings(&["2019", "F20"])]
+        );
+        let e = select_columns(&columns, &strings(&["year", "income"])).expect_err("missing");
+        assert!(e.to_string().contains("no column income"), "{e}");
+        assert!(select_columns(&columns, &strings(&["year", "year"])).is_err());
+        assert_eq!(
+            select_columns(&columns, &[])
+                .expect("none")
+                .project(vec![strings(&["a", "b", "c"])]),
+            vec![Vec::<String>::new()]
+        );
+    }
 }

@@ -198,8 +198,18 @@ impl ProjectCommand {
                     );
                 }
                 let (digest, rows) = (summary.digest, summary.stats.rows);
-                let mut columns = vec!["fnr".to_string()];
-                columns.extend(summary.columns.iter().cloned());
+                // The operators sign the columns that will leave the
+                // register: the order's variables, which the extract must
+                // have (issue 12 item 2). Other columns are never sent.
+                let columns = crate::prepare::variables_of(order, &register);
+                crate::prepare::select_columns(&summary.columns, &columns)
+                    .map_err(|e| anyhow::anyhow!("{} cannot be approved: {e}", path.display()))?;
+                let withheld: Vec<&str> = summary
+                    .columns
+                    .iter()
+                    .filter(|c| !columns.contains(c))
+                    .map(String::as_str)
+                    .collect();
                 let approval = Approval {
                     register: register.clone(),
                     order: order.digest(),
@@ -228,6 +238,13 @@ impl ProjectCommand {
                 };
                 expect_ack(ask(&manifest, &register, msg).await?)?;
                 println!("approved {} for project {project} at {register}: {rows} rows, SHA3-256 {digest}", path.display());
+                println!("delivered columns: {}", columns.join(", "));
+                if !withheld.is_empty() {
+                    println!(
+                        "not delivered (the order does not request them): {}",
+                        withheld.join(", ")
+                    );
+                }
                 Ok(ExitCode::SUCCESS)
             }
             ProjectCommand::Status {
@@ -401,7 +418,9 @@ fn print_status(manifest: &Manifest, entries: &[Entry]) {
                 "  {list:<8} {approvals}; {} persons ({} rows, {} invalid identifiers); hops {done}/{} done",
                 a.persons,
                 a.rows,
-                a.invalid.iter().map(|i| i.count).sum::<u64>(),
+                a.invalid
+                    .iter()
+                    .fold(0u64, |sum, i| sum.saturating_add(i.count)),
                 hops.len()
             ),
             None => println!("  {list:<8} {approvals}; list not announced yet"),
