@@ -5,20 +5,21 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, ensure, Context};
 use kobling_protocol::{
-    delivery::open_item,
+    delivery::{open_item, SelectionCheck},
     link::Lnr,
     manifest::Manifest,
     messages::Message,
     project::ProjectView,
     seal::HpkeSecretKey,
-    transcript::{self, VerifiedTranscript},
+    transcript::{self, Body, DeliveryRecord, VerifiedTranscript},
     types::Name,
 };
 
 /// One register's delivered table.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Table {
-    /// The variables, in extract order.
+    /// The variables, as the register's signed announcement names them
+    /// (which the transcript check ties to the order's variables).
     pub(crate) columns: Vec<String>,
     /// One row per extract row of a cohort member: lnr and the values.
     pub(crate) rows: Vec<(Lnr, Vec<String>)>,
@@ -36,6 +37,12 @@ pub(crate) struct Delivered {
 }
 
 /// Verifies and opens the linker's replies to a fetch.
+///
+/// Besides every item's proofs, each list's items are checked against the
+/// linker's signed delivery record in the transcript: positions ascend (no
+/// item twice), and the count and selection digest are the signed ones
+/// (issue 12 item 9). Column names come from the signed announcement, not
+/// from the linker's header (item 2).
 pub(crate) fn open_delivery(
     manifest: &Manifest,
     key: &HpkeSecretKey,
@@ -55,6 +62,19 @@ pub(crate) fn open_delivery(
         .context("the delivered transcript does not verify")?;
     let view = ProjectView::new(manifest, &entries);
     let project = verified.order.project.clone();
+    let record: &DeliveryRecord = entries
+        .iter()
+        .find_map(|e| match &e.signed.statement.body {
+            Body::Delivery(d) => Some(d),
+            _ => None,
+        })
+        .context("the delivered transcript holds no signed delivery record")?;
+    let mut checks: BTreeMap<Name, SelectionCheck> = record
+        .lists
+        .iter()
+        .map(|l| (l.list.clone(), SelectionCheck::new(l)))
+        .collect();
+    let mut finished: BTreeMap<Name, SelectionCheck> = BTreeMap::new();
     let mut tables: BTreeMap<Name, Table> = BTreeMap::new();
     let mut expected: BTreeMap<Name, u64> = BTreeMap::new();
     let mut current: Option<(
@@ -74,6 +94,14 @@ pub(crate) fn open_delivery(
                 items,
             } => {
                 ensure!(p == project, "a delivery part for another project");
+                if let Some((done, _, _, _, _)) = current.take() {
+                    let check = finished.remove(&done).context("check")?;
+                    check.finish()?;
+                }
+                let check = checks.remove(&list).with_context(|| {
+                    format!("list {list} is not in the signed delivery record, or repeated")
+                })?;
+                finished.insert(list.clone(), check);
                 let announcement = view
                     .announcement(&list)
                     .with_context(|| format!("list {list} is not in the transcript"))?;
@@ -87,10 +115,14 @@ pub(crate) fn open_delivery(
                 let key = content_key.unwrap(key, &project, &list).with_context(|| {
                     format!("list {list}: the content key does not open with this researcher key")
                 })?;
+                ensure!(
+                    columns == announcement.columns,
+                    "list {list}: the delivery's columns differ from the signed announcement"
+                );
                 tables.insert(
                     list.clone(),
                     Table {
-                        columns: columns.iter().map(|c| c.to_string()).collect(),
+                        columns: announcement.columns.iter().map(|c| c.to_string()).collect(),
                         rows: Vec::new(),
                     },
                 );
@@ -114,7 +146,9 @@ pub(crate) fn open_delivery(
                 };
                 ensure!(*l == list, "items of list {list} under the header of {l}");
                 let table = tables.get_mut(&list).context("table")?;
+                let check = finished.get_mut(&list).context("check")?;
                 for item in items.iter() {
+                    check.push(item.position, &item.lnr)?;
                     for row in open_item(
                         &project,
                         &list,
@@ -138,6 +172,18 @@ pub(crate) fn open_delivery(
     ensure!(
         expected.values().all(|n| *n == 0),
         "the delivery is incomplete"
+    );
+    if let Some((done, _, _, _, _)) = current.take() {
+        finished.remove(&done).context("check")?.finish()?;
+    }
+    ensure!(
+        checks.is_empty(),
+        "the delivery lacks lists the signed delivery record names: {}",
+        checks
+            .keys()
+            .map(|l| l.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     for l in &verified.lists {
         if let (Some(m), Some(t)) = (l.matched, tables.get(&l.list)) {
