@@ -346,8 +346,8 @@ impl Fed {
             let manifest = (*manifest).clone();
             let task = tokio::spawn(async move {
                 let options = daemon::Options {
-                    listen: None,
                     chunk_size: CHUNK_SIZE,
+                    ..daemon::Options::default()
                 };
                 daemon::run(&node_dir, manifest, None, &options, async {
                     let _ = stopped.await;
@@ -571,21 +571,7 @@ impl Fed {
     /// Fetches until the delivery is ready and checks it is exactly the
     /// ground truth.
     pub(super) async fn fetch_and_check(&self, project: &str, registers: &[&str]) {
-        let deadline = Instant::now() + LIVENESS;
-        let replies = loop {
-            let replies = self
-                .client
-                .request_all(&name("LINKER"), &self.request(project, Action::Fetch))
-                .await
-                .expect("fetch");
-            match replies.first() {
-                Some(Message::Refused { code, .. }) if code.as_str() == "not-ready" => {}
-                Some(Message::TranscriptFile { .. }) => break replies,
-                other => panic!("fetch: {other:?}"),
-            }
-            assert!(Instant::now() < deadline, "{project} was never delivered");
-            sleep(Duration::from_millis(200)).await;
-        };
+        let replies = self.fetch_replies(project).await;
         let delivered = open_delivery(&self.manifest, &self.researcher_hpke, replies)
             .expect("the delivery verifies and opens");
         let keystores: Vec<PathBuf> = registers
@@ -606,6 +592,25 @@ impl Fed {
             Vec::<String>::new(),
             "{project}: the delivery differs from the ground truth"
         );
+    }
+
+    /// Fetches until the delivery is ready: the linker's replies, unopened.
+    pub(super) async fn fetch_replies(&self, project: &str) -> Vec<Message> {
+        let deadline = Instant::now() + LIVENESS;
+        loop {
+            let replies = self
+                .client
+                .request_all(&name("LINKER"), &self.request(project, Action::Fetch))
+                .await
+                .expect("fetch");
+            match replies.first() {
+                Some(Message::Refused { code, .. }) if code.as_str() == "not-ready" => {}
+                Some(Message::TranscriptFile { .. }) => return replies,
+                other => panic!("fetch: {other:?}"),
+            }
+            assert!(Instant::now() < deadline, "{project} was never delivered");
+            sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Closes a project and waits until every key holder shredded.

@@ -150,7 +150,10 @@ fn event(body: &Body, order: Option<&ProjectOrder>) -> String {
             short(c.key.as_bytes())
         ),
         Body::ListAnnounced(a) => {
-            let invalid: u64 = a.invalid.iter().map(|i| i.count).sum();
+            let invalid: u64 = a
+                .invalid
+                .iter()
+                .fold(0u64, |sum, i| sum.saturating_add(i.count));
             format!(
                 "announced list: {}, {} ({} read, {}, chunks of {})",
                 plural(a.persons, "person", "persons"),
@@ -187,7 +190,13 @@ fn event(body: &Body, order: Option<&ProjectOrder>) -> String {
         ),
         Body::Delivery(d) => format!(
             "delivered {} to researcher {} ({})",
-            plural(d.lists.iter().map(|l| l.items).sum(), "item", "items"),
+            plural(
+                d.lists
+                    .iter()
+                    .fold(0u64, |sum, l| sum.saturating_add(l.items)),
+                "item",
+                "items",
+            ),
             short(&d.recipient.0),
             d.lists
                 .iter()
@@ -235,7 +244,10 @@ pub(crate) fn list_counts(entries: &[Entry]) -> Vec<ListCounts> {
                 lists.push(ListCounts {
                     list: a.list.to_string(),
                     rows: a.rows,
-                    invalid: a.invalid.iter().map(|i| i.count).sum(),
+                    invalid: a
+                        .invalid
+                        .iter()
+                        .fold(0u64, |sum, i| sum.saturating_add(i.count)),
                     persons: a.persons,
                     hops_expected: expected,
                     ..ListCounts::default()
@@ -243,7 +255,7 @@ pub(crate) fn list_counts(entries: &[Entry]) -> Vec<ListCounts> {
             }
             Body::Hop(h) => {
                 if let Some(&i) = index.get(h.list.as_str()) {
-                    lists[i].hops += 1;
+                    lists[i].hops = lists[i].hops.saturating_add(1);
                 }
             }
             Body::LinkSummary(s) => {
@@ -256,7 +268,8 @@ pub(crate) fn list_counts(entries: &[Entry]) -> Vec<ListCounts> {
             Body::Delivery(d) => {
                 for l in d.lists.iter() {
                     if let Some(&i) = index.get(l.list.as_str()) {
-                        *lists[i].delivered.get_or_insert(0) += l.items;
+                        let d = lists[i].delivered.get_or_insert(0);
+                        *d = d.saturating_add(l.items);
                     }
                 }
             }

@@ -392,10 +392,13 @@ fn detail(c: Check, loaded: &Loaded, manifest: &Manifest) -> String {
         Check::Delivery => {
             let items: u64 = bodies()
                 .map(|b| match b {
-                    Body::Delivery(d) => d.lists.iter().map(|l| l.items).sum(),
+                    Body::Delivery(d) => d
+                        .lists
+                        .iter()
+                        .fold(0u64, |sum, l| sum.saturating_add(l.items)),
                     _ => 0,
                 })
-                .sum();
+                .fold(0u64, u64::saturating_add);
             if n(|b| matches!(b, Body::Delivery(_))) == 0 {
                 "no delivery recorded".into()
             } else {
