@@ -17,6 +17,7 @@
 //! an identifier — and the nodes must go on to deliver exactly the ground
 //! truth. The daemons' log lines are captured from the test's runtime.
 
+mod delivery;
 mod harness;
 
 use std::time::Duration;
