@@ -15,11 +15,13 @@ mod common;
 
 use std::{
     path::Path,
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
-use common::{approve_all, fetch_and_check, setup_with, submit, NodeAddr, Nodes, BIN};
+use common::{
+    approve_all, fetch_and_check, run_expecting_exit, setup_with, submit, NodeAddr, Nodes,
+};
 
 const PERSONS: usize = 300;
 const LINKER: usize = 4;
@@ -44,34 +46,6 @@ fn integrity(db: &Path) -> String {
     let conn = rusqlite::Connection::open(db).expect("open state.db");
     conn.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
         .expect("integrity_check")
-}
-
-/// Runs a node from `args` that is expected to stop by itself; its exit
-/// code and stderr.
-fn run_expecting_exit(args: &[String]) -> (Option<i32>, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("KOBLING_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start node");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().expect("output");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn is_root() -> bool {

@@ -87,23 +87,14 @@ pub(crate) struct Nodes {
     listen: Vec<Option<String>>,
     log: String,
     args: Vec<String>,
+    /// Per member, arguments added by [`Nodes::restart_with`].
+    extra: Vec<Vec<String>>,
 }
 
 impl Nodes {
     fn start(&self, index: usize) -> Child {
         let name = MEMBERS[index];
-        let mut args = vec![
-            "node".to_string(),
-            "run".into(),
-            "--dir".into(),
-            path(&self.dir.join(name)).into(),
-            "--manifest".into(),
-            path(&self.manifest).into(),
-        ];
-        if let Some(listen) = &self.listen[index] {
-            args.extend(["--listen".into(), listen.clone()]);
-        }
-        args.extend(self.args.iter().cloned());
+        let args = self.start_args(index);
         let log = File::options()
             .create(true)
             .append(true)
@@ -285,6 +276,7 @@ pub(crate) fn setup_with(
         listen,
         log: log.to_string(),
         args: args.iter().map(|a| a.to_string()).collect(),
+        extra: vec![Vec::new(); MEMBERS.len()],
     };
     nodes.children = (0..MEMBERS.len()).map(|i| nodes.start(i)).collect();
     (
@@ -557,6 +549,13 @@ impl Nodes {
             .expect("start node");
     }
 
+    /// Starts member `index` again (after [`Nodes::kill`]) with further
+    /// `kobling node run` arguments, kept for its later restarts.
+    pub(crate) fn restart_with(&mut self, index: usize, extra: &[&str]) {
+        self.extra[index].extend(extra.iter().map(|a| a.to_string()));
+        self.children[index] = self.start(index);
+    }
+
     /// Starts member `index` again (after [`Nodes::kill`]).
     pub(crate) fn restart(&mut self, index: usize) {
         self.children[index] = self.start(index);
@@ -577,6 +576,7 @@ impl Nodes {
             args.extend(["--listen".into(), listen.clone()]);
         }
         args.extend(self.args.iter().cloned());
+        args.extend(self.extra[index].iter().cloned());
         args
     }
 
@@ -584,4 +584,32 @@ impl Nodes {
     pub(crate) fn running(&mut self, index: usize) -> bool {
         matches!(self.children[index].try_wait(), Ok(None))
     }
+}
+
+/// Runs a node from `args` that is expected to stop by itself; its exit
+/// code and stderr.
+pub(crate) fn run_expecting_exit(args: &[String]) -> (Option<i32>, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("KOBLING_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start node");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
