@@ -833,3 +833,134 @@ fn a_failure_means_every_earlier_check_held() {
     let names: std::collections::HashSet<&str> = Check::ALL.iter().map(Check::name).collect();
     assert_eq!(names.len(), Check::ALL.len());
 }
+
+/// Issue 12 item 2 (data minimisation), as every node, `audit verify` and
+/// the researcher's client check it: a register that announces (and so
+/// would seal) a column the order does not request, drops one, or reorders
+/// them is refused; and a delivered column must be one every approving
+/// operator signed.
+#[test]
+fn a_list_whose_columns_are_not_the_order_s_variables_is_refused() {
+    let f = fixture();
+    let announced = f.find(|b| matches!(b, Body::ListAnnounced(a) if a.list.as_str() == "KPR"));
+    let kpr = f.node_key("KPR");
+    let change = |edit: fn(&mut Vec<BoundedString<128>>)| {
+        f.resign(announced, &kpr, |st| {
+            let Body::ListAnnounced(a) = &mut st.body else {
+                unreachable!("an announcement")
+            };
+            let mut columns = a.columns.clone().into_inner();
+            edit(&mut columns);
+            a.columns = BoundedVec::new(columns).expect("bounded");
+        })
+    };
+    let extra = change(|c| c.push(BoundedString::new("fnr_of_mother").expect("short")));
+    assert_rejected(
+        &extra,
+        Check::TwoPersonRule,
+        Some(announced),
+        "an extra column",
+    );
+    let e = check(&extra.0, &extra.1, f.manifest());
+    assert!(e.to_string().contains("the order requests"), "{e}");
+    let dropped = change(|c| {
+        c.pop();
+    });
+    assert_rejected(
+        &dropped,
+        Check::TwoPersonRule,
+        Some(announced),
+        "a dropped column",
+    );
+    let swapped = change(|c| c.reverse());
+    let order = f.find(|b| matches!(b, Body::Order(_)));
+    let Body::Order(o) = &f.entries[order].signed.statement.body else {
+        unreachable!("the order")
+    };
+    let kpr_vars = &o
+        .registers
+        .iter()
+        .find(|r| r.register.as_str() == "KPR")
+        .expect("KPR")
+        .variables;
+    if kpr_vars.len() > 1 {
+        assert_rejected(
+            &swapped,
+            Check::TwoPersonRule,
+            Some(announced),
+            "reordered columns",
+        );
+    }
+
+    // The order asks for a column no operator approved: an approval whose
+    // signed columns lack one of the delivered variables.
+    let approval = f.find(|b| matches!(b, Body::Approval(a) if a.register.as_str() == "KPR"));
+    let ops = f.operator_keys("KPR");
+    let signer = f.entries[approval].signed.statement.signer.clone();
+    let Signer::Operator { key, .. } = &signer else {
+        unreachable!("an operator")
+    };
+    let op = ops
+        .iter()
+        .find(|k| Key32(k.verifying_key().to_bytes()) == *key)
+        .expect("the approving operator");
+    let narrow = f.resign(approval, op, |st| {
+        let Body::Approval(a) = &mut st.body else {
+            unreachable!("an approval")
+        };
+        a.columns =
+            BoundedVec::new(vec![BoundedString::new("fnr").expect("short")]).expect("bounded");
+    });
+    assert_rejected(
+        &narrow,
+        Check::TwoPersonRule,
+        Some(announced),
+        "an unapproved column",
+    );
+}
+
+/// Issue 12 item 10: counts a peer signs are added and compared without
+/// wrapping or panicking: `u64::MAX`-sized invalid counts and matched
+/// counts are refusals.
+#[test]
+fn counts_near_u64_max_are_refused_not_wrapped() {
+    let f = fixture();
+    let announced = f.find(|b| matches!(b, Body::ListAnnounced(a) if a.list.as_str() == "KPR"));
+    let tampered = f.resign(announced, &f.node_key("KPR"), |st| {
+        let Body::ListAnnounced(a) = &mut st.body else {
+            unreachable!("an announcement")
+        };
+        // Two counts whose sum wraps to a small number in u64.
+        let invalid = vec![
+            kobling_protocol::transcript::InvalidCount {
+                reason: BoundedString::new("checksum").expect("short"),
+                count: u64::MAX,
+            },
+            kobling_protocol::transcript::InvalidCount {
+                reason: BoundedString::new("length").expect("short"),
+                count: 2,
+            },
+        ];
+        a.invalid = BoundedVec::new(invalid).expect("bounded");
+    });
+    let e = check(&tampered.0, &tampered.1, f.manifest());
+    assert_eq!(e.check, Check::HopChain, "{e}");
+    assert!(e.to_string().contains("more than 2^64"), "{e}");
+
+    // A summary whose matched counts would overflow a u64 sum.
+    let summary = f.find(|b| matches!(b, Body::LinkSummary(_)));
+    let tampered = f.resign(summary, &f.linker_key(), |st| {
+        let Body::LinkSummary(s) = &mut st.body else {
+            unreachable!("a summary")
+        };
+        let mut lists = s.lists.clone().into_inner();
+        for l in &mut lists {
+            l.matched = u64::MAX;
+            l.persons = u64::MAX;
+        }
+        s.lists = BoundedVec::new(lists).expect("bounded");
+        s.cohort_persons = u64::MAX;
+    });
+    let e = check(&tampered.0, &tampered.1, f.manifest());
+    assert_eq!(e.check, Check::LinkSummary, "{e}");
+}
