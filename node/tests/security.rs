@@ -276,7 +276,7 @@ fn extra_columns_never_leave_the_register_and_closing_shreds_everything() {
 }
 
 #[test]
-fn a_node_refuses_a_directory_others_can_enter() {
+fn a_node_refuses_a_directory_others_can_enter_and_an_extract_without_a_requested_variable() {
     let (s, mut nodes) = setup(50);
     nodes.kill(0);
     let npr = s.dir.path().join("NPR");
@@ -288,6 +288,63 @@ fn a_node_refuses_a_directory_others_can_enter() {
     nodes.restart(0);
     std::thread::sleep(Duration::from_millis(500));
     assert!(nodes.running(0), "a private directory is accepted");
+
+    // Issue 12 item 2: an order requesting a variable KPR's extract lacks
+    // cannot be approved there (nothing is signed, nothing is sent).
+    let d = s.dir.path();
+    let researcher = d.join("missing-researcher.key");
+    ok(&["keys", "researcher", "--out", path(&researcher)]);
+    let spec = d.join("missing.toml");
+    std::fs::write(
+        &spec,
+        "project = \"SEC-MISSING\"\ntitle = \"t\"\nlegal_basis = \"REK test\"\ncohort = \"NPR\"\n\
+         expires = \"2031-12-31\"\n\n[[registers]]\nname = \"NPR\"\nvariables = []\n\n\
+         [[registers]]\nname = \"KPR\"\nvariables = [\"inntekt\"]\n",
+    )
+    .expect("spec");
+    eventually(
+        &[
+            "project",
+            "submit",
+            "--manifest",
+            path(&s.manifest),
+            "--key",
+            path(&researcher),
+            "--spec",
+            path(&spec),
+        ],
+        "submit",
+    );
+    let (operator, extract) = (d.join("KPR-operator-1.key"), d.join("KPR.csv"));
+    let approve = [
+        "project",
+        "approve",
+        "--manifest",
+        path(&s.manifest),
+        "--key",
+        path(&operator),
+        "--project",
+        "SEC-MISSING",
+        "--extract",
+        path(&extract),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stderr = loop {
+        let out = kobling(&approve);
+        assert!(
+            !out.status.success(),
+            "an extract without a requested variable was approved"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if stderr.contains("no column") || Instant::now() > deadline {
+            break stderr;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(
+        stderr.contains("the extract has no column inntekt"),
+        "{stderr}"
+    );
 }
 
 /// A valid D-number no person of the population has.

@@ -19,7 +19,7 @@
 //! mapping is applied to every row of the extract, so a partly applied one
 //! would split persons silently.
 
-use std::{fs::File, io::Read, path::Path};
+use std::{io::Read, path::Path};
 
 use kobling_protocol::ident::{IdMapping, Identifier, MappingError, ParseOptions};
 
@@ -38,10 +38,16 @@ pub(crate) fn load_mapping(
     path: &Path,
     options: ParseOptions,
 ) -> Result<IdMapping, MappingFileError> {
-    let file = File::open(path).map_err(|source| MappingFileError::Open {
-        path: path.to_owned(),
-        source,
-    })?;
+    // Checked on the handle: a regular file (a FIFO is refused, not
+    // waited on), and the file checked is the file read.
+    let file =
+        crate::private_fs::open_regular(path, false).map_err(|e| MappingFileError::Open {
+            path: path.to_owned(),
+            source: match e {
+                crate::private_fs::PrivateFsError::Io { source, .. } => source,
+                _ => std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+            },
+        })?;
     read_mapping(file, options)
 }
 
