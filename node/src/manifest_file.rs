@@ -24,17 +24,21 @@ use kobling_protocol::manifest::Manifest;
 /// The largest manifest file read.
 const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 
-/// Reads, parses and validates a manifest file.
+/// Reads, parses and validates a manifest file: opened once, checked on
+/// the handle (a regular file), read from it with a bound.
 pub(crate) fn load(path: &Path) -> anyhow::Result<Manifest> {
-    let meta = std::fs::metadata(path)
+    use std::io::Read;
+    let file = crate::private_fs::open_regular(path, false)
+        .with_context(|| format!("cannot read the manifest {}", path.display()))?;
+    let mut text = String::new();
+    file.take(MAX_MANIFEST_BYTES + 1)
+        .read_to_string(&mut text)
         .with_context(|| format!("cannot read the manifest {}", path.display()))?;
     anyhow::ensure!(
-        meta.len() <= MAX_MANIFEST_BYTES,
+        text.len() as u64 <= MAX_MANIFEST_BYTES,
         "the manifest {} is larger than 1 MiB",
         path.display()
     );
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the manifest {}", path.display()))?;
     parse(&text).with_context(|| format!("invalid manifest {}", path.display()))
 }
 
