@@ -18,11 +18,10 @@
 //! ```
 #![forbid(unsafe_code)]
 
-mod admission;
 mod cli;
 mod cmd;
 mod daemon;
-mod engine;
+pub mod engine;
 mod extract_file;
 #[cfg(fuzzing)]
 pub mod fuzzing;
@@ -33,11 +32,11 @@ mod manifest_file;
 mod net;
 mod output;
 mod prepare;
-mod private_fs;
+pub mod private_fs;
 mod researcher;
 mod sender;
 mod staging;
-mod store;
+pub mod store;
 
 use std::{ffi::OsString, process::ExitCode};
 

@@ -30,7 +30,7 @@ pub(crate) const FILE_MODE: u32 = 0o600;
 /// A file or directory is not private, or cannot be made so.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum PrivateFsError {
+pub enum PrivateFsError {
     /// The file system refused.
     #[error("cannot {what} {}: {source}", path.display())]
     Io {

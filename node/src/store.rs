@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use kobling_protocol::{
     messages::{self, Message},
+    project::Step,
     transcript::{self, Entry},
     types::{Name, ProjectId},
 };
@@ -31,17 +32,18 @@ use crate::private_fs::PrivateFsError;
 
 /// A state-store error.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum StoreError {
+pub enum StoreError {
     /// SQLite failed.
     #[error("state database: {0}{hint}", hint = write_hint(.0))]
     Sql(#[from] rusqlite::Error),
     /// A stored value does not decode (the database was damaged).
     #[error("state database holds a damaged {0}")]
     Corrupt(&'static str),
-    /// The transaction's step was rejected; nothing was written.
-    #[error("{0}")]
-    Rejected(String),
-    /// The database file is not private, or not a regular file.
+    /// A scratch file could not be created or restricted.
+    #[error("scratch file: {0}")]
+    Scratch(#[source] std::io::Error),
+    /// The database or a scratch file is not private, or not a regular
+    /// file (issue 18 item 8).
     #[error(transparent)]
     Private(#[from] PrivateFsError),
 }
@@ -62,7 +64,7 @@ fn write_hint(e: &rusqlite::Error) -> &'static str {
 }
 
 /// The node's state database.
-pub(crate) struct Store {
+pub struct Store {
     conn: Connection,
     /// The node's mapping file of changed identifiers (`kobling node run
     /// --mapping`): a setting of the node, not of the database, carried
@@ -101,7 +103,13 @@ impl Store {
     /// `O_EXCL|O_NOFOLLOW` with mode 0600, or an existing regular file
     /// (never through a symlink) tightened to 0600 (see
     /// [`crate::private_fs`]).
-    pub(crate) fn open(dir: &Path) -> Result<Self, StoreError> {
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Private`] for a state file that is not a regular file
+    /// (or cannot be made private); [`StoreError::Sql`] if the database
+    /// cannot be opened or set up.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.join("state.db");
         crate::private_fs::prepare_db(&path)?;
         let conn = Connection::open_with_flags(
@@ -138,22 +146,30 @@ impl Store {
         self.mapping.clone()
     }
 
-    /// Runs `f` in one transaction.
-    pub(crate) fn transaction<T>(
+    /// Runs `f` in one transaction, committed if `f` succeeds and rolled
+    /// back if it fails (with the caller's own error: a refusal decided
+    /// inside the transaction writes nothing).
+    pub(crate) fn transaction<T, E: From<StoreError>>(
         &mut self,
-        f: impl FnOnce(&Tx<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+        f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         let flags = TxFlags::default();
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.transaction().map_err(StoreError::from)?;
         let out = f(&Tx(&tx, &flags))?;
-        tx.commit()?;
+        tx.commit().map_err(StoreError::from)?;
         if flags.shredded.get() {
             // The deletion is committed and its pages zeroed; a reader that
             // keeps the WAL from being truncated now (an operator's sqlite3)
             // only delays it to the next shred or the node's stop, so it
             // does not undo the step.
-            if let Err(e) = self.truncate_wal() {
-                tracing::warn!(error = %e, "the write-ahead log was not truncated after a shred");
+            match self.truncate_wal() {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(
+                    "the write-ahead log was not truncated after a shred (a reader is active)"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the write-ahead log was not truncated after a shred")
+                }
             }
         }
         Ok(out)
@@ -162,22 +178,17 @@ impl Store {
     /// Copies every page of the WAL into the database and truncates the
     /// WAL to zero bytes: the frames that held deleted rows are gone from
     /// the `-wal` file (the database's copies were zeroed by
-    /// `secure_delete`).
+    /// `secure_delete`). `false` if a reader kept the checkpoint from
+    /// finishing.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Sql`]; [`StoreError::Rejected`] if a reader kept the
-    /// checkpoint from finishing.
-    pub(crate) fn truncate_wal(&self) -> Result<(), StoreError> {
+    /// [`StoreError::Sql`].
+    pub(crate) fn truncate_wal(&self) -> Result<bool, StoreError> {
         let busy: i64 = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
-        if busy != 0 {
-            return Err(StoreError::Rejected(
-                "the write-ahead log could not be truncated (a reader is active)".into(),
-            ));
-        }
-        Ok(())
+        Ok(busy == 0)
     }
 
     /// The directory of the database file (`None` in memory).
@@ -202,40 +213,6 @@ impl Store {
     /// A project's transcript copy.
     pub(crate) fn entries(&self, project: &ProjectId) -> Result<Vec<Entry>, StoreError> {
         Tx::entries_of(&self.conn, project)
-    }
-
-    /// For every destination, its oldest queued messages: up to `limit`
-    /// or about [`OUTBOX_BATCH_BYTES`] each (at least one), with their ids.
-    /// Per destination, so a long queue to one peer (a register's sealed
-    /// items to the linker) does not hide the others.
-    pub(crate) fn outbox(&self, limit: usize) -> Result<Vec<(i64, Name, Message)>, StoreError> {
-        let dests: Vec<String> = self
-            .conn
-            .prepare("SELECT DISTINCT dest FROM outbox")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, bytes FROM outbox WHERE dest = ?1 ORDER BY id LIMIT ?2")?;
-        let mut out = Vec::new();
-        for dest_text in dests {
-            let dest = Name::new(dest_text.clone())
-                .map_err(|_| StoreError::Corrupt("outbox destination"))?;
-            let mut rows = stmt.query(params![dest_text, limit as i64])?;
-            let mut budget = OUTBOX_BATCH_BYTES;
-            while let Some(row) = rows.next()? {
-                if budget == 0 {
-                    break;
-                }
-                let id: i64 = row.get(0)?;
-                let bytes = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-                budget = budget.saturating_sub(bytes.len());
-                let msg =
-                    messages::decode(bytes).map_err(|_| StoreError::Corrupt("outbox message"))?;
-                out.push((id, dest.clone(), msg));
-            }
-        }
-        Ok(out)
     }
 
     /// The oldest queued messages to `dest`, up to `limit` or about
@@ -360,21 +337,21 @@ impl Tx<'_> {
     }
 
     /// Marks a one-shot step as taken; false if it already was.
-    pub(crate) fn mark(&self, project: &ProjectId, step: &str) -> Result<bool, StoreError> {
+    pub(crate) fn mark(&self, project: &ProjectId, step: Step) -> Result<bool, StoreError> {
         let n = self.0.execute(
             "INSERT OR IGNORE INTO sent (project, step) VALUES (?1, ?2)",
-            params![project.as_str(), step],
+            params![project.as_str(), step.as_str()],
         )?;
         Ok(n == 1)
     }
 
     /// Whether a one-shot step was taken.
-    pub(crate) fn marked(&self, project: &ProjectId, step: &str) -> Result<bool, StoreError> {
+    pub(crate) fn marked(&self, project: &ProjectId, step: Step) -> Result<bool, StoreError> {
         Ok(self
             .0
             .query_row(
                 "SELECT 1 FROM sent WHERE project = ?1 AND step = ?2",
-                params![project.as_str(), step],
+                params![project.as_str(), step.as_str()],
                 |_| Ok(()),
             )
             .optional()?
