@@ -124,6 +124,8 @@ pub(crate) struct Options {
     pub(crate) listen: Option<String>,
     /// Points per chunk in the lists this node announces.
     pub(crate) chunk_size: u32,
+    /// Accept synthetic test numbers and test-mode orders (tests, demos).
+    pub(crate) test_mode: bool,
 }
 
 impl Default for Options {
@@ -131,6 +133,7 @@ impl Default for Options {
         Self {
             listen: None,
             chunk_size: kobling_protocol::hop::DEFAULT_CHUNK_SIZE,
+            test_mode: false,
         }
     }
 }
@@ -156,6 +159,7 @@ pub(crate) async fn run(
     getrandom::fill(&mut seed).map_err(|e| anyhow!("no OS randomness: {e}"))?;
     let config = EngineConfig {
         chunk_size: options.chunk_size,
+        test_mode: options.test_mode,
         ..EngineConfig::default()
     };
     let engine = Arc::new(Mutex::new(Engine::new(
@@ -183,7 +187,10 @@ pub(crate) async fn run(
         },
     )
     .context("client configuration")?;
-    info!(node = %me, role = ?member.role, %bind, advertised = %member.address, "node running");
+    info!(node = %me, role = ?member.role, %bind, advertised = %member.address, test_mode = options.test_mode, "node running");
+    if options.test_mode {
+        tracing::warn!(node = %me, "TEST MODE: synthetic identifiers and test-mode orders are accepted; never run a production node like this");
+    }
 
     let (wake, woken) = watch::channel(());
     let (stop, stopped) = watch::channel(false);

@@ -240,6 +240,7 @@ fn start_nodes(
                 p(&node_dir)?,
                 "--manifest",
                 p(manifest)?,
+                "--test-mode",
             ])
             .stdout(Stdio::null())
             .stderr(log)

@@ -53,6 +53,7 @@ impl Engine {
             .order()
             .cloned()
             .ok_or_else(|| not_ready(format!("project {} is not known here yet", st.project)))?;
+        self.check_mode(&order)?;
         if a.order != order.digest() {
             return Err(refuse(
                 RefusalCode::WrongOrder,

@@ -217,6 +217,22 @@ impl Engine {
         Ok(self.store.entries(project)?)
     }
 
+    /// Refuses a test-mode order at a node not started in test mode:
+    /// synthetic numbers are for tests, and a production node takes no
+    /// project that asks for them.
+    fn check_mode(&self, order: &kobling_protocol::transcript::ProjectOrder) -> Outcome<()> {
+        if order.test_mode && !self.config.test_mode {
+            return Err(refuse(
+                RefusalCode::Order,
+                format!(
+                    "project {} is a test-mode order, and {} is not a test-mode node",
+                    order.project, self.me
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The linker's name (the manifest has one: checked in [`Engine::new`]).
     fn linker(&self) -> Name {
         self.manifest

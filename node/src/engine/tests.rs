@@ -49,6 +49,10 @@ struct Fed {
     background: bool,
     /// A node whose list jobs `pump` does not wait for.
     held: Option<Name>,
+    /// Nodes (re)started without test mode, as in production.
+    production: BTreeSet<Name>,
+    /// Orders ask for test mode.
+    test_orders: bool,
 }
 
 impl Fed {
@@ -121,6 +125,8 @@ impl Fed {
             expires: NOW + 86_400 * 365,
             background: false,
             held: None,
+            production: BTreeSet::new(),
+            test_orders: false,
         };
         for m in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
             fed.start(m);
@@ -140,6 +146,7 @@ impl Fed {
             background_preparation: self.background,
             // Small batches, so that every delivery crosses batches.
             delivery_batch: 7,
+            test_mode: !self.production.contains(&name(m)),
             ..EngineConfig::default()
         };
         let engine =
@@ -174,7 +181,7 @@ impl Fed {
             expires: self.expires,
             researcher_signing_key: Key32(self.researcher.verifying_key().to_bytes()),
             researcher_hpke_key: Key32(*self.researcher_hpke.public_key().as_bytes()),
-            test_mode: false,
+            test_mode: self.test_orders,
         }
     }
 
@@ -705,4 +712,50 @@ fn a_list_being_prepared_is_dropped_when_its_project_closes() {
     assert!(entries.iter().all(
         |e| !matches!(&e.signed.statement.body, Body::ListAnnounced(a) if a.list == name("SSB"))
     ));
+}
+
+#[test]
+fn a_production_node_refuses_a_test_mode_order() {
+    // A production linker takes no test-mode order: nothing is recorded.
+    let mut fed = Fed::new(60);
+    fed.test_orders = true;
+    fed.production.insert(name("LINKER"));
+    fed.start("LINKER");
+    assert_eq!(refused_with(&fed.submit("T-1")), Some(RefusalCode::Order));
+    assert!(fed.engines[&name("LINKER")]
+        .transcript(&ProjectId::new("T-1").expect("valid"))
+        .expect("entries")
+        .is_empty());
+
+    // A production register refuses its operators' approval of one (its
+    // list would accept synthetic numbers); a test-mode register takes it.
+    let mut fed = Fed::new(60);
+    fed.test_orders = true;
+    fed.production.insert(name("NPR"));
+    fed.start("NPR");
+    assert!(matches!(fed.submit("T-2"), Message::Ack { .. }));
+    fed.pump();
+    assert_eq!(
+        refused_with(&fed.approve("T-2", "NPR", 0)),
+        Some(RefusalCode::Order)
+    );
+    assert!(matches!(fed.approve("T-2", "KPR", 0), Message::Ack { .. }));
+    fed.pump();
+    assert_eq!(
+        fed.duties("T-2", "NPR"),
+        vec![Duty::AwaitApprovals { approvals: 0 }],
+        "nothing starts at the production register"
+    );
+
+    // An ordinary order runs at production nodes.
+    let mut fed = Fed::new(60);
+    for m in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
+        fed.production.insert(name(m));
+        fed.start(m);
+    }
+    assert!(matches!(fed.submit("T-3"), Message::Ack { .. }));
+    fed.pump();
+    approve_all(&mut fed, "T-3");
+    fed.pump();
+    fed.check_delivery("T-3");
 }

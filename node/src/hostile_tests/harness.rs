@@ -346,8 +346,9 @@ impl Fed {
             let manifest = (*manifest).clone();
             let task = tokio::spawn(async move {
                 let options = daemon::Options {
-                    listen: None,
                     chunk_size: CHUNK_SIZE,
+                    test_mode: true,
+                    ..daemon::Options::default()
                 };
                 daemon::run(&node_dir, manifest, None, &options, async {
                     let _ = stopped.await;
@@ -366,6 +367,7 @@ impl Fed {
         let config = EngineConfig {
             chunk_size: CHUNK_SIZE,
             background_preparation: false,
+            test_mode: true,
             ..EngineConfig::default()
         };
         let engine = Engine::new(name("KPR"), (*manifest).clone(), ks, store, [9; 32], config)
