@@ -19,7 +19,7 @@
 //! ```
 //!
 //! The rules (who may send what, when; the step order; the linker's
-//! append-and-verify) live in `kobling_protocol` ([`project`],
+//! append-and-verify) live in `kobling_protocol` ([`project`](kobling_protocol::project),
 //! [`sequencer`](kobling_protocol::sequencer)); this module loads state,
 //! calls them, and commits. Every state change commits in one transaction
 //! with the messages it produces, so a node killed at any point continues
@@ -27,7 +27,7 @@
 //! twice is acknowledged without being processed again.
 //!
 //! Refusals are answered with [`Message::Refused`] and a
-//! [`RefusalCode`](kobling_protocol::refusal::RefusalCode): `not-ready`
+//! [`RefusalCode`]: `not-ready`
 //! means "send it again later" (e.g. a chunk that arrives before the
 //! list's announcement reached this node); any other code is final.
 //!
