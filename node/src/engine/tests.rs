@@ -868,3 +868,74 @@ fn approvals_read_only_regular_files_in_the_extract_directory_and_replays_are_no
     fed.pump();
     fed.check_delivery("A-1");
 }
+
+#[test]
+fn a_list_that_repeats_a_pseudonym_closes_the_project_once_naming_the_list() {
+    use crate::store::LinkerTable;
+    use kobling_protocol::group::WirePoint;
+
+    let mut fed = Fed::new(150);
+    assert!(matches!(fed.submit("L-1"), Message::Ack { .. }));
+    fed.pump();
+    approve_all(&mut fed, "L-1");
+    let project = ProjectId::new("L-1").expect("valid");
+    let mut tampered = false;
+    // When every list passed every hop, and before the linker links: KPR
+    // (say) had sent one person twice, so the linker's final points of
+    // KPR's list repeat one point.
+    fed.pump_with(|fed, _| {
+        if tampered || !fed.duties("L-1", "LINKER").contains(&Duty::Link) {
+            return;
+        }
+        let linker = fed.engines.get_mut(&name("LINKER")).expect("linker");
+        linker
+            .store
+            .transaction(|tx| {
+                let blobs = tx.blobs(LinkerTable::Final, &project, &name("KPR"))?;
+                let mut points: Vec<WirePoint> =
+                    postcard::from_bytes(&blobs[0]).expect("final points");
+                points[1] = points[0];
+                tx.put_blob(
+                    LinkerTable::Final,
+                    &project,
+                    &name("KPR"),
+                    0,
+                    &postcard::to_allocvec(&points).expect("encode"),
+                )
+            })
+            .expect("tamper");
+        tampered = true;
+    });
+    assert!(tampered, "the chain finished");
+
+    let entries = fed.engines[&name("LINKER")]
+        .transcript(&project)
+        .expect("entries");
+    let reasons: Vec<String> = entries
+        .iter()
+        .filter_map(|e| match &e.signed.statement.body {
+            Body::Closure(c) => Some(c.reason.as_str().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons.len(), 1, "recorded once: {reasons:?}");
+    assert!(
+        reasons[0].contains("linkage failed") && reasons[0].contains("KPR"),
+        "{reasons:?}"
+    );
+    assert!(
+        !entries
+            .iter()
+            .any(|e| matches!(e.signed.statement.body, Body::LinkSummary(_))),
+        "nothing was linked"
+    );
+    let view = ProjectView::new(&fed.manifest, &entries);
+    assert_eq!(view.phase(), Phase::Closed);
+    for m in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
+        assert!(view.shredded(&name(m)), "{m} shredded");
+    }
+    assert!(
+        fed.duties("L-1", "LINKER").is_empty(),
+        "no duty left to retry"
+    );
+}
