@@ -36,6 +36,16 @@ pub(crate) enum NodeCommand {
         /// prepares, so the counts that command shows are what is sent.
         #[arg(long, value_name = "FILE")]
         mapping: Option<PathBuf>,
+        /// Test mode, for tests and demonstrations only: accept synthetic
+        /// test numbers (month + 80) in extracts and orders that ask for
+        /// them. A production node refuses a test-mode order.
+        #[arg(long)]
+        test_mode: bool,
+        /// The directory extract files are read from: an operator's
+        /// approval names a file in it (`project approve --extract`), never
+        /// a path. Default: DIR/extracts.
+        #[arg(long, value_name = "DIR")]
+        extracts: Option<PathBuf>,
     },
 }
 
@@ -48,6 +58,8 @@ impl NodeCommand {
                 listen,
                 chunk_size,
                 mapping,
+                test_mode,
+                extracts,
             } => {
                 // Nothing the node creates is readable by anyone else.
                 crate::private_fs::restrict_umask();
@@ -64,6 +76,8 @@ impl NodeCommand {
                         listen,
                         chunk_size,
                         mapping,
+                        test_mode,
+                        extracts,
                     },
                     shutdown_signal(),
                 ))?;

@@ -571,6 +571,9 @@ impl Nodes {
             path(&self.dir.join(name)).into(),
             "--manifest".into(),
             path(&self.manifest).into(),
+            "--test-mode".into(),
+            "--extracts".into(),
+            path(&self.dir).into(),
         ];
         if let Some(listen) = &self.listen[index] {
             args.extend(["--listen".into(), listen.clone()]);
