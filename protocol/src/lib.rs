@@ -30,6 +30,8 @@
 //! - [`link`]: cohort expressions, matching and løpenummer.
 //! - [`transcript`]: the signed, hash-chained project log and its verifier.
 //! - [`messages`]: size-bounded wire messages (postcard).
+//! - [`v2`]: chain v2: per-chunk signed digests and one end-to-end check
+//!   per list (PROTOCOL.md §6a).
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used)]
 
@@ -52,3 +54,4 @@ pub mod seal;
 pub mod share;
 pub mod transcript;
 pub mod types;
+pub mod v2;

@@ -124,6 +124,8 @@ impl<'a> ProjectView<'a> {
                 Body::Shredded(s) => {
                     v.shredded.insert(s.member.clone());
                 }
+                // Chain v2 bodies: not yet part of the node's view.
+                _ => {}
             }
         }
         v

@@ -15,7 +15,7 @@
 //! ```text
 //!  bytes ─ decode_file ─▶ format
 //!  entries + trailer + manifest ─▶ manifest ─▶ hash-chain ─▶ signatures ─▶ order
-//!     ─▶ two-person-rule ─▶ commitments ─▶ hop-chain ─▶ proofs
+//!     ─▶ two-person-rule ─▶ commitments ─▶ hop-chain ─▶ proofs ─▶ list-check
 //!     ─▶ link-summary ─▶ delivery ─▶ closure ─▶ VerifiedTranscript
 //! ```
 //!
@@ -29,6 +29,7 @@
 
 mod approvals;
 mod lists;
+mod v2;
 
 use std::collections::HashSet;
 
@@ -88,6 +89,11 @@ pub enum Check {
     /// Every DLEQ proof: each chunk proof and the linker's key proof
     /// `log_G K_L = log_{D_j} C_j` of every list.
     Proofs,
+    /// Chain v2: every list check recomputes (σ from the records, the
+    /// owner's signed `A_0`, every backward-pass proof, `passed` is
+    /// `A_m == B`), every combined step key's proof verifies, and no v2
+    /// list is linked without a passed check.
+    ListCheck,
     /// The link summary agrees with the order and the hop records.
     LinkSummary,
     /// The delivery agrees with the link summary and the order.
@@ -101,7 +107,7 @@ impl Check {
     /// Every check, in the order verification runs them. If check `c`
     /// fails, every check before `c` here passed over the whole transcript
     /// and none after it was run.
-    pub const ALL: [Check; 12] = [
+    pub const ALL: [Check; 13] = [
         Check::Format,
         Check::Manifest,
         Check::HashChain,
@@ -111,6 +117,7 @@ impl Check {
         Check::Commitments,
         Check::HopChain,
         Check::Proofs,
+        Check::ListCheck,
         Check::LinkSummary,
         Check::Delivery,
         Check::Closure,
@@ -128,6 +135,7 @@ impl Check {
             Check::Commitments => "commitments",
             Check::HopChain => "hop-chain",
             Check::Proofs => "proofs",
+            Check::ListCheck => "list-check",
             Check::LinkSummary => "link-summary",
             Check::Delivery => "delivery",
             Check::Closure => "closure",
@@ -266,6 +274,7 @@ pub fn verify(
     check_commitments(entries, &project)?;
     let lists = check_hop_chain(entries, &project)?;
     check_proofs(entries, &project, &lists)?;
+    v2::check_list_checks(&project, &lists)?;
     let summary = check_link_summary(entries, &project, &lists)?;
     let delivered = check_delivery(entries, &project, summary.as_ref())?;
     let closed = check_closure(entries, &project, trailer.is_some())?;
@@ -651,6 +660,26 @@ fn check_order<'a>(
             Body::Hop(h) => by_node(&h.member)?,
             Body::LinkSummary(_) | Body::Delivery(_) | Body::Closure(_) => by_node(&linker.name)?,
             Body::Shredded(s) => by_node(&s.member)?,
+            Body::ListAnnouncedV2(a) => {
+                by_node(&a.list)?;
+                if !project.participants.contains(&a.list) {
+                    return Err(fail(
+                        Check::Order,
+                        at,
+                        format!("list {} is not in the order", a.list),
+                    ));
+                }
+                if !announced.insert(&a.list) {
+                    return Err(fail(
+                        Check::Order,
+                        at,
+                        format!("list {} announced twice", a.list),
+                    ));
+                }
+            }
+            Body::OwnerListV2(o) => by_node(&o.list)?,
+            Body::HopV2(h) => by_node(&h.member)?,
+            Body::ListCheck(_) => by_node(&linker.name)?,
         }
     }
     Ok(project)
