@@ -826,3 +826,328 @@ fn the_linker_hop_streams_the_salted_final_root() {
     );
     assert_eq!(p.records[2].final_root, Some(tree.root()));
 }
+
+/// Transcripts with chain v2 entries, verified by `transcript::verify`.
+mod transcript {
+    use super::*;
+    use crate::{
+        bounded::BoundedString,
+        manifest::{Key32, Manifest, Member, Operator, Role},
+        seal::WrappedKey,
+        transcript::{
+            verify, visible_to_registers, Approval, Body, Check, ColumnName, Entry, KeyCommitment,
+            ProjectOrder, RegisterRequest, Signer, Statement, Transcript,
+        },
+    };
+
+    const REGISTERS: [&str; 4] = ["NPR", "KPR", "SSB", "RESEPT"];
+
+    fn operator(register: usize, i: usize) -> SigningKey {
+        SigningKey::from_bytes(&[100 + (register * 2 + i) as u8; 32])
+    }
+
+    fn researcher() -> SigningKey {
+        SigningKey::from_bytes(&[200; 32])
+    }
+
+    fn world() -> (World, Manifest) {
+        let mut w = World::new(3, 70, 16);
+        let mut members: Vec<Member> = std::iter::once(&w.owner)
+            .chain(&w.registers)
+            .enumerate()
+            .map(|(r, p)| Member {
+                name: p.name.clone(),
+                role: Role::Register,
+                address: format!("127.0.0.1:{}", 4000 + r),
+                tls_spki_sha256: Key32([r as u8 + 1; 32]),
+                signing_key: Key32(p.vk().to_bytes()),
+                hpke_key: Key32([r as u8 + 50; 32]),
+                operators: (0..2)
+                    .map(|i| Operator {
+                        name: format!("op{i}"),
+                        key: Key32(operator(r, i).verifying_key().to_bytes()),
+                    })
+                    .collect(),
+            })
+            .collect();
+        members.push(Member {
+            name: w.linker.name.clone(),
+            role: Role::Linker,
+            address: "127.0.0.1:4999".into(),
+            tls_spki_sha256: Key32([99; 32]),
+            signing_key: Key32(w.linker.vk().to_bytes()),
+            hpke_key: Key32([98; 32]),
+            operators: Vec::new(),
+        });
+        let manifest = Manifest {
+            federation: "v2-test".into(),
+            members,
+        };
+        w.manifest = manifest.digest();
+        (w, manifest)
+    }
+
+    struct Log<'a> {
+        w: &'a World,
+        manifest: &'a Manifest,
+        statements: Vec<(Signer, Body, Option<SigningKey>)>,
+    }
+
+    impl Log<'_> {
+        fn node(&mut self, name: &Name, body: Body) {
+            self.statements.push((Signer::Node(name.clone()), body, None));
+        }
+
+        fn key_of(&self, signer: &Signer) -> SigningKey {
+            let w = self.w;
+            match signer {
+                Signer::Node(n) => std::iter::once(&w.owner)
+                    .chain(&w.registers)
+                    .chain(std::iter::once(&w.linker))
+                    .find(|p| &p.name == n)
+                    .map(|p| p.sign.clone())
+                    .expect("a member"),
+                Signer::Researcher(_) => researcher(),
+                Signer::Operator { key, .. } => (0..4)
+                    .flat_map(|r| (0..2).map(move |i| operator(r, i)))
+                    .find(|k| k.verifying_key().to_bytes() == key.0)
+                    .expect("an operator"),
+            }
+        }
+
+        fn entries(&self) -> Vec<Entry> {
+            let project = ProjectId::new("P-V2").expect("valid");
+            let mut t = Transcript::new();
+            for (signer, body, _) in &self.statements {
+                let st = Statement {
+                    project: project.clone(),
+                    time: 1,
+                    signer: signer.clone(),
+                    body: body.clone(),
+                };
+                t.append(st.sign(&self.key_of(signer)), &self.w.linker.sign);
+            }
+            let _ = self.manifest;
+            t.into_entries()
+        }
+    }
+
+    /// The order, approvals, commitments and NPR's v2 announcement.
+    fn preamble<'a>(w: &'a World, manifest: &'a Manifest) -> Log<'a> {
+        let columns: crate::transcript::Columns =
+            BoundedVec::new(vec![ColumnName::new("diag").expect("fits")]).expect("fits");
+        let order = ProjectOrder {
+            project: ProjectId::new("P-V2").expect("valid"),
+            title: BoundedString::new("v2").expect("fits"),
+            legal_basis: BoundedString::new("REK 1").expect("fits"),
+            manifest_digest: manifest.digest(),
+            linker: w.linker.name.clone(),
+            registers: BoundedVec::new(
+                REGISTERS
+                    .iter()
+                    .map(|r| RegisterRequest {
+                        register: Name::new(*r).expect("valid"),
+                        variables: columns.clone(),
+                    })
+                    .collect(),
+            )
+            .expect("fits"),
+            cohort: BoundedString::new("NPR").expect("fits"),
+            expires: 2_000_000_000,
+            researcher_signing_key: Key32(researcher().verifying_key().to_bytes()),
+            researcher_hpke_key: Key32([77; 32]),
+            test_mode: true,
+        };
+        let mut log = Log {
+            w,
+            manifest,
+            statements: Vec::new(),
+        };
+        let digest = order.digest();
+        log.statements.push((
+            Signer::Researcher(order.researcher_signing_key),
+            Body::Order(order),
+            None,
+        ));
+        for i in 0..2 {
+            log.statements.push((
+                Signer::Operator {
+                    register: w.owner.name.clone(),
+                    key: Key32(operator(0, i).verifying_key().to_bytes()),
+                },
+                Body::Approval(Approval {
+                    register: w.owner.name.clone(),
+                    order: digest,
+                    extract: Digest([8; 32]),
+                    rows: 80,
+                    columns: columns.clone(),
+                }),
+                None,
+            ));
+        }
+        for p in std::iter::once(&w.owner)
+            .chain(&w.registers)
+            .chain(std::iter::once(&w.linker))
+        {
+            log.node(
+                &p.name,
+                Body::Commitment(KeyCommitment {
+                    member: p.name.clone(),
+                    domain: w.domain.clone(),
+                    key: p.share().commitment(),
+                }),
+            );
+        }
+        log.node(
+            &w.owner.name,
+            Body::ListAnnouncedV2(ListAnnouncementV2 {
+                list: w.owner.name.clone(),
+                delivery: None,
+                extract: Digest([8; 32]),
+                rows: 80,
+                invalid: BoundedVec::default(),
+                persons: w.persons,
+                columns,
+                blinding: BoundedVec::new(w.blinding_commitments()).expect("fits"),
+                chunk_size: w.chunk_size,
+                content_key: WrappedKey {
+                    enc: [1; 32],
+                    ciphertext: crate::bounded::BoundedBytes::new(vec![0; 48]).expect("fits"),
+                },
+            }),
+        );
+        log
+    }
+
+    fn attempt(log: &mut Log<'_>, p: &Passed) {
+        let w = log.w;
+        log.node(&w.owner.name, Body::OwnerListV2(p.owner_list.clone()));
+        for r in &p.records {
+            log.node(&r.member, Body::HopV2(r.clone()));
+        }
+        log.node(&w.linker.name, Body::ListCheck(p.check.clone()));
+    }
+
+    fn honest() -> (World, Manifest, Box<Passed>) {
+        let (w, manifest) = world();
+        let p = passed(run(&w, Attack::None, 0, Mode::Optimistic));
+        (w, manifest, p)
+    }
+
+    #[test]
+    fn an_honest_v2_transcript_verifies() {
+        let (w, manifest, p) = honest();
+        let mut log = preamble(&w, &manifest);
+        attempt(&mut log, &p);
+        let v = verify(&log.entries(), None, &manifest).expect("verifies");
+        let npr = v.lists.iter().find(|l| l.list == w.owner.name).expect("listed");
+        assert!(npr.complete);
+        assert_eq!(npr.hops, 4);
+    }
+
+    #[test]
+    fn a_tampered_list_check_entry_is_rejected() {
+        let (w, manifest, p) = honest();
+        let tampers: [fn(&mut ListCheck); 5] = [
+            |c| {
+                let mut a = c.a.to_vec();
+                a[1] = a[2];
+                c.a = BoundedVec::new(a).expect("fits");
+            },
+            |c| c.passed = false,
+            |c| c.sigma.0[0] ^= 1,
+            |c| c.b = c.a[0],
+            |c| {
+                let mut p = c.proofs.to_vec();
+                p[0] = p[1];
+                c.proofs = BoundedVec::new(p).expect("fits");
+            },
+        ];
+        for (i, t) in tampers.iter().enumerate() {
+            let mut bad = p.check.clone();
+            t(&mut bad);
+            let mut log = preamble(&w, &manifest);
+            attempt(&mut log, &Passed {
+                check: bad,
+                owner_list: p.owner_list.clone(),
+                records: p.records.clone(),
+                finals: Vec::new(),
+            });
+            // Re-signed by the linker itself: only the check's own
+            // verification can catch it.
+            let err = verify(&log.entries(), None, &manifest).expect_err("tampered");
+            assert_eq!(err.check, Check::ListCheck, "tamper {i}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_hop_record_that_does_not_chain_is_rejected() {
+        let (w, manifest, p) = honest();
+        let mut records = p.records.clone();
+        let mut chunks = records[1].chunks.to_vec();
+        chunks[2].input = Digest([1; 32]);
+        records[1].chunks = BoundedVec::new(chunks).expect("fits");
+        let mut log = preamble(&w, &manifest);
+        attempt(&mut log, &Passed {
+            records,
+            check: p.check.clone(),
+            owner_list: p.owner_list.clone(),
+            finals: Vec::new(),
+        });
+        let err = verify(&log.entries(), None, &manifest).expect_err("tampered");
+        assert_eq!(err.check, Check::HopChain, "{err}");
+    }
+
+    #[test]
+    fn a_failed_check_then_a_strict_attempt_verifies() {
+        let (w, manifest) = world();
+        let failed = match run(&w, Attack::Duplicate { hop: 2, chunk: 1 }, 0, Mode::Optimistic) {
+            Outcome::CheckFailed(p) => p,
+            other => panic!("expected a failed check, got {other:?}"),
+        };
+        let strict = passed(run(&w, Attack::None, 1, Mode::Strict));
+        let mut log = preamble(&w, &manifest);
+        attempt(&mut log, &failed);
+        attempt(&mut log, &strict);
+        let v = verify(&log.entries(), None, &manifest).expect("verifies");
+        assert!(v.lists.iter().any(|l| l.list == w.owner.name && l.complete));
+
+        // The failed attempt alone: the list is not complete.
+        let mut only_failed = preamble(&w, &manifest);
+        attempt(&mut only_failed, &failed);
+        let v = verify(&only_failed.entries(), None, &manifest).expect("verifies");
+        assert!(v.lists.iter().all(|l| !l.complete));
+
+        // The failed attempt's check claimed passed, re-signed by the linker.
+        let mut lie = failed.check.clone();
+        lie.passed = true;
+        let mut log = preamble(&w, &manifest);
+        attempt(&mut log, &Passed {
+            check: lie,
+            owner_list: failed.owner_list.clone(),
+            records: failed.records.clone(),
+            finals: Vec::new(),
+        });
+        let err = verify(&log.entries(), None, &manifest).expect_err("a lie");
+        assert_eq!(err.check, Check::ListCheck, "{err}");
+    }
+
+    #[test]
+    fn the_list_check_entry_is_not_visible_to_registers() {
+        let (w, manifest, p) = honest();
+        let mut log = preamble(&w, &manifest);
+        attempt(&mut log, &p);
+        let entries = log.entries();
+        let to_registers: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| visible_to_registers(&e.signed.statement.body))
+            .collect();
+        assert_eq!(to_registers.len(), entries.len() - 1);
+        assert!(to_registers
+            .iter()
+            .all(|e| !matches!(e.signed.statement.body, Body::ListCheck(_))));
+        assert!(entries
+            .iter()
+            .any(|e| matches!(e.signed.statement.body, Body::ListCheck(_))));
+    }
+}
