@@ -40,10 +40,11 @@ mod tests;
 
 pub use check::{
     coefficients, combine_chunk, pass_step, verify_list_check, ChainView, CheckError, ListCheck,
-    OwnerCheck, OwnerCheckBuilder, Pass, PassContext,
+    OwnerCheck, OwnerCheckBuilder, Pass, PassContext, PassStep,
 };
 pub use hop::{HopError, LinkerHop, RegisterHop, StepKey};
 pub use statement::{
     chunk_digest, list_digest, tags, ChunkDigests, ChunkMsg, ChunkStatement, HopRecordV2,
-    ListAnnouncementV2, ListHeader, Mode, OwnerList, OwnerStream, StepKeyProof,
+    ListAnnouncementV2, ListHeader, Mode, OwnerList, OwnerStream, SignedChunkStatement,
+    StepKeyProof,
 };

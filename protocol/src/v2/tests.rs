@@ -895,7 +895,8 @@ mod transcript {
 
     impl Log<'_> {
         fn node(&mut self, name: &Name, body: Body) {
-            self.statements.push((Signer::Node(name.clone()), body, None));
+            self.statements
+                .push((Signer::Node(name.clone()), body, None));
         }
 
         fn key_of(&self, signer: &Signer) -> SigningKey {
@@ -1040,7 +1041,11 @@ mod transcript {
         let mut log = preamble(&w, &manifest);
         attempt(&mut log, &p);
         let v = verify(&log.entries(), None, &manifest).expect("verifies");
-        let npr = v.lists.iter().find(|l| l.list == w.owner.name).expect("listed");
+        let npr = v
+            .lists
+            .iter()
+            .find(|l| l.list == w.owner.name)
+            .expect("listed");
         assert!(npr.complete);
         assert_eq!(npr.hops, 4);
     }
@@ -1067,12 +1072,15 @@ mod transcript {
             let mut bad = p.check.clone();
             t(&mut bad);
             let mut log = preamble(&w, &manifest);
-            attempt(&mut log, &Passed {
-                check: bad,
-                owner_list: p.owner_list.clone(),
-                records: p.records.clone(),
-                finals: Vec::new(),
-            });
+            attempt(
+                &mut log,
+                &Passed {
+                    check: bad,
+                    owner_list: p.owner_list.clone(),
+                    records: p.records.clone(),
+                    finals: Vec::new(),
+                },
+            );
             // Re-signed by the linker itself: only the check's own
             // verification can catch it.
             let err = verify(&log.entries(), None, &manifest).expect_err("tampered");
@@ -1088,12 +1096,15 @@ mod transcript {
         chunks[2].input = Digest([1; 32]);
         records[1].chunks = BoundedVec::new(chunks).expect("fits");
         let mut log = preamble(&w, &manifest);
-        attempt(&mut log, &Passed {
-            records,
-            check: p.check.clone(),
-            owner_list: p.owner_list.clone(),
-            finals: Vec::new(),
-        });
+        attempt(
+            &mut log,
+            &Passed {
+                records,
+                check: p.check.clone(),
+                owner_list: p.owner_list.clone(),
+                finals: Vec::new(),
+            },
+        );
         let err = verify(&log.entries(), None, &manifest).expect_err("tampered");
         assert_eq!(err.check, Check::HopChain, "{err}");
     }
@@ -1101,7 +1112,12 @@ mod transcript {
     #[test]
     fn a_failed_check_then_a_strict_attempt_verifies() {
         let (w, manifest) = world();
-        let failed = match run(&w, Attack::Duplicate { hop: 2, chunk: 1 }, 0, Mode::Optimistic) {
+        let failed = match run(
+            &w,
+            Attack::Duplicate { hop: 2, chunk: 1 },
+            0,
+            Mode::Optimistic,
+        ) {
             Outcome::CheckFailed(p) => p,
             other => panic!("expected a failed check, got {other:?}"),
         };
@@ -1122,12 +1138,15 @@ mod transcript {
         let mut lie = failed.check.clone();
         lie.passed = true;
         let mut log = preamble(&w, &manifest);
-        attempt(&mut log, &Passed {
-            check: lie,
-            owner_list: failed.owner_list.clone(),
-            records: failed.records.clone(),
-            finals: Vec::new(),
-        });
+        attempt(
+            &mut log,
+            &Passed {
+                check: lie,
+                owner_list: failed.owner_list.clone(),
+                records: failed.records.clone(),
+                finals: Vec::new(),
+            },
+        );
         let err = verify(&log.entries(), None, &manifest).expect_err("a lie");
         assert_eq!(err.check, Check::ListCheck, "{err}");
     }
