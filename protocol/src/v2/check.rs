@@ -213,6 +213,33 @@ impl ChainView<'_> {
         Ok(Digest(s.finish()))
     }
 
+    /// Checks the linker's record against the chain: its input digests are
+    /// hop m's output digests (the `Z` the linker combines is the `Z` in
+    /// σ), its key is the view's linker key, and its size the header's.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckError::Chaining`].
+    pub fn check_linker(&self, linker: &HopRecordV2) -> Result<(), CheckError> {
+        let z: Vec<Digest> = match self.hops.last() {
+            Some(r) => r.chunks.iter().map(|c| c.output).collect(),
+            None => self.owner_list.chunks.to_vec(),
+        };
+        let inputs: Vec<Digest> = linker.chunks.iter().map(|c| c.input).collect();
+        if inputs != z
+            || &linker.member != self.linker.0
+            || linker.key != self.linker.1
+            || linker.hop as usize != self.hops.len() + 1
+            || linker.attempt != self.header.attempt
+            || linker.count != self.header.persons
+        {
+            return Err(CheckError::Chaining(
+                "the linker's record is not the last step of this chain",
+            ));
+        }
+        Ok(())
+    }
+
     /// The step keys of the register hops 1…m.
     pub fn step_keys(&self) -> Vec<WirePoint> {
         self.hops.iter().map(|r| r.key).collect()

@@ -593,16 +593,11 @@ impl LinkerHop {
     /// # Errors
     ///
     /// A [`HopError`]; the state is unchanged on error.
-    pub fn handle_chunk<R: CryptoRng + ?Sized>(
-        &mut self,
-        msg: &ChunkMsg,
-        rng: &mut R,
-    ) -> Result<Vec<WirePoint>, HopError> {
+    pub fn handle_chunk(&mut self, msg: &ChunkMsg) -> Result<Vec<WirePoint>, HopError> {
         let c = self.front.admit(msg)?;
         let first = c * u64::from(self.front.header.chunk_size);
         // The linker proves nothing per chunk (strict mode included): its
         // step is bound by its key proof, and it publishes no chunk proofs.
-        let _ = rng;
         let output = chain::apply_share(&self.front.step.share, &msg.points, first)?;
         let h = &self.front.header;
         for (i, p) in output.iter().enumerate() {

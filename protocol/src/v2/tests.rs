@@ -395,7 +395,7 @@ pub(super) fn run(w: &World, attack: Attack, attempt: u32, mode: Mode) -> Outcom
     .expect("linker");
     let mut finals = Vec::new();
     for msg in &msgs {
-        match linker.handle_chunk(msg, &mut rng) {
+        match linker.handle_chunk(msg) {
             Ok(f) => finals.extend(f),
             Err(error) => return Outcome::Refused { hop: m + 1, error },
         }
@@ -423,6 +423,8 @@ pub(super) fn run(w: &World, attack: Attack, attempt: u32, mode: Mode) -> Outcom
         z_digest,
         "the linker's Z is hop m's output"
     );
+    view.check_linker(&linker_record)
+        .expect("the linker's record is the chain's last step");
     let ctx = PassContext {
         sigma,
         owner_key: w.owner.vk(),
