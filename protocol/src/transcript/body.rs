@@ -12,7 +12,7 @@ use crate::{
     seal::WrappedKey,
     share::Domain,
     types::{Digest, Name, ProjectId},
-    v2::{HopRecordV2, ListAnnouncementV2, ListCheck, OwnerList},
+    v2::{ChainStopped, HopRecordV2, ListAnnouncementV2, ListCheck, OwnerList},
 };
 
 /// Most registers a project may involve.
@@ -66,6 +66,9 @@ pub enum Body {
     /// Chain v2: the linker's list check (σ, the backward pass `A_0…A_m`
     /// with its proofs, `B`). Never replicated to registers.
     ListCheck(ListCheck),
+    /// Chain v2: a strict attempt stopped the project, naming the hop whose
+    /// proof failed (or nobody, if its check failed).
+    ChainStopped(ChainStopped),
 }
 
 impl Body {
@@ -85,6 +88,7 @@ impl Body {
             Body::OwnerListV2(_) => "owner-list-v2",
             Body::HopV2(_) => "hop-v2",
             Body::ListCheck(_) => "list-check",
+            Body::ChainStopped(_) => "chain-stopped",
         }
     }
 }

@@ -680,6 +680,8 @@ fn check_order<'a>(
             Body::OwnerListV2(o) => by_node(&o.list)?,
             Body::HopV2(h) => by_node(&h.member)?,
             Body::ListCheck(_) => by_node(&linker.name)?,
+            // Who may stop a chain is the hop-chain check's business.
+            Body::ChainStopped(_) => {}
         }
     }
     Ok(project)

@@ -44,7 +44,7 @@ pub use check::{
 };
 pub use hop::{HopError, LinkerHop, RegisterHop, StepKey};
 pub use statement::{
-    chunk_digest, list_digest, tags, ChunkDigests, ChunkMsg, ChunkStatement, HopRecordV2,
-    ListAnnouncementV2, ListHeader, Mode, OwnerList, OwnerStream, SignedChunkStatement,
-    StepKeyProof,
+    chunk_digest, list_digest, tags, ChainStopped, ChunkDigests, ChunkMsg, ChunkStatement,
+    HopRecordV2, ListAnnouncementV2, ListHeader, Mode, OwnerList, OwnerStream,
+    SignedChunkStatement, StepKeyProof,
 };

@@ -467,3 +467,37 @@ impl OwnerStream {
         })
     }
 }
+
+/// A list attempt that stopped the project (a transcript body): a strict
+/// attempt in which a hop's proof failed (that hop is named), or a strict
+/// attempt whose check failed too (nobody is named). Recorded by the node
+/// that found it; operators and the researcher are told which list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainStopped {
+    /// The list.
+    pub list: Name,
+    /// The attempt.
+    pub attempt: u32,
+    /// The chunk where a proof failed (0 when nobody is named).
+    pub chunk: u64,
+    /// The hop whose strict-mode proof failed, and its member; `None` when
+    /// the strict attempt's check failed.
+    pub named: Option<(u32, Name)>,
+}
+
+impl ChainStopped {
+    /// What the detecting hop records from its [`HopError::StrictProof`]
+    /// (`chain` = the members of hops 1…m+1 in order); `None` for any other
+    /// error, which names nobody.
+    pub fn from_error(header: &ListHeader, chain: &[Name], error: &HopError) -> Option<Self> {
+        match error {
+            HopError::StrictProof { chunk, hop } => Some(Self {
+                list: header.list.clone(),
+                attempt: header.attempt,
+                chunk: *chunk,
+                named: Some((*hop, chain.get((*hop as usize).checked_sub(1)?)?.clone())),
+            }),
+            _ => None,
+        }
+    }
+}

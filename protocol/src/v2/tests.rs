@@ -1154,6 +1154,82 @@ mod transcript {
     }
 
     #[test]
+    fn a_strict_attempt_names_the_deviating_hop_in_the_transcript() {
+        let (w, manifest) = world();
+        let failed = match run(
+            &w,
+            Attack::Duplicate { hop: 2, chunk: 1 },
+            0,
+            Mode::Optimistic,
+        ) {
+            Outcome::CheckFailed(p) => p,
+            other => panic!("expected a failed check, got {other:?}"),
+        };
+        // Hop 2 keeps deviating in the strict attempt: hop 3 finds it.
+        let header = w.header(1, Mode::Strict);
+        let error = match run(&w, Attack::Duplicate { hop: 2, chunk: 1 }, 1, Mode::Strict) {
+            Outcome::Refused { hop: 3, error } => error,
+            other => panic!("expected hop 3 to refuse, got {other:?}"),
+        };
+        let chain: Vec<Name> = w
+            .registers
+            .iter()
+            .chain(std::iter::once(&w.linker))
+            .map(|p| p.name.clone())
+            .collect();
+        let stop = ChainStopped::from_error(&header, &chain, &error).expect("names a hop");
+        assert_eq!(stop.named, Some((2, w.registers[1].name.clone())));
+        let strict = passed(run(&w, Attack::None, 1, Mode::Strict));
+
+        let stopped_log = |signer: &Name, stop: &ChainStopped| {
+            let mut log = preamble(&w, &manifest);
+            attempt(&mut log, &failed);
+            log.node(&w.owner.name, Body::OwnerListV2(strict.owner_list.clone()));
+            log.node(
+                &strict.records[0].member,
+                Body::HopV2(strict.records[0].clone()),
+            );
+            log.node(signer, Body::ChainStopped(stop.clone()));
+            log
+        };
+        let by_hop_3 = &w.registers[2].name;
+        let log = stopped_log(by_hop_3, &stop);
+        let v = verify(&log.entries(), None, &manifest).expect("verifies");
+        assert!(
+            v.lists.iter().all(|l| !l.complete),
+            "a stopped list is never linked"
+        );
+
+        // Only the hop after the named one can name it.
+        let err = verify(
+            &stopped_log(&w.registers[0].name, &stop).entries(),
+            None,
+            &manifest,
+        )
+        .expect_err("wrong signer");
+        assert_eq!(err.check, Check::HopChain, "{err}");
+        // Nothing of the list after the stop.
+        let mut after = stopped_log(by_hop_3, &stop);
+        after.node(
+            &strict.records[1].member,
+            Body::HopV2(strict.records[1].clone()),
+        );
+        let err = verify(&after.entries(), None, &manifest).expect_err("after the stop");
+        assert_eq!(err.check, Check::HopChain, "{err}");
+        // No stop in an optimistic attempt.
+        let mut early = preamble(&w, &manifest);
+        early.node(
+            by_hop_3,
+            Body::ChainStopped(ChainStopped {
+                attempt: 0,
+                ..stop.clone()
+            }),
+        );
+        let err = verify(&early.entries(), None, &manifest).expect_err("optimistic");
+        assert_eq!(err.check, Check::HopChain, "{err}");
+    }
+
+    #[test]
     fn the_list_check_entry_is_not_visible_to_registers() {
         let (w, manifest, p) = honest();
         let mut log = preamble(&w, &manifest);

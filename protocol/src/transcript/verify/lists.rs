@@ -129,8 +129,10 @@ pub(crate) fn check_hop_chain<'a>(
             Body::ListAnnouncedV2(_)
             | Body::OwnerListV2(_)
             | Body::HopV2(_)
-            | Body::ListCheck(_) => {
-                super::v2::on_body(&mut lists, &e.signed.statement.body, p, at)?;
+            | Body::ListCheck(_)
+            | Body::ChainStopped(_) => {
+                let st = &e.signed.statement;
+                super::v2::on_body(&mut lists, &st.body, &st.signer, p, at)?;
             }
             Body::LinkSummary(_) => {
                 for name in &p.participants {

@@ -16,7 +16,10 @@ use super::{
     Check, Project, VerifyError,
 };
 use crate::{
-    transcript::body::{Body, ListAnnouncement},
+    transcript::{
+        body::{Body, ListAnnouncement},
+        Signer,
+    },
     types::{Digest, Name},
     v2::{
         check::{verify_list_check, ChainView, PassContext},
@@ -34,6 +37,8 @@ pub(crate) struct V2List<'a> {
     /// Every list check, with its entry and the attempt's records.
     checks: Vec<Concluded<'a>>,
     passed: bool,
+    /// A `ChainStopped` was recorded: nothing more for this list.
+    stopped: bool,
 }
 
 struct Concluded<'a> {
@@ -62,6 +67,7 @@ fn mode(attempt: u32) -> Mode {
 pub(crate) fn on_body<'a>(
     lists: &mut Lists<'a>,
     body: &'a Body,
+    signer: &Signer,
     p: &Project<'_>,
     at: Option<u64>,
 ) -> Result<(), VerifyError> {
@@ -113,12 +119,13 @@ pub(crate) fn on_body<'a>(
                     records: Vec::new(),
                     checks: Vec::new(),
                     passed: false,
+                    stopped: false,
                 },
             );
         }
         Body::OwnerListV2(o) => {
             let l = v2_list(&mut lists.v2, &o.list, at)?;
-            if l.passed || o.attempt != l.attempt || l.owner_list.is_some() {
+            if l.stopped || l.passed || o.attempt != l.attempt || l.owner_list.is_some() {
                 return Err(chain_fail(format!(
                     "list {}: an owner's list statement for attempt {} where attempt {} is open",
                     o.list, o.attempt, l.attempt
@@ -140,7 +147,8 @@ pub(crate) fn on_body<'a>(
             let expected = hops.get(n).ok_or_else(|| {
                 chain_fail(format!("an extra hop for list {} after the linker", h.list))
             })?;
-            if l.passed
+            if l.stopped
+                || l.passed
                 || l.owner_list.is_none()
                 || h.attempt != l.attempt
                 || h.hop as usize != n + 1
@@ -189,10 +197,9 @@ pub(crate) fn on_body<'a>(
                 ))
             })?;
             let l = v2_list(&mut lists.v2, &c.list, at)?;
-            let Some(owner_list) = l
-                .owner_list
-                .filter(|_| !l.passed && c.attempt == l.attempt && l.records.len() == hops)
-            else {
+            let Some(owner_list) = l.owner_list.filter(|_| {
+                !l.stopped && !l.passed && c.attempt == l.attempt && l.records.len() == hops
+            }) else {
                 return Err(chain_fail(format!(
                     "list {}: a list check for attempt {} before every hop of attempt {} was recorded",
                     c.list, c.attempt, l.attempt
@@ -220,6 +227,54 @@ pub(crate) fn on_body<'a>(
                 l.attempt += 1;
                 l.owner_list = None;
             }
+        }
+        Body::ChainStopped(stop) => {
+            let Signer::Node(signer) = signer else {
+                return Err(chain_fail("a chain stop not signed by a node".into()));
+            };
+            let hops = lists
+                .get(&stop.list)
+                .map(|s| s.hops.clone())
+                .ok_or_else(|| {
+                    chain_fail(format!(
+                        "a chain stop for list {}, which was not announced",
+                        stop.list
+                    ))
+                })?;
+            let l = v2_list(&mut lists.v2, &stop.list, at)?;
+            // A named hop is a register hop of the list and the signer is
+            // the next step, which found it, in an open strict attempt; an
+            // unnamed stop (a failed strict check) is the linker's.
+            let by = match &stop.named {
+                Some((hop, member)) => {
+                    let h = *hop as usize;
+                    if h == 0 || h >= hops.len() || &hops[h - 1] != member {
+                        return Err(chain_fail(format!(
+                            "list {}: the chain stop names hop {hop} ({member}), which is not a register hop of this list",
+                            stop.list
+                        )));
+                    }
+                    &hops[h]
+                }
+                None => &p.linker.name,
+            };
+            let failed_strict = stop.named.is_none()
+                && l.checks.last().is_some_and(|k| {
+                    !k.check.passed
+                        && k.header.mode == Mode::Strict
+                        && k.header.attempt == stop.attempt
+                });
+            let open_strict = stop.named.is_some()
+                && !l.passed
+                && stop.attempt == l.attempt
+                && mode(l.attempt) == Mode::Strict;
+            if l.stopped || signer != by || !(failed_strict || open_strict) {
+                return Err(chain_fail(format!(
+                    "list {}: a chain stop for attempt {} by {signer} that no strict attempt of this list allows",
+                    stop.list, stop.attempt
+                )));
+            }
+            l.stopped = true;
         }
         _ => {}
     }
