@@ -15,7 +15,7 @@
 //! ```text
 //!  bytes ─ decode_file ─▶ format
 //!  entries + trailer + manifest ─▶ manifest ─▶ hash-chain ─▶ signatures ─▶ order
-//!     ─▶ two-person-rule ─▶ commitments ─▶ hop-chain ─▶ proofs ─▶ list-check
+//!     ─▶ two-person-rule ─▶ commitments ─▶ hop-chain ─▶ proofs (v1 chunks, v2 list checks)
 //!     ─▶ link-summary ─▶ delivery ─▶ closure ─▶ VerifiedTranscript
 //! ```
 //!
@@ -88,12 +88,11 @@ pub enum Check {
     HopChain,
     /// Every DLEQ proof: each chunk proof and the linker's key proof
     /// `log_G K_L = log_{D_j} C_j` of every list.
+    /// Chain v2 (in the same check): every list check recomputes (σ from
+    /// the records, the owner's signed `A_0`, every backward-pass proof,
+    /// `passed` is `A_m == B`) and every combined step key's proof
+    /// verifies.
     Proofs,
-    /// Chain v2: every list check recomputes (σ from the records, the
-    /// owner's signed `A_0`, every backward-pass proof, `passed` is
-    /// `A_m == B`), every combined step key's proof verifies, and no v2
-    /// list is linked without a passed check.
-    ListCheck,
     /// The link summary agrees with the order and the hop records.
     LinkSummary,
     /// The delivery agrees with the link summary and the order.
@@ -107,7 +106,7 @@ impl Check {
     /// Every check, in the order verification runs them. If check `c`
     /// fails, every check before `c` here passed over the whole transcript
     /// and none after it was run.
-    pub const ALL: [Check; 13] = [
+    pub const ALL: [Check; 12] = [
         Check::Format,
         Check::Manifest,
         Check::HashChain,
@@ -117,7 +116,6 @@ impl Check {
         Check::Commitments,
         Check::HopChain,
         Check::Proofs,
-        Check::ListCheck,
         Check::LinkSummary,
         Check::Delivery,
         Check::Closure,
@@ -135,7 +133,6 @@ impl Check {
             Check::Commitments => "commitments",
             Check::HopChain => "hop-chain",
             Check::Proofs => "proofs",
-            Check::ListCheck => "list-check",
             Check::LinkSummary => "link-summary",
             Check::Delivery => "delivery",
             Check::Closure => "closure",
@@ -274,7 +271,6 @@ pub fn verify(
     check_commitments(entries, &project)?;
     let lists = check_hop_chain(entries, &project)?;
     check_proofs(entries, &project, &lists)?;
-    v2::check_list_checks(&project, &lists)?;
     let summary = check_link_summary(entries, &project, &lists)?;
     let delivered = check_delivery(entries, &project, summary.as_ref())?;
     let closed = check_closure(entries, &project, trailer.is_some())?;

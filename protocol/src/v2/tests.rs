@@ -1086,7 +1086,7 @@ mod transcript {
             // Re-signed by the linker itself: only the check's own
             // verification can catch it.
             let err = verify(&log.entries(), None, &manifest).expect_err("tampered");
-            assert_eq!(err.check, Check::ListCheck, "tamper {i}: {err}");
+            assert_eq!(err.check, Check::Proofs, "tamper {i}: {err}");
         }
     }
 
@@ -1150,7 +1150,7 @@ mod transcript {
             },
         );
         let err = verify(&log.entries(), None, &manifest).expect_err("a lie");
-        assert_eq!(err.check, Check::ListCheck, "{err}");
+        assert_eq!(err.check, Check::Proofs, "{err}");
     }
 
     #[test]

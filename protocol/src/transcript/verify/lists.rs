@@ -336,7 +336,7 @@ pub(crate) fn check_proofs(
             })?;
         }
     }
-    Ok(())
+    super::v2::check_list_checks(p, lists)
 }
 
 /// [`Check::LinkSummary`]: one summary, agreeing with the order and the

@@ -1,6 +1,6 @@
 //! The chain v2 parts of verification: v2 lists' records in the
-//! hop-chain check ([`on_body`]), and the [`Check::ListCheck`] check
-//! ([`check_list_checks`]).
+//! hop-chain check ([`on_body`]), and their list checks and step-key
+//! proofs in the [`Check::Proofs`] check ([`check_list_checks`]).
 //!
 //! Per list attempt the transcript holds, in this order: the owner's
 //! [`OwnerList`], the register hops' [`HopRecordV2`] 1…m, the linker's
@@ -295,14 +295,14 @@ fn v2_list<'l, 'a>(
     })
 }
 
-/// [`Check::ListCheck`]: every list check recomputes, and every combined
-/// step key's proof verifies.
+/// Chain v2's part of [`Check::Proofs`]: every list check recomputes, and
+/// every combined step key's proof verifies.
 pub(crate) fn check_list_checks(p: &Project<'_>, lists: &Lists<'_>) -> Result<(), VerifyError> {
     for l in lists.v2.by_name.values() {
         for k in &l.checks {
             let at = k.at;
             let list = &k.header.list;
-            let lc_fail = |reason: String| fail(Check::ListCheck, at, reason);
+            let lc_fail = |reason: String| fail(Check::Proofs, at, reason);
             let Some((linker, registers)) = k.records.split_last() else {
                 return Err(lc_fail(format!("list {list}: no hop records")));
             };
