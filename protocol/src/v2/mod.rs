@@ -19,6 +19,7 @@
 //! - [`hop`]: the register hop and the linker hop (sans-IO state machines).
 //! - [`check`]: σ, the coefficients, `A_0`, `B`, the backward pass and the
 //!   list check.
+//! - [`split`]: the split blinding of an owner without a share.
 //! - [`strict`]: strict mode (v1 per-chunk proofs with the earlier hops'
 //!   signed statements carried along).
 //!
@@ -32,6 +33,7 @@
 
 pub mod check;
 pub mod hop;
+pub mod split;
 pub mod statement;
 pub mod strict;
 
@@ -43,6 +45,7 @@ pub use check::{
     OwnerCheck, OwnerCheckBuilder, Pass, PassContext, PassStep,
 };
 pub use hop::{HopError, LinkerHop, RegisterHop, StepKey};
+pub use split::SplitBlinding;
 pub use statement::{
     chunk_digest, list_digest, tags, ChainStopped, ChunkDigests, ChunkMsg, ChunkStatement,
     HopRecordV2, ListAnnouncementV2, ListHeader, Mode, OwnerList, OwnerStream,
