@@ -30,6 +30,11 @@ pub(crate) enum NodeCommand {
         /// messages.
         #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE, value_parser = chunk_size)]
         chunk_size: u32,
+        /// Test mode, for tests and demonstrations only: accept synthetic
+        /// test numbers (month + 80) in extracts and orders that ask for
+        /// them. A production node refuses a test-mode order.
+        #[arg(long)]
+        test_mode: bool,
     },
 }
 
@@ -41,6 +46,7 @@ impl NodeCommand {
                 manifest,
                 listen,
                 chunk_size,
+                test_mode,
             } => {
                 let manifest = manifest_file::load(&manifest)?;
                 let passphrase = std::env::var("KOBLING_PASSPHRASE").ok();
@@ -51,7 +57,11 @@ impl NodeCommand {
                     &dir,
                     manifest,
                     passphrase.as_deref(),
-                    &daemon::Options { listen, chunk_size },
+                    &daemon::Options {
+                        listen,
+                        chunk_size,
+                        test_mode,
+                    },
                     shutdown_signal(),
                 ))?;
                 Ok(ExitCode::SUCCESS)
