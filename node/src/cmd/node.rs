@@ -35,6 +35,11 @@ pub(crate) enum NodeCommand {
         /// them. A production node refuses a test-mode order.
         #[arg(long)]
         test_mode: bool,
+        /// The directory extract files are read from: an operator's
+        /// approval names a file in it (`project approve --extract`), never
+        /// a path. Default: DIR/extracts.
+        #[arg(long, value_name = "DIR")]
+        extracts: Option<PathBuf>,
     },
 }
 
@@ -47,6 +52,7 @@ impl NodeCommand {
                 listen,
                 chunk_size,
                 test_mode,
+                extracts,
             } => {
                 let manifest = manifest_file::load(&manifest)?;
                 let passphrase = std::env::var("KOBLING_PASSPHRASE").ok();
@@ -61,6 +67,7 @@ impl NodeCommand {
                         listen,
                         chunk_size,
                         test_mode,
+                        extracts,
                     },
                     shutdown_signal(),
                 ))?;
