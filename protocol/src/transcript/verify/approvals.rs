@@ -59,7 +59,10 @@ pub(crate) fn check_two_person_rule(entries: &[Entry], p: &Project<'_>) -> Resul
                     .or_default()
                     .push((*key, a.extract, a.rows, &a.columns));
             }
-            Body::ListAnnounced(a) => {
+            Body::ListAnnounced(_) | Body::ListAnnouncedV2(_) => {
+                let Some(a) = announced(&e.signed.statement.body) else {
+                    continue;
+                };
                 // Data minimisation (issue 12 item 2): a list delivers
                 // exactly the order's variables for its register, in the
                 // order's order, and every operator who approved the
@@ -68,16 +71,16 @@ pub(crate) fn check_two_person_rule(entries: &[Entry], p: &Project<'_>) -> Resul
                     .order
                     .registers
                     .iter()
-                    .find(|r| r.register == a.list)
+                    .find(|r| &r.register == a.list)
                     .map(|r| &r.variables);
-                if requested != Some(&a.columns) {
+                if requested != Some(a.columns) {
                     return Err(fail(
                         Check::TwoPersonRule,
                         at,
                         format!(
                             "list {} announces columns [{}], the order requests [{}]",
                             a.list,
-                            shown(&a.columns),
+                            shown(a.columns),
                             requested.map(shown).unwrap_or_default()
                         ),
                     ));
@@ -170,6 +173,26 @@ pub(crate) fn check_commitments(entries: &[Entry], p: &Project<'_>) -> Result<()
                     }
                 }
             }
+            Body::HopV2(h) => {
+                let committed = commitments.get(&h.member).ok_or_else(|| {
+                    fail(
+                        Check::Commitments,
+                        at,
+                        format!("{} used its key before committing to it", h.member),
+                    )
+                })?;
+                let used = h.key_proof.as_ref().map_or(h.key, |k| k.share_key);
+                if &used != committed {
+                    return Err(fail(
+                        Check::Commitments,
+                        at,
+                        format!(
+                            "{} stepped list {} with a key other than its commitment",
+                            h.member, h.list
+                        ),
+                    ));
+                }
+            }
             Body::Hop(h) => {
                 let committed = commitments.get(&h.member).ok_or_else(|| {
                     fail(
@@ -207,4 +230,30 @@ pub(crate) fn check_commitments(entries: &[Entry], p: &Project<'_>) -> Result<()
         }
     }
     Ok(())
+}
+
+/// The fields of a v1 or v2 list announcement the two-person rule checks.
+struct Announced<'a> {
+    list: &'a crate::types::Name,
+    extract: Digest,
+    rows: u64,
+    columns: &'a Columns,
+}
+
+fn announced(body: &Body) -> Option<Announced<'_>> {
+    match body {
+        Body::ListAnnouncedV2(a) => Some(Announced {
+            list: &a.list,
+            extract: a.extract,
+            rows: a.rows,
+            columns: &a.columns,
+        }),
+        Body::ListAnnounced(a) => Some(Announced {
+            list: &a.list,
+            extract: a.extract,
+            rows: a.rows,
+            columns: &a.columns,
+        }),
+        _ => None,
+    }
 }
