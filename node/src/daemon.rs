@@ -5,6 +5,7 @@
 //!  QUIC server ──request──▶ handler ──spawn_blocking──▶ Engine::handle + tick ──▶ replies
 //!  sender: a task per destination ◀── Engine::outbox_to (in order) ──▶ Client::request ──▶ acked / retry
 //!  ticker ──every 500 ms──▶ Engine::tick (duties: commit, announce, link, shred)
+//!  metrics (--metrics ADDR) ◀── counts from the handler, sender and ticker; GET /metrics, /healthz
 //!  SIGINT / SIGTERM ──▶ broadcast shutdown: server drains, loops stop
 //! ```
 //!
@@ -26,6 +27,7 @@ use tracing::{error, info};
 
 use crate::{
     engine::{Engine, Peer},
+    metrics::{self, Metrics},
     net::{
         client::{Client, ClientSettings},
         endpoint::{server_endpoint, TransportLimits},
@@ -47,12 +49,18 @@ pub(crate) fn unix_now() -> u64 {
 struct NodeHandler {
     engine: Arc<Mutex<Engine>>,
     wake: watch::Sender<()>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Handler for NodeHandler {
     fn handle<'a>(&'a self, peer: Option<&'a NetPeer>, request: Message) -> HandlerFuture<'a> {
         let from = peer.map_or(Peer::Client, |p| Peer::Member(p.name.clone()));
         let engine = self.engine.clone();
+        let metrics = self.metrics.clone();
+        if let Some(m) = &metrics {
+            m.request(&request);
+        }
+        let peer_label = peer.map_or_else(|| "client".to_string(), |p| p.name.to_string());
         Box::pin(async move {
             let kind = request.kind();
             let done = tokio::task::spawn_blocking(move || {
@@ -64,7 +72,7 @@ impl Handler for NodeHandler {
             })
             .await;
             let _ = self.wake.send(());
-            match done {
+            let replies = match done {
                 Ok(Ok(replies)) => Box::new(replies) as Replies,
                 Ok(Err(e)) => {
                     error!(kind, error = %e, "internal error handling a message");
@@ -76,6 +84,14 @@ impl Handler for NodeHandler {
                         "the node failed while handling the message",
                     )))
                 }
+            };
+            match metrics {
+                Some(m) => Box::new(replies.inspect(move |reply| {
+                    if let Message::Refused { code, .. } = reply {
+                        m.refused(&peer_label, code.as_str());
+                    }
+                })) as Replies,
+                None => replies,
             }
         })
     }
@@ -99,6 +115,8 @@ pub(crate) struct Options {
     pub(crate) listen: Option<String>,
     /// Points per chunk in the lists this node announces.
     pub(crate) chunk_size: u32,
+    /// Where to serve `/metrics` and `/healthz` (none: not served).
+    pub(crate) metrics: Option<String>,
 }
 
 impl Default for Options {
@@ -106,6 +124,7 @@ impl Default for Options {
         Self {
             listen: None,
             chunk_size: kobling_protocol::hop::DEFAULT_CHUNK_SIZE,
+            metrics: None,
         }
     }
 }
@@ -135,6 +154,13 @@ pub(crate) async fn run(
             .with_background_preparation(),
     ));
     let manifest = Arc::new(manifest);
+    let metrics_listener = match &options.metrics {
+        Some(address) => Some(metrics::bind(address).await?),
+        None => None,
+    };
+    let metrics = metrics_listener
+        .as_ref()
+        .map(|_| Arc::new(Metrics::new(dir.to_path_buf(), manifest.clone())));
 
     let bind = listen_address(&member.address, options.listen.as_deref()).await?;
     let limits = TransportLimits::default();
@@ -158,7 +184,16 @@ pub(crate) async fn run(
     let handler = Arc::new(NodeHandler {
         engine: engine.clone(),
         wake: wake.clone(),
+        metrics: metrics.clone(),
     });
+    let monitor = match (metrics_listener, &metrics) {
+        (Some(listener), Some(m)) => Some(tokio::spawn(metrics::serve(
+            listener,
+            m.clone(),
+            stopped.clone(),
+        ))),
+        _ => None,
+    };
     let client = Arc::new(client);
     let sender = tokio::spawn({
         let client = client.clone();
@@ -170,9 +205,10 @@ pub(crate) async fn run(
             members,
             woken,
             stopped.clone(),
+            metrics.clone(),
         )
     });
-    let ticker = tokio::spawn(tick_loop(engine.clone(), wake, stopped));
+    let ticker = tokio::spawn(tick_loop(engine.clone(), wake, stopped, metrics));
     let mut stop_rx = stop.subscribe();
     // A request cut off by the drain deadline is harmless: every step
     // commits atomically, and its sender retries it.
@@ -192,6 +228,9 @@ pub(crate) async fn run(
     client.close();
     let _ = server.await;
     let _ = ticker.await;
+    if let Some(monitor) = monitor {
+        let _ = monitor.await;
+    }
     info!(node = %me, "stopped");
     Ok(())
 }
@@ -227,6 +266,7 @@ async fn tick_loop(
     engine: Arc<Mutex<Engine>>,
     wake: watch::Sender<()>,
     mut stopped: watch::Receiver<bool>,
+    metrics: Option<Arc<Metrics>>,
 ) {
     loop {
         tokio::select! {
@@ -242,7 +282,11 @@ async fn tick_loop(
         })
         .await;
         match result {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                if let Some(m) = &metrics {
+                    m.ticked();
+                }
+            }
             Ok(Err(e)) => error!(error = %e, "tick failed"),
             Err(e) => error!(error = %e, "tick task failed"),
         }

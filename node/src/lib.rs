@@ -10,7 +10,7 @@
 //! ## Layout
 //!
 //! ```text
-//!  run ── tracing, parse ──▶ cli::Command ──▶ cmd::<command>::run
+//!  run ── parse, logging (console) ──▶ cli::Command ──▶ cmd::<command>::run
 //!                                            ├─ node run ──▶ daemon ──▶ engine (store, duties) + net (QUIC, pinned TLS)
 //!                                            ├─ project … ──▶ net client ──▶ linker / own node; researcher (verify, open)
 //!                                            ├─ audit …, extract check, manifest check, keys …
@@ -21,6 +21,7 @@
 mod admission;
 mod cli;
 mod cmd;
+mod console;
 mod daemon;
 mod engine;
 mod extract_file;
@@ -30,6 +31,7 @@ pub mod fuzzing;
 mod hostile_tests;
 mod keyfile;
 mod manifest_file;
+mod metrics;
 mod net;
 mod output;
 mod prepare;
@@ -50,13 +52,6 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KOBLING_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -68,8 +63,12 @@ where
             };
         }
     };
+    let (default_filter, format) = cli.logging();
+    console::init_logging(cli.verbose, default_filter, format);
     match cli.command.run() {
         Ok(code) => code,
+        // The reader of our output went away (`… | head`): not an error.
+        Err(e) if e.is::<console::StdoutClosed>() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

@@ -5,7 +5,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::Subcommand;
 use kobling_protocol::manifest::Role;
 
-use crate::manifest_file;
+use crate::{console::say, manifest_file};
 
 /// Manifest subcommands.
 #[derive(Debug, Subcommand)]
@@ -22,7 +22,7 @@ impl ManifestCommand {
         match self {
             ManifestCommand::Check { file } => {
                 let m = manifest_file::load(&file)?;
-                println!(
+                say!(
                     "manifest OK: federation {:?}, digest {}",
                     m.federation,
                     m.digest()
@@ -32,7 +32,7 @@ impl ManifestCommand {
                         Role::Register => "register",
                         Role::Linker => "linker",
                     };
-                    println!(
+                    say!(
                         "  {:<10} {:<8} {:<24} tls {}…  operators: {}",
                         member.name.as_str(),
                         role,

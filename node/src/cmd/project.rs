@@ -29,6 +29,7 @@ use kobling_protocol::{
 use serde::Deserialize;
 
 use crate::{
+    console::say,
     daemon::unix_now,
     keyfile::KeyFile,
     manifest_file,
@@ -156,7 +157,7 @@ impl ProjectCommand {
                 .sign(&key.signing);
                 let linker = linker(&manifest)?;
                 expect_ack(ask(&manifest, &linker, Message::SubmitOrder(signed)).await?)?;
-                println!("project {project} submitted to {linker}; operators at each register can now approve their extracts");
+                say!("project {project} submitted to {linker}; operators at each register can now approve their extracts");
                 Ok(ExitCode::SUCCESS)
             }
             ProjectCommand::Approve {
@@ -227,7 +228,7 @@ impl ProjectCommand {
                     extract_path: BoundedString::new(path_text)?,
                 };
                 expect_ack(ask(&manifest, &register, msg).await?)?;
-                println!("approved {} for project {project} at {register}: {rows} rows, SHA3-256 {digest}", path.display());
+                say!("approved {} for project {project} at {register}: {rows} rows, SHA3-256 {digest}", path.display());
                 Ok(ExitCode::SUCCESS)
             }
             ProjectCommand::Status {
@@ -246,7 +247,7 @@ impl ProjectCommand {
                     watch_status(&manifest, &key, &project, &node).await?;
                 }
                 let entries = status_entries(&manifest, &key, &project, &node).await?;
-                print_status(&manifest, &entries);
+                print_status(&manifest, &entries)?;
                 Ok(ExitCode::SUCCESS)
             }
             ProjectCommand::Fetch {
@@ -268,7 +269,7 @@ impl ProjectCommand {
                 let replies = ask(&manifest, &linker(&manifest)?, Message::Fetch(request)).await?;
                 let delivered = open_delivery(&manifest, hpke, replies)?;
                 write_delivery(&out, &delivered)?;
-                println!("delivery verified and written to {}", out.display());
+                say!("delivery verified and written to {}", out.display());
                 Ok(ExitCode::SUCCESS)
             }
             ProjectCommand::Close { common, project } => {
@@ -280,7 +281,7 @@ impl ProjectCommand {
                 }
                 .sign(&key.signing);
                 expect_ack(ask(&manifest, &linker(&manifest)?, Message::Close(request)).await?)?;
-                println!("project {project} closed; every node shreds its key share and deletes the project's working data");
+                say!("project {project} closed; every node shreds its key share and deletes the project's working data");
                 Ok(ExitCode::SUCCESS)
             }
         }
@@ -377,13 +378,13 @@ async fn status_entries(
     }
 }
 
-fn print_status(manifest: &Manifest, entries: &[Entry]) {
+fn print_status(manifest: &Manifest, entries: &[Entry]) -> anyhow::Result<()> {
     let view = ProjectView::new(manifest, entries);
     let Some(order) = view.order() else {
-        println!("no project order yet");
-        return;
+        say!("no project order yet");
+        return Ok(());
     };
-    println!(
+    say!(
         "project {} — {} entries in the transcript",
         order.project,
         entries.len()
@@ -397,23 +398,24 @@ fn print_status(manifest: &Manifest, entries: &[Entry]) {
             .filter(|h| view.hop_record(&list, *h).is_some())
             .count();
         match view.announcement(&list) {
-            Some(a) => println!(
+            Some(a) => say!(
                 "  {list:<8} {approvals}; {} persons ({} rows, {} invalid identifiers); hops {done}/{} done",
                 a.persons,
                 a.rows,
                 a.invalid.iter().map(|i| i.count).sum::<u64>(),
                 hops.len()
             ),
-            None => println!("  {list:<8} {approvals}; list not announced yet"),
+            None => say!("  {list:<8} {approvals}; list not announced yet"),
         }
     }
     let (linked, delivered, closed) = view.status();
-    println!(
+    say!(
         "  linked: {}, delivered: {}, closed: {}",
         yes(linked),
         yes(delivered),
         yes(closed)
     );
+    Ok(())
 }
 
 /// Progress bars, one per list (hops done of its chain), until the project

@@ -348,6 +348,7 @@ impl Fed {
                 let options = daemon::Options {
                     listen: None,
                     chunk_size: CHUNK_SIZE,
+                    metrics: None,
                 };
                 daemon::run(&node_dir, manifest, None, &options, async {
                     let _ = stopped.await;
