@@ -23,6 +23,7 @@ mod cli;
 mod cmd;
 mod console;
 mod daemon;
+mod delivery_files;
 mod engine;
 mod extract_file;
 #[cfg(fuzzing)]
@@ -37,6 +38,7 @@ mod output;
 mod prepare;
 mod researcher;
 mod sender;
+mod spec;
 mod staging;
 mod store;
 

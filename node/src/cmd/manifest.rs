@@ -1,15 +1,57 @@
-//! `kobling manifest`: check a federation manifest.
+//! `kobling manifest`: create a federation manifest, add members and
+//! operators to it, and check it.
+//!
+//! ```text
+//!  manifest init --federation NAME ──▶ federation.toml (no members yet)
+//!  keys init … > npr.toml ──▶ manifest add FILE --entry npr.toml ──▶ [[members]] appended
+//!  keys operator … > kari.pub ──▶ manifest add FILE --register NPR --operator NAME --key kari.pub
+//!  manifest check FILE ──▶ digest and members (the complete manifest)
+//! ```
 
 use std::{path::PathBuf, process::ExitCode};
 
+use anyhow::{bail, ensure, Context};
 use clap::Subcommand;
-use kobling_protocol::manifest::Role;
+use kobling_protocol::manifest::{Key32, Manifest, Member, Operator, Role};
+use serde::Deserialize;
 
 use crate::{console::say, manifest_file};
+
+/// The largest entry or key file read.
+const MAX_PART_BYTES: u64 = 64 * 1024;
 
 /// Manifest subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ManifestCommand {
+    /// Create a manifest with no members yet (refuses to overwrite a file).
+    Init {
+        /// The federation's name.
+        #[arg(long)]
+        federation: String,
+        /// The manifest file to create.
+        #[arg(default_value = "federation.toml")]
+        file: PathBuf,
+    },
+    /// Add a member (the entry `kobling keys init` printed, saved to a
+    /// file), or an operator to a register already in the manifest.
+    /// Members are appended: add them in the order the chain should follow.
+    Add {
+        /// The manifest file.
+        file: PathBuf,
+        /// A member's entry, as `kobling keys init` printed it.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["register", "operator", "key"])]
+        entry: Option<PathBuf>,
+        /// The register the operator is added to.
+        #[arg(long, requires_all = ["operator", "key"])]
+        register: Option<String>,
+        /// The operator's name (for reports).
+        #[arg(long, requires = "register")]
+        operator: Option<String>,
+        /// The operator's public key: 64 hex digits, or a file holding
+        /// them (what `kobling keys operator` printed).
+        #[arg(long, requires = "register")]
+        key: Option<String>,
+    },
     /// Validate a manifest and print its digest and members.
     Check {
         /// The manifest file (TOML).
@@ -17,9 +59,75 @@ pub(crate) enum ManifestCommand {
     },
 }
 
+/// A manifest being written: members may be missing, so it is not
+/// validated.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Draft {
+    federation: String,
+    #[serde(default)]
+    members: Vec<Member>,
+}
+
+/// A member entry as `kobling keys init` prints it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryFile {
+    members: Vec<Member>,
+}
+
 impl ManifestCommand {
     pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
         match self {
+            ManifestCommand::Init { federation, file } => {
+                ensure!(!federation.trim().is_empty(), "the federation needs a name");
+                let text = manifest_file::render_draft(&Manifest {
+                    federation,
+                    members: Vec::new(),
+                })?;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&file)
+                    .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+                    .with_context(|| format!("cannot create {}", file.display()))?;
+                say!(
+                    "{} created; add each node with `kobling manifest add {} --entry FILE`",
+                    file.display(),
+                    file.display()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            ManifestCommand::Add {
+                file,
+                entry,
+                register,
+                operator,
+                key,
+            } => {
+                let mut manifest = load_draft(&file)?;
+                let done = match (entry, register, operator, key) {
+                    (Some(entry), None, None, None) => {
+                        let text = read_small(&entry)?;
+                        let parsed: EntryFile = toml::from_str(&text).with_context(|| {
+                            format!("{} is not a member entry of `kobling keys init`", entry.display())
+                        })?;
+                        let [member] = <[Member; 1]>::try_from(parsed.members).map_err(|_| {
+                            anyhow::anyhow!("{} must hold exactly one [[members]] entry", entry.display())
+                        })?;
+                        add_member(&mut manifest, member)?
+                    }
+                    (None, Some(register), Some(operator), Some(key)) => {
+                        add_operator(&mut manifest, &register, operator, &key)?
+                    }
+                    _ => bail!("give --entry FILE, or --register, --operator and --key"),
+                };
+                let text = manifest_file::render_draft(&manifest)?;
+                std::fs::write(&file, text)
+                    .with_context(|| format!("cannot write {}", file.display()))?;
+                say!("{done}");
+                Ok(ExitCode::SUCCESS)
+            }
             ManifestCommand::Check { file } => {
                 let m = manifest_file::load(&file)?;
                 say!(
@@ -49,5 +157,145 @@ impl ManifestCommand {
                 Ok(ExitCode::SUCCESS)
             }
         }
+    }
+}
+
+fn read_small(path: &std::path::Path) -> anyhow::Result<String> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    ensure!(
+        meta.len() <= MAX_PART_BYTES,
+        "{} is larger than 64 KiB",
+        path.display()
+    );
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn load_draft(path: &std::path::Path) -> anyhow::Result<Manifest> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read the manifest {} (create it with `kobling manifest init`)",
+            path.display()
+        )
+    })?;
+    let draft: Draft =
+        toml::from_str(&text).with_context(|| format!("invalid manifest {}", path.display()))?;
+    Ok(Manifest {
+        federation: draft.federation,
+        members: draft.members,
+    })
+}
+
+/// Appends `member`; the text to print.
+fn add_member(manifest: &mut Manifest, member: Member) -> anyhow::Result<String> {
+    for m in &manifest.members {
+        ensure!(m.name != member.name, "{} is already a member", member.name);
+        ensure!(
+            m.tls_spki_sha256 != member.tls_spki_sha256 && m.signing_key != member.signing_key,
+            "{}'s keys are already in the manifest (as {})",
+            member.name,
+            m.name
+        );
+    }
+    if member.role == Role::Linker {
+        ensure!(
+            manifest.linker().is_none(),
+            "the manifest already has a linker"
+        );
+    }
+    let text = match member.role {
+        Role::Register => format!(
+            "added register {} ({}); add its operators with --register {} --operator NAME --key KEY",
+            member.name, member.address, member.name
+        ),
+        Role::Linker => format!("added the linker {} ({})", member.name, member.address),
+    };
+    manifest.members.push(member);
+    Ok(text)
+}
+
+/// Adds an operator to `register`; the text to print.
+fn add_operator(
+    manifest: &mut Manifest,
+    register: &str,
+    name: String,
+    key: &str,
+) -> anyhow::Result<String> {
+    let key = match Key32::from_hex(key) {
+        Ok(k) => k,
+        Err(_) => {
+            let path = std::path::Path::new(key);
+            let text = read_small(path).with_context(|| {
+                format!("--key is neither 64 hex digits nor a readable file: {key}")
+            })?;
+            Key32::from_hex(text.trim())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+    };
+    ensure!(!name.trim().is_empty(), "the operator needs a name");
+    ensure!(
+        !manifest
+            .members
+            .iter()
+            .flat_map(|m| &m.operators)
+            .any(|o| o.key == key),
+        "this operator key is already in the manifest"
+    );
+    let member = manifest
+        .members
+        .iter_mut()
+        .find(|m| m.name.as_str() == register)
+        .with_context(|| format!("{register} is not in the manifest yet: add its entry first"))?;
+    ensure!(
+        member.role == Role::Register,
+        "{register} is the linker, which has no operators"
+    );
+    let text = format!(
+        "added operator {name:?} to {register} ({} operators)",
+        member.operators.len() + 1
+    );
+    member.operators.push(Operator { name, key });
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(name: &str, role: Role, byte: u8) -> Member {
+        Member {
+            name: kobling_protocol::types::Name::new(name).expect("name"),
+            role,
+            address: format!("127.0.0.1:74{byte:02}"),
+            tls_spki_sha256: Key32([byte; 32]),
+            signing_key: Key32([byte + 100; 32]),
+            hpke_key: Key32([byte + 50; 32]),
+            operators: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn members_and_operators_are_added_once_and_the_result_validates() {
+        let mut m = Manifest {
+            federation: "test".into(),
+            members: Vec::new(),
+        };
+        add_member(&mut m, member("NPR", Role::Register, 1)).expect("add NPR");
+        assert!(add_member(&mut m, member("NPR", Role::Register, 2)).is_err());
+        assert!(
+            add_member(&mut m, member("KPR", Role::Register, 1)).is_err(),
+            "NPR's keys under another name"
+        );
+        add_member(&mut m, member("LINKER", Role::Linker, 3)).expect("add the linker");
+        assert!(add_member(&mut m, member("L2", Role::Linker, 4)).is_err());
+        let k1 = "11".repeat(32);
+        add_operator(&mut m, "NPR", "a".into(), &k1).expect("operator");
+        assert!(add_operator(&mut m, "NPR", "b".into(), &k1).is_err(), "same key");
+        assert!(add_operator(&mut m, "LINKER", "c".into(), &"22".repeat(32)).is_err());
+        assert!(add_operator(&mut m, "SSB", "c".into(), &"22".repeat(32)).is_err());
+        add_operator(&mut m, "NPR", "b".into(), &"22".repeat(32)).expect("operator");
+        let text = manifest_file::render_draft(&m).expect("render");
+        let again = manifest_file::parse(&text).expect("a valid manifest");
+        assert_eq!(again, m);
     }
 }
