@@ -86,10 +86,7 @@ pub(crate) fn write_delivery(
         columns.extend(table.columns.iter().map(|c| {
             Column::new(
                 c.as_str(),
-                declared
-                    .and_then(|t| t.get(c))
-                    .copied()
-                    .unwrap_or_default(),
+                declared.and_then(|t| t.get(c)).copied().unwrap_or_default(),
             )
         }));
         let rows: Vec<Vec<String>> = table
@@ -125,7 +122,11 @@ pub(crate) fn write_delivery(
 
     let lists: Vec<&Name> = d.tables.keys().collect();
     let mut columns = vec![Column::new("lnr", ColumnType::String)];
-    columns.extend(lists.iter().map(|l| Column::new(l.as_str(), ColumnType::Bool)));
+    columns.extend(
+        lists
+            .iter()
+            .map(|l| Column::new(l.as_str(), ColumnType::Bool)),
+    );
     let mut combinations: BTreeMap<Vec<bool>, u64> = BTreeMap::new();
     let rows: Vec<Vec<String>> = present
         .iter()

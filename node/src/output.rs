@@ -394,7 +394,10 @@ mod tests {
             .collect();
         assert_eq!(
             types,
-            columns.iter().map(|c| c.kind.data_type()).collect::<Vec<_>>()
+            columns
+                .iter()
+                .map(|c| c.kind.data_type())
+                .collect::<Vec<_>>()
         );
         let year = b.column(1).as_primitive::<arrow_array::types::Int64Type>();
         assert_eq!(
@@ -403,7 +406,9 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![Some(1984), None, None, Some(-3)]
         );
-        let ddd = b.column(2).as_primitive::<arrow_array::types::Float64Type>();
+        let ddd = b
+            .column(2)
+            .as_primitive::<arrow_array::types::Float64Type>();
         assert_eq!(ddd.value(0), 12.5);
         assert!(ddd.is_null(2), "a decimal comma is not silently read");
         let start = b.column(3).as_primitive::<Date32Type>();

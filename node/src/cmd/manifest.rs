@@ -110,10 +110,16 @@ impl ManifestCommand {
                     (Some(entry), None, None, None) => {
                         let text = read_small(&entry)?;
                         let parsed: EntryFile = toml::from_str(&text).with_context(|| {
-                            format!("{} is not a member entry of `kobling keys init`", entry.display())
+                            format!(
+                                "{} is not a member entry of `kobling keys init`",
+                                entry.display()
+                            )
                         })?;
                         let [member] = <[Member; 1]>::try_from(parsed.members).map_err(|_| {
-                            anyhow::anyhow!("{} must hold exactly one [[members]] entry", entry.display())
+                            anyhow::anyhow!(
+                                "{} must hold exactly one [[members]] entry",
+                                entry.display()
+                            )
                         })?;
                         add_member(&mut manifest, member)?
                     }
@@ -228,8 +234,7 @@ fn add_operator(
             let text = read_small(path).with_context(|| {
                 format!("--key is neither 64 hex digits nor a readable file: {key}")
             })?;
-            Key32::from_hex(text.trim())
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            Key32::from_hex(text.trim()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
         }
     };
     ensure!(!name.trim().is_empty(), "the operator needs a name");
@@ -290,7 +295,10 @@ mod tests {
         assert!(add_member(&mut m, member("L2", Role::Linker, 4)).is_err());
         let k1 = "11".repeat(32);
         add_operator(&mut m, "NPR", "a".into(), &k1).expect("operator");
-        assert!(add_operator(&mut m, "NPR", "b".into(), &k1).is_err(), "same key");
+        assert!(
+            add_operator(&mut m, "NPR", "b".into(), &k1).is_err(),
+            "same key"
+        );
         assert!(add_operator(&mut m, "LINKER", "c".into(), &"22".repeat(32)).is_err());
         assert!(add_operator(&mut m, "SSB", "c".into(), &"22".repeat(32)).is_err());
         add_operator(&mut m, "NPR", "b".into(), &"22".repeat(32)).expect("operator");

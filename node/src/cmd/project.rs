@@ -30,13 +30,13 @@ use kobling_protocol::{
 use crate::{
     console::say,
     daemon::unix_now,
+    delivery_files::write_delivery,
     keyfile::KeyFile,
     manifest_file,
     net::{
         client::{Client, ClientSettings},
         endpoint::{client_endpoint, TransportLimits},
     },
-    delivery_files::write_delivery,
     researcher::open_delivery,
     spec::{Spec, TEMPLATE},
 };
