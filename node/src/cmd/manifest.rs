@@ -5,6 +5,8 @@
 //!  manifest init --federation NAME ──▶ federation.toml (no members yet)
 //!  keys init … > npr.toml ──▶ manifest add FILE --entry npr.toml ──▶ [[members]] appended
 //!  keys operator … > kari.pub ──▶ manifest add FILE --register NPR --operator NAME --key kari.pub
+//!  manifest add FILE --entry new.toml --replace ──▶ a member's new keys, in place
+//!  manifest remove FILE --register NPR --key old.pub ──▶ an operator removed
 //!  manifest check FILE ──▶ digest and members (the complete manifest)
 //! ```
 
@@ -41,6 +43,10 @@ pub(crate) enum ManifestCommand {
         /// A member's entry, as `kobling keys init` printed it.
         #[arg(long, value_name = "FILE", conflicts_with_all = ["register", "operator", "key"])]
         entry: Option<PathBuf>,
+        /// With --entry: replace the member of the same name in place
+        /// (new keys for a node; its operators are kept).
+        #[arg(long, requires = "entry")]
+        replace: bool,
         /// The register the operator is added to.
         #[arg(long, requires_all = ["operator", "key"])]
         register: Option<String>,
@@ -51,6 +57,17 @@ pub(crate) enum ManifestCommand {
         /// them (what `kobling keys operator` printed).
         #[arg(long, requires = "register")]
         key: Option<String>,
+    },
+    /// Remove an operator from a register (by public key).
+    Remove {
+        /// The manifest file.
+        file: PathBuf,
+        /// The register.
+        #[arg(long)]
+        register: String,
+        /// The operator's public key: 64 hex digits, or a file holding them.
+        #[arg(long)]
+        key: String,
     },
     /// Validate a manifest and print its digest and members.
     Check {
@@ -98,9 +115,37 @@ impl ManifestCommand {
                 );
                 Ok(ExitCode::SUCCESS)
             }
+            ManifestCommand::Remove {
+                file,
+                register,
+                key,
+            } => {
+                let mut manifest = load_draft(&file)?;
+                let key = read_key(&key)?;
+                let member = manifest
+                    .members
+                    .iter_mut()
+                    .find(|m| m.name.as_str() == register)
+                    .with_context(|| format!("{register} is not in the manifest"))?;
+                let before = member.operators.len();
+                member.operators.retain(|o| o.key != key);
+                ensure!(
+                    member.operators.len() < before,
+                    "no operator of {register} has this key"
+                );
+                let left = member.operators.len();
+                std::fs::write(&file, manifest_file::render_draft(&manifest)?)
+                    .with_context(|| format!("cannot write {}", file.display()))?;
+                say!("removed the operator from {register} ({left} operators left)");
+                if left < 2 {
+                    eprintln!("warning: {register} needs two operators to approve an extract");
+                }
+                Ok(ExitCode::SUCCESS)
+            }
             ManifestCommand::Add {
                 file,
                 entry,
+                replace,
                 register,
                 operator,
                 key,
@@ -121,7 +166,11 @@ impl ManifestCommand {
                                 entry.display()
                             )
                         })?;
-                        add_member(&mut manifest, member)?
+                        if replace {
+                            replace_member(&mut manifest, member)?
+                        } else {
+                            add_member(&mut manifest, member)?
+                        }
                     }
                     (None, Some(register), Some(operator), Some(key)) => {
                         add_operator(&mut manifest, &register, operator, &key)?
@@ -220,6 +269,44 @@ fn add_member(manifest: &mut Manifest, member: Member) -> anyhow::Result<String>
     Ok(text)
 }
 
+/// Replaces the member of `member`'s name, in place, keeping its
+/// operators; the text to print.
+fn replace_member(manifest: &mut Manifest, mut member: Member) -> anyhow::Result<String> {
+    for m in manifest.members.iter().filter(|m| m.name != member.name) {
+        ensure!(
+            m.tls_spki_sha256 != member.tls_spki_sha256 && m.signing_key != member.signing_key,
+            "{}'s keys are already in the manifest (as {})",
+            member.name,
+            m.name
+        );
+    }
+    let slot = manifest
+        .members
+        .iter_mut()
+        .find(|m| m.name == member.name)
+        .with_context(|| format!("{} is not in the manifest: add it", member.name))?;
+    ensure!(slot.role == member.role, "{} changes its role", member.name);
+    if member.operators.is_empty() {
+        member.operators = std::mem::take(&mut slot.operators);
+    }
+    *slot = member;
+    Ok(format!("replaced the entry of {}", slot.name))
+}
+
+/// A public key given as 64 hex digits or as a file holding them.
+fn read_key(key: &str) -> anyhow::Result<Key32> {
+    match Key32::from_hex(key) {
+        Ok(k) => Ok(k),
+        Err(_) => {
+            let path = std::path::Path::new(key);
+            let text = read_small(path).with_context(|| {
+                format!("--key is neither 64 hex digits nor a readable file: {key}")
+            })?;
+            Key32::from_hex(text.trim()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        }
+    }
+}
+
 /// Adds an operator to `register`; the text to print.
 fn add_operator(
     manifest: &mut Manifest,
@@ -227,16 +314,7 @@ fn add_operator(
     name: String,
     key: &str,
 ) -> anyhow::Result<String> {
-    let key = match Key32::from_hex(key) {
-        Ok(k) => k,
-        Err(_) => {
-            let path = std::path::Path::new(key);
-            let text = read_small(path).with_context(|| {
-                format!("--key is neither 64 hex digits nor a readable file: {key}")
-            })?;
-            Key32::from_hex(text.trim()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-        }
-    };
+    let key = read_key(key)?;
     ensure!(!name.trim().is_empty(), "the operator needs a name");
     ensure!(
         !manifest
@@ -302,6 +380,12 @@ mod tests {
         assert!(add_operator(&mut m, "LINKER", "c".into(), &"22".repeat(32)).is_err());
         assert!(add_operator(&mut m, "SSB", "c".into(), &"22".repeat(32)).is_err());
         add_operator(&mut m, "NPR", "b".into(), &"22".repeat(32)).expect("operator");
+        let mut renewed = member("NPR", Role::Register, 9);
+        replace_member(&mut m, renewed.clone()).expect("new keys for NPR");
+        assert_eq!(m.members[0].tls_spki_sha256, Key32([9; 32]), "in place");
+        assert_eq!(m.members[0].operators.len(), 2, "operators kept");
+        renewed.name = kobling_protocol::types::Name::new("SSB").expect("name");
+        assert!(replace_member(&mut m, renewed).is_err(), "not a member");
         let text = manifest_file::render_draft(&m).expect("render");
         let again = manifest_file::parse(&text).expect("a valid manifest");
         assert_eq!(again, m);

@@ -203,4 +203,31 @@ mod tests {
         std::fs::write(&path, "chunk_size = 1000\n").expect("write");
         assert!(load_config(&path).is_err(), "a bad chunk size is refused");
     }
+
+    #[test]
+    fn the_documented_configurations_are_valid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let deploy = include_str!("../../../deploy/node.toml");
+        let doc = include_str!("../../../docs/operations.md");
+        let start = doc.find("```toml\n").expect("the example in operations.md") + 8;
+        let example = &doc[start..start + doc[start..].find("```").expect("end")];
+        for (name, text) in [("deploy.toml", deploy), ("doc.toml", example)] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write");
+            let s = load_config(&path).expect("a valid configuration");
+            assert!(
+                s.dir.is_some()
+                    && s.manifest.is_some()
+                    && s.listen.is_some()
+                    && s.chunk_size.is_some()
+                    && s.log_format.is_some()
+                    && s.metrics.is_some(),
+                "{name} is complete"
+            );
+        }
+        assert!(
+            deploy.contains(example.trim()),
+            "operations.md shows deploy/node.toml"
+        );
+    }
 }
