@@ -46,7 +46,7 @@ pub(crate) fn parse(text: &str) -> anyhow::Result<Manifest> {
 }
 
 /// Renders a manifest as TOML.
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 pub(crate) fn render(manifest: &Manifest) -> anyhow::Result<String> {
     Ok(toml::to_string_pretty(manifest)?)
 }

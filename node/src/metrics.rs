@@ -388,7 +388,7 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 
 /// What a request asks for.
 #[derive(Debug, PartialEq, Eq)]
-enum Route {
+pub(crate) enum Route {
     Metrics,
     Health,
     NotFound,
@@ -397,7 +397,7 @@ enum Route {
 }
 
 /// Routes a request head by its request line.
-fn route(head: &[u8]) -> Route {
+pub(crate) fn route(head: &[u8]) -> Route {
     let Some(line) = head.split(|&b| b == b'\n').next() else {
         return Route::Bad;
     };

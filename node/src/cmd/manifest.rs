@@ -153,16 +153,9 @@ impl ManifestCommand {
                 let mut manifest = load_draft(&file)?;
                 let done = match (entry, register, operator, key) {
                     (Some(entry), None, None, None) => {
-                        let text = read_small(&entry)?;
-                        let parsed: EntryFile = toml::from_str(&text).with_context(|| {
+                        let member = parse_entry(&read_small(&entry)?).with_context(|| {
                             format!(
                                 "{} is not a member entry of `kobling keys init`",
-                                entry.display()
-                            )
-                        })?;
-                        let [member] = <[Member; 1]>::try_from(parsed.members).map_err(|_| {
-                            anyhow::anyhow!(
-                                "{} must hold exactly one [[members]] entry",
                                 entry.display()
                             )
                         })?;
@@ -213,6 +206,15 @@ impl ManifestCommand {
             }
         }
     }
+}
+
+/// Parses a member entry as `kobling keys init` prints it: exactly one
+/// `[[members]]` table.
+pub(crate) fn parse_entry(text: &str) -> anyhow::Result<Member> {
+    let parsed: EntryFile = toml::from_str(text)?;
+    let [member] = <[Member; 1]>::try_from(parsed.members)
+        .map_err(|_| anyhow::anyhow!("an entry holds exactly one [[members]] table"))?;
+    Ok(member)
 }
 
 fn read_small(path: &std::path::Path) -> anyhow::Result<String> {

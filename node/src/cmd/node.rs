@@ -88,12 +88,16 @@ pub(crate) fn load_config(path: &Path) -> anyhow::Result<NodeSettings> {
     );
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the configuration {}", path.display()))?;
-    let settings: NodeSettings = toml::from_str(&text)
-        .with_context(|| format!("invalid configuration {}", path.display()))?;
+    parse_config(&text).with_context(|| format!("invalid configuration {}", path.display()))
+}
+
+/// Parses and checks configuration text.
+pub(crate) fn parse_config(text: &str) -> anyhow::Result<NodeSettings> {
+    let settings: NodeSettings = toml::from_str(text)?;
     if let Some(n) = settings.chunk_size {
         chunk_size(&n.to_string())
             .map_err(anyhow::Error::msg)
-            .with_context(|| format!("invalid chunk_size in {}", path.display()))?;
+            .context("invalid chunk_size")?;
     }
     Ok(settings)
 }
