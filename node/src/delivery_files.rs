@@ -214,7 +214,7 @@ fn report(
         let _ = writeln!(
             r,
             "{:<8}  {:>12}  {:>11}  {:>7}  {:>15}  {:>14}",
-            l.list,
+            l.list.as_str(),
             cell(l.rows),
             cell(l.invalid),
             cell(l.persons),
@@ -228,7 +228,7 @@ fn report(
         cell(d.verified.cohort_persons.unwrap_or(0))
     );
     r.push_str("\npersons by the registers they appear in (the persons table):\n");
-    let header: Vec<String> = lists.iter().map(|l| format!("{l:<8}")).collect();
+    let header: Vec<String> = lists.iter().map(|l| format!("{:<8}", l.as_str())).collect();
     let _ = writeln!(r, "{}  persons", header.join(" "));
     for (flags, n) in combinations {
         let marks: Vec<String> = flags
