@@ -11,10 +11,13 @@
 //!
 //! ```text
 //!  run ── parse, logging (console) ──▶ cli::Command ──▶ cmd::<command>::run
-//!                                            ├─ node run ──▶ daemon ──▶ engine (store, duties) + net (QUIC, pinned TLS)
+//!                                            ├─ node run [--config] ──▶ daemon ──▶ engine (store, duties) + net (QUIC, pinned TLS)
+//!                                            │                                  └─ metrics (/metrics, /healthz)
 //!                                            ├─ project … ──▶ net client ──▶ linker / own node; researcher (verify, open)
-//!                                            ├─ audit …, extract check, manifest check, keys …
-//!  manifest_file: the federation manifest (TOML) every command pins
+//!                                            │    fetch ──▶ delivery_files (typed tables via output, codebook, report)
+//!                                            ├─ audit …, extract check, manifest init/add/check, keys …
+//!  manifest_file: the federation manifest (TOML) every command pins; spec: the researcher's project spec
+//!  console: stdout that ends cleanly on a closed pipe (say!), the log subscriber
 //! ```
 #![forbid(unsafe_code)]
 

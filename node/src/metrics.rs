@@ -98,8 +98,7 @@ impl Metrics {
     /// The metrics of the node in `dir` (its `state.db` is read at each
     /// scrape), with a series per member of `manifest`.
     pub(crate) fn new(dir: PathBuf, manifest: Arc<Manifest>) -> Self {
-        let mut registry = Registry::default();
-        let m = Self {
+        let mut m = Self {
             points: Counter::default(),
             chunks: Counter::default(),
             requests: Counter::default(),
@@ -115,6 +114,7 @@ impl Metrics {
             dir,
             manifest,
         };
+        let registry = &mut m.registry;
         registry.register(
             "kobling_points",
             "Points received in chunks from the previous hop (rate: points per second)",
@@ -171,7 +171,7 @@ impl Metrics {
             };
             m.outbox.get_or_create(&peer).set(0);
         }
-        Self { registry, ..m }
+        m
     }
 
     /// A request arrived from `peer` (a member's name, or `client`).
