@@ -427,6 +427,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn healthy_only_after_a_recent_tick_and_the_gauges_read_the_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(Store::open(dir.path()).expect("a state database"));
+        let manifest = Arc::new(Manifest {
+            federation: "test".into(),
+            members: Vec::new(),
+        });
+        let m = Metrics::new(dir.path().to_path_buf(), manifest);
+        assert!(!m.healthy(), "no tick yet");
+        m.last_tick_secs
+            .store(unix_now() - HEALTHY_TICK.as_secs() - 5, Ordering::Relaxed);
+        assert!(!m.healthy(), "the last tick is too old");
+        m.ticked();
+        assert!(m.healthy());
+        let text = m.render();
+        assert!(text.contains("kobling_projects{phase=\"ordered\"} 0"), "{text}");
+        assert!(text.contains("kobling_hops_done 0"), "{text}");
+        let size = text
+            .lines()
+            .find_map(|l| l.strip_prefix("kobling_state_db_bytes "))
+            .and_then(|v| v.parse::<u64>().ok())
+            .expect("the database size");
+        assert!(size > 0);
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
     fn requests_are_routed_by_their_request_line_only() {
         assert_eq!(
             route(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
