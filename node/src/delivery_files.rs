@@ -89,17 +89,16 @@ pub(crate) fn write_delivery(
                 declared.and_then(|t| t.get(c)).copied().unwrap_or_default(),
             )
         }));
-        let rows: Vec<Vec<String>> = table
-            .rows
-            .iter()
-            .map(|(lnr, values)| {
-                present.entry(*lnr).or_default().insert(list.clone());
-                std::iter::once(lnr.as_str().to_string())
-                    .chain(values.iter().cloned())
-                    .collect()
-            })
-            .collect();
-        let stats = write_table(out, list.as_str(), &columns, &rows)?;
+        for (lnr, _) in &table.rows {
+            present.entry(*lnr).or_default().insert(list.clone());
+        }
+        let stats = write_table(out, list.as_str(), &columns, table.rows.len(), |r, c| {
+            let (lnr, values) = &table.rows[r];
+            match c {
+                0 => lnr.as_str(),
+                _ => values.get(c - 1).map_or("", String::as_str),
+            }
+        })?;
         let persons = table
             .rows
             .iter()
@@ -115,7 +114,7 @@ pub(crate) fn write_delivery(
             list.as_str(),
             &columns,
             &stats,
-            rows.len() as u64,
+            table.rows.len() as u64,
             persons,
         ));
     }
@@ -128,24 +127,28 @@ pub(crate) fn write_delivery(
             .map(|l| Column::new(l.as_str(), ColumnType::Bool)),
     );
     let mut combinations: BTreeMap<Vec<bool>, u64> = BTreeMap::new();
-    let rows: Vec<Vec<String>> = present
+    let persons: Vec<(&Lnr, Vec<bool>)> = present
         .iter()
         .map(|(lnr, in_lists)| {
             let flags: Vec<bool> = lists.iter().map(|l| in_lists.contains(*l)).collect();
-            let row = std::iter::once(lnr.as_str().to_string())
-                .chain(flags.iter().map(|f| if *f { "1" } else { "0" }.to_string()))
-                .collect();
-            *combinations.entry(flags).or_default() += 1;
-            row
+            *combinations.entry(flags.clone()).or_default() += 1;
+            (lnr, flags)
         })
         .collect();
-    let stats = write_table(out, "persons", &columns, &rows)?;
+    let stats = write_table(out, "persons", &columns, persons.len(), |r, c| {
+        let (lnr, flags) = &persons[r];
+        match c {
+            0 => lnr.as_str(),
+            _ if flags.get(c - 1).copied().unwrap_or(false) => "1",
+            _ => "0",
+        }
+    })?;
     tables.push(codebook_table(
         "persons",
         &columns,
         &stats,
-        rows.len() as u64,
-        rows.len() as u64,
+        persons.len() as u64,
+        persons.len() as u64,
     ));
 
     let order = &d.verified.order;

@@ -442,7 +442,10 @@ mod tests {
         m.ticked();
         assert!(m.healthy());
         let text = m.render();
-        assert!(text.contains("kobling_projects{phase=\"ordered\"} 0"), "{text}");
+        assert!(
+            text.contains("kobling_projects{phase=\"ordered\"} 0"),
+            "{text}"
+        );
         assert!(text.contains("kobling_hops_done 0"), "{text}");
         let size = text
             .lines()

@@ -100,20 +100,21 @@ pub(crate) struct ColumnStats {
 }
 
 /// Writes `dir/<name>.csv` and `dir/<name>.parquet`: a header of
-/// `columns`, then `rows` (each as many values as columns). Returns the
-/// stats of each column.
-pub(crate) fn write_table(
+/// `columns`, then `rows` rows whose cells are `cell(row, column)` (read
+/// in place: the table is not copied). Returns the stats of each column.
+pub(crate) fn write_table<'a>(
     dir: &Path,
     name: &str,
     columns: &[Column],
-    rows: &[Vec<String>],
+    rows: usize,
+    cell: impl Fn(usize, usize) -> &'a str,
 ) -> anyhow::Result<Vec<ColumnStats>> {
     let csv_path = dir.join(format!("{name}.csv"));
     let mut w = csv::Writer::from_path(&csv_path)
         .with_context(|| format!("cannot write {}", csv_path.display()))?;
     w.write_record(columns.iter().map(|c| c.name.as_str()))?;
-    for row in rows {
-        w.write_record(row)?;
+    for row in 0..rows {
+        w.write_record((0..columns.len()).map(|c| cell(row, c)))?;
     }
     w.flush()?;
 
@@ -129,13 +130,14 @@ pub(crate) fn write_table(
         .with_context(|| format!("cannot write {}", parquet_path.display()))?;
     let mut writer = ArrowWriter::try_new(file, schema.clone(), None)?;
     let mut stats = vec![ColumnStats::default(); columns.len()];
-    for part in rows.chunks(BATCH) {
+    for start in (0..rows).step_by(BATCH) {
+        let part = start..(start + BATCH).min(rows);
         let arrays: Vec<ArrayRef> = columns
             .iter()
             .zip(stats.iter_mut())
             .enumerate()
             .map(|(i, (c, s))| {
-                let cells = part.iter().map(|r| r.get(i).map_or("", String::as_str));
+                let cells = part.clone().map(|r| cell(r, i));
                 if i == 0 {
                     Arc::new(StringArray::from_iter_values(cells)) as ArrayRef
                 } else {
@@ -283,7 +285,8 @@ mod tests {
                 ]
             })
             .collect();
-        let stats = write_table(dir.path(), "NPR", &columns, &rows).expect("write");
+        let stats = write_table(dir.path(), "NPR", &columns, rows.len(), |r, c| &rows[r][c])
+            .expect("write");
         assert_eq!(stats[2].empty, 70_000 - 10_000);
 
         let mut from_csv = Vec::new();
@@ -353,7 +356,8 @@ mod tests {
             row(["L3", "19x4", "1,5", "2021-02-29", "Vestre Viken", "yes"]),
             row(["L4", "-3", "7", "1970-01-01", "Helse Bergen", "true"]),
         ];
-        let stats = write_table(dir.path(), "T", &columns, &rows).expect("write");
+        let stats =
+            write_table(dir.path(), "T", &columns, rows.len(), |r, c| &rows[r][c]).expect("write");
         assert_eq!(
             stats[1..],
             [
