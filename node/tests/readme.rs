@@ -8,7 +8,9 @@
 //! processes (stopped at the end). A command that talks to a node is
 //! repeated while it fails (the nodes start, and pass the order on, in
 //! the background); every other command must succeed the first time.
-//! Then the fetched delivery is checked against the ground truth, and its
+//! The key shares are read for the ground truth after the fetch, and after
+//! the close every node's share is shredded. Then the fetched delivery is
+//! checked against the ground truth, and its
 //! typed Parquet tables, codebook and report are checked; no command's
 //! stderr carries an INFO line or a colour escape (the quiet CLI).
 
@@ -21,7 +23,11 @@ use std::{
 };
 
 use arrow_schema::DataType;
-use kobling_protocol::types::{Name, ProjectId};
+use kobling_keys::{error::KeystoreError, Keystore};
+use kobling_protocol::{
+    share::Domain,
+    types::{Name, ProjectId},
+};
 use kobling_sim::{
     inmem::render_csv,
     population::{generate, PopulationConfig},
@@ -134,6 +140,9 @@ fn the_readme_manual_path_runs_verbatim_for_three_nodes() {
     );
     let mut ports = BTreeMap::new();
     let mut nodes = Background(Vec::new());
+    let keystores = ["npr", "ssb", "linker"].map(|m| d.join(m).join("keys"));
+    let project = ProjectId::new(PROJECT).expect("valid");
+    let mut lnr_of = None;
     for written in &commands {
         assert!(
             written.starts_with("kobling "),
@@ -188,6 +197,14 @@ fn the_readme_manual_path_runs_verbatim_for_three_nodes() {
                 && !stderr.contains("panicked"),
             "`{written}` is not quiet:\n{stderr}"
         );
+        if line.starts_with("kobling project fetch") {
+            // The key shares, for the ground truth, before the close
+            // shreds them.
+            lnr_of = Some(
+                truth::lnr_from_keystores(&keystores, &project, &pop)
+                    .expect("the shares of an open project"),
+            );
+        }
         if line.starts_with("kobling audit verify") {
             assert!(
                 String::from_utf8_lossy(&out.stdout).contains("transcript OK"),
@@ -205,15 +222,27 @@ fn the_readme_manual_path_runs_verbatim_for_three_nodes() {
     }
     assert_eq!(ports.len(), 3, "three nodes");
     assert_eq!(nodes.0.len(), 3, "three nodes ran");
+    // The close reaches every node: each shreds its share.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let domain = Domain::Project(project.clone());
+    while keystores.iter().any(|k| {
+        !matches!(
+            Keystore::open(k, None).expect("keystore").share(&domain),
+            Err(KeystoreError::Shredded { .. })
+        )
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "the nodes never shredded their shares"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     drop(nodes);
 
     // The delivery: NPR's table is the ground truth (the template asks for
     // every NPR column), under lnr from the nodes' key shares.
     let out = d.join("rek-2024-12345");
-    let keystores = ["npr", "ssb", "linker"].map(|m| d.join(m).join("keys"));
-    let lnr_of =
-        truth::lnr_from_keystores(&keystores, &ProjectId::new(PROJECT).expect("valid"), &pop)
-            .expect("shares");
+    let lnr_of = lnr_of.expect("the path fetches");
     let tables = truth::read_tables(&out, &["NPR"]).expect("tables");
     assert_eq!(
         truth::compare(&pop, &lnr_of, "NPR", &tables),
