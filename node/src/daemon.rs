@@ -2,12 +2,17 @@
 //! the [`Engine`].
 //!
 //! ```text
-//!  QUIC server ──request──▶ handler ──spawn_blocking──▶ Engine::handle + tick ──▶ replies
+//!  QUIC server ──request──▶ handler ──spawn_blocking──▶ Engine::handle ──▶ replies
+//!                              └─ state changed ──▶ ticker (event)
 //!  sender: a task per destination ◀── Engine::outbox_to (in order) ──▶ Client::request ──▶ acked / retry
-//!  ticker ──every 500 ms──▶ Engine::tick (duties: commit, announce, link, shred)
+//!  ticker ──every 500 ms, or on an event──▶ Engine::tick (duties: commit, announce, link, shred)
 //!  metrics (--metrics ADDR) ◀── counts from the handler, sender and ticker; GET /metrics, /healthz
 //!  SIGINT / SIGTERM ──▶ broadcast shutdown: server drains, loops stop
 //! ```
+//!
+//! No request ticks the engine itself: the tick runs on its own task, so a
+//! refused or hostile request costs one handler call, not a pass over
+//! every project the node holds.
 //!
 //! The engine is behind one mutex; its CPU work (chunk steps, proofs) runs
 //! on the blocking pool and uses every core through rayon.
@@ -26,7 +31,7 @@ use tokio::sync::watch;
 use tracing::{error, info};
 
 use crate::{
-    engine::{Engine, Peer},
+    engine::{Engine, EngineConfig, Peer},
     metrics::{self, Metrics},
     net::{
         client::{Client, ClientSettings},
@@ -50,6 +55,24 @@ struct NodeHandler {
     engine: Arc<Mutex<Engine>>,
     wake: watch::Sender<()>,
     metrics: Option<Arc<Metrics>>,
+    /// Asks the ticker for a tick now (a message changed a project).
+    tick_now: Arc<tokio::sync::Notify>,
+}
+
+/// Whether an accepted message of this kind may have changed a project,
+/// so that the node's duties are worth recomputing at once.
+fn changes_state(kind: &str) -> bool {
+    matches!(
+        kind,
+        "SubmitOrder"
+            | "Approve"
+            | "Statement"
+            | "Entries"
+            | "Blinding"
+            | "SealedItems"
+            | "Points"
+            | "Close"
+    )
 }
 
 impl Handler for NodeHandler {
@@ -65,15 +88,17 @@ impl Handler for NodeHandler {
             let kind = request.kind();
             let done = tokio::task::spawn_blocking(move || {
                 let mut engine = engine.lock().unwrap_or_else(PoisonError::into_inner);
-                let now = unix_now();
-                let replies = engine.handle_streamed(&from, request, now)?;
-                engine.tick(now)?;
-                Ok::<_, crate::engine::EngineError>(replies)
+                engine.handle_streamed(&from, request, unix_now())
             })
             .await;
-            let _ = self.wake.send(());
             let replies = match done {
-                Ok(Ok(replies)) => Box::new(replies) as Replies,
+                Ok(Ok(replies)) => {
+                    if changes_state(kind) {
+                        self.tick_now.notify_one();
+                        let _ = self.wake.send(());
+                    }
+                    Box::new(replies) as Replies
+                }
                 Ok(Err(e)) => {
                     error!(kind, error = %e, "internal error handling a message");
                     Box::new(std::iter::once(internal(&e.to_string())))
@@ -148,11 +173,18 @@ pub(crate) async fn run(
     let store = Store::open(dir).context("cannot open the node's state database")?;
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow!("no OS randomness: {e}"))?;
-    let engine = Arc::new(Mutex::new(
-        Engine::new(me.clone(), manifest.clone(), keystore, store, seed)?
-            .with_chunk_size(options.chunk_size)
-            .with_background_preparation(),
-    ));
+    let config = EngineConfig {
+        chunk_size: options.chunk_size,
+        ..EngineConfig::default()
+    };
+    let engine = Arc::new(Mutex::new(Engine::new(
+        me.clone(),
+        manifest.clone(),
+        keystore,
+        store,
+        seed,
+        config,
+    )?));
     let manifest = Arc::new(manifest);
     let metrics_listener = match &options.metrics {
         Some(address) => Some(metrics::bind(address).await?),
@@ -181,10 +213,12 @@ pub(crate) async fn run(
 
     let (wake, woken) = watch::channel(());
     let (stop, stopped) = watch::channel(false);
+    let tick_now = Arc::new(tokio::sync::Notify::new());
     let handler = Arc::new(NodeHandler {
         engine: engine.clone(),
         wake: wake.clone(),
         metrics: metrics.clone(),
+        tick_now: tick_now.clone(),
     });
     let monitor = match (metrics_listener, &metrics) {
         (Some(listener), Some(m)) => Some(tokio::spawn(metrics::serve(
@@ -208,7 +242,7 @@ pub(crate) async fn run(
             metrics.clone(),
         )
     });
-    let ticker = tokio::spawn(tick_loop(engine.clone(), wake, stopped, metrics));
+    let ticker = tokio::spawn(tick_loop(engine.clone(), wake, tick_now, stopped, metrics));
     let mut stop_rx = stop.subscribe();
     // A request cut off by the drain deadline is harmless: every step
     // commits atomically, and its sender retries it.
@@ -262,9 +296,12 @@ async fn resolve(address: &str) -> anyhow::Result<SocketAddr> {
         .ok_or_else(|| anyhow!("no address for {address}"))
 }
 
+/// Ticks the engine every 500 ms, and at once when a message changed a
+/// project (events coalesce: at most one tick waits).
 async fn tick_loop(
     engine: Arc<Mutex<Engine>>,
     wake: watch::Sender<()>,
+    tick_now: Arc<tokio::sync::Notify>,
     mut stopped: watch::Receiver<bool>,
     metrics: Option<Arc<Metrics>>,
 ) {
@@ -272,6 +309,7 @@ async fn tick_loop(
         tokio::select! {
             _ = stopped.changed() => return,
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            () = tick_now.notified() => {}
         }
         let engine = engine.clone();
         let result = tokio::task::spawn_blocking(move || {

@@ -21,13 +21,12 @@
 //! ```
 #![forbid(unsafe_code)]
 
-mod admission;
 mod cli;
 mod cmd;
 mod console;
 mod daemon;
 mod delivery_files;
-mod engine;
+pub mod engine;
 mod extract_file;
 #[cfg(fuzzing)]
 pub mod fuzzing;
@@ -43,7 +42,7 @@ mod researcher;
 mod sender;
 mod spec;
 mod staging;
-mod store;
+pub mod store;
 
 use std::{ffi::OsString, process::ExitCode};
 

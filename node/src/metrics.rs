@@ -27,7 +27,10 @@ use std::{
 };
 
 use anyhow::Context;
-use kobling_protocol::{manifest::Manifest, project::ProjectView};
+use kobling_protocol::{
+    manifest::Manifest,
+    project::{Phase, ProjectView},
+};
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge},
@@ -54,7 +57,13 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_CONNECTIONS: usize = 16;
 
 /// The phases a project is counted in.
-const PHASES: [&str; 4] = ["ordered", "linked", "delivered", "closed"];
+const PHASES: [Phase; 5] = [
+    Phase::Ordered,
+    Phase::Chaining,
+    Phase::Linked,
+    Phase::Delivered,
+    Phase::Closed,
+];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RefusalLabels {
@@ -147,7 +156,7 @@ impl Metrics {
         );
         registry.register(
             "kobling_projects",
-            "Projects this node holds, by phase (ordered, linked, delivered, closed)",
+            "Projects this node holds, by phase (ordered, chaining, linked, delivered, closed)",
             m.projects.clone(),
         );
         registry.register(
@@ -252,18 +261,14 @@ impl Metrics {
             if view.order().is_none() {
                 continue;
             }
-            let phase = match view.status() {
-                (_, _, true) => 3,
-                (_, true, _) => 2,
-                (true, _, _) => 1,
-                _ => 0,
-            };
-            phases[phase] += 1;
+            if let Some(i) = PHASES.iter().position(|p| *p == view.phase()) {
+                phases[i] += 1;
+            }
         }
         for (phase, n) in PHASES.iter().zip(phases) {
             self.projects
                 .get_or_create(&PhaseLabels {
-                    phase: (*phase).into(),
+                    phase: phase.as_str().into(),
                 })
                 .set(n);
         }

@@ -498,7 +498,7 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
             println!("{line}");
             last = line;
         }
-        if text.contains("linked: yes") {
+        if text.contains("phase: linked") || text.contains("phase: delivered") {
             break;
         }
         ensure!(

@@ -22,7 +22,7 @@ use kobling_protocol::{
     ident::ParseOptions,
     manifest::Manifest,
     messages::{Action, Message, Request},
-    project::ProjectView,
+    project::{Phase, ProjectView},
     transcript::{self, Approval, Body, Entry, ProjectOrder, RegisterRequest, Signer, Statement},
     types::{Name, ProjectId},
 };
@@ -429,13 +429,7 @@ fn print_status(manifest: &Manifest, entries: &[Entry]) -> anyhow::Result<()> {
             None => say!("  {list:<8} {approvals}; list not announced yet"),
         }
     }
-    let (linked, delivered, closed) = view.status();
-    say!(
-        "  linked: {}, delivered: {}, closed: {}",
-        yes(linked),
-        yes(delivered),
-        yes(closed)
-    );
+    say!("  phase: {}", view.phase().as_str());
     Ok(())
 }
 
@@ -477,22 +471,13 @@ async fn watch_status(
                 );
             }
         }
-        let (linked, _, closed) = view.status();
-        if linked || closed {
+        if view.phase() >= Phase::Linked {
             for b in by_list.values() {
                 b.finish();
             }
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-fn yes(b: bool) -> &'static str {
-    if b {
-        "yes"
-    } else {
-        "no"
     }
 }
 
