@@ -350,7 +350,7 @@ mod tests {
             Column::new("in_npr", ColumnType::Bool),
         ];
         let row = |v: [&str; 6]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let rows = vec![
+        let rows = [
             row(["L1", "1984", "12.5", "2020-02-29", "Vestre Viken", "1"]),
             row(["L2", "", "", "", "", "0"]),
             row(["L3", "19x4", "1,5", "2021-02-29", "Vestre Viken", "yes"]),
