@@ -21,6 +21,12 @@ use crate::{
     types::Name,
 };
 
+/// The most persons one list may announce: every identifier Norway has
+/// issued (about 5.5 million residents, and D-numbers) several times over.
+/// A larger announcement is refused, so that a member cannot make the
+/// linker reserve room for positions without end.
+pub const MAX_LIST_PERSONS: u64 = 1 << 25;
+
 /// What to do with a statement a member sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admitted {
@@ -100,6 +106,17 @@ pub fn admit_statement(
         .any(|e| e.signed.statement.digest() == digest)
     {
         return Ok(Admitted::AlreadyRecorded);
+    }
+    if let Body::ListAnnounced(a) = &signed.statement.body {
+        if a.persons > MAX_LIST_PERSONS {
+            return Err(Refusal::new(
+                RefusalCode::Invalid,
+                format!(
+                    "list {} announces {} persons; a list holds at most {MAX_LIST_PERSONS}",
+                    a.list, a.persons
+                ),
+            ));
+        }
     }
     if let Body::Hop(h) = &signed.statement.body {
         let previous_missing = h.hop > 1 && view.hop_record(&h.list, h.hop - 1).is_none();

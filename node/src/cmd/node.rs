@@ -25,7 +25,8 @@ pub(crate) enum NodeCommand {
     Run {
         /// A configuration file (TOML) with any of the settings below as
         /// keys (`dir`, `manifest`, `listen`, `chunk_size`, `log_format`,
-        /// `metrics`); a flag given on the command line overrides its key.
+        /// `metrics`, `test_mode`, `extracts`); a flag given on the command
+        /// line overrides its key.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         #[command(flatten)]
@@ -63,6 +64,16 @@ pub(crate) struct NodeSettings {
     /// on http://ADDR/healthz (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     pub(crate) metrics: Option<String>,
+    /// Test mode, for tests and demonstrations only: accept synthetic
+    /// test numbers (month + 80) in extracts and orders that ask for
+    /// them. A production node refuses a test-mode order.
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    pub(crate) test_mode: Option<bool>,
+    /// The directory extract files are read from: an operator's
+    /// approval names a file in it (`project approve --extract`), never
+    /// a path. Default: DIR/extracts.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) extracts: Option<PathBuf>,
 }
 
 impl NodeSettings {
@@ -73,7 +84,7 @@ impl NodeSettings {
                 NodeSettings { $($field: self.$field.or(file.$field)),* }
             };
         }
-        merge!(dir, manifest, listen, chunk_size, log_format, metrics)
+        merge!(dir, manifest, listen, chunk_size, log_format, metrics, test_mode, extracts)
     }
 }
 
@@ -134,6 +145,8 @@ impl NodeCommand {
                 listen: settings.listen,
                 chunk_size: settings.chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE),
                 metrics: settings.metrics,
+                test_mode: settings.test_mode.unwrap_or(false),
+                extracts: settings.extracts,
             },
             shutdown_signal(),
         ))?;
@@ -187,7 +200,7 @@ mod tests {
             &path,
             "dir = \"/var/lib/kobling\"\nmanifest = \"/etc/kobling/federation.toml\"\n\
              listen = \"0.0.0.0:7400\"\nchunk_size = 1024\nlog_format = \"json\"\n\
-             metrics = \"127.0.0.1:9464\"\n",
+             metrics = \"127.0.0.1:9464\"\ntest_mode = true\nextracts = \"/srv/extracts\"\n",
         )
         .expect("write");
         let file = load_config(&path).expect("valid configuration");
@@ -201,11 +214,31 @@ mod tests {
         assert_eq!(s.chunk_size, Some(1024));
         assert_eq!(s.log_format, Some(LogFormat::Json));
         assert_eq!(s.metrics.as_deref(), Some("127.0.0.1:9464"));
+        assert_eq!(s.test_mode, Some(true));
+        assert_eq!(s.extracts, Some(PathBuf::from("/srv/extracts")));
 
         std::fs::write(&path, "dir = \"x\"\nlisten_address = \"y\"\n").expect("write");
         assert!(load_config(&path).is_err(), "an unknown key is refused");
         std::fs::write(&path, "chunk_size = 1000\n").expect("write");
         assert!(load_config(&path).is_err(), "a bad chunk size is refused");
+    }
+
+    #[test]
+    fn boolean_flags_are_unset_unless_given() {
+        use clap::Parser;
+        let settings = |args: &[&str]| {
+            let cli = crate::cli::Cli::try_parse_from(
+                ["kobling", "node", "run", "--dir", "x"].iter().chain(args),
+            )
+            .expect("valid arguments");
+            match cli.command {
+                crate::cli::Command::Node(c) => c.settings().expect("settings"),
+                _ => unreachable!("a node command"),
+            }
+        };
+        assert_eq!(settings(&[]).test_mode, None, "the file decides");
+        assert_eq!(settings(&["--test-mode"]).test_mode, Some(true));
+        assert_eq!(settings(&["--chunk-size", "64"]).chunk_size, Some(64));
     }
 
     #[test]
@@ -225,7 +258,8 @@ mod tests {
                     && s.listen.is_some()
                     && s.chunk_size.is_some()
                     && s.log_format.is_some()
-                    && s.metrics.is_some(),
+                    && s.metrics.is_some()
+                    && s.extracts.is_some(),
                 "{name} is complete"
             );
         }

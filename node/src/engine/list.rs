@@ -119,7 +119,7 @@ impl Engine {
             extract,
             path: path.into(),
             options: ParseOptions {
-                allow_synthetic: order.test_mode,
+                allow_synthetic: self.config.test_mode,
             },
             share,
             researcher,

@@ -30,6 +30,9 @@ impl Engine {
         let project = signed.statement.project.clone();
         let existing = self.store.entries(&project)?;
         sequencer::admit_order(&existing, &signed, now)?;
+        if let Body::Order(order) = &signed.statement.body {
+            self.check_mode(order)?;
+        }
         let (manifest, signing) = (&self.manifest, &self.signing);
         self.store
             .transaction(|tx| append(tx, manifest, signing, signed).map(drop))?;

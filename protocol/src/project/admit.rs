@@ -212,8 +212,15 @@ impl ProjectView<'_> {
                 }
             }
             Message::SealedItems { first, items, .. } => {
+                // Before the announcement the list's size is unknown: the
+                // items wait (an owner queues its announcement first), and
+                // nothing is stored for positions nobody has announced.
+                let Some(persons) = announced.map(|a| a.persons) else {
+                    return Err(Refusal::not_ready(format!(
+                        "list {list} of project {project} is not announced here yet"
+                    )));
+                };
                 let end = first.0.checked_add(items.len() as u64);
-                let persons = announced.map_or(u64::MAX, |a| a.persons);
                 if end.is_none_or(|end| end > persons) {
                     return Err(Refusal::new(
                         RefusalCode::BadItems,
