@@ -13,6 +13,7 @@
 //!  node       ──Statement────▶ linker (commitments, announcements, hop records, shredding)
 //!  owner      ──Blinding, SealedItems──▶ linker
 //!  hop h      ──Points(PointChunk)─────▶ hop h+1
+//!  v2 step h  ──ChunkV2(ChunkMsg)──────▶ step h+1;  PassV2(Pass): owner ▶ hop 1 ▶ … ▶ linker
 //!  researcher ──Fetch──▶ linker ──DeliveryHeader, DeliveryItems──▶ researcher
 //!  researcher ──Close──▶ linker ──Statement(closure)──▶ nodes ──Statement(shredded)──▶ linker
 //!  any        ◀──Ack / Refused──
@@ -215,6 +216,10 @@ pub enum Message {
         /// Human-readable detail.
         detail: BoundedString<1024>,
     },
+    /// Chain v2, step h → step h+1: a chunk with its signed statement.
+    ChunkV2(crate::v2::ChunkMsg),
+    /// Chain v2, backward pass: owner → hop 1 → … → hop m → linker.
+    PassV2(crate::v2::Pass),
 }
 
 impl Message {
@@ -237,6 +242,8 @@ impl Message {
             Message::DeliveryItems { .. } => "DeliveryItems",
             Message::Ack { .. } => "Ack",
             Message::Refused { .. } => "Refused",
+            Message::ChunkV2(_) => "ChunkV2",
+            Message::PassV2(_) => "PassV2",
         }
     }
 }
