@@ -34,6 +34,7 @@ mod net;
 mod output;
 mod prepare;
 mod researcher;
+mod secrets;
 mod sender;
 mod staging;
 mod store;
@@ -57,6 +58,10 @@ where
         )
         .with_writer(std::io::stderr)
         .try_init();
+    // Every command handles keys: none may leave them in a core dump.
+    if let Err(e) = secrets::no_core_dumps() {
+        tracing::warn!(error = %e, "cannot disable core dumps");
+    }
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {

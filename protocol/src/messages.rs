@@ -563,7 +563,13 @@ mod tests {
                 assert!(k.max_frame() <= MAX_CLIENT_FRAME, "{}", k.name());
             }
         }
-        for k in [Kind::Statement, Kind::Entries, Kind::Blinding, Kind::SealedItems, Kind::Points] {
+        for k in [
+            Kind::Statement,
+            Kind::Entries,
+            Kind::Blinding,
+            Kind::SealedItems,
+            Kind::Points,
+        ] {
             assert!(!k.from_client(), "{} is a member's", k.name());
         }
         let full = vec![WirePoint([7; 32]); MAX_CHUNK_POINTS];

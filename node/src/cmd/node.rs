@@ -5,7 +5,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::Subcommand;
 use kobling_protocol::hop::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_POINTS};
 
-use crate::{daemon, manifest_file};
+use crate::{daemon, manifest_file, secrets};
 
 /// Node subcommands.
 #[derive(Debug, Subcommand)]
@@ -30,6 +30,13 @@ pub(crate) enum NodeCommand {
         /// messages.
         #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE, value_parser = chunk_size)]
         chunk_size: u32,
+        /// A file holding the keystore's passphrase (mode 0600 or
+        /// stricter; one trailing newline is ignored). Without it, the
+        /// systemd credential `kobling-passphrase` is used if
+        /// $CREDENTIALS_DIRECTORY holds it, else $KOBLING_PASSPHRASE (removed
+        /// from the environment once read).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
     },
 }
 
@@ -41,16 +48,19 @@ impl NodeCommand {
                 manifest,
                 listen,
                 chunk_size,
+                passphrase_file,
             } => {
+                // Before the runtime's threads exist: this edits the
+                // environment.
+                let passphrase = secrets::passphrase(passphrase_file.as_deref())?;
                 let manifest = manifest_file::load(&manifest)?;
-                let passphrase = std::env::var("KOBLING_PASSPHRASE").ok();
                 let rt = tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
                     .build()?;
                 rt.block_on(daemon::run(
                     &dir,
                     manifest,
-                    passphrase.as_deref(),
+                    passphrase,
                     &daemon::Options { listen, chunk_size },
                     shutdown_signal(),
                 ))?;
