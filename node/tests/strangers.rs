@@ -477,12 +477,11 @@ fn strangers_stop_neither_chunks_nor_status_and_big_frames_are_refused_unread() 
 
     // Secret hygiene: no node may dump core (read now that every node has
     // long been running).
-    for i in 0..MEMBERS.len() {
+    for (i, member) in MEMBERS.iter().enumerate() {
         assert_eq!(
             core_limit(nodes.pid(i)),
             ("0".into(), "0".into()),
-            "{}",
-            MEMBERS[i]
+            "{member}"
         );
     }
     let get = |a: &AtomicU64| a.load(Ordering::Relaxed);

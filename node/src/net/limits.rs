@@ -560,7 +560,7 @@ mod tests {
         let c = peers.admit(kpr.clone(), never()).expect("room again");
         drop((b, c));
         let t = peers.table.lock().expect("lock");
-        assert!(t.peers.get(&kpr).is_none());
+        assert!(!t.peers.contains_key(&kpr));
     }
 
     #[test]
