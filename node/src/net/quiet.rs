@@ -27,8 +27,7 @@ pub(crate) enum Category {
     Handshake,
     /// A connection refused after its handshake (per-peer or pool limit).
     Connection,
-    /// A client's frame refused (its kind, its size, its bytes), or a
-    /// client's connection closed for idling.
+    /// A client's frame refused (its kind, its size, its bytes).
     ClientFrame,
 }
 

@@ -110,7 +110,8 @@ pub(crate) struct ServerSettings {
     /// Handshakes in progress from one client address (or IPv6 /64).
     pub(crate) handshakes_per_client: usize,
     /// Connections all members together may hold (apart from the
-    /// clients').
+    /// clients'); never fewer than `per_member.connections` for every
+    /// member of the manifest.
     pub(crate) max_member_connections: usize,
     /// Connections all clients together may hold; when full, the client
     /// connection idle longest makes room for a new one.
@@ -185,6 +186,7 @@ pub(crate) async fn run(
         ..l
     };
     let member_ips = member_ips(&manifest).await;
+    let members = manifest.members.len();
     let shared = Arc::new(Shared {
         manifest,
         handler,
@@ -198,7 +200,10 @@ pub(crate) async fn run(
             at_least(settings.per_member, MAX_FRAME),
             at_least(settings.per_client, MAX_CLIENT_FRAME),
             Pools {
-                members: settings.max_member_connections,
+                // Never fewer than every member's own limit allows.
+                members: settings
+                    .max_member_connections
+                    .max(members * settings.per_member.connections),
                 clients: settings.max_client_connections,
             },
             settings.clients_frame_budget.max(MAX_CLIENT_FRAME),
@@ -466,7 +471,13 @@ async fn serve_streams(
                     streams.spawn(stream.in_current_span());
                 }
                 Err(e) => {
-                    log_connection_end(&e);
+                    // A client's end is routine (and a stranger's, cheap to
+                    // cause): not logged above DEBUG.
+                    if client {
+                        debug!(reason = %ErrorChain(&e), "connection ended");
+                    } else {
+                        log_connection_end(&e);
+                    }
                     break;
                 }
             },
@@ -478,9 +489,7 @@ async fn serve_streams(
                 }
             }
             () = sleep_until(idle_deadline), if client && streams.is_empty() => {
-                if let Some(suppressed) = shared.quiet.allow(Category::ClientFrame) {
-                    debug!(suppressed, "client idle; closing");
-                }
+                debug!("client idle; closing");
                 CloseCode::Idle.close(&conn);
                 break;
             }
@@ -496,8 +505,9 @@ async fn serve_streams(
     if shutdown.is_shutdown {
         CloseCode::Shutdown.close(&conn);
     }
-    let who = peer.as_ref().as_ref().map_or("client", |p| p.name.as_str());
-    super::log_stats(&conn, "server", who);
+    if let Some(p) = peer.as_ref() {
+        super::log_stats(&conn, "server", p.name.as_str());
+    }
 }
 
 /// One request stream: frames in, replies out, until the peer finishes its
