@@ -2,11 +2,16 @@
 //! the [`Engine`].
 //!
 //! ```text
-//!  QUIC server ──request──▶ handler ──spawn_blocking──▶ Engine::handle + tick ──▶ replies
+//!  QUIC server ──request──▶ handler ──spawn_blocking──▶ Engine::handle ──▶ replies
+//!                              └─ state changed ──▶ ticker (event)
 //!  sender: a task per destination ◀── Engine::outbox_to (in order) ──▶ Client::request ──▶ acked / retry
-//!  ticker ──every 500 ms──▶ Engine::tick (duties: commit, announce, link, shred)
+//!  ticker ──every 500 ms, or on an event──▶ Engine::tick (duties: commit, announce, link, shred)
 //!  SIGINT / SIGTERM ──▶ broadcast shutdown: server drains, loops stop
 //! ```
+//!
+//! No request ticks the engine itself: the tick runs on its own task, so a
+//! refused or hostile request costs one handler call, not a pass over
+//! every project the node holds.
 //!
 //! The engine is behind one mutex; its CPU work (chunk steps, proofs) runs
 //! on the blocking pool and uses every core through rayon.
@@ -25,7 +30,7 @@ use tokio::sync::watch;
 use tracing::{error, info};
 
 use crate::{
-    engine::{Engine, Peer},
+    engine::{Engine, EngineConfig, Peer},
     net::{
         client::{Client, ClientSettings},
         endpoint::{server_endpoint, TransportLimits},
@@ -47,6 +52,24 @@ pub(crate) fn unix_now() -> u64 {
 struct NodeHandler {
     engine: Arc<Mutex<Engine>>,
     wake: watch::Sender<()>,
+    /// Asks the ticker for a tick now (a message changed a project).
+    tick_now: Arc<tokio::sync::Notify>,
+}
+
+/// Whether an accepted message of this kind may have changed a project,
+/// so that the node's duties are worth recomputing at once.
+fn changes_state(kind: &str) -> bool {
+    matches!(
+        kind,
+        "SubmitOrder"
+            | "Approve"
+            | "Statement"
+            | "Entries"
+            | "Blinding"
+            | "SealedItems"
+            | "Points"
+            | "Close"
+    )
 }
 
 impl Handler for NodeHandler {
@@ -57,17 +80,19 @@ impl Handler for NodeHandler {
             let kind = request.kind();
             let done = tokio::task::spawn_blocking(move || {
                 let mut engine = engine.lock().unwrap_or_else(PoisonError::into_inner);
-                let now = unix_now();
-                let replies = engine.handle_streamed(&from, request, now)?;
-                engine.tick(now)?;
-                Ok::<_, crate::engine::EngineError>(replies)
+                engine.handle_streamed(&from, request, unix_now())
             })
             .await;
-            let _ = self.wake.send(());
             // The peer hears a fixed text; what went wrong (file paths, OS
             // errors) stays in the node's log.
             match done {
-                Ok(Ok(replies)) => Box::new(replies) as Replies,
+                Ok(Ok(replies)) => {
+                    if changes_state(kind) {
+                        self.tick_now.notify_one();
+                        let _ = self.wake.send(());
+                    }
+                    Box::new(replies) as Replies
+                }
                 Ok(Err(e)) => {
                     error!(kind, error = %e, "internal error handling a message");
                     Box::new(std::iter::once(internal()))
@@ -102,6 +127,8 @@ pub(crate) struct Options {
     pub(crate) listen: Option<String>,
     /// Points per chunk in the lists this node announces.
     pub(crate) chunk_size: u32,
+    /// Accept synthetic test numbers and test-mode orders (tests, demos).
+    pub(crate) test_mode: bool,
 }
 
 impl Default for Options {
@@ -109,6 +136,7 @@ impl Default for Options {
         Self {
             listen: None,
             chunk_size: kobling_protocol::hop::DEFAULT_CHUNK_SIZE,
+            test_mode: false,
         }
     }
 }
@@ -137,11 +165,19 @@ pub(crate) async fn run(
     let store = Store::open(dir).context("cannot open the node's state database")?;
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow!("no OS randomness: {e}"))?;
-    let engine = Arc::new(Mutex::new(
-        Engine::new(me.clone(), manifest.clone(), keystore, store, seed)?
-            .with_chunk_size(options.chunk_size)
-            .with_background_preparation(),
-    ));
+    let config = EngineConfig {
+        chunk_size: options.chunk_size,
+        test_mode: options.test_mode,
+        ..EngineConfig::default()
+    };
+    let engine = Arc::new(Mutex::new(Engine::new(
+        me.clone(),
+        manifest.clone(),
+        keystore,
+        store,
+        seed,
+        config,
+    )?));
     let manifest = Arc::new(manifest);
 
     let bind = listen_address(&member.address, options.listen.as_deref()).await?;
@@ -159,13 +195,18 @@ pub(crate) async fn run(
         },
     )
     .context("client configuration")?;
-    info!(node = %me, role = ?member.role, %bind, advertised = %member.address, "node running");
+    info!(node = %me, role = ?member.role, %bind, advertised = %member.address, test_mode = options.test_mode, "node running");
+    if options.test_mode {
+        tracing::warn!(node = %me, "TEST MODE: synthetic identifiers and test-mode orders are accepted; never run a production node like this");
+    }
 
     let (wake, woken) = watch::channel(());
     let (stop, stopped) = watch::channel(false);
+    let tick_now = Arc::new(tokio::sync::Notify::new());
     let handler = Arc::new(NodeHandler {
         engine: engine.clone(),
         wake: wake.clone(),
+        tick_now: tick_now.clone(),
     });
     let client = Arc::new(client);
     let sender = tokio::spawn({
@@ -180,7 +221,7 @@ pub(crate) async fn run(
             stopped.clone(),
         )
     });
-    let ticker = tokio::spawn(tick_loop(engine.clone(), wake, stopped));
+    let ticker = tokio::spawn(tick_loop(engine.clone(), wake, tick_now, stopped));
     let mut stop_rx = stop.subscribe();
     // A request cut off by the drain deadline is harmless: every step
     // commits atomically, and its sender retries it.
@@ -232,15 +273,19 @@ async fn resolve(address: &str) -> anyhow::Result<SocketAddr> {
         .ok_or_else(|| anyhow!("no address for {address}"))
 }
 
+/// Ticks the engine every 500 ms, and at once when a message changed a
+/// project (events coalesce: at most one tick waits).
 async fn tick_loop(
     engine: Arc<Mutex<Engine>>,
     wake: watch::Sender<()>,
+    tick_now: Arc<tokio::sync::Notify>,
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
         tokio::select! {
             _ = stopped.changed() => return,
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            () = tick_now.notified() => {}
         }
         let engine = engine.clone();
         let result = tokio::task::spawn_blocking(move || {

@@ -18,11 +18,10 @@
 //! ```
 #![forbid(unsafe_code)]
 
-mod admission;
 mod cli;
 mod cmd;
 mod daemon;
-mod engine;
+pub mod engine;
 mod extract_file;
 #[cfg(fuzzing)]
 pub mod fuzzing;
@@ -37,7 +36,7 @@ mod researcher;
 mod secrets;
 mod sender;
 mod staging;
-mod store;
+pub mod store;
 
 use std::{ffi::OsString, process::ExitCode};
 

@@ -32,6 +32,7 @@ use kobling_protocol::{
     ident::{Identifier, ParseOptions},
     messages::{Message, MAX_ITEMS_PER_MESSAGE},
     owner::{shuffled_positions, OwnerList},
+    refusal::{Refusal, RefusalCode},
     seal::{HpkePublicKey, SealedItem, WrappedKey},
     share::Share,
     transcript::{InvalidCount, ListAnnouncement},
@@ -65,9 +66,9 @@ pub(crate) struct ListJob {
     pub(crate) dir: Option<PathBuf>,
     /// Set to stop the job (project closed, node stopping).
     pub(crate) cancel: Arc<AtomicBool>,
-    /// Tests: the job waits for a message (or a hang-up) before it starts.
-    #[cfg(test)]
-    pub(crate) hold: Option<std::sync::mpsc::Receiver<()>>,
+    /// A gate the job waits at (for a message or a hang-up) before it
+    /// starts: lets a test or an operator tool hold a preparation.
+    pub(crate) gate: Option<std::sync::mpsc::Receiver<()>>,
 }
 
 /// A list ready to announce: its messages wait in `staging`.
@@ -86,8 +87,8 @@ pub(crate) struct PreparedList {
 pub(crate) enum JobError {
     /// Something the operator must fix (the extract, the order, a key):
     /// a stable code and a detail without identifiers.
-    #[error("{code}: {detail}")]
-    Refused { code: &'static str, detail: String },
+    #[error("{0}")]
+    Refused(Refusal),
     /// The scratch file (e.g. the disk is full).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -96,11 +97,8 @@ pub(crate) enum JobError {
     Cancelled,
 }
 
-fn refused(code: &'static str, detail: impl ToString) -> JobError {
-    JobError::Refused {
-        code,
-        detail: detail.to_string(),
-    }
+fn refused(code: RefusalCode, detail: impl ToString) -> JobError {
+    JobError::Refused(Refusal::new(code, detail.to_string()))
 }
 
 /// Persons sealed at a time.
@@ -121,9 +119,8 @@ impl ListJob {
     ///
     /// [`JobError`].
     pub(crate) fn run(self) -> Result<PreparedList, JobError> {
-        #[cfg(test)]
-        if let Some(hold) = &self.hold {
-            let _ = hold.recv();
+        if let Some(gate) = &self.gate {
+            let _ = gate.recv();
         }
         let started = Instant::now();
         let mut staging = Staging::create(self.dir.as_deref(), self.project.as_str())?;
@@ -138,19 +135,19 @@ impl ListJob {
         }
         .map_err(|e| match self.check() {
             Err(cancelled) => cancelled,
-            Ok(()) => refused("extract", e),
+            Ok(()) => refused(RefusalCode::Extract, e),
         })?;
         staging.seal_off()?;
         tracing::info!(node = %self.me, project = %self.project, persons = ids.len(), rows = summary.stats.rows, seconds = started.elapsed().as_secs_f64(), "extract read and staged");
         if summary.digest != self.extract {
             return Err(refused(
-                "extract-digest",
+                RefusalCode::ExtractDigest,
                 "the extract file changed since it was approved",
             ));
         }
         let mut rng = ChaCha20Rng::from_seed(*self.seed);
-        let positions =
-            shuffled_positions(ids.len() as u64, &mut rng).map_err(|e| refused("prepare", e))?;
+        let positions = shuffled_positions(ids.len() as u64, &mut rng)
+            .map_err(|e| refused(RefusalCode::Prepare, e))?;
         let mut owner = OwnerList::new(
             &self.project,
             &self.me,
@@ -161,7 +158,7 @@ impl ListJob {
             self.chunk_size,
             &mut rng,
         )
-        .map_err(|e| refused("prepare", e))?;
+        .map_err(|e| refused(RefusalCode::Prepare, e))?;
         let (mut points_time, mut sealing_time) = (Duration::ZERO, Duration::ZERO);
         let mut first = 0u64;
         for chunk in positions.chunks((self.chunk_size as usize).max(1)) {
@@ -170,7 +167,7 @@ impl ListJob {
             let chunk_ids: Vec<&Identifier> = chunk.iter().map(|&p| &ids[p as usize]).collect();
             let points = owner
                 .points(&chunk_ids)
-                .map_err(|e| refused("prepare", e))?;
+                .map_err(|e| refused(RefusalCode::Prepare, e))?;
             points_time += t.elapsed();
             staging.queue(&self.first_hop, &Message::Points(points))?;
             let t = Instant::now();
@@ -180,7 +177,9 @@ impl ListJob {
                     .map(|&p| staging.rows(p))
                     .collect::<Result<Vec<_>, _>>()?;
                 let rows: Vec<&[Vec<String>]> = rows.iter().map(Vec::as_slice).collect();
-                let items = owner.seal(&rows).map_err(|e| refused("prepare", e))?;
+                let items = owner
+                    .seal(&rows)
+                    .map_err(|e| refused(RefusalCode::Prepare, e))?;
                 for part in sealed_batches(&items) {
                     let n = part.len() as u64;
                     let items =
@@ -200,7 +199,9 @@ impl ListJob {
             sealing_time += t.elapsed();
         }
         staging.queued_all()?;
-        let header = owner.finish().map_err(|e| refused("prepare", e))?;
+        let header = owner
+            .finish()
+            .map_err(|e| refused(RefusalCode::Prepare, e))?;
         tracing::info!(node = %self.me, project = %self.project, points_seconds = points_time.as_secs_f64(), sealing_seconds = sealing_time.as_secs_f64(), "list points and sealed items made");
         let stats = summary.stats;
         let announcement = ListAnnouncement {
@@ -217,7 +218,7 @@ impl ListJob {
                     })
                     .collect(),
             )
-            .map_err(|_| refused("extract", "too many kinds of invalid rows"))?,
+            .map_err(|_| refused(RefusalCode::Extract, "too many kinds of invalid rows"))?,
             persons: header.context.persons,
             columns: BoundedVec::new(
                 summary
@@ -226,7 +227,7 @@ impl ListJob {
                     .map(|c| BoundedString::new(c.as_str()).unwrap_or_default())
                     .collect(),
             )
-            .map_err(|_| refused("extract", "too many columns"))?,
+            .map_err(|_| refused(RefusalCode::Extract, "too many columns"))?,
             blinding_commitment: header.blinding_commitment,
             points_root: header.points_root,
             sealed_root: header.sealed_root,

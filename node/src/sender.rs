@@ -19,7 +19,7 @@ use std::{
     time::Duration,
 };
 
-use kobling_protocol::{messages::Message, types::Name};
+use kobling_protocol::{messages::Message, refusal::RefusalCode, types::Name};
 use tokio::{sync::watch, task::JoinSet};
 use tracing::{debug, error, info, warn};
 
@@ -182,23 +182,25 @@ async fn deliver(
     };
     match reply {
         Ok(Message::Ack { .. }) => Outcome::Done,
-        Ok(Message::Refused { code, detail }) if code.as_str() == "not-ready" => {
-            debug!(%dest, kind, %detail, "not ready; retrying later");
-            Outcome::NotReady
-        }
-        Ok(Message::Refused { code, detail }) if code.as_str() == "closed" => {
-            info!(%dest, kind, %detail, "the project is closed there; message dropped");
-            Outcome::Done
-        }
-        // The receiver failed internally (e.g. its disk is full): the
-        // message was not taken; keep it and try again.
-        Ok(Message::Refused { code, detail }) if code.as_str() == "internal" => {
-            Outcome::Failed(format!("{kind}: {dest} failed internally: {detail}"))
-        }
-        Ok(Message::Refused { code, detail }) => {
-            error!(%dest, kind, %code, %detail, "message refused; dropped");
-            Outcome::Done
-        }
+        Ok(Message::Refused { code, detail }) => match RefusalCode::from_wire(code.as_str()) {
+            RefusalCode::NotReady => {
+                debug!(%dest, kind, %detail, "not ready; retrying later");
+                Outcome::NotReady
+            }
+            RefusalCode::Closed => {
+                info!(%dest, kind, %detail, "the project is closed there; message dropped");
+                Outcome::Done
+            }
+            // The receiver failed internally (e.g. its disk is full): the
+            // message was not taken; keep it and try again.
+            RefusalCode::Internal => {
+                Outcome::Failed(format!("{kind}: {dest} failed internally: {detail}"))
+            }
+            _ => {
+                error!(%dest, kind, %code, %detail, "message refused; dropped");
+                Outcome::Done
+            }
+        },
         Ok(other) => Outcome::Failed(format!("{kind}: unexpected reply {}", other.kind())),
         Err(e) => Outcome::Failed(e),
     }

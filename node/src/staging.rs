@@ -197,7 +197,7 @@ pub(crate) fn remove_leftovers(dir: &Path) {
 fn owner_only(path: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| StoreError::Rejected(format!("cannot restrict the staging file: {e}")))
+        .map_err(StoreError::Scratch)
 }
 
 #[cfg(not(unix))]

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use kobling_protocol::{
     messages::{self, Message},
+    project::Step,
     transcript::{self, Entry},
     types::{Name, ProjectId},
 };
@@ -29,16 +30,16 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 /// A state-store error.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum StoreError {
+pub enum StoreError {
     /// SQLite failed.
     #[error("state database: {0}{hint}", hint = write_hint(.0))]
     Sql(#[from] rusqlite::Error),
     /// A stored value does not decode (the database was damaged).
     #[error("state database holds a damaged {0}")]
     Corrupt(&'static str),
-    /// The transaction's step was rejected; nothing was written.
-    #[error("{0}")]
-    Rejected(String),
+    /// A scratch file could not be created or restricted.
+    #[error("scratch file: {0}")]
+    Scratch(#[source] std::io::Error),
 }
 
 /// How many bytes of queued messages [`Store::outbox`] loads at a time
@@ -57,7 +58,7 @@ fn write_hint(e: &rusqlite::Error) -> &'static str {
 }
 
 /// The node's state database.
-pub(crate) struct Store {
+pub struct Store {
     conn: Connection,
 }
 
@@ -81,7 +82,11 @@ CREATE TABLE IF NOT EXISTS finals (project TEXT NOT NULL, list TEXT NOT NULL, ch
 
 impl Store {
     /// Opens (creating if needed) `dir/state.db`.
-    pub(crate) fn open(dir: &Path) -> Result<Self, StoreError> {
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Sql`] if the database cannot be opened or set up.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(dir.join("state.db"))?;
         Self::init(conn)
     }
@@ -94,14 +99,16 @@ impl Store {
         Ok(Self { conn })
     }
 
-    /// Runs `f` in one transaction.
-    pub(crate) fn transaction<T>(
+    /// Runs `f` in one transaction, committed if `f` succeeds and rolled
+    /// back if it fails (with the caller's own error: a refusal decided
+    /// inside the transaction writes nothing).
+    pub(crate) fn transaction<T, E: From<StoreError>>(
         &mut self,
-        f: impl FnOnce(&Tx<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let tx = self.conn.transaction()?;
+        f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let tx = self.conn.transaction().map_err(StoreError::from)?;
         let out = f(&Tx(&tx))?;
-        tx.commit()?;
+        tx.commit().map_err(StoreError::from)?;
         Ok(out)
     }
 
@@ -127,40 +134,6 @@ impl Store {
     /// A project's transcript copy.
     pub(crate) fn entries(&self, project: &ProjectId) -> Result<Vec<Entry>, StoreError> {
         Tx::entries_of(&self.conn, project)
-    }
-
-    /// For every destination, its oldest queued messages: up to `limit`
-    /// or about [`OUTBOX_BATCH_BYTES`] each (at least one), with their ids.
-    /// Per destination, so a long queue to one peer (a register's sealed
-    /// items to the linker) does not hide the others.
-    pub(crate) fn outbox(&self, limit: usize) -> Result<Vec<(i64, Name, Message)>, StoreError> {
-        let dests: Vec<String> = self
-            .conn
-            .prepare("SELECT DISTINCT dest FROM outbox")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, bytes FROM outbox WHERE dest = ?1 ORDER BY id LIMIT ?2")?;
-        let mut out = Vec::new();
-        for dest_text in dests {
-            let dest = Name::new(dest_text.clone())
-                .map_err(|_| StoreError::Corrupt("outbox destination"))?;
-            let mut rows = stmt.query(params![dest_text, limit as i64])?;
-            let mut budget = OUTBOX_BATCH_BYTES;
-            while let Some(row) = rows.next()? {
-                if budget == 0 {
-                    break;
-                }
-                let id: i64 = row.get(0)?;
-                let bytes = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-                budget = budget.saturating_sub(bytes.len());
-                let msg =
-                    messages::decode(bytes).map_err(|_| StoreError::Corrupt("outbox message"))?;
-                out.push((id, dest.clone(), msg));
-            }
-        }
-        Ok(out)
     }
 
     /// The oldest queued messages to `dest`, up to `limit` or about
@@ -285,21 +258,21 @@ impl Tx<'_> {
     }
 
     /// Marks a one-shot step as taken; false if it already was.
-    pub(crate) fn mark(&self, project: &ProjectId, step: &str) -> Result<bool, StoreError> {
+    pub(crate) fn mark(&self, project: &ProjectId, step: Step) -> Result<bool, StoreError> {
         let n = self.0.execute(
             "INSERT OR IGNORE INTO sent (project, step) VALUES (?1, ?2)",
-            params![project.as_str(), step],
+            params![project.as_str(), step.as_str()],
         )?;
         Ok(n == 1)
     }
 
     /// Whether a one-shot step was taken.
-    pub(crate) fn marked(&self, project: &ProjectId, step: &str) -> Result<bool, StoreError> {
+    pub(crate) fn marked(&self, project: &ProjectId, step: Step) -> Result<bool, StoreError> {
         Ok(self
             .0
             .query_row(
                 "SELECT 1 FROM sent WHERE project = ?1 AND step = ?2",
-                params![project.as_str(), step],
+                params![project.as_str(), step.as_str()],
                 |_| Ok(()),
             )
             .optional()?

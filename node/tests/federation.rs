@@ -27,7 +27,7 @@ fn five_node_processes_run_a_project_through_the_commands() {
         "E2E-1",
         "--watch",
     ]);
-    assert!(status.contains("delivered: yes"), "{status}");
+    assert!(status.contains("phase: delivered"), "{status}");
 
     // Close: afterwards a fetch fails with a clear message.
     ok(&[

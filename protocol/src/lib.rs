@@ -30,6 +30,12 @@
 //! - [`link`]: cohort expressions, matching and løpenummer.
 //! - [`transcript`]: the signed, hash-chained project log and its verifier.
 //! - [`messages`]: size-bounded wire messages (postcard).
+//! - [`project`]: a project's state from its transcript: phase, duties,
+//!   and which messages a node admits ([`project::authorise`],
+//!   [`project::ProjectView::admit`]).
+//! - [`sequencer`]: the linker's append-and-verify and the replication of
+//!   entries to registers.
+//! - [`refusal`]: the stable refusal codes.
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used)]
 
@@ -48,7 +54,9 @@ pub mod merkle;
 pub mod messages;
 pub mod owner;
 pub mod project;
+pub mod refusal;
 pub mod seal;
+pub mod sequencer;
 pub mod share;
 pub mod transcript;
 pub mod types;

@@ -29,8 +29,10 @@ pub use self::{
     lnr::{Lnr, LnrError},
 };
 use crate::{
+    bounded::{BoundedString, BoundedVec},
     group::WirePoint,
-    types::{Name, Position, ProjectId},
+    transcript::{LinkSummary, LinkedList},
+    types::{Digest, Name, Position, ProjectId},
 };
 
 /// The linker's result: per list the selected positions with their lnr, and
@@ -103,12 +105,47 @@ pub enum LinkError {
         /// The second person's position there.
         second: Position,
     },
+    /// The summary does not fit a transcript entry.
+    #[error("the linkage summary is too large for a transcript entry")]
+    TooLarge,
 }
 
 /// A deterministic hasher: this crate uses no OS randomness. The keys are
 /// the linker's own final pseudonyms, pseudorandom points no one else can
 /// steer, so a fixed-key SipHash cannot be flooded.
 type FixedState = BuildHasherDefault<DefaultHasher>;
+
+impl Linkage {
+    /// The transcript's summary of this linkage of `cohort`: per list, its
+    /// size, its matched persons and the root of its final points
+    /// (`final_root(list)`).
+    ///
+    /// # Errors
+    ///
+    /// [`LinkError::TooLarge`] if the cohort's text or the lists do not fit
+    /// a transcript entry.
+    pub fn summary(
+        &self,
+        cohort: &Cohort,
+        final_root: impl Fn(&Name) -> Digest,
+    ) -> Result<LinkSummary, LinkError> {
+        let lists = self
+            .lists
+            .iter()
+            .map(|l| LinkedList {
+                list: l.list.clone(),
+                final_root: final_root(&l.list),
+                persons: l.total,
+                matched: l.selected.len() as u64,
+            })
+            .collect();
+        Ok(LinkSummary {
+            cohort: BoundedString::new(cohort.to_string()).map_err(|_| LinkError::TooLarge)?,
+            cohort_persons: self.persons.len() as u64,
+            lists: BoundedVec::new(lists).map_err(|_| LinkError::TooLarge)?,
+        })
+    }
+}
 
 /// Links a project's lists: matches the final pseudonyms, evaluates the
 /// cohort per person, and assigns lnrs.

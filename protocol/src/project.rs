@@ -16,6 +16,12 @@
 //!
 //! The view assumes the entries passed [`crate::transcript::verify`] (the
 //! linker verifies before it appends; nodes verify what they receive).
+//!
+//! The same view decides which messages a node admits for the project
+//! ([`ProjectView::admit`], in [`admit`](mod@admit)), so the node's engine
+//! only loads the entries, asks, and commits.
+
+mod admit;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,6 +31,73 @@ use crate::{
     transcript::{Body, Entry, HopRecord, ListAnnouncement, ProjectOrder, Signer},
     types::{Digest, Name},
 };
+
+pub use self::admit::{authorise, subject, Origin};
+
+/// Where a project is in its lifecycle, as its transcript tells it. The
+/// phases are ordered: a project moves only forward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    /// Ordered: approvals, commitments and announcements are coming in.
+    Ordered,
+    /// At least one list is announced and travelling the chain.
+    Chaining,
+    /// Every list passed every hop and the linker recorded the linkage.
+    Linked,
+    /// The researcher fetched the delivery (it may fetch again).
+    Delivered,
+    /// Closed (by the researcher or at expiry): keys are being shredded.
+    Closed,
+}
+
+impl Phase {
+    /// The phase's name, for status lines and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Ordered => "ordered",
+            Phase::Chaining => "chaining",
+            Phase::Linked => "linked",
+            Phase::Delivered => "delivered",
+            Phase::Closed => "closed",
+        }
+    }
+
+    /// Whether the linkage exists and the project is not closed: the
+    /// delivery can be served.
+    pub fn is_deliverable(self) -> bool {
+        matches!(self, Phase::Linked | Phase::Delivered)
+    }
+}
+
+/// A member's one-shot steps: each is done at most once per project, and a
+/// node records that it did it in the same commit as the step's messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Step {
+    /// The key commitment was sent.
+    Commit,
+    /// The list was announced (its chunks queued).
+    Announce,
+    /// The linkage summary was sent (linker).
+    Link,
+    /// The closure was sent (linker).
+    Close,
+    /// The domain key was shredded and the shredding confirmation sent.
+    Shred,
+}
+
+impl Step {
+    /// The step's stable name, as a node stores it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Commit => "commit",
+            Step::Announce => "announce",
+            Step::Link => "link",
+            Step::Close => "close",
+            Step::Shred => "shred",
+        }
+    }
+}
 
 /// One thing a member must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,9 +257,32 @@ impl<'a> ProjectView<'a> {
             && (1..=n).all(|h| self.hops.contains_key(&(list.clone(), h)))
     }
 
-    /// Whether the project was linked, delivered, closed.
-    pub fn status(&self) -> (bool, bool, bool) {
-        (self.linked, self.delivered, self.closed)
+    /// The project's phase.
+    pub fn phase(&self) -> Phase {
+        if self.closed {
+            Phase::Closed
+        } else if self.delivered {
+            Phase::Delivered
+        } else if self.linked {
+            Phase::Linked
+        } else if self.announced.is_empty() {
+            Phase::Ordered
+        } else {
+            Phase::Chaining
+        }
+    }
+
+    /// Whether `member` recorded the shredding of its key share.
+    pub fn shredded(&self, member: &Name) -> bool {
+        self.shredded.contains(member)
+    }
+
+    /// Whether `me` has nothing left to do in this project, ever: it takes
+    /// no part in it, or the project is closed and `me` has shredded.
+    pub fn finished_for(&self, me: &Name) -> bool {
+        let takes_part = self.participants().contains(me)
+            || self.manifest.linker().is_some_and(|l| l.name == *me);
+        !takes_part || (self.closed && self.shredded.contains(me))
     }
 
     /// What `me` must do next, in order.

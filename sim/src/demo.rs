@@ -240,6 +240,7 @@ fn start_nodes(
                 p(&node_dir)?,
                 "--manifest",
                 p(manifest)?,
+                "--test-mode",
             ])
             .stdout(Stdio::null())
             .stderr(log)
@@ -479,7 +480,7 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
             println!("{line}");
             last = line;
         }
-        if text.contains("linked: yes") {
+        if text.contains("phase: linked") || text.contains("phase: delivered") {
             break;
         }
         ensure!(

@@ -116,3 +116,166 @@ fn duties_follow_the_lifecycle() {
     assert!(duties(entries.len(), "LINKER").is_empty());
     assert!(duties(entries.len(), "SSB").is_empty());
 }
+
+#[test]
+fn admission_follows_the_transcript() {
+    use kobling_protocol::{
+        bounded::{BoundedBytes, BoundedVec},
+        hop::PointChunk,
+        messages::Message,
+        project::{authorise, Origin, Phase},
+        refusal::RefusalCode,
+        seal::SealedItem,
+        types::{Position, ProjectId},
+    };
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registers = ["NPR", "KPR", "SSB"];
+    let mut fed = Federation::create(dir.path(), &registers, 5).expect("federation");
+    let pop = generate(&PopulationConfig {
+        persons: 200,
+        seed: 3,
+        ..Default::default()
+    });
+    let extracts: Vec<_> = registers
+        .iter()
+        .map(|r| pop.extract(r).expect("extract"))
+        .collect();
+    let config = ProjectConfig {
+        project: "ADMIT-1".into(),
+        cohort: "NPR".into(),
+        chunk_size: 64,
+        seed: 2,
+    };
+    let out = fed
+        .run_project(&extracts, &config, None, None)
+        .expect("run");
+    let entries = &out.transcript.0;
+    let m = &fed.manifest;
+    let project = ProjectId::new("ADMIT-1").expect("valid");
+    let view = |n: usize| ProjectView::new(m, &entries[..n]);
+    let code = |r: Result<(), kobling_protocol::refusal::Refusal>| r.err().map(|r| r.code);
+    let items = |first: u64, n: usize| Message::SealedItems {
+        project: project.clone(),
+        list: name("NPR"),
+        first: Position(first),
+        items: BoundedVec::new(vec![
+            SealedItem(
+                BoundedBytes::new(vec![0; 32]).expect("fits")
+            );
+            n
+        ])
+        .expect("fits"),
+    };
+    let npr = Origin::Member(name("NPR"));
+    let announced = first(
+        entries,
+        |b| matches!(b, Body::ListAnnounced(a) if a.list == name("NPR")),
+    );
+    let persons = match &entries[announced].signed.statement.body {
+        Body::ListAnnounced(a) => a.persons,
+        _ => unreachable!("an announcement"),
+    };
+
+    // Nothing is stored for a list before its announcement: the items wait.
+    assert_eq!(
+        code(view(announced).admit(&items(0, 1), &npr)),
+        Some(RefusalCode::NotReady)
+    );
+    // After it, only positions inside the list.
+    assert_eq!(code(view(announced + 1).admit(&items(0, 1), &npr)), None);
+    assert_eq!(
+        code(view(announced + 1).admit(&items(persons - 1, 2), &npr)),
+        Some(RefusalCode::BadItems)
+    );
+    assert_eq!(
+        code(view(announced + 1).admit(&items(u64::MAX, 1), &npr)),
+        Some(RefusalCode::BadItems)
+    );
+    // A project nobody ordered.
+    assert_eq!(
+        code(view(0).admit(&items(0, 1), &npr)),
+        Some(RefusalCode::UnknownProject)
+    );
+
+    // A chunk must come from the hop before its recipient (NPR → KPR → SSB → LINKER).
+    let chunk = |hop: u32| {
+        Message::Points(PointChunk {
+            project: project.clone(),
+            list: name("NPR"),
+            hop,
+            chunk: 0,
+            input: BoundedVec::default(),
+            output: BoundedVec::default(),
+            proof: None,
+        })
+    };
+    let v = view(announced + 1);
+    assert_eq!(code(v.admit(&chunk(0), &npr)), None);
+    assert_eq!(code(v.admit(&chunk(1), &Origin::Member(name("KPR")))), None);
+    assert_eq!(
+        code(v.admit(&chunk(1), &npr)),
+        Some(RefusalCode::UnexpectedSender),
+        "the owner posing as hop 1"
+    );
+    assert_eq!(
+        code(v.admit(&chunk(3), &Origin::Member(name("LINKER")))),
+        Some(RefusalCode::BadChunk),
+        "a hop past the end of the chain"
+    );
+    assert_eq!(
+        code(v.admit(&chunk(u32::MAX), &npr)),
+        Some(RefusalCode::BadChunk)
+    );
+    assert_eq!(v.chunk_recipient(&name("NPR"), 0), Some(name("KPR")));
+    assert_eq!(v.chunk_recipient(&name("NPR"), 2), Some(name("LINKER")));
+
+    // Kind and role first: a client gets no member message through, and a
+    // member cannot submit an order or pose as another list's owner.
+    let linker = name("LINKER");
+    let refused =
+        |from: &Origin, to: &Name, msg: &Message| authorise(m, to, from, msg).err().map(|r| r.code);
+    assert_eq!(
+        refused(&Origin::Client, &name("SSB"), &chunk(0)),
+        Some(RefusalCode::Unexpected)
+    );
+    assert_eq!(
+        refused(&Origin::Member(name("KPR")), &linker, &items(0, 1)),
+        Some(RefusalCode::Unexpected),
+        "another owner's sealed items"
+    );
+    assert_eq!(refused(&npr, &linker, &items(0, 1)), None);
+    assert_eq!(
+        refused(&npr, &name("KPR"), &items(0, 1)),
+        Some(RefusalCode::Unexpected),
+        "sealed items go to the linker only"
+    );
+    let entries_msg = Message::Entries {
+        project: project.clone(),
+        first: 0,
+        entries: BoundedVec::default(),
+    };
+    assert_eq!(
+        refused(&Origin::Member(name("KPR")), &name("SSB"), &entries_msg),
+        Some(RefusalCode::Unexpected),
+        "transcript entries from a register"
+    );
+    assert_eq!(
+        refused(&Origin::Member(linker.clone()), &name("SSB"), &entries_msg),
+        None
+    );
+
+    // The phases, in order.
+    assert_eq!(view(1).phase(), Phase::Ordered);
+    assert_eq!(view(announced + 1).phase(), Phase::Chaining);
+    let summary = first(entries, |b| matches!(b, Body::LinkSummary(_)));
+    assert_eq!(view(summary + 1).phase(), Phase::Linked);
+    assert!(
+        view(entries.len()).finished_for(&name("RESEPT")),
+        "a register outside the project is never ticked for it"
+    );
+    assert!(
+        !view(entries.len()).finished_for(&name("NPR")),
+        "open until closed and shredded"
+    );
+}

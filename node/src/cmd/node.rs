@@ -37,6 +37,11 @@ pub(crate) enum NodeCommand {
         /// from the environment once read).
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
+        /// Test mode, for tests and demonstrations only: accept synthetic
+        /// test numbers (month + 80) in extracts and orders that ask for
+        /// them. A production node refuses a test-mode order.
+        #[arg(long)]
+        test_mode: bool,
     },
 }
 
@@ -49,6 +54,7 @@ impl NodeCommand {
                 listen,
                 chunk_size,
                 passphrase_file,
+                test_mode,
             } => {
                 // Before the runtime's threads exist: this edits the
                 // environment.
@@ -61,7 +67,11 @@ impl NodeCommand {
                     &dir,
                     manifest,
                     passphrase,
-                    &daemon::Options { listen, chunk_size },
+                    &daemon::Options {
+                        listen,
+                        chunk_size,
+                        test_mode,
+                    },
                     shutdown_signal(),
                 ))?;
                 Ok(ExitCode::SUCCESS)

@@ -22,7 +22,7 @@ use kobling_protocol::{
     ident::ParseOptions,
     manifest::Manifest,
     messages::{Action, Message, Request},
-    project::ProjectView,
+    project::{Phase, ProjectView},
     transcript::{self, Approval, Body, Entry, ProjectOrder, RegisterRequest, Signer, Statement},
     types::{Name, ProjectId},
 };
@@ -407,13 +407,7 @@ fn print_status(manifest: &Manifest, entries: &[Entry]) {
             None => println!("  {list:<8} {approvals}; list not announced yet"),
         }
     }
-    let (linked, delivered, closed) = view.status();
-    println!(
-        "  linked: {}, delivered: {}, closed: {}",
-        yes(linked),
-        yes(delivered),
-        yes(closed)
-    );
+    println!("  phase: {}", view.phase().as_str());
 }
 
 /// Progress bars, one per list (hops done of its chain), until the project
@@ -454,22 +448,13 @@ async fn watch_status(
                 );
             }
         }
-        let (linked, _, closed) = view.status();
-        if linked || closed {
+        if view.phase() >= Phase::Linked {
             for b in by_list.values() {
                 b.finish();
             }
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-fn yes(b: bool) -> &'static str {
-    if b {
-        "yes"
-    } else {
-        "no"
     }
 }
 

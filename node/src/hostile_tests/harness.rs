@@ -34,7 +34,7 @@ use tokio::{
 
 use crate::{
     daemon::{self, unix_now},
-    engine::{file_digest, Engine, Peer},
+    engine::{file_digest, Engine, EngineConfig, Peer},
     net::{
         client::{Client, ClientSettings},
         endpoint::{client_endpoint, server_endpoint, TransportLimits},
@@ -346,8 +346,9 @@ impl Fed {
             let manifest = (*manifest).clone();
             let task = tokio::spawn(async move {
                 let options = daemon::Options {
-                    listen: None,
                     chunk_size: CHUNK_SIZE,
+                    test_mode: true,
+                    ..daemon::Options::default()
                 };
                 daemon::run(&node_dir, manifest, None, &options, async {
                     let _ = stopped.await;
@@ -363,9 +364,14 @@ impl Fed {
         let ks = Keystore::open(kpr_dir.join("keys"), None).expect("keystore");
         let identity = TlsIdentity::from_keystore(&ks).expect("identity");
         let store = Store::open(&kpr_dir).expect("store");
-        let engine = Engine::new(name("KPR"), (*manifest).clone(), ks, store, [9; 32])
-            .expect("engine")
-            .with_chunk_size(CHUNK_SIZE);
+        let config = EngineConfig {
+            chunk_size: CHUNK_SIZE,
+            background_preparation: false,
+            test_mode: true,
+            ..EngineConfig::default()
+        };
+        let engine = Engine::new(name("KPR"), (*manifest).clone(), ks, store, [9; 32], config)
+            .expect("engine");
         let engine = Arc::new(Mutex::new(engine));
         let addr: SocketAddr = manifest
             .member(&name("KPR"))

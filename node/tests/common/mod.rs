@@ -92,18 +92,7 @@ pub(crate) struct Nodes {
 impl Nodes {
     fn start(&self, index: usize) -> Child {
         let name = MEMBERS[index];
-        let mut args = vec![
-            "node".to_string(),
-            "run".into(),
-            "--dir".into(),
-            path(&self.dir.join(name)).into(),
-            "--manifest".into(),
-            path(&self.manifest).into(),
-        ];
-        if let Some(listen) = &self.listen[index] {
-            args.extend(["--listen".into(), listen.clone()]);
-        }
-        args.extend(self.args.iter().cloned());
+        let args = self.start_args(index);
         let log = File::options()
             .create(true)
             .append(true)
@@ -572,6 +561,7 @@ impl Nodes {
             path(&self.dir.join(name)).into(),
             "--manifest".into(),
             path(&self.manifest).into(),
+            "--test-mode".into(),
         ];
         if let Some(listen) = &self.listen[index] {
             args.extend(["--listen".into(), listen.clone()]);

@@ -12,7 +12,8 @@ use kobling_protocol::{
     link::Lnr,
     manifest::{Key32, Manifest, Member, Operator, Role},
     messages::{Action, Message, Request},
-    project::{Duty, ProjectView},
+    project::{Duty, Phase, ProjectView},
+    refusal::RefusalCode,
     seal::HpkeSecretKey,
     share::Domain,
     transcript::{Approval, Body, ProjectOrder, RegisterRequest, Signer, Statement},
@@ -24,7 +25,7 @@ use kobling_sim::{
 };
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 
-use super::{file_digest, Engine, Peer};
+use super::{approval::file_digest, Engine, EngineConfig, Peer};
 use crate::{researcher::open_delivery, store::Store};
 
 const REGISTERS: [&str; 3] = ["NPR", "KPR", "SSB"];
@@ -48,6 +49,10 @@ struct Fed {
     background: bool,
     /// A node whose list jobs `pump` does not wait for.
     held: Option<Name>,
+    /// Nodes (re)started without test mode, as in production.
+    production: BTreeSet<Name>,
+    /// Orders ask for test mode.
+    test_orders: bool,
 }
 
 impl Fed {
@@ -120,6 +125,8 @@ impl Fed {
             expires: NOW + 86_400 * 365,
             background: false,
             held: None,
+            production: BTreeSet::new(),
+            test_orders: false,
         };
         for m in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
             fed.start(m);
@@ -134,12 +141,16 @@ impl Fed {
         let store = Store::open(&base).expect("store");
         let mut seed = [0u8; 32];
         seed[..m.len()].copy_from_slice(m.as_bytes());
-        let mut engine = Engine::new(name(m), self.manifest.clone(), ks, store, seed)
-            .expect("engine")
-            .with_chunk_size(64);
-        if self.background {
-            engine = engine.with_background_preparation();
-        }
+        let config = EngineConfig {
+            chunk_size: 64,
+            background_preparation: self.background,
+            // Small batches, so that every delivery crosses batches.
+            delivery_batch: 7,
+            test_mode: !self.production.contains(&name(m)),
+            ..EngineConfig::default()
+        };
+        let engine =
+            Engine::new(name(m), self.manifest.clone(), ks, store, seed, config).expect("engine");
         self.engines.insert(name(m), engine);
     }
 
@@ -170,7 +181,7 @@ impl Fed {
             expires: self.expires,
             researcher_signing_key: Key32(self.researcher.verifying_key().to_bytes()),
             researcher_hpke_key: Key32(*self.researcher_hpke.public_key().as_bytes()),
-            test_mode: false,
+            test_mode: self.test_orders,
         }
     }
 
@@ -270,7 +281,17 @@ impl Fed {
             for src in &names {
                 let mut engine = self.engines.remove(src).expect("engine");
                 let mut blocked = HashSet::new();
-                for (id, dest, msg) in engine.outbox(64).expect("outbox") {
+                let queued: Vec<(i64, Name, Message)> = names
+                    .iter()
+                    .flat_map(|dest| {
+                        engine
+                            .outbox_to(dest, 64)
+                            .expect("outbox")
+                            .into_iter()
+                            .map(|(id, m)| (id, dest.clone(), m))
+                    })
+                    .collect();
+                for (id, dest, msg) in queued {
                     if blocked.contains(&dest) {
                         continue;
                     }
@@ -287,7 +308,7 @@ impl Fed {
                             engine.acked(id).expect("ack");
                             progress += 1;
                         }
-                        Message::Refused { code, .. } if code.as_str() == "not-ready" => {
+                        m if m.refusal_code() == Some(RefusalCode::NotReady) => {
                             blocked.insert(dest);
                         }
                         Message::Refused { code, detail } => {
@@ -413,7 +434,7 @@ fn a_project_runs_between_engines_and_the_researcher_gets_exactly_the_cohort() {
         .collect();
     assert_eq!(shredded.len(), 4, "every key holder shredded");
     match &fed.request("P-1", Action::Fetch)[0] {
-        Message::Refused { code, .. } => assert_eq!(code.as_str(), "closed"),
+        m @ Message::Refused { .. } => assert_eq!(m.refusal_code(), Some(RefusalCode::Closed)),
         other => panic!("a fetch after close was served: {other:?}"),
     }
 }
@@ -469,7 +490,7 @@ fn a_chunk_for_a_project_this_node_has_not_approved_is_refused() {
         )
         .expect("handled")[0]
     {
-        Message::Refused { code, .. } => assert_eq!(code.as_str(), "not-ready"),
+        m @ Message::Refused { .. } => assert_eq!(m.refusal_code(), Some(RefusalCode::NotReady)),
         other => panic!("KPR processed a foreign list without its own approvals: {other:?}"),
     }
     // And a chunk from a member that is not the list's previous hop is refused for good.
@@ -477,7 +498,9 @@ fn a_chunk_for_a_project_this_node_has_not_approved_is_refused() {
         .handle(&Peer::Member(name("SSB")), Message::Points(chunk), NOW)
         .expect("handled")[0]
     {
-        Message::Refused { code, .. } => assert_eq!(code.as_str(), "unexpected-sender"),
+        m @ Message::Refused { .. } => {
+            assert_eq!(m.refusal_code(), Some(RefusalCode::UnexpectedSender))
+        }
         other => panic!("accepted a chunk from the wrong sender: {other:?}"),
     }
 }
@@ -514,7 +537,9 @@ fn a_member_cannot_speak_for_another() {
         .handle(&Peer::Member(name("KPR")), Message::Statement(signed), NOW)
         .expect("handled");
     match &reply[0] {
-        Message::Refused { code, .. } => assert_eq!(code.as_str(), "impersonation"),
+        m @ Message::Refused { .. } => {
+            assert_eq!(m.refusal_code(), Some(RefusalCode::Impersonation))
+        }
         other => panic!("accepted: {other:?}"),
     }
 }
@@ -537,11 +562,8 @@ fn nodes_killed_during_the_chain_finish_with_the_same_delivery() {
     fed.check_delivery("P-5");
 }
 
-fn refused_with(reply: &Message) -> Option<&str> {
-    match reply {
-        Message::Refused { code, .. } => Some(code.as_str()),
-        _ => None,
-    }
+fn refused_with(reply: &Message) -> Option<RefusalCode> {
+    reply.refusal_code()
 }
 
 #[test]
@@ -550,7 +572,7 @@ fn an_expired_project_is_closed_shredded_and_refuses_approvals_and_fetches() {
     fed.expires = NOW;
     assert_eq!(
         refused_with(&fed.submit("P-0")),
-        Some("expired"),
+        Some(RefusalCode::Expired),
         "an order already expired"
     );
 
@@ -560,7 +582,7 @@ fn an_expired_project_is_closed_shredded_and_refuses_approvals_and_fetches() {
     let late = NOW + 600;
     assert_eq!(
         refused_with(&fed.approve_at("P-9", "NPR", 0, late)),
-        Some("expired"),
+        Some(RefusalCode::Expired),
         "an approval at the expiry"
     );
     approve_all(&mut fed, "P-9");
@@ -580,7 +602,7 @@ fn an_expired_project_is_closed_shredded_and_refuses_approvals_and_fetches() {
         .transcript(&project)
         .expect("entries");
     let view = ProjectView::new(&fed.manifest, &entries);
-    assert!(view.status().2, "closed");
+    assert_eq!(view.phase(), Phase::Closed);
     let shredded: BTreeSet<Name> = entries
         .iter()
         .filter_map(|e| match &e.signed.statement.body {
@@ -591,7 +613,7 @@ fn an_expired_project_is_closed_shredded_and_refuses_approvals_and_fetches() {
     assert_eq!(shredded.len(), REGISTERS.len() + 1, "every member shredded");
     assert_eq!(
         refused_with(&fed.request("P-9", Action::Fetch)[0]),
-        Some("closed")
+        Some(RefusalCode::Closed)
     );
     let req = Request {
         project,
@@ -601,7 +623,7 @@ fn an_expired_project_is_closed_shredded_and_refuses_approvals_and_fetches() {
     .sign(&fed.researcher);
     assert_eq!(
         refused_with(&fed.client_at("LINKER", Message::Fetch(req), late)[0]),
-        Some("expired")
+        Some(RefusalCode::Expired)
     );
 }
 
@@ -616,7 +638,7 @@ fn a_node_keeps_stepping_other_lists_while_it_prepares_its_own_in_the_background
     fed.engines
         .get_mut(&name("SSB"))
         .expect("SSB")
-        .hold_next_job(hold);
+        .hold_next_list(hold);
     fed.held = Some(name("SSB"));
     fed.submit("P-BG");
     fed.pump();
@@ -658,7 +680,7 @@ fn a_list_being_prepared_is_dropped_when_its_project_closes() {
     fed.engines
         .get_mut(&name("SSB"))
         .expect("SSB")
-        .hold_next_job(hold);
+        .hold_next_list(hold);
     fed.held = Some(name("SSB"));
     fed.submit("P-CL");
     fed.pump();
@@ -690,4 +712,50 @@ fn a_list_being_prepared_is_dropped_when_its_project_closes() {
     assert!(entries.iter().all(
         |e| !matches!(&e.signed.statement.body, Body::ListAnnounced(a) if a.list == name("SSB"))
     ));
+}
+
+#[test]
+fn a_production_node_refuses_a_test_mode_order() {
+    // A production linker takes no test-mode order: nothing is recorded.
+    let mut fed = Fed::new(60);
+    fed.test_orders = true;
+    fed.production.insert(name("LINKER"));
+    fed.start("LINKER");
+    assert_eq!(refused_with(&fed.submit("T-1")), Some(RefusalCode::Order));
+    assert!(fed.engines[&name("LINKER")]
+        .transcript(&ProjectId::new("T-1").expect("valid"))
+        .expect("entries")
+        .is_empty());
+
+    // A production register refuses its operators' approval of one (its
+    // list would accept synthetic numbers); a test-mode register takes it.
+    let mut fed = Fed::new(60);
+    fed.test_orders = true;
+    fed.production.insert(name("NPR"));
+    fed.start("NPR");
+    assert!(matches!(fed.submit("T-2"), Message::Ack { .. }));
+    fed.pump();
+    assert_eq!(
+        refused_with(&fed.approve("T-2", "NPR", 0)),
+        Some(RefusalCode::Order)
+    );
+    assert!(matches!(fed.approve("T-2", "KPR", 0), Message::Ack { .. }));
+    fed.pump();
+    assert_eq!(
+        fed.duties("T-2", "NPR"),
+        vec![Duty::AwaitApprovals { approvals: 0 }],
+        "nothing starts at the production register"
+    );
+
+    // An ordinary order runs at production nodes.
+    let mut fed = Fed::new(60);
+    for m in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
+        fed.production.insert(name(m));
+        fed.start(m);
+    }
+    assert!(matches!(fed.submit("T-3"), Message::Ack { .. }));
+    fed.pump();
+    approve_all(&mut fed, "T-3");
+    fed.pump();
+    fed.check_delivery("T-3");
 }

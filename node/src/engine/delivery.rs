@@ -1,0 +1,207 @@
+//! The researcher's delivery, at the linker. Per list, one pass over the
+//! stored sealed items builds the Merkle tree of their hashes, and a second
+//! one spools the selected items with their proofs, a batch at a time, to a
+//! scratch file the transport reads back message by message: the linker's
+//! memory holds the trees and one batch, not the delivery.
+
+use kobling_protocol::{
+    bounded::{BoundedBytes, BoundedVec},
+    delivery::{deliver_item, selection_digest, DeliveredItem, ListDeliverySource},
+    link::ListSelection,
+    merkle::{leaf_hash, MerkleTree},
+    messages::{Action, Message, SignedRequest},
+    project::ProjectView,
+    refusal::RefusalCode,
+    seal::SealedItem,
+    transcript::{self, Body, DeliveredList, DeliveryRecord, Trailer},
+    types::{Digest, ProjectId},
+};
+use rand_chacha::rand_core::Rng;
+
+use super::{
+    error::{bounded, not_ready, refuse, Outcome, Refused},
+    sequencer::append,
+    Engine, Replies,
+};
+use crate::{
+    staging::Staging,
+    store::{LinkerTable, StoreError},
+};
+
+impl Engine {
+    /// The researcher's fetch: the transcript, then per list a header and
+    /// the delivered items, spooled.
+    pub(super) fn fetch(&mut self, req: &SignedRequest, now: u64) -> Outcome<Replies> {
+        let project = req.request.project.clone();
+        let entries = self.researcher_request(req, Action::Fetch, now)?;
+        let manifest = self.manifest.clone();
+        let view = ProjectView::new(&manifest, &entries);
+        let phase = view.phase();
+        if view.order().is_some_and(|o| now >= o.expires) {
+            return Err(refuse(
+                RefusalCode::Expired,
+                format!("project {project} has expired; its data is deleted"),
+            ));
+        }
+        if phase == kobling_protocol::project::Phase::Closed {
+            return Err(refuse(
+                RefusalCode::Closed,
+                format!("project {project} is closed; its data is deleted"),
+            ));
+        }
+        if !phase.is_deliverable() {
+            return Err(not_ready(format!("project {project} is not linked yet")));
+        }
+        let (_, linkage, finals) = self.linkage(&project, &view)?;
+        let spool_name = format!("{project}.fetch{}", self.rng.next_u64());
+        let mut spool = Staging::create(self.store.dir().as_deref(), &spool_name)?;
+        spool.seal_off()?;
+        let mut records = Vec::new();
+        for sel in &linkage.lists {
+            let points = finals.get(&sel.list).map(Vec::as_slice).unwrap_or_default();
+            records.push(self.spool_list(&mut spool, &project, &view, sel, points)?);
+        }
+        spool.queued_all()?;
+        if phase != kobling_protocol::project::Phase::Delivered {
+            // Recorded at once, so the transcript sent first includes it.
+            let body = Body::Delivery(DeliveryRecord {
+                recipient: req.key,
+                lists: bounded(records)?,
+            });
+            let signed = self.sign(&project, body, now);
+            let (manifest, signing) = (&self.manifest, &self.signing);
+            self.store
+                .transaction(|tx| append(tx, manifest, signing, signed).map(drop))?;
+        }
+        Ok(Replies::spooled(
+            vec![self.transcript_file(&project)?],
+            spool,
+        ))
+    }
+
+    /// Spools one list's header and delivered items; returns its record.
+    fn spool_list(
+        &mut self,
+        spool: &mut Staging,
+        project: &ProjectId,
+        view: &ProjectView<'_>,
+        sel: &ListSelection,
+        finals: &[kobling_protocol::group::WirePoint],
+    ) -> Outcome<DeliveredList> {
+        let announcement = view
+            .announcement(&sel.list)
+            .ok_or_else(|| not_ready("not announced"))?;
+        let mut leaves: Vec<Digest> = Vec::with_capacity(finals.len());
+        self.store.transaction(|tx| {
+            tx.for_each_blob(LinkerTable::Sealed, project, &sel.list, |b| {
+                leaves.push(leaf_hash(b));
+                Ok(())
+            })
+        })?;
+        if leaves.len() as u64 != announcement.persons {
+            return Err(not_ready(format!(
+                "the sealed items of {} have not all arrived",
+                sel.list
+            )));
+        }
+        let sealed_tree = MerkleTree::from_leaf_hashes(leaves);
+        let points_tree =
+            MerkleTree::from_leaf_hashes(finals.iter().map(|p| leaf_hash(p.as_bytes())).collect());
+        let source = ListDeliverySource {
+            sealed: &sealed_tree,
+            points: &points_tree,
+        };
+        spool.queue(
+            &self.me,
+            &Message::DeliveryHeader {
+                project: project.clone(),
+                list: announcement.list.clone(),
+                columns: announcement.columns.clone(),
+                content_key: announcement.content_key.clone(),
+                items: sel.selected.len() as u64,
+            },
+        )?;
+        let batch_size = self.config.delivery_batch.max(1);
+        let me = &self.me;
+        let flush = |spool: &mut Staging, batch: &mut Vec<DeliveredItem>| {
+            let items = BoundedVec::new(std::mem::take(batch))
+                .map_err(|_| StoreError::Corrupt("delivery batch"))?;
+            spool.queue(
+                me,
+                &Message::DeliveryItems {
+                    project: project.clone(),
+                    list: sel.list.clone(),
+                    items,
+                },
+            )
+        };
+        // The selected positions ascend, as the stored items do.
+        let mut wanted = sel.selected.iter().peekable();
+        let mut batch: Vec<DeliveredItem> = Vec::with_capacity(batch_size);
+        let mut position = 0u64;
+        let mut failed: Option<String> = None;
+        self.store
+            .transaction(|tx| {
+                tx.for_each_blob(LinkerTable::Sealed, project, &sel.list, |b| {
+                    let here = position;
+                    position += 1;
+                    let Some(&&(at, lnr)) = wanted.peek() else {
+                        return Ok(());
+                    };
+                    if at.0 != here {
+                        return Ok(());
+                    }
+                    wanted.next();
+                    let item = SealedItem(
+                        BoundedBytes::new(b.to_vec())
+                            .map_err(|_| StoreError::Corrupt("sealed item"))?,
+                    );
+                    let point = *usize::try_from(here)
+                        .ok()
+                        .and_then(|i| finals.get(i))
+                        .ok_or(StoreError::Corrupt("final points"))?;
+                    match deliver_item(lnr, at, item, point, &source) {
+                        Ok(d) => batch.push(d),
+                        Err(e) => {
+                            failed = Some(e.to_string());
+                            return Err(StoreError::Corrupt("delivery"));
+                        }
+                    }
+                    if batch.len() == batch_size {
+                        flush(spool, &mut batch)?;
+                    }
+                    Ok(())
+                })
+            })
+            .map_err(|e| match failed.take() {
+                Some(detail) => refuse(RefusalCode::Delivery, detail),
+                None => Refused::from(e),
+            })?;
+        if wanted.next().is_some() {
+            return Err(StoreError::Corrupt("sealed item").into());
+        }
+        if !batch.is_empty() {
+            flush(spool, &mut batch)?;
+        }
+        Ok(DeliveredList {
+            list: sel.list.clone(),
+            items: sel.selected.len() as u64,
+            selection: selection_digest(&sel.selected),
+        })
+    }
+
+    /// The project's transcript as a signed file.
+    pub(super) fn transcript_file(&self, project: &ProjectId) -> Outcome<Message> {
+        let entries = self.store.entries(project)?;
+        let trailer = Trailer::sign(project, &entries, &self.signing);
+        let bytes = transcript::encode_file(&entries, &trailer);
+        Ok(Message::TranscriptFile {
+            bytes: BoundedBytes::new(bytes).map_err(|_| {
+                refuse(
+                    RefusalCode::TooLarge,
+                    "the transcript is too large for one message",
+                )
+            })?,
+        })
+    }
+}

@@ -1,0 +1,221 @@
+//! A project's life at a node: the tick that performs this node's duties
+//! (commit, announce, link, close at expiry, shred), and the clients'
+//! requests about a project (status, close).
+
+use kobling_protocol::{
+    bounded::BoundedString,
+    manifest::Role,
+    messages::{Action, Message, SignedRequest},
+    project::{Duty, Phase, ProjectView, Step},
+    refusal::RefusalCode,
+    share::Domain,
+    transcript::{Body, Closure, Entry, KeyCommitment, ProjectOrder, Shredded},
+    types::ProjectId,
+};
+
+use super::{
+    error::{ack, bounded, refuse, EngineError, Outcome, Refused},
+    Engine,
+};
+
+/// The one answer to a client request about a project that does not exist
+/// here, or that the client may not see: the same whatever exists, so a
+/// stranger learns nothing from it.
+fn no_such_project() -> Refused {
+    refuse(
+        RefusalCode::NotAllowed,
+        "no such project, or this key may not ask about it",
+    )
+}
+
+impl Engine {
+    /// Performs this node's duties in every project that still has any.
+    ///
+    /// # Errors
+    ///
+    /// An [`EngineError`]; refusals of a duty are logged and retried.
+    pub fn tick(&mut self, now: u64) -> Result<(), EngineError> {
+        for project in self.store.projects()? {
+            if !self.finished.contains(&project) {
+                self.tick_project(&project, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Performs this node's duties in `project`.
+    ///
+    /// # Errors
+    ///
+    /// As [`tick`](Self::tick).
+    pub fn tick_project(&mut self, project: &ProjectId, now: u64) -> Result<(), EngineError> {
+        let manifest = self.manifest.clone();
+        let entries = self.store.entries(project)?;
+        let view = ProjectView::new(&manifest, &entries);
+        if view.order().is_some() && view.finished_for(&self.me) {
+            self.finished.insert(project.clone());
+            return Ok(());
+        }
+        if self.role == Role::Linker {
+            let expired = self.expire(project, &view, now);
+            self.log_duty(project, expired, "could not close an expired project")?;
+        }
+        for duty in view.duties(&self.me) {
+            let done = match duty {
+                Duty::Commit => self.commit(project, now),
+                Duty::AnnounceList { extract } => self.announce(project, &view, extract, now),
+                Duty::Link => self.link(project, &view, now),
+                Duty::Shred => self.shred(project, now),
+                _ => Ok(()),
+            };
+            self.log_duty(project, done, "a duty could not be done yet")?;
+        }
+        Ok(())
+    }
+
+    fn log_duty(
+        &self,
+        project: &ProjectId,
+        done: Outcome<()>,
+        what: &str,
+    ) -> Result<(), EngineError> {
+        match done {
+            Ok(()) => Ok(()),
+            Err(Refused::Engine(e)) => Err(e),
+            Err(Refused::Refusal(r)) => {
+                tracing::warn!(node = %self.me, %project, code = r.code.as_str(), detail = %r.detail, "{what}");
+                Ok(())
+            }
+        }
+    }
+
+    /// Accepts the project domain and publishes `K_{i,p}`.
+    fn commit(&mut self, project: &ProjectId, now: u64) -> Outcome<()> {
+        let domain = Domain::Project(project.clone());
+        self.keystore.accept_domain(&domain)?;
+        let key = self.keystore.commitment(&domain)?;
+        let body = Body::Commitment(KeyCommitment {
+            member: self.me.clone(),
+            domain,
+            key,
+        });
+        self.publish_once(project, Step::Commit, body, now)
+    }
+
+    /// A client's signed request about a project, checked in the order
+    /// that leaks nothing: its signature and freshness first (no state
+    /// read), then whether the project exists here and the key may ask
+    /// (`allowed`), with one answer for both.
+    fn client_request(
+        &self,
+        req: &SignedRequest,
+        action: Action,
+        now: u64,
+        allowed: impl Fn(&ProjectOrder) -> bool,
+    ) -> Outcome<Vec<Entry>> {
+        req.check(now)
+            .map_err(|e| refuse(RefusalCode::BadRequest, e))?;
+        if req.request.action != action {
+            return Err(refuse(
+                RefusalCode::BadRequest,
+                "the request is for another action",
+            ));
+        }
+        let entries = self.store.entries(&req.request.project)?;
+        let view = ProjectView::new(&self.manifest, &entries);
+        match view.order() {
+            Some(order) if allowed(order) => Ok(entries),
+            _ => Err(no_such_project()),
+        }
+    }
+
+    /// A request only the project's researcher may make.
+    pub(super) fn researcher_request(
+        &self,
+        req: &SignedRequest,
+        action: Action,
+        now: u64,
+    ) -> Outcome<Vec<Entry>> {
+        self.client_request(req, action, now, |order| {
+            req.key == order.researcher_signing_key
+        })
+    }
+
+    /// The project's transcript, for its researcher and its registers'
+    /// operators.
+    pub(super) fn status(&mut self, req: &SignedRequest, now: u64) -> Outcome<Vec<Message>> {
+        let manifest = &self.manifest;
+        let entries = self.client_request(req, Action::Status, now, |order| {
+            req.key == order.researcher_signing_key
+                || order
+                    .register_names()
+                    .iter()
+                    .any(|r| manifest.is_operator_of(r, &req.key))
+        })?;
+        if self.role == Role::Linker {
+            Ok(vec![self.transcript_file(&req.request.project)?])
+        } else {
+            Ok(vec![Message::Entries {
+                project: req.request.project.clone(),
+                first: 0,
+                entries: bounded(entries)?,
+            }])
+        }
+    }
+
+    /// The researcher closes the project (linker).
+    pub(super) fn close(&mut self, req: &SignedRequest, now: u64) -> Outcome<Vec<Message>> {
+        let project = req.request.project.clone();
+        let entries = self.researcher_request(req, Action::Close, now)?;
+        if ProjectView::new(&self.manifest, &entries).phase() == Phase::Closed {
+            return Ok(vec![ack()]);
+        }
+        let reason = BoundedString::new("closed at the researcher's request").unwrap_or_default();
+        self.publish_once(
+            &project,
+            Step::Close,
+            Body::Closure(Closure { reason }),
+            now,
+        )?;
+        tracing::info!(node = %self.me, %project, "project closed");
+        Ok(vec![ack()])
+    }
+
+    /// The linker closes a project whose order has expired: the closure
+    /// is recorded like a researcher's, and every node shreds its key and
+    /// deletes the project's working data (the transcript stays).
+    fn expire(&mut self, project: &ProjectId, view: &ProjectView<'_>, now: u64) -> Outcome<()> {
+        let Some(order) = view.order() else {
+            return Ok(());
+        };
+        if now < order.expires || view.phase() == Phase::Closed {
+            return Ok(());
+        }
+        let reason = BoundedString::new("the project expired").unwrap_or_default();
+        self.publish_once(project, Step::Close, Body::Closure(Closure { reason }), now)?;
+        tracing::info!(node = %self.me, %project, "project expired and closed");
+        Ok(())
+    }
+
+    /// Shreds this node's key share of a closed project and deletes its
+    /// working data; records the shredding.
+    fn shred(&mut self, project: &ProjectId, now: u64) -> Outcome<()> {
+        // A list still being prepared is dropped (the job stops).
+        self.jobs.remove(project);
+        let domain = Domain::Project(project.clone());
+        if !self
+            .store
+            .transaction(|tx| tx.marked(project, Step::Shred))?
+        {
+            self.keystore.shred(&domain)?;
+            self.store
+                .transaction(|tx| tx.delete_working_data(project))?;
+            tracing::info!(node = %self.me, %project, "project key shredded, working data deleted");
+        }
+        let body = Body::Shredded(Shredded {
+            member: self.me.clone(),
+            domain,
+        });
+        self.publish_once(project, Step::Shred, body, now)
+    }
+}

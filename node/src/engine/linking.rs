@@ -1,0 +1,128 @@
+//! The linker's data per list: the owner's sealed blinding and sealed
+//! items as they arrive, the final points its own hop writes, and the
+//! linkage over every list once every list passed every hop.
+
+use std::collections::BTreeMap;
+
+use kobling_protocol::{
+    group::WirePoint,
+    hop::points_root,
+    link::{link, Cohort, Linkage},
+    messages::Message,
+    project::{ProjectView, Step},
+    refusal::RefusalCode,
+    seal::{SealedItem, WrappedKey},
+    transcript::{self, Body},
+    types::{Name, Position, ProjectId},
+};
+
+use super::{
+    error::{ack, not_ready, refuse, Outcome, Refused},
+    Engine,
+};
+use crate::store::{LinkerTable, StoreError};
+
+impl Engine {
+    /// The owner's blinding `β_j`, sealed to the linker.
+    pub(super) fn store_blinding(
+        &mut self,
+        project: &ProjectId,
+        list: &Name,
+        sealed: &WrappedKey,
+    ) -> Outcome<Vec<Message>> {
+        self.store.transaction(|tx| {
+            tx.put_blob(
+                LinkerTable::Blinding,
+                project,
+                list,
+                0,
+                &transcript::encode_value(sealed),
+            )
+        })?;
+        Ok(vec![ack()])
+    }
+
+    /// Sealed items of a list from position `first` on (admitted: inside
+    /// the announced list).
+    pub(super) fn store_sealed(
+        &mut self,
+        project: &ProjectId,
+        list: &Name,
+        first: Position,
+        items: Vec<SealedItem>,
+    ) -> Outcome<Vec<Message>> {
+        self.store.transaction(|tx| {
+            for (position, item) in (first.0..).zip(&items) {
+                tx.put_blob(
+                    LinkerTable::Sealed,
+                    project,
+                    list,
+                    position,
+                    item.as_bytes(),
+                )?;
+            }
+            Ok::<_, Refused>(())
+        })?;
+        Ok(vec![ack()])
+    }
+
+    /// A list's final points, in position order.
+    fn final_points(&mut self, project: &ProjectId, list: &Name) -> Outcome<Vec<WirePoint>> {
+        let mut points = Vec::new();
+        for bytes in self
+            .store
+            .transaction(|tx| tx.blobs(LinkerTable::Final, project, list))?
+        {
+            let chunk: Vec<WirePoint> =
+                postcard::from_bytes(&bytes).map_err(|_| StoreError::Corrupt("final points"))?;
+            points.extend(chunk);
+        }
+        Ok(points)
+    }
+
+    /// The project's cohort and linkage, and every list's final points.
+    pub(super) fn linkage(
+        &mut self,
+        project: &ProjectId,
+        view: &ProjectView<'_>,
+    ) -> Outcome<(Cohort, Linkage, BTreeMap<Name, Vec<WirePoint>>)> {
+        let order = view.order().ok_or_else(|| not_ready("no order"))?;
+        let cohort =
+            Cohort::parse(&order.cohort).map_err(|e| refuse(RefusalCode::Order, e.to_string()))?;
+        let mut finals = BTreeMap::new();
+        for list in order.register_names() {
+            let points = self.final_points(project, &list)?;
+            finals.insert(list, points);
+        }
+        let lists: Vec<(Name, &[WirePoint])> = finals
+            .iter()
+            .map(|(n, p)| (n.clone(), p.as_slice()))
+            .collect();
+        let linkage =
+            link(project, &lists, &cohort).map_err(|e| refuse(RefusalCode::Link, e.to_string()))?;
+        Ok((cohort, linkage, finals))
+    }
+
+    /// The duty to link: every list passed every hop.
+    pub(super) fn link(
+        &mut self,
+        project: &ProjectId,
+        view: &ProjectView<'_>,
+        now: u64,
+    ) -> Outcome<()> {
+        if self
+            .store
+            .transaction(|tx| tx.marked(project, Step::Link))?
+        {
+            return Ok(()); // linked; the summary is on its way to the transcript
+        }
+        let (cohort, linkage, finals) = self.linkage(project, view)?;
+        let summary = linkage
+            .summary(&cohort, |list| {
+                finals.get(list).map(|p| points_root(p)).unwrap_or_default()
+            })
+            .map_err(|e| refuse(RefusalCode::TooLarge, e.to_string()))?;
+        tracing::info!(node = %self.me, %project, cohort = linkage.persons.len(), "linked");
+        self.publish_once(project, Step::Link, Body::LinkSummary(summary), now)
+    }
+}

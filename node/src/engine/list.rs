@@ -1,0 +1,175 @@
+//! A register's own list: prepared from the approved extract (on a thread
+//! of its own in the daemon, see [`crate::prepare`]), then queued in one
+//! transaction: the announcement first in the linker's queue, the points
+//! and sealed items in the order they were made, then β for the linker.
+
+use std::sync::Arc;
+
+use kobling_protocol::{
+    ident::ParseOptions,
+    messages::Message,
+    project::{ProjectView, Step},
+    refusal::RefusalCode,
+    seal::HpkePublicKey,
+    share::Domain,
+    transcript::Body,
+    types::{Digest, ProjectId},
+};
+use rand_chacha::rand_core::Rng;
+use zeroize::Zeroizing;
+
+use super::{
+    error::{not_ready, refuse, EngineError, Outcome, Refused},
+    Engine,
+};
+use crate::prepare::{JobError, JobState, ListJob, PreparedList, RETRY_AFTER_SECONDS};
+
+impl Engine {
+    /// The duty to announce this node's list: start, follow or finish its
+    /// preparation.
+    pub(super) fn announce(
+        &mut self,
+        project: &ProjectId,
+        view: &ProjectView<'_>,
+        extract: Digest,
+        now: u64,
+    ) -> Outcome<()> {
+        if self
+            .store
+            .transaction(|tx| tx.marked(project, Step::Announce))?
+        {
+            self.jobs.remove(project);
+            return Ok(());
+        }
+        let result = match self.jobs.remove(project) {
+            Some(JobState::Failed { retry_at }) if now < retry_at => {
+                self.jobs
+                    .insert(project.clone(), JobState::Failed { retry_at });
+                return Ok(());
+            }
+            Some(JobState::Running { handle, cancel }) => {
+                if !handle.is_finished() {
+                    self.jobs
+                        .insert(project.clone(), JobState::Running { handle, cancel });
+                    return Ok(());
+                }
+                handle.join().unwrap_or_else(|_| {
+                    Err(JobError::Refused(kobling_protocol::refusal::Refusal::new(
+                        RefusalCode::Prepare,
+                        "preparing the list failed (a bug: see the log)",
+                    )))
+                })
+            }
+            Some(JobState::Failed { .. }) | None => {
+                let job = self.list_job(project, view, extract)?;
+                if self.config.background_preparation {
+                    let state = JobState::spawn(job).map_err(EngineError::Spawn)?;
+                    self.jobs.insert(project.clone(), state);
+                    tracing::info!(node = %self.me, %project, "preparing the list");
+                    return Ok(());
+                }
+                job.run()
+            }
+        };
+        match result {
+            Ok(prepared) => self.queue_list(project, prepared, now),
+            Err(e) => {
+                self.jobs.insert(
+                    project.clone(),
+                    JobState::Failed {
+                        retry_at: now.saturating_add(RETRY_AFTER_SECONDS),
+                    },
+                );
+                Err(e.into())
+            }
+        }
+    }
+
+    /// What preparing this node's list in `project` needs.
+    fn list_job(
+        &mut self,
+        project: &ProjectId,
+        view: &ProjectView<'_>,
+        extract: Digest,
+    ) -> Outcome<ListJob> {
+        let order = view.order().ok_or_else(|| not_ready("no order"))?;
+        let path = self
+            .store
+            .transaction(|tx| tx.extract_path(project, &extract.0))?
+            .ok_or_else(|| not_ready("the approved extract's path is not known"))?;
+        let share = self.keystore.share(&Domain::Project(project.clone()))?;
+        let researcher = HpkePublicKey::from_bytes(order.researcher_hpke_key.0)
+            .map_err(|e| refuse(RefusalCode::Order, e.to_string()))?;
+        let linker = self
+            .manifest
+            .linker()
+            .ok_or_else(|| refuse(RefusalCode::Manifest, "no linker"))?;
+        let linker_key = HpkePublicKey::from_bytes(linker.hpke_key.0)
+            .map_err(|e| refuse(RefusalCode::Manifest, e.to_string()))?;
+        let first_hop = view
+            .hops_of(&self.me)
+            .first()
+            .cloned()
+            .unwrap_or_else(|| linker.name.clone());
+        let mut seed = Zeroizing::new([0u8; 32]);
+        self.rng.fill_bytes(seed.as_mut());
+        Ok(ListJob {
+            project: project.clone(),
+            me: self.me.clone(),
+            extract,
+            path: path.into(),
+            options: ParseOptions {
+                allow_synthetic: self.config.test_mode,
+            },
+            share,
+            researcher,
+            linker_key,
+            linker: linker.name.clone(),
+            first_hop,
+            chunk_size: self.config.chunk_size,
+            seed,
+            dir: self.store.dir(),
+            cancel: Arc::default(),
+            gate: self.gate.take(),
+        })
+    }
+
+    /// Queues a prepared list in one transaction.
+    fn queue_list(&mut self, project: &ProjectId, prepared: PreparedList, now: u64) -> Outcome<()> {
+        let linker = self.linker();
+        let started = std::time::Instant::now();
+        let PreparedList {
+            staging,
+            announcement,
+            blinding,
+            invalid_rows,
+            seconds,
+        } = prepared;
+        let (persons, rows) = (announcement.persons, announcement.rows);
+        let signed = self.sign(project, Body::ListAnnounced(announcement), now);
+        let me = self.me.clone();
+        let queued = self.store.transaction(|tx| {
+            if !tx.mark(project, Step::Announce)? {
+                return Ok::<_, Refused>(false);
+            }
+            let slot = tx.reserve(project, &linker)?;
+            staging.for_each_queued(|dest, bytes| tx.send_encoded(project, dest, bytes))?;
+            tx.fill(slot, &Message::Statement(signed))?;
+            tx.send(
+                project,
+                &linker,
+                &Message::Blinding {
+                    project: project.clone(),
+                    list: me,
+                    sealed: blinding,
+                },
+            )?;
+            Ok(true)
+        })?;
+        drop(staging);
+        if queued {
+            tracing::info!(node = %self.me, %project, persons, rows, invalid = invalid_rows, seconds, queue_seconds = started.elapsed().as_secs_f64(), "list announced");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,384 @@
+//! The node's core: what a register or linker node does with each message
+//! and on each tick, independent of the transport.
+//!
+//! ```text
+//!   transport (QUIC, or the in-memory harness in tests)
+//!        │ handle(from, message, now) → replies          ▲ outbox_to(dest): (id, message)
+//!        ▼                                               │ acked(id)
+//!   Engine::handle
+//!     1. project::authorise(kind, sender's role)    ── no state read
+//!     2. load the project's entries once → ProjectView::admit(message)
+//!     3. dispatch on this node's role, once:
+//!          linker:   sequencer (orders, statements) · linking (blindings, sealed items)
+//!                    · chain (last hop) · delivery (fetch) · lifecycle (close, status)
+//!          register: replica (entries) · approval · chain (hops) · lifecycle (status)
+//!     4. commit the step's outputs and its messages in one transaction
+//!   Engine::tick(now) ── ProjectView::duties(me) ──▶ commit, announce (list), link, shred, expire
+//!        │
+//!        └── Store (SQLite): transcript copy, hop records, outbox, linker data
+//! ```
+//!
+//! The rules (who may send what, when; the step order; the linker's
+//! append-and-verify) live in `kobling_protocol` ([`project`],
+//! [`sequencer`](kobling_protocol::sequencer)); this module loads state,
+//! calls them, and commits. Every state change commits in one transaction
+//! with the messages it produces, so a node killed at any point continues
+//! from its last commit: verified chunks are not redone, and a chunk sent
+//! twice is acknowledged without being processed again.
+//!
+//! Refusals are answered with [`Message::Refused`] and a
+//! [`RefusalCode`](kobling_protocol::refusal::RefusalCode): `not-ready`
+//! means "send it again later" (e.g. a chunk that arrives before the
+//! list's announcement reached this node); any other code is final.
+//!
+//! | file | concern |
+//! |---|---|
+//! | `sequencer.rs` | the linker's transcript: orders, statements, replication; registers' replicas |
+//! | `approval.rs` | operators' approvals at a register |
+//! | `list.rs` | preparing and announcing a register's own list |
+//! | `chain.rs` | stepping the chunks of other lists (every hop, the linker last) |
+//! | `linking.rs` | the linker's blindings, sealed items, final points and linkage |
+//! | `delivery.rs` | the researcher's fetch, spooled |
+//! | `lifecycle.rs` | commitments, status, close, expiry, shredding, ticks |
+//! | `error.rs` | refusals and internal failures |
+
+mod approval;
+mod chain;
+mod delivery;
+mod error;
+mod lifecycle;
+mod linking;
+mod list;
+mod replies;
+mod sequencer;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+};
+
+use ed25519_dalek::SigningKey;
+use kobling_keys::Keystore;
+use kobling_protocol::{
+    hop::DEFAULT_CHUNK_SIZE,
+    manifest::{Manifest, Role},
+    messages::{Message, MAX_ITEMS_PER_MESSAGE, PROTOCOL_VERSION},
+    project::{authorise, subject, ProjectView},
+    refusal::RefusalCode,
+    transcript::Entry,
+    types::{Name, ProjectId},
+};
+use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
+
+#[cfg(test)]
+pub(crate) use self::approval::file_digest;
+pub use self::{error::EngineError, replies::Replies};
+pub use kobling_protocol::project::Origin as Peer;
+
+use self::error::{ack, refuse, Outcome, Refused};
+use crate::{prepare::JobState, store::Store};
+
+/// How an engine runs (defaults are the daemon's).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Points per chunk in the lists this node announces.
+    pub chunk_size: u32,
+    /// Prepare lists on threads of their own, so that the node keeps
+    /// answering while it reads, blinds and seals a large extract (the
+    /// daemon); `false` prepares them within the tick (deterministic
+    /// harnesses).
+    pub background_preparation: bool,
+    /// Delivered items per message in a fetch.
+    pub delivery_batch: usize,
+    /// Accept synthetic test numbers (month + 80) in this node's extracts.
+    /// Only a node started in test mode does; an order cannot ask for it.
+    pub test_mode: bool,
+    /// The directory operators' approvals name extract files in (default:
+    /// `extracts/` inside the node's directory).
+    pub extracts: Option<PathBuf>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            background_preparation: true,
+            delivery_batch: MAX_ITEMS_PER_MESSAGE.min(1024),
+            test_mode: false,
+            extracts: None,
+        }
+    }
+}
+
+/// A node's core.
+pub struct Engine {
+    me: Name,
+    role: Role,
+    manifest: Manifest,
+    keystore: Keystore,
+    signing: SigningKey,
+    store: Store,
+    rng: ChaCha20Rng,
+    config: EngineConfig,
+    /// Lists being prepared, or whose preparation failed, by project.
+    jobs: BTreeMap<ProjectId, JobState>,
+    /// The next list job waits at this gate.
+    gate: Option<std::sync::mpsc::Receiver<()>>,
+    /// Projects in which this node has nothing left to do: not ticked.
+    finished: BTreeSet<ProjectId>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("me", &self.me)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// A node `me` of `manifest` with its keystore and state store.
+    /// `seed` seeds the node's RNG (from the OS in production).
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::NotAMember`] if `me` is not in the manifest.
+    pub fn new(
+        me: Name,
+        manifest: Manifest,
+        keystore: Keystore,
+        store: Store,
+        seed: [u8; 32],
+        config: EngineConfig,
+    ) -> Result<Self, EngineError> {
+        let role = manifest
+            .member(&me)
+            .map(|m| m.role)
+            .ok_or_else(|| EngineError::NotAMember(me.clone()))?;
+        if manifest.linker().is_none() {
+            return Err(EngineError::NotAMember(me));
+        }
+        let signing = SigningKey::from_bytes(&keystore.signing_key().to_bytes());
+        if let Some(dir) = store.dir() {
+            crate::staging::remove_leftovers(&dir);
+        }
+        Ok(Self {
+            me,
+            role,
+            manifest,
+            keystore,
+            signing,
+            store,
+            rng: ChaCha20Rng::from_seed(seed),
+            config,
+            jobs: BTreeMap::new(),
+            gate: None,
+            finished: BTreeSet::new(),
+        })
+    }
+
+    /// The next list preparation waits until `gate` gets a message (or
+    /// its sender hangs up).
+    pub fn hold_next_list(&mut self, gate: std::sync::mpsc::Receiver<()>) {
+        self.gate = Some(gate);
+    }
+
+    /// Whether a list is being prepared on a thread.
+    pub fn preparing(&self) -> bool {
+        self.jobs
+            .values()
+            .any(|j| matches!(j, JobState::Running { .. }))
+    }
+
+    /// The queued messages to `dest` (oldest first).
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`].
+    pub fn outbox_to(&self, dest: &Name, limit: usize) -> Result<Vec<(i64, Message)>, EngineError> {
+        Ok(self.store.outbox_to(dest, limit)?)
+    }
+
+    /// A queued message was delivered and acknowledged.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`].
+    pub fn acked(&mut self, id: i64) -> Result<(), EngineError> {
+        Ok(self.store.acked(id)?)
+    }
+
+    /// A project's transcript as this node holds it.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`].
+    pub fn transcript(&self, project: &ProjectId) -> Result<Vec<Entry>, EngineError> {
+        Ok(self.store.entries(project)?)
+    }
+
+    /// Refuses a test-mode order at a node not started in test mode:
+    /// synthetic numbers are for tests, and a production node takes no
+    /// project that asks for them.
+    fn check_mode(&self, order: &kobling_protocol::transcript::ProjectOrder) -> Outcome<()> {
+        if order.test_mode && !self.config.test_mode {
+            return Err(refuse(
+                RefusalCode::Order,
+                format!(
+                    "project {} is a test-mode order, and {} is not a test-mode node",
+                    order.project, self.me
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The linker's name (the manifest has one: checked in [`Engine::new`]).
+    fn linker(&self) -> Name {
+        self.manifest
+            .linker()
+            .map(|l| l.name.clone())
+            .unwrap_or_else(|| self.me.clone())
+    }
+
+    /// Handles one message from `from`; returns the replies, all in hand.
+    ///
+    /// # Errors
+    ///
+    /// An [`EngineError`] for internal failures; refusals of the message
+    /// are replies.
+    pub fn handle(
+        &mut self,
+        from: &Peer,
+        msg: Message,
+        now: u64,
+    ) -> Result<Vec<Message>, EngineError> {
+        Ok(self.handle_streamed(from, msg, now)?.collect())
+    }
+
+    /// Handles one message from `from`; returns the replies, of which a
+    /// large delivery is read from a spool file one message at a time as
+    /// the transport takes them.
+    ///
+    /// # Errors
+    ///
+    /// As [`handle`](Self::handle).
+    pub fn handle_streamed(
+        &mut self,
+        from: &Peer,
+        msg: Message,
+        now: u64,
+    ) -> Result<Replies, EngineError> {
+        let kind = msg.kind();
+        let result = self.admit_and_handle(from, msg, now);
+        match result {
+            Ok(replies) => Ok(replies),
+            Err(Refused::Refusal(r)) => {
+                tracing::info!(node = %self.me, from = from.label(), kind, code = r.code.as_str(), detail = %r.detail, "refused a message");
+                Ok(Replies::from(vec![r.into_message()]))
+            }
+            Err(Refused::Engine(e)) => Err(e),
+        }
+    }
+
+    fn admit_and_handle(&mut self, from: &Peer, msg: Message, now: u64) -> Outcome<Replies> {
+        authorise(&self.manifest, &self.me, from, &msg)?;
+        if let Some(project) = subject(&msg) {
+            let entries = self.store.entries(project)?;
+            ProjectView::new(&self.manifest, &entries).admit(&msg, from)?;
+        }
+        match self.role {
+            Role::Linker => self.linker_handles(from, msg, now),
+            Role::Register => self.register_handles(from, msg, now),
+        }
+    }
+
+    /// The linker's messages (authorised by kind and sender already).
+    fn linker_handles(&mut self, from: &Peer, msg: Message, now: u64) -> Outcome<Replies> {
+        let replies = match (msg, from) {
+            (Message::Hello { version }, _) => hello(version)?,
+            (Message::SubmitOrder(signed), _) => self.submit_order(signed, now)?,
+            (Message::Statement(signed), Peer::Member(m)) => self.record(m, signed)?,
+            (
+                Message::Blinding {
+                    project,
+                    list,
+                    sealed,
+                },
+                _,
+            ) => self.store_blinding(&project, &list, &sealed)?,
+            (
+                Message::SealedItems {
+                    project,
+                    list,
+                    first,
+                    items,
+                },
+                _,
+            ) => self.store_sealed(&project, &list, first, items.into_inner())?,
+            (Message::Points(chunk), Peer::Member(m)) => self.points(m, chunk)?,
+            (Message::Fetch(req), _) => return self.fetch(&req, now),
+            (Message::Close(req), _) => self.close(&req, now)?,
+            (Message::Status(req), _) => self.status(&req, now)?,
+            (other, _) => return Err(unexpected(&other)),
+        };
+        Ok(replies.into())
+    }
+
+    /// A register's messages (authorised by kind and sender already).
+    fn register_handles(&mut self, from: &Peer, msg: Message, now: u64) -> Outcome<Replies> {
+        let replies = match (msg, from) {
+            (Message::Hello { version }, _) => hello(version)?,
+            (
+                Message::Entries {
+                    project,
+                    first,
+                    entries,
+                },
+                _,
+            ) => self.receive_entries(&project, first, entries.into_inner())?,
+            (
+                Message::Approve {
+                    statement,
+                    extract_path,
+                },
+                _,
+            ) => self.approve(statement, extract_path.as_str(), now)?,
+            (Message::Points(chunk), Peer::Member(m)) => self.points(m, chunk)?,
+            (Message::Status(req), _) => self.status(&req, now)?,
+            (other, _) => return Err(unexpected(&other)),
+        };
+        Ok(replies.into())
+    }
+}
+
+fn hello(version: u16) -> Outcome<Vec<Message>> {
+    if version == PROTOCOL_VERSION {
+        Ok(vec![ack()])
+    } else {
+        Err(refuse(
+            RefusalCode::Version,
+            format!("protocol version {version} is not supported"),
+        ))
+    }
+}
+
+fn unexpected(msg: &Message) -> Refused {
+    refuse(
+        RefusalCode::Unexpected,
+        format!("this node does not accept {} from this peer", msg.kind()),
+    )
+}
+
+/// A time for statements made while handling a message: the latest time in
+/// the transcript (the engine's clock is only read on ticks).
+fn now_of(entries: &[Entry]) -> u64 {
+    entries
+        .iter()
+        .map(|e| e.signed.statement.time)
+        .max()
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

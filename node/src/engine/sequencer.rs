@@ -1,0 +1,139 @@
+//! The transcript at the linker (orders, statements, replication to the
+//! registers) and at a register (the replicas it receives). The rules are
+//! [`kobling_protocol::sequencer`]'s; this file loads and commits.
+
+use ed25519_dalek::SigningKey;
+use kobling_protocol::{
+    bounded::BoundedVec,
+    manifest::Manifest,
+    messages::Message,
+    project::{ProjectView, Step},
+    refusal::Refusal,
+    sequencer::{self, Admitted},
+    transcript::{self, Body, Entry, SignedStatement, Signer, Statement},
+    types::{Name, ProjectId},
+};
+
+use super::{
+    error::{ack, Outcome, Refused},
+    Engine,
+};
+use crate::store::Tx;
+
+impl Engine {
+    /// Linker: a researcher's order opens a project.
+    pub(super) fn submit_order(
+        &mut self,
+        signed: SignedStatement,
+        now: u64,
+    ) -> Outcome<Vec<Message>> {
+        let project = signed.statement.project.clone();
+        let existing = self.store.entries(&project)?;
+        sequencer::admit_order(&existing, &signed, now)?;
+        if let Body::Order(order) = &signed.statement.body {
+            self.check_mode(order)?;
+        }
+        let (manifest, signing) = (&self.manifest, &self.signing);
+        self.store
+            .transaction(|tx| append(tx, manifest, signing, signed).map(drop))?;
+        tracing::info!(node = %self.me, %project, "project order recorded");
+        Ok(vec![ack()])
+    }
+
+    /// Linker: a member's statement for the transcript.
+    pub(super) fn record(&mut self, from: &Name, signed: SignedStatement) -> Outcome<Vec<Message>> {
+        let project = signed.statement.project.clone();
+        let entries = self.store.entries(&project)?;
+        let view = ProjectView::new(&self.manifest, &entries);
+        if sequencer::admit_statement(&view, &entries, from, &signed)? == Admitted::New {
+            let (manifest, signing) = (&self.manifest, &self.signing);
+            self.store
+                .transaction(|tx| append(tx, manifest, signing, signed).map(drop))?;
+        }
+        Ok(vec![ack()])
+    }
+
+    /// Register: entries the linker replicated.
+    pub(super) fn receive_entries(
+        &mut self,
+        project: &ProjectId,
+        first: u64,
+        new: Vec<Entry>,
+    ) -> Outcome<Vec<Message>> {
+        let mut entries = self.store.entries(project)?;
+        let fresh = sequencer::accept_replica(&entries, first, new)?;
+        if fresh.is_empty() {
+            return Ok(vec![ack()]);
+        }
+        entries.extend(fresh.iter().cloned());
+        transcript::verify(&entries, None, &self.manifest).map_err(|e| {
+            Refusal::new(
+                kobling_protocol::refusal::RefusalCode::Invalid,
+                e.to_string(),
+            )
+        })?;
+        self.store
+            .transaction(|tx| tx.append_entries(project, &fresh))?;
+        Ok(vec![ack()])
+    }
+
+    /// Signs a statement of this node and queues it, once, to the linker
+    /// (for the linker itself too: its own statements go through the same
+    /// checks and retries as everyone else's).
+    pub(super) fn publish_once(
+        &mut self,
+        project: &ProjectId,
+        step: Step,
+        body: Body,
+        now: u64,
+    ) -> Outcome<()> {
+        let signed = self.sign(project, body, now);
+        let linker = self.linker();
+        self.store.transaction(|tx| {
+            if tx.mark(project, step)? {
+                tx.send(project, &linker, &Message::Statement(signed))?;
+            }
+            Ok::<_, Refused>(())
+        })
+    }
+
+    /// This node's signed statement.
+    pub(super) fn sign(&self, project: &ProjectId, body: Body, now: u64) -> SignedStatement {
+        Statement {
+            project: project.clone(),
+            time: now,
+            signer: Signer::Node(self.me.clone()),
+            body,
+        }
+        .sign(&self.signing)
+    }
+}
+
+/// Appends a signed statement to the transcript in `tx`, as the linker,
+/// after verifying the whole transcript with it; queues the new entry to
+/// its replicas.
+///
+/// # Errors
+///
+/// An `invalid` refusal (nothing written), or the store's failure.
+pub(super) fn append(
+    tx: &Tx<'_>,
+    manifest: &Manifest,
+    linker: &SigningKey,
+    signed: SignedStatement,
+) -> Outcome<Entry> {
+    let project = signed.statement.project.clone();
+    let mut entries = tx.entries(&project)?;
+    let entry = sequencer::append(&mut entries, signed, manifest, linker)?;
+    tx.append_entries(&project, std::slice::from_ref(&entry))?;
+    let view = ProjectView::new(manifest, &entries);
+    for replica in sequencer::replicas(&view, &entry) {
+        let msg = Message::Entries {
+            project: project.clone(),
+            first: entry.seq,
+            entries: BoundedVec::new(vec![entry.clone()]).unwrap_or_default(),
+        };
+        tx.send(&project, &replica, &msg)?;
+    }
+    Ok(entry)
+}

@@ -1,0 +1,245 @@
+//! Which message a node admits, from whom, and when.
+//!
+//! A node decides in two steps, before it verifies a proof or stores a
+//! byte:
+//!
+//! ```text
+//!  message ─▶ authorise(kind, sender's role, my role) ─▶ ProjectView::admit(project state)
+//!               (no state read: a stranger learns          (unknown project, closed, list,
+//!                nothing about what exists here)            hop, chunk and position ranges)
+//! ```
+//!
+//! Both return a [`Refusal`] with a stable [`RefusalCode`]. Refusal details
+//! name projects, lists and positions, never an identifier or a point.
+//!
+//! Without the state checks, a chunk for a closed project was answered
+//! `not-ready` forever (its sender retried it forever), sealed items for a
+//! closed project were stored again after the shredding, and a chunk with
+//! hop `u32::MAX` or items at position `u64::MAX` overflowed arithmetic.
+
+use super::ProjectView;
+use crate::{
+    manifest::{Manifest, Role},
+    messages::Message,
+    refusal::{Refusal, RefusalCode},
+    transcript::Body,
+    types::{Name, ProjectId},
+};
+
+/// Who sent a message: a manifest member (authenticated by its pinned TLS
+/// certificate), or a client (researcher, operator) whose messages carry
+/// their own signatures.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// A federation member.
+    Member(Name),
+    /// A client.
+    Client,
+}
+
+impl Origin {
+    /// The member's name, or `client`, for log lines.
+    pub fn label(&self) -> &str {
+        match self {
+            Origin::Member(n) => n.as_str(),
+            Origin::Client => "client",
+        }
+    }
+}
+
+/// The one refusal for a message whose kind this node does not take from
+/// this peer: the same text whatever the node holds.
+fn unexpected(msg: &Message) -> Refusal {
+    Refusal::new(
+        RefusalCode::Unexpected,
+        format!("this node does not accept {} from this peer", msg.kind()),
+    )
+}
+
+/// Authorises `msg` from `from` at node `me` by the message's kind and the
+/// two roles alone, before any project state is read.
+///
+/// | kind | from | to |
+/// |---|---|---|
+/// | `Hello`, `Status` | anyone | any node |
+/// | `SubmitOrder`, `Fetch`, `Close` | a client | the linker |
+/// | `Approve` | a client | a register |
+/// | `Statement` | a member | the linker |
+/// | `Entries` | the linker | a register |
+/// | `Blinding`, `SealedItems` | the list's owner | the linker |
+/// | `Points` | a member | any node |
+///
+/// Replies (`Ack`, `Refused`, transcripts, deliveries) are never requests.
+///
+/// # Errors
+///
+/// [`RefusalCode::Unexpected`], with a text that depends on the kind only.
+pub fn authorise(
+    manifest: &Manifest,
+    me: &Name,
+    from: &Origin,
+    msg: &Message,
+) -> Result<(), Refusal> {
+    let my_role = manifest.member(me).map(|m| m.role);
+    let linker = manifest.linker().map(|l| &l.name);
+    let to_linker = my_role == Some(Role::Linker);
+    let to_register = my_role == Some(Role::Register);
+    let member = match from {
+        Origin::Member(m) => Some(m),
+        Origin::Client => None,
+    };
+    let ok = match msg {
+        Message::Hello { .. } | Message::Status(_) => true,
+        Message::SubmitOrder(_) | Message::Fetch(_) | Message::Close(_) => {
+            member.is_none() && to_linker
+        }
+        Message::Approve { .. } => member.is_none() && to_register,
+        Message::Statement(_) => member.is_some() && to_linker,
+        Message::Entries { .. } => member.is_some() && member == linker && to_register,
+        Message::Blinding { list, .. } | Message::SealedItems { list, .. } => {
+            member == Some(list) && to_linker
+        }
+        Message::Points(_) => member.is_some(),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(unexpected(msg))
+    }
+}
+
+/// The project a message is about, for the kinds admitted against a
+/// project's state (statements, approvals, entries, blindings, sealed
+/// items, chunks); `None` for the others.
+pub fn subject(msg: &Message) -> Option<&ProjectId> {
+    match msg {
+        Message::Statement(s) | Message::Approve { statement: s, .. } => Some(&s.statement.project),
+        Message::Entries { project, .. }
+        | Message::Blinding { project, .. }
+        | Message::SealedItems { project, .. } => Some(project),
+        Message::Points(chunk) => Some(&chunk.project),
+        _ => None,
+    }
+}
+
+impl ProjectView<'_> {
+    /// Admits an (authorised) message about this project against the
+    /// project's state: the project exists here (or the message is one
+    /// that may come first), it is not closed, and the lists, hops,
+    /// chunks and positions it names are inside the project.
+    ///
+    /// The engine's own checks (signatures, proofs, order) follow.
+    ///
+    /// # Errors
+    ///
+    /// A [`Refusal`]: `unknown-project`, `closed`, `unknown-list`,
+    /// `bad-chunk`, `bad-items` (final), or `unexpected-sender`.
+    pub fn admit(&self, msg: &Message, from: &Origin) -> Result<(), Refusal> {
+        let Some(project) = subject(msg) else {
+            return Ok(());
+        };
+        // Transcript entries from the linker are how a register learns of a
+        // project, and of its closure; an approval may come before the
+        // project reached this node (the engine answers `not-ready`).
+        let bootstraps = matches!(msg, Message::Entries { .. } | Message::Approve { .. });
+        if self.order.is_none() {
+            return if bootstraps {
+                Ok(())
+            } else {
+                Err(Refusal::new(
+                    RefusalCode::UnknownProject,
+                    format!("no project {project}"),
+                ))
+            };
+        }
+        let shredding =
+            matches!(msg, Message::Statement(s) if matches!(s.statement.body, Body::Shredded(_)));
+        if self.closed && !shredding && !matches!(msg, Message::Entries { .. }) {
+            return Err(Refusal::new(
+                RefusalCode::Closed,
+                format!("project {project} is closed; its data is deleted"),
+            ));
+        }
+        let list = match msg {
+            Message::Points(chunk) => &chunk.list,
+            Message::Blinding { list, .. } | Message::SealedItems { list, .. } => list,
+            _ => return Ok(()),
+        };
+        if !self.participants().contains(list) {
+            return Err(Refusal::new(
+                RefusalCode::UnknownList,
+                format!("project {project} has no list {list}"),
+            ));
+        }
+        let announced = self.announcement(list);
+        match msg {
+            Message::Points(chunk) => {
+                let hops = self.hops_of(list);
+                let Some(hop) = usize::try_from(chunk.hop).ok().filter(|h| *h < hops.len()) else {
+                    return Err(Refusal::new(
+                        RefusalCode::BadChunk,
+                        format!(
+                            "list {list} has {} hops after its owner; no chunk comes from hop {}",
+                            hops.len(),
+                            chunk.hop
+                        ),
+                    ));
+                };
+                if let Some(a) = announced {
+                    let chunks = a.persons.div_ceil(u64::from(a.chunk_size.max(1)));
+                    if chunk.chunk >= chunks {
+                        return Err(Refusal::new(
+                            RefusalCode::BadChunk,
+                            format!(
+                                "list {list} has {chunks} chunks; there is no chunk {}",
+                                chunk.chunk
+                            ),
+                        ));
+                    }
+                }
+                // The chunk must come from the member just before the one
+                // it is for (the owner for hop 1).
+                let sender = if hop == 0 { list } else { &hops[hop - 1] };
+                if *from != Origin::Member(sender.clone()) {
+                    return Err(Refusal::new(
+                        RefusalCode::UnexpectedSender,
+                        format!(
+                            "the sender is not hop {} of list {list} in project {project}",
+                            chunk.hop
+                        ),
+                    ));
+                }
+            }
+            Message::SealedItems { first, items, .. } => {
+                // Before the announcement the list's size is unknown: the
+                // items wait (an owner queues its announcement first), and
+                // nothing is stored for positions nobody has announced.
+                let Some(persons) = announced.map(|a| a.persons) else {
+                    return Err(Refusal::not_ready(format!(
+                        "list {list} of project {project} is not announced here yet"
+                    )));
+                };
+                let end = first.0.checked_add(items.len() as u64);
+                if end.is_none_or(|end| end > persons) {
+                    return Err(Refusal::new(
+                        RefusalCode::BadItems,
+                        format!(
+                            "{} items from position {} are outside list {list}",
+                            items.len(),
+                            first.0
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The member a chunk produced by hop `hop` of `list` is for (the
+    /// linker after the last register hop).
+    pub fn chunk_recipient(&self, list: &Name, hop: u32) -> Option<Name> {
+        self.hops_of(list).get(usize::try_from(hop).ok()?).cloned()
+    }
+}

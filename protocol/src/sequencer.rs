@@ -1,0 +1,192 @@
+//! The transcript's sequencer: the linker's append-and-verify, and how a
+//! register takes in the entries the linker replicates to it.
+//!
+//! ```text
+//!  researcher ── SubmitOrder ──▶ admit_order ─┐
+//!  member ────── Statement ────▶ admit_statement ─▶ append (verify whole) ─▶ Entry
+//!                                                                 └──▶ replicas(entry): registers to send it to
+//!  linker ────── Entries ──────▶ (register) accept_replica ─▶ fresh entries ─▶ verify whole
+//! ```
+//!
+//! Everything here is pure: the node loads the project's entries, calls
+//! one of these, and commits what it returns in one transaction.
+
+use ed25519_dalek::SigningKey;
+
+use crate::{
+    manifest::Manifest,
+    project::ProjectView,
+    refusal::{Refusal, RefusalCode},
+    transcript::{self, Body, Entry, SignedStatement, Signer},
+    types::Name,
+};
+
+/// The most persons one list may announce: every identifier Norway has
+/// issued (about 5.5 million residents, and D-numbers) several times over.
+/// A larger announcement is refused, so that a member cannot make the
+/// linker reserve room for positions without end.
+pub const MAX_LIST_PERSONS: u64 = 1 << 25;
+
+/// What to do with a statement a member sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admitted {
+    /// Append it.
+    New,
+    /// It is in the transcript already (a resend after a lost
+    /// acknowledgement): acknowledge it again.
+    AlreadyRecorded,
+}
+
+/// Whether a researcher's order may open a project at `now`, given the
+/// entries already held under its project id.
+///
+/// # Errors
+///
+/// `not-an-order`, `project-exists`, `expired`.
+pub fn admit_order(existing: &[Entry], signed: &SignedStatement, now: u64) -> Result<(), Refusal> {
+    let Body::Order(order) = &signed.statement.body else {
+        return Err(Refusal::new(
+            RefusalCode::NotAnOrder,
+            "SubmitOrder must carry a project order",
+        ));
+    };
+    if !existing.is_empty() {
+        return Err(Refusal::new(
+            RefusalCode::ProjectExists,
+            format!("project {} already exists", order.project),
+        ));
+    }
+    if order.expires <= now {
+        return Err(Refusal::new(
+            RefusalCode::Expired,
+            "the order's expiry date has passed",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the linker may append `signed`, sent by member `from`, to the
+/// project whose transcript `view` shows.
+///
+/// A member speaks only for itself (operators' approvals come through
+/// their own register's node); a hop record can only follow the previous
+/// hop's.
+///
+/// # Errors
+///
+/// `impersonation`, `unknown-project` (final), `not-ready` (the previous
+/// hop's record or the list's announcement is not recorded yet).
+pub fn admit_statement(
+    view: &ProjectView<'_>,
+    entries: &[Entry],
+    from: &Name,
+    signed: &SignedStatement,
+) -> Result<Admitted, Refusal> {
+    let allowed = match &signed.statement.signer {
+        Signer::Node(n) => n == from,
+        Signer::Operator { register, .. } => register == from,
+        Signer::Researcher(_) => false,
+    };
+    if !allowed {
+        return Err(Refusal::new(
+            RefusalCode::Impersonation,
+            format!("{from} sent a statement signed for someone else"),
+        ));
+    }
+    let project = &signed.statement.project;
+    if entries.is_empty() {
+        return Err(Refusal::new(
+            RefusalCode::UnknownProject,
+            format!("no project {project}"),
+        ));
+    }
+    let digest = signed.statement.digest();
+    if entries
+        .iter()
+        .any(|e| e.signed.statement.digest() == digest)
+    {
+        return Ok(Admitted::AlreadyRecorded);
+    }
+    if let Body::ListAnnounced(a) = &signed.statement.body {
+        if a.persons > MAX_LIST_PERSONS {
+            return Err(Refusal::new(
+                RefusalCode::Invalid,
+                format!(
+                    "list {} announces {} persons; a list holds at most {MAX_LIST_PERSONS}",
+                    a.list, a.persons
+                ),
+            ));
+        }
+    }
+    if let Body::Hop(h) = &signed.statement.body {
+        let previous_missing = h.hop > 1 && view.hop_record(&h.list, h.hop - 1).is_none();
+        if view.announcement(&h.list).is_none() || previous_missing {
+            return Err(Refusal::not_ready(format!(
+                "list {} hop {}: the previous hop is not recorded yet",
+                h.list, h.hop
+            )));
+        }
+    }
+    Ok(Admitted::New)
+}
+
+/// Appends `signed` to `entries` as the linker (chained and countersigned
+/// with `linker`), after verifying the whole transcript with it.
+/// Returns the new entry; `entries` holds it on success and is unchanged
+/// on error.
+///
+/// # Errors
+///
+/// `invalid`, with the verifier's reason.
+pub fn append(
+    entries: &mut Vec<Entry>,
+    signed: SignedStatement,
+    manifest: &Manifest,
+    linker: &SigningKey,
+) -> Result<Entry, Refusal> {
+    let prev = entries.last().map(Entry::hash).unwrap_or_default();
+    let entry = Entry::record(entries.len() as u64, prev, signed, linker);
+    entries.push(entry.clone());
+    if let Err(e) = transcript::verify(entries, None, manifest) {
+        entries.pop();
+        return Err(Refusal::new(RefusalCode::Invalid, e.to_string()));
+    }
+    Ok(entry)
+}
+
+/// The members the linker replicates a new entry to: every participating
+/// register (the linker records its own statements through the same path
+/// and holds the transcript itself).
+pub fn replicas(view: &ProjectView<'_>, _entry: &Entry) -> Vec<Name> {
+    view.participants()
+}
+
+/// A register takes in entries `new`, numbered from `first`, that the
+/// linker replicated: returns those it does not hold yet. Entries it holds
+/// must be identical.
+///
+/// # Errors
+///
+/// `not-ready` (a gap: earlier entries have not arrived), `diverged`.
+pub fn accept_replica(have: &[Entry], first: u64, new: Vec<Entry>) -> Result<Vec<Entry>, Refusal> {
+    let held = have.len() as u64;
+    if first > held {
+        return Err(Refusal::not_ready(format!(
+            "entries from {first}, but this node has {held}"
+        )));
+    }
+    let mut fresh = Vec::new();
+    for (seq, e) in (first..).zip(new) {
+        match usize::try_from(seq).ok().and_then(|i| have.get(i)) {
+            Some(old) if *old == e => {}
+            Some(_) => {
+                return Err(Refusal::new(
+                    RefusalCode::Diverged,
+                    format!("entry {seq} differs from this node's copy"),
+                ))
+            }
+            None => fresh.push(e),
+        }
+    }
+    Ok(fresh)
+}
