@@ -25,12 +25,12 @@ use std::{
 
 use anyhow::{anyhow, Context};
 use kobling_keys::{Keystore, Passphrase};
-use kobling_protocol::{manifest::Manifest, messages::Message};
+use kobling_protocol::{manifest::Manifest, messages::Message, transcript::SignedStatement};
 use tokio::sync::watch;
 use tracing::{error, info};
 
 use crate::{
-    engine::{Engine, EngineConfig, Peer},
+    engine::{ApprovalDesk, Engine, EngineConfig, Peer},
     net::{
         client::{Client, ClientSettings},
         endpoint::{server_endpoint, TransportLimits},
@@ -51,6 +51,8 @@ pub(crate) fn unix_now() -> u64 {
 
 struct NodeHandler {
     engine: Arc<Mutex<Engine>>,
+    /// Checks approvals and reads their extracts outside the engine's lock.
+    desk: ApprovalDesk,
     wake: watch::Sender<()>,
     /// Asks the ticker for a tick now (a message changed a project).
     tick_now: Arc<tokio::sync::Notify>,
@@ -78,9 +80,13 @@ impl Handler for NodeHandler {
         let engine = self.engine.clone();
         Box::pin(async move {
             let kind = request.kind();
-            let done = tokio::task::spawn_blocking(move || {
-                let mut engine = engine.lock().unwrap_or_else(PoisonError::into_inner);
-                engine.handle_streamed(&from, request, unix_now())
+            let desk = self.desk.clone();
+            let done = tokio::task::spawn_blocking(move || match request {
+                Message::Approve {
+                    statement,
+                    extract_path,
+                } => approve(&engine, &desk, &from, statement, extract_path.as_str()),
+                request => lock(&engine).handle_streamed(&from, request, unix_now()),
             })
             .await;
             // The peer hears a fixed text; what went wrong (file paths, OS
@@ -106,6 +112,36 @@ impl Handler for NodeHandler {
     }
 }
 
+fn lock(engine: &Mutex<Engine>) -> std::sync::MutexGuard<'_, Engine> {
+    engine.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An operator's approval: authenticated, checked for a replay (which is
+/// acknowledged without reading a file), and its extract read and hashed
+/// without holding the engine, so that a large or hostile file never
+/// stalls the node's other projects.
+fn approve(
+    engine: &Mutex<Engine>,
+    desk: &ApprovalDesk,
+    from: &Peer,
+    statement: SignedStatement,
+    name: &str,
+) -> Result<crate::engine::Replies, crate::engine::EngineError> {
+    let file = match desk.authenticate(&statement) {
+        Err(refusal) => Err(refusal),
+        Ok(()) => {
+            if lock(engine).approval_seen(&statement)? {
+                return Ok(vec![Message::Ack {
+                    of: kobling_protocol::types::Digest::default(),
+                }]
+                .into());
+            }
+            desk.read(name)
+        }
+    };
+    lock(engine).handle_approval(from, statement, name, file, unix_now())
+}
+
 /// The refusal a peer gets when the node itself failed: the same text
 /// whatever the failure.
 pub(crate) fn internal() -> Message {
@@ -129,6 +165,9 @@ pub(crate) struct Options {
     pub(crate) chunk_size: u32,
     /// Accept synthetic test numbers and test-mode orders (tests, demos).
     pub(crate) test_mode: bool,
+    /// The directory operators' approvals name extracts in (default:
+    /// `extracts/` in the node's directory).
+    pub(crate) extracts: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -137,6 +176,7 @@ impl Default for Options {
             listen: None,
             chunk_size: kobling_protocol::hop::DEFAULT_CHUNK_SIZE,
             test_mode: false,
+            extracts: None,
         }
     }
 }
@@ -168,6 +208,12 @@ pub(crate) async fn run(
     let config = EngineConfig {
         chunk_size: options.chunk_size,
         test_mode: options.test_mode,
+        extracts: Some(
+            options
+                .extracts
+                .clone()
+                .unwrap_or_else(|| dir.join("extracts")),
+        ),
         ..EngineConfig::default()
     };
     let engine = Arc::new(Mutex::new(Engine::new(
@@ -203,8 +249,10 @@ pub(crate) async fn run(
     let (wake, woken) = watch::channel(());
     let (stop, stopped) = watch::channel(false);
     let tick_now = Arc::new(tokio::sync::Notify::new());
+    let desk = lock(&engine).approval_desk();
     let handler = Arc::new(NodeHandler {
         engine: engine.clone(),
+        desk,
         wake: wake.clone(),
         tick_now: tick_now.clone(),
     });

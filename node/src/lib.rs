@@ -1,9 +1,11 @@
 //! `kobling`: the Kobling node daemon and the researcher, operator and
 //! auditor commands.
 //!
-//! The crate is the `kobling` binary; its one public item, [`run`], runs
-//! the command line so that tools (the simulator) can start the same
-//! program as their own child processes.
+//! The crate is the `kobling` binary's library: [`run`] runs the command
+//! line (so that tools, the simulator, can start the same program as their
+//! own child processes), and [`engine`] is the node's core, the driver of
+//! the protocol's rules over a [`store`]. `docs/architecture.md` follows
+//! one chunk and one approval from the socket to the commit.
 //! (Built by `cargo fuzz`, with `--cfg fuzzing`, it also has a `fuzzing`
 //! module: the readers of outside bytes, for the targets in `fuzz/`.)
 //!
@@ -11,7 +13,14 @@
 //!
 //! ```text
 //!  run ── tracing, parse ──▶ cli::Command ──▶ cmd::<command>::run
-//!                                            ├─ node run ──▶ daemon ──▶ engine (store, duties) + net (QUIC, pinned TLS)
+//!                                            ├─ node run ──▶ daemon ──▶ net (QUIC, pinned TLS) ─┐
+//!                                            │                 sender, ticker                   │
+//!                                            │    engine::Engine::handle ◀──────────────────────┘
+//!                                            │      1 protocol::project::authorise (kind, roles)
+//!                                            │      2 ProjectView::admit (project state, loaded once)
+//!                                            │      3 engine/<concern>.rs: sequencer · approval · list
+//!                                            │        · chain · linking · delivery · lifecycle
+//!                                            │      4 store: one transaction, with the outbox
 //!                                            ├─ project … ──▶ net client ──▶ linker / own node; researcher (verify, open)
 //!                                            ├─ audit …, extract check, manifest check, keys …
 //!  manifest_file: the federation manifest (TOML) every command pins

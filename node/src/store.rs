@@ -24,7 +24,7 @@ use kobling_protocol::{
     messages::{self, Message},
     project::Step,
     transcript::{self, Entry},
-    types::{Name, ProjectId},
+    types::{Digest, Name, ProjectId},
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
@@ -75,6 +75,7 @@ CREATE TABLE IF NOT EXISTS hops (project TEXT NOT NULL, list TEXT NOT NULL, hop 
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, project TEXT NOT NULL, dest TEXT NOT NULL, bytes BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS outbox_dest ON outbox (dest, id);
 CREATE TABLE IF NOT EXISTS sent (project TEXT NOT NULL, step TEXT NOT NULL, PRIMARY KEY (project, step));
+CREATE TABLE IF NOT EXISTS approvals (project TEXT NOT NULL, statement BLOB NOT NULL, PRIMARY KEY (project, statement));
 CREATE TABLE IF NOT EXISTS blindings (project TEXT NOT NULL, list TEXT NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list));
 CREATE TABLE IF NOT EXISTS sealed (project TEXT NOT NULL, list TEXT NOT NULL, position INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list, position));
 CREATE TABLE IF NOT EXISTS finals (project TEXT NOT NULL, list TEXT NOT NULL, chunk INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list, chunk));
@@ -293,6 +294,36 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Records that an approval (by its statement digest) was taken.
+    pub(crate) fn put_approval_seen(
+        &self,
+        project: &ProjectId,
+        statement: &Digest,
+    ) -> Result<(), StoreError> {
+        self.0.execute(
+            "INSERT OR IGNORE INTO approvals (project, statement) VALUES (?1, ?2)",
+            params![project.as_str(), &statement.0[..]],
+        )?;
+        Ok(())
+    }
+
+    /// Whether an approval (by its statement digest) was taken.
+    pub(crate) fn approval_seen(
+        &self,
+        project: &ProjectId,
+        statement: &Digest,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .0
+            .query_row(
+                "SELECT 1 FROM approvals WHERE project = ?1 AND statement = ?2",
+                params![project.as_str(), &statement.0[..]],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
     /// Where the extract with `digest` is.
     pub(crate) fn extract_path(
         &self,
@@ -412,7 +443,14 @@ impl Tx<'_> {
     /// records are kept; and the outbox, which may still hold the closure's
     /// notices to other nodes).
     pub(crate) fn delete_working_data(&self, project: &ProjectId) -> Result<(), StoreError> {
-        for table in ["extracts", "hops", "blindings", "sealed", "finals"] {
+        for table in [
+            "extracts",
+            "approvals",
+            "hops",
+            "blindings",
+            "sealed",
+            "finals",
+        ] {
             self.0.execute(
                 &format!("DELETE FROM {table} WHERE project = ?1"),
                 [project.as_str()],

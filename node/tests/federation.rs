@@ -29,6 +29,39 @@ fn five_node_processes_run_a_project_through_the_commands() {
     ]);
     assert!(status.contains("phase: delivered"), "{status}");
 
+    // A researcher key nobody knows learns nothing over QUIC: asking about
+    // the real project and about a made-up one, at the linker and at a
+    // register, gets the very same answer.
+    let stranger = s.dir.path().join("stranger.key");
+    ok(&["keys", "researcher", "--out", path(&stranger)]);
+    let probe = |project: &str, node: &str| {
+        let out = kobling(&[
+            "project",
+            "status",
+            "--manifest",
+            m,
+            "--key",
+            path(&stranger),
+            "--project",
+            project,
+            "--node",
+            node,
+        ]);
+        assert!(!out.status.success(), "a stranger read {project} at {node}");
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.starts_with("error"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace(project, "PROJECT")
+            .replace(node, "NODE")
+    };
+    for node in ["LINKER", "NPR"] {
+        let real = probe("E2E-1", node);
+        assert!(real.contains("not-allowed"), "{real}");
+        assert_eq!(real, probe("NO-SUCH-PROJECT", node), "at {node}");
+    }
+
     // Close: afterwards a fetch fails with a clear message.
     ok(&[
         "project",

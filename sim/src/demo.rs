@@ -214,10 +214,14 @@ fn federation(dir: &Path, registers: &[&str]) -> anyhow::Result<PathBuf> {
     Ok(manifest_path)
 }
 
+/// Starts a node process per register and the linker, each register with
+/// its extract's directory as its extract directory (the operators'
+/// approvals name the file in it).
 fn start_nodes(
     dir: &Path,
     manifest: &Path,
     registers: &[&str],
+    extracts: &BTreeMap<&str, PathBuf>,
     threads: Option<usize>,
 ) -> anyhow::Result<Nodes> {
     let mut nodes = Nodes(Vec::new());
@@ -242,6 +246,14 @@ fn start_nodes(
                 p(manifest)?,
                 "--test-mode",
             ])
+            .args(
+                extracts
+                    .get(name)
+                    .and_then(|f| f.parent())
+                    .map(|d| ["--extracts".as_ref(), d.as_os_str()])
+                    .into_iter()
+                    .flatten(),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -378,7 +390,13 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
     // 2. Federation and nodes.
     let manifest_path = federation(&out, args.registers)?;
     let m = p(&manifest_path)?.to_string();
-    let nodes = start_nodes(&out, &manifest_path, args.registers, args.threads)?;
+    let nodes = start_nodes(
+        &out,
+        &manifest_path,
+        args.registers,
+        &extracts,
+        args.threads,
+    )?;
     println!(
         "Started {} node processes (QUIC on 127.0.0.1); logs in {}/nodes/<NODE>/node.log",
         nodes.0.len(),

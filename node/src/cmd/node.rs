@@ -42,6 +42,11 @@ pub(crate) enum NodeCommand {
         /// them. A production node refuses a test-mode order.
         #[arg(long)]
         test_mode: bool,
+        /// The directory extract files are read from: an operator's
+        /// approval names a file in it (`project approve --extract`), never
+        /// a path. Default: DIR/extracts.
+        #[arg(long, value_name = "DIR")]
+        extracts: Option<PathBuf>,
     },
 }
 
@@ -55,6 +60,7 @@ impl NodeCommand {
                 chunk_size,
                 passphrase_file,
                 test_mode,
+                extracts,
             } => {
                 // Before the runtime's threads exist: this edits the
                 // environment.
@@ -71,6 +77,7 @@ impl NodeCommand {
                         listen,
                         chunk_size,
                         test_mode,
+                        extracts,
                     },
                     shutdown_signal(),
                 ))?;

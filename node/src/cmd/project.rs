@@ -70,7 +70,10 @@ pub(crate) enum ProjectCommand {
         /// The project id.
         #[arg(long)]
         project: String,
-        /// The extract file (CSV with an `fnr` column) on the node's machine.
+        /// The extract file (CSV with an `fnr` column). It must be in the
+        /// node's extract directory (`kobling node run --extracts`, default
+        /// DIR/extracts): the node is sent only its file name, and reads
+        /// that name there.
         #[arg(long)]
         extract: PathBuf,
     },
@@ -180,9 +183,10 @@ impl ProjectCommand {
                 let path = extract
                     .canonicalize()
                     .with_context(|| format!("cannot find {}", extract.display()))?;
-                let path_text = path
-                    .to_str()
-                    .context("the extract's path is not UTF-8")?
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .context("the extract's file name is not UTF-8")?
                     .to_string();
                 let summary = crate::extract_file::check_extract(
                     &path,
@@ -224,7 +228,7 @@ impl ProjectCommand {
                 .sign(&key.signing);
                 let msg = Message::Approve {
                     statement: signed,
-                    extract_path: BoundedString::new(path_text)?,
+                    extract_path: BoundedString::new(name)?,
                 };
                 expect_ack(ask(&manifest, &register, msg).await?)?;
                 println!("approved {} for project {project} at {register}: {rows} rows, SHA3-256 {digest}", path.display());

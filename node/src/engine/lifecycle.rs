@@ -64,7 +64,12 @@ impl Engine {
             let done = match duty {
                 Duty::Commit => self.commit(project, now),
                 Duty::AnnounceList { extract } => self.announce(project, &view, extract, now),
-                Duty::Link => self.link(project, &view, now),
+                Duty::Link => match self.link(project, &view, now) {
+                    Err(Refused::Refusal(r)) if r.code == RefusalCode::Link => {
+                        self.linkage_failed(project, &r.detail, now)
+                    }
+                    done => done,
+                },
                 Duty::Shred => self.shred(project, now),
                 _ => Ok(()),
             };
@@ -195,6 +200,21 @@ impl Engine {
         self.publish_once(project, Step::Close, Body::Closure(Closure { reason }), now)?;
         tracing::info!(node = %self.me, %project, "project expired and closed");
         Ok(())
+    }
+
+    /// A linkage that cannot succeed (a list repeats a pseudonym, two
+    /// persons share an lnr): the lists are in the transcript and cannot
+    /// be sent again, so the linker records the failure once, naming the
+    /// list, as the project's closure, and every node shreds. It is not
+    /// retried on every tick.
+    fn linkage_failed(&mut self, project: &ProjectId, detail: &str, now: u64) -> Outcome<()> {
+        tracing::error!(node = %self.me, %project, %detail, "the linkage failed; the project is closed");
+        let reason: String = format!("linkage failed: {detail}")
+            .chars()
+            .take(kobling_protocol::transcript::MAX_TEXT)
+            .collect();
+        let reason = BoundedString::new(reason).unwrap_or_default();
+        self.publish_once(project, Step::Close, Body::Closure(Closure { reason }), now)
     }
 
     /// Shreds this node's key share of a closed project and deletes its

@@ -19,7 +19,7 @@
 //! ```
 //!
 //! The rules (who may send what, when; the step order; the linker's
-//! append-and-verify) live in `kobling_protocol` ([`project`],
+//! append-and-verify) live in `kobling_protocol` ([`project`](kobling_protocol::project),
 //! [`sequencer`](kobling_protocol::sequencer)); this module loads state,
 //! calls them, and commits. Every state change commits in one transaction
 //! with the messages it produces, so a node killed at any point continues
@@ -27,7 +27,7 @@
 //! twice is acknowledged without being processed again.
 //!
 //! Refusals are answered with [`Message::Refused`] and a
-//! [`RefusalCode`](kobling_protocol::refusal::RefusalCode): `not-ready`
+//! [`RefusalCode`]: `not-ready`
 //! means "send it again later" (e.g. a chunk that arrives before the
 //! list's announcement reached this node); any other code is final.
 //!
@@ -60,19 +60,24 @@ use std::{
 use ed25519_dalek::SigningKey;
 use kobling_keys::Keystore;
 use kobling_protocol::{
+    bounded::BoundedString,
     hop::DEFAULT_CHUNK_SIZE,
     manifest::{Manifest, Role},
     messages::{Message, MAX_ITEMS_PER_MESSAGE, PROTOCOL_VERSION},
     project::{authorise, subject, ProjectView},
-    refusal::RefusalCode,
-    transcript::Entry,
+    refusal::{Refusal, RefusalCode},
+    transcript::{Entry, SignedStatement},
     types::{Name, ProjectId},
 };
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 
 #[cfg(test)]
 pub(crate) use self::approval::file_digest;
-pub use self::{error::EngineError, replies::Replies};
+pub use self::{
+    approval::{ApprovalDesk, ExtractFile, MAX_EXTRACT_BYTES},
+    error::EngineError,
+    replies::Replies,
+};
 pub use kobling_protocol::project::Origin as Peer;
 
 use self::error::{ack, refuse, Outcome, Refused};
@@ -271,6 +276,42 @@ impl Engine {
     ) -> Result<Replies, EngineError> {
         let kind = msg.kind();
         let result = self.admit_and_handle(from, msg, now);
+        self.respond(from, kind, result)
+    }
+
+    /// Handles an operator's approval whose extract the daemon already
+    /// read outside the engine's lock ([`ApprovalDesk`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`handle`](Self::handle).
+    pub fn handle_approval(
+        &mut self,
+        from: &Peer,
+        statement: SignedStatement,
+        name: &str,
+        file: Result<ExtractFile, Refusal>,
+        now: u64,
+    ) -> Result<Replies, EngineError> {
+        let msg = Message::Approve {
+            statement,
+            extract_path: BoundedString::new(name).unwrap_or_default(),
+        };
+        let result = self.admit(from, &msg).and_then(|()| match msg {
+            Message::Approve { statement, .. } => {
+                self.approve(statement, file, now).map(Replies::from)
+            }
+            other => Err(unexpected(&other)),
+        });
+        self.respond(from, "Approve", result)
+    }
+
+    fn respond(
+        &self,
+        from: &Peer,
+        kind: &str,
+        result: Outcome<Replies>,
+    ) -> Result<Replies, EngineError> {
         match result {
             Ok(replies) => Ok(replies),
             Err(Refused::Refusal(r)) => {
@@ -281,12 +322,19 @@ impl Engine {
         }
     }
 
-    fn admit_and_handle(&mut self, from: &Peer, msg: Message, now: u64) -> Outcome<Replies> {
-        authorise(&self.manifest, &self.me, from, &msg)?;
-        if let Some(project) = subject(&msg) {
+    /// Authorises `msg` by kind and sender, then admits it against its
+    /// project's state.
+    fn admit(&self, from: &Peer, msg: &Message) -> Outcome<()> {
+        authorise(&self.manifest, &self.me, from, msg)?;
+        if let Some(project) = subject(msg) {
             let entries = self.store.entries(project)?;
-            ProjectView::new(&self.manifest, &entries).admit(&msg, from)?;
+            ProjectView::new(&self.manifest, &entries).admit(msg, from)?;
         }
+        Ok(())
+    }
+
+    fn admit_and_handle(&mut self, from: &Peer, msg: Message, now: u64) -> Outcome<Replies> {
+        self.admit(from, &msg)?;
         match self.role {
             Role::Linker => self.linker_handles(from, msg, now),
             Role::Register => self.register_handles(from, msg, now),
@@ -343,7 +391,16 @@ impl Engine {
                     extract_path,
                 },
                 _,
-            ) => self.approve(statement, extract_path.as_str(), now)?,
+            ) => {
+                let desk = self.approval_desk();
+                desk.authenticate(&statement)?;
+                if self.approval_seen(&statement)? {
+                    vec![ack()]
+                } else {
+                    let file = desk.read(extract_path.as_str());
+                    self.approve(statement, file, now)?
+                }
+            }
             (Message::Points(chunk), Peer::Member(m)) => self.points(m, chunk)?,
             (Message::Status(req), _) => self.status(&req, now)?,
             (other, _) => return Err(unexpected(&other)),

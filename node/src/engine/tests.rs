@@ -147,7 +147,7 @@ impl Fed {
             // Small batches, so that every delivery crosses batches.
             delivery_batch: 7,
             test_mode: !self.production.contains(&name(m)),
-            ..EngineConfig::default()
+            extracts: Some(self.dir.path().join("extracts")),
         };
         let engine =
             Engine::new(name(m), self.manifest.clone(), ks, store, seed, config).expect("engine");
@@ -203,6 +203,21 @@ impl Fed {
     }
 
     fn approve_at(&mut self, project: &str, register: &str, operator: usize, now: u64) -> Message {
+        let msg = self.approval_message_at(project, register, operator, now);
+        self.client_at(register, msg, now).remove(0)
+    }
+
+    fn approval_message(&self, project: &str, register: &str, operator: usize) -> Message {
+        self.approval_message_at(project, register, operator, NOW)
+    }
+
+    fn approval_message_at(
+        &self,
+        project: &str,
+        register: &str,
+        operator: usize,
+        now: u64,
+    ) -> Message {
         let order = self.order(project);
         let path = extract_path(self.dir.path(), register);
         let extract = self.pop.extract(register).expect("extract");
@@ -231,11 +246,10 @@ impl Fed {
             body: Body::Approval(approval),
         }
         .sign(key);
-        let msg = Message::Approve {
+        Message::Approve {
             statement: signed,
-            extract_path: BoundedString::new(path.to_str().expect("utf-8")).expect("fits"),
-        };
-        self.client_at(register, msg, now).remove(0)
+            extract_path: BoundedString::new(format!("{register}.csv")).expect("fits"),
+        }
     }
 
     fn request(&mut self, project: &str, action: Action) -> Vec<Message> {
@@ -758,4 +772,170 @@ fn a_production_node_refuses_a_test_mode_order() {
     approve_all(&mut fed, "T-3");
     fed.pump();
     fed.check_delivery("T-3");
+}
+
+#[test]
+fn approvals_read_only_regular_files_in_the_extract_directory_and_replays_are_not_hashed_again() {
+    use std::sync::mpsc;
+
+    let mut fed = Fed::new(120);
+    assert!(matches!(fed.submit("A-1"), Message::Ack { .. }));
+    fed.pump();
+
+    // A genuine approval by NPR's first operator, replayed by someone who
+    // copied it off the wire, with the (unsigned) extract name changed.
+    let genuine = fed.approval_message("A-1", "NPR", 0);
+    let Message::Approve { statement, .. } = genuine.clone() else {
+        panic!("an approval")
+    };
+    let extracts = fed.dir.path().join("extracts");
+    let fifo = extracts.join("fifo.csv");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo")
+        .success());
+    let huge = extracts.join("huge.csv");
+    std::fs::File::create(&huge)
+        .expect("create")
+        .set_len(crate::engine::MAX_EXTRACT_BYTES + 1)
+        .expect("sparse file");
+    std::os::unix::fs::symlink("/etc/passwd", extracts.join("link.csv")).expect("symlink");
+    let outside = fed.dir.path().join("NPR").join("outside.csv");
+    std::fs::write(&outside, "fnr\n").expect("write");
+
+    let names = [
+        "/dev/zero",
+        "fifo.csv",
+        "huge.csv",
+        "link.csv",
+        "../NPR/outside.csv",
+        "/etc/passwd",
+        "no-such-file.csv",
+        "",
+        ".",
+    ];
+    let mut texts = BTreeSet::new();
+    for bad in names {
+        let msg = Message::Approve {
+            statement: statement.clone(),
+            extract_path: BoundedString::new(bad).expect("fits"),
+        };
+        // Each answer comes at once: a FIFO or /dev/zero would block a
+        // reader or never end.
+        let mut engine = fed.engines.remove(&name("NPR")).expect("engine");
+        let (tx, rx) = mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            let reply = engine
+                .handle(&Peer::Client, msg, NOW)
+                .expect("no internal error");
+            let _ = tx.send(reply);
+            engine
+        });
+        let reply = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("the approval naming {bad:?} did not return"));
+        fed.engines
+            .insert(name("NPR"), worker.join().expect("worker"));
+        assert_eq!(
+            reply[0].refusal_code(),
+            Some(RefusalCode::Extract),
+            "{bad:?}"
+        );
+        let Message::Refused { detail, .. } = &reply[0] else {
+            unreachable!("a refusal")
+        };
+        texts.insert(detail.as_str().to_string());
+    }
+    assert_eq!(
+        texts.len(),
+        1,
+        "one text, whatever the file system holds: {texts:?}"
+    );
+
+    // The genuine approval is taken; a replay of it is acknowledged
+    // without reading the file again (it changed since: a re-hash would
+    // refuse it for its digest).
+    assert!(matches!(fed.client("NPR", genuine.clone()), v if matches!(v[0], Message::Ack { .. })));
+    let path = extracts.join("NPR.csv");
+    let original = std::fs::read(&path).expect("read");
+    std::fs::write(&path, b"fnr\nchanged\n").expect("write");
+    assert!(matches!(fed.client("NPR", genuine)[0], Message::Ack { .. }));
+    std::fs::write(&path, original).expect("restore");
+
+    // Another project runs to its delivery meanwhile.
+    approve_all(&mut fed, "A-1");
+    fed.pump();
+    fed.check_delivery("A-1");
+}
+
+#[test]
+fn a_list_that_repeats_a_pseudonym_closes_the_project_once_naming_the_list() {
+    use crate::store::LinkerTable;
+    use kobling_protocol::group::WirePoint;
+
+    let mut fed = Fed::new(150);
+    assert!(matches!(fed.submit("L-1"), Message::Ack { .. }));
+    fed.pump();
+    approve_all(&mut fed, "L-1");
+    let project = ProjectId::new("L-1").expect("valid");
+    let mut tampered = false;
+    // When every list passed every hop, and before the linker links: KPR
+    // (say) had sent one person twice, so the linker's final points of
+    // KPR's list repeat one point.
+    fed.pump_with(|fed, _| {
+        if tampered || !fed.duties("L-1", "LINKER").contains(&Duty::Link) {
+            return;
+        }
+        let linker = fed.engines.get_mut(&name("LINKER")).expect("linker");
+        linker
+            .store
+            .transaction(|tx| {
+                let blobs = tx.blobs(LinkerTable::Final, &project, &name("KPR"))?;
+                let mut points: Vec<WirePoint> =
+                    postcard::from_bytes(&blobs[0]).expect("final points");
+                points[1] = points[0];
+                tx.put_blob(
+                    LinkerTable::Final,
+                    &project,
+                    &name("KPR"),
+                    0,
+                    &postcard::to_allocvec(&points).expect("encode"),
+                )
+            })
+            .expect("tamper");
+        tampered = true;
+    });
+    assert!(tampered, "the chain finished");
+
+    let entries = fed.engines[&name("LINKER")]
+        .transcript(&project)
+        .expect("entries");
+    let reasons: Vec<String> = entries
+        .iter()
+        .filter_map(|e| match &e.signed.statement.body {
+            Body::Closure(c) => Some(c.reason.as_str().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons.len(), 1, "recorded once: {reasons:?}");
+    assert!(
+        reasons[0].contains("linkage failed") && reasons[0].contains("KPR"),
+        "{reasons:?}"
+    );
+    assert!(
+        !entries
+            .iter()
+            .any(|e| matches!(e.signed.statement.body, Body::LinkSummary(_))),
+        "nothing was linked"
+    );
+    let view = ProjectView::new(&fed.manifest, &entries);
+    assert_eq!(view.phase(), Phase::Closed);
+    for m in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
+        assert!(view.shredded(&name(m)), "{m} shredded");
+    }
+    assert!(
+        fed.duties("L-1", "LINKER").is_empty(),
+        "no duty left to retry"
+    );
 }

@@ -344,10 +344,12 @@ impl Fed {
             let (stop, stopped) = oneshot::channel::<()>();
             let node_dir = dir.path().join(m);
             let manifest = (*manifest).clone();
+            let extracts = dir.path().join("extracts");
             let task = tokio::spawn(async move {
                 let options = daemon::Options {
                     chunk_size: CHUNK_SIZE,
                     test_mode: true,
+                    extracts: Some(extracts.clone()),
                     ..daemon::Options::default()
                 };
                 daemon::run(&node_dir, manifest, None, &options, async {
@@ -368,6 +370,7 @@ impl Fed {
             chunk_size: CHUNK_SIZE,
             background_preparation: false,
             test_mode: true,
+            extracts: Some(dir.path().join("extracts")),
             ..EngineConfig::default()
         };
         let engine = Engine::new(name("KPR"), (*manifest).clone(), ks, store, [9; 32], config)
@@ -541,7 +544,7 @@ impl Fed {
                 body: Body::Approval(approval),
             }
             .sign(key),
-            extract_path: BoundedString::new(path.to_str().expect("utf-8")).expect("fits"),
+            extract_path: BoundedString::new(format!("{register}.csv")).expect("fits"),
         };
         // The register learns of the project from the linker: until then
         // it answers `not-ready`.

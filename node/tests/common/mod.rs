@@ -562,6 +562,8 @@ impl Nodes {
             "--manifest".into(),
             path(&self.manifest).into(),
             "--test-mode".into(),
+            "--extracts".into(),
+            path(&self.dir).into(),
         ];
         if let Some(listen) = &self.listen[index] {
             args.extend(["--listen".into(), listen.clone()]);
