@@ -23,6 +23,12 @@ use crate::{
     types::{Digest, Name, Position, ProjectId},
 };
 
+mod salted;
+pub use salted::{
+    salted_final_tree, salted_leaf_hash, salted_point_proof, verify_salted_point, FinalSaltKey,
+    SaltedPointProof,
+};
+
 /// One cohort member's item of one list.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeliveredItem {

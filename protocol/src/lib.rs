@@ -36,6 +36,8 @@
 //! - [`sequencer`]: the linker's append-and-verify and the replication of
 //!   entries to registers.
 //! - [`refusal`]: the stable refusal codes.
+//! - [`v2`]: chain v2: per-chunk signed digests and one end-to-end check
+//!   per list (PROTOCOL.md §6a).
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used)]
 
@@ -60,3 +62,4 @@ pub mod sequencer;
 pub mod share;
 pub mod transcript;
 pub mod types;
+pub mod v2;

@@ -13,6 +13,7 @@
 //!  node       ──Statement────▶ linker (commitments, announcements, hop records, shredding)
 //!  owner      ──Blinding, SealedItems──▶ linker
 //!  hop h      ──Points(PointChunk)─────▶ hop h+1
+//!  v2 step h  ──ChunkV2(ChunkMsg)──────▶ step h+1;  PassV2(Pass): owner ▶ hop 1 ▶ … ▶ linker
 //!  researcher ──Fetch──▶ linker ──DeliveryHeader, DeliveryItems──▶ researcher
 //!  researcher ──Close──▶ linker ──Statement(closure)──▶ nodes ──Statement(shredded)──▶ linker
 //!  any        ◀──Ack / Refused──
@@ -215,6 +216,10 @@ pub enum Message {
         /// Human-readable detail.
         detail: BoundedString<1024>,
     },
+    /// Chain v2, step h → step h+1: a chunk with its signed statement.
+    ChunkV2(crate::v2::ChunkMsg),
+    /// Chain v2, backward pass: owner → hop 1 → … → hop m → linker.
+    PassV2(crate::v2::Pass),
 }
 
 impl Message {
@@ -242,6 +247,8 @@ impl Message {
             Message::DeliveryItems { .. } => Kind::DeliveryItems,
             Message::Ack { .. } => Kind::Ack,
             Message::Refused { .. } => Kind::Refused,
+            Message::ChunkV2(_) => Kind::ChunkV2,
+            Message::PassV2(_) => Kind::PassV2,
         }
     }
 }
@@ -289,6 +296,10 @@ pub enum Kind {
     Ack,
     /// [`Message::Refused`].
     Refused,
+    /// [`Message::ChunkV2`].
+    ChunkV2,
+    /// [`Message::PassV2`].
+    PassV2,
 }
 
 /// The largest frame of a kind a client (a peer without a member
@@ -302,7 +313,7 @@ pub const MAX_KIND_PREFIX: usize = 5;
 
 impl Kind {
     /// Every kind, in variant-index order.
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 18] = [
         Kind::Hello,
         Kind::SubmitOrder,
         Kind::Approve,
@@ -319,6 +330,8 @@ impl Kind {
         Kind::DeliveryItems,
         Kind::Ack,
         Kind::Refused,
+        Kind::ChunkV2,
+        Kind::PassV2,
     ];
 
     /// The kind of the message a frame body starts with, from its first
@@ -366,6 +379,8 @@ impl Kind {
             Kind::DeliveryItems => "DeliveryItems",
             Kind::Ack => "Ack",
             Kind::Refused => "Refused",
+            Kind::ChunkV2 => "ChunkV2",
+            Kind::PassV2 => "PassV2",
         }
     }
 
@@ -409,7 +424,9 @@ impl Kind {
             | Kind::Entries
             | Kind::SealedItems
             | Kind::TranscriptFile
-            | Kind::DeliveryItems => MAX_FRAME,
+            | Kind::DeliveryItems
+            | Kind::ChunkV2
+            | Kind::PassV2 => MAX_FRAME,
         }
     }
 }
@@ -550,7 +567,7 @@ mod tests {
         assert_eq!(Kind::peek(&[0x87, 0x00]), Ok(Some(Kind::Points)));
         assert_eq!(Kind::peek(&[0x80]), Ok(None));
         assert_eq!(Kind::peek(&[]), Ok(None));
-        assert!(Kind::peek(&[16]).is_err());
+        assert!(Kind::peek(&[Kind::ALL.len() as u8]).is_err());
         assert!(Kind::peek(&[0xff, 0xff, 0xff, 0xff, 0x7f]).is_err());
         assert!(Kind::peek(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x00]).is_err());
     }
@@ -569,6 +586,8 @@ mod tests {
             Kind::Blinding,
             Kind::SealedItems,
             Kind::Points,
+            Kind::ChunkV2,
+            Kind::PassV2,
         ] {
             assert!(!k.from_client(), "{} is a member's", k.name());
         }

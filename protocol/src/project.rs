@@ -197,6 +197,8 @@ impl<'a> ProjectView<'a> {
                 Body::Shredded(s) => {
                     v.shredded.insert(s.member.clone());
                 }
+                // Chain v2 bodies: not yet part of the node's view.
+                _ => {}
             }
         }
         v

@@ -460,6 +460,57 @@ pub fn open_blinding(
     Share::from_secret_bytes(&bytes).map_err(|_| SealError::InvalidKeyMaterial)
 }
 
+/// Which part of a split blinding `β = β₁·β₂` (chain v2, PROTOCOL.md §6a,
+/// owners without a share) is sealed: `β₁` to the party that removes the
+/// blinding, `β₂` to hop 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlindingPart {
+    /// `β₁`: `info = frame(["KOBLING-V2-BLINDING-1", project, list])`.
+    First,
+    /// `β₂`: `info = frame(["KOBLING-V2-BLINDING-2", project, list])`.
+    Second,
+}
+
+impl BlindingPart {
+    fn tag(self) -> &'static [u8] {
+        match self {
+            BlindingPart::First => b"KOBLING-V2-BLINDING-1",
+            BlindingPart::Second => b"KOBLING-V2-BLINDING-2",
+        }
+    }
+}
+
+/// Seals one part of a split blinding (HPKE base mode as
+/// [`seal_blinding`], under the part's own `info`).
+pub fn seal_blinding_part<R: CryptoRng + ?Sized>(
+    to: &HpkePublicKey,
+    project: &ProjectId,
+    list: &ListName,
+    part: BlindingPart,
+    blinding: &Share,
+    rng: &mut R,
+) -> WrappedKey {
+    let bytes = blinding.to_secret_bytes();
+    hpke_seal(to, &info(part.tag(), project, list), &bytes, rng)
+}
+
+/// Opens one part of a split blinding.
+///
+/// # Errors
+///
+/// As [`open_blinding`]; a box of the other part (or of an unsplit
+/// blinding) does not open.
+pub fn open_blinding_part(
+    sk: &HpkeSecretKey,
+    project: &ProjectId,
+    list: &ListName,
+    part: BlindingPart,
+    wrapped: &WrappedKey,
+) -> Result<Share, SealError> {
+    let bytes = hpke_open(sk, &info(part.tag(), project, list), wrapped)?;
+    Share::from_secret_bytes(&bytes).map_err(|_| SealError::InvalidKeyMaterial)
+}
+
 fn info(tag: &[u8], project: &ProjectId, list: &ListName) -> Vec<u8> {
     frame(&[tag, project.as_bytes(), list.as_bytes()])
 }

@@ -134,7 +134,128 @@ fn computed() -> BTreeMap<&'static str, String> {
         "empty merkle root",
         Digest(MerkleTree::from_leaves(Vec::<&[u8]>::new()).root().0).to_hex(),
     );
+    v2_vectors(&mut v, &project, &list, &k2, &beta, [y, z, p]);
     v
+}
+
+/// Chain v2 (docs/protocol.md, "Chain v2"): one list of one person, owner
+/// NPR, hop 1 KPR with `k'`, the linker stepping with `C = beta^-1·G`
+/// (a linker share of 1, for hand replay).
+fn v2_vectors(
+    v: &mut BTreeMap<&'static str, String>,
+    project: &ProjectId,
+    list: &Name,
+    k2: &Share,
+    beta: &Share,
+    [y, z, p]: [WirePoint; 3],
+) {
+    use kobling_protocol::{
+        bounded::BoundedVec,
+        delivery::{salted_leaf_hash, FinalSaltKey},
+        v2::{
+            check::pass_context, chunk_digest, coefficients, combine_chunk, list_digest, ChainView,
+            ChunkDigests, ChunkStatement as V2Statement, HopRecordV2, ListHeader, Mode, OwnerList,
+        },
+    };
+    let header = ListHeader {
+        domain: Domain::Project(project.clone()),
+        delivery: None,
+        list: list.clone(),
+        attempt: 0,
+        mode: Mode::Optimistic,
+        persons: 1,
+        chunk_size: 1,
+    };
+    let (dy, dz) = (chunk_digest(&[y]), chunk_digest(&[z]));
+    v.insert("v2 chunk digest SHA3-256(y)", dy.to_hex());
+    let owner_statement = V2Statement {
+        hop: 0,
+        chunk: 0,
+        count: 1,
+        input: Digest::default(),
+        output: dy,
+    };
+    v.insert(
+        "v2 owner chunk statement digest (DEMO-1, NPR, attempt 0, hop 0, chunk 0, 1, zero, SHA3(y))",
+        owner_statement.digest(&header).to_hex(),
+    );
+    let hop_statement = V2Statement {
+        hop: 1,
+        chunk: 0,
+        count: 1,
+        input: dy,
+        output: dz,
+    };
+    v.insert(
+        "v2 hop 1 chunk statement digest (input SHA3(y), output SHA3(z))",
+        hop_statement.digest(&header).to_hex(),
+    );
+    let owner_list = OwnerList {
+        list: list.clone(),
+        attempt: 0,
+        chunks: BoundedVec::new(vec![dy]).expect("fits"),
+        list_digest: list_digest(&[dy]),
+        sealed_root: Digest::default(),
+    };
+    v.insert("v2 list digest [SHA3(y)]", owner_list.list_digest.to_hex());
+    let kpr = Name::new("KPR").expect("valid");
+    let hops = [HopRecordV2 {
+        list: list.clone(),
+        attempt: 0,
+        hop: 1,
+        member: kpr,
+        key: k2.commitment(),
+        count: 1,
+        chunk_size: 1,
+        chunks: BoundedVec::new(vec![ChunkDigests {
+            input: dy,
+            output: dz,
+        }])
+        .expect("fits"),
+        key_proof: None,
+        final_root: None,
+    }];
+    let d = beta.invert().commitment();
+    let blinding = [d];
+    let linker = Name::new("LINKER").expect("valid");
+    let view = ChainView {
+        header: &header,
+        manifest: Digest([0; 32]),
+        owner: list,
+        blinding: &blinding,
+        owner_list: &owner_list,
+        hops: &hops,
+        linker: (&linker, d),
+    };
+    let sigma = view.sigma().expect("chains");
+    v.insert(
+        "v2 sigma (manifest 00.., D, KPR K', LINKER C = D, one chunk)",
+        sigma.to_hex(),
+    );
+    let c = coefficients(&sigma, 0, 2);
+    v.insert("v2 coefficient c_0 of chunk 0", h(c[0].as_bytes()));
+    v.insert("v2 coefficient c_1 of chunk 0", h(c[1].as_bytes()));
+    let a0 = combine_chunk(&sigma, 0, &[y]).expect("valid");
+    let a0w = WirePoint(a0.compress().to_bytes());
+    v.insert("v2 A_0 = c_0·y", h(a0w.as_bytes()));
+    let a1 = chain::apply_share(k2, &[a0w], 0).expect("valid")[0];
+    v.insert("v2 A_1 = k'·A_0", h(a1.as_bytes()));
+    let b = combine_chunk(&sigma, 0, &[z]).expect("valid");
+    v.insert("v2 B = c_0·z (equals A_1)", h(b.compress().as_bytes()));
+    v.insert(
+        "v2 pass context of step 1 (sigma, 1, K', A_0, A_1)",
+        h(&pass_context(&sigma, 1, &k2.commitment(), &a0w, &a1)),
+    );
+    let key = FinalSaltKey::from_secret_bytes([7; 32]);
+    let salt = key.salt(&Domain::Project(project.clone()), list, 0);
+    v.insert(
+        "v2 final salt (key 07.., DEMO-1, NPR, position 0)",
+        h(&salt),
+    );
+    v.insert(
+        "v2 salted final leaf of P at position 0",
+        salted_leaf_hash(&salt, &p).to_hex(),
+    );
 }
 
 fn documented() -> BTreeMap<String, String> {

@@ -1,6 +1,12 @@
 //! Per-point costs of a hop, measured beside the raw curve25519-dalek
 //! kernel in the same process run (issue 6, PROTOCOL.md §12).
 //!
+//! [`v2_figures`] measures chain v2 (issue 13): a real v2 middle hop
+//! (frame decode, signed-digest check, decode, multiply, compress, digest,
+//! statement signature, frame encode) beside the kernel, and the check's
+//! extra cost (the owner's `A_0`, the linker's `B`). [`hop_figures`]
+//! measures v1's hop and its proof parts, which strict mode still pays.
+//!
 //! ```text
 //!  N identity points ─▶ owner step (hop 0) ─▶ hop 1 ─┬─▶ kernel: decompress · k·P · batch compress (dalek only)
 //!                                                    ├─▶ hop 2: decode frame · validate · verify hop 1's proof
@@ -299,5 +305,219 @@ mod tests {
         // The floor adds work to the kernel: below 1, and a hop that does
         // at least that work cannot beat it by much (timing noise aside).
         assert!(f.floor_ratio() < 1.0, "{f:?}");
+    }
+}
+
+/// What the chain v2 benchmark measured, per point (issue 13).
+#[derive(Debug, Clone)]
+pub struct V2Figures {
+    /// Points measured.
+    pub points: usize,
+    /// The raw dalek kernel on the v2 hop's input, µs per point.
+    pub kernel_us: f64,
+    /// The real v2 middle hop (frame decode, digest check, statement
+    /// signature check, decode, multiply, compress, digest, statement
+    /// signature, frame encode), µs per point.
+    pub hop_us: f64,
+    /// The check's extra cost for the owner (`A_0`) and the linker (`B`,
+    /// decoding `Z` included), µs per point of the list.
+    pub check_us: f64,
+    /// CPU time of the kernel, µs per point.
+    pub kernel_cpu_us: Option<f64>,
+    /// CPU time of the hop, µs per point.
+    pub hop_cpu_us: Option<f64>,
+    /// CPU time of `A_0` and `B`, µs per point.
+    pub check_cpu_us: Option<f64>,
+}
+
+impl V2Figures {
+    /// `kernel / hop` in wall time.
+    pub fn ratio(&self) -> f64 {
+        self.kernel_us / self.hop_us
+    }
+
+    /// `kernel / hop` in CPU time.
+    pub fn cpu_ratio(&self) -> Option<f64> {
+        Some(self.kernel_cpu_us? / self.hop_cpu_us?)
+    }
+}
+
+/// Runs the chain v2 benchmark on `n` synthetic points in the current
+/// rayon pool: owner → hop 1 → (kernel | hop 2 as a node runs it), then
+/// σ, the owner's `A_0` and the linker's `B`.
+///
+/// # Panics
+///
+/// Only on an internal inconsistency (a hop refusing honest chunks).
+pub fn v2_figures(n: usize, chunk_size: u32) -> V2Figures {
+    use ed25519_dalek::SigningKey;
+    use kobling_protocol::{
+        share::Domain,
+        types::Digest,
+        v2::{
+            combine_chunk, ChainView, ListHeader, Mode, OwnerCheckBuilder, OwnerStream,
+            RegisterHop, StepKey,
+        },
+    };
+
+    let mut rng = ChaCha20Rng::seed_from_u64(13);
+    let header = ListHeader {
+        domain: Domain::Project(ProjectId::new("BENCH").expect("valid id")),
+        delivery: None,
+        list: Name::new("SSB").expect("valid name"),
+        attempt: 0,
+        mode: Mode::Optimistic,
+        persons: n as u64,
+        chunk_size,
+    };
+    let keys: Vec<SigningKey> = (1..=3u8)
+        .map(|i| SigningKey::from_bytes(&[i; 32]))
+        .collect();
+    let identity: Vec<RistrettoPoint> = (0..n as u64)
+        .into_par_iter()
+        .map(|i| hash_to_group(tags::IDENTITY, &i.to_le_bytes()))
+        .collect();
+    let y = owner_step(&Share::random(&mut rng), &identity);
+    drop(identity);
+    let mut owner = OwnerStream::new(header.clone()).expect("valid header");
+    let mut h1 = RegisterHop::new(
+        header.clone(),
+        1,
+        Name::new("NPR").expect("valid"),
+        StepKey::plain(Share::random(&mut rng)),
+        vec![keys[0].verifying_key()],
+        Vec::new(),
+    )
+    .expect("valid header");
+    let frames: Vec<Vec<u8>> = y
+        .chunks(chunk_size as usize)
+        .map(|c| {
+            let msg = owner.chunk(c.to_vec(), &keys[0]).expect("chunk");
+            let out = h1
+                .handle_chunk(&msg, &keys[1], &mut rng)
+                .expect("honest chunk");
+            messages::encode(&Message::ChunkV2(out))
+        })
+        .collect();
+    let owner_list = owner.finish(Digest::default()).expect("complete");
+    let h1_key = h1.key();
+    let h1_record = h1.finish().expect("complete");
+
+    // (a) The kernel on hop 2's input, same pool, same blocks.
+    let input: Vec<WirePoint> = frames
+        .iter()
+        .flat_map(|f| match messages::decode(f) {
+            Ok(Message::ChunkV2(c)) => c.points.into_inner(),
+            _ => unreachable!("frames encoded above"),
+        })
+        .collect();
+    let scalar = {
+        let mut wide = [0u8; 64];
+        rng.fill_bytes(&mut wide);
+        Scalar::from_bytes_mod_order_wide(&wide)
+    };
+    let t = Instant::now();
+    let cpu = cpu_seconds();
+    let kernel: Vec<[u8; 32]> = input
+        .par_chunks(chain::BLOCK)
+        .flat_map_iter(|block| {
+            let half = scalar.div_by_2();
+            let ps: Vec<RistrettoPoint> = block
+                .iter()
+                .map(|w| half * CompressedRistretto(w.0).decompress().expect("valid"))
+                .collect();
+            RistrettoPoint::double_and_compress_batch(&ps)
+                .into_iter()
+                .map(|c| c.to_bytes())
+        })
+        .collect();
+    let kernel_us = per_point(t.elapsed(), n);
+    let kernel_cpu_us = cpu_per_point(cpu, n);
+    assert_eq!(kernel.len(), n);
+    drop((kernel, input));
+
+    // (b) Hop 2 as a node runs it, frame to frame; Z kept for B.
+    let mut h2 = RegisterHop::new(
+        header.clone(),
+        2,
+        Name::new("KPR").expect("valid"),
+        StepKey::plain(Share::random(&mut rng)),
+        vec![keys[0].verifying_key(), keys[1].verifying_key()],
+        vec![h1_key],
+    )
+    .expect("valid header");
+    let mut z_frames = Vec::with_capacity(frames.len());
+    let t = Instant::now();
+    let cpu = cpu_seconds();
+    for f in &frames {
+        let Ok(Message::ChunkV2(chunk)) = messages::decode(f) else {
+            unreachable!("frames encoded above")
+        };
+        let out = h2
+            .handle_chunk(&chunk, &keys[2], &mut rng)
+            .expect("honest chunk");
+        z_frames.push(messages::encode(&Message::ChunkV2(out)));
+    }
+    let hop_us = per_point(t.elapsed(), n);
+    let hop_cpu_us = cpu_per_point(cpu, n);
+    let records = vec![h1_record, h2.finish().expect("complete")];
+
+    // (c) The check: σ, the owner's A_0 over y, the linker's B over Z.
+    let blinding = vec![Share::random(&mut rng).commitment()];
+    let linker = Name::new("LINKER").expect("valid");
+    let view = ChainView {
+        header: &header,
+        manifest: Digest::default(),
+        owner: &header.list,
+        blinding: &blinding,
+        owner_list: &owner_list,
+        hops: &records,
+        linker: (&linker, blinding[0]),
+    };
+    let z: Vec<_> = z_frames
+        .iter()
+        .map(|f| match messages::decode(f) {
+            Ok(Message::ChunkV2(c)) => c.points,
+            _ => unreachable!("frames encoded above"),
+        })
+        .collect();
+    let t = Instant::now();
+    let cpu = cpu_seconds();
+    let sigma = view.sigma().expect("the records chain");
+    let mut a0 = OwnerCheckBuilder::new(header.clone(), sigma);
+    for c in y.chunks(chunk_size as usize) {
+        a0.push_chunk(c).expect("own chunk");
+    }
+    let a0 = a0.finish(&keys[0]).expect("complete");
+    let mut b = RistrettoPoint::default();
+    for (c, pts) in z.iter().enumerate() {
+        b += combine_chunk(&sigma, c as u64, pts).expect("valid Z");
+    }
+    let check_us = per_point(t.elapsed(), n);
+    let check_cpu_us = cpu_per_point(cpu, n);
+    assert_ne!(a0.a0.0, b.compress().to_bytes(), "different keys: A_0 ≠ B");
+
+    V2Figures {
+        points: n,
+        kernel_us,
+        hop_us,
+        check_us,
+        kernel_cpu_us,
+        hop_cpu_us,
+        check_cpu_us,
+    }
+}
+
+#[cfg(test)]
+mod v2_tests {
+    use super::*;
+
+    #[test]
+    fn v2_figures_are_positive() {
+        let f = v2_figures(600, 256);
+        assert_eq!(f.points, 600);
+        for v in [f.kernel_us, f.hop_us, f.check_us] {
+            assert!(v.is_finite() && v > 0.0, "{f:?}");
+        }
     }
 }

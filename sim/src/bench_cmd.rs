@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use kobling_protocol::hop::DEFAULT_CHUNK_SIZE;
-use kobling_sim::bench::hop_figures;
+use kobling_sim::bench::{hop_figures, v2_figures};
 
 use crate::demo::{run_federation, Plan, CHAIN_PHASE};
 
@@ -59,26 +59,34 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
         args.persons,
         pool.current_num_threads()
     );
+    // Chain v2 (issue 13): the real middle hop beside the kernel.
+    let v = pool.install(|| v2_figures(args.persons, args.chunk_size));
+    // v1.s hop and its proof parts: the per-chunk work strict mode adds.
     let f = pool.install(|| hop_figures(args.persons, args.chunk_size));
-    println!("points={}", f.points);
+    println!("points={}", v.points);
     println!("threads={}", f.threads);
     println!("chunk_size={}", f.chunk_size);
     println!("hash_to_group_us={:.3}", f.hash_to_group_us);
-    println!("kernel_us_per_point={:.3}", f.kernel_us);
-    println!("hop_us_per_point={:.3}", f.hop_us);
-    println!("hop_ratio={:.3}", f.ratio());
-    println!("verify_us_per_point={:.3}", f.verify_us);
-    println!("prove_us_per_point={:.3}", f.prove_us);
-    println!("decompress_us_per_point={:.3}", f.decompress_us);
-    println!("combination_us_per_point={:.3}", f.combination_us);
-    println!("root_us_per_point={:.3}", f.root_us);
-    println!("floor_ratio={:.3}", f.floor_ratio());
-    println!("hop_of_floor={:.3}", f.ratio() / f.floor_ratio());
-    if let (Some(k), Some(h), Some(r)) = (f.kernel_cpu_us, f.hop_cpu_us, f.cpu_ratio()) {
+    println!("kernel_us_per_point={:.3}", v.kernel_us);
+    println!("hop_us_per_point={:.3}", v.hop_us);
+    println!("hop_ratio={:.3}", v.ratio());
+    println!("check_us_per_point={:.3}", v.check_us);
+    if let (Some(k), Some(h), Some(r)) = (v.kernel_cpu_us, v.hop_cpu_us, v.cpu_ratio()) {
         println!("kernel_cpu_us_per_point={k:.3}");
         println!("hop_cpu_us_per_point={h:.3}");
         println!("hop_cpu_ratio={r:.3}");
     }
+    if let Some(c) = v.check_cpu_us {
+        println!("check_cpu_us_per_point={c:.3}");
+    }
+    println!("v1_hop_us_per_point={:.3}", f.hop_us);
+    println!("v1_hop_ratio={:.3}", f.ratio());
+    println!("v1_verify_us_per_point={:.3}", f.verify_us);
+    println!("v1_prove_us_per_point={:.3}", f.prove_us);
+    println!("decompress_us_per_point={:.3}", f.decompress_us);
+    println!("combination_us_per_point={:.3}", f.combination_us);
+    println!("root_us_per_point={:.3}", f.root_us);
+    println!("strict_floor_ratio={:.3}", f.floor_ratio());
     if args.no_federation {
         return Ok(());
     }

@@ -12,6 +12,7 @@ use crate::{
     seal::WrappedKey,
     share::Domain,
     types::{Digest, Name, ProjectId},
+    v2::{ChainStopped, HopRecordV2, ListAnnouncementV2, ListCheck, OwnerList},
 };
 
 /// Most registers a project may involve.
@@ -54,6 +55,20 @@ pub enum Body {
     Closure(Closure),
     /// A node confirms it shredded its seed for the project.
     Shredded(Shredded),
+    /// Chain v2: a register announces its list (count, chunk size and
+    /// blinding commitments before its first chunk).
+    ListAnnouncedV2(ListAnnouncementV2),
+    /// Chain v2: the owner's end-of-list statement (chunk digests, the
+    /// whole-list digest, the sealed root).
+    OwnerListV2(OwnerList),
+    /// Chain v2: a hop's record (per-chunk digests).
+    HopV2(HopRecordV2),
+    /// Chain v2: the linker's list check (σ, the backward pass `A_0…A_m`
+    /// with its proofs, `B`). Never replicated to registers.
+    ListCheck(ListCheck),
+    /// Chain v2: a strict attempt stopped the project, naming the hop whose
+    /// proof failed (or nobody, if its check failed).
+    ChainStopped(ChainStopped),
 }
 
 impl Body {
@@ -69,8 +84,21 @@ impl Body {
             Body::Delivery(_) => "delivery",
             Body::Closure(_) => "closure",
             Body::Shredded(_) => "shredded",
+            Body::ListAnnouncedV2(_) => "list-announced-v2",
+            Body::OwnerListV2(_) => "owner-list-v2",
+            Body::HopV2(_) => "hop-v2",
+            Body::ListCheck(_) => "list-check",
+            Body::ChainStopped(_) => "chain-stopped",
         }
     }
+}
+
+/// Whether an entry with this body may be replicated to register nodes
+/// (PROTOCOL.md §6a step 5, §11). The list check carries combinations of
+/// one list's values and is kept to the linker's transcript, the
+/// researcher and the auditor.
+pub fn visible_to_registers(body: &Body) -> bool {
+    !matches!(body, Body::ListCheck(_))
 }
 
 /// What a register is asked for.

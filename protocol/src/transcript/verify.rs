@@ -15,7 +15,7 @@
 //! ```text
 //!  bytes ─ decode_file ─▶ format
 //!  entries + trailer + manifest ─▶ manifest ─▶ hash-chain ─▶ signatures ─▶ order
-//!     ─▶ two-person-rule ─▶ commitments ─▶ hop-chain ─▶ proofs
+//!     ─▶ two-person-rule ─▶ commitments ─▶ hop-chain ─▶ proofs (v1 chunks, v2 list checks)
 //!     ─▶ link-summary ─▶ delivery ─▶ closure ─▶ VerifiedTranscript
 //! ```
 //!
@@ -29,6 +29,7 @@
 
 mod approvals;
 mod lists;
+mod v2;
 
 use std::collections::HashSet;
 
@@ -87,6 +88,10 @@ pub enum Check {
     HopChain,
     /// Every DLEQ proof: each chunk proof and the linker's key proof
     /// `log_G K_L = log_{D_j} C_j` of every list.
+    /// Chain v2 (in the same check): every list check recomputes (σ from
+    /// the records, the owner's signed `A_0`, every backward-pass proof,
+    /// `passed` is `A_m == B`) and every combined step key's proof
+    /// verifies.
     Proofs,
     /// The link summary agrees with the order and the hop records.
     LinkSummary,
@@ -651,6 +656,28 @@ fn check_order<'a>(
             Body::Hop(h) => by_node(&h.member)?,
             Body::LinkSummary(_) | Body::Delivery(_) | Body::Closure(_) => by_node(&linker.name)?,
             Body::Shredded(s) => by_node(&s.member)?,
+            Body::ListAnnouncedV2(a) => {
+                by_node(&a.list)?;
+                if !project.participants.contains(&a.list) {
+                    return Err(fail(
+                        Check::Order,
+                        at,
+                        format!("list {} is not in the order", a.list),
+                    ));
+                }
+                if !announced.insert(&a.list) {
+                    return Err(fail(
+                        Check::Order,
+                        at,
+                        format!("list {} announced twice", a.list),
+                    ));
+                }
+            }
+            Body::OwnerListV2(o) => by_node(&o.list)?,
+            Body::HopV2(h) => by_node(&h.member)?,
+            Body::ListCheck(_) => by_node(&linker.name)?,
+            // Who may stop a chain is the hop-chain check's business.
+            Body::ChainStopped(_) => {}
         }
     }
     Ok(project)

@@ -56,7 +56,10 @@ pub(crate) fn check_two_person_rule(entries: &[Entry], p: &Project<'_>) -> Resul
                     .or_default()
                     .push((*key, a.extract, a.rows));
             }
-            Body::ListAnnounced(a) => {
+            Body::ListAnnounced(_) | Body::ListAnnouncedV2(_) => {
+                let Some(a) = announced(&e.signed.statement.body) else {
+                    continue;
+                };
                 let of_extract: Vec<&(Key32, Digest, u64)> = approvals
                     .get(&a.list)
                     .into_iter()
@@ -124,6 +127,26 @@ pub(crate) fn check_commitments(entries: &[Entry], p: &Project<'_>) -> Result<()
                     }
                 }
             }
+            Body::HopV2(h) => {
+                let committed = commitments.get(&h.member).ok_or_else(|| {
+                    fail(
+                        Check::Commitments,
+                        at,
+                        format!("{} used its key before committing to it", h.member),
+                    )
+                })?;
+                let used = h.key_proof.as_ref().map_or(h.key, |k| k.share_key);
+                if &used != committed {
+                    return Err(fail(
+                        Check::Commitments,
+                        at,
+                        format!(
+                            "{} stepped list {} with a key other than its commitment",
+                            h.member, h.list
+                        ),
+                    ));
+                }
+            }
             Body::Hop(h) => {
                 let committed = commitments.get(&h.member).ok_or_else(|| {
                     fail(
@@ -161,4 +184,27 @@ pub(crate) fn check_commitments(entries: &[Entry], p: &Project<'_>) -> Result<()
         }
     }
     Ok(())
+}
+
+/// The fields of a v1 or v2 list announcement the two-person rule checks.
+struct Announced<'a> {
+    list: &'a crate::types::Name,
+    extract: Digest,
+    rows: u64,
+}
+
+fn announced(body: &Body) -> Option<Announced<'_>> {
+    match body {
+        Body::ListAnnouncedV2(a) => Some(Announced {
+            list: &a.list,
+            extract: a.extract,
+            rows: a.rows,
+        }),
+        Body::ListAnnounced(a) => Some(Announced {
+            list: &a.list,
+            extract: a.extract,
+            rows: a.rows,
+        }),
+        _ => None,
+    }
 }

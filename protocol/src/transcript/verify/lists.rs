@@ -1,9 +1,12 @@
 //! The checks of the lists' journey: hop chain, proofs, link summary,
 //! delivery, closure (the second half of [`super::Check::ALL`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, HashMap, HashSet},
+};
 
-use super::{fail, short, Check, Project, VerifyError};
+use super::{fail, short, v2::V2Lists, Check, Project, VerifyError};
 use crate::{
     dleq::{self, ChunkStatement},
     group::WirePoint,
@@ -17,12 +20,14 @@ use crate::{
 
 /// One list's progress through its hops.
 pub(crate) struct ListState<'a> {
-    pub(crate) announcement: &'a ListAnnouncement,
+    /// The announcement (for a v2 list: its v1-shaped summary, with no
+    /// points root).
+    pub(crate) announcement: Cow<'a, ListAnnouncement>,
     /// Members in hop order after the owner, then the linker.
-    hops: Vec<Name>,
+    pub(crate) hops: Vec<Name>,
     /// Hop records seen.
     pub(crate) done: u32,
-    last_output: Digest,
+    pub(crate) last_output: Digest,
     /// The linker hop's output root, once the list is complete.
     pub(crate) final_root: Option<Digest>,
 }
@@ -32,6 +37,8 @@ pub(crate) struct Lists<'a> {
     by_name: BTreeMap<Name, ListState<'a>>,
     /// Names in order of announcement.
     order: Vec<Name>,
+    /// Chain v2 lists.
+    pub(crate) v2: V2Lists<'a>,
 }
 
 impl<'a> Lists<'a> {
@@ -40,8 +47,18 @@ impl<'a> Lists<'a> {
         self.order.iter().filter_map(|n| self.by_name.get(n))
     }
 
-    fn get(&self, list: &Name) -> Option<&ListState<'a>> {
+    pub(crate) fn get(&self, list: &Name) -> Option<&ListState<'a>> {
         self.by_name.get(list)
+    }
+
+    pub(crate) fn get_mut(&mut self, list: &Name) -> Option<&mut ListState<'a>> {
+        self.by_name.get_mut(list)
+    }
+
+    /// Adds an announced list.
+    pub(crate) fn insert(&mut self, state: ListState<'a>) {
+        self.order.push(state.announcement.list.clone());
+        self.by_name.insert(state.announcement.list.clone(), state);
     }
 }
 
@@ -60,6 +77,7 @@ pub(crate) fn check_hop_chain<'a>(
     let mut lists = Lists {
         by_name: BTreeMap::new(),
         order: Vec::new(),
+        v2: V2Lists::default(),
     };
     for (i, e) in entries.iter().enumerate() {
         let at = Some(i as u64);
@@ -90,7 +108,7 @@ pub(crate) fn check_hop_chain<'a>(
                 lists.by_name.insert(
                     a.list.clone(),
                     ListState {
-                        announcement: a,
+                        announcement: Cow::Borrowed(a),
                         hops,
                         done: 0,
                         last_output: a.points_root,
@@ -107,6 +125,14 @@ pub(crate) fn check_hop_chain<'a>(
                     )
                 })?;
                 check_hop(h, state, &p.linker.name, at)?;
+            }
+            Body::ListAnnouncedV2(_)
+            | Body::OwnerListV2(_)
+            | Body::HopV2(_)
+            | Body::ListCheck(_)
+            | Body::ChainStopped(_) => {
+                let st = &e.signed.statement;
+                super::v2::on_body(&mut lists, &st.body, &st.signer, p, at)?;
             }
             Body::LinkSummary(_) => {
                 for name in &p.participants {
@@ -142,7 +168,7 @@ fn check_hop(
     linker: &Name,
     at: Option<u64>,
 ) -> Result<(), VerifyError> {
-    let a = state.announcement;
+    let a = &*state.announcement;
     let hop_fail = |reason: String| fail(Check::HopChain, at, reason);
     let expected = state
         .hops
@@ -310,7 +336,7 @@ pub(crate) fn check_proofs(
             })?;
         }
     }
-    Ok(())
+    super::v2::check_list_checks(p, lists)
 }
 
 /// [`Check::LinkSummary`]: one summary, agreeing with the order and the
