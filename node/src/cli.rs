@@ -4,14 +4,38 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::cmd;
+use crate::{cmd, console::LogFormat};
 
 /// Kobling: privacy-preserving record linkage between health registers.
 #[derive(Debug, Parser)]
 #[command(name = "kobling", version, about, long_about = None)]
 pub(crate) struct Cli {
+    /// Show log lines on stderr (`-v` info, `-vv` debug, `-vvv` trace);
+    /// by default a command prints only its result and warnings, a node
+    /// logs at info. `KOBLING_LOG` or `RUST_LOG` (a tracing filter) take
+    /// precedence.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+impl Cli {
+    /// The default log filter and the log format of this command.
+    pub(crate) fn logging(&self) -> (&'static str, LogFormat) {
+        match &self.command {
+            // A node is a service: it logs at info. A configuration file
+            // that cannot be read is reported by the command itself.
+            Command::Node(c) => (
+                "info",
+                c.settings()
+                    .ok()
+                    .and_then(|s| s.log_format)
+                    .unwrap_or_default(),
+            ),
+            _ => ("warn", LogFormat::Text),
+        }
+    }
 }
 
 /// The commands.
@@ -23,7 +47,7 @@ pub(crate) enum Command {
     /// Operator checks of extract files.
     #[command(subcommand)]
     Extract(cmd::extract::ExtractCommand),
-    /// Check a federation manifest.
+    /// Create, extend and check a federation manifest.
     #[command(subcommand)]
     Manifest(cmd::manifest::ManifestCommand),
     /// Create node keystores and operator and researcher keys.

@@ -6,6 +6,7 @@
 //!                              └─ state changed ──▶ ticker (event)
 //!  sender: a task per destination ◀── Engine::outbox_to (in order) ──▶ Client::request ──▶ acked / retry
 //!  ticker ──every 500 ms, or on an event──▶ Engine::tick (duties: commit, announce, link, shred)
+//!  metrics (--metrics ADDR) ◀── counts from the handler, sender and ticker; GET /metrics, /healthz
 //!  SIGINT / SIGTERM ──▶ broadcast shutdown: server drains, loops stop
 //! ```
 //!
@@ -31,6 +32,7 @@ use tracing::{error, info};
 
 use crate::{
     engine::{ApprovalDesk, Engine, EngineConfig, Peer},
+    metrics::{self, Metrics},
     net::{
         client::{Client, ClientSettings},
         endpoint::{server_endpoint, TransportLimits},
@@ -54,6 +56,7 @@ struct NodeHandler {
     /// Checks approvals and reads their extracts outside the engine's lock.
     desk: ApprovalDesk,
     wake: watch::Sender<()>,
+    metrics: Option<Arc<Metrics>>,
     /// Asks the ticker for a tick now (a message changed a project).
     tick_now: Arc<tokio::sync::Notify>,
 }
@@ -78,6 +81,11 @@ impl Handler for NodeHandler {
     fn handle<'a>(&'a self, peer: Option<&'a NetPeer>, request: Message) -> HandlerFuture<'a> {
         let from = peer.map_or(Peer::Client, |p| Peer::Member(p.name.clone()));
         let engine = self.engine.clone();
+        let metrics = self.metrics.clone();
+        if let Some(m) = &metrics {
+            m.request(&request);
+        }
+        let peer_label = peer.map_or_else(|| "client".to_string(), |p| p.name.to_string());
         Box::pin(async move {
             let kind = request.kind();
             let desk = self.desk.clone();
@@ -91,7 +99,7 @@ impl Handler for NodeHandler {
             .await;
             // The peer hears a fixed text; what went wrong (file paths, OS
             // errors) stays in the node's log.
-            match done {
+            let replies = match done {
                 Ok(Ok(replies)) => {
                     if changes_state(kind) {
                         self.tick_now.notify_one();
@@ -107,6 +115,14 @@ impl Handler for NodeHandler {
                     error!(kind, error = %e, "the handler task failed");
                     Box::new(std::iter::once(internal()))
                 }
+            };
+            match metrics {
+                Some(m) => Box::new(replies.inspect(move |reply| {
+                    if let Message::Refused { code, .. } = reply {
+                        m.refused(&peer_label, code.as_str());
+                    }
+                })) as Replies,
+                None => replies,
             }
         })
     }
@@ -163,6 +179,8 @@ pub(crate) struct Options {
     pub(crate) listen: Option<String>,
     /// Points per chunk in the lists this node announces.
     pub(crate) chunk_size: u32,
+    /// Where to serve `/metrics` and `/healthz` (none: not served).
+    pub(crate) metrics: Option<String>,
     /// Accept synthetic test numbers and test-mode orders (tests, demos).
     pub(crate) test_mode: bool,
     /// The directory operators' approvals name extracts in (default:
@@ -175,6 +193,7 @@ impl Default for Options {
         Self {
             listen: None,
             chunk_size: kobling_protocol::hop::DEFAULT_CHUNK_SIZE,
+            metrics: None,
             test_mode: false,
             extracts: None,
         }
@@ -225,6 +244,13 @@ pub(crate) async fn run(
         config,
     )?));
     let manifest = Arc::new(manifest);
+    let metrics_listener = match &options.metrics {
+        Some(address) => Some(metrics::bind(address).await?),
+        None => None,
+    };
+    let metrics = metrics_listener
+        .as_ref()
+        .map(|_| Arc::new(Metrics::new(dir.to_path_buf(), manifest.clone())));
 
     let bind = listen_address(&member.address, options.listen.as_deref()).await?;
     let limits = TransportLimits::default();
@@ -254,8 +280,17 @@ pub(crate) async fn run(
         engine: engine.clone(),
         desk,
         wake: wake.clone(),
+        metrics: metrics.clone(),
         tick_now: tick_now.clone(),
     });
+    let monitor = match (metrics_listener, &metrics) {
+        (Some(listener), Some(m)) => Some(tokio::spawn(metrics::serve(
+            listener,
+            m.clone(),
+            stopped.clone(),
+        ))),
+        _ => None,
+    };
     let client = Arc::new(client);
     let sender = tokio::spawn({
         let client = client.clone();
@@ -267,9 +302,10 @@ pub(crate) async fn run(
             members,
             woken,
             stopped.clone(),
+            metrics.clone(),
         )
     });
-    let ticker = tokio::spawn(tick_loop(engine.clone(), wake, tick_now, stopped));
+    let ticker = tokio::spawn(tick_loop(engine.clone(), wake, tick_now, stopped, metrics));
     let mut stop_rx = stop.subscribe();
     // A request cut off by the drain deadline is harmless: every step
     // commits atomically, and its sender retries it.
@@ -290,6 +326,9 @@ pub(crate) async fn run(
     client.close();
     let _ = server.await;
     let _ = ticker.await;
+    if let Some(monitor) = monitor {
+        let _ = monitor.await;
+    }
     info!(node = %me, "stopped");
     Ok(())
 }
@@ -328,6 +367,7 @@ async fn tick_loop(
     wake: watch::Sender<()>,
     tick_now: Arc<tokio::sync::Notify>,
     mut stopped: watch::Receiver<bool>,
+    metrics: Option<Arc<Metrics>>,
 ) {
     loop {
         tokio::select! {
@@ -344,7 +384,11 @@ async fn tick_loop(
         })
         .await;
         match result {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                if let Some(m) = &metrics {
+                    m.ticked();
+                }
+            }
             Ok(Err(e)) => error!(error = %e, "tick failed"),
             Err(e) => error!(error = %e, "tick task failed"),
         }

@@ -368,3 +368,50 @@ impl Read for StdTrickle<'_> {
         Ok(n)
     }
 }
+
+/// Routes an HTTP request head as the metrics endpoint does (bytes from
+/// any client of `--metrics ADDR`): `metrics`, `health`, `not-found`,
+/// `bad-method` or `bad`.
+pub fn metrics_route(head: &[u8]) -> &'static str {
+    use crate::metrics::{route, Route};
+    match route(head) {
+        Route::Metrics => "metrics",
+        Route::Health => "health",
+        Route::NotFound => "not-found",
+        Route::BadMethod => "bad-method",
+        Route::Bad => "bad",
+    }
+}
+
+/// What the operators' and researcher's files parse to: a node
+/// configuration (`node run --config`), a member entry from another node
+/// (`manifest add --entry`), a project spec (`project submit`, `fetch
+/// --spec`), each `Ok` with a summary or `Err` with the error's text.
+pub fn parse_operator_files(
+    text: &str,
+) -> (
+    Result<String, String>,
+    Result<String, String>,
+    Result<String, String>,
+) {
+    let err = |e: anyhow::Error| format!("{e:#}");
+    (
+        crate::cmd::node::parse_config(text)
+            .map(|c| format!("{c:?}"))
+            .map_err(err),
+        crate::cmd::manifest::parse_entry(text)
+            .map(|m| m.name.to_string())
+            .map_err(err),
+        crate::spec::Spec::parse(text)
+            .map(|s| {
+                // Every declared type names a variable of its register.
+                for r in &s.registers {
+                    for v in r.types.keys() {
+                        assert!(r.variables.contains(v), "a type of no variable");
+                    }
+                }
+                s.project
+            })
+            .map_err(err),
+    )
+}

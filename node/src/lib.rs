@@ -12,24 +12,28 @@
 //! ## Layout
 //!
 //! ```text
-//!  run ── tracing, parse ──▶ cli::Command ──▶ cmd::<command>::run
-//!                                            ├─ node run ──▶ daemon ──▶ net (QUIC, pinned TLS) ─┐
-//!                                            │                 sender, ticker                   │
-//!                                            │    engine::Engine::handle ◀──────────────────────┘
+//!  run ── parse, logging (console) ──▶ cli::Command ──▶ cmd::<command>::run
+//!                                            ├─ node run [--config] ──▶ daemon ──▶ net (QUIC, pinned TLS) ─┐
+//!                                            │      sender, ticker, metrics (/metrics, /healthz)          │
+//!                                            │    engine::Engine::handle ◀────────────────────────────────┘
 //!                                            │      1 protocol::project::authorise (kind, roles)
 //!                                            │      2 ProjectView::admit (project state, loaded once)
 //!                                            │      3 engine/<concern>.rs: sequencer · approval · list
 //!                                            │        · chain · linking · delivery · lifecycle
 //!                                            │      4 store: one transaction, with the outbox
 //!                                            ├─ project … ──▶ net client ──▶ linker / own node; researcher (verify, open)
-//!                                            ├─ audit …, extract check, manifest check, keys …
-//!  manifest_file: the federation manifest (TOML) every command pins
+//!                                            │    fetch ──▶ delivery_files (typed tables via output, codebook, report)
+//!                                            ├─ audit …, extract check, manifest init/add/check, keys …
+//!  manifest_file: the federation manifest (TOML) every command pins; spec: the researcher's project spec
+//!  console: stdout that ends cleanly on a closed pipe (say!), the log subscriber
 //! ```
 #![forbid(unsafe_code)]
 
 mod cli;
 mod cmd;
+mod console;
 mod daemon;
+mod delivery_files;
 pub mod engine;
 mod extract_file;
 #[cfg(fuzzing)]
@@ -38,12 +42,14 @@ pub mod fuzzing;
 mod hostile_tests;
 mod keyfile;
 mod manifest_file;
+mod metrics;
 mod net;
 mod output;
 mod prepare;
 mod researcher;
 mod secrets;
 mod sender;
+mod spec;
 mod staging;
 pub mod store;
 
@@ -59,16 +65,9 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KOBLING_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
     // Every command handles keys: none may leave them in a core dump.
     if let Err(e) = secrets::no_core_dumps() {
-        tracing::warn!(error = %e, "cannot disable core dumps");
+        eprintln!("warning: cannot disable core dumps: {e}");
     }
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
@@ -81,8 +80,12 @@ where
             };
         }
     };
+    let (default_filter, format) = cli.logging();
+    console::init_logging(cli.verbose, default_filter, format);
     match cli.command.run() {
         Ok(code) => code,
+        // The reader of our output went away (`… | head`): not an error.
+        Err(e) if e.is::<console::StdoutClosed>() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

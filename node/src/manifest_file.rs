@@ -46,9 +46,21 @@ pub(crate) fn parse(text: &str) -> anyhow::Result<Manifest> {
 }
 
 /// Renders a manifest as TOML.
-#[allow(dead_code)] // used by `kobling keys` and the sim
+#[cfg(any(test, fuzzing))]
 pub(crate) fn render(manifest: &Manifest) -> anyhow::Result<String> {
     Ok(toml::to_string_pretty(manifest)?)
+}
+
+/// Renders a manifest that may still be incomplete (`kobling manifest
+/// init` and `add`), with a header comment.
+pub(crate) fn render_draft(manifest: &Manifest) -> anyhow::Result<String> {
+    let mut text = String::from(
+        "# The federation manifest: every node pins this file (its digest is part\n\
+         # of every project). Members in chain order. Written by `kobling manifest\n\
+         # init` and `kobling manifest add`; check it with `kobling manifest check`.\n\n",
+    );
+    text.push_str(&toml::to_string_pretty(manifest)?);
+    Ok(text)
 }
 
 #[cfg(test)]

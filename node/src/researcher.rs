@@ -57,6 +57,13 @@ pub(crate) fn open_delivery(
     let project = verified.order.project.clone();
     let mut tables: BTreeMap<Name, Table> = BTreeMap::new();
     let mut expected: BTreeMap<Name, u64> = BTreeMap::new();
+    // On a terminal only (indicatif draws nothing elsewhere).
+    let progress = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "verifying and opening [{bar:30}] {pos}/{len} persons  {msg}",
+    ) {
+        progress.set_style(style.progress_chars("=> "));
+    }
     let mut current: Option<(
         Name,
         kobling_protocol::seal::ContentKey,
@@ -95,6 +102,8 @@ pub(crate) fn open_delivery(
                     },
                 );
                 expected.insert(list.clone(), items);
+                progress.inc_length(items);
+                progress.set_message(list.to_string());
                 current = Some((
                     list,
                     key,
@@ -127,6 +136,7 @@ pub(crate) fn open_delivery(
                         table.rows.push((item.lnr, row));
                     }
                 }
+                progress.inc(items.len() as u64);
                 let counter = expected.get_mut(&list).context("count")?;
                 *counter = counter
                     .checked_sub(items.len() as u64)
@@ -135,6 +145,7 @@ pub(crate) fn open_delivery(
             other => bail!("unexpected message in the delivery: {other:?}"),
         }
     }
+    progress.finish_and_clear();
     ensure!(
         expected.values().all(|n| *n == 0),
         "the delivery is incomplete"

@@ -26,6 +26,7 @@ use tracing::{debug, error, info, warn};
 use crate::{
     daemon::unix_now,
     engine::{Engine, Peer},
+    metrics::Metrics,
     net::{client::Client, ErrorChain},
 };
 
@@ -49,6 +50,7 @@ pub(crate) async fn run(
     members: Vec<Name>,
     woken: watch::Receiver<()>,
     stopped: watch::Receiver<bool>,
+    metrics: Option<Arc<Metrics>>,
 ) {
     let mut tasks = JoinSet::new();
     for dest in members {
@@ -59,6 +61,7 @@ pub(crate) async fn run(
             dest,
             woken.clone(),
             stopped.clone(),
+            metrics.clone(),
         ));
     }
     while tasks.join_next().await.is_some() {}
@@ -81,6 +84,7 @@ async fn send_to(
     dest: Name,
     mut woken: watch::Receiver<()>,
     mut stopped: watch::Receiver<bool>,
+    metrics: Option<Arc<Metrics>>,
 ) {
     let mut backoff = FIRST_BACKOFF;
     loop {
@@ -116,8 +120,11 @@ async fn send_to(
             // a receiver acknowledges a message it already has.
             let outcome = tokio::select! {
                 _ = stopped.changed() => return,
-                outcome = deliver(&engine, &client, &me, &dest, msg) => outcome,
+                outcome = deliver(&engine, &client, &me, &dest, msg, metrics.as_deref()) => outcome,
             };
+            if let Some(m) = &metrics {
+                m.peer_up(dest.as_str(), !matches!(outcome, Outcome::Failed(_)));
+            }
             match outcome {
                 Outcome::Done => {
                     backoff = FIRST_BACKOFF;
@@ -162,6 +169,7 @@ async fn deliver(
     me: &Name,
     dest: &Name,
     msg: Message,
+    metrics: Option<&Metrics>,
 ) -> Outcome {
     let kind = msg.kind();
     let reply = if dest == me {
@@ -180,6 +188,9 @@ async fn deliver(
             .await
             .map_err(|e| format!("{kind}: {}", ErrorChain(&e)))
     };
+    if let (Some(m), Ok(Message::Refused { code, .. })) = (metrics, &reply) {
+        m.refused_by(dest.as_str(), code.as_str());
+    }
     match reply {
         Ok(Message::Ack { .. }) => Outcome::Done,
         Ok(Message::Refused { code, detail }) => match RefusalCode::from_wire(code.as_str()) {

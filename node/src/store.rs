@@ -137,6 +137,29 @@ impl Store {
         Tx::entries_of(&self.conn, project)
     }
 
+    /// Messages queued per destination (for monitoring).
+    pub(crate) fn outbox_depths(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT dest, COUNT(*) FROM outbox GROUP BY dest")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (dest, n) = r?;
+            out.push((dest, u64::try_from(n).unwrap_or(0)));
+        }
+        Ok(out)
+    }
+
+    /// Hops of lists this node has finished, over every project it still
+    /// has working data of (for monitoring).
+    pub(crate) fn hops_done(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM hops WHERE done = 1", [], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// The oldest queued messages to `dest`, up to `limit` or about
     /// [`OUTBOX_BATCH_BYTES`] (at least one), with their ids.
     pub(crate) fn outbox_to(

@@ -11,7 +11,9 @@
 //! - every person's identity point `I(x)`: its 32-byte encoding, raw and as
 //!   hexadecimal (lower and upper case).
 //!
-//! A hit names the file and line (never the identifier itself).
+//! A hit names the file and line (never the identifier itself). NPR and
+//! the linker log as JSON (`--log-format json`), the other nodes as text,
+//! so both formats are searched.
 
 mod common;
 
@@ -26,9 +28,12 @@ use kobling_protocol::ident::{Identifier, ParseOptions};
 use kobling_sim::population::{generate, PopulationConfig};
 
 use common::{
-    check_fetched, path, replace_population, setup_with, write_spec, NodeAddr, Setup, BIN,
+    check_fetched, path, replace_population, setup_with_each, write_spec, NodeAddr, Setup, BIN,
     REGISTERS,
 };
+
+/// The members that log as JSON.
+const JSON_LOGS: [&str; 2] = ["NPR", "LINKER"];
 
 const PERSONS: usize = 300;
 
@@ -150,9 +155,19 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn no_identifier_or_identity_point_in_any_log_or_file_outside_the_extracts() {
-    let (mut s, mut nodes) = setup_with(PERSONS, "trace", &["--chunk-size", "32"], |_| {
-        NodeAddr::direct()
-    });
+    let (mut s, mut nodes) = setup_with_each(
+        PERSONS,
+        "trace",
+        &["--chunk-size", "32"],
+        |_| NodeAddr::direct(),
+        |name, _| {
+            if JSON_LOGS.contains(&name) {
+                vec!["--log-format".into(), "json".into()]
+            } else {
+                Vec::new()
+            }
+        },
+    );
     // Messier than usual, so the invalid-row paths run too.
     replace_population(
         &mut s,
@@ -319,6 +334,20 @@ fn no_identifier_or_identity_point_in_any_log_or_file_outside_the_extracts() {
         assert!(files.contains(&must), "{} was not scanned", must.display());
     }
     assert!(log_lines > 1000, "trace logs were captured ({log_lines})");
+    // Both log formats were searched: JSON for some nodes, text for others.
+    for name in ["NPR", "LINKER", "KPR"] {
+        let log = std::fs::read_to_string(d.join(format!("{name}.log"))).expect("log");
+        let json = log
+            .lines()
+            .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+            .count();
+        let lines = log.lines().count();
+        if JSON_LOGS.contains(&name) {
+            assert!(lines > 100 && json == lines, "{name} logs JSON lines");
+        } else {
+            assert!(lines > 100 && json == 0, "{name} logs text");
+        }
+    }
     hits.truncate(50);
     assert!(hits.is_empty(), "identifiers leaked:\n{}", hits.join("\n"));
 }

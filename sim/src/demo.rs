@@ -98,6 +98,20 @@ impl Drop for Nodes {
     }
 }
 
+/// The type the demo's spec declares for a column of the synthetic
+/// extracts (none for a column it does not know: text).
+fn column_type(column: &str) -> Option<&'static str> {
+    Some(match column {
+        "birth_year" | "income_decile" => "int",
+        "ddd" => "float",
+        "episode_start" | "episode_end" | "start" | "end" | "dispensed" => "date",
+        "sex" | "icd10_main" | "hf" | "service" | "municipality" | "education_level" | "atc" => {
+            "category"
+        }
+        _ => return None,
+    })
+}
+
 fn kobling() -> anyhow::Result<Command> {
     let mut c = Command::new(std::env::current_exe().context("cannot find this program")?);
     c.arg("kobling").env(
@@ -416,15 +430,20 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
             .unwrap_or_default()
             .trim_start_matches('\u{feff}')
             .to_string();
-        let vars: Vec<String> = header
+        let columns: Vec<&str> = header
             .split(',')
             .map(str::trim)
             .filter(|c| *c != "fnr")
-            .map(|c| format!("\"{c}\""))
+            .collect();
+        let vars: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+        let types: Vec<String> = columns
+            .iter()
+            .filter_map(|c| Some(format!("{c} = \"{}\"", column_type(c)?)))
             .collect();
         spec.push_str(&format!(
-            "\n[[registers]]\nname = \"{r}\"\nvariables = [{}]\n",
-            vars.join(", ")
+            "\n[[registers]]\nname = \"{r}\"\nvariables = [{}]\ntypes = {{ {} }}\n",
+            vars.join(", "),
+            types.join(", ")
         ));
     }
     let spec_path = out.join(format!("{project}.spec.toml"));
@@ -519,6 +538,8 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
         project,
         "--out",
         p(&researcher_dir)?,
+        "--spec",
+        p(&spec_path)?,
     ])?;
     let audit = run(&[
         "audit",

@@ -20,7 +20,10 @@ use clap::Subcommand;
 use kobling_protocol::ident::ParseOptions;
 use serde::Serialize;
 
-use crate::extract_file::{self, shown, ExtractSummary, RowIssue};
+use crate::{
+    console::say,
+    extract_file::{self, shown, ExtractSummary, RowIssue},
+};
 
 /// Extract subcommands.
 #[derive(Debug, Subcommand)]
@@ -128,15 +131,15 @@ impl ExtractCommand {
                         error: error.clone(),
                         extract: summary.as_ref().map(to_json),
                     };
-                    println!("{}", serde_json::to_string_pretty(&report)?);
+                    say!("{}", serde_json::to_string_pretty(&report)?);
                 } else {
                     if let Some(s) = &summary {
-                        print_text(&file, s);
+                        print_text(&file, s)?;
                     }
                     match &error {
-                        None => println!("usable: yes"),
+                        None => say!("usable: yes"),
                         Some(e) => {
-                            println!("usable: no");
+                            say!("usable: no");
                             eprintln!("error: extract {} is not usable: {e}", file.display());
                         }
                     }
@@ -217,12 +220,12 @@ fn details_of<'a>(s: &'a ExtractSummary, reason: &'a str) -> impl Iterator<Item 
     s.details.iter().filter(move |d| d.reason == reason)
 }
 
-fn print_text(file: &std::path::Path, s: &ExtractSummary) {
+fn print_text(file: &std::path::Path, s: &ExtractSummary) -> anyhow::Result<()> {
     let st = &s.stats;
-    println!("extract    {}", file.display());
-    println!("sha3-256   {}", s.digest);
-    println!("size       {} bytes", s.bytes);
-    println!(
+    say!("extract    {}", file.display());
+    say!("sha3-256   {}", s.digest);
+    say!("size       {} bytes", s.bytes);
+    say!(
         "columns    {} variables besides fnr, in extract order: {}",
         s.columns.len(),
         s.columns
@@ -231,21 +234,23 @@ fn print_text(file: &std::path::Path, s: &ExtractSummary) {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    println!("rows       {}", st.rows);
-    println!("  valid    {}", st.valid_rows);
-    println!("  invalid  {}", st.invalid_rows());
-    println!(
+    say!("rows       {}", st.rows);
+    say!("  valid    {}", st.valid_rows);
+    say!("  invalid  {}", st.invalid_rows());
+    say!(
         "persons    {} ({} with several rows; at most {} rows for one person)",
-        st.persons, s.persons_with_several_rows, s.max_rows_per_person
+        st.persons,
+        s.persons_with_several_rows,
+        s.max_rows_per_person
     );
     if st.mapped_rows > 0 {
-        println!(
+        say!(
             "mapped     {} rows had an old identifier replaced",
             st.mapped_rows
         );
     }
     if !st.invalid.is_empty() {
-        println!("excluded rows by reason (first 20 lines each):");
+        say!("excluded rows by reason (first 20 lines each):");
         for r in &st.invalid {
             let lines: Vec<String> = r.lines.iter().map(u64::to_string).collect();
             let more = if r.count > r.lines.len() as u64 {
@@ -254,7 +259,7 @@ fn print_text(file: &std::path::Path, s: &ExtractSummary) {
                 ""
             };
             let word = if r.count == 1 { "line " } else { "lines" };
-            println!(
+            say!(
                 "  {:<22} {:>8}  {word} {}{more}",
                 r.reason,
                 r.count,
@@ -262,13 +267,14 @@ fn print_text(file: &std::path::Path, s: &ExtractSummary) {
             );
             for d in details_of(s, r.reason) {
                 match &d.masked {
-                    Some(m) => println!("      line {}: {} [{m}]", d.line, d.detail),
-                    None => println!("      line {}: {}", d.line, d.detail),
+                    Some(m) => say!("      line {}: {} [{m}]", d.line, d.detail),
+                    None => say!("      line {}: {}", d.line, d.detail),
                 }
             }
         }
     }
     for w in warnings(s) {
-        println!("warning: {w}");
+        say!("warning: {w}");
     }
+    Ok(())
 }

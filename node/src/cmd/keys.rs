@@ -7,7 +7,7 @@ use clap::{Subcommand, ValueEnum};
 use kobling_keys::{KdfParams, Keystore};
 use kobling_protocol::manifest::Role;
 
-use crate::keyfile::KeyFile;
+use crate::{console::say, keyfile::KeyFile};
 
 /// A node's role.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -87,7 +87,7 @@ impl KeysCommand {
                 };
                 let member = ks.manifest_entry(name, role, address);
                 eprintln!("keystore created in {}; the node's manifest entry (add its operators for a register):", dir.join("keys").display());
-                println!("[[members]]\n{}", toml::to_string(&member)?);
+                say!("[[members]]\n{}", toml::to_string(&member)?);
                 Ok(ExitCode::SUCCESS)
             }
             KeysCommand::Operator { out } => {
@@ -96,15 +96,15 @@ impl KeysCommand {
                     "operator key written to {} (mode 0600); its public key for the manifest:",
                     out.display()
                 );
-                println!("{}", k.public());
+                say!("{}", k.public());
                 Ok(ExitCode::SUCCESS)
             }
             KeysCommand::Researcher { out } => {
                 let k = KeyFile::create(&out, true)?;
                 eprintln!("researcher key written to {} (mode 0600); its public keys for the project spec:", out.display());
-                println!("signing_key = \"{}\"", k.public());
+                say!("signing_key = \"{}\"", k.public());
                 if let Some(h) = k.hpke_public() {
-                    println!("hpke_key = \"{h}\"");
+                    say!("hpke_key = \"{h}\"");
                 }
                 Ok(ExitCode::SUCCESS)
             }

@@ -1,11 +1,21 @@
-//! `kobling node run`: run a register or linker node.
+//! `kobling node run`: run a register or linker node, configured by flags,
+//! a configuration file (`--config node.toml`), or both (a flag overrides
+//! the file's key of the same name).
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
+use anyhow::Context;
 use clap::Subcommand;
 use kobling_protocol::hop::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_POINTS};
+use serde::Deserialize;
 
-use crate::{daemon, manifest_file, secrets};
+use crate::{console::LogFormat, daemon, manifest_file, secrets};
+
+/// The largest configuration file read.
+const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 
 /// Node subcommands.
 #[derive(Debug, Subcommand)]
@@ -13,77 +23,152 @@ pub(crate) enum NodeCommand {
     /// Run the node daemon (role and address from the manifest) until
     /// interrupted (SIGINT / SIGTERM).
     Run {
-        /// The node's directory (keystore in DIR/keys, state in DIR/state.db).
-        #[arg(long)]
-        dir: PathBuf,
-        /// The federation manifest every node pins.
-        #[arg(long)]
-        manifest: PathBuf,
-        /// The UDP address to listen on (and dial from). Default: this
-        /// node's manifest address. Peers always dial the manifest address,
-        /// so use this behind a NAT, a load balancer or a relay that
-        /// forwards the manifest address here.
-        #[arg(long, value_name = "ADDR")]
-        listen: Option<String>,
-        /// Points per chunk in the lists this node announces (a power of
-        /// two, at most 65536): smaller chunks stream in more, smaller
-        /// messages.
-        #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE, value_parser = chunk_size)]
-        chunk_size: u32,
-        /// A file holding the keystore's passphrase (mode 0600 or
-        /// stricter; one trailing newline is ignored). Without it, the
-        /// systemd credential `kobling-passphrase` is used if
-        /// $CREDENTIALS_DIRECTORY holds it, else $KOBLING_PASSPHRASE (removed
-        /// from the environment once read).
+        /// A configuration file (TOML) with any of the settings below as
+        /// keys (`dir`, `manifest`, `listen`, `chunk_size`, `log_format`,
+        /// `metrics`, `test_mode`, `extracts`, `passphrase_file`); a flag
+        /// given on the command line overrides its key.
         #[arg(long, value_name = "FILE")]
-        passphrase_file: Option<PathBuf>,
-        /// Test mode, for tests and demonstrations only: accept synthetic
-        /// test numbers (month + 80) in extracts and orders that ask for
-        /// them. A production node refuses a test-mode order.
-        #[arg(long)]
-        test_mode: bool,
-        /// The directory extract files are read from: an operator's
-        /// approval names a file in it (`project approve --extract`), never
-        /// a path. Default: DIR/extracts.
-        #[arg(long, value_name = "DIR")]
-        extracts: Option<PathBuf>,
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        settings: NodeSettings,
     },
 }
 
-impl NodeCommand {
-    pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
-        match self {
-            NodeCommand::Run {
-                dir,
-                manifest,
-                listen,
-                chunk_size,
-                passphrase_file,
-                test_mode,
-                extracts,
-            } => {
-                // Before the runtime's threads exist: this edits the
-                // environment.
-                let passphrase = secrets::passphrase(passphrase_file.as_deref())?;
-                let manifest = manifest_file::load(&manifest)?;
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .enable_all()
-                    .build()?;
-                rt.block_on(daemon::run(
-                    &dir,
-                    manifest,
-                    passphrase,
-                    &daemon::Options {
-                        listen,
-                        chunk_size,
-                        test_mode,
-                        extracts,
-                    },
-                    shutdown_signal(),
-                ))?;
-                Ok(ExitCode::SUCCESS)
-            }
+/// The node's settings: each is a flag and a key of the configuration
+/// file. Adding one is adding a field here (with its flag and key).
+#[derive(Debug, Default, Clone, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NodeSettings {
+    /// The node's directory (keystore in DIR/keys, state in DIR/state.db).
+    #[arg(long)]
+    pub(crate) dir: Option<PathBuf>,
+    /// The federation manifest every node pins.
+    #[arg(long)]
+    pub(crate) manifest: Option<PathBuf>,
+    /// The UDP address to listen on (and dial from). Default: this
+    /// node's manifest address. Peers always dial the manifest address,
+    /// so use this behind a NAT, a load balancer or a relay that
+    /// forwards the manifest address here.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<String>,
+    /// Points per chunk in the lists this node announces (a power of
+    /// two, at most 65536; default 16384): smaller chunks stream in more,
+    /// smaller messages.
+    #[arg(long, value_parser = chunk_size)]
+    pub(crate) chunk_size: Option<u32>,
+    /// How log lines are written (on stderr): text, or one JSON object
+    /// per line.
+    #[arg(long, value_enum)]
+    pub(crate) log_format: Option<LogFormat>,
+    /// Serve Prometheus metrics on http://ADDR/metrics and a health check
+    /// on http://ADDR/healthz (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics: Option<String>,
+    /// Test mode, for tests and demonstrations only: accept synthetic
+    /// test numbers (month + 80) in extracts and orders that ask for
+    /// them. A production node refuses a test-mode order.
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    pub(crate) test_mode: Option<bool>,
+    /// The directory extract files are read from: an operator's
+    /// approval names a file in it (`project approve --extract`), never
+    /// a path. Default: DIR/extracts.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) extracts: Option<PathBuf>,
+    /// A file holding the keystore's passphrase (mode 0600 or stricter;
+    /// one trailing newline is ignored). Without it, the systemd
+    /// credential `kobling-passphrase` is used if $CREDENTIALS_DIRECTORY
+    /// holds it, else $KOBLING_PASSPHRASE (removed from the environment
+    /// once read).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) passphrase_file: Option<PathBuf>,
+}
+
+impl NodeSettings {
+    /// Each setting from `self`, else from `file`.
+    fn or(self, file: NodeSettings) -> NodeSettings {
+        macro_rules! merge {
+            ($($field:ident),* $(,)?) => {
+                NodeSettings { $($field: self.$field.or(file.$field)),* }
+            };
         }
+        merge!(
+            dir,
+            manifest,
+            listen,
+            chunk_size,
+            log_format,
+            metrics,
+            test_mode,
+            extracts,
+            passphrase_file
+        )
+    }
+}
+
+/// Reads a node configuration file.
+pub(crate) fn load_config(path: &Path) -> anyhow::Result<NodeSettings> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read the configuration {}", path.display()))?;
+    anyhow::ensure!(
+        meta.len() <= MAX_CONFIG_BYTES,
+        "the configuration {} is larger than 64 KiB",
+        path.display()
+    );
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the configuration {}", path.display()))?;
+    parse_config(&text).with_context(|| format!("invalid configuration {}", path.display()))
+}
+
+/// Parses and checks configuration text.
+pub(crate) fn parse_config(text: &str) -> anyhow::Result<NodeSettings> {
+    let settings: NodeSettings = toml::from_str(text)?;
+    if let Some(n) = settings.chunk_size {
+        chunk_size(&n.to_string())
+            .map_err(anyhow::Error::msg)
+            .context("invalid chunk_size")?;
+    }
+    Ok(settings)
+}
+
+impl NodeCommand {
+    /// The settings in effect: the flags over the configuration file.
+    pub(crate) fn settings(&self) -> anyhow::Result<NodeSettings> {
+        match self {
+            NodeCommand::Run { config, settings } => Ok(match config {
+                Some(path) => settings.clone().or(load_config(path)?),
+                None => settings.clone(),
+            }),
+        }
+    }
+
+    pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
+        let settings = self.settings()?;
+        let dir = settings
+            .dir
+            .context("no node directory: give --dir or `dir` in the configuration")?;
+        let manifest = settings
+            .manifest
+            .context("no manifest: give --manifest or `manifest` in the configuration")?;
+        // Before the runtime's threads exist: this edits the environment.
+        let passphrase = secrets::passphrase(settings.passphrase_file.as_deref())?;
+        let manifest = manifest_file::load(&manifest)?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(daemon::run(
+            &dir,
+            manifest,
+            passphrase,
+            &daemon::Options {
+                listen: settings.listen,
+                chunk_size: settings.chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE),
+                metrics: settings.metrics,
+                test_mode: settings.test_mode.unwrap_or(false),
+                extracts: settings.extracts,
+            },
+            shutdown_signal(),
+        ))?;
+        Ok(ExitCode::SUCCESS)
     }
 }
 
@@ -118,5 +203,87 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "dir = \"/var/lib/kobling\"\nmanifest = \"/etc/kobling/federation.toml\"\n\
+             listen = \"0.0.0.0:7400\"\nchunk_size = 1024\nlog_format = \"json\"\n\
+             metrics = \"127.0.0.1:9464\"\ntest_mode = true\nextracts = \"/srv/extracts\"\n",
+        )
+        .expect("write");
+        let file = load_config(&path).expect("valid configuration");
+        let flags = NodeSettings {
+            listen: Some("127.0.0.1:7401".into()),
+            ..NodeSettings::default()
+        };
+        let s = flags.or(file);
+        assert_eq!(s.dir, Some(PathBuf::from("/var/lib/kobling")));
+        assert_eq!(s.listen.as_deref(), Some("127.0.0.1:7401"));
+        assert_eq!(s.chunk_size, Some(1024));
+        assert_eq!(s.log_format, Some(LogFormat::Json));
+        assert_eq!(s.metrics.as_deref(), Some("127.0.0.1:9464"));
+        assert_eq!(s.test_mode, Some(true));
+        assert_eq!(s.extracts, Some(PathBuf::from("/srv/extracts")));
+
+        std::fs::write(&path, "dir = \"x\"\nlisten_address = \"y\"\n").expect("write");
+        assert!(load_config(&path).is_err(), "an unknown key is refused");
+        std::fs::write(&path, "chunk_size = 1000\n").expect("write");
+        assert!(load_config(&path).is_err(), "a bad chunk size is refused");
+    }
+
+    #[test]
+    fn boolean_flags_are_unset_unless_given() {
+        use clap::Parser;
+        let settings = |args: &[&str]| {
+            let cli = crate::cli::Cli::try_parse_from(
+                ["kobling", "node", "run", "--dir", "x"].iter().chain(args),
+            )
+            .expect("valid arguments");
+            match cli.command {
+                crate::cli::Command::Node(c) => c.settings().expect("settings"),
+                _ => unreachable!("a node command"),
+            }
+        };
+        assert_eq!(settings(&[]).test_mode, None, "the file decides");
+        assert_eq!(settings(&["--test-mode"]).test_mode, Some(true));
+        assert_eq!(settings(&["--chunk-size", "64"]).chunk_size, Some(64));
+    }
+
+    #[test]
+    fn the_documented_configurations_are_valid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let deploy = include_str!("../../../deploy/node.toml");
+        let doc = include_str!("../../../docs/operations.md");
+        let start = doc.find("```toml\n").expect("the example in operations.md") + 8;
+        let example = &doc[start..start + doc[start..].find("```").expect("end")];
+        for (name, text) in [("deploy.toml", deploy), ("doc.toml", example)] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write");
+            let s = load_config(&path).expect("a valid configuration");
+            assert!(
+                s.dir.is_some()
+                    && s.manifest.is_some()
+                    && s.listen.is_some()
+                    && s.chunk_size.is_some()
+                    && s.log_format.is_some()
+                    && s.metrics.is_some()
+                    && s.extracts.is_some(),
+                "{name} is complete"
+            );
+        }
+        assert!(
+            deploy.contains(example.trim()),
+            "operations.md shows deploy/node.toml"
+        );
     }
 }

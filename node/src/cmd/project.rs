@@ -9,7 +9,7 @@
 //! | `close` | researcher | linker |
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     path::{Path, PathBuf},
     process::ExitCode,
     sync::Arc,
@@ -26,18 +26,19 @@ use kobling_protocol::{
     transcript::{self, Approval, Body, Entry, ProjectOrder, RegisterRequest, Signer, Statement},
     types::{Name, ProjectId},
 };
-use serde::Deserialize;
 
 use crate::{
+    console::say,
     daemon::unix_now,
+    delivery_files::write_delivery,
     keyfile::KeyFile,
     manifest_file,
     net::{
         client::{Client, ClientSettings},
         endpoint::{client_endpoint, TransportLimits},
     },
-    output::write_table,
-    researcher::{open_delivery, Delivered},
+    researcher::open_delivery,
+    spec::{Spec, TEMPLATE},
 };
 
 /// Options every project command shares.
@@ -54,6 +55,12 @@ pub(crate) struct Common {
 /// Project subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum ProjectCommand {
+    /// Write a commented project spec to edit (refuses to overwrite).
+    Init {
+        /// The spec file to create.
+        #[arg(long, default_value = "project.toml")]
+        out: PathBuf,
+    },
     /// Sign a project spec (TOML) and submit it to the linker.
     Submit {
         #[command(flatten)]
@@ -102,6 +109,10 @@ pub(crate) enum ProjectCommand {
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
+        /// The project's spec: the Parquet tables take the variables'
+        /// types from it (without it, every variable is text).
+        #[arg(long)]
+        spec: Option<PathBuf>,
     },
     /// Close the project: every node shreds its key share and deletes the
     /// project's working data.
@@ -114,30 +125,22 @@ pub(crate) enum ProjectCommand {
     },
 }
 
-/// A project spec, as the researcher writes it.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Spec {
-    project: String,
-    title: String,
-    legal_basis: String,
-    cohort: String,
-    /// YYYY-MM-DD.
-    expires: String,
-    #[serde(default)]
-    test_mode: bool,
-    registers: Vec<SpecRegister>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SpecRegister {
-    name: String,
-    variables: Vec<String>,
-}
-
 impl ProjectCommand {
     pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
+        if let ProjectCommand::Init { out } = &self {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(out)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, TEMPLATE.as_bytes()))
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            say!(
+                "{} written: edit it, then `kobling project submit --spec {}`",
+                out.display(),
+                out.display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
@@ -146,6 +149,7 @@ impl ProjectCommand {
 
     async fn run_async(self) -> anyhow::Result<ExitCode> {
         match self {
+            ProjectCommand::Init { .. } => Ok(ExitCode::SUCCESS),
             ProjectCommand::Submit { common, spec } => {
                 let (manifest, key) = load(&common)?;
                 let order = order_from_spec(&spec, &manifest, &key)?;
@@ -159,7 +163,7 @@ impl ProjectCommand {
                 .sign(&key.signing);
                 let linker = linker(&manifest)?;
                 expect_ack(ask(&manifest, &linker, Message::SubmitOrder(signed)).await?)?;
-                println!("project {project} submitted to {linker}; operators at each register can now approve their extracts");
+                say!("project {project} submitted to {linker}; operators at each register can now approve their extracts");
                 Ok(ExitCode::SUCCESS)
             }
             ProjectCommand::Approve {
@@ -231,7 +235,7 @@ impl ProjectCommand {
                     extract_path: BoundedString::new(name)?,
                 };
                 expect_ack(ask(&manifest, &register, msg).await?)?;
-                println!("approved {} for project {project} at {register}: {rows} rows, SHA3-256 {digest}", path.display());
+                say!("approved {} for project {project} at {register}: {rows} rows, SHA3-256 {digest}", path.display());
                 Ok(ExitCode::SUCCESS)
             }
             ProjectCommand::Status {
@@ -250,15 +254,29 @@ impl ProjectCommand {
                     watch_status(&manifest, &key, &project, &node).await?;
                 }
                 let entries = status_entries(&manifest, &key, &project, &node).await?;
-                print_status(&manifest, &entries);
+                print_status(&manifest, &entries)?;
                 Ok(ExitCode::SUCCESS)
             }
             ProjectCommand::Fetch {
                 common,
                 project,
                 out,
+                spec,
             } => {
                 let (manifest, key) = load(&common)?;
+                let types = match &spec {
+                    Some(path) => {
+                        let spec = Spec::load(path)?;
+                        ensure!(
+                            spec.project == project,
+                            "{} is the spec of project {}, not {project}",
+                            path.display(),
+                            spec.project
+                        );
+                        spec.types()
+                    }
+                    None => BTreeMap::new(),
+                };
                 let hpke = key
                     .hpke
                     .as_ref()
@@ -269,10 +287,14 @@ impl ProjectCommand {
                     time: unix_now(),
                 }
                 .sign(&key.signing);
-                let replies = ask(&manifest, &linker(&manifest)?, Message::Fetch(request)).await?;
-                let delivered = open_delivery(&manifest, hpke, replies)?;
-                write_delivery(&out, &delivered)?;
-                println!("delivery verified and written to {}", out.display());
+                let receiving = indicatif::ProgressBar::new_spinner()
+                    .with_message("receiving the delivery from the linker");
+                receiving.enable_steady_tick(Duration::from_millis(200));
+                let replies = ask(&manifest, &linker(&manifest)?, Message::Fetch(request)).await;
+                receiving.finish_and_clear();
+                let delivered = open_delivery(&manifest, hpke, replies?)?;
+                write_delivery(&out, &delivered, &types)?;
+                say!("delivery verified and written to {}", out.display());
                 Ok(ExitCode::SUCCESS)
             }
             ProjectCommand::Close { common, project } => {
@@ -284,7 +306,7 @@ impl ProjectCommand {
                 }
                 .sign(&key.signing);
                 expect_ack(ask(&manifest, &linker(&manifest)?, Message::Close(request)).await?)?;
-                println!("project {project} closed; every node shreds its key share and deletes the project's working data");
+                say!("project {project} closed; every node shreds its key share and deletes the project's working data");
                 Ok(ExitCode::SUCCESS)
             }
         }
@@ -381,13 +403,13 @@ async fn status_entries(
     }
 }
 
-fn print_status(manifest: &Manifest, entries: &[Entry]) {
+fn print_status(manifest: &Manifest, entries: &[Entry]) -> anyhow::Result<()> {
     let view = ProjectView::new(manifest, entries);
     let Some(order) = view.order() else {
-        println!("no project order yet");
-        return;
+        say!("no project order yet");
+        return Ok(());
     };
-    println!(
+    say!(
         "project {} — {} entries in the transcript",
         order.project,
         entries.len()
@@ -401,17 +423,18 @@ fn print_status(manifest: &Manifest, entries: &[Entry]) {
             .filter(|h| view.hop_record(&list, *h).is_some())
             .count();
         match view.announcement(&list) {
-            Some(a) => println!(
+            Some(a) => say!(
                 "  {list:<8} {approvals}; {} persons ({} rows, {} invalid identifiers); hops {done}/{} done",
                 a.persons,
                 a.rows,
                 a.invalid.iter().map(|i| i.count).sum::<u64>(),
                 hops.len()
             ),
-            None => println!("  {list:<8} {approvals}; list not announced yet"),
+            None => say!("  {list:<8} {approvals}; list not announced yet"),
         }
     }
-    println!("  phase: {}", view.phase().as_str());
+    say!("  phase: {}", view.phase().as_str());
+    Ok(())
 }
 
 /// Progress bars, one per list (hops done of its chain), until the project
@@ -467,10 +490,7 @@ fn order_from_spec(
     manifest: &Manifest,
     key: &KeyFile,
 ) -> anyhow::Result<ProjectOrder> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the spec {}", path.display()))?;
-    let spec: Spec = toml::from_str(&text)
-        .with_context(|| format!("invalid project spec {}", path.display()))?;
+    let spec = Spec::load(path)?;
     let hpke = key
         .hpke_public()
         .context("this is not a researcher key (no receiving key)")?;
@@ -526,64 +546,6 @@ fn parse_date(s: &str) -> anyhow::Result<u64> {
     let days = era * 146_097 + doe - 719_468;
     ensure!(days > 0, "expires must be after 1970");
     Ok(days as u64 * 86_400 + 86_399)
-}
-
-fn write_delivery(out: &Path, d: &Delivered) -> anyhow::Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let mut present: BTreeMap<kobling_protocol::link::Lnr, BTreeSet<Name>> = BTreeMap::new();
-    for (list, table) in &d.tables {
-        let mut header = vec!["lnr".to_string()];
-        header.extend(table.columns.iter().cloned());
-        let rows: Vec<Vec<String>> = table
-            .rows
-            .iter()
-            .map(|(lnr, values)| {
-                present.entry(*lnr).or_default().insert(list.clone());
-                std::iter::once(lnr.as_str().to_string())
-                    .chain(values.iter().cloned())
-                    .collect()
-            })
-            .collect();
-        write_table(out, list.as_str(), &header, &rows)?;
-    }
-    let lists: Vec<&Name> = d.tables.keys().collect();
-    let mut header = vec!["lnr".to_string()];
-    header.extend(lists.iter().map(|l| l.to_string()));
-    let rows: Vec<Vec<String>> = present
-        .iter()
-        .map(|(lnr, in_lists)| {
-            std::iter::once(lnr.as_str().to_string())
-                .chain(
-                    lists
-                        .iter()
-                        .map(|l| if in_lists.contains(*l) { "1" } else { "0" }.to_string()),
-                )
-                .collect()
-        })
-        .collect();
-    write_table(out, "persons", &header, &rows)?;
-    let mut report = String::from(
-        "register  extract_rows  invalid_ids  persons  matched_persons  delivered_rows\n",
-    );
-    for l in &d.verified.lists {
-        let rows = d.tables.get(&l.list).map_or(0, |t| t.rows.len());
-        report.push_str(&format!(
-            "{:<8}  {:>12}  {:>11}  {:>7}  {:>15}  {:>14}\n",
-            l.list,
-            l.rows,
-            l.invalid,
-            l.persons,
-            l.matched.unwrap_or(0),
-            rows
-        ));
-    }
-    report.push_str(&format!(
-        "cohort persons: {}\n",
-        d.verified.cohort_persons.unwrap_or(0)
-    ));
-    std::fs::write(out.join("report.txt"), report)?;
-    std::fs::write(out.join("transcript.kob"), &d.transcript)?;
-    Ok(())
 }
 
 #[cfg(test)]

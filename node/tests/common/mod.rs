@@ -87,6 +87,8 @@ pub(crate) struct Nodes {
     listen: Vec<Option<String>>,
     log: String,
     args: Vec<String>,
+    /// Further arguments of each member, in [`MEMBERS`] order.
+    each: Vec<Vec<String>>,
 }
 
 impl Nodes {
@@ -202,6 +204,18 @@ pub(crate) fn setup_with(
     args: &[&str],
     addr: impl Fn(&str) -> NodeAddr,
 ) -> (Setup, Nodes) {
+    setup_with_each(persons, log, args, addr, |_, _| Vec::new())
+}
+
+/// As [`setup_with`], with further `kobling node run` arguments for each
+/// member from `each(name, federation directory)`.
+pub(crate) fn setup_with_each(
+    persons: usize,
+    log: &str,
+    args: &[&str],
+    addr: impl Fn(&str) -> NodeAddr,
+    each: impl Fn(&str, &Path) -> Vec<String>,
+) -> (Setup, Nodes) {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let mut members = Vec::new();
@@ -274,6 +288,7 @@ pub(crate) fn setup_with(
         listen,
         log: log.to_string(),
         args: args.iter().map(|a| a.to_string()).collect(),
+        each: MEMBERS.iter().map(|m| each(m, d)).collect(),
     };
     nodes.children = (0..MEMBERS.len()).map(|i| nodes.start(i)).collect();
     (
@@ -569,6 +584,7 @@ impl Nodes {
             args.extend(["--listen".into(), listen.clone()]);
         }
         args.extend(self.args.iter().cloned());
+        args.extend(self.each[index].iter().cloned());
         args
     }
 

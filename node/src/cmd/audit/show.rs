@@ -14,7 +14,7 @@ use super::{
     render::{count, plural, short, signer, utc},
     report::{outcome, Report},
 };
-use crate::manifest_file;
+use crate::{console::say_raw, manifest_file};
 
 /// Chunks shown per hop record unless `--all-chunks`.
 const CHUNKS_SHOWN: usize = 4;
@@ -45,7 +45,7 @@ pub(crate) fn run(args: &ShowArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let path = args.transcript.display().to_string();
     let (text, ok) = render(&path, &loaded, manifest.as_ref(), args.all_chunks);
-    print!("{text}");
+    say_raw!("{text}");
     Ok(if ok {
         ExitCode::SUCCESS
     } else {

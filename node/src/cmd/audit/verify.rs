@@ -6,7 +6,10 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{read, report::Report};
-use crate::manifest_file;
+use crate::{
+    console::{say, say_raw},
+    manifest_file,
+};
 
 /// Arguments of `kobling audit verify`.
 #[derive(Debug, Args)]
@@ -29,9 +32,9 @@ pub(crate) fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let report = Report::new(&args.transcript.display().to_string(), &loaded, &manifest);
     if args.json {
         let json = serde_json::to_string_pretty(&report).context("cannot render the report")?;
-        println!("{json}");
+        say!("{json}");
     } else {
-        print!("{}", report.to_text());
+        say_raw!("{}", report.to_text());
     }
     Ok(if report.failure.is_none() {
         ExitCode::SUCCESS
