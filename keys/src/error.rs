@@ -85,6 +85,15 @@ pub enum KeystoreError {
         path: PathBuf,
     },
 
+    /// A passphrase file that cannot be used.
+    #[error("the passphrase file {} is {problem}", path.display())]
+    BadPassphraseFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+
     /// `create` was given `Some("")` as the passphrase.
     #[error("the passphrase is empty; give a real passphrase or none at all")]
     EmptyPassphrase,

@@ -265,9 +265,17 @@ impl Keystore {
         &self.tls_cert
     }
 
-    /// The node's TLS private key (PKCS#8 DER).
+    /// The node's TLS private key (PKCS#8 DER); empty after
+    /// [`Keystore::drop_tls_key`].
     pub fn tls_key_der(&self) -> Zeroizing<Vec<u8>> {
         Zeroizing::new(self.tls_key.to_vec())
+    }
+
+    /// Zeroizes and forgets the TLS private key, once the TLS identity
+    /// built from it holds the only copy the process needs (the node
+    /// never reads it again while it runs).
+    pub fn drop_tls_key(&mut self) {
+        self.tls_key = Zeroizing::new(Vec::new());
     }
 
     /// SHA-256 of the TLS certificate's SubjectPublicKeyInfo: the fingerprint

@@ -57,6 +57,7 @@ pub mod format;
 pub mod fuzzing;
 mod kdf;
 pub mod keystore;
+pub mod passphrase;
 pub mod seeds;
 mod tls;
 
@@ -64,4 +65,5 @@ pub use error::KeystoreError;
 pub use format::FormatError;
 pub use kdf::KdfParams;
 pub use keystore::{Keystore, KEYSTORE_FILE};
+pub use passphrase::Passphrase;
 pub use seeds::DomainStatus;

@@ -740,3 +740,21 @@ fn the_manifest_entry_carries_the_keystores_public_keys() {
         (Role::Register, "npr.example.no:7400")
     );
 }
+
+#[test]
+fn the_tls_key_can_be_dropped_once_used_and_the_rest_still_works() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut ks = new_store(dir.path(), None);
+    let d = project("P1");
+    ks.accept_domain(&d).expect("accept");
+    let share = ks.share(&d).expect("share");
+    assert!(!ks.tls_key_der().is_empty());
+    let spki = ks.tls_spki_sha256();
+    ks.drop_tls_key();
+    assert!(ks.tls_key_der().is_empty(), "no copy of the key is left");
+    assert_eq!(ks.tls_spki_sha256(), spki);
+    assert!(same(&ks.share(&d).expect("share"), &share));
+    // The file is untouched: reopening gives the key again.
+    let reopened = Keystore::open(dir.path(), None).expect("reopen");
+    assert!(!reopened.tls_key_der().is_empty());
+}

@@ -25,7 +25,7 @@ use std::{
 };
 
 use anyhow::{anyhow, Context};
-use kobling_keys::Keystore;
+use kobling_keys::{Keystore, Passphrase};
 use kobling_protocol::{manifest::Manifest, messages::Message, transcript::SignedStatement};
 use tokio::sync::watch;
 use tracing::{error, info};
@@ -97,6 +97,8 @@ impl Handler for NodeHandler {
                 request => lock(&engine).handle_streamed(&from, request, unix_now()),
             })
             .await;
+            // The peer hears a fixed text; what went wrong (file paths, OS
+            // errors) stays in the node's log.
             let replies = match done {
                 Ok(Ok(replies)) => {
                     if changes_state(kind) {
@@ -107,13 +109,11 @@ impl Handler for NodeHandler {
                 }
                 Ok(Err(e)) => {
                     error!(kind, error = %e, "internal error handling a message");
-                    Box::new(std::iter::once(internal(&e.to_string())))
+                    Box::new(std::iter::once(internal()))
                 }
                 Err(e) => {
                     error!(kind, error = %e, "the handler task failed");
-                    Box::new(std::iter::once(internal(
-                        "the node failed while handling the message",
-                    )))
+                    Box::new(std::iter::once(internal()))
                 }
             };
             match metrics {
@@ -158,15 +158,18 @@ fn approve(
     lock(engine).handle_approval(from, statement, name, file, unix_now())
 }
 
-fn internal(detail: &str) -> Message {
+/// The refusal a peer gets when the node itself failed: the same text
+/// whatever the failure.
+pub(crate) fn internal() -> Message {
     Message::Refused {
         code: kobling_protocol::bounded::BoundedString::new("internal").unwrap_or_default(),
-        detail: kobling_protocol::bounded::BoundedString::new(
-            detail.chars().take(1000).collect::<String>(),
-        )
-        .unwrap_or_default(),
+        detail: kobling_protocol::bounded::BoundedString::new(INTERNAL_DETAIL).unwrap_or_default(),
     }
 }
+
+/// The detail of [`internal`].
+pub(crate) const INTERNAL_DETAIL: &str =
+    "the node could not handle the message; its operator can see why in its log";
 
 /// How a node runs, beyond its directory and manifest.
 #[derive(Clone, Debug)]
@@ -205,21 +208,26 @@ impl Default for Options {
 pub(crate) async fn run(
     dir: &Path,
     manifest: Manifest,
-    passphrase: Option<&str>,
+    passphrase: Option<Passphrase>,
     options: &Options,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     // The node's directory holds its keys, state and scratch files: only
     // its owner may enter it (issue 18 item 8).
     crate::private_fs::check_node_dir(dir).context("the node's directory is not private")?;
-    let keystore =
-        Keystore::open(dir.join("keys"), passphrase).context("cannot open the node's keystore")?;
+    let mut keystore = Keystore::open(dir.join("keys"), passphrase.as_ref().map(|p| p.as_str()))
+        .context("cannot open the node's keystore")?;
+    // Not needed again while the node runs: zeroized now.
+    drop(passphrase);
     let me = manifest
         .member_by_tls(&kobling_protocol::manifest::Key32(keystore.tls_spki_sha256()))
         .map(|m| m.name.clone())
         .ok_or_else(|| anyhow!("this keystore's TLS key is in no member's manifest entry: add the entry `kobling keys init` printed"))?;
     let member = manifest.member(&me).context("member")?.clone();
     let identity = TlsIdentity::from_keystore(&keystore).context("the keystore's TLS identity")?;
+    // The identity holds the key (inside rustls' signer); the keystore's
+    // copy of its bytes goes.
+    keystore.drop_tls_key();
     if let Some(mapping) = &options.mapping {
         // Refused at start rather than at the first project: a bad file
         // is found while the operator is watching. Each list reads it
@@ -325,6 +333,7 @@ pub(crate) async fn run(
     // commits atomically, and its sender retries it.
     let settings = ServerSettings {
         drain_timeout: Duration::from_secs(2),
+        transport: limits.clone(),
         ..ServerSettings::default()
     };
     let server = tokio::spawn(serve(endpoint, manifest, handler, settings, async move {

@@ -48,6 +48,7 @@ mod output;
 mod prepare;
 pub mod private_fs;
 mod researcher;
+mod secrets;
 mod sender;
 mod spec;
 mod staging;
@@ -65,6 +66,10 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    // Every command handles keys: none may leave them in a core dump.
+    if let Err(e) = secrets::no_core_dumps() {
+        eprintln!("warning: cannot disable core dumps: {e}");
+    }
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {

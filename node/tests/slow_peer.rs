@@ -8,7 +8,7 @@
 //! within the bound its per-member limits give.
 //!
 //! ```text
-//!   attacker (KPR's certificate) ══ N connections × 32 streams: [len = 32 MiB][part of the body]… stall ══▶ linker
+//!   attacker (KPR's certificate) ══ N connections × 32 streams: [len = 32 MiB][SealedItems, part of the body]… stall ══▶ linker
 //!   NPR, SSB, researcher, operators ── project SLOW-2 (no KPR) ─────────────────────────────────────────▶ linker
 //! ```
 
@@ -149,18 +149,20 @@ async fn attack(
                 };
                 report.streams.fetch_add(1, Ordering::Relaxed);
                 let _never_read = recv;
-                if send
-                    .write_all(&(MAX_FRAME as u32).to_le_bytes())
-                    .await
-                    .is_err()
-                {
+                // The body starts with the kind: `SealedItems` (6), a
+                // member's kind whose cap is the full MAX_FRAME, so that the
+                // node reads on (a kind with a smaller cap is refused on
+                // its first byte).
+                let mut head = (MAX_FRAME as u32).to_le_bytes().to_vec();
+                head.push(6);
+                if send.write_all(&head).await.is_err() {
                     return;
                 }
                 // Most of the body, until flow control stops us; never the
                 // last byte.
                 let piece = vec![0u8; 64 * 1024];
                 let mut sent = 0usize;
-                while sent + piece.len() < MAX_FRAME {
+                while sent + 1 + piece.len() < MAX_FRAME {
                     match tokio::time::timeout(Duration::from_secs(1), send.write_all(&piece)).await
                     {
                         Ok(Ok(())) => {

@@ -225,25 +225,208 @@ pub enum Message {
 impl Message {
     /// The message's kind, for log lines and refusals (never its contents).
     pub fn kind(&self) -> &'static str {
+        self.kind_of().name()
+    }
+
+    /// The message's [`Kind`].
+    pub fn kind_of(&self) -> Kind {
         match self {
-            Message::Hello { .. } => "Hello",
-            Message::SubmitOrder(_) => "SubmitOrder",
-            Message::Approve { .. } => "Approve",
-            Message::Statement(_) => "Statement",
-            Message::Entries { .. } => "Entries",
-            Message::Blinding { .. } => "Blinding",
-            Message::SealedItems { .. } => "SealedItems",
-            Message::Points(_) => "Points",
-            Message::Fetch(_) => "Fetch",
-            Message::Close(_) => "Close",
-            Message::Status(_) => "Status",
-            Message::TranscriptFile { .. } => "TranscriptFile",
-            Message::DeliveryHeader { .. } => "DeliveryHeader",
-            Message::DeliveryItems { .. } => "DeliveryItems",
-            Message::Ack { .. } => "Ack",
-            Message::Refused { .. } => "Refused",
-            Message::ChunkV2(_) => "ChunkV2",
-            Message::PassV2(_) => "PassV2",
+            Message::Hello { .. } => Kind::Hello,
+            Message::SubmitOrder(_) => Kind::SubmitOrder,
+            Message::Approve { .. } => Kind::Approve,
+            Message::Statement(_) => Kind::Statement,
+            Message::Entries { .. } => Kind::Entries,
+            Message::Blinding { .. } => Kind::Blinding,
+            Message::SealedItems { .. } => Kind::SealedItems,
+            Message::Points(_) => Kind::Points,
+            Message::Fetch(_) => Kind::Fetch,
+            Message::Close(_) => Kind::Close,
+            Message::Status(_) => Kind::Status,
+            Message::TranscriptFile { .. } => Kind::TranscriptFile,
+            Message::DeliveryHeader { .. } => Kind::DeliveryHeader,
+            Message::DeliveryItems { .. } => Kind::DeliveryItems,
+            Message::Ack { .. } => Kind::Ack,
+            Message::Refused { .. } => Kind::Refused,
+            Message::ChunkV2(_) => Kind::ChunkV2,
+            Message::PassV2(_) => Kind::PassV2,
+        }
+    }
+}
+
+/// A message's kind: its postcard variant index, the first field of its
+/// encoding. Read from a frame's first bytes with [`Kind::peek`] before the
+/// rest of the frame is read or decoded, so that a node can refuse a kind
+/// the peer may not send, or a frame longer than the kind can be, without
+/// holding or decoding its body.
+///
+/// The order is [`Message`]'s declaration order (postcard numbers variants
+/// from 0); `kinds_are_the_variant_indices` checks the two agree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Kind {
+    /// [`Message::Hello`].
+    Hello,
+    /// [`Message::SubmitOrder`].
+    SubmitOrder,
+    /// [`Message::Approve`].
+    Approve,
+    /// [`Message::Statement`].
+    Statement,
+    /// [`Message::Entries`].
+    Entries,
+    /// [`Message::Blinding`].
+    Blinding,
+    /// [`Message::SealedItems`].
+    SealedItems,
+    /// [`Message::Points`].
+    Points,
+    /// [`Message::Fetch`].
+    Fetch,
+    /// [`Message::Close`].
+    Close,
+    /// [`Message::Status`].
+    Status,
+    /// [`Message::TranscriptFile`].
+    TranscriptFile,
+    /// [`Message::DeliveryHeader`].
+    DeliveryHeader,
+    /// [`Message::DeliveryItems`].
+    DeliveryItems,
+    /// [`Message::Ack`].
+    Ack,
+    /// [`Message::Refused`].
+    Refused,
+    /// [`Message::ChunkV2`].
+    ChunkV2,
+    /// [`Message::PassV2`].
+    PassV2,
+}
+
+/// The largest frame of a kind a client (a peer without a member
+/// certificate) may send: [`Kind::max_frame`] of every client kind is at
+/// most this.
+pub const MAX_CLIENT_FRAME: usize = 1 << 20;
+
+/// Bytes of a frame [`Kind::peek`] may need: a varint `u32` takes at most
+/// five.
+pub const MAX_KIND_PREFIX: usize = 5;
+
+impl Kind {
+    /// Every kind, in variant-index order.
+    pub const ALL: [Kind; 18] = [
+        Kind::Hello,
+        Kind::SubmitOrder,
+        Kind::Approve,
+        Kind::Statement,
+        Kind::Entries,
+        Kind::Blinding,
+        Kind::SealedItems,
+        Kind::Points,
+        Kind::Fetch,
+        Kind::Close,
+        Kind::Status,
+        Kind::TranscriptFile,
+        Kind::DeliveryHeader,
+        Kind::DeliveryItems,
+        Kind::Ack,
+        Kind::Refused,
+        Kind::ChunkV2,
+        Kind::PassV2,
+    ];
+
+    /// The kind of the message a frame body starts with, from its first
+    /// bytes (at most [`MAX_KIND_PREFIX`]; more are ignored).
+    ///
+    /// Returns `Ok(None)` if `prefix` ends inside the variant index (read
+    /// one more byte and ask again), exactly as [`decode`] would read it:
+    /// postcard's varint, over-long encodings included.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::Malformed`] if the index is no kind (or overflows a
+    /// `u32`): no decoding of the rest can succeed.
+    pub fn peek(prefix: &[u8]) -> Result<Option<Kind>, DecodeError> {
+        let prefix = &prefix[..prefix.len().min(MAX_KIND_PREFIX)];
+        match postcard::take_from_bytes::<u32>(prefix) {
+            Ok((index, _)) => usize::try_from(index)
+                .ok()
+                .and_then(|i| Self::ALL.get(i).copied())
+                .map(Some)
+                .ok_or_else(|| DecodeError::Malformed(format!("no message kind {index}"))),
+            Err(postcard::Error::DeserializeUnexpectedEnd) if prefix.len() < MAX_KIND_PREFIX => {
+                Ok(None)
+            }
+            Err(e) => Err(DecodeError::Malformed(e.to_string())),
+        }
+    }
+
+    /// The kind's name, as [`Message::kind`] gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Hello => "Hello",
+            Kind::SubmitOrder => "SubmitOrder",
+            Kind::Approve => "Approve",
+            Kind::Statement => "Statement",
+            Kind::Entries => "Entries",
+            Kind::Blinding => "Blinding",
+            Kind::SealedItems => "SealedItems",
+            Kind::Points => "Points",
+            Kind::Fetch => "Fetch",
+            Kind::Close => "Close",
+            Kind::Status => "Status",
+            Kind::TranscriptFile => "TranscriptFile",
+            Kind::DeliveryHeader => "DeliveryHeader",
+            Kind::DeliveryItems => "DeliveryItems",
+            Kind::Ack => "Ack",
+            Kind::Refused => "Refused",
+            Kind::ChunkV2 => "ChunkV2",
+            Kind::PassV2 => "PassV2",
+        }
+    }
+
+    /// Whether a client (a researcher or operator, without a member
+    /// certificate) may send this kind as a request. Every other kind is
+    /// a member's (or a reply) and is refused to a client before its body
+    /// is read.
+    pub fn from_client(self) -> bool {
+        matches!(
+            self,
+            Kind::Hello
+                | Kind::SubmitOrder
+                | Kind::Approve
+                | Kind::Fetch
+                | Kind::Close
+                | Kind::Status
+        )
+    }
+
+    /// The largest frame body of this kind a node reads (never more than
+    /// [`MAX_FRAME`]; for the kinds a client may send, never more than
+    /// [`MAX_CLIENT_FRAME`]).
+    ///
+    /// A fixed-size kind's cap is its largest encoding with room to spare;
+    /// a kind bounded only by its fields' bounds gets a cap below what
+    /// those bounds allow only where no honest message comes near it (a
+    /// project order of 1 MiB would name hundreds of registers' worth of
+    /// columns).
+    pub fn max_frame(self) -> usize {
+        match self {
+            Kind::Hello | Kind::Ack => 64,
+            // A project id, an action, a time, a key and a signature.
+            Kind::Fetch | Kind::Close | Kind::Status => 4 << 10,
+            Kind::Blinding => 64 << 10,
+            Kind::Refused => 4 << 10,
+            Kind::SubmitOrder | Kind::Approve => MAX_CLIENT_FRAME,
+            // Two lists of at most 65,536 points of 32 bytes, and a proof.
+            Kind::Points => 5 << 20,
+            Kind::DeliveryHeader => 1 << 20,
+            Kind::Statement
+            | Kind::Entries
+            | Kind::SealedItems
+            | Kind::TranscriptFile
+            | Kind::DeliveryItems
+            | Kind::ChunkV2
+            | Kind::PassV2 => MAX_FRAME,
         }
     }
 }
@@ -366,6 +549,86 @@ mod tests {
         assert!(
             postcard::from_bytes::<BoundedVec<WirePoint, MAX_CHUNK_POINTS>>(&too_many).is_err()
         );
+    }
+
+    #[test]
+    fn kinds_are_the_variant_indices() {
+        for m in samples() {
+            let bytes = encode(&m);
+            assert_eq!(Kind::peek(&bytes), Ok(Some(m.kind_of())), "{}", m.kind());
+            assert_eq!(m.kind_of().name(), m.kind());
+        }
+        for (i, k) in Kind::ALL.iter().enumerate() {
+            let bytes = postcard::to_allocvec(&(i as u32)).expect("encode");
+            assert_eq!(Kind::peek(&bytes), Ok(Some(*k)));
+        }
+        // The index is read as postcard reads it: an over-long varint is
+        // the same kind, and so `decode` agrees with `peek`.
+        assert_eq!(Kind::peek(&[0x87, 0x00]), Ok(Some(Kind::Points)));
+        assert_eq!(Kind::peek(&[0x80]), Ok(None));
+        assert_eq!(Kind::peek(&[]), Ok(None));
+        assert!(Kind::peek(&[Kind::ALL.len() as u8]).is_err());
+        assert!(Kind::peek(&[0xff, 0xff, 0xff, 0xff, 0x7f]).is_err());
+        assert!(Kind::peek(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x00]).is_err());
+    }
+
+    #[test]
+    fn caps_hold_the_largest_honest_messages_and_clients_get_a_mebibyte() {
+        for k in Kind::ALL {
+            assert!(k.max_frame() <= MAX_FRAME);
+            if k.from_client() {
+                assert!(k.max_frame() <= MAX_CLIENT_FRAME, "{}", k.name());
+            }
+        }
+        for k in [
+            Kind::Statement,
+            Kind::Entries,
+            Kind::Blinding,
+            Kind::SealedItems,
+            Kind::Points,
+            Kind::ChunkV2,
+            Kind::PassV2,
+        ] {
+            assert!(!k.from_client(), "{} is a member's", k.name());
+        }
+        let full = vec![WirePoint([7; 32]); MAX_CHUNK_POINTS];
+        let points = Message::Points(PointChunk {
+            project: ProjectId::new("P".repeat(ProjectId::MAX_LEN)).expect("valid"),
+            list: Name::new("N".repeat(Name::MAX_LEN)).expect("valid"),
+            hop: u32::MAX,
+            chunk: u64::MAX,
+            input: BoundedVec::new(full.clone()).expect("fits"),
+            output: BoundedVec::new(full).expect("fits"),
+            proof: Some(crate::dleq::ChunkProof {
+                a: WirePoint([1; 32]),
+                b: WirePoint([2; 32]),
+                proof: crate::dleq::DleqProof {
+                    challenge: [3; 32],
+                    response: [4; 32],
+                },
+            }),
+        });
+        assert!(encode(&points).len() <= Kind::Points.max_frame());
+        let request = Request {
+            project: ProjectId::new("P".repeat(ProjectId::MAX_LEN)).expect("valid"),
+            action: Action::Status,
+            time: u64::MAX,
+        };
+        let signed = request.sign(&ed25519_dalek::SigningKey::from_bytes(&[5; 32]));
+        for m in [
+            Message::Status(signed.clone()),
+            Message::Fetch(signed.clone()),
+            Message::Close(signed),
+        ] {
+            assert!(encode(&m).len() <= m.kind_of().max_frame());
+        }
+        let refused = Message::Refused {
+            code: BoundedString::new("c".repeat(64)).expect("fits"),
+            detail: BoundedString::new("d".repeat(1024)).expect("fits"),
+        };
+        assert!(encode(&refused).len() <= Kind::Refused.max_frame());
+        let hello = Message::Hello { version: u16::MAX };
+        assert!(encode(&hello).len() <= Kind::Hello.max_frame());
     }
 
     proptest! {

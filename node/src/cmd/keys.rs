@@ -22,8 +22,9 @@ pub(crate) enum RoleArg {
 #[derive(Debug, Subcommand)]
 pub(crate) enum KeysCommand {
     /// Create a node's keystore and TLS certificate in DIR/keys and print
-    /// its manifest entry. With KOBLING_PASSPHRASE set, the keystore is
-    /// encrypted under it (Argon2id).
+    /// its manifest entry. With a passphrase (--passphrase-file, the
+    /// systemd credential `kobling-passphrase`, or KOBLING_PASSPHRASE), the
+    /// keystore is encrypted under it (Argon2id).
     Init {
         /// The node's directory.
         #[arg(long)]
@@ -37,6 +38,10 @@ pub(crate) enum KeysCommand {
         /// Register or linker.
         #[arg(long, value_enum, default_value = "register")]
         role: RoleArg,
+        /// A file holding the passphrase to encrypt the keystore under
+        /// (mode 0600 or stricter; one trailing newline is ignored).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
     },
     /// Create an operator's key file and print its public key.
     Operator {
@@ -61,17 +66,18 @@ impl KeysCommand {
                 name,
                 address,
                 role,
+                passphrase_file,
             } => {
+                let passphrase = crate::secrets::passphrase(passphrase_file.as_deref())?;
                 let name = kobling_protocol::types::Name::new(name)?;
                 let host = address
                     .rsplit_once(':')
                     .map_or(address.as_str(), |(h, _)| h)
                     .trim_matches(['[', ']'])
                     .to_string();
-                let passphrase = std::env::var("KOBLING_PASSPHRASE").ok();
                 let ks = Keystore::create(
                     dir.join("keys"),
-                    passphrase.as_deref(),
+                    passphrase.as_ref().map(|p| p.as_str()),
                     KdfParams::default(),
                     &[host, "localhost".into()],
                 )?;

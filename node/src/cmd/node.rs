@@ -12,7 +12,7 @@ use clap::Subcommand;
 use kobling_protocol::hop::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_POINTS};
 use serde::Deserialize;
 
-use crate::{console::LogFormat, daemon, manifest_file};
+use crate::{console::LogFormat, daemon, manifest_file, secrets};
 
 /// The largest configuration file read.
 const MAX_CONFIG_BYTES: u64 = 64 * 1024;
@@ -25,8 +25,8 @@ pub(crate) enum NodeCommand {
     Run {
         /// A configuration file (TOML) with any of the settings below as
         /// keys (`dir`, `manifest`, `listen`, `chunk_size`, `log_format`,
-        /// `metrics`, `test_mode`, `extracts`); a flag given on the command
-        /// line overrides its key.
+        /// `metrics`, `test_mode`, `extracts`, `passphrase_file`); a flag
+        /// given on the command line overrides its key.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         #[command(flatten)]
@@ -80,6 +80,13 @@ pub(crate) struct NodeSettings {
     /// counts that command shows are what is sent.
     #[arg(long, value_name = "FILE")]
     pub(crate) mapping: Option<PathBuf>,
+    /// A file holding the keystore's passphrase (mode 0600 or stricter;
+    /// one trailing newline is ignored). Without it, the systemd
+    /// credential `kobling-passphrase` is used if $CREDENTIALS_DIRECTORY
+    /// holds it, else $KOBLING_PASSPHRASE (removed from the environment
+    /// once read).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) passphrase_file: Option<PathBuf>,
 }
 
 impl NodeSettings {
@@ -90,7 +97,18 @@ impl NodeSettings {
                 NodeSettings { $($field: self.$field.or(file.$field)),* }
             };
         }
-        merge!(dir, manifest, listen, chunk_size, log_format, metrics, test_mode, extracts, mapping)
+        merge!(
+            dir,
+            manifest,
+            listen,
+            chunk_size,
+            log_format,
+            metrics,
+            test_mode,
+            extracts,
+            passphrase_file,
+            mapping
+        )
     }
 }
 
@@ -140,15 +158,16 @@ impl NodeCommand {
         let manifest = settings
             .manifest
             .context("no manifest: give --manifest or `manifest` in the configuration")?;
+        // Before the runtime's threads exist: this edits the environment.
+        let passphrase = secrets::passphrase(settings.passphrase_file.as_deref())?;
         let manifest = manifest_file::load(&manifest)?;
-        let passphrase = std::env::var("KOBLING_PASSPHRASE").ok();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
         rt.block_on(daemon::run(
             &dir,
             manifest,
-            passphrase.as_deref(),
+            passphrase,
             &daemon::Options {
                 listen: settings.listen,
                 chunk_size: settings.chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE),

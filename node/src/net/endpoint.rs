@@ -21,13 +21,22 @@ use super::tls::{self, TlsError, TlsIdentity};
 pub(crate) struct TransportLimits {
     /// A connection with no traffic for this long is closed.
     pub(crate) idle_timeout: Duration,
-    /// Keep-alive interval (must be well below `idle_timeout`).
+    /// Keep-alive interval of the connections a node dials (must be well
+    /// below `idle_timeout`). A server sends none: a member dialling keeps
+    /// its own connection alive, and a client's is let go when idle.
     pub(crate) keep_alive: Duration,
-    /// Request streams a client may have open at once per connection.
+    /// Request streams a member may have open at once per connection.
     pub(crate) max_request_streams: u32,
+    /// Request streams a client (no member certificate) may have open at
+    /// once per connection; also what any peer gets until its handshake
+    /// shows who it is.
+    pub(crate) client_request_streams: u32,
+    /// Unread bytes a client may send ahead on one connection; also what
+    /// any peer gets until its handshake shows who it is.
+    pub(crate) client_receive_window: u32,
     /// Unread bytes a peer may send ahead on one stream.
     pub(crate) stream_receive_window: u32,
-    /// Unread bytes a peer may send ahead on one connection.
+    /// Unread bytes a member may send ahead on one connection.
     pub(crate) receive_window: u32,
     /// Unacknowledged bytes we buffer for sending on one connection.
     pub(crate) send_window: u64,
@@ -39,6 +48,8 @@ impl Default for TransportLimits {
             idle_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(10),
             max_request_streams: 32,
+            client_request_streams: 4,
+            client_receive_window: 2 << 20,
             stream_receive_window: 1 << 20,
             receive_window: 8 << 20,
             send_window: 8 << 20,
@@ -47,23 +58,31 @@ impl Default for TransportLimits {
 }
 
 impl TransportLimits {
-    /// The quinn transport configuration. A node accepts `max_request_streams`
-    /// bidirectional streams as server (`accept_streams`) and none as
-    /// client, and never unidirectional ones.
-    fn transport(&self, accept_streams: bool) -> Arc<TransportConfig> {
+    /// The quinn transport configuration. As server (`server`), a node
+    /// sends no keep-alives and starts every connection with a client's
+    /// streams and receive window (the server raises them for a member
+    /// once its certificate is checked); as client it keeps its
+    /// connections alive and accepts no streams. Never unidirectional
+    /// streams.
+    fn transport(&self, server: bool) -> Arc<TransportConfig> {
         let mut t = TransportConfig::default();
+        let (keep_alive, streams, window) = if server {
+            (
+                None,
+                self.client_request_streams,
+                self.client_receive_window,
+            )
+        } else {
+            (Some(self.keep_alive), 0, self.receive_window)
+        };
         // Durations of more than 2^62 ms are impossible here; fall back to
         // quinn's default rather than panic.
         t.max_idle_timeout(IdleTimeout::try_from(self.idle_timeout).ok())
-            .keep_alive_interval(Some(self.keep_alive))
-            .max_concurrent_bidi_streams(VarInt::from_u32(if accept_streams {
-                self.max_request_streams
-            } else {
-                0
-            }))
+            .keep_alive_interval(keep_alive)
+            .max_concurrent_bidi_streams(VarInt::from_u32(streams))
             .max_concurrent_uni_streams(VarInt::from_u32(0))
             .stream_receive_window(VarInt::from_u32(self.stream_receive_window))
-            .receive_window(VarInt::from_u32(self.receive_window))
+            .receive_window(VarInt::from_u32(window))
             .send_window(self.send_window)
             .datagram_receive_buffer_size(None);
         Arc::new(t)

@@ -7,6 +7,9 @@
 //! The length is checked before a byte of the body is read or any room is
 //! reserved for it, and the body buffer grows with the bytes that actually
 //! arrive, so an announced length costs nothing until the peer sends it.
+//! The server also reads the body's first bytes alone ([`read_kind`]): the
+//! message's kind, which decides whether the peer may send it and how long
+//! it may be ([`Kind::max_frame`]) before the rest is read.
 //! The end of the stream is allowed only between frames. The body is
 //! decoded with [`messages::decode`], which never panics and rejects
 //! trailing bytes.
@@ -17,7 +20,7 @@
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use kobling_protocol::messages::{self, DecodeError, Message, MAX_FRAME};
+use kobling_protocol::messages::{self, DecodeError, Kind, Message, MAX_FRAME, MAX_KIND_PREFIX};
 
 use super::CloseCode;
 
@@ -36,6 +39,18 @@ pub(crate) enum FrameError {
     /// to send) exceeds [`MAX_FRAME`].
     #[error("frame of {0} bytes exceeds the limit of {MAX_FRAME} bytes")]
     TooLarge(u64),
+    /// The frame is longer than its kind can be ([`Kind::max_frame`]).
+    #[error("{} frame of {len} bytes exceeds the kind's limit", kind.name())]
+    TooLargeForKind {
+        /// The kind.
+        kind: Kind,
+        /// The announced length.
+        len: u64,
+    },
+    /// A kind the peer may not send (a member's kind from a client),
+    /// refused before its body is read.
+    #[error("{} is not a kind this peer may send", .0.name())]
+    NotAllowed(Kind),
     /// The stream ended inside a frame.
     #[error("stream ended inside a frame ({got} of {expected} bytes)")]
     Truncated {
@@ -57,7 +72,10 @@ impl FrameError {
     /// or `None` if the failure is the stream's or ours, not a violation.
     pub(crate) fn violation(&self) -> Option<CloseCode> {
         match self {
-            FrameError::TooLarge(_) => Some(CloseCode::FrameTooLarge),
+            FrameError::TooLarge(_) | FrameError::TooLargeForKind { .. } => {
+                Some(CloseCode::FrameTooLarge)
+            }
+            FrameError::NotAllowed(_) => Some(CloseCode::NotAllowed),
             FrameError::Truncated { .. } => Some(CloseCode::Truncated),
             FrameError::Decode(_) => Some(CloseCode::Malformed),
             FrameError::Io(_) => None,
@@ -111,6 +129,61 @@ pub(crate) async fn read_len<R: AsyncRead + Unpin>(
         Ok(len) if len <= MAX_FRAME => Ok(Some(len)),
         _ => Err(FrameError::TooLarge(u64::from(len))),
     }
+}
+
+/// Reads the first bytes of a frame body of `len` bytes, one at a time,
+/// until they name the message's kind (one byte for every kind there is;
+/// at most [`MAX_KIND_PREFIX`]), and returns them with the kind. The
+/// caller checks the kind before reading the rest.
+///
+/// # Errors
+///
+/// [`FrameError::Decode`] if the bytes name no kind (or the body ends
+/// before they do), [`FrameError::Truncated`], or [`FrameError::Io`].
+pub(crate) async fn read_kind<R: AsyncRead + Unpin>(
+    recv: &mut R,
+    len: usize,
+) -> Result<(Vec<u8>, Kind), FrameError> {
+    let mut head = Vec::with_capacity(MAX_KIND_PREFIX);
+    loop {
+        if let Some(kind) = Kind::peek(&head)? {
+            return Ok((head, kind));
+        }
+        if head.len() >= len.min(MAX_KIND_PREFIX) {
+            return Err(FrameError::Decode(DecodeError::Malformed(
+                "the frame ends inside the message kind".into(),
+            )));
+        }
+        let mut byte = [0u8];
+        if recv.read(&mut byte).await? == 0 {
+            return Err(FrameError::Truncated {
+                expected: (LEN_PREFIX + len) as u64,
+                got: (LEN_PREFIX + head.len()) as u64,
+            });
+        }
+        head.push(byte[0]);
+    }
+}
+
+/// Checks a frame of `kind` and `len` bytes from a peer that is a client
+/// (`client`) or a member.
+///
+/// # Errors
+///
+/// [`FrameError::NotAllowed`] for a kind only members may send, from a
+/// client; [`FrameError::TooLargeForKind`] for a frame longer than its
+/// kind can be.
+pub(crate) fn check_kind(kind: Kind, len: usize, client: bool) -> Result<(), FrameError> {
+    if client && !kind.from_client() {
+        return Err(FrameError::NotAllowed(kind));
+    }
+    if len > kind.max_frame() {
+        return Err(FrameError::TooLargeForKind {
+            kind,
+            len: len as u64,
+        });
+    }
+    Ok(())
 }
 
 /// Reads a frame body of `len` bytes (as returned by [`read_len`]) and
@@ -250,6 +323,40 @@ mod tests {
             read_message(&mut &[0, 0, 0, 0][..]).await,
             Err(FrameError::Decode(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn the_kind_is_read_alone_and_checked_before_the_body() {
+        let body = messages::encode(&ack(4));
+        let mut r = &body[..];
+        let (head, kind) = read_kind(&mut r, body.len()).await.expect("kind");
+        assert_eq!((head.as_slice(), kind), (&body[..1], Kind::Ack));
+        assert_eq!(r.len(), body.len() - 1, "only the kind's byte was read");
+        // An over-long varint takes more bytes; a kind that does not exist
+        // or a body ending inside the kind is refused.
+        let mut r = &[0x87, 0x00, 0xaa][..];
+        let (head, kind) = read_kind(&mut r, 3).await.expect("kind");
+        assert_eq!((head.len(), kind), (2, Kind::Points));
+        assert!(matches!(
+            read_kind(&mut &[0x7f][..], 1).await,
+            Err(FrameError::Decode(_))
+        ));
+        assert!(matches!(
+            read_kind(&mut &[0x80, 0x80][..], 1).await,
+            Err(FrameError::Decode(_))
+        ));
+        assert!(matches!(
+            read_kind(&mut &[0x80][..], 9).await,
+            Err(FrameError::Truncated { .. })
+        ));
+        // Members' kinds from a client, and frames over a kind's cap.
+        let e = check_kind(Kind::Entries, 10, true).expect_err("a member's kind");
+        assert_eq!(e.violation(), Some(CloseCode::NotAllowed));
+        assert!(check_kind(Kind::Entries, 10, false).is_ok());
+        assert!(check_kind(Kind::Status, Kind::Status.max_frame(), true).is_ok());
+        let e = check_kind(Kind::Status, Kind::Status.max_frame() + 1, true).expect_err("cap");
+        assert_eq!(e.violation(), Some(CloseCode::FrameTooLarge));
+        assert!(check_kind(Kind::SubmitOrder, MAX_FRAME, true).is_err());
     }
 
     #[tokio::test]

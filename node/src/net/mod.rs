@@ -12,8 +12,11 @@
 //!            configs
 //!  frame     u32-LE length ‖ postcard message; length checked against
 //!            MAX_FRAME before a byte of the body is read or allocated
-//!  limits    per-peer limits (member, or client IP): connections, request
-//!            slots, frame bytes read piece by piece within a budget
+//!  limits    handshake slots (members' reserve, per client prefix);
+//!            per-peer limits (member, or client IPv4 / IPv6 /64):
+//!            members' and clients' connection pools, request slots, frame
+//!            bytes read piece by piece within a budget
+//!  quiet     rate-limited log lines for what strangers cause
 //!  server    run(endpoint, manifest, handler, settings, shutdown): one task
 //!            per connection, one per request stream, broadcast-and-drop
 //!            graceful shutdown with a drain deadline
@@ -54,14 +57,29 @@
 //!   also share one budget). A peer that stalls, floods or never reads its
 //!   replies waits on its own limits, and QUIC flow control pushes back on
 //!   it alone.
+//! - **Strangers.** Anyone who can reach the port can send datagrams, so
+//!   the server keeps nothing for an address until it proves it receives
+//!   there (QUIC Retry), gives a handshake a few seconds and a bounded
+//!   number of slots (a reserve for the members' manifest addresses, a cap
+//!   per client address or IPv6 /64), keeps members' and clients'
+//!   connections in separate pools (a full clients' pool evicts its
+//!   idlest), closes idle clients and sends them no keep-alives, starts
+//!   every connection with a client's small stream limit and window and
+//!   raises them only for a member. The message kind is read before the
+//!   body: a client may send only its own kinds, each of at most
+//!   [`MAX_CLIENT_FRAME`], and a member's kind from a client closes the
+//!   connection unread. What peers are told is a fixed code and phrase;
+//!   what strangers cause is logged within a rate limit ([`quiet`]).
 //!
 //! [`MAX_FRAME`]: kobling_protocol::messages::MAX_FRAME
+//! [`MAX_CLIENT_FRAME`]: kobling_protocol::messages::MAX_CLIENT_FRAME
 
 pub(crate) mod client;
 pub(crate) mod endpoint;
 pub(crate) mod frame;
 pub(crate) mod limits;
 pub(crate) mod peer;
+pub(crate) mod quiet;
 pub(crate) mod server;
 pub(crate) mod tls;
 
@@ -92,13 +110,21 @@ pub(crate) enum CloseCode {
     UnknownPeer,
     /// The client gives up on a request stream.
     Cancelled,
-    /// The peer already holds as many connections as it may.
+    /// The peer already holds as many connections as it may (or, for a
+    /// member, the members' pool is full; for a client, every client
+    /// connection is busy).
     TooManyConnections,
+    /// The peer sent a kind of message it may not send (a member's kind
+    /// from a client), refused before its body was read.
+    NotAllowed,
+    /// A client's connection was idle too long, or was the idlest when a
+    /// new client needed its place.
+    Idle,
 }
 
 impl CloseCode {
     /// All codes, for mapping back from the wire.
-    const ALL: [CloseCode; 8] = [
+    const ALL: [CloseCode; 10] = [
         CloseCode::Shutdown,
         CloseCode::FrameTooLarge,
         CloseCode::Malformed,
@@ -107,6 +133,8 @@ impl CloseCode {
         CloseCode::UnknownPeer,
         CloseCode::Cancelled,
         CloseCode::TooManyConnections,
+        CloseCode::NotAllowed,
+        CloseCode::Idle,
     ];
 
     /// The code on the wire.
@@ -120,6 +148,8 @@ impl CloseCode {
             CloseCode::UnknownPeer => 5,
             CloseCode::Cancelled => 6,
             CloseCode::TooManyConnections => 7,
+            CloseCode::NotAllowed => 8,
+            CloseCode::Idle => 9,
         })
     }
 
@@ -134,6 +164,8 @@ impl CloseCode {
             CloseCode::UnknownPeer => b"unknown peer",
             CloseCode::Cancelled => b"cancelled",
             CloseCode::TooManyConnections => b"too many connections",
+            CloseCode::NotAllowed => b"not allowed",
+            CloseCode::Idle => b"idle",
         }
     }
 

@@ -1,12 +1,20 @@
-//! The server loop: accept connections from manifest members, serve their
-//! request streams with a [`Handler`], shut down gracefully.
+//! The server loop: accept connections from manifest members and clients,
+//! serve their request streams with a [`Handler`], shut down gracefully.
 //!
 //! ```text
-//!  run ──accept──▶ connection task (one per peer connection)
-//!   │               handshake → Peer::of → accept_bi ──▶ stream task (one per stream)
-//!   │               PeerSlot (limits::Peers: per member /   read_len → request slot
-//!   │               client IP; over the limit: closed)      → read_body_metered
-//!   │                                                    → Handler::handle → write reply
+//!  run ──accept──▶ address not validated? ──▶ Retry (stateless; a spoofed source never returns)
+//!   │              handshake slot (limits::Handshakes)? no ──▶ refused
+//!   │            ──▶ connection task (one per peer connection)
+//!   │               handshake within `handshake_timeout` → Peer::of
+//!   │               PeerSlot (limits::Peers: members' and clients' pools, per member /
+//!   │               client address or /64; over a limit: closed)
+//!   │               per-role stream limit and receive window set
+//!   │               accept_bi ──▶ stream task (one per stream)
+//!   │               (a client idle for `client_idle_timeout`: closed)
+//!   │                                                       read_len → read_kind → check_kind
+//!   │                                                       (a member's kind from a client, or
+//!   │                                                       over the kind's cap: closed, body unread)
+//!   │                                                    → request slot → read_body (metered)
 //!   │                                                    → Handler::handle → write reply
 //!   └─ shutdown future fires:
 //!        refuse new connections, drop the broadcast sender (every task's
@@ -22,25 +30,36 @@
 //! (each joins its own stream tasks) rather than an mpsc channel, so that
 //! the drain deadline can abort what is left.
 
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    future::Future,
+    net::{IpAddr, SocketAddr},
+    pin::Pin,
+    sync::Arc,
+    time::Duration,
+};
 
-use quinn::{ConnectionError, Endpoint, Incoming, RecvStream, SendStream};
+use quinn::{ConnectionError, Endpoint, Incoming, RecvStream, SendStream, VarInt};
 use tokio::{
     sync::broadcast,
     task::{JoinError, JoinSet},
-    time::timeout,
+    time::{sleep_until, timeout, Instant},
 };
 use tracing::{debug, error, info, warn, warn_span, Instrument};
 
 use kobling_protocol::{
     manifest::Manifest,
-    messages::{Message, MAX_FRAME},
+    messages::{Message, MAX_CLIENT_FRAME, MAX_FRAME},
 };
 
 use super::{
+    endpoint::TransportLimits,
     frame::{self, FrameError},
-    limits::{PeerKey, PeerLimits, PeerSlot, Peers},
+    limits::{
+        AdmitRefusal, HandshakeSlot, Handshakes, PeerKey, PeerLimits, PeerSlot, Peers, Pools,
+    },
     peer::Peer,
+    quiet::{Category, Quiet},
     CloseCode, ErrorChain,
 };
 
@@ -77,19 +96,45 @@ pub(crate) struct ServerSettings {
     /// How long a frame body may take to arrive once its length is known,
     /// and a reply to be taken by the peer.
     pub(crate) frame_timeout: Duration,
-    /// Connections served at once; more are refused.
-    pub(crate) max_connections: usize,
+    /// Whether a connection attempt from an address not yet validated is
+    /// answered with a Retry (a token the client must echo, proving it
+    /// receives at its source address) before any state is kept for it.
+    pub(crate) validate_addresses: bool,
+    /// How long a handshake may take; a peer that stalls it loses it.
+    pub(crate) handshake_timeout: Duration,
+    /// Handshakes in progress at once (beyond the members' reserve).
+    pub(crate) max_handshakes: usize,
+    /// More handshakes in progress, only from addresses the manifest gives
+    /// the members.
+    pub(crate) member_handshakes: usize,
+    /// Handshakes in progress from one client address (or IPv6 /64).
+    pub(crate) handshakes_per_client: usize,
+    /// Connections all members together may hold (apart from the
+    /// clients'); never fewer than `per_member.connections` for every
+    /// member of the manifest.
+    pub(crate) max_member_connections: usize,
+    /// Connections all clients together may hold; when full, the client
+    /// connection idle longest makes room for a new one.
+    pub(crate) max_client_connections: usize,
+    /// A client connection with no request in hand for this long is
+    /// closed (clients get no keep-alives either).
+    pub(crate) client_idle_timeout: Duration,
+    /// Streams and receive windows per connection, set after the
+    /// handshake for members and for clients (the endpoint's initial
+    /// values, for an unknown peer, are the clients').
+    pub(crate) transport: TransportLimits,
     /// What one member may hold at once: connections (more are closed),
     /// requests in hand (more wait), bytes of request bodies (at least
     /// `MAX_FRAME`; when spent, its readers wait and flow control pushes
     /// back on it alone).
     pub(crate) per_member: PeerLimits,
-    /// The same for the clients without a certificate at one IP address
-    /// (command-line clients open a connection per command, and several
-    /// people may share an address).
-    pub(crate) per_client_ip: PeerLimits,
+    /// The same for the clients without a certificate at one IPv4
+    /// address or IPv6 /64 (command-line clients open a connection per
+    /// command, and several people may share an address); the frame
+    /// budget is at least `MAX_CLIENT_FRAME`.
+    pub(crate) per_client: PeerLimits,
     /// Bytes of request bodies all clients without a certificate may hold
-    /// together (at least `MAX_FRAME`).
+    /// together (at least `MAX_CLIENT_FRAME`).
     pub(crate) clients_frame_budget: usize,
 }
 
@@ -98,18 +143,26 @@ impl Default for ServerSettings {
         Self {
             drain_timeout: Duration::from_secs(10),
             frame_timeout: Duration::from_secs(60),
-            max_connections: 256,
+            validate_addresses: true,
+            handshake_timeout: Duration::from_secs(5),
+            max_handshakes: 64,
+            member_handshakes: 16,
+            handshakes_per_client: 8,
+            max_member_connections: 64,
+            max_client_connections: 128,
+            client_idle_timeout: Duration::from_secs(10),
+            transport: TransportLimits::default(),
             per_member: PeerLimits {
                 connections: 4,
                 requests: 16,
                 frame_budget: MAX_FRAME,
             },
-            per_client_ip: PeerLimits {
-                connections: 32,
-                requests: 32,
-                frame_budget: MAX_FRAME,
+            per_client: PeerLimits {
+                connections: 16,
+                requests: 16,
+                frame_budget: 4 * MAX_CLIENT_FRAME,
             },
-            clients_frame_budget: 2 * MAX_FRAME,
+            clients_frame_budget: 16 * MAX_CLIENT_FRAME,
         }
     }
 }
@@ -128,18 +181,34 @@ pub(crate) async fn run(
     shutdown: impl Future,
 ) {
     let (notify_shutdown, _) = broadcast::channel::<()>(1);
-    let at_least_a_frame = |l: PeerLimits| PeerLimits {
-        frame_budget: l.frame_budget.max(MAX_FRAME),
+    let at_least = |l: PeerLimits, frame: usize| PeerLimits {
+        frame_budget: l.frame_budget.max(frame),
         ..l
     };
+    let member_ips = member_ips(&manifest).await;
+    let members = manifest.members.len();
     let shared = Arc::new(Shared {
         manifest,
         handler,
-        peers: Peers::new(
-            at_least_a_frame(settings.per_member),
-            at_least_a_frame(settings.per_client_ip),
-            settings.clients_frame_budget.max(MAX_FRAME),
+        handshakes: Handshakes::new(
+            settings.max_handshakes,
+            settings.member_handshakes,
+            settings.handshakes_per_client,
+            member_ips,
         ),
+        peers: Peers::new(
+            at_least(settings.per_member, MAX_FRAME),
+            at_least(settings.per_client, MAX_CLIENT_FRAME),
+            Pools {
+                // Never fewer than every member's own limit allows.
+                members: settings
+                    .max_member_connections
+                    .max(members * settings.per_member.connections),
+                clients: settings.max_client_connections,
+            },
+            settings.clients_frame_budget.max(MAX_CLIENT_FRAME),
+        ),
+        quiet: Quiet::default(),
         settings,
     });
     let mut connections = JoinSet::new();
@@ -178,11 +247,31 @@ pub(crate) async fn run(
     info!("stopped");
 }
 
+/// The IP addresses the manifest gives the members (host names resolved
+/// once, briefly; one that does not resolve is left out, and its member
+/// shares the general handshake slots).
+async fn member_ips(manifest: &Manifest) -> HashSet<IpAddr> {
+    let mut ips = HashSet::new();
+    for m in &manifest.members {
+        if let Ok(addr) = m.address.parse::<SocketAddr>() {
+            ips.insert(addr.ip());
+            continue;
+        }
+        let lookup = tokio::net::lookup_host(m.address.as_str());
+        if let Ok(Ok(addrs)) = timeout(Duration::from_secs(2), lookup).await {
+            ips.extend(addrs.map(|a| a.ip()));
+        }
+    }
+    ips
+}
+
 /// What every connection and stream task shares.
 struct Shared {
     manifest: Arc<Manifest>,
     handler: Arc<dyn Handler>,
+    handshakes: Arc<Handshakes>,
     peers: Arc<Peers>,
+    quiet: Quiet,
     settings: ServerSettings,
 }
 
@@ -233,19 +322,42 @@ async fn accept_loop(
         while let Some(done) = connections.try_join_next() {
             report(done);
         }
-        if connections.len() >= shared.settings.max_connections {
-            warn!(remote = %incoming.remote_address(), "too many connections; refusing");
-            incoming.refuse();
+        let remote = incoming.remote_address();
+        // Nothing is kept for an address until it has shown it receives
+        // there: the Retry carries all the state, in its token.
+        if shared.settings.validate_addresses
+            && !incoming.remote_address_validated()
+            && incoming.may_retry()
+        {
+            if let Err(e) = incoming.retry() {
+                e.into_incoming().ignore();
+            }
             continue;
         }
+        let slot = match shared.handshakes.begin(remote.ip()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                if let Some(suppressed) = shared.quiet.allow(Category::Handshake) {
+                    warn!(%remote, ?why, suppressed, "no handshake slot; refusing");
+                }
+                incoming.refuse();
+                continue;
+            }
+        };
         let shutdown = Shutdown::new(notify_shutdown.subscribe());
-        connections.spawn(serve_connection(incoming, shared.clone(), shutdown));
+        connections.spawn(serve_connection(incoming, slot, shared.clone(), shutdown));
     }
 }
 
-/// One connection: handshake (the verifier refuses unknown peers), map the
-/// certificate to a member, then one task per request stream.
-async fn serve_connection(incoming: Incoming, shared: Arc<Shared>, mut shutdown: Shutdown) {
+/// One connection: handshake within the deadline (the verifier refuses
+/// unknown certificates), map the certificate to a member, admit it to its
+/// pool, then one task per request stream.
+async fn serve_connection(
+    incoming: Incoming,
+    handshake: HandshakeSlot,
+    shared: Arc<Shared>,
+    mut shutdown: Shutdown,
+) {
     let remote = incoming.remote_address();
     let connecting = match incoming.accept() {
         Ok(connecting) => connecting,
@@ -254,16 +366,27 @@ async fn serve_connection(incoming: Incoming, shared: Arc<Shared>, mut shutdown:
             return;
         }
     };
+    let deadline = shared.settings.handshake_timeout;
     let conn = tokio::select! {
-        r = connecting => match r {
-            Ok(conn) => conn,
-            Err(e) => {
-                warn!(%remote, error = %ErrorChain(&e), "handshake refused or failed");
+        r = timeout(deadline, connecting) => match r {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                if let Some(suppressed) = shared.quiet.allow(Category::Handshake) {
+                    warn!(%remote, error = %ErrorChain(&e), suppressed, "handshake refused or failed");
+                }
+                return;
+            }
+            Err(_elapsed) => {
+                // Dropping `Connecting` abandons the handshake.
+                if let Some(suppressed) = shared.quiet.allow(Category::Handshake) {
+                    warn!(%remote, suppressed, "handshake did not complete in time");
+                }
                 return;
             }
         },
         () = shutdown.recv() => return,
     };
+    drop(handshake);
     // No certificate: a client (researcher, operator), whose messages the
     // handler authenticates by their signatures. A certificate: a member,
     // pinned by the verifier.
@@ -283,15 +406,38 @@ async fn serve_connection(incoming: Incoming, shared: Arc<Shared>, mut shutdown:
         .as_ref()
         .map_or_else(|| "client".to_string(), |p| p.name.to_string());
     let span = warn_span!("conn", peer = %who, %remote);
-    let key = peer.as_ref().map_or(PeerKey::Client(remote.ip()), |p| {
+    let key = peer.as_ref().map_or(PeerKey::client(remote.ip()), |p| {
         PeerKey::Member(p.name.clone())
     });
-    let Some(slot) = shared.peers.admit(key) else {
-        let _enter = span.enter();
-        warn!("too many connections from this peer; closing");
-        CloseCode::TooManyConnections.close(&conn);
-        return;
+    let evict = conn.clone();
+    let close: super::limits::Closer = Box::new(move || CloseCode::Idle.close(&evict));
+    let slot = match shared.peers.admit(key, close) {
+        Ok(slot) => slot,
+        Err(why) => {
+            let _enter = span.enter();
+            let what = match why {
+                AdmitRefusal::PerPeer => "too many connections from this peer; closing",
+                AdmitRefusal::Pool => "no connection slot free; closing",
+            };
+            if peer.is_some() {
+                warn!("{what}");
+            } else if let Some(suppressed) = shared.quiet.allow(Category::Connection) {
+                warn!(suppressed, "{what}");
+            }
+            CloseCode::TooManyConnections.close(&conn);
+            return;
+        }
     };
+    // An unknown peer got the endpoint's initial limits (the clients');
+    // now that the peer is known, set its own.
+    let t = &shared.settings.transport;
+    let (streams, window) = if peer.is_some() {
+        (t.max_request_streams, t.receive_window)
+    } else {
+        (t.client_request_streams, t.client_receive_window)
+    };
+    conn.set_max_concurrent_bi_streams(VarInt::from_u32(streams));
+    conn.set_receive_window(VarInt::from_u32(window));
     serve_streams(conn, Arc::new(peer), Arc::new(slot), shared, shutdown)
         .instrument(span)
         .await;
@@ -304,12 +450,20 @@ async fn serve_streams(
     shared: Arc<Shared>,
     mut shutdown: Shutdown,
 ) {
-    info!("connected");
+    if peer.is_some() {
+        info!("connected");
+    } else {
+        debug!("connected");
+    }
+    let client = peer.is_none();
+    let idle_timeout = shared.settings.client_idle_timeout;
     let mut streams = JoinSet::new();
+    let mut idle_deadline = Instant::now() + idle_timeout;
     loop {
         tokio::select! {
             accepted = conn.accept_bi() => match accepted {
                 Ok((send, recv)) => {
+                    slot.activity().busy();
                     let stream = serve_stream(
                         conn.clone(), peer.clone(), slot.clone(), shared.clone(), shutdown.child(),
                         send, recv,
@@ -317,11 +471,28 @@ async fn serve_streams(
                     streams.spawn(stream.in_current_span());
                 }
                 Err(e) => {
-                    log_connection_end(&e);
+                    // A client's end is routine (and a stranger's, cheap to
+                    // cause): not logged above DEBUG.
+                    if client {
+                        debug!(reason = %ErrorChain(&e), "connection ended");
+                    } else {
+                        log_connection_end(&e);
+                    }
                     break;
                 }
             },
-            Some(done) = streams.join_next(), if !streams.is_empty() => report(done),
+            Some(done) = streams.join_next(), if !streams.is_empty() => {
+                slot.activity().done();
+                report(done);
+                if streams.is_empty() {
+                    idle_deadline = Instant::now() + idle_timeout;
+                }
+            }
+            () = sleep_until(idle_deadline), if client && streams.is_empty() => {
+                debug!("client idle; closing");
+                CloseCode::Idle.close(&conn);
+                break;
+            }
             () = shutdown.recv() => {
                 debug!("shutdown: no new streams");
                 break;
@@ -334,8 +505,9 @@ async fn serve_streams(
     if shutdown.is_shutdown {
         CloseCode::Shutdown.close(&conn);
     }
-    let who = peer.as_ref().as_ref().map_or("client", |p| p.name.as_str());
-    super::log_stats(&conn, "server", who);
+    if let Some(p) = peer.as_ref() {
+        super::log_stats(&conn, "server", p.name.as_str());
+    }
 }
 
 /// One request stream: frames in, replies out, until the peer finishes its
@@ -372,23 +544,28 @@ async fn serve_stream(
                 }
                 return;
             }
-            Err(e) => return frame_failed(&conn, stream, &e),
+            Err(e) => return frame_failed(&conn, stream, &e, &shared, peer.is_none()),
         };
-        // One of the peer's request slots, then the body within its
-        // budget, both held until the replies are sent: a peer that stalls
-        // or does not read holds only its own.
+        // The kind first, from the body's first byte: a member's kind from
+        // a client, or a frame longer than its kind can be, is refused
+        // before the rest is read, held or decoded. Then one of the peer's
+        // request slots, then the body within its budget, both held until
+        // the replies are sent: a peer that stalls or does not read holds
+        // only its own.
         let read = async {
+            let (head, kind) = frame::read_kind(&mut recv, len).await.map_err(Some)?;
+            frame::check_kind(kind, len, peer.is_none()).map_err(Some)?;
             let Some(in_hand) = slot.request().await else {
                 return Err(None);
             };
-            match slot.read_body(&mut recv, len).await {
+            match slot.read_body(&mut recv, len, &head).await {
                 Ok((bytes, request)) => Ok((in_hand, bytes, request)),
                 Err(e) => Err(Some(e)),
             }
         };
         let (_in_hand, _bytes, request) = match timeout(frame_timeout, read).await {
             Ok(Ok(read)) => read,
-            Ok(Err(Some(e))) => return frame_failed(&conn, stream, &e),
+            Ok(Err(Some(e))) => return frame_failed(&conn, stream, &e, &shared, peer.is_none()),
             Ok(Err(None)) => return,
             Err(_elapsed) => {
                 warn!(%stream, "frame did not arrive in time; resetting stream");
@@ -419,11 +596,22 @@ async fn serve_stream(
 }
 
 /// A frame could not be read: close the connection if the peer broke the
-/// framing, otherwise just let the stream go.
-fn frame_failed(conn: &quinn::Connection, stream: quinn::StreamId, e: &FrameError) {
+/// framing or sent what it may not, otherwise just let the stream go. A
+/// client's violations are logged within the rate limit.
+fn frame_failed(
+    conn: &quinn::Connection,
+    stream: quinn::StreamId,
+    e: &FrameError,
+    shared: &Shared,
+    client: bool,
+) {
     match e.violation() {
         Some(code) => {
-            warn!(%stream, reason = %ErrorChain(e), "bad frame; closing connection");
+            if !client {
+                warn!(%stream, reason = %ErrorChain(e), "bad frame; closing connection");
+            } else if let Some(suppressed) = shared.quiet.allow(Category::ClientFrame) {
+                warn!(%stream, reason = %ErrorChain(e), suppressed, "bad frame; closing connection");
+            }
             code.close(conn);
         }
         None => debug!(%stream, error = %ErrorChain(e), "stream ended"),

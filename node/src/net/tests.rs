@@ -633,3 +633,390 @@ async fn the_drain_deadline_bounds_shutdown() {
     })
     .await;
 }
+
+// ---- strangers: kinds, handshakes, pools, idling ----
+
+/// A researcher's or operator's client: no certificate.
+fn anonymous(m: &Arc<Manifest>) -> Client {
+    let endpoint = client_endpoint("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
+    Client::new(
+        endpoint,
+        None,
+        m.clone(),
+        &TransportLimits::default(),
+        ClientSettings {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
+        },
+    )
+    .expect("client")
+}
+
+/// A frame announcing `len` bytes, with `head` as its first bytes.
+fn announce(len: usize, head: &[u8]) -> Vec<u8> {
+    let mut f = (len as u32).to_le_bytes().to_vec();
+    f.extend_from_slice(head);
+    f
+}
+
+#[tokio::test]
+async fn a_client_may_send_only_its_own_kinds_each_within_its_cap() {
+    init_tracing();
+    bounded(async {
+        let mut npr = Node::new("NPR", Role::Register);
+        let linker = Node::new("LINKER", Role::Linker);
+        let m = manifest(&[&npr, &linker]);
+        let handler = Arc::new(Recorder::default());
+        let server = npr.serve(&m, handler.clone(), fast());
+        let client = anonymous(&m);
+
+        // A member's kind (Entries = 4, Points = 7) from a client: closed on
+        // its first byte, whatever length it announces.
+        for kind in [4u8, 7] {
+            assert_eq!(
+                send_raw(
+                    &client,
+                    &npr.name,
+                    &announce(MAX_FRAME, &[kind, 0, 0]),
+                    false
+                )
+                .await,
+                Some(CloseCode::NotAllowed)
+            );
+            assert_eq!(
+                send_raw(&client, &npr.name, &announce(10, &[kind, 0, 0]), false).await,
+                Some(CloseCode::NotAllowed)
+            );
+        }
+        // A client's kind (SubmitOrder = 1) longer than a client may send.
+        let over = kobling_protocol::messages::MAX_CLIENT_FRAME + 1;
+        assert_eq!(
+            send_raw(&client, &npr.name, &announce(over, &[1]), false).await,
+            Some(CloseCode::FrameTooLarge)
+        );
+        // Status (10) is tiny: 64 KiB of it is refused before it arrives.
+        assert_eq!(
+            send_raw(&client, &npr.name, &announce(64 << 10, &[10]), false).await,
+            Some(CloseCode::FrameTooLarge)
+        );
+        // A member's frame over its kind's cap (Points: 5 MiB) is refused
+        // too; a member may send Entries.
+        let member = linker.client(&m);
+        assert_eq!(
+            send_raw(&member, &npr.name, &announce(6 << 20, &[7]), false).await,
+            Some(CloseCode::FrameTooLarge)
+        );
+        let entries = Message::Entries {
+            project: kobling_protocol::types::ProjectId::new("P").expect("valid"),
+            first: 0,
+            entries: Default::default(),
+        };
+        assert_eq!(
+            member.request(&npr.name, &entries).await.expect("reply"),
+            entries
+        );
+        // The handler never saw a refused frame; the client may still say
+        // Hello.
+        assert_eq!(
+            client.request(&npr.name, &hello()).await.expect("reply"),
+            hello()
+        );
+        assert_eq!(
+            handler.seen(),
+            vec![(linker.name.clone(), entries), (name("CLIENT"), hello())]
+        );
+        client.close();
+        member.close();
+        server.shutdown().await;
+    })
+    .await;
+}
+
+/// A UDP relay in front of a server: forwards every datagram from the
+/// client, and only the first `pass` from the server (the rest are lost,
+/// which stalls a handshake); records the first byte of each datagram the
+/// server sends.
+struct Relay {
+    addr: SocketAddr,
+    from_server: Arc<Mutex<Vec<u8>>>,
+    task: JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(server: SocketAddr, pass: usize) -> Self {
+        let front = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let back = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        back.connect(server).await.expect("connect");
+        let addr = front.local_addr().expect("addr");
+        let from_server = Arc::new(Mutex::new(Vec::new()));
+        let seen = from_server.clone();
+        let task = tokio::spawn(async move {
+            let (mut a, mut b) = ([0u8; 2048], [0u8; 2048]);
+            let mut client = None;
+            loop {
+                tokio::select! {
+                    r = front.recv_from(&mut a) => {
+                        let Ok((n, from)) = r else { return };
+                        client = Some(from);
+                        let _ = back.send(&a[..n]).await;
+                    }
+                    r = back.recv(&mut b) => {
+                        let Ok(n) = r else { return };
+                        let count = {
+                            let mut seen = seen.lock().expect("lock");
+                            seen.push(b[0]);
+                            seen.len()
+                        };
+                        if let (Some(to), true) = (client, count <= pass) {
+                            let _ = front.send_to(&b[..n], to).await;
+                        }
+                    }
+                }
+            }
+        });
+        Self {
+            addr,
+            from_server,
+            task,
+        }
+    }
+
+    /// Whether the server's first datagram was a QUIC v1 Retry (long
+    /// header, type 3).
+    fn first_was_retry(&self) -> bool {
+        self.from_server
+            .lock()
+            .expect("lock")
+            .first()
+            .is_some_and(|b| b & 0xf0 == 0xf0)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Dials `node` (pinned to `member`'s certificate, without one of our
+/// own) at `addr`.
+fn dial(
+    endpoint: &quinn::Endpoint,
+    m: &Manifest,
+    member: &Name,
+    addr: SocketAddr,
+) -> quinn::Connecting {
+    let configs =
+        super::endpoint::client_configs(None, m, &TransportLimits::default()).expect("configs");
+    endpoint
+        .connect_with(
+            configs.get(member).expect("member").clone(),
+            addr,
+            super::tls::SERVER_NAME,
+        )
+        .expect("connect")
+}
+
+#[tokio::test]
+async fn an_unvalidated_address_gets_a_retry_before_any_state() {
+    init_tracing();
+    bounded(async {
+        for validate in [true, false] {
+            let mut npr = Node::new("NPR", Role::Register);
+            let linker = Node::new("LINKER", Role::Linker);
+            let m = manifest(&[&npr, &linker]);
+            let server_addr = npr.addr;
+            let settings = ServerSettings {
+                validate_addresses: validate,
+                ..fast()
+            };
+            let server = npr.serve(&m, Arc::new(Recorder::default()), settings);
+            let relay = Relay::start(server_addr, usize::MAX).await;
+            let endpoint = client_endpoint("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
+            let conn = dial(&endpoint, &m, &npr.name, relay.addr)
+                .await
+                .expect("handshake through the relay");
+            assert_eq!(relay.first_was_retry(), validate);
+            conn.close(0u32.into(), b"");
+            server.shutdown().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_stalled_handshake_loses_its_slot_at_the_deadline() {
+    init_tracing();
+    bounded(async {
+        let mut npr = Node::new("NPR", Role::Register);
+        let linker = Node::new("LINKER", Role::Linker);
+        let m = manifest(&[&npr, &linker]);
+        let server_addr = npr.addr;
+        let settings = ServerSettings {
+            max_handshakes: 1,
+            member_handshakes: 0,
+            handshake_timeout: Duration::from_millis(800),
+            ..fast()
+        };
+        let server = npr.serve(&m, Arc::new(Recorder::default()), settings);
+
+        // The server's Retry gets through, nothing after it: the server
+        // holds a handshake with a validated address that never completes.
+        let relay = Relay::start(server_addr, 1).await;
+        let endpoint = client_endpoint("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
+        let stalled = dial(&endpoint, &m, &npr.name, relay.addr);
+        let stalled = tokio::spawn(async move { stalled.await.is_ok() });
+        sleep(Duration::from_millis(300)).await;
+        assert!(relay.first_was_retry());
+
+        // The one handshake slot is taken: a direct client is refused…
+        let direct = || dial(&endpoint, &m, &npr.name, server_addr);
+        let refused = direct().await;
+        assert!(
+            matches!(refused, Err(quinn::ConnectionError::ConnectionClosed(_))),
+            "{refused:?}"
+        );
+        // …until the deadline frees it. (The relay goes first, so that
+        // nothing the stalled client sends reaches the server any more:
+        // only the deadline can end its handshake.)
+        drop(relay);
+        sleep(Duration::from_millis(900)).await;
+        let conn = direct().await.expect("served after the deadline");
+        conn.close(0u32.into(), b"");
+        stalled.abort();
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn idle_clients_are_closed_and_a_full_pool_evicts_the_idlest() {
+    init_tracing();
+    bounded(async {
+        let mut npr = Node::new("NPR", Role::Register);
+        let linker = Node::new("LINKER", Role::Linker);
+        let m = manifest(&[&npr, &linker]);
+        let settings = ServerSettings {
+            max_client_connections: 2,
+            max_member_connections: 1,
+            client_idle_timeout: Duration::from_millis(1500),
+            ..fast()
+        };
+        let server = npr.serve(&m, Arc::new(Recorder::default()), settings);
+
+        // Two clients fill the clients' pool…
+        let (a, b) = (anonymous(&m), anonymous(&m));
+        assert_eq!(a.request(&npr.name, &hello()).await.expect("a"), hello());
+        let a_conn = a.connect(&npr.name).await.expect("cached");
+        sleep(Duration::from_millis(50)).await;
+        assert_eq!(b.request(&npr.name, &hello()).await.expect("b"), hello());
+        let b_conn = b.connect(&npr.name).await.expect("cached");
+        // …which does not keep a member out…
+        let member = linker.client(&m);
+        assert_eq!(
+            member.request(&npr.name, &hello()).await.expect("member"),
+            hello()
+        );
+        // …nor a third client: the idlest, `a`, makes room.
+        let c = anonymous(&m);
+        assert_eq!(c.request(&npr.name, &hello()).await.expect("c"), hello());
+        let reason = timeout(Duration::from_millis(500), a_conn.quinn().closed())
+            .await
+            .expect("evicted");
+        assert_eq!(close_code(&reason), Some(CloseCode::Idle));
+        assert_eq!(b_conn.quinn().close_reason(), None);
+
+        // A client left idle is closed by the server; a member is not.
+        let reason = timeout(Duration::from_secs(5), b_conn.quinn().closed())
+            .await
+            .expect("closed for idling");
+        assert_eq!(close_code(&reason), Some(CloseCode::Idle));
+        let member_conn = member.connect(&npr.name).await.expect("cached");
+        assert_eq!(member_conn.quinn().close_reason(), None);
+        for c in [&a, &b, &c, &member] {
+            c.close();
+        }
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn busy_clients_are_not_evicted_and_the_pool_refuses_more() {
+    init_tracing();
+    bounded(async {
+        let mut npr = Node::new("NPR", Role::Register);
+        let linker = Node::new("LINKER", Role::Linker);
+        let m = manifest(&[&npr, &linker]);
+        let settings = ServerSettings {
+            max_client_connections: 1,
+            ..fast()
+        };
+        let server = npr.serve(&m, Arc::new(Recorder::default()), settings);
+        let busy = anonymous(&m);
+        let conn = busy.connect(&npr.name).await.expect("connect");
+        // A request in hand: announced, partly sent.
+        let (mut send, _recv) = conn.quinn().open_bi().await.expect("stream");
+        send.write_all(&announce(100, &[1, 2]))
+            .await
+            .expect("write");
+        sleep(Duration::from_millis(200)).await;
+        let other = anonymous(&m);
+        let refused = match other.connect(&npr.name).await {
+            Ok(c) => c.quinn().closed().await,
+            Err(ClientError::Connection(e)) => e,
+            Err(e) => panic!("{e:?}"),
+        };
+        assert_eq!(close_code(&refused), Some(CloseCode::TooManyConnections));
+        assert_eq!(conn.quinn().close_reason(), None, "the busy client stays");
+        busy.close();
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_client_gets_a_clients_streams_and_a_member_more_after_the_handshake() {
+    init_tracing();
+    bounded(async {
+        let mut npr = Node::new("NPR", Role::Register);
+        let linker = Node::new("LINKER", Role::Linker);
+        let m = manifest(&[&npr, &linker]);
+        let server = npr.serve(&m, Arc::new(Recorder::default()), fast());
+        let limits = TransportLimits::default();
+        let open = |conn: quinn::Connection, n: u32| async move {
+            let mut held = Vec::new();
+            for _ in 0..n {
+                match timeout(Duration::from_millis(500), conn.open_bi()).await {
+                    Ok(Ok((mut send, recv))) => {
+                        // A request in hand: announced, not sent.
+                        send.write_all(&announce(100, &[1])).await.expect("write");
+                        held.push((send, recv));
+                    }
+                    _ => break,
+                }
+            }
+            held.len() as u32
+        };
+        let client = anonymous(&m);
+        let c = client.connect(&npr.name).await.expect("connect");
+        assert_eq!(
+            open(c.quinn().clone(), limits.client_request_streams + 1).await,
+            limits.client_request_streams
+        );
+        let member = linker.client(&m);
+        let c = member.connect(&npr.name).await.expect("connect");
+        assert_eq!(
+            open(c.quinn().clone(), limits.client_request_streams + 4).await,
+            limits.client_request_streams + 4
+        );
+        client.close();
+        member.close();
+        server.shutdown().await;
+    })
+    .await;
+}
