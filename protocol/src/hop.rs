@@ -345,7 +345,7 @@ impl Hop {
         if chunk.project != self.ctx.project || chunk.list != self.ctx.list {
             return Err(HopError::WrongList);
         }
-        if chunk.hop + 1 != self.hop {
+        if chunk.hop.checked_add(1) != Some(self.hop) {
             return Err(HopError::WrongHop {
                 expected: self.hop - 1,
                 got: chunk.hop,

@@ -118,6 +118,10 @@ pub enum HopError {
     /// A blinding commitment is not a valid point.
     #[error("bad blinding commitment")]
     BadKey,
+    /// The opened blinding does not match its announced commitment:
+    /// `β⁻¹·G ≠ D` (a wrong or substituted blinding).
+    #[error("the blinding does not match the announced commitment")]
+    BlindingMismatch,
 }
 
 /// What a step multiplies by: a plain share (`K_h = k_h·G`), or a combined
@@ -153,7 +157,10 @@ impl StepKey {
     ///
     /// # Errors
     ///
-    /// [`HopError::BadKey`] if `blinding_commitment` is not a valid point.
+    /// [`HopError::BadKey`] if `blinding_commitment` is not a valid point;
+    /// [`HopError::BlindingMismatch`] if the blinding is not the one it
+    /// commits to (`β⁻¹·G ≠ D`): a step never combines a blinding it cannot
+    /// tie to the owner's signed announcement.
     pub fn combined<R: CryptoRng + ?Sized>(
         domain: &Domain,
         list: &Name,
@@ -164,7 +171,11 @@ impl StepKey {
         rng: &mut R,
     ) -> Result<Self, HopError> {
         let d = blinding_commitment.decode().map_err(|_| HopError::BadKey)?;
-        let combined = share.product(&blinding.invert());
+        let unblind = blinding.invert();
+        if unblind.commitment() != *blinding_commitment {
+            return Err(HopError::BlindingMismatch);
+        }
+        let combined = share.product(&unblind);
         let share_key = share.commitment();
         let c = combined.commitment();
         let ctx = step_key_context(domain, list, member, &share_key, blinding_commitment, &c);

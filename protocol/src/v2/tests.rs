@@ -1248,3 +1248,37 @@ mod transcript {
             .any(|e| matches!(e.signed.statement.body, Body::ListCheck(_))));
     }
 }
+
+#[test]
+fn a_combined_step_refuses_a_blinding_that_is_not_the_announced_one() {
+    let mut w = World::new(2, 10, 4);
+    w.split = true;
+    let d = w.blinding_commitments();
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let l = &w.linker;
+    // The linker opens β₂ (hop 1's part) where β₁ was announced as D₁,
+    // or a blinding nobody announced: neither is combined.
+    for wrong in [w.beta(1), Share::random(&mut rng)] {
+        let step = StepKey::combined(
+            &w.domain,
+            &w.owner.name,
+            &l.name,
+            &l.share(),
+            &wrong,
+            &d[0],
+            &mut rng,
+        );
+        assert!(matches!(step, Err(HopError::BlindingMismatch)));
+    }
+    // The announced one is.
+    assert!(StepKey::combined(
+        &w.domain,
+        &w.owner.name,
+        &l.name,
+        &l.share(),
+        &w.beta(0),
+        &d[0],
+        &mut rng
+    )
+    .is_ok());
+}
