@@ -32,7 +32,7 @@ use crate::{
     types::{Digest, Name},
 };
 
-pub use self::admit::{authorise, subject, Origin};
+pub use self::admit::{authorise, subject, unexpected, Origin};
 
 /// Where a project is in its lifecycle, as its transcript tells it. The
 /// phases are ordered: a project moves only forward.

@@ -22,14 +22,15 @@ fn first(entries: &[Entry], pred: impl Fn(&Body) -> bool) -> usize {
         .expect("entry present")
 }
 
-#[test]
-fn duties_follow_the_lifecycle() {
+/// A project of NPR, KPR and SSB (cohort NPR) run to its delivery: the
+/// federation and the transcript.
+fn run(project: &str, persons: usize, seed: u64) -> (Federation, Vec<Entry>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let registers = ["NPR", "KPR", "SSB"];
     let mut fed = Federation::create(dir.path(), &registers, 5).expect("federation");
     let pop = generate(&PopulationConfig {
-        persons: 400,
-        seed: 9,
+        persons,
+        seed,
         ..Default::default()
     });
     let extracts: Vec<_> = registers
@@ -37,7 +38,7 @@ fn duties_follow_the_lifecycle() {
         .map(|r| pop.extract(r).expect("extract"))
         .collect();
     let config = ProjectConfig {
-        project: "DUTY-1".into(),
+        project: project.into(),
         cohort: "NPR".into(),
         chunk_size: 64,
         seed: 1,
@@ -45,7 +46,13 @@ fn duties_follow_the_lifecycle() {
     let out = fed
         .run_project(&extracts, &config, None, None)
         .expect("run");
-    let entries = &out.transcript.0;
+    (fed, out.transcript.0)
+}
+
+#[test]
+fn duties_follow_the_lifecycle() {
+    let (fed, entries) = run("DUTY-1", 400, 9);
+    let entries = &entries;
     let m = &fed.manifest;
     let duties = |n: usize, who: &str| ProjectView::new(m, &entries[..n]).duties(&name(who));
 
@@ -129,28 +136,8 @@ fn admission_follows_the_transcript() {
         types::{Position, ProjectId},
     };
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let registers = ["NPR", "KPR", "SSB"];
-    let mut fed = Federation::create(dir.path(), &registers, 5).expect("federation");
-    let pop = generate(&PopulationConfig {
-        persons: 200,
-        seed: 3,
-        ..Default::default()
-    });
-    let extracts: Vec<_> = registers
-        .iter()
-        .map(|r| pop.extract(r).expect("extract"))
-        .collect();
-    let config = ProjectConfig {
-        project: "ADMIT-1".into(),
-        cohort: "NPR".into(),
-        chunk_size: 64,
-        seed: 2,
-    };
-    let out = fed
-        .run_project(&extracts, &config, None, None)
-        .expect("run");
-    let entries = &out.transcript.0;
+    let (fed, entries) = run("ADMIT-1", 200, 3);
+    let entries = &entries;
     let m = &fed.manifest;
     let project = ProjectId::new("ADMIT-1").expect("valid");
     let view = |n: usize| ProjectView::new(m, &entries[..n]);

@@ -422,10 +422,7 @@ fn hello(version: u16) -> Outcome<Vec<Message>> {
 }
 
 fn unexpected(msg: &Message) -> Refused {
-    refuse(
-        RefusalCode::Unexpected,
-        format!("this node does not accept {} from this peer", msg.kind()),
-    )
+    kobling_protocol::project::unexpected(msg).into()
 }
 
 /// A time for statements made while handling a message: the latest time in

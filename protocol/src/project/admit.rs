@@ -49,7 +49,7 @@ impl Origin {
 
 /// The one refusal for a message whose kind this node does not take from
 /// this peer: the same text whatever the node holds.
-fn unexpected(msg: &Message) -> Refusal {
+pub fn unexpected(msg: &Message) -> Refusal {
     Refusal::new(
         RefusalCode::Unexpected,
         format!("this node does not accept {} from this peer", msg.kind()),
