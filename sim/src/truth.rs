@@ -11,6 +11,7 @@ use std::{
 use kobling_keys::{Keystore, KeystoreError};
 use kobling_protocol::{
     chain::multiply_decoded,
+    group::WirePoint,
     link::Lnr,
     share::{Domain, Share},
     types::{Name, ProjectId},
@@ -39,6 +40,42 @@ pub fn lnr_with_shares(
         .iter()
         .map(|point| Lnr::derive(project, point))
         .collect()
+}
+
+/// The final pseudonym `P_p(x) = k_p·I(x)` of every person of `pop`, from
+/// every key holder's share of the project: what only the linker may see.
+pub fn final_points_with_shares(
+    shares: impl IntoIterator<Item = Share>,
+    pop: &Population,
+) -> Vec<WirePoint> {
+    let Some(key) = shares.into_iter().reduce(|acc, s| acc.product(&s)) else {
+        return Vec::new();
+    };
+    let identity: Vec<_> = pop
+        .persons
+        .iter()
+        .map(|person| person.id.identity_point())
+        .collect();
+    multiply_decoded(&key, &identity)
+}
+
+/// [`final_points_with_shares`] with the shares of the (unencrypted)
+/// keystores in `keystores`.
+///
+/// # Errors
+///
+/// A keystore that cannot be opened or has no share for the project.
+pub fn final_points_from_keystores<P: AsRef<Path>>(
+    keystores: &[P],
+    project: &ProjectId,
+    pop: &Population,
+) -> Result<Vec<WirePoint>, KeystoreError> {
+    let domain = Domain::Project(project.clone());
+    let shares = keystores
+        .iter()
+        .map(|dir| Keystore::open(dir.as_ref(), None)?.share(&domain))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(final_points_with_shares(shares, pop))
 }
 
 /// [`lnr_with_shares`] with the shares of the (unencrypted) keystores in
