@@ -38,7 +38,7 @@ fn the_unit_is_sandboxed() {
         "the node runs as its own user"
     );
     // The passphrase comes as a credential, never through the environment.
-    assert!(has("ImportCredential=kobling-passphrase"));
+    assert!(unit.contains("LoadCredential=kobling-passphrase:"));
     assert!(
         !unit.lines().any(|l| {
             let l = l.trim();
