@@ -29,14 +29,7 @@ pub fn lnr_with_shares(
     shares: impl IntoIterator<Item = Share>,
     pop: &Population,
 ) -> Vec<Lnr> {
-    let key = shares.into_iter().reduce(|acc, s| acc.product(&s));
-    let Some(key) = key else { return Vec::new() };
-    let identity: Vec<_> = pop
-        .persons
-        .iter()
-        .map(|person| person.id.identity_point())
-        .collect();
-    multiply_decoded(&key, &identity)
+    final_points_with_shares(shares, pop)
         .iter()
         .map(|point| Lnr::derive(project, point))
         .collect()
@@ -59,42 +52,54 @@ pub fn final_points_with_shares(
     multiply_decoded(&key, &identity)
 }
 
-/// [`final_points_with_shares`] with the shares of the (unencrypted)
-/// keystores in `keystores`.
+/// Every key holder's share of `project`, read from the (unencrypted)
+/// keystores in `keystores` (each a node's `keys` directory).
 ///
 /// # Errors
 ///
 /// A keystore that cannot be opened or has no share for the project.
+pub fn project_shares<P: AsRef<Path>>(
+    keystores: &[P],
+    project: &ProjectId,
+) -> Result<Vec<Share>, KeystoreError> {
+    let domain = Domain::Project(project.clone());
+    keystores
+        .iter()
+        .map(|dir| Keystore::open(dir.as_ref(), None)?.share(&domain))
+        .collect()
+}
+
+/// [`final_points_with_shares`] with the shares of [`project_shares`].
+///
+/// # Errors
+///
+/// As [`project_shares`].
 pub fn final_points_from_keystores<P: AsRef<Path>>(
     keystores: &[P],
     project: &ProjectId,
     pop: &Population,
 ) -> Result<Vec<WirePoint>, KeystoreError> {
-    let domain = Domain::Project(project.clone());
-    let shares = keystores
-        .iter()
-        .map(|dir| Keystore::open(dir.as_ref(), None)?.share(&domain))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(final_points_with_shares(shares, pop))
+    Ok(final_points_with_shares(
+        project_shares(keystores, project)?,
+        pop,
+    ))
 }
 
-/// [`lnr_with_shares`] with the shares of the (unencrypted) keystores in
-/// `keystores` (each a node's `keys` directory).
+/// [`lnr_with_shares`] with the shares of [`project_shares`].
 ///
 /// # Errors
 ///
-/// A keystore that cannot be opened or has no share for the project.
+/// As [`project_shares`].
 pub fn lnr_from_keystores<P: AsRef<Path>>(
     keystores: &[P],
     project: &ProjectId,
     pop: &Population,
 ) -> Result<Vec<Lnr>, KeystoreError> {
-    let domain = Domain::Project(project.clone());
-    let shares = keystores
-        .iter()
-        .map(|dir| Keystore::open(dir.as_ref(), None)?.share(&domain))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(lnr_with_shares(project, shares, pop))
+    Ok(lnr_with_shares(
+        project,
+        project_shares(keystores, project)?,
+        pop,
+    ))
 }
 
 /// Compares delivered tables (register → (lnr, row)) with the ground truth
