@@ -15,8 +15,8 @@ use kobling_protocol::{
     manifest::{Key32, Manifest},
     share::{Domain, Share},
     transcript::{
-        decode_file, encode_file, verify, Body, Check, Closure, Entry, Shredded, SignedStatement,
-        Signer, Statement, Trailer, Transcript, VerifiedTranscript, VerifyError,
+        decode_file, encode_file, verify, verify_appended, Body, Check, Closure, Entry, Shredded,
+        SignedStatement, Signer, Statement, Trailer, Transcript, VerifiedTranscript, VerifyError,
     },
     types::{Digest, Name},
 };
@@ -967,4 +967,50 @@ fn counts_near_u64_max_are_refused_not_wrapped() {
     });
     let e = check(&tampered.0, &tampered.1, f.manifest());
     assert_eq!(e.check, Check::LinkSummary, "{e}");
+}
+
+#[test]
+fn the_linker_s_incremental_check_verifies_each_new_entry_as_the_whole_check_does() {
+    let f = fixture();
+    // On the honest transcript, at every prefix: the same verdict as the
+    // whole check.
+    for n in 1..=f.entries.len() {
+        let prefix = &f.entries[..n];
+        assert_eq!(
+            verify_appended(prefix, f.manifest(), n - 1).expect("verifies"),
+            verify(prefix, None, f.manifest()).expect("verifies"),
+            "prefix of {n}"
+        );
+    }
+    // A new entry with a forged proof, a forged key proof or a foreign
+    // signature is refused when it is the one appended.
+    let mut rng = ChaCha20Rng::seed_from_u64(23);
+    let register_hop = f.find(|b| matches!(b, Body::Hop(h) if h.linker.is_none()));
+    let linker_hop = f.find(|b| matches!(b, Body::Hop(h) if h.linker.is_some()));
+    let bad_key_proof = f.resign(linker_hop, &f.linker_key(), |st| {
+        let Body::Hop(h) = &mut st.body else {
+            unreachable!("a hop record")
+        };
+        let lp = h.linker.as_mut().expect("key proof");
+        lp.proof.response = lp.proof.challenge;
+    });
+    let stranger = SigningKey::from_bytes(&[9; 32]);
+    let foreign = f.resign(register_hop, &stranger, |_| {});
+    for ((entries, _), i, want) in [
+        (
+            wrong_share_proof(f, register_hop, &mut rng),
+            register_hop,
+            Check::Proofs,
+        ),
+        (
+            wrong_share_proof(f, linker_hop, &mut rng),
+            linker_hop,
+            Check::Proofs,
+        ),
+        (bad_key_proof, linker_hop, Check::Proofs),
+        (foreign, register_hop, Check::Signatures),
+    ] {
+        let e = verify_appended(&entries[..=i], f.manifest(), i).expect_err("refused");
+        assert_eq!((e.check, e.entry), (want, Some(i as u64)), "{e}");
+    }
 }
