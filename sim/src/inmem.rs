@@ -23,7 +23,8 @@ use kobling_keys::{KdfParams, Keystore, KeystoreError};
 use kobling_protocol::{
     bounded::{BoundedString, BoundedVec},
     delivery::{
-        deliver_item, open_item, selection_digest, DeliveredItem, DeliveryError, ListDeliverySource,
+        deliver_item, open_item, salted_final_tree, selection_digest, DeliveredItem, DeliveryError,
+        FinalSaltKey, ListDeliverySource,
     },
     extract::{ExtractStats, ListBuilder},
     group::WirePoint,
@@ -495,7 +496,11 @@ impl Federation {
                 member: linker_name.clone(),
                 chunk: 0,
                 source,
-            })?;
+            })?
+            .with_final_salt(
+                FinalSaltKey::from_share(&linker_share, &domain),
+                domain.clone(),
+            );
             hops.push((linker_name.clone(), linker_hop));
 
             let mut finals = Vec::with_capacity(p.points.len());
@@ -551,14 +556,10 @@ impl Federation {
             .map(|(n, v)| (n.clone(), v.as_slice()))
             .collect();
         let linkage = link(&project, &lists, &cohort)?;
+        let salt = FinalSaltKey::from_share(&linker_share, &domain);
         let point_trees: BTreeMap<Name, MerkleTree> = final_points
             .iter()
-            .map(|(n, v)| {
-                (
-                    n.clone(),
-                    MerkleTree::from_leaves(v.iter().map(|p| p.as_bytes())),
-                )
-            })
+            .map(|(n, v)| (n.clone(), salted_final_tree(&salt, &domain, n, v)))
             .collect();
         let summary = LinkSummary {
             cohort: text(&cohort.to_string())?,
@@ -594,6 +595,9 @@ impl Federation {
             let source = ListDeliverySource {
                 sealed: &sealed_tree,
                 points: &point_trees[&sel.list],
+                salt: &salt,
+                domain: &domain,
+                list: &sel.list,
             };
             let mut items = Vec::with_capacity(sel.selected.len());
             for (position, lnr) in &sel.selected {
