@@ -96,6 +96,8 @@ CREATE TABLE IF NOT EXISTS sent (project TEXT NOT NULL, step TEXT NOT NULL, PRIM
 CREATE TABLE IF NOT EXISTS approvals (project TEXT NOT NULL, statement BLOB NOT NULL, PRIMARY KEY (project, statement));
 CREATE TABLE IF NOT EXISTS blindings (project TEXT NOT NULL, list TEXT NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list));
 CREATE TABLE IF NOT EXISTS sealed (project TEXT NOT NULL, list TEXT NOT NULL, position INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list, position));
+CREATE TABLE IF NOT EXISTS requests (digest BLOB PRIMARY KEY, time INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS requests_time ON requests (time);
 CREATE TABLE IF NOT EXISTS finals (project TEXT NOT NULL, list TEXT NOT NULL, chunk INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list, chunk));
 ";
 
@@ -409,6 +411,45 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Remembers a client request by `digest`, with its `time`, after
+    /// forgetting those older than `forget_before`; at most `cap` are kept.
+    pub(crate) fn remember_request(
+        &self,
+        digest: &Digest,
+        time: u64,
+        forget_before: u64,
+        cap: u64,
+    ) -> Result<Remembered, StoreError> {
+        let sql_time = |t: u64| i64::try_from(t).unwrap_or(i64::MAX);
+        self.0.execute(
+            "DELETE FROM requests WHERE time < ?1",
+            [sql_time(forget_before)],
+        )?;
+        let seen = self
+            .0
+            .query_row(
+                "SELECT 1 FROM requests WHERE digest = ?1",
+                [&digest.0[..]],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if seen {
+            return Ok(Remembered::Seen);
+        }
+        let held: i64 = self
+            .0
+            .query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))?;
+        if u64::try_from(held).unwrap_or(u64::MAX) >= cap {
+            return Ok(Remembered::Full);
+        }
+        self.0.execute(
+            "INSERT INTO requests (digest, time) VALUES (?1, ?2)",
+            params![&digest.0[..], sql_time(time)],
+        )?;
+        Ok(Remembered::New)
+    }
+
     /// Whether an approval (by its statement digest) was taken.
     pub(crate) fn approval_seen(
         &self,
@@ -570,6 +611,17 @@ impl Tx<'_> {
         self.1.shredded.set(true);
         Ok(())
     }
+}
+
+/// What [`Tx::remember_request`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Remembered {
+    /// The request is new and now remembered.
+    New,
+    /// The request was remembered before.
+    Seen,
+    /// The cache is full: not remembered.
+    Full,
 }
 
 /// The linker's bulk tables.

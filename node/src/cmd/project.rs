@@ -240,9 +240,21 @@ impl ProjectCommand {
                     body: Body::Approval(approval),
                 }
                 .sign(&key.signing);
+                // The envelope signs what the node is to read, for this
+                // node, under this manifest, once.
+                let envelope = request(
+                    &manifest,
+                    &register,
+                    &project,
+                    Action::Approve {
+                        statement: signed.statement.digest(),
+                        extract: BoundedString::new(name)?,
+                    },
+                )?
+                .sign(&key.signing);
                 let msg = Message::Approve {
                     statement: signed,
-                    extract_path: BoundedString::new(name)?,
+                    request: envelope,
                 };
                 expect_ack(ask(&manifest, &register, msg).await?)?;
                 say!("approved {} for project {project} at {register}: {rows} rows, SHA3-256 {digest}", path.display());
@@ -298,16 +310,14 @@ impl ProjectCommand {
                     .hpke
                     .as_ref()
                     .context("this is not a researcher key (no receiving key)")?;
-                let request = Request {
-                    project: ProjectId::new(project)?,
-                    action: Action::Fetch,
-                    time: unix_now(),
-                }
-                .sign(&key.signing);
+                let linker = linker(&manifest)?;
+                let request =
+                    request(&manifest, &linker, &ProjectId::new(project)?, Action::Fetch)?
+                        .sign(&key.signing);
                 let receiving = indicatif::ProgressBar::new_spinner()
                     .with_message("receiving the delivery from the linker");
                 receiving.enable_steady_tick(Duration::from_millis(200));
-                let replies = ask(&manifest, &linker(&manifest)?, Message::Fetch(request)).await;
+                let replies = ask(&manifest, &linker, Message::Fetch(request)).await;
                 receiving.finish_and_clear();
                 let delivered = open_delivery(&manifest, hpke, replies?)?;
                 write_delivery(&out, &delivered, &types)?;
@@ -316,13 +326,15 @@ impl ProjectCommand {
             }
             ProjectCommand::Close { common, project } => {
                 let (manifest, key) = load(&common)?;
-                let request = Request {
-                    project: ProjectId::new(&project)?,
-                    action: Action::Close,
-                    time: unix_now(),
-                }
+                let linker = linker(&manifest)?;
+                let request = request(
+                    &manifest,
+                    &linker,
+                    &ProjectId::new(&project)?,
+                    Action::Close,
+                )?
                 .sign(&key.signing);
-                expect_ack(ask(&manifest, &linker(&manifest)?, Message::Close(request)).await?)?;
+                expect_ack(ask(&manifest, &linker, Message::Close(request)).await?)?;
                 say!("project {project} closed; every node shreds its key share and deletes the project's working data");
                 Ok(ExitCode::SUCCESS)
             }
@@ -335,6 +347,26 @@ fn load(common: &Common) -> anyhow::Result<(Manifest, KeyFile)> {
         manifest_file::load(&common.manifest)?,
         KeyFile::load(&common.key)?,
     ))
+}
+
+/// A request for `node` under `manifest`, now, with a fresh nonce: the
+/// node refuses it a second time, and every other node refuses it.
+fn request(
+    manifest: &Manifest,
+    node: &Name,
+    project: &ProjectId,
+    action: Action,
+) -> anyhow::Result<Request> {
+    let mut nonce = [0u8; kobling_protocol::messages::NONCE_LEN];
+    getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+    Ok(Request {
+        project: project.clone(),
+        action,
+        time: unix_now(),
+        node: node.clone(),
+        manifest: manifest.digest(),
+        nonce,
+    })
 }
 
 fn linker(manifest: &Manifest) -> anyhow::Result<Name> {
@@ -387,12 +419,7 @@ async fn status_entries(
     project: &ProjectId,
     node: &Name,
 ) -> anyhow::Result<Vec<Entry>> {
-    let request = Request {
-        project: project.clone(),
-        action: Action::Status,
-        time: unix_now(),
-    }
-    .sign(&key.signing);
+    let request = request(manifest, node, project, Action::Status)?.sign(&key.signing);
     match ask(manifest, node, Message::Status(request))
         .await?
         .into_iter()

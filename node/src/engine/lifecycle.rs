@@ -108,18 +108,19 @@ impl Engine {
     }
 
     /// A client's signed request about a project, checked in the order
-    /// that leaks nothing: its signature and freshness first (no state
-    /// read), then whether the project exists here and the key may ask
-    /// (`allowed`), with one answer for both.
+    /// that leaks nothing: its freshness, target node, manifest and
+    /// signature first (no state read), then whether the project exists
+    /// here and the key may ask (`allowed`), with one answer for both;
+    /// last, that it was not taken before (it is remembered).
     fn client_request(
-        &self,
+        &mut self,
         req: &SignedRequest,
         action: Action,
         now: u64,
         allowed: impl Fn(&ProjectOrder) -> bool,
     ) -> Outcome<Vec<Entry>> {
-        req.check(now)
-            .map_err(|e| refuse(RefusalCode::BadRequest, e))?;
+        req.check(now, &self.me, &self.manifest_digest)
+            .map_err(super::approval::request_refusal)?;
         if req.request.action != action {
             return Err(refuse(
                 RefusalCode::BadRequest,
@@ -129,14 +130,16 @@ impl Engine {
         let entries = self.store.entries(&req.request.project)?;
         let view = ProjectView::new(&self.manifest, &entries);
         match view.order() {
-            Some(order) if allowed(order) => Ok(entries),
-            _ => Err(no_such_project()),
+            Some(order) if allowed(order) => {}
+            _ => return Err(no_such_project()),
         }
+        self.remember_request(req, now)?;
+        Ok(entries)
     }
 
     /// A request only the project's researcher may make.
     pub(super) fn researcher_request(
-        &self,
+        &mut self,
         req: &SignedRequest,
         action: Action,
         now: u64,
@@ -149,7 +152,7 @@ impl Engine {
     /// The project's transcript, for its researcher and its registers'
     /// operators.
     pub(super) fn status(&mut self, req: &SignedRequest, now: u64) -> Outcome<Vec<Message>> {
-        let manifest = &self.manifest;
+        let manifest = self.manifest.clone();
         let entries = self.client_request(req, Action::Status, now, |order| {
             req.key == order.researcher_signing_key
                 || order

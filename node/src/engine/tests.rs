@@ -11,13 +11,15 @@ use kobling_protocol::{
     bounded::{BoundedString, BoundedVec},
     link::Lnr,
     manifest::{Key32, Manifest, Member, Operator, Role},
-    messages::{Action, Message, Request},
+    messages::{Action, Message, Request, MAX_CLOCK_SKEW},
     project::{Duty, Phase, ProjectView},
     refusal::RefusalCode,
     seal::HpkeSecretKey,
     share::Domain,
-    transcript::{Approval, Body, ProjectOrder, RegisterRequest, Signer, Statement},
-    types::{Name, ProjectId},
+    transcript::{
+        Approval, Body, ProjectOrder, RegisterRequest, SignedStatement, Signer, Statement,
+    },
+    types::{Digest, Name, ProjectId},
 };
 use kobling_sim::{
     inmem::render_csv,
@@ -53,6 +55,8 @@ struct Fed {
     production: BTreeSet<Name>,
     /// Orders ask for test mode.
     test_orders: bool,
+    /// The next client request's nonce.
+    nonces: std::cell::Cell<u64>,
 }
 
 impl Fed {
@@ -127,6 +131,7 @@ impl Fed {
             held: None,
             production: BTreeSet::new(),
             test_orders: false,
+            nonces: std::cell::Cell::new(0),
         };
         for m in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
             fed.start(m);
@@ -246,23 +251,64 @@ impl Fed {
             body: Body::Approval(approval),
         }
         .sign(key);
+        self.approval_named(signed, operator, &format!("{register}.csv"), now)
+    }
+
+    /// `signed`, an approval by `operator` of its register, sent in a
+    /// fresh envelope naming `extract`.
+    fn approval_named(
+        &self,
+        signed: SignedStatement,
+        operator: usize,
+        extract: &str,
+        now: u64,
+    ) -> Message {
+        let Signer::Operator { register, .. } = &signed.statement.signer else {
+            panic!("an operator's approval")
+        };
+        let key = &self.operators[register][operator];
+        let request = self
+            .request_for(
+                register.as_str(),
+                signed.statement.project.as_str(),
+                Action::Approve {
+                    statement: signed.statement.digest(),
+                    extract: BoundedString::new(extract).expect("fits"),
+                },
+                now,
+            )
+            .sign(key);
         Message::Approve {
             statement: signed,
-            extract_path: BoundedString::new(format!("{register}.csv")).expect("fits"),
+            request,
+        }
+    }
+
+    /// A request for node `to`, with a fresh nonce.
+    fn request_for(&self, to: &str, project: &str, action: Action, now: u64) -> Request {
+        let n = self.nonces.get() + 1;
+        self.nonces.set(n);
+        let mut nonce = [0u8; kobling_protocol::messages::NONCE_LEN];
+        nonce[..8].copy_from_slice(&n.to_le_bytes());
+        Request {
+            project: ProjectId::new(project).expect("valid"),
+            action,
+            time: now,
+            node: name(to),
+            manifest: self.manifest.digest(),
+            nonce,
         }
     }
 
     fn request(&mut self, project: &str, action: Action) -> Vec<Message> {
-        let req = Request {
-            project: ProjectId::new(project).expect("valid"),
-            action,
-            time: NOW,
-        }
-        .sign(&self.researcher);
+        let req = self
+            .request_for("LINKER", project, action.clone(), NOW)
+            .sign(&self.researcher);
         let msg = match action {
             Action::Fetch => Message::Fetch(req),
             Action::Close => Message::Close(req),
             Action::Status => Message::Status(req),
+            Action::Approve { .. } => unreachable!("approvals go to a register"),
         };
         self.client("LINKER", msg)
     }
@@ -629,12 +675,9 @@ fn an_expired_project_is_closed_shredded_and_refuses_approvals_and_fetches() {
         refused_with(&fed.request("P-9", Action::Fetch)[0]),
         Some(RefusalCode::Closed)
     );
-    let req = Request {
-        project,
-        action: Action::Fetch,
-        time: late,
-    }
-    .sign(&fed.researcher);
+    let req = fed
+        .request_for("LINKER", project.as_str(), Action::Fetch, late)
+        .sign(&fed.researcher);
     assert_eq!(
         refused_with(&fed.client_at("LINKER", Message::Fetch(req), late)[0]),
         Some(RefusalCode::Expired)
@@ -782,8 +825,8 @@ fn approvals_read_only_regular_files_in_the_extract_directory_and_replays_are_no
     assert!(matches!(fed.submit("A-1"), Message::Ack { .. }));
     fed.pump();
 
-    // A genuine approval by NPR's first operator, replayed by someone who
-    // copied it off the wire, with the (unsigned) extract name changed.
+    // A genuine approval by NPR's first operator, sent again by that
+    // operator in envelopes that name other files.
     let genuine = fed.approval_message("A-1", "NPR", 0);
     let Message::Approve { statement, .. } = genuine.clone() else {
         panic!("an approval")
@@ -817,10 +860,7 @@ fn approvals_read_only_regular_files_in_the_extract_directory_and_replays_are_no
     ];
     let mut texts = BTreeSet::new();
     for bad in names {
-        let msg = Message::Approve {
-            statement: statement.clone(),
-            extract_path: BoundedString::new(bad).expect("fits"),
-        };
+        let msg = fed.approval_named(statement.clone(), 0, bad, NOW);
         // Each answer comes at once: a FIFO or /dev/zero would block a
         // reader or never end.
         let mut engine = fed.engines.remove(&name("NPR")).expect("engine");
@@ -937,5 +977,150 @@ fn a_list_that_repeats_a_pseudonym_closes_the_project_once_naming_the_list() {
     assert!(
         fed.duties("L-1", "LINKER").is_empty(),
         "no duty left to retry"
+    );
+}
+
+/// Issue 18 item 7: a client request is taken once, by the node it names,
+/// under the manifest it names; an approval's envelope signs the extract
+/// name, and a replayed envelope is refused before any file is read.
+#[test]
+fn requests_and_approval_envelopes_cannot_be_replayed_redirected_or_rewritten() {
+    let mut fed = Fed::new(120);
+    assert!(matches!(fed.submit("R-1"), Message::Ack { .. }));
+    fed.pump();
+
+    // A status request taken once; the very same bytes again are refused.
+    let status = fed
+        .request_for("LINKER", "R-1", Action::Status, NOW)
+        .sign(&fed.researcher);
+    assert!(matches!(
+        fed.client("LINKER", Message::Status(status.clone()))[0],
+        Message::TranscriptFile { .. }
+    ));
+    assert_eq!(
+        refused_with(&fed.client("LINKER", Message::Status(status.clone()))[0]),
+        Some(RefusalCode::Replayed)
+    );
+    // ... also after the node restarts (the cache is in its store).
+    fed.start("LINKER");
+    assert_eq!(
+        refused_with(&fed.client("LINKER", Message::Status(status))[0]),
+        Some(RefusalCode::Replayed)
+    );
+    // A request made for the linker is refused by NPR, even from a key
+    // NPR would answer (an operator of NPR).
+    let operator = fed.operators[&name("NPR")][0].clone();
+    let for_linker = fed
+        .request_for("LINKER", "R-1", Action::Status, NOW)
+        .sign(&operator);
+    assert_eq!(
+        refused_with(&fed.client("NPR", Message::Status(for_linker))[0]),
+        Some(RefusalCode::Replayed)
+    );
+    let for_npr = fed
+        .request_for("NPR", "R-1", Action::Status, NOW)
+        .sign(&operator);
+    assert!(matches!(
+        fed.client("NPR", Message::Status(for_npr))[0],
+        Message::Entries { .. }
+    ));
+    // A request made under another manifest is refused.
+    let mut other = fed.request_for("LINKER", "R-1", Action::Status, NOW);
+    other.manifest = Digest([0xee; 32]);
+    assert_eq!(
+        refused_with(&fed.client("LINKER", Message::Status(other.sign(&fed.researcher)))[0]),
+        Some(RefusalCode::Replayed)
+    );
+    // A fetch replayed (before the project is linked: the first answer is
+    // `not-ready`, the replay `replayed`).
+    let fetch = fed
+        .request_for("LINKER", "R-1", Action::Fetch, NOW)
+        .sign(&fed.researcher);
+    assert_eq!(
+        refused_with(&fed.client("LINKER", Message::Fetch(fetch.clone()))[0]),
+        Some(RefusalCode::NotReady)
+    );
+    assert_eq!(
+        refused_with(&fed.client("LINKER", Message::Fetch(fetch))[0]),
+        Some(RefusalCode::Replayed)
+    );
+
+    // An approval whose extract name a man in the middle swapped: the
+    // envelope's signature fails.
+    let Message::Approve {
+        statement,
+        mut request,
+    } = fed.approval_message("R-1", "NPR", 0)
+    else {
+        panic!("an approval")
+    };
+    let genuine = request.clone();
+    request.request.action = Action::Approve {
+        statement: statement.statement.digest(),
+        extract: BoundedString::new("KPR.csv").expect("fits"),
+    };
+    let swapped = Message::Approve {
+        statement: statement.clone(),
+        request,
+    };
+    assert_eq!(
+        refused_with(&fed.client("NPR", swapped)[0]),
+        Some(RefusalCode::BadRequest)
+    );
+    // An envelope for another approval (the second operator's statement
+    // under the first's envelope) is refused.
+    let Message::Approve {
+        statement: second, ..
+    } = fed.approval_message("R-1", "NPR", 1)
+    else {
+        panic!("an approval")
+    };
+    let mixed = Message::Approve {
+        statement: second,
+        request: genuine.clone(),
+    };
+    assert_eq!(
+        refused_with(&fed.client("NPR", mixed)[0]),
+        Some(RefusalCode::BadRequest)
+    );
+    // An envelope made for KPR, sent to NPR.
+    let Message::Approve {
+        statement: kpr_statement,
+        request: kpr_envelope,
+    } = fed.approval_message("R-1", "KPR", 0)
+    else {
+        panic!("an approval")
+    };
+    assert_eq!(
+        refused_with(
+            &fed.client(
+                "NPR",
+                Message::Approve {
+                    statement: kpr_statement,
+                    request: kpr_envelope
+                }
+            )[0]
+        ),
+        Some(RefusalCode::WrongRegister)
+    );
+    // The genuine approval is taken; the same message again is
+    // acknowledged (a duplicate approval, no file read).
+    let message = Message::Approve {
+        statement,
+        request: genuine,
+    };
+    assert!(matches!(
+        fed.client("NPR", message.clone())[0],
+        Message::Ack { .. }
+    ));
+    assert!(matches!(fed.client("NPR", message)[0], Message::Ack { .. }));
+
+    // A stale request is refused by its time; the cache forgets it then.
+    let stale = fed
+        .request_for("LINKER", "R-1", Action::Status, NOW - MAX_CLOCK_SKEW - 1)
+        .sign(&fed.researcher);
+    assert_eq!(
+        refused_with(&fed.client("LINKER", Message::Status(stale))[0]),
+        Some(RefusalCode::BadRequest)
     );
 }

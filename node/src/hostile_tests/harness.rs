@@ -533,23 +533,28 @@ impl Fed {
             )
             .expect("fits"),
         };
-        let msg = Message::Approve {
-            statement: Statement {
-                project: order.project.clone(),
-                time: unix_now(),
-                signer: Signer::Operator {
-                    register: name(register),
-                    key: Key32(key.verifying_key().to_bytes()),
-                },
-                body: Body::Approval(approval),
-            }
-            .sign(key),
-            extract_path: BoundedString::new(format!("{register}.csv")).expect("fits"),
-        };
+        let statement = Statement {
+            project: order.project.clone(),
+            time: unix_now(),
+            signer: Signer::Operator {
+                register: name(register),
+                key: Key32(key.verifying_key().to_bytes()),
+            },
+            body: Body::Approval(approval),
+        }
+        .sign(key);
         // The register learns of the project from the linker: until then
-        // it answers `not-ready`.
+        // it answers `not-ready` (each attempt in a fresh envelope).
         let deadline = Instant::now() + LIVENESS;
         loop {
+            let action = Action::Approve {
+                statement: statement.statement.digest(),
+                extract: BoundedString::new(format!("{register}.csv")).expect("fits"),
+            };
+            let msg = Message::Approve {
+                statement: statement.clone(),
+                request: self.request_to(register, &order.project, action).sign(key),
+            };
             match self.client.request(&name(register), &msg).await {
                 Ok(Message::Ack { .. }) => return,
                 Ok(Message::Refused { code, .. }) if code.as_str() == "not-ready" => {}
@@ -564,16 +569,27 @@ impl Fed {
     }
 
     pub(super) fn request(&self, project: &str, action: Action) -> Message {
-        let req = Request {
-            project: pid(project),
-            action,
-            time: unix_now(),
-        }
-        .sign(&self.researcher);
+        let req = self
+            .request_to("LINKER", &pid(project), action.clone())
+            .sign(&self.researcher);
         match action {
             Action::Fetch => Message::Fetch(req),
             Action::Close => Message::Close(req),
-            Action::Status => Message::Status(req),
+            _ => Message::Status(req),
+        }
+    }
+
+    /// A request for node `to`, now, with a fresh nonce.
+    fn request_to(&self, to: &str, project: &ProjectId, action: Action) -> Request {
+        let mut nonce = [0u8; kobling_protocol::messages::NONCE_LEN];
+        getrandom::fill(&mut nonce).expect("randomness");
+        Request {
+            project: project.clone(),
+            action,
+            time: unix_now(),
+            node: name(to),
+            manifest: self.manifest.digest(),
+            nonce,
         }
     }
 
