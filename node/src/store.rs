@@ -98,6 +98,7 @@ CREATE TABLE IF NOT EXISTS blindings (project TEXT NOT NULL, list TEXT NOT NULL,
 CREATE TABLE IF NOT EXISTS sealed (project TEXT NOT NULL, list TEXT NOT NULL, position INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list, position));
 CREATE TABLE IF NOT EXISTS requests (digest BLOB PRIMARY KEY, time INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS requests_time ON requests (time);
+CREATE TABLE IF NOT EXISTS sealed_bytes (project TEXT NOT NULL, list TEXT NOT NULL, bytes INTEGER NOT NULL, PRIMARY KEY (project, list));
 CREATE TABLE IF NOT EXISTS finals (project TEXT NOT NULL, list TEXT NOT NULL, chunk INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list, chunk));
 ";
 
@@ -450,6 +451,59 @@ impl Tx<'_> {
         Ok(Remembered::New)
     }
 
+    /// Bytes of sealed items stored for `list`.
+    pub(crate) fn sealed_bytes(&self, project: &ProjectId, list: &Name) -> Result<u64, StoreError> {
+        let bytes: Option<i64> = self
+            .0
+            .query_row(
+                "SELECT bytes FROM sealed_bytes WHERE project = ?1 AND list = ?2",
+                params![project.as_str(), list.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(bytes.map_or(0, |b| u64::try_from(b).unwrap_or(0)))
+    }
+
+    /// Sets the bytes of sealed items stored for `list`.
+    pub(crate) fn set_sealed_bytes(
+        &self,
+        project: &ProjectId,
+        list: &Name,
+        bytes: u64,
+    ) -> Result<(), StoreError> {
+        self.0.execute(
+            "INSERT OR REPLACE INTO sealed_bytes (project, list, bytes) VALUES (?1, ?2, ?3)",
+            params![
+                project.as_str(),
+                list.as_str(),
+                i64::try_from(bytes).unwrap_or(i64::MAX)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Bytes of the sealed item stored at `position` of `list` (0 if none).
+    pub(crate) fn sealed_len(
+        &self,
+        project: &ProjectId,
+        list: &Name,
+        position: u64,
+    ) -> Result<u64, StoreError> {
+        let len: Option<i64> = self
+            .0
+            .query_row(
+                "SELECT length(bytes) FROM sealed WHERE project = ?1 AND list = ?2 AND position = ?3",
+                params![
+                    project.as_str(),
+                    list.as_str(),
+                    i64::try_from(position).unwrap_or(i64::MAX)
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(len.map_or(0, |l| u64::try_from(l).unwrap_or(0)))
+    }
+
     /// Whether an approval (by its statement digest) was taken.
     pub(crate) fn approval_seen(
         &self,
@@ -601,6 +655,7 @@ impl Tx<'_> {
             "hops",
             "blindings",
             "sealed",
+            "sealed_bytes",
             "finals",
         ] {
             self.0.execute(

@@ -27,6 +27,16 @@ use crate::{
 /// linker reserve room for positions without end.
 pub const MAX_LIST_PERSONS: u64 = 1 << 25;
 
+/// The most bytes of sealed items one list may occupy at the linker
+/// (issue 18 item 6): the largest extract a node reads (64 GiB, the node's
+/// `MAX_EXTRACT_BYTES`), of which the sealed rows are a re-encoding without
+/// the identifiers, plus 512 bytes per position for each person's padding
+/// (at most 255), tag (16) and length prefixes, over [`MAX_LIST_PERSONS`]
+/// positions: 80 GiB. (The per-item cap times the position cap,
+/// 16 MiB × 2^25, would be 512 TiB: no bound at all.) Sealed items past it
+/// are refused `list-too-large` and nothing of the message is stored.
+pub const MAX_LIST_SEALED_BYTES: u64 = (64 << 30) + MAX_LIST_PERSONS * 512;
+
 /// What to do with a statement a member sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admitted {

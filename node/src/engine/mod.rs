@@ -68,6 +68,7 @@ use kobling_protocol::{
     messages::{Message, SignedRequest, MAX_ITEMS_PER_MESSAGE, PROTOCOL_VERSION},
     project::{authorise, subject, ProjectView},
     refusal::{Refusal, RefusalCode},
+    sequencer::MAX_LIST_SEALED_BYTES,
     transcript::{Entry, SignedStatement},
     types::{Digest, Name, ProjectId},
 };
@@ -136,6 +137,8 @@ pub struct Engine {
     gate: Option<std::sync::mpsc::Receiver<()>>,
     /// Projects in which this node has nothing left to do: not ticked.
     finished: BTreeSet<ProjectId>,
+    /// The most bytes of sealed items a list may occupy here (linker).
+    list_bytes_cap: u64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -185,6 +188,7 @@ impl Engine {
             jobs: BTreeMap::new(),
             gate: None,
             finished: BTreeSet::new(),
+            list_bytes_cap: MAX_LIST_SEALED_BYTES,
         })
     }
 
@@ -192,6 +196,12 @@ impl Engine {
     /// its sender hangs up).
     pub fn hold_next_list(&mut self, gate: std::sync::mpsc::Receiver<()>) {
         self.gate = Some(gate);
+    }
+
+    /// Lowers the bytes of sealed items a list may occupy at this linker
+    /// below [`MAX_LIST_SEALED_BYTES`] (tests: a cap that can be reached).
+    pub fn cap_list_bytes(&mut self, bytes: u64) {
+        self.list_bytes_cap = bytes.min(MAX_LIST_SEALED_BYTES);
     }
 
     /// Whether a list is being prepared on a thread.

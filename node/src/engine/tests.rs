@@ -1124,3 +1124,101 @@ fn requests_and_approval_envelopes_cannot_be_replayed_redirected_or_rewritten() 
         Some(RefusalCode::BadRequest)
     );
 }
+
+/// Issue 18 item 6: a list's sealed items may occupy at most a capped
+/// number of bytes at the linker. A member that sends sealed items past
+/// the cap is refused `list-too-large`, nothing of the message is stored,
+/// and the linker's files stop growing; a resent message replaces, it does
+/// not add.
+#[test]
+fn a_member_cannot_fill_the_linker_with_sealed_items_past_the_list_cap() {
+    use kobling_protocol::{bounded::BoundedBytes, seal::SealedItem, types::Position};
+
+    let mut fed = Fed::new(200);
+    assert!(matches!(fed.submit("B-1"), Message::Ack { .. }));
+    fed.pump();
+    approve_all(&mut fed, "B-1");
+    fed.pump();
+    let project = ProjectId::new("B-1").expect("valid");
+    let npr = name("NPR");
+    let linker = fed.engines.get_mut(&name("LINKER")).expect("linker");
+    let honest = linker
+        .store
+        .transaction(|tx| tx.sealed_bytes(&project, &npr))
+        .expect("bytes");
+    assert!(honest > 0, "the honest list's items are counted");
+    let cap = honest + (1 << 20);
+    linker.cap_list_bytes(cap);
+    let dir = fed.dir.path().join("LINKER");
+    let disk = || -> u64 {
+        ["state.db", "state.db-wal"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum()
+    };
+
+    let persons = {
+        let entries = fed.engines[&name("LINKER")]
+            .transcript(&project)
+            .expect("entries");
+        ProjectView::new(&fed.manifest, &entries)
+            .announcement(&npr)
+            .expect("announced")
+            .persons
+    };
+    assert!(persons >= 8, "{persons} persons");
+
+    // NPR, a member, sends 512 KiB items, one to a message, over its own
+    // positions.
+    let item = |position: u64| Message::SealedItems {
+        project: project.clone(),
+        list: npr.clone(),
+        first: Position(position),
+        items: BoundedVec::new(vec![SealedItem(
+            BoundedBytes::new(vec![position as u8; 512 << 10]).expect("fits"),
+        )])
+        .expect("fits"),
+    };
+    let send = |fed: &mut Fed, msg: Message| {
+        fed.engines
+            .get_mut(&name("LINKER"))
+            .expect("linker")
+            .handle(&Peer::Member(name("NPR")), msg, NOW)
+            .expect("no internal error")
+            .remove(0)
+    };
+    // The first two fit (in place of two small items), and sent again an
+    // item replaces itself.
+    assert!(matches!(send(&mut fed, item(0)), Message::Ack { .. }));
+    assert!(matches!(send(&mut fed, item(0)), Message::Ack { .. }));
+    assert!(matches!(send(&mut fed, item(1)), Message::Ack { .. }));
+    let before = disk();
+    for position in 2..persons {
+        let reply = send(&mut fed, item(position));
+        assert_eq!(
+            reply.refusal_code(),
+            Some(RefusalCode::ListTooLarge),
+            "position {position}"
+        );
+    }
+    let linker = fed.engines.get_mut(&name("LINKER")).expect("linker");
+    let stored = linker
+        .store
+        .transaction(|tx| tx.sealed_bytes(&project, &npr))
+        .expect("bytes");
+    assert!(stored <= cap, "{stored} bytes stored, cap {cap}");
+    // Megabytes more were offered; the linker's files did not grow by one.
+    let after = disk();
+    assert!(
+        after < before + (1 << 20),
+        "the linker's files grew from {before} to {after} bytes"
+    );
+    // The position cap's arithmetic (2^25 × 16 MiB) would bound nothing;
+    // the constant is the extract cap plus a little per position.
+    assert!(
+        kobling_protocol::sequencer::MAX_LIST_SEALED_BYTES
+            >= crate::engine::MAX_EXTRACT_BYTES
+                + kobling_protocol::sequencer::MAX_LIST_PERSONS * 256
+    );
+}
