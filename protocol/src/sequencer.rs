@@ -47,6 +47,28 @@ pub enum Admitted {
     AlreadyRecorded,
 }
 
+/// Whether an order carries the grant of an access authority of
+/// `manifest` (issue 18 item 2): checked before the linker reads or writes
+/// anything for it.
+///
+/// # Errors
+///
+/// `not-an-order`, `no-authority`.
+pub fn admit_grant(
+    manifest: &crate::manifest::Manifest,
+    signed: &SignedStatement,
+) -> Result<(), Refusal> {
+    let Body::Order(order) = &signed.statement.body else {
+        return Err(Refusal::new(
+            RefusalCode::NotAnOrder,
+            "SubmitOrder must carry a project order",
+        ));
+    };
+    order
+        .check_grant(manifest)
+        .map_err(|e| Refusal::new(RefusalCode::NoAuthority, e.to_string()))
+}
+
 /// Whether a researcher's order may open a project at `now`, given the
 /// entries already held under its project id.
 ///

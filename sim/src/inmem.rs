@@ -217,6 +217,10 @@ impl Federation {
         let manifest = Manifest {
             federation: "kobling-sim".into(),
             members,
+            authorities: vec![kobling_protocol::manifest::Authority {
+                name: "access office (simulated)".into(),
+                key: Key32(authority().verifying_key().to_bytes()),
+            }],
         };
         manifest
             .validate()
@@ -312,7 +316,9 @@ impl Federation {
             researcher_signing_key: Key32(self.researcher_signing.verifying_key().to_bytes()),
             researcher_hpke_key: Key32(*self.researcher_hpke.public_key().as_bytes()),
             test_mode: false,
-        };
+            grant: None,
+        }
+        .granted_by(&authority());
         let order_digest = order.digest();
         let researcher = Signer::Researcher(order.researcher_signing_key);
         log.append(
@@ -702,6 +708,13 @@ pub fn extract_digest(e: &Extract) -> Digest {
 }
 
 /// The extract as CSV text: header, then one line per row.
+/// The simulated access authority (issue 18 item 2) that grants every
+/// simulated order: a fixed key, as the simulation is deterministic.
+pub fn authority() -> SigningKey {
+    SigningKey::from_bytes(&[0xa5; 32])
+}
+
+/// An extract as CSV text.
 pub fn render_csv(e: &Extract) -> String {
     let mut s = e.columns.join(",");
     s.push('\n');

@@ -27,6 +27,8 @@ impl Engine {
         signed: SignedStatement,
         now: u64,
     ) -> Outcome<Vec<Message>> {
+        // No authority's grant: refused before anything is read or written.
+        sequencer::admit_grant(&self.manifest, &signed)?;
         let project = signed.statement.project.clone();
         let existing = self.store.entries(&project)?;
         sequencer::admit_order(&existing, &signed, now)?;

@@ -33,6 +33,11 @@ use crate::{researcher::open_delivery, store::Store};
 const REGISTERS: [&str; 3] = ["NPR", "KPR", "SSB"];
 const NOW: u64 = 1_800_000_000;
 
+/// The access authority of the harness's manifest.
+fn authority() -> SigningKey {
+    SigningKey::from_bytes(&[0xa7; 32])
+}
+
 fn name(s: &str) -> Name {
     Name::new(s).expect("valid")
 }
@@ -103,6 +108,10 @@ impl Fed {
         let manifest = Manifest {
             federation: "harness".into(),
             members,
+            authorities: vec![kobling_protocol::manifest::Authority {
+                name: "access office".into(),
+                key: Key32(authority().verifying_key().to_bytes()),
+            }],
         };
         manifest.validate().expect("manifest");
         let pop = generate(&PopulationConfig {
@@ -187,7 +196,9 @@ impl Fed {
             researcher_signing_key: Key32(self.researcher.verifying_key().to_bytes()),
             researcher_hpke_key: Key32(*self.researcher_hpke.public_key().as_bytes()),
             test_mode: self.test_orders,
+            grant: None,
         }
+        .granted_by(&authority())
     }
 
     fn submit(&mut self, project: &str) -> Message {

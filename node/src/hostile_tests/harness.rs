@@ -321,6 +321,10 @@ impl Fed {
         let manifest = Manifest {
             federation: "hostile".into(),
             members,
+            authorities: vec![kobling_protocol::manifest::Authority {
+                name: "access office".into(),
+                key: Key32(kobling_sim::inmem::authority().verifying_key().to_bytes()),
+            }],
         };
         manifest.validate().expect("manifest");
         let manifest = Arc::new(manifest);
@@ -490,7 +494,9 @@ impl Fed {
             researcher_signing_key: Key32(self.researcher.verifying_key().to_bytes()),
             researcher_hpke_key: Key32(*self.researcher_hpke.public_key().as_bytes()),
             test_mode: false,
+            grant: None,
         }
+        .granted_by(&kobling_sim::inmem::authority())
     }
 
     /// Submits a project and has both operators of every register approve.

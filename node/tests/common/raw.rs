@@ -3,6 +3,7 @@
 //! attack tests that send messages the `kobling` commands never would: a
 //! captured request again, a request for another node, an envelope a man
 //! in the middle rewrote, an order without an authority's signature.
+#![allow(dead_code)]
 
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
