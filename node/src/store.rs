@@ -214,6 +214,19 @@ impl Store {
         Ok(out)
     }
 
+    /// Every project's first entry (its order), by project.
+    pub(crate) fn first_entries(&self) -> Result<Vec<Entry>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT bytes FROM entries WHERE seq = 0 ORDER BY project")?;
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(postcard::from_bytes(&r?).map_err(|_| StoreError::Corrupt("entry"))?);
+        }
+        Ok(out)
+    }
+
     /// A project's transcript copy.
     pub(crate) fn entries(&self, project: &ProjectId) -> Result<Vec<Entry>, StoreError> {
         Tx::entries_of(&self.conn, project)

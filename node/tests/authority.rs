@@ -11,7 +11,10 @@
 //!
 //! each is refused `no-authority`, and no node holds a transcript entry,
 //! a queued message or a step for the project. Then the granted order,
-//! through `kobling project authorize` and `submit`, is taken.
+//! through `kobling project authorize` and `submit`, is taken. A
+//! researcher who floods granted orders has three waiting for a first
+//! approval and the fourth refused `too-many-pending`; an order expiring
+//! twenty years from now is refused; neither leaves anything at any node.
 
 mod common;
 #[path = "common/raw.rs"]
@@ -86,6 +89,7 @@ fn orders_without_an_authority_s_grant_for_them_are_refused_and_leave_nothing() 
     let hpke = HpkeSecretKey::from_bytes([9; 32]);
 
     let order = |project: &str, title: &str| ProjectOrder {
+        expires: now() + 365 * 86_400,
         project: ProjectId::new(project).expect("valid"),
         title: BoundedString::new(title).expect("fits"),
         legal_basis: BoundedString::new("REK test").expect("fits"),
@@ -97,22 +101,22 @@ fn orders_without_an_authority_s_grant_for_them_are_refused_and_leave_nothing() 
         }])
         .expect("fits"),
         cohort: BoundedString::new("NPR").expect("fits"),
-        expires: 2_000_000_000,
         researcher_signing_key: Key32(researcher.verifying_key().to_bytes()),
         researcher_hpke_key: Key32(*hpke.public_key().as_bytes()),
         test_mode: true,
         grant: None,
     };
-    let submit = |order: ProjectOrder| {
+    let submit_as = |researcher: &SigningKey, order: ProjectOrder| {
         let signed = Statement {
             project: order.project.clone(),
-            time: 1_900_000_000,
+            time: now(),
             signer: Signer::Researcher(order.researcher_signing_key),
             body: Body::Order(order),
         }
-        .sign(&researcher);
+        .sign(researcher);
         raw::send(&manifest, "LINKER", &Message::SubmitOrder(signed))
     };
+    let submit = |order: ProjectOrder| submit_as(&researcher, order);
     // Every node is up (its state database set up) before the attack.
     for m in MEMBERS {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -125,6 +129,15 @@ fn orders_without_an_authority_s_grant_for_them_are_refused_and_leave_nothing() 
         .iter()
         .map(|m| footprint(&d.join(m), "AUTH-X"))
         .collect();
+    let nothing_kept = |project: &str, before: &[(i64, Vec<i64>)]| {
+        // Give any replication a moment, then: nothing anywhere.
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        for (m, before) in MEMBERS.iter().zip(before) {
+            let after = footprint(&d.join(m), project);
+            assert_eq!(after.0, 0, "{m} holds rows for the refused {project}");
+            assert_eq!(&after, before, "{m}'s tables changed");
+        }
+    };
 
     // No grant.
     let none = submit(order("AUTH-X", "no grant"));
@@ -147,16 +160,55 @@ fn orders_without_an_authority_s_grant_for_them_are_refused_and_leave_nothing() 
             "{what}: {replies:?}"
         );
     }
-    // Give any replication a moment, then: nothing anywhere.
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    for (m, before) in MEMBERS.iter().zip(&before) {
-        let after = footprint(&d.join(m), "AUTH-X");
-        assert_eq!(after.0, 0, "{m} holds rows for the refused project");
-        assert_eq!(&after, before, "{m}'s tables changed");
-    }
+    nothing_kept("AUTH-X", &before);
 
     // The same order with the authority's own grant is taken.
     assert!(matches!(submit(granted).first(), Some(Message::Ack { .. })));
+
+    // A researcher floods granted orders: the linker keeps three waiting
+    // for a first approval, refuses the fourth and stores nothing of it;
+    // an order that would expire twenty years from now is refused too.
+    let flooder = SigningKey::from_bytes(&[0xf1; 32]);
+    let of_flooder = |project: &str, expires: u64| {
+        let mut o = order(project, "flood");
+        o.researcher_signing_key = Key32(flooder.verifying_key().to_bytes());
+        o.expires = expires;
+        o.granted_by(&authority)
+    };
+    let year = 365 * 86_400;
+    for i in 0..3 {
+        let replies = submit_as(&flooder, of_flooder(&format!("FLOOD-{i}"), now() + year));
+        assert!(
+            matches!(replies.first(), Some(Message::Ack { .. })),
+            "{replies:?}"
+        );
+    }
+    let before: Vec<_> = MEMBERS
+        .iter()
+        .map(|m| footprint(&d.join(m), "FLOOD-3"))
+        .collect();
+    let replies = submit_as(&flooder, of_flooder("FLOOD-3", now() + year));
+    assert_eq!(
+        replies.first().and_then(Message::refusal_code),
+        Some(RefusalCode::TooManyPending),
+        "{replies:?}"
+    );
+    nothing_kept("FLOOD-3", &before);
+    let patient = SigningKey::from_bytes(&[0xf2; 32]);
+    let mut far = order("FAR-1", "forever");
+    far.researcher_signing_key = Key32(patient.verifying_key().to_bytes());
+    far.expires = now() + 20 * year;
+    let before: Vec<_> = MEMBERS
+        .iter()
+        .map(|m| footprint(&d.join(m), "FAR-1"))
+        .collect();
+    let replies = submit_as(&patient, far.granted_by(&authority));
+    assert_eq!(
+        replies.first().and_then(Message::refusal_code),
+        Some(RefusalCode::Order),
+        "{replies:?}"
+    );
+    nothing_kept("FAR-1", &before);
 
     // Through the commands: a spec granted by the authority is submitted.
     let spec = write_spec(&s, "AUTH-1", &["NPR"]);
@@ -193,4 +245,11 @@ fn orders_without_an_authority_s_grant_for_them_are_refused_and_leave_nothing() 
         path(&other),
     ]);
     assert!(!out.status.success(), "a grant of another spec was sent");
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
 }

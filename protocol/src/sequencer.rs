@@ -37,6 +37,20 @@ pub const MAX_LIST_PERSONS: u64 = 1 << 25;
 /// are refused `list-too-large` and nothing of the message is stored.
 pub const MAX_LIST_SEALED_BYTES: u64 = (64 << 30) + MAX_LIST_PERSONS * 512;
 
+/// The furthest an order's expiry may lie after its submission: six
+/// years (a research project's approval runs for some years; an order that
+/// would keep its state at every node for decades is refused).
+pub const MAX_ORDER_LIFETIME: u64 = 6 * 366 * 86_400;
+
+/// Orders of one researcher (by key) that the linker holds without any
+/// operator's approval: one more is refused `too-many-pending`.
+pub const MAX_UNAPPROVED_ORDERS: usize = 3;
+
+/// How long an order waits for its first operator approval: after seven
+/// days without one the linker closes it, and every node shreds what it
+/// holds for it.
+pub const UNAPPROVED_LIFETIME: u64 = 7 * 86_400;
+
 /// What to do with a statement a member sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admitted {
@@ -92,6 +106,42 @@ pub fn admit_order(existing: &[Entry], signed: &SignedStatement, now: u64) -> Re
         return Err(Refusal::new(
             RefusalCode::Expired,
             "the order's expiry date has passed",
+        ));
+    }
+    if order.expires > now.saturating_add(MAX_ORDER_LIFETIME) {
+        return Err(Refusal::new(
+            RefusalCode::Order,
+            format!(
+                "the order expires more than {} days from now",
+                MAX_ORDER_LIFETIME / 86_400
+            ),
+        ));
+    }
+    // The order's time dates it (its wait for a first approval counts
+    // from it), so it must be the linker's now.
+    if signed.statement.time.abs_diff(now) > crate::messages::MAX_CLOCK_SKEW {
+        return Err(Refusal::new(
+            RefusalCode::BadRequest,
+            "the order's time is too far from the linker's clock",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a researcher with `unapproved` orders waiting for a first
+/// approval may submit another.
+///
+/// # Errors
+///
+/// `too-many-pending`.
+pub fn admit_pending(unapproved: usize) -> Result<(), Refusal> {
+    if unapproved >= MAX_UNAPPROVED_ORDERS {
+        return Err(Refusal::new(
+            RefusalCode::TooManyPending,
+            format!(
+                "this researcher has {unapproved} orders without an operator's approval; the linker keeps at most {MAX_UNAPPROVED_ORDERS} (each waits at most {} days)",
+                UNAPPROVED_LIFETIME / 86_400
+            ),
         ));
     }
     Ok(())

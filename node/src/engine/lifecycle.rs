@@ -8,6 +8,7 @@ use kobling_protocol::{
     messages::{Action, Message, SignedRequest},
     project::{Duty, Phase, ProjectView, Step},
     refusal::RefusalCode,
+    sequencer::UNAPPROVED_LIFETIME,
     share::Domain,
     transcript::{Body, Closure, Entry, KeyCommitment, ProjectOrder, Shredded},
     types::ProjectId,
@@ -57,7 +58,8 @@ impl Engine {
             return Ok(());
         }
         if self.role == Role::Linker {
-            let expired = self.expire(project, &view, now);
+            let ordered = entries.first().map_or(0, |e| e.signed.statement.time);
+            let expired = self.expire(project, &view, ordered, now);
             self.log_duty(project, expired, "could not close an expired project")?;
         }
         for duty in view.duties(&self.me) {
@@ -192,11 +194,34 @@ impl Engine {
     /// The linker closes a project whose order has expired: the closure
     /// is recorded like a researcher's, and every node shreds its key and
     /// deletes the project's working data (the transcript stays).
-    fn expire(&mut self, project: &ProjectId, view: &ProjectView<'_>, now: u64) -> Outcome<()> {
+    ///
+    /// An order no operator approved within [`UNAPPROVED_LIFETIME`] of its
+    /// time (`ordered`, the linker's clock at submission) is closed the
+    /// same way.
+    fn expire(
+        &mut self,
+        project: &ProjectId,
+        view: &ProjectView<'_>,
+        ordered: u64,
+        now: u64,
+    ) -> Outcome<()> {
         let Some(order) = view.order() else {
             return Ok(());
         };
-        if now < order.expires || view.phase() == Phase::Closed {
+        if view.phase() == Phase::Closed {
+            return Ok(());
+        }
+        if view.unapproved() && now >= ordered.saturating_add(UNAPPROVED_LIFETIME) {
+            let reason = BoundedString::new(format!(
+                "no operator approved the order within {} days",
+                UNAPPROVED_LIFETIME / 86_400
+            ))
+            .unwrap_or_default();
+            self.publish_once(project, Step::Close, Body::Closure(Closure { reason }), now)?;
+            tracing::info!(node = %self.me, %project, "an order no operator approved was closed");
+            return Ok(());
+        }
+        if now < order.expires {
             return Ok(());
         }
         let reason = BoundedString::new("the project expired").unwrap_or_default();

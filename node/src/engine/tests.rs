@@ -1233,3 +1233,75 @@ fn a_member_cannot_fill_the_linker_with_sealed_items_past_the_list_cap() {
                 + kobling_protocol::sequencer::MAX_LIST_PERSONS * 256
     );
 }
+
+/// Issue 18 item 2: a researcher cannot make the federation keep state
+/// without bound. At most `MAX_UNAPPROVED_ORDERS` orders wait for a first
+/// approval (one more is refused and nothing of it is stored); an order
+/// that expires years from now is refused; an order no operator approves
+/// within a week is closed, and every node shreds what it held.
+#[test]
+fn unapproved_orders_are_capped_per_researcher_bounded_in_time_and_dropped() {
+    use kobling_protocol::sequencer::{
+        MAX_ORDER_LIFETIME, MAX_UNAPPROVED_ORDERS, UNAPPROVED_LIFETIME,
+    };
+
+    let mut fed = Fed::new(120);
+    let projects: Vec<String> = (0..MAX_UNAPPROVED_ORDERS)
+        .map(|i| format!("F-{i}"))
+        .collect();
+    for p in &projects {
+        assert!(matches!(fed.submit(p), Message::Ack { .. }), "{p}");
+    }
+    fed.pump();
+    let linker_holds = |fed: &Fed, p: &str| {
+        !fed.engines[&name("LINKER")]
+            .transcript(&ProjectId::new(p).expect("valid"))
+            .expect("entries")
+            .is_empty()
+    };
+    // One more from the same researcher: refused, and not stored.
+    assert_eq!(
+        refused_with(&fed.submit("F-FLOOD")),
+        Some(RefusalCode::TooManyPending)
+    );
+    assert!(!linker_holds(&fed, "F-FLOOD"));
+    // An approval of one of them frees a place.
+    assert!(matches!(
+        fed.approve(&projects[0], "NPR", 0),
+        Message::Ack { .. }
+    ));
+    fed.pump();
+    assert!(matches!(fed.submit("F-FLOOD"), Message::Ack { .. }));
+    fed.pump();
+
+    // An order that expires years after the bound: refused, not stored.
+    fed.expires = NOW + MAX_ORDER_LIFETIME + 86_400;
+    fed.researcher = SigningKey::from_bytes(&[0x42; 32]);
+    assert_eq!(refused_with(&fed.submit("F-FAR")), Some(RefusalCode::Order));
+    assert!(!linker_holds(&fed, "F-FAR"));
+
+    // A week later, the orders nobody approved are closed and shredded
+    // everywhere; the approved one goes on.
+    let later = NOW + UNAPPROVED_LIFETIME;
+    fed.engines
+        .get_mut(&name("LINKER"))
+        .expect("linker")
+        .tick(later)
+        .expect("tick");
+    fed.pump();
+    let phase = |fed: &Fed, p: &str| {
+        let entries = fed.engines[&name("LINKER")]
+            .transcript(&ProjectId::new(p).expect("valid"))
+            .expect("entries");
+        ProjectView::new(&fed.manifest, &entries).phase()
+    };
+    assert_eq!(phase(&fed, &projects[0]), Phase::Ordered);
+    for p in projects[1..].iter().map(String::as_str).chain(["F-FLOOD"]) {
+        assert_eq!(phase(&fed, p), Phase::Closed, "{p}");
+        let entries = fed.engines[&name("LINKER")]
+            .transcript(&ProjectId::new(p).expect("valid"))
+            .expect("entries");
+        let view = ProjectView::new(&fed.manifest, &entries);
+        assert!(view.shredded(&name("LINKER")), "{p}: the linker shredded");
+    }
+}
