@@ -95,7 +95,7 @@ impl Handler for NodeHandler {
             let desk = self.desk.clone();
             let done = tokio::task::spawn_blocking(move || match request {
                 Message::Approve { statement, request } => {
-                    approve(&engine, &desk, &from, statement, request)
+                    approve(&engine, &desk, &from, statement, *request)
                 }
                 request => lock(&engine).handle_streamed(&from, request, unix_now()),
             })

@@ -121,7 +121,7 @@ fn captured_requests_redirected_requests_and_swapped_extract_names_are_refused()
     };
     let mitm = Message::Approve {
         statement: statement.clone(),
-        request: swapped,
+        request: Box::new(swapped),
     };
     // NPR may not know the project yet: `not-ready` until it does (each
     // attempt in a fresh envelope, as the command makes).
@@ -134,7 +134,7 @@ fn captured_requests_redirected_requests_and_swapped_extract_names_are_refused()
         );
         let genuine = Message::Approve {
             statement: statement.clone(),
-            request: envelope("NPR.csv"),
+            request: Box::new(envelope("NPR.csv")),
         };
         let replies = raw::send(&manifest, "NPR", &genuine);
         match replies.first() {

@@ -189,8 +189,9 @@ pub enum Message {
     Approve {
         /// The operator's signed approval.
         statement: SignedStatement,
-        /// The envelope: what the node is asked to read, for this node, now.
-        request: SignedRequest,
+        /// The envelope: what the node is asked to read, for this node, now
+        /// (boxed: it would double the size of every message).
+        request: Box<SignedRequest>,
     },
     /// Node → linker (and linker → registers): a statement for the
     /// transcript.

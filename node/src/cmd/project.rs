@@ -346,7 +346,7 @@ impl ProjectCommand {
                 .sign(&key.signing);
                 let msg = Message::Approve {
                     statement: signed,
-                    request: envelope,
+                    request: Box::new(envelope),
                 };
                 expect_ack(ask(&manifest, &register, msg).await?)?;
                 say!("approved {} for project {project} at {register}: {rows} rows, SHA3-256 {digest}", path.display());

@@ -309,7 +309,10 @@ impl Engine {
         file: Result<ExtractFile, Refusal>,
         now: u64,
     ) -> Result<Replies, EngineError> {
-        let msg = Message::Approve { statement, request };
+        let msg = Message::Approve {
+            statement,
+            request: Box::new(request),
+        };
         let result = self.admit(from, &msg).and_then(|()| match msg {
             Message::Approve { statement, request } => self
                 .approve(statement, &request, file, now)

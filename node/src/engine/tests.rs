@@ -291,7 +291,7 @@ impl Fed {
             .sign(key);
         Message::Approve {
             statement: signed,
-            request,
+            request: Box::new(request),
         }
     }
 
@@ -1227,11 +1227,13 @@ fn a_member_cannot_fill_the_linker_with_sealed_items_past_the_list_cap() {
     );
     // The position cap's arithmetic (2^25 × 16 MiB) would bound nothing;
     // the constant is the extract cap plus a little per position.
-    assert!(
-        kobling_protocol::sequencer::MAX_LIST_SEALED_BYTES
-            >= crate::engine::MAX_EXTRACT_BYTES
-                + kobling_protocol::sequencer::MAX_LIST_PERSONS * 256
-    );
+    const {
+        assert!(
+            kobling_protocol::sequencer::MAX_LIST_SEALED_BYTES
+                >= crate::engine::MAX_EXTRACT_BYTES
+                    + kobling_protocol::sequencer::MAX_LIST_PERSONS * 256
+        )
+    };
 }
 
 /// Issue 18 item 2: a researcher cannot make the federation keep state

@@ -559,7 +559,7 @@ impl Fed {
             };
             let msg = Message::Approve {
                 statement: statement.clone(),
-                request: self.request_to(register, &order.project, action).sign(key),
+                request: Box::new(self.request_to(register, &order.project, action).sign(key)),
             };
             match self.client.request(&name(register), &msg).await {
                 Ok(Message::Ack { .. }) => return,
