@@ -21,8 +21,7 @@ use kobling_protocol::{
     types::{Name, ProjectId},
 };
 use kobling_sim::{
-    inmem::render_csv,
-    population::{generate, Population, PopulationConfig},
+    population::{generate, render_csv, Population, PopulationConfig},
     truth,
 };
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
@@ -54,6 +53,11 @@ pub(super) const LIVENESS: Duration = Duration::from_secs(120);
 
 pub(super) fn name(s: &str) -> Name {
     Name::new(s).expect("valid name")
+}
+
+/// The access authority of the harness's manifest.
+fn authority() -> SigningKey {
+    SigningKey::from_bytes(&[0xa5; 32])
 }
 
 pub(super) fn pid(s: &str) -> ProjectId {
@@ -323,7 +327,7 @@ impl Fed {
             members,
             authorities: vec![kobling_protocol::manifest::Authority {
                 name: "access office".into(),
-                key: Key32(kobling_sim::inmem::authority().verifying_key().to_bytes()),
+                key: Key32(authority().verifying_key().to_bytes()),
             }],
         };
         manifest.validate().expect("manifest");
@@ -496,7 +500,7 @@ impl Fed {
             test_mode: false,
             grant: None,
         }
-        .granted_by(&kobling_sim::inmem::authority())
+        .granted_by(&authority())
     }
 
     /// Submits a project and has both operators of every register approve.
