@@ -18,14 +18,16 @@ use kobling_protocol::{
     messages::{Action, Message},
     project::{Phase, ProjectView},
     refusal::RefusalCode,
-    share::Domain,
-    transcript,
+    seal::{seal_blinding, HpkePublicKey},
+    share::{Domain, Share},
+    transcript::{self, Body},
     types::{Name, ProjectId},
 };
 use kobling_sim::{
     population::{generate, Population, PopulationConfig},
     truth,
 };
+use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 
 const REGISTERS: [&str; 4] = ["NPR", "KPR", "SSB", "RESEPT"];
 
@@ -321,4 +323,77 @@ fn a_hop_that_forwards_points_other_than_its_committed_step_is_caught_by_the_nex
         let view = ProjectView::new(&fed.manifest, &entries);
         assert!(!view.phase().is_deliverable());
     }
+}
+
+#[test]
+fn an_owner_whose_blinding_is_not_its_announced_one_closes_the_project_naming_its_list() {
+    // NPR's node sends the linker a blinding other than the one its signed
+    // announcement commits to (D = β⁻¹·G): the linker refuses it at
+    // arrival, never keeps it, and records the closure naming the list;
+    // every node shreds. (Before, it was kept and the list stalled at the
+    // linker's hop, refused to the innocent last register.)
+    let (_dir, fed, pop) = setup(300);
+    let config = config("BAD-BLINDING");
+    let mut net = fed
+        .start(config.chunk_size, config.faults, config.seed)
+        .expect("nodes");
+    let linker = name(LINKER);
+    let linker_hpke =
+        HpkePublicKey::from_bytes(fed.manifest.member(&linker).expect("linker").hpke_key.0)
+            .expect("hpke key");
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let npr = name("NPR");
+    net.tamper(Box::new(move |from, _to, msg| {
+        if let Message::Blinding {
+            project,
+            list,
+            sealed,
+        } = msg
+        {
+            if *from == npr {
+                *sealed = seal_blinding(
+                    &linker_hpke,
+                    project,
+                    list,
+                    &Share::random(&mut rng),
+                    &mut rng,
+                );
+            }
+        }
+    }));
+    fed.order_and_approve(&mut net, &extracts(&pop), &config)
+        .expect("ordered");
+    let project = ProjectId::new("BAD-BLINDING").expect("valid");
+    let manifest = fed.manifest.clone();
+    net.run_until(120_000, |net| {
+        for r in REGISTERS.iter().copied().chain([LINKER]) {
+            let entries = net.transcript(&name(r), &project)?;
+            if !ProjectView::new(&manifest, &entries).shredded(&name(r)) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+    .expect("the project closes and every node shreds");
+    let entries = net.transcript(&linker, &project).expect("transcript");
+    let reasons: Vec<String> = entries
+        .iter()
+        .filter_map(|e| match &e.signed.statement.body {
+            Body::Closure(c) => Some(c.reason.as_str().to_owned()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(
+        reasons[0].contains("list NPR") && reasons[0].contains("blinding"),
+        "{reasons:?}"
+    );
+    assert!(net
+        .refusals()
+        .iter()
+        .any(|(from, to, code, _)| *from == name("NPR")
+            && *to == linker
+            && code == RefusalCode::Blinding.as_str()));
+    // The transcript with its closure still verifies for the auditor.
+    transcript::verify(&entries, None, &fed.manifest).expect("verifies");
 }

@@ -671,48 +671,35 @@ fn check_order<'a>(
                 )),
             }
         };
+        // A list is announced once, by its own node, and is in the order.
+        let announce = |list: &'a Name, announced: &mut HashSet<&'a Name>| {
+            by_node(list)?;
+            if !project.participants.contains(list) {
+                return Err(fail(
+                    Check::Order,
+                    at,
+                    format!("list {list} is not in the order"),
+                ));
+            }
+            if !announced.insert(list) {
+                return Err(fail(
+                    Check::Order,
+                    at,
+                    format!("list {list} announced twice"),
+                ));
+            }
+            Ok(())
+        };
         match &st.body {
             Body::Order(_) => return Err(fail(Check::Order, at, "a second project order")),
             // Who may approve is the two-person rule's business.
             Body::Approval(_) => {}
             Body::Commitment(c) => by_node(&c.member)?,
-            Body::ListAnnounced(a) => {
-                by_node(&a.list)?;
-                if !project.participants.contains(&a.list) {
-                    return Err(fail(
-                        Check::Order,
-                        at,
-                        format!("list {} is not in the order", a.list),
-                    ));
-                }
-                if !announced.insert(&a.list) {
-                    return Err(fail(
-                        Check::Order,
-                        at,
-                        format!("list {} announced twice", a.list),
-                    ));
-                }
-            }
+            Body::ListAnnounced(a) => announce(&a.list, &mut announced)?,
             Body::Hop(h) => by_node(&h.member)?,
             Body::LinkSummary(_) | Body::Delivery(_) | Body::Closure(_) => by_node(&linker.name)?,
             Body::Shredded(s) => by_node(&s.member)?,
-            Body::ListAnnouncedV2(a) => {
-                by_node(&a.list)?;
-                if !project.participants.contains(&a.list) {
-                    return Err(fail(
-                        Check::Order,
-                        at,
-                        format!("list {} is not in the order", a.list),
-                    ));
-                }
-                if !announced.insert(&a.list) {
-                    return Err(fail(
-                        Check::Order,
-                        at,
-                        format!("list {} announced twice", a.list),
-                    ));
-                }
-            }
+            Body::ListAnnouncedV2(a) => announce(&a.list, &mut announced)?,
             Body::OwnerListV2(o) => by_node(&o.list)?,
             Body::HopV2(h) => by_node(&h.member)?,
             Body::ListCheck(_) => by_node(&linker.name)?,
