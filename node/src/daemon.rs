@@ -26,12 +26,16 @@ use std::{
 
 use anyhow::{anyhow, Context};
 use kobling_keys::{Keystore, Passphrase};
-use kobling_protocol::{manifest::Manifest, messages::Message, transcript::SignedStatement};
+use kobling_protocol::{
+    manifest::Manifest,
+    messages::{Message, SignedRequest},
+    transcript::SignedStatement,
+};
 use tokio::sync::watch;
 use tracing::{error, info};
 
 use crate::{
-    engine::{ApprovalDesk, Engine, EngineConfig, Peer},
+    engine::{ApprovalDesk, Engine, EngineConfig, Peer, Taken},
     metrics::{self, Metrics},
     net::{
         client::{Client, ClientSettings},
@@ -90,10 +94,9 @@ impl Handler for NodeHandler {
             let kind = request.kind();
             let desk = self.desk.clone();
             let done = tokio::task::spawn_blocking(move || match request {
-                Message::Approve {
-                    statement,
-                    extract_path,
-                } => approve(&engine, &desk, &from, statement, extract_path.as_str()),
+                Message::Approve { statement, request } => {
+                    approve(&engine, &desk, &from, statement, *request)
+                }
                 request => lock(&engine).handle_streamed(&from, request, unix_now()),
             })
             .await;
@@ -132,30 +135,33 @@ fn lock(engine: &Mutex<Engine>) -> std::sync::MutexGuard<'_, Engine> {
     engine.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// An operator's approval: authenticated, checked for a replay (which is
-/// acknowledged without reading a file), and its extract read and hashed
-/// without holding the engine, so that a large or hostile file never
-/// stalls the node's other projects.
+/// An operator's approval: authenticated with its envelope, checked for
+/// a duplicate (acknowledged without reading a file) and a replayed
+/// envelope (refused without reading a file), and its extract read and
+/// hashed without holding the engine, so that a large or hostile file
+/// never stalls the node's other projects.
 fn approve(
     engine: &Mutex<Engine>,
     desk: &ApprovalDesk,
     from: &Peer,
     statement: SignedStatement,
-    name: &str,
+    request: SignedRequest,
 ) -> Result<crate::engine::Replies, crate::engine::EngineError> {
-    let file = match desk.authenticate(&statement) {
+    let now = unix_now();
+    let file = match desk.authenticate(&statement, &request, now) {
         Err(refusal) => Err(refusal),
-        Ok(()) => {
-            if lock(engine).approval_seen(&statement)? {
+        Ok(name) => match lock(engine).take_approval(&statement, &request, now)? {
+            Taken::Seen => {
                 return Ok(vec![Message::Ack {
                     of: kobling_protocol::types::Digest::default(),
                 }]
                 .into());
             }
-            desk.read(name)
-        }
+            Taken::Refused(refusal) => Err(refusal),
+            Taken::New => desk.read(&name),
+        },
     };
-    lock(engine).handle_approval(from, statement, name, file, unix_now())
+    lock(engine).handle_approval(from, statement, request, file, now)
 }
 
 /// The refusal a peer gets when the node itself failed: the same text

@@ -440,6 +440,7 @@ mod tests {
         let manifest = Arc::new(Manifest {
             federation: "test".into(),
             members: Vec::new(),
+            authorities: Vec::new(),
         });
         let m = Metrics::new(dir.path().to_path_buf(), manifest);
         assert!(!m.healthy(), "no tick yet");

@@ -98,6 +98,9 @@ CREATE TABLE IF NOT EXISTS sent (project TEXT NOT NULL, step TEXT NOT NULL, PRIM
 CREATE TABLE IF NOT EXISTS approvals (project TEXT NOT NULL, statement BLOB NOT NULL, PRIMARY KEY (project, statement));
 CREATE TABLE IF NOT EXISTS blindings (project TEXT NOT NULL, list TEXT NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list));
 CREATE TABLE IF NOT EXISTS sealed (project TEXT NOT NULL, list TEXT NOT NULL, position INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list, position));
+CREATE TABLE IF NOT EXISTS requests (digest BLOB PRIMARY KEY, time INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS requests_time ON requests (time);
+CREATE TABLE IF NOT EXISTS sealed_bytes (project TEXT NOT NULL, list TEXT NOT NULL, bytes INTEGER NOT NULL, PRIMARY KEY (project, list));
 CREATE TABLE IF NOT EXISTS finals (project TEXT NOT NULL, list TEXT NOT NULL, chunk INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list, chunk));
 CREATE TABLE IF NOT EXISTS notices (project TEXT NOT NULL PRIMARY KEY, bytes BLOB NOT NULL);
 ";
@@ -210,6 +213,19 @@ impl Store {
         let mut out = Vec::new();
         for r in rows {
             out.push(ProjectId::new(r?).map_err(|_| StoreError::Corrupt("project id"))?);
+        }
+        Ok(out)
+    }
+
+    /// Every project's first entry (its order), by project.
+    pub(crate) fn first_entries(&self) -> Result<Vec<Entry>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT bytes FROM entries WHERE seq = 0 ORDER BY project")?;
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(postcard::from_bytes(&r?).map_err(|_| StoreError::Corrupt("entry"))?);
         }
         Ok(out)
     }
@@ -452,6 +468,98 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Remembers a client request by `digest`, with its `time`, after
+    /// forgetting those older than `forget_before`; at most `cap` are kept.
+    pub(crate) fn remember_request(
+        &self,
+        digest: &Digest,
+        time: u64,
+        forget_before: u64,
+        cap: u64,
+    ) -> Result<Remembered, StoreError> {
+        let sql_time = |t: u64| i64::try_from(t).unwrap_or(i64::MAX);
+        self.0.execute(
+            "DELETE FROM requests WHERE time < ?1",
+            [sql_time(forget_before)],
+        )?;
+        let seen = self
+            .0
+            .query_row(
+                "SELECT 1 FROM requests WHERE digest = ?1",
+                [&digest.0[..]],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if seen {
+            return Ok(Remembered::Seen);
+        }
+        let held: i64 = self
+            .0
+            .query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))?;
+        if u64::try_from(held).unwrap_or(u64::MAX) >= cap {
+            return Ok(Remembered::Full);
+        }
+        self.0.execute(
+            "INSERT INTO requests (digest, time) VALUES (?1, ?2)",
+            params![&digest.0[..], sql_time(time)],
+        )?;
+        Ok(Remembered::New)
+    }
+
+    /// Bytes of sealed items stored for `list`.
+    pub(crate) fn sealed_bytes(&self, project: &ProjectId, list: &Name) -> Result<u64, StoreError> {
+        let bytes: Option<i64> = self
+            .0
+            .query_row(
+                "SELECT bytes FROM sealed_bytes WHERE project = ?1 AND list = ?2",
+                params![project.as_str(), list.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(bytes.map_or(0, |b| u64::try_from(b).unwrap_or(0)))
+    }
+
+    /// Sets the bytes of sealed items stored for `list`.
+    pub(crate) fn set_sealed_bytes(
+        &self,
+        project: &ProjectId,
+        list: &Name,
+        bytes: u64,
+    ) -> Result<(), StoreError> {
+        self.0.execute(
+            "INSERT OR REPLACE INTO sealed_bytes (project, list, bytes) VALUES (?1, ?2, ?3)",
+            params![
+                project.as_str(),
+                list.as_str(),
+                i64::try_from(bytes).unwrap_or(i64::MAX)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Bytes of the sealed item stored at `position` of `list` (0 if none).
+    pub(crate) fn sealed_len(
+        &self,
+        project: &ProjectId,
+        list: &Name,
+        position: u64,
+    ) -> Result<u64, StoreError> {
+        let len: Option<i64> = self
+            .0
+            .query_row(
+                "SELECT length(bytes) FROM sealed WHERE project = ?1 AND list = ?2 AND position = ?3",
+                params![
+                    project.as_str(),
+                    list.as_str(),
+                    i64::try_from(position).unwrap_or(i64::MAX)
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(len.map_or(0, |l| u64::try_from(l).unwrap_or(0)))
+    }
+
     /// Whether an approval (by its statement digest) was taken.
     pub(crate) fn approval_seen(
         &self,
@@ -603,6 +711,7 @@ impl Tx<'_> {
             "hops",
             "blindings",
             "sealed",
+            "sealed_bytes",
             "finals",
         ] {
             self.0.execute(
@@ -613,6 +722,17 @@ impl Tx<'_> {
         self.1.shredded.set(true);
         Ok(())
     }
+}
+
+/// What [`Tx::remember_request`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Remembered {
+    /// The request is new and now remembered.
+    New,
+    /// The request was remembered before.
+    Seen,
+    /// The cache is full: not remembered.
+    Full,
 }
 
 /// The linker's bulk tables.

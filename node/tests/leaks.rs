@@ -194,9 +194,9 @@ fn no_identifier_or_identity_point_in_any_log_or_file_outside_the_extracts() {
         assert_ne!(out.status.code(), Some(2), "extract check could not run");
         cli.run(&["extract", "check", "--json", path(&extract)]);
     }
-    let researcher = d.join("researcher.key");
-    cli.eventually(&["keys", "researcher", "--out", path(&researcher)]);
+    let researcher = common::researcher_key(&s, project);
     let spec = write_spec(&s, project, &REGISTERS);
+    common::authorize(&s, &spec, &researcher);
     let r = path(&researcher).to_string();
     cli.eventually(&[
         "project",

@@ -292,8 +292,7 @@ fn a_node_refuses_a_directory_others_can_enter_and_an_extract_without_a_requeste
     // Issue 12 item 2: an order requesting a variable KPR's extract lacks
     // cannot be approved there (nothing is signed, nothing is sent).
     let d = s.dir.path();
-    let researcher = d.join("missing-researcher.key");
-    ok(&["keys", "researcher", "--out", path(&researcher)]);
+    let researcher = common::researcher_key(&s, "SEC-MISSING");
     let spec = d.join("missing.toml");
     std::fs::write(
         &spec,
@@ -302,6 +301,7 @@ fn a_node_refuses_a_directory_others_can_enter_and_an_extract_without_a_requeste
          [[registers]]\nname = \"KPR\"\nvariables = [\"inntekt\"]\n",
     )
     .expect("spec");
+    common::authorize(&s, &spec, &researcher);
     eventually(
         &[
             "project",

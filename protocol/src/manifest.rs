@@ -68,6 +68,20 @@ pub struct Manifest {
     pub federation: String,
     /// The members, in manifest order (which fixes the order of hops).
     pub members: Vec<Member>,
+    /// The access authorities (issue 18 item 2): bodies such as
+    /// Helsedataservice or a register owner's access office, whose
+    /// signature on a project order the linker requires.
+    #[serde(default)]
+    pub authorities: Vec<Authority>,
+}
+
+/// An access authority: grants projects access by signing their orders.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authority {
+    /// Who it is (for people: e.g. "Helsedataservice").
+    pub name: String,
+    /// Its Ed25519 key.
+    pub key: Key32,
 }
 
 /// A manifest that cannot be used.
@@ -83,6 +97,9 @@ pub enum ManifestError {
     /// No register.
     #[error("the manifest names no register")]
     NoRegister,
+    /// An access authority without a name, or with a key listed before.
+    #[error("access authority {0:?} has no name or a key listed before")]
+    BadAuthority(String),
     /// A key appears twice where keys must be distinct.
     #[error("a key of member {0} is also used elsewhere in the manifest")]
     DuplicateKey(Name),
@@ -122,6 +139,11 @@ impl Manifest {
                     return Err(ManifestError::LinkerOperators(m.name.clone()))
                 }
                 _ => {}
+            }
+        }
+        for a in &self.authorities {
+            if a.name.trim().is_empty() || !keys.insert(a.key) {
+                return Err(ManifestError::BadAuthority(a.name.clone()));
             }
         }
         let linkers = self
@@ -172,6 +194,11 @@ impl Manifest {
         self.members
             .iter()
             .find(|m| &m.tls_spki_sha256 == fingerprint)
+    }
+
+    /// Whether `key` is an access authority's key.
+    pub fn is_authority(&self, key: &Key32) -> bool {
+        self.authorities.iter().any(|a| &a.key == key)
     }
 
     /// Whether `key` is an authorised operator key of register `register`.
@@ -317,6 +344,7 @@ pub(crate) mod tests {
                 member("SSB", Role::Register, 3, 3),
                 member("LINKER", Role::Linker, 4, 0),
             ],
+            authorities: Vec::new(),
         }
     }
 

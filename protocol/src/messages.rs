@@ -48,8 +48,14 @@ pub const MAX_TRANSCRIPT_FILE: usize = 24 << 20;
 /// How far a client request's time may be from the node's clock.
 pub const MAX_CLOCK_SKEW: u64 = 600;
 
+/// Bytes of a client request's nonce.
+pub const NONCE_LEN: usize = 16;
+/// The longest extract file name an approval's envelope names (a file
+/// name, as file systems allow).
+pub const MAX_EXTRACT_NAME: usize = 255;
+
 /// What a client asks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Action {
     /// Fetch the delivery.
     Fetch,
@@ -57,10 +63,24 @@ pub enum Action {
     Close,
     /// Read the transcript.
     Status,
+    /// Take an operator's approval and read the extract it names: the
+    /// envelope of [`Message::Approve`].
+    Approve {
+        /// The approval's statement digest ([`crate::transcript::Statement::digest`]).
+        statement: Digest,
+        /// The extract's file name in the node's extract directory.
+        extract: BoundedString<MAX_EXTRACT_NAME>,
+    },
 }
 
 /// A client's request: a researcher's or operator's, authenticated by a
 /// signature with a key the order or the manifest names.
+///
+/// It names the node it is for, the manifest the client holds and a fresh
+/// random nonce, so that a node refuses it when it was made for another
+/// node or another federation, and refuses it when it sees it a second
+/// time (its replay cache holds every request for as long as its time is
+/// within [`MAX_CLOCK_SKEW`]; an older one is refused by its time).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     /// The project.
@@ -69,6 +89,12 @@ pub struct Request {
     pub action: Action,
     /// Seconds since the Unix epoch on the client's clock.
     pub time: u64,
+    /// The node the request is for.
+    pub node: Name,
+    /// The digest of the manifest the client holds ([`crate::manifest::Manifest::digest`]).
+    pub manifest: Digest,
+    /// Random, fresh for every request.
+    pub nonce: [u8; NONCE_LEN],
 }
 
 /// A signed [`Request`].
@@ -82,15 +108,38 @@ pub struct SignedRequest {
     pub signature: Sig,
 }
 
+/// Why a node refuses a client request before it looks at its project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The request's time is more than [`MAX_CLOCK_SKEW`] from the node's clock.
+    #[error("the request's time is too far from the node's clock")]
+    Stale,
+    /// The request names another node.
+    #[error("the request is for another node")]
+    WrongNode,
+    /// The request was made under another manifest.
+    #[error("the request was made under another federation manifest")]
+    WrongManifest,
+    /// The signature does not verify.
+    #[error("the request's signature does not verify")]
+    BadSignature,
+}
+
 impl Request {
-    fn digest(&self) -> [u8; 32] {
-        framed_sha3(b"KOBLING-V1-CLIENT-REQUEST", &[&encode_value(self)])
+    /// The digest the signature covers; also the request's identity in a
+    /// node's replay cache.
+    pub fn digest(&self) -> Digest {
+        Digest(framed_sha3(
+            b"KOBLING-V1-CLIENT-REQUEST",
+            &[&encode_value(self)],
+        ))
     }
 
     /// Signs the request.
     pub fn sign(self, key: &ed25519_dalek::SigningKey) -> SignedRequest {
         use ed25519_dalek::Signer as _;
-        let signature = Sig(key.sign(&self.digest()).to_bytes());
+        let signature = Sig(key.sign(&self.digest().0).to_bytes());
         SignedRequest {
             key: Key32(key.verifying_key().to_bytes()),
             request: self,
@@ -100,19 +149,26 @@ impl Request {
 }
 
 impl SignedRequest {
-    /// Checks the signature and that the request is fresh at `now`
-    /// (within [`MAX_CLOCK_SKEW`]). Whether the key may ask is the
-    /// caller's check.
+    /// Checks that the request is fresh at `now` (within
+    /// [`MAX_CLOCK_SKEW`]), made for node `me` under the manifest with
+    /// digest `manifest`, and signed. Whether the key may ask, and whether
+    /// the request was seen before, are the caller's checks.
     ///
     /// # Errors
     ///
-    /// A short reason.
-    pub fn check(&self, now: u64) -> Result<(), &'static str> {
+    /// A [`RequestError`].
+    pub fn check(&self, now: u64, me: &Name, manifest: &Digest) -> Result<(), RequestError> {
         if self.request.time.abs_diff(now) > MAX_CLOCK_SKEW {
-            return Err("the request's time is too far from the node's clock");
+            return Err(RequestError::Stale);
         }
-        crate::transcript::verify_signature(&self.key, &self.request.digest(), &self.signature)
-            .map_err(|()| "the request's signature does not verify")
+        if self.request.node != *me {
+            return Err(RequestError::WrongNode);
+        }
+        if self.request.manifest != *manifest {
+            return Err(RequestError::WrongManifest);
+        }
+        crate::transcript::verify_signature(&self.key, &self.request.digest().0, &self.signature)
+            .map_err(|()| RequestError::BadSignature)
     }
 }
 
@@ -127,14 +183,16 @@ pub enum Message {
     },
     /// Researcher → linker: a signed project order.
     SubmitOrder(SignedStatement),
-    /// Operator → own node: a signed approval, and where the approved
-    /// extract file is on the node's machine (local, not signed: the node
-    /// checks the file's digest against the signed one).
+    /// Operator → own node: a signed approval, in a fresh envelope signed
+    /// by the same operator that names the node, the manifest, the
+    /// approval and the extract file the node is to read
+    /// ([`Action::Approve`]).
     Approve {
         /// The operator's signed approval.
         statement: SignedStatement,
-        /// Path of the extract file on the register's machine.
-        extract_path: BoundedString<4096>,
+        /// The envelope: what the node is asked to read, for this node, now
+        /// (boxed: it would double the size of every message).
+        request: Box<SignedRequest>,
     },
     /// Node → linker (and linker → registers): a statement for the
     /// transcript.
@@ -630,6 +688,9 @@ mod tests {
             project: ProjectId::new("P".repeat(ProjectId::MAX_LEN)).expect("valid"),
             action: Action::Status,
             time: u64::MAX,
+            node: Name::new("N".repeat(Name::MAX_LEN)).expect("valid"),
+            manifest: Digest([0xff; 32]),
+            nonce: [0xff; NONCE_LEN],
         };
         let signed = request.sign(&ed25519_dalek::SigningKey::from_bytes(&[5; 32]));
         for m in [
@@ -646,6 +707,73 @@ mod tests {
         assert!(encode(&refused).len() <= Kind::Refused.max_frame());
         let hello = Message::Hello { version: u16::MAX };
         assert!(encode(&hello).len() <= Kind::Hello.max_frame());
+    }
+
+    fn request(action: Action) -> Request {
+        Request {
+            project: ProjectId::new("P-1").expect("valid"),
+            action,
+            time: 1_000_000,
+            node: Name::new("NPR").expect("valid"),
+            manifest: Digest([7; 32]),
+            nonce: [1; NONCE_LEN],
+        }
+    }
+
+    /// Issue 18 item 7: a request names its node and manifest, and its
+    /// signature covers them (and the nonce, and an approval's extract).
+    #[test]
+    fn a_request_is_refused_for_another_node_manifest_or_time_and_its_fields_are_signed() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+        let npr = Name::new("NPR").expect("valid");
+        let manifest = Digest([7; 32]);
+        let signed = request(Action::Status).sign(&key);
+        assert_eq!(signed.check(1_000_000, &npr, &manifest), Ok(()));
+        assert_eq!(
+            signed.check(1_000_000 + MAX_CLOCK_SKEW, &npr, &manifest),
+            Ok(())
+        );
+        assert_eq!(
+            signed.check(1_000_000 + MAX_CLOCK_SKEW + 1, &npr, &manifest),
+            Err(RequestError::Stale)
+        );
+        let kpr = Name::new("KPR").expect("valid");
+        assert_eq!(
+            signed.check(1_000_000, &kpr, &manifest),
+            Err(RequestError::WrongNode)
+        );
+        assert_eq!(
+            signed.check(1_000_000, &npr, &Digest([8; 32])),
+            Err(RequestError::WrongManifest)
+        );
+        // A man in the middle who changes a field breaks the signature.
+        let mut retargeted = signed.clone();
+        retargeted.request.node = kpr.clone();
+        assert_eq!(
+            retargeted.check(1_000_000, &kpr, &manifest),
+            Err(RequestError::BadSignature)
+        );
+        let mut renonced = signed.clone();
+        renonced.request.nonce = [2; NONCE_LEN];
+        assert_eq!(
+            renonced.check(1_000_000, &npr, &manifest),
+            Err(RequestError::BadSignature)
+        );
+        let approve = |extract: &str| Action::Approve {
+            statement: Digest([9; 32]),
+            extract: BoundedString::new(extract).expect("fits"),
+        };
+        let mut swapped = request(approve("NPR.csv")).sign(&key);
+        assert_eq!(swapped.check(1_000_000, &npr, &manifest), Ok(()));
+        swapped.request.action = approve("other.csv");
+        assert_eq!(
+            swapped.check(1_000_000, &npr, &manifest),
+            Err(RequestError::BadSignature)
+        );
+        // Two requests differing only in their nonce have distinct identities.
+        let mut other = request(Action::Status);
+        other.nonce = [2; NONCE_LEN];
+        assert_ne!(request(Action::Status).digest(), other.digest());
     }
 
     proptest! {

@@ -294,6 +294,12 @@ impl<'a> ProjectView<'a> {
         }
     }
 
+    /// Whether the project is ordered, not closed, and no operator has
+    /// approved anything for it yet.
+    pub fn unapproved(&self) -> bool {
+        self.order.is_some() && self.approvals.is_empty() && !self.closed
+    }
+
     /// Whether `member` recorded the shredding of its key share.
     pub fn shredded(&self, member: &Name) -> bool {
         self.shredded.contains(member)

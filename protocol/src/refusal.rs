@@ -124,6 +124,17 @@ codes! {
     TooLarge = "too-large",
     /// The asker may not read or do this.
     NotAllowed = "not-allowed",
+    /// A client request (or an approval's envelope) this node has seen
+    /// before, or one made for another node or another manifest.
+    Replayed = "replayed",
+    /// Sealed items past the bytes a list may occupy at the linker.
+    ListTooLarge = "list-too-large",
+    /// A project order no access authority of the manifest signed, or
+    /// signed for another order.
+    NoAuthority = "no-authority",
+    /// The researcher has as many orders waiting for a first approval as
+    /// the linker keeps.
+    TooManyPending = "too-many-pending",
 }
 
 impl RefusalCode {

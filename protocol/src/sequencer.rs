@@ -31,6 +31,30 @@ use crate::{
 /// linker reserve room for positions without end.
 pub const MAX_LIST_PERSONS: u64 = 1 << 25;
 
+/// The most bytes of sealed items one list may occupy at the linker
+/// (issue 18 item 6): the largest extract a node reads (64 GiB, the node's
+/// `MAX_EXTRACT_BYTES`), of which the sealed rows are a re-encoding without
+/// the identifiers, plus 512 bytes per position for each person's padding
+/// (at most 255), tag (16) and length prefixes, over [`MAX_LIST_PERSONS`]
+/// positions: 80 GiB. (The per-item cap times the position cap,
+/// 16 MiB × 2^25, would be 512 TiB: no bound at all.) Sealed items past it
+/// are refused `list-too-large` and nothing of the message is stored.
+pub const MAX_LIST_SEALED_BYTES: u64 = (64 << 30) + MAX_LIST_PERSONS * 512;
+
+/// The furthest an order's expiry may lie after its submission: six
+/// years (a research project's approval runs for some years; an order that
+/// would keep its state at every node for decades is refused).
+pub const MAX_ORDER_LIFETIME: u64 = 6 * 366 * 86_400;
+
+/// Orders of one researcher (by key) that the linker holds without any
+/// operator's approval: one more is refused `too-many-pending`.
+pub const MAX_UNAPPROVED_ORDERS: usize = 3;
+
+/// How long an order waits for its first operator approval: after seven
+/// days without one the linker closes it, and every node shreds what it
+/// holds for it.
+pub const UNAPPROVED_LIFETIME: u64 = 7 * 86_400;
+
 /// What to do with a statement a member sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admitted {
@@ -39,6 +63,28 @@ pub enum Admitted {
     /// It is in the transcript already (a resend after a lost
     /// acknowledgement): acknowledge it again.
     AlreadyRecorded,
+}
+
+/// Whether an order carries the grant of an access authority of
+/// `manifest` (issue 18 item 2): checked before the linker reads or writes
+/// anything for it.
+///
+/// # Errors
+///
+/// `not-an-order`, `no-authority`.
+pub fn admit_grant(
+    manifest: &crate::manifest::Manifest,
+    signed: &SignedStatement,
+) -> Result<(), Refusal> {
+    let Body::Order(order) = &signed.statement.body else {
+        return Err(Refusal::new(
+            RefusalCode::NotAnOrder,
+            "SubmitOrder must carry a project order",
+        ));
+    };
+    order
+        .check_grant(manifest)
+        .map_err(|e| Refusal::new(RefusalCode::NoAuthority, e.to_string()))
 }
 
 /// Whether a researcher's order may open a project at `now`, given the
@@ -64,6 +110,42 @@ pub fn admit_order(existing: &[Entry], signed: &SignedStatement, now: u64) -> Re
         return Err(Refusal::new(
             RefusalCode::Expired,
             "the order's expiry date has passed",
+        ));
+    }
+    if order.expires > now.saturating_add(MAX_ORDER_LIFETIME) {
+        return Err(Refusal::new(
+            RefusalCode::Order,
+            format!(
+                "the order expires more than {} days from now",
+                MAX_ORDER_LIFETIME / 86_400
+            ),
+        ));
+    }
+    // The order's time dates it (its wait for a first approval counts
+    // from it), so it must be the linker's now.
+    if signed.statement.time.abs_diff(now) > crate::messages::MAX_CLOCK_SKEW {
+        return Err(Refusal::new(
+            RefusalCode::BadRequest,
+            "the order's time is too far from the linker's clock",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a researcher with `unapproved` orders waiting for a first
+/// approval may submit another.
+///
+/// # Errors
+///
+/// `too-many-pending`.
+pub fn admit_pending(unapproved: usize) -> Result<(), Refusal> {
+    if unapproved >= MAX_UNAPPROVED_ORDERS {
+        return Err(Refusal::new(
+            RefusalCode::TooManyPending,
+            format!(
+                "this researcher has {unapproved} orders without an operator's approval; the linker keeps at most {MAX_UNAPPROVED_ORDERS} (each waits at most {} days)",
+                UNAPPROVED_LIFETIME / 86_400
+            ),
         ));
     }
     Ok(())

@@ -221,15 +221,27 @@ fn federation(dir: &Path, registers: &[&str]) -> anyhow::Result<PathBuf> {
         }
         members.push(member);
     }
-    ok(&[
+    let researcher_public = ok(&[
         "keys",
         "researcher",
         "--out",
         p(&keys.join("researcher.key"))?,
     ])?;
+    fs::write(keys.join("researcher.pub"), researcher_public)?;
+    // The access authority that grants the demo's project.
+    let authority = ok(&[
+        "keys",
+        "authority",
+        "--out",
+        p(&keys.join("authority.key"))?,
+    ])?;
     let manifest = Manifest {
         federation: "kobling-demo".into(),
         members,
+        authorities: vec![kobling_protocol::manifest::Authority {
+            name: "Helsedataservice (demo)".into(),
+            key: Key32::from_hex(authority.trim()).map_err(anyhow::Error::msg)?,
+        }],
     };
     fs::write(&manifest_path, toml::to_string_pretty(&manifest)?)?;
     ok(&["manifest", "check", p(&manifest_path)?])?;
@@ -462,6 +474,19 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
     }
     let spec_path = out.join(format!("{project}.spec.toml"));
     fs::write(&spec_path, spec)?;
+    println!("The access authority grants project {project}…");
+    ok(&[
+        "project",
+        "authorize",
+        "--manifest",
+        &m,
+        "--key",
+        p(&out.join("keys").join("authority.key"))?,
+        "--spec",
+        p(&spec_path)?,
+        "--researcher",
+        p(&out.join("keys").join("researcher.pub"))?,
+    ])?;
     println!("Submitting project {project} (cohort {cohort})…");
     eventually(
         &[

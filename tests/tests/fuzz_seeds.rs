@@ -114,6 +114,9 @@ fn messages() -> Vec<Message> {
                 project: project(),
                 action: Action::Fetch,
                 time: 1_700_000_000,
+                node: name("LINKER"),
+                manifest: Digest([4; 32]),
+                nonce: [5; kobling_protocol::messages::NONCE_LEN],
             }
             .sign(&researcher),
         ),

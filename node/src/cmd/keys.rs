@@ -49,6 +49,13 @@ pub(crate) enum KeysCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Create an access authority's key file (for the manifest's
+    /// `[[authorities]]`) and print its public key.
+    Authority {
+        /// The key file to create (mode 0600).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Create a researcher's key file (signing and receiving keys) and
     /// print the public keys.
     Researcher {
@@ -94,6 +101,15 @@ impl KeysCommand {
                 let k = KeyFile::create(&out, false)?;
                 eprintln!(
                     "operator key written to {} (mode 0600); its public key for the manifest:",
+                    out.display()
+                );
+                say!("{}", k.public());
+                Ok(ExitCode::SUCCESS)
+            }
+            KeysCommand::Authority { out } => {
+                let k = KeyFile::create(&out, false)?;
+                eprintln!(
+                    "access authority key written to {} (mode 0600); its public key for the manifest's [[authorities]]:",
                     out.display()
                 );
                 say!("{}", k.public());

@@ -14,7 +14,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{bail, ensure, Context};
 use clap::Subcommand;
-use kobling_protocol::manifest::{Key32, Manifest, Member, Operator, Role};
+use kobling_protocol::manifest::{Authority, Key32, Manifest, Member, Operator, Role};
 use serde::Deserialize;
 
 use crate::{console::say, manifest_file};
@@ -35,13 +35,14 @@ pub(crate) enum ManifestCommand {
         file: PathBuf,
     },
     /// Add a member (the entry `kobling keys init` printed, saved to a
-    /// file), or an operator to a register already in the manifest.
+    /// file), an operator to a register already in the manifest, or an
+    /// access authority (`--authority NAME --key KEY`).
     /// Members are appended: add them in the order the chain should follow.
     Add {
         /// The manifest file.
         file: PathBuf,
         /// A member's entry, as `kobling keys init` printed it.
-        #[arg(long, value_name = "FILE", conflicts_with_all = ["register", "operator", "key"])]
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["register", "operator", "key", "authority"])]
         entry: Option<PathBuf>,
         /// With --entry: replace the member of the same name in place
         /// (new keys for a node; its operators are kept).
@@ -53,10 +54,15 @@ pub(crate) enum ManifestCommand {
         /// The operator's name (for reports).
         #[arg(long, requires = "register")]
         operator: Option<String>,
-        /// The operator's public key: 64 hex digits, or a file holding
-        /// them (what `kobling keys operator` printed).
-        #[arg(long, requires = "register")]
+        /// The operator's (or authority's) public key: 64 hex digits, or a
+        /// file holding them (what `kobling keys operator` or `kobling keys
+        /// authority` printed).
+        #[arg(long)]
         key: Option<String>,
+        /// An access authority's name (e.g. Helsedataservice): its
+        /// signature on a project order is what the linker requires.
+        #[arg(long, requires = "key", conflicts_with_all = ["register", "operator"])]
+        authority: Option<String>,
     },
     /// Remove an operator from a register (by public key).
     Remove {
@@ -84,6 +90,8 @@ struct Draft {
     federation: String,
     #[serde(default)]
     members: Vec<Member>,
+    #[serde(default)]
+    authorities: Vec<Authority>,
 }
 
 /// A member entry as `kobling keys init` prints it.
@@ -101,6 +109,7 @@ impl ManifestCommand {
                 let text = manifest_file::render_draft(&Manifest {
                     federation,
                     members: Vec::new(),
+                    authorities: Vec::new(),
                 })?;
                 std::fs::OpenOptions::new()
                     .write(true)
@@ -149,9 +158,24 @@ impl ManifestCommand {
                 register,
                 operator,
                 key,
+                authority,
             } => {
                 let mut manifest = load_draft(&file)?;
                 let done = match (entry, register, operator, key) {
+                    (None, None, None, Some(key)) if authority.is_some() => {
+                        let name = authority.unwrap_or_default();
+                        ensure!(!name.trim().is_empty(), "the authority needs a name");
+                        let key = read_key(&key)?;
+                        ensure!(
+                            !manifest.is_authority(&key),
+                            "this key is already an authority"
+                        );
+                        manifest.authorities.push(Authority {
+                            name: name.clone(),
+                            key,
+                        });
+                        format!("added access authority {name}")
+                    }
                     (Some(entry), None, None, None) => {
                         let member = parse_entry(&read_small(&entry)?).with_context(|| {
                             format!(
@@ -168,7 +192,7 @@ impl ManifestCommand {
                     (None, Some(register), Some(operator), Some(key)) => {
                         add_operator(&mut manifest, &register, operator, &key)?
                     }
-                    _ => bail!("give --entry FILE, or --register, --operator and --key"),
+                    _ => bail!("give --entry FILE, or --register, --operator and --key, or --authority and --key"),
                 };
                 let text = manifest_file::render_draft(&manifest)?;
                 std::fs::write(&file, text)
@@ -201,6 +225,12 @@ impl ManifestCommand {
                             .collect::<Vec<_>>()
                             .join(", ")
                     );
+                }
+                for a in &m.authorities {
+                    say!("  authority  {:<24} key {}…", a.name, &a.key.to_hex()[..16]);
+                }
+                if m.authorities.is_empty() {
+                    eprintln!("warning: the manifest names no access authority ([[authorities]]): the linker refuses every project order");
                 }
                 Ok(ExitCode::SUCCESS)
             }
@@ -240,6 +270,7 @@ fn load_draft(path: &std::path::Path) -> anyhow::Result<Manifest> {
     Ok(Manifest {
         federation: draft.federation,
         members: draft.members,
+        authorities: draft.authorities,
     })
 }
 
@@ -364,6 +395,7 @@ mod tests {
         let mut m = Manifest {
             federation: "test".into(),
             members: Vec::new(),
+            authorities: Vec::new(),
         };
         add_member(&mut m, member("NPR", Role::Register, 1)).expect("add NPR");
         assert!(add_member(&mut m, member("NPR", Role::Register, 2)).is_err());

@@ -2,7 +2,8 @@
 //!
 //! | command | who | talks to |
 //! |---|---|---|
-//! | `submit --spec FILE` | researcher | linker |
+//! | `authorize --spec FILE --researcher FILE` | access authority | (offline: writes FILE.grant) |
+//! | `submit --spec FILE` | researcher (with FILE.grant) | linker |
 //! | `approve --extract FILE` | operator (two per register) | own register's node |
 //! | `status` | researcher, operators | linker (or a register's node) |
 //! | `fetch --out DIR` | researcher | linker |
@@ -20,11 +21,13 @@ use anyhow::{bail, ensure, Context};
 use kobling_protocol::{
     bounded::{BoundedString, BoundedVec},
     ident::ParseOptions,
-    manifest::Manifest,
+    manifest::{Key32, Manifest},
     messages::{Action, Message, Request},
     notice::Notified,
     project::{Phase, ProjectView},
-    transcript::{self, Approval, Body, Entry, ProjectOrder, RegisterRequest, Signer, Statement},
+    transcript::{
+        self, Approval, Body, Entry, Grant, ProjectOrder, RegisterRequest, Sig, Signer, Statement,
+    },
     types::{Name, ProjectId},
 };
 
@@ -62,13 +65,34 @@ pub(crate) enum ProjectCommand {
         #[arg(long, default_value = "project.toml")]
         out: PathBuf,
     },
-    /// Sign a project spec (TOML) and submit it to the linker.
+    /// As an access authority, grant a project spec: sign the order it
+    /// makes for the researcher and write the grant next to it
+    /// (SPEC.grant), for the researcher to submit with it.
+    Authorize {
+        #[command(flatten)]
+        common: Common,
+        /// The project spec.
+        #[arg(long)]
+        spec: PathBuf,
+        /// The researcher's public keys, as `kobling keys researcher`
+        /// printed them (`signing_key = "…"`, `hpke_key = "…"`).
+        #[arg(long)]
+        researcher: PathBuf,
+        /// Where to write the grant (default: the spec's path + `.grant`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Sign a project spec (TOML) and submit it to the linker, with the
+    /// access authority's grant (SPEC.grant).
     Submit {
         #[command(flatten)]
         common: Common,
         /// The project spec.
         #[arg(long)]
         spec: PathBuf,
+        /// The access authority's grant (default: the spec's path + `.grant`).
+        #[arg(long)]
+        grant: Option<PathBuf>,
     },
     /// Approve your register's extract for a project (run order); a second,
     /// different operator must approve the same file.
@@ -151,9 +175,77 @@ impl ProjectCommand {
     async fn run_async(self) -> anyhow::Result<ExitCode> {
         match self {
             ProjectCommand::Init { .. } => Ok(ExitCode::SUCCESS),
-            ProjectCommand::Submit { common, spec } => {
+            ProjectCommand::Authorize {
+                common,
+                spec,
+                researcher,
+                out,
+            } => {
                 let (manifest, key) = load(&common)?;
-                let order = order_from_spec(&spec, &manifest, &key)?;
+                ensure!(
+                    manifest.is_authority(&key.public()),
+                    "your key is no access authority of the manifest"
+                );
+                let keys: ResearcherKeys = toml::from_str(
+                    &std::fs::read_to_string(&researcher)
+                        .with_context(|| format!("cannot read {}", researcher.display()))?,
+                )
+                .with_context(|| {
+                    format!(
+                        "{} is not what `kobling keys researcher` printed",
+                        researcher.display()
+                    )
+                })?;
+                let order = order_from_spec(
+                    &spec,
+                    &manifest,
+                    Key32::from_hex(keys.signing_key.trim()).map_err(anyhow::Error::msg)?,
+                    Key32::from_hex(keys.hpke_key.trim()).map_err(anyhow::Error::msg)?,
+                )?
+                .granted_by(&key.signing);
+                let grant = order.grant.as_ref().context("the order was just granted")?;
+                let out = out.unwrap_or_else(|| grant_path(&spec));
+                let text = toml::to_string(&GrantFile {
+                    order: order.grant_digest().to_string(),
+                    authority: grant.authority.to_hex(),
+                    signature: hex::encode(grant.signature.0),
+                })?;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&out)
+                    .and_then(|mut f| {
+                        std::io::Write::write_all(
+                            &mut f,
+                            format!("# Access granted to project {} by this authority's signature.\n{text}", order.project).as_bytes(),
+                        )
+                    })
+                    .with_context(|| format!("cannot create {}", out.display()))?;
+                say!(
+                    "project {} granted; {} goes to the researcher with the spec",
+                    order.project,
+                    out.display()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            ProjectCommand::Submit {
+                common,
+                spec,
+                grant,
+            } => {
+                let (manifest, key) = load(&common)?;
+                let hpke = key
+                    .hpke_public()
+                    .context("this is not a researcher key (no receiving key)")?;
+                let mut order = order_from_spec(&spec, &manifest, key.public(), hpke)?;
+                let grant_file = grant.unwrap_or_else(|| grant_path(&spec));
+                order.grant = Some(read_grant(&grant_file)?);
+                order.check_grant(&manifest).with_context(|| {
+                    format!(
+                        "{} is no access authority's grant of this spec for your key",
+                        grant_file.display()
+                    )
+                })?;
                 let project = order.project.clone();
                 let signed = Statement {
                     project: project.clone(),
@@ -241,9 +333,21 @@ impl ProjectCommand {
                     body: Body::Approval(approval),
                 }
                 .sign(&key.signing);
+                // The envelope signs what the node is to read, for this
+                // node, under this manifest, once.
+                let envelope = request(
+                    &manifest,
+                    &register,
+                    &project,
+                    Action::Approve {
+                        statement: signed.statement.digest(),
+                        extract: BoundedString::new(name)?,
+                    },
+                )?
+                .sign(&key.signing);
                 let msg = Message::Approve {
                     statement: signed,
-                    extract_path: BoundedString::new(name)?,
+                    request: Box::new(envelope),
                 };
                 expect_ack(ask(&manifest, &register, msg).await?)?;
                 say!("approved {} for project {project} at {register}: {rows} rows, SHA3-256 {digest}", path.display());
@@ -299,16 +403,14 @@ impl ProjectCommand {
                     .hpke
                     .as_ref()
                     .context("this is not a researcher key (no receiving key)")?;
-                let request = Request {
-                    project: ProjectId::new(project)?,
-                    action: Action::Fetch,
-                    time: unix_now(),
-                }
-                .sign(&key.signing);
+                let linker = linker(&manifest)?;
+                let request =
+                    request(&manifest, &linker, &ProjectId::new(project)?, Action::Fetch)?
+                        .sign(&key.signing);
                 let receiving = indicatif::ProgressBar::new_spinner()
                     .with_message("receiving the delivery from the linker");
                 receiving.enable_steady_tick(Duration::from_millis(200));
-                let replies = ask(&manifest, &linker(&manifest)?, Message::Fetch(request)).await;
+                let replies = ask(&manifest, &linker, Message::Fetch(request)).await;
                 receiving.finish_and_clear();
                 let delivered = open_delivery(&manifest, hpke, replies?)?;
                 write_delivery(&out, &delivered, &types)?;
@@ -317,13 +419,15 @@ impl ProjectCommand {
             }
             ProjectCommand::Close { common, project } => {
                 let (manifest, key) = load(&common)?;
-                let request = Request {
-                    project: ProjectId::new(&project)?,
-                    action: Action::Close,
-                    time: unix_now(),
-                }
+                let linker = linker(&manifest)?;
+                let request = request(
+                    &manifest,
+                    &linker,
+                    &ProjectId::new(&project)?,
+                    Action::Close,
+                )?
                 .sign(&key.signing);
-                expect_ack(ask(&manifest, &linker(&manifest)?, Message::Close(request)).await?)?;
+                expect_ack(ask(&manifest, &linker, Message::Close(request)).await?)?;
                 say!("project {project} closed; every node shreds its key share and deletes the project's working data");
                 Ok(ExitCode::SUCCESS)
             }
@@ -336,6 +440,26 @@ fn load(common: &Common) -> anyhow::Result<(Manifest, KeyFile)> {
         manifest_file::load(&common.manifest)?,
         KeyFile::load(&common.key)?,
     ))
+}
+
+/// A request for `node` under `manifest`, now, with a fresh nonce: the
+/// node refuses it a second time, and every other node refuses it.
+fn request(
+    manifest: &Manifest,
+    node: &Name,
+    project: &ProjectId,
+    action: Action,
+) -> anyhow::Result<Request> {
+    let mut nonce = [0u8; kobling_protocol::messages::NONCE_LEN];
+    getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+    Ok(Request {
+        project: project.clone(),
+        action,
+        time: unix_now(),
+        node: node.clone(),
+        manifest: manifest.digest(),
+        nonce,
+    })
 }
 
 fn linker(manifest: &Manifest) -> anyhow::Result<Name> {
@@ -392,12 +516,7 @@ async fn status_entries(
     project: &ProjectId,
     node: &Name,
 ) -> anyhow::Result<(Vec<Entry>, Option<Notified>)> {
-    let request = Request {
-        project: project.clone(),
-        action: Action::Status,
-        time: unix_now(),
-    }
-    .sign(&key.signing);
+    let request = request(manifest, node, project, Action::Status)?.sign(&key.signing);
     let linker_key = manifest.linker().context("no linker")?.signing_key;
     let mut replies = ask(manifest, node, Message::Status(request))
         .await?
@@ -557,15 +676,59 @@ async fn watch_status(
     }
 }
 
+/// The researcher's public keys, as `kobling keys researcher` prints them.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResearcherKeys {
+    signing_key: String,
+    hpke_key: String,
+}
+
+/// An access authority's grant file (`project authorize`).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantFile {
+    /// The digest signed (for people; recomputed from the spec).
+    order: String,
+    /// The authority's public key.
+    authority: String,
+    /// The Ed25519 signature.
+    signature: String,
+}
+
+/// `SPEC.grant`.
+fn grant_path(spec: &Path) -> PathBuf {
+    let mut name = spec.as_os_str().to_owned();
+    name.push(".grant");
+    PathBuf::from(name)
+}
+
+fn read_grant(path: &Path) -> anyhow::Result<Grant> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read the access authority's grant {} (`kobling project authorize` writes it)",
+            path.display()
+        )
+    })?;
+    let file: GrantFile =
+        toml::from_str(&text).with_context(|| format!("{} is not a grant", path.display()))?;
+    let signature: [u8; 64] = hex::decode(file.signature.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .with_context(|| format!("{}: the signature is not 128 hex digits", path.display()))?;
+    Ok(Grant {
+        authority: Key32::from_hex(file.authority.trim()).map_err(anyhow::Error::msg)?,
+        signature: Sig(signature),
+    })
+}
+
 fn order_from_spec(
     path: &Path,
     manifest: &Manifest,
-    key: &KeyFile,
+    researcher: Key32,
+    hpke: Key32,
 ) -> anyhow::Result<ProjectOrder> {
     let spec = Spec::load(path)?;
-    let hpke = key
-        .hpke_public()
-        .context("this is not a researcher key (no receiving key)")?;
     let registers = spec
         .registers
         .iter()
@@ -593,9 +756,10 @@ fn order_from_spec(
             kobling_protocol::link::Cohort::parse(&spec.cohort)?.to_string(),
         )?,
         expires: parse_date(&spec.expires)?,
-        researcher_signing_key: key.public(),
+        researcher_signing_key: researcher,
         researcher_hpke_key: hpke,
         test_mode: spec.test_mode,
+        grant: None,
     })
 }
 

@@ -4,16 +4,24 @@
 //! transcript.
 //!
 //! ```text
-//!  Approve(statement, name)
-//!    ─▶ seen before? ── yes ──▶ Ack (a replay costs one lookup, no file read)
-//!    ─▶ ApprovalDesk::check: signer is an operator of this register, signature
-//!       (no state read), then the name: one plain file name in the extract
-//!       directory, opened without following links and without blocking, a
-//!       regular file under MAX_EXTRACT_BYTES, hashed        (the daemon runs this
-//!                                                             outside the engine lock)
+//!  Approve(statement, envelope)
+//!    ─▶ ApprovalDesk::authenticate: signer is an operator of this register,
+//!       signature; the envelope is the same operator's, for this node and
+//!       manifest, fresh, and names this approval and the extract file
+//!       (no state read, no file touched)
+//!    ─▶ Engine::take_approval: statement seen before? ── yes ──▶ Ack (no file read)
+//!       envelope seen before? ── yes ──▶ `replayed` (no file read); else remembered
+//!    ─▶ ApprovalDesk::read: one plain file name in the extract directory,
+//!       opened without following links and without blocking, a regular
+//!       file under MAX_EXTRACT_BYTES, hashed            (the daemon runs the desk
+//!                                                         outside the engine lock)
 //!    ─▶ Engine::approve: the order is known here, mode, order digest, expiry,
 //!       digest = the signed one ─▶ commit: extract path, seen, Statement → linker
 //! ```
+//!
+//! The extract's name is signed in the envelope (issue 18 item 7): a man
+//! in the middle who swaps it for another file in the directory makes the
+//! envelope's signature fail.
 //!
 //! Refusals about the file say the same whatever the file system holds:
 //! a replayed approval cannot probe which paths exist.
@@ -26,7 +34,7 @@ use std::{
 
 use kobling_protocol::{
     manifest::Manifest,
-    messages::Message,
+    messages::{Action, Message, RequestError, SignedRequest},
     project::ProjectView,
     refusal::{Refusal, RefusalCode},
     transcript::{Body, SignedStatement, Signer},
@@ -67,18 +75,74 @@ pub struct ExtractFile {
 pub struct ApprovalDesk {
     me: Name,
     manifest: Manifest,
+    manifest_digest: Digest,
     extracts: PathBuf,
+}
+
+/// What a node does with an authenticated approval before reading its file.
+#[derive(Debug)]
+pub enum Taken {
+    /// The approval was taken before: acknowledged, no file read.
+    Seen,
+    /// Refused (its envelope was seen before): no file read.
+    Refused(Refusal),
+    /// New: read the file.
+    New,
+}
+
+/// The refusal of a client request that fails [`SignedRequest::check`].
+pub(crate) fn request_refusal(e: RequestError) -> Refusal {
+    let code = match e {
+        RequestError::WrongNode | RequestError::WrongManifest => RefusalCode::Replayed,
+        _ => RefusalCode::BadRequest,
+    };
+    Refusal::new(code, e.to_string())
 }
 
 impl ApprovalDesk {
     /// Checks that `signed` is an approval by an operator of this
-    /// register, with a valid signature (no state read, no file touched).
+    /// register, with a valid signature, and that `envelope` is the same
+    /// operator's fresh request for this node and manifest to take this
+    /// approval (no state read, no file touched); returns the extract's
+    /// file name the envelope names.
     ///
     /// # Errors
     ///
     /// `not-an-approval`, `wrong-register`, `not-an-operator`,
-    /// `bad-signature`.
-    pub fn authenticate(&self, signed: &SignedStatement) -> Result<(), Refusal> {
+    /// `bad-signature`, `bad-request` (the envelope is stale, badly
+    /// signed, or for another approval), `replayed` (for another node or
+    /// manifest).
+    pub fn authenticate(
+        &self,
+        signed: &SignedStatement,
+        envelope: &SignedRequest,
+        now: u64,
+    ) -> Result<String, Refusal> {
+        self.authenticate_statement(signed)?;
+        let st = &signed.statement;
+        if let Signer::Operator { key, .. } = &st.signer {
+            if envelope.key != *key || envelope.request.project != st.project {
+                return Err(Refusal::new(
+                    RefusalCode::BadRequest,
+                    "the envelope is not the approving operator's, for this project",
+                ));
+            }
+        }
+        envelope
+            .check(now, &self.me, &self.manifest_digest)
+            .map_err(request_refusal)?;
+        match &envelope.request.action {
+            Action::Approve { statement, extract } if *statement == st.digest() => {
+                Ok(extract.as_str().to_string())
+            }
+            _ => Err(Refusal::new(
+                RefusalCode::BadRequest,
+                "the envelope is for another approval",
+            )),
+        }
+    }
+
+    fn authenticate_statement(&self, signed: &SignedStatement) -> Result<(), Refusal> {
         let st = &signed.statement;
         let (Body::Approval(a), Signer::Operator { register, key }) = (&st.body, &st.signer) else {
             return Err(Refusal::new(
@@ -179,7 +243,33 @@ impl Engine {
         ApprovalDesk {
             me: self.me.clone(),
             manifest: self.manifest.clone(),
+            manifest_digest: self.manifest_digest,
             extracts,
+        }
+    }
+
+    /// Decides, for an approval whose envelope the desk authenticated,
+    /// whether its extract is to be read: not if the approval was taken
+    /// before (acknowledged), nor if its envelope was seen before (a
+    /// replay, refused); otherwise the envelope is remembered and the file
+    /// is read.
+    ///
+    /// # Errors
+    ///
+    /// [`super::EngineError::Store`].
+    pub fn take_approval(
+        &mut self,
+        signed: &SignedStatement,
+        envelope: &SignedRequest,
+        now: u64,
+    ) -> Result<Taken, super::EngineError> {
+        if self.approval_seen(signed)? {
+            return Ok(Taken::Seen);
+        }
+        match self.remember_request(envelope, now) {
+            Ok(()) => Ok(Taken::New),
+            Err(Refused::Refusal(r)) => Ok(Taken::Refused(r)),
+            Err(Refused::Engine(e)) => Err(e),
         }
     }
 
@@ -201,10 +291,11 @@ impl Engine {
     pub(super) fn approve(
         &mut self,
         signed: SignedStatement,
+        envelope: &SignedRequest,
         file: Result<ExtractFile, Refusal>,
         now: u64,
     ) -> Outcome<Vec<Message>> {
-        self.approval_desk().authenticate(&signed)?;
+        self.approval_desk().authenticate(&signed, envelope, now)?;
         if self.approval_seen(&signed)? {
             return Ok(vec![ack()]);
         }

@@ -8,7 +8,7 @@ use kobling_protocol::{
     messages::{Action, Message, SignedRequest},
     project::{Duty, Phase, ProjectView, Step},
     refusal::RefusalCode,
-    sequencer,
+    sequencer::{self, UNAPPROVED_LIFETIME},
     share::Domain,
     transcript::{Body, Closure, Entry, KeyCommitment, ProjectOrder, Shredded},
     types::ProjectId,
@@ -66,7 +66,8 @@ impl Engine {
             return Ok(());
         }
         if self.role == Role::Linker {
-            let expired = self.expire(project, &view, now);
+            let ordered = entries.first().map_or(0, |e| e.signed.statement.time);
+            let expired = self.expire(project, &view, ordered, now);
             self.log_duty(project, expired, "could not close an expired project")?;
         }
         for duty in view.duties(&self.me) {
@@ -118,18 +119,19 @@ impl Engine {
     }
 
     /// A client's signed request about a project, checked in the order
-    /// that leaks nothing: its signature and freshness first (no state
-    /// read), then whether the project exists here and the key may ask
-    /// (`allowed`), with one answer for both.
+    /// that leaks nothing: its freshness, target node, manifest and
+    /// signature first (no state read), then whether the project exists
+    /// here and the key may ask (`allowed`), with one answer for both;
+    /// last, that it was not taken before (it is remembered).
     fn client_request(
-        &self,
+        &mut self,
         req: &SignedRequest,
         action: Action,
         now: u64,
         allowed: impl Fn(&ProjectOrder) -> bool,
     ) -> Outcome<Vec<Entry>> {
-        req.check(now)
-            .map_err(|e| refuse(RefusalCode::BadRequest, e))?;
+        req.check(now, &self.me, &self.manifest_digest)
+            .map_err(super::approval::request_refusal)?;
         if req.request.action != action {
             return Err(refuse(
                 RefusalCode::BadRequest,
@@ -139,14 +141,16 @@ impl Engine {
         let entries = self.store.entries(&req.request.project)?;
         let view = ProjectView::new(&self.manifest, &entries);
         match view.order() {
-            Some(order) if allowed(order) => Ok(entries),
-            _ => Err(no_such_project()),
+            Some(order) if allowed(order) => {}
+            _ => return Err(no_such_project()),
         }
+        self.remember_request(req, now)?;
+        Ok(entries)
     }
 
     /// A request only the project's researcher may make.
     pub(super) fn researcher_request(
-        &self,
+        &mut self,
         req: &SignedRequest,
         action: Action,
         now: u64,
@@ -162,7 +166,7 @@ impl Engine {
     /// transcript's register prefix and the phase notice (issue 12 item 1:
     /// nothing written after the lists were verified, no counts).
     pub(super) fn status(&mut self, req: &SignedRequest, now: u64) -> Outcome<Vec<Message>> {
-        let manifest = &self.manifest;
+        let manifest = self.manifest.clone();
         let researcher = std::cell::Cell::new(false);
         let entries = self.client_request(req, Action::Status, now, |order| {
             researcher.set(req.key == order.researcher_signing_key);
@@ -213,11 +217,34 @@ impl Engine {
     /// The linker closes a project whose order has expired: the closure
     /// is recorded like a researcher's, and every node shreds its key and
     /// deletes the project's working data (the transcript stays).
-    fn expire(&mut self, project: &ProjectId, view: &ProjectView<'_>, now: u64) -> Outcome<()> {
+    ///
+    /// An order no operator approved within [`UNAPPROVED_LIFETIME`] of its
+    /// time (`ordered`, the linker's clock at submission) is closed the
+    /// same way.
+    fn expire(
+        &mut self,
+        project: &ProjectId,
+        view: &ProjectView<'_>,
+        ordered: u64,
+        now: u64,
+    ) -> Outcome<()> {
         let Some(order) = view.order() else {
             return Ok(());
         };
-        if now < order.expires || view.phase() == Phase::Closed {
+        if view.phase() == Phase::Closed {
+            return Ok(());
+        }
+        if view.unapproved() && now >= ordered.saturating_add(UNAPPROVED_LIFETIME) {
+            let reason = BoundedString::new(format!(
+                "no operator approved the order within {} days",
+                UNAPPROVED_LIFETIME / 86_400
+            ))
+            .unwrap_or_default();
+            self.publish_once(project, Step::Close, Body::Closure(Closure { reason }), now)?;
+            tracing::info!(node = %self.me, %project, "an order no operator approved was closed");
+            return Ok(());
+        }
+        if now < order.expires {
             return Ok(());
         }
         let reason = BoundedString::new("the project expired").unwrap_or_default();

@@ -81,7 +81,26 @@ impl Engine {
         first: Position,
         items: Vec<SealedItem>,
     ) -> Outcome<Vec<Message>> {
+        let cap = self.list_bytes_cap;
         self.store.transaction(|tx| {
+            // The list's bytes with these items in place of what their
+            // positions hold (a resent message replaces, it does not add).
+            let mut total = tx.sealed_bytes(project, list)?;
+            for (position, item) in (first.0..).zip(&items) {
+                let old = tx.sealed_len(project, list, position)?;
+                total = total
+                    .saturating_sub(old)
+                    .saturating_add(item.as_bytes().len() as u64);
+            }
+            if total > cap {
+                return Err(refuse(
+                    RefusalCode::ListTooLarge,
+                    format!(
+                        "list {list} of project {project} would hold {total} bytes of sealed items; a list holds at most {cap}"
+                    ),
+                ));
+            }
+            tx.set_sealed_bytes(project, list, total)?;
             for (position, item) in (first.0..).zip(&items) {
                 tx.put_blob(
                     LinkerTable::Sealed,

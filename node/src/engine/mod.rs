@@ -40,6 +40,7 @@
 //! | `linking.rs` | the linker's blindings, sealed items, final points and linkage |
 //! | `delivery.rs` | the researcher's fetch, spooled |
 //! | `lifecycle.rs` | commitments, status, close, expiry, shredding, ticks |
+//! | `requests.rs` | the replay cache of clients' signed requests |
 //! | `error.rs` | refusals and internal failures |
 
 mod approval;
@@ -50,6 +51,7 @@ mod lifecycle;
 mod linking;
 mod list;
 mod replies;
+mod requests;
 mod sequencer;
 
 use std::{
@@ -61,24 +63,25 @@ use ed25519_dalek::SigningKey;
 use kobling_keys::Keystore;
 use kobling_protocol::rng::ErasingRng;
 use kobling_protocol::{
-    bounded::BoundedString,
     hop::DEFAULT_CHUNK_SIZE,
     manifest::{Manifest, Role},
-    messages::{Message, MAX_ITEMS_PER_MESSAGE, PROTOCOL_VERSION},
+    messages::{Message, SignedRequest, MAX_ITEMS_PER_MESSAGE, PROTOCOL_VERSION},
     notice::Notified,
     project::{authorise, subject, ProjectView},
     refusal::{Refusal, RefusalCode},
+    sequencer::MAX_LIST_SEALED_BYTES,
     transcript::{Entry, SignedStatement},
-    types::{Name, ProjectId},
+    types::{Digest, Name, ProjectId},
 };
 use zeroize::Zeroizing;
 
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use self::approval::file_digest;
 pub use self::{
-    approval::{ApprovalDesk, ExtractFile, MAX_EXTRACT_BYTES},
+    approval::{ApprovalDesk, ExtractFile, Taken, MAX_EXTRACT_BYTES},
     error::EngineError,
     replies::Replies,
+    requests::MAX_REMEMBERED_REQUESTS,
 };
 pub use kobling_protocol::project::Origin as Peer;
 
@@ -122,6 +125,8 @@ pub struct Engine {
     me: Name,
     role: Role,
     manifest: Manifest,
+    /// The manifest's digest, which clients' requests must name.
+    manifest_digest: Digest,
     keystore: Keystore,
     signing: SigningKey,
     store: Store,
@@ -133,6 +138,8 @@ pub struct Engine {
     gate: Option<std::sync::mpsc::Receiver<()>>,
     /// Projects in which this node has nothing left to do: not ticked.
     finished: BTreeSet<ProjectId>,
+    /// The most bytes of sealed items a list may occupy here (linker).
+    list_bytes_cap: u64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -172,6 +179,7 @@ impl Engine {
         Ok(Self {
             me,
             role,
+            manifest_digest: manifest.digest(),
             manifest,
             keystore,
             signing,
@@ -181,6 +189,7 @@ impl Engine {
             jobs: BTreeMap::new(),
             gate: None,
             finished: BTreeSet::new(),
+            list_bytes_cap: MAX_LIST_SEALED_BYTES,
         })
     }
 
@@ -188,6 +197,12 @@ impl Engine {
     /// its sender hangs up).
     pub fn hold_next_list(&mut self, gate: std::sync::mpsc::Receiver<()>) {
         self.gate = Some(gate);
+    }
+
+    /// Lowers the bytes of sealed items a list may occupy at this linker
+    /// below [`MAX_LIST_SEALED_BYTES`] (tests: a cap that can be reached).
+    pub fn cap_list_bytes(&mut self, bytes: u64) {
+        self.list_bytes_cap = bytes.min(MAX_LIST_SEALED_BYTES);
     }
 
     /// Whether a list is being prepared on a thread.
@@ -297,18 +312,18 @@ impl Engine {
         &mut self,
         from: &Peer,
         statement: SignedStatement,
-        name: &str,
+        request: SignedRequest,
         file: Result<ExtractFile, Refusal>,
         now: u64,
     ) -> Result<Replies, EngineError> {
         let msg = Message::Approve {
             statement,
-            extract_path: BoundedString::new(name).unwrap_or_default(),
+            request: Box::new(request),
         };
         let result = self.admit(from, &msg).and_then(|()| match msg {
-            Message::Approve { statement, .. } => {
-                self.approve(statement, file, now).map(Replies::from)
-            }
+            Message::Approve { statement, request } => self
+                .approve(statement, &request, file, now)
+                .map(Replies::from),
             other => Err(unexpected(&other)),
         });
         self.respond(from, "Approve", result)
@@ -396,21 +411,15 @@ impl Engine {
                 },
                 _,
             ) => self.receive_entries(&project, first, entries.into_inner())?,
-            (
-                Message::Approve {
-                    statement,
-                    extract_path,
-                },
-                _,
-            ) => {
+            (Message::Approve { statement, request }, _) => {
                 let desk = self.approval_desk();
-                desk.authenticate(&statement)?;
-                if self.approval_seen(&statement)? {
-                    vec![ack()]
-                } else {
-                    let file = desk.read(extract_path.as_str());
-                    self.approve(statement, file, now)?
-                }
+                let name = desk.authenticate(&statement, &request, now)?;
+                let file = match self.take_approval(&statement, &request, now)? {
+                    Taken::Seen => return Ok(vec![ack()].into()),
+                    Taken::Refused(r) => Err(r),
+                    Taken::New => desk.read(&name),
+                };
+                self.approve(statement, &request, file, now)?
             }
             (Message::Points(chunk), Peer::Member(m)) => self.points(m, chunk)?,
             (Message::Status(req), _) => self.status(&req, now)?,

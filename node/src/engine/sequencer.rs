@@ -28,17 +28,36 @@ impl Engine {
         signed: SignedStatement,
         now: u64,
     ) -> Outcome<Vec<Message>> {
+        // No authority's grant: refused before anything is read or written.
+        sequencer::admit_grant(&self.manifest, &signed)?;
         let project = signed.statement.project.clone();
         let existing = self.store.entries(&project)?;
         sequencer::admit_order(&existing, &signed, now)?;
         if let Body::Order(order) = &signed.statement.body {
             self.check_mode(order)?;
+            sequencer::admit_pending(self.unapproved_orders(&order.researcher_signing_key)?)?;
         }
         let (manifest, signing) = (&self.manifest, &self.signing);
         self.store
             .transaction(|tx| append(tx, manifest, signing, signed).map(drop))?;
         tracing::info!(node = %self.me, %project, "project order recorded");
         Ok(vec![ack()])
+    }
+
+    /// Orders of the researcher with `key` that no operator approved yet
+    /// (and that are not closed).
+    fn unapproved_orders(&self, key: &kobling_protocol::manifest::Key32) -> Outcome<usize> {
+        let mut count = 0;
+        for first in self.store.first_entries()? {
+            let mine = matches!(&first.signed.statement.body, Body::Order(o) if o.researcher_signing_key == *key);
+            if mine {
+                let entries = self.store.entries(&first.signed.statement.project)?;
+                if ProjectView::new(&self.manifest, &entries).unapproved() {
+                    count += 1;
+                }
+            }
+        }
+        Ok(count)
     }
 
     /// Linker: a member's statement for the transcript.

@@ -11,13 +11,15 @@ use kobling_protocol::{
     bounded::{BoundedString, BoundedVec},
     link::Lnr,
     manifest::{Key32, Manifest, Member, Operator, Role},
-    messages::{Action, Message, Request},
+    messages::{Action, Message, Request, MAX_CLOCK_SKEW},
     project::{Duty, Phase, ProjectView},
     refusal::RefusalCode,
     seal::HpkeSecretKey,
     share::Domain,
-    transcript::{Approval, Body, ProjectOrder, RegisterRequest, Signer, Statement},
-    types::{Name, ProjectId},
+    transcript::{
+        Approval, Body, ProjectOrder, RegisterRequest, SignedStatement, Signer, Statement,
+    },
+    types::{Digest, Name, ProjectId},
 };
 use kobling_sim::population::{generate, render_csv, Population, PopulationConfig};
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
@@ -27,6 +29,11 @@ use crate::{researcher::open_delivery, store::Store};
 
 const REGISTERS: [&str; 3] = ["NPR", "KPR", "SSB"];
 const NOW: u64 = 1_800_000_000;
+
+/// The access authority of the harness's manifest.
+fn authority() -> SigningKey {
+    SigningKey::from_bytes(&[0xa7; 32])
+}
 
 fn name(s: &str) -> Name {
     Name::new(s).expect("valid")
@@ -50,6 +57,8 @@ struct Fed {
     production: BTreeSet<Name>,
     /// Orders ask for test mode.
     test_orders: bool,
+    /// The next client request's nonce.
+    nonces: std::cell::Cell<u64>,
 }
 
 impl Fed {
@@ -96,6 +105,10 @@ impl Fed {
         let manifest = Manifest {
             federation: "harness".into(),
             members,
+            authorities: vec![kobling_protocol::manifest::Authority {
+                name: "access office".into(),
+                key: Key32(authority().verifying_key().to_bytes()),
+            }],
         };
         manifest.validate().expect("manifest");
         let pop = generate(&PopulationConfig {
@@ -124,6 +137,7 @@ impl Fed {
             held: None,
             production: BTreeSet::new(),
             test_orders: false,
+            nonces: std::cell::Cell::new(0),
         };
         for m in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
             fed.start(m);
@@ -179,7 +193,9 @@ impl Fed {
             researcher_signing_key: Key32(self.researcher.verifying_key().to_bytes()),
             researcher_hpke_key: Key32(*self.researcher_hpke.public_key().as_bytes()),
             test_mode: self.test_orders,
+            grant: None,
         }
+        .granted_by(&authority())
     }
 
     fn submit(&mut self, project: &str) -> Message {
@@ -243,23 +259,64 @@ impl Fed {
             body: Body::Approval(approval),
         }
         .sign(key);
+        self.approval_named(signed, operator, &format!("{register}.csv"), now)
+    }
+
+    /// `signed`, an approval by `operator` of its register, sent in a
+    /// fresh envelope naming `extract`.
+    fn approval_named(
+        &self,
+        signed: SignedStatement,
+        operator: usize,
+        extract: &str,
+        now: u64,
+    ) -> Message {
+        let Signer::Operator { register, .. } = &signed.statement.signer else {
+            panic!("an operator's approval")
+        };
+        let key = &self.operators[register][operator];
+        let request = self
+            .request_for(
+                register.as_str(),
+                signed.statement.project.as_str(),
+                Action::Approve {
+                    statement: signed.statement.digest(),
+                    extract: BoundedString::new(extract).expect("fits"),
+                },
+                now,
+            )
+            .sign(key);
         Message::Approve {
             statement: signed,
-            extract_path: BoundedString::new(format!("{register}.csv")).expect("fits"),
+            request: Box::new(request),
+        }
+    }
+
+    /// A request for node `to`, with a fresh nonce.
+    fn request_for(&self, to: &str, project: &str, action: Action, now: u64) -> Request {
+        let n = self.nonces.get() + 1;
+        self.nonces.set(n);
+        let mut nonce = [0u8; kobling_protocol::messages::NONCE_LEN];
+        nonce[..8].copy_from_slice(&n.to_le_bytes());
+        Request {
+            project: ProjectId::new(project).expect("valid"),
+            action,
+            time: now,
+            node: name(to),
+            manifest: self.manifest.digest(),
+            nonce,
         }
     }
 
     fn request(&mut self, project: &str, action: Action) -> Vec<Message> {
-        let req = Request {
-            project: ProjectId::new(project).expect("valid"),
-            action,
-            time: NOW,
-        }
-        .sign(&self.researcher);
+        let req = self
+            .request_for("LINKER", project, action.clone(), NOW)
+            .sign(&self.researcher);
         let msg = match action {
             Action::Fetch => Message::Fetch(req),
             Action::Close => Message::Close(req),
             Action::Status => Message::Status(req),
+            Action::Approve { .. } => unreachable!("approvals go to a register"),
         };
         self.client("LINKER", msg)
     }
@@ -626,12 +683,9 @@ fn an_expired_project_is_closed_shredded_and_refuses_approvals_and_fetches() {
         refused_with(&fed.request("P-9", Action::Fetch)[0]),
         Some(RefusalCode::Closed)
     );
-    let req = Request {
-        project,
-        action: Action::Fetch,
-        time: late,
-    }
-    .sign(&fed.researcher);
+    let req = fed
+        .request_for("LINKER", project.as_str(), Action::Fetch, late)
+        .sign(&fed.researcher);
     assert_eq!(
         refused_with(&fed.client_at("LINKER", Message::Fetch(req), late)[0]),
         Some(RefusalCode::Expired)
@@ -779,8 +833,8 @@ fn approvals_read_only_regular_files_in_the_extract_directory_and_replays_are_no
     assert!(matches!(fed.submit("A-1"), Message::Ack { .. }));
     fed.pump();
 
-    // A genuine approval by NPR's first operator, replayed by someone who
-    // copied it off the wire, with the (unsigned) extract name changed.
+    // A genuine approval by NPR's first operator, sent again by that
+    // operator in envelopes that name other files.
     let genuine = fed.approval_message("A-1", "NPR", 0);
     let Message::Approve { statement, .. } = genuine.clone() else {
         panic!("an approval")
@@ -814,10 +868,7 @@ fn approvals_read_only_regular_files_in_the_extract_directory_and_replays_are_no
     ];
     let mut texts = BTreeSet::new();
     for bad in names {
-        let msg = Message::Approve {
-            statement: statement.clone(),
-            extract_path: BoundedString::new(bad).expect("fits"),
-        };
+        let msg = fed.approval_named(statement.clone(), 0, bad, NOW);
         // Each answer comes at once: a FIFO or /dev/zero would block a
         // reader or never end.
         let mut engine = fed.engines.remove(&name("NPR")).expect("engine");
@@ -938,3 +989,320 @@ fn a_list_that_repeats_a_pseudonym_closes_the_project_once_naming_the_list() {
 }
 
 mod cohort;
+
+/// Issue 18 item 7: a client request is taken once, by the node it names,
+/// under the manifest it names; an approval's envelope signs the extract
+/// name, and a replayed envelope is refused before any file is read.
+#[test]
+fn requests_and_approval_envelopes_cannot_be_replayed_redirected_or_rewritten() {
+    let mut fed = Fed::new(120);
+    assert!(matches!(fed.submit("R-1"), Message::Ack { .. }));
+    fed.pump();
+
+    // A status request taken once; the very same bytes again are refused.
+    let status = fed
+        .request_for("LINKER", "R-1", Action::Status, NOW)
+        .sign(&fed.researcher);
+    assert!(matches!(
+        fed.client("LINKER", Message::Status(status.clone()))[0],
+        Message::TranscriptFile { .. }
+    ));
+    assert_eq!(
+        refused_with(&fed.client("LINKER", Message::Status(status.clone()))[0]),
+        Some(RefusalCode::Replayed)
+    );
+    // ... also after the node restarts (the cache is in its store).
+    fed.start("LINKER");
+    assert_eq!(
+        refused_with(&fed.client("LINKER", Message::Status(status))[0]),
+        Some(RefusalCode::Replayed)
+    );
+    // A request made for the linker is refused by NPR, even from a key
+    // NPR would answer (an operator of NPR).
+    let operator = fed.operators[&name("NPR")][0].clone();
+    let for_linker = fed
+        .request_for("LINKER", "R-1", Action::Status, NOW)
+        .sign(&operator);
+    assert_eq!(
+        refused_with(&fed.client("NPR", Message::Status(for_linker))[0]),
+        Some(RefusalCode::Replayed)
+    );
+    let for_npr = fed
+        .request_for("NPR", "R-1", Action::Status, NOW)
+        .sign(&operator);
+    assert!(matches!(
+        fed.client("NPR", Message::Status(for_npr))[0],
+        Message::Entries { .. }
+    ));
+    // A request made under another manifest is refused.
+    let mut other = fed.request_for("LINKER", "R-1", Action::Status, NOW);
+    other.manifest = Digest([0xee; 32]);
+    assert_eq!(
+        refused_with(&fed.client("LINKER", Message::Status(other.sign(&fed.researcher)))[0]),
+        Some(RefusalCode::Replayed)
+    );
+    // A fetch replayed (before the project is linked: the first answer is
+    // `not-ready`, the replay `replayed`).
+    let fetch = fed
+        .request_for("LINKER", "R-1", Action::Fetch, NOW)
+        .sign(&fed.researcher);
+    assert_eq!(
+        refused_with(&fed.client("LINKER", Message::Fetch(fetch.clone()))[0]),
+        Some(RefusalCode::NotReady)
+    );
+    assert_eq!(
+        refused_with(&fed.client("LINKER", Message::Fetch(fetch))[0]),
+        Some(RefusalCode::Replayed)
+    );
+
+    // An approval whose extract name a man in the middle swapped: the
+    // envelope's signature fails.
+    let Message::Approve {
+        statement,
+        mut request,
+    } = fed.approval_message("R-1", "NPR", 0)
+    else {
+        panic!("an approval")
+    };
+    let genuine = request.clone();
+    request.request.action = Action::Approve {
+        statement: statement.statement.digest(),
+        extract: BoundedString::new("KPR.csv").expect("fits"),
+    };
+    let swapped = Message::Approve {
+        statement: statement.clone(),
+        request,
+    };
+    assert_eq!(
+        refused_with(&fed.client("NPR", swapped)[0]),
+        Some(RefusalCode::BadRequest)
+    );
+    // An envelope for another approval (the second operator's statement
+    // under the first's envelope) is refused.
+    let Message::Approve {
+        statement: second, ..
+    } = fed.approval_message("R-1", "NPR", 1)
+    else {
+        panic!("an approval")
+    };
+    let mixed = Message::Approve {
+        statement: second,
+        request: genuine.clone(),
+    };
+    assert_eq!(
+        refused_with(&fed.client("NPR", mixed)[0]),
+        Some(RefusalCode::BadRequest)
+    );
+    // An envelope made for KPR, sent to NPR.
+    let Message::Approve {
+        statement: kpr_statement,
+        request: kpr_envelope,
+    } = fed.approval_message("R-1", "KPR", 0)
+    else {
+        panic!("an approval")
+    };
+    assert_eq!(
+        refused_with(
+            &fed.client(
+                "NPR",
+                Message::Approve {
+                    statement: kpr_statement,
+                    request: kpr_envelope
+                }
+            )[0]
+        ),
+        Some(RefusalCode::WrongRegister)
+    );
+    // The genuine approval is taken; the same message again is
+    // acknowledged (a duplicate approval, no file read).
+    let message = Message::Approve {
+        statement,
+        request: genuine,
+    };
+    assert!(matches!(
+        fed.client("NPR", message.clone())[0],
+        Message::Ack { .. }
+    ));
+    assert!(matches!(fed.client("NPR", message)[0], Message::Ack { .. }));
+
+    // A stale request is refused by its time; the cache forgets it then.
+    let stale = fed
+        .request_for("LINKER", "R-1", Action::Status, NOW - MAX_CLOCK_SKEW - 1)
+        .sign(&fed.researcher);
+    assert_eq!(
+        refused_with(&fed.client("LINKER", Message::Status(stale))[0]),
+        Some(RefusalCode::BadRequest)
+    );
+}
+
+/// Issue 18 item 6: a list's sealed items may occupy at most a capped
+/// number of bytes at the linker. A member that sends sealed items past
+/// the cap is refused `list-too-large`, nothing of the message is stored,
+/// and the linker's files stop growing; a resent message replaces, it does
+/// not add.
+#[test]
+fn a_member_cannot_fill_the_linker_with_sealed_items_past_the_list_cap() {
+    use kobling_protocol::{bounded::BoundedBytes, seal::SealedItem, types::Position};
+
+    let mut fed = Fed::new(200);
+    assert!(matches!(fed.submit("B-1"), Message::Ack { .. }));
+    fed.pump();
+    approve_all(&mut fed, "B-1");
+    fed.pump();
+    let project = ProjectId::new("B-1").expect("valid");
+    let npr = name("NPR");
+    let linker = fed.engines.get_mut(&name("LINKER")).expect("linker");
+    let honest = linker
+        .store
+        .transaction(|tx| tx.sealed_bytes(&project, &npr))
+        .expect("bytes");
+    assert!(honest > 0, "the honest list's items are counted");
+    let cap = honest + (1 << 20);
+    linker.cap_list_bytes(cap);
+    let dir = fed.dir.path().join("LINKER");
+    let disk = || -> u64 {
+        ["state.db", "state.db-wal"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum()
+    };
+
+    let persons = {
+        let entries = fed.engines[&name("LINKER")]
+            .transcript(&project)
+            .expect("entries");
+        ProjectView::new(&fed.manifest, &entries)
+            .announcement(&npr)
+            .expect("announced")
+            .persons
+    };
+    assert!(persons >= 8, "{persons} persons");
+
+    // NPR, a member, sends 512 KiB items, one to a message, over its own
+    // positions.
+    let item = |position: u64| Message::SealedItems {
+        project: project.clone(),
+        list: npr.clone(),
+        first: Position(position),
+        items: BoundedVec::new(vec![SealedItem(
+            BoundedBytes::new(vec![position as u8; 512 << 10]).expect("fits"),
+        )])
+        .expect("fits"),
+    };
+    let send = |fed: &mut Fed, msg: Message| {
+        fed.engines
+            .get_mut(&name("LINKER"))
+            .expect("linker")
+            .handle(&Peer::Member(name("NPR")), msg, NOW)
+            .expect("no internal error")
+            .remove(0)
+    };
+    // The first two fit (in place of two small items), and sent again an
+    // item replaces itself.
+    assert!(matches!(send(&mut fed, item(0)), Message::Ack { .. }));
+    assert!(matches!(send(&mut fed, item(0)), Message::Ack { .. }));
+    assert!(matches!(send(&mut fed, item(1)), Message::Ack { .. }));
+    let before = disk();
+    for position in 2..persons {
+        let reply = send(&mut fed, item(position));
+        assert_eq!(
+            reply.refusal_code(),
+            Some(RefusalCode::ListTooLarge),
+            "position {position}"
+        );
+    }
+    let linker = fed.engines.get_mut(&name("LINKER")).expect("linker");
+    let stored = linker
+        .store
+        .transaction(|tx| tx.sealed_bytes(&project, &npr))
+        .expect("bytes");
+    assert!(stored <= cap, "{stored} bytes stored, cap {cap}");
+    // Megabytes more were offered; the linker's files did not grow by one.
+    let after = disk();
+    assert!(
+        after < before + (1 << 20),
+        "the linker's files grew from {before} to {after} bytes"
+    );
+    // The position cap's arithmetic (2^25 × 16 MiB) would bound nothing;
+    // the constant is the extract cap plus a little per position.
+    const {
+        assert!(
+            kobling_protocol::sequencer::MAX_LIST_SEALED_BYTES
+                >= crate::engine::MAX_EXTRACT_BYTES
+                    + kobling_protocol::sequencer::MAX_LIST_PERSONS * 256
+        )
+    };
+}
+
+/// Issue 18 item 2: a researcher cannot make the federation keep state
+/// without bound. At most `MAX_UNAPPROVED_ORDERS` orders wait for a first
+/// approval (one more is refused and nothing of it is stored); an order
+/// that expires years from now is refused; an order no operator approves
+/// within a week is closed, and every node shreds what it held.
+#[test]
+fn unapproved_orders_are_capped_per_researcher_bounded_in_time_and_dropped() {
+    use kobling_protocol::sequencer::{
+        MAX_ORDER_LIFETIME, MAX_UNAPPROVED_ORDERS, UNAPPROVED_LIFETIME,
+    };
+
+    let mut fed = Fed::new(120);
+    let projects: Vec<String> = (0..MAX_UNAPPROVED_ORDERS)
+        .map(|i| format!("F-{i}"))
+        .collect();
+    for p in &projects {
+        assert!(matches!(fed.submit(p), Message::Ack { .. }), "{p}");
+    }
+    fed.pump();
+    let linker_holds = |fed: &Fed, p: &str| {
+        !fed.engines[&name("LINKER")]
+            .transcript(&ProjectId::new(p).expect("valid"))
+            .expect("entries")
+            .is_empty()
+    };
+    // One more from the same researcher: refused, and not stored.
+    assert_eq!(
+        refused_with(&fed.submit("F-FLOOD")),
+        Some(RefusalCode::TooManyPending)
+    );
+    assert!(!linker_holds(&fed, "F-FLOOD"));
+    // An approval of one of them frees a place.
+    assert!(matches!(
+        fed.approve(&projects[0], "NPR", 0),
+        Message::Ack { .. }
+    ));
+    fed.pump();
+    assert!(matches!(fed.submit("F-FLOOD"), Message::Ack { .. }));
+    fed.pump();
+
+    // An order that expires years after the bound: refused, not stored.
+    fed.expires = NOW + MAX_ORDER_LIFETIME + 86_400;
+    fed.researcher = SigningKey::from_bytes(&[0x42; 32]);
+    assert_eq!(refused_with(&fed.submit("F-FAR")), Some(RefusalCode::Order));
+    assert!(!linker_holds(&fed, "F-FAR"));
+
+    // A week later, the orders nobody approved are closed and shredded
+    // everywhere; the approved one goes on.
+    let later = NOW + UNAPPROVED_LIFETIME;
+    fed.engines
+        .get_mut(&name("LINKER"))
+        .expect("linker")
+        .tick(later)
+        .expect("tick");
+    fed.pump();
+    let phase = |fed: &Fed, p: &str| {
+        let entries = fed.engines[&name("LINKER")]
+            .transcript(&ProjectId::new(p).expect("valid"))
+            .expect("entries");
+        ProjectView::new(&fed.manifest, &entries).phase()
+    };
+    assert_eq!(phase(&fed, &projects[0]), Phase::Ordered);
+    for p in projects[1..].iter().map(String::as_str).chain(["F-FLOOD"]) {
+        assert_eq!(phase(&fed, p), Phase::Closed, "{p}");
+        let entries = fed.engines[&name("LINKER")]
+            .transcript(&ProjectId::new(p).expect("valid"))
+            .expect("entries");
+        let view = ProjectView::new(&fed.manifest, &entries);
+        assert!(view.shredded(&name("LINKER")), "{p}: the linker shredded");
+    }
+}

@@ -55,6 +55,11 @@ pub(super) fn name(s: &str) -> Name {
     Name::new(s).expect("valid name")
 }
 
+/// The access authority of the harness's manifest.
+fn authority() -> SigningKey {
+    SigningKey::from_bytes(&[0xa5; 32])
+}
+
 pub(super) fn pid(s: &str) -> ProjectId {
     ProjectId::new(s).expect("valid project id")
 }
@@ -320,6 +325,10 @@ impl Fed {
         let manifest = Manifest {
             federation: "hostile".into(),
             members,
+            authorities: vec![kobling_protocol::manifest::Authority {
+                name: "access office".into(),
+                key: Key32(authority().verifying_key().to_bytes()),
+            }],
         };
         manifest.validate().expect("manifest");
         let manifest = Arc::new(manifest);
@@ -489,7 +498,9 @@ impl Fed {
             researcher_signing_key: Key32(self.researcher.verifying_key().to_bytes()),
             researcher_hpke_key: Key32(*self.researcher_hpke.public_key().as_bytes()),
             test_mode: false,
+            grant: None,
         }
+        .granted_by(&authority())
     }
 
     /// Submits a project and has both operators of every register approve.
@@ -532,23 +543,28 @@ impl Fed {
             )
             .expect("fits"),
         };
-        let msg = Message::Approve {
-            statement: Statement {
-                project: order.project.clone(),
-                time: unix_now(),
-                signer: Signer::Operator {
-                    register: name(register),
-                    key: Key32(key.verifying_key().to_bytes()),
-                },
-                body: Body::Approval(approval),
-            }
-            .sign(key),
-            extract_path: BoundedString::new(format!("{register}.csv")).expect("fits"),
-        };
+        let statement = Statement {
+            project: order.project.clone(),
+            time: unix_now(),
+            signer: Signer::Operator {
+                register: name(register),
+                key: Key32(key.verifying_key().to_bytes()),
+            },
+            body: Body::Approval(approval),
+        }
+        .sign(key);
         // The register learns of the project from the linker: until then
-        // it answers `not-ready`.
+        // it answers `not-ready` (each attempt in a fresh envelope).
         let deadline = Instant::now() + LIVENESS;
         loop {
+            let action = Action::Approve {
+                statement: statement.statement.digest(),
+                extract: BoundedString::new(format!("{register}.csv")).expect("fits"),
+            };
+            let msg = Message::Approve {
+                statement: statement.clone(),
+                request: Box::new(self.request_to(register, &order.project, action).sign(key)),
+            };
             match self.client.request(&name(register), &msg).await {
                 Ok(Message::Ack { .. }) => return,
                 Ok(Message::Refused { code, .. }) if code.as_str() == "not-ready" => {}
@@ -563,16 +579,27 @@ impl Fed {
     }
 
     pub(super) fn request(&self, project: &str, action: Action) -> Message {
-        let req = Request {
-            project: pid(project),
-            action,
-            time: unix_now(),
-        }
-        .sign(&self.researcher);
+        let req = self
+            .request_to("LINKER", &pid(project), action.clone())
+            .sign(&self.researcher);
         match action {
             Action::Fetch => Message::Fetch(req),
             Action::Close => Message::Close(req),
-            Action::Status => Message::Status(req),
+            _ => Message::Status(req),
+        }
+    }
+
+    /// A request for node `to`, now, with a fresh nonce.
+    fn request_to(&self, to: &str, project: &ProjectId, action: Action) -> Request {
+        let mut nonce = [0u8; kobling_protocol::messages::NONCE_LEN];
+        getrandom::fill(&mut nonce).expect("randomness");
+        Request {
+            project: project.clone(),
+            action,
+            time: unix_now(),
+            node: name(to),
+            manifest: self.manifest.digest(),
+            nonce,
         }
     }
 

@@ -34,6 +34,7 @@ use kobling_protocol::{
     messages::{Action, Message, Request},
     project::Phase,
     project::ProjectView,
+    refusal::RefusalCode,
     seal::HpkeSecretKey,
     transcript::{
         self, Approval, Body, Entry, ProjectOrder, RegisterRequest, Signer, Statement, Trailer,
@@ -94,6 +95,14 @@ pub struct Federation {
     pub researcher: SigningKey,
     /// The researcher's HPKE key.
     pub researcher_hpke: HpkeSecretKey,
+    /// The next client request's nonce (requests are deterministic).
+    nonces: std::sync::atomic::AtomicU64,
+}
+
+/// The access authority of every testing federation's manifest: a fixed
+/// key, as the runs are deterministic.
+pub fn authority() -> SigningKey {
+    SigningKey::from_bytes(&[0xa5; 32])
 }
 
 impl core::fmt::Debug for Federation {
@@ -198,6 +207,10 @@ impl Federation {
         let manifest = Manifest {
             federation: "kobling-testing".into(),
             members,
+            authorities: vec![kobling_protocol::manifest::Authority {
+                name: "access office (testing)".into(),
+                key: Key32(authority().verifying_key().to_bytes()),
+            }],
         };
         manifest
             .validate()
@@ -209,6 +222,7 @@ impl Federation {
             operators,
             researcher: SigningKey::generate(&mut rng),
             researcher_hpke: HpkeSecretKey::generate(&mut rng),
+            nonces: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -241,6 +255,7 @@ impl Federation {
             operators: self.operators.clone(),
             researcher: self.researcher.clone(),
             researcher_hpke: HpkeSecretKey::from_bytes(*self.researcher_hpke.to_secret_bytes()),
+            nonces: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -350,7 +365,27 @@ impl Federation {
             researcher_signing_key: Key32(self.researcher.verifying_key().to_bytes()),
             researcher_hpke_key: Key32(*self.researcher_hpke.public_key().as_bytes()),
             test_mode: false,
-        })
+            grant: None,
+        }
+        .granted_by(&authority()))
+    }
+
+    /// A request for node `to`, with the next nonce.
+    fn request_for(&self, to: &Name, project: &ProjectId, action: Action, now: u64) -> Request {
+        let n = self
+            .nonces
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let mut nonce = [0u8; kobling_protocol::messages::NONCE_LEN];
+        nonce[..8].copy_from_slice(&n.to_le_bytes());
+        Request {
+            project: project.clone(),
+            action,
+            time: now,
+            node: to.clone(),
+            manifest: self.manifest.digest(),
+            nonce,
+        }
     }
 
     /// The researcher's signed submission of `order`.
@@ -366,7 +401,8 @@ impl Federation {
     }
 
     /// Operator `operator`'s approval of `order` at `register`, naming
-    /// `file` in the extract directory.
+    /// `file` in the extract directory, in a fresh envelope (send a new
+    /// one for every attempt: a node takes an envelope once).
     ///
     /// # Errors
     ///
@@ -414,9 +450,20 @@ impl Federation {
             body: Body::Approval(approval),
         }
         .sign(key);
+        let envelope = self
+            .request_for(
+                &name(extract.name)?,
+                &order.project,
+                Action::Approve {
+                    statement: signed.statement.digest(),
+                    extract: text(file)?,
+                },
+                now,
+            )
+            .sign(key);
         Ok(Message::Approve {
             statement: signed,
-            extract_path: text(file)?,
+            request: Box::new(envelope),
         })
     }
 
@@ -431,17 +478,20 @@ impl Federation {
         action: Action,
         now: u64,
     ) -> Result<Message, TestingError> {
-        let req = Request {
-            project: ProjectId::new(project)
-                .map_err(|e| TestingError::Unexpected(e.to_string()))?,
-            action,
-            time: now,
-        }
-        .sign(&self.researcher);
+        let linker = self
+            .manifest
+            .linker()
+            .map(|l| l.name.clone())
+            .ok_or_else(|| TestingError::Unexpected("no linker".into()))?;
+        let project =
+            ProjectId::new(project).map_err(|e| TestingError::Unexpected(e.to_string()))?;
+        let req = self
+            .request_for(&linker, &project, action.clone(), now)
+            .sign(&self.researcher);
         Ok(match action {
             Action::Fetch => Message::Fetch(req),
             Action::Close => Message::Close(req),
-            Action::Status => Message::Status(req),
+            _ => Message::Status(req),
         })
     }
 
@@ -472,11 +522,24 @@ impl Federation {
                 kobling_sim::population::render_csv(e),
             )?;
             for operator in 0..2 {
-                let msg = self.approval_message(&order, e, &file, operator, net.now())?;
-                expect_ack(
-                    &format!("{}'s approval", e.name),
-                    net.client_retrying(&name(e.name)?, &msg, 60_000)?,
-                )?;
+                // A fresh envelope for every attempt, until the register
+                // has the order.
+                let until = net.clock_ms().saturating_add(60_000);
+                let replies = loop {
+                    let msg = self.approval_message(&order, e, &file, operator, net.now())?;
+                    let replies = net.client(&name(e.name)?, msg)?;
+                    let not_ready = replies
+                        .first()
+                        .is_some_and(|m| m.refusal_code() == Some(RefusalCode::NotReady));
+                    if !not_ready {
+                        break replies;
+                    }
+                    if net.clock_ms() > until {
+                        return Err(TestingError::Timeout(60_000));
+                    }
+                    net.run_for(100)?;
+                };
+                expect_ack(&format!("{}'s approval", e.name), replies)?;
             }
         }
         Ok(order)

@@ -256,9 +256,16 @@ pub(crate) fn setup_with_each(
         }
         members.push(member);
     }
+    // The access authority that grants the tests' projects.
+    let authority = d.join("authority.key");
+    let authority_public = ok(&["keys", "authority", "--out", path(&authority)]);
     let manifest = Manifest {
         federation: "test".into(),
         members,
+        authorities: vec![kobling_protocol::manifest::Authority {
+            name: "access office".into(),
+            key: Key32::from_hex(authority_public.trim()).expect("hex key"),
+        }],
     };
     let manifest_path = d.join("federation.toml");
     std::fs::write(
@@ -309,8 +316,7 @@ pub(crate) fn submit(s: &Setup, project: &str) -> PathBuf {
 /// cohort).
 pub(crate) fn submit_with(s: &Setup, project: &str, registers: &[&str]) -> PathBuf {
     let d = s.dir.path();
-    let researcher = d.join(format!("{project}-researcher.key"));
-    ok(&["keys", "researcher", "--out", path(&researcher)]);
+    let researcher = researcher_key(s, project);
     let mut spec = format!("project = \"{project}\"\ntitle = \"process test\"\nlegal_basis = \"REK test\"\ncohort = \"NPR\"\nexpires = \"2031-12-31\"\n");
     for r in registers {
         let cols: Vec<String> = s.pop.extract(r).expect("extract").columns[1..]
@@ -324,6 +330,7 @@ pub(crate) fn submit_with(s: &Setup, project: &str, registers: &[&str]) -> PathB
     }
     let spec_path = d.join(format!("{project}.toml"));
     std::fs::write(&spec_path, spec).expect("write spec");
+    authorize(s, &spec_path, &researcher);
     eventually(
         &[
             "project",
@@ -338,6 +345,39 @@ pub(crate) fn submit_with(s: &Setup, project: &str, registers: &[&str]) -> PathB
         "submit",
     );
     researcher
+}
+
+/// A new researcher key file for `project`, its public keys beside it
+/// (`<key>.pub`, what `kobling keys researcher` printed).
+pub(crate) fn researcher_key(s: &Setup, project: &str) -> PathBuf {
+    let researcher = s.dir.path().join(format!("{project}-researcher.key"));
+    let public = ok(&["keys", "researcher", "--out", path(&researcher)]);
+    std::fs::write(public_keys(&researcher), public).expect("write public keys");
+    researcher
+}
+
+/// Where [`researcher_key`] wrote the public keys of `researcher`.
+pub(crate) fn public_keys(researcher: &Path) -> PathBuf {
+    let mut p = researcher.as_os_str().to_owned();
+    p.push(".pub");
+    PathBuf::from(p)
+}
+
+/// The federation's access authority grants `spec` for `researcher` (a
+/// key file made by [`researcher_key`]): writes `<spec>.grant`.
+pub(crate) fn authorize(s: &Setup, spec: &Path, researcher: &Path) {
+    ok(&[
+        "project",
+        "authorize",
+        "--manifest",
+        path(&s.manifest),
+        "--key",
+        path(&s.dir.path().join("authority.key")),
+        "--spec",
+        path(spec),
+        "--researcher",
+        path(&public_keys(researcher)),
+    ]);
 }
 
 pub(crate) fn approve_all(s: &Setup, project: &str) {

@@ -169,6 +169,10 @@ pub struct ProjectOrder {
     pub researcher_hpke_key: Key32,
     /// Whether synthetic test identifiers (month + 80) are accepted.
     pub test_mode: bool,
+    /// An access authority's signature of this order
+    /// ([`ProjectOrder::grant_digest`]); the linker and every verifier
+    /// require one by an authority of the manifest.
+    pub grant: Option<super::Grant>,
 }
 
 impl ProjectOrder {

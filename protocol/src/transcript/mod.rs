@@ -21,12 +21,14 @@
 
 mod body;
 mod file;
+mod grant;
 mod verify;
 
 pub use body::*;
 pub use file::{
     decode_file, encode_file, FileError, Trailer, FILE_MAGIC, FILE_VERSION, MAX_ENTRIES, MAX_RECORD,
 };
+pub use grant::{Grant, GrantError, GRANT_TAG};
 pub use verify::{verify, verify_appended, Check, VerifiedTranscript, VerifyError};
 
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};

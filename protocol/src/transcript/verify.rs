@@ -614,6 +614,10 @@ fn check_order<'a>(
             order.linker, linker.name
         )));
     }
+    // Issue 18 item 2: access is granted by an authority of the manifest.
+    order
+        .check_grant(manifest)
+        .map_err(|e| at0(e.to_string()))?;
     let participants = order.register_names();
     let mut seen = HashSet::new();
     for r in &participants {

@@ -936,9 +936,18 @@ mod transcript {
         let manifest = Manifest {
             federation: "v2-test".into(),
             members,
+            authorities: vec![crate::manifest::Authority {
+                name: "access office".into(),
+                key: Key32(authority().verifying_key().to_bytes()),
+            }],
         };
         w.manifest = manifest.digest();
         (w, manifest)
+    }
+
+    /// The access authority that grants the test's orders.
+    fn authority() -> SigningKey {
+        SigningKey::from_bytes(&[66; 32])
     }
 
     struct Log<'a> {
@@ -1012,7 +1021,9 @@ mod transcript {
             researcher_signing_key: Key32(researcher().verifying_key().to_bytes()),
             researcher_hpke_key: Key32([77; 32]),
             test_mode: true,
-        };
+            grant: None,
+        }
+        .granted_by(&authority());
         let mut log = Log {
             w,
             manifest,

@@ -10,7 +10,7 @@ use kobling_protocol::{
     delivery::DeliveredItem,
     group::WirePoint,
     merkle::MerkleTree,
-    messages::{Action, Message, Request},
+    messages::{Action, Message},
     notice::Notified,
     transcript::{self, register_prefix, Body, Entry},
     types::{Digest, Name, ProjectId},
@@ -43,12 +43,9 @@ fn kinds(entries: &[Entry]) -> Vec<&'static str> {
 
 /// What an operator's key is answered by `node` for a status request.
 fn operator_status(fed: &mut Fed, register: &str, node: &str) -> Vec<Message> {
-    let req = Request {
-        project: pid(),
-        action: Action::Status,
-        time: NOW,
-    }
-    .sign(&fed.operators[&name(register)][0]);
+    let req = fed
+        .request_for(node, pid().as_str(), Action::Status, NOW)
+        .sign(&fed.operators[&name(register)][0]);
     fed.client(node, Message::Status(req))
 }
 

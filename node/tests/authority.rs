@@ -1,0 +1,255 @@
+//! Issue 18 item 2 against node processes, over QUIC on 127.0.0.1: the
+//! linker takes only a project order that an access authority of the
+//! manifest signed, and writes nothing for any other.
+//!
+//! A researcher (with a key of its own making, as anyone can make one)
+//! submits to the linker:
+//! - an order with no authority's signature;
+//! - an order signed by a key that is not in the manifest's
+//!   `[[authorities]]`;
+//! - an order carrying the authority's valid signature of another spec;
+//!
+//! each is refused `no-authority`, and no node holds a transcript entry,
+//! a queued message or a step for the project. Then the granted order,
+//! through `kobling project authorize` and `submit`, is taken. A
+//! researcher who floods granted orders has three waiting for a first
+//! approval and the fourth refused `too-many-pending`; an order expiring
+//! twenty years from now is refused; neither leaves anything at any node.
+
+mod common;
+#[path = "common/raw.rs"]
+mod raw;
+
+use ed25519_dalek::SigningKey;
+use kobling_protocol::{
+    bounded::{BoundedString, BoundedVec},
+    manifest::Key32,
+    messages::Message,
+    refusal::RefusalCode,
+    seal::HpkeSecretKey,
+    transcript::{Body, ProjectOrder, RegisterRequest, Signer, Statement},
+    types::{Name, ProjectId},
+};
+
+use common::{authorize, eventually, path, researcher_key, setup, write_spec, MEMBERS};
+
+/// Rows for `project` in the tables a project leaves at a node, and the
+/// row counts of the tables every message touches.
+fn footprint(dir: &std::path::Path, project: &str) -> (i64, Vec<i64>) {
+    let db = rusqlite::Connection::open_with_flags(
+        dir.join("state.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("state.db");
+    let mut rows = 0;
+    for table in ["entries", "outbox", "sent", "extracts", "approvals"] {
+        let n: i64 = db
+            .query_row(
+                &format!("SELECT COUNT(*) FROM {table} WHERE project = ?1"),
+                [project],
+                |r| r.get(0),
+            )
+            .expect("count");
+        rows += n;
+    }
+    let totals = ["entries", "outbox", "sent", "requests"]
+        .iter()
+        .map(|t| {
+            db.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))
+                .expect("count")
+        })
+        .collect();
+    (rows, totals)
+}
+
+/// Whether the node in `dir` has set up its state database.
+fn has_tables(dir: &std::path::Path) -> bool {
+    rusqlite::Connection::open_with_flags(
+        dir.join("state.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .and_then(|db| {
+        db.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'requests'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+    })
+    .is_ok_and(|n| n == 1)
+}
+
+#[test]
+fn orders_without_an_authority_s_grant_for_them_are_refused_and_leave_nothing() {
+    let (s, _nodes) = setup(200);
+    let d = s.dir.path();
+    let manifest = raw::manifest(&s.manifest);
+    let authority = raw::signing_key(&d.join("authority.key"));
+    let researcher_file = researcher_key(&s, "AUTH-1");
+    let researcher = raw::signing_key(&researcher_file);
+    let hpke = HpkeSecretKey::from_bytes([9; 32]);
+
+    let order = |project: &str, title: &str| ProjectOrder {
+        expires: now() + 365 * 86_400,
+        project: ProjectId::new(project).expect("valid"),
+        title: BoundedString::new(title).expect("fits"),
+        legal_basis: BoundedString::new("REK test").expect("fits"),
+        manifest_digest: manifest.digest(),
+        linker: Name::new("LINKER").expect("valid"),
+        registers: BoundedVec::new(vec![RegisterRequest {
+            register: Name::new("NPR").expect("valid"),
+            variables: BoundedVec::default(),
+        }])
+        .expect("fits"),
+        cohort: BoundedString::new("NPR").expect("fits"),
+        researcher_signing_key: Key32(researcher.verifying_key().to_bytes()),
+        researcher_hpke_key: Key32(*hpke.public_key().as_bytes()),
+        test_mode: true,
+        grant: None,
+    };
+    let submit_as = |researcher: &SigningKey, order: ProjectOrder| {
+        let signed = Statement {
+            project: order.project.clone(),
+            time: now(),
+            signer: Signer::Researcher(order.researcher_signing_key),
+            body: Body::Order(order),
+        }
+        .sign(researcher);
+        raw::send(&manifest, "LINKER", &Message::SubmitOrder(signed))
+    };
+    let submit = |order: ProjectOrder| submit_as(&researcher, order);
+    // Every node is up (its state database set up) before the attack.
+    for m in MEMBERS {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !has_tables(&d.join(m)) {
+            assert!(std::time::Instant::now() < deadline, "{m} never started");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+    let before: Vec<_> = MEMBERS
+        .iter()
+        .map(|m| footprint(&d.join(m), "AUTH-X"))
+        .collect();
+    let nothing_kept = |project: &str, before: &[(i64, Vec<i64>)]| {
+        // Give any replication a moment, then: nothing anywhere.
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        for (m, before) in MEMBERS.iter().zip(before) {
+            let after = footprint(&d.join(m), project);
+            assert_eq!(after.0, 0, "{m} holds rows for the refused {project}");
+            assert_eq!(&after, before, "{m}'s tables changed");
+        }
+    };
+
+    // No grant.
+    let none = submit(order("AUTH-X", "no grant"));
+    // A grant by a key nobody listed (a researcher can make one).
+    let stranger = SigningKey::from_bytes(&[0x5e; 32]);
+    let foreign = submit(order("AUTH-X", "self-granted").granted_by(&stranger));
+    // The authority's valid grant of another spec, moved onto this one.
+    let granted = order("AUTH-X", "the spec the authority read").granted_by(&authority);
+    let mut moved = order("AUTH-X", "a wider spec, never granted");
+    moved.grant = granted.grant.clone();
+    let swapped = submit(moved);
+    for (what, replies) in [
+        ("no grant", &none),
+        ("a foreign key", &foreign),
+        ("another spec's grant", &swapped),
+    ] {
+        assert_eq!(
+            replies.first().and_then(Message::refusal_code),
+            Some(RefusalCode::NoAuthority),
+            "{what}: {replies:?}"
+        );
+    }
+    nothing_kept("AUTH-X", &before);
+
+    // The same order with the authority's own grant is taken.
+    assert!(matches!(submit(granted).first(), Some(Message::Ack { .. })));
+
+    // A researcher floods granted orders: the linker keeps three waiting
+    // for a first approval, refuses the fourth and stores nothing of it;
+    // an order that would expire twenty years from now is refused too.
+    let flooder = SigningKey::from_bytes(&[0xf1; 32]);
+    let of_flooder = |project: &str, expires: u64| {
+        let mut o = order(project, "flood");
+        o.researcher_signing_key = Key32(flooder.verifying_key().to_bytes());
+        o.expires = expires;
+        o.granted_by(&authority)
+    };
+    let year = 365 * 86_400;
+    for i in 0..3 {
+        let replies = submit_as(&flooder, of_flooder(&format!("FLOOD-{i}"), now() + year));
+        assert!(
+            matches!(replies.first(), Some(Message::Ack { .. })),
+            "{replies:?}"
+        );
+    }
+    let before: Vec<_> = MEMBERS
+        .iter()
+        .map(|m| footprint(&d.join(m), "FLOOD-3"))
+        .collect();
+    let replies = submit_as(&flooder, of_flooder("FLOOD-3", now() + year));
+    assert_eq!(
+        replies.first().and_then(Message::refusal_code),
+        Some(RefusalCode::TooManyPending),
+        "{replies:?}"
+    );
+    nothing_kept("FLOOD-3", &before);
+    let patient = SigningKey::from_bytes(&[0xf2; 32]);
+    let mut far = order("FAR-1", "forever");
+    far.researcher_signing_key = Key32(patient.verifying_key().to_bytes());
+    far.expires = now() + 20 * year;
+    let before: Vec<_> = MEMBERS
+        .iter()
+        .map(|m| footprint(&d.join(m), "FAR-1"))
+        .collect();
+    let replies = submit_as(&patient, far.granted_by(&authority));
+    assert_eq!(
+        replies.first().and_then(Message::refusal_code),
+        Some(RefusalCode::Order),
+        "{replies:?}"
+    );
+    nothing_kept("FAR-1", &before);
+
+    // Through the commands: a spec granted by the authority is submitted.
+    let spec = write_spec(&s, "AUTH-1", &["NPR"]);
+    authorize(&s, &spec, &researcher_file);
+    let m = path(&s.manifest).to_string();
+    eventually(
+        &[
+            "project",
+            "submit",
+            "--manifest",
+            &m,
+            "--key",
+            path(&researcher_file),
+            "--spec",
+            path(&spec),
+        ],
+        "submit",
+    );
+    // A spec changed after the grant is refused by the command itself.
+    let other = write_spec(&s, "AUTH-2", &["NPR"]);
+    std::fs::copy(
+        format!("{}.grant", spec.display()),
+        format!("{}.grant", other.display()),
+    )
+    .expect("copy");
+    let out = common::kobling(&[
+        "project",
+        "submit",
+        "--manifest",
+        &m,
+        "--key",
+        path(&researcher_file),
+        "--spec",
+        path(&other),
+    ]);
+    assert!(!out.status.success(), "a grant of another spec was sent");
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
