@@ -438,6 +438,7 @@ mod tests {
         let manifest = Arc::new(Manifest {
             federation: "test".into(),
             members: Vec::new(),
+            domains: Vec::new(),
         });
         let m = Metrics::new(dir.path().to_path_buf(), manifest);
         assert!(!m.healthy(), "no tick yet");

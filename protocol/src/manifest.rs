@@ -68,6 +68,9 @@ pub struct Manifest {
     pub federation: String,
     /// The members, in manifest order (which fixes the order of hops).
     pub members: Vec<Member>,
+    /// The register domains (PROTOCOL.md §10), `[[domains]]` in TOML.
+    #[serde(default)]
+    pub domains: Vec<crate::domain::DomainSpec>,
 }
 
 /// A manifest that cannot be used.
@@ -93,6 +96,9 @@ pub enum ManifestError {
     /// The linker lists operators.
     #[error("the linker {0} must not list operators")]
     LinkerOperators(Name),
+    /// A `[[domains]]` entry is broken.
+    #[error(transparent)]
+    Domain(#[from] crate::domain::DomainSpecError),
 }
 
 impl Manifest {
@@ -135,6 +141,7 @@ impl Manifest {
         if self.registers().next().is_none() {
             return Err(ManifestError::NoRegister);
         }
+        crate::domain::validate_domains(self)?;
         Ok(())
     }
 
@@ -317,6 +324,7 @@ pub(crate) mod tests {
                 member("SSB", Role::Register, 3, 3),
                 member("LINKER", Role::Linker, 4, 0),
             ],
+            domains: Vec::new(),
         }
     }
 

@@ -222,6 +222,7 @@ fn federation(dir: &Path, registers: &[&str]) -> anyhow::Result<PathBuf> {
     let manifest = Manifest {
         federation: "kobling-demo".into(),
         members,
+        domains: Vec::new(),
     };
     fs::write(&manifest_path, toml::to_string_pretty(&manifest)?)?;
     ok(&["manifest", "check", p(&manifest_path)?])?;

@@ -217,6 +217,7 @@ impl Federation {
         let manifest = Manifest {
             federation: "kobling-sim".into(),
             members,
+            domains: Vec::new(),
         };
         manifest
             .validate()

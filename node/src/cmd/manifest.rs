@@ -14,7 +14,10 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{bail, ensure, Context};
 use clap::Subcommand;
-use kobling_protocol::manifest::{Key32, Manifest, Member, Operator, Role};
+use kobling_protocol::{
+    domain::DomainSpec,
+    manifest::{Key32, Manifest, Member, Operator, Role},
+};
 use serde::Deserialize;
 
 use crate::{console::say, manifest_file};
@@ -84,6 +87,8 @@ struct Draft {
     federation: String,
     #[serde(default)]
     members: Vec<Member>,
+    #[serde(default)]
+    domains: Vec<DomainSpec>,
 }
 
 /// A member entry as `kobling keys init` prints it.
@@ -101,6 +106,7 @@ impl ManifestCommand {
                 let text = manifest_file::render_draft(&Manifest {
                     federation,
                     members: Vec::new(),
+                    domains: Vec::new(),
                 })?;
                 std::fs::OpenOptions::new()
                     .write(true)
@@ -202,6 +208,18 @@ impl ManifestCommand {
                             .join(", ")
                     );
                 }
+                for d in &m.domains {
+                    say!(
+                        "  domain {:<10} holder {:<10} key holders: {}",
+                        d.name.as_str(),
+                        d.holder.as_str(),
+                        d.key_holders(&m)
+                            .iter()
+                            .map(|n| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
                 Ok(ExitCode::SUCCESS)
             }
         }
@@ -240,6 +258,7 @@ fn load_draft(path: &std::path::Path) -> anyhow::Result<Manifest> {
     Ok(Manifest {
         federation: draft.federation,
         members: draft.members,
+        domains: draft.domains,
     })
 }
 
@@ -364,6 +383,7 @@ mod tests {
         let mut m = Manifest {
             federation: "test".into(),
             members: Vec::new(),
+            domains: Vec::new(),
         };
         add_member(&mut m, member("NPR", Role::Register, 1)).expect("add NPR");
         assert!(add_member(&mut m, member("NPR", Role::Register, 2)).is_err());

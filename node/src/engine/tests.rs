@@ -99,6 +99,7 @@ impl Fed {
         let manifest = Manifest {
             federation: "harness".into(),
             members,
+            domains: Vec::new(),
         };
         manifest.validate().expect("manifest");
         let pop = generate(&PopulationConfig {

@@ -321,6 +321,7 @@ impl Fed {
         let manifest = Manifest {
             federation: "hostile".into(),
             members,
+            domains: Vec::new(),
         };
         manifest.validate().expect("manifest");
         let manifest = Arc::new(manifest);

@@ -161,6 +161,7 @@ fn manifest(nodes: &[&Node]) -> Arc<Manifest> {
             .zip(1u8..)
             .map(|(n, seed)| n.member(seed))
             .collect(),
+        domains: Vec::new(),
     };
     manifest.validate().expect("valid manifest");
     Arc::new(manifest)

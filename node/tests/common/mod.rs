@@ -260,6 +260,7 @@ pub(crate) fn setup_with_each(
     let manifest = Manifest {
         federation: "test".into(),
         members,
+        domains: Vec::new(),
     };
     let manifest_path = d.join("federation.toml");
     std::fs::write(

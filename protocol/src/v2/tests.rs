@@ -884,6 +884,7 @@ mod transcript {
         let manifest = Manifest {
             federation: "v2-test".into(),
             members,
+            domains: Vec::new(),
         };
         w.manifest = manifest.digest();
         (w, manifest)
