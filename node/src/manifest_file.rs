@@ -148,7 +148,10 @@ operators = [
         assert_ne!(listed.digest(), m.digest());
 
         for (domain, reason) in [
-            ("name = \"X\"\nholder = \"GHOST\"", "holder GHOST is not a member"),
+            (
+                "name = \"X\"\nholder = \"GHOST\"",
+                "holder GHOST is not a member",
+            ),
             (
                 "name = \"X\"\nholder = \"KPR\"\nkey_holders = [\"NPR\", \"SSB\", \"LINKER\"]",
                 "key holder SSB is not a member",
