@@ -82,7 +82,7 @@ pub enum ConversionError {
 }
 
 /// The binding proof of a conversion key `K' = (k_to·k_from⁻¹)·G`:
-/// `log_G K_from = log_{K'} K_to` (224 bytes in postcard).
+/// `log_G K_from = log_{K'} K_to` (160 bytes in postcard).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BindingProof {
     /// `K_from`, the committed key in the domain converted from.

@@ -967,5 +967,15 @@ fn a_tampered_domain_transcript_is_refused_with_the_entry_at_fault() {
     let mut bytes = encode_domain_transcript(base.entries());
     bytes.push(0);
     assert!(decode_domain_transcript(&bytes).is_err());
+    // An overlong varint (the entry count 4 as `84 00`) is refused.
+    let canonical = encode_domain_transcript(base.entries());
+    assert_eq!(canonical[0], 4);
+    let mut overlong = vec![0x84, 0x00];
+    overlong.extend_from_slice(&canonical[1..]);
+    assert!(decode_domain_transcript(&overlong).is_err());
+    assert_eq!(
+        decode_domain_transcript(&canonical).expect("canonical"),
+        base.entries()
+    );
     assert!(decode_domain_transcript(&[0xff; 9]).is_err());
 }

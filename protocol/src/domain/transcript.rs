@@ -307,8 +307,8 @@ pub fn encode_domain_transcript(entries: &[DomainEntry]) -> Vec<u8> {
     postcard::to_allocvec(entries).unwrap_or_default()
 }
 
-/// Decodes a transcript from outside bytes (bounded; trailing bytes
-/// refused).
+/// Decodes a transcript from outside bytes (bounded; trailing bytes and
+/// non-canonical encodings refused).
 ///
 /// # Errors
 ///
@@ -316,12 +316,16 @@ pub fn encode_domain_transcript(entries: &[DomainEntry]) -> Vec<u8> {
 pub fn decode_domain_transcript(bytes: &[u8]) -> Result<Vec<DomainEntry>, DomainTranscriptError> {
     let (v, rest): (BoundedVec<DomainEntry, MAX_DOMAIN_ENTRIES>, &[u8]) =
         postcard::take_from_bytes(bytes)?;
-    if !rest.is_empty() {
+    let entries = v.into_inner();
+    // Trailing bytes, or a non-canonical encoding (an overlong varint):
+    // the bytes must be the one encoding of what they decode to, so that
+    // an entry's hash is unambiguous.
+    if !rest.is_empty() || encode_domain_transcript(&entries) != bytes {
         return Err(DomainTranscriptError::Decode(
             postcard::Error::DeserializeBadEncoding,
         ));
     }
-    Ok(v.into_inner())
+    Ok(entries)
 }
 
 /// Verifies a domain's transcript against the manifest: the chain, every
