@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod conversion_bench;
 pub mod inmem;
 pub mod population;
 pub mod relay;
