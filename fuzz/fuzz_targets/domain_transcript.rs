@@ -19,19 +19,29 @@ use kobling_protocol::{
 };
 use libfuzzer_sys::fuzz_target;
 
+/// The Ed25519 public key of the secret `[i; 32]` (so a seed can be a
+/// transcript that verifies).
+fn key(i: u8) -> Key32 {
+    Key32(
+        ed25519_dalek::SigningKey::from_bytes(&[i; 32])
+            .verifying_key()
+            .to_bytes(),
+    )
+}
+
 fn manifest() -> Manifest {
     let member = |name: &str, role: Role, i: u8| Member {
         name: Name::new(name).expect("valid"),
         role,
         address: format!("127.0.0.1:{}", 7400 + u16::from(i)),
         tls_spki_sha256: Key32([i; 32]),
-        signing_key: Key32([i + 10; 32]),
+        signing_key: key(i + 10),
         hpke_key: Key32([i + 20; 32]),
         operators: if role == Role::Register {
             (0..2)
                 .map(|j| Operator {
                     name: format!("op{j}"),
-                    key: Key32([i + 30 + 10 * j; 32]),
+                    key: key(i + 30 + 10 * j),
                 })
                 .collect()
         } else {
