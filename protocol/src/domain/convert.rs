@@ -244,6 +244,35 @@ impl ConversionKey {
     pub fn into_v2_step(self) -> (StepKey, BindingProof) {
         (StepKey::plain(self.share), self.binding)
     }
+
+    /// The linker's step as a chain v2 step key: `StepKey::combined` over
+    /// `k_to·k_from⁻¹` (its step-key proof is then against `K'`), with the
+    /// binding proof to publish beside it.
+    ///
+    /// # Errors
+    ///
+    /// As [`StepKey::combined`]: a bad `D`, or a β that is not the
+    /// announced one.
+    pub fn into_v2_linker_step<R: CryptoRng + ?Sized>(
+        self,
+        target: &Domain,
+        list: &Name,
+        member: &Name,
+        blinding: &Share,
+        blinding_commitment: &WirePoint,
+        rng: &mut R,
+    ) -> Result<(StepKey, BindingProof), crate::v2::HopError> {
+        let step = StepKey::combined(
+            target,
+            list,
+            member,
+            &self.share,
+            blinding,
+            blinding_commitment,
+            rng,
+        )?;
+        Ok((step, self.binding))
+    }
 }
 
 /// One conversion step, ready to apply to chunks: a key holder's

@@ -979,3 +979,206 @@ fn a_tampered_domain_transcript_is_refused_with_the_entry_at_fault() {
     );
     assert!(decode_domain_transcript(&[0xff; 9]).is_err());
 }
+
+// ─── In chain v2 ──────────────────────────────────────────────────────────
+
+/// The holder's pseudonymous list run through the real chain v2 machinery:
+/// the holder as owner (`OwnerStream`), R's key holders as register hops
+/// with their conversion keys (`into_v2_step`, step key `K'_i`), the linker
+/// with `into_v2_linker_step`, σ, the backward pass proven against every
+/// `K'_i`, and the list check. The final pseudonyms are `P_p(x)`; a key
+/// holder that steps with `k_p` alone is caught by the check.
+#[test]
+fn a_pseudonymous_list_passes_chain_v2_with_conversion_steps() {
+    use crate::{
+        delivery::FinalSaltKey,
+        v2::{
+            combine_chunk, pass_step, ChainView, ListCheck, ListHeader, Mode, OwnerCheckBuilder,
+            OwnerStream, Pass, PassContext, RegisterHop,
+        },
+    };
+    use curve25519_dalek::traits::Identity;
+
+    let w = World::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(21);
+    let persons = [50, 51, 52, 53, 54];
+    let psi_list: Vec<RistrettoPoint> = psi(&w, &persons)
+        .iter()
+        .map(|p| *p.decode().expect("valid").inner())
+        .collect();
+    let p = Domain::Project(ProjectId::new("P-V2").expect("valid"));
+    let list = n("RESEPT");
+    let sign = |i: u8| SigningKey::from_bytes(&[i; 32]);
+    let holder_sign = sign(40);
+    let hop_signs = [sign(41), sign(42), sign(43)];
+    let header = ListHeader {
+        domain: p.clone(),
+        delivery: None,
+        list: list.clone(),
+        attempt: 0,
+        mode: Mode::Optimistic,
+        persons: persons.len() as u64,
+        chunk_size: 2,
+    };
+    let beta = Share::random(&mut rng);
+    let d = beta.invert().commitment();
+    let members = w.registers_of_r();
+    let conversion = |m: &Member, honest: bool| {
+        let from = if honest {
+            m.share(&w.r)
+        } else {
+            Share::from_scalar(curve25519_dalek::Scalar::ONE).expect("non-zero")
+        };
+        let ctx = ConversionContext {
+            from: &w.r,
+            to: &p,
+            member: &m.name,
+        };
+        ConversionKey::new(ctx, &from, &m.share(&p), &mut ChaCha20Rng::seed_from_u64(3))
+    };
+
+    let run = |cheater: Option<usize>| {
+        let mut rng = ChaCha20Rng::seed_from_u64(22);
+        let y = chain::multiply_decoded(&beta.product(&w.resept.share(&p)), &psi_list);
+        let mut owner = OwnerStream::new(header.clone()).expect("header");
+        let mut msgs: Vec<_> = y
+            .chunks(2)
+            .map(|c| owner.chunk(c.to_vec(), &holder_sign).expect("chunk"))
+            .collect();
+        let owner_list = owner.finish(Digest([5; 32])).expect("complete");
+        let senders: Vec<_> = std::iter::once(holder_sign.verifying_key())
+            .chain(hop_signs.iter().map(SigningKey::verifying_key))
+            .collect();
+        let step = |h: usize| {
+            conversion(members[h - 1], cheater != Some(h))
+                .into_v2_step()
+                .0
+        };
+        let keys: Vec<WirePoint> = (1..=3).map(|h| step(h).key()).collect();
+        let mut records = Vec::new();
+        for h in 1..=3 {
+            let mut hop = RegisterHop::new(
+                header.clone(),
+                h as u32,
+                members[h - 1].name.clone(),
+                step(h),
+                senders[..h].to_vec(),
+                keys[..h - 1].to_vec(),
+            )
+            .expect("hop");
+            msgs = msgs
+                .iter()
+                .map(|m| {
+                    hop.handle_chunk(m, &hop_signs[h - 1], &mut rng)
+                        .expect("chunk")
+                })
+                .collect();
+            records.push(hop.finish().expect("complete"));
+        }
+        let (linker_step, binding) = conversion(&w.linker, true)
+            .into_v2_linker_step(&p, &list, &w.linker.name, &beta, &d, &mut rng)
+            .expect("β matches D");
+        let linker_key = linker_step.key();
+        let mut linker = crate::v2::LinkerHop::new(
+            header.clone(),
+            4,
+            w.linker.name.clone(),
+            linker_step,
+            senders.clone(),
+            keys.clone(),
+            FinalSaltKey::from_secret_bytes([4; 32]),
+        )
+        .expect("linker");
+        let mut finals = Vec::new();
+        for m in &msgs {
+            finals.extend(linker.handle_chunk(m).expect("chunk"));
+        }
+        let linker_record = linker.finish().expect("complete");
+        // The linker's step key proof builds on K'_L, bound to its keys.
+        let proofs = StepProofs {
+            binding,
+            blinding: linker_record.key_proof.clone(),
+        };
+        let lctx = ConversionContext {
+            from: &w.r,
+            to: &p,
+            member: &w.linker.name,
+        };
+        assert_eq!(
+            verify_step(
+                lctx,
+                &w.linker.share(&w.r).commitment(),
+                &w.linker.share(&p).commitment(),
+                &list,
+                Some(&d),
+                &proofs
+            ),
+            Ok(linker_key)
+        );
+        let blinding = [d];
+        let view = ChainView {
+            header: &header,
+            manifest: Digest([3; 32]),
+            owner: &w.resept.name,
+            blinding: &blinding,
+            owner_list: &owner_list,
+            hops: &records,
+            linker: (&w.linker.name, linker_key),
+        };
+        let sigma = view.sigma().expect("chains");
+        let ctx = PassContext {
+            sigma,
+            owner_key: holder_sign.verifying_key(),
+            step_keys: view.step_keys(),
+        };
+        let mut a0 = OwnerCheckBuilder::new(header.clone(), sigma);
+        for c in y.chunks(2) {
+            a0.push_chunk(c).expect("own chunk");
+        }
+        let mut pass = Pass {
+            list: list.clone(),
+            attempt: 0,
+            sigma,
+            owner: a0.finish(&holder_sign).expect("complete"),
+            steps: BoundedVec::default(),
+        };
+        let mut b = RistrettoPoint::identity();
+        for (c, m) in msgs.iter().enumerate() {
+            b += combine_chunk(&sigma, c as u64, &m.points).expect("Z");
+        }
+        for h in 1..=3 {
+            let s = pass_step(&ctx, &pass, h as u32, &step(h), &mut rng).expect("pass step");
+            let mut steps = pass.steps.to_vec();
+            steps.push(s);
+            pass.steps = BoundedVec::new(steps).expect("fits");
+        }
+        let check = ListCheck::conclude(&ctx, &pass, b).expect("concludes");
+        (check.passed, finals)
+    };
+
+    let (passed, finals) = run(None);
+    assert!(passed, "the honest conversion chain passes the check");
+    let expected: Vec<WirePoint> = fnr_list(&w, &p, &w.npr, &persons, &mut rng);
+    assert_eq!(finals, expected, "P_p(x), as the fnr lists give it");
+
+    // KPR steps with k_p alone (its K' is then its K_p): the chain's
+    // outputs are consistent with its step key, but its binding proof
+    // fails against the committed K_{KPR,R} — and the result is not P_p.
+    let cheat = conversion(&w.kpr, false);
+    let (kr, kp) = (w.kpr.share(&w.r).commitment(), w.kpr.share(&p).commitment());
+    let ctx = ConversionContext {
+        from: &w.r,
+        to: &p,
+        member: &w.kpr.name,
+    };
+    assert_eq!(
+        verify_step(ctx, &kr, &kp, &list, None, &cheat.into_step().proofs()),
+        Err(ConversionError::Binding)
+    );
+    let (passed, finals) = run(Some(2));
+    assert!(passed, "σ's check alone cannot see a step-key swap…");
+    assert_ne!(
+        finals, expected,
+        "…which is why the binding proof is required"
+    );
+}
