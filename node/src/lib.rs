@@ -53,6 +53,8 @@ mod sender;
 mod spec;
 mod staging;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::{ffi::OsString, process::ExitCode};
 

@@ -702,20 +702,7 @@ pub fn extract_digest(e: &Extract) -> Digest {
     Digest(sha3_256(render_csv(e).as_bytes()))
 }
 
-/// The extract as CSV text: header, then one line per row.
-pub fn render_csv(e: &Extract) -> String {
-    let mut s = e.columns.join(",");
-    s.push('\n');
-    for (id, values) in &e.rows {
-        s.push_str(id);
-        for v in values {
-            s.push(',');
-            s.push_str(v);
-        }
-        s.push('\n');
-    }
-    s
-}
+pub use crate::population::render_csv;
 
 fn name_of(s: &str) -> Result<Name, RunError> {
     Name::new(s).map_err(|e| RunError::Setup(e.to_string()))

@@ -1,6 +1,8 @@
 //! # kobling-sim
 //!
-//! Synthetic data and local federation runs for Kobling.
+//! Synthetic data and local federation runs for Kobling. A library on
+//! `protocol` and `keys` only (no `node`): `node`'s tests use it. The
+//! `kobling-sim` program (demo, benchmarks) is the `sim-cli` crate.
 //!
 //! ## Layout
 //!

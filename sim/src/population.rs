@@ -546,3 +546,18 @@ mod tests {
         assert!(invalid > 0);
     }
 }
+
+/// The extract as CSV text: header, then one line per row.
+pub fn render_csv(e: &Extract) -> String {
+    let mut s = e.columns.join(",");
+    s.push('\n');
+    for (id, values) in &e.rows {
+        s.push_str(id);
+        for v in values {
+            s.push(',');
+            s.push_str(v);
+        }
+        s.push('\n');
+    }
+    s
+}

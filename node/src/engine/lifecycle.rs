@@ -97,7 +97,8 @@ impl Engine {
     /// Accepts the project domain and publishes `K_{i,p}`.
     fn commit(&mut self, project: &ProjectId, now: u64) -> Outcome<()> {
         let domain = Domain::Project(project.clone());
-        self.keystore.accept_domain(&domain)?;
+        self.keystore
+            .accept_domain_with_rng(&domain, &mut self.rng)?;
         let key = self.keystore.commitment(&domain)?;
         let body = Body::Commitment(KeyCommitment {
             member: self.me.clone(),

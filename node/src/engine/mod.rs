@@ -72,7 +72,7 @@ use kobling_protocol::{
 };
 use zeroize::Zeroizing;
 
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 pub(crate) use self::approval::file_digest;
 pub use self::{
     approval::{ApprovalDesk, ExtractFile, MAX_EXTRACT_BYTES},

@@ -1,0 +1,504 @@
+//! A federation of real engines in one process, for tests (feature
+//! `testing`).
+//!
+//! ```text
+//!  Federation::create ── keystores, operators, researcher, manifest (on disk)
+//!  Federation::start ──▶ Net: one Engine per member, a virtual clock,
+//!                        seeded loss, duplication, latency, crashes
+//!  Federation::run_project:
+//!    order (researcher) → 2 approvals per register (operators)
+//!    → the engines run the protocol over Net → fetch and status
+//!    → the researcher's client verifies and opens the delivery
+//! ```
+//!
+//! Nothing of the protocol is re-implemented here: every step is the
+//! engine's, every message goes through `Engine::handle`, and the
+//! researcher's tables come from the same code as `kobling project fetch`.
+//! Two runs with the same keys and the same seed produce byte-identical
+//! transcripts.
+
+mod net;
+
+use std::{
+    collections::BTreeMap,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+};
+
+use ed25519_dalek::SigningKey;
+use kobling_keys::{KdfParams, Keystore, KeystoreError};
+use kobling_protocol::{
+    bounded::{BoundedString, BoundedVec},
+    link::Lnr,
+    manifest::{Key32, Manifest, Member, Operator, Role},
+    messages::{Action, Message, Request},
+    project::Phase,
+    project::ProjectView,
+    seal::HpkeSecretKey,
+    transcript::{
+        self, Approval, Body, Entry, ProjectOrder, RegisterRequest, Signer, Statement, Trailer,
+        VerifiedTranscript,
+    },
+    types::{Name, ProjectId},
+};
+use kobling_sim::population::Extract;
+use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
+
+pub use self::net::{Faults, Net, NetStats, Observer, Tamper, RETRY_TIMEOUT_MS, TICK_MS};
+use crate::{
+    engine::{file_digest, EngineConfig, EngineError},
+    store::StoreError,
+};
+
+/// The linker's member name in a test federation.
+pub const LINKER: &str = "LINKER";
+/// Unix time at the start of every test federation's clock.
+pub const EPOCH: u64 = 1_800_000_000;
+
+/// A test federation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TestingError {
+    /// A keystore.
+    #[error("keystore: {0}")]
+    Keystore(#[from] KeystoreError),
+    /// A node's state.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// An engine's internal error.
+    #[error("engine: {0}")]
+    Engine(#[from] EngineError),
+    /// A file of the fixture.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A node that is down (or not in the federation) was asked.
+    #[error("{0} is down")]
+    Down(Name),
+    /// The virtual time limit passed.
+    #[error("nothing finished within {0} ms of virtual time")]
+    Timeout(u64),
+    /// A reply that makes no sense, or a refused step of the run.
+    #[error("{0}")]
+    Unexpected(String),
+}
+
+/// Keys, operators, a researcher and a manifest, on disk under `dir`:
+/// `<dir>/<MEMBER>/keys` for every node, `<dir>/extracts` for extracts.
+pub struct Federation {
+    /// The federation's directory.
+    pub dir: PathBuf,
+    /// The manifest.
+    pub manifest: Manifest,
+    /// Two operator keys per register.
+    pub operators: BTreeMap<Name, Vec<SigningKey>>,
+    /// The researcher's signing key.
+    pub researcher: SigningKey,
+    /// The researcher's HPKE key.
+    pub researcher_hpke: HpkeSecretKey,
+}
+
+impl core::fmt::Debug for Federation {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Federation")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings of one project run.
+#[derive(Debug, Clone)]
+pub struct ProjectConfig {
+    /// Project id.
+    pub project: String,
+    /// Cohort expression.
+    pub cohort: String,
+    /// Points per chunk.
+    pub chunk_size: u32,
+    /// Seed of the network's and the engines' random choices.
+    pub seed: u64,
+    /// The network's faults.
+    pub faults: Faults,
+}
+
+/// What a project run produced, as the researcher received it.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// Per register: (lnr, row values) of every delivered row.
+    pub tables: BTreeMap<Name, Vec<(Lnr, Vec<String>)>>,
+    /// The transcript entries and trailer, as the linker signed them.
+    pub transcript: (Vec<Entry>, Trailer),
+    /// The transcript file's bytes.
+    pub transcript_file: Vec<u8>,
+    /// What the researcher's verification established.
+    pub verified: VerifiedTranscript,
+    /// Virtual milliseconds the run took.
+    pub virtual_ms: u64,
+}
+
+fn name(s: &str) -> Result<Name, TestingError> {
+    Name::new(s).map_err(|e| TestingError::Unexpected(e.to_string()))
+}
+
+fn text<const N: usize>(s: &str) -> Result<BoundedString<N>, TestingError> {
+    BoundedString::new(s).map_err(|e| TestingError::Unexpected(e.to_string()))
+}
+
+impl Federation {
+    /// Creates keystores for `registers` and a linker under `dir`, two
+    /// operators per register and a researcher, all drawn from `seed`
+    /// (but the TLS keys, which come from the OS).
+    ///
+    /// # Errors
+    ///
+    /// [`TestingError`] if a keystore cannot be created.
+    pub fn create(dir: &Path, registers: &[&str], seed: u64) -> Result<Self, TestingError> {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut operators = BTreeMap::new();
+        let mut members = Vec::new();
+        for (i, member) in registers
+            .iter()
+            .copied()
+            .chain(std::iter::once(LINKER))
+            .enumerate()
+        {
+            let n = name(member)?;
+            let ks = Keystore::create_with_rng(
+                dir.join(member).join("keys"),
+                None,
+                KdfParams::default(),
+                &["localhost".to_string()],
+                &mut rng,
+            )?;
+            let role = if member == LINKER {
+                Role::Linker
+            } else {
+                Role::Register
+            };
+            let ops: Vec<SigningKey> = if role == Role::Register {
+                (0..2).map(|_| SigningKey::generate(&mut rng)).collect()
+            } else {
+                Vec::new()
+            };
+            members.push(Member {
+                operators: ops
+                    .iter()
+                    .enumerate()
+                    .map(|(k, o)| Operator {
+                        name: format!("{member}-operator-{}", k + 1),
+                        key: Key32(o.verifying_key().to_bytes()),
+                    })
+                    .collect(),
+                ..ks.manifest_entry(n.clone(), role, format!("127.0.0.1:{}", 7400 + i))
+            });
+            operators.insert(n, ops);
+        }
+        let manifest = Manifest {
+            federation: "kobling-testing".into(),
+            members,
+        };
+        manifest
+            .validate()
+            .map_err(|e| TestingError::Unexpected(e.to_string()))?;
+        std::fs::create_dir_all(dir.join("extracts"))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            manifest,
+            operators,
+            researcher: SigningKey::generate(&mut rng),
+            researcher_hpke: HpkeSecretKey::generate(&mut rng),
+        })
+    }
+
+    /// A copy of this federation's keys (no node state) under `dir`: the
+    /// same members, operators and researcher, for a second, independent
+    /// run.
+    ///
+    /// # Errors
+    ///
+    /// An I/O error.
+    pub fn copy_keys(&self, dir: &Path) -> Result<Self, TestingError> {
+        for m in &self.manifest.members {
+            let from = self.dir.join(m.name.as_str()).join("keys");
+            let to = dir.join(m.name.as_str()).join("keys");
+            std::fs::create_dir_all(&to)?;
+            for d in [dir.join(m.name.as_str()), to.clone()] {
+                std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))?;
+            }
+            for e in std::fs::read_dir(&from)? {
+                let e = e?;
+                if e.file_type()?.is_file() {
+                    std::fs::copy(e.path(), to.join(e.file_name()))?;
+                }
+            }
+        }
+        std::fs::create_dir_all(dir.join("extracts"))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            manifest: self.manifest.clone(),
+            operators: self.operators.clone(),
+            researcher: self.researcher.clone(),
+            researcher_hpke: HpkeSecretKey::from_bytes(*self.researcher_hpke.to_secret_bytes()),
+        })
+    }
+
+    /// The extract directory every node reads approved files from.
+    pub fn extracts(&self) -> PathBuf {
+        self.dir.join("extracts")
+    }
+
+    /// The keystore directories of every member, for the ground truth.
+    pub fn keystores(&self) -> Vec<PathBuf> {
+        self.manifest
+            .members
+            .iter()
+            .map(|m| self.dir.join(m.name.as_str()).join("keys"))
+            .collect()
+    }
+
+    /// Starts every node on an in-memory network.
+    ///
+    /// # Errors
+    ///
+    /// [`TestingError`] if a node cannot start.
+    pub fn start(&self, chunk_size: u32, faults: Faults, seed: u64) -> Result<Net, TestingError> {
+        let dirs = self
+            .manifest
+            .members
+            .iter()
+            .map(|m| (m.name.clone(), self.dir.join(m.name.as_str())))
+            .collect();
+        let config = EngineConfig {
+            chunk_size,
+            background_preparation: false,
+            delivery_batch: 64,
+            test_mode: true,
+            extracts: Some(self.extracts()),
+        };
+        Net::start(self.manifest.clone(), dirs, config, faults, seed, EPOCH)
+    }
+
+    /// The order of `project` over `extracts`, each register asked for
+    /// every column of its extract.
+    ///
+    /// # Errors
+    ///
+    /// [`TestingError::Unexpected`] for a value that does not fit.
+    pub fn order(
+        &self,
+        project: &str,
+        cohort: &str,
+        extracts: &[&Extract],
+    ) -> Result<ProjectOrder, TestingError> {
+        let linker = self
+            .manifest
+            .linker()
+            .ok_or_else(|| TestingError::Unexpected("no linker".into()))?;
+        let registers = extracts
+            .iter()
+            .map(|e| {
+                let variables = e.columns[1..]
+                    .iter()
+                    .map(|c| text(c))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(RegisterRequest {
+                    register: name(e.name)?,
+                    variables: BoundedVec::new(variables)
+                        .map_err(|e| TestingError::Unexpected(e.to_string()))?,
+                })
+            })
+            .collect::<Result<Vec<_>, TestingError>>()?;
+        Ok(ProjectOrder {
+            project: ProjectId::new(project)
+                .map_err(|e| TestingError::Unexpected(e.to_string()))?,
+            title: text("in-memory federation")?,
+            legal_basis: text("REK test")?,
+            manifest_digest: self.manifest.digest(),
+            linker: linker.name.clone(),
+            registers: BoundedVec::new(registers)
+                .map_err(|e| TestingError::Unexpected(e.to_string()))?,
+            cohort: text(cohort)?,
+            expires: EPOCH + 86_400 * 365,
+            researcher_signing_key: Key32(self.researcher.verifying_key().to_bytes()),
+            researcher_hpke_key: Key32(*self.researcher_hpke.public_key().as_bytes()),
+            test_mode: false,
+        })
+    }
+
+    /// The researcher's signed submission of `order`.
+    pub fn submit_message(&self, order: &ProjectOrder, now: u64) -> Message {
+        let signed = Statement {
+            project: order.project.clone(),
+            time: now,
+            signer: Signer::Researcher(order.researcher_signing_key),
+            body: Body::Order(order.clone()),
+        }
+        .sign(&self.researcher);
+        Message::SubmitOrder(signed)
+    }
+
+    /// Operator `operator`'s approval of `order` at `register`, naming
+    /// `file` in the extract directory.
+    ///
+    /// # Errors
+    ///
+    /// [`TestingError`] if the file cannot be read.
+    pub fn approval_message(
+        &self,
+        order: &ProjectOrder,
+        extract: &Extract,
+        file: &str,
+        operator: usize,
+        now: u64,
+    ) -> Result<Message, TestingError> {
+        let register = name(extract.name)?;
+        let path = self.extracts().join(file);
+        let digest = file_digest(
+            path.to_str()
+                .ok_or_else(|| TestingError::Unexpected("path not UTF-8".into()))?,
+        )
+        .map_err(|e| TestingError::Unexpected(e.to_string()))?;
+        let columns = extract
+            .columns
+            .iter()
+            .map(|c| text(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let approval = Approval {
+            register: register.clone(),
+            order: order.digest(),
+            extract: digest,
+            rows: extract.rows.len() as u64,
+            columns: BoundedVec::new(columns)
+                .map_err(|e| TestingError::Unexpected(e.to_string()))?,
+        };
+        let key = self
+            .operators
+            .get(&register)
+            .and_then(|ops| ops.get(operator))
+            .ok_or_else(|| TestingError::Unexpected(format!("no operator {operator}")))?;
+        let signed = Statement {
+            project: order.project.clone(),
+            time: now,
+            signer: Signer::Operator {
+                register,
+                key: Key32(key.verifying_key().to_bytes()),
+            },
+            body: Body::Approval(approval),
+        }
+        .sign(key);
+        Ok(Message::Approve {
+            statement: signed,
+            extract_path: text(file)?,
+        })
+    }
+
+    /// The researcher's signed request.
+    ///
+    /// # Errors
+    ///
+    /// [`TestingError::Unexpected`] for an invalid project id.
+    pub fn request(
+        &self,
+        project: &str,
+        action: Action,
+        now: u64,
+    ) -> Result<Message, TestingError> {
+        let req = Request {
+            project: ProjectId::new(project)
+                .map_err(|e| TestingError::Unexpected(e.to_string()))?,
+            action,
+            time: now,
+        }
+        .sign(&self.researcher);
+        Ok(match action {
+            Action::Fetch => Message::Fetch(req),
+            Action::Close => Message::Close(req),
+            Action::Status => Message::Status(req),
+        })
+    }
+
+    /// Orders, approves and runs a project over `net`, then fetches and
+    /// verifies the delivery as the researcher's client does.
+    ///
+    /// # Errors
+    ///
+    /// [`TestingError`]: a refused order or approval, a run that does not
+    /// finish within ten virtual minutes, or a delivery that does not
+    /// verify.
+    pub fn run_project(
+        &self,
+        net: &mut Net,
+        extracts: &[&Extract],
+        config: &ProjectConfig,
+    ) -> Result<RunOutcome, TestingError> {
+        let start = net.clock_ms();
+        let order = self.order(&config.project, &config.cohort, extracts)?;
+        let project = order.project.clone();
+        let linker = order.linker.clone();
+        let now = net.now();
+        expect_ack(
+            "the order",
+            net.client(&linker, self.submit_message(&order, now))?,
+        )?;
+        for e in extracts {
+            let file = format!("{}-{}.csv", config.project, e.name);
+            std::fs::write(
+                self.extracts().join(&file),
+                kobling_sim::population::render_csv(e),
+            )?;
+            for operator in 0..2 {
+                let msg = self.approval_message(&order, e, &file, operator, net.now())?;
+                expect_ack(
+                    &format!("{}'s approval", e.name),
+                    net.client_retrying(&name(e.name)?, &msg, 60_000)?,
+                )?;
+            }
+        }
+        let manifest = self.manifest.clone();
+        net.run_until(600_000, |net| {
+            let entries = net.transcript(&linker, &project)?;
+            let view = ProjectView::new(&manifest, &entries);
+            if view.phase() == Phase::Closed {
+                return Err(TestingError::Unexpected(format!(
+                    "{project} closed before delivery: {:?}",
+                    net.refusals()
+                )));
+            }
+            Ok(view.phase().is_deliverable())
+        })?;
+        let replies = net.client(
+            &linker,
+            self.request(&config.project, Action::Fetch, net.now())?,
+        )?;
+        let delivered =
+            crate::researcher::open_delivery(&self.manifest, &self.researcher_hpke, replies)
+                .map_err(|e| TestingError::Unexpected(format!("{e:#}")))?;
+        let transcript = transcript::decode_file(&delivered.transcript)
+            .map_err(|e| TestingError::Unexpected(e.to_string()))?;
+        Ok(RunOutcome {
+            tables: delivered
+                .tables
+                .into_iter()
+                .map(|(list, t)| (list, t.rows))
+                .collect(),
+            transcript,
+            transcript_file: delivered.transcript,
+            verified: delivered.verified,
+            virtual_ms: net.clock_ms() - start,
+        })
+    }
+}
+
+fn expect_ack(what: &str, replies: Vec<Message>) -> Result<(), TestingError> {
+    match replies.first() {
+        Some(Message::Ack { .. }) => Ok(()),
+        Some(Message::Refused { code, detail }) => Err(TestingError::Unexpected(format!(
+            "{what} was refused ({code}): {detail}",
+            code = code.as_str(),
+            detail = detail.as_str()
+        ))),
+        Some(other) => Err(TestingError::Unexpected(format!(
+            "{what} was answered with {}",
+            other.kind()
+        ))),
+        None => Err(TestingError::Unexpected(format!("{what} got no answer"))),
+    }
+}
