@@ -194,6 +194,7 @@ impl Federation {
         let manifest = Manifest {
             federation: "kobling-testing".into(),
             members,
+            domains: Vec::new(),
         };
         manifest
             .validate()
