@@ -267,16 +267,37 @@ fn a_backup_opens_only_with_both_operators_passphrases() {
     ));
 }
 
-/// The old key holder's keystore is lost; the replacement node accepts the
-/// domain afresh (a new share), the operators open the backup of the old
-/// share, and the re-share conversion `k'·k⁻¹` is bound to both committed
-/// keys.
+/// The old key holder's keystore (KPR) is lost; the replacement node
+/// accepts the domain afresh (a new share), the operators open the backup
+/// of the old share, and the holder's γ-blinded table is converted by
+/// `k'·k⁻¹` with the binding proof. Every stored pseudonym then matches a
+/// new delivery of the same persons through the new set of keystores.
 #[test]
 fn a_replacement_node_reshares_from_the_backup() {
+    use kobling_protocol::{
+        chain,
+        domain::{verify_chunk, ChunkAt},
+        hash::{hash_to_group, tags},
+        share::Share,
+        v2::chunk_digest,
+    };
     let r = Domain::Register(n("RESEPT"));
-    let old_dir = tempfile::tempdir().expect("tmp");
-    let mut old = store(old_dir.path(), 5);
-    old.accept_domain(&r).expect("accept");
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("tmp")).collect();
+    let mut npr = store(dirs[0].path(), 10);
+    let mut linker = store(dirs[1].path(), 11);
+    let mut old = store(dirs[2].path(), 5);
+    for ks in [&mut npr, &mut linker, &mut old] {
+        ks.accept_domain(&r).expect("accept");
+    }
+    let persons: Vec<_> = (0..40u64)
+        .map(|i| hash_to_group(tags::IDENTITY, format!("{:011}", 1000 + i).as_bytes()))
+        .collect();
+    let psi = |shares: [&Share; 3]| {
+        let k = shares[0].product(shares[1]).product(shares[2]);
+        chain::multiply_decoded(&k, &persons)
+    };
+    let (k_npr, k_l) = (npr.share(&r).expect("k"), linker.share(&r).expect("k"));
+    let table = psi([&k_npr, &old.share(&r).expect("k"), &k_l]);
     let old_key = old.commitment(&r).expect("K");
     let backup = old
         .backup_domain_with_rng(
@@ -288,10 +309,9 @@ fn a_replacement_node_reshares_from_the_backup() {
         )
         .expect("backup");
     drop(old);
-    drop(old_dir); // the keystore is gone
+    std::fs::remove_dir_all(dirs[2].path()).expect("the keystore is lost");
 
-    let new_dir = tempfile::tempdir().expect("tmp");
-    let mut new = store(new_dir.path(), 7);
+    let mut new = store(dirs[3].path(), 7);
     new.accept_domain(&r).expect("accept");
     let new_share = new.share(&r).expect("k'");
     assert_ne!(new_share.commitment(), old_key);
@@ -301,20 +321,42 @@ fn a_replacement_node_reshares_from_the_backup() {
         to: &r,
         member: &n("KPR"),
     };
-    let step = ConversionKey::new(
-        ctx,
-        &old_share,
-        &new_share,
-        &mut ChaCha20Rng::seed_from_u64(8),
-    )
-    .into_step();
-    assert!(verify_step(
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    let step = ConversionKey::new(ctx, &old_share, &new_share, &mut rng).into_step();
+    drop(old_share);
+    // The holder checks the step against the committed keys first.
+    let key = verify_step(
         ctx,
         &old_key,
         &new_share.commitment(),
         &n("RESEPT"),
         None,
-        &step.proofs()
+        &step.proofs(),
     )
-    .is_ok());
+    .expect("bound");
+    // The holder blinds its table, the replacement node converts it.
+    let gamma = Share::random(&mut rng);
+    let blinded = chain::apply_share(&gamma, &table, 0).expect("valid");
+    let at = ChunkAt {
+        target: &r,
+        list: &n("RESEPT"),
+        step: 1,
+        chunk: 0,
+        first_position: 0,
+    };
+    let (converted, proof) = step.apply_chunk(at, &blinded, &mut rng).expect("valid");
+    let st = kobling_protocol::domain::convert::ChunkStatement {
+        target: &r,
+        list: &n("RESEPT"),
+        step: 1,
+        chunk: 0,
+        key,
+        input: chunk_digest(&blinded),
+        output: chunk_digest(&converted),
+        count: blinded.len() as u64,
+    };
+    verify_chunk(&st, &blinded, &converted, &proof).expect("proven");
+    let restored = chain::apply_share(&gamma.invert(), &converted, 0).expect("valid");
+    assert_eq!(restored, psi([&k_npr, &new_share, &k_l]));
+    assert_ne!(restored, table);
 }

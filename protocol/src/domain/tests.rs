@@ -145,6 +145,70 @@ fn deliver_from_key_holder(w: &World, persons: &[u64], rng: &mut ChaCha20Rng) ->
     apply(&beta.invert(), &to_holder)
 }
 
+/// Attack: every key holder and the linker run a dictionary over a
+/// delivery's persons with what they hold (their own shares of R, and for
+/// the linker every share but one). Each sees only values carrying β (or
+/// β₁), so no candidate matches; the control shows the same dictionary
+/// does find the persons in unblinded values.
+#[test]
+fn no_key_holder_can_run_a_dictionary_on_a_delivery() {
+    let w = World::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let persons = [60, 61, 62];
+    let dictionary: Vec<u64> = (55..70).collect();
+    let candidates =
+        |k: &Share| -> Vec<WirePoint> { chain::multiply_decoded(k, &identity_points(&dictionary)) };
+    let one = Share::from_scalar(curve25519_dalek::Scalar::ONE).expect("non-zero");
+
+    // What each party sees, for a source without a share.
+    let split = SplitBlinding::random(&mut rng);
+    let [_, d2] = split.commitments();
+    let y = chain::multiply_decoded(&split.owner_step(), &identity_points(&persons));
+    let hop1 = StepKey::combined(
+        &w.r,
+        &n("APOTEK"),
+        &w.npr.name,
+        &w.npr.share(&w.r),
+        split.second(),
+        &d2,
+        &mut rng,
+    )
+    .expect("β₂");
+    let z1 = apply(hop1.share(), &y);
+    let z2 = apply(&w.kpr.share(&w.r), &z1);
+    let z3 = apply(&w.ssb.share(&w.r), &z2);
+    let to_holder = apply(&w.linker.share(&w.r), &z3);
+    // Every share of R but the linker's, which a coalition of all register
+    // key holders could pool.
+    let mut registers = one.product(&w.npr.share(&w.r));
+    registers = registers
+        .product(&w.kpr.share(&w.r))
+        .product(&w.ssb.share(&w.r));
+    let views: [(&str, &[WirePoint], Vec<&Share>); 5] = [
+        ("NPR (hop 1) sees y", &y, vec![&one, &registers]),
+        ("KPR sees z1", &z1, vec![&one, &registers]),
+        ("SSB sees z2", &z2, vec![&one, &registers]),
+        ("the linker sees z3", &z3, vec![&one, &registers]),
+        ("the holder receives β₁·Ψ_R", &to_holder, vec![&one]),
+    ];
+    for (who, seen, keys) in views {
+        for k in keys {
+            for c in candidates(k) {
+                assert!(!seen.contains(&c), "{who}: a dictionary candidate matched");
+            }
+        }
+    }
+    // Control: without the blinding, the pooled register shares and the
+    // linker's find every person.
+    let unblinded = psi(&w, &persons);
+    let pooled = registers.product(&w.linker.share(&w.r));
+    let found = candidates(&pooled)
+        .iter()
+        .filter(|c| unblinded.contains(c))
+        .count();
+    assert_eq!(found, persons.len());
+}
+
 fn psi(w: &World, persons: &[u64]) -> Vec<WirePoint> {
     chain::multiply_decoded(&w.k_r(), &identity_points(persons))
 }
