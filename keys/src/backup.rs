@@ -36,6 +36,7 @@
 //! parameters included). The passphrases are given in the order they were
 //! at backup time (first, second).
 
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use kobling_protocol::{
@@ -71,7 +72,8 @@ fn backup_key(
     if first.is_empty() || second.is_empty() {
         return Err(KeystoreError::EmptyPassphrase);
     }
-    if first == second {
+    // Constant time over the passphrases' bytes (only their lengths leak).
+    if bool::from(first.as_bytes().ct_eq(second.as_bytes())) {
         return Err(KeystoreError::SamePassphrase);
     }
     let a1 = argon2id(first, salts.0, params)?;
