@@ -769,6 +769,7 @@ fn federation() -> Fed {
         ("KPR", Role::Register),
         ("RESEPT", Role::Register),
         ("LINKER", Role::Linker),
+        ("SSB", Role::Register),
     ];
     let mut members = Vec::new();
     let mut nodes = Vec::new();
@@ -795,7 +796,7 @@ fn federation() -> Fed {
             domains: vec![DomainSpec {
                 name: n("RESEPT"),
                 holder: n("RESEPT"),
-                key_holders: None,
+                key_holders: Some(vec![n("NPR"), n("KPR"), n("LINKER")]),
             }],
         },
         nodes,
@@ -1244,5 +1245,74 @@ fn a_pseudonymous_list_passes_chain_v2_with_conversion_steps() {
     assert_ne!(
         finals, expected,
         "…which is why the binding proof is required"
+    );
+}
+
+/// KPR leaves the federation's key holders of RESEPT and SSB takes its
+/// place by a re-share: the transcript verifies against the manifest that
+/// names SSB, not against the one that still names KPR; a commitment from
+/// KPR after it left is refused.
+#[test]
+fn a_reshare_to_a_new_member_must_match_the_manifest_of_today() {
+    let f = federation();
+    let mut log = created(&f);
+    log.append(n("RESEPT"), f.key("RESEPT"), delivery(1), vec![]);
+    let r = Domain::Register(n("RESEPT"));
+    let old = Share::derive(&[2; 32], &[0; 32], &r).expect("share");
+    let new = Share::derive(&[5; 32], &[0; 32], &r).expect("share");
+    let ctx = ConversionContext {
+        from: &r,
+        to: &r,
+        member: &n("KPR"),
+    };
+    let binding =
+        *ConversionKey::new(ctx, &old, &new, &mut ChaCha20Rng::seed_from_u64(10)).binding();
+    let body = DomainBody::Reshare {
+        old_member: n("KPR"),
+        new_member: n("SSB"),
+        binding,
+        persons: 100,
+    };
+    // Signed by the old member instead of the new one: refused.
+    let mut by_old = DomainLog::from_entries(log.entries().to_vec());
+    by_old.append(n("KPR"), f.key("KPR"), body.clone(), vec![]);
+    assert_eq!(
+        verify_domain_transcript(&f.manifest, &n("RESEPT"), by_old.entries()),
+        Err(DomainTranscriptError::Reshare(5))
+    );
+    log.append(n("SSB"), f.key("SSB"), body, vec![]);
+    assert_eq!(
+        verify_domain_transcript(&f.manifest, &n("RESEPT"), log.entries()),
+        Err(DomainTranscriptError::KeyHolders(n("RESEPT"))),
+        "the manifest still names KPR"
+    );
+    let mut today = f.manifest.clone();
+    today.domains[0].key_holders = Some(vec![n("NPR"), n("SSB"), n("LINKER")]);
+    today.validate().expect("valid");
+    let state = verify_domain_transcript(&today, &n("RESEPT"), log.entries()).expect("valid");
+    assert_eq!(
+        state.keys,
+        vec![
+            (n("NPR"), state.key_of(&n("NPR"))),
+            (n("SSB"), Some(new.commitment())),
+            (n("LINKER"), state.key_of(&n("LINKER"))),
+        ],
+        "today's key holders in chain order: registers, then the linker"
+    );
+    assert_eq!(state.key_of(&n("KPR")), None);
+    // KPR, no longer a key holder, tries to act as one.
+    let mut rogue = DomainLog::from_entries(log.entries().to_vec());
+    rogue.append(
+        n("KPR"),
+        f.key("KPR"),
+        DomainBody::KeyCommitment {
+            member: n("KPR"),
+            key: old.commitment(),
+        },
+        vec![],
+    );
+    assert_eq!(
+        verify_domain_transcript(&today, &n("RESEPT"), rogue.entries()),
+        Err(DomainTranscriptError::Commitment(6))
     );
 }

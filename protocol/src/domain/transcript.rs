@@ -13,7 +13,9 @@
 //! ```
 //!
 //! An entry's hash is `framed_sha3(ENTRY, [postcard(entry)])`; the next
-//! entry's `prev` holds it (all zero for entry 0). The author signs
+//! entry's `prev` holds it (all zero for entry 0). The key holders named at
+//! creation, with every re-share replayed, must be the manifest's key
+//! holders of today. The author signs
 //! `framed_sha3(STATEMENT, [le64(seq), prev, postcard(signer),
 //! postcard(body)])`; a retirement's operators sign the same digest.
 //! Values of the domain (`Ψ_R`) never appear in it: a delivery is a count
@@ -157,6 +159,10 @@ pub enum DomainTranscriptError {
     /// A retirement without two distinct operators of the holder.
     #[error("entry {0}: a retirement needs two distinct operators of the holder")]
     Retirement(u64),
+    /// The key holders after the recorded re-shares are not the ones the
+    /// manifest declares.
+    #[error("domain {0}: the key holders after the recorded re-shares are not the manifest's")]
+    KeyHolders(Name),
     /// An entry after the retirement, or a second creation.
     #[error("entry {0}: nothing may follow a retirement or precede the creation")]
     Order(u64),
@@ -423,6 +429,17 @@ pub fn verify_domain_transcript(
         }
         prev = e.hash();
     }
+    // Today's key holders (after the re-shares) are the manifest's, and
+    // are reported in its chain order.
+    let today = spec.key_holders(manifest);
+    if today.len() != state.keys.len()
+        || !today.iter().all(|n| state.keys.iter().any(|(k, _)| k == n))
+    {
+        return Err(DomainTranscriptError::KeyHolders(domain.clone()));
+    }
+    state
+        .keys
+        .sort_by_key(|(n, _)| today.iter().position(|t| t == n));
     state.head = prev;
     Ok(state)
 }
@@ -442,10 +459,17 @@ fn creation(
     else {
         return Err(bad());
     };
+    // The key holders at creation are checked against the manifest's
+    // after the re-shares are replayed (`verify_domain_transcript`): the
+    // manifest names today's key holders.
+    let distinct: std::collections::HashSet<&Name> = key_holders.iter().collect();
+    let linker = manifest.linker().map(|l| &l.name);
     if *domain != spec.name
         || *holder != spec.holder
         || e.signer != spec.holder
-        || !key_holders.iter().eq(spec.key_holders(manifest).iter())
+        || distinct.len() != key_holders.len()
+        || key_holders.contains(holder)
+        || linker.is_none_or(|l| !key_holders.contains(l))
     {
         return Err(bad());
     }
