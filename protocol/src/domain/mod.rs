@@ -43,4 +43,4 @@ pub use pseudonym::{
     parse_pseudonym, pseudonym_hex, PseudonymError, PseudonymListBuilder, PseudonymStats,
     PseudonymousPerson,
 };
-pub use spec::{validate_domains, DomainSpec, DomainSpecError};
+pub use spec::{validate_domains, DomainSpec, DomainSpecError, DomainUseError};

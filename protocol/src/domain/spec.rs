@@ -204,10 +204,82 @@ pub fn validate_domains(manifest: &Manifest) -> Result<(), DomainSpecError> {
     Ok(())
 }
 
+/// A project's use of register domains that cannot be admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DomainUseError {
+    /// The domain is not declared in the manifest.
+    #[error("no register domain {0} is declared in the manifest")]
+    UnknownDomain(Name),
+    /// A pseudonymous list comes from a domain whose holder does not take
+    /// part in the project.
+    #[error("a list from domain {domain} needs its holder {holder} among the project's registers")]
+    HolderMissing {
+        /// The domain.
+        domain: Name,
+        /// Its holder.
+        holder: Name,
+    },
+    /// A participant is not a register of the manifest.
+    #[error("{0} is not a register of the manifest")]
+    UnknownRegister(Name),
+}
+
 impl Manifest {
     /// The domain called `name`.
     pub fn domain(&self, name: &Name) -> Option<&DomainSpec> {
         self.domains.iter().find(|d| &d.name == name)
+    }
+
+    /// The key holders of a project whose registers are `participants` and
+    /// which has a pseudonymous list from each domain in `domains`
+    /// (PROTOCOL.md §10): the participants and every key holder of each
+    /// such domain (even one without a list of its own), in manifest
+    /// order, then the linker. No share of R is left unmatched by a share
+    /// of the project.
+    ///
+    /// # Errors
+    ///
+    /// A [`DomainUseError`]: an unknown domain or register, or a domain
+    /// whose holder is not a participant.
+    pub fn project_key_holders(
+        &self,
+        participants: &[Name],
+        domains: &[Name],
+    ) -> Result<Vec<Name>, DomainUseError> {
+        for p in participants {
+            if !self.registers().any(|m| &m.name == p) {
+                return Err(DomainUseError::UnknownRegister(p.clone()));
+            }
+        }
+        let mut needed: Vec<&Name> = participants.iter().collect();
+        for d in domains {
+            let spec = self
+                .domain(d)
+                .ok_or_else(|| DomainUseError::UnknownDomain(d.clone()))?;
+            if !participants.contains(&spec.holder) {
+                return Err(DomainUseError::HolderMissing {
+                    domain: d.clone(),
+                    holder: spec.holder.clone(),
+                });
+            }
+            let holders = spec.key_holders(self);
+            for h in holders {
+                if let Some(m) = self.member(&h) {
+                    needed.push(&m.name);
+                }
+            }
+        }
+        let mut out: Vec<Name> = self
+            .registers()
+            .map(|m| &m.name)
+            .filter(|n| needed.contains(n))
+            .cloned()
+            .collect();
+        if let Some(l) = self.linker() {
+            out.push(l.name.clone());
+        }
+        Ok(out)
     }
 }
 
@@ -327,6 +399,41 @@ mod tests {
             Err(ManifestError::Domain(DomainSpecError::DuplicateDomain(n(
                 "R"
             ))))
+        );
+    }
+
+    #[test]
+    fn every_key_holder_of_a_domain_is_a_key_holder_of_a_project_using_it() {
+        let m = manifest(vec![
+            spec("RESEPT", "RESEPT", Some(&["NPR", "SSB", "LINKER"])),
+            spec("IPLOS", "SSB", Some(&["KPR", "LINKER"])),
+        ]);
+        assert_eq!(m.validate(), Ok(()));
+        // NPR and RESEPT's pseudonymous list: SSB holds a share of RESEPT,
+        // so it is a key holder of the project without a list of its own.
+        assert_eq!(
+            m.project_key_holders(&[n("NPR"), n("RESEPT")], &[n("RESEPT")]),
+            Ok(vec![n("NPR"), n("RESEPT"), n("SSB"), n("LINKER")])
+        );
+        // Without a pseudonymous list, only the participants.
+        assert_eq!(
+            m.project_key_holders(&[n("NPR"), n("KPR")], &[]),
+            Ok(vec![n("NPR"), n("KPR"), n("LINKER")])
+        );
+        assert_eq!(
+            m.project_key_holders(&[n("NPR")], &[n("RESEPT")]),
+            Err(DomainUseError::HolderMissing {
+                domain: n("RESEPT"),
+                holder: n("RESEPT")
+            })
+        );
+        assert_eq!(
+            m.project_key_holders(&[n("NPR")], &[n("GHOST")]),
+            Err(DomainUseError::UnknownDomain(n("GHOST")))
+        );
+        assert_eq!(
+            m.project_key_holders(&[n("LINKER")], &[]),
+            Err(DomainUseError::UnknownRegister(n("LINKER")))
         );
     }
 
