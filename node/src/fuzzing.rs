@@ -94,7 +94,10 @@ pub fn read_frames(bytes: &[u8], step: usize) -> (Vec<Message>, FrameEnd) {
                         FrameEnd::Truncated { expected, got }
                     }
                     FrameError::Decode(d) => FrameEnd::Malformed(d),
-                    FrameError::Io(_) => FrameEnd::Io,
+                    // `read_message` checks no kind (the server's
+                    // `check_kind` does): these never come from it.
+                    FrameError::TooLargeForKind { len, .. } => FrameEnd::TooLarge(len),
+                    FrameError::NotAllowed(_) | FrameError::Io(_) => FrameEnd::Io,
                 };
                 return (messages, end);
             }
