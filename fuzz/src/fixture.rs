@@ -1,6 +1,6 @@
-//! One real project, run once per fuzzing process: the simulator's
-//! in-memory federation (registers NPR and KPR and the linker, each with
-//! its own keystore) over a small synthetic population, closed and
+//! One real project, run once per fuzzing process: the node's in-memory
+//! federation (`kobling_node::testing`: real engines for NPR, KPR and the
+//! linker, each with its own keystore) over a small synthetic population, closed and
 //! shredded, so its transcript passes every check of the verifier.
 //!
 //! `transcript_verify` edits this transcript and re-signs what it edited
@@ -20,10 +20,8 @@ use kobling_protocol::{
     },
     types::{Name, ProjectId},
 };
-use kobling_sim::{
-    inmem::{Federation, ProjectConfig, LINKER},
-    population::{generate, PopulationConfig},
-};
+use kobling_node::testing::{Faults, Federation, ProjectConfig, LINKER};
+use kobling_sim::population::{generate, PopulationConfig};
 
 /// The project's id.
 pub const PROJECT: &str = "FUZZ-1";
@@ -48,7 +46,7 @@ pub static FIXTURE: LazyLock<Fixture> = LazyLock::new(build);
 fn build() -> Fixture {
     let dir = std::env::temp_dir().join(format!("kobling-fuzz-fixture-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut fed = Federation::create(&dir, &["NPR", "KPR"], 11).expect("federation");
+    let fed = Federation::create(&dir, &["NPR", "KPR"], 11).expect("federation");
     let pop = generate(&PopulationConfig {
         persons: 10,
         seed: 5,
@@ -64,16 +62,18 @@ fn build() -> Fixture {
         cohort: "NPR | KPR".into(),
         chunk_size: 4,
         seed: 9,
+        faults: Faults::default(),
     };
-    let outcome = fed
-        .run_project(&extracts, &config, None, None)
+    let (outcome, net) = fed
+        .run(&extracts, &config)
         .expect("the fixture project runs");
+    drop(net);
     let manifest = fed.manifest.clone();
     let node_keys: BTreeMap<Name, SigningKey> = manifest
         .members
         .iter()
         .map(|m| {
-            let ks = fed.keystore(&m.name).expect("keystore");
+            let ks = fed.keystore(m.name.as_str()).expect("keystore");
             (
                 m.name.clone(),
                 SigningKey::from_bytes(&ks.signing_key().to_bytes()),

@@ -10,15 +10,12 @@ use std::{
 };
 
 use ed25519_dalek::SigningKey;
+use kobling_node::testing::{Faults, Federation, ProjectConfig, LINKER};
 use kobling_protocol::{
     manifest::Manifest,
     transcript::{encode_file, Body, Entry, SignedStatement, Trailer, Transcript},
-    types::Name,
 };
-use kobling_sim::{
-    inmem::{Federation, ProjectConfig, LINKER},
-    population::{generate, PopulationConfig},
-};
+use kobling_sim::population::{generate, PopulationConfig};
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 
 const REGISTERS: [&str; 4] = ["NPR", "KPR", "SSB", "RESEPT"];
@@ -35,8 +32,7 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut fed =
-            Federation::create(&dir.path().join("keys"), &REGISTERS, 42).expect("federation");
+        let fed = Federation::create(&dir.path().join("keys"), &REGISTERS, 42).expect("federation");
         let pop = generate(&PopulationConfig {
             persons: 600,
             seed: 7,
@@ -52,10 +48,9 @@ fn fixture() -> &'static Fixture {
             cohort: "NPR & KPR".into(),
             chunk_size: 64,
             seed: 11,
+            faults: Faults::default(),
         };
-        let out = fed
-            .run_project(&extracts, &config, None, None)
-            .expect("clean run");
+        let (out, _net) = fed.run(&extracts, &config).expect("clean run");
         let (entries, trailer) = out.transcript;
         let other = Federation::create(&dir.path().join("other-keys"), &REGISTERS, 43)
             .expect("another federation");
@@ -67,7 +62,7 @@ fn fixture() -> &'static Fixture {
             &encode_file(&entries, &trailer),
         );
         let linker = fed
-            .keystore(&Name::new(LINKER).expect("name"))
+            .keystore(LINKER)
             .expect("linker keystore")
             .signing_key()
             .to_bytes();
@@ -185,7 +180,7 @@ fn a_clean_transcript_verifies_with_its_story_and_counts() {
     assert!(verdict.ends_with("persons, delivered, open"), "{verdict}");
     for expected in [
         "Timeline",
-        "2023-11-14T22:13:20Z",
+        "2027-01-15T08:00:00Z",
         "researcher ordered project AUDIT-CLI",
         "NPR-operator-1 (operator of NPR) approved NPR's run order",
         "NPR announced list: ",

@@ -37,6 +37,15 @@ fn the_unit_is_sandboxed() {
         has("User=kobling") || has("DynamicUser=yes"),
         "the node runs as its own user"
     );
+    // The passphrase comes as a credential, never through the environment.
+    assert!(unit.contains("LoadCredential=kobling-passphrase:"));
+    assert!(
+        !unit.lines().any(|l| {
+            let l = l.trim();
+            l.starts_with("EnvironmentFile") || l.starts_with("Environment=")
+        }),
+        "the unit passes something through the environment"
+    );
 }
 
 #[test]

@@ -29,8 +29,7 @@ use kobling_protocol::{
     types::{Name, ProjectId},
 };
 use kobling_sim::{
-    inmem::render_csv,
-    population::{generate, PopulationConfig},
+    population::{generate, render_csv, PopulationConfig},
     truth,
 };
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

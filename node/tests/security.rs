@@ -33,7 +33,7 @@ use kobling_protocol::{
     transcript::{decode_file, Body},
     types::{Name, Position, ProjectId},
 };
-use kobling_sim::inmem::render_csv;
+use kobling_sim::population::render_csv;
 
 use common::{
     approve_all, check_fetched, eventually, kobling, ok, path, run_expecting_exit, setup, submit,

@@ -1,7 +1,7 @@
 //! The chain as sans-IO state machines (PROTOCOL.md §6).
 //!
 //! ```text
-//!  owner R_j: prepare_list ──PointChunk(hop 0)──▶ Hop 1 ──PointChunk(hop 1)──▶ … ──▶ Hop n (linker)
+//!  owner R_j: OwnerList ──PointChunk(hop 0)──▶ Hop 1 ──PointChunk(hop 1)──▶ … ──▶ Hop n (linker)
 //!                                                   │                                │
 //!                                                   └─ finish() → HopRecord          └─ finish() → HopRecord
 //! ```

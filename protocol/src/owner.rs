@@ -2,8 +2,10 @@
 //! persons, blind their identity points with `β_j·k_{j,p}`, seal their rows
 //! to the researcher, and prepare what goes to the linker.
 //!
-//! The identity points `I(x)` exist only inside [`prepare_list`]; what it
-//! returns carries only blinded points, sealed items and public values.
+//! [`OwnerList`] streams a list chunk by chunk (a node's list of millions
+//! of persons never sits in memory). The identity points `I(x)` exist only
+//! inside [`OwnerList::points`]; what it returns carries only blinded
+//! points, sealed items and public values.
 
 use curve25519_dalek::RistrettoPoint;
 use rand_core::CryptoRng;
@@ -11,7 +13,6 @@ use rayon::prelude::*;
 
 use crate::{
     bounded::BoundedVec,
-    extract::Person,
     group::WirePoint,
     hop::{points_root, ListContext, PointChunk, MAX_CHUNK_POINTS},
     ident::Identifier,
@@ -22,27 +23,6 @@ use crate::{
     share::Share,
     types::{Digest, Name, Position, ProjectId},
 };
-
-/// A list ready to enter the chain.
-#[derive(Debug)]
-pub struct PreparedList {
-    /// The list's context (project, list, persons, chunk size).
-    pub context: ListContext,
-    /// `y_t = (β_j·k_{j,p})·I(x_t)` in shuffled order.
-    pub points: Vec<WirePoint>,
-    /// Each person's rows sealed to the researcher, in the same order.
-    pub sealed: Vec<SealedItem>,
-    /// Merkle root of `points`.
-    pub points_root: Digest,
-    /// Merkle root of the encoded sealed items.
-    pub sealed_root: Digest,
-    /// `D_j = β_j⁻¹·G`.
-    pub blinding_commitment: WirePoint,
-    /// `β_j` sealed to the linker.
-    pub blinding_for_linker: WrappedKey,
-    /// The content key sealed to the researcher.
-    pub content_key: WrappedKey,
-}
 
 /// Why a list could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -67,63 +47,6 @@ pub enum OwnerError {
 /// The leaf encoding of a sealed item in the sealed-items Merkle tree.
 pub fn sealed_leaf(item: &SealedItem) -> &[u8] {
     item.as_bytes()
-}
-
-/// Prepares register `list`'s list for `project`, all in memory (tests,
-/// the in-process simulator and small lists). A node uses [`OwnerList`],
-/// which streams.
-///
-/// `share` is the register's own `k_{j,p}`; the persons are shuffled with
-/// a permutation drawn from `rng`, then a fresh list blinding `β_j` and
-/// content key are drawn from it.
-///
-/// # Errors
-///
-/// [`OwnerError`].
-#[allow(clippy::too_many_arguments)]
-pub fn prepare_list<R: CryptoRng + ?Sized>(
-    project: &ProjectId,
-    list: &Name,
-    persons: Vec<Person>,
-    share: &Share,
-    researcher: &HpkePublicKey,
-    linker: &HpkePublicKey,
-    chunk_size: u32,
-    rng: &mut R,
-) -> Result<PreparedList, OwnerError> {
-    let order = shuffled_positions(persons.len() as u64, rng)?;
-    let mut owner = OwnerList::new(
-        project,
-        list,
-        persons.len() as u64,
-        share,
-        researcher,
-        linker,
-        chunk_size,
-        rng,
-    )?;
-    let mut points = Vec::with_capacity(persons.len());
-    let mut sealed = Vec::with_capacity(persons.len());
-    for positions in order.chunks(chunk_size as usize) {
-        let ids: Vec<&Identifier> = positions.iter().map(|&i| &persons[i as usize].id).collect();
-        points.extend(owner.points(&ids)?.output.into_inner());
-        let rows: Vec<&[Vec<String>]> = positions
-            .iter()
-            .map(|&i| persons[i as usize].rows.as_slice())
-            .collect();
-        sealed.extend(owner.seal(&rows)?);
-    }
-    let header = owner.finish()?;
-    Ok(PreparedList {
-        context: header.context,
-        points,
-        sealed,
-        points_root: header.points_root,
-        sealed_root: header.sealed_root,
-        blinding_commitment: header.blinding_commitment,
-        blinding_for_linker: header.blinding_for_linker,
-        content_key: header.content_key,
-    })
 }
 
 /// A uniformly random order of `n` persons: entry `t` is the index (in

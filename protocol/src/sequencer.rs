@@ -131,7 +131,10 @@ pub fn admit_statement(
 }
 
 /// Appends `signed` to `entries` as the linker (chained and countersigned
-/// with `linker`), after verifying the whole transcript with it.
+/// with `linker`), after verifying the whole transcript with it. `entries`
+/// must be the linker's own transcript, every entry of which passed this
+/// function: the new entry's signature and proofs are checked, the earlier
+/// ones not again (`transcript::verify_appended`).
 /// Returns the new entry; `entries` holds it on success and is unchanged
 /// on error.
 ///
@@ -147,7 +150,8 @@ pub fn append(
     let prev = entries.last().map(Entry::hash).unwrap_or_default();
     let entry = Entry::record(entries.len() as u64, prev, signed, linker);
     entries.push(entry.clone());
-    if let Err(e) = transcript::verify(entries, None, manifest) {
+    // The entries before were verified when they were appended.
+    if let Err(e) = transcript::verify_appended(entries, manifest, entries.len() - 1) {
         entries.pop();
         return Err(Refusal::new(RefusalCode::Invalid, e.to_string()));
     }

@@ -41,6 +41,12 @@ pub(crate) struct BenchArgs {
     /// system's temporary directory, removed afterwards).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Run the federation on these extracts instead of synthetic ones:
+    /// SRC/<REGISTER>/extract.csv for the registers of the run (NPR
+    /// required), as `kobling-sim demo --registers SRC` takes. No ground
+    /// truth then.
+    #[arg(long, value_name = "SRC")]
+    extracts: Option<PathBuf>,
 }
 
 const REGISTERS: [&str; 4] = ["NPR", "KPR", "SSB", "RESEPT"];
@@ -95,7 +101,16 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
     println!("conversion_us_per_point={:.3}", c.conversion_us);
     println!("conversion_plain_hop_us_per_point={:.3}", c.hop_us);
     println!("conversion_hop_ratio={:.3}", c.ratio());
+    // A record's inherent work: one hash to the group and three
+    // multiplications (its owner, one other register, the linker).
+    let record_floor = f
+        .hash_to_group_cpu_us
+        .zip(f.kernel_cpu_us)
+        .map(|(h, k)| h + 3.0 * k);
     if args.no_federation {
+        if let Some(floor) = record_floor {
+            println!("record_floor_cpu_us={floor:.3}");
+        }
         return Ok(());
     }
 
@@ -124,7 +139,7 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
         seed: 1,
         out: &out,
         project_id: &project,
-        registers_src: None,
+        registers_src: args.extracts.as_deref(),
         registers,
         threads: args.threads,
         cohort: &args.cohort,
@@ -165,6 +180,17 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
             key.trim_matches('_').replace("__", "_"),
             d.as_secs_f64()
         );
+    }
+    if let Some(cpu) = outcome.chain_cpu_seconds {
+        // All node processes, from the last approval until linked.
+        println!("e2e_cpu_us_per_point_step={:.3}", cpu * 1e6 / steps as f64);
+    }
+    if let Some(cpu) = outcome.nodes_cpu_seconds {
+        // All node processes over the whole run, per person of every list.
+        println!("e2e_cpu_us_per_record={:.3}", cpu * 1e6 / points as f64);
+    }
+    if let Some(floor) = record_floor {
+        println!("record_floor_cpu_us={floor:.3}");
     }
     for (node, mb) in &outcome.peak_rss_mb {
         println!("peak_rss_mb_{node}={mb:.1}");

@@ -27,8 +27,7 @@ use kobling_protocol::{
     types::ProjectId,
 };
 use kobling_sim::{
-    inmem::render_csv,
-    population::{generate, Population, PopulationConfig},
+    population::{generate, render_csv, Population, PopulationConfig},
     truth,
 };
 
@@ -69,6 +68,15 @@ impl Nodes {
             .iter()
             .map(|(name, c)| (name.clone(), crate::rss::peak_mb(c.id()).unwrap_or(0.0)))
             .collect()
+    }
+
+    /// The CPU seconds every node process has used so far, summed; `None`
+    /// where the OS does not tell.
+    fn cpu_seconds(&self) -> Option<f64> {
+        self.0
+            .iter()
+            .map(|(_, c)| crate::rss::cpu_seconds(c.id()))
+            .sum()
     }
 }
 
@@ -304,8 +312,14 @@ pub(crate) struct Outcome {
     pub(crate) phases: Vec<(&'static str, Duration)>,
     /// Peak resident memory per node process (VmHWM), in MiB.
     pub(crate) peak_rss_mb: Vec<(String, f64)>,
-    /// Persons per list (synthetic runs only).
+    /// Persons per list, from the verified transcript.
     pub(crate) list_persons: Vec<(String, u64)>,
+    /// CPU seconds of all node processes during the chain phase (from the
+    /// last approval until linked).
+    pub(crate) chain_cpu_seconds: Option<f64>,
+    /// CPU seconds of all node processes from their start until the
+    /// researcher's fetch and the audit are done.
+    pub(crate) nodes_cpu_seconds: Option<f64>,
     /// Ground-truth problems; `None` without ground truth.
     pub(crate) problems: Option<Vec<String>>,
 }
@@ -487,6 +501,7 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
         }
     }
     lap("submit and approve", &mut phases);
+    let cpu_before_chain = nodes.cpu_seconds();
 
     // 4. Wait for the chain, showing progress.
     let researcher_dir = out.join("researcher").join(project);
@@ -528,6 +543,10 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
         std::thread::sleep(Duration::from_millis(500));
     }
     lap(CHAIN_PHASE, &mut phases);
+    let chain_cpu_seconds = nodes
+        .cpu_seconds()
+        .zip(cpu_before_chain)
+        .map(|(after, before)| after - before);
     ok(&[
         "project",
         "fetch",
@@ -558,6 +577,7 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
         .to_string();
     lap("fetch, verify and open; audit", &mut phases);
     let peak_rss_mb = nodes.peak_rss_mb();
+    let nodes_cpu_seconds = nodes.cpu_seconds();
     drop(nodes);
     lap("shut the nodes down", &mut phases);
 
@@ -584,29 +604,39 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
         audit.status.success(),
         "the transcript did not verify: {audit_line}"
     );
-    let (problems, list_persons) = match &pop {
-        Some(pop) => (
-            Some(compare(
-                &out,
-                project,
-                pop,
-                &researcher_dir,
-                args.registers,
-                args.cohort,
-            )?),
-            args.registers
-                .iter()
-                .map(|r| (r.to_string(), pop.members(r).len() as u64))
-                .collect(),
-        ),
-        None => (None, Vec::new()),
+    let problems = match &pop {
+        Some(pop) => Some(compare(
+            &out,
+            project,
+            pop,
+            &researcher_dir,
+            args.registers,
+            args.cohort,
+        )?),
+        None => None,
     };
     Ok(Outcome {
         phases,
         peak_rss_mb,
-        list_persons,
+        list_persons: list_persons(&manifest_path, &researcher_dir.join("transcript.kob"))?,
         problems,
+        chain_cpu_seconds,
+        nodes_cpu_seconds,
     })
+}
+
+/// Persons per list, as the researcher's verified transcript states them.
+fn list_persons(manifest: &Path, transcript: &Path) -> anyhow::Result<Vec<(String, u64)>> {
+    let manifest: Manifest = toml::from_str(&fs::read_to_string(manifest)?)?;
+    let (entries, trailer) = kobling_protocol::transcript::decode_file(&fs::read(transcript)?)
+        .context("the researcher's transcript is malformed")?;
+    let verified = kobling_protocol::transcript::verify(&entries, Some(&trailer), &manifest)
+        .context("the researcher's transcript does not verify")?;
+    Ok(verified
+        .lists
+        .into_iter()
+        .map(|l| (l.list.to_string(), l.persons))
+        .collect())
 }
 
 /// Compares the researcher's tables with the generator's ground truth.

@@ -51,6 +51,8 @@ pub struct HopFigures {
     pub chunk_size: u32,
     /// `hash_to_group` (identifier → `I(x)`), µs per point on the pool.
     pub hash_to_group_us: f64,
+    /// CPU time of this process for `hash_to_group`, µs per point.
+    pub hash_to_group_cpu_us: Option<f64>,
     /// The raw dalek kernel, µs per point.
     pub kernel_us: f64,
     /// The whole hop (frame decode to frame encode), µs per point.
@@ -138,11 +140,13 @@ pub fn hop_figures(n: usize, chunk_size: u32) -> HopFigures {
     };
 
     let t = Instant::now();
+    let cpu = cpu_seconds();
     let identity: Vec<RistrettoPoint> = (0..n as u64)
         .into_par_iter()
         .map(|i| hash_to_group(tags::IDENTITY, &i.to_le_bytes()))
         .collect();
     let hash_to_group_us = per_point(t.elapsed(), n);
+    let hash_to_group_cpu_us = cpu_per_point(cpu, n);
 
     let owner = Share::random(&mut rng);
     let k1 = Share::random(&mut rng);
@@ -270,6 +274,7 @@ pub fn hop_figures(n: usize, chunk_size: u32) -> HopFigures {
         threads: rayon::current_num_threads(),
         chunk_size,
         hash_to_group_us,
+        hash_to_group_cpu_us,
         kernel_us,
         hop_us,
         verify_us: per_point(verify, n),

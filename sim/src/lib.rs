@@ -1,6 +1,6 @@
 //! # kobling-sim
 //!
-//! Synthetic data and local federation runs for Kobling. A library on
+//! Synthetic data, the ground truth and the fault relay for Kobling. A library on
 //! `protocol` and `keys` only (no `node`): `node`'s tests use it. The
 //! `kobling-sim` program (demo, benchmarks) is the `sim-cli` crate.
 //!
@@ -9,7 +9,9 @@
 //! ```text
 //!  population::generate(seed) ──▶ Population { persons, extracts (NPR, KPR, SSB, RESEPT) }
 //!                                   │
-//!  inmem::run_federation ◀──────────┘  the whole protocol in one process, no network
+//!                                   └──▶ truth: the lnr and final pseudonyms every person
+//!                                        must get (from every keystore), and the check of a
+//!                                        delivery against the ground truth
 //!
 //!  relay::Relay: a UDP forwarder with seeded loss, delay, jitter, reordering,
 //!                duplication and cuts, put in front of node processes in tests
@@ -18,7 +20,6 @@
 
 pub mod bench;
 pub mod conversion_bench;
-pub mod inmem;
 pub mod population;
 pub mod relay;
 pub mod truth;

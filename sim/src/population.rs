@@ -490,6 +490,21 @@ fn weighted(rng: &mut ChaCha20Rng, items: &[(&'static str, u32)]) -> &'static st
     items[0].0
 }
 
+/// The extract as CSV text: header, then one line per row.
+pub fn render_csv(e: &Extract) -> String {
+    let mut s = e.columns.join(",");
+    s.push('\n');
+    for (id, values) in &e.rows {
+        s.push_str(id);
+        for v in values {
+            s.push(',');
+            s.push_str(v);
+        }
+        s.push('\n');
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -545,19 +560,4 @@ mod tests {
             .sum();
         assert!(invalid > 0);
     }
-}
-
-/// The extract as CSV text: header, then one line per row.
-pub fn render_csv(e: &Extract) -> String {
-    let mut s = e.columns.join(",");
-    s.push('\n');
-    for (id, values) in &e.rows {
-        s.push_str(id);
-        for v in values {
-            s.push(',');
-            s.push_str(v);
-        }
-        s.push('\n');
-    }
-    s
 }

@@ -11,6 +11,7 @@ use std::{
 use kobling_keys::{Keystore, KeystoreError};
 use kobling_protocol::{
     chain::multiply_decoded,
+    group::WirePoint,
     link::Lnr,
     share::{Domain, Share},
     types::{Name, ProjectId},
@@ -28,36 +29,77 @@ pub fn lnr_with_shares(
     shares: impl IntoIterator<Item = Share>,
     pop: &Population,
 ) -> Vec<Lnr> {
-    let key = shares.into_iter().reduce(|acc, s| acc.product(&s));
-    let Some(key) = key else { return Vec::new() };
+    final_points_with_shares(shares, pop)
+        .iter()
+        .map(|point| Lnr::derive(project, point))
+        .collect()
+}
+
+/// The final pseudonym `P_p(x) = k_p·I(x)` of every person of `pop`, from
+/// every key holder's share of the project: what only the linker may see.
+pub fn final_points_with_shares(
+    shares: impl IntoIterator<Item = Share>,
+    pop: &Population,
+) -> Vec<WirePoint> {
+    let Some(key) = shares.into_iter().reduce(|acc, s| acc.product(&s)) else {
+        return Vec::new();
+    };
     let identity: Vec<_> = pop
         .persons
         .iter()
         .map(|person| person.id.identity_point())
         .collect();
     multiply_decoded(&key, &identity)
-        .iter()
-        .map(|point| Lnr::derive(project, point))
-        .collect()
 }
 
-/// [`lnr_with_shares`] with the shares of the (unencrypted) keystores in
-/// `keystores` (each a node's `keys` directory).
+/// Every key holder's share of `project`, read from the (unencrypted)
+/// keystores in `keystores` (each a node's `keys` directory).
 ///
 /// # Errors
 ///
 /// A keystore that cannot be opened or has no share for the project.
+pub fn project_shares<P: AsRef<Path>>(
+    keystores: &[P],
+    project: &ProjectId,
+) -> Result<Vec<Share>, KeystoreError> {
+    let domain = Domain::Project(project.clone());
+    keystores
+        .iter()
+        .map(|dir| Keystore::open(dir.as_ref(), None)?.share(&domain))
+        .collect()
+}
+
+/// [`final_points_with_shares`] with the shares of [`project_shares`].
+///
+/// # Errors
+///
+/// As [`project_shares`].
+pub fn final_points_from_keystores<P: AsRef<Path>>(
+    keystores: &[P],
+    project: &ProjectId,
+    pop: &Population,
+) -> Result<Vec<WirePoint>, KeystoreError> {
+    Ok(final_points_with_shares(
+        project_shares(keystores, project)?,
+        pop,
+    ))
+}
+
+/// [`lnr_with_shares`] with the shares of [`project_shares`].
+///
+/// # Errors
+///
+/// As [`project_shares`].
 pub fn lnr_from_keystores<P: AsRef<Path>>(
     keystores: &[P],
     project: &ProjectId,
     pop: &Population,
 ) -> Result<Vec<Lnr>, KeystoreError> {
-    let domain = Domain::Project(project.clone());
-    let shares = keystores
-        .iter()
-        .map(|dir| Keystore::open(dir.as_ref(), None)?.share(&domain))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(lnr_with_shares(project, shares, pop))
+    Ok(lnr_with_shares(
+        project,
+        project_shares(keystores, project)?,
+        pop,
+    ))
 }
 
 /// Compares delivered tables (register → (lnr, row)) with the ground truth

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
 use ed25519_dalek::SigningKey;
+use kobling_node::testing::{Faults, Federation, ProjectConfig, LINKER};
 use kobling_protocol::{
     bounded::{BoundedString, BoundedVec},
     chain::multiply_decoded,
@@ -14,15 +15,12 @@ use kobling_protocol::{
     manifest::{Key32, Manifest},
     share::{Domain, Share},
     transcript::{
-        decode_file, encode_file, verify, Body, Check, Closure, Entry, Shredded, SignedStatement,
-        Signer, Statement, Trailer, Transcript, VerifiedTranscript, VerifyError,
+        decode_file, encode_file, verify, verify_appended, Body, Check, Closure, Entry, Shredded,
+        SignedStatement, Signer, Statement, Trailer, Transcript, VerifiedTranscript, VerifyError,
     },
     types::{Digest, Name},
 };
-use kobling_sim::{
-    inmem::{Federation, ProjectConfig, LINKER},
-    population::{generate, PopulationConfig},
-};
+use kobling_sim::population::{generate, PopulationConfig};
 use rand_chacha::{
     rand_core::{Rng, SeedableRng},
     ChaCha20Rng,
@@ -48,8 +46,7 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut fed =
-            Federation::create(dir.path(), &REGISTERS, FEDERATION_SEED).expect("federation");
+        let fed = Federation::create(dir.path(), &REGISTERS, FEDERATION_SEED).expect("federation");
         let pop = generate(&PopulationConfig {
             persons: 600,
             seed: 7,
@@ -65,10 +62,9 @@ fn fixture() -> &'static Fixture {
             cohort: "NPR & KPR".into(),
             chunk_size: 64,
             seed: 11,
+            faults: Faults::default(),
         };
-        let out = fed
-            .run_project(&extracts, &config, None, None)
-            .expect("clean run");
+        let (out, _net) = fed.run(&extracts, &config).expect("clean run");
         let (entries, trailer) = out.transcript;
         Fixture {
             _dir: dir,
@@ -85,7 +81,7 @@ impl Fixture {
     }
 
     fn node_key(&self, member: &str) -> SigningKey {
-        let ks = self.fed.keystore(&name(member)).expect("keystore");
+        let ks = self.fed.keystore(member).expect("keystore");
         SigningKey::from_bytes(&ks.signing_key().to_bytes())
     }
 
@@ -219,7 +215,7 @@ fn small() -> &'static (tempfile::TempDir, Manifest, Vec<u8>) {
     static SMALL: OnceLock<(tempfile::TempDir, Manifest, Vec<u8>)> = OnceLock::new();
     SMALL.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut fed = Federation::create(dir.path(), &["NPR", "KPR"], 1).expect("federation");
+        let fed = Federation::create(dir.path(), &["NPR", "KPR"], 1).expect("federation");
         let pop = generate(&PopulationConfig {
             persons: 60,
             seed: 7,
@@ -235,10 +231,9 @@ fn small() -> &'static (tempfile::TempDir, Manifest, Vec<u8>) {
             cohort: "NPR | KPR".into(),
             chunk_size: 8,
             seed: 11,
+            faults: Faults::default(),
         };
-        let out = fed
-            .run_project(&extracts, &config, None, None)
-            .expect("clean run");
+        let (out, _net) = fed.run(&extracts, &config).expect("clean run");
         assert!(
             out.verified.lists.iter().all(|l| l.persons > 8),
             "several chunks"
@@ -661,14 +656,23 @@ fn a_hop_whose_input_root_does_not_match_fails_the_hop_chain() {
         });
         assert_rejected(&tampered, Check::HopChain, Some(i), "input root");
     }
-    // Hops out of manifest order: KPR's record of NPR's list dropped.
+    // Hops out of manifest order: the first hop record of a list dropped;
+    // the list's next hop record (lists interleave: not necessarily the
+    // next entry) is the one out of order.
+    let list = match &f.entries[first].signed.statement.body {
+        Body::Hop(h) => h.list.clone(),
+        _ => unreachable!("a hop record"),
+    };
+    let next_of_list = (first + 1..f.entries.len())
+        .find(|&i| matches!(&f.entries[i].signed.statement.body, Body::Hop(h) if h.list == list))
+        .expect("the list's second hop");
     let mut statements = f.statements();
     statements.remove(first);
     let (entries, trailer) = f.rechain(statements);
     let e = check(&entries, &trailer, f.manifest());
     assert_eq!(
         (e.check, e.entry),
-        (Check::HopChain, Some(first as u64)),
+        (Check::HopChain, Some(next_of_list as u64 - 1)),
         "{e}"
     );
 }
@@ -963,4 +967,50 @@ fn counts_near_u64_max_are_refused_not_wrapped() {
     });
     let e = check(&tampered.0, &tampered.1, f.manifest());
     assert_eq!(e.check, Check::LinkSummary, "{e}");
+}
+
+#[test]
+fn the_linker_s_incremental_check_verifies_each_new_entry_as_the_whole_check_does() {
+    let f = fixture();
+    // On the honest transcript, at every prefix: the same verdict as the
+    // whole check.
+    for n in 1..=f.entries.len() {
+        let prefix = &f.entries[..n];
+        assert_eq!(
+            verify_appended(prefix, f.manifest(), n - 1).expect("verifies"),
+            verify(prefix, None, f.manifest()).expect("verifies"),
+            "prefix of {n}"
+        );
+    }
+    // A new entry with a forged proof, a forged key proof or a foreign
+    // signature is refused when it is the one appended.
+    let mut rng = ChaCha20Rng::seed_from_u64(23);
+    let register_hop = f.find(|b| matches!(b, Body::Hop(h) if h.linker.is_none()));
+    let linker_hop = f.find(|b| matches!(b, Body::Hop(h) if h.linker.is_some()));
+    let bad_key_proof = f.resign(linker_hop, &f.linker_key(), |st| {
+        let Body::Hop(h) = &mut st.body else {
+            unreachable!("a hop record")
+        };
+        let lp = h.linker.as_mut().expect("key proof");
+        lp.proof.response = lp.proof.challenge;
+    });
+    let stranger = SigningKey::from_bytes(&[9; 32]);
+    let foreign = f.resign(register_hop, &stranger, |_| {});
+    for ((entries, _), i, want) in [
+        (
+            wrong_share_proof(f, register_hop, &mut rng),
+            register_hop,
+            Check::Proofs,
+        ),
+        (
+            wrong_share_proof(f, linker_hop, &mut rng),
+            linker_hop,
+            Check::Proofs,
+        ),
+        (bad_key_proof, linker_hop, Check::Proofs),
+        (foreign, register_hop, Check::Signatures),
+    ] {
+        let e = verify_appended(&entries[..=i], f.manifest(), i).expect_err("refused");
+        assert_eq!((e.check, e.entry), (want, Some(i as u64)), "{e}");
+    }
 }

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
 use kobling_keys::{KdfParams, Keystore};
+use kobling_node::testing::{Faults, Federation, ProjectConfig};
 use kobling_protocol::{
     bounded::{BoundedBytes, BoundedString, BoundedVec},
     group::WirePoint,
@@ -28,10 +29,7 @@ use kobling_protocol::{
     transcript::{encode_file, Body, Closure, Signer, Statement},
     types::{Digest, Name, ProjectId},
 };
-use kobling_sim::{
-    inmem::{Federation, ProjectConfig},
-    population::{generate, PopulationConfig},
-};
+use kobling_sim::population::{generate, PopulationConfig};
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 
 fn seeds_dir() -> PathBuf {
@@ -181,7 +179,7 @@ fn write_fuzz_seeds() {
 
     // A real transcript, its manifest, keystores and seed files.
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut fed = Federation::create(&dir.path().join("fed"), &["NPR", "KPR"], 3).expect("fed");
+    let fed = Federation::create(&dir.path().join("fed"), &["NPR", "KPR"], 3).expect("fed");
     let pop = generate(&PopulationConfig {
         persons: 12,
         seed: 5,
@@ -197,10 +195,9 @@ fn write_fuzz_seeds() {
         cohort: "NPR | KPR".into(),
         chunk_size: 4,
         seed: 9,
+        faults: Faults::default(),
     };
-    let out = fed
-        .run_project(&extracts, &config, None, None)
-        .expect("run");
+    let (out, _net) = fed.run(&extracts, &config).expect("run");
     let (entries, trailer) = &out.transcript;
     let file = encode_file(entries, trailer);
     write("transcript_file", "sim-run", &file);

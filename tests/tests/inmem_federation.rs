@@ -1,21 +1,33 @@
-//! The whole protocol in memory (issue 2's proof that it works): four
-//! registers and a linker, each with its own keystore, over a synthetic
-//! population of 5,000 persons, checked against the ground truth.
+//! The whole protocol on real engines in memory (`kobling_node::testing`):
+//! four registers and a linker, each with its own keystore and state, over
+//! a synthetic population, checked against the ground truth, with every
+//! point a register receives or sends observed on the network.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::{
+    cell::RefCell,
+    collections::{BTreeMap, BTreeSet, HashSet},
+    rc::Rc,
+};
 
+use curve25519_dalek::{ristretto::CompressedRistretto, Scalar};
+use kobling_node::testing::{Faults, Federation, Net, ProjectConfig, RunOutcome, LINKER};
 use kobling_protocol::{
+    bounded::BoundedVec,
     group::WirePoint,
-    hop::HopError,
     link::Lnr,
-    share::Domain,
-    transcript,
+    messages::{Action, Message},
+    project::{Phase, ProjectView},
+    refusal::RefusalCode,
+    seal::{seal_blinding, HpkePublicKey},
+    share::{Domain, Share},
+    transcript::{self, Body},
     types::{Name, ProjectId},
 };
 use kobling_sim::{
-    inmem::{Fault, Federation, Observer, ProjectConfig, RunError, RunOutcome, LINKER},
     population::{generate, Population, PopulationConfig},
+    truth,
 };
+use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 
 const REGISTERS: [&str; 4] = ["NPR", "KPR", "SSB", "RESEPT"];
 
@@ -40,47 +52,68 @@ fn config(project: &str) -> ProjectConfig {
         cohort: "NPR".into(),
         chunk_size: 256,
         seed: 3,
+        faults: Faults::default(),
     }
 }
 
-fn run(
-    fed: &mut Federation,
-    pop: &Population,
-    project: &str,
-    fault: Option<&Fault>,
-    obs: Option<&mut Observer>,
-) -> Result<RunOutcome, RunError> {
-    let extracts: Vec<_> = REGISTERS
+fn extracts(pop: &Population) -> Vec<&kobling_sim::population::Extract> {
+    REGISTERS
         .iter()
         .map(|r| pop.extract(r).expect("extract"))
-        .collect();
-    fed.run_project(&extracts, &config(project), fault, obs)
+        .collect()
 }
 
 /// The lnr each person must get: the product of every key holder's share
 /// (known to no party, computable by a test holding every keystore).
 fn expected_lnr(fed: &Federation, project: &str, pop: &Population) -> Vec<Lnr> {
-    let keystores: Vec<_> = REGISTERS
-        .iter()
-        .chain(std::iter::once(&LINKER))
-        .map(|m| fed.dir.join(m))
-        .collect();
-    kobling_sim::truth::lnr_from_keystores(
-        &keystores,
+    truth::lnr_from_keystores(
+        &fed.keystores(),
         &ProjectId::new(project).expect("valid"),
         pop,
     )
     .expect("shares")
 }
 
+/// Every point a register received or sent in a chunk, per list.
+type Views = Rc<RefCell<Vec<(Name, Name, Vec<WirePoint>)>>>;
+
+fn observe_registers(net: &mut Net) -> Views {
+    let views: Views = Rc::default();
+    let seen = views.clone();
+    let linker = name(LINKER);
+    net.observe(Box::new(move |from, to, msg| {
+        if let Message::Points(chunk) = msg {
+            let points: Vec<WirePoint> = chunk
+                .input
+                .iter()
+                .chain(chunk.output.iter())
+                .copied()
+                .collect();
+            for who in [from, to] {
+                if *who != linker {
+                    seen.borrow_mut()
+                        .push((chunk.list.clone(), who.clone(), points.clone()));
+                }
+            }
+        }
+    }));
+    views
+}
+
 #[test]
 fn in_memory_federation_delivers_exactly_the_cohort_with_consistent_lnr() {
-    let (_dir, mut fed, pop) = setup(5_000);
-    let mut obs = Observer::default();
-    let out = run(&mut fed, &pop, "DEMO-1", None, Some(&mut obs)).expect("run");
+    let (_dir, fed, pop) = setup(3_000);
+    let config = config("DEMO-1");
+    let mut net = fed
+        .start(config.chunk_size, config.faults, config.seed)
+        .expect("nodes");
+    let views = observe_registers(&mut net);
+    let out: RunOutcome = fed
+        .run_project(&mut net, &extracts(&pop), &config)
+        .expect("run");
     let lnr_of = expected_lnr(&fed, "DEMO-1", &pop);
     let cohort = pop.members("NPR");
-    assert!(cohort.len() >= 50, "cohort of {}", cohort.len());
+    assert!(cohort.len() >= 30, "cohort of {}", cohort.len());
 
     // Exactly the cohort's rows from every register, keyed by the person's lnr.
     for r in REGISTERS {
@@ -99,53 +132,33 @@ fn in_memory_federation_delivers_exactly_the_cohort_with_consistent_lnr() {
             got, want,
             "{r}: delivered rows differ from the ground truth"
         );
+        // The signed counts: persons in the list, and matched.
         let members = pop.members(r);
-        let selected = out
-            .linkage
+        let list = out
+            .verified
             .lists
             .iter()
             .find(|l| l.list == name(r))
             .expect("list");
+        assert_eq!(list.persons as usize, members.len(), "{r}: persons");
         assert_eq!(
-            selected.total as usize,
-            members.len(),
-            "{r}: persons in the list"
-        );
-        assert_eq!(
-            selected.selected.len(),
-            members.intersection(&cohort).count(),
+            list.matched,
+            Some(members.intersection(&cohort).count() as u64),
             "{r}: matched"
         );
+        // Invalid identifiers were counted, not delivered and not dropped
+        // silently.
+        let extract = pop.extract(r).expect("extract");
+        let invalid = extract.owners.iter().filter(|o| o.is_none()).count() as u64;
+        assert_eq!(list.invalid, invalid, "{r}: invalid");
+        assert_eq!(list.rows, extract.rows.len() as u64, "{r}: rows");
     }
 
-    // One person, one lnr across tables; the persons table is the cohort.
-    assert_eq!(out.linkage.persons.len(), cohort.len());
+    // One person, one lnr across tables; the delivered persons are the cohort.
     let expected_cohort_lnr: BTreeSet<Lnr> = cohort.iter().map(|p| lnr_of[*p]).collect();
-    let delivered_lnr: BTreeSet<Lnr> = out.linkage.persons.iter().map(|p| p.lnr).collect();
+    let delivered_lnr: BTreeSet<Lnr> = out.tables.values().flatten().map(|(l, _)| *l).collect();
     assert_eq!(delivered_lnr, expected_cohort_lnr);
-    for r in REGISTERS {
-        let lnrs: BTreeSet<&Lnr> = out.tables[&name(r)].iter().map(|(l, _)| l).collect();
-        assert!(
-            lnrs.iter().all(|l| expected_cohort_lnr.contains(*l)),
-            "{r} delivered a non-cohort lnr"
-        );
-    }
-
-    // Invalid identifiers were counted, not delivered and not dropped silently.
-    for r in REGISTERS {
-        let invalid = pop
-            .extract(r)
-            .expect("extract")
-            .owners
-            .iter()
-            .filter(|o| o.is_none())
-            .count() as u64;
-        assert_eq!(out.stats[&name(r)].invalid_rows(), invalid, "{r}");
-        assert_eq!(
-            out.stats[&name(r)].rows,
-            pop.extract(r).expect("extract").rows.len() as u64
-        );
-    }
+    assert_eq!(out.verified.cohort_persons, Some(cohort.len() as u64));
 
     // What the registers saw: never an identity point, never a final
     // pseudonym, and nothing in common between two lists.
@@ -154,9 +167,16 @@ fn in_memory_federation_delivers_exactly_the_cohort_with_consistent_lnr() {
         .iter()
         .map(|p| WirePoint(p.id.identity_point().compress().to_bytes()))
         .collect();
-    let finals: HashSet<WirePoint> = obs.final_points.values().flatten().copied().collect();
+    let finals: HashSet<WirePoint> = truth::final_points_from_keystores(
+        &fed.keystores(),
+        &ProjectId::new("DEMO-1").expect("valid"),
+        &pop,
+    )
+    .expect("shares")
+    .into_iter()
+    .collect();
     let mut per_list: BTreeMap<Name, HashSet<WirePoint>> = BTreeMap::new();
-    for (list, _viewer, seen) in &obs.register_views {
+    for (list, _viewer, seen) in views.borrow().iter() {
         for p in seen {
             assert!(
                 !identity.contains(p),
@@ -172,7 +192,7 @@ fn in_memory_federation_delivers_exactly_the_cohort_with_consistent_lnr() {
             .or_default()
             .extend(seen.iter().copied());
     }
-    assert_eq!(per_list.len(), 4);
+    assert_eq!(per_list.len(), 4, "every list was observed");
     let lists: Vec<_> = per_list.iter().collect();
     for i in 0..lists.len() {
         for j in i + 1..lists.len() {
@@ -185,13 +205,6 @@ fn in_memory_federation_delivers_exactly_the_cohort_with_consistent_lnr() {
             );
         }
     }
-    // Only the linker's final values coincide across lists: one per person in both.
-    let npr: HashSet<_> = obs.final_points[&name("NPR")].iter().collect();
-    let ssb: HashSet<_> = obs.final_points[&name("SSB")].iter().collect();
-    assert_eq!(
-        npr.intersection(&ssb).count(),
-        pop.members("NPR").intersection(&pop.members("SSB")).count()
-    );
 
     // The auditor's view agrees.
     let (entries, trailer) = &out.transcript;
@@ -203,58 +216,184 @@ fn in_memory_federation_delivers_exactly_the_cohort_with_consistent_lnr() {
 }
 
 #[test]
-fn a_second_project_gets_disjoint_lnr_and_a_closed_project_cannot_run() {
-    let (_dir, mut fed, pop) = setup(1_500);
-    let a = run(&mut fed, &pop, "PROJ-A", None, None).expect("first project");
-    let b = run(&mut fed, &pop, "PROJ-B", None, None).expect("second project");
-    let la: BTreeSet<Lnr> = a.linkage.persons.iter().map(|p| p.lnr).collect();
-    let lb: BTreeSet<Lnr> = b.linkage.persons.iter().map(|p| p.lnr).collect();
+fn a_second_project_gets_disjoint_lnr_and_a_closed_project_cannot_run_again() {
+    let (_dir, fed, pop) = setup(1_500);
+    let (a, mut net) = fed.run(&extracts(&pop), &config("PROJ-A")).expect("first");
+    let (b, _) = fed.run(&extracts(&pop), &config("PROJ-B")).expect("second");
+    let lnr = |o: &RunOutcome| -> BTreeSet<Lnr> {
+        o.tables.values().flatten().map(|(l, _)| *l).collect()
+    };
+    let (la, lb) = (lnr(&a), lnr(&b));
     assert_eq!(la.len(), lb.len(), "same cohort size");
     assert!(la.is_disjoint(&lb), "lnr values shared between projects");
 
-    // Re-running the same project reproduces its lnr (same seeds, new blinding).
-    let again = run(&mut fed, &pop, "PROJ-A", None, None).expect("re-run");
-    let lc: BTreeSet<Lnr> = again.linkage.persons.iter().map(|p| p.lnr).collect();
-    assert_eq!(la, lc);
-
-    // Closing shreds the seeds: the project can no longer be derived or run.
-    fed.close("PROJ-A").expect("close");
-    let domain = Domain::Project(ProjectId::new("PROJ-A").expect("valid"));
-    assert!(fed
-        .keystore(&name("NPR"))
-        .expect("keystore")
-        .share(&domain)
-        .is_err());
+    // The researcher closes PROJ-A: every node shreds its seed, and the
+    // project can never be ordered again.
+    let linker = name(LINKER);
+    let close = fed
+        .request("PROJ-A", Action::Close, net.now())
+        .expect("request");
     assert!(matches!(
-        run(&mut fed, &pop, "PROJ-A", None, None),
-        Err(RunError::Keystore(_))
+        net.client(&linker, close).expect("close")[0],
+        Message::Ack { .. }
     ));
+    let project = ProjectId::new("PROJ-A").expect("valid");
+    let manifest = fed.manifest.clone();
+    net.run_until(120_000, |net| {
+        for r in REGISTERS.iter().copied().chain([LINKER]) {
+            let entries = net.transcript(&name(r), &project)?;
+            if !ProjectView::new(&manifest, &entries).shredded(&name(r)) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+    .expect("every node shreds");
+    let domain = Domain::Project(project.clone());
+    for r in REGISTERS.iter().copied().chain([LINKER]) {
+        assert!(
+            fed.keystore(r).expect("keystore").share(&domain).is_err(),
+            "{r} can still derive PROJ-A's key"
+        );
+    }
+    let entries = net.transcript(&linker, &project).expect("transcript");
+    assert_eq!(ProjectView::new(&manifest, &entries).phase(), Phase::Closed);
+    let order = fed.order("PROJ-A", "NPR", &extracts(&pop)).expect("order");
+    let again = fed.submit_message(&order, net.now());
+    assert!(
+        matches!(
+            net.client(&linker, again).expect("reply")[0],
+            Message::Refused { .. }
+        ),
+        "a closed project was ordered again"
+    );
 }
 
 #[test]
-fn a_hop_using_a_wrong_share_is_caught_by_the_next_hop() {
-    let (_dir, mut fed, pop) = setup(800);
-    // NPR's list travels NPR → KPR → SSB → RESEPT → LINKER.
+fn a_hop_that_forwards_points_other_than_its_committed_step_is_caught_by_the_next_hop() {
+    // NPR's list travels NPR → KPR → SSB → RESEPT → LINKER. The cheat's
+    // output is multiplied by 2 on the way out, as if it had stepped with
+    // another share: the next hop checks the cheat's proof and refuses.
     for (cheat, catcher) in [("KPR", "SSB"), ("SSB", "RESEPT"), ("RESEPT", LINKER)] {
-        let fault = Fault::WrongShare {
-            list: "NPR".into(),
-            member: cheat.into(),
+        let (_dir, fed, pop) = setup(400);
+        let config = config("FAULTY");
+        let mut net = fed
+            .start(config.chunk_size, config.faults, config.seed)
+            .expect("nodes");
+        let (cheat_name, npr) = (name(cheat), name("NPR"));
+        net.tamper(Box::new(move |from, _to, msg| {
+            if let Message::Points(chunk) = msg {
+                if *from == cheat_name && chunk.list == npr {
+                    let two = Scalar::from(2u8);
+                    let doubled: Vec<WirePoint> = chunk
+                        .output
+                        .iter()
+                        .map(|p| {
+                            let point =
+                                CompressedRistretto(p.0).decompress().expect("a point") * two;
+                            WirePoint(point.compress().to_bytes())
+                        })
+                        .collect();
+                    chunk.output = BoundedVec::new(doubled).expect("same length");
+                }
+            }
+        }));
+        fed.order_and_approve(&mut net, &extracts(&pop), &config)
+            .expect("ordered");
+        let caught = |net: &Net| {
+            net.refusals().iter().any(|(from, to, code, _)| {
+                from.as_str() == cheat
+                    && to.as_str() == catcher
+                    && code == RefusalCode::BadChunk.as_str()
+            })
         };
-        match run(&mut fed, &pop, "FAULTY", Some(&fault), None) {
-            Err(RunError::Hop {
-                list,
-                member,
-                source: HopError::BadProof { chunk: 0 },
-                ..
-            }) => {
-                assert_eq!(list, name("NPR"));
-                assert_eq!(
-                    member,
-                    name(catcher),
-                    "{cheat}'s wrong share must be caught by {catcher}"
+        net.run_until(120_000, |net| Ok(caught(net)))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{cheat}'s forged step was not refused by {catcher} ({e}): {:?}",
+                    net.refusals()
+                )
+            });
+        // Nothing the catcher refused was passed on: give the federation
+        // time, and the list never reaches the linker.
+        net.run_for(10_000).expect("runs");
+        let entries = net
+            .transcript(&name(LINKER), &ProjectId::new("FAULTY").expect("valid"))
+            .expect("transcript");
+        let view = ProjectView::new(&fed.manifest, &entries);
+        assert!(!view.phase().is_deliverable());
+    }
+}
+
+#[test]
+fn an_owner_whose_blinding_is_not_its_announced_one_closes_the_project_naming_its_list() {
+    // NPR's node sends the linker a blinding other than the one its signed
+    // announcement commits to (D = β⁻¹·G): the linker refuses it at
+    // arrival, never keeps it, and records the closure naming the list;
+    // every node shreds. (Before, it was kept and the list stalled at the
+    // linker's hop, refused to the innocent last register.)
+    let (_dir, fed, pop) = setup(300);
+    let config = config("BAD-BLINDING");
+    let mut net = fed
+        .start(config.chunk_size, config.faults, config.seed)
+        .expect("nodes");
+    let linker = name(LINKER);
+    let linker_hpke =
+        HpkePublicKey::from_bytes(fed.manifest.member(&linker).expect("linker").hpke_key.0)
+            .expect("hpke key");
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let npr = name("NPR");
+    net.tamper(Box::new(move |from, _to, msg| {
+        if let Message::Blinding {
+            project,
+            list,
+            sealed,
+        } = msg
+        {
+            if *from == npr {
+                *sealed = seal_blinding(
+                    &linker_hpke,
+                    project,
+                    list,
+                    &Share::random(&mut rng),
+                    &mut rng,
                 );
             }
-            other => panic!("{cheat} cheating was not caught: {other:?}"),
         }
-    }
+    }));
+    fed.order_and_approve(&mut net, &extracts(&pop), &config)
+        .expect("ordered");
+    let project = ProjectId::new("BAD-BLINDING").expect("valid");
+    let manifest = fed.manifest.clone();
+    net.run_until(120_000, |net| {
+        for r in REGISTERS.iter().copied().chain([LINKER]) {
+            let entries = net.transcript(&name(r), &project)?;
+            if !ProjectView::new(&manifest, &entries).shredded(&name(r)) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+    .expect("the project closes and every node shreds");
+    let entries = net.transcript(&linker, &project).expect("transcript");
+    let reasons: Vec<String> = entries
+        .iter()
+        .filter_map(|e| match &e.signed.statement.body {
+            Body::Closure(c) => Some(c.reason.as_str().to_owned()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(
+        reasons[0].contains("list NPR") && reasons[0].contains("blinding"),
+        "{reasons:?}"
+    );
+    assert!(net
+        .refusals()
+        .iter()
+        .any(|(from, to, code, _)| *from == name("NPR")
+            && *to == linker
+            && code == RefusalCode::Blinding.as_str()));
+    // The transcript with its closure still verifies for the auditor.
+    transcript::verify(&entries, None, &fed.manifest).expect("verifies");
 }

@@ -1,15 +1,13 @@
 //! Duties derived from a real transcript, replayed prefix by prefix: every
 //! member is told the right next step at every stage of the lifecycle.
 
+use kobling_node::testing::{Faults, Federation, ProjectConfig};
 use kobling_protocol::{
     project::{Duty, ProjectView},
     transcript::{Body, Entry},
     types::Name,
 };
-use kobling_sim::{
-    inmem::{Federation, ProjectConfig},
-    population::{generate, PopulationConfig},
-};
+use kobling_sim::population::{generate, PopulationConfig};
 
 fn name(s: &str) -> Name {
     Name::new(s).expect("valid")
@@ -27,7 +25,7 @@ fn first(entries: &[Entry], pred: impl Fn(&Body) -> bool) -> usize {
 fn run(project: &str, persons: usize, seed: u64) -> (Federation, Vec<Entry>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let registers = ["NPR", "KPR", "SSB"];
-    let mut fed = Federation::create(dir.path(), &registers, 5).expect("federation");
+    let fed = Federation::create(dir.path(), &registers, 5).expect("federation");
     let pop = generate(&PopulationConfig {
         persons,
         seed,
@@ -42,10 +40,9 @@ fn run(project: &str, persons: usize, seed: u64) -> (Federation, Vec<Entry>) {
         cohort: "NPR".into(),
         chunk_size: 64,
         seed: 1,
+        faults: Faults::default(),
     };
-    let out = fed
-        .run_project(&extracts, &config, None, None)
-        .expect("run");
+    let (out, _net) = fed.run(&extracts, &config).expect("run");
     (fed, out.transcript.0)
 }
 

@@ -5,14 +5,15 @@
 use std::collections::BTreeMap;
 
 use kobling_protocol::{
+    bounded::BoundedString,
     group::WirePoint,
     hop::points_root,
     link::{link, Cohort, Linkage},
     messages::Message,
     project::{ProjectView, Step},
     refusal::RefusalCode,
-    seal::{SealedItem, WrappedKey},
-    transcript::{self, Body},
+    seal::{open_blinding, HpkeSecretKey, SealedItem, WrappedKey},
+    transcript::{self, Body, Closure},
     types::{Name, Position, ProjectId},
 };
 
@@ -23,13 +24,43 @@ use super::{
 use crate::store::{LinkerTable, StoreError};
 
 impl Engine {
-    /// The owner's blinding `β_j`, sealed to the linker.
+    /// The owner's blinding `β_j`, sealed to the linker: opened and checked
+    /// against the owner's signed announcement (`β_j⁻¹·G = D_j`) before it
+    /// is kept. One that does not open or does not match can only come
+    /// from the list's owner (the sender is authorised as the list's
+    /// register) and the list can never be linked: the linker records that
+    /// once, naming the list, as the project's closure (every node then
+    /// shreds), instead of stalling at the linker's hop.
     pub(super) fn store_blinding(
         &mut self,
         project: &ProjectId,
         list: &Name,
         sealed: &WrappedKey,
+        now: u64,
     ) -> Outcome<Vec<Message>> {
+        let entries = self.store.entries(project)?;
+        let view = ProjectView::new(&self.manifest, &entries);
+        let Some(announcement) = view.announcement(list) else {
+            return Err(not_ready(format!(
+                "list {list} of project {project} has not been announced yet"
+            )));
+        };
+        let hpke = HpkeSecretKey::from_bytes(*self.keystore.x25519_secret_bytes());
+        let problem = match open_blinding(&hpke, project, list, sealed) {
+            Err(_) => Some("does not open"),
+            Ok(beta) if beta.invert().commitment() != announcement.blinding_commitment => {
+                Some("is not the one its announcement commits to")
+            }
+            Ok(_) => None,
+        };
+        if let Some(problem) = problem {
+            let detail = format!("list {list}: its owner's blinding {problem}");
+            tracing::error!(node = %self.me, %project, %list, problem, "an owner's list blinding is refused; the project is closed");
+            let reason = BoundedString::new(format!("{detail}; the list cannot be linked"))
+                .unwrap_or_default();
+            self.publish_once(project, Step::Close, Body::Closure(Closure { reason }), now)?;
+            return Err(refuse(RefusalCode::Blinding, detail));
+        }
         self.store.transaction(|tx| {
             tx.put_blob(
                 LinkerTable::Blinding,

@@ -355,7 +355,7 @@ impl Engine {
                     sealed,
                 },
                 _,
-            ) => self.store_blinding(&project, &list, &sealed)?,
+            ) => self.store_blinding(&project, &list, &sealed, now)?,
             (
                 Message::SealedItems {
                     project,

@@ -19,10 +19,7 @@ use kobling_protocol::{
     transcript::{Approval, Body, ProjectOrder, RegisterRequest, Signer, Statement},
     types::{Name, ProjectId},
 };
-use kobling_sim::{
-    inmem::render_csv,
-    population::{generate, Population, PopulationConfig},
-};
+use kobling_sim::population::{generate, render_csv, Population, PopulationConfig};
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 
 use super::{approval::file_digest, Engine, EngineConfig, Peer};

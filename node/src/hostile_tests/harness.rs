@@ -21,8 +21,7 @@ use kobling_protocol::{
     types::{Name, ProjectId},
 };
 use kobling_sim::{
-    inmem::render_csv,
-    population::{generate, Population, PopulationConfig},
+    population::{generate, render_csv, Population, PopulationConfig},
     truth,
 };
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};

@@ -151,7 +151,11 @@ impl Federation {
     ///
     /// [`TestingError`] if a keystore cannot be created.
     pub fn create(dir: &Path, registers: &[&str], seed: u64) -> Result<Self, TestingError> {
+        // Operator and researcher keys from `seed`, in the order the
+        // old in-process federation drew them (tests re-derive them);
+        // keystores from a generator of their own.
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut keys_rng = ChaCha20Rng::seed_from_u64(seed ^ 0x6b65_7973_746f_7265);
         let mut operators = BTreeMap::new();
         let mut members = Vec::new();
         for (i, member) in registers
@@ -166,7 +170,7 @@ impl Federation {
                 None,
                 KdfParams::default(),
                 &["localhost".to_string()],
-                &mut rng,
+                &mut keys_rng,
             )?;
             let role = if member == LINKER {
                 Role::Linker
@@ -239,6 +243,32 @@ impl Federation {
             researcher: self.researcher.clone(),
             researcher_hpke: HpkeSecretKey::from_bytes(*self.researcher_hpke.to_secret_bytes()),
         })
+    }
+
+    /// The keystore of `member`, opened from its directory.
+    ///
+    /// # Errors
+    ///
+    /// [`TestingError::Keystore`].
+    pub fn keystore(&self, member: &str) -> Result<Keystore, TestingError> {
+        Ok(Keystore::open(self.dir.join(member).join("keys"), None)?)
+    }
+
+    /// Starts a network with `config`'s chunk size, faults and seed, and
+    /// runs the project on it: the outcome, and the network (still
+    /// running, for what the test does next).
+    ///
+    /// # Errors
+    ///
+    /// As [`run_project`](Self::run_project).
+    pub fn run(
+        &self,
+        extracts: &[&Extract],
+        config: &ProjectConfig,
+    ) -> Result<(RunOutcome, Net), TestingError> {
+        let mut net = self.start(config.chunk_size, config.faults, config.seed)?;
+        let out = self.run_project(&mut net, extracts, config)?;
+        Ok((out, net))
     }
 
     /// The extract directory every node reads approved files from.
@@ -416,28 +446,25 @@ impl Federation {
         })
     }
 
-    /// Orders, approves and runs a project over `net`, then fetches and
-    /// verifies the delivery as the researcher's client does.
+    /// Submits the order of `config`'s project over `extracts` and has two
+    /// operators of every register approve it (the extract files written
+    /// to the extract directory first), retrying while a register has not
+    /// received the order yet.
     ///
     /// # Errors
     ///
-    /// [`TestingError`]: a refused order or approval, a run that does not
-    /// finish within ten virtual minutes, or a delivery that does not
-    /// verify.
-    pub fn run_project(
+    /// [`TestingError`] for a refused order or approval.
+    pub fn order_and_approve(
         &self,
         net: &mut Net,
         extracts: &[&Extract],
         config: &ProjectConfig,
-    ) -> Result<RunOutcome, TestingError> {
-        let start = net.clock_ms();
+    ) -> Result<ProjectOrder, TestingError> {
         let order = self.order(&config.project, &config.cohort, extracts)?;
-        let project = order.project.clone();
-        let linker = order.linker.clone();
         let now = net.now();
         expect_ack(
             "the order",
-            net.client(&linker, self.submit_message(&order, now))?,
+            net.client(&order.linker, self.submit_message(&order, now))?,
         )?;
         for e in extracts {
             let file = format!("{}-{}.csv", config.project, e.name);
@@ -453,13 +480,43 @@ impl Federation {
                 )?;
             }
         }
+        Ok(order)
+    }
+
+    /// Orders, approves and runs a project over `net`, then fetches and
+    /// verifies the delivery as the researcher's client does.
+    ///
+    /// # Errors
+    ///
+    /// [`TestingError`]: a refused order or approval, a run that stalls
+    /// (no message delivered for a virtual minute) or does not finish
+    /// within ten virtual minutes, or a delivery that does not verify.
+    pub fn run_project(
+        &self,
+        net: &mut Net,
+        extracts: &[&Extract],
+        config: &ProjectConfig,
+    ) -> Result<RunOutcome, TestingError> {
+        let start = net.clock_ms();
+        let order = self.order_and_approve(net, extracts, config)?;
+        let (project, linker) = (order.project.clone(), order.linker.clone());
         let manifest = self.manifest.clone();
+        let mut last = (net.stats().delivered, net.clock_ms());
         net.run_until(600_000, |net| {
             let entries = net.transcript(&linker, &project)?;
             let view = ProjectView::new(&manifest, &entries);
             if view.phase() == Phase::Closed {
                 return Err(TestingError::Unexpected(format!(
                     "{project} closed before delivery: {:?}",
+                    net.refusals()
+                )));
+            }
+            let delivered = net.stats().delivered;
+            if delivered != last.0 {
+                last = (delivered, net.clock_ms());
+            } else if net.clock_ms() > last.1 + 60_000 {
+                return Err(TestingError::Unexpected(format!(
+                    "{project} stalled before delivery; refusals: {:?}",
                     net.refusals()
                 )));
             }

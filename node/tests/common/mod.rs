@@ -19,8 +19,7 @@ use kobling_protocol::{
     types::ProjectId,
 };
 use kobling_sim::{
-    inmem::render_csv,
-    population::{generate, Population, PopulationConfig},
+    population::{generate, render_csv, Population, PopulationConfig},
     truth,
 };
 

@@ -27,7 +27,7 @@ pub use body::*;
 pub use file::{
     decode_file, encode_file, FileError, Trailer, FILE_MAGIC, FILE_VERSION, MAX_ENTRIES, MAX_RECORD,
 };
-pub use verify::{verify, Check, VerifiedTranscript, VerifyError};
+pub use verify::{verify, verify_appended, Check, VerifiedTranscript, VerifyError};
 
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};

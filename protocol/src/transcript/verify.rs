@@ -263,14 +263,41 @@ pub fn verify(
     trailer: Option<&Trailer>,
     manifest: &Manifest,
 ) -> Result<VerifiedTranscript, VerifyError> {
+    verify_from(entries, trailer, manifest, 0)
+}
+
+/// [`verify`] of a transcript in progress whose first `verified` entries
+/// are exactly a prefix that passed [`verify`] before (the linker's own
+/// transcript, one entry appended at a time): every check runs over the
+/// whole transcript, but the statement signatures and the proofs (the
+/// costly part, and a function of each entry and the entries before it
+/// only) are checked for the new entries alone.
+///
+/// # Errors
+///
+/// As [`verify`].
+pub fn verify_appended(
+    entries: &[Entry],
+    manifest: &Manifest,
+    verified: usize,
+) -> Result<VerifiedTranscript, VerifyError> {
+    verify_from(entries, None, manifest, verified)
+}
+
+fn verify_from(
+    entries: &[Entry],
+    trailer: Option<&Trailer>,
+    manifest: &Manifest,
+    verified: usize,
+) -> Result<VerifiedTranscript, VerifyError> {
     let linker = check_manifest(entries, manifest)?;
     check_hash_chain(entries, trailer, linker)?;
-    check_signatures(entries, manifest)?;
+    check_signatures(entries, manifest, verified)?;
     let project = check_order(entries, manifest, linker)?;
     check_two_person_rule(entries, &project)?;
     check_commitments(entries, &project)?;
     let lists = check_hop_chain(entries, &project)?;
-    check_proofs(entries, &project, &lists)?;
+    check_proofs(entries, &project, &lists, verified)?;
     let summary = check_link_summary(entries, &project, &lists)?;
     let delivered = check_delivery(entries, &project, summary.as_ref())?;
     let closed = check_closure(entries, &project, trailer.is_some())?;
@@ -474,7 +501,11 @@ fn check_hash_chain(
 }
 
 /// [`Check::Signatures`]: every author's statement signature.
-fn check_signatures(entries: &[Entry], manifest: &Manifest) -> Result<(), VerifyError> {
+fn check_signatures(
+    entries: &[Entry],
+    manifest: &Manifest,
+    verified: usize,
+) -> Result<(), VerifyError> {
     // The researcher's key is the one the order names; without an order no
     // researcher signature can be checked (and the order check fails).
     let researcher = entries
@@ -483,7 +514,7 @@ fn check_signatures(entries: &[Entry], manifest: &Manifest) -> Result<(), Verify
             Body::Order(o) => Some(o.researcher_signing_key),
             _ => None,
         });
-    for (i, e) in entries.iter().enumerate() {
+    for (i, e) in entries.iter().enumerate().skip(verified) {
         let at = Some(i as u64);
         let st = &e.signed.statement;
         let key = match &st.signer {
@@ -636,48 +667,35 @@ fn check_order<'a>(
                 )),
             }
         };
+        // A list is announced once, by its own node, and is in the order.
+        let announce = |list: &'a Name, announced: &mut HashSet<&'a Name>| {
+            by_node(list)?;
+            if !project.participants.contains(list) {
+                return Err(fail(
+                    Check::Order,
+                    at,
+                    format!("list {list} is not in the order"),
+                ));
+            }
+            if !announced.insert(list) {
+                return Err(fail(
+                    Check::Order,
+                    at,
+                    format!("list {list} announced twice"),
+                ));
+            }
+            Ok(())
+        };
         match &st.body {
             Body::Order(_) => return Err(fail(Check::Order, at, "a second project order")),
             // Who may approve is the two-person rule's business.
             Body::Approval(_) => {}
             Body::Commitment(c) => by_node(&c.member)?,
-            Body::ListAnnounced(a) => {
-                by_node(&a.list)?;
-                if !project.participants.contains(&a.list) {
-                    return Err(fail(
-                        Check::Order,
-                        at,
-                        format!("list {} is not in the order", a.list),
-                    ));
-                }
-                if !announced.insert(&a.list) {
-                    return Err(fail(
-                        Check::Order,
-                        at,
-                        format!("list {} announced twice", a.list),
-                    ));
-                }
-            }
+            Body::ListAnnounced(a) => announce(&a.list, &mut announced)?,
             Body::Hop(h) => by_node(&h.member)?,
             Body::LinkSummary(_) | Body::Delivery(_) | Body::Closure(_) => by_node(&linker.name)?,
             Body::Shredded(s) => by_node(&s.member)?,
-            Body::ListAnnouncedV2(a) => {
-                by_node(&a.list)?;
-                if !project.participants.contains(&a.list) {
-                    return Err(fail(
-                        Check::Order,
-                        at,
-                        format!("list {} is not in the order", a.list),
-                    ));
-                }
-                if !announced.insert(&a.list) {
-                    return Err(fail(
-                        Check::Order,
-                        at,
-                        format!("list {} announced twice", a.list),
-                    ));
-                }
-            }
+            Body::ListAnnouncedV2(a) => announce(&a.list, &mut announced)?,
             Body::OwnerListV2(o) => by_node(&o.list)?,
             Body::HopV2(h) => by_node(&h.member)?,
             Body::ListCheck(_) => by_node(&linker.name)?,

@@ -588,12 +588,67 @@ impl LinkerHop {
         })
     }
 
+    /// Resumes after a restart from the chunk digests persisted so far and
+    /// the final pseudonyms they produced (in position order, as the
+    /// linker stores them for linking): the salted tree is rebuilt from
+    /// them, and each chunk's output digest must match, so a store that
+    /// lost or altered a point is refused rather than resumed.
+    ///
+    /// # Errors
+    ///
+    /// [`HopError::OutOfOrder`] for more chunks than the list has,
+    /// [`HopError::Malformed`] for finals that do not match the digests.
+    pub fn resume(
+        mut self,
+        chunks: Vec<ChunkDigests>,
+        finals: &[WirePoint],
+    ) -> Result<Self, HopError> {
+        let header = &self.front.header;
+        if chunks.len() as u64 > header.chunks() {
+            return Err(HopError::OutOfOrder {
+                expected: header.chunks(),
+                got: chunks.len() as u64,
+            });
+        }
+        let mut rest = finals;
+        for (c, digests) in (0u64..).zip(&chunks) {
+            let len = usize::try_from(header.chunk_len(c))
+                .map_err(|_| HopError::Malformed { chunk: c })?;
+            if rest.len() < len {
+                return Err(HopError::Malformed { chunk: c });
+            }
+            let (points, tail) = rest.split_at(len);
+            if chunk_digest(points) != digests.output {
+                return Err(HopError::Malformed { chunk: c });
+            }
+            rest = tail;
+        }
+        if !rest.is_empty() {
+            return Err(HopError::Malformed {
+                chunk: chunks.len() as u64,
+            });
+        }
+        for (i, p) in (0u64..).zip(finals) {
+            let salt = self.salt.salt(&header.domain, &header.list, i);
+            self.tree
+                .push_leaf_hash(crate::delivery::salted_leaf_hash(&salt, p));
+        }
+        self.front.chunks = chunks;
+        Ok(self)
+    }
+
+    /// The next chunk expected.
+    pub fn next_chunk(&self) -> u64 {
+        self.front.next_chunk()
+    }
+
     /// Whether every chunk has passed.
     pub fn is_complete(&self) -> bool {
         self.front.is_complete()
     }
 
-    /// The chunk digests so far.
+    /// The chunk digests so far (persist them, with the final pseudonyms,
+    /// after each chunk).
     pub fn records(&self) -> &[ChunkDigests] {
         &self.front.chunks
     }
@@ -633,7 +688,7 @@ impl LinkerHop {
     }
 
     /// The hop record (with the salted final root), once every chunk has
-    /// passed. A restarted linker re-runs the list from its first chunk.
+    /// passed.
     ///
     /// # Errors
     ///

@@ -270,6 +270,8 @@ pub(super) struct Passed {
     pub(super) records: Vec<HopRecordV2>,
     pub(super) check: ListCheck,
     pub(super) finals: Vec<WirePoint>,
+    /// Hop m's output chunks, as the linker received them.
+    pub(super) z: Vec<ChunkMsg>,
 }
 
 fn tamper(
@@ -487,6 +489,7 @@ pub(super) fn run(w: &World, attack: Attack, attempt: u32, mode: Mode) -> Outcom
         records: all,
         check,
         finals,
+        z: msgs,
     });
     if done.check.passed {
         Outcome::Passed(done)
@@ -829,6 +832,55 @@ fn the_linker_hop_streams_the_salted_final_root() {
     assert_eq!(p.records[2].final_root, Some(tree.root()));
 }
 
+#[test]
+fn a_restarted_linker_resumes_from_its_stored_finals_to_the_same_record() {
+    let w = World::new(2, 100, 16);
+    let p = passed(run(&w, Attack::None, 0, Mode::Optimistic));
+    let header = w.header(0, Mode::Optimistic);
+    let linker = || {
+        LinkerHop::new(
+            header.clone(),
+            3,
+            w.linker.name.clone(),
+            w.step(3),
+            w.senders(3),
+            w.step_keys(3),
+            FinalSaltKey::from_secret_bytes([4; 32]),
+        )
+        .expect("linker")
+    };
+    // Three chunks, then a crash: what the store keeps is the digests and
+    // the finals.
+    let mut first = linker();
+    let mut finals = Vec::new();
+    for msg in &p.z[..3] {
+        finals.extend(first.handle_chunk(msg).expect("chunk"));
+    }
+    let kept = first.records().to_vec();
+    drop(first);
+    let mut again = linker().resume(kept.clone(), &finals).expect("resumes");
+    assert_eq!(again.next_chunk(), 3);
+    for msg in &p.z[3..] {
+        finals.extend(again.handle_chunk(msg).expect("chunk"));
+    }
+    assert_eq!(finals, p.finals);
+    assert_eq!(again.finish().expect("complete"), p.records[2]);
+    // A store that lost or altered a final is refused, not resumed.
+    let mut altered = p.finals[..48].to_vec();
+    altered[17] = p.finals[60];
+    for bad in [&p.finals[..47], &p.finals[..49], &altered[..]] {
+        assert!(matches!(
+            linker().resume(kept.clone(), bad),
+            Err(HopError::Malformed { .. })
+        ));
+    }
+    let too_many = vec![kept[0]; 8];
+    assert!(matches!(
+        linker().resume(too_many, &[]),
+        Err(HopError::OutOfOrder { .. })
+    ));
+}
+
 /// Transcripts with chain v2 entries, verified by `transcript::verify`.
 mod transcript {
     use super::*;
@@ -1082,6 +1134,7 @@ mod transcript {
                     owner_list: p.owner_list.clone(),
                     records: p.records.clone(),
                     finals: Vec::new(),
+                    z: Vec::new(),
                 },
             );
             // Re-signed by the linker itself: only the check's own
@@ -1106,6 +1159,7 @@ mod transcript {
                 check: p.check.clone(),
                 owner_list: p.owner_list.clone(),
                 finals: Vec::new(),
+                z: Vec::new(),
             },
         );
         let err = verify(&log.entries(), None, &manifest).expect_err("tampered");
@@ -1148,6 +1202,7 @@ mod transcript {
                 owner_list: failed.owner_list.clone(),
                 records: failed.records.clone(),
                 finals: Vec::new(),
+                z: Vec::new(),
             },
         );
         let err = verify(&log.entries(), None, &manifest).expect_err("a lie");

@@ -260,14 +260,16 @@ fn check_hop(
 }
 
 /// [`Check::Proofs`]: every chunk proof, and the linker's key proof of
-/// every list.
+/// every list (of the entries from `verified` on: see
+/// [`verify_appended`](super::verify_appended)).
 pub(crate) fn check_proofs(
     entries: &[Entry],
     p: &Project<'_>,
     lists: &Lists<'_>,
+    verified: usize,
 ) -> Result<(), VerifyError> {
     let project = &p.order.project;
-    for (i, e) in entries.iter().enumerate() {
+    for (i, e) in entries.iter().enumerate().skip(verified) {
         let at = Some(i as u64);
         let Body::Hop(h) = &e.signed.statement.body else {
             continue;
