@@ -29,6 +29,9 @@ fuzz_target!(|data: &[u8]| {
     match &end {
         FrameEnd::Clean | FrameEnd::Malformed(_) => {}
         FrameEnd::TooLarge(n) => assert!(*n > MAX_FRAME as u64),
+        FrameEnd::TooLargeForKind { kind, len } => assert!(*len > kind.max_frame() as u64),
+        // A member's reader takes every kind.
+        FrameEnd::NotAllowed(kind) => panic!("{} refused from a member", kind.name()),
         FrameEnd::Truncated { expected, got } => assert!(got < expected),
         FrameEnd::Io => panic!("an in-memory stream failed"),
     }

@@ -30,6 +30,12 @@ fuzz_target!(|data: &[u8]| {
         Message::TranscriptFile { bytes } => {
             let _ = kobling_protocol::transcript::decode_file(bytes);
         }
+        Message::Notice(n) => {
+            let _ = n.check(
+                &n.notice.project,
+                &kobling_protocol::manifest::Key32([0x11; 32]),
+            );
+        }
         _ => {}
     }
 });

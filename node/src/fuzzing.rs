@@ -23,7 +23,7 @@ use kobling_protocol::{
     extract::{ExtractStats, Person},
     ident::{IdMapping, ParseOptions},
     manifest::Manifest,
-    messages::{DecodeError, Message},
+    messages::{DecodeError, Kind, Message},
     transcript::{Entry, FileError, Trailer},
 };
 
@@ -61,6 +61,15 @@ pub enum FrameEnd {
     Clean,
     /// A frame announced more than `MAX_FRAME` bytes.
     TooLarge(u64),
+    /// A frame announced more bytes than its kind may have.
+    TooLargeForKind {
+        /// The kind, read first.
+        kind: Kind,
+        /// The announced length.
+        len: u64,
+    },
+    /// A kind the reader does not take from this peer.
+    NotAllowed(Kind),
     /// The stream ended inside a frame.
     Truncated {
         /// Bytes of the frame expected.
@@ -90,14 +99,15 @@ pub fn read_frames(bytes: &[u8], step: usize) -> (Vec<Message>, FrameEnd) {
             Err(e) => {
                 let end = match e {
                     FrameError::TooLarge(n) => FrameEnd::TooLarge(n),
+                    FrameError::TooLargeForKind { kind, len } => {
+                        FrameEnd::TooLargeForKind { kind, len }
+                    }
+                    FrameError::NotAllowed(kind) => FrameEnd::NotAllowed(kind),
                     FrameError::Truncated { expected, got } => {
                         FrameEnd::Truncated { expected, got }
                     }
                     FrameError::Decode(d) => FrameEnd::Malformed(d),
-                    // `read_message` checks no kind (the server's
-                    // `check_kind` does): these never come from it.
-                    FrameError::TooLargeForKind { len, .. } => FrameEnd::TooLarge(len),
-                    FrameError::NotAllowed(_) | FrameError::Io(_) => FrameEnd::Io,
+                    FrameError::Io(_) => FrameEnd::Io,
                 };
                 return (messages, end);
             }

@@ -257,7 +257,9 @@ impl Metrics {
         let mut phases = [0i64; PHASES.len()];
         for project in store.projects()? {
             let entries = store.entries(&project)?;
-            let view = ProjectView::new(&self.manifest, &entries);
+            // A register learns the phases after the chain from notices.
+            let notice = store.notice(&project)?.map(|n| n.notice.phase);
+            let view = ProjectView::new(&self.manifest, &entries).with_notice(notice);
             if view.order().is_none() {
                 continue;
             }

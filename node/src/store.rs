@@ -17,11 +17,13 @@
 //! | `outbox` | messages to send, by destination, in order, until acknowledged |
 //! | `sent` | one-shot steps already taken (commit, announce, …) |
 //! | `blindings`, `sealed`, `finals` | the linker's list blindings, sealed items, final pseudonyms |
+//! | `notices` | at a register: the linker's latest phase notice per project (linked, delivered, closed) |
 
 use std::path::{Path, PathBuf};
 
 use kobling_protocol::{
     messages::{self, Message},
+    notice::SignedPhaseNotice,
     project::Step,
     transcript::{self, Entry},
     types::{Digest, Name, ProjectId},
@@ -97,6 +99,7 @@ CREATE TABLE IF NOT EXISTS approvals (project TEXT NOT NULL, statement BLOB NOT 
 CREATE TABLE IF NOT EXISTS blindings (project TEXT NOT NULL, list TEXT NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list));
 CREATE TABLE IF NOT EXISTS sealed (project TEXT NOT NULL, list TEXT NOT NULL, position INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list, position));
 CREATE TABLE IF NOT EXISTS finals (project TEXT NOT NULL, list TEXT NOT NULL, chunk INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list, chunk));
+CREATE TABLE IF NOT EXISTS notices (project TEXT NOT NULL PRIMARY KEY, bytes BLOB NOT NULL);
 ";
 
 impl Store {
@@ -216,6 +219,15 @@ impl Store {
         Tx::entries_of(&self.conn, project)
     }
 
+    /// The latest phase notice the linker sent about a project (a
+    /// register's; the notice was checked before it was stored).
+    pub(crate) fn notice(
+        &self,
+        project: &ProjectId,
+    ) -> Result<Option<SignedPhaseNotice>, StoreError> {
+        Tx::notice_of(&self.conn, project)
+    }
+
     /// Messages queued per destination (for monitoring).
     pub(crate) fn outbox_depths(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let mut stmt = self
@@ -295,6 +307,37 @@ impl Tx<'_> {
     /// A project's transcript copy.
     pub(crate) fn entries(&self, project: &ProjectId) -> Result<Vec<Entry>, StoreError> {
         Self::entries_of(self.0, project)
+    }
+
+    fn notice_of(
+        conn: &Connection,
+        project: &ProjectId,
+    ) -> Result<Option<SignedPhaseNotice>, StoreError> {
+        let bytes: Option<Vec<u8>> = conn
+            .query_row(
+                "SELECT bytes FROM notices WHERE project = ?1",
+                [project.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        bytes
+            .map(|b| postcard::from_bytes(&b).map_err(|_| StoreError::Corrupt("phase notice")))
+            .transpose()
+    }
+
+    /// Keeps `notice` (checked by the caller) if it tells a later phase
+    /// than the one held: a project only moves forward.
+    pub(crate) fn put_notice(&self, notice: &SignedPhaseNotice) -> Result<(), StoreError> {
+        let project = &notice.notice.project;
+        let newer = Self::notice_of(self.0, project)?
+            .is_none_or(|held| held.notice.phase < notice.notice.phase);
+        if newer {
+            self.0.execute(
+                "INSERT OR REPLACE INTO notices (project, bytes) VALUES (?1, ?2)",
+                params![project.as_str(), transcript::encode_value(notice)],
+            )?;
+        }
+        Ok(())
     }
 
     /// Appends transcript entries (already verified by the caller).

@@ -2,8 +2,8 @@
 //! each selected position, and the researcher's checks before opening it.
 //!
 //! ```text
-//!  linker:     Linkage ──▶ DeliveredItem { lnr, position, sealed, sealed_proof, point, point_proof }
-//!  researcher: verify_item(item, sealed_root (owner's announcement), final_root (linker's hop record))
+//!  linker:     Linkage ──▶ DeliveredItem { lnr, position, sealed, sealed_proof, point, point_proof (salt, path) }
+//!  researcher: open_item(item, sealed_root (owner's announcement), final_root (linker's hop record, salted leaves))
 //!              ──▶ lnr == Lnr::derive(project, point) ──▶ open with the list's content key ──▶ rows
 //! ```
 //!
@@ -20,6 +20,7 @@ use crate::{
     merkle::{InclusionProof, MerkleTree},
     owner::sealed_leaf,
     seal::{decode_rows, ContentKey, SealError, SealedItem},
+    share::Domain,
     transcript::DeliveredList,
     types::{Digest, Name, Position, ProjectId},
 };
@@ -43,8 +44,10 @@ pub struct DeliveredItem {
     pub sealed_proof: InclusionProof,
     /// The final pseudonym `P_p(x)`.
     pub point: WirePoint,
-    /// Inclusion of `point` under the linker's final root.
-    pub point_proof: InclusionProof,
+    /// The position's salt and the inclusion of the salted leaf
+    /// `SHA3-256(0x00 ‖ salt ‖ point)` under the linker's final root: no
+    /// sibling hash in it is a hash of a pseudonym alone (issue 12 item 8).
+    pub point_proof: SaltedPointProof,
 }
 
 /// A delivered item was refused.
@@ -120,8 +123,15 @@ pub enum DeliveryError {
 pub struct ListDeliverySource<'a> {
     /// The sealed items, by position.
     pub sealed: &'a MerkleTree,
-    /// The final pseudonyms' tree, by position.
+    /// The final pseudonyms' salted tree, by position
+    /// ([`salted_final_tree`]).
     pub points: &'a MerkleTree,
+    /// The linker's salt key.
+    pub salt: &'a FinalSaltKey,
+    /// The project's domain.
+    pub domain: &'a Domain,
+    /// The list.
+    pub list: &'a Name,
 }
 
 /// The digest of a list's selection as the delivery record signs it:
@@ -237,7 +247,13 @@ pub fn deliver_item(
         lnr,
         position,
         sealed_proof: source.sealed.inclusion_proof(position.0)?,
-        point_proof: source.points.inclusion_proof(position.0)?,
+        point_proof: salted_point_proof(
+            source.points,
+            source.salt,
+            source.domain,
+            source.list,
+            position,
+        )?,
         sealed,
         point,
     })
@@ -275,17 +291,7 @@ pub fn open_item(
             position: p,
         });
     }
-    if !sized(&item.point_proof)
-        || item
-            .point_proof
-            .verify(final_root, item.point.as_bytes())
-            .is_err()
-    {
-        return Err(DeliveryError::PointProof {
-            list: l,
-            position: p,
-        });
-    }
+    verify_salted_point(list, p, &item.point, &item.point_proof, final_root, persons)?;
     if Lnr::derive(project, &item.point) != item.lnr {
         return Err(DeliveryError::Lnr {
             list: l,

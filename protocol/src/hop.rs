@@ -22,10 +22,11 @@ use serde::{Deserialize, Serialize};
 use crate::{
     bounded::BoundedVec,
     chain::{self, ChainError},
+    delivery::{salted_leaf_hash, FinalSaltKey},
     dleq::{self, ChunkProof, ChunkStatement},
     group::WirePoint,
     merkle::{leaf_hash, root_of_aligned_chunks, root_of_leaf_hashes},
-    share::Share,
+    share::{Domain, Share},
     transcript::{ChunkRecord, HopRecord, LinkerKeyProof},
     types::{Digest, Name, ProjectId},
 };
@@ -177,6 +178,9 @@ pub struct Hop {
     key: WirePoint,
     previous_key: Option<WirePoint>,
     linker: Option<LinkerKeyProof>,
+    /// The linker's final-leaf salts: its output roots are over salted
+    /// leaves (issue 12 item 8).
+    final_salt: Option<(FinalSaltKey, Domain)>,
     next_chunk: u64,
     records: Vec<ChunkRecord>,
 }
@@ -285,9 +289,23 @@ impl Hop {
             key,
             previous_key,
             linker,
+            final_salt: None,
             next_chunk: 0,
             records: Vec::new(),
         })
+    }
+
+    /// The linker's hop salts its final leaves (issue 12 item 8): the
+    /// output root of each chunk, and so the hop record's output root
+    /// (the list's final root), is over `SHA3-256(0x00 ‖ salt_t ‖ P_t)`
+    /// with `salt_t = key.salt(domain, list, t)` ([`FinalSaltKey`]), so
+    /// that the inclusion proofs delivered to the researcher carry no
+    /// hash of a non-cohort person's pseudonym that repeats in another
+    /// list. Equal to [`salted_final_tree`](crate::delivery::salted_final_tree)'s
+    /// root over the whole list.
+    pub fn with_final_salt(mut self, key: FinalSaltKey, domain: Domain) -> Self {
+        self.final_salt = Some((key, domain));
+        self
     }
 
     /// Resumes a hop after a restart from the chunk records it had made
@@ -392,7 +410,18 @@ impl Hop {
         }
 
         let output = chain::multiply_decoded(&self.share, &points);
-        let output_root = points_root(&output);
+        let output_root = match &self.final_salt {
+            Some((key, domain)) => {
+                let list = &self.ctx.list;
+                let leaves: Vec<Digest> = output
+                    .par_iter()
+                    .enumerate()
+                    .map(|(i, p)| salted_leaf_hash(&key.salt(domain, list, first + i as u64), p))
+                    .collect();
+                root_of_leaf_hashes(&leaves)
+            }
+            None => points_root(&output),
+        };
         let statement = ChunkStatement {
             project: &self.ctx.project,
             list: &self.ctx.list,
@@ -670,5 +699,48 @@ mod tests {
             &mut rng,
         );
         assert!(hop.is_ok());
+    }
+
+    /// Issue 12 item 8: the linker's chunk output roots are over salted
+    /// leaves, so its hop record's output root (the final root) is the
+    /// salted final tree's, not the plain tree's of the final points.
+    #[test]
+    fn the_linker_hop_s_final_root_is_over_salted_leaves() {
+        use crate::delivery::{salted_final_tree, FinalSaltKey};
+        let (ctx, points) = setup(10, 4);
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let share = Share::random(&mut rng);
+        let beta = Share::random(&mut rng);
+        let announced = beta.invert().commitment();
+        let domain = Domain::Project(ctx.project.clone());
+        let keys = LinkerKeys {
+            share: &share,
+            blinding: &beta,
+            blinding_commitment: &announced,
+        };
+        let mut hop = Hop::linker(
+            ctx.clone(),
+            1,
+            Name::new("LINK").expect("valid"),
+            keys,
+            None,
+            &mut rng,
+        )
+        .expect("hop")
+        .with_final_salt(FinalSaltKey::from_share(&share, &domain), domain.clone());
+        let mut finals = Vec::new();
+        for c in owner_chunks(&ctx, &points).collect::<Vec<_>>() {
+            finals.extend(
+                hop.handle_chunk(&c, &mut rng)
+                    .expect("valid")
+                    .output
+                    .to_vec(),
+            );
+        }
+        let record = hop.finish().expect("complete");
+        let key = FinalSaltKey::from_share(&share, &domain);
+        let tree = salted_final_tree(&key, &domain, &ctx.list, &finals);
+        assert_eq!(record.output_root, tree.root());
+        assert_ne!(record.output_root, points_root(&finals));
     }
 }

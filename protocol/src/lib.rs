@@ -31,6 +31,8 @@
 //! - [`link`]: cohort expressions, matching and løpenummer.
 //! - [`transcript`]: the signed, hash-chained project log and its verifier.
 //! - [`messages`]: size-bounded wire messages (postcard).
+//! - [`notice`]: the linker's signed phase notices, all registers learn
+//!   of a project after its lists were verified.
 //! - [`project`]: a project's state from its transcript: phase, duties,
 //!   and which messages a node admits ([`project::authorise`],
 //!   [`project::ProjectView::admit`]).
@@ -59,6 +61,7 @@ pub mod link;
 pub mod manifest;
 pub mod merkle;
 pub mod messages;
+pub mod notice;
 pub mod owner;
 pub mod project;
 pub mod refusal;

@@ -15,7 +15,8 @@
 //!  hop h      ──Points(PointChunk)─────▶ hop h+1
 //!  v2 step h  ──ChunkV2(ChunkMsg)──────▶ step h+1;  PassV2(Pass): owner ▶ hop 1 ▶ … ▶ linker
 //!  researcher ──Fetch──▶ linker ──DeliveryHeader, DeliveryItems──▶ researcher
-//!  researcher ──Close──▶ linker ──Statement(closure)──▶ nodes ──Statement(shredded)──▶ linker
+//!  researcher ──Close──▶ linker ──Notice(closed)──▶ registers ──Statement(shredded)──▶ linker
+//!  linker     ──Entries (the register prefix), Notice(linked / delivered)──▶ registers
 //!  any        ◀──Ack / Refused──
 //! ```
 
@@ -220,6 +221,10 @@ pub enum Message {
     ChunkV2(crate::v2::ChunkMsg),
     /// Chain v2, backward pass: owner → hop 1 → … → hop m → linker.
     PassV2(crate::v2::Pass),
+    /// Linker → registers (and, with a status answer, → an operator): the
+    /// project is linked, delivered or closed (issue 12 item 1: all a
+    /// register learns after its lists were verified).
+    Notice(crate::notice::SignedPhaseNotice),
 }
 
 impl Message {
@@ -249,6 +254,7 @@ impl Message {
             Message::Refused { .. } => Kind::Refused,
             Message::ChunkV2(_) => Kind::ChunkV2,
             Message::PassV2(_) => Kind::PassV2,
+            Message::Notice(_) => Kind::Notice,
         }
     }
 }
@@ -300,6 +306,8 @@ pub enum Kind {
     ChunkV2,
     /// [`Message::PassV2`].
     PassV2,
+    /// [`Message::Notice`].
+    Notice,
 }
 
 /// The largest frame of a kind a client (a peer without a member
@@ -313,7 +321,7 @@ pub const MAX_KIND_PREFIX: usize = 5;
 
 impl Kind {
     /// Every kind, in variant-index order.
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 19] = [
         Kind::Hello,
         Kind::SubmitOrder,
         Kind::Approve,
@@ -332,6 +340,7 @@ impl Kind {
         Kind::Refused,
         Kind::ChunkV2,
         Kind::PassV2,
+        Kind::Notice,
     ];
 
     /// The kind of the message a frame body starts with, from its first
@@ -381,6 +390,7 @@ impl Kind {
             Kind::Refused => "Refused",
             Kind::ChunkV2 => "ChunkV2",
             Kind::PassV2 => "PassV2",
+            Kind::Notice => "Notice",
         }
     }
 
@@ -413,7 +423,7 @@ impl Kind {
         match self {
             Kind::Hello | Kind::Ack => 64,
             // A project id, an action, a time, a key and a signature.
-            Kind::Fetch | Kind::Close | Kind::Status => 4 << 10,
+            Kind::Fetch | Kind::Close | Kind::Status | Kind::Notice => 4 << 10,
             Kind::Blinding => 64 << 10,
             Kind::Refused => 4 << 10,
             Kind::SubmitOrder | Kind::Approve => MAX_CLIENT_FRAME,
@@ -507,6 +517,13 @@ mod tests {
                 code: BoundedString::new("unknown-project").expect("fits"),
                 detail: BoundedString::new("no project P-2 here").expect("fits"),
             },
+            Message::Notice(
+                crate::notice::PhaseNotice {
+                    project: project.clone(),
+                    phase: crate::notice::Notified::Closed,
+                }
+                .sign(&ed25519_dalek::SigningKey::from_bytes(&[6; 32])),
+            ),
             Message::Entries {
                 project,
                 first: 0,

@@ -28,6 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::{
     group::WirePoint,
     manifest::{Key32, Manifest},
+    notice::Notified,
     transcript::{Body, Entry, HopRecord, ListAnnouncement, ProjectOrder, Signer},
     types::{Digest, Name},
 };
@@ -202,6 +203,25 @@ impl<'a> ProjectView<'a> {
             }
         }
         v
+    }
+
+    /// The view at a register, which holds only the prefix of the
+    /// transcript written before the lists were verified
+    /// ([`crate::transcript::register_prefix`]) and learns the later
+    /// phases from the linker's [`notice`](crate::notice): the phase it
+    /// was told of, if any, moves the view forward (a closed project's
+    /// duty is to shred).
+    pub fn with_notice(mut self, notice: Option<Notified>) -> Self {
+        match notice {
+            Some(Notified::Linked) => self.linked = true,
+            Some(Notified::Delivered) => {
+                self.linked = true;
+                self.delivered = true;
+            }
+            Some(Notified::Closed) => self.closed = true,
+            None => {}
+        }
+        self
     }
 
     /// The project order, once submitted.

@@ -4,8 +4,11 @@
 //! ```text
 //!  researcher ── SubmitOrder ──▶ admit_order ─┐
 //!  member ────── Statement ────▶ admit_statement ─▶ append (verify whole) ─▶ Entry
-//!                                                                 └──▶ replicas(entry): registers to send it to
-//!  linker ────── Entries ──────▶ (register) accept_replica ─▶ fresh entries ─▶ verify whole
+//!                                                                 ├──▶ replicas(entry): registers to send it to
+//!                                                                 │    (only the register prefix)
+//!                                                                 └──▶ notice(entry): linked / delivered / closed
+//!  linker ────── Entries ──────▶ (register) accept_replica ─▶ fresh entries ─▶ verify the prefix
+//!  linker ────── Notice ───────▶ (register) SignedPhaseNotice::check ─▶ stored, latest phase
 //! ```
 //!
 //! Everything here is pure: the node loads the project's entries, calls
@@ -15,6 +18,7 @@ use ed25519_dalek::SigningKey;
 
 use crate::{
     manifest::Manifest,
+    notice::{Notified, PhaseNotice, SignedPhaseNotice},
     project::ProjectView,
     refusal::{Refusal, RefusalCode},
     transcript::{self, Body, Entry, SignedStatement, Signer},
@@ -159,20 +163,84 @@ pub fn append(
 }
 
 /// The members the linker replicates a new entry to: every participating
-/// register (the linker records its own statements through the same path
-/// and holds the transcript itself).
-pub fn replicas(view: &ProjectView<'_>, _entry: &Entry) -> Vec<Name> {
-    view.participants()
+/// register while the transcript, this entry included, is all
+/// [`visible_to_registers`](transcript::visible_to_registers) (registers
+/// hold a prefix of the hash chain, [`transcript::register_prefix`]);
+/// nobody after (the linker records its own statements through the same
+/// path and holds the transcript itself). `entries` is the transcript
+/// with `entry` appended.
+pub fn replicas(view: &ProjectView<'_>, entries: &[Entry], entry: &Entry) -> Vec<Name> {
+    let held = transcript::register_prefix(entries) as u64;
+    if entry.seq < held {
+        view.participants()
+    } else {
+        Vec::new()
+    }
+}
+
+/// The phase notice the linker sends every participating register when it
+/// records `entry` (linked, delivered, closed), if any: one per phase,
+/// whatever the cohort, and the registers' only news of the project after
+/// their lists were verified.
+pub fn notice(
+    view: &ProjectView<'_>,
+    entry: &Entry,
+    linker: &SigningKey,
+) -> Option<(Vec<Name>, SignedPhaseNotice)> {
+    let phase = Notified::of_body(&entry.signed.statement.body)?;
+    let notice = PhaseNotice {
+        project: entry.signed.statement.project.clone(),
+        phase,
+    }
+    .sign(linker);
+    Some((view.participants(), notice))
+}
+
+/// What the linker answers a register operator's status request with:
+/// the register prefix of the transcript, and the notice of the project's
+/// phase if it is past the chain (the researcher's key gets the whole
+/// transcript).
+pub fn redacted_status<'e>(
+    view: &ProjectView<'_>,
+    entries: &'e [Entry],
+    linker: &SigningKey,
+) -> (&'e [Entry], Option<SignedPhaseNotice>) {
+    let held = &entries[..transcript::register_prefix(entries)];
+    let notice = Notified::of_phase(view.phase())
+        .zip(view.order())
+        .map(|(phase, order)| {
+            PhaseNotice {
+                project: order.project.clone(),
+                phase,
+            }
+            .sign(linker)
+        });
+    (held, notice)
 }
 
 /// A register takes in entries `new`, numbered from `first`, that the
 /// linker replicated: returns those it does not hold yet. Entries it holds
-/// must be identical.
+/// must be identical, and every entry must be one registers may hold
+/// ([`transcript::visible_to_registers`]).
 ///
 /// # Errors
 ///
-/// `not-ready` (a gap: earlier entries have not arrived), `diverged`.
+/// `invalid` (an entry kept from registers), `not-ready` (a gap: earlier
+/// entries have not arrived), `diverged`.
 pub fn accept_replica(have: &[Entry], first: u64, new: Vec<Entry>) -> Result<Vec<Entry>, Refusal> {
+    if let Some(e) = new
+        .iter()
+        .find(|e| !transcript::visible_to_registers(&e.signed.statement.body))
+    {
+        return Err(Refusal::new(
+            RefusalCode::Invalid,
+            format!(
+                "entry {} ({}) is not replicated to registers",
+                e.seq,
+                e.signed.statement.body.kind()
+            ),
+        ));
+    }
     let held = have.len() as u64;
     if first > held {
         return Err(Refusal::not_ready(format!(
@@ -193,4 +261,65 @@ pub fn accept_replica(have: &[Entry], first: u64, new: Vec<Entry>) -> Result<Vec
         }
     }
     Ok(fresh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        bounded::BoundedString,
+        transcript::{register_prefix, Closure, Statement},
+        types::ProjectId,
+    };
+
+    fn entry(seq: u64, prev: crate::types::Digest, body: Body, key: &SigningKey) -> Entry {
+        let signed = Statement {
+            project: ProjectId::new("P-1").expect("valid"),
+            time: 1,
+            signer: Signer::Node(Name::new("LINKER").expect("valid")),
+            body,
+        }
+        .sign(key);
+        Entry::record(seq, prev, signed, key)
+    }
+
+    fn closure() -> Body {
+        Body::Closure(Closure {
+            reason: BoundedString::new("closed").expect("fits"),
+        })
+    }
+
+    /// A register holds the prefix before the first entry kept from
+    /// registers, and refuses to take such an entry from a linker that
+    /// sends one (issue 12 item 1).
+    #[test]
+    fn registers_hold_a_prefix_and_refuse_entries_kept_from_them() {
+        let key = SigningKey::from_bytes(&[1; 32]);
+        let shred = Body::Shredded(crate::transcript::Shredded {
+            member: Name::new("NPR").expect("valid"),
+            domain: crate::share::Domain::Project(ProjectId::new("P-1").expect("valid")),
+        });
+        let a = entry(0, Default::default(), closure(), &key);
+        let b = entry(1, a.hash(), shred, &key);
+        assert_eq!(register_prefix(&[a.clone(), b.clone()]), 0);
+        assert_eq!(register_prefix(&[]), 0);
+        let refused = accept_replica(&[], 0, vec![a]).expect_err("a closure entry");
+        assert_eq!(refused.code, RefusalCode::Invalid);
+        let refused = accept_replica(&[], 1, vec![b]).expect_err("a shredding entry");
+        assert_eq!(refused.code, RefusalCode::Invalid);
+    }
+
+    #[test]
+    fn the_bodies_after_the_chain_call_for_notices_and_nothing_else_does() {
+        assert_eq!(Notified::of_body(&closure()), Some(Notified::Closed));
+        for phase in [
+            crate::project::Phase::Ordered,
+            crate::project::Phase::Chaining,
+        ] {
+            assert_eq!(Notified::of_phase(phase), None);
+        }
+        for n in [Notified::Linked, Notified::Delivered, Notified::Closed] {
+            assert_eq!(Notified::of_phase(n.phase()), Some(n));
+        }
+    }
 }

@@ -135,6 +135,24 @@ fn computed() -> BTreeMap<&'static str, String> {
         Digest(MerkleTree::from_leaves(Vec::<&[u8]>::new()).root().0).to_hex(),
     );
     v2_vectors(&mut v, &project, &list, &k2, &beta, [y, z, p]);
+
+    // Issue 12 items 1 and 8: the phase notice, and v1's salted final leaf
+    // with the salt key derived from a linker share (here `k`).
+    let notice = kobling_protocol::notice::PhaseNotice {
+        project: project.clone(),
+        phase: kobling_protocol::notice::Notified::Closed,
+    };
+    v.insert("phase notice digest (DEMO-1, closed)", h(&notice.digest()));
+    let salt =
+        kobling_protocol::delivery::FinalSaltKey::from_share(&k1, &domain).salt(&domain, &list, 0);
+    v.insert(
+        "v1 final salt (key from k, DEMO-1, NPR, position 0)",
+        h(&salt),
+    );
+    v.insert(
+        "v1 salted final leaf of P at position 0",
+        kobling_protocol::delivery::salted_leaf_hash(&salt, &p).to_hex(),
+    );
     domain_vectors(&mut v, &domain, &k1, &identity);
     v
 }

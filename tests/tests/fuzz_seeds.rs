@@ -134,6 +134,13 @@ fn messages() -> Vec<Message> {
                 ciphertext: BoundedBytes::new(vec![5; 48]).expect("fits"),
             },
         },
+        Message::Notice(
+            kobling_protocol::notice::PhaseNotice {
+                project: project(),
+                phase: kobling_protocol::notice::Notified::Closed,
+            }
+            .sign(&SigningKey::from_bytes(&[9; 32])),
+        ),
     ]
 }
 

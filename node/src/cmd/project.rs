@@ -22,6 +22,7 @@ use kobling_protocol::{
     ident::ParseOptions,
     manifest::Manifest,
     messages::{Action, Message, Request},
+    notice::Notified,
     project::{Phase, ProjectView},
     transcript::{self, Approval, Body, Entry, ProjectOrder, RegisterRequest, Signer, Statement},
     types::{Name, ProjectId},
@@ -179,7 +180,7 @@ impl ProjectCommand {
                     .map(|m| m.name.clone())
                     .context("your key is no register's operator in the manifest")?;
                 let project = ProjectId::new(project)?;
-                let entries = status_entries(&manifest, &key, &project, &register).await?;
+                let (entries, _) = status_entries(&manifest, &key, &project, &register).await?;
                 let view = ProjectView::new(&manifest, &entries);
                 let order = view
                     .order()
@@ -270,8 +271,8 @@ impl ProjectCommand {
                 if watch {
                     watch_status(&manifest, &key, &project, &node).await?;
                 }
-                let entries = status_entries(&manifest, &key, &project, &node).await?;
-                print_status(&manifest, &entries)?;
+                let (entries, notice) = status_entries(&manifest, &key, &project, &node).await?;
+                print_status(&manifest, &entries, notice)?;
                 Ok(ExitCode::SUCCESS)
             }
             ProjectCommand::Fetch {
@@ -381,36 +382,46 @@ fn expect_ack(replies: Vec<Message>) -> anyhow::Result<()> {
     }
 }
 
+/// The project's transcript as `node` answers `key` (the whole transcript
+/// for the researcher; a register operator gets the register prefix), and
+/// the phase the linker's notice tells, if any (checked against the
+/// linker's key).
 async fn status_entries(
     manifest: &Manifest,
     key: &KeyFile,
     project: &ProjectId,
     node: &Name,
-) -> anyhow::Result<Vec<Entry>> {
+) -> anyhow::Result<(Vec<Entry>, Option<Notified>)> {
     let request = Request {
         project: project.clone(),
         action: Action::Status,
         time: unix_now(),
     }
     .sign(&key.signing);
-    match ask(manifest, node, Message::Status(request))
+    let linker_key = manifest.linker().context("no linker")?.signing_key;
+    let mut replies = ask(manifest, node, Message::Status(request))
         .await?
-        .into_iter()
-        .next()
-    {
+        .into_iter();
+    match replies.next() {
         Some(Message::TranscriptFile { bytes }) => {
             let (entries, trailer) = transcript::decode_file(&bytes)?;
-            let linker_key = manifest.linker().context("no linker")?.signing_key;
             trailer
                 .check(&entries, &linker_key)
                 .map_err(|()| anyhow::anyhow!("the transcript's trailer does not verify"))?;
             transcript::verify(&entries, None, manifest)?;
-            Ok(entries)
+            Ok((entries, None))
         }
         Some(Message::Entries { entries, .. }) => {
             let entries = entries.into_inner();
             transcript::verify(&entries, None, manifest)?;
-            Ok(entries)
+            let notice = match replies.next() {
+                Some(Message::Notice(n)) => Some(
+                    n.check(project, &linker_key)
+                        .context("the phase notice does not verify")?,
+                ),
+                _ => None,
+            };
+            Ok((entries, notice))
         }
         Some(Message::Refused { code, detail }) => bail!("refused ({code}): {detail}"),
         other => bail!(
@@ -420,8 +431,12 @@ async fn status_entries(
     }
 }
 
-fn print_status(manifest: &Manifest, entries: &[Entry]) -> anyhow::Result<()> {
-    let view = ProjectView::new(manifest, entries);
+fn print_status(
+    manifest: &Manifest,
+    entries: &[Entry],
+    notice: Option<Notified>,
+) -> anyhow::Result<()> {
+    let view = ProjectView::new(manifest, entries).with_notice(notice);
     let Some(order) = view.order() else {
         say!("no project order yet");
         return Ok(());
@@ -452,6 +467,44 @@ fn print_status(manifest: &Manifest, entries: &[Entry]) -> anyhow::Result<()> {
             None => say!("  {list:<8} {approvals}; list not announced yet"),
         }
     }
+    // Only in the whole transcript (the researcher's): registers' operators
+    // never get the link summary, the delivery or the shreddings.
+    for e in entries {
+        match &e.signed.statement.body {
+            Body::LinkSummary(s) => {
+                say!(
+                    "  linked: cohort {} of {} persons",
+                    s.cohort.as_str(),
+                    s.cohort_persons
+                );
+                for l in s.lists.iter() {
+                    say!(
+                        "    {}: {} matched of {} persons",
+                        l.list,
+                        l.matched,
+                        l.persons
+                    );
+                }
+            }
+            Body::Delivery(d) => say!(
+                "  delivered: {} items",
+                d.lists
+                    .iter()
+                    .fold(0u64, |sum, l| sum.saturating_add(l.items))
+            ),
+            _ => {}
+        }
+    }
+    let members = order.register_names();
+    let shredded: Vec<&str> = members
+        .iter()
+        .chain(manifest.linker().map(|l| &l.name))
+        .filter(|m| view.shredded(m))
+        .map(|m| m.as_str())
+        .collect();
+    if !shredded.is_empty() {
+        say!("  shredded: {}", shredded.join(", "));
+    }
     say!("  phase: {}", view.phase().as_str());
     Ok(())
 }
@@ -470,8 +523,8 @@ async fn watch_status(
         .progress_chars("=> ");
     let mut by_list: BTreeMap<Name, ProgressBar> = BTreeMap::new();
     loop {
-        let entries = status_entries(manifest, key, project, node).await?;
-        let view = ProjectView::new(manifest, &entries);
+        let (entries, notice) = status_entries(manifest, key, project, node).await?;
+        let view = ProjectView::new(manifest, &entries).with_notice(notice);
         if let Some(order) = view.order() {
             for list in order.register_names() {
                 let hops = view.hops_of(&list).len() as u64;

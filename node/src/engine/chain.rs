@@ -5,6 +5,7 @@
 //! and not redone.
 
 use kobling_protocol::{
+    delivery::FinalSaltKey,
     group::WirePoint,
     hop::{Hop, LinkerKeys, ListContext, PointChunk},
     manifest::Role,
@@ -164,7 +165,10 @@ impl Engine {
                 blinding: &blinding,
                 blinding_commitment,
             };
+            let domain = Domain::Project(ctx.project.clone());
+            let salt = FinalSaltKey::from_share(&share, &domain);
             Hop::linker(ctx, hop, self.me.clone(), keys, previous_key, &mut self.rng)
+                .map(|h| h.with_final_salt(salt, domain))
         } else {
             Hop::register(ctx, hop, self.me.clone(), share, previous_key)
         };

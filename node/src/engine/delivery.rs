@@ -6,13 +6,17 @@
 
 use kobling_protocol::{
     bounded::{BoundedBytes, BoundedVec},
-    delivery::{deliver_item, selection_digest, DeliveredItem, ListDeliverySource},
+    delivery::{
+        deliver_item, salted_final_tree, selection_digest, DeliveredItem, FinalSaltKey,
+        ListDeliverySource,
+    },
     link::ListSelection,
     merkle::{leaf_hash, MerkleTree},
     messages::{Action, Message, SignedRequest},
     project::ProjectView,
     refusal::RefusalCode,
     seal::SealedItem,
+    share::Domain,
     transcript::{self, Body, DeliveredList, DeliveryRecord, Trailer},
     types::{Digest, ProjectId},
 };
@@ -105,11 +109,18 @@ impl Engine {
             )));
         }
         let sealed_tree = MerkleTree::from_leaf_hashes(leaves);
-        let points_tree =
-            MerkleTree::from_leaf_hashes(finals.iter().map(|p| leaf_hash(p.as_bytes())).collect());
+        let domain = Domain::Project(project.clone());
+        let salt = FinalSaltKey::from_share(&self.keystore.share(&domain)?, &domain);
+        let points_tree = salted_final_tree(&salt, &domain, &sel.list, finals);
+        if Some(points_tree.root()) != view.final_root(&sel.list) {
+            return Err(StoreError::Corrupt("final points").into());
+        }
         let source = ListDeliverySource {
             sealed: &sealed_tree,
             points: &points_tree,
+            salt: &salt,
+            domain: &domain,
+            list: &sel.list,
         };
         spool.queue(
             &self.me,

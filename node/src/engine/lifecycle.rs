@@ -8,6 +8,7 @@ use kobling_protocol::{
     messages::{Action, Message, SignedRequest},
     project::{Duty, Phase, ProjectView, Step},
     refusal::RefusalCode,
+    sequencer,
     share::Domain,
     transcript::{Body, Closure, Entry, KeyCommitment, ProjectOrder, Shredded},
     types::ProjectId,
@@ -51,8 +52,16 @@ impl Engine {
     pub fn tick_project(&mut self, project: &ProjectId, now: u64) -> Result<(), EngineError> {
         let manifest = self.manifest.clone();
         let entries = self.store.entries(project)?;
-        let view = ProjectView::new(&manifest, &entries);
-        if view.order().is_some() && view.finished_for(&self.me) {
+        let notice = self.store.notice(project)?.map(|n| n.notice.phase);
+        let view = ProjectView::new(&manifest, &entries).with_notice(notice);
+        // A register never holds the shredding entries (they follow the
+        // closure): it is finished once it shredded itself.
+        let shredded_here = self.role == Role::Register
+            && view.phase() == Phase::Closed
+            && self
+                .store
+                .transaction(|tx| tx.marked(project, Step::Shred))?;
+        if view.order().is_some() && (view.finished_for(&self.me) || shredded_here) {
             self.finished.insert(project.clone());
             return Ok(());
         }
@@ -148,25 +157,39 @@ impl Engine {
     }
 
     /// The project's transcript, for its researcher and its registers'
-    /// operators.
+    /// operators: the researcher (at the linker) gets the whole signed
+    /// transcript; a register's operators get what registers hold, the
+    /// transcript's register prefix and the phase notice (issue 12 item 1:
+    /// nothing written after the lists were verified, no counts).
     pub(super) fn status(&mut self, req: &SignedRequest, now: u64) -> Outcome<Vec<Message>> {
         let manifest = &self.manifest;
+        let researcher = std::cell::Cell::new(false);
         let entries = self.client_request(req, Action::Status, now, |order| {
-            req.key == order.researcher_signing_key
+            researcher.set(req.key == order.researcher_signing_key);
+            researcher.get()
                 || order
                     .register_names()
                     .iter()
                     .any(|r| manifest.is_operator_of(r, &req.key))
         })?;
-        if self.role == Role::Linker {
-            Ok(vec![self.transcript_file(&req.request.project)?])
-        } else {
-            Ok(vec![Message::Entries {
-                project: req.request.project.clone(),
-                first: 0,
-                entries: bounded(entries)?,
-            }])
+        let project = req.request.project.clone();
+        if self.role == Role::Linker && researcher.get() {
+            return Ok(vec![self.transcript_file(&project)?]);
         }
+        let (held, notice) = if self.role == Role::Linker {
+            let view = ProjectView::new(&self.manifest, &entries);
+            let (held, notice) = sequencer::redacted_status(&view, &entries, &self.signing);
+            (held.to_vec(), notice)
+        } else {
+            (entries, self.store.notice(&project)?)
+        };
+        let mut replies = vec![Message::Entries {
+            project,
+            first: 0,
+            entries: bounded(held)?,
+        }];
+        replies.extend(notice.map(Message::Notice));
+        Ok(replies)
     }
 
     /// The researcher closes the project (linker).

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use kobling_protocol::{
     bounded::BoundedString,
     group::WirePoint,
-    hop::points_root,
     link::{link, Cohort, Linkage},
     messages::Message,
     project::{ProjectView, Step},
@@ -147,11 +146,11 @@ impl Engine {
         {
             return Ok(()); // linked; the summary is on its way to the transcript
         }
-        let (cohort, linkage, finals) = self.linkage(project, view)?;
+        let (cohort, linkage, _) = self.linkage(project, view)?;
+        // The final roots are the linker hop records' output roots, over
+        // salted leaves (issue 12 item 8).
         let summary = linkage
-            .summary(&cohort, |list| {
-                finals.get(list).map(|p| points_root(p)).unwrap_or_default()
-            })
+            .summary(&cohort, |list| view.final_root(list).unwrap_or_default())
             .map_err(|e| refuse(RefusalCode::TooLarge, e.to_string()))?;
         tracing::info!(node = %self.me, %project, cohort = linkage.persons.len(), "linked");
         self.publish_once(project, Step::Link, Body::LinkSummary(summary), now)

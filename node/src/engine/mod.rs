@@ -11,7 +11,7 @@
 //!     3. dispatch on this node's role, once:
 //!          linker:   sequencer (orders, statements) · linking (blindings, sealed items)
 //!                    · chain (last hop) · delivery (fetch) · lifecycle (close, status)
-//!          register: replica (entries) · approval · chain (hops) · lifecycle (status)
+//!          register: replica (entries, phase notices) · approval · chain (hops) · lifecycle (status)
 //!     4. commit the step's outputs and its messages in one transaction
 //!   Engine::tick(now) ── ProjectView::duties(me) ──▶ commit, announce (list), link, shred, expire
 //!        │
@@ -33,7 +33,7 @@
 //!
 //! | file | concern |
 //! |---|---|
-//! | `sequencer.rs` | the linker's transcript: orders, statements, replication; registers' replicas |
+//! | `sequencer.rs` | the linker's transcript: orders, statements, replication of the register prefix, phase notices; registers' replicas and notices |
 //! | `approval.rs` | operators' approvals at a register |
 //! | `list.rs` | preparing and announcing a register's own list |
 //! | `chain.rs` | stepping the chunks of other lists (every hop, the linker last) |
@@ -65,6 +65,7 @@ use kobling_protocol::{
     hop::DEFAULT_CHUNK_SIZE,
     manifest::{Manifest, Role},
     messages::{Message, MAX_ITEMS_PER_MESSAGE, PROTOCOL_VERSION},
+    notice::Notified,
     project::{authorise, subject, ProjectView},
     refusal::{Refusal, RefusalCode},
     transcript::{Entry, SignedStatement},
@@ -223,6 +224,12 @@ impl Engine {
         Ok(self.store.entries(project)?)
     }
 
+    /// The phase the linker's latest notice told this node of (a
+    /// register's; `None` at the linker, which holds the transcript).
+    fn notified(&self, project: &ProjectId) -> Outcome<Option<Notified>> {
+        Ok(self.store.notice(project)?.map(|n| n.notice.phase))
+    }
+
     /// Refuses a test-mode order at a node not started in test mode:
     /// synthetic numbers are for tests, and a production node takes no
     /// project that asks for them.
@@ -329,7 +336,10 @@ impl Engine {
         authorise(&self.manifest, &self.me, from, msg)?;
         if let Some(project) = subject(msg) {
             let entries = self.store.entries(project)?;
-            ProjectView::new(&self.manifest, &entries).admit(msg, from)?;
+            let notice = self.notified(project)?;
+            ProjectView::new(&self.manifest, &entries)
+                .with_notice(notice)
+                .admit(msg, from)?;
         }
         Ok(())
     }
@@ -404,6 +414,7 @@ impl Engine {
             }
             (Message::Points(chunk), Peer::Member(m)) => self.points(m, chunk)?,
             (Message::Status(req), _) => self.status(&req, now)?,
+            (Message::Notice(notice), _) => self.receive_notice(&notice)?,
             (other, _) => return Err(unexpected(&other)),
         };
         Ok(replies.into())

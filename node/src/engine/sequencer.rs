@@ -7,15 +7,16 @@ use kobling_protocol::{
     bounded::BoundedVec,
     manifest::Manifest,
     messages::Message,
+    notice::SignedPhaseNotice,
     project::{ProjectView, Step},
-    refusal::Refusal,
+    refusal::{Refusal, RefusalCode},
     sequencer::{self, Admitted},
     transcript::{self, Body, Entry, SignedStatement, Signer, Statement},
     types::{Name, ProjectId},
 };
 
 use super::{
-    error::{ack, Outcome, Refused},
+    error::{ack, refuse, Outcome, Refused},
     Engine,
 };
 use crate::store::Tx;
@@ -66,14 +67,28 @@ impl Engine {
             return Ok(vec![ack()]);
         }
         entries.extend(fresh.iter().cloned());
-        transcript::verify(&entries, None, &self.manifest).map_err(|e| {
-            Refusal::new(
-                kobling_protocol::refusal::RefusalCode::Invalid,
-                e.to_string(),
-            )
-        })?;
+        transcript::verify(&entries, None, &self.manifest)
+            .map_err(|e| Refusal::new(RefusalCode::Invalid, e.to_string()))?;
         self.store
             .transaction(|tx| tx.append_entries(project, &fresh))?;
+        Ok(vec![ack()])
+    }
+
+    /// Register: the linker's notice that the project is linked,
+    /// delivered or closed (all a register learns after its lists were
+    /// verified). Kept if it tells a later phase than the one held.
+    pub(super) fn receive_notice(&mut self, notice: &SignedPhaseNotice) -> Outcome<Vec<Message>> {
+        let project = &notice.notice.project;
+        let linker = self
+            .manifest
+            .linker()
+            .map(|l| l.signing_key)
+            .ok_or_else(|| refuse(RefusalCode::Invalid, "no linker in the manifest"))?;
+        notice
+            .check(project, &linker)
+            .map_err(|e| refuse(RefusalCode::Invalid, e.to_string()))?;
+        self.store.transaction(|tx| tx.put_notice(notice))?;
+        tracing::info!(node = %self.me, %project, phase = notice.notice.phase.phase().as_str(), "phase notice");
         Ok(vec![ack()])
     }
 
@@ -111,7 +126,8 @@ impl Engine {
 
 /// Appends a signed statement to the transcript in `tx`, as the linker,
 /// after verifying the whole transcript with it; queues the new entry to
-/// its replicas.
+/// its replicas (the participating registers while the transcript is all
+/// register prefix), and the phase notice the entry calls for.
 ///
 /// # Errors
 ///
@@ -127,13 +143,19 @@ pub(super) fn append(
     let entry = sequencer::append(&mut entries, signed, manifest, linker)?;
     tx.append_entries(&project, std::slice::from_ref(&entry))?;
     let view = ProjectView::new(manifest, &entries);
-    for replica in sequencer::replicas(&view, &entry) {
+    for replica in sequencer::replicas(&view, &entries, &entry) {
         let msg = Message::Entries {
             project: project.clone(),
             first: entry.seq,
             entries: BoundedVec::new(vec![entry.clone()]).unwrap_or_default(),
         };
         tx.send(&project, &replica, &msg)?;
+    }
+    if let Some((to, notice)) = sequencer::notice(&view, &entry, linker) {
+        let msg = Message::Notice(notice);
+        for register in to {
+            tx.send(&project, &register, &msg)?;
+        }
     }
     Ok(entry)
 }

@@ -937,3 +937,5 @@ fn a_list_that_repeats_a_pseudonym_closes_the_project_once_naming_the_list() {
         "no duty left to retry"
     );
 }
+
+mod cohort;

@@ -632,9 +632,17 @@ impl Fed {
         assert!(matches!(reply, Message::Ack { .. }), "{reply:?}");
         let deadline = Instant::now() + LIVENESS;
         loop {
-            let entries = lock(&self.kpr.engine)
-                .transcript(&pid(project))
-                .expect("entries");
+            // Registers never hold the shreddings (issue 12 item 1): the
+            // researcher's status, the linker's whole transcript.
+            let status = self
+                .client
+                .request(&name("LINKER"), &self.request(project, Action::Status))
+                .await
+                .expect("status");
+            let Message::TranscriptFile { bytes } = status else {
+                panic!("status: {status:?}");
+            };
+            let (entries, _) = kobling_protocol::transcript::decode_file(&bytes).expect("file");
             let shredded = entries
                 .iter()
                 .filter(|e| matches!(e.signed.statement.body, Body::Shredded(_)))

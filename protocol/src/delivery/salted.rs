@@ -1,4 +1,5 @@
-//! Salted final-pseudonym leaves (chain v2, issue 12 item 8).
+//! Salted final-pseudonym leaves (issue 12 item 8; v1's linker hop and
+//! delivery, and chain v2).
 //!
 //! A v1 final-pseudonym leaf is `SHA3-256(0x00 ‖ P_t)`: the same person has
 //! the same leaf hash in every list of a project, so sibling hashes in two
@@ -23,9 +24,12 @@ use crate::{
     group::WirePoint,
     hash::framed_sha3,
     merkle::{leaf_hash, InclusionProof, MerkleError, MerkleTree},
-    share::Domain,
+    share::{Domain, Share},
     types::{Digest, Name, Position},
 };
+
+/// The tag of [`FinalSaltKey::from_share`].
+const FINAL_SALT_KEY_TAG: &[u8] = b"KOBLING-V1-FINAL-SALT-KEY";
 
 /// The linker's secret for the final-leaf salts (derived by the node from
 /// its keystore; never leaves the linker).
@@ -42,6 +46,18 @@ impl FinalSaltKey {
     /// Wraps 32 secret bytes.
     pub fn from_secret_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
+    }
+
+    /// The linker's salt key for a domain, derived from its share of the
+    /// domain: `framed_sha3("KOBLING-V1-FINAL-SALT-KEY", [k_L, domain])`
+    /// (v1's linker hop and delivery). The same after a restart, gone
+    /// when the share is shredded, and one-way: the salts reveal nothing
+    /// of the share.
+    pub fn from_share(share: &Share, domain: &Domain) -> Self {
+        Self(framed_sha3(
+            FINAL_SALT_KEY_TAG,
+            &[share.to_secret_bytes().as_slice(), &domain.to_bytes()],
+        ))
     }
 
     /// `salt_t = framed_sha3(FINAL_SALT, [key, domain, list, le64(t)])`.

@@ -65,7 +65,7 @@ pub fn unexpected(msg: &Message) -> Refusal {
 /// | `SubmitOrder`, `Fetch`, `Close` | a client | the linker |
 /// | `Approve` | a client | a register |
 /// | `Statement` | a member | the linker |
-/// | `Entries` | the linker | a register |
+/// | `Entries`, `Notice` | the linker | a register |
 /// | `Blinding`, `SealedItems` | the list's owner | the linker |
 /// | `Points` | a member | any node |
 ///
@@ -95,7 +95,9 @@ pub fn authorise(
         }
         Message::Approve { .. } => member.is_none() && to_register,
         Message::Statement(_) => member.is_some() && to_linker,
-        Message::Entries { .. } => member.is_some() && member == linker && to_register,
+        Message::Entries { .. } | Message::Notice(_) => {
+            member.is_some() && member == linker && to_register
+        }
         Message::Blinding { list, .. } | Message::SealedItems { list, .. } => {
             member == Some(list) && to_linker
         }
@@ -119,6 +121,7 @@ pub fn subject(msg: &Message) -> Option<&ProjectId> {
         | Message::Blinding { project, .. }
         | Message::SealedItems { project, .. } => Some(project),
         Message::Points(chunk) => Some(&chunk.project),
+        Message::Notice(n) => Some(&n.notice.project),
         _ => None,
     }
 }
@@ -155,7 +158,8 @@ impl ProjectView<'_> {
         }
         let shredding =
             matches!(msg, Message::Statement(s) if matches!(s.statement.body, Body::Shredded(_)));
-        if self.closed && !shredding && !matches!(msg, Message::Entries { .. }) {
+        let from_linker = matches!(msg, Message::Entries { .. } | Message::Notice(_));
+        if self.closed && !shredding && !from_linker {
             return Err(Refusal::new(
                 RefusalCode::Closed,
                 format!("project {project} is closed; its data is deleted"),

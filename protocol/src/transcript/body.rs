@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Entry;
 use crate::{
     bounded::{BoundedString, BoundedVec},
     dleq::{ChunkProof, DleqProof},
@@ -94,11 +95,44 @@ impl Body {
 }
 
 /// Whether an entry with this body may be replicated to register nodes
-/// (PROTOCOL.md §6a step 5, §11). The list check carries combinations of
-/// one list's values and is kept to the linker's transcript, the
-/// researcher and the auditor.
+/// (PROTOCOL.md §6a step 5, §11; issue 12 item 1).
+///
+/// Registers see what they need to take part in the chain: the order,
+/// approvals, commitments, announcements, hop records (and a stopped
+/// chain). Everything written after the lists were verified is kept to
+/// the linker's transcript, the researcher and the auditor: the link
+/// summary and the delivery record carry counts that would tell a
+/// register whether a chosen person is in the cohort, and the closure
+/// and shreddings follow them (registers learn the phase from a
+/// [`crate::notice`] instead). The v2 list check carries combinations of
+/// one list's values and is never replicated either.
 pub fn visible_to_registers(body: &Body) -> bool {
-    !matches!(body, Body::ListCheck(_))
+    match body {
+        Body::Order(_)
+        | Body::Approval(_)
+        | Body::Commitment(_)
+        | Body::ListAnnounced(_)
+        | Body::Hop(_)
+        | Body::ListAnnouncedV2(_)
+        | Body::OwnerListV2(_)
+        | Body::HopV2(_)
+        | Body::ChainStopped(_) => true,
+        Body::LinkSummary(_)
+        | Body::Delivery(_)
+        | Body::Closure(_)
+        | Body::Shredded(_)
+        | Body::ListCheck(_) => false,
+    }
+}
+
+/// How many leading entries of `entries` registers hold: the longest
+/// prefix whose bodies are all [`visible_to_registers`]. A register's copy
+/// is a prefix of the hash chain, so it verifies as one.
+pub fn register_prefix(entries: &[Entry]) -> usize {
+    entries
+        .iter()
+        .position(|e| !visible_to_registers(&e.signed.statement.body))
+        .unwrap_or(entries.len())
 }
 
 /// What a register is asked for.
