@@ -166,6 +166,32 @@ pub enum KeystoreError {
     #[error("could not generate the TLS key and certificate: {0}")]
     Tls(#[source] rcgen::Error),
 
+    /// A register domain's seed is long-lived: only a recorded, verified
+    /// two-operator retirement shreds it (never a project's closure).
+    #[error(
+        "{domain} is a register domain: its seed is long-lived and is shredded only by a retirement that two operators signed (kobling_protocol::domain::transcript::Retirement)"
+    )]
+    LongLivedDomain {
+        /// The domain.
+        domain: Domain,
+    },
+
+    /// A domain backup cannot be made or opened.
+    #[error("domain backup: {0}")]
+    Backup(#[source] FormatError),
+
+    /// Only register domains are backed up: a project's seed must die with
+    /// the project.
+    #[error("{domain} is not a register domain; only register domains are backed up (a project's key must be shreddable)")]
+    NotARegisterDomain {
+        /// The domain.
+        domain: Domain,
+    },
+
+    /// The two passphrases of a domain backup are the same.
+    #[error("the two operators' passphrases of a domain backup must differ (the two-person rule)")]
+    SamePassphrase,
+
     /// Share derivation hit the (2⁻²⁵²) zero scalar.
     #[error("share derivation failed: {0}")]
     Share(#[from] ShareError),

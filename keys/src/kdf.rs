@@ -106,6 +106,23 @@ impl Default for KdfParams {
     }
 }
 
+/// Argon2id (version 0x13) of a passphrase's UTF-8 bytes and a salt, to
+/// 32 bytes.
+pub(crate) fn argon2id(
+    passphrase: &str,
+    salt: &[u8; SALT_LEN],
+    params: KdfParams,
+) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
+    let params = Params::new(params.m_cost_kib, params.t_cost, params.p_cost, Some(32))
+        .map_err(KeystoreError::Kdf)?;
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    let mut out = Zeroizing::new([0u8; 32]);
+    argon
+        .hash_password_into(passphrase.as_bytes(), salt, out.as_mut())
+        .map_err(KeystoreError::Kdf)?;
+    Ok(out)
+}
+
 /// The two values derived from a passphrase.
 pub(crate) struct PassphraseKeys {
     /// The XChaCha20-Poly1305 key of the keystore payload.
@@ -121,13 +138,7 @@ impl PassphraseKeys {
         salt: &[u8; SALT_LEN],
         params: KdfParams,
     ) -> Result<Self, KeystoreError> {
-        let params = Params::new(params.m_cost_kib, params.t_cost, params.p_cost, Some(32))
-            .map_err(KeystoreError::Kdf)?;
-        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let mut out = Zeroizing::new([0u8; 32]);
-        argon
-            .hash_password_into(passphrase.as_bytes(), salt, out.as_mut())
-            .map_err(KeystoreError::Kdf)?;
+        let out = argon2id(passphrase, salt, params)?;
         Ok(Self {
             key: Zeroizing::new(framed_sha3(KEY_TAG, &[out.as_ref()])),
             check: framed_sha3(CHECK_TAG, &[out.as_ref()]),

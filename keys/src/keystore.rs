@@ -11,6 +11,7 @@ use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
 use kobling_protocol::{
+    domain::transcript::Retirement,
     group::WirePoint,
     manifest::{Key32, Member, Role},
     share::{Domain, Share},
@@ -373,8 +374,83 @@ impl Keystore {
     ///
     /// An I/O error; the domain may then already read as shredded, and
     /// calling `shred` again finishes the job.
+    ///
+    /// A register domain's seed is long-lived (PROTOCOL.md §10) and is
+    /// refused here with [`KeystoreError::LongLivedDomain`]: only
+    /// [`Keystore::retire_domain`] shreds it.
     pub fn shred(&mut self, domain: &Domain) -> Result<(), KeystoreError> {
+        if let Domain::Register(_) = domain {
+            return Err(KeystoreError::LongLivedDomain {
+                domain: domain.clone(),
+            });
+        }
         self.seeds.shred(domain)
+    }
+
+    /// Shreds a register domain's seed, against the domain's verified
+    /// retirement (a transcript entry two of the holder's operators
+    /// signed; only `verify_domain_transcript` makes a [`Retirement`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Keystore::shred`].
+    pub fn retire_domain(&mut self, retirement: &Retirement) -> Result<(), KeystoreError> {
+        self.seeds
+            .shred(&Domain::Register(retirement.domain().clone()))
+    }
+
+    /// Backs up this node's share of register domain `domain`, encrypted so
+    /// that it opens only with both operators' passphrases (see
+    /// [`crate::backup`] for the format; open it with
+    /// [`crate::backup::open_backup`]).
+    ///
+    /// # Errors
+    ///
+    /// [`KeystoreError::NotARegisterDomain`] for a project (its key must
+    /// die with it), [`KeystoreError::SamePassphrase`],
+    /// [`KeystoreError::EmptyPassphrase`], any error of
+    /// [`Keystore::share`], or [`KeystoreError::Randomness`].
+    pub fn backup_domain(
+        &self,
+        domain: &Domain,
+        first: &str,
+        second: &str,
+        params: KdfParams,
+    ) -> Result<Vec<u8>, KeystoreError> {
+        self.backup_domain_inner(domain, first, second, params, &mut OsEntropy)
+    }
+
+    /// [`Keystore::backup_domain`] with salts and nonce drawn from `rng`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Keystore::backup_domain`].
+    pub fn backup_domain_with_rng<R: CryptoRng + ?Sized>(
+        &self,
+        domain: &Domain,
+        first: &str,
+        second: &str,
+        params: KdfParams,
+        rng: &mut R,
+    ) -> Result<Vec<u8>, KeystoreError> {
+        self.backup_domain_inner(domain, first, second, params, &mut RngEntropy(rng))
+    }
+
+    fn backup_domain_inner(
+        &self,
+        domain: &Domain,
+        first: &str,
+        second: &str,
+        params: KdfParams,
+        entropy: &mut dyn Entropy,
+    ) -> Result<Vec<u8>, KeystoreError> {
+        if !matches!(domain, Domain::Register(_)) {
+            return Err(KeystoreError::NotARegisterDomain {
+                domain: domain.clone(),
+            });
+        }
+        let share = self.share(domain)?;
+        crate::backup::seal(domain, &share, first, second, params, entropy)
     }
 }
 

@@ -18,6 +18,10 @@
 //!      ├── <id>.seed                  (mode 0600)  s_{i,d} wrapped under H(m), AAD = d
 //!      └── <id>.shredded                           tombstone of a closed domain
 //!
+//!  register domains (PROTOCOL.md §10): shred(d) refuses them (long-lived);
+//!  retire_domain(verified two-operator retirement) shreds them;
+//!  backup_domain(d, pass_1, pass_2) ──▶ backup:: file that opens only with both
+//!
 //!  accept_domain(d) ──▶ draw s_{i,d} ──▶ <id>.seed
 //!  share(d)         ──▶ Share::derive(m, s_{i,d}, d) = k_{i,d}  ──▶ commitment K_{i,d} = k_{i,d}·G
 //!  shred(d)         ──▶ <id>.shredded, zero + delete <id>.seed   ──▶ share(d) = Err(Shredded)
@@ -26,6 +30,8 @@
 //! - [`keystore`] has [`Keystore`], the API;
 //! - [`format`](mod@format) documents the byte layout of `keystore.kob` (version 1);
 //! - [`seeds`] documents seed files, their byte layout, and shredding;
+//! - [`backup`] documents the two-operator backup of a register domain's
+//!   share;
 //! - `kdf` runs Argon2id with [`KdfParams`];
 //! - `files` does private permissions, atomic no-clobber writes, overwriting;
 //! - `cipher`, `entropy` and `tls` wrap XChaCha20-Poly1305, randomness, rcgen;
@@ -48,6 +54,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used)]
 
+pub mod backup;
 mod cipher;
 mod entropy;
 pub mod error;

@@ -14,6 +14,13 @@
 //!   { name = "Kari Nordmann", key = "…" },
 //!   { name = "Ola Nordmann", key = "…" },
 //! ]
+//!
+//! # A register domain (PROTOCOL.md §10); key_holders is optional and
+//! # defaults to every register and the linker except the holder.
+//! [[domains]]
+//! name = "RESEPT"
+//! holder = "RESEPT"
+//! key_holders = ["NPR", "KPR", "LINKER"]
 //! ```
 
 use std::path::Path;
@@ -105,5 +112,70 @@ hpke_key = "0808080808080808080808080808080808080808080808080808080808080808"
         assert!(parse(&EXAMPLE.replace("role = \"linker\"", "role = \"register\"")).is_err());
         assert!(parse(&EXAMPLE.replace("0101010101", "zz01010101")).is_err());
         assert!(parse("not toml at all [").is_err());
+    }
+
+    const REGISTER: &str = r#"
+[[members]]
+name = "KPR"
+role = "register"
+address = "127.0.0.1:7403"
+tls_spki_sha256 = "0909090909090909090909090909090909090909090909090909090909090909"
+signing_key = "0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a"
+hpke_key = "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"
+operators = [
+  { name = "c", key = "0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c" },
+  { name = "d", key = "0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d" },
+]
+"#;
+
+    fn with_domain(domain: &str) -> String {
+        format!("{EXAMPLE}{REGISTER}\n[[domains]]\n{domain}\n")
+    }
+
+    #[test]
+    fn domains_parse_round_trip_and_broken_ones_are_refused_with_a_reason() {
+        use kobling_protocol::types::Name;
+        let n = |s: &str| Name::new(s).expect("valid");
+        let m = parse(&with_domain("name = \"KPR\"\nholder = \"KPR\"")).expect("valid");
+        let d = m.domain(&n("KPR")).expect("declared");
+        assert_eq!(d.key_holders(&m), vec![n("NPR"), n("LINKER")]);
+        let again = parse(&render(&m).expect("render")).expect("re-parse");
+        assert_eq!(again, m);
+        let listed = parse(&with_domain(
+            "name = \"KPR\"\nholder = \"KPR\"\nkey_holders = [\"LINKER\", \"NPR\"]",
+        ))
+        .expect("valid");
+        assert_ne!(listed.digest(), m.digest());
+
+        for (domain, reason) in [
+            (
+                "name = \"X\"\nholder = \"GHOST\"",
+                "holder GHOST is not a member",
+            ),
+            (
+                "name = \"X\"\nholder = \"KPR\"\nkey_holders = [\"NPR\", \"SSB\", \"LINKER\"]",
+                "key holder SSB is not a member",
+            ),
+            (
+                "name = \"X\"\nholder = \"KPR\"\nkey_holders = [\"NPR\", \"KPR\", \"LINKER\"]",
+                "must not be a key holder of its own domain",
+            ),
+            (
+                "name = \"X\"\nholder = \"KPR\"\nkey_holders = [\"NPR\"]",
+                "must include the linker",
+            ),
+            ("name = \"NPR\"\nholder = \"KPR\"", "name of member NPR"),
+            ("name = \"X\"\nholder = \"LINKER\"", "must be a register"),
+            ("name = \"x\"\nholder = \"KPR\"", "upper-case"),
+        ] {
+            let err = parse(&with_domain(domain)).expect_err(domain);
+            let text = format!("{err:#}");
+            assert!(text.contains(reason), "{domain}: {text}");
+        }
+        let twice = format!(
+            "{}\n[[domains]]\nname = \"X\"\nholder = \"NPR\"\n",
+            with_domain("name = \"X\"\nholder = \"KPR\"")
+        );
+        assert!(format!("{:#}", parse(&twice).expect_err("twice")).contains("declared twice"));
     }
 }

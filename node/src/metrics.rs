@@ -441,6 +441,7 @@ mod tests {
             federation: "test".into(),
             members: Vec::new(),
             authorities: Vec::new(),
+            domains: Vec::new(),
         });
         let m = Metrics::new(dir.path().to_path_buf(), manifest);
         assert!(!m.healthy(), "no tick yet");

@@ -39,6 +39,9 @@
 //! - [`sequencer`]: the linker's append-and-verify and the replication of
 //!   entries to registers.
 //! - [`refusal`]: the stable refusal codes.
+//! - [`domain`]: register domains: the manifest entry, the one-step
+//!   conversion with its binding proof, the `pseudonym` column, the
+//!   domain transcript (PROTOCOL.md §10).
 //! - [`v2`]: chain v2: per-chunk signed digests and one end-to-end check
 //!   per list (PROTOCOL.md §6a).
 #![forbid(unsafe_code)]
@@ -48,6 +51,7 @@ pub mod bounded;
 pub mod chain;
 pub mod delivery;
 pub mod dleq;
+pub mod domain;
 pub mod extract;
 pub mod group;
 pub mod hash;

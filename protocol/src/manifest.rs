@@ -73,6 +73,9 @@ pub struct Manifest {
     /// signature on a project order the linker requires.
     #[serde(default)]
     pub authorities: Vec<Authority>,
+    /// The register domains (PROTOCOL.md §10), `[[domains]]` in TOML.
+    #[serde(default)]
+    pub domains: Vec<crate::domain::DomainSpec>,
 }
 
 /// An access authority: grants projects access by signing their orders.
@@ -110,6 +113,9 @@ pub enum ManifestError {
     /// The linker lists operators.
     #[error("the linker {0} must not list operators")]
     LinkerOperators(Name),
+    /// A `[[domains]]` entry is broken.
+    #[error(transparent)]
+    Domain(#[from] crate::domain::DomainSpecError),
 }
 
 impl Manifest {
@@ -157,6 +163,7 @@ impl Manifest {
         if self.registers().next().is_none() {
             return Err(ManifestError::NoRegister);
         }
+        crate::domain::validate_domains(self)?;
         Ok(())
     }
 
@@ -345,6 +352,7 @@ pub(crate) mod tests {
                 member("LINKER", Role::Linker, 4, 0),
             ],
             authorities: Vec::new(),
+            domains: Vec::new(),
         }
     }
 

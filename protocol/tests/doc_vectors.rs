@@ -153,7 +153,111 @@ fn computed() -> BTreeMap<&'static str, String> {
         "v1 salted final leaf of P at position 0",
         kobling_protocol::delivery::salted_leaf_hash(&salt, &p).to_hex(),
     );
+    domain_vectors(&mut v, &domain, &k1, &identity);
     v
+}
+
+/// Register domains (docs/protocol.md §15): one key holder (NPR) with
+/// `k_R` from master 01.., seed 02.. in domain RESEPT, its conversion into
+/// DEMO-1 (`k` above), the chunk statement of that conversion over the
+/// one-person list, and the first entry of the domain transcript.
+fn domain_vectors(
+    v: &mut BTreeMap<&'static str, String>,
+    project: &Domain,
+    k: &Share,
+    identity: &curve25519_dalek::RistrettoPoint,
+) {
+    use kobling_protocol::domain::{
+        convert::ChunkStatement as ConversionChunk,
+        pseudonym_hex,
+        transcript::{DomainBody, DomainLog},
+        ConversionContext, ConversionKey,
+    };
+    use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
+
+    let name = Name::new("RESEPT").expect("valid");
+    let r = Domain::Register(name.clone());
+    v.insert("domain bytes of register domain RESEPT", h(&r.to_bytes()));
+    let k_r = Share::derive(&[1; 32], &[2; 32], &r).expect("share");
+    v.insert(
+        "k_R (master 01.., seed 02.., RESEPT)",
+        h(k_r.to_secret_bytes().as_ref()),
+    );
+    v.insert("K_R = k_R·G", h(k_r.commitment().as_bytes()));
+    let psi = chain::multiply_decoded(&k_r, &[*identity])[0];
+    v.insert(
+        "pseudonym column of Psi_R = k_R·I (k_R alone, for hand replay)",
+        pseudonym_hex(&psi),
+    );
+    let npr = Name::new("NPR").expect("valid");
+    let ctx = ConversionContext {
+        from: &r,
+        to: project,
+        member: &npr,
+    };
+    let conv = ConversionKey::new(ctx, &k_r, k, &mut ChaCha20Rng::seed_from_u64(0));
+    let k_prime = conv.key();
+    v.insert("K' = (k·k_R^-1)·G", h(k_prime.as_bytes()));
+    v.insert(
+        "binding context (RESEPT, DEMO-1, NPR, K_R, K, K')",
+        h(&ctx.digest(&k_r.commitment(), &k.commitment(), &k_prime)),
+    );
+    let step = conv.into_step();
+    let (out, proof) = step
+        .apply_chunk(
+            kobling_protocol::domain::ChunkAt {
+                target: project,
+                list: &name,
+                step: 1,
+                chunk: 0,
+                first_position: 0,
+            },
+            &[psi],
+            &mut ChaCha20Rng::seed_from_u64(1),
+        )
+        .expect("valid");
+    assert_eq!(out[0], chain::multiply_decoded(k, &[*identity])[0]);
+    v.insert("converted (k·k_R^-1)·Psi_R = k·I", h(out[0].as_bytes()));
+    let st = ConversionChunk {
+        target: project,
+        list: &name,
+        step: 1,
+        chunk: 0,
+        key: k_prime,
+        input: kobling_protocol::v2::chunk_digest(&[psi]),
+        output: kobling_protocol::v2::chunk_digest(&out),
+        count: 1,
+    };
+    v.insert(
+        "conversion chunk statement digest (DEMO-1, RESEPT, step 1, chunk 0, K', SHA3(Psi_R), SHA3(out), 1)",
+        h(&st.digest()),
+    );
+    v.insert(
+        "first conversion coefficient of that statement",
+        h(st.coefficients()[0].as_bytes()),
+    );
+    v.insert("conversion A = c_0·Psi_R", h(proof.a.as_bytes()));
+    let mut log = DomainLog::new();
+    let body = DomainBody::Created {
+        domain: name.clone(),
+        holder: name.clone(),
+        key_holders: kobling_protocol::bounded::BoundedVec::new(vec![
+            npr,
+            Name::new("LINKER").expect("valid"),
+        ])
+        .expect("fits"),
+        manifest: Digest([0; 32]),
+    };
+    v.insert(
+        "domain transcript entry 0 statement digest (Created RESEPT by RESEPT, [NPR, LINKER], manifest 00..)",
+        log.next_digest(&name, &body).to_hex(),
+    );
+    let signer = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let entry = log.append(name, &signer, body, vec![]);
+    v.insert(
+        "domain transcript entry 0 hash (signed by Ed25519 secret 09..)",
+        entry.hash().to_hex(),
+    );
 }
 
 /// Chain v2 (docs/protocol.md, "Chain v2"): one list of one person, owner

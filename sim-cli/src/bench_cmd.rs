@@ -6,7 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use kobling_protocol::hop::DEFAULT_CHUNK_SIZE;
-use kobling_sim::bench::{hop_figures, v2_figures};
+use kobling_sim::{
+    bench::{hop_figures, v2_figures},
+    conversion_bench::conversion_figures,
+};
 
 use crate::demo::{run_federation, Plan, CHAIN_PHASE};
 
@@ -93,6 +96,11 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
     println!("combination_us_per_point={:.3}", f.combination_us);
     println!("root_us_per_point={:.3}", f.root_us);
     println!("strict_floor_ratio={:.3}", f.floor_ratio());
+    // Register domains (issue 15): a conversion step beside an ordinary hop.
+    let c = pool.install(|| conversion_figures(args.persons, args.chunk_size));
+    println!("conversion_us_per_point={:.3}", c.conversion_us);
+    println!("conversion_plain_hop_us_per_point={:.3}", c.hop_us);
+    println!("conversion_hop_ratio={:.3}", c.ratio());
     // A record's inherent work: one hash to the group and three
     // multiplications (its owner, one other register, the linker).
     let record_floor = f

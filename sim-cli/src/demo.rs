@@ -242,6 +242,7 @@ fn federation(dir: &Path, registers: &[&str]) -> anyhow::Result<PathBuf> {
             name: "Helsedataservice (demo)".into(),
             key: Key32::from_hex(authority.trim()).map_err(anyhow::Error::msg)?,
         }],
+        domains: Vec::new(),
     };
     fs::write(&manifest_path, toml::to_string_pretty(&manifest)?)?;
     ok(&["manifest", "check", p(&manifest_path)?])?;

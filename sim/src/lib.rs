@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod conversion_bench;
 pub mod population;
 pub mod relay;
 pub mod truth;

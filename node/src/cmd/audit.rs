@@ -3,6 +3,7 @@
 //! ```text
 //!  kobling audit verify --transcript FILE --manifest FILE [--json]
 //!  kobling audit show   --transcript FILE [--manifest FILE] [--all-chunks]
+//!  kobling audit domain --transcript FILE --manifest FILE --domain NAME
 //!
 //!  read: bytes ─ decode_file ─▶ entries + trailer    (or: the format error, and
 //!                                                      the entries before it)
@@ -91,6 +92,7 @@
 //! | `delivery` | after the link summary, to the order's researcher key, each list at most once with exactly its matched count |
 //! | `closure` | at most one closure; after it only shredding confirmations, for this project, by key holders; a closed project shredded by every key holder |
 
+mod domain;
 mod read;
 mod render;
 mod report;
@@ -115,6 +117,10 @@ pub(crate) enum AuditCommand {
     /// Print a transcript in readable form, every entry with its fields
     /// (also a damaged one, as far as it can be read).
     Show(show::ShowArgs),
+    /// Verify a register domain's transcript (creation, key commitments,
+    /// deliveries, re-shares, retirement) against the manifest. Exit
+    /// status 0 if it holds, 1 if not.
+    Domain(domain::DomainArgs),
 }
 
 impl AuditCommand {
@@ -122,6 +128,7 @@ impl AuditCommand {
         match self {
             AuditCommand::Verify(args) => verify::run(&args),
             AuditCommand::Show(args) => show::run(&args),
+            AuditCommand::Domain(args) => domain::run(&args),
         }
     }
 }

@@ -14,7 +14,10 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{bail, ensure, Context};
 use clap::Subcommand;
-use kobling_protocol::manifest::{Authority, Key32, Manifest, Member, Operator, Role};
+use kobling_protocol::{
+    domain::DomainSpec,
+    manifest::{Authority, Key32, Manifest, Member, Operator, Role},
+};
 use serde::Deserialize;
 
 use crate::{console::say, manifest_file};
@@ -92,6 +95,7 @@ struct Draft {
     members: Vec<Member>,
     #[serde(default)]
     authorities: Vec<Authority>,
+    domains: Vec<DomainSpec>,
 }
 
 /// A member entry as `kobling keys init` prints it.
@@ -110,6 +114,7 @@ impl ManifestCommand {
                     federation,
                     members: Vec::new(),
                     authorities: Vec::new(),
+                    domains: Vec::new(),
                 })?;
                 std::fs::OpenOptions::new()
                     .write(true)
@@ -226,6 +231,18 @@ impl ManifestCommand {
                             .join(", ")
                     );
                 }
+                for d in &m.domains {
+                    say!(
+                        "  domain {:<10} holder {:<10} key holders: {}",
+                        d.name.as_str(),
+                        d.holder.as_str(),
+                        d.key_holders(&m)
+                            .iter()
+                            .map(|n| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
                 for a in &m.authorities {
                     say!("  authority  {:<24} key {}…", a.name, &a.key.to_hex()[..16]);
                 }
@@ -271,6 +288,7 @@ fn load_draft(path: &std::path::Path) -> anyhow::Result<Manifest> {
         federation: draft.federation,
         members: draft.members,
         authorities: draft.authorities,
+        domains: draft.domains,
     })
 }
 
@@ -396,6 +414,7 @@ mod tests {
             federation: "test".into(),
             members: Vec::new(),
             authorities: Vec::new(),
+            domains: Vec::new(),
         };
         add_member(&mut m, member("NPR", Role::Register, 1)).expect("add NPR");
         assert!(add_member(&mut m, member("NPR", Role::Register, 2)).is_err());

@@ -109,6 +109,7 @@ impl Fed {
                 name: "access office".into(),
                 key: Key32(authority().verifying_key().to_bytes()),
             }],
+            domains: Vec::new(),
         };
         manifest.validate().expect("manifest");
         let pop = generate(&PopulationConfig {

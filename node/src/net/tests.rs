@@ -162,6 +162,7 @@ fn manifest(nodes: &[&Node]) -> Arc<Manifest> {
             .map(|(n, seed)| n.member(seed))
             .collect(),
         authorities: Vec::new(),
+        domains: Vec::new(),
     };
     manifest.validate().expect("valid manifest");
     Arc::new(manifest)

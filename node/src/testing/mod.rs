@@ -211,6 +211,7 @@ impl Federation {
                 name: "access office (testing)".into(),
                 key: Key32(authority().verifying_key().to_bytes()),
             }],
+            domains: Vec::new(),
         };
         manifest
             .validate()

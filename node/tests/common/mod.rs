@@ -266,6 +266,7 @@ pub(crate) fn setup_with_each(
             name: "access office".into(),
             key: Key32::from_hex(authority_public.trim()).expect("hex key"),
         }],
+        domains: Vec::new(),
     };
     let manifest_path = d.join("federation.toml");
     std::fs::write(

@@ -121,6 +121,7 @@ mod tests {
                 name: "Helsedataservice".into(),
                 key: Key32(authority.verifying_key().to_bytes()),
             }],
+            domains: Vec::new(),
         };
         assert_eq!(order("a").check_grant(&manifest), Err(GrantError::Missing));
         let granted = order("a").granted_by(&authority);

@@ -940,6 +940,7 @@ mod transcript {
                 name: "access office".into(),
                 key: Key32(authority().verifying_key().to_bytes()),
             }],
+            domains: Vec::new(),
         };
         w.manifest = manifest.digest();
         (w, manifest)
