@@ -62,6 +62,28 @@ fn footprint(dir: &std::path::Path, project: &str) -> (i64, Vec<i64>) {
     (rows, totals)
 }
 
+/// Every member's [`footprint`] once the federation is quiet: the same
+/// twice, a second apart (replication of the orders taken before may still
+/// be under way; at most a minute).
+fn settled(dir: &std::path::Path, project: &str) -> Vec<(i64, Vec<i64>)> {
+    let read = || -> Vec<_> {
+        MEMBERS
+            .iter()
+            .map(|m| footprint(&dir.join(m), project))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut last = read();
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let now = read();
+        if now == last || std::time::Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
 /// Whether the node in `dir` has set up its state database.
 fn has_tables(dir: &std::path::Path) -> bool {
     rusqlite::Connection::open_with_flags(
@@ -125,10 +147,7 @@ fn orders_without_an_authority_s_grant_for_them_are_refused_and_leave_nothing() 
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
     }
-    let before: Vec<_> = MEMBERS
-        .iter()
-        .map(|m| footprint(&d.join(m), "AUTH-X"))
-        .collect();
+    let before = settled(d, "AUTH-X");
     let nothing_kept = |project: &str, before: &[(i64, Vec<i64>)]| {
         // Give any replication a moment, then: nothing anywhere.
         std::thread::sleep(std::time::Duration::from_secs(2));
@@ -183,10 +202,7 @@ fn orders_without_an_authority_s_grant_for_them_are_refused_and_leave_nothing() 
             "{replies:?}"
         );
     }
-    let before: Vec<_> = MEMBERS
-        .iter()
-        .map(|m| footprint(&d.join(m), "FLOOD-3"))
-        .collect();
+    let before = settled(d, "FLOOD-3");
     let replies = submit_as(&flooder, of_flooder("FLOOD-3", now() + year));
     assert_eq!(
         replies.first().and_then(Message::refusal_code),
@@ -198,10 +214,7 @@ fn orders_without_an_authority_s_grant_for_them_are_refused_and_leave_nothing() 
     let mut far = order("FAR-1", "forever");
     far.researcher_signing_key = Key32(patient.verifying_key().to_bytes());
     far.expires = now() + 20 * year;
-    let before: Vec<_> = MEMBERS
-        .iter()
-        .map(|m| footprint(&d.join(m), "FAR-1"))
-        .collect();
+    let before = settled(d, "FAR-1");
     let replies = submit_as(&patient, far.granted_by(&authority));
     assert_eq!(
         replies.first().and_then(Message::refusal_code),

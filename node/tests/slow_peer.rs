@@ -13,6 +13,8 @@
 //! ```
 
 mod common;
+#[path = "common/raw.rs"]
+mod raw;
 
 use std::{
     net::SocketAddr,
@@ -26,11 +28,7 @@ use std::{
 
 use kobling_protocol::messages::MAX_FRAME;
 use quinn::crypto::rustls::QuicClientConfig;
-use rustls::{
-    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-    pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime},
-    DigitallySignedStruct, SignatureScheme,
-};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::sync::watch;
 
 use common::{
@@ -46,45 +44,6 @@ const STREAMS: usize = 32;
 /// never read the replies; the others announce a full frame and stall.
 const FLOOD_STREAMS: usize = 4;
 
-/// The attacker does not check who it talks to.
-#[derive(Debug)]
-struct AnyServer(rustls::crypto::WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for AnyServer {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.3 only".into()))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
-}
-
 /// A QUIC client configuration presenting the certificate of the keystore
 /// in `keys`.
 fn member_config(keys: &Path) -> quinn::ClientConfig {
@@ -92,12 +51,11 @@ fn member_config(keys: &Path) -> quinn::ClientConfig {
     let cert = CertificateDer::from(ks.tls_cert_der().to_vec());
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ks.tls_key_der().to_vec()));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let algorithms = provider.signature_verification_algorithms;
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .expect("TLS 1.3")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyServer(algorithms)))
+        .with_custom_certificate_verifier(raw::any_server())
         .with_client_auth_cert(vec![cert], key)
         .expect("client certificate");
     tls.alpn_protocols = vec![b"kobling/1".to_vec()];

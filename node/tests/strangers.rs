@@ -24,6 +24,8 @@
 //! ```
 
 mod common;
+#[path = "common/raw.rs"]
+mod raw;
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
@@ -34,12 +36,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use quinn::crypto::rustls::QuicClientConfig;
-use rustls::{
-    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-    pki_types::{CertificateDer, ServerName, UnixTime},
-    DigitallySignedStruct, SignatureScheme,
-};
 use tokio::{net::UdpSocket, sync::watch, task::JoinSet};
 
 use common::{
@@ -58,58 +54,9 @@ const JUNK_ADDRESSES: u8 = 10;
 /// The attack stops by itself after this long.
 const ATTACK_LIMIT: Duration = Duration::from_secs(180);
 
-/// The strangers do not check who they talk to.
-#[derive(Debug)]
-struct AnyServer(rustls::crypto::WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for AnyServer {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.3 only".into()))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
-}
-
 /// A stranger's client configuration: no certificate, no keep-alives.
 fn stranger_config() -> quinn::ClientConfig {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let algorithms = provider.signature_verification_algorithms;
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .expect("TLS 1.3")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyServer(algorithms)))
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"kobling/1".to_vec()];
-    let mut config =
-        quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).expect("QUIC TLS")));
+    let mut config = raw::client_config();
     let mut transport = quinn::TransportConfig::default();
     transport.keep_alive_interval(None);
     config.transport_config(Arc::new(transport));

@@ -22,7 +22,15 @@ use rustls::{
 
 /// This client does not check who it talks to (it is the attacker).
 #[derive(Debug)]
-struct AnyServer(rustls::crypto::WebPkiSupportedAlgorithms);
+pub(crate) struct AnyServer(rustls::crypto::WebPkiSupportedAlgorithms);
+
+/// A verifier that accepts any server's certificate (TLS 1.3 signatures
+/// still checked), for the attacker's and the strangers' clients.
+pub(crate) fn any_server() -> Arc<AnyServer> {
+    Arc::new(AnyServer(
+        rustls::crypto::ring::default_provider().signature_verification_algorithms,
+    ))
+}
 
 impl ServerCertVerifier for AnyServer {
     fn verify_server_cert(
@@ -59,14 +67,14 @@ impl ServerCertVerifier for AnyServer {
     }
 }
 
-fn client_config() -> quinn::ClientConfig {
+/// A client configuration with no certificate that accepts any server.
+pub(crate) fn client_config() -> quinn::ClientConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let algorithms = provider.signature_verification_algorithms;
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .expect("TLS 1.3")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyServer(algorithms)))
+        .with_custom_certificate_verifier(any_server())
         .with_no_client_auth();
     tls.alpn_protocols = vec![b"kobling/1".to_vec()];
     quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).expect("QUIC TLS")))
