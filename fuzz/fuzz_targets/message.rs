@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     // What a node does next with a decoded request or statement.
     match &m {
         Message::Fetch(r) | Message::Close(r) | Message::Status(r) => {
-            let _ = r.check(r.request.time);
+            let _ = r.check(r.request.time, &r.request.node, &r.request.manifest);
         }
         Message::SubmitOrder(s) | Message::Statement(s) | Message::Approve { statement: s, .. } => {
             let _ = s.statement.digest();
