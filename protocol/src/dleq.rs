@@ -104,6 +104,21 @@ impl core::fmt::Debug for DleqProof {
     }
 }
 
+/// `count` batch coefficients of 128 bits each, drawn from
+/// `SHAKE256(frame(tag, digest))` as consecutive 16-byte little-endian
+/// integers (a chunk proof's and a conversion chunk's).
+pub(crate) fn batch_coefficients(tag: &[u8], digest: &[u8; 32], count: u64) -> Vec<Scalar> {
+    let mut reader = framed_shake_reader(tag, &[digest]);
+    let n = usize::try_from(count).unwrap_or(usize::MAX);
+    let mut out = Vec::with_capacity(n.min(1 << 20));
+    let mut buf = [0u8; 16];
+    for _ in 0..count {
+        reader.read(&mut buf);
+        out.push(Scalar::from(u128::from_le_bytes(buf)));
+    }
+    out
+}
+
 impl ChunkStatement<'_> {
     /// The context digest: `framed_sha3(DLEQ_CONTEXT, [project, list,
     /// le32(hop), le64(chunk), X, input_root, output_root, le64(count)])`.
@@ -128,15 +143,7 @@ impl ChunkStatement<'_> {
     /// `SHAKE256(frame(DLEQ_COEFFICIENTS, digest))` as consecutive 16-byte
     /// little-endian integers.
     pub fn coefficients(&self) -> Vec<Scalar> {
-        let mut reader = framed_shake_reader(tags::DLEQ_COEFFICIENTS, &[&self.digest()]);
-        let n = usize::try_from(self.count).unwrap_or(usize::MAX);
-        let mut out = Vec::with_capacity(n.min(1 << 20));
-        let mut buf = [0u8; 16];
-        for _ in 0..self.count {
-            reader.read(&mut buf);
-            out.push(Scalar::from(u128::from_le_bytes(buf)));
-        }
-        out
+        batch_coefficients(tags::DLEQ_COEFFICIENTS, &self.digest(), self.count)
     }
 }
 

@@ -26,13 +26,12 @@
 use curve25519_dalek::{constants::RISTRETTO_BASEPOINT_POINT, RistrettoPoint, Scalar};
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
-use sha3::digest::XofReader;
 
 use crate::{
     chain::{self, ChainError},
     dleq::{self, ChunkProof, DleqProof},
     group::WirePoint,
-    hash::{framed_sha3, framed_shake_reader},
+    hash::framed_sha3,
     share::{Domain, Share},
     types::{Digest, Name},
     v2::{
@@ -360,15 +359,7 @@ impl ChunkStatement<'_> {
     /// `count` 128-bit coefficients from `SHAKE256(frame(COEFFICIENTS,
     /// digest))`, consecutive 16-byte little-endian integers.
     pub fn coefficients(&self) -> Vec<Scalar> {
-        let mut reader = framed_shake_reader(tags::COEFFICIENTS, &[&self.digest()]);
-        let n = usize::try_from(self.count).unwrap_or(usize::MAX);
-        let mut out = Vec::with_capacity(n.min(1 << 20));
-        let mut buf = [0u8; 16];
-        for _ in 0..self.count {
-            reader.read(&mut buf);
-            out.push(Scalar::from(u128::from_le_bytes(buf)));
-        }
-        out
+        crate::dleq::batch_coefficients(tags::COEFFICIENTS, &self.digest(), self.count)
     }
 }
 
