@@ -276,21 +276,7 @@ fn a_register_cannot_tell_whether_its_one_person_list_is_in_the_cohort() {
     let mut fetched = Vec::new();
     for (project, researcher) in [IN, OUT].iter().zip(&researchers) {
         let out = s.dir.path().join(format!("{project}-delivery"));
-        eventually(
-            &[
-                "project",
-                "fetch",
-                "--manifest",
-                path(&s.manifest),
-                "--key",
-                path(researcher),
-                "--project",
-                project,
-                "--out",
-                path(&out),
-            ],
-            "fetch",
-        );
+        fetch(&s, researcher, project, &out);
         fetched.push(out);
     }
     for project in [IN, OUT] {

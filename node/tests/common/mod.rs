@@ -417,14 +417,9 @@ pub(crate) fn fetch_and_check(s: &Setup, researcher: &Path, project: &str) -> Pa
 }
 
 /// [`fetch_and_check`] for a project with only `registers`.
-pub(crate) fn fetch_and_check_with(
-    s: &Setup,
-    researcher: &Path,
-    project: &str,
-    registers: &[&str],
-) -> PathBuf {
-    let d = s.dir.path();
-    let out = d.join(project);
+/// The researcher fetches `project` into `out` (retried until the
+/// delivery is ready).
+pub(crate) fn fetch(s: &Setup, researcher: &Path, project: &str, out: &Path) {
     eventually(
         &[
             "project",
@@ -436,10 +431,21 @@ pub(crate) fn fetch_and_check_with(
             "--project",
             project,
             "--out",
-            path(&out),
+            path(out),
         ],
         "fetch",
     );
+}
+
+pub(crate) fn fetch_and_check_with(
+    s: &Setup,
+    researcher: &Path,
+    project: &str,
+    registers: &[&str],
+) -> PathBuf {
+    let d = s.dir.path();
+    let out = d.join(project);
+    fetch(s, researcher, project, &out);
     let keystores: Vec<PathBuf> = registers
         .iter()
         .chain(std::iter::once(&"LINKER"))
