@@ -160,6 +160,7 @@ impl Fed {
             delivery_batch: 7,
             test_mode: !self.production.contains(&name(m)),
             extracts: Some(self.dir.path().join("extracts")),
+            ..EngineConfig::default()
         };
         let engine =
             Engine::new(name(m), self.manifest.clone(), ks, store, seed, config).expect("engine");

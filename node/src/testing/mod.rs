@@ -318,6 +318,36 @@ impl Federation {
             delivery_batch: 64,
             test_mode: true,
             extracts: Some(self.extracts()),
+            chain_v2: false,
+        };
+        Net::start(self.manifest.clone(), dirs, config, faults, seed, EPOCH)
+    }
+
+    /// As [`start`](Self::start), with every node announcing its lists
+    /// for chain v2 (PROTOCOL.md §6a).
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start).
+    pub fn start_v2(
+        &self,
+        chunk_size: u32,
+        faults: Faults,
+        seed: u64,
+    ) -> Result<Net, TestingError> {
+        let dirs = self
+            .manifest
+            .members
+            .iter()
+            .map(|m| (m.name.clone(), self.dir.join(m.name.as_str())))
+            .collect();
+        let config = EngineConfig {
+            chunk_size,
+            background_preparation: false,
+            delivery_batch: 64,
+            test_mode: true,
+            extracts: Some(self.extracts()),
+            chain_v2: true,
         };
         Net::start(self.manifest.clone(), dirs, config, faults, seed, EPOCH)
     }
