@@ -385,7 +385,9 @@ fn a_hop_that_multiplies_one_point_by_a_wrong_scalar_is_caught() {
 
 #[test]
 fn a_hop_that_forwards_a_substituted_chunk_is_caught() {
-    run_chunk_attack(&["NPR", "KPR", "SSB"], "KPR", 1, "V2-SUBST", |c| {
+    // Hop 2 forwards, for its first chunk, points other than its step of
+    // what hop 1 sent (here: its step times 3), with a valid statement.
+    run_chunk_attack(&["NPR", "KPR", "SSB"], "KPR", 2, "V2-SUBST", |c| {
         if c.statement.statement.chunk == 0 {
             edit(c, |points| {
                 for p in points.iter_mut() {
@@ -412,4 +414,68 @@ fn a_hop_that_drops_one_person_or_duplicates_one_is_caught() {
             false
         }
     });
+}
+
+#[test]
+fn hop_1_deviating_with_statements_consistent_with_its_own_output_is_caught() {
+    // Hop 1 replaces its whole first chunk with points of its own making
+    // and signs the statements and its hop record over them.
+    run_chunk_attack(&["NPR", "KPR", "SSB"], "SSB", 1, "V2-HOP1", |c| {
+        if c.statement.statement.chunk == 0 {
+            edit(c, |points| {
+                for (i, p) in points.iter_mut().enumerate() {
+                    *p = times(p, 5 + i as u64);
+                }
+            });
+            true
+        } else {
+            false
+        }
+    });
+}
+
+#[test]
+fn two_colluding_hops_one_deviating_one_silent_are_caught_at_the_front_and_at_the_back() {
+    // Four registers: a list has m = 3 register hops. Hops 1–2 collude
+    // (hop 1 deviates, hop 2 steps what it gets and says nothing), and
+    // hops m−1, m (hop m deviates, hop m−1 is silent).
+    let registers = ["NPR", "KPR", "SSB", "RESEPT"];
+    for (hop, project) in [(1, "V2-PAIR-FRONT"), (3, "V2-PAIR-BACK")] {
+        run_chunk_attack(&registers, "NPR", hop, project, |c| {
+            if c.statement.statement.chunk == 0 {
+                edit(c, |p| {
+                    let last = p.len() - 1;
+                    p.swap(0, last);
+                    p[0] = times(&p[0], 7);
+                });
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+#[test]
+fn a_hop_that_sends_a_wrong_a_h_with_a_proof_for_another_point_is_caught() {
+    // Hop h of the backward pass sends 2·A_h with the proof of the true
+    // A_h: at hop 1 (the next hop refuses to step on it and hands it to
+    // the linker) and at hop m (the linker's own verification).
+    let registers = ["NPR", "KPR", "SSB"];
+    for (hop, project) in [(1usize, "V2-PASS-FRONT"), (2, "V2-PASS-BACK")] {
+        let s = setup(&registers, 200);
+        let mut net = s.start();
+        let by = hops_of(&net, "KPR", &registers)[hop - 1].clone();
+        net.tamper(Box::new(move |from, _to, msg| {
+            if let Message::PassV2 { pass, .. } = msg {
+                if *from == by && pass.list.as_str() == "KPR" && pass.steps.len() == hop {
+                    let mut steps = pass.steps.to_vec();
+                    steps[hop - 1].a = times(&steps[hop - 1].a, 2);
+                    pass.steps = BoundedVec::new(steps).expect("within bounds");
+                }
+            }
+        }));
+        let entries = drive(&s, &mut net, project);
+        assert_caught(&entries, "KPR");
+    }
 }
