@@ -339,6 +339,18 @@ impl<'a> ProjectView<'a> {
         self.hop_record(list, last).map(|h| h.output_root)
     }
 
+    /// How many hops of `list` are recorded (of chain v2: in its open or
+    /// passed attempt).
+    pub fn hops_done(&self, list: &Name) -> usize {
+        if let Some(l) = self.v2.get(list) {
+            return l.hops.len();
+        }
+        let n = self.hops_of(list).len() as u32;
+        (1..=n)
+            .filter(|h| self.hops.contains_key(&(list.clone(), *h)))
+            .count()
+    }
+
     /// Whether every hop of `list` is recorded.
     pub fn list_complete(&self, list: &Name) -> bool {
         if let Some(l) = self.v2.get(list) {

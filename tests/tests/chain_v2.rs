@@ -1,5 +1,5 @@
 //! Chain v2 driven by real engines in memory (`kobling_node::testing`,
-//! `Federation::start_v2`): an honest run delivers the ground truth and
+//! `Federation::start`): an honest run delivers the ground truth and
 //! its transcript audits; each attack of issue 13, performed by a hop on
 //! the wire (its own node key signs what it sends), is caught before
 //! linking: nothing is delivered, and the linker's transcript records the
@@ -78,7 +78,7 @@ impl Setup {
     fn start(&self) -> Net {
         let c = config("V2");
         self.fed
-            .start_v2(c.chunk_size, c.faults, c.seed)
+            .start(c.chunk_size, c.faults, c.seed)
             .expect("nodes")
     }
 
@@ -477,5 +477,105 @@ fn a_hop_that_sends_a_wrong_a_h_with_a_proof_for_another_point_is_caught() {
         }));
         let entries = drive(&s, &mut net, project);
         assert_caught(&entries, "KPR");
+    }
+}
+
+#[test]
+fn v2_duties_and_admission_follow_the_transcript() {
+    use kobling_protocol::project::{Duty, Origin};
+
+    let s = setup(&["NPR", "KPR", "SSB"], 200);
+    let mut net = s.start();
+    let mut c = config("V2-DUTY");
+    c.chunk_size = 64;
+    let out = s.fed.run_project(&mut net, &s.extracts(), &c).expect("run");
+    let entries = &out.transcript.0;
+    let m = net.manifest().clone();
+    let first = |pred: &dyn Fn(&Body) -> bool| {
+        entries
+            .iter()
+            .position(|e| pred(&e.signed.statement.body))
+            .expect("entry present")
+    };
+    let duties = |n: usize, who: &str| ProjectView::new(&m, &entries[..n]).duties(&name(who));
+    // NPR → KPR → SSB → LINKER.
+    let announced = first(&|b| matches!(b, Body::ListAnnouncedV2(a) if a.list.as_str() == "NPR"));
+    assert!(duties(announced + 1, "KPR")
+        .iter()
+        .any(|d| matches!(d, Duty::Step { list, hop: 1, .. } if list.as_str() == "NPR")));
+    // The owner starts the pass once every hop of its list is recorded
+    // (the linker's last), and not before.
+    let last_hop = entries
+        .iter()
+        .rposition(
+            |e| matches!(&e.signed.statement.body, Body::HopV2(h) if h.list.as_str() == "NPR"),
+        )
+        .expect("hop records");
+    let pass = Duty::Pass {
+        list: name("NPR"),
+        attempt: 0,
+    };
+    assert!(!duties(last_hop, "NPR").contains(&pass));
+    assert!(duties(last_hop + 1, "NPR").contains(&pass));
+    // The linker links once every list check is recorded, not before.
+    let summary = first(&|b| matches!(b, Body::LinkSummary(_)));
+    let last_check = entries
+        .iter()
+        .rposition(|e| matches!(e.signed.statement.body, Body::ListCheck(_)))
+        .expect("checks");
+    assert!(!duties(last_check, "LINKER").contains(&Duty::Link));
+    assert_eq!(duties(summary, "LINKER"), vec![Duty::Link]);
+    // Every list check follows every hop record: a register's prefix holds
+    // all of them.
+    let first_check = first(&|b| matches!(b, Body::ListCheck(_)));
+    assert!(entries[first_check..].iter().all(|e| !matches!(
+        e.signed.statement.body,
+        Body::HopV2(_) | Body::OwnerListV2(_)
+    )));
+
+    // A chunk of NPR's list comes from the member of its statement's hop.
+    let view = ProjectView::new(&m, &entries[..announced + 1]);
+    let header = header("V2-DUTY", "NPR", 1, 64);
+    let key = s.node_key("NPR");
+    let chunk = |hop: u32| {
+        let mut c = ChunkMsg {
+            list: name("NPR"),
+            attempt: 0,
+            statement: kobling_protocol::v2::SignedChunkStatement {
+                statement: kobling_protocol::v2::ChunkStatement {
+                    hop,
+                    chunk: 0,
+                    count: 0,
+                    input: Default::default(),
+                    output: Default::default(),
+                },
+                signature: kobling_protocol::transcript::Sig([0; 64]),
+            },
+            points: BoundedVec::default(),
+            earlier: BoundedVec::default(),
+            input: BoundedVec::default(),
+            proof: None,
+        };
+        resign(&mut c, &header, &key);
+        Message::ChunkV2 {
+            project: ProjectId::new("V2-DUTY").expect("valid"),
+            chunk: c,
+        }
+    };
+    let code = |r: Result<(), kobling_protocol::refusal::Refusal>| r.err().map(|r| r.code);
+    assert_eq!(
+        code(view.admit(&chunk(0), &Origin::Member(name("NPR")))),
+        None
+    );
+    assert_eq!(
+        code(view.admit(&chunk(1), &Origin::Member(name("KPR")))),
+        None
+    );
+    for (hop, from) in [(1, "NPR"), (0, "KPR"), (3, "LINKER"), (u32::MAX, "NPR")] {
+        assert_eq!(
+            code(view.admit(&chunk(hop), &Origin::Member(name(from)))),
+            Some(kobling_protocol::refusal::RefusalCode::UnexpectedSender),
+            "hop {hop} from {from}"
+        );
     }
 }

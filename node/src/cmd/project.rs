@@ -570,9 +570,7 @@ fn print_status(
             .approved_extract(&list)
             .map_or("awaiting two approvals", |_| "approved");
         let hops = view.hops_of(&list);
-        let done = (1..=hops.len() as u32)
-            .filter(|h| view.hop_record(&list, *h).is_some())
-            .count();
+        let done = view.hops_done(&list);
         match view.announcement(&list) {
             Some(a) => say!(
                 "  {list:<8} {approvals}; {} persons ({} rows, {} invalid identifiers); hops {done}/{} done",
@@ -653,9 +651,7 @@ async fn watch_status(
                     b.set_prefix(list.to_string());
                     b
                 });
-                let done = (1..=hops as u32)
-                    .filter(|h| view.hop_record(&list, *h).is_some())
-                    .count() as u64;
+                let done = view.hops_done(&list) as u64;
                 bar.set_position(done);
                 bar.set_message(
                     match (view.approved_extract(&list), view.announcement(&list)) {

@@ -108,8 +108,9 @@ pub struct EngineConfig {
     /// `extracts/` inside the node's directory).
     pub extracts: Option<PathBuf>,
     /// Announce this node's lists for chain v2 (PROTOCOL.md §6a: signed
-    /// digests per chunk, one check per list) instead of chain v1. Every
-    /// node steps a list in the chain its owner announced it for.
+    /// digests per chunk, one check per list; the default) rather than
+    /// chain v1 (kept to make v1 transcripts for the verifier's tests).
+    /// Every node steps a list in the chain its owner announced it for.
     pub chain_v2: bool,
 }
 
@@ -121,7 +122,7 @@ impl Default for EngineConfig {
             delivery_batch: MAX_ITEMS_PER_MESSAGE.min(1024),
             test_mode: false,
             extracts: None,
-            chain_v2: false,
+            chain_v2: true,
         }
     }
 }
