@@ -571,10 +571,16 @@ fn v2_duties_and_admission_follow_the_transcript() {
         code(view.admit(&chunk(1), &Origin::Member(name("KPR")))),
         None
     );
-    for (hop, from) in [(1, "NPR"), (0, "KPR"), (3, "LINKER"), (u32::MAX, "NPR")] {
+    use kobling_protocol::refusal::RefusalCode;
+    for (hop, from, want) in [
+        (1, "NPR", RefusalCode::UnexpectedSender),
+        (0, "KPR", RefusalCode::UnexpectedSender),
+        (3, "LINKER", RefusalCode::BadChunk),
+        (u32::MAX, "NPR", RefusalCode::BadChunk),
+    ] {
         assert_eq!(
             code(view.admit(&chunk(hop), &Origin::Member(name(from)))),
-            Some(kobling_protocol::refusal::RefusalCode::UnexpectedSender),
+            Some(want),
             "hop {hop} from {from}"
         );
     }

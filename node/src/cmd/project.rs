@@ -609,6 +609,15 @@ fn print_status(
                     .iter()
                     .fold(0u64, |sum, l| sum.saturating_add(l.items))
             ),
+            // Chain v2: each list's check, and why a project was stopped
+            // (a failed check names its list).
+            Body::ListCheck(c) => say!(
+                "  list check of {} (attempt {}): {}",
+                c.list,
+                c.attempt,
+                if c.passed { "passed" } else { "FAILED" }
+            ),
+            Body::Closure(c) => say!("  closed: {}", c.reason.as_str()),
             _ => {}
         }
     }

@@ -224,11 +224,31 @@ impl ProjectView<'_> {
                 // one it is for (the owner for hop 1); the engine's hop
                 // checks the rest (attempt, index, count, signature).
                 let hops = self.hops_of(list);
-                let hop = usize::try_from(chunk.statement.statement.hop)
-                    .ok()
-                    .filter(|h| *h < hops.len());
-                let sender = hop.map(|h| if h == 0 { list } else { &hops[h - 1] });
-                if sender.is_none_or(|s| *from != Origin::Member(s.clone())) {
+                let st = &chunk.statement.statement;
+                let Some(hop) = usize::try_from(st.hop).ok().filter(|h| *h < hops.len()) else {
+                    return Err(Refusal::new(
+                        RefusalCode::BadChunk,
+                        format!(
+                            "list {list} has {} hops after its owner; no chunk comes from hop {}",
+                            hops.len(),
+                            st.hop
+                        ),
+                    ));
+                };
+                if let Some(a) = self.v2_list(list).map(|l| l.announcement) {
+                    let chunks = a.persons.div_ceil(u64::from(a.chunk_size.max(1)));
+                    if st.chunk >= chunks {
+                        return Err(Refusal::new(
+                            RefusalCode::BadChunk,
+                            format!(
+                                "list {list} has {chunks} chunks; there is no chunk {}",
+                                st.chunk
+                            ),
+                        ));
+                    }
+                }
+                let sender = if hop == 0 { list } else { &hops[hop - 1] };
+                if *from != Origin::Member(sender.clone()) {
                     return Err(Refusal::new(
                         RefusalCode::UnexpectedSender,
                         format!(
