@@ -300,41 +300,40 @@ fn tamper_chunks(
         if *from != by {
             return;
         }
-        match msg {
-            Message::ChunkV2 { chunk, .. } if chunk.list.as_str() == list => {
-                if f(chunk) {
-                    resign(chunk, &header, &key);
-                    sent.insert(
-                        chunk.statement.statement.chunk,
-                        chunk.statement.statement.output,
-                    );
-                }
+        if let Message::ChunkV2 { chunk, .. } = msg {
+            if chunk.list.as_str() == list && f(chunk) {
+                resign(chunk, &header, &key);
+                sent.insert(
+                    chunk.statement.statement.chunk,
+                    chunk.statement.statement.output,
+                );
             }
-            Message::Statement(signed) => {
-                let mut st = signed.statement.clone();
-                let Body::HopV2(h) = &mut st.body else { return };
-                if h.list.as_str() != list {
-                    return;
-                }
-                if sent.is_empty() {
-                    // The record overtook the tampered chunk (another
-                    // destination's queue): the linker answers `not-ready`
-                    // to a hop out of order, and it comes again.
-                    h.hop = 99;
-                    *signed = st.sign(&key);
-                    return;
-                }
-                let mut chunks = h.chunks.to_vec();
-                for (c, d) in &sent {
-                    if let Some(x) = chunks.get_mut(*c as usize) {
-                        x.output = *d;
-                    }
-                }
-                h.chunks = BoundedVec::new(chunks).expect("within bounds");
-                *signed = st.sign(&key);
-            }
-            _ => {}
+            return;
         }
+        let Message::Statement(signed) = msg else {
+            return;
+        };
+        let mut st = signed.statement.clone();
+        let Body::HopV2(h) = &mut st.body else { return };
+        if h.list.as_str() != list {
+            return;
+        }
+        if sent.is_empty() {
+            // The record overtook the tampered chunk (another
+            // destination's queue): the linker answers `not-ready` to a
+            // hop out of order, and it comes again.
+            h.hop = 99;
+            *signed = st.sign(&key);
+            return;
+        }
+        let mut chunks = h.chunks.to_vec();
+        for (c, d) in &sent {
+            if let Some(x) = chunks.get_mut(*c as usize) {
+                x.output = *d;
+            }
+        }
+        h.chunks = BoundedVec::new(chunks).expect("within bounds");
+        *signed = st.sign(&key);
     }));
 }
 

@@ -317,7 +317,7 @@ impl Engine {
             };
             (
                 records,
-                Output::Chunk(out),
+                Output::Chunk(Box::new(out)),
                 hops.get(hop as usize).cloned(),
                 record,
             )
@@ -351,7 +351,7 @@ impl Engine {
                             next,
                             &Message::ChunkV2 {
                                 project: project.clone(),
-                                chunk: out.clone(),
+                                chunk: (**out).clone(),
                             },
                         )?;
                     }
@@ -727,7 +727,7 @@ impl Engine {
 /// What a chunk's step produced.
 enum Output {
     /// A register hop's chunk for the next step.
-    Chunk(ChunkMsg),
+    Chunk(Box<ChunkMsg>),
     /// The linker's final pseudonyms of the chunk.
     Finals(Vec<WirePoint>),
 }
