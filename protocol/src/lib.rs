@@ -65,6 +65,7 @@ pub mod notice;
 pub mod owner;
 pub mod project;
 pub mod refusal;
+pub mod reservation;
 pub mod rng;
 pub mod seal;
 pub mod sequencer;
