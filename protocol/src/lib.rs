@@ -57,6 +57,7 @@ pub mod group;
 pub mod hash;
 pub mod hop;
 pub mod ident;
+pub mod innsyn;
 pub mod link;
 pub mod manifest;
 pub mod merkle;
