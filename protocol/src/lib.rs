@@ -50,6 +50,7 @@
 pub mod bounded;
 pub mod chain;
 pub mod delivery;
+pub mod disclosure;
 pub mod dleq;
 pub mod domain;
 pub mod extract;
