@@ -598,11 +598,13 @@ impl Engine {
                     ),
                 ));
             };
+            // The hop that handed it over may be the one that broke it:
+            // the closure names the list, not a hop.
             let detail = format!(
-                "list {list} failed its list check (attempt {}): {e}; the project is stopped",
+                "list {list} failed its list check (attempt {}): its backward pass does not verify; the project is stopped",
                 pass.attempt
             );
-            tracing::error!(node = %self.me, %project, %list, attempt = pass.attempt, "{detail}");
+            tracing::error!(node = %self.me, %project, %list, attempt = pass.attempt, error = %e, "{detail}");
             self.stop_project(project, &detail, now)?;
             return Ok(vec![ack()]);
         }
