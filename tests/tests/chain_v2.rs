@@ -584,3 +584,50 @@ fn v2_duties_and_admission_follow_the_transcript() {
         );
     }
 }
+
+#[test]
+fn a_hop_record_that_does_not_chain_with_its_chunks_stops_the_project_naming_the_list() {
+    // Hop 2 of KPR's list forwards honest chunks but records, in its
+    // `HopV2`, another output digest for chunk 0 than the one it signed:
+    // the linker's verification refuses the next record (its own, hop 3,
+    // whose input digests are what hop 2 signed). Before, the hop sent
+    // it again for ever and the list stalled; now the project stops,
+    // naming the list.
+    let registers = ["NPR", "KPR", "SSB"];
+    let s = setup(&registers, 200);
+    let mut net = s.start();
+    let by = hops_of(&net, "KPR", &registers)[1].clone();
+    let key = s.node_key(by.as_str());
+    let sender = by.clone();
+    net.tamper(Box::new(move |from, _to, msg| {
+        let Message::Statement(signed) = msg else {
+            return;
+        };
+        let mut st = signed.statement.clone();
+        let Body::HopV2(h) = &mut st.body else { return };
+        if *from != sender || h.list.as_str() != "KPR" {
+            return;
+        }
+        let mut chunks = h.chunks.to_vec();
+        chunks[0].output.0[0] ^= 1;
+        h.chunks = BoundedVec::new(chunks).expect("within bounds");
+        *signed = st.sign(&key);
+    }));
+    let entries = drive(&s, &mut net, "V2-UNCHAINED");
+    assert_caught(&entries, "KPR");
+    let reason = entries
+        .iter()
+        .find_map(|e| match &e.signed.statement.body {
+            Body::Closure(c) => Some(c.reason.as_str().to_string()),
+            _ => None,
+        })
+        .expect("closure");
+    // The linker's own record (hop 3) is the one that does not chain.
+    assert!(
+        reason.contains("is not the previous step's output digest"),
+        "{reason}"
+    );
+    assert!(!entries.iter().any(
+        |e| matches!(&e.signed.statement.body, Body::HopV2(h) if h.list.as_str() == "KPR" && h.hop >= 3)
+    ));
+}

@@ -718,11 +718,68 @@ impl Engine {
         Ok(())
     }
 
+    /// The linker: a hop record admitted in order (its predecessor is
+    /// recorded) whose verification failed, typically one that does not
+    /// chain with the previous step's (a hop that recorded another output
+    /// than the one it signed in its chunk statements: the next step's
+    /// record is refused). Refusing it on every resend would stall the
+    /// list for good; a record sent by the list's expected hop stops the
+    /// project naming the list (either of the two hops may be the one that
+    /// deviated: the closure blames neither). Any other refusal stays a
+    /// refusal.
+    pub(super) fn refused_hop_record(
+        &mut self,
+        project: &ProjectId,
+        hops: &[Name],
+        from: &Name,
+        hop: &HopOf,
+        refusal: &kobling_protocol::refusal::Refusal,
+        now: u64,
+    ) -> Outcome<Vec<Message>> {
+        let expected = hops
+            .get((hop.hop as usize).wrapping_sub(1))
+            .is_some_and(|m| m == from);
+        if refusal.code != RefusalCode::Invalid || !expected || hop.member != *from {
+            return Err(refusal.clone().into());
+        }
+        let detail = format!(
+            "list {} could not be verified (attempt {}): the record of hop {} ({from}) was refused: {}; the project is stopped",
+            hop.list, hop.attempt, hop.hop, refusal.detail
+        );
+        tracing::error!(node = %self.me, %project, list = %hop.list, hop = hop.hop, "{detail}");
+        self.stop_project(project, &detail, now)?;
+        Ok(vec![ack()])
+    }
+
     /// Records the project's closure with `detail` (once), so every node
     /// shreds and nothing is linked or delivered.
     fn stop_project(&mut self, project: &ProjectId, detail: &str, now: u64) -> Outcome<()> {
         let reason = BoundedString::new(detail.to_string()).unwrap_or_default();
         self.publish_once(project, Step::Close, Body::Closure(Closure { reason }), now)
+    }
+}
+
+/// Who a hop record says it is (kept when the record itself is moved
+/// into the transcript).
+pub(super) struct HopOf {
+    pub(super) list: Name,
+    attempt: u32,
+    hop: u32,
+    member: Name,
+}
+
+impl HopOf {
+    /// A chain v2 hop record's list, attempt, hop and member.
+    pub(super) fn of(body: &Body) -> Option<Self> {
+        match body {
+            Body::HopV2(h) => Some(Self {
+                list: h.list.clone(),
+                attempt: h.attempt,
+                hop: h.hop,
+                member: h.member.clone(),
+            }),
+            _ => None,
+        }
     }
 }
 

@@ -66,9 +66,23 @@ impl Engine {
         let entries = self.store.entries(&project)?;
         let view = ProjectView::new(&self.manifest, &entries);
         if sequencer::admit_statement(&view, &entries, from, &signed)? == Admitted::New {
+            let hop = super::chain_v2::HopOf::of(&signed.statement.body);
             let (manifest, signing) = (&self.manifest, &self.signing);
-            self.store
-                .transaction(|tx| append(tx, manifest, signing, signed).map(drop))?;
+            let appended = self
+                .store
+                .transaction(|tx| append(tx, manifest, signing, signed).map(drop));
+            if let (Err(Refused::Refusal(r)), Some(hop)) = (&appended, hop) {
+                let hops = view.hops_of(&hop.list);
+                return self.refused_hop_record(
+                    &project,
+                    &hops,
+                    from,
+                    &hop,
+                    r,
+                    super::now_of(&entries),
+                );
+            }
+            appended?;
         }
         Ok(vec![ack()])
     }
