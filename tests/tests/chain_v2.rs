@@ -631,3 +631,42 @@ fn a_hop_record_that_does_not_chain_with_its_chunks_stops_the_project_naming_the
         |e| matches!(&e.signed.statement.body, Body::HopV2(h) if h.list.as_str() == "KPR" && h.hop >= 3)
     ));
 }
+
+#[test]
+fn a_list_without_a_valid_person_ends_the_project_with_a_clear_reason() {
+    // KPR's extract holds rows, none with a valid identifier: its list
+    // has 0 persons. Before, its hops never finished (no chunk to step)
+    // and the project stalled.
+    let registers = ["NPR", "KPR", "SSB"];
+    let mut s = setup(&registers, 200);
+    let kpr = s
+        .pop
+        .extracts
+        .iter_mut()
+        .find(|e| e.name == "KPR")
+        .expect("KPR");
+    for (row, owner) in kpr.rows.iter_mut().zip(kpr.owners.iter_mut()) {
+        row.0 = "00000000000".into();
+        *owner = None;
+    }
+    let mut net = s.start();
+    let entries = drive(&s, &mut net, "V2-EMPTY");
+    assert!(entries.iter().any(
+        |e| matches!(&e.signed.statement.body, Body::ListAnnouncedV2(a) if a.list.as_str() == "KPR" && a.persons == 0)
+    ));
+    let reason = entries
+        .iter()
+        .find_map(|e| match &e.signed.statement.body {
+            Body::Closure(c) => Some(c.reason.as_str().to_string()),
+            _ => None,
+        })
+        .expect("the project is closed");
+    assert!(
+        reason.contains("list KPR") && reason.contains("no valid person"),
+        "{reason}"
+    );
+    assert!(!entries.iter().any(|e| matches!(
+        e.signed.statement.body,
+        Body::LinkSummary(_) | Body::Delivery(_)
+    )));
+}

@@ -751,11 +751,38 @@ impl Engine {
         Ok(vec![ack()])
     }
 
+    /// The linker: a list announced with no valid person has no chunk to
+    /// step, so its hops would never finish. Its announcement is recorded
+    /// (the transcript shows the empty list), then the project stops with
+    /// a closure naming the list, which every operator and the researcher
+    /// read in `project status`.
+    pub(super) fn stop_empty_list(
+        &mut self,
+        project: &ProjectId,
+        list: &Name,
+        now: u64,
+    ) -> Outcome<()> {
+        let detail = format!(
+            "list {list} has no valid person (every row of its extract was refused); a project cannot link an empty list, so it is stopped: order it again without that register, or approve another extract"
+        );
+        tracing::error!(node = %self.me, %project, %list, "{detail}");
+        self.stop_project(project, &detail, now)
+    }
+
     /// Records the project's closure with `detail` (once), so every node
     /// shreds and nothing is linked or delivered.
     fn stop_project(&mut self, project: &ProjectId, detail: &str, now: u64) -> Outcome<()> {
         let reason = BoundedString::new(detail.to_string()).unwrap_or_default();
         self.publish_once(project, Step::Close, Body::Closure(Closure { reason }), now)
+    }
+}
+
+/// The list an announcement with no person announces (v1 or v2).
+pub(super) fn empty_list(body: &Body) -> Option<Name> {
+    match body {
+        Body::ListAnnouncedV2(a) if a.persons == 0 => Some(a.list.clone()),
+        Body::ListAnnounced(a) if a.persons == 0 => Some(a.list.clone()),
+        _ => None,
     }
 }
 

@@ -67,6 +67,7 @@ impl Engine {
         let view = ProjectView::new(&self.manifest, &entries);
         if sequencer::admit_statement(&view, &entries, from, &signed)? == Admitted::New {
             let hop = super::chain_v2::HopOf::of(&signed.statement.body);
+            let empty = super::chain_v2::empty_list(&signed.statement.body);
             let (manifest, signing) = (&self.manifest, &self.signing);
             let appended = self
                 .store
@@ -83,6 +84,9 @@ impl Engine {
                 );
             }
             appended?;
+            if let Some(list) = empty {
+                self.stop_empty_list(&project, &list, super::now_of(&entries))?;
+            }
         }
         Ok(vec![ack()])
     }
