@@ -670,3 +670,64 @@ fn a_list_without_a_valid_person_ends_the_project_with_a_clear_reason() {
         Body::LinkSummary(_) | Body::Delivery(_)
     )));
 }
+
+#[test]
+fn a_hop_that_signs_a_short_chunk_is_named_and_the_project_stops() {
+    // Hop 1 of NPR's list sends its chunk 0 one point short, signed (its
+    // statement digests what it sends). Before, hop 2 refused it
+    // `bad-chunk` on every resend and the list stalled; now hop 2 records
+    // a chain stop naming hop 1, and the linker closes the project naming
+    // the list and the hop.
+    let registers = ["NPR", "KPR", "SSB"];
+    let s = setup(&registers, 200);
+    let mut net = s.start();
+    let hops = hops_of(&net, "NPR", &registers);
+    let by = hops[0].clone();
+    let persons = s
+        .pop
+        .extract("NPR")
+        .expect("extract")
+        .owners
+        .iter()
+        .flatten()
+        .collect::<BTreeSet<_>>()
+        .len() as u64;
+    let key = s.node_key(by.as_str());
+    tamper_chunks(
+        &mut net,
+        by.clone(),
+        "NPR",
+        header("V2-SHORT", "NPR", persons, 64),
+        key,
+        |c| {
+            if c.statement.statement.chunk == 0 {
+                edit(c, |p| {
+                    p.pop();
+                });
+                true
+            } else {
+                false
+            }
+        },
+    );
+    let entries = drive(&s, &mut net, "V2-SHORT");
+    assert_caught(&entries, "NPR");
+    let stop = entries
+        .iter()
+        .find_map(|e| match &e.signed.statement.body {
+            Body::ChainStopped(s) => Some((e.signed.statement.signer.clone(), s.clone())),
+            _ => None,
+        })
+        .expect("a chain stop");
+    assert_eq!(stop.1.named, Some((1, by.clone())));
+    assert_eq!(stop.0, transcript::Signer::Node(hops[1].clone()));
+    let reason = entries
+        .iter()
+        .find_map(|e| match &e.signed.statement.body {
+            Body::Closure(c) => Some(c.reason.as_str().to_string()),
+            _ => None,
+        })
+        .expect("closure");
+    assert!(reason.contains(&format!("hop 1 ({by})")), "{reason}");
+    transcript::verify(&entries, None, net.manifest()).expect("the stopped transcript verifies");
+}

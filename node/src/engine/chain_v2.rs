@@ -32,9 +32,9 @@ use kobling_protocol::{
     transcript::{self, Body, Closure, ListAnnouncement},
     types::{Digest, Name, ProjectId},
     v2::{
-        pass_step, ChainView, ChunkDigests, ChunkMsg, Combination, HopRecordV2, LinkerHop,
-        ListAnnouncementV2, ListCheck, ListHeader, OwnerCheckBuilder, Pass, PassContext,
-        RegisterHop, StepKey,
+        chunk_digest, pass_step, ChainStopped, ChainView, ChunkDigests, ChunkMsg, Combination,
+        HopRecordV2, LinkerHop, ListAnnouncementV2, ListCheck, ListHeader, OwnerCheckBuilder, Pass,
+        PassContext, RegisterHop, StepKey,
     },
 };
 
@@ -52,6 +52,8 @@ const KEPT_Z: &str = "z";
 const PENDING_CHECK: &str = "check";
 /// A list check the linker published, by attempt.
 const SENT_CHECK: &str = "check-sent";
+/// A chain stop this hop sent, by attempt.
+const STOP_SENT: &str = "stop-sent";
 
 /// Chain v2 hops in progress, kept between chunks (rebuilt from the
 /// store's records after a restart or a cache miss).
@@ -287,7 +289,7 @@ impl Engine {
             let mut state = match self.v2_hops.register.remove(&cache) {
                 Some(s) if s.next_chunk() == done => s,
                 _ => RegisterHop::new(
-                    header,
+                    header.clone(),
                     hop,
                     self.me.clone(),
                     StepKey::plain(share),
@@ -301,6 +303,14 @@ impl Engine {
                 Ok(out) => out,
                 Err(e) => {
                     self.v2_hops.register.insert(cache, state);
+                    self.name_signed_bad_chunk(
+                        project,
+                        &header,
+                        &hops,
+                        &msg,
+                        &e,
+                        now_of(&entries),
+                    )?;
                     return Err(bad(e));
                 }
             };
@@ -766,6 +776,89 @@ impl Engine {
             "list {list} has no valid person (every row of its extract was refused); a project cannot link an empty list, so it is stopped: order it again without that register, or approve another extract"
         );
         tracing::error!(node = %self.me, %project, %list, "{detail}");
+        self.stop_project(project, &detail, now)
+    }
+
+    /// A register hop: a chunk its sender signed (statement signature and
+    /// digest of the bytes hold) that is malformed for the header (a wrong
+    /// number of points, an invalid point or the identity) is the sender's
+    /// deviation, and a resend will not mend it: this hop records a
+    /// [`ChainStopped`] naming the sender (a register hop; once per list
+    /// attempt), and the linker then closes the project naming the list
+    /// (`stop_named_hop`). Anything the sender did not sign (a broken
+    /// signature, other bytes) stays a plain `bad-chunk` refusal: it may
+    /// not come from the sender at all.
+    #[allow(clippy::too_many_arguments)]
+    fn name_signed_bad_chunk(
+        &mut self,
+        project: &ProjectId,
+        header: &ListHeader,
+        hops: &[Name],
+        msg: &ChunkMsg,
+        error: &kobling_protocol::v2::HopError,
+        now: u64,
+    ) -> Outcome<()> {
+        use kobling_protocol::v2::HopError;
+        if !matches!(error, HopError::WrongCount { .. } | HopError::Point(_)) {
+            return Ok(());
+        }
+        let st = &msg.statement.statement;
+        let from = st.hop as usize;
+        let Some(sender) = from.checked_sub(1).and_then(|i| hops.get(i)) else {
+            return Ok(()); // the owner (hop 0) is not a hop one can name
+        };
+        let key = self.node_key(sender)?;
+        let signed = st.verify(header, &key, &msg.statement.signature).is_ok()
+            && chunk_digest(&msg.points) == st.output;
+        if !signed {
+            return Ok(());
+        }
+        let list = &header.list;
+        let mut already = false;
+        self.store.transaction(|tx| {
+            tx.for_each_v2(project, list, STOP_SENT, |attempt, _| {
+                already |= attempt == u64::from(header.attempt);
+                Ok(())
+            })
+        })?;
+        if already {
+            return Ok(());
+        }
+        let stop = ChainStopped {
+            list: list.clone(),
+            attempt: header.attempt,
+            chunk: st.chunk,
+            named: Some((st.hop, sender.clone())),
+        };
+        tracing::error!(node = %self.me, %project, %list, hop = st.hop, member = %sender, chunk = st.chunk, error = %error, "a hop signed a malformed chunk: it is named and the project stops");
+        let signed = self.sign(project, Body::ChainStopped(stop), now);
+        let linker = self.linker();
+        self.store.transaction(|tx| {
+            tx.put_v2(project, list, STOP_SENT, u64::from(header.attempt), &[])?;
+            tx.send(project, &linker, &Message::Statement(signed))
+        })?;
+        Ok(())
+    }
+
+    /// The linker: a recorded [`ChainStopped`] stops the project, with a
+    /// closure naming the list (and the hop, where it is named).
+    pub(super) fn stop_named_hop(
+        &mut self,
+        project: &ProjectId,
+        stop: &ChainStopped,
+        now: u64,
+    ) -> Outcome<()> {
+        let detail = match &stop.named {
+            Some((hop, member)) => format!(
+                "list {} was stopped (attempt {}): hop {hop} ({member}) sent chunk {} that does not verify; the project is stopped",
+                stop.list, stop.attempt, stop.chunk
+            ),
+            None => format!(
+                "list {} failed its strict list check (attempt {}); the project is stopped",
+                stop.list, stop.attempt
+            ),
+        };
+        tracing::error!(node = %self.me, %project, list = %stop.list, "{detail}");
         self.stop_project(project, &detail, now)
     }
 

@@ -68,6 +68,10 @@ impl Engine {
         if sequencer::admit_statement(&view, &entries, from, &signed)? == Admitted::New {
             let hop = super::chain_v2::HopOf::of(&signed.statement.body);
             let empty = super::chain_v2::empty_list(&signed.statement.body);
+            let stop = match &signed.statement.body {
+                Body::ChainStopped(s) => Some(s.clone()),
+                _ => None,
+            };
             let (manifest, signing) = (&self.manifest, &self.signing);
             let appended = self
                 .store
@@ -84,6 +88,9 @@ impl Engine {
                 );
             }
             appended?;
+            if let Some(stop) = stop {
+                self.stop_named_hop(&project, &stop, super::now_of(&entries))?;
+            }
             if let Some(list) = empty {
                 self.stop_empty_list(&project, &list, super::now_of(&entries))?;
             }

@@ -153,41 +153,13 @@ fn hostile_peers_are_refused_with_a_reason_and_the_nodes_deliver_exactly() {
                 "still not-ready after 30 s".to_string()
             }
         };
-        // KPR's own key signs a tampered chunk's statement, so that SSB's
-        // checks reach the points (chain v2: statements over digests).
+        // KPR's own key (below, for statements to the linker).
         let kpr_key = SigningKey::from_bytes(&fed.keystore("KPR").signing_key().to_bytes());
-        let header = {
-            let entries = lock(&fed.kpr.engine).transcript(&pid(p1)).expect("entries");
-            let view = kobling_protocol::project::ProjectView::new(&fed.manifest, &entries);
-            view.v2_list(&npr)
-                .expect("NPR's list is announced at KPR")
-                .header(Domain::Project(pid(p1)))
-        };
-        let signed = |mut c: ChunkMsg, points: Vec<WirePoint>| {
-            c.statement.statement.count = points.len() as u32;
-            c.statement.statement.output = kobling_protocol::v2::chunk_digest(&points);
-            c.statement.signature = c.statement.statement.sign(&header, &kpr_key);
-            c.points = BoundedVec::new(points).expect("fits");
-            chunk_to(p1, c)
-        };
-
-        // Chunks that break the chain, from the list's genuine previous hop.
-        let mut out = honest.points.to_vec();
-        out[2] = WirePoint([0xff; 32]);
-        assert_eq!(to_ssb(signed(honest.clone(), out)).await, "bad-chunk", "an invalid point encoding");
-
-        let mut out = honest.points.to_vec();
-        out[2] = WirePoint([0; 32]);
-        assert_eq!(to_ssb(signed(honest.clone(), out)).await, "bad-chunk", "the identity point");
-
-        let mut out = honest.points.to_vec();
-        out.pop();
-        assert_eq!(
-            to_ssb(signed(honest.clone(), out)).await,
-            "bad-chunk",
-            "a count that disagrees with the announcement"
-        );
-
+        // A chunk KPR signs that is malformed (an invalid point, the
+        // identity, a wrong count) now names KPR and stops the project
+        // (tests/tests/chain_v2.rs
+        // `a_hop_that_signs_a_short_chunk_is_named_and_the_project_stops`):
+        // here, chunks that break the chain without KPR's signature.
         let mut c = honest.clone();
         c.statement.signature.0[0] ^= 1;
         assert_eq!(to_ssb(chunk_to(p1, c)).await, "bad-chunk", "a statement signature that does not verify");

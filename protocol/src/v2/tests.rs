@@ -1283,7 +1283,9 @@ mod transcript {
         );
         let err = verify(&after.entries(), None, &manifest).expect_err("after the stop");
         assert_eq!(err.check, Check::HopChain, "{err}");
-        // No stop in an optimistic attempt.
+        // A stop in the open optimistic attempt (a signed malformed chunk)
+        // is accepted from the next step, not from anyone else, and not
+        // for an attempt that is not open.
         let mut early = preamble(&w, &manifest);
         early.node(
             by_hop_3,
@@ -1292,8 +1294,20 @@ mod transcript {
                 ..stop.clone()
             }),
         );
-        let err = verify(&early.entries(), None, &manifest).expect_err("optimistic");
-        assert_eq!(err.check, Check::HopChain, "{err}");
+        let v = verify(&early.entries(), None, &manifest).expect("optimistic stop");
+        assert!(v.lists.iter().all(|l| !l.complete));
+        for (signer, attempt) in [(&w.registers[0].name, 0), (by_hop_3, 1)] {
+            let mut wrong = preamble(&w, &manifest);
+            wrong.node(
+                signer,
+                Body::ChainStopped(ChainStopped {
+                    attempt,
+                    ..stop.clone()
+                }),
+            );
+            let err = verify(&wrong.entries(), None, &manifest).expect_err("refused stop");
+            assert_eq!(err.check, Check::HopChain, "{err}");
+        }
     }
 
     #[test]

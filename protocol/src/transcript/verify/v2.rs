@@ -243,7 +243,7 @@ pub(crate) fn on_body<'a>(
                 })?;
             let l = v2_list(&mut lists.v2, &stop.list, at)?;
             // A named hop is a register hop of the list and the signer is
-            // the next step, which found it, in an open strict attempt; an
+            // the next step, which found it, in the open attempt; an
             // unnamed stop (a failed strict check) is the linker's.
             let by = match &stop.named {
                 Some((hop, member)) => {
@@ -264,10 +264,10 @@ pub(crate) fn on_body<'a>(
                         && k.header.mode == Mode::Strict
                         && k.header.attempt == stop.attempt
                 });
-            let open_strict = stop.named.is_some()
-                && !l.passed
-                && stop.attempt == l.attempt
-                && mode(l.attempt) == Mode::Strict;
+            // A named stop in an optimistic attempt: the next step refused
+            // a chunk its sender signed that is malformed (docs/protocol.md
+            // §6a, "Driving chain v2 from a node").
+            let open_strict = stop.named.is_some() && !l.passed && stop.attempt == l.attempt;
             if l.stopped || signer != by || !(failed_strict || open_strict) {
                 return Err(chain_fail(format!(
                     "list {}: a chain stop for attempt {} by {signer} that no strict attempt of this list allows",
