@@ -618,6 +618,21 @@ fn print_status(
                 if c.passed { "passed" } else { "FAILED" }
             ),
             Body::Closure(c) => say!("  closed: {}", c.reason.as_str()),
+            // In a register's copy too (the closure is not): who stopped
+            // a list's chain.
+            Body::ChainStopped(c) => match &c.named {
+                Some((hop, member)) => say!(
+                    "  list {} stopped (attempt {}): hop {hop} ({member}) failed at chunk {}",
+                    c.list,
+                    c.attempt,
+                    c.chunk
+                ),
+                None => say!(
+                    "  list {} stopped (attempt {}): its strict list check failed",
+                    c.list,
+                    c.attempt
+                ),
+            },
             _ => {}
         }
     }
