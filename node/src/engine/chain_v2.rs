@@ -14,7 +14,10 @@
 //! hop record another list's hops need for σ in the transcript registers
 //! hold (a register's copy ends at the first entry kept from registers,
 //! `transcript::register_prefix`). A failed check, or a pass whose proofs
-//! do not verify, closes the project naming the list.
+//! do not verify, closes the project naming the list; so do a hop record
+//! that does not chain (`refused_hop_record`), a list of no person
+//! (`stop_empty_list`) and a malformed chunk its sender signed (the next
+//! register hop records a `ChainStopped` naming it, `stop_named_hop`).
 
 use std::collections::BTreeMap;
 
@@ -788,7 +791,6 @@ impl Engine {
     /// (`stop_named_hop`). Anything the sender did not sign (a broken
     /// signature, other bytes) stays a plain `bad-chunk` refusal: it may
     /// not come from the sender at all.
-    #[allow(clippy::too_many_arguments)]
     fn name_signed_bad_chunk(
         &mut self,
         project: &ProjectId,
