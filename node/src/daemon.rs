@@ -39,7 +39,7 @@ use crate::{
     metrics::{self, Metrics},
     net::{
         client::{Client, ClientSettings},
-        endpoint::{server_endpoint, TransportLimits},
+        endpoint::{server_endpoint, server_endpoint_on, TransportLimits},
         peer::Peer as NetPeer,
         server::{run as serve, Handler, HandlerFuture, Replies, ServerSettings},
         tls::TlsIdentity,
@@ -48,8 +48,8 @@ use crate::{
     store::Store,
 };
 
-/// Seconds since the Unix epoch.
-pub(crate) fn unix_now() -> u64 {
+/// Seconds since the Unix epoch, from the OS clock (0 before 1970).
+pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -179,22 +179,22 @@ pub(crate) const INTERNAL_DETAIL: &str =
 
 /// How a node runs, beyond its directory and manifest.
 #[derive(Clone, Debug)]
-pub(crate) struct Options {
+pub struct Options {
     /// The address to listen on (default: the node's manifest address; a
     /// host name resolves to its first address).
-    pub(crate) listen: Option<String>,
+    pub listen: Option<String>,
     /// Points per chunk in the lists this node announces.
-    pub(crate) chunk_size: u32,
+    pub chunk_size: u32,
     /// A register's mapping file of changed identifiers (PROTOCOL.md §9),
     /// applied to every extract this node prepares.
-    pub(crate) mapping: Option<PathBuf>,
+    pub mapping: Option<PathBuf>,
     /// Where to serve `/metrics` and `/healthz` (none: not served).
-    pub(crate) metrics: Option<String>,
+    pub metrics: Option<String>,
     /// Accept synthetic test numbers and test-mode orders (tests, demos).
-    pub(crate) test_mode: bool,
+    pub test_mode: bool,
     /// The directory operators' approvals name extracts in (default:
     /// `extracts/` in the node's directory).
-    pub(crate) extracts: Option<std::path::PathBuf>,
+    pub extracts: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -210,8 +210,49 @@ impl Default for Options {
     }
 }
 
-/// Runs the node in `dir` until `shutdown` resolves.
-pub(crate) async fn run(
+/// Runs the node in `dir` until `shutdown` resolves, listening on
+/// `options.listen` or else on the port of its manifest address.
+///
+/// `dir` holds the node's keystore (`keys/`, opened with `passphrase`) and
+/// its state; the keystore's TLS key names the node's manifest entry.
+///
+/// # Errors
+///
+/// If the directory is not private, the keystore, the mapping file or the
+/// state cannot be opened, the keystore is in no manifest entry, or the
+/// address cannot be bound. Once the node runs it only stops on
+/// `shutdown` (failed requests and ticks are logged, not returned).
+pub async fn run(
+    dir: &Path,
+    manifest: Manifest,
+    passphrase: Option<Passphrase>,
+    options: &Options,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    serve_node(None, dir, manifest, passphrase, options, shutdown).await
+}
+
+/// [`run`] on a UDP socket the caller bound (`options.listen` is not
+/// used): bind port 0, write the socket's address into the manifest, then
+/// start the node, with no window in which another program could take the
+/// port.
+///
+/// # Errors
+///
+/// As [`run`].
+pub async fn run_on(
+    socket: std::net::UdpSocket,
+    dir: &Path,
+    manifest: Manifest,
+    passphrase: Option<Passphrase>,
+    options: &Options,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    serve_node(Some(socket), dir, manifest, passphrase, options, shutdown).await
+}
+
+async fn serve_node(
+    socket: Option<std::net::UdpSocket>,
     dir: &Path,
     manifest: Manifest,
     passphrase: Option<Passphrase>,
@@ -280,10 +321,21 @@ pub(crate) async fn run(
         .as_ref()
         .map(|_| Arc::new(Metrics::new(dir.to_path_buf(), manifest.clone())));
 
-    let bind = listen_address(&member.address, options.listen.as_deref()).await?;
     let limits = TransportLimits::default();
-    let endpoint = server_endpoint(bind, &identity, manifest.clone(), &limits)
-        .with_context(|| format!("cannot listen on {bind}"))?;
+    let (bind, endpoint) = match socket {
+        Some(socket) => {
+            let bind = socket.local_addr().context("the socket's address")?;
+            let endpoint = server_endpoint_on(socket, &identity, manifest.clone(), &limits)
+                .with_context(|| format!("cannot listen on {bind}"))?;
+            (bind, endpoint)
+        }
+        None => {
+            let bind = listen_address(&member.address, options.listen.as_deref()).await?;
+            let endpoint = server_endpoint(bind, &identity, manifest.clone(), &limits)
+                .with_context(|| format!("cannot listen on {bind}"))?;
+            (bind, endpoint)
+        }
+    };
     let client = Client::new(
         endpoint.clone(),
         Some(&identity),

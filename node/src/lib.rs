@@ -32,18 +32,16 @@
 mod cli;
 mod cmd;
 mod console;
-mod daemon;
+pub mod daemon;
 mod delivery_files;
 pub mod engine;
 mod extract_file;
 #[cfg(fuzzing)]
 pub mod fuzzing;
-#[cfg(test)]
-mod hostile_tests;
 mod keyfile;
 mod manifest_file;
 mod metrics;
-mod net;
+pub mod net;
 mod output;
 mod prepare;
 pub mod private_fs;

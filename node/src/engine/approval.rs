@@ -347,6 +347,6 @@ impl Engine {
 
 /// SHA3-256 of a file, streamed (tests: the digest an operator signs).
 #[cfg(any(test, feature = "testing"))]
-pub(crate) fn file_digest(path: &str) -> Result<Digest, String> {
+pub fn file_digest(path: &str) -> Result<Digest, String> {
     hash_regular_file(Path::new(path)).map_err(|e| e.to_string())
 }

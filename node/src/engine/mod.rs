@@ -76,7 +76,7 @@ use kobling_protocol::{
 use zeroize::Zeroizing;
 
 #[cfg(any(test, feature = "testing"))]
-pub(crate) use self::approval::file_digest;
+pub use self::approval::file_digest;
 pub use self::{
     approval::{ApprovalDesk, ExtractFile, Taken, MAX_EXTRACT_BYTES},
     error::EngineError,

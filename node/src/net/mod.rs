@@ -74,14 +74,14 @@
 //! [`MAX_FRAME`]: kobling_protocol::messages::MAX_FRAME
 //! [`MAX_CLIENT_FRAME`]: kobling_protocol::messages::MAX_CLIENT_FRAME
 
-pub(crate) mod client;
-pub(crate) mod endpoint;
-pub(crate) mod frame;
+pub mod client;
+pub mod endpoint;
+pub mod frame;
 pub(crate) mod limits;
 pub(crate) mod peer;
 pub(crate) mod quiet;
 pub(crate) mod server;
-pub(crate) mod tls;
+pub mod tls;
 
 #[cfg(test)]
 mod tests;
@@ -94,7 +94,7 @@ use quinn::VarInt;
 /// with. The reason phrase sent along is the code's fixed text, never
 /// anything taken from a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum CloseCode {
+pub enum CloseCode {
     /// Normal close: the conversation is over, or the node shuts down.
     Shutdown,
     /// A frame announced a length over `MAX_FRAME`.
@@ -170,7 +170,7 @@ impl CloseCode {
     }
 
     /// The code for a wire value, if it is one of ours.
-    pub(crate) fn from_varint(code: VarInt) -> Option<Self> {
+    pub fn from_varint(code: VarInt) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.varint() == code)
     }
 

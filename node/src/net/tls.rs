@@ -47,7 +47,7 @@ pub(crate) const SERVER_NAME: &str = "kobling.invalid";
 /// The TLS layer could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum TlsError {
+pub enum TlsError {
     /// The keystore's certificate or key is unusable, or they do not match.
     #[error("the node's TLS certificate or key is unusable")]
     Identity(#[source] rustls::Error),
@@ -66,7 +66,7 @@ pub(crate) enum TlsError {
 /// A node's own TLS identity: its certificate, its signing key and the
 /// certificate's pin. `Debug` shows only the fingerprint.
 #[derive(Clone)]
-pub(crate) struct TlsIdentity {
+pub struct TlsIdentity {
     certified: Arc<CertifiedKey>,
     fingerprint: Key32,
 }
@@ -78,7 +78,7 @@ impl TlsIdentity {
     /// # Errors
     ///
     /// [`TlsError::Identity`] or [`TlsError::FingerprintMismatch`].
-    pub(crate) fn from_keystore(keystore: &Keystore) -> Result<Self, TlsError> {
+    pub fn from_keystore(keystore: &Keystore) -> Result<Self, TlsError> {
         let identity = Self::from_der(keystore.tls_cert_der(), &keystore.tls_key_der())?;
         if identity.fingerprint.0 != keystore.tls_spki_sha256() {
             return Err(TlsError::FingerprintMismatch);
@@ -94,7 +94,7 @@ impl TlsIdentity {
     ///
     /// [`TlsError::Identity`] if either does not parse or the certificate
     /// is not for this key.
-    pub(crate) fn from_der(cert_der: &[u8], pkcs8_der: &[u8]) -> Result<Self, TlsError> {
+    pub fn from_der(cert_der: &[u8], pkcs8_der: &[u8]) -> Result<Self, TlsError> {
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8_der));
         let signing_key =
             rustls::crypto::ring::sign::any_supported_type(&key).map_err(TlsError::Identity)?;
@@ -123,8 +123,7 @@ impl TlsIdentity {
     }
 
     /// The pin of this identity's certificate.
-    #[cfg_attr(not(test), expect(dead_code, reason = "used by the transport tests"))]
-    pub(crate) fn fingerprint(&self) -> Key32 {
+    pub fn fingerprint(&self) -> Key32 {
         self.fingerprint
     }
 }

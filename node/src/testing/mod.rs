@@ -18,6 +18,7 @@
 //! transcripts.
 
 mod net;
+pub mod quic;
 
 use std::{
     collections::BTreeMap,
@@ -595,19 +596,13 @@ impl Federation {
             &linker,
             self.request(&config.project, Action::Fetch, net.now())?,
         )?;
-        let delivered =
-            crate::researcher::open_delivery(&self.manifest, &self.researcher_hpke, replies)
-                .map_err(|e| TestingError::Unexpected(format!("{e:#}")))?;
-        let transcript = transcript::decode_file(&delivered.transcript)
+        let delivered = quic::open_delivery(&self.manifest, &self.researcher_hpke, replies)?;
+        let transcript = transcript::decode_file(&delivered.transcript_file)
             .map_err(|e| TestingError::Unexpected(e.to_string()))?;
         Ok(RunOutcome {
-            tables: delivered
-                .tables
-                .into_iter()
-                .map(|(list, t)| (list, t.rows))
-                .collect(),
+            tables: delivered.tables,
             transcript,
-            transcript_file: delivered.transcript,
+            transcript_file: delivered.transcript_file,
             verified: delivered.verified,
             virtual_ms: net.clock_ms() - start,
         })
