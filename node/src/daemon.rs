@@ -195,6 +195,11 @@ pub struct Options {
     /// The directory operators' approvals name extracts in (default:
     /// `extracts/` in the node's directory).
     pub extracts: Option<std::path::PathBuf>,
+    /// A UDP socket the caller bound, to serve on (`listen` is not used):
+    /// bind port 0, write the socket's address into the manifest, then
+    /// start the node, with no window in which another program could
+    /// take the port.
+    pub socket: Option<Arc<std::net::UdpSocket>>,
 }
 
 impl Default for Options {
@@ -206,12 +211,14 @@ impl Default for Options {
             metrics: None,
             test_mode: false,
             extracts: None,
+            socket: None,
         }
     }
 }
 
-/// Runs the node in `dir` until `shutdown` resolves, listening on
-/// `options.listen` or else on the port of its manifest address.
+/// Runs the node in `dir` until `shutdown` resolves, serving on
+/// `options.socket`, or else listening on `options.listen` or the port of
+/// its manifest address.
 ///
 /// `dir` holds the node's keystore (`keys/`, opened with `passphrase`) and
 /// its state; the keystore's TLS key names the node's manifest entry.
@@ -223,36 +230,6 @@ impl Default for Options {
 /// address cannot be bound. Once the node runs it only stops on
 /// `shutdown` (failed requests and ticks are logged, not returned).
 pub async fn run(
-    dir: &Path,
-    manifest: Manifest,
-    passphrase: Option<Passphrase>,
-    options: &Options,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<()> {
-    serve_node(None, dir, manifest, passphrase, options, shutdown).await
-}
-
-/// [`run`] on a UDP socket the caller bound (`options.listen` is not
-/// used): bind port 0, write the socket's address into the manifest, then
-/// start the node, with no window in which another program could take the
-/// port.
-///
-/// # Errors
-///
-/// As [`run`].
-pub async fn run_on(
-    socket: std::net::UdpSocket,
-    dir: &Path,
-    manifest: Manifest,
-    passphrase: Option<Passphrase>,
-    options: &Options,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<()> {
-    serve_node(Some(socket), dir, manifest, passphrase, options, shutdown).await
-}
-
-async fn serve_node(
-    socket: Option<std::net::UdpSocket>,
     dir: &Path,
     manifest: Manifest,
     passphrase: Option<Passphrase>,
@@ -322,8 +299,9 @@ async fn serve_node(
         .map(|_| Arc::new(Metrics::new(dir.to_path_buf(), manifest.clone())));
 
     let limits = TransportLimits::default();
-    let (bind, endpoint) = match socket {
+    let (bind, endpoint) = match &options.socket {
         Some(socket) => {
+            let socket = socket.try_clone().context("the given socket")?;
             let bind = socket.local_addr().context("the socket's address")?;
             let endpoint = server_endpoint_on(socket, &identity, manifest.clone(), &limits)
                 .with_context(|| format!("cannot listen on {bind}"))?;

@@ -175,6 +175,7 @@ impl NodeCommand {
                 test_mode: settings.test_mode.unwrap_or(false),
                 extracts: settings.extracts,
                 mapping: settings.mapping,
+                socket: None,
             },
             shutdown_signal(),
         ))?;

@@ -3,49 +3,42 @@
 //! is tested on its own).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ed25519_dalek::SigningKey;
-use kobling_keys::{KdfParams, Keystore};
+use kobling_keys::Keystore;
 use kobling_protocol::{
     bounded::{BoundedString, BoundedVec},
     link::Lnr,
-    manifest::{Key32, Manifest, Member, Operator, Role},
     messages::{Action, Message, Request, MAX_CLOCK_SKEW},
     project::{Duty, Phase, ProjectView},
     refusal::RefusalCode,
-    seal::HpkeSecretKey,
     share::Domain,
-    transcript::{
-        Approval, Body, ProjectOrder, RegisterRequest, SignedStatement, Signer, Statement,
-    },
+    transcript::{Body, ProjectOrder, SignedStatement, Signer, Statement},
     types::{Digest, Name, ProjectId},
 };
-use kobling_sim::population::{generate, render_csv, Population, PopulationConfig};
-use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
+use kobling_sim::population::{generate, render_csv, Extract, Population, PopulationConfig};
 
-use super::{approval::file_digest, Engine, EngineConfig, Peer};
-use crate::{researcher::open_delivery, store::Store};
+use super::{Engine, EngineConfig, Peer};
+use crate::{
+    researcher::open_delivery,
+    store::Store,
+    testing::{Federation, OrderTerms},
+};
 
 const REGISTERS: [&str; 3] = ["NPR", "KPR", "SSB"];
-const NOW: u64 = 1_800_000_000;
-
-/// The access authority of the harness's manifest.
-fn authority() -> SigningKey {
-    SigningKey::from_bytes(&[0xa7; 32])
-}
+const NOW: u64 = crate::testing::EPOCH;
 
 fn name(s: &str) -> Name {
     Name::new(s).expect("valid")
 }
 
+/// Engines over `kobling_node::testing`'s keys, operators, researcher and
+/// builders, driven directly (`pump`) so that tests can reach into them.
 struct Fed {
     dir: tempfile::TempDir,
-    manifest: Manifest,
+    keys: Federation,
     engines: BTreeMap<Name, Engine>,
-    operators: BTreeMap<Name, Vec<SigningKey>>,
-    researcher: SigningKey,
-    researcher_hpke: HpkeSecretKey,
     pop: Population,
     /// The expiry date put in orders.
     expires: u64,
@@ -57,88 +50,49 @@ struct Fed {
     production: BTreeSet<Name>,
     /// Orders ask for test mode.
     test_orders: bool,
-    /// The next client request's nonce.
-    nonces: std::cell::Cell<u64>,
+}
+
+/// The manifest, operators and researcher are the fixture's.
+impl std::ops::Deref for Fed {
+    type Target = Federation;
+
+    fn deref(&self) -> &Federation {
+        &self.keys
+    }
+}
+
+impl std::ops::DerefMut for Fed {
+    fn deref_mut(&mut self) -> &mut Federation {
+        &mut self.keys
+    }
 }
 
 impl Fed {
     fn new(persons: usize) -> Fed {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut rng = ChaCha20Rng::seed_from_u64(11);
-        let mut members = Vec::new();
-        let mut operators = BTreeMap::new();
-        for (i, m) in REGISTERS
-            .iter()
-            .chain(std::iter::once(&"LINKER"))
-            .enumerate()
-        {
-            let ks = Keystore::create(
-                dir.path().join(m).join("keys"),
-                None,
-                KdfParams::default(),
-                &["localhost".into()],
-            )
-            .expect("keystore");
-            let role = if *m == "LINKER" {
-                Role::Linker
-            } else {
-                Role::Register
-            };
-            let ops: Vec<SigningKey> = if role == Role::Register {
-                (0..3).map(|_| SigningKey::generate(&mut rng)).collect()
-            } else {
-                vec![]
-            };
-            members.push(Member {
-                operators: ops
-                    .iter()
-                    .enumerate()
-                    .map(|(k, o)| Operator {
-                        name: format!("{m}-op{k}"),
-                        key: Key32(o.verifying_key().to_bytes()),
-                    })
-                    .collect(),
-                ..ks.manifest_entry(name(m), role, format!("127.0.0.1:{}", 7600 + i))
-            });
-            operators.insert(name(m), ops);
-        }
-        let manifest = Manifest {
-            federation: "harness".into(),
-            members,
-            authorities: vec![kobling_protocol::manifest::Authority {
-                name: "access office".into(),
-                key: Key32(authority().verifying_key().to_bytes()),
-            }],
-            domains: Vec::new(),
-        };
-        manifest.validate().expect("manifest");
+        let keys = Federation::create(dir.path(), &REGISTERS, 11).expect("keys");
         let pop = generate(&PopulationConfig {
             persons,
             seed: 4,
             ..Default::default()
         });
-        std::fs::create_dir_all(dir.path().join("extracts")).expect("dir");
         for r in REGISTERS {
             std::fs::write(
-                extract_path(dir.path(), r),
+                keys.extracts().join(format!("{r}.csv")),
                 render_csv(pop.extract(r).expect("extract")),
             )
             .expect("write");
         }
         let mut fed = Fed {
             dir,
-            manifest,
+            keys,
             engines: BTreeMap::new(),
-            operators,
-            researcher: SigningKey::generate(&mut rng),
-            researcher_hpke: HpkeSecretKey::generate(&mut rng),
             pop,
-            expires: NOW + 86_400 * 365,
+            expires: OrderTerms::default().expires,
             background: false,
             held: None,
             production: BTreeSet::new(),
             test_orders: false,
-            nonces: std::cell::Cell::new(0),
         };
         for m in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
             fed.start(m);
@@ -166,50 +120,24 @@ impl Fed {
         self.engines.insert(name(m), engine);
     }
 
+    fn extract(&self, register: &str) -> &Extract {
+        self.pop.extract(register).expect("extract")
+    }
+
     fn order(&self, project: &str) -> ProjectOrder {
-        ProjectOrder {
-            project: ProjectId::new(project).expect("valid"),
-            title: BoundedString::new("harness").expect("fits"),
-            legal_basis: BoundedString::new("REK test").expect("fits"),
-            manifest_digest: self.manifest.digest(),
-            linker: name("LINKER"),
-            registers: BoundedVec::new(
-                REGISTERS
-                    .iter()
-                    .map(|r| RegisterRequest {
-                        register: name(r),
-                        variables: BoundedVec::new(
-                            self.pop.extract(r).expect("extract").columns[1..]
-                                .iter()
-                                .map(|c| BoundedString::new(*c).expect("fits"))
-                                .collect(),
-                        )
-                        .expect("fits"),
-                    })
-                    .collect(),
-            )
-            .expect("fits"),
-            cohort: BoundedString::new("NPR").expect("fits"),
+        let extracts: Vec<&Extract> = REGISTERS.iter().map(|r| self.extract(r)).collect();
+        let terms = OrderTerms {
             expires: self.expires,
-            researcher_signing_key: Key32(self.researcher.verifying_key().to_bytes()),
-            researcher_hpke_key: Key32(*self.researcher_hpke.public_key().as_bytes()),
             test_mode: self.test_orders,
-            grant: None,
-        }
-        .granted_by(&authority())
+        };
+        self.keys
+            .order_with(project, "NPR", &extracts, terms)
+            .expect("order")
     }
 
     fn submit(&mut self, project: &str) -> Message {
-        let order = self.order(project);
-        let signed = Statement {
-            project: order.project.clone(),
-            time: NOW,
-            signer: Signer::Researcher(order.researcher_signing_key),
-            body: Body::Order(order),
-        }
-        .sign(&self.researcher);
-        self.client("LINKER", Message::SubmitOrder(signed))
-            .remove(0)
+        let msg = self.keys.submit_message(&self.order(project), NOW);
+        self.client("LINKER", msg).remove(0)
     }
 
     fn approve(&mut self, project: &str, register: &str, operator: usize) -> Message {
@@ -233,34 +161,10 @@ impl Fed {
         now: u64,
     ) -> Message {
         let order = self.order(project);
-        let path = extract_path(self.dir.path(), register);
-        let extract = self.pop.extract(register).expect("extract");
-        let approval = Approval {
-            register: name(register),
-            order: order.digest(),
-            extract: file_digest(path.to_str().expect("utf-8")).expect("digest"),
-            rows: extract.rows.len() as u64,
-            columns: BoundedVec::new(
-                extract
-                    .columns
-                    .iter()
-                    .map(|c| BoundedString::new(*c).expect("fits"))
-                    .collect(),
-            )
-            .expect("fits"),
-        };
-        let key = &self.operators[&name(register)][operator];
-        let signed = Statement {
-            project: order.project.clone(),
-            time: now,
-            signer: Signer::Operator {
-                register: name(register),
-                key: Key32(key.verifying_key().to_bytes()),
-            },
-            body: Body::Approval(approval),
-        }
-        .sign(key);
-        self.approval_named(signed, operator, &format!("{register}.csv"), now)
+        let file = format!("{register}.csv");
+        self.keys
+            .approval_message(&order, self.extract(register), &file, operator, now)
+            .expect("approval")
     }
 
     /// `signed`, an approval by `operator` of its register, sent in a
@@ -272,53 +176,19 @@ impl Fed {
         extract: &str,
         now: u64,
     ) -> Message {
-        let Signer::Operator { register, .. } = &signed.statement.signer else {
-            panic!("an operator's approval")
-        };
-        let key = &self.operators[register][operator];
-        let request = self
-            .request_for(
-                register.as_str(),
-                signed.statement.project.as_str(),
-                Action::Approve {
-                    statement: signed.statement.digest(),
-                    extract: BoundedString::new(extract).expect("fits"),
-                },
-                now,
-            )
-            .sign(key);
-        Message::Approve {
-            statement: signed,
-            request: Box::new(request),
-        }
+        self.keys
+            .approval_envelope(signed, operator, extract, now)
+            .expect("an operator's approval")
     }
 
     /// A request for node `to`, with a fresh nonce.
     fn request_for(&self, to: &str, project: &str, action: Action, now: u64) -> Request {
-        let n = self.nonces.get() + 1;
-        self.nonces.set(n);
-        let mut nonce = [0u8; kobling_protocol::messages::NONCE_LEN];
-        nonce[..8].copy_from_slice(&n.to_le_bytes());
-        Request {
-            project: ProjectId::new(project).expect("valid"),
-            action,
-            time: now,
-            node: name(to),
-            manifest: self.manifest.digest(),
-            nonce,
-        }
+        let project = ProjectId::new(project).expect("valid");
+        self.keys.request_for(&name(to), &project, action, now)
     }
 
     fn request(&mut self, project: &str, action: Action) -> Vec<Message> {
-        let req = self
-            .request_for("LINKER", project, action.clone(), NOW)
-            .sign(&self.researcher);
-        let msg = match action {
-            Action::Fetch => Message::Fetch(req),
-            Action::Close => Message::Close(req),
-            Action::Status => Message::Status(req),
-            Action::Approve { .. } => unreachable!("approvals go to a register"),
-        };
+        let msg = self.keys.request(project, action, NOW).expect("request");
         self.client("LINKER", msg)
     }
 
@@ -461,10 +331,6 @@ impl Fed {
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
-}
-
-fn extract_path(dir: &Path, register: &str) -> PathBuf {
-    dir.join("extracts").join(format!("{register}.csv"))
 }
 
 fn approve_all(fed: &mut Fed, project: &str) {

@@ -38,8 +38,8 @@ use kobling_protocol::{
     refusal::RefusalCode,
     seal::HpkeSecretKey,
     transcript::{
-        self, Approval, Body, Entry, ProjectOrder, RegisterRequest, Signer, Statement, Trailer,
-        VerifiedTranscript,
+        self, Approval, Body, Entry, ProjectOrder, RegisterRequest, SignedStatement, Signer,
+        Statement, Trailer, VerifiedTranscript,
     },
     types::{Name, ProjectId},
 };
@@ -127,6 +127,24 @@ pub struct ProjectConfig {
     pub seed: u64,
     /// The network's faults.
     pub faults: Faults,
+}
+
+/// The terms of an order besides its registers and cohort.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderTerms {
+    /// Unix time the order expires at (default: a year after [`EPOCH`]).
+    pub expires: u64,
+    /// Whether the order asks for test mode (default: no).
+    pub test_mode: bool,
+}
+
+impl Default for OrderTerms {
+    fn default() -> Self {
+        Self {
+            expires: EPOCH + 86_400 * 365,
+            test_mode: false,
+        }
+    }
 }
 
 /// What a project run produced, as the researcher received it.
@@ -335,6 +353,21 @@ impl Federation {
         cohort: &str,
         extracts: &[&Extract],
     ) -> Result<ProjectOrder, TestingError> {
+        self.order_with(project, cohort, extracts, OrderTerms::default())
+    }
+
+    /// [`order`](Self::order) with other `terms`.
+    ///
+    /// # Errors
+    ///
+    /// As [`order`](Self::order).
+    pub fn order_with(
+        &self,
+        project: &str,
+        cohort: &str,
+        extracts: &[&Extract],
+        terms: OrderTerms,
+    ) -> Result<ProjectOrder, TestingError> {
         let linker = self
             .manifest
             .linker()
@@ -363,17 +396,18 @@ impl Federation {
             registers: BoundedVec::new(registers)
                 .map_err(|e| TestingError::Unexpected(e.to_string()))?,
             cohort: text(cohort)?,
-            expires: EPOCH + 86_400 * 365,
+            expires: terms.expires,
             researcher_signing_key: Key32(self.researcher.verifying_key().to_bytes()),
             researcher_hpke_key: Key32(*self.researcher_hpke.public_key().as_bytes()),
-            test_mode: false,
+            test_mode: terms.test_mode,
             grant: None,
         }
         .granted_by(&authority()))
     }
 
-    /// A request for node `to`, with the next nonce.
-    fn request_for(&self, to: &Name, project: &ProjectId, action: Action, now: u64) -> Request {
+    /// A request for node `to`, with the next nonce (unsigned: sign it
+    /// with the researcher's or an operator's key).
+    pub fn request_for(&self, to: &Name, project: &ProjectId, action: Action, now: u64) -> Request {
         let n = self
             .nonces
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -452,10 +486,37 @@ impl Federation {
             body: Body::Approval(approval),
         }
         .sign(key);
+        self.approval_envelope(signed, operator, file, now)
+    }
+
+    /// `signed`, an approval by operator `operator` of its register, in a
+    /// fresh envelope naming `file` in the extract directory.
+    ///
+    /// # Errors
+    ///
+    /// [`TestingError::Unexpected`] if `signed` is not an operator's
+    /// statement, or its register has no such operator.
+    pub fn approval_envelope(
+        &self,
+        signed: SignedStatement,
+        operator: usize,
+        file: &str,
+        now: u64,
+    ) -> Result<Message, TestingError> {
+        let Signer::Operator { register, .. } = &signed.statement.signer else {
+            return Err(TestingError::Unexpected(
+                "not an operator's statement".into(),
+            ));
+        };
+        let key = self
+            .operators
+            .get(register)
+            .and_then(|ops| ops.get(operator))
+            .ok_or_else(|| TestingError::Unexpected(format!("no operator {operator}")))?;
         let envelope = self
             .request_for(
-                &name(extract.name)?,
-                &order.project,
+                register,
+                &signed.statement.project,
                 Action::Approve {
                     statement: signed.statement.digest(),
                     extract: text(file)?,

@@ -316,9 +316,10 @@ impl Fed {
                     chunk_size: CHUNK_SIZE,
                     test_mode: true,
                     extracts: Some(extracts),
+                    socket: Some(Arc::new(socket)),
                     ..daemon::Options::default()
                 };
-                daemon::run_on(socket, &node_dir, manifest, None, &options, async {
+                daemon::run(&node_dir, manifest, None, &options, async {
                     let _ = stopped.await;
                 })
                 .await

@@ -1,5 +1,5 @@
 //! Hostile peers against real nodes: four node daemons (NPR, SSB, RESEPT
-//! and the linker, `kobling_node::daemon::run_on`) serving QUIC on
+//! and the linker, `kobling_node::daemon::run`) serving QUIC on
 //! 127.0.0.1, and KPR played by the test — an honest engine, served over
 //! QUIC like a daemon, whose outgoing messages the test can hold, tamper
 //! with and replay, sent with KPR's own pinned certificate (so every
