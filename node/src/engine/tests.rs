@@ -17,7 +17,7 @@ use kobling_protocol::{
     transcript::{Body, ProjectOrder, SignedStatement, Signer, Statement},
     types::{Digest, Name, ProjectId},
 };
-use kobling_sim::population::{generate, render_csv, Extract, Population, PopulationConfig};
+use kobling_sim::population::{generate, Extract, Population, PopulationConfig};
 
 use super::{Engine, EngineConfig, Peer};
 use crate::{
@@ -77,11 +77,9 @@ impl Fed {
             ..Default::default()
         });
         for r in REGISTERS {
-            std::fs::write(
-                keys.extracts().join(format!("{r}.csv")),
-                render_csv(pop.extract(r).expect("extract")),
-            )
-            .expect("write");
+            let extract = pop.extract(r).expect("extract");
+            keys.write_extract(extract, &format!("{r}.csv"))
+                .expect("write");
         }
         let mut fed = Fed {
             dir,

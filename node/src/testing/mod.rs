@@ -310,6 +310,19 @@ impl Federation {
         self.dir.join("extracts")
     }
 
+    /// Writes `extract` as CSV to `file` in the extract directory.
+    ///
+    /// # Errors
+    ///
+    /// An I/O error.
+    pub fn write_extract(&self, extract: &Extract, file: &str) -> Result<(), TestingError> {
+        std::fs::write(
+            self.extracts().join(file),
+            kobling_sim::population::render_csv(extract),
+        )?;
+        Ok(())
+    }
+
     /// The keystore directories of every member, for the ground truth.
     pub fn keystores(&self) -> Vec<PathBuf> {
         self.manifest
@@ -580,10 +593,7 @@ impl Federation {
         )?;
         for e in extracts {
             let file = format!("{}-{}.csv", config.project, e.name);
-            std::fs::write(
-                self.extracts().join(&file),
-                kobling_sim::population::render_csv(e),
-            )?;
+            self.write_extract(e, &file)?;
             for operator in 0..2 {
                 // A fresh envelope for every attempt, until the register
                 // has the order.

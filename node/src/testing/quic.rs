@@ -76,9 +76,11 @@ pub async fn serve_engine(
     .await;
 }
 
-/// Writes `bytes` as they are on a new stream of a fresh connection of
-/// `client` to `to`, checks that no reply comes back, and returns the code
-/// the node closed the connection with (`None`: another close).
+/// Writes `bytes` as they are on a new stream of `client`'s connection to
+/// `to`, checks that no reply comes back, and returns the code the node
+/// closed the connection with (`None`: another close). Bytes that break
+/// the framing close the whole connection: give a client whose
+/// connections nothing else uses.
 ///
 /// # Errors
 ///

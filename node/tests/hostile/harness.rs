@@ -31,7 +31,7 @@ use kobling_protocol::{
     types::{Name, ProjectId},
 };
 use kobling_sim::{
-    population::{generate, render_csv, Extract, Population, PopulationConfig},
+    population::{generate, Extract, Population, PopulationConfig},
     truth,
 };
 use tokio::{
@@ -142,6 +142,9 @@ impl Hold {
 }
 
 pub(crate) struct Kpr {
+    /// KPR's endpoint and identity, for clients of its own.
+    endpoint: quinn::Endpoint,
+    identity: TlsIdentity,
     pub(crate) client: Arc<Client>,
     pub(crate) hold: Arc<Mutex<Hold>>,
     /// Final refusals of KPR's honest messages (there must be none).
@@ -292,11 +295,9 @@ impl Fed {
             ..Default::default()
         });
         for r in REGISTERS {
-            std::fs::write(
-                keys.extracts().join(format!("{r}.csv")),
-                render_csv(pop.extract(r).expect("extract")),
-            )
-            .expect("write");
+            let extract = pop.extract(r).expect("extract");
+            keys.write_extract(extract, &format!("{r}.csv"))
+                .expect("write");
         }
 
         // Four daemons.
@@ -361,7 +362,7 @@ impl Fed {
         ));
         let kpr_client = Arc::new(
             Client::new(
-                endpoint,
+                endpoint.clone(),
                 Some(&identity),
                 manifest.clone(),
                 &limits,
@@ -382,6 +383,8 @@ impl Fed {
             stopped_kpr,
         ));
         let kpr = Kpr {
+            endpoint,
+            identity,
             client: kpr_client,
             hold,
             refused,
@@ -406,6 +409,20 @@ impl Fed {
             kpr_server: Mutex::new(Some((stop, kpr_server))),
             client,
         }
+    }
+
+    /// A client of KPR's own, on its endpoint with its certificate, whose
+    /// connections no other test shares (a test that breaks its
+    /// connection on purpose breaks no one else's).
+    pub(crate) fn kpr_alone(&self) -> Client {
+        Client::new(
+            self.kpr.endpoint.clone(),
+            Some(&self.kpr.identity),
+            self.manifest.clone(),
+            &TransportLimits::default(),
+            settings(),
+        )
+        .expect("client")
     }
 
     /// Stops KPR and the daemons; every daemon must stop cleanly.

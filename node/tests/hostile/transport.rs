@@ -68,7 +68,16 @@ fn a_members_kind_from_a_client_is_refused_unread() {
     // the body is read (issue 18, item 4).
     attack(|s| async move {
         let chunk = Message::Points(s.honest.clone());
-        match s.fed.client.request(&name("SSB"), &chunk).await {
+        // A client of its own: the node closes its connection.
+        let client = Client::new(
+            client_endpoint("127.0.0.1:0".parse().expect("addr")).expect("endpoint"),
+            None,
+            s.fed.manifest.clone(),
+            &TransportLimits::default(),
+            settings(),
+        )
+        .expect("client");
+        match client.request(&name("SSB"), &chunk).await {
             Err(ClientError::Connection(quinn::ConnectionError::ApplicationClosed(c))) => {
                 assert_eq!(
                     CloseCode::from_varint(c.error_code),
@@ -85,7 +94,7 @@ fn a_frame_over_the_size_limit_closes_the_connection() {
     attack(|s| async move {
         let too_large = ((MAX_FRAME + 1) as u32).to_le_bytes();
         assert_eq!(
-            send_raw(&s.fed.kpr.client, &name("SSB"), &too_large)
+            send_raw(&s.fed.kpr_alone(), &name("SSB"), &too_large)
                 .await
                 .expect("no reply"),
             Some(CloseCode::FrameTooLarge)
@@ -99,7 +108,7 @@ fn a_chunk_over_the_point_limit_closes_the_connection() {
         let over = points_bytes(&s.honest, kobling_protocol::hop::MAX_CHUNK_POINTS + 1);
         assert!(over.len() < MAX_FRAME);
         assert_eq!(
-            send_raw(&s.fed.kpr.client, &name("SSB"), &frame(&over))
+            send_raw(&s.fed.kpr_alone(), &name("SSB"), &frame(&over))
                 .await
                 .expect("no reply"),
             Some(CloseCode::Malformed),
@@ -113,7 +122,7 @@ fn bytes_that_do_not_decode_close_the_connection() {
     attack(|s| async move {
         assert_eq!(
             send_raw(
-                &s.fed.kpr.client,
+                &s.fed.kpr_alone(),
                 &name("LINKER"),
                 &frame(&[0xff, 0xff, 0xff])
             )
