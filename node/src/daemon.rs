@@ -229,6 +229,29 @@ impl Default for Options {
 /// state cannot be opened, the keystore is in no manifest entry, or the
 /// address cannot be bound. Once the node runs it only stops on
 /// `shutdown` (failed requests and ticks are logged, not returned).
+///
+/// # Example
+///
+/// A node on a socket bound before its manifest entry was written (the
+/// entry's address must be the socket's), until Ctrl-C:
+///
+/// ```no_run
+/// use std::{net::UdpSocket, path::Path, sync::Arc};
+///
+/// use kobling_node::daemon::{self, Options};
+/// use kobling_protocol::manifest::Manifest;
+///
+/// async fn serve(dir: &Path, manifest: Manifest, socket: UdpSocket) -> anyhow::Result<()> {
+///     let options = Options {
+///         socket: Some(Arc::new(socket)),
+///         ..Options::default()
+///     };
+///     daemon::run(dir, manifest, None, &options, async {
+///         let _ = tokio::signal::ctrl_c().await;
+///     })
+///     .await
+/// }
+/// ```
 pub async fn run(
     dir: &Path,
     manifest: Manifest,

@@ -7,7 +7,7 @@
 //! The length is checked before a byte of the body is read or any room is
 //! reserved for it, and the body buffer grows with the bytes that actually
 //! arrive, so an announced length costs nothing until the peer sends it.
-//! The server also reads the body's first bytes alone ([`read_kind`]): the
+//! The server also reads the body's first bytes alone (`read_kind`): the
 //! message's kind, which decides whether the peer may send it and how long
 //! it may be ([`Kind::max_frame`]) before the rest is read.
 //! The end of the stream is allowed only between frames. The body is

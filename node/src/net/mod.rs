@@ -53,7 +53,7 @@
 //!   piece, each piece taken from the peer's byte budget before it is read
 //!   (an announced length costs nothing); and each peer — a member, or a
 //!   client's IP address — has its own connections, request slots and
-//!   budget ([`limits`], [`server::ServerSettings::per_member`]; clients
+//!   budget (`limits`, `server::ServerSettings::per_member`; clients
 //!   also share one budget). A peer that stalls, floods or never reads its
 //!   replies waits on its own limits, and QUIC flow control pushes back on
 //!   it alone.
@@ -69,7 +69,7 @@
 //!   body: a client may send only its own kinds, each of at most
 //!   [`MAX_CLIENT_FRAME`], and a member's kind from a client closes the
 //!   connection unread. What peers are told is a fixed code and phrase;
-//!   what strangers cause is logged within a rate limit ([`quiet`]).
+//!   what strangers cause is logged within a rate limit (`quiet`).
 //!
 //! [`MAX_FRAME`]: kobling_protocol::messages::MAX_FRAME
 //! [`MAX_CLIENT_FRAME`]: kobling_protocol::messages::MAX_CLIENT_FRAME
