@@ -267,7 +267,7 @@ pub async fn run(
     // Not needed again while the node runs: zeroized now.
     drop(passphrase);
     let me = manifest
-        .member_by_tls(&kobling_protocol::manifest::Key32(keystore.tls_spki_sha256()))
+        .member_by_tls(&kobling_protocol::manifest::TlsFingerprint(keystore.tls_spki_sha256()))
         .map(|m| m.name.clone())
         .ok_or_else(|| anyhow!("this keystore's TLS key is in no member's manifest entry: add the entry `kobling keys init` printed"))?;
     let member = manifest.member(&me).context("member")?.clone();

@@ -34,7 +34,7 @@ use rustls::{
 use sha2::{Digest as _, Sha256};
 
 use kobling_keys::Keystore;
-use kobling_protocol::manifest::{Key32, Manifest};
+use kobling_protocol::manifest::{Manifest, TlsFingerprint};
 
 /// The ALPN protocol identifier of Kobling v1.
 pub(crate) const ALPN: &[u8] = b"kobling/1";
@@ -68,7 +68,7 @@ pub enum TlsError {
 #[derive(Clone)]
 pub struct TlsIdentity {
     certified: Arc<CertifiedKey>,
-    fingerprint: Key32,
+    fingerprint: TlsFingerprint,
 }
 
 impl TlsIdentity {
@@ -123,7 +123,7 @@ impl TlsIdentity {
     }
 
     /// The pin of this identity's certificate.
-    pub fn fingerprint(&self) -> Key32 {
+    pub fn fingerprint(&self) -> TlsFingerprint {
         self.fingerprint
     }
 }
@@ -148,9 +148,9 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
 /// # Errors
 ///
 /// The certificate does not parse.
-pub(crate) fn spki_fingerprint(cert: &CertificateDer<'_>) -> Result<Key32, rustls::Error> {
+pub(crate) fn spki_fingerprint(cert: &CertificateDer<'_>) -> Result<TlsFingerprint, rustls::Error> {
     let parsed = ParsedCertificate::try_from(cert)?;
-    Ok(Key32(
+    Ok(TlsFingerprint(
         Sha256::digest(parsed.subject_public_key_info().as_ref()).into(),
     ))
 }
@@ -192,7 +192,7 @@ pub(crate) fn server_config(
 /// [`TlsError::Config`] if rustls refuses the combination.
 pub(crate) fn client_config(
     identity: Option<&TlsIdentity>,
-    expected: Key32,
+    expected: TlsFingerprint,
 ) -> Result<rustls::ClientConfig, TlsError> {
     let provider = provider();
     let verifier = Arc::new(PinnedServerVerifier {
@@ -233,7 +233,7 @@ fn no_tls12() -> rustls::Error {
 /// the member dialled.
 #[derive(Debug)]
 struct PinnedServerVerifier {
-    expected: Key32,
+    expected: TlsFingerprint,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
@@ -369,7 +369,10 @@ mod tests {
             .expect("cert");
         let expected: [u8; 32] = Sha256::digest(key.subject_public_key_info()).into();
         let der = CertificateDer::from(cert.der().to_vec());
-        assert_eq!(spki_fingerprint(&der).expect("parses"), Key32(expected));
+        assert_eq!(
+            spki_fingerprint(&der).expect("parses"),
+            TlsFingerprint(expected)
+        );
     }
 
     #[test]
