@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use kobling_protocol::{
     domain::transcript::Retirement,
     group::WirePoint,
-    manifest::{Key32, Member, Role, TlsFingerprint},
+    manifest::{Key32, Member, Role, TlsFingerprint, X25519Key},
     share::{Domain, Share},
     types::Name,
 };
@@ -295,7 +295,7 @@ impl Keystore {
             address,
             tls_spki_sha256: TlsFingerprint(self.tls_spki_sha256()),
             signing_key: Key32(self.verifying_key().to_bytes()),
-            hpke_key: Key32(self.x25519_public()),
+            hpke_key: X25519Key(self.x25519_public()),
             operators: Vec::new(),
         }
     }

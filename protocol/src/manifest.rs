@@ -15,7 +15,7 @@ use crate::{
 
 mod key;
 
-pub use self::key::{Key32, TlsFingerprint};
+pub use self::key::{Key32, TlsFingerprint, X25519Key};
 
 /// A member's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -52,7 +52,7 @@ pub struct Member {
     /// The node's Ed25519 signing key.
     pub signing_key: Key32,
     /// The node's X25519 (HPKE) public key.
-    pub hpke_key: Key32,
+    pub hpke_key: X25519Key,
     /// The register's authorised operators (empty for the linker).
     #[serde(default)]
     pub operators: Vec<Operator>,
@@ -240,7 +240,7 @@ pub(crate) mod tests {
             address: format!("127.0.0.1:{}", 4000 + seed as u16),
             tls_spki_sha256: TlsFingerprint([seed; 32]),
             signing_key: Key32([seed.wrapping_add(100); 32]),
-            hpke_key: Key32([seed.wrapping_add(200); 32]),
+            hpke_key: X25519Key([seed.wrapping_add(200); 32]),
             operators: (0..operators)
                 .map(|i| Operator {
                     name: format!("op{i}"),

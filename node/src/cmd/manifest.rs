@@ -403,7 +403,7 @@ mod tests {
             address: format!("127.0.0.1:74{byte:02}"),
             tls_spki_sha256: kobling_protocol::manifest::TlsFingerprint([byte; 32]),
             signing_key: Key32([byte + 100; 32]),
-            hpke_key: Key32([byte + 50; 32]),
+            hpke_key: kobling_protocol::manifest::X25519Key([byte + 50; 32]),
             operators: Vec::new(),
         }
     }

@@ -72,6 +72,12 @@ key32! {
 }
 
 key32! {
+    /// A node's X25519 public key, that sealed data for it is encrypted
+    /// to (HPKE).
+    X25519Key
+}
+
+key32! {
     /// The SHA-256 of a TLS certificate's SubjectPublicKeyInfo: the pin
     /// that names a node on a connection.
     TlsFingerprint
@@ -106,6 +112,8 @@ mod tests {
         let pin = postcard::to_allocvec(&TlsFingerprint(bytes)).expect("encodes");
         assert_eq!(key, bytes.to_vec());
         assert_eq!(pin, key);
+        let hpke = postcard::to_allocvec(&X25519Key(bytes)).expect("encodes");
+        assert_eq!(hpke, key);
         let back: TlsFingerprint = postcard::from_bytes(&key).expect("decodes");
         assert_eq!(back, TlsFingerprint(bytes));
         assert_eq!(TlsFingerprint(bytes).to_hex(), Key32(bytes).to_hex());

@@ -915,7 +915,7 @@ mod transcript {
                 address: format!("127.0.0.1:{}", 4000 + r),
                 tls_spki_sha256: crate::manifest::TlsFingerprint([r as u8 + 1; 32]),
                 signing_key: Key32(p.vk().to_bytes()),
-                hpke_key: Key32([r as u8 + 50; 32]),
+                hpke_key: crate::manifest::X25519Key([r as u8 + 50; 32]),
                 operators: (0..2)
                     .map(|i| Operator {
                         name: format!("op{i}"),
@@ -930,7 +930,7 @@ mod transcript {
             address: "127.0.0.1:4999".into(),
             tls_spki_sha256: crate::manifest::TlsFingerprint([99; 32]),
             signing_key: Key32(w.linker.vk().to_bytes()),
-            hpke_key: Key32([98; 32]),
+            hpke_key: crate::manifest::X25519Key([98; 32]),
             operators: Vec::new(),
         });
         let manifest = Manifest {
