@@ -65,6 +65,17 @@ fn write_hint(e: &rusqlite::Error) -> &'static str {
     }
 }
 
+/// Opens the SQLite database at `path`, which must exist (made private
+/// beforehand): read-write, never through a symbolic link.
+pub(crate) fn open_existing(path: &Path) -> rusqlite::Result<Connection> {
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )
+}
+
 /// The node's state database.
 pub struct Store {
     conn: Connection,
@@ -119,13 +130,7 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.join("state.db");
         crate::private_fs::prepare_db(&path)?;
-        let conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-        )?;
-        Self::init(conn)
+        Self::init(open_existing(&path)?)
     }
 
     fn init(conn: Connection) -> Result<Self, StoreError> {

@@ -763,25 +763,13 @@ fn order_from_spec(
     })
 }
 
-/// `YYYY-MM-DD` → seconds since the Unix epoch (end of that day, UTC).
+/// `YYYY-MM-DD` (a real calendar day) → seconds since the Unix epoch (end
+/// of that day, UTC).
 fn parse_date(s: &str) -> anyhow::Result<u64> {
-    let parts: Vec<&str> = s.trim().split('-').collect();
-    ensure!(parts.len() == 3, "expires must be YYYY-MM-DD");
-    let (y, m, d): (i64, i64, i64) = (parts[0].parse()?, parts[1].parse()?, parts[2].parse()?);
-    ensure!(
-        (1..=12).contains(&m) && (1..=31).contains(&d),
-        "expires must be a date"
-    );
-    // Days from civil (Howard Hinnant's algorithm).
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days =
+        crate::output::days_from_date(s.trim()).context("expires must be a date, YYYY-MM-DD")?;
     ensure!(days > 0, "expires must be after 1970");
-    Ok(days as u64 * 86_400 + 86_399)
+    Ok(u64::from(days.unsigned_abs()) * 86_400 + 86_399)
 }
 
 #[cfg(test)]
@@ -797,5 +785,8 @@ mod tests {
         );
         assert!(parse_date("2024-13-01").is_err());
         assert!(parse_date("soon").is_err());
+        // Only real calendar days (one reader of dates with `output`).
+        assert!(parse_date("2031-02-30").is_err());
+        assert!(parse_date("1970-01-01").is_err(), "not after 1970");
     }
 }
