@@ -132,16 +132,26 @@ impl Hold {
     /// (a project's chunks to a destination go in order; other projects'
     /// go on).
     fn behind_held(&self, dest: &Name, msg: &Message) -> bool {
-        let Message::Points(c) = msg else {
+        let Some(project) = chunk_project(msg) else {
             return false;
         };
         self.held
             .iter()
-            .any(|(d, h)| d == dest && matches!(h, Message::Points(p) if p.project == c.project))
+            .any(|(d, h)| d == dest && chunk_project(h) == Some(project))
+    }
+}
+
+/// The project of a chunk (v1 or v2).
+fn chunk_project(m: &Message) -> Option<&ProjectId> {
+    match m {
+        Message::Points(c) => Some(&c.project),
+        Message::ChunkV2 { project, .. } => Some(project),
+        _ => None,
     }
 }
 
 pub(crate) struct Kpr {
+    pub(crate) engine: Arc<Mutex<Engine>>,
     /// KPR's endpoint and identity, for clients of its own.
     endpoint: quinn::Endpoint,
     identity: TlsIdentity,
@@ -383,6 +393,7 @@ impl Fed {
             stopped_kpr,
         ));
         let kpr = Kpr {
+            engine: engine.clone(),
             endpoint,
             identity,
             client: kpr_client,

@@ -7,7 +7,6 @@ use kobling_node::daemon::unix_now;
 use kobling_protocol::{
     bounded::{BoundedBytes, BoundedVec},
     group::WirePoint,
-    hop::PointChunk,
     messages::Message,
     seal::SealedItem,
     share::Domain,
@@ -17,7 +16,7 @@ use kobling_protocol::{
 use tokio::sync::OnceCell;
 
 use crate::{
-    attack, from_kpr,
+    attack, first_chunk, from_kpr,
     harness::{name, pid, REGISTERS},
     to_ssb, Shared,
 };
@@ -30,20 +29,11 @@ const P3: &str = "HOSTILE-3";
 static RUN: OnceCell<()> = OnceCell::const_new();
 static CLOSED: OnceCell<()> = OnceCell::const_new();
 
-/// Whether `m` is KPR's first chunk of NPR's list in `project`.
-fn first_chunk(m: &Message, project: &str) -> bool {
-    matches!(m, Message::Points(c) if c.project.as_str() == project
-        && c.list.as_str() == "NPR" && c.hop == 1 && c.chunk == 0)
-}
-
 /// KPR's first chunk of NPR's list in `project`, as it went to SSB.
-async fn sent_chunk(s: &Shared, project: &'static str) -> PointChunk {
+async fn sent_chunk(s: &Shared, project: &'static str) -> Message {
     let (dest, m) = s.fed.kpr.caught(false, |m| first_chunk(m, project)).await;
     assert_eq!(dest, name("SSB"));
-    let Message::Points(c) = m else {
-        panic!("copied {m:?}")
-    };
-    c
+    m
 }
 
 /// [`P2`], ordered and approved (once), KPR's first chunk copied.
@@ -79,7 +69,7 @@ fn a_replayed_chunk_is_acknowledged_and_not_processed_again() {
                 .fed
                 .kpr
                 .client
-                .request(&name("SSB"), &Message::Points(honest.clone()))
+                .request(&name("SSB"), &honest)
                 .await
                 .expect("reply");
             assert!(matches!(reply, Message::Ack { .. }), "{reply:?}");

@@ -39,10 +39,15 @@ use std::{
 };
 
 use kobling_node::net::client::ClientError;
-use kobling_protocol::{hop::PointChunk, messages::Message, types::Name};
+use kobling_protocol::{
+    messages::Message,
+    share::Domain,
+    types::Name,
+    v2::{ChunkMsg, ListHeader},
+};
 use tokio::runtime::Runtime;
 
-use harness::{name, Fed, Logs, REGISTERS};
+use harness::{lock, name, pid, Fed, Logs, REGISTERS};
 
 /// The project whose chunk KPR holds.
 pub(crate) const P1: &str = "HOSTILE-1";
@@ -55,7 +60,10 @@ pub(crate) struct Shared {
     pub(crate) fed: Fed,
     /// KPR's honest first chunk of NPR's list in [`P1`], held: SSB never
     /// received it.
-    pub(crate) honest: PointChunk,
+    pub(crate) honest: ChunkMsg,
+    /// NPR's list's header in [`P1`], that KPR signs its chunk statements
+    /// over.
+    pub(crate) header: ListHeader,
 }
 
 static SHARED: OnceLock<Shared> = OnceLock::new();
@@ -67,28 +75,26 @@ fn shared() -> &'static Shared {
         let logs = Logs::default();
         let (rt, dispatch) = harness::runtime(&logs);
         let _default = tracing::dispatcher::set_default(&dispatch);
-        let (fed, honest) = rt.block_on(async {
+        let (fed, honest, header) = rt.block_on(async {
             let fed = Fed::start().await;
             // Hold KPR's first chunk of NPR's list (KPR is its hop 1; SSB
             // hop 2).
-            fed.kpr.hold(|_, m| {
-                matches!(m, Message::Points(c) if c.project.as_str() == P1
-                    && c.list.as_str() == "NPR" && c.hop == 1 && c.chunk == 0)
-            });
+            fed.kpr.hold(|_, m| first_chunk(m, P1));
             fed.run_project(P1, &REGISTERS).await;
-            let (dest, held) = fed
-                .kpr
-                .caught(
-                    true,
-                    |m| matches!(m, Message::Points(c) if c.project.as_str() == P1),
-                )
-                .await;
+            let (dest, held) = fed.kpr.caught(true, |m| first_chunk(m, P1)).await;
             assert_eq!(dest, name("SSB"));
-            let Message::Points(honest) = held else {
+            let Message::ChunkV2 { chunk: honest, .. } = held else {
                 panic!("held {held:?}")
             };
-            assert!(honest.output.len() >= 3, "a chunk to tamper with");
-            (fed, honest)
+            assert!(honest.points.len() >= 3, "a chunk to tamper with");
+            let header = {
+                let entries = lock(&fed.kpr.engine).transcript(&pid(P1)).expect("entries");
+                let view = kobling_protocol::project::ProjectView::new(&fed.manifest, &entries);
+                view.v2_list(&name("NPR"))
+                    .expect("NPR's list is announced at KPR")
+                    .header(Domain::Project(pid(P1)))
+            };
+            (fed, honest, header)
         });
         Shared {
             rt,
@@ -96,8 +102,26 @@ fn shared() -> &'static Shared {
             logs,
             fed,
             honest,
+            header,
         }
     })
+}
+
+/// Whether `m` is KPR's first chunk of NPR's list in `project` (KPR is
+/// its hop 1; SSB hop 2).
+pub(crate) fn first_chunk(m: &Message, project: &str) -> bool {
+    matches!(m, Message::ChunkV2 { project: p, chunk: c } if p.as_str() == project
+        && c.list.as_str() == "NPR"
+        && c.statement.statement.hop == 1
+        && c.statement.statement.chunk == 0)
+}
+
+/// `c` as a message of `project`.
+pub(crate) fn chunk_to(project: &str, c: ChunkMsg) -> Message {
+    Message::ChunkV2 {
+        project: pid(project),
+        chunk: c,
+    }
 }
 
 /// Counts a test that panicked.
@@ -190,12 +214,12 @@ pub(crate) async fn from_kpr(s: &Shared, dest: &Name, m: Message) -> String {
     code(s.fed.kpr.client.request(dest, &m).await)
 }
 
-/// KPR's chunk `c` to SSB: the code of its refusal. SSB may not have the
-/// list's announcement yet: `not-ready` is the honest answer then, so ask
-/// again until it has.
-pub(crate) async fn to_ssb(s: &Shared, c: PointChunk) -> String {
+/// KPR's chunk message `m` to SSB: the code of its refusal. SSB may not
+/// have the list's announcement yet: `not-ready` is the honest answer
+/// then, so ask again until it has.
+pub(crate) async fn to_ssb(s: &Shared, m: Message) -> String {
     for _ in 0..300 {
-        let answer = from_kpr(s, &name("SSB"), Message::Points(c.clone())).await;
+        let answer = from_kpr(s, &name("SSB"), m.clone()).await;
         if answer != "not-ready" {
             return answer;
         }

@@ -13,13 +13,15 @@ use kobling_node::{
     testing::quic::send_raw,
 };
 use kobling_protocol::{
+    bounded::BoundedVec,
     hop::PointChunk,
     messages::{self, Message, MAX_FRAME},
 };
 
 use crate::{
-    attack,
-    harness::{name, settings},
+    attack, chunk_to,
+    harness::{name, pid, settings},
+    P1,
 };
 
 /// `Message::Points` with `n` output points, as raw postcard bytes: a
@@ -67,7 +69,7 @@ fn a_members_kind_from_a_client_is_refused_unread() {
     // transport closes the connection on the frame's first byte, before
     // the body is read (issue 18, item 4).
     attack(|s| async move {
-        let chunk = Message::Points(s.honest.clone());
+        let chunk = chunk_to(P1, s.honest.clone());
         // A client of its own: the node closes its connection.
         let client = Client::new(
             client_endpoint("127.0.0.1:0".parse().expect("addr")).expect("endpoint"),
@@ -105,7 +107,16 @@ fn a_frame_over_the_size_limit_closes_the_connection() {
 #[test]
 fn a_chunk_over_the_point_limit_closes_the_connection() {
     attack(|s| async move {
-        let over = points_bytes(&s.honest, kobling_protocol::hop::MAX_CHUNK_POINTS + 1);
+        let v1_chunk = PointChunk {
+            project: pid(P1),
+            list: name("NPR"),
+            hop: 1,
+            chunk: 0,
+            input: BoundedVec::default(),
+            output: s.honest.points.clone(),
+            proof: None,
+        };
+        let over = points_bytes(&v1_chunk, kobling_protocol::hop::MAX_CHUNK_POINTS + 1);
         assert!(over.len() < MAX_FRAME);
         assert_eq!(
             send_raw(&s.fed.kpr_alone(), &name("SSB"), &frame(&over))
@@ -154,7 +165,7 @@ fn a_peer_whose_certificate_is_in_no_manifest_entry_is_refused() {
         .expect("client");
         assert!(matches!(
             stranger
-                .request(&name("SSB"), &Message::Points(s.honest.clone()))
+                .request(&name("SSB"), &chunk_to(P1, s.honest.clone()))
                 .await,
             Err(ClientError::Connection(_))
         ));
