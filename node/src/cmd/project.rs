@@ -272,11 +272,17 @@ impl ProjectCommand {
                     .map(|m| m.name.clone())
                     .context("your key is no register's operator in the manifest")?;
                 let project = ProjectId::new(project)?;
-                let (entries, _) = status_entries(&manifest, &key, &project, &register).await?;
+                // The order lives at the linker alone until an operator
+                // approves it: its first entry comes from there (verified
+                // against the linker's key), and goes to the register with
+                // the approval.
+                let linker = linker(&manifest)?;
+                let (entries, _) = status_entries(&manifest, &key, &project, &linker).await?;
                 let view = ProjectView::new(&manifest, &entries);
                 let order = view
                     .order()
-                    .context("the node does not know the project yet")?;
+                    .context("the linker holds no order of this project")?;
+                let order_entry = entries.first().context("no order entry")?.clone();
                 let path = extract
                     .canonicalize()
                     .with_context(|| format!("cannot find {}", extract.display()))?;
@@ -348,6 +354,7 @@ impl ProjectCommand {
                 let msg = Message::Approve {
                     statement: signed,
                     request: Box::new(envelope),
+                    order: Box::new(order_entry),
                 };
                 expect_ack(ask(&manifest, &register, msg).await?)?;
                 say!("approved {} for project {project} at {register}: {rows} rows, SHA3-256 {digest}", path.display());

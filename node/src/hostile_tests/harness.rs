@@ -554,8 +554,22 @@ impl Fed {
             body: Body::Approval(approval),
         }
         .sign(key);
-        // The register learns of the project from the linker: until then
-        // it answers `not-ready` (each attempt in a fresh envelope).
+        // The order lives at the linker alone until the first approval:
+        // the approval carries its entry (the researcher's status here).
+        let status = self
+            .client
+            .request(
+                &name("LINKER"),
+                &self.request(order.project.as_str(), Action::Status),
+            )
+            .await
+            .expect("status");
+        let Message::TranscriptFile { bytes } = status else {
+            panic!("status: {status:?}");
+        };
+        let (entries, _) = kobling_protocol::transcript::decode_file(&bytes).expect("file");
+        let order_entry = entries.into_iter().next().expect("the order");
+        // Each attempt in a fresh envelope.
         let deadline = Instant::now() + LIVENESS;
         loop {
             let action = Action::Approve {
@@ -565,6 +579,7 @@ impl Fed {
             let msg = Message::Approve {
                 statement: statement.clone(),
                 request: Box::new(self.request_to(register, &order.project, action).sign(key)),
+                order: Box::new(order_entry.clone()),
             };
             match self.client.request(&name(register), &msg).await {
                 Ok(Message::Ack { .. }) => return,
