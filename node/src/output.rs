@@ -127,6 +127,8 @@ pub(crate) struct TableWriter {
     schema: Arc<Schema>,
     /// The rows not yet in a row group, row after row.
     cells: Vec<String>,
+    /// Rows per row group ([`BATCH`]).
+    batch: usize,
     rows: u64,
     stats: Vec<ColumnStats>,
 }
@@ -164,6 +166,7 @@ impl TableWriter {
             parquet,
             schema,
             cells: Vec::new(),
+            batch: BATCH,
             rows: 0,
             stats: vec![ColumnStats::default(); columns.len()],
         })
@@ -172,6 +175,12 @@ impl TableWriter {
     /// Rows written so far.
     pub(crate) fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// Rows held, not yet in a row group.
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.cells.len() / self.columns.len().max(1)
     }
 
     /// Writes one row (one cell per column; missing cells are empty).
@@ -189,7 +198,7 @@ impl TableWriter {
         self.cells.resize(start + n, String::new());
         self.csv.write_record(&self.cells[start..])?;
         self.rows += 1;
-        if self.cells.len() >= BATCH * n.max(1) {
+        if self.cells.len() >= self.batch * n.max(1) {
             self.flush_batch()?;
         }
         Ok(())
@@ -218,6 +227,8 @@ impl TableWriter {
             .collect();
         self.parquet
             .write(&RecordBatch::try_new(self.schema.clone(), arrays)?)?;
+        // The batch is a row group of its own: the writer keeps nothing.
+        self.parquet.flush()?;
         self.cells.clear();
         Ok(())
     }
@@ -338,6 +349,37 @@ mod tests {
     use super::*;
     use arrow_array::{cast::AsArray, types::Date32Type, Array};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    /// Issue 13: a table of any length is written holding at most one
+    /// batch of rows; each batch is a row group of its own.
+    #[test]
+    fn a_table_writer_holds_at_most_one_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let columns = [
+            Column::new("lnr", ColumnType::String),
+            Column::new("n", ColumnType::Int),
+        ];
+        let mut w = TableWriter::create(dir.path(), "T", &columns).expect("create");
+        w.batch = 10;
+        for i in 0..95 {
+            let n = i.to_string();
+            w.push_row(["A", n.as_str()].into_iter()).expect("row");
+            assert!(w.held() < 10, "{} rows held", w.held());
+        }
+        assert_eq!(w.rows(), 95);
+        w.finish().expect("finish");
+        let file = File::open(dir.path().join("T.parquet")).expect("parquet");
+        let meta = ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("reader")
+            .metadata()
+            .clone();
+        assert_eq!(meta.num_row_groups(), 10);
+        let rows: usize = read_parquet(&dir.path().join("T.parquet"))
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum();
+        assert_eq!(rows, 95);
+    }
 
     fn read_parquet(path: &Path) -> Vec<RecordBatch> {
         let file = File::open(path).expect("parquet");

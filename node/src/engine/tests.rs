@@ -1013,6 +1013,7 @@ fn a_list_that_repeats_a_pseudonym_closes_the_project_once_naming_the_list() {
 }
 
 mod cohort;
+mod fetch;
 
 /// Issue 18 item 7: a client request is taken once, by the node it names,
 /// under the manifest it names; an approval's envelope signs the extract
