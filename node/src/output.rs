@@ -20,8 +20,9 @@ use arrow_schema::{DataType, Field, Schema};
 use parquet::{arrow::ArrowWriter, file::properties::WriterProperties};
 use serde::{Deserialize, Serialize};
 
-/// Rows per Parquet row group / record batch.
-const BATCH: usize = 65_536;
+/// Rows per Parquet row group / record batch: what a [`TableWriter`]
+/// holds at most (16,384 rows of text cells, a few MiB).
+const BATCH: usize = 16_384;
 
 /// The type of a column in the Parquet table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
