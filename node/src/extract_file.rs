@@ -81,7 +81,7 @@ use std::{
 };
 
 use kobling_protocol::{
-    extract::{ExtractStats, InvalidSummary, LINES_PER_REASON},
+    extract::{ExtractStats, ReasonTally, LINES_PER_REASON},
     ident::{IdError, IdMapping, Identifier, ParseOptions},
     seal::{MAX_CELL_BYTES, MAX_ROWS_PER_PERSON},
     transcript::{MAX_COLUMNS, MAX_COLUMN_NAME},
@@ -471,33 +471,6 @@ impl Header {
             line: rec.line_of(field, at),
             column,
         }
-    }
-}
-
-/// Counts per reason with the first [`LINES_PER_REASON`] lines, as
-/// `ListBuilder` keeps them.
-#[derive(Debug, Default)]
-struct ReasonTally(BTreeMap<&'static str, InvalidSummary>);
-
-impl ReasonTally {
-    fn add(&mut self, reason: &'static str, line: u64) {
-        let s = self.0.entry(reason).or_insert_with(|| InvalidSummary {
-            reason,
-            count: 0,
-            lines: Vec::new(),
-        });
-        s.count += 1;
-        if s.lines.len() < LINES_PER_REASON {
-            s.lines.push(line);
-        }
-    }
-
-    fn total(&self) -> u64 {
-        self.0.values().map(|s| s.count).sum()
-    }
-
-    fn into_summaries(self) -> impl Iterator<Item = InvalidSummary> {
-        self.0.into_values()
     }
 }
 

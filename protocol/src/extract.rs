@@ -56,6 +56,37 @@ impl ExtractStats {
     }
 }
 
+/// Refused rows counted per reason, with the first [`LINES_PER_REASON`]
+/// line numbers of each: the one tally behind every operator report of
+/// refused rows (extracts, pseudonym lists, reservation tables).
+#[derive(Debug, Default, Clone)]
+pub struct ReasonTally(BTreeMap<&'static str, InvalidSummary>);
+
+impl ReasonTally {
+    /// Counts one refused row.
+    pub fn add(&mut self, reason: &'static str, line: u64) {
+        let s = self.0.entry(reason).or_insert_with(|| InvalidSummary {
+            reason,
+            count: 0,
+            lines: Vec::new(),
+        });
+        s.count += 1;
+        if s.lines.len() < LINES_PER_REASON {
+            s.lines.push(line);
+        }
+    }
+
+    /// All refused rows.
+    pub fn total(&self) -> u64 {
+        self.0.values().map(|s| s.count).sum()
+    }
+
+    /// The summaries, in reason order.
+    pub fn into_summaries(self) -> impl Iterator<Item = InvalidSummary> {
+        self.0.into_values()
+    }
+}
+
 /// Accumulates an extract's rows into persons.
 #[derive(Debug)]
 pub struct ListBuilder {
@@ -65,7 +96,7 @@ pub struct ListBuilder {
     persons: Vec<Person>,
     rows: u64,
     mapped_rows: u64,
-    invalid: BTreeMap<&'static str, InvalidSummary>,
+    invalid: ReasonTally,
 }
 
 impl ListBuilder {
@@ -78,7 +109,7 @@ impl ListBuilder {
             persons: Vec::new(),
             rows: 0,
             mapped_rows: 0,
-            invalid: BTreeMap::new(),
+            invalid: ReasonTally::default(),
         }
     }
 
@@ -99,18 +130,7 @@ impl ListBuilder {
         let id = match Identifier::parse(identifier, self.options) {
             Ok(id) => id,
             Err(e) => {
-                let s = self
-                    .invalid
-                    .entry(e.reason_code())
-                    .or_insert_with(|| InvalidSummary {
-                        reason: e.reason_code(),
-                        count: 0,
-                        lines: Vec::new(),
-                    });
-                s.count += 1;
-                if s.lines.len() < LINES_PER_REASON {
-                    s.lines.push(line);
-                }
+                self.invalid.add(e.reason_code(), line);
                 return Err(e);
             }
         };
@@ -141,10 +161,10 @@ impl ListBuilder {
     pub fn finish(self) -> (Vec<Person>, ExtractStats) {
         let stats = ExtractStats {
             rows: self.rows,
-            valid_rows: self.rows - self.invalid.values().map(|i| i.count).sum::<u64>(),
+            valid_rows: self.rows - self.invalid.total(),
             persons: self.persons.len() as u64,
             mapped_rows: self.mapped_rows,
-            invalid: self.invalid.into_values().collect(),
+            invalid: self.invalid.into_summaries().collect(),
         };
         (self.persons, stats)
     }

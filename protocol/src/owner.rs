@@ -254,7 +254,7 @@ impl OwnerList {
 }
 
 /// Fisher–Yates with rejection sampling (no modulo bias).
-fn shuffle<T, R: CryptoRng + ?Sized>(v: &mut [T], rng: &mut R) {
+pub(crate) fn shuffle<T, R: CryptoRng + ?Sized>(v: &mut [T], rng: &mut R) {
     for i in (1..v.len()).rev() {
         let bound = i as u64 + 1;
         let zone = u64::MAX - (u64::MAX % bound);

@@ -379,6 +379,47 @@ impl ContentKey {
     fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new((&self.0).into())
     }
+
+    /// [`wrap`](Self::wrap) under another purpose's `info` (for this
+    /// crate's other sealed replies, e.g. [`crate::innsyn`]).
+    pub(crate) fn wrap_for<R: CryptoRng + ?Sized>(
+        &self,
+        to: &HpkePublicKey,
+        info: &[u8],
+        rng: &mut R,
+    ) -> WrappedKey {
+        hpke_seal(to, info, &self.0, rng)
+    }
+
+    /// Seals one message under this key with a caller-bound `aad` and the
+    /// all-zero nonce: only for a key drawn for exactly that one message.
+    pub(crate) fn seal_once(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
+        self.cipher()
+            .encrypt(
+                &item_nonce(Position(0)),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
+            .map_err(|_| SealError::TooLarge {
+                len: plaintext.len(),
+                max: MAX_ITEM_PLAINTEXT,
+            })
+    }
+
+    /// Opens what [`seal_once`](Self::seal_once) sealed.
+    pub(crate) fn open_once(&self, aad: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, SealError> {
+        self.cipher()
+            .decrypt(
+                &item_nonce(Position(0)),
+                Payload {
+                    msg: ciphertext,
+                    aad,
+                },
+            )
+            .map_err(|_| SealError::AuthenticationFailed)
+    }
 }
 
 impl fmt::Debug for ContentKey {
@@ -414,6 +455,16 @@ impl WrappedKey {
         list: &ListName,
     ) -> Result<ContentKey, SealError> {
         let key = hpke_open(sk, &info(tags::CONTENT_KEY, project, list), self)?;
+        Ok(ContentKey(*key))
+    }
+
+    /// Opens a key wrapped by [`ContentKey::wrap_for`] under `info`.
+    pub(crate) fn unwrap_for(
+        &self,
+        sk: &HpkeSecretKey,
+        info: &[u8],
+    ) -> Result<ContentKey, SealError> {
+        let key = hpke_open(sk, info, self)?;
         Ok(ContentKey(*key))
     }
 }

@@ -154,7 +154,43 @@ fn computed() -> BTreeMap<&'static str, String> {
         kobling_protocol::delivery::salted_leaf_hash(&salt, &p).to_hex(),
     );
     domain_vectors(&mut v, &domain, &k1, &identity);
+    citizen_vectors(&mut v);
     v
+}
+
+/// Citizen rights (docs/protocol.md §16): an innsyn request's digest and
+/// the shown form of small and large counts.
+fn citizen_vectors(v: &mut BTreeMap<&'static str, String>) {
+    use kobling_protocol::{
+        innsyn::InnsynRequest, reservation::ShownCount, seal::HpkeSecretKey, types::Name,
+    };
+    let device = HpkeSecretKey::derive(b"device");
+    let request = InnsynRequest {
+        register: Name::new("KPR".to_string()).expect("name"),
+        device_key: device.public_key(),
+        session: kobling_protocol::types::Digest(kobling_protocol::hash::framed_sha3(
+            b"KOBLING-TEST-SESSION",
+            &[b"login"],
+        )),
+        nonce: [0x11; 16],
+    };
+    v.insert(
+        "innsyn device key (HpkeSecretKey::derive(\"device\"))",
+        h(request.device_key.as_bytes()),
+    );
+    v.insert(
+        "innsyn request digest (KPR, that key, session framed_sha3(KOBLING-TEST-SESSION, [login]), nonce 11..)",
+        h(&request.digest().0),
+    );
+    for (name, n) in [
+        ("shown count of 3 (postcard)", 3),
+        ("shown count of 12 (postcard)", 12),
+    ] {
+        v.insert(
+            name,
+            h(&postcard::to_allocvec(&ShownCount::of(n)).expect("encode")),
+        );
+    }
 }
 
 /// Register domains (docs/protocol.md §15): one key holder (NPR) with

@@ -117,7 +117,10 @@ impl KeysCommand {
             }
             KeysCommand::Researcher { out } => {
                 let k = KeyFile::create(&out, true)?;
-                eprintln!("researcher key written to {} (mode 0600); its public keys for the project spec:", out.display());
+                eprintln!(
+                    "researcher key written to {} (mode 0600); its public keys, for the access authority's `project authorize --researcher FILE`:",
+                    out.display()
+                );
                 say!("signing_key = \"{}\"", k.public());
                 if let Some(h) = k.hpke_public() {
                     say!("hpke_key = \"{h}\"");

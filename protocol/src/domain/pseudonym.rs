@@ -7,10 +7,10 @@
 //! rows of a holder's list by pseudonym as [`crate::extract::ListBuilder`]
 //! does by fnr.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::{
-    extract::{InvalidSummary, LINES_PER_REASON},
+    extract::{InvalidSummary, ReasonTally},
     group::{Point, PointError, WirePoint},
 };
 
@@ -138,7 +138,7 @@ pub struct PseudonymListBuilder {
     index: HashMap<[u8; 32], usize>,
     persons: Vec<PseudonymousPerson>,
     rows: u64,
-    invalid: BTreeMap<&'static str, InvalidSummary>,
+    invalid: ReasonTally,
 }
 
 impl PseudonymListBuilder {
@@ -164,18 +164,7 @@ impl PseudonymListBuilder {
         let p = match parse_pseudonym(pseudonym) {
             Ok(p) => p,
             Err(e) => {
-                let s = self
-                    .invalid
-                    .entry(e.reason_code())
-                    .or_insert_with(|| InvalidSummary {
-                        reason: e.reason_code(),
-                        count: 0,
-                        lines: Vec::new(),
-                    });
-                s.count += 1;
-                if s.lines.len() < LINES_PER_REASON {
-                    s.lines.push(line);
-                }
+                self.invalid.add(e.reason_code(), line);
                 return Err(e);
             }
         };
@@ -198,7 +187,7 @@ impl PseudonymListBuilder {
         let stats = PseudonymStats {
             rows: self.rows,
             persons: self.persons.len() as u64,
-            invalid: self.invalid.into_values().collect(),
+            invalid: self.invalid.into_summaries().collect(),
         };
         (self.persons, stats)
     }
