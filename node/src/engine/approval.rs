@@ -321,6 +321,13 @@ impl Engine {
             .cloned()
             .ok_or_else(|| refuse(RefusalCode::WrongOrder, "no project order"))?;
         self.check_mode(&order)?;
+        if !order.register_names().contains(&self.me) {
+            // Nothing is kept for an order this register takes no part in.
+            return Err(refuse(
+                RefusalCode::WrongRegister,
+                format!("project {} does not name {}", st.project, self.me),
+            ));
+        }
         if a.order != order.digest() {
             return Err(refuse(
                 RefusalCode::WrongOrder,

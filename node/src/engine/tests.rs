@@ -1470,9 +1470,10 @@ fn files_of(node: &Path) -> BTreeSet<PathBuf> {
 /// Attack (issue 18 item 2): a register learns an order only from the
 /// entry an operator's approval carries, so the entry must be the
 /// linker's. An approval carrying an order entry recorded with another
-/// key (a self-made "linker"), the entry of another project, or a
-/// rewritten order under the linker's signature is refused, and the
-/// register stores nothing; the genuine entry is taken.
+/// key (a self-made "linker"), the entry of another project, a
+/// rewritten order under the linker's signature, or an order that does
+/// not name the register is refused, and the register stores nothing;
+/// the genuine entry is taken.
 #[test]
 fn a_register_takes_an_order_only_as_the_linker_recorded_it() {
     use kobling_protocol::transcript::Entry;
@@ -1525,6 +1526,62 @@ fn a_register_takes_an_order_only_as_the_linker_recorded_it() {
         );
         assert_eq!(rows_about(&npr, "H-1"), 0, "{what}: NPR stored something");
     }
+    // An order that does not name NPR, approved by NPR's operator (with
+    // its digest): refused, nothing kept.
+    let mut without = fed.order("H-3");
+    without.registers = BoundedVec::new(
+        without
+            .registers
+            .iter()
+            .filter(|r| r.register.as_str() != "NPR")
+            .cloned()
+            .collect(),
+    )
+    .expect("fits");
+    without.cohort = BoundedString::new("KPR").expect("fits");
+    let without = without.granted_by(&authority());
+    let signed = Statement {
+        project: without.project.clone(),
+        time: NOW,
+        signer: Signer::Researcher(without.researcher_signing_key),
+        body: Body::Order(without.clone()),
+    }
+    .sign(&fed.researcher);
+    let submitted = fed.client("LINKER", Message::SubmitOrder(signed));
+    assert!(matches!(submitted[0], Message::Ack { .. }), "{submitted:?}");
+    let Message::Approve {
+        statement, order, ..
+    } = fed.approval_message("H-3", "NPR", 0)
+    else {
+        panic!("an approval")
+    };
+    let mut approval = statement.statement.clone();
+    if let Body::Approval(a) = &mut approval.body {
+        a.order = without.digest();
+    }
+    let approval = approval.sign(&fed.operators[&name("NPR")][0]);
+    let msg = fed.approval_named(approval, 0, "NPR.csv", NOW);
+    let Message::Approve {
+        statement, request, ..
+    } = msg
+    else {
+        panic!("an approval")
+    };
+    let msg = Message::Approve {
+        statement,
+        request,
+        order,
+    };
+    assert_eq!(
+        refused_with(&fed.client("NPR", msg)[0]),
+        Some(RefusalCode::WrongRegister)
+    );
+    assert_eq!(
+        rows_about(&npr, "H-3"),
+        0,
+        "NPR kept an order not naming it"
+    );
+
     let msg = carrying(&fed, *genuine);
     assert!(matches!(fed.client("NPR", msg)[0], Message::Ack { .. }));
     fed.pump();
