@@ -272,12 +272,17 @@ impl ProjectCommand {
                     .map(|m| m.name.clone())
                     .context("your key is no register's operator in the manifest")?;
                 let project = ProjectId::new(project)?;
-                // The order lives at the linker alone until an operator
-                // approves it: its first entry comes from there (verified
-                // against the linker's key), and goes to the register with
-                // the approval.
-                let linker = linker(&manifest)?;
-                let (entries, _) = status_entries(&manifest, &key, &project, &linker).await?;
+                // The order's first entry goes to the register with the
+                // approval. The register holds it once any operator
+                // approved the project; before, only the linker does
+                // (verified against the linker's key either way).
+                let entries = match status_entries(&manifest, &key, &project, &register).await {
+                    Ok((entries, _)) if !entries.is_empty() => entries,
+                    _ => {
+                        let linker = linker(&manifest)?;
+                        status_entries(&manifest, &key, &project, &linker).await?.0
+                    }
+                };
                 let view = ProjectView::new(&manifest, &entries);
                 let order = view
                     .order()
