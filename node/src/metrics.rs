@@ -186,9 +186,16 @@ impl Metrics {
     /// A request arrived from `peer` (a member's name, or `client`).
     pub(crate) fn request(&self, message: &kobling_protocol::messages::Message) {
         self.requests.inc();
-        if let kobling_protocol::messages::Message::Points(chunk) = message {
-            self.chunks.inc();
-            self.points.inc_by(chunk.output.len() as u64);
+        match message {
+            kobling_protocol::messages::Message::Points(chunk) => {
+                self.chunks.inc();
+                self.points.inc_by(chunk.output.len() as u64);
+            }
+            kobling_protocol::messages::Message::ChunkV2 { chunk, .. } => {
+                self.chunks.inc();
+                self.points.inc_by(chunk.points.len() as u64);
+            }
+            _ => {}
         }
     }
 

@@ -77,6 +77,9 @@ pub(crate) struct ListJob {
     /// A gate the job waits at (for a message or a hang-up) before it
     /// starts: lets a test or an operator tool hold a preparation.
     pub(crate) gate: Option<std::sync::mpsc::Receiver<()>>,
+    /// Chain v2 (PROTOCOL.md §6a): the node's Ed25519 key, which signs
+    /// the owner's per-chunk statements; `None` drives chain v1.
+    pub(crate) chain_v2: Option<ed25519_dalek::SigningKey>,
 }
 
 /// A list ready to announce: its messages wait in `staging`.
@@ -88,6 +91,9 @@ pub(crate) struct PreparedList {
     pub(crate) blinding: WrappedKey,
     pub(crate) invalid_rows: u64,
     pub(crate) seconds: f64,
+    /// Chain v2: the owner's end-of-list statement (its staged messages
+    /// are `ChunkV2`s instead of `Points`).
+    pub(crate) owner_list: Option<kobling_protocol::v2::OwnerList>,
 }
 
 /// Why a list could not be prepared.
@@ -181,6 +187,21 @@ impl ListJob {
             &mut rng,
         )
         .map_err(|e| refused(RefusalCode::Prepare, e))?;
+        let mut stream = match &self.chain_v2 {
+            Some(_) => Some(
+                kobling_protocol::v2::OwnerStream::new(kobling_protocol::v2::ListHeader {
+                    domain: kobling_protocol::share::Domain::Project(self.project.clone()),
+                    delivery: None,
+                    list: self.me.clone(),
+                    attempt: 0,
+                    mode: kobling_protocol::v2::Mode::Optimistic,
+                    persons: ids.len() as u64,
+                    chunk_size: self.chunk_size,
+                })
+                .map_err(|e| refused(RefusalCode::Prepare, e))?,
+            ),
+            None => None,
+        };
         let (mut points_time, mut sealing_time) = (Duration::ZERO, Duration::ZERO);
         let mut first = 0u64;
         for chunk in positions.chunks((self.chunk_size as usize).max(1)) {
@@ -190,8 +211,17 @@ impl ListJob {
             let points = owner
                 .points(&chunk_ids)
                 .map_err(|e| refused(RefusalCode::Prepare, e))?;
+            let message = match (&mut stream, &self.chain_v2) {
+                (Some(stream), Some(key)) => Message::ChunkV2 {
+                    project: self.project.clone(),
+                    chunk: stream
+                        .chunk(points.output.into_inner(), key)
+                        .map_err(|e| refused(RefusalCode::Prepare, e))?,
+                },
+                _ => Message::Points(points),
+            };
             points_time += t.elapsed();
-            staging.queue(&self.first_hop, &Message::Points(points))?;
+            staging.queue(&self.first_hop, &message)?;
             let t = Instant::now();
             for batch in chunk.chunks(SEALED_BATCH) {
                 // Only the requested columns are sealed: the others never
@@ -227,6 +257,14 @@ impl ListJob {
             .finish()
             .map_err(|e| refused(RefusalCode::Prepare, e))?;
         tracing::info!(node = %self.me, project = %self.project, points_seconds = points_time.as_secs_f64(), sealing_seconds = sealing_time.as_secs_f64(), "list points and sealed items made");
+        let owner_list = match stream {
+            Some(stream) => Some(
+                stream
+                    .finish(header.sealed_root)
+                    .map_err(|e| refused(RefusalCode::Prepare, e))?,
+            ),
+            None => None,
+        };
         let stats = summary.stats;
         let announcement = ListAnnouncement {
             list: self.me.clone(),
@@ -263,6 +301,7 @@ impl ListJob {
             blinding: header.blinding_for_linker,
             invalid_rows: stats.invalid_rows(),
             seconds: started.elapsed().as_secs_f64(),
+            owner_list,
         })
     }
 }

@@ -103,6 +103,7 @@ CREATE INDEX IF NOT EXISTS requests_time ON requests (time);
 CREATE TABLE IF NOT EXISTS sealed_bytes (project TEXT NOT NULL, list TEXT NOT NULL, bytes INTEGER NOT NULL, PRIMARY KEY (project, list));
 CREATE TABLE IF NOT EXISTS finals (project TEXT NOT NULL, list TEXT NOT NULL, chunk INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list, chunk));
 CREATE TABLE IF NOT EXISTS notices (project TEXT NOT NULL PRIMARY KEY, bytes BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS chain_v2 (project TEXT NOT NULL, list TEXT NOT NULL, kind TEXT NOT NULL, key INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list, kind, key));
 ";
 
 impl Store {
@@ -713,6 +714,7 @@ impl Tx<'_> {
             "sealed",
             "sealed_bytes",
             "finals",
+            "chain_v2",
         ] {
             self.0.execute(
                 &format!("DELETE FROM {table} WHERE project = ?1"),
@@ -738,6 +740,62 @@ impl Tx<'_> {
         }
         Ok(())
     }
+
+    /// Chain v2 working data (`kind`: the owner's kept output `y` and its
+    /// chunk digests, the linker's `Z` and concluded list checks), by key.
+    pub(crate) fn put_v2(
+        &self,
+        project: &ProjectId,
+        list: &Name,
+        kind: &str,
+        key: u64,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(
+                "INSERT OR REPLACE INTO chain_v2 (project, list, kind, key, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![project.as_str(), list.as_str(), kind, key as i64, bytes])?;
+        Ok(())
+    }
+
+    /// Hands each chain v2 blob of `kind`, in key order, to `f`.
+    pub(crate) fn for_each_v2(
+        &self,
+        project: &ProjectId,
+        list: &Name,
+        kind: &str,
+        mut f: impl FnMut(u64, &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT key, bytes FROM chain_v2 WHERE project = ?1 AND list = ?2 AND kind = ?3 ORDER BY key",
+        )?;
+        let mut rows = stmt.query(params![project.as_str(), list.as_str(), kind])?;
+        while let Some(row) = rows.next()? {
+            let key =
+                u64::try_from(row.get::<_, i64>(0)?).map_err(|_| StoreError::Corrupt("v2 key"))?;
+            f(
+                key,
+                row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the chain v2 blobs of `kind` of a list.
+    pub(crate) fn delete_v2(
+        &self,
+        project: &ProjectId,
+        list: &Name,
+        kind: &str,
+    ) -> Result<(), StoreError> {
+        self.0.execute(
+            "DELETE FROM chain_v2 WHERE project = ?1 AND list = ?2 AND kind = ?3",
+            params![project.as_str(), list.as_str(), kind],
+        )?;
+        Ok(())
+    }
+}
 }
 
 /// What [`Tx::remember_request`] did.

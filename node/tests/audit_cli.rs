@@ -50,7 +50,7 @@ fn fixture() -> &'static Fixture {
             seed: 11,
             faults: Faults::default(),
         };
-        let (out, _net) = fed.run(&extracts, &config).expect("clean run");
+        let (out, _net) = fed.run_v1(&extracts, &config).expect("clean run");
         let (entries, trailer) = out.transcript;
         let other = Federation::create(&dir.path().join("other-keys"), &REGISTERS, 43)
             .expect("another federation");

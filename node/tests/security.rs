@@ -161,7 +161,7 @@ fn extra_columns_never_leave_the_register_and_closing_shreds_everything() {
     let announcement = entries
         .iter()
         .find_map(|e| match &e.signed.statement.body {
-            Body::ListAnnounced(a) if a.list.as_str() == "KPR" => Some(a.clone()),
+            Body::ListAnnouncedV2(a) if a.list.as_str() == "KPR" => Some(a.clone()),
             _ => None,
         })
         .expect("KPR's announcement");

@@ -281,10 +281,21 @@ pub enum Message {
         /// Human-readable detail.
         detail: BoundedString<1024>,
     },
-    /// Chain v2, step h → step h+1: a chunk with its signed statement.
-    ChunkV2(crate::v2::ChunkMsg),
+    /// Chain v2, step h → step h+1: a chunk of a project's list with its
+    /// signed statement.
+    ChunkV2 {
+        /// The project.
+        project: ProjectId,
+        /// The chunk.
+        chunk: crate::v2::ChunkMsg,
+    },
     /// Chain v2, backward pass: owner → hop 1 → … → hop m → linker.
-    PassV2(crate::v2::Pass),
+    PassV2 {
+        /// The project.
+        project: ProjectId,
+        /// The pass so far.
+        pass: crate::v2::Pass,
+    },
     /// Linker → registers (and, with a status answer, → an operator): the
     /// project is linked, delivered or closed (issue 12 item 1: all a
     /// register learns after its lists were verified).
@@ -316,8 +327,8 @@ impl Message {
             Message::DeliveryItems { .. } => Kind::DeliveryItems,
             Message::Ack { .. } => Kind::Ack,
             Message::Refused { .. } => Kind::Refused,
-            Message::ChunkV2(_) => Kind::ChunkV2,
-            Message::PassV2(_) => Kind::PassV2,
+            Message::ChunkV2 { .. } => Kind::ChunkV2,
+            Message::PassV2 { .. } => Kind::PassV2,
             Message::Notice(_) => Kind::Notice,
         }
     }

@@ -31,6 +31,7 @@ use crate::{
     notice::Notified,
     transcript::{Body, Entry, HopRecord, ListAnnouncement, ProjectOrder, Signer},
     types::{Digest, Name},
+    v2::{ChainStopped, HopRecordV2, ListAnnouncementV2, ListCheck, OwnerList},
 };
 
 pub use self::admit::{authorise, subject, unexpected, Origin};
@@ -77,6 +78,10 @@ impl Phase {
 pub enum Step {
     /// The key commitment was sent.
     Commit,
+    /// Chain v2: the owner sent `A_0` of its list's attempt 0.
+    Pass,
+    /// Chain v2: the owner sent `A_0` of its list's strict attempt 1.
+    StrictPass,
     /// The list was announced (its chunks queued).
     Announce,
     /// The linkage summary was sent (linker).
@@ -92,6 +97,8 @@ impl Step {
     pub fn as_str(self) -> &'static str {
         match self {
             Step::Commit => "commit",
+            Step::Pass => "pass",
+            Step::StrictPass => "pass-strict",
             Step::Announce => "announce",
             Step::Link => "link",
             Step::Close => "close",
@@ -131,6 +138,15 @@ pub enum Duty {
         /// Where the output goes; `None` for the linker (last hop).
         next: Option<Name>,
     },
+    /// Chain v2: every hop of the list's attempt is recorded: compute σ
+    /// and `A_0` over the kept output and start the backward pass (the
+    /// list's owner).
+    Pass {
+        /// The list (this register's own).
+        list: Name,
+        /// The attempt.
+        attempt: u32,
+    },
     /// Every list passed every hop: link and summarise (linker only).
     Link,
     /// Linked: serve the researcher's fetch (linker only).
@@ -148,6 +164,7 @@ pub struct ProjectView<'a> {
     committed: BTreeMap<Name, WirePoint>,
     announced: BTreeMap<Name, &'a ListAnnouncement>,
     hops: BTreeMap<(Name, u32), &'a HopRecord>,
+    v2: BTreeMap<Name, V2List<'a>>,
     linked: bool,
     delivered: bool,
     closed: bool,
@@ -164,6 +181,7 @@ impl<'a> ProjectView<'a> {
             committed: BTreeMap::new(),
             announced: BTreeMap::new(),
             hops: BTreeMap::new(),
+            v2: BTreeMap::new(),
             linked: false,
             delivered: false,
             closed: false,
@@ -198,11 +216,52 @@ impl<'a> ProjectView<'a> {
                 Body::Shredded(s) => {
                     v.shredded.insert(s.member.clone());
                 }
-                // Chain v2 bodies: not yet part of the node's view.
-                _ => {}
+                Body::ListAnnouncedV2(a) => {
+                    v.v2.insert(a.list.clone(), V2List::new(a));
+                }
+                Body::OwnerListV2(o) => {
+                    if let Some(l) = v.v2.get_mut(&o.list) {
+                        if l.synth.sealed_root == Digest::default() {
+                            l.synth.sealed_root = o.sealed_root;
+                        }
+                        l.owner_list = Some(o);
+                    }
+                }
+                Body::HopV2(h) => {
+                    if let Some(l) = v.v2.get_mut(&h.list) {
+                        l.hops.push(h);
+                    }
+                }
+                Body::ListCheck(c) => {
+                    if let Some(l) = v.v2.get_mut(&c.list) {
+                        l.checks.push(c);
+                        if c.passed {
+                            l.passed = l.hops.last().and_then(|h| h.final_root);
+                        } else {
+                            l.attempt += 1;
+                            l.owner_list = None;
+                            l.hops.clear();
+                        }
+                    }
+                }
+                Body::ChainStopped(stop) => {
+                    if let Some(l) = v.v2.get_mut(&stop.list) {
+                        l.stopped = Some(stop);
+                    }
+                }
             }
         }
         v
+    }
+
+    /// A chain v2 list's state (`None` for a v1 list or one not announced).
+    pub fn v2_list(&self, list: &Name) -> Option<&V2List<'a>> {
+        self.v2.get(list)
+    }
+
+    /// A member's recorded key commitment `K_{i,p}`.
+    pub fn commitment(&self, member: &Name) -> Option<WirePoint> {
+        self.committed.get(member).copied()
     }
 
     /// The view at a register, which holds only the prefix of the
@@ -255,9 +314,14 @@ impl<'a> ProjectView<'a> {
         hops
     }
 
-    /// The announcement of `list`.
-    pub fn announcement(&self, list: &Name) -> Option<&'a ListAnnouncement> {
-        self.announced.get(list).copied()
+    /// The announcement of `list` (of a chain v2 list: its fields, with
+    /// the sealed root of the owner's list statement once recorded and no
+    /// points root).
+    pub fn announcement(&self, list: &Name) -> Option<&ListAnnouncement> {
+        self.announced
+            .get(list)
+            .copied()
+            .or_else(|| self.v2.get(list).map(|l| &l.synth))
     }
 
     /// The hop record of `list` at `hop`.
@@ -268,12 +332,30 @@ impl<'a> ProjectView<'a> {
     /// The Merkle root of `list`'s final pseudonyms: the output root of its
     /// last hop (the linker's), once recorded.
     pub fn final_root(&self, list: &Name) -> Option<Digest> {
+        if let Some(l) = self.v2.get(list) {
+            return l.passed;
+        }
         let last = self.hops_of(list).len() as u32;
         self.hop_record(list, last).map(|h| h.output_root)
     }
 
+    /// How many hops of `list` are recorded (of chain v2: in its open or
+    /// passed attempt).
+    pub fn hops_done(&self, list: &Name) -> usize {
+        if let Some(l) = self.v2.get(list) {
+            return l.hops.len();
+        }
+        let n = self.hops_of(list).len() as u32;
+        (1..=n)
+            .filter(|h| self.hops.contains_key(&(list.clone(), *h)))
+            .count()
+    }
+
     /// Whether every hop of `list` is recorded.
     pub fn list_complete(&self, list: &Name) -> bool {
+        if let Some(l) = self.v2.get(list) {
+            return l.passed.is_some();
+        }
         let n = self.hops_of(list).len() as u32;
         self.announced.contains_key(list)
             && (1..=n).all(|h| self.hops.contains_key(&(list.clone(), h)))
@@ -287,7 +369,7 @@ impl<'a> ProjectView<'a> {
             Phase::Delivered
         } else if self.linked {
             Phase::Linked
-        } else if self.announced.is_empty() {
+        } else if self.announced.is_empty() && self.v2.is_empty() {
             Phase::Ordered
         } else {
             Phase::Chaining
@@ -357,7 +439,7 @@ impl<'a> ProjectView<'a> {
                 .iter()
                 .chain(linker.iter())
                 .all(|m| self.committed.contains_key(m));
-            if all_committed && !self.announced.contains_key(me) {
+            if all_committed && !self.announced.contains_key(me) && !self.v2.contains_key(me) {
                 duties.push(Duty::AnnounceList { extract });
             }
         } else if !self.committed.contains_key(me) && self.approved_by_anyone() {
@@ -391,6 +473,34 @@ impl<'a> ProjectView<'a> {
                 });
             }
         }
+        for (list, l) in &self.v2 {
+            if l.stopped.is_some() || l.passed.is_some() {
+                continue;
+            }
+            let hops = self.hops_of(list);
+            for (i, member) in hops.iter().enumerate() {
+                if member != me || l.hops.len() > i {
+                    continue;
+                }
+                duties.push(Duty::Step {
+                    list: list.clone(),
+                    hop: i as u32 + 1,
+                    previous: if i == 0 {
+                        list.clone()
+                    } else {
+                        hops[i - 1].clone()
+                    },
+                    previous_key: None,
+                    next: hops.get(i + 1).cloned(),
+                });
+            }
+            if list == me && l.owner_list.is_some() && l.hops.len() == hops.len() {
+                duties.push(Duty::Pass {
+                    list: list.clone(),
+                    attempt: l.attempt,
+                });
+            }
+        }
         if is_linker {
             let all_lists =
                 !participants.is_empty() && participants.iter().all(|l| self.list_complete(l));
@@ -402,5 +512,69 @@ impl<'a> ProjectView<'a> {
             }
         }
         duties
+    }
+}
+
+/// A chain v2 list as the transcript tells it (PROTOCOL.md §6a): the
+/// records of its open (or passed) attempt, its checks and its stop.
+#[derive(Debug, Clone)]
+pub struct V2List<'a> {
+    /// The owner's announcement.
+    pub announcement: &'a ListAnnouncementV2,
+    /// The open attempt (0, or 1 after a failed check), or the passed one.
+    pub attempt: u32,
+    /// The owner's list statement of the attempt.
+    pub owner_list: Option<&'a OwnerList>,
+    /// The attempt's hop records 1…m+1 recorded so far, in order.
+    pub hops: Vec<&'a HopRecordV2>,
+    /// The list checks recorded (at the linker; never at a register).
+    pub checks: Vec<&'a ListCheck>,
+    /// The salted final root of the attempt whose check passed.
+    pub passed: Option<Digest>,
+    /// The chain stopped on this list.
+    pub stopped: Option<&'a ChainStopped>,
+    /// The announcement's fields in v1's shape (no points root; the sealed
+    /// root from the owner's first list statement).
+    synth: ListAnnouncement,
+}
+
+impl<'a> V2List<'a> {
+    fn new(a: &'a ListAnnouncementV2) -> Self {
+        Self {
+            announcement: a,
+            attempt: 0,
+            owner_list: None,
+            hops: Vec::new(),
+            checks: Vec::new(),
+            passed: None,
+            stopped: None,
+            synth: ListAnnouncement {
+                list: a.list.clone(),
+                extract: a.extract,
+                rows: a.rows,
+                invalid: a.invalid.clone(),
+                persons: a.persons,
+                columns: a.columns.clone(),
+                blinding_commitment: a.blinding.first().copied().unwrap_or(WirePoint([0; 32])),
+                points_root: Digest::default(),
+                sealed_root: Digest::default(),
+                chunk_size: a.chunk_size,
+                content_key: a.content_key.clone(),
+            },
+        }
+    }
+
+    /// The mode of the open attempt.
+    pub fn mode(&self) -> crate::v2::Mode {
+        if self.attempt == 0 {
+            crate::v2::Mode::Optimistic
+        } else {
+            crate::v2::Mode::Strict
+        }
+    }
+
+    /// The open attempt's header in `domain`.
+    pub fn header(&self, domain: crate::share::Domain) -> crate::v2::ListHeader {
+        self.announcement.header(domain, self.attempt, self.mode())
     }
 }

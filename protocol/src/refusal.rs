@@ -135,6 +135,9 @@ codes! {
     /// The researcher has as many orders waiting for a first approval as
     /// the linker keeps.
     TooManyPending = "too-many-pending",
+    /// Chain v2: a backward pass whose owner signature or step proof does
+    /// not verify, or that is not for the σ the records give.
+    Check = "check",
 }
 
 impl RefusalCode {

@@ -237,6 +237,23 @@ pub fn admit_statement(
             )));
         }
     }
+    if let Body::HopV2(h) = &signed.statement.body {
+        // Chain v2: hop records of one attempt arrive from different
+        // members; one whose predecessor is not recorded yet waits.
+        let ready = view.v2_list(&h.list).is_some_and(|l| {
+            l.attempt == h.attempt && l.owner_list.is_some() && l.hops.len() + 1 == h.hop as usize
+        });
+        if !ready
+            && view
+                .v2_list(&h.list)
+                .is_some_and(|l| l.attempt <= h.attempt)
+        {
+            return Err(Refusal::not_ready(format!(
+                "list {} hop {}: the previous step's record is not recorded yet",
+                h.list, h.hop
+            )));
+        }
+    }
     Ok(Admitted::New)
 }
 

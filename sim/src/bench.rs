@@ -366,8 +366,9 @@ pub fn v2_figures(n: usize, chunk_size: u32) -> V2Figures {
     };
 
     let mut rng = ChaCha20Rng::seed_from_u64(13);
+    let project = ProjectId::new("BENCH").expect("valid id");
     let header = ListHeader {
-        domain: Domain::Project(ProjectId::new("BENCH").expect("valid id")),
+        domain: Domain::Project(project.clone()),
         delivery: None,
         list: Name::new("SSB").expect("valid name"),
         attempt: 0,
@@ -401,7 +402,10 @@ pub fn v2_figures(n: usize, chunk_size: u32) -> V2Figures {
             let out = h1
                 .handle_chunk(&msg, &keys[1], &mut rng)
                 .expect("honest chunk");
-            messages::encode(&Message::ChunkV2(out))
+            messages::encode(&Message::ChunkV2 {
+                project: project.clone(),
+                chunk: out,
+            })
         })
         .collect();
     let owner_list = owner.finish(Digest::default()).expect("complete");
@@ -412,7 +416,7 @@ pub fn v2_figures(n: usize, chunk_size: u32) -> V2Figures {
     let input: Vec<WirePoint> = frames
         .iter()
         .flat_map(|f| match messages::decode(f) {
-            Ok(Message::ChunkV2(c)) => c.points.into_inner(),
+            Ok(Message::ChunkV2 { chunk: c, .. }) => c.points.into_inner(),
             _ => unreachable!("frames encoded above"),
         })
         .collect();
@@ -455,13 +459,16 @@ pub fn v2_figures(n: usize, chunk_size: u32) -> V2Figures {
     let t = Instant::now();
     let cpu = cpu_seconds();
     for f in &frames {
-        let Ok(Message::ChunkV2(chunk)) = messages::decode(f) else {
+        let Ok(Message::ChunkV2 { chunk, .. }) = messages::decode(f) else {
             unreachable!("frames encoded above")
         };
         let out = h2
             .handle_chunk(&chunk, &keys[2], &mut rng)
             .expect("honest chunk");
-        z_frames.push(messages::encode(&Message::ChunkV2(out)));
+        z_frames.push(messages::encode(&Message::ChunkV2 {
+            project: project.clone(),
+            chunk: out,
+        }));
     }
     let hop_us = per_point(t.elapsed(), n);
     let hop_cpu_us = cpu_per_point(cpu, n);
@@ -482,7 +489,7 @@ pub fn v2_figures(n: usize, chunk_size: u32) -> V2Figures {
     let z: Vec<_> = z_frames
         .iter()
         .map(|f| match messages::decode(f) {
-            Ok(Message::ChunkV2(c)) => c.points,
+            Ok(Message::ChunkV2 { chunk: c, .. }) => c.points,
             _ => unreachable!("frames encoded above"),
         })
         .collect();

@@ -1,6 +1,8 @@
 //! The tamper suite (issue 5): a transcript from a real in-memory run, then
 //! every kind of tampering, each rejected by the verifier with the right
-//! check named. The CLI's exit codes and output are tested in
+//! check named. The run is a chain v1 run (`Federation::run_v1`), so that
+//! `audit verify` keeps its v1 coverage; chain v2 transcripts are tampered
+//! with in `chain_v2.rs` and `protocol/src/v2/tests.rs`. The CLI's exit codes and output are tested in
 //! `node/tests/audit_cli.rs`.
 
 use std::sync::OnceLock;
@@ -64,7 +66,7 @@ fn fixture() -> &'static Fixture {
             seed: 11,
             faults: Faults::default(),
         };
-        let (out, _net) = fed.run(&extracts, &config).expect("clean run");
+        let (out, _net) = fed.run_v1(&extracts, &config).expect("clean run");
         let (entries, trailer) = out.transcript;
         Fixture {
             _dir: dir,
@@ -233,7 +235,7 @@ fn small() -> &'static (tempfile::TempDir, Manifest, Vec<u8>) {
             seed: 11,
             faults: Faults::default(),
         };
-        let (out, _net) = fed.run(&extracts, &config).expect("clean run");
+        let (out, _net) = fed.run_v1(&extracts, &config).expect("clean run");
         assert!(
             out.verified.lists.iter().all(|l| l.persons > 8),
             "several chunks"

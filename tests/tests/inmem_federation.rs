@@ -82,11 +82,13 @@ fn observe_registers(net: &mut Net) -> Views {
     let seen = views.clone();
     let linker = name(LINKER);
     net.observe(Box::new(move |from, to, msg| {
-        if let Message::Points(chunk) = msg {
+        if let Message::ChunkV2 { chunk, .. } = msg {
+            // Chain v2: a chunk carries the sender's output (the receiver's
+            // input); strict mode adds the sender's input.
             let points: Vec<WirePoint> = chunk
                 .input
                 .iter()
-                .chain(chunk.output.iter())
+                .chain(chunk.points.iter())
                 .copied()
                 .collect();
             for who in [from, to] {
@@ -275,7 +277,9 @@ fn a_second_project_gets_disjoint_lnr_and_a_closed_project_cannot_run_again() {
 fn a_hop_that_forwards_points_other_than_its_committed_step_is_caught_by_the_next_hop() {
     // NPR's list travels NPR → KPR → SSB → RESEPT → LINKER. The cheat's
     // output is multiplied by 2 on the way out, as if it had stepped with
-    // another share: the next hop checks the cheat's proof and refuses.
+    // another share: the next hop checks the points against the cheat's
+    // signed digest and refuses (a cheat that signs what it sends is
+    // caught by the list check: `chain_v2.rs`).
     for (cheat, catcher) in [("KPR", "SSB"), ("SSB", "RESEPT"), ("RESEPT", LINKER)] {
         let (_dir, fed, pop) = setup(400);
         let config = config("FAULTY");
@@ -284,11 +288,11 @@ fn a_hop_that_forwards_points_other_than_its_committed_step_is_caught_by_the_nex
             .expect("nodes");
         let (cheat_name, npr) = (name(cheat), name("NPR"));
         net.tamper(Box::new(move |from, _to, msg| {
-            if let Message::Points(chunk) = msg {
+            if let Message::ChunkV2 { chunk, .. } = msg {
                 if *from == cheat_name && chunk.list == npr {
                     let two = Scalar::from(2u8);
                     let doubled: Vec<WirePoint> = chunk
-                        .output
+                        .points
                         .iter()
                         .map(|p| {
                             let point =
@@ -296,7 +300,7 @@ fn a_hop_that_forwards_points_other_than_its_committed_step_is_caught_by_the_nex
                             WirePoint(point.compress().to_bytes())
                         })
                         .collect();
-                    chunk.output = BoundedVec::new(doubled).expect("same length");
+                    chunk.points = BoundedVec::new(doubled).expect("same length");
                 }
             }
         }));

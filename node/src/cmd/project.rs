@@ -656,9 +656,7 @@ fn print_status(
             .approved_extract(&list)
             .map_or("awaiting two approvals", |_| "approved");
         let hops = view.hops_of(&list);
-        let done = (1..=hops.len() as u32)
-            .filter(|h| view.hop_record(&list, *h).is_some())
-            .count();
+        let done = view.hops_done(&list);
         match view.announcement(&list) {
             Some(a) => say!(
                 "  {list:<8} {approvals}; {} persons ({} rows, {} invalid identifiers); hops {done}/{} done",
@@ -697,6 +695,15 @@ fn print_status(
                     .iter()
                     .fold(0u64, |sum, l| sum.saturating_add(l.items))
             ),
+            // Chain v2: each list's check, and why a project was stopped
+            // (a failed check names its list).
+            Body::ListCheck(c) => say!(
+                "  list check of {} (attempt {}): {}",
+                c.list,
+                c.attempt,
+                if c.passed { "passed" } else { "FAILED" }
+            ),
+            Body::Closure(c) => say!("  closed: {}", c.reason.as_str()),
             _ => {}
         }
     }
@@ -739,9 +746,7 @@ async fn watch_status(
                     b.set_prefix(list.to_string());
                     b
                 });
-                let done = (1..=hops as u32)
-                    .filter(|h| view.hop_record(&list, *h).is_some())
-                    .count() as u64;
+                let done = view.hops_done(&list) as u64;
                 bar.set_position(done);
                 bar.set_message(
                     match (view.approved_extract(&list), view.announcement(&list)) {

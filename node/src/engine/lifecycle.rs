@@ -84,6 +84,7 @@ impl Engine {
                     done => done,
                 },
                 Duty::Shred => self.shred(project, now),
+                Duty::Pass { list, attempt } => self.start_pass(project, &view, &list, attempt),
                 _ => Ok(()),
             };
             self.log_duty(project, done, "a duty could not be done yet")?;

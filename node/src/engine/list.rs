@@ -133,6 +133,7 @@ impl Engine {
             dir: self.store.dir(),
             cancel: Arc::default(),
             gate: self.gate.take(),
+            chain_v2: self.config.chain_v2.then(|| self.signing.clone()),
         })
     }
 
@@ -146,17 +147,49 @@ impl Engine {
             blinding,
             invalid_rows,
             seconds,
+            owner_list,
         } = prepared;
         let (persons, rows) = (announcement.persons, announcement.rows);
-        let signed = self.sign(project, Body::ListAnnounced(announcement), now);
+        let (body, owner_list) = match owner_list {
+            Some(o) => (
+                Body::ListAnnouncedV2(super::chain_v2::announcement_v2(announcement)),
+                Some(self.sign(project, Body::OwnerListV2(o), now)),
+            ),
+            None => (Body::ListAnnounced(announcement), None),
+        };
+        let signed = self.sign(project, body, now);
         let me = self.me.clone();
         let queued = self.store.transaction(|tx| {
             if !tx.mark(project, Step::Announce)? {
                 return Ok::<_, Refused>(false);
             }
             let slot = tx.reserve(project, &linker)?;
-            staging.for_each_queued(|dest, bytes| tx.send_encoded(project, dest, bytes))?;
+            let mut kept = 0u64;
+            staging.for_each_queued(|dest, bytes| {
+                if owner_list.is_some() {
+                    // Chain v2: the owner keeps its output y until the list
+                    // is checked (A_0 = Σ c_t·y_t), in this node's store
+                    // (0600, shredded with the project).
+                    if let Ok(Message::ChunkV2 { chunk, .. }) =
+                        kobling_protocol::messages::decode(bytes)
+                    {
+                        tx.put_v2(
+                            project,
+                            &me,
+                            super::chain_v2::KEPT_Y,
+                            chunk.statement.statement.chunk,
+                            &kobling_protocol::transcript::encode_value(&chunk.points),
+                        )?;
+                        kept += 1;
+                    }
+                }
+                tx.send_encoded(project, dest, bytes)
+            })?;
             tx.fill(slot, &Message::Statement(signed))?;
+            if let Some(o) = owner_list {
+                tracing::debug!(node = %me, %project, chunks = kept, "owner's output kept for the list check");
+                tx.send(project, &linker, &Message::Statement(o))?;
+            }
             tx.send(
                 project,
                 &linker,

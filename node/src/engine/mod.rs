@@ -45,6 +45,7 @@
 
 mod approval;
 mod chain;
+mod chain_v2;
 mod delivery;
 mod error;
 mod lifecycle;
@@ -106,6 +107,11 @@ pub struct EngineConfig {
     /// The directory operators' approvals name extract files in (default:
     /// `extracts/` inside the node's directory).
     pub extracts: Option<PathBuf>,
+    /// Announce this node's lists for chain v2 (PROTOCOL.md §6a: signed
+    /// digests per chunk, one check per list; the default) rather than
+    /// chain v1 (kept to make v1 transcripts for the verifier's tests).
+    /// Every node steps a list in the chain its owner announced it for.
+    pub chain_v2: bool,
 }
 
 impl Default for EngineConfig {
@@ -116,6 +122,7 @@ impl Default for EngineConfig {
             delivery_batch: MAX_ITEMS_PER_MESSAGE.min(1024),
             test_mode: false,
             extracts: None,
+            chain_v2: true,
         }
     }
 }
@@ -140,6 +147,9 @@ pub struct Engine {
     finished: BTreeSet<ProjectId>,
     /// The most bytes of sealed items a list may occupy here (linker).
     list_bytes_cap: u64,
+    /// Chain v2 hops in progress (a cache: rebuilt from the store after a
+    /// restart).
+    v2_hops: chain_v2::Hops,
 }
 
 impl std::fmt::Debug for Engine {
@@ -190,6 +200,7 @@ impl Engine {
             gate: None,
             finished: BTreeSet::new(),
             list_bytes_cap: MAX_LIST_SEALED_BYTES,
+            v2_hops: chain_v2::Hops::default(),
         })
     }
 
@@ -397,6 +408,10 @@ impl Engine {
                 _,
             ) => self.store_sealed(&project, &list, first, items.into_inner())?,
             (Message::Points(chunk), Peer::Member(m)) => self.points(m, chunk)?,
+            (Message::ChunkV2 { project, chunk }, Peer::Member(_)) => {
+                self.chunk_v2(&project, chunk)?
+            }
+            (Message::PassV2 { project, pass }, Peer::Member(_)) => self.pass_v2(&project, pass)?,
             (Message::Fetch(req), _) => return self.fetch(&req, now),
             (Message::Close(req), _) => self.close(&req, now)?,
             (Message::Status(req), _) => self.status(&req, now)?,
@@ -435,6 +450,10 @@ impl Engine {
                 self.approve(statement, &request, &order, file, now)?
             }
             (Message::Points(chunk), Peer::Member(m)) => self.points(m, chunk)?,
+            (Message::ChunkV2 { project, chunk }, Peer::Member(_)) => {
+                self.chunk_v2(&project, chunk)?
+            }
+            (Message::PassV2 { project, pass }, Peer::Member(_)) => self.pass_v2(&project, pass)?,
             (Message::Status(req), _) => self.status(&req, now)?,
             (Message::Notice(notice), _) => self.receive_notice(&notice)?,
             (other, _) => return Err(unexpected(&other)),

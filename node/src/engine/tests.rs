@@ -160,6 +160,7 @@ impl Fed {
             delivery_batch: 7,
             test_mode: !self.production.contains(&name(m)),
             extracts: Some(self.dir.path().join("extracts")),
+            ..EngineConfig::default()
         };
         let engine =
             Engine::new(name(m), self.manifest.clone(), ks, store, seed, config).expect("engine");
@@ -745,7 +746,7 @@ fn a_node_keeps_stepping_other_lists_while_it_prepares_its_own_in_the_background
     for list in ["NPR", "KPR"] {
         assert!(view.announcement(&name(list)).is_some(), "{list} announced");
         let ssb_hop = entries.iter().any(|e| match &e.signed.statement.body {
-            Body::Hop(h) => h.list == name(list) && h.member == name("SSB"),
+            Body::HopV2(h) => h.list == name(list) && h.member == name("SSB"),
             _ => false,
         });
         assert!(ssb_hop, "SSB stepped {list} while preparing its own list");

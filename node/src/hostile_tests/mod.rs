@@ -34,6 +34,7 @@ use kobling_protocol::{
     share::Domain,
     transcript::{Body, KeyCommitment, Signer, Statement},
     types::{Name, Position},
+    v2::ChunkMsg,
 };
 use tokio::time::{sleep, Instant};
 
@@ -122,23 +123,28 @@ fn hostile_peers_are_refused_with_a_reason_and_the_nodes_deliver_exactly() {
 
         // Hold KPR's first chunk of NPR's list (KPR is its hop 1; SSB hop 2).
         fed.kpr.hold(|_, m| {
-            matches!(m, Message::Points(c) if c.list.as_str() == "NPR" && c.hop == 1 && c.chunk == 0)
+            matches!(m, Message::ChunkV2 { chunk: c, .. } if c.list.as_str() == "NPR"
+                && c.statement.statement.hop == 1 && c.statement.statement.chunk == 0)
         });
         fed.run_project(p1, &REGISTERS).await;
         let (dest, held) = fed.kpr.held().await;
         assert_eq!(dest, ssb);
-        let Message::Points(honest) = held.clone() else {
+        let Message::ChunkV2 { chunk: honest, .. } = held.clone() else {
             panic!("held {held:?}")
         };
-        assert!(honest.output.len() >= 3, "a chunk to tamper with");
-        let to_ssb = |c: PointChunk| {
+        assert!(honest.points.len() >= 3, "a chunk to tamper with");
+        let chunk_to = |project: &str, c: ChunkMsg| Message::ChunkV2 {
+            project: pid(project),
+            chunk: c,
+        };
+        let to_ssb = |m: Message| {
             let client = fed.kpr.client.clone();
             let ssb = ssb.clone();
             // SSB may not have the list's announcement yet: `not-ready` is
             // the honest answer then, so ask again until it has.
             async move {
                 for _ in 0..300 {
-                    let answer = code(client.request(&ssb, &Message::Points(c.clone())).await);
+                    let answer = code(client.request(&ssb, &m).await);
                     if answer != "not-ready" {
                         return answer;
                     }
@@ -147,67 +153,75 @@ fn hostile_peers_are_refused_with_a_reason_and_the_nodes_deliver_exactly() {
                 "still not-ready after 30 s".to_string()
             }
         };
+        // KPR's own key signs a tampered chunk's statement, so that SSB's
+        // checks reach the points (chain v2: statements over digests).
+        let kpr_key = SigningKey::from_bytes(&fed.keystore("KPR").signing_key().to_bytes());
+        let header = {
+            let entries = lock(&fed.kpr.engine).transcript(&pid(p1)).expect("entries");
+            let view = kobling_protocol::project::ProjectView::new(&fed.manifest, &entries);
+            view.v2_list(&npr)
+                .expect("NPR's list is announced at KPR")
+                .header(Domain::Project(pid(p1)))
+        };
+        let signed = |mut c: ChunkMsg, points: Vec<WirePoint>| {
+            c.statement.statement.count = points.len() as u32;
+            c.statement.statement.output = kobling_protocol::v2::chunk_digest(&points);
+            c.statement.signature = c.statement.statement.sign(&header, &kpr_key);
+            c.points = BoundedVec::new(points).expect("fits");
+            chunk_to(p1, c)
+        };
 
         // Chunks that break the chain, from the list's genuine previous hop.
-        let mut c = honest.clone();
-        let mut out = c.output.clone().into_inner();
+        let mut out = honest.points.to_vec();
         out[2] = WirePoint([0xff; 32]);
-        c.output = BoundedVec::new(out).expect("fits");
-        assert_eq!(to_ssb(c).await, "bad-chunk", "an invalid point encoding");
+        assert_eq!(to_ssb(signed(honest.clone(), out)).await, "bad-chunk", "an invalid point encoding");
 
-        let mut c = honest.clone();
-        let mut out = c.output.clone().into_inner();
+        let mut out = honest.points.to_vec();
         out[2] = WirePoint([0; 32]);
-        c.output = BoundedVec::new(out).expect("fits");
-        assert_eq!(to_ssb(c).await, "bad-chunk", "the identity point");
+        assert_eq!(to_ssb(signed(honest.clone(), out)).await, "bad-chunk", "the identity point");
 
-        let mut c = honest.clone();
-        let (mut input, mut out) = (c.input.clone().into_inner(), c.output.clone().into_inner());
-        input.pop();
+        let mut out = honest.points.to_vec();
         out.pop();
-        c.input = BoundedVec::new(input).expect("fits");
-        c.output = BoundedVec::new(out).expect("fits");
-        assert_eq!(to_ssb(c).await, "bad-chunk", "a count that disagrees with the announcement");
+        assert_eq!(
+            to_ssb(signed(honest.clone(), out)).await,
+            "bad-chunk",
+            "a count that disagrees with the announcement"
+        );
 
         let mut c = honest.clone();
-        if let Some(p) = c.proof.as_mut() {
-            p.proof.response[0] ^= 1;
-        }
-        assert_eq!(to_ssb(c).await, "bad-chunk", "a proof that does not verify");
+        c.statement.signature.0[0] ^= 1;
+        assert_eq!(to_ssb(chunk_to(p1, c)).await, "bad-chunk", "a statement signature that does not verify");
 
         let mut c = honest.clone();
-        let mut out = c.output.clone().into_inner();
+        let mut out = c.points.to_vec();
         out.swap(0, 1);
-        c.output = BoundedVec::new(out).expect("fits");
-        assert_eq!(to_ssb(c).await, "bad-chunk", "valid points that are not the proven ones");
+        c.points = BoundedVec::new(out).expect("fits");
+        assert_eq!(to_ssb(chunk_to(p1, c)).await, "bad-chunk", "valid points that are not the signed ones");
 
         let mut c = honest.clone();
-        c.proof = None;
-        assert_eq!(to_ssb(c).await, "bad-chunk", "no proof");
+        c.input = c.points.clone();
+        assert_eq!(to_ssb(chunk_to(p1, c)).await, "bad-chunk", "strict-mode fields in an optimistic attempt");
 
         let mut c = honest.clone();
-        c.hop = u32::MAX;
-        assert_eq!(to_ssb(c).await, "bad-chunk", "a hop past the chain");
+        c.statement.statement.hop = u32::MAX;
+        assert_eq!(to_ssb(chunk_to(p1, c)).await, "bad-chunk", "a hop past the chain");
 
         let mut c = honest.clone();
-        c.chunk = 1 << 40;
-        assert_eq!(to_ssb(c).await, "bad-chunk", "a chunk past the list");
+        c.statement.statement.chunk = 1 << 40;
+        assert_eq!(to_ssb(chunk_to(p1, c)).await, "bad-chunk", "a chunk past the list");
 
-        let mut c = honest.clone();
-        c.project = pid("NO-SUCH-PROJECT");
-        assert_eq!(to_ssb(c).await, "unknown-project");
+        assert_eq!(to_ssb(chunk_to("NO-SUCH-PROJECT", honest.clone())).await, "unknown-project");
 
         let mut c = honest.clone();
         c.list = linker.clone();
-        assert_eq!(to_ssb(c).await, "unknown-list");
+        assert_eq!(to_ssb(chunk_to(p1, c)).await, "unknown-list");
 
         let mut c = honest.clone();
-        c.hop = 0; // as if KPR were NPR, the owner
-        assert_eq!(to_ssb(c).await, "unexpected-sender");
+        c.statement.statement.hop = 0; // as if KPR were NPR, the owner
+        assert_eq!(to_ssb(chunk_to(p1, c)).await, "unexpected-sender");
 
         // A member speaking for another (to the linker, which records).
         let npr_key = SigningKey::from_bytes(&fed.keystore("NPR").signing_key().to_bytes());
-        let kpr_key = SigningKey::from_bytes(&fed.keystore("KPR").signing_key().to_bytes());
         let commitment = |key: &SigningKey, signer: Signer| {
             Message::Statement(
                 Statement {
@@ -304,7 +318,7 @@ fn hostile_peers_are_refused_with_a_reason_and_the_nodes_deliver_exactly() {
         // A member's kind from a client without a member certificate: the
         // transport closes the connection on the frame's first byte, before
         // the body is read (issue 18, item 4).
-        match fed.client.request(&ssb, &Message::Points(honest.clone())).await {
+        match fed.client.request(&ssb, &chunk_to(p1, honest.clone())).await {
             Err(ClientError::Connection(quinn::ConnectionError::ApplicationClosed(c))) => {
                 assert_eq!(CloseCode::from_varint(c.error_code), Some(CloseCode::NotAllowed));
             }
@@ -318,7 +332,16 @@ fn hostile_peers_are_refused_with_a_reason_and_the_nodes_deliver_exactly() {
             send_raw(&fed.kpr.client, &ssb, &too_large).await,
             Some(CloseCode::FrameTooLarge)
         );
-        let over = points_bytes(&honest, kobling_protocol::hop::MAX_CHUNK_POINTS + 1);
+        let v1_chunk = PointChunk {
+            project: pid(p1),
+            list: npr.clone(),
+            hop: 1,
+            chunk: 0,
+            input: BoundedVec::default(),
+            output: honest.points.clone(),
+            proof: None,
+        };
+        let over = points_bytes(&v1_chunk, kobling_protocol::hop::MAX_CHUNK_POINTS + 1);
         assert!(over.len() < MAX_FRAME);
         assert_eq!(
             send_raw(&fed.kpr.client, &ssb, &frame(&over)).await,
@@ -348,7 +371,7 @@ fn hostile_peers_are_refused_with_a_reason_and_the_nodes_deliver_exactly() {
         )
         .expect("client");
         assert!(matches!(
-            stranger.request(&ssb, &Message::Points(honest.clone())).await,
+            stranger.request(&ssb, &chunk_to(p1, honest.clone())).await,
             Err(ClientError::Connection(_))
         ));
 
@@ -369,7 +392,7 @@ fn hostile_peers_are_refused_with_a_reason_and_the_nodes_deliver_exactly() {
             let reply = fed
                 .kpr
                 .client
-                .request(&ssb, &Message::Points(honest.clone()))
+                .request(&ssb, &chunk_to(p1, honest.clone()))
                 .await
                 .expect("reply");
             assert!(matches!(reply, Message::Ack { .. }), "{reply:?}");
@@ -378,7 +401,7 @@ fn hostile_peers_are_refused_with_a_reason_and_the_nodes_deliver_exactly() {
 
         // Closed: nothing is processed or stored for the project again.
         fed.close(p1).await;
-        assert_eq!(to_ssb(honest.clone()).await, "closed", "a chunk for a closed project");
+        assert_eq!(to_ssb(chunk_to(p1, honest.clone())).await, "closed", "a chunk for a closed project");
         let kpr_items = Message::SealedItems {
             project: pid(p1),
             list: kpr.clone(),

@@ -286,6 +286,23 @@ impl Federation {
         Ok((out, net))
     }
 
+    /// As [`run`](Self::run) on a chain v1 network
+    /// ([`start_v1`](Self::start_v1)): a v1 transcript for the verifier's
+    /// tests.
+    ///
+    /// # Errors
+    ///
+    /// As [`run_project`](Self::run_project).
+    pub fn run_v1(
+        &self,
+        extracts: &[&Extract],
+        config: &ProjectConfig,
+    ) -> Result<(RunOutcome, Net), TestingError> {
+        let mut net = self.start_v1(config.chunk_size, config.faults, config.seed)?;
+        let out = self.run_project(&mut net, extracts, config)?;
+        Ok((out, net))
+    }
+
     /// The extract directory every node reads approved files from.
     pub fn extracts(&self) -> PathBuf {
         self.dir.join("extracts")
@@ -300,7 +317,8 @@ impl Federation {
             .collect()
     }
 
-    /// Starts every node on an in-memory network.
+    /// Starts every node on an in-memory network (chain v2, PROTOCOL.md
+    /// §6a).
     ///
     /// # Errors
     ///
@@ -318,6 +336,37 @@ impl Federation {
             delivery_batch: 64,
             test_mode: true,
             extracts: Some(self.extracts()),
+            chain_v2: true,
+        };
+        Net::start(self.manifest.clone(), dirs, config, faults, seed, EPOCH)
+    }
+
+    /// As [`start`](Self::start), with every node announcing its lists for
+    /// chain v1 (§6: per-chunk proofs) instead of chain v2, to make v1
+    /// transcripts for the verifier's tests (`audit verify` accepts both).
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start).
+    pub fn start_v1(
+        &self,
+        chunk_size: u32,
+        faults: Faults,
+        seed: u64,
+    ) -> Result<Net, TestingError> {
+        let dirs = self
+            .manifest
+            .members
+            .iter()
+            .map(|m| (m.name.clone(), self.dir.join(m.name.as_str())))
+            .collect();
+        let config = EngineConfig {
+            chunk_size,
+            background_preparation: false,
+            delivery_batch: 64,
+            test_mode: true,
+            extracts: Some(self.extracts()),
+            chain_v2: false,
         };
         Net::start(self.manifest.clone(), dirs, config, faults, seed, EPOCH)
     }

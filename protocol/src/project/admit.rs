@@ -67,7 +67,7 @@ pub fn unexpected(msg: &Message) -> Refusal {
 /// | `Statement` | a member | the linker |
 /// | `Entries`, `Notice` | the linker | a register |
 /// | `Blinding`, `SealedItems` | the list's owner | the linker |
-/// | `Points` | a member | any node |
+/// | `Points`, `ChunkV2`, `PassV2` | a member | any node |
 ///
 /// Replies (`Ack`, `Refused`, transcripts, deliveries) are never requests.
 ///
@@ -101,7 +101,7 @@ pub fn authorise(
         Message::Blinding { list, .. } | Message::SealedItems { list, .. } => {
             member == Some(list) && to_linker
         }
-        Message::Points(_) => member.is_some(),
+        Message::Points(_) | Message::ChunkV2 { .. } | Message::PassV2 { .. } => member.is_some(),
         _ => false,
     };
     if ok {
@@ -119,7 +119,9 @@ pub fn subject(msg: &Message) -> Option<&ProjectId> {
         Message::Statement(s) | Message::Approve { statement: s, .. } => Some(&s.statement.project),
         Message::Entries { project, .. }
         | Message::Blinding { project, .. }
-        | Message::SealedItems { project, .. } => Some(project),
+        | Message::SealedItems { project, .. }
+        | Message::ChunkV2 { project, .. }
+        | Message::PassV2 { project, .. } => Some(project),
         Message::Points(chunk) => Some(&chunk.project),
         Message::Notice(n) => Some(&n.notice.project),
         _ => None,
@@ -167,6 +169,8 @@ impl ProjectView<'_> {
         }
         let list = match msg {
             Message::Points(chunk) => &chunk.list,
+            Message::ChunkV2 { chunk, .. } => &chunk.list,
+            Message::PassV2 { pass, .. } => &pass.list,
             Message::Blinding { list, .. } | Message::SealedItems { list, .. } => list,
             _ => return Ok(()),
         };
@@ -211,6 +215,70 @@ impl ProjectView<'_> {
                         format!(
                             "the sender is not hop {} of list {list} in project {project}",
                             chunk.hop
+                        ),
+                    ));
+                }
+            }
+            Message::ChunkV2 { chunk, .. } => {
+                // Chain v2: the chunk comes from the member just before the
+                // one it is for (the owner for hop 1); the engine's hop
+                // checks the rest (attempt, index, count, signature).
+                let hops = self.hops_of(list);
+                let st = &chunk.statement.statement;
+                let Some(hop) = usize::try_from(st.hop).ok().filter(|h| *h < hops.len()) else {
+                    return Err(Refusal::new(
+                        RefusalCode::BadChunk,
+                        format!(
+                            "list {list} has {} hops after its owner; no chunk comes from hop {}",
+                            hops.len(),
+                            st.hop
+                        ),
+                    ));
+                };
+                if let Some(a) = self.v2_list(list).map(|l| l.announcement) {
+                    let chunks = a.persons.div_ceil(u64::from(a.chunk_size.max(1)));
+                    if st.chunk >= chunks {
+                        return Err(Refusal::new(
+                            RefusalCode::BadChunk,
+                            format!(
+                                "list {list} has {chunks} chunks; there is no chunk {}",
+                                st.chunk
+                            ),
+                        ));
+                    }
+                }
+                let sender = if hop == 0 { list } else { &hops[hop - 1] };
+                if *from != Origin::Member(sender.clone()) {
+                    return Err(Refusal::new(
+                        RefusalCode::UnexpectedSender,
+                        format!(
+                            "the sender is not hop {} of list {list} in project {project}",
+                            chunk.statement.statement.hop
+                        ),
+                    ));
+                }
+            }
+            Message::PassV2 { pass, .. } => {
+                // The pass comes from the owner (no step yet) or from the
+                // register hop that made its last step.
+                // (or from the next step's member, handing the linker a pass
+                // that does not verify).
+                let hops = self.hops_of(list);
+                let h = pass.steps.len();
+                let sender = if h == 0 { Some(list) } else { hops.get(h - 1) };
+                let next = hops
+                    .get(h)
+                    .filter(|n| self.manifest.linker().is_none_or(|l| l.name != **n));
+                let ok = [sender, next]
+                    .into_iter()
+                    .flatten()
+                    .any(|s| *from == Origin::Member(s.clone()));
+                if !ok {
+                    return Err(Refusal::new(
+                        RefusalCode::UnexpectedSender,
+                        format!(
+                            "the sender did not make step {} of list {list}'s pass in project {project}",
+                            pass.steps.len()
                         ),
                     ));
                 }

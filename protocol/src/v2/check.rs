@@ -280,6 +280,33 @@ pub fn combine_chunk(
     Ok(dleq::vartime_combination(&c, &decoded))
 }
 
+/// The linker's `B = Σ_c Σ_t c_t·Z_t`, accumulated chunk by chunk over the
+/// `Z` it kept (variable-time: public data, see [`combine_chunk`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Combination(RistrettoPoint);
+
+impl Combination {
+    /// Adds chunk `chunk`'s `Σ c_t·Z_t`.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckError::Chunk`] if a point is invalid or the identity.
+    pub fn push_chunk(
+        &mut self,
+        sigma: &Digest,
+        chunk: u64,
+        points: &[WirePoint],
+    ) -> Result<(), CheckError> {
+        self.0 += combine_chunk(sigma, chunk, points)?;
+        Ok(())
+    }
+
+    /// `B`.
+    pub fn point(&self) -> RistrettoPoint {
+        self.0
+    }
+}
+
 /// The owner's `A_0 = Σ c_t·y_t`, built chunk by chunk from its kept
 /// output.
 #[derive(Debug)]

@@ -41,8 +41,8 @@ pub mod strict;
 mod tests;
 
 pub use check::{
-    coefficients, combine_chunk, pass_step, verify_list_check, ChainView, CheckError, ListCheck,
-    OwnerCheck, OwnerCheckBuilder, Pass, PassContext, PassStep,
+    coefficients, combine_chunk, pass_step, verify_list_check, ChainView, CheckError, Combination,
+    ListCheck, OwnerCheck, OwnerCheckBuilder, Pass, PassContext, PassStep,
 };
 pub use hop::{HopError, LinkerHop, RegisterHop, StepKey};
 pub use split::SplitBlinding;

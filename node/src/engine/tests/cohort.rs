@@ -62,7 +62,12 @@ fn registers_and_their_operators_get_no_entry_written_after_the_chain() {
         .transcript(&pid())
         .expect("entries");
     let held = register_prefix(&linker);
-    assert!(kinds(&linker[held..]).starts_with(&["link-summary", "delivery"]));
+    // Chain v2: the list checks (one per list, kept from registers) come
+    // first, then the link summary and the delivery.
+    let after = kinds(&linker[held..]);
+    let checks = after.iter().take_while(|k| **k == "list-check").count();
+    assert_eq!(checks, super::REGISTERS.len(), "{after:?}");
+    assert!(after[checks..].starts_with(&["link-summary", "delivery"]));
     for r in super::REGISTERS {
         let copy = fed.engines[&name(r)].transcript(&pid()).expect("entries");
         assert_eq!(copy, linker[..held], "{r} holds the register prefix");

@@ -1,0 +1,735 @@
+//! Chain v2 at a node (PROTOCOL.md §6a; `docs/protocol.md` §6a, "Driving
+//! chain v2 from a node"): the hops over `ChunkV2`s, σ from the
+//! transcript, the backward pass (`PassV2`) and the linker's list check.
+//!
+//! ```text
+//!  owner (list.rs, prepare.rs)   ChunkV2 ─▶ chunk_v2 (hop 1 … m: RegisterHop) ─▶ chunk_v2 (linker: LinkerHop)
+//!    keeps y (store: chain_v2 "y")            records → hops table                finals + Z ("z") → store
+//!  every HopV2 recorded ─▶ Duty::Pass ─▶ start_pass (owner: A_0) ─PassV2─▶ pass_v2 (hop h: pass_step)
+//!    ─PassV2─▶ … ─▶ pass_v2 (linker: B, ListCheck::conclude) → "check" (pending) → published
+//! ```
+//!
+//! The linker publishes its list checks once every list of the project
+//! has one that passed (then links), so that no list check precedes a
+//! hop record another list's hops need for σ in the transcript registers
+//! hold (a register's copy ends at the first entry kept from registers,
+//! `transcript::register_prefix`). A failed check, or a pass whose proofs
+//! do not verify, closes the project naming the list.
+
+use std::collections::BTreeMap;
+
+use ed25519_dalek::VerifyingKey;
+use kobling_protocol::{
+    bounded::{BoundedString, BoundedVec},
+    delivery::FinalSaltKey,
+    group::WirePoint,
+    manifest::Role,
+    messages::Message,
+    project::{ProjectView, Step},
+    refusal::RefusalCode,
+    seal::{open_blinding, HpkeSecretKey, WrappedKey},
+    share::Domain,
+    transcript::{self, Body, Closure, ListAnnouncement},
+    types::{Digest, Name, ProjectId},
+    v2::{
+        pass_step, ChainView, ChunkDigests, ChunkMsg, Combination, HopRecordV2, LinkerHop,
+        ListAnnouncementV2, ListCheck, ListHeader, OwnerCheckBuilder, Pass, PassContext,
+        RegisterHop, StepKey,
+    },
+};
+
+use super::{
+    error::{ack, not_ready, refuse, Outcome, Refused},
+    now_of, Engine,
+};
+use crate::store::{LinkerTable, StoreError};
+
+/// The owner's kept output `y`, by chunk.
+pub(super) const KEPT_Y: &str = "y";
+/// The linker's `Z` (hop m's output as received), by chunk.
+const KEPT_Z: &str = "z";
+/// A concluded list check the linker has not published yet, by attempt.
+const PENDING_CHECK: &str = "check";
+/// A list check the linker published, by attempt.
+const SENT_CHECK: &str = "check-sent";
+
+/// Chain v2 hops in progress, kept between chunks (rebuilt from the
+/// store's records after a restart or a cache miss).
+#[derive(Default)]
+pub(super) struct Hops {
+    register: BTreeMap<(ProjectId, Name, u32), RegisterHop>,
+    linker: BTreeMap<(ProjectId, Name, u32), LinkerHop>,
+}
+
+/// The `hops` table's key of hop `hop` in attempt `attempt`.
+fn hop_key(hop: u32, attempt: u32) -> u32 {
+    hop | (attempt << 16)
+}
+
+/// A v1-shaped announcement's fields as a v2 announcement (the owner's
+/// preparation makes both; the roots go in the owner's list statement).
+pub(super) fn announcement_v2(a: ListAnnouncement) -> ListAnnouncementV2 {
+    ListAnnouncementV2 {
+        list: a.list,
+        delivery: None,
+        extract: a.extract,
+        rows: a.rows,
+        invalid: a.invalid,
+        persons: a.persons,
+        columns: a.columns,
+        blinding: BoundedVec::new(vec![a.blinding_commitment]).unwrap_or_default(),
+        chunk_size: a.chunk_size,
+        content_key: a.content_key,
+    }
+}
+
+/// One list attempt's chain as the transcript records it, complete:
+/// what σ and the pass are computed from.
+struct Chain {
+    header: ListHeader,
+    manifest: Digest,
+    blinding: Vec<WirePoint>,
+    owner_list: kobling_protocol::v2::OwnerList,
+    registers: Vec<HopRecordV2>,
+    linker: HopRecordV2,
+}
+
+impl Chain {
+    fn of(view: &ProjectView<'_>, project: &ProjectId, list: &Name) -> Outcome<Self> {
+        let order = view.order().ok_or_else(|| not_ready("no order"))?;
+        let l = view
+            .v2_list(list)
+            .ok_or_else(|| not_ready(format!("list {list} is not announced for chain v2 here")))?;
+        let owner_list = l.owner_list.ok_or_else(|| {
+            not_ready(format!(
+                "list {list}: the owner's list statement is not here"
+            ))
+        })?;
+        if l.hops.len() != view.hops_of(list).len() {
+            return Err(not_ready(format!(
+                "list {list}: {} of {} hop records are here",
+                l.hops.len(),
+                view.hops_of(list).len()
+            )));
+        }
+        let (linker, registers) = l
+            .hops
+            .split_last()
+            .ok_or_else(|| not_ready("no hop records"))?;
+        Ok(Self {
+            header: l.header(Domain::Project(project.clone())),
+            manifest: order.manifest_digest,
+            blinding: l.announcement.blinding.to_vec(),
+            owner_list: owner_list.clone(),
+            registers: registers.iter().map(|r| (*r).clone()).collect(),
+            linker: (*linker).clone(),
+        })
+    }
+
+    fn view(&self) -> ChainView<'_> {
+        ChainView {
+            header: &self.header,
+            manifest: self.manifest,
+            owner: &self.header.list,
+            blinding: &self.blinding,
+            owner_list: &self.owner_list,
+            hops: &self.registers,
+            linker: (&self.linker.member, self.linker.key),
+        }
+    }
+
+    /// σ and the pass context, after checking that the records chain and
+    /// that the linker's record is the chain's last step.
+    fn context(&self, owner_key: VerifyingKey) -> Outcome<PassContext> {
+        let view = self.view();
+        let check = |e: kobling_protocol::v2::CheckError| {
+            refuse(
+                RefusalCode::Check,
+                format!("list {}: {e}", self.header.list),
+            )
+        };
+        view.check_linker(&self.linker).map_err(check)?;
+        let sigma = view.sigma().map_err(check)?;
+        Ok(PassContext {
+            sigma,
+            owner_key,
+            step_keys: view.step_keys(),
+        })
+    }
+}
+
+impl Engine {
+    /// A member's Ed25519 node key.
+    fn node_key(&self, member: &Name) -> Outcome<VerifyingKey> {
+        self.manifest
+            .member(member)
+            .and_then(|m| VerifyingKey::from_bytes(&m.signing_key.0).ok())
+            .ok_or_else(|| {
+                refuse(
+                    RefusalCode::Manifest,
+                    format!("{member} has no valid node key"),
+                )
+            })
+    }
+
+    /// A chain v2 chunk of `chunk.list` for this node's hop (admitted: the
+    /// sender is the step before this node's).
+    pub(super) fn chunk_v2(&mut self, project: &ProjectId, msg: ChunkMsg) -> Outcome<Vec<Message>> {
+        let entries = self.store.entries(project)?;
+        let manifest = self.manifest.clone();
+        let view = ProjectView::new(&manifest, &entries);
+        let list = msg.list.clone();
+        let l = view.v2_list(&list).ok_or_else(|| {
+            not_ready(format!(
+                "list {list} is not announced for chain v2 here yet"
+            ))
+        })?;
+        if l.stopped.is_some() || l.passed.is_some() || msg.attempt < l.attempt {
+            return Ok(vec![ack()]); // a resend of a finished attempt
+        }
+        if msg.attempt > l.attempt {
+            return Err(not_ready(format!(
+                "list {list}: attempt {} is not open here yet",
+                msg.attempt
+            )));
+        }
+        let attempt = l.attempt;
+        let hops = view.hops_of(&list);
+        let from_hop = msg.statement.statement.hop as usize;
+        if hops.get(from_hop) != Some(&self.me) {
+            return Err(refuse(
+                RefusalCode::UnexpectedSender,
+                format!("a chunk of list {list} from hop {from_hop} is not for this node"),
+            ));
+        }
+        let hop = from_hop as u32 + 1;
+        if l.hops.len() > from_hop {
+            return Ok(vec![ack()]); // this hop's record is in the transcript
+        }
+        let key = hop_key(hop, attempt);
+        let stored = self.store.transaction(|tx| tx.hop(project, &list, key))?;
+        let records: Vec<ChunkDigests> = match &stored {
+            Some((_, true)) => return Ok(vec![ack()]),
+            Some((bytes, false)) => {
+                postcard::from_bytes(bytes).map_err(|_| StoreError::Corrupt("v2 hop records"))?
+            }
+            None => Vec::new(),
+        };
+        let done = records.len() as u64;
+        let c = msg.statement.statement.chunk;
+        if c < done {
+            tracing::debug!(node = %self.me, %project, %list, hop, chunk = c, "chunk already stepped: acknowledged, not redone");
+            return Ok(vec![ack()]);
+        }
+        if c > done {
+            return Err(not_ready(format!("chunk {c} before chunk {done}")));
+        }
+        let header = l.header(Domain::Project(project.clone()));
+        let mut senders = vec![self.node_key(&list)?];
+        for member in &hops[..from_hop] {
+            senders.push(self.node_key(member)?);
+        }
+        let step_keys: Vec<WirePoint> = hops[..from_hop]
+            .iter()
+            .filter_map(|m| view.commitment(m))
+            .collect();
+        let cache = (project.clone(), list.clone(), attempt);
+        let is_linker = self.role == Role::Linker;
+        let share = self.keystore.share(&Domain::Project(project.clone()))?;
+        let bad = |e: kobling_protocol::v2::HopError| refuse(RefusalCode::BadChunk, e.to_string());
+        let (records, output, next, record) = if is_linker {
+            let mut state = match self.v2_hops.linker.remove(&cache) {
+                Some(s) if s.next_chunk() == done => s,
+                _ => {
+                    let d =
+                        l.announcement.blinding.first().copied().ok_or_else(|| {
+                            refuse(RefusalCode::Blinding, "no blinding commitment")
+                        })?;
+                    let blinding = self.open_list_blinding(project, &list)?;
+                    let domain = Domain::Project(project.clone());
+                    let step = StepKey::combined(
+                        &domain,
+                        &list,
+                        &self.me,
+                        &share,
+                        &blinding,
+                        &d,
+                        &mut self.rng,
+                    )
+                    .map_err(|e| refuse(RefusalCode::Blinding, e.to_string()))?;
+                    let salt = FinalSaltKey::from_share(&share, &domain);
+                    let finals = self.final_points_of(project, &list)?;
+                    LinkerHop::new(header, hop, self.me.clone(), step, senders, step_keys, salt)
+                        .and_then(|h| h.resume(records, &finals))
+                        .map_err(|e| refuse(RefusalCode::Hop, e.to_string()))?
+                }
+            };
+            let finals = match state.handle_chunk(&msg) {
+                Ok(f) => f,
+                Err(e) => {
+                    self.v2_hops.linker.insert(cache, state);
+                    return Err(bad(e));
+                }
+            };
+            let records = transcript::encode_value(&state.records().to_vec());
+            let record = if state.is_complete() {
+                Some(
+                    state
+                        .finish()
+                        .map_err(|e| refuse(RefusalCode::Hop, e.to_string()))?,
+                )
+            } else {
+                self.v2_hops.linker.insert(cache.clone(), state);
+                None
+            };
+            (records, Output::Finals(finals), None, record)
+        } else {
+            let mut state = match self.v2_hops.register.remove(&cache) {
+                Some(s) if s.next_chunk() == done => s,
+                _ => RegisterHop::new(
+                    header,
+                    hop,
+                    self.me.clone(),
+                    StepKey::plain(share),
+                    senders,
+                    step_keys,
+                )
+                .and_then(|h| h.resume(records))
+                .map_err(|e| refuse(RefusalCode::Hop, e.to_string()))?,
+            };
+            let out = match state.handle_chunk(&msg, &self.signing, &mut self.rng) {
+                Ok(out) => out,
+                Err(e) => {
+                    self.v2_hops.register.insert(cache, state);
+                    return Err(bad(e));
+                }
+            };
+            let records = transcript::encode_value(&state.records().to_vec());
+            let record = if state.is_complete() {
+                Some(
+                    state
+                        .finish()
+                        .map_err(|e| refuse(RefusalCode::Hop, e.to_string()))?,
+                )
+            } else {
+                self.v2_hops.register.insert(cache.clone(), state);
+                None
+            };
+            (
+                records,
+                Output::Chunk(Box::new(out)),
+                hops.get(hop as usize).cloned(),
+                record,
+            )
+        };
+        let complete = record.is_some();
+        let statement = record.map(|r| self.sign(project, Body::HopV2(r), now_of(&entries)));
+        let linker = self.linker();
+        let committed = self.store.transaction(|tx| {
+            tx.put_hop(project, &list, key, &records, complete)?;
+            match &output {
+                Output::Finals(finals) => {
+                    tx.put_blob(
+                        LinkerTable::Final,
+                        project,
+                        &list,
+                        c,
+                        &transcript::encode_value(finals),
+                    )?;
+                    tx.put_v2(
+                        project,
+                        &list,
+                        KEPT_Z,
+                        c,
+                        &transcript::encode_value(&msg.points),
+                    )?;
+                }
+                Output::Chunk(out) => {
+                    if let Some(next) = &next {
+                        tx.send(
+                            project,
+                            next,
+                            &Message::ChunkV2 {
+                                project: project.clone(),
+                                chunk: (**out).clone(),
+                            },
+                        )?;
+                    }
+                }
+            }
+            if let Some(s) = &statement {
+                tx.send(project, &linker, &Message::Statement(s.clone()))?;
+            }
+            Ok::<_, Refused>(())
+        });
+        if let Err(e) = committed {
+            // The cached state is ahead of the store: rebuild it next time.
+            self.v2_hops.register.remove(&cache);
+            self.v2_hops.linker.remove(&cache);
+            return Err(e);
+        }
+        // Counted by the restart tests: one line per chunk verified, stepped
+        // and committed, so a chunk stepped twice shows up.
+        tracing::debug!(node = %self.me, %project, %list, hop, chunk = c, "chunk stepped");
+        Ok(vec![ack()])
+    }
+
+    /// The list blinding the owner sealed to the linker, opened (it was
+    /// checked against the announcement when it arrived; `StepKey::combined`
+    /// checks it again).
+    fn open_list_blinding(
+        &mut self,
+        project: &ProjectId,
+        list: &Name,
+    ) -> Outcome<kobling_protocol::share::Share> {
+        let sealed = self
+            .store
+            .transaction(|tx| tx.blobs(LinkerTable::Blinding, project, list))?;
+        let Some(bytes) = sealed.first() else {
+            return Err(not_ready(format!(
+                "the blinding of list {list} has not arrived"
+            )));
+        };
+        let wrapped: WrappedKey =
+            postcard::from_bytes(bytes).map_err(|_| StoreError::Corrupt("blinding"))?;
+        let hpke = HpkeSecretKey::from_bytes(*self.keystore.x25519_secret_bytes());
+        open_blinding(&hpke, project, list, &wrapped)
+            .map_err(|_| refuse(RefusalCode::Blinding, "the list blinding does not open"))
+    }
+
+    /// The final points of a list stored so far, in position order.
+    fn final_points_of(&mut self, project: &ProjectId, list: &Name) -> Outcome<Vec<WirePoint>> {
+        let mut points = Vec::new();
+        self.store.transaction(|tx| {
+            tx.for_each_blob(LinkerTable::Final, project, list, |b| {
+                let chunk: Vec<WirePoint> =
+                    postcard::from_bytes(b).map_err(|_| StoreError::Corrupt("final points"))?;
+                points.extend(chunk);
+                Ok(())
+            })
+        })?;
+        Ok(points)
+    }
+
+    /// The owner's duty once every hop of its list's attempt is recorded:
+    /// σ from the records, `A_0 = Σ c_t·y_t` over the kept output, signed,
+    /// to hop 1 (to the linker if no other register steps the list).
+    pub(super) fn start_pass(
+        &mut self,
+        project: &ProjectId,
+        view: &ProjectView<'_>,
+        list: &Name,
+        attempt: u32,
+    ) -> Outcome<()> {
+        let step = if attempt == 0 {
+            Step::Pass
+        } else {
+            Step::StrictPass
+        };
+        if self.store.transaction(|tx| tx.marked(project, step))? {
+            return Ok(());
+        }
+        let chain = Chain::of(view, project, list)?;
+        let ctx = chain.context(self.signing.verifying_key())?;
+        let mut builder = OwnerCheckBuilder::new(chain.header.clone(), ctx.sigma);
+        let mut failed = None;
+        self.store.transaction(|tx| {
+            tx.for_each_v2(project, list, KEPT_Y, |_, bytes| {
+                let points: Vec<WirePoint> =
+                    postcard::from_bytes(bytes).map_err(|_| StoreError::Corrupt("kept output"))?;
+                if let Err(e) = builder.push_chunk(&points) {
+                    failed.get_or_insert(e);
+                }
+                Ok(())
+            })
+        })?;
+        if let Some(e) = failed {
+            return Err(refuse(RefusalCode::Check, e.to_string()));
+        }
+        let owner = builder
+            .finish(&self.signing)
+            .map_err(|e| refuse(RefusalCode::Check, e.to_string()))?;
+        let pass = Pass {
+            list: list.clone(),
+            attempt,
+            sigma: ctx.sigma,
+            owner,
+            steps: BoundedVec::default(),
+        };
+        let next = view
+            .hops_of(list)
+            .first()
+            .cloned()
+            .unwrap_or_else(|| self.linker());
+        self.store.transaction(|tx| {
+            if tx.mark(project, step)? {
+                tx.send(
+                    project,
+                    &next,
+                    &Message::PassV2 {
+                        project: project.clone(),
+                        pass,
+                    },
+                )?;
+            }
+            Ok::<_, Refused>(())
+        })?;
+        tracing::info!(node = %self.me, %project, %list, attempt, "list check started (A_0 sent)");
+        Ok(())
+    }
+
+    /// The backward pass of `pass.list`: a register hop's step, or the
+    /// linker's list check.
+    pub(super) fn pass_v2(&mut self, project: &ProjectId, pass: Pass) -> Outcome<Vec<Message>> {
+        let entries = self.store.entries(project)?;
+        let manifest = self.manifest.clone();
+        let view = ProjectView::new(&manifest, &entries);
+        let list = pass.list.clone();
+        let l = view
+            .v2_list(&list)
+            .ok_or_else(|| not_ready(format!("list {list} is not announced for chain v2 here")))?;
+        if l.stopped.is_some() || l.passed.is_some() || pass.attempt < l.attempt {
+            return Ok(vec![ack()]);
+        }
+        if pass.attempt > l.attempt {
+            return Err(not_ready(format!(
+                "list {list}: attempt {} is not open here",
+                pass.attempt
+            )));
+        }
+        let chain = Chain::of(&view, project, &list)?;
+        let ctx = chain.context(self.node_key(&list)?)?;
+        if self.role == Role::Linker {
+            return self.conclude(project, &view, &chain, &ctx, &pass, now_of(&entries));
+        }
+        let hops = view.hops_of(&list);
+        let hop = pass.steps.len() as u32 + 1;
+        if hops.get(hop as usize - 1) != Some(&self.me) {
+            return Err(refuse(
+                RefusalCode::UnexpectedSender,
+                format!("step {hop} of list {list}'s pass is not this node's"),
+            ));
+        }
+        let share = self.keystore.share(&Domain::Project(project.clone()))?;
+        let step = StepKey::plain(share);
+        let linker = self.linker();
+        let made = pass_step(&ctx, &pass, hop, &step, &mut self.rng);
+        let (to, out) = match made {
+            Ok(s) => {
+                let mut out = pass;
+                let mut steps = out.steps.into_inner();
+                steps.push(s);
+                out.steps = BoundedVec::new(steps)
+                    .map_err(|_| refuse(RefusalCode::Check, "too many steps"))?;
+                (hops.get(hop as usize).cloned().unwrap_or(linker), out)
+            }
+            Err(kobling_protocol::v2::CheckError::Sigma) => {
+                return Err(refuse(
+                    RefusalCode::Check,
+                    format!("list {list}: the pass is not for the σ the records give"),
+                ))
+            }
+            Err(e) => {
+                // The owner's signature or an earlier step's proof fails:
+                // the linker, which decides, gets the pass as it came.
+                tracing::warn!(node = %self.me, %project, %list, hop, error = %e, "a backward pass that does not verify: handed to the linker");
+                (linker, pass)
+            }
+        };
+        self.store.transaction(|tx| {
+            tx.send(
+                project,
+                &to,
+                &Message::PassV2 {
+                    project: project.clone(),
+                    pass: out,
+                },
+            )
+        })?;
+        Ok(vec![ack()])
+    }
+
+    /// The linker: `B = Σ c_t·Z_t` over the kept `Z`, the whole pass
+    /// verified, the list check concluded and kept; published once every
+    /// list's check passed (a failed one at once, with the project's
+    /// closure naming the list).
+    fn conclude(
+        &mut self,
+        project: &ProjectId,
+        view: &ProjectView<'_>,
+        chain: &Chain,
+        ctx: &PassContext,
+        pass: &Pass,
+        now: u64,
+    ) -> Outcome<Vec<Message>> {
+        let list = &pass.list;
+        let mut have = false;
+        self.store.transaction(|tx| {
+            for kind in [PENDING_CHECK, SENT_CHECK] {
+                tx.for_each_v2(project, list, kind, |attempt, _| {
+                    have |= attempt == u64::from(pass.attempt);
+                    Ok(())
+                })?;
+            }
+            Ok::<_, Refused>(())
+        })?;
+        if have {
+            return Ok(vec![ack()]);
+        }
+        let m = chain.registers.len();
+        if pass.steps.len() < m {
+            // A register hop handed over a pass that does not verify.
+            let steps: Vec<_> = pass.steps.iter().map(|s| (s.a, s.proof)).collect();
+            let failing = ListCheck::conclude(
+                &PassContext {
+                    sigma: ctx.sigma,
+                    owner_key: ctx.owner_key,
+                    step_keys: ctx.step_keys[..steps.len()].to_vec(),
+                },
+                pass,
+                Combination::default().point(),
+            );
+            let Err(e) = failing else {
+                return Err(refuse(
+                    RefusalCode::Check,
+                    format!(
+                        "list {list}: a pass with {} of {m} steps that verifies",
+                        steps.len()
+                    ),
+                ));
+            };
+            // The hop that handed it over may be the one that broke it:
+            // the closure names the list, not a hop.
+            let detail = format!(
+                "list {list} failed its list check (attempt {}): its backward pass does not verify; the project is stopped",
+                pass.attempt
+            );
+            tracing::error!(node = %self.me, %project, %list, attempt = pass.attempt, error = %e, "{detail}");
+            self.stop_project(project, &detail, now)?;
+            return Ok(vec![ack()]);
+        }
+        let mut b = Combination::default();
+        let mut failed = None;
+        self.store.transaction(|tx| {
+            tx.for_each_v2(project, list, KEPT_Z, |c, bytes| {
+                let z: Vec<WirePoint> =
+                    postcard::from_bytes(bytes).map_err(|_| StoreError::Corrupt("kept Z"))?;
+                if let Err(e) = b.push_chunk(&ctx.sigma, c, &z) {
+                    failed.get_or_insert(e);
+                }
+                Ok(())
+            })
+        })?;
+        if let Some(e) = failed {
+            return Err(refuse(RefusalCode::Check, e.to_string()));
+        }
+        let check = match ListCheck::conclude(ctx, pass, b.point()) {
+            Ok(check) => check,
+            Err(e) => {
+                let detail = format!(
+                    "list {list} failed its list check (attempt {}): {e}; the project is stopped",
+                    pass.attempt
+                );
+                tracing::error!(node = %self.me, %project, %list, attempt = pass.attempt, "{detail}");
+                self.stop_project(project, &detail, now)?;
+                return Ok(vec![ack()]);
+            }
+        };
+        let passed = check.passed;
+        self.store.transaction(|tx| {
+            tx.put_v2(
+                project,
+                list,
+                PENDING_CHECK,
+                u64::from(pass.attempt),
+                &transcript::encode_value(&check),
+            )
+        })?;
+        tracing::info!(node = %self.me, %project, %list, attempt = pass.attempt, passed, "list check concluded");
+        if !passed {
+            self.publish_checks(project, view, now, true)?;
+            let detail = format!(
+                "list {list} failed its list check (attempt {}): a hop's output is not its input times its key; the project is stopped",
+                pass.attempt
+            );
+            self.stop_project(project, &detail, now)?;
+        } else {
+            self.publish_checks(project, view, now, false)?;
+        }
+        Ok(vec![ack()])
+    }
+
+    /// Publishes the concluded list checks not published yet, once every
+    /// list of the project has a passed one (or at once, `now_all`).
+    fn publish_checks(
+        &mut self,
+        project: &ProjectId,
+        view: &ProjectView<'_>,
+        now: u64,
+        now_all: bool,
+    ) -> Outcome<()> {
+        let lists = view.participants();
+        let mut pending: Vec<(Name, u64, ListCheck)> = Vec::new();
+        let mut passed = 0;
+        self.store.transaction(|tx| {
+            for list in &lists {
+                let mut any = false;
+                for kind in [PENDING_CHECK, SENT_CHECK] {
+                    tx.for_each_v2(project, list, kind, |attempt, bytes| {
+                        let check: ListCheck = postcard::from_bytes(bytes)
+                            .map_err(|_| StoreError::Corrupt("list check"))?;
+                        any |= check.passed;
+                        if kind == PENDING_CHECK {
+                            pending.push((list.clone(), attempt, check));
+                        }
+                        Ok(())
+                    })?;
+                }
+                passed += usize::from(any);
+            }
+            Ok::<_, Refused>(())
+        })?;
+        if pending.is_empty() || (!now_all && passed < lists.len()) {
+            return Ok(());
+        }
+        let linker = self.linker();
+        let signed: Vec<_> = pending
+            .into_iter()
+            .map(|(list, attempt, check)| {
+                let bytes = transcript::encode_value(&check);
+                (
+                    list,
+                    attempt,
+                    bytes,
+                    self.sign(project, Body::ListCheck(check), now),
+                )
+            })
+            .collect();
+        self.store.transaction(|tx| {
+            for (list, attempt, bytes, s) in &signed {
+                tx.send(project, &linker, &Message::Statement(s.clone()))?;
+                tx.put_v2(project, list, SENT_CHECK, *attempt, bytes)?;
+            }
+            for (list, ..) in &signed {
+                tx.delete_v2(project, list, PENDING_CHECK)?;
+            }
+            Ok::<_, Refused>(())
+        })?;
+        Ok(())
+    }
+
+    /// Records the project's closure with `detail` (once), so every node
+    /// shreds and nothing is linked or delivered.
+    fn stop_project(&mut self, project: &ProjectId, detail: &str, now: u64) -> Outcome<()> {
+        let reason = BoundedString::new(detail.to_string()).unwrap_or_default();
+        self.publish_once(project, Step::Close, Body::Closure(Closure { reason }), now)
+    }
+}
+
+/// What a chunk's step produced.
+enum Output {
+    /// A register hop's chunk for the next step.
+    Chunk(Box<ChunkMsg>),
+    /// The linker's final pseudonyms of the chunk.
+    Finals(Vec<WirePoint>),
+}

@@ -1,0 +1,586 @@
+//! Chain v2 driven by real engines in memory (`kobling_node::testing`,
+//! `Federation::start`): an honest run delivers the ground truth and
+//! its transcript audits; each attack of issue 13, performed by a hop on
+//! the wire (its own node key signs what it sends), is caught before
+//! linking: nothing is delivered, and the linker's transcript records the
+//! failed list check or the project's closure naming the list.
+
+use std::{
+    cell::RefCell,
+    collections::{BTreeMap, BTreeSet},
+    rc::Rc,
+};
+
+use curve25519_dalek::{ristretto::CompressedRistretto, Scalar};
+use ed25519_dalek::SigningKey;
+use kobling_node::testing::{Faults, Federation, Net, ProjectConfig, LINKER};
+use kobling_protocol::{
+    bounded::BoundedVec,
+    group::WirePoint,
+    link::Lnr,
+    messages::Message,
+    project::{Phase, ProjectView},
+    share::Domain,
+    transcript::{self, Body},
+    types::{Name, ProjectId},
+    v2::{chunk_digest, ChunkMsg, ListHeader, Mode},
+};
+use kobling_sim::{
+    population::{generate, Population, PopulationConfig},
+    truth,
+};
+
+fn name(s: &str) -> Name {
+    Name::new(s).expect("valid name")
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    fed: Federation,
+    pop: Population,
+    registers: Vec<&'static str>,
+}
+
+fn setup(registers: &[&'static str], persons: usize) -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fed = Federation::create(dir.path(), registers, 42).expect("federation");
+    let pop = generate(&PopulationConfig {
+        persons,
+        seed: 7,
+        ..Default::default()
+    });
+    Setup {
+        _dir: dir,
+        fed,
+        pop,
+        registers: registers.to_vec(),
+    }
+}
+
+fn config(project: &str) -> ProjectConfig {
+    ProjectConfig {
+        project: project.into(),
+        cohort: "NPR".into(),
+        chunk_size: 64,
+        seed: 3,
+        faults: Faults::default(),
+    }
+}
+
+impl Setup {
+    fn extracts(&self) -> Vec<&kobling_sim::population::Extract> {
+        self.registers
+            .iter()
+            .map(|r| self.pop.extract(r).expect("extract"))
+            .collect()
+    }
+
+    fn start(&self) -> Net {
+        let c = config("V2");
+        self.fed
+            .start(c.chunk_size, c.faults, c.seed)
+            .expect("nodes")
+    }
+
+    /// A member's node signing key (a malicious hop signs with its own).
+    fn node_key(&self, member: &str) -> SigningKey {
+        let ks = self.fed.keystore(member).expect("keystore");
+        SigningKey::from_bytes(&ks.signing_key().to_bytes())
+    }
+}
+
+/// The chain order of `list` after its owner (as the nodes compute it).
+fn hops_of(net: &Net, list: &str, registers: &[&str]) -> Vec<Name> {
+    let participants: Vec<Name> = registers.iter().map(|r| name(r)).collect();
+    let mut hops = net.manifest().chain_order(&name(list), &participants);
+    hops.remove(0);
+    hops.push(name(LINKER));
+    hops
+}
+
+/// The header every party derives for attempt 0 of `list`.
+fn header(project: &str, list: &str, persons: u64, chunk_size: u32) -> ListHeader {
+    ListHeader {
+        domain: Domain::Project(ProjectId::new(project).expect("valid")),
+        delivery: None,
+        list: name(list),
+        attempt: 0,
+        mode: Mode::Optimistic,
+        persons,
+        chunk_size,
+    }
+}
+
+/// Re-signs `chunk`'s statement after its points changed, as a malicious
+/// hop does with its own node key: the statement then digests what it
+/// sends, so the next hop's admission checks pass.
+fn resign(chunk: &mut ChunkMsg, header: &ListHeader, key: &SigningKey) {
+    chunk.statement.statement.output = chunk_digest(&chunk.points);
+    chunk.statement.signature = chunk.statement.statement.sign(header, key);
+}
+
+/// Rewrites a chunk's points.
+fn edit(chunk: &mut ChunkMsg, f: impl FnOnce(&mut Vec<WirePoint>)) {
+    let mut points = chunk.points.to_vec();
+    f(&mut points);
+    chunk.points = BoundedVec::new(points).expect("within bounds");
+}
+
+fn times(point: &WirePoint, k: u64) -> WirePoint {
+    let p = CompressedRistretto(point.0)
+        .decompress()
+        .expect("valid point");
+    WirePoint((p * Scalar::from(k)).compress().to_bytes())
+}
+
+/// Runs the project until it is deliverable or closed (or a virtual
+/// limit); returns the linker's transcript.
+fn drive(s: &Setup, net: &mut Net, project: &str) -> Vec<transcript::Entry> {
+    let mut c = config(project);
+    c.chunk_size = 64;
+    s.fed
+        .order_and_approve(net, &s.extracts(), &c)
+        .expect("order and approvals");
+    let manifest = net.manifest().clone();
+    let id = ProjectId::new(project).expect("valid");
+    let linker = name(LINKER);
+    net.run_until(300_000, |net| {
+        let entries = net.transcript(&linker, &id)?;
+        let view = ProjectView::new(&manifest, &entries);
+        Ok(view.phase() == Phase::Closed || view.phase().is_deliverable())
+    })
+    .ok();
+    let entries = net.transcript(&linker, &id).expect("transcript");
+    eprintln!("refusals: {:?}", net.refusals());
+    entries
+}
+
+/// The attack was caught before linking: no link summary and no delivery,
+/// and either a failed list check of `list` or a closure naming it.
+fn assert_caught(entries: &[transcript::Entry], list: &str) {
+    let bodies: Vec<&Body> = entries.iter().map(|e| &e.signed.statement.body).collect();
+    assert!(
+        !bodies
+            .iter()
+            .any(|b| matches!(b, Body::LinkSummary(_) | Body::Delivery(_))),
+        "linked or delivered despite the attack"
+    );
+    let failed_check = bodies
+        .iter()
+        .any(|b| matches!(b, Body::ListCheck(c) if c.list.as_str() == list && !c.passed));
+    let closure = bodies.iter().find_map(|b| match b {
+        Body::Closure(c) => Some(c.reason.as_str().to_string()),
+        _ => None,
+    });
+    assert!(
+        closure.as_deref().is_some_and(|r| r.contains(&format!("list {list}"))),
+        "the project is not stopped naming list {list}: closure {closure:?}, failed check {failed_check}"
+    );
+}
+
+#[test]
+fn an_honest_v2_run_delivers_the_ground_truth_and_its_transcript_audits() {
+    let s = setup(&["NPR", "KPR", "SSB"], 400);
+    let mut net = s.start();
+    // Every chunk and every pass on the wire, and every entry a register
+    // receives.
+    let seen: Rc<RefCell<Vec<(Name, &'static str)>>> = Rc::default();
+    let log = seen.clone();
+    net.observe(Box::new(move |_from, to, msg| {
+        let kind = match msg {
+            Message::ChunkV2 { .. } => "chunk",
+            Message::PassV2 { .. } => "pass",
+            Message::Points(_) => "v1-points",
+            Message::Entries { entries, .. }
+                if entries
+                    .iter()
+                    .any(|e| matches!(e.signed.statement.body, Body::ListCheck(_))) =>
+            {
+                "list-check-entry"
+            }
+            _ => return,
+        };
+        log.borrow_mut().push((to.clone(), kind));
+    }));
+    let mut c = config("V2-HONEST");
+    c.chunk_size = 64;
+    let out = s.fed.run_project(&mut net, &s.extracts(), &c).expect("run");
+    let kinds: BTreeSet<&str> = seen.borrow().iter().map(|(_, k)| *k).collect();
+    assert!(
+        kinds.contains("chunk") && kinds.contains("pass"),
+        "{kinds:?}"
+    );
+    assert!(!kinds.contains("v1-points"), "a v1 chunk was sent");
+    assert!(
+        !kinds.contains("list-check-entry"),
+        "a list check entry was replicated to a register"
+    );
+
+    // The ground truth: exactly the cohort's rows, one lnr per person.
+    let lnr_of = truth::lnr_from_keystores(
+        &s.fed.keystores(),
+        &ProjectId::new("V2-HONEST").expect("valid"),
+        &s.pop,
+    )
+    .expect("shares");
+    let cohort = s.pop.members("NPR");
+    assert!(cohort.len() >= 5, "cohort of {}", cohort.len());
+    for r in &s.registers {
+        let mut want: BTreeMap<Lnr, Vec<Vec<String>>> = BTreeMap::new();
+        for (person, rows) in s.pop.rows_by_person(r) {
+            if cohort.contains(&person) {
+                want.insert(lnr_of[person], rows);
+            }
+        }
+        let mut got: BTreeMap<Lnr, Vec<Vec<String>>> = BTreeMap::new();
+        for (lnr, row) in &out.tables[&name(r)] {
+            got.entry(*lnr).or_default().push(row.clone());
+        }
+        assert_eq!(
+            got, want,
+            "{r}: delivered rows differ from the ground truth"
+        );
+    }
+
+    // The transcript is chain v2 only, with one passed check per list,
+    // and it verifies as the auditor verifies it.
+    let (entries, _) = &out.transcript;
+    let bodies: Vec<&Body> = entries.iter().map(|e| &e.signed.statement.body).collect();
+    assert!(!bodies
+        .iter()
+        .any(|b| matches!(b, Body::ListAnnounced(_) | Body::Hop(_))));
+    for r in &s.registers {
+        assert_eq!(
+            bodies
+                .iter()
+                .filter(|b| matches!(b, Body::ListCheck(c) if c.list.as_str() == *r && c.passed))
+                .count(),
+            1,
+            "{r}: one passed list check"
+        );
+    }
+    transcript::verify(entries, None, net.manifest()).expect("the transcript verifies");
+
+    // Tampering with the list check entry is refused by the verifier.
+    let at = entries
+        .iter()
+        .position(|e| matches!(e.signed.statement.body, Body::ListCheck(_)))
+        .expect("a list check");
+    let mut forged = entries.clone();
+    if let Body::ListCheck(c) = &mut forged[at].signed.statement.body {
+        c.b = c.a[0];
+    }
+    assert!(transcript::verify(&forged, None, net.manifest()).is_err());
+
+    // No register holds a list check entry.
+    for r in &s.registers {
+        let held = net
+            .transcript(&name(r), &ProjectId::new("V2-HONEST").expect("valid"))
+            .expect("register transcript");
+        assert!(!held
+            .iter()
+            .any(|e| matches!(e.signed.statement.body, Body::ListCheck(_))));
+    }
+}
+
+/// Installs a tamper hook that rewrites the chunks `by` sends of `list`
+/// with `f` (re-signed with `by`'s node key), and `by`'s hop record so that
+/// it records the outputs it sent: a hop that deviates and signs
+/// statements consistent with its own output.
+fn tamper_chunks(
+    net: &mut Net,
+    by: Name,
+    list: &'static str,
+    header: ListHeader,
+    key: SigningKey,
+    mut f: impl FnMut(&mut ChunkMsg) -> bool + 'static,
+) {
+    let mut sent: BTreeMap<u64, kobling_protocol::types::Digest> = BTreeMap::new();
+    net.tamper(Box::new(move |from, _to, msg| {
+        if *from != by {
+            return;
+        }
+        if let Message::ChunkV2 { chunk, .. } = msg {
+            if chunk.list.as_str() == list && f(chunk) {
+                resign(chunk, &header, &key);
+                sent.insert(
+                    chunk.statement.statement.chunk,
+                    chunk.statement.statement.output,
+                );
+            }
+            return;
+        }
+        let Message::Statement(signed) = msg else {
+            return;
+        };
+        let mut st = signed.statement.clone();
+        let Body::HopV2(h) = &mut st.body else { return };
+        if h.list.as_str() != list {
+            return;
+        }
+        if sent.is_empty() {
+            // The record overtook the tampered chunk (another
+            // destination's queue): the linker answers `not-ready` to a
+            // hop out of order, and it comes again.
+            h.hop = 99;
+            *signed = st.sign(&key);
+            return;
+        }
+        let mut chunks = h.chunks.to_vec();
+        for (c, d) in &sent {
+            if let Some(x) = chunks.get_mut(*c as usize) {
+                x.output = *d;
+            }
+        }
+        h.chunks = BoundedVec::new(chunks).expect("within bounds");
+        *signed = st.sign(&key);
+    }));
+}
+
+fn run_chunk_attack(
+    registers: &[&'static str],
+    list: &'static str,
+    deviating_hop: usize,
+    project: &str,
+    f: impl FnMut(&mut ChunkMsg) -> bool + 'static,
+) {
+    let s = setup(registers, 200);
+    let mut net = s.start();
+    let hops = hops_of(&net, list, registers);
+    let by = hops[deviating_hop - 1].clone();
+    let persons = s
+        .pop
+        .extract(list)
+        .expect("extract")
+        .owners
+        .iter()
+        .flatten()
+        .collect::<BTreeSet<_>>()
+        .len() as u64;
+    let key = s.node_key(by.as_str());
+    tamper_chunks(
+        &mut net,
+        by,
+        list,
+        header(project, list, persons, 64),
+        key,
+        f,
+    );
+    let entries = drive(&s, &mut net, project);
+    assert_caught(&entries, list);
+}
+
+#[test]
+fn a_hop_that_multiplies_one_point_by_a_wrong_scalar_is_caught() {
+    run_chunk_attack(&["NPR", "KPR", "SSB"], "NPR", 1, "V2-SCALAR", |c| {
+        if c.statement.statement.chunk == 0 {
+            edit(c, |p| p[0] = times(&p[0], 2));
+            true
+        } else {
+            false
+        }
+    });
+}
+
+#[test]
+fn a_hop_that_forwards_a_substituted_chunk_is_caught() {
+    // Hop 2 forwards, for its first chunk, points other than its step of
+    // what hop 1 sent (here: its step times 3), with a valid statement.
+    run_chunk_attack(&["NPR", "KPR", "SSB"], "KPR", 2, "V2-SUBST", |c| {
+        if c.statement.statement.chunk == 0 {
+            edit(c, |points| {
+                for p in points.iter_mut() {
+                    *p = times(p, 3);
+                }
+            });
+            true
+        } else {
+            false
+        }
+    });
+}
+
+#[test]
+fn a_hop_that_drops_one_person_or_duplicates_one_is_caught() {
+    // Drop: one point is replaced by a copy of its neighbour (the count is
+    // fixed by the header, so a dropped person shows as a duplicate or as
+    // a missing one; both change Z).
+    run_chunk_attack(&["NPR", "KPR", "SSB"], "NPR", 2, "V2-DUP", |c| {
+        if c.statement.statement.chunk == 0 {
+            edit(c, |p| p[1] = p[0]);
+            true
+        } else {
+            false
+        }
+    });
+}
+
+#[test]
+fn hop_1_deviating_with_statements_consistent_with_its_own_output_is_caught() {
+    // Hop 1 replaces its whole first chunk with points of its own making
+    // and signs the statements and its hop record over them.
+    run_chunk_attack(&["NPR", "KPR", "SSB"], "SSB", 1, "V2-HOP1", |c| {
+        if c.statement.statement.chunk == 0 {
+            edit(c, |points| {
+                for (i, p) in points.iter_mut().enumerate() {
+                    *p = times(p, 5 + i as u64);
+                }
+            });
+            true
+        } else {
+            false
+        }
+    });
+}
+
+#[test]
+fn two_colluding_hops_one_deviating_one_silent_are_caught_at_the_front_and_at_the_back() {
+    // Four registers: a list has m = 3 register hops. Hops 1–2 collude
+    // (hop 1 deviates, hop 2 steps what it gets and says nothing), and
+    // hops m−1, m (hop m deviates, hop m−1 is silent).
+    let registers = ["NPR", "KPR", "SSB", "RESEPT"];
+    for (hop, project) in [(1, "V2-PAIR-FRONT"), (3, "V2-PAIR-BACK")] {
+        run_chunk_attack(&registers, "NPR", hop, project, |c| {
+            if c.statement.statement.chunk == 0 {
+                edit(c, |p| {
+                    let last = p.len() - 1;
+                    p.swap(0, last);
+                    p[0] = times(&p[0], 7);
+                });
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+#[test]
+fn a_hop_that_sends_a_wrong_a_h_with_a_proof_for_another_point_is_caught() {
+    // Hop h of the backward pass sends 2·A_h with the proof of the true
+    // A_h: at hop 1 (the next hop refuses to step on it and hands it to
+    // the linker) and at hop m (the linker's own verification).
+    let registers = ["NPR", "KPR", "SSB"];
+    for (hop, project) in [(1usize, "V2-PASS-FRONT"), (2, "V2-PASS-BACK")] {
+        let s = setup(&registers, 200);
+        let mut net = s.start();
+        let by = hops_of(&net, "KPR", &registers)[hop - 1].clone();
+        net.tamper(Box::new(move |from, _to, msg| {
+            if let Message::PassV2 { pass, .. } = msg {
+                if *from == by && pass.list.as_str() == "KPR" && pass.steps.len() == hop {
+                    let mut steps = pass.steps.to_vec();
+                    steps[hop - 1].a = times(&steps[hop - 1].a, 2);
+                    pass.steps = BoundedVec::new(steps).expect("within bounds");
+                }
+            }
+        }));
+        let entries = drive(&s, &mut net, project);
+        assert_caught(&entries, "KPR");
+    }
+}
+
+#[test]
+fn v2_duties_and_admission_follow_the_transcript() {
+    use kobling_protocol::project::{Duty, Origin};
+
+    let s = setup(&["NPR", "KPR", "SSB"], 200);
+    let mut net = s.start();
+    let mut c = config("V2-DUTY");
+    c.chunk_size = 64;
+    let out = s.fed.run_project(&mut net, &s.extracts(), &c).expect("run");
+    let entries = &out.transcript.0;
+    let m = net.manifest().clone();
+    let first = |pred: &dyn Fn(&Body) -> bool| {
+        entries
+            .iter()
+            .position(|e| pred(&e.signed.statement.body))
+            .expect("entry present")
+    };
+    let duties = |n: usize, who: &str| ProjectView::new(&m, &entries[..n]).duties(&name(who));
+    // NPR → KPR → SSB → LINKER.
+    let announced = first(&|b| matches!(b, Body::ListAnnouncedV2(a) if a.list.as_str() == "NPR"));
+    assert!(duties(announced + 1, "KPR")
+        .iter()
+        .any(|d| matches!(d, Duty::Step { list, hop: 1, .. } if list.as_str() == "NPR")));
+    // The owner starts the pass once every hop of its list is recorded
+    // (the linker's last), and not before.
+    let last_hop = entries
+        .iter()
+        .rposition(
+            |e| matches!(&e.signed.statement.body, Body::HopV2(h) if h.list.as_str() == "NPR"),
+        )
+        .expect("hop records");
+    let pass = Duty::Pass {
+        list: name("NPR"),
+        attempt: 0,
+    };
+    assert!(!duties(last_hop, "NPR").contains(&pass));
+    assert!(duties(last_hop + 1, "NPR").contains(&pass));
+    // The linker links once every list check is recorded, not before.
+    let summary = first(&|b| matches!(b, Body::LinkSummary(_)));
+    let last_check = entries
+        .iter()
+        .rposition(|e| matches!(e.signed.statement.body, Body::ListCheck(_)))
+        .expect("checks");
+    assert!(!duties(last_check, "LINKER").contains(&Duty::Link));
+    assert_eq!(duties(summary, "LINKER"), vec![Duty::Link]);
+    // Every list check follows every hop record: a register's prefix holds
+    // all of them.
+    let first_check = first(&|b| matches!(b, Body::ListCheck(_)));
+    assert!(entries[first_check..].iter().all(|e| !matches!(
+        e.signed.statement.body,
+        Body::HopV2(_) | Body::OwnerListV2(_)
+    )));
+
+    // A chunk of NPR's list comes from the member of its statement's hop.
+    let view = ProjectView::new(&m, &entries[..announced + 1]);
+    let header = header("V2-DUTY", "NPR", 1, 64);
+    let key = s.node_key("NPR");
+    let chunk = |hop: u32| {
+        let mut c = ChunkMsg {
+            list: name("NPR"),
+            attempt: 0,
+            statement: kobling_protocol::v2::SignedChunkStatement {
+                statement: kobling_protocol::v2::ChunkStatement {
+                    hop,
+                    chunk: 0,
+                    count: 0,
+                    input: Default::default(),
+                    output: Default::default(),
+                },
+                signature: kobling_protocol::transcript::Sig([0; 64]),
+            },
+            points: BoundedVec::default(),
+            earlier: BoundedVec::default(),
+            input: BoundedVec::default(),
+            proof: None,
+        };
+        resign(&mut c, &header, &key);
+        Message::ChunkV2 {
+            project: ProjectId::new("V2-DUTY").expect("valid"),
+            chunk: c,
+        }
+    };
+    let code = |r: Result<(), kobling_protocol::refusal::Refusal>| r.err().map(|r| r.code);
+    assert_eq!(
+        code(view.admit(&chunk(0), &Origin::Member(name("NPR")))),
+        None
+    );
+    assert_eq!(
+        code(view.admit(&chunk(1), &Origin::Member(name("KPR")))),
+        None
+    );
+    use kobling_protocol::refusal::RefusalCode;
+    for (hop, from, want) in [
+        (1, "NPR", RefusalCode::UnexpectedSender),
+        (0, "KPR", RefusalCode::UnexpectedSender),
+        (3, "LINKER", RefusalCode::BadChunk),
+        (u32::MAX, "NPR", RefusalCode::BadChunk),
+    ] {
+        assert_eq!(
+            code(view.admit(&chunk(hop), &Origin::Member(name(from)))),
+            Some(want),
+            "hop {hop} from {from}"
+        );
+    }
+}
