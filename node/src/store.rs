@@ -796,7 +796,6 @@ impl Tx<'_> {
         Ok(())
     }
 }
-}
 
 /// What [`Tx::remember_request`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
