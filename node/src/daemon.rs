@@ -94,9 +94,11 @@ impl Handler for NodeHandler {
             let kind = request.kind();
             let desk = self.desk.clone();
             let done = tokio::task::spawn_blocking(move || match request {
-                Message::Approve { statement, request } => {
-                    approve(&engine, &desk, &from, statement, *request)
-                }
+                Message::Approve {
+                    statement,
+                    request,
+                    order,
+                } => approve(&engine, &desk, &from, statement, *request, *order),
                 request => lock(&engine).handle_streamed(&from, request, unix_now()),
             })
             .await;
@@ -146,6 +148,7 @@ fn approve(
     from: &Peer,
     statement: SignedStatement,
     request: SignedRequest,
+    order: kobling_protocol::transcript::Entry,
 ) -> Result<crate::engine::Replies, crate::engine::EngineError> {
     let now = unix_now();
     let file = match desk.authenticate(&statement, &request, now) {
@@ -161,7 +164,7 @@ fn approve(
             Taken::New => desk.read(&name),
         },
     };
-    lock(engine).handle_approval(from, statement, request, file, now)
+    lock(engine).handle_approval(from, statement, request, order, file, now)
 }
 
 /// The refusal a peer gets when the node itself failed: the same text

@@ -732,6 +732,20 @@ impl Tx<'_> {
 }
 
 impl Tx<'_> {
+    /// Deletes every row about a project, its transcript copy included
+    /// (an order no operator approved, forgotten: issue 18 item 2), and
+    /// truncates the WAL after the commit as a shred does.
+    pub(crate) fn forget_project(&self, project: &ProjectId) -> Result<(), StoreError> {
+        self.delete_working_data(project)?;
+        for table in ["entries", "outbox", "sent", "notices"] {
+            self.0.execute(
+                &format!("DELETE FROM {table} WHERE project = ?1"),
+                [project.as_str()],
+            )?;
+        }
+        Ok(())
+    }
+
     /// Chain v2 working data (`kind`: the owner's kept output `y` and its
     /// chunk digests, the linker's `Z` and concluded list checks), by key.
     pub(crate) fn put_v2(

@@ -166,6 +166,26 @@ impl Client {
         self.connect(member).await?.request_all(request).await
     }
 
+    /// Sends `request` to `member` and hands every reply frame to
+    /// `replies` as it arrives, waiting while the receiver is behind (a
+    /// large delivery is never held whole); stops reading when the
+    /// receiver is dropped.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::connect`] and [`Connection::request_all`].
+    pub(crate) async fn request_each(
+        &self,
+        member: &Name,
+        request: &Message,
+        replies: tokio::sync::mpsc::Sender<Message>,
+    ) -> Result<(), ClientError> {
+        self.connect(member)
+            .await?
+            .request_each(request, replies)
+            .await
+    }
+
     /// Closes every cached connection.
     pub fn close(&self) {
         for (member, c) in self.cache().drain() {
@@ -305,6 +325,39 @@ impl Connection {
         };
         match timeout(self.request_timeout, exchange).await {
             Ok(Ok(replies)) => Ok(replies),
+            Ok(Err(e)) => Err(self.conn.close_reason().map_or(e, ClientError::from)),
+            Err(_) => Err(ClientError::Timeout("request")),
+        }
+    }
+
+    /// Sends `request` and hands every reply frame to `replies` as it
+    /// arrives, until the peer ends the stream or the receiver is dropped.
+    pub(crate) async fn request_each(
+        &self,
+        request: &Message,
+        replies: tokio::sync::mpsc::Sender<Message>,
+    ) -> Result<(), ClientError> {
+        let exchange = async {
+            let (mut send, mut recv) = self.conn.open_bi().await?;
+            frame::write_message(&mut send, request).await?;
+            send.finish()?;
+            let mut any = false;
+            while let Some(reply) = frame::read_message(&mut recv).await? {
+                any = true;
+                if replies.send(reply).await.is_err() {
+                    // The receiver stopped (it refused what it got).
+                    let _ = recv.stop(0u32.into());
+                    return Ok(());
+                }
+            }
+            if any {
+                Ok(())
+            } else {
+                Err(ClientError::NoReply)
+            }
+        };
+        match timeout(self.request_timeout, exchange).await {
+            Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(self.conn.close_reason().map_or(e, ClientError::from)),
             Err(_) => Err(ClientError::Timeout("request")),
         }

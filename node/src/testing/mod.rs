@@ -500,7 +500,9 @@ impl Federation {
 
     /// Operator `operator`'s approval of `order` at `register`, naming
     /// `file` in the extract directory, in a fresh envelope (send a new
-    /// one for every attempt: a node takes an envelope once).
+    /// one for every attempt: a node takes an envelope once), carrying
+    /// `order_entry`, the order's first transcript entry as the linker
+    /// recorded it.
     ///
     /// # Errors
     ///
@@ -508,6 +510,7 @@ impl Federation {
     pub fn approval_message(
         &self,
         order: &ProjectOrder,
+        order_entry: &Entry,
         extract: &Extract,
         file: &str,
         operator: usize,
@@ -548,11 +551,12 @@ impl Federation {
             body: Body::Approval(approval),
         }
         .sign(key);
-        self.approval_envelope(signed, operator, file, now)
+        self.approval_envelope(signed, order_entry, operator, file, now)
     }
 
     /// `signed`, an approval by operator `operator` of its register, in a
-    /// fresh envelope naming `file` in the extract directory.
+    /// fresh envelope naming `file` in the extract directory, carrying the
+    /// order's entry `order_entry`.
     ///
     /// # Errors
     ///
@@ -561,6 +565,7 @@ impl Federation {
     pub fn approval_envelope(
         &self,
         signed: SignedStatement,
+        order_entry: &Entry,
         operator: usize,
         file: &str,
         now: u64,
@@ -589,6 +594,7 @@ impl Federation {
         Ok(Message::Approve {
             statement: signed,
             request: Box::new(envelope),
+            order: Box::new(order_entry.clone()),
         })
     }
 
@@ -640,6 +646,13 @@ impl Federation {
             "the order",
             net.client(&order.linker, self.submit_message(&order, now))?,
         )?;
+        // The order lives at the linker alone until the first approval:
+        // each approval carries its entry, as `project approve` does.
+        let order_entry = net
+            .transcript(&order.linker, &order.project)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| TestingError::Unexpected("the linker holds no order".into()))?;
         for e in extracts {
             let file = format!("{}-{}.csv", config.project, e.name);
             self.write_extract(e, &file)?;
@@ -648,7 +661,8 @@ impl Federation {
                 // has the order.
                 let until = net.clock_ms().saturating_add(60_000);
                 let replies = loop {
-                    let msg = self.approval_message(&order, e, &file, operator, net.now())?;
+                    let msg =
+                        self.approval_message(&order, &order_entry, e, &file, operator, net.now())?;
                     let replies = net.client(&name(e.name)?, msg)?;
                     let not_ready = replies
                         .first()

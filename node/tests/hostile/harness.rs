@@ -487,14 +487,29 @@ impl Fed {
     /// Operator `operator` of `register` approves `order`.
     pub(crate) async fn approve(&self, order: &ProjectOrder, register: &str, operator: usize) {
         let extract = self.pop.extract(register).expect("extract");
-        // The register learns of the project from the linker: until then
-        // it answers `not-ready` (each attempt in a fresh envelope).
+        // The order lives at the linker alone until the first approval:
+        // the approval carries its entry (the researcher's status here).
+        let status = self
+            .client
+            .request(
+                &name(LINKER),
+                &self.request(order.project.as_str(), Action::Status),
+            )
+            .await
+            .expect("status");
+        let Message::TranscriptFile { bytes } = status else {
+            panic!("status: {status:?}");
+        };
+        let (entries, _) = kobling_protocol::transcript::decode_file(&bytes).expect("file");
+        let order_entry = entries.into_iter().next().expect("the order");
+        // Each attempt in a fresh envelope.
         let deadline = Instant::now() + LIVENESS;
         loop {
             let msg = self
                 .keys
                 .approval_message(
                     order,
+                    &order_entry,
                     extract,
                     &format!("{register}.csv"),
                     operator,
