@@ -34,9 +34,9 @@ fn manifest() -> Manifest {
         name: Name::new(name).expect("valid"),
         role,
         address: format!("127.0.0.1:{}", 7400 + u16::from(i)),
-        tls_spki_sha256: Key32([i; 32]),
+        tls_spki_sha256: kobling_protocol::manifest::TlsFingerprint([i; 32]),
         signing_key: key(i + 10),
-        hpke_key: Key32([i + 20; 32]),
+        hpke_key: kobling_protocol::manifest::X25519Key([i + 20; 32]),
         operators: if role == Role::Register {
             (0..2)
                 .map(|j| Operator {

@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use kobling_protocol::{
     domain::transcript::Retirement,
     group::WirePoint,
-    manifest::{Key32, Member, Role},
+    manifest::{Key32, Member, Role, TlsFingerprint, X25519Key},
     share::{Domain, Share},
     types::Name,
 };
@@ -293,9 +293,9 @@ impl Keystore {
             name,
             role,
             address,
-            tls_spki_sha256: Key32(self.tls_spki_sha256()),
+            tls_spki_sha256: TlsFingerprint(self.tls_spki_sha256()),
             signing_key: Key32(self.verifying_key().to_bytes()),
-            hpke_key: Key32(self.x25519_public()),
+            hpke_key: X25519Key(self.x25519_public()),
             operators: Vec::new(),
         }
     }

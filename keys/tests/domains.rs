@@ -114,9 +114,9 @@ fn federation() -> Fed {
             name: n(name),
             role,
             address: format!("127.0.0.1:{}", 7400 + u16::from(i)),
-            tls_spki_sha256: Key32([10 + i; 32]),
+            tls_spki_sha256: kobling_protocol::manifest::TlsFingerprint([10 + i; 32]),
             signing_key: Key32(key(i + 1).verifying_key().to_bytes()),
-            hpke_key: Key32([20 + i; 32]),
+            hpke_key: kobling_protocol::manifest::X25519Key([20 + i; 32]),
             operators: ops,
         });
         committers.push((n(name), key(i + 1)));

@@ -39,7 +39,7 @@ use crate::{
     metrics::{self, Metrics},
     net::{
         client::{Client, ClientSettings},
-        endpoint::{server_endpoint, TransportLimits},
+        endpoint::{server_endpoint, server_endpoint_on, TransportLimits},
         peer::Peer as NetPeer,
         server::{run as serve, Handler, HandlerFuture, Replies, ServerSettings},
         tls::TlsIdentity,
@@ -48,8 +48,8 @@ use crate::{
     store::Store,
 };
 
-/// Seconds since the Unix epoch.
-pub(crate) fn unix_now() -> u64 {
+/// Seconds since the Unix epoch, from the OS clock (0 before 1970).
+pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -94,9 +94,11 @@ impl Handler for NodeHandler {
             let kind = request.kind();
             let desk = self.desk.clone();
             let done = tokio::task::spawn_blocking(move || match request {
-                Message::Approve { statement, request } => {
-                    approve(&engine, &desk, &from, statement, *request)
-                }
+                Message::Approve {
+                    statement,
+                    request,
+                    order,
+                } => approve(&engine, &desk, &from, statement, *request, *order),
                 request => lock(&engine).handle_streamed(&from, request, unix_now()),
             })
             .await;
@@ -146,6 +148,7 @@ fn approve(
     from: &Peer,
     statement: SignedStatement,
     request: SignedRequest,
+    order: kobling_protocol::transcript::Entry,
 ) -> Result<crate::engine::Replies, crate::engine::EngineError> {
     let now = unix_now();
     let file = match desk.authenticate(&statement, &request, now) {
@@ -161,7 +164,7 @@ fn approve(
             Taken::New => desk.read(&name),
         },
     };
-    lock(engine).handle_approval(from, statement, request, file, now)
+    lock(engine).handle_approval(from, statement, request, order, file, now)
 }
 
 /// The refusal a peer gets when the node itself failed: the same text
@@ -179,22 +182,27 @@ pub(crate) const INTERNAL_DETAIL: &str =
 
 /// How a node runs, beyond its directory and manifest.
 #[derive(Clone, Debug)]
-pub(crate) struct Options {
+pub struct Options {
     /// The address to listen on (default: the node's manifest address; a
     /// host name resolves to its first address).
-    pub(crate) listen: Option<String>,
+    pub listen: Option<String>,
     /// Points per chunk in the lists this node announces.
-    pub(crate) chunk_size: u32,
+    pub chunk_size: u32,
     /// A register's mapping file of changed identifiers (PROTOCOL.md §9),
     /// applied to every extract this node prepares.
-    pub(crate) mapping: Option<PathBuf>,
+    pub mapping: Option<PathBuf>,
     /// Where to serve `/metrics` and `/healthz` (none: not served).
-    pub(crate) metrics: Option<String>,
+    pub metrics: Option<String>,
     /// Accept synthetic test numbers and test-mode orders (tests, demos).
-    pub(crate) test_mode: bool,
+    pub test_mode: bool,
     /// The directory operators' approvals name extracts in (default:
     /// `extracts/` in the node's directory).
-    pub(crate) extracts: Option<std::path::PathBuf>,
+    pub extracts: Option<std::path::PathBuf>,
+    /// A UDP socket the caller bound, to serve on (`listen` is not used):
+    /// bind port 0, write the socket's address into the manifest, then
+    /// start the node, with no window in which another program could
+    /// take the port.
+    pub socket: Option<Arc<std::net::UdpSocket>>,
 }
 
 impl Default for Options {
@@ -206,12 +214,48 @@ impl Default for Options {
             metrics: None,
             test_mode: false,
             extracts: None,
+            socket: None,
         }
     }
 }
 
-/// Runs the node in `dir` until `shutdown` resolves.
-pub(crate) async fn run(
+/// Runs the node in `dir` until `shutdown` resolves, serving on
+/// `options.socket`, or else listening on `options.listen` or the port of
+/// its manifest address.
+///
+/// `dir` holds the node's keystore (`keys/`, opened with `passphrase`) and
+/// its state; the keystore's TLS key names the node's manifest entry.
+///
+/// # Errors
+///
+/// If the directory is not private, the keystore, the mapping file or the
+/// state cannot be opened, the keystore is in no manifest entry, or the
+/// address cannot be bound. Once the node runs it only stops on
+/// `shutdown` (failed requests and ticks are logged, not returned).
+///
+/// # Example
+///
+/// A node on a socket bound before its manifest entry was written (the
+/// entry's address must be the socket's), until Ctrl-C:
+///
+/// ```no_run
+/// use std::{net::UdpSocket, path::Path, sync::Arc};
+///
+/// use kobling_node::daemon::{self, Options};
+/// use kobling_protocol::manifest::Manifest;
+///
+/// async fn serve(dir: &Path, manifest: Manifest, socket: UdpSocket) -> anyhow::Result<()> {
+///     let options = Options {
+///         socket: Some(Arc::new(socket)),
+///         ..Options::default()
+///     };
+///     daemon::run(dir, manifest, None, &options, async {
+///         let _ = tokio::signal::ctrl_c().await;
+///     })
+///     .await
+/// }
+/// ```
+pub async fn run(
     dir: &Path,
     manifest: Manifest,
     passphrase: Option<Passphrase>,
@@ -226,7 +270,7 @@ pub(crate) async fn run(
     // Not needed again while the node runs: zeroized now.
     drop(passphrase);
     let me = manifest
-        .member_by_tls(&kobling_protocol::manifest::Key32(keystore.tls_spki_sha256()))
+        .member_by_tls(&kobling_protocol::manifest::TlsFingerprint(keystore.tls_spki_sha256()))
         .map(|m| m.name.clone())
         .ok_or_else(|| anyhow!("this keystore's TLS key is in no member's manifest entry: add the entry `kobling keys init` printed"))?;
     let member = manifest.member(&me).context("member")?.clone();
@@ -280,10 +324,22 @@ pub(crate) async fn run(
         .as_ref()
         .map(|_| Arc::new(Metrics::new(dir.to_path_buf(), manifest.clone())));
 
-    let bind = listen_address(&member.address, options.listen.as_deref()).await?;
     let limits = TransportLimits::default();
-    let endpoint = server_endpoint(bind, &identity, manifest.clone(), &limits)
-        .with_context(|| format!("cannot listen on {bind}"))?;
+    let (bind, endpoint) = match &options.socket {
+        Some(socket) => {
+            let socket = socket.try_clone().context("the given socket")?;
+            let bind = socket.local_addr().context("the socket's address")?;
+            let endpoint = server_endpoint_on(socket, &identity, manifest.clone(), &limits)
+                .with_context(|| format!("cannot listen on {bind}"))?;
+            (bind, endpoint)
+        }
+        None => {
+            let bind = listen_address(&member.address, options.listen.as_deref()).await?;
+            let endpoint = server_endpoint(bind, &identity, manifest.clone(), &limits)
+                .with_context(|| format!("cannot listen on {bind}"))?;
+            (bind, endpoint)
+        }
+    };
     let client = Client::new(
         endpoint.clone(),
         Some(&identity),

@@ -3,9 +3,11 @@
 //! `codebook.json` and the transcript.
 //!
 //! ```text
-//!  Delivered (verified, opened) + the spec's types
-//!    ├─▶ <REGISTER>.csv / .parquet   lnr + variables, typed as declared
-//!    ├─▶ persons.csv / .parquet      lnr + one boolean column per register
+//!  DeliveryReader (verified, opened, one message at a time) + the spec's types
+//!    ─▶ DeliveryWriter, in a staging directory moved into OUT once all verified:
+//!    ├─▶ <REGISTER>.csv / .parquet   lnr + variables, typed as declared (streamed)
+//!    ├─▶ persons.csv / .parquet      lnr + one boolean column per register (from the
+//!    │                               (lnr, list) spill, one lnr first character at a time)
 //!    ├─▶ codebook.json               per table: project, legal basis, columns (type, rows, nulls, unparsed)
 //!    ├─▶ report.txt                  counts per list, persons by registers, unparsed values; counts under 5 as `<5`
 //!    └─▶ transcript.kob
@@ -16,18 +18,20 @@
 //! describes the researcher's own tables and keeps exact counts.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     fmt::Write as _,
-    path::Path,
+    fs::File,
+    io::{BufWriter, Write as _},
+    path::{Path, PathBuf},
 };
 
 use anyhow::Context;
-use kobling_protocol::{link::Lnr, types::Name};
+use kobling_protocol::{link::Lnr, transcript::VerifiedTranscript, types::Name};
 use serde::Serialize;
 
 use crate::{
-    output::{write_table, Column, ColumnStats, ColumnType},
-    researcher::Delivered,
+    output::{Column, ColumnStats, ColumnType, TableWriter},
+    researcher::TableSink,
 };
 
 /// Counts below this are shown as `<5` in the report.
@@ -69,106 +73,261 @@ struct CodebookColumn {
     unparsed: u64,
 }
 
-/// Writes the delivery's files into `out` (created if needed); `types`
-/// holds each register's declared variable types (missing: `string`).
-pub(crate) fn write_delivery(
-    out: &Path,
-    d: &Delivered,
-    types: &BTreeMap<String, BTreeMap<String, ColumnType>>,
-) -> anyhow::Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let mut present: BTreeMap<Lnr, BTreeSet<Name>> = BTreeMap::new();
-    let mut tables = Vec::new();
-    let mut unparsed_report = Vec::new();
-    for (list, table) in &d.tables {
-        let declared = types.get(list.as_str());
+/// The partitions of the persons spill: one per first character of an
+/// lnr (Crockford base32, in byte order), so that reading them in turn,
+/// each sorted, gives the persons in lnr order.
+const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// Bytes of one spilled record: the lnr, then the list's index.
+const SPILLED: usize = Lnr::LEN + 1;
+
+/// A list's finished table.
+struct Written {
+    list: Name,
+    columns: Vec<Column>,
+    stats: Vec<ColumnStats>,
+    rows: u64,
+}
+
+/// The delivery's files, written as the rows are opened ([`TableSink`]):
+/// each register's table straight to its CSV and Parquet files (one row
+/// group at a time), and each person's (lnr, list) to a spill file of its
+/// lnr's first character. At the end the `persons` table is built one
+/// spill file at a time, then the codebook, the report and the
+/// transcript. Everything is written in a staging directory inside `out`
+/// and moved into `out` only once the whole delivery verified: a failed
+/// fetch leaves nothing.
+///
+/// It holds one batch of rows of one table, and at the end one spill
+/// partition: about a 32nd of the persons, 17 bytes each.
+pub(crate) struct DeliveryWriter<'t> {
+    out: PathBuf,
+    staging: tempfile::TempDir,
+    types: &'t BTreeMap<String, BTreeMap<String, ColumnType>>,
+    current: Option<(Name, Vec<Column>, TableWriter)>,
+    written: Vec<Written>,
+    /// The lists in the order their tables started (a person's list is
+    /// its index here).
+    lists: Vec<Name>,
+    spill: Vec<BufWriter<File>>,
+}
+
+impl<'t> DeliveryWriter<'t> {
+    /// Prepares to write into `out` (created if needed); `types` holds
+    /// each register's declared variable types (missing: `string`).
+    ///
+    /// # Errors
+    ///
+    /// `out` or the staging files cannot be created.
+    pub(crate) fn create(
+        out: &Path,
+        types: &'t BTreeMap<String, BTreeMap<String, ColumnType>>,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+        let staging = tempfile::Builder::new()
+            .prefix(".kobling-fetch-")
+            .tempdir_in(out)
+            .with_context(|| format!("cannot write in {}", out.display()))?;
+        let spill_dir = staging.path().join(".persons");
+        std::fs::create_dir(&spill_dir)?;
+        let spill = (0..ALPHABET.len())
+            .map(|p| Ok(BufWriter::new(File::create(spill_dir.join(p.to_string()))?)))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        Ok(Self {
+            out: out.to_path_buf(),
+            staging,
+            types,
+            current: None,
+            written: Vec::new(),
+            lists: Vec::new(),
+            spill,
+        })
+    }
+
+    fn end_table(&mut self) -> anyhow::Result<()> {
+        if let Some((list, columns, table)) = self.current.take() {
+            let rows = table.rows();
+            let stats = table.finish()?;
+            self.written.push(Written {
+                list,
+                columns,
+                stats,
+                rows,
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes the `persons` table, the codebook, the report and the
+    /// transcript of the delivery `verified` (whose rows all came), and
+    /// moves every file into `out`.
+    ///
+    /// # Errors
+    ///
+    /// A write error, or an lnr twice in one list.
+    pub(crate) fn finish(
+        mut self,
+        verified: &VerifiedTranscript,
+        transcript: &[u8],
+    ) -> anyhow::Result<()> {
+        self.end_table()?;
+        for w in &mut self.spill {
+            w.flush()?;
+        }
+        self.spill.clear();
+        let dir = self.staging.path().to_path_buf();
+        self.written.sort_by(|a, b| a.list.cmp(&b.list));
+        // The lists in name order, and each list's place in it.
+        let lists: Vec<&Name> = self.written.iter().map(|w| &w.list).collect();
+        let place: Vec<usize> = self
+            .lists
+            .iter()
+            .map(|l| lists.iter().position(|m| *m == l).unwrap_or(usize::MAX))
+            .collect();
         let mut columns = vec![Column::new("lnr", ColumnType::String)];
-        columns.extend(table.columns.iter().map(|c| {
+        columns.extend(
+            lists
+                .iter()
+                .map(|l| Column::new(l.as_str(), ColumnType::Bool)),
+        );
+        let mut table = TableWriter::create(&dir, "persons", &columns)?;
+        let mut combinations: BTreeMap<Vec<bool>, u64> = BTreeMap::new();
+        let mut persons_of = vec![0u64; lists.len()];
+        for p in 0..ALPHABET.len() {
+            let path = dir.join(".persons").join(p.to_string());
+            let bytes = std::fs::read(&path)?;
+            let mut records: Vec<&[u8]> = bytes.chunks_exact(SPILLED).collect();
+            records.sort_unstable();
+            for person in records.chunk_by(|a, b| a[..Lnr::LEN] == b[..Lnr::LEN]) {
+                let mut flags = vec![false; lists.len()];
+                for r in person {
+                    let at = place
+                        .get(usize::from(r[Lnr::LEN]))
+                        .copied()
+                        .filter(|at| *at < lists.len())
+                        .context("a spilled person of no list")?;
+                    anyhow::ensure!(!flags[at], "list {} delivers one person twice", lists[at]);
+                    flags[at] = true;
+                    persons_of[at] += 1;
+                }
+                let lnr = std::str::from_utf8(&person[0][..Lnr::LEN]).context("an lnr")?;
+                table.push_row(std::iter::once(lnr).chain(flags.iter().map(|f| {
+                    if *f {
+                        "1"
+                    } else {
+                        "0"
+                    }
+                })))?;
+                *combinations.entry(flags).or_default() += 1;
+            }
+            std::fs::remove_file(&path)?;
+        }
+        let persons = table.rows();
+        let persons_stats = table.finish()?;
+        let mut tables = Vec::new();
+        let mut unparsed_report = Vec::new();
+        let mut delivered_rows = BTreeMap::new();
+        for (w, persons) in self.written.iter().zip(&persons_of) {
+            for (c, s) in w.columns.iter().zip(&w.stats).skip(1) {
+                if s.unparsed > 0 {
+                    unparsed_report.push((format!("{}.{}", w.list, c.name), c.kind, s.unparsed));
+                }
+            }
+            delivered_rows.insert(w.list.clone(), w.rows);
+            tables.push(codebook_table(
+                w.list.as_str(),
+                &w.columns,
+                &w.stats,
+                w.rows,
+                *persons,
+            ));
+        }
+        tables.push(codebook_table(
+            "persons",
+            &columns,
+            &persons_stats,
+            persons,
+            persons,
+        ));
+        let order = &verified.order;
+        let codebook = Codebook {
+            project: order.project.as_str(),
+            title: order.title.as_str(),
+            legal_basis: order.legal_basis.as_str(),
+            cohort: order.cohort.as_str(),
+            tables,
+        };
+        std::fs::write(
+            dir.join("codebook.json"),
+            serde_json::to_string_pretty(&codebook)? + "\n",
+        )?;
+        std::fs::write(
+            dir.join("report.txt"),
+            report(
+                verified,
+                &delivered_rows,
+                &lists,
+                &combinations,
+                &unparsed_report,
+            ),
+        )?;
+        std::fs::write(dir.join("transcript.kob"), transcript)?;
+        std::fs::remove_dir(dir.join(".persons"))?;
+        for e in std::fs::read_dir(&dir)? {
+            let e = e?;
+            std::fs::rename(e.path(), self.out.join(e.file_name()))
+                .with_context(|| format!("cannot write into {}", self.out.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl TableSink for DeliveryWriter<'_> {
+    fn list(&mut self, list: &Name, names: &[String]) -> anyhow::Result<()> {
+        self.end_table()?;
+        anyhow::ensure!(
+            self.lists.len() < usize::from(u8::MAX),
+            "more lists than a delivery holds"
+        );
+        let declared = self.types.get(list.as_str());
+        let mut columns = vec![Column::new("lnr", ColumnType::String)];
+        columns.extend(names.iter().map(|c| {
             Column::new(
                 c.as_str(),
                 declared.and_then(|t| t.get(c)).copied().unwrap_or_default(),
             )
         }));
-        for (lnr, _) in &table.rows {
-            present.entry(*lnr).or_default().insert(list.clone());
-        }
-        let stats = write_table(out, list.as_str(), &columns, table.rows.len(), |r, c| {
-            let (lnr, values) = &table.rows[r];
-            match c {
-                0 => lnr.as_str(),
-                _ => values.get(c - 1).map_or("", String::as_str),
-            }
-        })?;
-        let persons = table
-            .rows
-            .iter()
-            .map(|(l, _)| l)
-            .collect::<BTreeSet<_>>()
-            .len() as u64;
-        for (c, s) in columns.iter().zip(&stats).skip(1) {
-            if s.unparsed > 0 {
-                unparsed_report.push((format!("{list}.{}", c.name), c.kind, s.unparsed));
-            }
-        }
-        tables.push(codebook_table(
-            list.as_str(),
-            &columns,
-            &stats,
-            table.rows.len() as u64,
-            persons,
-        ));
+        let table = TableWriter::create(self.staging.path(), list.as_str(), &columns)?;
+        self.lists.push(list.clone());
+        self.current = Some((list.clone(), columns, table));
+        Ok(())
     }
 
-    let lists: Vec<&Name> = d.tables.keys().collect();
-    let mut columns = vec![Column::new("lnr", ColumnType::String)];
-    columns.extend(
-        lists
-            .iter()
-            .map(|l| Column::new(l.as_str(), ColumnType::Bool)),
-    );
-    let mut combinations: BTreeMap<Vec<bool>, u64> = BTreeMap::new();
-    let persons: Vec<(&Lnr, Vec<bool>)> = present
-        .iter()
-        .map(|(lnr, in_lists)| {
-            let flags: Vec<bool> = lists.iter().map(|l| in_lists.contains(*l)).collect();
-            *combinations.entry(flags.clone()).or_default() += 1;
-            (lnr, flags)
-        })
-        .collect();
-    let stats = write_table(out, "persons", &columns, persons.len(), |r, c| {
-        let (lnr, flags) = &persons[r];
-        match c {
-            0 => lnr.as_str(),
-            _ if flags.get(c - 1).copied().unwrap_or(false) => "1",
-            _ => "0",
+    fn person(&mut self, list: &Name, lnr: Lnr, rows: Vec<Vec<String>>) -> anyhow::Result<()> {
+        let Some((current, _, table)) = &mut self.current else {
+            anyhow::bail!("a person before its list's table");
+        };
+        anyhow::ensure!(
+            current == list,
+            "a person of {list} in the table of {current}"
+        );
+        if rows.is_empty() {
+            return Ok(());
         }
-    })?;
-    tables.push(codebook_table(
-        "persons",
-        &columns,
-        &stats,
-        persons.len() as u64,
-        persons.len() as u64,
-    ));
-
-    let order = &d.verified.order;
-    let codebook = Codebook {
-        project: order.project.as_str(),
-        title: order.title.as_str(),
-        legal_basis: order.legal_basis.as_str(),
-        cohort: order.cohort.as_str(),
-        tables,
-    };
-    std::fs::write(
-        out.join("codebook.json"),
-        serde_json::to_string_pretty(&codebook)? + "\n",
-    )?;
-    std::fs::write(
-        out.join("report.txt"),
-        report(d, &lists, &combinations, &unparsed_report),
-    )?;
-    std::fs::write(out.join("transcript.kob"), &d.transcript)?;
-    Ok(())
+        for row in &rows {
+            table.push_row(std::iter::once(lnr.as_str()).chain(row.iter().map(String::as_str)))?;
+        }
+        let first = lnr.as_str().as_bytes().first().copied().unwrap_or(b'0');
+        let part = ALPHABET
+            .iter()
+            .position(|c| *c == first)
+            .context("an lnr outside the alphabet")?;
+        let index = u8::try_from(self.lists.len() - 1).context("list index")?;
+        let w = &mut self.spill[part];
+        w.write_all(lnr.as_str().as_bytes())?;
+        w.write_all(&[index])?;
+        Ok(())
+    }
 }
 
 fn codebook_table(
@@ -198,13 +357,14 @@ fn codebook_table(
 
 /// `report.txt`: every count under [`SMALL_CELL`] shown as `<5`.
 fn report(
-    d: &Delivered,
+    verified: &VerifiedTranscript,
+    delivered_rows: &BTreeMap<Name, u64>,
     lists: &[&Name],
     combinations: &BTreeMap<Vec<bool>, u64>,
     unparsed: &[(String, ColumnType, u64)],
 ) -> String {
     let mut r = String::new();
-    let order = &d.verified.order;
+    let order = &verified.order;
     let _ = writeln!(r, "project {}: {}", order.project, order.title.as_str());
     let _ = writeln!(r, "legal basis: {}", order.legal_basis.as_str());
     let _ = writeln!(
@@ -212,8 +372,8 @@ fn report(
         "counts under {SMALL_CELL} are shown as <{SMALL_CELL} (disclosure rule)\n"
     );
     r.push_str("register  extract_rows  invalid_ids  persons  matched_persons  delivered_rows\n");
-    for l in &d.verified.lists {
-        let rows = d.tables.get(&l.list).map_or(0, |t| t.rows.len() as u64);
+    for l in &verified.lists {
+        let rows = delivered_rows.get(&l.list).copied().unwrap_or(0);
         let _ = writeln!(
             r,
             "{:<8}  {:>12}  {:>11}  {:>7}  {:>15}  {:>14}",
@@ -228,7 +388,7 @@ fn report(
     let _ = writeln!(
         r,
         "cohort persons: {}",
-        cell(d.verified.cohort_persons.unwrap_or(0))
+        cell(verified.cohort_persons.unwrap_or(0))
     );
     r.push_str("\npersons by the registers they appear in (the persons table):\n");
     let header: Vec<String> = lists.iter().map(|l| format!("{:<8}", l.as_str())).collect();

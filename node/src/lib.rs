@@ -1,49 +1,61 @@
 //! `kobling`: the Kobling node daemon and the researcher, operator and
 //! auditor commands.
 //!
-//! The crate is the `kobling` binary's library: [`run`] runs the command
-//! line (so that tools, the simulator, can start the same program as their
-//! own child processes), and [`engine`] is the node's core, the driver of
-//! the protocol's rules over a [`store`]. `docs/architecture.md` follows
-//! one chunk and one approval from the socket to the commit.
-//! (Built by `cargo fuzz`, with `--cfg fuzzing`, it also has a `fuzzing`
-//! module: the readers of outside bytes, for the targets in `fuzz/`.)
+//! The crate is a library with a thin binary: `src/main.rs` only calls
+//! [`run`], which parses the command line and runs the command (tools, the
+//! simulator, start the same program as their own child processes). What a
+//! program embedding a node uses is public:
+//!
+//! - [`daemon::run`]: a node, until a shutdown future resolves (on a socket
+//!   the caller bound, or on its manifest address);
+//! - [`engine::Engine`]: the node's core, the driver of the protocol's rules
+//!   over a [`store::Store`] (`handle` a message, `tick`, `outbox_to`,
+//!   `acked`);
+//! - [`net::client::Client`]: the QUIC client every command and the sender
+//!   use, pinned to the manifest ([`net::endpoint`], [`net::tls`],
+//!   [`net::frame`] for its pieces);
+//! - [`testing`] (feature `testing`): a federation of real engines on an
+//!   in-memory network with a virtual clock, for tests.
+//!
+//! `docs/architecture.md` follows one chunk and one approval from the
+//! socket to the commit. (Built by `cargo fuzz`, with `--cfg fuzzing`, the
+//! crate also has a `fuzzing` module: the readers of outside bytes, for the
+//! targets in `fuzz/`.)
 //!
 //! ## Layout
 //!
 //! ```text
-//!  run ── parse, logging (console) ──▶ cli::Command ──▶ cmd::<command>::run
-//!                                            ├─ node run [--config] ──▶ daemon ──▶ net (QUIC, pinned TLS) ─┐
-//!                                            │      sender, ticker, metrics (/metrics, /healthz)          │
-//!                                            │    engine::Engine::handle ◀────────────────────────────────┘
+//!  main ──▶ run ── parse, logging (console) ──▶ cli::Command ──▶ cmd::<command>::run
+//!                                            ├─ node run [--config] ──▶ daemon::run ──▶ net (QUIC, pinned TLS) ─┐
+//!                                            │      sender, ticker, metrics (/metrics, /healthz)               │
+//!                                            │    engine::Engine::handle ◀─────────────────────────────────────┘
 //!                                            │      1 protocol::project::authorise (kind, roles)
 //!                                            │      2 ProjectView::admit (project state, loaded once)
 //!                                            │      3 engine/<concern>.rs: sequencer · approval · list
 //!                                            │        · chain · linking · delivery · lifecycle
 //!                                            │      4 store: one transaction, with the outbox
-//!                                            ├─ project … ──▶ net client ──▶ linker / own node; researcher (verify, open)
+//!                                            ├─ project … ──▶ net::client ──▶ linker / own node; researcher (verify, open)
 //!                                            │    fetch ──▶ delivery_files (typed tables via output, codebook, report)
 //!                                            ├─ audit …, extract check, manifest init/add/check, keys …
 //!  manifest_file: the federation manifest (TOML) every command pins; spec: the researcher's project spec
 //!  console: stdout that ends cleanly on a closed pipe (say!), the log subscriber
+//!  testing: Federation ──▶ Net (engines, virtual clock, faults) ──▶ researcher's client
 //! ```
 #![forbid(unsafe_code)]
 
 mod cli;
 mod cmd;
 mod console;
-mod daemon;
+pub mod daemon;
 mod delivery_files;
 pub mod engine;
 mod extract_file;
 #[cfg(fuzzing)]
 pub mod fuzzing;
-#[cfg(test)]
-mod hostile_tests;
 mod keyfile;
 mod manifest_file;
 mod metrics;
-mod net;
+pub mod net;
 mod output;
 mod prepare;
 pub mod private_fs;

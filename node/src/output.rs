@@ -17,11 +17,12 @@ use arrow_array::{
     Int64Array, RecordBatch, StringArray,
 };
 use arrow_schema::{DataType, Field, Schema};
-use parquet::arrow::ArrowWriter;
+use parquet::{arrow::ArrowWriter, file::properties::WriterProperties};
 use serde::{Deserialize, Serialize};
 
-/// Rows per Parquet row group / record batch.
-const BATCH: usize = 65_536;
+/// Rows per Parquet row group / record batch: what a [`TableWriter`]
+/// holds at most (16,384 rows of text cells, a few MiB).
+const BATCH: usize = 16_384;
 
 /// The type of a column in the Parquet table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -102,6 +103,7 @@ pub(crate) struct ColumnStats {
 /// Writes `dir/<name>.csv` and `dir/<name>.parquet`: a header of
 /// `columns`, then `rows` rows whose cells are `cell(row, column)` (read
 /// in place: the table is not copied). Returns the stats of each column.
+#[cfg(test)]
 pub(crate) fn write_table<'a>(
     dir: &Path,
     name: &str,
@@ -109,46 +111,141 @@ pub(crate) fn write_table<'a>(
     rows: usize,
     cell: impl Fn(usize, usize) -> &'a str,
 ) -> anyhow::Result<Vec<ColumnStats>> {
-    let csv_path = dir.join(format!("{name}.csv"));
-    let mut w = csv::Writer::from_path(&csv_path)
-        .with_context(|| format!("cannot write {}", csv_path.display()))?;
-    w.write_record(columns.iter().map(|c| c.name.as_str()))?;
+    let mut w = TableWriter::create(dir, name, columns)?;
     for row in 0..rows {
-        w.write_record((0..columns.len()).map(|c| cell(row, c)))?;
+        w.push_row((0..columns.len()).map(|c| cell(row, c)))?;
     }
-    w.flush()?;
+    w.finish()
+}
 
-    let schema = Arc::new(Schema::new(
-        columns
+/// A table written as its rows come: the CSV row at once, the Parquet
+/// table a row group of [`BATCH`] rows at a time. It holds at most one
+/// batch of rows, whatever the table's length.
+pub(crate) struct TableWriter {
+    columns: Vec<Column>,
+    csv: csv::Writer<File>,
+    parquet: ArrowWriter<File>,
+    schema: Arc<Schema>,
+    /// The rows not yet in a row group, row after row.
+    cells: Vec<String>,
+    /// Rows per row group ([`BATCH`]).
+    batch: usize,
+    rows: u64,
+    stats: Vec<ColumnStats>,
+}
+
+impl TableWriter {
+    /// Creates `dir/<name>.csv` and `dir/<name>.parquet` and writes the
+    /// CSV header.
+    ///
+    /// # Errors
+    ///
+    /// The files cannot be created.
+    pub(crate) fn create(dir: &Path, name: &str, columns: &[Column]) -> anyhow::Result<Self> {
+        let csv_path = dir.join(format!("{name}.csv"));
+        let mut csv = csv::Writer::from_path(&csv_path)
+            .with_context(|| format!("cannot write {}", csv_path.display()))?;
+        csv.write_record(columns.iter().map(|c| c.name.as_str()))?;
+        let schema = Arc::new(Schema::new(
+            columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| Field::new(&c.name, c.kind.data_type(), i > 0))
+                .collect::<Vec<_>>(),
+        ));
+        let parquet_path = dir.join(format!("{name}.parquet"));
+        let file = File::create(&parquet_path)
+            .with_context(|| format!("cannot write {}", parquet_path.display()))?;
+        // One row group per batch: the writer holds no more than a batch.
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(BATCH))
+            .build();
+        let parquet = ArrowWriter::try_new(file, schema.clone(), Some(props))?;
+        Ok(Self {
+            columns: columns.to_vec(),
+            csv,
+            parquet,
+            schema,
+            cells: Vec::new(),
+            batch: BATCH,
+            rows: 0,
+            stats: vec![ColumnStats::default(); columns.len()],
+        })
+    }
+
+    /// Rows written so far.
+    pub(crate) fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Rows held, not yet in a row group.
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.cells.len() / self.columns.len().max(1)
+    }
+
+    /// Writes one row (one cell per column; missing cells are empty).
+    ///
+    /// # Errors
+    ///
+    /// A write error.
+    pub(crate) fn push_row<'a>(
+        &mut self,
+        cells: impl Iterator<Item = &'a str>,
+    ) -> anyhow::Result<()> {
+        let n = self.columns.len();
+        let start = self.cells.len();
+        self.cells.extend(cells.take(n).map(str::to_string));
+        self.cells.resize(start + n, String::new());
+        self.csv.write_record(&self.cells[start..])?;
+        self.rows += 1;
+        if self.cells.len() >= self.batch * n.max(1) {
+            self.flush_batch()?;
+        }
+        Ok(())
+    }
+
+    fn flush_batch(&mut self) -> anyhow::Result<()> {
+        let n = self.columns.len().max(1);
+        let rows = self.cells.len() / n;
+        if rows == 0 {
+            return Ok(());
+        }
+        let cells = &self.cells;
+        let arrays: Vec<ArrayRef> = self
+            .columns
             .iter()
-            .enumerate()
-            .map(|(i, c)| Field::new(&c.name, c.kind.data_type(), i > 0))
-            .collect::<Vec<_>>(),
-    ));
-    let parquet_path = dir.join(format!("{name}.parquet"));
-    let file = File::create(&parquet_path)
-        .with_context(|| format!("cannot write {}", parquet_path.display()))?;
-    let mut writer = ArrowWriter::try_new(file, schema.clone(), None)?;
-    let mut stats = vec![ColumnStats::default(); columns.len()];
-    for start in (0..rows).step_by(BATCH) {
-        let part = start..(start + BATCH).min(rows);
-        let arrays: Vec<ArrayRef> = columns
-            .iter()
-            .zip(stats.iter_mut())
+            .zip(self.stats.iter_mut())
             .enumerate()
             .map(|(i, (c, s))| {
-                let cells = part.clone().map(|r| cell(r, i));
+                let column = (0..rows).map(|r| cells[r * n + i].as_str());
                 if i == 0 {
-                    Arc::new(StringArray::from_iter_values(cells)) as ArrayRef
+                    Arc::new(StringArray::from_iter_values(column)) as ArrayRef
                 } else {
-                    typed_array(c.kind, cells, s)
+                    typed_array(c.kind, column, s)
                 }
             })
             .collect();
-        writer.write(&RecordBatch::try_new(schema.clone(), arrays)?)?;
+        self.parquet
+            .write(&RecordBatch::try_new(self.schema.clone(), arrays)?)?;
+        // The batch is a row group of its own: the writer keeps nothing.
+        self.parquet.flush()?;
+        self.cells.clear();
+        Ok(())
     }
-    writer.close()?;
-    Ok(stats)
+
+    /// Writes the last row group and closes both files; returns the stats
+    /// of each column.
+    ///
+    /// # Errors
+    ///
+    /// A write error.
+    pub(crate) fn finish(mut self) -> anyhow::Result<Vec<ColumnStats>> {
+        self.flush_batch()?;
+        self.csv.flush()?;
+        self.parquet.close()?;
+        Ok(self.stats)
+    }
 }
 
 /// One column of a batch as `kind`, counting empty and unparsable cells.
@@ -253,6 +350,37 @@ mod tests {
     use super::*;
     use arrow_array::{cast::AsArray, types::Date32Type, Array};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    /// Issue 13: a table of any length is written holding at most one
+    /// batch of rows; each batch is a row group of its own.
+    #[test]
+    fn a_table_writer_holds_at_most_one_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let columns = [
+            Column::new("lnr", ColumnType::String),
+            Column::new("n", ColumnType::Int),
+        ];
+        let mut w = TableWriter::create(dir.path(), "T", &columns).expect("create");
+        w.batch = 10;
+        for i in 0..95 {
+            let n = i.to_string();
+            w.push_row(["A", n.as_str()].into_iter()).expect("row");
+            assert!(w.held() < 10, "{} rows held", w.held());
+        }
+        assert_eq!(w.rows(), 95);
+        w.finish().expect("finish");
+        let file = File::open(dir.path().join("T.parquet")).expect("parquet");
+        let meta = ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("reader")
+            .metadata()
+            .clone();
+        assert_eq!(meta.num_row_groups(), 10);
+        let rows: usize = read_parquet(&dir.path().join("T.parquet"))
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum();
+        assert_eq!(rows, 95);
+    }
 
     fn read_parquet(path: &Path) -> Vec<RecordBatch> {
         let file = File::open(path).expect("parquet");

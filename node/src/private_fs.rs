@@ -11,7 +11,7 @@
 //! Checks are made on the opened handle (`fstat` via [`File::metadata`]),
 //! never on the path before re-opening it, so a file swapped between the
 //! check and the use (a symlink to another file, a FIFO) is never the one
-//! read. SQLite opens the database by path after [`prepare_db`] made or
+//! read. SQLite opens the database by path after `prepare_db` made or
 //! checked it; its `-wal` and `-shm` files take the database's mode, and
 //! the umask covers anything else created under the directory.
 

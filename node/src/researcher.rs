@@ -1,5 +1,20 @@
 //! The researcher's side of a delivery: verify the transcript, then every
-//! delivered item against it, and open the items.
+//! delivered item against it, and open the items — one message at a time.
+//!
+//! ```text
+//!  TranscriptFile ─▶ DeliveryReader::start: decode, verify (trailer, manifest),
+//!                    the signed delivery record, each list's announcement and final root
+//!  DeliveryHeader ─▶ the list is in the record, once; content key and columns as announced
+//!  DeliveryItems  ─▶ per item: position ascends, count, selection digest (SelectionCheck),
+//!                    sealed and salted-point proofs, lnr, open ─▶ TableSink::person
+//!  (end)          ─▶ DeliveryReader::finish: every list complete, its digest the signed one,
+//!                    persons per list = the link summary's matched count
+//! ```
+//!
+//! The reader holds the transcript and one message; the rows go to a
+//! [`TableSink`] as they are opened (the files of `project fetch`, or a
+//! [`Delivered`] in memory for tests). So a fetch's memory does not grow
+//! with the delivery (issue 13).
 
 use std::collections::BTreeMap;
 
@@ -10,22 +25,21 @@ use kobling_protocol::{
     manifest::Manifest,
     messages::Message,
     project::ProjectView,
-    seal::HpkeSecretKey,
-    transcript::{self, Body, DeliveryRecord, VerifiedTranscript},
-    types::Name,
+    seal::{ContentKey, HpkeSecretKey},
+    transcript::{self, Body, DeliveryRecord, ListAnnouncement, VerifiedTranscript},
+    types::{Digest, Name, ProjectId},
 };
 
 /// One register's delivered table.
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Table {
-    /// The variables, as the register's signed announcement names them
-    /// (which the transcript check ties to the order's variables).
-    pub(crate) columns: Vec<String>,
     /// One row per extract row of a cohort member: lnr and the values.
     pub(crate) rows: Vec<(Lnr, Vec<String>)>,
 }
 
-/// What a fetch yields.
+/// What a fetch yields, held in memory (tests).
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug)]
 pub(crate) struct Delivered {
     /// Per register.
@@ -36,7 +50,277 @@ pub(crate) struct Delivered {
     pub(crate) transcript: Vec<u8>,
 }
 
-/// Verifies and opens the linker's replies to a fetch.
+/// Where opened rows go, as they are opened.
+pub(crate) trait TableSink {
+    /// A list's table starts, with the variables its signed announcement
+    /// names.
+    ///
+    /// # Errors
+    ///
+    /// The sink's failure (a write error).
+    fn list(&mut self, list: &Name, columns: &[String]) -> anyhow::Result<()>;
+
+    /// One delivered person of `list` (every item is one person, at a
+    /// position above the previous one's): its rows.
+    ///
+    /// # Errors
+    ///
+    /// The sink's failure; a sink that keeps the persons refuses an lnr
+    /// twice in one list.
+    fn person(&mut self, list: &Name, lnr: Lnr, rows: Vec<Vec<String>>) -> anyhow::Result<()>;
+}
+
+/// The list being read.
+struct Current {
+    list: Name,
+    key: ContentKey,
+    sealed_root: Digest,
+    final_root: Digest,
+    persons: u64,
+    /// Items the header announced and that have not come yet.
+    remaining: u64,
+    check: SelectionCheck,
+}
+
+/// A delivery being verified and opened, one reply at a time.
+pub(crate) struct DeliveryReader<'k> {
+    key: &'k HpkeSecretKey,
+    project: ProjectId,
+    verified: VerifiedTranscript,
+    transcript: Vec<u8>,
+    /// Each list's signed announcement and final root (`None`: the list
+    /// did not pass every hop).
+    lists: BTreeMap<Name, (ListAnnouncement, Option<Digest>)>,
+    /// Lists of the signed delivery record whose header has not come.
+    checks: BTreeMap<Name, SelectionCheck>,
+    current: Option<Current>,
+    /// Persons with at least one row, per list read.
+    persons: BTreeMap<Name, u64>,
+    /// The items the record counts.
+    items: u64,
+}
+
+/// What a complete, verified delivery leaves once its rows went to the
+/// sink.
+#[derive(Debug)]
+pub(crate) struct Verified {
+    /// The verified transcript.
+    pub(crate) verified: VerifiedTranscript,
+    /// The transcript file as received.
+    pub(crate) transcript: Vec<u8>,
+}
+
+impl<'k> DeliveryReader<'k> {
+    /// Starts from the linker's first reply: the transcript file, which
+    /// must verify completely (trailer, manifest) and hold the signed
+    /// delivery record.
+    ///
+    /// # Errors
+    ///
+    /// A refusal, a malformed or unverified transcript, or no delivery
+    /// record.
+    pub(crate) fn start(
+        manifest: &Manifest,
+        key: &'k HpkeSecretKey,
+        first: Option<Message>,
+    ) -> anyhow::Result<Self> {
+        let bytes = match first {
+            Some(Message::TranscriptFile { bytes }) => bytes.into_inner(),
+            Some(Message::Refused { code, detail }) => {
+                bail!("the linker refused the fetch ({code}): {detail}")
+            }
+            _ => bail!("the linker's reply does not start with the transcript"),
+        };
+        let (entries, trailer) =
+            transcript::decode_file(&bytes).context("the delivered transcript is malformed")?;
+        let verified = transcript::verify(&entries, Some(&trailer), manifest)
+            .context("the delivered transcript does not verify")?;
+        let view = ProjectView::new(manifest, &entries);
+        let record: &DeliveryRecord = entries
+            .iter()
+            .find_map(|e| match &e.signed.statement.body {
+                Body::Delivery(d) => Some(d),
+                _ => None,
+            })
+            .context("the delivered transcript holds no signed delivery record")?;
+        let items = record
+            .lists
+            .iter()
+            .fold(0u64, |n, l| n.saturating_add(l.items));
+        let checks = record
+            .lists
+            .iter()
+            .map(|l| (l.list.clone(), SelectionCheck::new(l)))
+            .collect();
+        let lists = view
+            .participants()
+            .into_iter()
+            .filter_map(|l| {
+                let a = view.announcement(&l)?.clone();
+                let root = view.final_root(&l);
+                Some((l, (a, root)))
+            })
+            .collect();
+        Ok(Self {
+            key,
+            project: verified.order.project.clone(),
+            verified,
+            transcript: bytes,
+            lists,
+            checks,
+            current: None,
+            persons: BTreeMap::new(),
+            items,
+        })
+    }
+
+    /// The items the signed delivery record counts, over every list.
+    pub(crate) fn items(&self) -> u64 {
+        self.items
+    }
+
+    /// Takes the linker's next reply: a list's header or its items.
+    ///
+    /// # Errors
+    ///
+    /// Anything that does not verify, or the sink's failure.
+    pub(crate) fn handle(&mut self, msg: Message, sink: &mut impl TableSink) -> anyhow::Result<()> {
+        match msg {
+            Message::DeliveryHeader {
+                project: p,
+                list,
+                columns,
+                content_key,
+                items,
+            } => {
+                ensure!(p == self.project, "a delivery part for another project");
+                self.end_list()?;
+                let check = self.checks.remove(&list).with_context(|| {
+                    format!("list {list} is not in the signed delivery record, or repeated")
+                })?;
+                let (announcement, final_root) = self
+                    .lists
+                    .get(&list)
+                    .with_context(|| format!("list {list} is not in the transcript"))?;
+                ensure!(
+                    announcement.content_key == content_key,
+                    "list {list}: the content key differs from the announced one"
+                );
+                let final_root =
+                    final_root.with_context(|| format!("list {list} did not pass every hop"))?;
+                let key = content_key
+                    .unwrap(self.key, &self.project, &list)
+                    .with_context(|| {
+                        format!(
+                            "list {list}: the content key does not open with this researcher key"
+                        )
+                    })?;
+                ensure!(
+                    columns == announcement.columns,
+                    "list {list}: the delivery's columns differ from the signed announcement"
+                );
+                let names: Vec<String> =
+                    announcement.columns.iter().map(|c| c.to_string()).collect();
+                sink.list(&list, &names)?;
+                self.persons.insert(list.clone(), 0);
+                self.current = Some(Current {
+                    sealed_root: announcement.sealed_root,
+                    persons: announcement.persons,
+                    list,
+                    key,
+                    final_root,
+                    remaining: items,
+                    check,
+                });
+            }
+            Message::DeliveryItems {
+                project: p,
+                list,
+                items,
+            } => {
+                ensure!(p == self.project, "a delivery part for another project");
+                let Some(c) = &mut self.current else {
+                    bail!("items before their list's header")
+                };
+                ensure!(
+                    c.list == list,
+                    "items of list {list} under the header of {}",
+                    c.list
+                );
+                c.remaining = c
+                    .remaining
+                    .checked_sub(items.len() as u64)
+                    .context("more items than announced")?;
+                let persons = self.persons.entry(list.clone()).or_default();
+                for item in items.iter() {
+                    c.check.push(item.position, &item.lnr)?;
+                    let rows = open_item(
+                        &self.project,
+                        &list,
+                        item,
+                        &c.sealed_root,
+                        &c.final_root,
+                        c.persons,
+                        &c.key,
+                    )?;
+                    if !rows.is_empty() {
+                        *persons += 1;
+                    }
+                    sink.person(&list, item.lnr, rows)?;
+                }
+            }
+            other => bail!("unexpected message in the delivery: {}", other.kind()),
+        }
+        Ok(())
+    }
+
+    /// Closes the list being read: every announced item came, and the
+    /// selection is the signed one.
+    fn end_list(&mut self) -> anyhow::Result<()> {
+        if let Some(c) = self.current.take() {
+            ensure!(c.remaining == 0, "the delivery is incomplete");
+            c.check.finish()?;
+        }
+        Ok(())
+    }
+
+    /// Ends the delivery: the last list is complete, every list of the
+    /// record came, and each list delivers as many persons as the link
+    /// summary says it matched (the sink refused any lnr twice in a list).
+    ///
+    /// # Errors
+    ///
+    /// Anything that does not add up.
+    pub(crate) fn finish(mut self) -> anyhow::Result<Verified> {
+        self.end_list()?;
+        ensure!(
+            self.checks.is_empty(),
+            "the delivery lacks lists the signed delivery record names: {}",
+            self.checks
+                .keys()
+                .map(|l| l.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for l in &self.verified.lists {
+            if let (Some(m), Some(n)) = (l.matched, self.persons.get(&l.list)) {
+                ensure!(
+                    *n == m,
+                    "list {}: {n} persons delivered, the link summary says {m}",
+                    l.list
+                );
+            }
+        }
+        Ok(Verified {
+            verified: self.verified,
+            transcript: self.transcript,
+        })
+    }
+}
+
+/// Verifies and opens the linker's replies to a fetch, in memory (tests;
+/// `project fetch` streams them to files).
+#[cfg(any(test, feature = "testing"))]
 ///
 /// Besides every item's proofs, each list's items are checked against the
 /// linker's signed delivery record in the transcript: positions ascend (no
@@ -49,168 +333,44 @@ pub(crate) fn open_delivery(
     replies: Vec<Message>,
 ) -> anyhow::Result<Delivered> {
     let mut replies = replies.into_iter();
-    let bytes = match replies.next() {
-        Some(Message::TranscriptFile { bytes }) => bytes.into_inner(),
-        Some(Message::Refused { code, detail }) => {
-            bail!("the linker refused the fetch ({code}): {detail}")
-        }
-        _ => bail!("the linker's reply does not start with the transcript"),
-    };
-    let (entries, trailer) =
-        transcript::decode_file(&bytes).context("the delivered transcript is malformed")?;
-    let verified = transcript::verify(&entries, Some(&trailer), manifest)
-        .context("the delivered transcript does not verify")?;
-    let view = ProjectView::new(manifest, &entries);
-    let project = verified.order.project.clone();
-    let record: &DeliveryRecord = entries
-        .iter()
-        .find_map(|e| match &e.signed.statement.body {
-            Body::Delivery(d) => Some(d),
-            _ => None,
-        })
-        .context("the delivered transcript holds no signed delivery record")?;
-    let mut checks: BTreeMap<Name, SelectionCheck> = record
-        .lists
-        .iter()
-        .map(|l| (l.list.clone(), SelectionCheck::new(l)))
-        .collect();
-    let mut finished: BTreeMap<Name, SelectionCheck> = BTreeMap::new();
-    let mut tables: BTreeMap<Name, Table> = BTreeMap::new();
-    let mut expected: BTreeMap<Name, u64> = BTreeMap::new();
-    // On a terminal only (indicatif draws nothing elsewhere).
-    let progress = indicatif::ProgressBar::new(0);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "verifying and opening [{bar:30}] {pos}/{len} persons  {msg}",
-    ) {
-        progress.set_style(style.progress_chars("=> "));
-    }
-    let mut current: Option<(
-        Name,
-        kobling_protocol::seal::ContentKey,
-        kobling_protocol::types::Digest,
-        kobling_protocol::types::Digest,
-        u64,
-    )> = None;
+    let mut reader = DeliveryReader::start(manifest, key, replies.next())?;
+    let mut tables = InMemory::default();
     for msg in replies {
-        match msg {
-            Message::DeliveryHeader {
-                project: p,
-                list,
-                columns,
-                content_key,
-                items,
-            } => {
-                ensure!(p == project, "a delivery part for another project");
-                if let Some((done, _, _, _, _)) = current.take() {
-                    let check = finished.remove(&done).context("check")?;
-                    check.finish()?;
-                }
-                let check = checks.remove(&list).with_context(|| {
-                    format!("list {list} is not in the signed delivery record, or repeated")
-                })?;
-                finished.insert(list.clone(), check);
-                let announcement = view
-                    .announcement(&list)
-                    .with_context(|| format!("list {list} is not in the transcript"))?;
-                ensure!(
-                    announcement.content_key == content_key,
-                    "list {list}: the content key differs from the announced one"
-                );
-                let final_root = view
-                    .final_root(&list)
-                    .with_context(|| format!("list {list} did not pass every hop"))?;
-                let key = content_key.unwrap(key, &project, &list).with_context(|| {
-                    format!("list {list}: the content key does not open with this researcher key")
-                })?;
-                ensure!(
-                    columns == announcement.columns,
-                    "list {list}: the delivery's columns differ from the signed announcement"
-                );
-                tables.insert(
-                    list.clone(),
-                    Table {
-                        columns: announcement.columns.iter().map(|c| c.to_string()).collect(),
-                        rows: Vec::new(),
-                    },
-                );
-                expected.insert(list.clone(), items);
-                progress.inc_length(items);
-                progress.set_message(list.to_string());
-                current = Some((
-                    list,
-                    key,
-                    announcement.sealed_root,
-                    final_root,
-                    announcement.persons,
-                ));
-            }
-            Message::DeliveryItems {
-                project: p,
-                list,
-                items,
-            } => {
-                ensure!(p == project, "a delivery part for another project");
-                let Some((l, key, sealed_root, final_root, persons)) = &current else {
-                    bail!("items before their list's header")
-                };
-                ensure!(*l == list, "items of list {list} under the header of {l}");
-                let table = tables.get_mut(&list).context("table")?;
-                let check = finished.get_mut(&list).context("check")?;
-                for item in items.iter() {
-                    check.push(item.position, &item.lnr)?;
-                    for row in open_item(
-                        &project,
-                        &list,
-                        item,
-                        sealed_root,
-                        final_root,
-                        *persons,
-                        key,
-                    )? {
-                        table.rows.push((item.lnr, row));
-                    }
-                }
-                progress.inc(items.len() as u64);
-                let counter = expected.get_mut(&list).context("count")?;
-                *counter = counter
-                    .checked_sub(items.len() as u64)
-                    .context("more items than announced")?;
-            }
-            other => bail!("unexpected message in the delivery: {other:?}"),
-        }
+        reader.handle(msg, &mut tables)?;
     }
-    progress.finish_and_clear();
-    ensure!(
-        expected.values().all(|n| *n == 0),
-        "the delivery is incomplete"
-    );
-    if let Some((done, _, _, _, _)) = current.take() {
-        finished.remove(&done).context("check")?.finish()?;
-    }
-    ensure!(
-        checks.is_empty(),
-        "the delivery lacks lists the signed delivery record names: {}",
-        checks
-            .keys()
-            .map(|l| l.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    for l in &verified.lists {
-        if let (Some(m), Some(t)) = (l.matched, tables.get(&l.list)) {
-            let persons: std::collections::BTreeSet<&Lnr> =
-                t.rows.iter().map(|(lnr, _)| lnr).collect();
-            ensure!(
-                persons.len() as u64 == m,
-                "list {}: {} persons delivered, the link summary says {m}",
-                l.list,
-                persons.len()
-            );
-        }
-    }
+    let done = reader.finish()?;
     Ok(Delivered {
-        tables,
-        verified,
-        transcript: bytes,
+        tables: tables.tables,
+        verified: done.verified,
+        transcript: done.transcript,
     })
+}
+
+/// The tables in memory.
+#[cfg(any(test, feature = "testing"))]
+#[derive(Default)]
+struct InMemory {
+    tables: BTreeMap<Name, Table>,
+    seen: BTreeMap<Name, std::collections::BTreeSet<Lnr>>,
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl TableSink for InMemory {
+    fn list(&mut self, list: &Name, _columns: &[String]) -> anyhow::Result<()> {
+        self.tables.insert(list.clone(), Table::default());
+        Ok(())
+    }
+
+    fn person(&mut self, list: &Name, lnr: Lnr, rows: Vec<Vec<String>>) -> anyhow::Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        ensure!(
+            self.seen.entry(list.clone()).or_default().insert(lnr),
+            "list {list} delivers one person twice"
+        );
+        let table = self.tables.get_mut(list).context("table")?;
+        table.rows.extend(rows.into_iter().map(|r| (lnr, r)));
+        Ok(())
+    }
 }

@@ -24,7 +24,7 @@ use kobling_protocol::{
     messages::{self, Message},
     types::Name,
 };
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::store::StoreError;
 
@@ -59,12 +59,7 @@ impl Staging {
                 // planted link, never readable by anyone else, not even
                 // for a moment (issue 18 item 8).
                 drop(crate::private_fs::create_new(&path)?);
-                let conn = Connection::open_with_flags(
-                    &path,
-                    OpenFlags::SQLITE_OPEN_READ_WRITE
-                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                        | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-                )?;
+                let conn = crate::store::open_existing(&path)?;
                 (conn, Some(path))
             }
             None => (Connection::open_in_memory()?, None),

@@ -65,6 +65,17 @@ fn write_hint(e: &rusqlite::Error) -> &'static str {
     }
 }
 
+/// Opens the SQLite database at `path`, which must exist (made private
+/// beforehand): read-write, never through a symbolic link.
+pub(crate) fn open_existing(path: &Path) -> rusqlite::Result<Connection> {
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )
+}
+
 /// The node's state database.
 pub struct Store {
     conn: Connection,
@@ -120,13 +131,7 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.join("state.db");
         crate::private_fs::prepare_db(&path)?;
-        let conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-        )?;
-        Self::init(conn)
+        Self::init(open_existing(&path)?)
     }
 
     fn init(conn: Connection) -> Result<Self, StoreError> {
@@ -727,6 +732,20 @@ impl Tx<'_> {
 }
 
 impl Tx<'_> {
+    /// Deletes every row about a project, its transcript copy included
+    /// (an order no operator approved, forgotten: issue 18 item 2), and
+    /// truncates the WAL after the commit as a shred does.
+    pub(crate) fn forget_project(&self, project: &ProjectId) -> Result<(), StoreError> {
+        self.delete_working_data(project)?;
+        for table in ["entries", "outbox", "sent", "notices"] {
+            self.0.execute(
+                &format!("DELETE FROM {table} WHERE project = ?1"),
+                [project.as_str()],
+            )?;
+        }
+        Ok(())
+    }
+
     /// Chain v2 working data (`kind`: the owner's kept output `y` and its
     /// chunk digests, the linker's `Z` and concluded list checks), by key.
     pub(crate) fn put_v2(

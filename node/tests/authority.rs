@@ -15,6 +15,10 @@
 //! researcher who floods granted orders has three waiting for a first
 //! approval and the fourth refused `too-many-pending`; an order expiring
 //! twenty years from now is refused; neither leaves anything at any node.
+//!
+//! A granted order lives at the linker alone until an operator approves
+//! it: no register has a row or a file for it before; after the first
+//! approval the project runs to delivery as before.
 
 mod common;
 #[path = "common/raw.rs"]
@@ -31,7 +35,10 @@ use kobling_protocol::{
     types::{Name, ProjectId},
 };
 
-use common::{authorize, eventually, path, researcher_key, setup, write_spec, MEMBERS};
+use common::{
+    approve_all, authorize, eventually, fetch_and_check, path, researcher_key, setup, submit,
+    write_spec, MEMBERS, REGISTERS,
+};
 
 /// Rows for `project` in the tables a project leaves at a node, and the
 /// row counts of the tables every message touches.
@@ -258,6 +265,101 @@ fn orders_without_an_authority_s_grant_for_them_are_refused_and_leave_nothing() 
         path(&other),
     ]);
     assert!(!out.status.success(), "a grant of another spec was sent");
+}
+
+/// A register's whole state: rows about `project` in every table with a
+/// `project` column, every table's row count, and the files under the
+/// node's directory (other than the database's own).
+fn snapshot(dir: &std::path::Path, project: &str) -> (i64, Vec<(String, i64)>, Vec<String>) {
+    let db = rusqlite::Connection::open_with_flags(
+        dir.join("state.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("state.db");
+    let tables: Vec<String> = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .and_then(|mut s| {
+            s.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .expect("tables");
+    let mut about = 0;
+    let mut totals = Vec::new();
+    for t in tables {
+        let count = |sql: &str, p: &[&str]| -> i64 {
+            db.query_row(sql, rusqlite::params_from_iter(p), |r| r.get(0))
+                .expect("count")
+        };
+        totals.push((t.clone(), count(&format!("SELECT COUNT(*) FROM {t}"), &[])));
+        let columns = count(
+            "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = 'project'",
+            &[&t],
+        );
+        if columns > 0 {
+            about += count(
+                &format!("SELECT COUNT(*) FROM {t} WHERE project = ?1"),
+                &[project],
+            );
+        }
+    }
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("dir").flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !name.starts_with("state.db") {
+                files.push(p.display().to_string());
+            }
+        }
+    }
+    files.sort();
+    (about, totals, files)
+}
+
+/// Issue 18 item 2: nothing is committed federation-wide before the first
+/// approval. A granted order submitted with `kobling project submit` is
+/// held by the linker alone: every register's rows (about the project and
+/// in total) and files are what they were before. Then both operators of
+/// each register approve with `kobling project approve` (which takes the
+/// order's entry from the linker to its register) and the project runs to
+/// a verified delivery.
+#[test]
+fn an_order_lives_at_the_linker_alone_until_the_first_approval() {
+    let (s, _nodes) = setup(400);
+    let d = s.dir.path();
+    for m in MEMBERS {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !has_tables(&d.join(m)) {
+            assert!(std::time::Instant::now() < deadline, "{m} never started");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+    let registers = || -> Vec<_> {
+        REGISTERS
+            .iter()
+            .map(|r| snapshot(&d.join(r), "SOLO-1"))
+            .collect()
+    };
+    let before = registers();
+    let researcher = submit(&s, "SOLO-1");
+    assert!(
+        snapshot(&d.join("LINKER"), "SOLO-1").0 > 0,
+        "the linker holds the order"
+    );
+    // Give any replication a moment: still nothing at any register.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    for (r, (after, before)) in REGISTERS.iter().zip(registers().iter().zip(&before)) {
+        assert_eq!(after.0, 0, "{r} holds rows about an unapproved order");
+        assert_eq!(after, before, "{r}'s state changed");
+    }
+    approve_all(&s, "SOLO-1");
+    fetch_and_check(&s, &researcher, "SOLO-1");
+    for r in REGISTERS {
+        assert!(snapshot(&d.join(r), "SOLO-1").0 > 0, "{r} took part");
+    }
 }
 
 fn now() -> u64 {

@@ -181,9 +181,9 @@ fn a_federation_behind_lossy_relays_and_a_cut_delivers_exactly_the_ground_truth(
     let mut relays = Vec::new();
     let mut listen = Vec::new();
     for i in 0..MEMBERS.len() {
-        let upstream: SocketAddr = format!("127.0.0.1:{}", common::free_port())
-            .parse()
-            .expect("addr");
+        // The node's own socket, bound here and handed to it.
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let upstream: SocketAddr = socket.local_addr().expect("addr");
         let config = RelayConfig {
             seed: seed * 100 + i as u64,
             faults: if clean { Faults::none() } else { faults() },
@@ -197,14 +197,15 @@ fn a_federation_behind_lossy_relays_and_a_cut_delivers_exactly_the_ground_truth(
             ))
             .expect("relay");
         relays.push(relay);
-        listen.push(upstream);
+        listen.push(std::sync::Arc::new(socket));
     }
     let started = Instant::now();
     let (s, mut nodes) = setup_with(PERSONS, "info", &["--chunk-size", CHUNK_SIZE], |name| {
         let i = MEMBERS.iter().position(|m| *m == name).expect("a member");
         NodeAddr {
             advertised: relays[i].local_addr().to_string(),
-            listen: Some(listen[i].to_string()),
+            listen: None,
+            socket: Some(listen[i].clone()),
         }
     });
     let researcher = submit(&s, "FAULTS-1");

@@ -58,6 +58,8 @@ fn captured_requests_redirected_requests_and_swapped_extract_names_are_refused()
             _ => None,
         })
         .expect("the order");
+    // The order's entry, which an approval carries to its register.
+    let order_entry = Box::new(entries[0].clone());
 
     // A request for the linker, sent to NPR by an operator of NPR (whom
     // NPR answers about this project): refused.
@@ -122,9 +124,9 @@ fn captured_requests_redirected_requests_and_swapped_extract_names_are_refused()
     let mitm = Message::Approve {
         statement: statement.clone(),
         request: Box::new(swapped),
+        order: order_entry.clone(),
     };
-    // NPR may not know the project yet: `not-ready` until it does (each
-    // attempt in a fresh envelope, as the command makes).
+    // Each attempt in a fresh envelope, as the command makes.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         assert_eq!(
@@ -135,6 +137,7 @@ fn captured_requests_redirected_requests_and_swapped_extract_names_are_refused()
         let genuine = Message::Approve {
             statement: statement.clone(),
             request: Box::new(envelope("NPR.csv")),
+            order: order_entry.clone(),
         };
         let replies = raw::send(&manifest, "NPR", &genuine);
         match replies.first() {

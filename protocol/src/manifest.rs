@@ -6,19 +6,16 @@
 //! deserialize from TOML (keys as hex strings) and from postcard (keys as
 //! raw bytes) alike.
 
-use core::fmt;
-
-use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::{
     hash::framed_sha3,
     types::{Digest, Name},
 };
 
-/// A 32-byte public key or fingerprint: hex in human-readable formats, raw
-/// bytes in postcard.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Key32(pub [u8; 32]);
+mod key;
+
+pub use self::key::{Key32, TlsFingerprint, X25519Key};
 
 /// A member's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -51,11 +48,11 @@ pub struct Member {
     /// QUIC address, `host:port`.
     pub address: String,
     /// SHA-256 of the TLS certificate's SubjectPublicKeyInfo.
-    pub tls_spki_sha256: Key32,
+    pub tls_spki_sha256: TlsFingerprint,
     /// The node's Ed25519 signing key.
     pub signing_key: Key32,
     /// The node's X25519 (HPKE) public key.
-    pub hpke_key: Key32,
+    pub hpke_key: X25519Key,
     /// The register's authorised operators (empty for the linker).
     #[serde(default)]
     pub operators: Vec<Operator>,
@@ -131,8 +128,11 @@ impl Manifest {
             if !names.insert(&m.name) {
                 return Err(ManifestError::DuplicateMember(m.name.clone()));
             }
-            let member_keys = [m.tls_spki_sha256, m.signing_key, m.hpke_key];
-            for k in member_keys.iter().chain(m.operators.iter().map(|o| &o.key)) {
+            let member_keys = [m.tls_spki_sha256.0, m.signing_key.0, m.hpke_key.0];
+            for k in member_keys
+                .iter()
+                .chain(m.operators.iter().map(|o| &o.key.0))
+            {
                 if !keys.insert(*k) {
                     return Err(ManifestError::DuplicateKey(m.name.clone()));
                 }
@@ -148,7 +148,7 @@ impl Manifest {
             }
         }
         for a in &self.authorities {
-            if a.name.trim().is_empty() || !keys.insert(a.key) {
+            if a.name.trim().is_empty() || !keys.insert(a.key.0) {
                 return Err(ManifestError::BadAuthority(a.name.clone()));
             }
         }
@@ -197,7 +197,7 @@ impl Manifest {
     }
 
     /// The member whose TLS key fingerprint is `fingerprint`.
-    pub fn member_by_tls(&self, fingerprint: &Key32) -> Option<&Member> {
+    pub fn member_by_tls(&self, fingerprint: &TlsFingerprint) -> Option<&Member> {
         self.members
             .iter()
             .find(|m| &m.tls_spki_sha256 == fingerprint)
@@ -229,65 +229,6 @@ impl Manifest {
     }
 }
 
-impl fmt::Debug for Key32 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Key32({})", &self.to_hex()[..16])
-    }
-}
-
-impl fmt::Display for Key32 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl Key32 {
-    /// Lower-case hex.
-    pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    /// Parses 64 hex digits.
-    ///
-    /// # Errors
-    ///
-    /// A message saying what is wrong.
-    pub fn from_hex(s: &str) -> Result<Self, &'static str> {
-        let s = s.trim();
-        // `from_str_radix` alone would also take a sign ("+7").
-        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err("expected 64 hex digits");
-        }
-        let mut out = [0u8; 32];
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = u8::from_str_radix(s.get(2 * i..2 * i + 2).ok_or("expected hex digits")?, 16)
-                .map_err(|_| "expected hex digits")?;
-        }
-        Ok(Key32(out))
-    }
-}
-
-impl Serialize for Key32 {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() {
-            s.serialize_str(&self.to_hex())
-        } else {
-            self.0.serialize(s)
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Key32 {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        if d.is_human_readable() {
-            let s = crate::bounded::BoundedString::<128>::deserialize(d)?;
-            Key32::from_hex(&s).map_err(de::Error::custom)
-        } else {
-            Ok(Key32(<[u8; 32]>::deserialize(d)?))
-        }
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -297,9 +238,9 @@ pub(crate) mod tests {
             name: Name::new(name).expect("valid"),
             role,
             address: format!("127.0.0.1:{}", 4000 + seed as u16),
-            tls_spki_sha256: Key32([seed; 32]),
+            tls_spki_sha256: TlsFingerprint([seed; 32]),
             signing_key: Key32([seed.wrapping_add(100); 32]),
-            hpke_key: Key32([seed.wrapping_add(200); 32]),
+            hpke_key: X25519Key([seed.wrapping_add(200); 32]),
             operators: (0..operators)
                 .map(|i| Operator {
                     name: format!("op{i}"),
@@ -354,6 +295,25 @@ pub(crate) mod tests {
             authorities: Vec::new(),
             domains: Vec::new(),
         }
+    }
+
+    /// The manifest's bytes (and so its digest, which every order and
+    /// request signs) are those of the manifests written before the key
+    /// kinds had types of their own: every key 32 raw bytes in postcard.
+    #[test]
+    fn the_manifest_digest_is_unchanged_by_the_key_types() {
+        let mut m = manifest();
+        m.authorities.push(Authority {
+            name: "authority".into(),
+            key: Key32([0x77; 32]),
+        });
+        let bytes = postcard::to_allocvec(&m).expect("encodes");
+        let back: Manifest = postcard::from_bytes(&bytes).expect("decodes");
+        assert_eq!(back, m);
+        assert_eq!(
+            m.digest().to_hex(),
+            "f389567b1fe668894b1ed6d92627f9d8ad3c8dcb13eea837afca1bba7566eaff"
+        );
     }
 
     #[test]

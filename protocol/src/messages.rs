@@ -8,8 +8,8 @@
 //! bytes.
 //!
 //! ```text
-//!  researcher ──SubmitOrder──▶ linker ──Statement(order)──▶ registers
-//!  operator   ──Approve──────▶ own node ──Statement──▶ linker
+//!  researcher ──SubmitOrder──▶ linker (kept there alone until the first approval)
+//!  operator   ──Status──▶ linker (the order entry); ──Approve(+ order entry)──▶ own node ──Statement──▶ linker
 //!  node       ──Statement────▶ linker (commitments, announcements, hop records, shredding)
 //!  owner      ──Blinding, SealedItems──▶ linker
 //!  hop h      ──Points(PointChunk)─────▶ hop h+1
@@ -193,6 +193,12 @@ pub enum Message {
         /// The envelope: what the node is asked to read, for this node, now
         /// (boxed: it would double the size of every message).
         request: Box<SignedRequest>,
+        /// The project's first transcript entry, the order as the linker
+        /// recorded it (the operator's command reads it from the linker):
+        /// a register holds nothing of a project before an operator of its
+        /// own approves it, and learns the order from this entry, checked
+        /// against the linker's key ([`crate::sequencer::admit_order_copy`]).
+        order: Box<Entry>,
     },
     /// Node → linker (and linker → registers): a statement for the
     /// transcript.

@@ -382,6 +382,13 @@ impl<'a> ProjectView<'a> {
         self.order.is_some() && self.approvals.is_empty() && !self.closed
     }
 
+    /// Whether any operator's approval is recorded: from then on the
+    /// participating registers hold the project (before, only the linker
+    /// does; [`crate::sequencer`]).
+    pub fn approved_by_anyone(&self) -> bool {
+        !self.approvals.is_empty()
+    }
+
     /// Whether `member` recorded the shredding of its key share.
     pub fn shredded(&self, member: &Name) -> bool {
         self.shredded.contains(member)
@@ -435,7 +442,9 @@ impl<'a> ProjectView<'a> {
             if all_committed && !self.announced.contains_key(me) && !self.v2.contains_key(me) {
                 duties.push(Duty::AnnounceList { extract });
             }
-        } else if !self.committed.contains_key(me) {
+        } else if !self.committed.contains_key(me) && self.approved_by_anyone() {
+            // The linker accepts the project's domain only once an
+            // operator approved: before, the order is all it holds.
             duties.push(Duty::Commit);
         }
         for list in self.announced.keys() {

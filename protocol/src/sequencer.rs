@@ -2,14 +2,31 @@
 //! register takes in the entries the linker replicates to it.
 //!
 //! ```text
-//!  researcher ── SubmitOrder ──▶ admit_order ─┐
+//!  researcher ── SubmitOrder ──▶ admit_order ─┐      (kept at the linker alone)
 //!  member ────── Statement ────▶ admit_statement ─▶ append (verify whole) ─▶ Entry
-//!                                                                 ├──▶ replicas(entry): registers to send it to
-//!                                                                 │    (only the register prefix)
+//!                                                                 ├──▶ replication(entry): registers and the first
+//!                                                                 │    entry to send (nothing before the first
+//!                                                                 │    approval; the whole prefix with it; only
+//!                                                                 │    the register prefix)
 //!                                                                 └──▶ notice(entry): linked / delivered / closed
+//!  operator ──── Approve(order entry) ─▶ (register) admit_order_copy ─▶ the copy starts with it
 //!  linker ────── Entries ──────▶ (register) accept_replica ─▶ fresh entries ─▶ verify the prefix
 //!  linker ────── Notice ───────▶ (register) SignedPhaseNotice::check ─▶ stored, latest phase
+//!  tick ─────────────────────▶ forgotten(view, ordered, now): an order no operator approved,
+//!                               closed or past its wait ─▶ every row about it deleted
 //! ```
+//!
+//! **Nothing federation-wide before the first approval** (issue 18 item
+//! 2). An order lives only in the linker's store until an operator
+//! approves it: the linker replicates nothing and commits no key share for
+//! it, and an operator's approval carries the order's entry to the
+//! operator's own register, which checks it against the linker's
+//! signature. With the first approval the linker sends every participating
+//! register the transcript from its start. An order that waits longer than
+//! [`UNAPPROVED_LIFETIME`], or that its researcher closes before any
+//! approval, is *forgotten*: its id, its transcript and every row about it
+//! are deleted wherever they are, so the id can be ordered again and a
+//! spam order leaves nothing behind.
 //!
 //! Everything here is pure: the node loads the project's entries, calls
 //! one of these, and commits what it returns in one transaction.
@@ -17,12 +34,12 @@
 use ed25519_dalek::SigningKey;
 
 use crate::{
-    manifest::Manifest,
+    manifest::{Manifest, Role},
     notice::{Notified, PhaseNotice, SignedPhaseNotice},
     project::ProjectView,
     refusal::{Refusal, RefusalCode},
     transcript::{self, Body, Entry, SignedStatement, Signer},
-    types::Name,
+    types::{Name, ProjectId},
 };
 
 /// The most persons one list may announce: every identifier Norway has
@@ -51,9 +68,16 @@ pub const MAX_ORDER_LIFETIME: u64 = 6 * 366 * 86_400;
 pub const MAX_UNAPPROVED_ORDERS: usize = 3;
 
 /// How long an order waits for its first operator approval: after seven
-/// days without one the linker closes it, and every node shreds what it
-/// holds for it.
+/// days without one it is forgotten ([`forgotten`]).
 pub const UNAPPROVED_LIFETIME: u64 = 7 * 86_400;
+
+/// How much longer than [`UNAPPROVED_LIFETIME`] a register keeps an order
+/// its own operator approved while its copy shows no approval the linker
+/// recorded: a day, for the approval to reach the linker and the linker's
+/// replication to come back. (A register holds such an order only in that
+/// race, or when the linker refused the approval because it had forgotten
+/// the order already.)
+pub const REGISTER_GRACE: u64 = 86_400;
 
 /// What to do with a statement a member sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,20 +285,35 @@ pub fn append(
     Ok(entry)
 }
 
-/// The members the linker replicates a new entry to: every participating
-/// register while the transcript, this entry included, is all
+/// Whom the linker replicates a new entry to, and from which entry on:
+/// `None` while no operator approved the order (registers hold nothing of
+/// it); at the first approval, every participating register, from entry 0
+/// (the registers whose operators did not approve have nothing yet); after
+/// it, every participating register, the new entry alone, while the
+/// transcript, this entry included, is all
 /// [`visible_to_registers`](transcript::visible_to_registers) (registers
 /// hold a prefix of the hash chain, [`transcript::register_prefix`]);
 /// nobody after (the linker records its own statements through the same
 /// path and holds the transcript itself). `entries` is the transcript
 /// with `entry` appended.
-pub fn replicas(view: &ProjectView<'_>, entries: &[Entry], entry: &Entry) -> Vec<Name> {
-    let held = transcript::register_prefix(entries) as u64;
-    if entry.seq < held {
-        view.participants()
-    } else {
-        Vec::new()
+pub fn replication(
+    view: &ProjectView<'_>,
+    entries: &[Entry],
+    entry: &Entry,
+) -> Option<(Vec<Name>, u64)> {
+    if !view.approved_by_anyone() {
+        return None;
     }
+    let held = transcript::register_prefix(entries) as u64;
+    if entry.seq >= held {
+        return None;
+    }
+    let first_approval = matches!(entry.signed.statement.body, Body::Approval(_))
+        && !entries[..usize::try_from(entry.seq).unwrap_or(entries.len())]
+            .iter()
+            .any(|e| matches!(e.signed.statement.body, Body::Approval(_)));
+    let first = if first_approval { 0 } else { entry.seq };
+    Some((view.participants(), first))
 }
 
 /// The phase notice the linker sends every participating register when it
@@ -287,12 +326,102 @@ pub fn notice(
     linker: &SigningKey,
 ) -> Option<(Vec<Name>, SignedPhaseNotice)> {
     let phase = Notified::of_body(&entry.signed.statement.body)?;
+    // Registers hold nothing of an order no operator approved.
+    if !view.approved_by_anyone() {
+        return None;
+    }
     let notice = PhaseNotice {
         project: entry.signed.statement.project.clone(),
         phase,
     }
     .sign(linker);
     Some((view.participants(), notice))
+}
+
+/// Checks the order an operator's approval carries to its register
+/// (`carried`: the project's first transcript entry, as the linker
+/// recorded it) against the register's copy `have` of `project` at `now`.
+/// A register that holds nothing of the project yet starts its copy with
+/// it (returned); one that holds the project needs the same entry.
+///
+/// An order waits at most [`UNAPPROVED_LIFETIME`] for its first approval:
+/// while the copy shows none, an approval after that is refused.
+///
+/// # Errors
+///
+/// `wrong-order` (not the first entry of this project's order, or not the
+/// one this register holds), `invalid` (it does not verify against the
+/// manifest: the linker's signature of entry 0, the researcher's, the
+/// authority's grant), `expired`.
+pub fn admit_order_copy(
+    manifest: &Manifest,
+    have: &[Entry],
+    carried: &Entry,
+    project: &ProjectId,
+    now: u64,
+) -> Result<Option<Entry>, Refusal> {
+    let waited_too_long = |first: &Entry| {
+        now >= first
+            .signed
+            .statement
+            .time
+            .saturating_add(UNAPPROVED_LIFETIME)
+    };
+    let expired = || {
+        Refusal::new(
+            RefusalCode::Expired,
+            format!(
+                "the order of project {project} waited more than {} days for a first approval",
+                UNAPPROVED_LIFETIME / 86_400
+            ),
+        )
+    };
+    if let Some(first) = have.first() {
+        if first != carried {
+            return Err(Refusal::new(
+                RefusalCode::WrongOrder,
+                "the approval carries another order than the one this node holds",
+            ));
+        }
+        let approved = have
+            .iter()
+            .any(|e| matches!(e.signed.statement.body, Body::Approval(_)));
+        if !approved && waited_too_long(first) {
+            return Err(expired());
+        }
+        return Ok(None);
+    }
+    let is_order =
+        matches!(&carried.signed.statement.body, Body::Order(o) if o.project == *project);
+    if carried.seq != 0 || carried.signed.statement.project != *project || !is_order {
+        return Err(Refusal::new(
+            RefusalCode::WrongOrder,
+            format!("the approval does not carry the order of project {project}"),
+        ));
+    }
+    transcript::verify(std::slice::from_ref(carried), None, manifest)
+        .map_err(|e| Refusal::new(RefusalCode::Invalid, e.to_string()))?;
+    if waited_too_long(carried) {
+        return Err(expired());
+    }
+    Ok(Some(carried.clone()))
+}
+
+/// Whether a node forgets the project its copy `view` shows, at `now`:
+/// no operator's approval is recorded in the copy, and the order was
+/// closed or has waited [`UNAPPROVED_LIFETIME`] since `ordered` (its
+/// entry's time; at a register, [`REGISTER_GRACE`] longer, for an
+/// approval still on its way). A forgotten project's id, transcript copy
+/// and every row about it are deleted, so the id can be ordered again.
+pub fn forgotten(view: &ProjectView<'_>, role: Role, ordered: u64, now: u64) -> bool {
+    if view.order().is_none() || view.approved_by_anyone() {
+        return false;
+    }
+    let wait = match role {
+        Role::Linker => UNAPPROVED_LIFETIME,
+        Role::Register => UNAPPROVED_LIFETIME.saturating_add(REGISTER_GRACE),
+    };
+    view.phase() == crate::project::Phase::Closed || now >= ordered.saturating_add(wait)
 }
 
 /// What the linker answers a register operator's status request with:

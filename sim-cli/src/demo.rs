@@ -145,6 +145,45 @@ fn ok(args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Runs a command as [`ok`] does, and samples its peak resident memory
+/// (`VmHWM`) every 20 ms while it runs: the last sample before it exits,
+/// in MiB (`None` where the OS does not tell).
+fn ok_measured(args: &[&str]) -> anyhow::Result<Option<f64>> {
+    use std::io::Read as _;
+    let mut child = kobling()?
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut e) = stderr {
+            let _ = e.read_to_string(&mut text);
+        }
+        text
+    });
+    let mut peak: Option<f64> = None;
+    let status = loop {
+        if let Some(mb) = crate::rss::peak_mb(child.id()) {
+            peak = Some(peak.map_or(mb, |p| p.max(mb)));
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = reader.join().unwrap_or_default();
+    if !status.success() {
+        bail!(
+            "kobling {} failed: {}",
+            args.first().copied().unwrap_or(""),
+            stderr.trim()
+        );
+    }
+    Ok(peak)
+}
+
 /// Retries until the command succeeds (the nodes are starting or catching up).
 fn eventually(args: &[&str], what: &str, limit: Duration) -> anyhow::Result<String> {
     let deadline = Instant::now() + limit;
@@ -334,6 +373,9 @@ pub(crate) struct Outcome {
     pub(crate) nodes_cpu_seconds: Option<f64>,
     /// Ground-truth problems; `None` without ground truth.
     pub(crate) problems: Option<Vec<String>>,
+    /// Peak resident memory of the researcher's `project fetch` (fetch,
+    /// verify, open, write), in MiB.
+    pub(crate) fetch_peak_rss_mb: Option<f64>,
 }
 
 /// The phase whose time is the chain's: from the last approval until the
@@ -572,7 +614,7 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
         .cpu_seconds()
         .zip(cpu_before_chain)
         .map(|(after, before)| after - before);
-    ok(&[
+    let fetch_peak_rss_mb = ok_measured(&[
         "project",
         "fetch",
         "--manifest",
@@ -625,6 +667,9 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
     for (node, mb) in &peak_rss_mb {
         println!("  {node:<46} {mb:>8.1} MiB");
     }
+    if let Some(mb) = fetch_peak_rss_mb {
+        println!("  {:<46} {mb:>8.1} MiB", "the researcher's fetch");
+    }
     ensure!(
         audit.status.success(),
         "the transcript did not verify: {audit_line}"
@@ -647,6 +692,7 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
         problems,
         chain_cpu_seconds,
         nodes_cpu_seconds,
+        fetch_peak_rss_mb,
     })
 }
 

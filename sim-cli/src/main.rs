@@ -3,7 +3,21 @@
 //! `kobling-sim demo` generates a synthetic population and four register
 //! extracts, starts a federation of node processes on this machine, runs a
 //! project through the `kobling` commands, and checks what the researcher
-//! receives against the ground truth.
+//! receives against the ground truth. This crate is the one place where
+//! `node` and `sim` meet (`sim` stays a library on `protocol` and `keys`).
+//!
+//! ## Layout
+//!
+//! ```text
+//!  demo:  sim::population ──▶ extracts (CSV) + ground truth
+//!         kobling keys init / manifest ──▶ federation.toml
+//!         kobling node run × 5 (child processes of this program, QUIC on 127.0.0.1)
+//!         kobling project submit / approve / fetch ──▶ tables
+//!         tables vs sim::truth ──▶ exit status
+//!  bench: a hop against the raw curve25519-dalek kernel; a federation over QUIC
+//!  kobling …: the `kobling` program itself (kobling_node::run), which the
+//!         demo starts its nodes and commands with
+//! ```
 #![forbid(unsafe_code)]
 
 mod bench_cmd;

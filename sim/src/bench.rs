@@ -117,6 +117,36 @@ fn cpu_per_point(start: Option<f64>, n: usize) -> Option<f64> {
     Some((cpu_seconds()? - start?) * 1e6 / n.max(1) as f64)
 }
 
+/// The floor: dalek directly on `input` (a hop's input points), a random
+/// scalar, the same pool and blocks as the chain step. Microseconds per
+/// point, wall and CPU.
+fn kernel_floor(input: &[WirePoint], rng: &mut impl Rng) -> (f64, Option<f64>) {
+    let n = input.len();
+    let scalar = {
+        let mut wide = [0u8; 64];
+        rng.fill_bytes(&mut wide);
+        Scalar::from_bytes_mod_order_wide(&wide)
+    };
+    let t = Instant::now();
+    let cpu = cpu_seconds();
+    let floor: Vec<[u8; 32]> = input
+        .par_chunks(chain::BLOCK)
+        .flat_map_iter(|block| {
+            let half = scalar.div_by_2();
+            let ps: Vec<RistrettoPoint> = block
+                .iter()
+                .map(|w| half * CompressedRistretto(w.0).decompress().expect("valid"))
+                .collect();
+            RistrettoPoint::double_and_compress_batch(&ps)
+                .into_iter()
+                .map(|c| c.to_bytes())
+        })
+        .collect();
+    let out = (per_point(t.elapsed(), n), cpu_per_point(cpu, n));
+    assert_eq!(floor.len(), n);
+    out
+}
+
 fn per_point(d: Duration, n: usize) -> f64 {
     d.as_secs_f64() * 1e6 / n.max(1) as f64
 }
@@ -171,30 +201,8 @@ pub fn hop_figures(n: usize, chunk_size: u32) -> HopFigures {
         .collect();
 
     // (a) The floor: dalek directly on hop 2's input, same pool, same blocks.
-    let scalar = {
-        let mut wide = [0u8; 64];
-        rng.fill_bytes(&mut wide);
-        Scalar::from_bytes_mod_order_wide(&wide)
-    };
-    let t = Instant::now();
-    let cpu = cpu_seconds();
-    let floor: Vec<[u8; 32]> = hop1_out
-        .par_chunks(chain::BLOCK)
-        .flat_map_iter(|block| {
-            let half = scalar.div_by_2();
-            let ps: Vec<RistrettoPoint> = block
-                .iter()
-                .map(|w| half * CompressedRistretto(w.0).decompress().expect("valid"))
-                .collect();
-            RistrettoPoint::double_and_compress_batch(&ps)
-                .into_iter()
-                .map(|c| c.to_bytes())
-        })
-        .collect();
-    let kernel_us = per_point(t.elapsed(), n);
-    let kernel_cpu_us = cpu_per_point(cpu, n);
-    assert_eq!(floor.len(), n);
-    drop(floor);
+    assert_eq!(hop1_out.len(), n);
+    let (kernel_us, kernel_cpu_us) = kernel_floor(&hop1_out, &mut rng);
 
     // (b) Hop 2 as a node runs it.
     let mut h2 = Hop::register(
@@ -420,30 +428,9 @@ pub fn v2_figures(n: usize, chunk_size: u32) -> V2Figures {
             _ => unreachable!("frames encoded above"),
         })
         .collect();
-    let scalar = {
-        let mut wide = [0u8; 64];
-        rng.fill_bytes(&mut wide);
-        Scalar::from_bytes_mod_order_wide(&wide)
-    };
-    let t = Instant::now();
-    let cpu = cpu_seconds();
-    let kernel: Vec<[u8; 32]> = input
-        .par_chunks(chain::BLOCK)
-        .flat_map_iter(|block| {
-            let half = scalar.div_by_2();
-            let ps: Vec<RistrettoPoint> = block
-                .iter()
-                .map(|w| half * CompressedRistretto(w.0).decompress().expect("valid"))
-                .collect();
-            RistrettoPoint::double_and_compress_batch(&ps)
-                .into_iter()
-                .map(|c| c.to_bytes())
-        })
-        .collect();
-    let kernel_us = per_point(t.elapsed(), n);
-    let kernel_cpu_us = cpu_per_point(cpu, n);
-    assert_eq!(kernel.len(), n);
-    drop((kernel, input));
+    assert_eq!(input.len(), n);
+    let (kernel_us, kernel_cpu_us) = kernel_floor(&input, &mut rng);
+    drop(input);
 
     // (b) Hop 2 as a node runs it, frame to frame; Z kept for B.
     let mut h2 = RegisterHop::new(

@@ -60,7 +60,14 @@ fn duties_follow_the_lifecycle() {
         duties(1, "NPR"),
         vec![Duty::AwaitApprovals { approvals: 0 }]
     );
-    assert_eq!(duties(1, "LINKER"), vec![Duty::Commit]);
+    // The linker holds the order alone and commits no key share until an
+    // operator approves it (issue 18 item 2).
+    assert!(duties(1, "LINKER").is_empty());
+    let first_approval = entries
+        .iter()
+        .position(|e| matches!(e.signed.statement.body, Body::Approval(_)))
+        .expect("an approval");
+    assert_eq!(duties(first_approval + 1, "LINKER"), vec![Duty::Commit]);
     assert!(
         duties(1, "RESEPT").is_empty(),
         "a register outside the project has no duties"

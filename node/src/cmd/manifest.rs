@@ -401,9 +401,9 @@ mod tests {
             name: kobling_protocol::types::Name::new(name).expect("name"),
             role,
             address: format!("127.0.0.1:74{byte:02}"),
-            tls_spki_sha256: Key32([byte; 32]),
+            tls_spki_sha256: kobling_protocol::manifest::TlsFingerprint([byte; 32]),
             signing_key: Key32([byte + 100; 32]),
-            hpke_key: Key32([byte + 50; 32]),
+            hpke_key: kobling_protocol::manifest::X25519Key([byte + 50; 32]),
             operators: Vec::new(),
         }
     }
@@ -435,7 +435,11 @@ mod tests {
         add_operator(&mut m, "NPR", "b".into(), &"22".repeat(32)).expect("operator");
         let mut renewed = member("NPR", Role::Register, 9);
         replace_member(&mut m, renewed.clone()).expect("new keys for NPR");
-        assert_eq!(m.members[0].tls_spki_sha256, Key32([9; 32]), "in place");
+        assert_eq!(
+            m.members[0].tls_spki_sha256,
+            kobling_protocol::manifest::TlsFingerprint([9; 32]),
+            "in place"
+        );
         assert_eq!(m.members[0].operators.len(), 2, "operators kept");
         renewed.name = kobling_protocol::types::Name::new("SSB").expect("name");
         assert!(replace_member(&mut m, renewed).is_err(), "not a member");

@@ -31,6 +31,12 @@ pub(crate) enum NodeCommand {
         config: Option<PathBuf>,
         #[command(flatten)]
         settings: NodeSettings,
+        /// Serve on the bound UDP socket given as standard input (as inetd
+        /// and service managers hand one over; the tests bind port 0 and
+        /// pass it, so that no other program can take the port before the
+        /// node serves): `listen` is not used.
+        #[arg(long)]
+        listen_stdin: bool,
     },
 }
 
@@ -141,7 +147,9 @@ impl NodeCommand {
     /// The settings in effect: the flags over the configuration file.
     pub(crate) fn settings(&self) -> anyhow::Result<NodeSettings> {
         match self {
-            NodeCommand::Run { config, settings } => Ok(match config {
+            NodeCommand::Run {
+                config, settings, ..
+            } => Ok(match config {
                 Some(path) => settings.clone().or(load_config(path)?),
                 None => settings.clone(),
             }),
@@ -152,6 +160,12 @@ impl NodeCommand {
         // Nothing the node creates is readable by anyone else.
         crate::private_fs::restrict_umask();
         let settings = self.settings()?;
+        let NodeCommand::Run { listen_stdin, .. } = self;
+        let socket = if listen_stdin {
+            Some(std::sync::Arc::new(stdin_socket()?))
+        } else {
+            None
+        };
         let dir = settings
             .dir
             .context("no node directory: give --dir or `dir` in the configuration")?;
@@ -175,11 +189,26 @@ impl NodeCommand {
                 test_mode: settings.test_mode.unwrap_or(false),
                 extracts: settings.extracts,
                 mapping: settings.mapping,
+                socket,
             },
             shutdown_signal(),
         ))?;
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// The bound UDP socket on standard input.
+fn stdin_socket() -> anyhow::Result<std::net::UdpSocket> {
+    use std::os::fd::AsFd;
+    let fd = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("cannot take standard input")?;
+    let socket = std::net::UdpSocket::from(fd);
+    socket
+        .local_addr()
+        .context("--listen-stdin: standard input is not a bound socket")?;
+    Ok(socket)
 }
 
 /// A chunk size: a power of two, at most [`MAX_CHUNK_POINTS`].

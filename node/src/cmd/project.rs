@@ -34,14 +34,14 @@ use kobling_protocol::{
 use crate::{
     console::say,
     daemon::unix_now,
-    delivery_files::write_delivery,
+    delivery_files::DeliveryWriter,
     keyfile::KeyFile,
     manifest_file,
     net::{
         client::{Client, ClientSettings},
         endpoint::{client_endpoint, TransportLimits},
     },
-    researcher::open_delivery,
+    researcher::DeliveryReader,
     spec::{Spec, TEMPLATE},
 };
 
@@ -272,11 +272,22 @@ impl ProjectCommand {
                     .map(|m| m.name.clone())
                     .context("your key is no register's operator in the manifest")?;
                 let project = ProjectId::new(project)?;
-                let (entries, _) = status_entries(&manifest, &key, &project, &register).await?;
+                // The order's first entry goes to the register with the
+                // approval. The register holds it once any operator
+                // approved the project; before, only the linker does
+                // (verified against the linker's key either way).
+                let entries = match status_entries(&manifest, &key, &project, &register).await {
+                    Ok((entries, _)) if !entries.is_empty() => entries,
+                    _ => {
+                        let linker = linker(&manifest)?;
+                        status_entries(&manifest, &key, &project, &linker).await?.0
+                    }
+                };
                 let view = ProjectView::new(&manifest, &entries);
                 let order = view
                     .order()
-                    .context("the node does not know the project yet")?;
+                    .context("the linker holds no order of this project")?;
+                let order_entry = entries.first().context("no order entry")?.clone();
                 let path = extract
                     .canonicalize()
                     .with_context(|| format!("cannot find {}", extract.display()))?;
@@ -348,6 +359,7 @@ impl ProjectCommand {
                 let msg = Message::Approve {
                     statement: signed,
                     request: Box::new(envelope),
+                    order: Box::new(order_entry),
                 };
                 expect_ack(ask(&manifest, &register, msg).await?)?;
                 say!("approved {} for project {project} at {register}: {rows} rows, SHA3-256 {digest}", path.display());
@@ -407,13 +419,15 @@ impl ProjectCommand {
                 let request =
                     request(&manifest, &linker, &ProjectId::new(project)?, Action::Fetch)?
                         .sign(&key.signing);
-                let receiving = indicatif::ProgressBar::new_spinner()
-                    .with_message("receiving the delivery from the linker");
-                receiving.enable_steady_tick(Duration::from_millis(200));
-                let replies = ask(&manifest, &linker, Message::Fetch(request)).await;
-                receiving.finish_and_clear();
-                let delivered = open_delivery(&manifest, hpke, replies?)?;
-                write_delivery(&out, &delivered, &types)?;
+                fetch(
+                    &manifest,
+                    hpke,
+                    &linker,
+                    Message::Fetch(request),
+                    &out,
+                    &types,
+                )
+                .await?;
                 say!("delivery verified and written to {}", out.display());
                 Ok(ExitCode::SUCCESS)
             }
@@ -494,6 +508,78 @@ pub(crate) async fn ask(
     let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
     replies.with_context(|| format!("cannot reach {to}"))
 }
+
+/// Fetches the delivery and verifies, opens and writes it as it arrives:
+/// the network task hands each reply to this thread through a channel of
+/// a few messages, so neither holds the delivery (issue 13). The files
+/// appear in `out` only once everything verified.
+async fn fetch(
+    manifest: &Manifest,
+    hpke: &kobling_protocol::seal::HpkeSecretKey,
+    linker: &Name,
+    msg: Message,
+    out: &Path,
+    types: &BTreeMap<String, BTreeMap<String, crate::output::ColumnType>>,
+) -> anyhow::Result<()> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(FETCH_QUEUE);
+    let network = {
+        let (manifest, linker) = (manifest.clone(), linker.clone());
+        tokio::spawn(async move {
+            let endpoint = client_endpoint("0.0.0.0:0".parse()?)?;
+            let settings = ClientSettings {
+                connect_timeout: Duration::from_secs(10),
+                request_timeout: Duration::from_secs(3600),
+            };
+            let client = Client::new(
+                endpoint.clone(),
+                None,
+                Arc::new(manifest),
+                &TransportLimits::default(),
+                settings,
+            )?;
+            let done = client.request_each(&linker, &msg, tx).await;
+            client.close();
+            let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+            done.with_context(|| format!("cannot reach {linker}"))
+        })
+    };
+    let written = tokio::task::block_in_place(|| -> anyhow::Result<()> {
+        let receiving = indicatif::ProgressBar::new_spinner()
+            .with_message("receiving the delivery from the linker");
+        receiving.enable_steady_tick(Duration::from_millis(200));
+        let first = rx.blocking_recv();
+        receiving.finish_and_clear();
+        let mut reader = DeliveryReader::start(manifest, hpke, first)?;
+        let mut files = DeliveryWriter::create(out, types)?;
+        // On a terminal only (indicatif draws nothing elsewhere).
+        let progress = indicatif::ProgressBar::new(reader.items());
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "verifying and opening [{bar:30}] {pos}/{len} persons  {msg}",
+        ) {
+            progress.set_style(style.progress_chars("=> "));
+        }
+        while let Some(msg) = rx.blocking_recv() {
+            let items = match &msg {
+                Message::DeliveryItems { items, .. } => items.len() as u64,
+                _ => 0,
+            };
+            reader.handle(msg, &mut files)?;
+            progress.inc(items);
+        }
+        progress.finish_and_clear();
+        let done = reader.finish()?;
+        files.finish(&done.verified, &done.transcript)
+    });
+    drop(rx);
+    // A failed connection explains an incomplete delivery better than the
+    // count does.
+    network.await.context("the fetch task failed")??;
+    written
+}
+
+/// Replies the network task may be ahead of the verifier by (each at most
+/// one frame: a delivery message of at most a batch of items).
+const FETCH_QUEUE: usize = 4;
 
 fn expect_ack(replies: Vec<Message>) -> anyhow::Result<()> {
     match replies.into_iter().next() {
@@ -783,25 +869,13 @@ fn order_from_spec(
     })
 }
 
-/// `YYYY-MM-DD` → seconds since the Unix epoch (end of that day, UTC).
+/// `YYYY-MM-DD` (a real calendar day) → seconds since the Unix epoch (end
+/// of that day, UTC).
 fn parse_date(s: &str) -> anyhow::Result<u64> {
-    let parts: Vec<&str> = s.trim().split('-').collect();
-    ensure!(parts.len() == 3, "expires must be YYYY-MM-DD");
-    let (y, m, d): (i64, i64, i64) = (parts[0].parse()?, parts[1].parse()?, parts[2].parse()?);
-    ensure!(
-        (1..=12).contains(&m) && (1..=31).contains(&d),
-        "expires must be a date"
-    );
-    // Days from civil (Howard Hinnant's algorithm).
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days =
+        crate::output::days_from_date(s.trim()).context("expires must be a date, YYYY-MM-DD")?;
     ensure!(days > 0, "expires must be after 1970");
-    Ok(days as u64 * 86_400 + 86_399)
+    Ok(u64::from(days.unsigned_abs()) * 86_400 + 86_399)
 }
 
 #[cfg(test)]
@@ -817,5 +891,8 @@ mod tests {
         );
         assert!(parse_date("2024-13-01").is_err());
         assert!(parse_date("soon").is_err());
+        // Only real calendar days (one reader of dates with `output`).
+        assert!(parse_date("2031-02-30").is_err());
+        assert!(parse_date("1970-01-01").is_err(), "not after 1970");
     }
 }

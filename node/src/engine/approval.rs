@@ -15,8 +15,10 @@
 //!       opened without following links and without blocking, a regular
 //!       file under MAX_EXTRACT_BYTES, hashed            (the daemon runs the desk
 //!                                                         outside the engine lock)
-//!    ─▶ Engine::approve: the order is known here, mode, order digest, expiry,
-//!       digest = the signed one ─▶ commit: extract path, seen, Statement → linker
+//!    ─▶ Engine::approve: the order entry the approval carries is the linker's
+//!       entry 0 of this project (or the one held here), mode, order digest,
+//!       expiry, digest = the signed one ─▶ commit: the order entry (if new
+//!       here), extract path, seen, Statement → linker
 //! ```
 //!
 //! The extract's name is signed in the envelope (issue 18 item 7): a man
@@ -37,12 +39,13 @@ use kobling_protocol::{
     messages::{Action, Message, RequestError, SignedRequest},
     project::ProjectView,
     refusal::{Refusal, RefusalCode},
-    transcript::{Body, SignedStatement, Signer},
+    sequencer,
+    transcript::{Body, Entry, SignedStatement, Signer},
     types::{Digest, Name},
 };
 
 use super::{
-    error::{ack, not_ready, refuse, Outcome, Refused},
+    error::{ack, refuse, Outcome, Refused},
     Engine,
 };
 
@@ -288,10 +291,16 @@ impl Engine {
 
     /// An operator's approval, whose extract `file` the desk found and
     /// hashed (or refused).
+    ///
+    /// `order` is the project's first transcript entry, which the approval
+    /// carries: a register that holds nothing of the project yet (the
+    /// linker replicates nothing before the first approval) starts its
+    /// copy with it, in the same commit as the approval.
     pub(super) fn approve(
         &mut self,
         signed: SignedStatement,
         envelope: &SignedRequest,
+        order: &Entry,
         file: Result<ExtractFile, Refusal>,
         now: u64,
     ) -> Outcome<Vec<Message>> {
@@ -304,12 +313,21 @@ impl Engine {
         let Body::Approval(a) = &st.body else {
             return Err(refuse(RefusalCode::NotAnApproval, "not an approval"));
         };
-        let entries = self.store.entries(&st.project)?;
+        let mut entries = self.store.entries(&st.project)?;
+        let copy = sequencer::admit_order_copy(&self.manifest, &entries, order, &st.project, now)?;
+        entries.extend(copy.iter().cloned());
         let order = ProjectView::new(&self.manifest, &entries)
             .order()
             .cloned()
-            .ok_or_else(|| not_ready(format!("project {} is not known here yet", st.project)))?;
+            .ok_or_else(|| refuse(RefusalCode::WrongOrder, "no project order"))?;
         self.check_mode(&order)?;
+        if !order.register_names().contains(&self.me) {
+            // Nothing is kept for an order this register takes no part in.
+            return Err(refuse(
+                RefusalCode::WrongRegister,
+                format!("project {} does not name {}", st.project, self.me),
+            ));
+        }
         if a.order != order.digest() {
             return Err(refuse(
                 RefusalCode::WrongOrder,
@@ -336,6 +354,9 @@ impl Engine {
         let project = st.project.clone();
         let seen = st.digest();
         self.store.transaction(|tx| {
+            if let Some(first) = &copy {
+                tx.append_entries(&project, std::slice::from_ref(first))?;
+            }
             tx.put_extract(&project, &file.digest.0, &path)?;
             tx.put_approval_seen(&project, &seen)?;
             tx.send(&project, &linker, &Message::Statement(signed.clone()))?;
@@ -347,6 +368,6 @@ impl Engine {
 
 /// SHA3-256 of a file, streamed (tests: the digest an operator signs).
 #[cfg(any(test, feature = "testing"))]
-pub(crate) fn file_digest(path: &str) -> Result<Digest, String> {
+pub fn file_digest(path: &str) -> Result<Digest, String> {
     hash_regular_file(Path::new(path)).map_err(|e| e.to_string())
 }

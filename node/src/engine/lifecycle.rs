@@ -8,7 +8,7 @@ use kobling_protocol::{
     messages::{Action, Message, SignedRequest},
     project::{Duty, Phase, ProjectView, Step},
     refusal::RefusalCode,
-    sequencer::{self, UNAPPROVED_LIFETIME},
+    sequencer,
     share::Domain,
     transcript::{Body, Closure, Entry, KeyCommitment, ProjectOrder, Shredded},
     types::ProjectId,
@@ -54,6 +54,10 @@ impl Engine {
         let entries = self.store.entries(project)?;
         let notice = self.store.notice(project)?.map(|n| n.notice.phase);
         let view = ProjectView::new(&manifest, &entries).with_notice(notice);
+        let ordered = entries.first().map_or(0, |e| e.signed.statement.time);
+        if sequencer::forgotten(&view, self.role, ordered, now) {
+            return self.forget(project);
+        }
         // A register never holds the shredding entries (they follow the
         // closure): it is finished once it shredded itself.
         let shredded_here = self.role == Role::Register
@@ -66,8 +70,7 @@ impl Engine {
             return Ok(());
         }
         if self.role == Role::Linker {
-            let ordered = entries.first().map_or(0, |e| e.signed.statement.time);
-            let expired = self.expire(project, &view, ordered, now);
+            let expired = self.expire(project, &view, now);
             self.log_duty(project, expired, "could not close an expired project")?;
         }
         for duty in view.duties(&self.me) {
@@ -201,7 +204,14 @@ impl Engine {
     pub(super) fn close(&mut self, req: &SignedRequest, now: u64) -> Outcome<Vec<Message>> {
         let project = req.request.project.clone();
         let entries = self.researcher_request(req, Action::Close, now)?;
-        if ProjectView::new(&self.manifest, &entries).phase() == Phase::Closed {
+        let view = ProjectView::new(&self.manifest, &entries);
+        if view.phase() == Phase::Closed {
+            return Ok(vec![ack()]);
+        }
+        if !view.approved_by_anyone() {
+            // Withdrawn before any approval: only the linker holds it, and
+            // nothing of it is kept (the id can be ordered again).
+            self.forget(&project)?;
             return Ok(vec![ack()]);
         }
         let reason = BoundedString::new("closed at the researcher's request").unwrap_or_default();
@@ -217,32 +227,14 @@ impl Engine {
 
     /// The linker closes a project whose order has expired: the closure
     /// is recorded like a researcher's, and every node shreds its key and
-    /// deletes the project's working data (the transcript stays).
-    ///
-    /// An order no operator approved within [`UNAPPROVED_LIFETIME`] of its
-    /// time (`ordered`, the linker's clock at submission) is closed the
-    /// same way.
-    fn expire(
-        &mut self,
-        project: &ProjectId,
-        view: &ProjectView<'_>,
-        ordered: u64,
-        now: u64,
-    ) -> Outcome<()> {
+    /// deletes the project's working data (the transcript stays). (An
+    /// order no operator approved is forgotten instead, after
+    /// [`sequencer::UNAPPROVED_LIFETIME`] at the latest: [`Engine::forget`].)
+    fn expire(&mut self, project: &ProjectId, view: &ProjectView<'_>, now: u64) -> Outcome<()> {
         let Some(order) = view.order() else {
             return Ok(());
         };
-        if view.phase() == Phase::Closed {
-            return Ok(());
-        }
-        if view.unapproved() && now >= ordered.saturating_add(UNAPPROVED_LIFETIME) {
-            let reason = BoundedString::new(format!(
-                "no operator approved the order within {} days",
-                UNAPPROVED_LIFETIME / 86_400
-            ))
-            .unwrap_or_default();
-            self.publish_once(project, Step::Close, Body::Closure(Closure { reason }), now)?;
-            tracing::info!(node = %self.me, %project, "an order no operator approved was closed");
+        if view.phase() == Phase::Closed || !view.approved_by_anyone() {
             return Ok(());
         }
         if now < order.expires {
@@ -251,6 +243,30 @@ impl Engine {
         let reason = BoundedString::new("the project expired").unwrap_or_default();
         self.publish_once(project, Step::Close, Body::Closure(Closure { reason }), now)?;
         tracing::info!(node = %self.me, %project, "project expired and closed");
+        Ok(())
+    }
+
+    /// Forgets a project whose order no operator approved
+    /// ([`sequencer::forgotten`]): its transcript copy, its id and every
+    /// row about it (queued messages, steps, approvals taken here, extract
+    /// paths, notices) are deleted in one transaction, and the project is
+    /// no longer ticked. No key share was accepted for it (the linker
+    /// commits only after an approval; a register after two), so nothing
+    /// is shredded and no tombstone is left: the id can be ordered again.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`], or the keystore's failure for a share
+    /// accepted by an older version of the node (shredded).
+    pub(super) fn forget(&mut self, project: &ProjectId) -> Result<(), EngineError> {
+        self.jobs.remove(project);
+        self.finished.remove(project);
+        let domain = Domain::Project(project.clone());
+        if self.keystore.domain_status(&domain)? == kobling_keys::DomainStatus::Accepted {
+            self.keystore.shred(&domain)?;
+        }
+        self.store.transaction(|tx| tx.forget_project(project))?;
+        tracing::info!(node = %self.me, %project, "an order no operator approved is forgotten: its transcript and rows are deleted");
         Ok(())
     }
 

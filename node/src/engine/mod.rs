@@ -77,7 +77,7 @@ use kobling_protocol::{
 use zeroize::Zeroizing;
 
 #[cfg(any(test, feature = "testing"))]
-pub(crate) use self::approval::file_digest;
+pub use self::approval::file_digest;
 pub use self::{
     approval::{ApprovalDesk, ExtractFile, Taken, MAX_EXTRACT_BYTES},
     error::EngineError,
@@ -324,16 +324,22 @@ impl Engine {
         from: &Peer,
         statement: SignedStatement,
         request: SignedRequest,
+        order: Entry,
         file: Result<ExtractFile, Refusal>,
         now: u64,
     ) -> Result<Replies, EngineError> {
         let msg = Message::Approve {
             statement,
             request: Box::new(request),
+            order: Box::new(order),
         };
         let result = self.admit(from, &msg).and_then(|()| match msg {
-            Message::Approve { statement, request } => self
-                .approve(statement, &request, file, now)
+            Message::Approve {
+                statement,
+                request,
+                order,
+            } => self
+                .approve(statement, &request, &order, file, now)
                 .map(Replies::from),
             other => Err(unexpected(&other)),
         });
@@ -426,7 +432,14 @@ impl Engine {
                 },
                 _,
             ) => self.receive_entries(&project, first, entries.into_inner())?,
-            (Message::Approve { statement, request }, _) => {
+            (
+                Message::Approve {
+                    statement,
+                    request,
+                    order,
+                },
+                _,
+            ) => {
                 let desk = self.approval_desk();
                 let name = desk.authenticate(&statement, &request, now)?;
                 let file = match self.take_approval(&statement, &request, now)? {
@@ -434,7 +447,7 @@ impl Engine {
                     Taken::Refused(r) => Err(r),
                     Taken::New => desk.read(&name),
                 };
-                self.approve(statement, &request, file, now)?
+                self.approve(statement, &request, &order, file, now)?
             }
             (Message::Points(chunk), Peer::Member(m)) => self.points(m, chunk)?,
             (Message::ChunkV2 { project, chunk }, Peer::Member(_)) => {

@@ -6,7 +6,7 @@ use ed25519_dalek::SigningKey;
 use kobling_protocol::{
     bounded::BoundedVec,
     manifest::Manifest,
-    messages::Message,
+    messages::{Message, MAX_ENTRIES_PER_MESSAGE},
     notice::SignedPhaseNotice,
     project::{ProjectView, Step},
     refusal::{Refusal, RefusalCode},
@@ -171,7 +171,9 @@ impl Engine {
 /// Appends a signed statement to the transcript in `tx`, as the linker,
 /// after verifying the whole transcript with it; queues the new entry to
 /// its replicas (the participating registers while the transcript is all
-/// register prefix), and the phase notice the entry calls for.
+/// register prefix, once an operator approved; with the first approval,
+/// the transcript from its start), and the phase notice the entry calls
+/// for.
 ///
 /// # Errors
 ///
@@ -187,13 +189,19 @@ pub(super) fn append(
     let entry = sequencer::append(&mut entries, signed, manifest, linker)?;
     tx.append_entries(&project, std::slice::from_ref(&entry))?;
     let view = ProjectView::new(manifest, &entries);
-    for replica in sequencer::replicas(&view, &entries, &entry) {
-        let msg = Message::Entries {
-            project: project.clone(),
-            first: entry.seq,
-            entries: BoundedVec::new(vec![entry.clone()]).unwrap_or_default(),
-        };
-        tx.send(&project, &replica, &msg)?;
+    if let Some((to, first)) = sequencer::replication(&view, &entries, &entry) {
+        let from = usize::try_from(first).unwrap_or(entries.len());
+        let batches = entries[from..].chunks(MAX_ENTRIES_PER_MESSAGE);
+        for (batch, start) in batches.zip((first..).step_by(MAX_ENTRIES_PER_MESSAGE)) {
+            let msg = Message::Entries {
+                project: project.clone(),
+                first: start,
+                entries: BoundedVec::new(batch.to_vec()).unwrap_or_default(),
+            };
+            for replica in &to {
+                tx.send(&project, replica, &msg)?;
+            }
+        }
     }
     if let Some((to, notice)) = sequencer::notice(&view, &entry, linker) {
         let msg = Message::Notice(notice);

@@ -6,46 +6,39 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
-use kobling_keys::{KdfParams, Keystore};
+use kobling_keys::Keystore;
 use kobling_protocol::{
     bounded::{BoundedString, BoundedVec},
     link::Lnr,
-    manifest::{Key32, Manifest, Member, Operator, Role},
     messages::{Action, Message, Request, MAX_CLOCK_SKEW},
     project::{Duty, Phase, ProjectView},
     refusal::RefusalCode,
-    seal::HpkeSecretKey,
     share::Domain,
-    transcript::{
-        Approval, Body, ProjectOrder, RegisterRequest, SignedStatement, Signer, Statement,
-    },
+    transcript::{Body, ProjectOrder, SignedStatement, Signer, Statement},
     types::{Digest, Name, ProjectId},
 };
-use kobling_sim::population::{generate, render_csv, Population, PopulationConfig};
-use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
+use kobling_sim::population::{generate, Extract, Population, PopulationConfig};
 
-use super::{approval::file_digest, Engine, EngineConfig, Peer};
-use crate::{researcher::open_delivery, store::Store};
+use super::{Engine, EngineConfig, Peer};
+use crate::{
+    researcher::open_delivery,
+    store::Store,
+    testing::{authority, Federation, OrderTerms},
+};
 
 const REGISTERS: [&str; 3] = ["NPR", "KPR", "SSB"];
-const NOW: u64 = 1_800_000_000;
-
-/// The access authority of the harness's manifest.
-fn authority() -> SigningKey {
-    SigningKey::from_bytes(&[0xa7; 32])
-}
+const NOW: u64 = crate::testing::EPOCH;
 
 fn name(s: &str) -> Name {
     Name::new(s).expect("valid")
 }
 
+/// Engines over `kobling_node::testing`'s keys, operators, researcher and
+/// builders, driven directly (`pump`) so that tests can reach into them.
 struct Fed {
     dir: tempfile::TempDir,
-    manifest: Manifest,
+    keys: Federation,
     engines: BTreeMap<Name, Engine>,
-    operators: BTreeMap<Name, Vec<SigningKey>>,
-    researcher: SigningKey,
-    researcher_hpke: HpkeSecretKey,
     pop: Population,
     /// The expiry date put in orders.
     expires: u64,
@@ -57,88 +50,47 @@ struct Fed {
     production: BTreeSet<Name>,
     /// Orders ask for test mode.
     test_orders: bool,
-    /// The next client request's nonce.
-    nonces: std::cell::Cell<u64>,
+}
+
+/// The manifest, operators and researcher are the fixture's.
+impl std::ops::Deref for Fed {
+    type Target = Federation;
+
+    fn deref(&self) -> &Federation {
+        &self.keys
+    }
+}
+
+impl std::ops::DerefMut for Fed {
+    fn deref_mut(&mut self) -> &mut Federation {
+        &mut self.keys
+    }
 }
 
 impl Fed {
     fn new(persons: usize) -> Fed {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut rng = ChaCha20Rng::seed_from_u64(11);
-        let mut members = Vec::new();
-        let mut operators = BTreeMap::new();
-        for (i, m) in REGISTERS
-            .iter()
-            .chain(std::iter::once(&"LINKER"))
-            .enumerate()
-        {
-            let ks = Keystore::create(
-                dir.path().join(m).join("keys"),
-                None,
-                KdfParams::default(),
-                &["localhost".into()],
-            )
-            .expect("keystore");
-            let role = if *m == "LINKER" {
-                Role::Linker
-            } else {
-                Role::Register
-            };
-            let ops: Vec<SigningKey> = if role == Role::Register {
-                (0..3).map(|_| SigningKey::generate(&mut rng)).collect()
-            } else {
-                vec![]
-            };
-            members.push(Member {
-                operators: ops
-                    .iter()
-                    .enumerate()
-                    .map(|(k, o)| Operator {
-                        name: format!("{m}-op{k}"),
-                        key: Key32(o.verifying_key().to_bytes()),
-                    })
-                    .collect(),
-                ..ks.manifest_entry(name(m), role, format!("127.0.0.1:{}", 7600 + i))
-            });
-            operators.insert(name(m), ops);
-        }
-        let manifest = Manifest {
-            federation: "harness".into(),
-            members,
-            authorities: vec![kobling_protocol::manifest::Authority {
-                name: "access office".into(),
-                key: Key32(authority().verifying_key().to_bytes()),
-            }],
-            domains: Vec::new(),
-        };
-        manifest.validate().expect("manifest");
+        let keys = Federation::create(dir.path(), &REGISTERS, 11).expect("keys");
         let pop = generate(&PopulationConfig {
             persons,
             seed: 4,
             ..Default::default()
         });
-        std::fs::create_dir_all(dir.path().join("extracts")).expect("dir");
         for r in REGISTERS {
-            std::fs::write(
-                extract_path(dir.path(), r),
-                render_csv(pop.extract(r).expect("extract")),
-            )
-            .expect("write");
+            let extract = pop.extract(r).expect("extract");
+            keys.write_extract(extract, &format!("{r}.csv"))
+                .expect("write");
         }
         let mut fed = Fed {
             dir,
-            manifest,
+            keys,
             engines: BTreeMap::new(),
-            operators,
-            researcher: SigningKey::generate(&mut rng),
-            researcher_hpke: HpkeSecretKey::generate(&mut rng),
             pop,
-            expires: NOW + 86_400 * 365,
+            expires: OrderTerms::default().expires,
             background: false,
             held: None,
             production: BTreeSet::new(),
             test_orders: false,
-            nonces: std::cell::Cell::new(0),
         };
         for m in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
             fed.start(m);
@@ -167,50 +119,24 @@ impl Fed {
         self.engines.insert(name(m), engine);
     }
 
+    fn extract(&self, register: &str) -> &Extract {
+        self.pop.extract(register).expect("extract")
+    }
+
     fn order(&self, project: &str) -> ProjectOrder {
-        ProjectOrder {
-            project: ProjectId::new(project).expect("valid"),
-            title: BoundedString::new("harness").expect("fits"),
-            legal_basis: BoundedString::new("REK test").expect("fits"),
-            manifest_digest: self.manifest.digest(),
-            linker: name("LINKER"),
-            registers: BoundedVec::new(
-                REGISTERS
-                    .iter()
-                    .map(|r| RegisterRequest {
-                        register: name(r),
-                        variables: BoundedVec::new(
-                            self.pop.extract(r).expect("extract").columns[1..]
-                                .iter()
-                                .map(|c| BoundedString::new(*c).expect("fits"))
-                                .collect(),
-                        )
-                        .expect("fits"),
-                    })
-                    .collect(),
-            )
-            .expect("fits"),
-            cohort: BoundedString::new("NPR").expect("fits"),
+        let extracts: Vec<&Extract> = REGISTERS.iter().map(|r| self.extract(r)).collect();
+        let terms = OrderTerms {
             expires: self.expires,
-            researcher_signing_key: Key32(self.researcher.verifying_key().to_bytes()),
-            researcher_hpke_key: Key32(*self.researcher_hpke.public_key().as_bytes()),
             test_mode: self.test_orders,
-            grant: None,
-        }
-        .granted_by(&authority())
+        };
+        self.keys
+            .order_with(project, "NPR", &extracts, terms)
+            .expect("order")
     }
 
     fn submit(&mut self, project: &str) -> Message {
-        let order = self.order(project);
-        let signed = Statement {
-            project: order.project.clone(),
-            time: NOW,
-            signer: Signer::Researcher(order.researcher_signing_key),
-            body: Body::Order(order),
-        }
-        .sign(&self.researcher);
-        self.client("LINKER", Message::SubmitOrder(signed))
-            .remove(0)
+        let msg = self.keys.submit_message(&self.order(project), NOW);
+        self.client("LINKER", msg).remove(0)
     }
 
     fn approve(&mut self, project: &str, register: &str, operator: usize) -> Message {
@@ -234,34 +160,22 @@ impl Fed {
         now: u64,
     ) -> Message {
         let order = self.order(project);
-        let path = extract_path(self.dir.path(), register);
-        let extract = self.pop.extract(register).expect("extract");
-        let approval = Approval {
-            register: name(register),
-            order: order.digest(),
-            extract: file_digest(path.to_str().expect("utf-8")).expect("digest"),
-            rows: extract.rows.len() as u64,
-            columns: BoundedVec::new(
-                extract
-                    .columns
-                    .iter()
-                    .map(|c| BoundedString::new(*c).expect("fits"))
-                    .collect(),
-            )
-            .expect("fits"),
-        };
-        let key = &self.operators[&name(register)][operator];
-        let signed = Statement {
-            project: order.project.clone(),
-            time: now,
-            signer: Signer::Operator {
-                register: name(register),
-                key: Key32(key.verifying_key().to_bytes()),
-            },
-            body: Body::Approval(approval),
-        }
-        .sign(key);
-        self.approval_named(signed, operator, &format!("{register}.csv"), now)
+        let entry = self.order_entry(&order.project);
+        let file = format!("{register}.csv");
+        self.keys
+            .approval_message(&order, &entry, self.extract(register), &file, operator, now)
+            .expect("approval")
+    }
+
+    /// The order's entry an approval carries: the linker's, or else the
+    /// one a register keeps.
+    fn order_entry(&self, project: &ProjectId) -> kobling_protocol::transcript::Entry {
+        self.engines[&name("LINKER")]
+            .transcript(project)
+            .expect("entries")
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| self.order_entry_kept(project))
     }
 
     /// `signed`, an approval by `operator` of its register, sent in a
@@ -273,53 +187,36 @@ impl Fed {
         extract: &str,
         now: u64,
     ) -> Message {
-        let Signer::Operator { register, .. } = &signed.statement.signer else {
-            panic!("an operator's approval")
-        };
-        let key = &self.operators[register][operator];
-        let request = self
-            .request_for(
-                register.as_str(),
-                signed.statement.project.as_str(),
-                Action::Approve {
-                    statement: signed.statement.digest(),
-                    extract: BoundedString::new(extract).expect("fits"),
-                },
-                now,
-            )
-            .sign(key);
-        Message::Approve {
-            statement: signed,
-            request: Box::new(request),
-        }
+        let order = self.order_entry(&signed.statement.project);
+        self.keys
+            .approval_envelope(signed, &order, operator, extract, now)
+            .expect("an operator's approval")
+    }
+
+    /// The order entry an approval carries when the linker holds none:
+    /// the one a register holds (tests that approve after the linker
+    /// forgot, or with the linker away).
+    fn order_entry_kept(&self, project: &ProjectId) -> kobling_protocol::transcript::Entry {
+        REGISTERS
+            .iter()
+            .find_map(|r| {
+                self.engines[&name(r)]
+                    .transcript(project)
+                    .expect("entries")
+                    .into_iter()
+                    .next()
+            })
+            .expect("some node holds the order")
     }
 
     /// A request for node `to`, with a fresh nonce.
     fn request_for(&self, to: &str, project: &str, action: Action, now: u64) -> Request {
-        let n = self.nonces.get() + 1;
-        self.nonces.set(n);
-        let mut nonce = [0u8; kobling_protocol::messages::NONCE_LEN];
-        nonce[..8].copy_from_slice(&n.to_le_bytes());
-        Request {
-            project: ProjectId::new(project).expect("valid"),
-            action,
-            time: now,
-            node: name(to),
-            manifest: self.manifest.digest(),
-            nonce,
-        }
+        let project = ProjectId::new(project).expect("valid");
+        self.keys.request_for(&name(to), &project, action, now)
     }
 
     fn request(&mut self, project: &str, action: Action) -> Vec<Message> {
-        let req = self
-            .request_for("LINKER", project, action.clone(), NOW)
-            .sign(&self.researcher);
-        let msg = match action {
-            Action::Fetch => Message::Fetch(req),
-            Action::Close => Message::Close(req),
-            Action::Status => Message::Status(req),
-            Action::Approve { .. } => unreachable!("approvals go to a register"),
-        };
+        let msg = self.keys.request(project, action, NOW).expect("request");
         self.client("LINKER", msg)
     }
 
@@ -462,10 +359,6 @@ impl Fed {
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
-}
-
-fn extract_path(dir: &Path, register: &str) -> PathBuf {
-    dir.join("extracts").join(format!("{register}.csv"))
 }
 
 fn approve_all(fed: &mut Fed, project: &str) {
@@ -991,6 +884,7 @@ fn a_list_that_repeats_a_pseudonym_closes_the_project_once_naming_the_list() {
 }
 
 mod cohort;
+mod fetch;
 
 /// Issue 18 item 7: a client request is taken once, by the node it names,
 /// under the manifest it names; an approval's envelope signs the extract
@@ -1029,13 +923,16 @@ fn requests_and_approval_envelopes_cannot_be_replayed_redirected_or_rewritten() 
         refused_with(&fed.client("NPR", Message::Status(for_linker))[0]),
         Some(RefusalCode::Replayed)
     );
+    // The same request made for NPR is not refused as replayed: NPR
+    // answers it, as for a project it does not hold (no operator approved
+    // R-1 yet, so only the linker holds it).
     let for_npr = fed
         .request_for("NPR", "R-1", Action::Status, NOW)
         .sign(&operator);
-    assert!(matches!(
-        fed.client("NPR", Message::Status(for_npr))[0],
-        Message::Entries { .. }
-    ));
+    assert_eq!(
+        refused_with(&fed.client("NPR", Message::Status(for_npr))[0]),
+        Some(RefusalCode::NotAllowed)
+    );
     // A request made under another manifest is refused.
     let mut other = fed.request_for("LINKER", "R-1", Action::Status, NOW);
     other.manifest = Digest([0xee; 32]);
@@ -1062,6 +959,7 @@ fn requests_and_approval_envelopes_cannot_be_replayed_redirected_or_rewritten() 
     let Message::Approve {
         statement,
         mut request,
+        order,
     } = fed.approval_message("R-1", "NPR", 0)
     else {
         panic!("an approval")
@@ -1074,6 +972,7 @@ fn requests_and_approval_envelopes_cannot_be_replayed_redirected_or_rewritten() 
     let swapped = Message::Approve {
         statement: statement.clone(),
         request,
+        order: order.clone(),
     };
     assert_eq!(
         refused_with(&fed.client("NPR", swapped)[0]),
@@ -1090,6 +989,7 @@ fn requests_and_approval_envelopes_cannot_be_replayed_redirected_or_rewritten() 
     let mixed = Message::Approve {
         statement: second,
         request: genuine.clone(),
+        order: order.clone(),
     };
     assert_eq!(
         refused_with(&fed.client("NPR", mixed)[0]),
@@ -1099,6 +999,7 @@ fn requests_and_approval_envelopes_cannot_be_replayed_redirected_or_rewritten() 
     let Message::Approve {
         statement: kpr_statement,
         request: kpr_envelope,
+        ..
     } = fed.approval_message("R-1", "KPR", 0)
     else {
         panic!("an approval")
@@ -1109,7 +1010,8 @@ fn requests_and_approval_envelopes_cannot_be_replayed_redirected_or_rewritten() 
                 "NPR",
                 Message::Approve {
                     statement: kpr_statement,
-                    request: kpr_envelope
+                    request: kpr_envelope,
+                    order: order.clone(),
                 }
             )[0]
         ),
@@ -1120,6 +1022,7 @@ fn requests_and_approval_envelopes_cannot_be_replayed_redirected_or_rewritten() 
     let message = Message::Approve {
         statement,
         request: genuine,
+        order,
     };
     assert!(matches!(
         fed.client("NPR", message.clone())[0],
@@ -1283,8 +1186,23 @@ fn unapproved_orders_are_capped_per_researcher_bounded_in_time_and_dropped() {
     assert_eq!(refused_with(&fed.submit("F-FAR")), Some(RefusalCode::Order));
     assert!(!linker_holds(&fed, "F-FAR"));
 
-    // A week later, the orders nobody approved are closed and shredded
-    // everywhere; the approved one goes on.
+    // Nothing of the waiting orders reached a register; the approved one
+    // is at every register since its first approval.
+    for p in projects[1..].iter().map(String::as_str).chain(["F-FLOOD"]) {
+        for r in REGISTERS {
+            assert_eq!(rows_about(&fed.dir.path().join(r), p), 0, "{r} holds {p}");
+        }
+    }
+    for r in REGISTERS {
+        assert!(
+            rows_about(&fed.dir.path().join(r), &projects[0]) > 0,
+            "{r} never learned of the approved order"
+        );
+    }
+
+    // A week later, the orders nobody approved are forgotten: no row
+    // about them is left at any node, and their ids can be ordered again;
+    // the approved one goes on.
     let later = NOW + UNAPPROVED_LIFETIME;
     fed.engines
         .get_mut(&name("LINKER"))
@@ -1292,19 +1210,261 @@ fn unapproved_orders_are_capped_per_researcher_bounded_in_time_and_dropped() {
         .tick(later)
         .expect("tick");
     fed.pump();
-    let phase = |fed: &Fed, p: &str| {
-        let entries = fed.engines[&name("LINKER")]
-            .transcript(&ProjectId::new(p).expect("valid"))
-            .expect("entries");
-        ProjectView::new(&fed.manifest, &entries).phase()
-    };
-    assert_eq!(phase(&fed, &projects[0]), Phase::Ordered);
+    let entries = fed.engines[&name("LINKER")]
+        .transcript(&ProjectId::new(&projects[0]).expect("valid"))
+        .expect("entries");
+    assert_eq!(
+        ProjectView::new(&fed.manifest, &entries).phase(),
+        Phase::Ordered
+    );
     for p in projects[1..].iter().map(String::as_str).chain(["F-FLOOD"]) {
-        assert_eq!(phase(&fed, p), Phase::Closed, "{p}");
-        let entries = fed.engines[&name("LINKER")]
-            .transcript(&ProjectId::new(p).expect("valid"))
-            .expect("entries");
-        let view = ProjectView::new(&fed.manifest, &entries);
-        assert!(view.shredded(&name("LINKER")), "{p}: the linker shredded");
+        for m in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
+            assert_eq!(rows_about(&fed.dir.path().join(m), p), 0, "{m} kept {p}");
+        }
     }
+    fed.expires = NOW + 365 * 86_400;
+    assert!(matches!(fed.submit(&projects[1]), Message::Ack { .. }));
+    assert!(linker_holds(&fed, &projects[1]));
+}
+
+/// Issue 18 item 2: a register holds an order only once an operator of
+/// its own approved it, and forgets it, with every row about it, if the
+/// linker never recorded that approval (it forgot the order first) a
+/// day after the order's wait for a first approval ended. The linker
+/// forgets an order its researcher closes before any approval at once.
+#[test]
+fn a_register_forgets_an_order_whose_approval_the_linker_never_recorded() {
+    use kobling_protocol::sequencer::{REGISTER_GRACE, UNAPPROVED_LIFETIME};
+
+    let mut fed = Fed::new(60);
+    let npr = fed.dir.path().join("NPR");
+    let before = files_of(&npr);
+    assert!(matches!(fed.submit("G-1"), Message::Ack { .. }));
+    fed.pump();
+    assert_eq!(rows_about(&npr, "G-1"), 0);
+    assert_eq!(
+        files_of(&npr),
+        before,
+        "a file for an order nobody approved"
+    );
+    // NPR's operator approves; the approval does not reach the linker
+    // (no pump) before the linker's wait ends.
+    assert!(matches!(fed.approve("G-1", "NPR", 0), Message::Ack { .. }));
+    assert!(rows_about(&npr, "G-1") > 0, "the register took the order");
+    let later = NOW + UNAPPROVED_LIFETIME;
+    fed.engines
+        .get_mut(&name("LINKER"))
+        .expect("linker")
+        .tick(later)
+        .expect("tick");
+    assert_eq!(rows_about(&fed.dir.path().join("LINKER"), "G-1"), 0);
+    // Within its grace the register keeps it; after, it forgets it (and
+    // the approval it had queued for the linker).
+    let register = fed.engines.get_mut(&name("NPR")).expect("npr");
+    register.tick(later).expect("tick");
+    assert!(rows_about(&npr, "G-1") > 0);
+    register.tick(later + REGISTER_GRACE).expect("tick");
+    assert_eq!(rows_about(&npr, "G-1"), 0);
+    assert_eq!(files_of(&npr), before);
+
+    // An order closed by its researcher before any approval is forgotten
+    // at once, and its id can be ordered again.
+    assert!(matches!(fed.submit("G-2"), Message::Ack { .. }));
+    assert!(matches!(
+        fed.request("G-2", Action::Close)[0],
+        Message::Ack { .. }
+    ));
+    fed.pump();
+    assert_eq!(rows_about(&fed.dir.path().join("LINKER"), "G-2"), 0);
+    assert!(matches!(fed.submit("G-2"), Message::Ack { .. }));
+}
+
+/// Rows about `project` in the node's `state.db`, over every table with a
+/// `project` column.
+fn rows_about(node: &Path, project: &str) -> i64 {
+    let db = rusqlite::Connection::open_with_flags(
+        node.join("state.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("state.db");
+    let tables: Vec<String> = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .and_then(|mut s| {
+            s.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .expect("tables");
+    let mut rows = 0;
+    for t in tables {
+        let has_project: bool = db
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = 'project'",
+                [&t],
+                |r| r.get::<_, i64>(0),
+            )
+            .expect("columns")
+            > 0;
+        if has_project {
+            rows += db
+                .query_row(
+                    &format!("SELECT COUNT(*) FROM {t} WHERE project = ?1"),
+                    [project],
+                    |r| r.get::<_, i64>(0),
+                )
+                .expect("count");
+        }
+    }
+    rows
+}
+
+/// The files under a node's directory other than its state database.
+fn files_of(node: &Path) -> BTreeSet<PathBuf> {
+    fn walk(dir: &Path, out: &mut BTreeSet<PathBuf>) {
+        for e in std::fs::read_dir(dir).expect("dir").flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if !path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("state.db"))
+            {
+                out.insert(path);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(node, &mut out);
+    out
+}
+
+/// Attack (issue 18 item 2): a register learns an order only from the
+/// entry an operator's approval carries, so the entry must be the
+/// linker's. An approval carrying an order entry recorded with another
+/// key (a self-made "linker"), the entry of another project, a
+/// rewritten order under the linker's signature, or an order that does
+/// not name the register is refused, and the register stores nothing;
+/// the genuine entry is taken.
+#[test]
+fn a_register_takes_an_order_only_as_the_linker_recorded_it() {
+    use kobling_protocol::transcript::Entry;
+
+    let mut fed = Fed::new(60);
+    assert!(matches!(fed.submit("H-1"), Message::Ack { .. }));
+    assert!(matches!(fed.submit("H-2"), Message::Ack { .. }));
+    let npr = fed.dir.path().join("NPR");
+    let other = fed.engines[&name("LINKER")]
+        .transcript(&ProjectId::new("H-2").expect("valid"))
+        .expect("entries")
+        .remove(0);
+    let carrying = |fed: &Fed, order: Entry| {
+        let Message::Approve {
+            statement, request, ..
+        } = fed.approval_message("H-1", "NPR", 0)
+        else {
+            panic!("an approval")
+        };
+        Message::Approve {
+            statement,
+            request,
+            order: Box::new(order),
+        }
+    };
+    let Message::Approve { order: genuine, .. } = fed.approval_message("H-1", "NPR", 0) else {
+        panic!("an approval")
+    };
+    let self_made = SigningKey::from_bytes(&[0x66; 32]);
+    let recorded_by_another =
+        Entry::record(0, Digest::default(), genuine.signed.clone(), &self_made);
+    let mut rewritten = (*genuine).clone();
+    if let Body::Order(o) = &mut rewritten.signed.statement.body {
+        o.title = BoundedString::new("a wider project").expect("fits");
+    }
+    for (what, order, code) in [
+        (
+            "recorded by another key",
+            recorded_by_another,
+            RefusalCode::Invalid,
+        ),
+        ("another project's order", other, RefusalCode::WrongOrder),
+        ("a rewritten order", rewritten, RefusalCode::Invalid),
+    ] {
+        let msg = carrying(&fed, order);
+        assert_eq!(
+            refused_with(&fed.client("NPR", msg)[0]),
+            Some(code),
+            "{what}"
+        );
+        assert_eq!(rows_about(&npr, "H-1"), 0, "{what}: NPR stored something");
+    }
+    // An order that does not name NPR, approved by NPR's operator (with
+    // its digest): refused, nothing kept.
+    let mut without = fed.order("H-3");
+    without.registers = BoundedVec::new(
+        without
+            .registers
+            .iter()
+            .filter(|r| r.register.as_str() != "NPR")
+            .cloned()
+            .collect(),
+    )
+    .expect("fits");
+    without.cohort = BoundedString::new("KPR").expect("fits");
+    let without = without.granted_by(&authority());
+    let signed = Statement {
+        project: without.project.clone(),
+        time: NOW,
+        signer: Signer::Researcher(without.researcher_signing_key),
+        body: Body::Order(without.clone()),
+    }
+    .sign(&fed.researcher);
+    let submitted = fed.client("LINKER", Message::SubmitOrder(signed));
+    assert!(matches!(submitted[0], Message::Ack { .. }), "{submitted:?}");
+    let Message::Approve {
+        statement, order, ..
+    } = fed.approval_message("H-3", "NPR", 0)
+    else {
+        panic!("an approval")
+    };
+    let mut approval = statement.statement.clone();
+    if let Body::Approval(a) = &mut approval.body {
+        a.order = without.digest();
+    }
+    let approval = approval.sign(&fed.operators[&name("NPR")][0]);
+    let msg = fed.approval_named(approval, 0, "NPR.csv", NOW);
+    let Message::Approve {
+        statement, request, ..
+    } = msg
+    else {
+        panic!("an approval")
+    };
+    let msg = Message::Approve {
+        statement,
+        request,
+        order,
+    };
+    assert_eq!(
+        refused_with(&fed.client("NPR", msg)[0]),
+        Some(RefusalCode::WrongRegister)
+    );
+    assert_eq!(
+        rows_about(&npr, "H-3"),
+        0,
+        "NPR kept an order not naming it"
+    );
+
+    let msg = carrying(&fed, *genuine);
+    assert!(matches!(fed.client("NPR", msg)[0], Message::Ack { .. }));
+    fed.pump();
+    let held = fed.engines[&name("NPR")]
+        .transcript(&ProjectId::new("H-1").expect("valid"))
+        .expect("entries");
+    // The linker's copy from its start: the order, the approval, then the
+    // linker's commitment (made only once an operator approved).
+    let kinds: Vec<&str> = held
+        .iter()
+        .map(|e| e.signed.statement.body.kind())
+        .collect();
+    assert_eq!(kinds[..2], ["order", "approval"], "{kinds:?}");
+    assert!(kinds.contains(&"commitment"), "{kinds:?}");
 }

@@ -28,11 +28,11 @@ use super::{
 
 /// Client deadlines.
 #[derive(Clone, Debug)]
-pub(crate) struct ClientSettings {
+pub struct ClientSettings {
     /// Resolving the address and completing the handshake.
-    pub(crate) connect_timeout: Duration,
+    pub connect_timeout: Duration,
     /// Sending a request and receiving its whole reply.
-    pub(crate) request_timeout: Duration,
+    pub request_timeout: Duration,
 }
 
 impl Default for ClientSettings {
@@ -47,7 +47,7 @@ impl Default for ClientSettings {
 /// A request could not be made or answered.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum ClientError {
+pub enum ClientError {
     /// The manifest has no member of that name.
     #[error("{0} is not a member of the federation")]
     UnknownMember(Name),
@@ -90,7 +90,7 @@ pub(crate) enum ClientError {
 }
 
 /// Dials manifest members and exchanges requests with them.
-pub(crate) struct Client {
+pub struct Client {
     endpoint: Endpoint,
     manifest: Arc<Manifest>,
     configs: HashMap<Name, quinn::ClientConfig>,
@@ -105,7 +105,7 @@ impl Client {
     /// # Errors
     ///
     /// [`TlsError`] if rustls refuses the configuration.
-    pub(crate) fn new(
+    pub fn new(
         endpoint: Endpoint,
         identity: Option<&TlsIdentity>,
         manifest: Arc<Manifest>,
@@ -129,7 +129,7 @@ impl Client {
     /// [`ClientError::UnknownMember`], [`ClientError::Resolve`],
     /// [`ClientError::Connect`], [`ClientError::Connection`] (handshake
     /// refused), [`ClientError::Timeout`].
-    pub(crate) async fn connect(&self, member: &Name) -> Result<Connection, ClientError> {
+    pub async fn connect(&self, member: &Name) -> Result<Connection, ClientError> {
         let stale = {
             let mut cache = self.cache();
             match cache.get(member) {
@@ -151,18 +151,14 @@ impl Client {
     /// # Errors
     ///
     /// As [`Client::connect`] and [`Connection::request`].
-    pub(crate) async fn request(
-        &self,
-        member: &Name,
-        request: &Message,
-    ) -> Result<Message, ClientError> {
+    pub async fn request(&self, member: &Name, request: &Message) -> Result<Message, ClientError> {
         self.connect(member).await?.request(request).await
     }
 
     /// Sends `request` to `member` and collects every reply frame until the
     /// member ends the stream (for requests answered in several parts, like
     /// a delivery).
-    pub(crate) async fn request_all(
+    pub async fn request_all(
         &self,
         member: &Name,
         request: &Message,
@@ -170,8 +166,28 @@ impl Client {
         self.connect(member).await?.request_all(request).await
     }
 
+    /// Sends `request` to `member` and hands every reply frame to
+    /// `replies` as it arrives, waiting while the receiver is behind (a
+    /// large delivery is never held whole); stops reading when the
+    /// receiver is dropped.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::connect`] and [`Connection::request_all`].
+    pub(crate) async fn request_each(
+        &self,
+        member: &Name,
+        request: &Message,
+        replies: tokio::sync::mpsc::Sender<Message>,
+    ) -> Result<(), ClientError> {
+        self.connect(member)
+            .await?
+            .request_each(request, replies)
+            .await
+    }
+
     /// Closes every cached connection.
-    pub(crate) fn close(&self) {
+    pub fn close(&self) {
         for (member, c) in self.cache().drain() {
             c.close();
             super::log_stats(&c.conn, "client", member.as_str());
@@ -242,7 +258,7 @@ impl Client {
 
 /// An authenticated connection to a member.
 #[derive(Clone, Debug)]
-pub(crate) struct Connection {
+pub struct Connection {
     conn: quinn::Connection,
     peer: Peer,
     request_timeout: Duration,
@@ -256,8 +272,7 @@ impl Connection {
     }
 
     /// The underlying quinn connection (for streaming exchanges).
-    #[cfg_attr(not(test), expect(dead_code, reason = "used by the transport tests"))]
-    pub(crate) fn quinn(&self) -> &quinn::Connection {
+    pub fn quinn(&self) -> &quinn::Connection {
         &self.conn
     }
 
@@ -270,7 +285,7 @@ impl Connection {
     /// is closed (e.g. the server refused our certificate or a frame),
     /// [`ClientError::Timeout`], [`ClientError::NoReply`],
     /// [`ClientError::ExtraReply`], [`ClientError::Frame`].
-    pub(crate) async fn request(&self, request: &Message) -> Result<Message, ClientError> {
+    pub async fn request(&self, request: &Message) -> Result<Message, ClientError> {
         let exchange = async {
             let (mut send, mut recv) = self.conn.open_bi().await?;
             frame::write_message(&mut send, request).await?;
@@ -294,7 +309,7 @@ impl Connection {
 
     /// Sends `request` and collects every reply frame until the peer ends
     /// the stream.
-    pub(crate) async fn request_all(&self, request: &Message) -> Result<Vec<Message>, ClientError> {
+    pub async fn request_all(&self, request: &Message) -> Result<Vec<Message>, ClientError> {
         let exchange = async {
             let (mut send, mut recv) = self.conn.open_bi().await?;
             frame::write_message(&mut send, request).await?;
@@ -315,8 +330,41 @@ impl Connection {
         }
     }
 
+    /// Sends `request` and hands every reply frame to `replies` as it
+    /// arrives, until the peer ends the stream or the receiver is dropped.
+    pub(crate) async fn request_each(
+        &self,
+        request: &Message,
+        replies: tokio::sync::mpsc::Sender<Message>,
+    ) -> Result<(), ClientError> {
+        let exchange = async {
+            let (mut send, mut recv) = self.conn.open_bi().await?;
+            frame::write_message(&mut send, request).await?;
+            send.finish()?;
+            let mut any = false;
+            while let Some(reply) = frame::read_message(&mut recv).await? {
+                any = true;
+                if replies.send(reply).await.is_err() {
+                    // The receiver stopped (it refused what it got).
+                    let _ = recv.stop(0u32.into());
+                    return Ok(());
+                }
+            }
+            if any {
+                Ok(())
+            } else {
+                Err(ClientError::NoReply)
+            }
+        };
+        match timeout(self.request_timeout, exchange).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.conn.close_reason().map_or(e, ClientError::from)),
+            Err(_) => Err(ClientError::Timeout("request")),
+        }
+    }
+
     /// Closes the connection (normal close).
-    pub(crate) fn close(&self) {
+    pub fn close(&self) {
         CloseCode::Shutdown.close(&self.conn);
     }
 }

@@ -18,7 +18,7 @@ use super::tls::{self, TlsError, TlsIdentity};
 /// and `receive_window` per connection; beyond that it is blocked by QUIC
 /// flow control until the reader catches up.
 #[derive(Clone, Debug)]
-pub(crate) struct TransportLimits {
+pub struct TransportLimits {
     /// A connection with no traffic for this long is closed.
     pub(crate) idle_timeout: Duration,
     /// Keep-alive interval of the connections a node dials (must be well
@@ -99,7 +99,7 @@ impl TransportLimits {
 ///
 /// [`EndpointError::Tls`] if the identity is unusable, [`EndpointError::Io`]
 /// if the socket cannot be bound.
-pub(crate) fn server_endpoint(
+pub fn server_endpoint(
     bind: SocketAddr,
     identity: &TlsIdentity,
     manifest: Arc<Manifest>,
@@ -115,7 +115,7 @@ pub(crate) fn server_endpoint(
 /// # Errors
 ///
 /// As [`server_endpoint`].
-pub(crate) fn server_endpoint_on(
+pub fn server_endpoint_on(
     socket: std::net::UdpSocket,
     identity: &TlsIdentity,
     manifest: Arc<Manifest>,
@@ -140,7 +140,7 @@ pub(crate) fn server_endpoint_on(
 /// # Errors
 ///
 /// [`EndpointError::Io`] if the socket cannot be bound.
-pub(crate) fn client_endpoint(bind: SocketAddr) -> Result<Endpoint, EndpointError> {
+pub fn client_endpoint(bind: SocketAddr) -> Result<Endpoint, EndpointError> {
     Ok(Endpoint::client(bind)?)
 }
 
@@ -172,7 +172,7 @@ pub(crate) fn client_configs(
 /// An endpoint could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum EndpointError {
+pub enum EndpointError {
     /// TLS configuration.
     #[error(transparent)]
     Tls(#[from] TlsError),

@@ -7,7 +7,7 @@
 //! The length is checked before a byte of the body is read or any room is
 //! reserved for it, and the body buffer grows with the bytes that actually
 //! arrive, so an announced length costs nothing until the peer sends it.
-//! The server also reads the body's first bytes alone ([`read_kind`]): the
+//! The server also reads the body's first bytes alone (`read_kind`): the
 //! message's kind, which decides whether the peer may send it and how long
 //! it may be ([`Kind::max_frame`]) before the rest is read.
 //! The end of the stream is allowed only between frames. The body is
@@ -34,7 +34,7 @@ const INITIAL_BODY_CAPACITY: usize = 64 * 1024;
 /// A frame could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum FrameError {
+pub enum FrameError {
     /// The length (announced by the peer, or of a message we were about
     /// to send) exceeds [`MAX_FRAME`].
     #[error("frame of {0} bytes exceeds the limit of {MAX_FRAME} bytes")]
@@ -90,7 +90,7 @@ impl FrameError {
 ///
 /// [`FrameError::TooLarge`] before reading the body, [`FrameError::Truncated`],
 /// [`FrameError::Decode`], or [`FrameError::Io`].
-pub(crate) async fn read_message<R: AsyncRead + Unpin>(
+pub async fn read_message<R: AsyncRead + Unpin>(
     recv: &mut R,
 ) -> Result<Option<Message>, FrameError> {
     match read_len(recv).await? {
@@ -217,7 +217,7 @@ pub(crate) async fn read_body<R: AsyncRead + Unpin>(
 /// # Errors
 ///
 /// [`FrameError::TooLarge`] (nothing is written) or [`FrameError::Io`].
-pub(crate) async fn write_message<W: AsyncWrite + Unpin>(
+pub async fn write_message<W: AsyncWrite + Unpin>(
     send: &mut W,
     message: &Message,
 ) -> Result<(), FrameError> {

@@ -53,7 +53,7 @@
 //!   piece, each piece taken from the peer's byte budget before it is read
 //!   (an announced length costs nothing); and each peer — a member, or a
 //!   client's IP address — has its own connections, request slots and
-//!   budget ([`limits`], [`server::ServerSettings::per_member`]; clients
+//!   budget (`limits`, `server::ServerSettings::per_member`; clients
 //!   also share one budget). A peer that stalls, floods or never reads its
 //!   replies waits on its own limits, and QUIC flow control pushes back on
 //!   it alone.
@@ -69,19 +69,19 @@
 //!   body: a client may send only its own kinds, each of at most
 //!   [`MAX_CLIENT_FRAME`], and a member's kind from a client closes the
 //!   connection unread. What peers are told is a fixed code and phrase;
-//!   what strangers cause is logged within a rate limit ([`quiet`]).
+//!   what strangers cause is logged within a rate limit (`quiet`).
 //!
 //! [`MAX_FRAME`]: kobling_protocol::messages::MAX_FRAME
 //! [`MAX_CLIENT_FRAME`]: kobling_protocol::messages::MAX_CLIENT_FRAME
 
-pub(crate) mod client;
-pub(crate) mod endpoint;
-pub(crate) mod frame;
+pub mod client;
+pub mod endpoint;
+pub mod frame;
 pub(crate) mod limits;
 pub(crate) mod peer;
 pub(crate) mod quiet;
 pub(crate) mod server;
-pub(crate) mod tls;
+pub mod tls;
 
 #[cfg(test)]
 mod tests;
@@ -94,7 +94,7 @@ use quinn::VarInt;
 /// with. The reason phrase sent along is the code's fixed text, never
 /// anything taken from a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum CloseCode {
+pub enum CloseCode {
     /// Normal close: the conversation is over, or the node shuts down.
     Shutdown,
     /// A frame announced a length over `MAX_FRAME`.
@@ -170,7 +170,7 @@ impl CloseCode {
     }
 
     /// The code for a wire value, if it is one of ours.
-    pub(crate) fn from_varint(code: VarInt) -> Option<Self> {
+    pub fn from_varint(code: VarInt) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.varint() == code)
     }
 

@@ -3,7 +3,7 @@
 use rustls::pki_types::CertificateDer;
 
 use kobling_protocol::{
-    manifest::{Key32, Manifest, Role},
+    manifest::{Manifest, Role, TlsFingerprint},
     types::Name,
 };
 
@@ -18,7 +18,7 @@ pub(crate) struct Peer {
     /// The member's role.
     pub(crate) role: Role,
     /// The pin of the certificate it presented.
-    pub(crate) fingerprint: Key32,
+    pub(crate) fingerprint: TlsFingerprint,
 }
 
 impl Peer {

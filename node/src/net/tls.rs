@@ -34,7 +34,7 @@ use rustls::{
 use sha2::{Digest as _, Sha256};
 
 use kobling_keys::Keystore;
-use kobling_protocol::manifest::{Key32, Manifest};
+use kobling_protocol::manifest::{Manifest, TlsFingerprint};
 
 /// The ALPN protocol identifier of Kobling v1.
 pub(crate) const ALPN: &[u8] = b"kobling/1";
@@ -47,7 +47,7 @@ pub(crate) const SERVER_NAME: &str = "kobling.invalid";
 /// The TLS layer could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum TlsError {
+pub enum TlsError {
     /// The keystore's certificate or key is unusable, or they do not match.
     #[error("the node's TLS certificate or key is unusable")]
     Identity(#[source] rustls::Error),
@@ -66,9 +66,9 @@ pub(crate) enum TlsError {
 /// A node's own TLS identity: its certificate, its signing key and the
 /// certificate's pin. `Debug` shows only the fingerprint.
 #[derive(Clone)]
-pub(crate) struct TlsIdentity {
+pub struct TlsIdentity {
     certified: Arc<CertifiedKey>,
-    fingerprint: Key32,
+    fingerprint: TlsFingerprint,
 }
 
 impl TlsIdentity {
@@ -78,7 +78,7 @@ impl TlsIdentity {
     /// # Errors
     ///
     /// [`TlsError::Identity`] or [`TlsError::FingerprintMismatch`].
-    pub(crate) fn from_keystore(keystore: &Keystore) -> Result<Self, TlsError> {
+    pub fn from_keystore(keystore: &Keystore) -> Result<Self, TlsError> {
         let identity = Self::from_der(keystore.tls_cert_der(), &keystore.tls_key_der())?;
         if identity.fingerprint.0 != keystore.tls_spki_sha256() {
             return Err(TlsError::FingerprintMismatch);
@@ -94,7 +94,7 @@ impl TlsIdentity {
     ///
     /// [`TlsError::Identity`] if either does not parse or the certificate
     /// is not for this key.
-    pub(crate) fn from_der(cert_der: &[u8], pkcs8_der: &[u8]) -> Result<Self, TlsError> {
+    pub fn from_der(cert_der: &[u8], pkcs8_der: &[u8]) -> Result<Self, TlsError> {
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8_der));
         let signing_key =
             rustls::crypto::ring::sign::any_supported_type(&key).map_err(TlsError::Identity)?;
@@ -123,8 +123,7 @@ impl TlsIdentity {
     }
 
     /// The pin of this identity's certificate.
-    #[cfg_attr(not(test), expect(dead_code, reason = "used by the transport tests"))]
-    pub(crate) fn fingerprint(&self) -> Key32 {
+    pub fn fingerprint(&self) -> TlsFingerprint {
         self.fingerprint
     }
 }
@@ -149,9 +148,9 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
 /// # Errors
 ///
 /// The certificate does not parse.
-pub(crate) fn spki_fingerprint(cert: &CertificateDer<'_>) -> Result<Key32, rustls::Error> {
+pub(crate) fn spki_fingerprint(cert: &CertificateDer<'_>) -> Result<TlsFingerprint, rustls::Error> {
     let parsed = ParsedCertificate::try_from(cert)?;
-    Ok(Key32(
+    Ok(TlsFingerprint(
         Sha256::digest(parsed.subject_public_key_info().as_ref()).into(),
     ))
 }
@@ -193,7 +192,7 @@ pub(crate) fn server_config(
 /// [`TlsError::Config`] if rustls refuses the combination.
 pub(crate) fn client_config(
     identity: Option<&TlsIdentity>,
-    expected: Key32,
+    expected: TlsFingerprint,
 ) -> Result<rustls::ClientConfig, TlsError> {
     let provider = provider();
     let verifier = Arc::new(PinnedServerVerifier {
@@ -234,7 +233,7 @@ fn no_tls12() -> rustls::Error {
 /// the member dialled.
 #[derive(Debug)]
 struct PinnedServerVerifier {
-    expected: Key32,
+    expected: TlsFingerprint,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
@@ -370,7 +369,10 @@ mod tests {
             .expect("cert");
         let expected: [u8; 32] = Sha256::digest(key.subject_public_key_info()).into();
         let der = CertificateDer::from(cert.der().to_vec());
-        assert_eq!(spki_fingerprint(&der).expect("parses"), Key32(expected));
+        assert_eq!(
+            spki_fingerprint(&der).expect("parses"),
+            TlsFingerprint(expected)
+        );
     }
 
     #[test]

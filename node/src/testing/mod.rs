@@ -18,6 +18,7 @@
 //! transcripts.
 
 mod net;
+pub mod quic;
 
 use std::{
     collections::BTreeMap,
@@ -37,8 +38,8 @@ use kobling_protocol::{
     refusal::RefusalCode,
     seal::HpkeSecretKey,
     transcript::{
-        self, Approval, Body, Entry, ProjectOrder, RegisterRequest, Signer, Statement, Trailer,
-        VerifiedTranscript,
+        self, Approval, Body, Entry, ProjectOrder, RegisterRequest, SignedStatement, Signer,
+        Statement, Trailer, VerifiedTranscript,
     },
     types::{Name, ProjectId},
 };
@@ -126,6 +127,24 @@ pub struct ProjectConfig {
     pub seed: u64,
     /// The network's faults.
     pub faults: Faults,
+}
+
+/// The terms of an order besides its registers and cohort.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderTerms {
+    /// Unix time the order expires at (default: a year after [`EPOCH`]).
+    pub expires: u64,
+    /// Whether the order asks for test mode (default: no).
+    pub test_mode: bool,
+}
+
+impl Default for OrderTerms {
+    fn default() -> Self {
+        Self {
+            expires: EPOCH + 86_400 * 365,
+            test_mode: false,
+        }
+    }
 }
 
 /// What a project run produced, as the researcher received it.
@@ -308,6 +327,19 @@ impl Federation {
         self.dir.join("extracts")
     }
 
+    /// Writes `extract` as CSV to `file` in the extract directory.
+    ///
+    /// # Errors
+    ///
+    /// An I/O error.
+    pub fn write_extract(&self, extract: &Extract, file: &str) -> Result<(), TestingError> {
+        std::fs::write(
+            self.extracts().join(file),
+            kobling_sim::population::render_csv(extract),
+        )?;
+        Ok(())
+    }
+
     /// The keystore directories of every member, for the ground truth.
     pub fn keystores(&self) -> Vec<PathBuf> {
         self.manifest
@@ -383,6 +415,21 @@ impl Federation {
         cohort: &str,
         extracts: &[&Extract],
     ) -> Result<ProjectOrder, TestingError> {
+        self.order_with(project, cohort, extracts, OrderTerms::default())
+    }
+
+    /// [`order`](Self::order) with other `terms`.
+    ///
+    /// # Errors
+    ///
+    /// As [`order`](Self::order).
+    pub fn order_with(
+        &self,
+        project: &str,
+        cohort: &str,
+        extracts: &[&Extract],
+        terms: OrderTerms,
+    ) -> Result<ProjectOrder, TestingError> {
         let linker = self
             .manifest
             .linker()
@@ -411,17 +458,18 @@ impl Federation {
             registers: BoundedVec::new(registers)
                 .map_err(|e| TestingError::Unexpected(e.to_string()))?,
             cohort: text(cohort)?,
-            expires: EPOCH + 86_400 * 365,
+            expires: terms.expires,
             researcher_signing_key: Key32(self.researcher.verifying_key().to_bytes()),
             researcher_hpke_key: Key32(*self.researcher_hpke.public_key().as_bytes()),
-            test_mode: false,
+            test_mode: terms.test_mode,
             grant: None,
         }
         .granted_by(&authority()))
     }
 
-    /// A request for node `to`, with the next nonce.
-    fn request_for(&self, to: &Name, project: &ProjectId, action: Action, now: u64) -> Request {
+    /// A request for node `to`, with the next nonce (unsigned: sign it
+    /// with the researcher's or an operator's key).
+    pub fn request_for(&self, to: &Name, project: &ProjectId, action: Action, now: u64) -> Request {
         let n = self
             .nonces
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -452,7 +500,9 @@ impl Federation {
 
     /// Operator `operator`'s approval of `order` at `register`, naming
     /// `file` in the extract directory, in a fresh envelope (send a new
-    /// one for every attempt: a node takes an envelope once).
+    /// one for every attempt: a node takes an envelope once), carrying
+    /// `order_entry`, the order's first transcript entry as the linker
+    /// recorded it.
     ///
     /// # Errors
     ///
@@ -460,6 +510,7 @@ impl Federation {
     pub fn approval_message(
         &self,
         order: &ProjectOrder,
+        order_entry: &Entry,
         extract: &Extract,
         file: &str,
         operator: usize,
@@ -500,10 +551,39 @@ impl Federation {
             body: Body::Approval(approval),
         }
         .sign(key);
+        self.approval_envelope(signed, order_entry, operator, file, now)
+    }
+
+    /// `signed`, an approval by operator `operator` of its register, in a
+    /// fresh envelope naming `file` in the extract directory, carrying the
+    /// order's entry `order_entry`.
+    ///
+    /// # Errors
+    ///
+    /// [`TestingError::Unexpected`] if `signed` is not an operator's
+    /// statement, or its register has no such operator.
+    pub fn approval_envelope(
+        &self,
+        signed: SignedStatement,
+        order_entry: &Entry,
+        operator: usize,
+        file: &str,
+        now: u64,
+    ) -> Result<Message, TestingError> {
+        let Signer::Operator { register, .. } = &signed.statement.signer else {
+            return Err(TestingError::Unexpected(
+                "not an operator's statement".into(),
+            ));
+        };
+        let key = self
+            .operators
+            .get(register)
+            .and_then(|ops| ops.get(operator))
+            .ok_or_else(|| TestingError::Unexpected(format!("no operator {operator}")))?;
         let envelope = self
             .request_for(
-                &name(extract.name)?,
-                &order.project,
+                register,
+                &signed.statement.project,
                 Action::Approve {
                     statement: signed.statement.digest(),
                     extract: text(file)?,
@@ -514,6 +594,7 @@ impl Federation {
         Ok(Message::Approve {
             statement: signed,
             request: Box::new(envelope),
+            order: Box::new(order_entry.clone()),
         })
     }
 
@@ -565,18 +646,23 @@ impl Federation {
             "the order",
             net.client(&order.linker, self.submit_message(&order, now))?,
         )?;
+        // The order lives at the linker alone until the first approval:
+        // each approval carries its entry, as `project approve` does.
+        let order_entry = net
+            .transcript(&order.linker, &order.project)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| TestingError::Unexpected("the linker holds no order".into()))?;
         for e in extracts {
             let file = format!("{}-{}.csv", config.project, e.name);
-            std::fs::write(
-                self.extracts().join(&file),
-                kobling_sim::population::render_csv(e),
-            )?;
+            self.write_extract(e, &file)?;
             for operator in 0..2 {
                 // A fresh envelope for every attempt, until the register
                 // has the order.
                 let until = net.clock_ms().saturating_add(60_000);
                 let replies = loop {
-                    let msg = self.approval_message(&order, e, &file, operator, net.now())?;
+                    let msg =
+                        self.approval_message(&order, &order_entry, e, &file, operator, net.now())?;
                     let replies = net.client(&name(e.name)?, msg)?;
                     let not_ready = replies
                         .first()
@@ -644,19 +730,13 @@ impl Federation {
             &linker,
             self.request(&config.project, Action::Fetch, net.now())?,
         )?;
-        let delivered =
-            crate::researcher::open_delivery(&self.manifest, &self.researcher_hpke, replies)
-                .map_err(|e| TestingError::Unexpected(format!("{e:#}")))?;
-        let transcript = transcript::decode_file(&delivered.transcript)
+        let delivered = quic::open_delivery(&self.manifest, &self.researcher_hpke, replies)?;
+        let transcript = transcript::decode_file(&delivered.transcript_file)
             .map_err(|e| TestingError::Unexpected(e.to_string()))?;
         Ok(RunOutcome {
-            tables: delivered
-                .tables
-                .into_iter()
-                .map(|(list, t)| (list, t.rows))
-                .collect(),
+            tables: delivered.tables,
             transcript,
-            transcript_file: delivered.transcript,
+            transcript_file: delivered.transcript_file,
             verified: delivered.verified,
             virtual_ms: net.clock_ms() - start,
         })

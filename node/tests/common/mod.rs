@@ -9,8 +9,11 @@
 
 use std::{
     fs::File,
+    net::UdpSocket,
+    os::fd::OwnedFd,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -65,14 +68,20 @@ pub(crate) struct NodeAddr {
     pub(crate) advertised: String,
     /// `--listen`, if not the manifest address.
     pub(crate) listen: Option<String>,
+    /// A socket the test bound and keeps, handed to the node (and to it
+    /// again after every restart) as its standard input
+    /// (`--listen-stdin`): no other program can take the port.
+    pub(crate) socket: Option<Arc<UdpSocket>>,
 }
 
 impl NodeAddr {
     /// A fresh port on 127.0.0.1, advertised and listened on.
     pub(crate) fn direct() -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
         Self {
-            advertised: format!("127.0.0.1:{}", free_port()),
+            advertised: socket.local_addr().expect("addr").to_string(),
             listen: None,
+            socket: Some(Arc::new(socket)),
         }
     }
 }
@@ -84,6 +93,8 @@ pub(crate) struct Nodes {
     dir: PathBuf,
     manifest: PathBuf,
     listen: Vec<Option<String>>,
+    /// Sockets handed to the nodes, in [`MEMBERS`] order.
+    sockets: Vec<Option<Arc<UdpSocket>>>,
     log: String,
     args: Vec<String>,
     /// Further arguments of each member, in [`MEMBERS`] order.
@@ -93,7 +104,7 @@ pub(crate) struct Nodes {
 impl Nodes {
     fn start(&self, index: usize) -> Child {
         let name = MEMBERS[index];
-        let args = self.start_args(index);
+        let (args, stdin) = self.run_args(index);
         let log = File::options()
             .create(true)
             .append(true)
@@ -102,10 +113,25 @@ impl Nodes {
         Command::new(BIN)
             .args(&args)
             .env("KOBLING_LOG", &self.log)
+            .stdin(stdin)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start node")
+    }
+
+    /// The arguments and standard input that run member `index`: its
+    /// socket, if the test holds one, as standard input.
+    fn run_args(&self, index: usize) -> (Vec<String>, Stdio) {
+        let mut args = self.start_args(index);
+        let stdin = match &self.sockets[index] {
+            Some(socket) => {
+                args.push("--listen-stdin".into());
+                Stdio::from(OwnedFd::from(socket.try_clone().expect("socket")))
+            }
+            None => Stdio::null(),
+        };
+        (args, stdin)
     }
 
     /// The log file of member `name`: the node's stderr, appended across
@@ -219,6 +245,7 @@ pub(crate) fn setup_with_each(
     let d = dir.path();
     let mut members = Vec::new();
     let mut listen = Vec::new();
+    let mut sockets = Vec::new();
     for name in MEMBERS {
         let role = if name == "LINKER" {
             "linker"
@@ -227,6 +254,7 @@ pub(crate) fn setup_with_each(
         };
         let a = addr(name);
         listen.push(a.listen.clone());
+        sockets.push(a.socket.clone());
         let entry = ok(&[
             "keys",
             "init",
@@ -293,6 +321,7 @@ pub(crate) fn setup_with_each(
         dir: d.to_path_buf(),
         manifest: manifest_path.clone(),
         listen,
+        sockets,
         log: log.to_string(),
         args: args.iter().map(|a| a.to_string()).collect(),
         each: MEMBERS.iter().map(|m| each(m, d)).collect(),
@@ -588,7 +617,7 @@ impl Nodes {
     /// `sh -c "<prelude>; exec kobling node run …"` (e.g. a `ulimit`).
     pub(crate) fn kill_and_restart_under(&mut self, index: usize, prelude: &str) {
         self.kill(index);
-        let plain = self.start_args(index);
+        let (plain, stdin) = self.run_args(index);
         let name = MEMBERS[index];
         let log = File::options()
             .create(true)
@@ -601,6 +630,7 @@ impl Nodes {
             .arg(BIN)
             .args(&plain)
             .env("KOBLING_LOG", &self.log)
+            .stdin(stdin)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

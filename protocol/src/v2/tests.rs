@@ -913,9 +913,9 @@ mod transcript {
                 name: p.name.clone(),
                 role: Role::Register,
                 address: format!("127.0.0.1:{}", 4000 + r),
-                tls_spki_sha256: Key32([r as u8 + 1; 32]),
+                tls_spki_sha256: crate::manifest::TlsFingerprint([r as u8 + 1; 32]),
                 signing_key: Key32(p.vk().to_bytes()),
-                hpke_key: Key32([r as u8 + 50; 32]),
+                hpke_key: crate::manifest::X25519Key([r as u8 + 50; 32]),
                 operators: (0..2)
                     .map(|i| Operator {
                         name: format!("op{i}"),
@@ -928,9 +928,9 @@ mod transcript {
             name: w.linker.name.clone(),
             role: Role::Linker,
             address: "127.0.0.1:4999".into(),
-            tls_spki_sha256: Key32([99; 32]),
+            tls_spki_sha256: crate::manifest::TlsFingerprint([99; 32]),
             signing_key: Key32(w.linker.vk().to_bytes()),
-            hpke_key: Key32([98; 32]),
+            hpke_key: crate::manifest::X25519Key([98; 32]),
             operators: Vec::new(),
         });
         let manifest = Manifest {

@@ -131,9 +131,9 @@ mod tests {
             name: n(name),
             role,
             address: format!("127.0.0.1:{}", 7400 + u16::from(i)),
-            tls_spki_sha256: Key32([i; 32]),
+            tls_spki_sha256: kobling_protocol::manifest::TlsFingerprint([i; 32]),
             signing_key: Key32(key(i + 10).verifying_key().to_bytes()),
-            hpke_key: Key32([i + 20; 32]),
+            hpke_key: kobling_protocol::manifest::X25519Key([i + 20; 32]),
             operators: if role == Role::Register {
                 (0..2)
                     .map(|j| Operator {

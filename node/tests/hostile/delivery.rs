@@ -7,6 +7,7 @@
 //! from the items delivered. Each is refused; the untouched replies open.
 
 use ed25519_dalek::SigningKey;
+use kobling_node::testing::quic::open_delivery;
 use kobling_protocol::{
     bounded::{BoundedBytes, BoundedVec},
     messages::Message,
@@ -14,50 +15,52 @@ use kobling_protocol::{
     types::Digest,
 };
 
-use super::harness::{runtime, Fed, Logs, REGISTERS};
-use crate::researcher::open_delivery;
+use crate::{
+    attack,
+    lifecycle::{run_p2, P2},
+    Shared,
+};
 
-/// The index of the first `DeliveryItems` with at least two items.
-fn items_message(replies: &[Message]) -> usize {
-    replies
+/// The linker's honest replies to a fetch of a delivered project (they
+/// open), and the index of the first `DeliveryItems` with at least two
+/// items.
+async fn honest(s: &Shared) -> (Vec<Message>, usize) {
+    run_p2(s).await;
+    let honest = s.fed.fetch_replies(P2).await;
+    assert!(open_delivery(&s.fed.manifest, &s.fed.keys.researcher_hpke, honest.clone()).is_ok());
+    let at = honest
         .iter()
         .position(|m| matches!(m, Message::DeliveryItems { items, .. } if items.len() >= 2))
-        .expect("a batch of two items or more")
+        .expect("a batch of two items or more");
+    (honest, at)
 }
 
-fn refusal(fed: &Fed, replies: Vec<Message>) -> String {
-    format!(
-        "{:#}",
-        open_delivery(&fed.manifest, &fed.researcher_hpke, replies)
-            .expect_err("a tampered delivery must be refused")
-    )
+fn refusal(s: &Shared, replies: Vec<Message>) -> String {
+    open_delivery(&s.fed.manifest, &s.fed.keys.researcher_hpke, replies)
+        .expect_err("a tampered delivery must be refused")
+        .to_string()
 }
 
 #[test]
-fn a_delivery_that_differs_from_the_signed_record_is_refused_by_the_client() {
-    let logs = Logs::default();
-    let (rt, dispatch) = runtime(&logs);
-    let _default = tracing::dispatcher::set_default(&dispatch);
-    rt.block_on(async {
-        let fed = Fed::start().await;
-        let project = "DELIVERY-1";
-        fed.run_project(project, &REGISTERS).await;
-        let honest = fed.fetch_replies(project).await;
-        assert!(open_delivery(&fed.manifest, &fed.researcher_hpke, honest.clone()).is_ok());
-        let at = items_message(&honest);
-
-        // An item twice, in place of the next one (same count).
-        let mut replies = honest.clone();
+fn an_item_delivered_twice_is_refused_by_the_client() {
+    // An item twice, in place of the next one (same count).
+    attack(|s| async move {
+        let (mut replies, at) = honest(s).await;
         if let Message::DeliveryItems { items, .. } = &mut replies[at] {
             let mut v = items.clone().into_inner();
             v[1] = v[0].clone();
             *items = BoundedVec::new(v).expect("fits");
         }
-        let e = refusal(&fed, replies);
+        let e = refusal(s, replies);
         assert!(e.contains("delivered twice or out of order"), "{e}");
+    });
+}
 
-        // An item dropped, the header's count lowered to hide it.
-        let mut replies = honest.clone();
+#[test]
+fn a_dropped_item_is_refused_by_the_client() {
+    // An item dropped, the header's count lowered to hide it.
+    attack(|s| async move {
+        let (mut replies, at) = honest(s).await;
         let list = match &mut replies[at] {
             Message::DeliveryItems { items, list, .. } => {
                 let mut v = items.clone().into_inner();
@@ -74,17 +77,23 @@ fn a_delivery_that_differs_from_the_signed_record_is_refused_by_the_client() {
                 }
             }
         }
-        let e = refusal(&fed, replies);
+        let e = refusal(s, replies);
         assert!(e.contains("the signed delivery record says"), "{e}");
+    });
+}
 
-        // The items are the linker's, but the selection it signed is not
-        // theirs (re-signed with the linker's key, so the transcript itself
-        // verifies).
+#[test]
+fn a_selection_that_differs_from_the_signed_record_is_refused_by_the_client() {
+    // The items are the linker's, but the selection it signed is not
+    // theirs (re-signed with the linker's key, so the transcript itself
+    // verifies).
+    attack(|s| async move {
+        let (honest, _) = honest(s).await;
         let Some(Message::TranscriptFile { bytes }) = honest.first() else {
             panic!("the transcript first")
         };
         let (entries, _) = transcript::decode_file(bytes).expect("decodes");
-        let linker = SigningKey::from_bytes(&fed.keystore("LINKER").signing_key().to_bytes());
+        let linker = SigningKey::from_bytes(&s.fed.keystore("LINKER").signing_key().to_bytes());
         let mut log = Transcript::new();
         for e in &entries {
             let mut st = e.signed.statement.clone();
@@ -105,11 +114,10 @@ fn a_delivery_that_differs_from_the_signed_record_is_refused_by_the_client() {
         replies[0] = Message::TranscriptFile {
             bytes: BoundedBytes::new(transcript::encode_file(&entries, &trailer)).expect("fits"),
         };
-        let e = refusal(&fed, replies);
+        let e = refusal(s, replies);
         assert!(
             e.contains("the delivered selection differs from the signed delivery record"),
             "{e}"
         );
-        fed.stop().await;
     });
 }
