@@ -731,3 +731,56 @@ fn a_hop_that_signs_a_short_chunk_is_named_and_the_project_stops() {
     assert!(reason.contains(&format!("hop 1 ({by})")), "{reason}");
     transcript::verify(&entries, None, net.manifest()).expect("the stopped transcript verifies");
 }
+
+#[test]
+fn a_register_announcing_chain_v1_to_a_chain_v2_linker_is_refused() {
+    // The downgrade: NPR's node announces its list for chain v1, whose
+    // linker record publishes per-chunk proofs over the final pseudonyms
+    // and whose hops can forward a substituted input unnoticed. The
+    // linker runs chain v2: it records no v1 list entry and stops the
+    // project naming the list.
+    let registers = ["NPR", "KPR"];
+    let s = setup(&registers, 200);
+    let mut net = s.start();
+    net.configure(&name("NPR"), |c| c.chain_v2 = false)
+        .expect("NPR restarts on chain v1");
+    let entries = drive(&s, &mut net, "V2-DOWNGRADE");
+    let bodies: Vec<&Body> = entries.iter().map(|e| &e.signed.statement.body).collect();
+    assert!(
+        !bodies
+            .iter()
+            .any(|b| matches!(b, Body::ListAnnounced(_) | Body::Hop(_))),
+        "the linker recorded a chain v1 list entry"
+    );
+    assert!(
+        bodies
+            .iter()
+            .any(|b| matches!(b, Body::ListAnnouncedV2(a) if a.list.as_str() == "KPR")),
+        "KPR's v2 list goes on"
+    );
+    assert!(!bodies
+        .iter()
+        .any(|b| matches!(b, Body::LinkSummary(_) | Body::Delivery(_))));
+    let reason = bodies
+        .iter()
+        .find_map(|b| match b {
+            Body::Closure(c) => Some(c.reason.as_str().to_string()),
+            _ => None,
+        })
+        .expect("the project is stopped, not left waiting");
+    assert!(
+        reason.contains("list NPR") && reason.contains("chain v1"),
+        "{reason}"
+    );
+    assert!(
+        net.refusals().iter().any(|(a, b, code, text)| {
+            let pair = [a.as_str(), b.as_str()];
+            pair.contains(&"NPR")
+                && pair.contains(&LINKER)
+                && code == "invalid"
+                && text.contains("chain v1")
+        }),
+        "the linker refuses NPR's v1 announcement: {:?}",
+        net.refusals()
+    );
+}

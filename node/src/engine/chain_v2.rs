@@ -866,7 +866,12 @@ impl Engine {
 
     /// Records the project's closure with `detail` (once), so every node
     /// shreds and nothing is linked or delivered.
-    fn stop_project(&mut self, project: &ProjectId, detail: &str, now: u64) -> Outcome<()> {
+    pub(super) fn stop_project(
+        &mut self,
+        project: &ProjectId,
+        detail: &str,
+        now: u64,
+    ) -> Outcome<()> {
         let reason = BoundedString::new(detail.to_string()).unwrap_or_default();
         self.publish_once(project, Step::Close, Body::Closure(Closure { reason }), now)
     }

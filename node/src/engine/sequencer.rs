@@ -66,6 +66,25 @@ impl Engine {
         let entries = self.store.entries(&project)?;
         let view = ProjectView::new(&self.manifest, &entries);
         if sequencer::admit_statement(&view, &entries, from, &signed)? == Admitted::New {
+            // A linker on chain v2 takes no chain v1 list (a downgrade): its
+            // record would publish v1's per-chunk proofs over the final
+            // pseudonyms, and v1 lets a hop substitute its input unnoticed.
+            let v1_list = match &signed.statement.body {
+                Body::ListAnnounced(a) => Some(a.list.clone()),
+                Body::Hop(h) => Some(h.list.clone()),
+                _ => None,
+            };
+            if let (true, Some(list)) = (self.config.chain_v2, v1_list) {
+                let detail = format!(
+                    "list {list} was announced for chain v1, which this linker does not run (chain v2 only); the project is stopped: upgrade {from}'s node and order again"
+                );
+                tracing::error!(node = %self.me, %project, %list, %from, "{detail}");
+                self.stop_project(&project, &detail, super::now_of(&entries))?;
+                return Err(refuse(
+                    RefusalCode::Invalid,
+                    "chain v1 lists are not accepted: this linker runs chain v2",
+                ));
+            }
             let hop = super::chain_v2::HopOf::of(&signed.statement.body);
             let empty = super::chain_v2::empty_list(&signed.statement.body);
             let stop = match &signed.statement.body {

@@ -147,6 +147,8 @@ enum Flight {
 pub struct Net {
     manifest: Manifest,
     config: EngineConfig,
+    /// Per-member configurations that differ from `config`.
+    overrides: BTreeMap<Name, EngineConfig>,
     seed: u64,
     nodes: BTreeMap<Name, Node>,
     senders: BTreeMap<(Name, Name), Sender>,
@@ -200,6 +202,7 @@ impl Net {
                 background_preparation: false,
                 ..config
             },
+            overrides: BTreeMap::new(),
             seed,
             nodes: dirs
                 .into_iter()
@@ -348,7 +351,10 @@ impl Net {
             keystore,
             store,
             seed,
-            self.config.clone(),
+            self.overrides
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| self.config.clone()),
         )?;
         node.engine = Some(engine);
         // Its senders start afresh, as the daemon's do.
@@ -358,6 +364,28 @@ impl Net {
             }
         }
         Ok(())
+    }
+
+    /// Restarts `name` with its configuration changed by `change` (for
+    /// tests of a member that runs differently from the others, e.g. a
+    /// register announcing chain v1 to a chain v2 linker).
+    ///
+    /// # Errors
+    ///
+    /// As [`restart`](Self::restart).
+    pub fn configure(
+        &mut self,
+        name: &Name,
+        change: impl FnOnce(&mut EngineConfig),
+    ) -> Result<(), TestingError> {
+        let mut config = self
+            .overrides
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| self.config.clone());
+        change(&mut config);
+        self.overrides.insert(name.clone(), config);
+        self.restart(name)
     }
 
     /// Runs until `done` holds (checked after every event), for at most
