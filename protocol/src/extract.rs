@@ -87,6 +87,23 @@ impl ReasonTally {
     }
 }
 
+/// `id` after the optional old → current mapping, counting a replaced one
+/// in `mapped_rows` (extracts and reservation tables alike).
+pub(crate) fn current_identifier(
+    mapping: Option<&IdMapping>,
+    id: Identifier,
+    mapped_rows: &mut u64,
+) -> Identifier {
+    let Some(m) = mapping else {
+        return id;
+    };
+    let current = m.apply(&id);
+    if current != id {
+        *mapped_rows += 1;
+    }
+    current
+}
+
 /// Accumulates an extract's rows into persons.
 #[derive(Debug)]
 pub struct ListBuilder {
@@ -134,16 +151,7 @@ impl ListBuilder {
                 return Err(e);
             }
         };
-        let id = match &self.mapping {
-            Some(m) => {
-                let current = m.apply(&id);
-                if current != id {
-                    self.mapped_rows += 1;
-                }
-                current
-            }
-            None => id,
-        };
+        let id = current_identifier(self.mapping.as_ref(), id, &mut self.mapped_rows);
         match self.index.get(&id) {
             Some(&i) => self.persons[i].rows.push(values),
             None => {

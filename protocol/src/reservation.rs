@@ -19,7 +19,7 @@ use std::{collections::BTreeSet, fmt};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    extract::{InvalidSummary, Person, ReasonTally},
+    extract::{current_identifier, InvalidSummary, Person, ReasonTally},
     ident::{IdError, IdMapping, Identifier, ParseOptions},
 };
 
@@ -120,16 +120,7 @@ impl ReservationBuilder {
         let id = Identifier::parse(identifier, self.options).inspect_err(|e| {
             self.invalid.add(e.reason_code(), line);
         })?;
-        let id = match &self.mapping {
-            Some(m) => {
-                let current = m.apply(&id);
-                if current != id {
-                    self.mapped_rows += 1;
-                }
-                current
-            }
-            None => id,
-        };
+        let id = current_identifier(self.mapping.as_ref(), id, &mut self.mapped_rows);
         self.reserved.insert(id);
         Ok(())
     }

@@ -356,21 +356,7 @@ impl Federation {
     ///
     /// [`TestingError`] if a node cannot start.
     pub fn start(&self, chunk_size: u32, faults: Faults, seed: u64) -> Result<Net, TestingError> {
-        let dirs = self
-            .manifest
-            .members
-            .iter()
-            .map(|m| (m.name.clone(), self.dir.join(m.name.as_str())))
-            .collect();
-        let config = EngineConfig {
-            chunk_size,
-            background_preparation: false,
-            delivery_batch: 64,
-            test_mode: true,
-            extracts: Some(self.extracts()),
-            chain_v2: true,
-        };
-        Net::start(self.manifest.clone(), dirs, config, faults, seed, EPOCH)
+        self.start_chain(chunk_size, faults, seed, true)
     }
 
     /// As [`start`](Self::start), with every node announcing its lists for
@@ -386,6 +372,16 @@ impl Federation {
         faults: Faults,
         seed: u64,
     ) -> Result<Net, TestingError> {
+        self.start_chain(chunk_size, faults, seed, false)
+    }
+
+    fn start_chain(
+        &self,
+        chunk_size: u32,
+        faults: Faults,
+        seed: u64,
+        chain_v2: bool,
+    ) -> Result<Net, TestingError> {
         let dirs = self
             .manifest
             .members
@@ -398,7 +394,7 @@ impl Federation {
             delivery_batch: 64,
             test_mode: true,
             extracts: Some(self.extracts()),
-            chain_v2: false,
+            chain_v2,
         };
         Net::start(self.manifest.clone(), dirs, config, faults, seed, EPOCH)
     }
