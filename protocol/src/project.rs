@@ -548,19 +548,7 @@ impl<'a> V2List<'a> {
             checks: Vec::new(),
             passed: None,
             stopped: None,
-            synth: ListAnnouncement {
-                list: a.list.clone(),
-                extract: a.extract,
-                rows: a.rows,
-                invalid: a.invalid.clone(),
-                persons: a.persons,
-                columns: a.columns.clone(),
-                blinding_commitment: a.blinding.first().copied().unwrap_or(WirePoint([0; 32])),
-                points_root: Digest::default(),
-                sealed_root: Digest::default(),
-                chunk_size: a.chunk_size,
-                content_key: a.content_key.clone(),
-            },
+            synth: a.v1_shape(),
         }
     }
 

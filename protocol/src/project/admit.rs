@@ -183,80 +183,17 @@ impl ProjectView<'_> {
         let announced = self.announcement(list);
         match msg {
             Message::Points(chunk) => {
-                let hops = self.hops_of(list);
-                let Some(hop) = usize::try_from(chunk.hop).ok().filter(|h| *h < hops.len()) else {
-                    return Err(Refusal::new(
-                        RefusalCode::BadChunk,
-                        format!(
-                            "list {list} has {} hops after its owner; no chunk comes from hop {}",
-                            hops.len(),
-                            chunk.hop
-                        ),
-                    ));
-                };
-                if let Some(a) = announced {
-                    let chunks = a.persons.div_ceil(u64::from(a.chunk_size.max(1)));
-                    if chunk.chunk >= chunks {
-                        return Err(Refusal::new(
-                            RefusalCode::BadChunk,
-                            format!(
-                                "list {list} has {chunks} chunks; there is no chunk {}",
-                                chunk.chunk
-                            ),
-                        ));
-                    }
-                }
-                // The chunk must come from the member just before the one
-                // it is for (the owner for hop 1).
-                let sender = if hop == 0 { list } else { &hops[hop - 1] };
-                if *from != Origin::Member(sender.clone()) {
-                    return Err(Refusal::new(
-                        RefusalCode::UnexpectedSender,
-                        format!(
-                            "the sender is not hop {} of list {list} in project {project}",
-                            chunk.hop
-                        ),
-                    ));
-                }
+                let chunks = announced.map(|a| (a.persons, a.chunk_size));
+                self.admit_chunk(project, list, from, chunk.hop, chunk.chunk, chunks)?;
             }
             Message::ChunkV2 { chunk, .. } => {
-                // Chain v2: the chunk comes from the member just before the
-                // one it is for (the owner for hop 1); the engine's hop
-                // checks the rest (attempt, index, count, signature).
-                let hops = self.hops_of(list);
+                // Chain v2: the engine's hop checks the rest (attempt,
+                // count, signature).
                 let st = &chunk.statement.statement;
-                let Some(hop) = usize::try_from(st.hop).ok().filter(|h| *h < hops.len()) else {
-                    return Err(Refusal::new(
-                        RefusalCode::BadChunk,
-                        format!(
-                            "list {list} has {} hops after its owner; no chunk comes from hop {}",
-                            hops.len(),
-                            st.hop
-                        ),
-                    ));
-                };
-                if let Some(a) = self.v2_list(list).map(|l| l.announcement) {
-                    let chunks = a.persons.div_ceil(u64::from(a.chunk_size.max(1)));
-                    if st.chunk >= chunks {
-                        return Err(Refusal::new(
-                            RefusalCode::BadChunk,
-                            format!(
-                                "list {list} has {chunks} chunks; there is no chunk {}",
-                                st.chunk
-                            ),
-                        ));
-                    }
-                }
-                let sender = if hop == 0 { list } else { &hops[hop - 1] };
-                if *from != Origin::Member(sender.clone()) {
-                    return Err(Refusal::new(
-                        RefusalCode::UnexpectedSender,
-                        format!(
-                            "the sender is not hop {} of list {list} in project {project}",
-                            chunk.statement.statement.hop
-                        ),
-                    ));
-                }
+                let chunks = self
+                    .v2_list(list)
+                    .map(|l| (l.announcement.persons, l.announcement.chunk_size));
+                self.admit_chunk(project, list, from, st.hop, st.chunk, chunks)?;
             }
             Message::PassV2 { pass, .. } => {
                 // The pass comes from the owner (no step yet) or from the
@@ -313,5 +250,49 @@ impl ProjectView<'_> {
     /// linker after the last register hop).
     pub fn chunk_recipient(&self, list: &Name, hop: u32) -> Option<Name> {
         self.hops_of(list).get(usize::try_from(hop).ok()?).cloned()
+    }
+}
+
+impl ProjectView<'_> {
+    /// A chunk of `list` from step `hop` (either chain): the step exists,
+    /// the chunk index is within the announced list (`persons`,
+    /// `chunk_size`, once announced), and it comes from the member just
+    /// before the one it is for (the owner for hop 1).
+    fn admit_chunk(
+        &self,
+        project: &ProjectId,
+        list: &Name,
+        from: &Origin,
+        hop: u32,
+        chunk: u64,
+        announced: Option<(u64, u32)>,
+    ) -> Result<(), Refusal> {
+        let hops = self.hops_of(list);
+        let Some(step) = usize::try_from(hop).ok().filter(|h| *h < hops.len()) else {
+            return Err(Refusal::new(
+                RefusalCode::BadChunk,
+                format!(
+                    "list {list} has {} hops after its owner; no chunk comes from hop {hop}",
+                    hops.len()
+                ),
+            ));
+        };
+        if let Some((persons, chunk_size)) = announced {
+            let chunks = persons.div_ceil(u64::from(chunk_size.max(1)));
+            if chunk >= chunks {
+                return Err(Refusal::new(
+                    RefusalCode::BadChunk,
+                    format!("list {list} has {chunks} chunks; there is no chunk {chunk}"),
+                ));
+            }
+        }
+        let sender = if step == 0 { list } else { &hops[step - 1] };
+        if *from != Origin::Member(sender.clone()) {
+            return Err(Refusal::new(
+                RefusalCode::UnexpectedSender,
+                format!("the sender is not hop {hop} of list {list} in project {project}"),
+            ));
+        }
+        Ok(())
     }
 }

@@ -276,6 +276,25 @@ pub struct ListAnnouncementV2 {
 }
 
 impl ListAnnouncementV2 {
+    /// The announcement's fields in v1's shape, for the rules both chains
+    /// share (no points root, no sealed root: v2 records the sealed root in
+    /// the owner's list statement; the first blinding commitment).
+    pub fn v1_shape(&self) -> crate::transcript::ListAnnouncement {
+        crate::transcript::ListAnnouncement {
+            list: self.list.clone(),
+            extract: self.extract,
+            rows: self.rows,
+            invalid: self.invalid.clone(),
+            persons: self.persons,
+            columns: self.columns.clone(),
+            blinding_commitment: self.blinding.first().copied().unwrap_or(WirePoint([0; 32])),
+            points_root: Digest::default(),
+            sealed_root: Digest::default(),
+            chunk_size: self.chunk_size,
+            content_key: self.content_key.clone(),
+        }
+    }
+
     /// The header of attempt `attempt` in `mode`.
     pub fn header(&self, domain: Domain, attempt: u32, mode: Mode) -> ListHeader {
         ListHeader {

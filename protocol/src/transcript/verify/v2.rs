@@ -16,10 +16,7 @@ use super::{
     Check, Project, VerifyError,
 };
 use crate::{
-    transcript::{
-        body::{Body, ListAnnouncement},
-        Signer,
-    },
+    transcript::{body::Body, Signer},
     types::{Digest, Name},
     v2::{
         check::{verify_list_check, ChainView, PassContext},
@@ -92,19 +89,7 @@ pub(crate) fn on_body<'a>(
             hops.remove(0);
             hops.push(p.linker.name.clone());
             lists.insert(ListState {
-                announcement: Cow::Owned(ListAnnouncement {
-                    list: a.list.clone(),
-                    extract: a.extract,
-                    rows: a.rows,
-                    invalid: a.invalid.clone(),
-                    persons: a.persons,
-                    columns: a.columns.clone(),
-                    blinding_commitment: a.blinding[0],
-                    points_root: Digest::default(),
-                    sealed_root: Digest::default(),
-                    chunk_size: a.chunk_size,
-                    content_key: a.content_key.clone(),
-                }),
+                announcement: Cow::Owned(a.v1_shape()),
                 hops,
                 done: 0,
                 last_output: Digest::default(),
