@@ -638,7 +638,7 @@ fn check_order<'a>(
         order_digest: order.digest(),
         participants,
         cohort,
-        domain: Domain::Project(order.project.clone()),
+        domain: order.key_domain(),
         linker,
         manifest,
     };
