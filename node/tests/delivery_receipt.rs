@@ -478,3 +478,81 @@ fn no_value_the_holder_receives_is_open_to_a_dictionary_without_its_blinding() {
     candidates.push(WirePoint(id[0].compress().to_bytes()));
     assert!(!candidates.contains(&value));
 }
+
+/// A delivery order submitted to the linker: refused with its reason, and
+/// the linker stores nothing under its id.
+fn submit(net: &mut Net, fed: &Federation, order: &ProjectOrder, by: &str) -> (String, String) {
+    use kobling_protocol::{
+        messages::Message,
+        transcript::{Body, Signer, Statement},
+    };
+    let operator = &fed.operators[&n(by)][0];
+    let mut order = order.clone();
+    order.researcher_signing_key = Key32(operator.verifying_key().to_bytes());
+    let order = order.granted_by(&kobling_node::testing::authority());
+    let signed = Statement {
+        project: order.project.clone(),
+        time: net.now(),
+        signer: Signer::Researcher(order.researcher_signing_key),
+        body: Body::Order(order.clone()),
+    }
+    .sign(operator);
+    let replies = net
+        .client(&n("LINKER"), Message::SubmitOrder(signed))
+        .expect("answered");
+    let [Message::Refused { code, detail }] = replies.as_slice() else {
+        panic!("refused: {replies:?}")
+    };
+    assert!(
+        net.transcript(&n("LINKER"), &order.project)
+            .expect("store")
+            .is_empty(),
+        "nothing stored"
+    );
+    (code.to_string(), detail.to_string())
+}
+
+#[test]
+fn the_linker_refuses_bad_delivery_orders_with_their_reason_and_stores_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fed = federation(tmp.path());
+    let mut net = start(&fed);
+    let mut unknown = order(&fed, "NPR-IPLOS-2026", "SSB", "NPR");
+    unknown.delivery = Some(DeliveryInto { domain: n("IPLOS") });
+    let (code, detail) = submit(&mut net, &fed, &unknown, "NPR");
+    assert_eq!(code, "order");
+    assert!(detail.contains("no register domain IPLOS"), "{detail}");
+
+    let (_, detail) = submit(
+        &mut net,
+        &fed,
+        &order(&fed, "SSB-SSB-2026", "SSB", "SSB"),
+        "SSB",
+    );
+    assert!(detail.contains("is the domain's holder"), "{detail}");
+
+    // Ordered by another register's operator.
+    let (_, detail) = submit(
+        &mut net,
+        &fed,
+        &order(&fed, "NPR-SSB-2026", "SSB", "NPR"),
+        "KPR",
+    );
+    assert!(
+        detail.contains("ordered by one of its operators"),
+        "{detail}"
+    );
+
+    // A valid delivery: not sequenced by the node yet, refused by name
+    // rather than recorded and left stalled.
+    let (_, detail) = submit(
+        &mut net,
+        &fed,
+        &order(&fed, "NPR-SSB-2026", "SSB", "NPR"),
+        "NPR",
+    );
+    assert!(
+        detail.contains("does not sequence deliveries yet"),
+        "{detail}"
+    );
+}

@@ -39,8 +39,9 @@ use crate::{
     group::WirePoint,
     hash::{framed_sha3, FramedHasher},
     manifest::Manifest,
+    refusal::{Refusal, RefusalCode},
     share::{Domain, Share},
-    transcript::ProjectOrder,
+    transcript::{Body, ProjectOrder, SignedStatement},
     types::{Digest, Name},
     v2::{HopError, StepKey},
 };
@@ -279,6 +280,38 @@ impl DeliveryPlan {
         }
         Ok(StepKey::plain(share))
     }
+}
+
+/// What the linker does with a submitted order as far as deliveries go:
+/// a project's order passes; a delivery's is refused with its reason (an
+/// unknown domain, a source that is the holder, …, or an orderer who is
+/// not an operator of the source), before anything is read or written.
+/// A valid delivery is refused too, naming it: the node does not sequence
+/// a delivery's transcript yet (`docs/deliveries.md`, Status), and taking
+/// one would leave it stalled at its first commitment.
+///
+/// # Errors
+///
+/// `order`, with the reason.
+pub fn admit_delivery_order(manifest: &Manifest, signed: &SignedStatement) -> Result<(), Refusal> {
+    let Body::Order(order) = &signed.statement.body else {
+        return Ok(());
+    };
+    if order.delivery.is_none() {
+        return Ok(());
+    }
+    let refuse = |detail: String| Refusal::new(RefusalCode::Order, detail);
+    let plan = DeliveryPlan::new(manifest, order).map_err(|e| refuse(e.to_string()))?;
+    if !manifest.is_operator_of(&plan.source, &order.researcher_signing_key) {
+        return Err(refuse(format!(
+            "a delivery from {} must be ordered by one of its operators",
+            plan.source
+        )));
+    }
+    Err(refuse(format!(
+        "delivery {} into domain {}: this linker does not sequence deliveries yet",
+        order.project, plan.spec.name
+    )))
 }
 
 /// Checks the header of a source's extract: an `fnr` column, and no
