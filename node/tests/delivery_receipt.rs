@@ -89,7 +89,7 @@ fn persons(count: usize, seed: u64) -> Vec<(Identifier, Vec<Vec<String>>)> {
                 vec![format!("F2{}", i % 10), "2025".to_string()],
                 vec![format!("Z7{}", i % 10), "2026".to_string()],
             ];
-            (p.id.clone(), rows)
+            (p.id, rows)
         })
         .collect()
 }
