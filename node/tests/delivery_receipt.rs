@@ -556,3 +556,48 @@ fn the_linker_refuses_bad_delivery_orders_with_their_reason_and_stores_nothing()
         "{detail}"
     );
 }
+
+#[test]
+fn status_lists_received_deliveries_and_catches_a_changed_table() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fed = federation(tmp.path());
+    let mut net = start(&fed);
+    let people = persons(4, 6);
+    let o = order(&fed, "NPR-SSB-2025", "SSB", "NPR");
+    receive(&mut net, "SSB", &o, delivered(&fed, &o, &people, 1)).expect("received");
+    drop(net);
+    let dir = fed.dir.join("SSB");
+    let status = || {
+        kobling(&[
+            "delivery",
+            "status",
+            "--dir",
+            dir.to_str().expect("utf-8"),
+            "--domain",
+            "SSB",
+        ])
+    };
+    let o = status();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("from NPR: 4 persons, 8 rows: received, table intact"),
+        "{out}"
+    );
+    for (id, _) in &people {
+        assert!(!out.contains(id.expose()));
+    }
+
+    // Someone edits a stored row: status names it and exits 1.
+    let db = rusqlite::Connection::open(dir.join("state.db")).expect("db");
+    db.execute(
+        "UPDATE domain_rows SET pseudonym = ?1 WHERE row = 3",
+        [&[7u8; 32][..]],
+    )
+    .expect("edit");
+    drop(db);
+    let o = status();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("TABLE DIFFERS"), "{out}");
+}

@@ -413,12 +413,19 @@ impl TableDigest {
     pub fn finish(self, plan: &DeliveryPlan) -> DomainBody {
         let mut id = [0u8; 16];
         id.copy_from_slice(&plan.delivery.as_bytes()[..16]);
+        let (persons, rows, table) = self.counts();
         DomainBody::Delivery {
             delivery: id,
             source: plan.source.clone(),
-            persons: self.persons,
-            rows: self.rows,
-            table: Digest(self.hasher.finish()),
+            persons,
+            rows,
+            table,
         }
+    }
+
+    /// Persons, rows and the table digest (to check a stored table against
+    /// its record).
+    pub fn counts(self) -> (u64, u64, Digest) {
+        (self.persons, self.rows, Digest(self.hasher.finish()))
     }
 }

@@ -9,6 +9,10 @@
 //! delivery received in full (they must share their columns). The file is
 //! created new, mode 0600. The command prints, per delivery, its id, its
 //! source and its counts; never a pseudonym or a value.
+//!
+//! `kobling delivery status --dir NODE_DIR --domain R` lists the
+//! deliveries received in full, each with its counts and whether the
+//! stored rows still hash to the table digest recorded at receipt.
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
@@ -16,6 +20,8 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use kobling_protocol::{
     domain::{pseudonym_hex, transcript::DomainBody},
+    receipt::TableDigest,
+    seal::encode_rows,
     types::{Digest, Name},
 };
 
@@ -44,6 +50,18 @@ pub(crate) enum DeliveryCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// The deliveries the holder received into a domain: id, source,
+    /// persons, rows, and whether the stored table still matches the
+    /// digest recorded at receipt. Exit 0 if every table matches, 1 if
+    /// one does not.
+    Status {
+        /// The holder node's directory (its `state.db`).
+        #[arg(long, value_name = "NODE_DIR")]
+        dir: PathBuf,
+        /// The register domain.
+        #[arg(long)]
+        domain: String,
+    },
 }
 
 fn parse_id(s: &str) -> anyhow::Result<Digest> {
@@ -62,8 +80,55 @@ impl DeliveryCommand {
                 delivery,
                 out,
             } => export(&dir, &domain, delivery.as_deref(), &out),
+            DeliveryCommand::Status { dir, domain } => status(&dir, &domain),
         }
     }
+}
+
+fn open(dir: &std::path::Path, domain: &str) -> anyhow::Result<(Name, Store)> {
+    let domain = Name::new(domain).context("a domain is named as in the manifest")?;
+    if !dir.join("state.db").is_file() {
+        bail!("{} holds no node state (state.db)", dir.display());
+    }
+    let store = Store::open(dir).context("opening the node's state")?;
+    Ok((domain, store))
+}
+
+fn status(dir: &std::path::Path, domain: &str) -> anyhow::Result<ExitCode> {
+    let (domain, store) = open(dir, domain)?;
+    let deliveries = store.domain_deliveries(&domain)?;
+    if deliveries.is_empty() {
+        say!("domain {domain}: no delivery received");
+    }
+    let mut intact = true;
+    for d in &deliveries {
+        let mut table = TableDigest::new(&domain, &d.delivery);
+        store.for_each_domain_row(
+            &domain,
+            &d.delivery,
+            |r: DomainRow| -> Result<(), StoreError> {
+                let bytes =
+                    encode_rows(&[r.values]).map_err(|_| StoreError::Corrupt("domain row"))?;
+                table.push(&r.pseudonym, r.row, &bytes);
+                Ok(())
+            },
+        )?;
+        let (persons, rows, digest) = table.counts();
+        let matches = matches!(&d.record, DomainBody::Delivery { persons: p, rows: n, table: t, .. }
+            if *p == persons && *n == rows && *t == digest);
+        intact &= matches;
+        let state = if matches {
+            "received, table intact"
+        } else {
+            "received, TABLE DIFFERS from its record"
+        };
+        say!("{}: {state}", summary(d));
+    }
+    Ok(if intact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn export(
@@ -72,11 +137,7 @@ fn export(
     delivery: Option<&str>,
     out: &std::path::Path,
 ) -> anyhow::Result<ExitCode> {
-    let domain = Name::new(domain).context("a domain is named as in the manifest")?;
-    if !dir.join("state.db").is_file() {
-        bail!("{} holds no node state (state.db)", dir.display());
-    }
-    let store = Store::open(dir).context("opening the node's state")?;
+    let (domain, store) = open(dir, domain)?;
     let mut deliveries = store.domain_deliveries(&domain)?;
     if let Some(id) = delivery {
         let id = parse_id(id)?;
@@ -104,7 +165,7 @@ fn export(
     csv.write_record(std::iter::once("pseudonym").chain(columns.iter().map(String::as_str)))?;
     for d in &deliveries {
         let written = write_delivery(&store, &domain, d, &mut csv)?;
-        say!("{}", summary(d, written));
+        say!("{}; {written} rows written", summary(d));
     }
     let mut inner = csv
         .into_inner()
@@ -145,7 +206,7 @@ fn write_delivery<W: Write>(
     Ok(written)
 }
 
-fn summary(d: &StoredDelivery, written: u64) -> String {
+fn summary(d: &StoredDelivery) -> String {
     let id = hex::encode(d.delivery.0);
     match &d.record {
         DomainBody::Delivery {
@@ -153,9 +214,7 @@ fn summary(d: &StoredDelivery, written: u64) -> String {
             persons,
             rows,
             ..
-        } => format!(
-            "delivery {id} from {source}: {persons} persons, {rows} rows ({written} written)"
-        ),
-        _ => format!("delivery {id}: {written} rows written"),
+        } => format!("delivery {id} from {source}: {persons} persons, {rows} rows"),
+        _ => format!("delivery {id}"),
     }
 }
