@@ -109,6 +109,9 @@ pub enum DeliveryError {
         /// The member.
         member: Name,
     },
+    /// The order is not signed for by an operator of the source.
+    #[error("a delivery from {0} must be ordered by one of its operators")]
+    Orderer(Name),
     /// The source's extract has no fnr column.
     #[error("a delivery's extract needs an `fnr` column")]
     MissingFnr,
@@ -282,6 +285,25 @@ impl DeliveryPlan {
     }
 }
 
+/// A delivery order checked as the linker and `transcript::verify` check
+/// it: [`DeliveryPlan::new`], and the order's signing key
+/// (`researcher_signing_key`, whose signature entry 0 carries) is an
+/// operator of the source.
+///
+/// # Errors
+///
+/// As [`DeliveryPlan::new`], or [`DeliveryError::Orderer`].
+pub fn check_delivery_order(
+    manifest: &Manifest,
+    order: &ProjectOrder,
+) -> Result<DeliveryPlan, DeliveryError> {
+    let plan = DeliveryPlan::new(manifest, order)?;
+    if !manifest.is_operator_of(&plan.source, &order.researcher_signing_key) {
+        return Err(DeliveryError::Orderer(plan.source));
+    }
+    Ok(plan)
+}
+
 /// What the linker does with a submitted order as far as deliveries go:
 /// a project's order passes; a delivery's is refused with its reason (an
 /// unknown domain, a source that is the holder, …, or an orderer who is
@@ -301,13 +323,7 @@ pub fn admit_delivery_order(manifest: &Manifest, signed: &SignedStatement) -> Re
         return Ok(());
     }
     let refuse = |detail: String| Refusal::new(RefusalCode::Order, detail);
-    let plan = DeliveryPlan::new(manifest, order).map_err(|e| refuse(e.to_string()))?;
-    if !manifest.is_operator_of(&plan.source, &order.researcher_signing_key) {
-        return Err(refuse(format!(
-            "a delivery from {} must be ordered by one of its operators",
-            plan.source
-        )));
-    }
+    let plan = check_delivery_order(manifest, order).map_err(|e| refuse(e.to_string()))?;
     Err(refuse(format!(
         "delivery {} into domain {}: this linker does not sequence deliveries yet",
         order.project, plan.spec.name

@@ -260,3 +260,73 @@ fn the_table_digest_counts_persons_and_rows_and_binds_every_byte() {
     };
     assert_ne!(digest, other);
 }
+
+#[test]
+fn the_verifier_checks_a_delivery_order_like_the_linker() {
+    use ed25519_dalek::SigningKey;
+
+    use crate::{
+        manifest::Authority,
+        transcript::{verify, Body, Check, Signer, Statement, Transcript},
+    };
+
+    let linker = SigningKey::from_bytes(&[41; 32]);
+    let operator = SigningKey::from_bytes(&[42; 32]);
+    let authority = SigningKey::from_bytes(&[43; 32]);
+    let mut m = manifest();
+    for (i, member) in m.members.iter_mut().enumerate() {
+        let node = SigningKey::from_bytes(&[60 + i as u8; 32]);
+        member.signing_key = Key32(node.verifying_key().to_bytes());
+        for (j, o) in member.operators.iter_mut().enumerate() {
+            let k = SigningKey::from_bytes(&[80 + (i * 4 + j) as u8; 32]);
+            o.key = Key32(k.verifying_key().to_bytes());
+        }
+        if member.name == n("LINKER") {
+            member.signing_key = Key32(linker.verifying_key().to_bytes());
+        }
+        if member.name == n("NPR") {
+            member.operators[0].key = Key32(operator.verifying_key().to_bytes());
+        }
+    }
+    m.authorities.push(Authority {
+        name: "access office".into(),
+        key: Key32(authority.verifying_key().to_bytes()),
+    });
+    let transcript = |o: ProjectOrder| {
+        let mut o = o;
+        o.researcher_signing_key = Key32(operator.verifying_key().to_bytes());
+        let o = o.granted_by(&authority);
+        let mut t = Transcript::new();
+        t.append(
+            Statement {
+                project: o.project.clone(),
+                time: 1,
+                signer: Signer::Researcher(o.researcher_signing_key),
+                body: Body::Order(o),
+            }
+            .sign(&operator),
+            &linker,
+        );
+        t.into_entries()
+    };
+    let good = order(&m, "NPR-SSB-2026", "SSB", &["NPR"]);
+    verify(&transcript(good.clone()), None, &m).expect("a delivery's order verifies");
+    let mut unknown = good.clone();
+    unknown.delivery = Some(DeliveryInto {
+        domain: n("NOSUCH"),
+    });
+    let e = verify(&transcript(unknown), None, &m).expect_err("refused");
+    assert_eq!((e.check, e.entry), (Check::Order, Some(0)));
+    assert!(e.reason.contains("NOSUCH"), "{}", e.reason);
+    // KPR's order signed by NPR's operator.
+    let e =
+        verify(&transcript(order(&m, "KPR-SSB", "SSB", &["KPR"])), None, &m).expect_err("refused");
+    assert!(
+        e.reason.contains("ordered by one of its operators"),
+        "{}",
+        e.reason
+    );
+    let e =
+        verify(&transcript(order(&m, "SSB-SSB", "SSB", &["SSB"])), None, &m).expect_err("refused");
+    assert!(e.reason.contains("holder"), "{}", e.reason);
+}
