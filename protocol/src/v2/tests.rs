@@ -1117,6 +1117,25 @@ mod transcript {
     }
 
     #[test]
+    fn a_project_list_announced_as_a_delivery_is_refused() {
+        // A delivery's linker steps without a key proof (it leaves β to the
+        // holder); a project's list announced as a delivery would let the
+        // linker skip the proof that binds its step to K_L.
+        let (mut w, manifest) = world();
+        w.delivery = Some(Digest([9; 32]));
+        let p = passed(run(&w, Attack::None, 0, Mode::Optimistic));
+        let mut log = preamble(&w, &manifest);
+        let Some((_, Body::ListAnnouncedV2(a), _)) = log.statements.last_mut() else {
+            panic!("the announcement ends the preamble");
+        };
+        a.delivery = w.delivery;
+        attempt(&mut log, &p);
+        let e = verify(&log.entries(), None, &manifest).expect_err("refused");
+        assert_eq!(e.check, Check::HopChain, "{}", e.reason);
+        assert!(e.reason.contains("delivery"), "{}", e.reason);
+    }
+
+    #[test]
     fn an_honest_v2_transcript_verifies() {
         let (w, manifest, p) = honest();
         let mut log = preamble(&w, &manifest);

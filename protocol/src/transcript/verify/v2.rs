@@ -85,6 +85,14 @@ pub(crate) fn on_body<'a>(
                     a.list
                 )));
             }
+            // A delivery's linker steps without a key proof: a list names
+            // a delivery exactly when the order is one, and then its id.
+            if a.delivery != p.order.delivery_id() {
+                return Err(chain_fail(format!(
+                    "list {}: its announcement names a delivery the order does not",
+                    a.list
+                )));
+            }
             let mut hops = p.manifest.chain_order(&a.list, &p.participants);
             hops.remove(0);
             hops.push(p.linker.name.clone());
