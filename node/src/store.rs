@@ -7,7 +7,9 @@
 //! before the step (it is redone from the same inputs) or after it (its
 //! messages are still queued). Nothing here is an identifier or an identity
 //! point: registers keep their extracts where the operator put them, and
-//! only blinded points, sealed items and transcript entries are stored.
+//! only blinded points, sealed items and transcript entries are stored (at
+//! a register domain's holder also the domain's pseudonyms `Ψ_R` with the
+//! rows delivered under them, never an fnr).
 //!
 //! | table | what |
 //! |---|---|
