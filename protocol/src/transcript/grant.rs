@@ -106,6 +106,7 @@ mod tests {
             researcher_hpke_key: crate::manifest::X25519Key([3; 32]),
             test_mode: false,
             grant: None,
+            delivery: None,
         }
     }
 
