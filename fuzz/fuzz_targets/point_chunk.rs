@@ -101,7 +101,7 @@ fuzz_target!(|data: &[u8]| {
             chunk.project = ctx.project.clone();
             chunk.list = ctx.list.clone();
         }
-        if chunk.hop == 0 {
+        if chunk.hop == HopIndex(0) {
             if flags & 2 != 0 {
                 chunk.chunk = first.next_chunk();
             }
