@@ -10,6 +10,10 @@
 //! created new, mode 0600. The command prints, per delivery, its id, its
 //! source and its counts; never a pseudonym or a value.
 //!
+//! `kobling delivery order --manifest M --key OPERATOR_KEY --source S
+//! --domain R --id ID --variables a,b,c` orders a delivery
+//! ([`super::delivery_order`]).
+//!
 //! `kobling delivery status --dir NODE_DIR --domain R` lists the
 //! deliveries received in full, each with its counts and whether the
 //! stored rows still hash to the table digest recorded at receipt.
@@ -62,6 +66,32 @@ pub(crate) enum DeliveryCommand {
         #[arg(long)]
         domain: String,
     },
+    /// Order a delivery of a source register's list into a register
+    /// domain (an operator of the source); prints `delivery ID ordered`.
+    Order {
+        /// The federation manifest.
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Your operator key file (an operator of the source).
+        #[arg(long, value_name = "OPERATOR_KEY")]
+        key: PathBuf,
+        /// The source register (its list is delivered).
+        #[arg(long)]
+        source: String,
+        /// The register domain the delivery goes into.
+        #[arg(long)]
+        domain: String,
+        /// The delivery's id (a project id, e.g. `APOTEK-RESEPT-2026`).
+        #[arg(long)]
+        id: String,
+        /// The variables delivered, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        variables: Vec<String>,
+        /// Synthetic test identifiers (month + 80) are accepted (the
+        /// nodes must run in test mode).
+        #[arg(long)]
+        test_mode: bool,
+    },
 }
 
 fn parse_id(s: &str) -> anyhow::Result<Digest> {
@@ -81,6 +111,26 @@ impl DeliveryCommand {
                 out,
             } => export(&dir, &domain, delivery.as_deref(), &out),
             DeliveryCommand::Status { dir, domain } => status(&dir, &domain),
+            DeliveryCommand::Order {
+                manifest,
+                key,
+                source,
+                domain,
+                id,
+                variables,
+                test_mode,
+            } => {
+                super::delivery_order::order(&super::delivery_order::OrderArgs {
+                    manifest: &manifest,
+                    key: &key,
+                    source: &source,
+                    domain: &domain,
+                    id: &id,
+                    variables: &variables,
+                    test_mode,
+                })?;
+                Ok(ExitCode::SUCCESS)
+            }
         }
     }
 }

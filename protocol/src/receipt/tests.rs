@@ -330,3 +330,71 @@ fn the_verifier_checks_a_delivery_order_like_the_linker() {
         verify(&transcript(order(&m, "SSB-SSB", "SSB", &["SSB"])), None, &m).expect_err("refused");
     assert!(e.reason.contains("holder"), "{}", e.reason);
 }
+
+#[test]
+fn a_delivery_needs_no_grant_but_a_project_does_and_a_carried_grant_must_hold() {
+    use ed25519_dalek::SigningKey;
+
+    use crate::{
+        manifest::Authority,
+        refusal::RefusalCode,
+        sequencer::admit_grant,
+        transcript::{verify, Body, Signer, Statement, Transcript},
+    };
+
+    let linker = SigningKey::from_bytes(&[41; 32]);
+    let operator = SigningKey::from_bytes(&[42; 32]);
+    let authority = SigningKey::from_bytes(&[43; 32]);
+    let stranger = SigningKey::from_bytes(&[44; 32]);
+    let mut m = manifest();
+    for (i, member) in m.members.iter_mut().enumerate() {
+        let node = SigningKey::from_bytes(&[60 + i as u8; 32]);
+        member.signing_key = Ed25519Key(node.verifying_key().to_bytes());
+        for (j, o) in member.operators.iter_mut().enumerate() {
+            let k = SigningKey::from_bytes(&[80 + (i * 4 + j) as u8; 32]);
+            o.key = Ed25519Key(k.verifying_key().to_bytes());
+        }
+        if member.name == n("LINKER") {
+            member.signing_key = Ed25519Key(linker.verifying_key().to_bytes());
+        }
+        if member.name == n("NPR") {
+            member.operators[0].key = Ed25519Key(operator.verifying_key().to_bytes());
+        }
+    }
+    m.authorities.push(Authority {
+        name: "access office".into(),
+        key: Ed25519Key(authority.verifying_key().to_bytes()),
+    });
+    let signed = |o: &ProjectOrder| {
+        Statement {
+            project: o.project.clone(),
+            time: UnixTime(1),
+            signer: Signer::Researcher(o.researcher_signing_key),
+            body: Body::Order(o.clone()),
+        }
+        .sign(&operator)
+    };
+    let entries = |o: &ProjectOrder| {
+        let mut t = Transcript::new();
+        t.append(signed(o), &linker);
+        t.into_entries()
+    };
+    let mut delivery = order(&m, "NPR-SSB-2026", "SSB", &["NPR"]);
+    delivery.researcher_signing_key = Ed25519Key(operator.verifying_key().to_bytes());
+    admit_grant(&m, &signed(&delivery)).expect("a delivery without a grant is admitted");
+    verify(&entries(&delivery), None, &m).expect("and verifies");
+
+    // A grant signed by a key that is no authority's: refused, at the
+    // linker and by the auditor, though a delivery needs none.
+    let forged = delivery.clone().granted_by(&stranger);
+    let refusal = admit_grant(&m, &signed(&forged)).expect_err("a false grant");
+    assert_eq!(refusal.code, RefusalCode::NoAuthority);
+    verify(&entries(&forged), None, &m).expect_err("a false grant");
+
+    // The same order as a project (no delivery) without a grant: refused.
+    let mut project = delivery;
+    project.delivery = None;
+    let refusal = admit_grant(&m, &signed(&project)).expect_err("no grant");
+    assert_eq!(refusal.code, RefusalCode::NoAuthority);
+    verify(&entries(&project), None, &m).expect_err("no grant");
+}
