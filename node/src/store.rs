@@ -32,6 +32,8 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
 use crate::private_fs::PrivateFsError;
 
+mod domain;
+
 /// A state-store error.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -142,6 +144,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(domain::SCHEMA)?;
         Ok(Self {
             conn,
             mapping: None,

@@ -40,6 +40,7 @@
 //! | `linking.rs` | the linker's blindings, sealed items, final points and linkage |
 //! | `delivery.rs` | the researcher's fetch, spooled |
 //! | `lifecycle.rs` | commitments, status, close, expiry, shredding, ticks |
+//! | `domain.rs` | register domains: creation, key commitments, replication, retirement |
 //! | `requests.rs` | the replay cache of clients' signed requests |
 //! | `error.rs` | refusals and internal failures |
 
@@ -47,6 +48,7 @@ mod approval;
 mod chain;
 mod chain_v2;
 mod delivery;
+mod domain;
 mod error;
 mod lifecycle;
 mod linking;
@@ -377,6 +379,9 @@ impl Engine {
     }
 
     fn admit_and_handle(&mut self, from: &Peer, msg: Message, now: u64) -> Outcome<Replies> {
+        if kobling_protocol::domain::wire::is_domain_message(&msg) {
+            return self.domain_handles(from, msg, now);
+        }
         self.admit(from, &msg)?;
         match self.role {
             Role::Linker => self.linker_handles(from, msg, now),
