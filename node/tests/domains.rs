@@ -578,3 +578,261 @@ fn closing_a_project_shreds_its_key_and_leaves_the_domain_seed() {
         before
     );
 }
+
+/// `Ψ_R(x)` of `persons` (synthetic identity points) under the key
+/// holders' current shares, from their keystores: what a delivery of
+/// these persons would store (decision 6 of issue 15: computed in the
+/// harness only).
+fn psi(fed: &Federation, persons: &[u32]) -> Vec<kobling_protocol::group::WirePoint> {
+    use kobling_protocol::{chain::apply_share, group::WirePoint, hash};
+    let mut points: Vec<WirePoint> = persons
+        .iter()
+        .map(|p| {
+            WirePoint(
+                hash::hash_to_group(hash::tags::IDENTITY, format!("person-{p}").as_bytes())
+                    .compress()
+                    .to_bytes(),
+            )
+        })
+        .collect();
+    for m in ["NPR", "LINKER"] {
+        let share = fed
+            .keystore(m)
+            .expect("keystore")
+            .share(&Domain::Register(n("RESEPT")))
+            .expect("share");
+        points = apply_share(&share, &points, 0).expect("valid points");
+    }
+    points
+}
+
+fn holder_table(dir: &std::path::Path) -> Vec<Vec<u8>> {
+    let db = rusqlite::Connection::open(dir.join("RESEPT").join("state.db")).expect("db");
+    let mut stmt = db
+        .prepare("SELECT pseudonym FROM domain_rows WHERE domain = 'RESEPT' ORDER BY row")
+        .expect("select");
+    let rows = stmt
+        .query_map([], |r| r.get::<_, Vec<u8>>(0))
+        .expect("rows");
+    rows.map(|r| r.expect("row")).collect()
+}
+
+/// Issue 15 item 1: replace one key holder's share. NPR's seed of R is
+/// lost (its node keys are not); its operators open the two-passphrase
+/// backup of the old share, NPR takes a new one, and the holder's table,
+/// blinded by the holder, is converted by `k_new·k_old⁻¹` with the binding
+/// proof. Every stored pseudonym then matches a new delivery of the same
+/// persons, the transcript records the re-share at every copy, and NPR
+/// never saw a stored pseudonym.
+#[test]
+fn after_a_reshare_every_stored_pseudonym_matches_a_new_delivery_of_the_same_persons() {
+    use kobling_keys::{backup::open_backup, KdfParams};
+    use kobling_node::reshare::{Reshare, ReshareError};
+    use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fed = federation(dir.path());
+    let mut net = start(&fed);
+    let r = Domain::Register(n("RESEPT"));
+    // The holder's table: 5 persons, one of them with two rows.
+    let persons = [11, 12, 13, 14, 15];
+    let stored = psi(&fed, &persons);
+    {
+        let db =
+            rusqlite::Connection::open(dir.path().join("RESEPT").join("state.db")).expect("db");
+        for (row, p) in stored.iter().chain(std::iter::once(&stored[2])).enumerate() {
+            db.execute(
+                "INSERT INTO domain_rows (domain, pseudonym, delivery, row, bytes) VALUES ('RESEPT', ?1, ?2, ?3, ?4)",
+                rusqlite::params![p.0.as_slice(), [1u8; 16].as_slice(), row as i64, b"rows".as_slice()],
+            )
+            .expect("insert");
+        }
+    }
+    let before = holder_table(dir.path());
+
+    // The backup, made while the share was there, opens with both
+    // passphrases.
+    let kdf = KdfParams::new(64, 1, 1).expect("kdf");
+    let backup = fed
+        .keystore("NPR")
+        .expect("keystore")
+        .backup_domain(&r, "first passphrase", "second passphrase", kdf)
+        .expect("backup");
+    let old = open_backup(&r, &backup, "first passphrase", "second passphrase").expect("opens");
+    let old_key = old.commitment();
+
+    // NPR's seeds are lost; its node restarts without them.
+    net.crash(&n("NPR"));
+    let seeds = dir.path().join("NPR").join("keys").join("domains");
+    for e in std::fs::read_dir(&seeds).expect("seeds") {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "seed") {
+            std::fs::remove_file(p).expect("lose the seed");
+        }
+    }
+    net.restart(&n("NPR")).expect("restart");
+    assert_eq!(status(&fed, "NPR"), DomainStatus::Unknown);
+
+    let operator = fed.operators[&n("NPR")][0].clone();
+    let mut rng = ChaCha20Rng::seed_from_u64(99);
+    let manifest = fed.manifest.clone();
+    let mut seen_by_npr = Vec::new();
+
+    // A backup of another share is refused before anything is sent.
+    let wrong = kobling_protocol::share::Share::random(&mut rng);
+    let mut ks = fed.keystore("NPR").expect("keystore");
+    let now = net.now();
+    let err = Reshare {
+        manifest: &manifest,
+        domain: &n("RESEPT"),
+        member: &n("NPR"),
+        operator: &operator,
+        now,
+        send: |m: Message| {
+            net.client(&n("RESEPT"), m)
+                .map_err(|e| ReshareError::Transport(Box::new(e)))
+        },
+    }
+    .run(&mut ks, &wrong, &mut rng)
+    .expect_err("not NPR's share");
+    assert!(matches!(err, ReshareError::WrongBackup(_)), "{err}");
+    assert_eq!(
+        status(&fed, "NPR"),
+        DomainStatus::Unknown,
+        "nothing accepted"
+    );
+
+    // A page converted with a key not bound to NPR's committed share is
+    // refused by the holder.
+    {
+        use kobling_protocol::domain::convert::{ChunkAt, ConversionContext, ConversionKey};
+        let ask = |net: &mut Net, action: DomainAction, op: &SigningKey| {
+            let req = request(&fed, net, "RESEPT", action).sign(op);
+            net.client(&n("RESEPT"), Message::DomainRequest(req))
+                .expect("answered")
+        };
+        let replies = ask(
+            &mut net,
+            DomainAction::ReshareTable {
+                member: n("NPR"),
+                first: 0,
+            },
+            &operator,
+        );
+        let [Message::DomainPoints { points, total, .. }] = replies.as_slice() else {
+            panic!("{replies:?}")
+        };
+        assert_eq!(*total, 5);
+        let target = kobling_protocol::share::Share::random(&mut rng);
+        let ctx = ConversionContext {
+            from: &r,
+            to: &r,
+            member: &n("NPR"),
+        };
+        let step = ConversionKey::new(ctx, &wrong, &target, &mut rng).into_step();
+        let at = ChunkAt {
+            target: &r,
+            list: &n("RESEPT"),
+            step: 1,
+            chunk: 0,
+            first_position: 0,
+        };
+        let (out, proof) = step.apply_chunk(at, points, &mut rng).expect("converts");
+        let replies = ask(
+            &mut net,
+            DomainAction::ReshareConverted {
+                member: n("NPR"),
+                first: 0,
+                points: BoundedVec::new(out).expect("fits"),
+                proof,
+                binding: step.proofs().binding,
+            },
+            &operator,
+        );
+        assert_eq!(code(&replies), Some(RefusalCode::Invalid));
+        // Another register's operator cannot re-share NPR's share.
+        let replies = ask(
+            &mut net,
+            DomainAction::ReshareTable {
+                member: n("NPR"),
+                first: 0,
+            },
+            &fed.operators[&n("KPR")][0],
+        );
+        assert_eq!(code(&replies), Some(RefusalCode::NotAnOperator));
+    }
+    assert_eq!(holder_table(dir.path()), before, "the table is untouched");
+
+    // The re-share.
+    let now = net.now();
+    let state = Reshare {
+        manifest: &manifest,
+        domain: &n("RESEPT"),
+        member: &n("NPR"),
+        operator: &operator,
+        now,
+        send: |m: Message| {
+            let answers = net
+                .client(&n("RESEPT"), m)
+                .map_err(|e| ReshareError::Transport(Box::new(e)))?;
+            for a in &answers {
+                if let Message::DomainPoints { points, .. } = a {
+                    seen_by_npr.extend(points.iter().copied());
+                }
+            }
+            Ok(answers)
+        },
+    }
+    .run(&mut ks, &old, &mut rng)
+    .expect("re-shared");
+    assert_eq!(state.reshares, 1);
+    let new_key = fed
+        .keystore("NPR")
+        .expect("keystore")
+        .commitment(&r)
+        .expect("a new share");
+    assert_ne!(new_key, old_key);
+    assert_eq!(state.key_of(&n("NPR")), Some(new_key));
+
+    // Every stored pseudonym is the new delivery's value of its person;
+    // NPR saw none of the old or new values.
+    let again = psi(&fed, &persons);
+    let expected: Vec<Vec<u8>> = again
+        .iter()
+        .chain(std::iter::once(&again[2]))
+        .map(|p| p.0.to_vec())
+        .collect();
+    assert_eq!(holder_table(dir.path()), expected);
+    assert_ne!(before, expected);
+    assert_eq!(seen_by_npr.len(), persons.len());
+    for p in stored.iter().chain(&again) {
+        assert!(!seen_by_npr.contains(p), "NPR saw a pseudonym");
+    }
+    // Every copy records it.
+    net.settle(60_000).expect("settles");
+    for m in ["NPR", "LINKER"] {
+        let copy = net
+            .engine(&n(m))
+            .expect("up")
+            .domain_state(&n("RESEPT"))
+            .expect("verifies")
+            .expect("a copy");
+        assert_eq!(copy, state, "{m}");
+    }
+    // The old share no longer converts the table: a second re-share from
+    // the same backup is refused (the backup is not the committed share).
+    let err = Reshare {
+        manifest: &manifest,
+        domain: &n("RESEPT"),
+        member: &n("NPR"),
+        operator: &operator,
+        now: net.now(),
+        send: |m: Message| {
+            net.client(&n("RESEPT"), m)
+                .map_err(|e| ReshareError::Transport(Box::new(e)))
+        },
+    }
+    .run(&mut ks, &old, &mut rng)
+    .expect_err("stale backup");
+    assert!(matches!(err, ReshareError::WrongBackup(_)), "{err}");
+}

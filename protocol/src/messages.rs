@@ -323,6 +323,18 @@ pub enum Message {
     /// An operator → a node: a domain request (the transcript, or a
     /// signature on the retirement).
     DomainRequest(crate::domain::wire::SignedDomainRequest),
+    /// The holder → an operator re-sharing a key holder's share: a page of
+    /// its table, blinded by the re-share's β.
+    DomainPoints {
+        /// The domain.
+        domain: Name,
+        /// The page's first position.
+        first: u64,
+        /// Persons in the whole table.
+        total: u64,
+        /// The blinded points.
+        points: BoundedVec<crate::group::WirePoint, { crate::domain::wire::RESHARE_PAGE }>,
+    },
 }
 
 impl Message {
@@ -356,6 +368,7 @@ impl Message {
             Message::DomainEntries { .. } => Kind::DomainEntries,
             Message::DomainCommitment { .. } => Kind::DomainCommitment,
             Message::DomainRequest(_) => Kind::DomainRequest,
+            Message::DomainPoints { .. } => Kind::DomainPoints,
         }
     }
 }
@@ -415,6 +428,8 @@ pub enum Kind {
     DomainCommitment,
     /// [`Message::DomainRequest`].
     DomainRequest,
+    /// [`Message::DomainPoints`].
+    DomainPoints,
 }
 
 /// The largest frame of a kind a client (a peer without a member
@@ -428,7 +443,7 @@ pub const MAX_KIND_PREFIX: usize = 5;
 
 impl Kind {
     /// Every kind, in variant-index order.
-    pub const ALL: [Kind; 22] = [
+    pub const ALL: [Kind; 23] = [
         Kind::Hello,
         Kind::SubmitOrder,
         Kind::Approve,
@@ -451,6 +466,7 @@ impl Kind {
         Kind::DomainEntries,
         Kind::DomainCommitment,
         Kind::DomainRequest,
+        Kind::DomainPoints,
     ];
 
     /// The kind of the message a frame body starts with, from its first
@@ -504,6 +520,7 @@ impl Kind {
             Kind::DomainEntries => "DomainEntries",
             Kind::DomainCommitment => "DomainCommitment",
             Kind::DomainRequest => "DomainRequest",
+            Kind::DomainPoints => "DomainPoints",
         }
     }
 
@@ -537,9 +554,10 @@ impl Kind {
         match self {
             Kind::Hello | Kind::Ack => 64,
             // A project id, an action, a time, a key and a signature.
-            Kind::Fetch | Kind::Close | Kind::Status | Kind::Notice | Kind::DomainRequest => {
-                4 << 10
-            }
+            Kind::Fetch | Kind::Close | Kind::Status | Kind::Notice => 4 << 10,
+            // A re-share's converted page: 4,096 points and two proofs.
+            Kind::DomainRequest => MAX_CLIENT_FRAME,
+            Kind::DomainPoints => 1 << 20,
             // One entry: a creation names at most 256 key holders.
             Kind::DomainCommitment => 64 << 10,
             Kind::Blinding => 64 << 10,

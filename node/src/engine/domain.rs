@@ -380,10 +380,15 @@ impl Engine {
                 };
                 self.collect_retirement(domain, statement, &sig, now)
             }
+            _ => self.reshare_request(req, &spec, now),
         }
     }
 
-    fn remember_domain_request(&mut self, req: &SignedDomainRequest, now: u64) -> Outcome<()> {
+    pub(super) fn remember_domain_request(
+        &mut self,
+        req: &SignedDomainRequest,
+        now: u64,
+    ) -> Outcome<()> {
         let digest = req.request.digest();
         let forget_before = now.saturating_sub(MAX_CLOCK_SKEW);
         let remembered = self.store.transaction(|tx| {
@@ -490,7 +495,7 @@ fn append_in(
 }
 
 /// Queues `entries` to every key holder of the domain.
-fn replicate(
+pub(super) fn replicate(
     tx: &Tx<'_>,
     domain: &Name,
     state: &DomainState,

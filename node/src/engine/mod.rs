@@ -41,6 +41,7 @@
 //! | `delivery.rs` | the researcher's fetch, spooled |
 //! | `lifecycle.rs` | commitments, status, close, expiry, shredding, ticks |
 //! | `domain.rs` | register domains: creation, key commitments, replication, retirement |
+//! | `reshare.rs` | a register domain's re-share at its holder |
 //! | `requests.rs` | the replay cache of clients' signed requests |
 //! | `error.rs` | refusals and internal failures |
 
@@ -55,6 +56,7 @@ mod linking;
 mod list;
 mod replies;
 mod requests;
+mod reshare;
 mod sequencer;
 
 use std::{
@@ -152,6 +154,8 @@ pub struct Engine {
     /// Chain v2 hops in progress (a cache: rebuilt from the store after a
     /// restart).
     v2_hops: chain_v2::Hops,
+    /// Re-share blindings at a domain's holder (memory only).
+    reshare_blindings: reshare::Blindings,
 }
 
 impl std::fmt::Debug for Engine {
@@ -203,6 +207,7 @@ impl Engine {
             finished: BTreeSet::new(),
             list_bytes_cap: MAX_LIST_SEALED_BYTES,
             v2_hops: chain_v2::Hops::default(),
+            reshare_blindings: reshare::Blindings::default(),
         })
     }
 

@@ -7,6 +7,12 @@
 //!                                                          holder's next sequence number)
 //!  operator ──DomainRequest(Transcript { first })──▶ any node holding a copy ──▶ DomainEntries
 //!  operator ──DomainRequest(Retire { statement, signature })──▶ holder   (two distinct operators)
+//!  operator of key holder i, re-sharing its lost share (k_old from the two-operator backup):
+//!    ──ReshareTable { first }──▶ holder ──DomainPoints (β·Ψ_R, a page)──▶
+//!    ──ReshareConverted { first, (k_new·k_old⁻¹)·β·Ψ_R, batch proof, binding proof }──▶ holder
+//!      (verify_reshare_page; the holder removes β and keeps the new values aside)
+//!    ──ReshareFinish { Reshare entry, signed by i }──▶ holder (decide_reshare; table replaced,
+//!      entry appended and replicated, in one transaction)
 //! ```
 //!
 //! The holder sequences the domain transcript: it appends `Created` itself,
@@ -23,15 +29,25 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::transcript::{verify_domain_transcript, DomainBody, DomainEntry, DomainState};
+use super::{
+    convert::{
+        verify_chunk, verify_step, BindingProof, ChunkStatement, ConversionContext, StepProofs,
+    },
+    transcript::{verify_domain_transcript, DomainBody, DomainEntry, DomainState},
+};
 use crate::{
+    bounded::BoundedVec,
+    dleq::ChunkProof,
+    group::WirePoint,
     hash::framed_sha3,
     manifest::{Key32, Manifest},
     messages::{Message, RequestError, MAX_CLOCK_SKEW, NONCE_LEN},
     project::Origin,
     refusal::{Refusal, RefusalCode},
+    share::Domain,
     transcript::{encode_value, verify_signature, Sig},
     types::{Digest, Name},
+    v2::chunk_digest,
 };
 
 /// Tag of a domain request's digest.
@@ -58,7 +74,43 @@ pub enum DomainAction {
         /// The operator's signature over it.
         signature: Sig,
     },
+    /// A re-share of `member`'s share (an operator of `member`): a page of
+    /// the holder's table of pseudonyms, blinded by the holder's fresh
+    /// re-share blinding β, from position `first` (the answer is
+    /// [`Message::DomainPoints`]).
+    ReshareTable {
+        /// The key holder whose share is replaced.
+        member: Name,
+        /// The first position wanted.
+        first: u64,
+    },
+    /// A re-share: the page from `first`, converted by `k'·k⁻¹`, with the
+    /// chunk's batch proof against `K'` and the binding proof
+    /// `log_G K_old = log_{K'} K_new`.
+    ReshareConverted {
+        /// The key holder whose share is replaced.
+        member: Name,
+        /// The page's first position.
+        first: u64,
+        /// The converted points, in the page's order.
+        points: BoundedVec<WirePoint, RESHARE_PAGE>,
+        /// The batch proof of the page.
+        proof: ChunkProof,
+        /// The binding proof.
+        binding: BindingProof,
+    },
+    /// A re-share's end: the `Reshare` entry, signed by the member's node
+    /// key at the transcript's next position. The holder appends it and
+    /// replaces its table by the converted one in one transaction.
+    ReshareFinish {
+        /// The entry.
+        entry: Box<DomainEntry>,
+    },
 }
+
+/// Points per page of a re-share (128 KiB of points: a page and its proofs
+/// fit a client's frame).
+pub const RESHARE_PAGE: usize = 4096;
 
 /// An operator's request about a domain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,6 +312,118 @@ pub fn decide_commitment(
         )
     })?;
     Ok(CommitmentDecision::Append(Box::new(state)))
+}
+
+/// The holder's check of a converted re-share page: `binding` binds a
+/// step key to `member`'s committed key `committed` (and to the same new
+/// key as the pages before, `to_key`), and `proof` proves `output` =
+/// `K'`-step of `input` (the page as the holder blinded it). Returns the
+/// new key `K_new`.
+///
+/// # Errors
+///
+/// `invalid` for a binding to another key, a new key that changed between
+/// pages, or a proof that does not verify.
+#[allow(clippy::too_many_arguments)]
+pub fn verify_reshare_page(
+    domain: &Name,
+    member: &Name,
+    committed: &WirePoint,
+    to_key: Option<&WirePoint>,
+    first: u64,
+    input: &[WirePoint],
+    output: &[WirePoint],
+    proof: &ChunkProof,
+    binding: &BindingProof,
+) -> Result<WirePoint, Refusal> {
+    let bad = |what: &str| {
+        Refusal::new(
+            RefusalCode::Invalid,
+            format!("re-share of {member} in domain {domain}: {what}"),
+        )
+    };
+    let d = Domain::Register(domain.clone());
+    let ctx = ConversionContext {
+        from: &d,
+        to: &d,
+        member,
+    };
+    if to_key.is_some_and(|k| *k != binding.to_key) || binding.to_key == *committed {
+        return Err(bad("the new key changed between pages, or is the old key"));
+    }
+    let key = verify_step(
+        ctx,
+        committed,
+        &binding.to_key,
+        domain,
+        None,
+        &StepProofs {
+            binding: *binding,
+            blinding: None,
+        },
+    )
+    .map_err(|_| bad("the binding proof does not bind the committed key"))?;
+    let statement = ChunkStatement {
+        target: &d,
+        list: domain,
+        step: 1,
+        chunk: first / RESHARE_PAGE as u64,
+        key,
+        input: chunk_digest(input),
+        output: chunk_digest(output),
+        count: input.len() as u64,
+    };
+    verify_chunk(&statement, input, output, proof)
+        .map_err(|_| bad("the page's conversion proof does not verify"))?;
+    Ok(binding.to_key)
+}
+
+/// The holder's decision on a re-share's `Reshare` entry: `member`'s own
+/// re-share, with the binding to `to_key` its pages were proven with, the
+/// count of persons converted, at the transcript's next position; the new
+/// state.
+///
+/// # Errors
+///
+/// `invalid` for another entry, `diverged` for one signed at another
+/// position, `invalid` for a transcript that does not verify with it.
+pub fn decide_reshare(
+    manifest: &Manifest,
+    domain: &Name,
+    held: &[DomainEntry],
+    entry: &DomainEntry,
+    member: &Name,
+    to_key: &WirePoint,
+    persons: u64,
+) -> Result<DomainState, Refusal> {
+    let ok = matches!(
+        &entry.body,
+        DomainBody::Reshare { old_member, new_member, binding, persons: p }
+            if old_member == member && new_member == member && entry.signer == *member
+                && binding.to_key == *to_key && *p == persons
+    );
+    if !ok {
+        return Err(Refusal::new(
+            RefusalCode::Invalid,
+            format!("domain {domain}: not {member}'s re-share of the converted table"),
+        ));
+    }
+    let next = held.len() as u64;
+    let head = held.last().map_or(Digest([0; 32]), DomainEntry::hash);
+    if entry.seq != next || entry.prev != head {
+        return Err(Refusal::new(
+            RefusalCode::Diverged,
+            format!("the re-share entry of domain {domain} is not signed at the transcript's head (entry {next}); sign again"),
+        ));
+    }
+    let mut all = held.to_vec();
+    all.push(entry.clone());
+    verify_domain_transcript(manifest, domain, &all).map_err(|e| {
+        Refusal::new(
+            RefusalCode::Invalid,
+            format!("the re-share entry of domain {domain} does not verify: {e}"),
+        )
+    })
 }
 
 /// A key holder's decision on replicated entries `entries` starting at
