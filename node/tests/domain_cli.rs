@@ -3,7 +3,8 @@
 //! declared with `manifest add --domain`, checked, created and committed
 //! by the nodes, followed with `domain status`, exported and audited
 //! (a tampered export fails), a key holder's share backed up under two
-//! passphrases and checked against its commitment, and retired by two
+//! passphrases and checked against its commitment, re-shared from that
+//! backup after the key holder lost its seed, and retired by two
 //! distinct operators of the holder (one alone, or the same one twice,
 //! does not), after which every key holder's seed is shredded.
 
@@ -21,6 +22,19 @@ fn passphrase_file(dir: &Path, name: &str, text: &str) -> String {
     std::fs::write(&p, text).expect("write");
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     path(&p).to_string()
+}
+
+/// Runs `args` until its output contains `text` (the nodes catch up).
+fn until(args: &[&str], text: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let out = ok(args);
+        if out.contains(text) {
+            return out;
+        }
+        assert!(std::time::Instant::now() < deadline, "{out}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
 }
 
 fn shredded(dir: &Path, member: &str) -> bool {
@@ -92,30 +106,27 @@ fn a_domain_is_declared_committed_followed_exported_backed_up_and_retired_by_two
         "--domain",
         "RESEPT",
     ];
-    let mut status = eventually(&status_args, "the domain's status");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !status.contains("3 of 3 committed") {
-        assert!(std::time::Instant::now() < deadline, "{status}");
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        status = ok(&status_args);
-    }
+    eventually(&status_args, "the domain's status");
+    let status = until(&status_args, "3 of 3 committed");
     assert!(status.contains("holder RESEPT, active"), "{status}");
     assert!(status.contains("deliveries 0"), "{status}");
     // A key holder's copy says the same, asked by another register's
     // operator.
-    let at_npr = ok(&[
-        "domain",
-        "status",
-        "--manifest",
-        manifest,
-        "--key",
-        path(&op("NPR", 1)),
-        "--domain",
-        "RESEPT",
-        "--node",
-        "NPR",
-    ]);
-    assert!(at_npr.contains("3 of 3 committed"), "{at_npr}");
+    until(
+        &[
+            "domain",
+            "status",
+            "--manifest",
+            manifest,
+            "--key",
+            path(&op("NPR", 1)),
+            "--domain",
+            "RESEPT",
+            "--node",
+            "NPR",
+        ],
+        "3 of 3 committed",
+    );
 
     // Export and audit; a tampered copy fails the audit.
     let export = d.join("resept.domain");
@@ -205,6 +216,87 @@ fn a_domain_is_declared_committed_followed_exported_backed_up_and_retired_by_two
         "{opened:?}"
     );
     assert!(!check(&p2, &p1).status.success());
+
+    // NPR loses its seed (not its node keys); its operators re-share from
+    // the backup, and the holder's table (two persons, written here as a
+    // delivery would) is converted.
+    {
+        let db = rusqlite::Connection::open(d.join("RESEPT").join("state.db")).expect("db");
+        for (row, seed) in [3u8, 4].into_iter().enumerate() {
+            let p = kobling_protocol::share::Share::derive(
+                &[seed; 32],
+                &[seed; 32],
+                &Domain::Register(Name::new("X").expect("name")),
+            )
+            .expect("share")
+            .commitment();
+            db.execute(
+                "INSERT INTO domain_rows (domain, pseudonym, delivery, row, bytes) VALUES ('RESEPT', ?1, ?2, ?3, ?4)",
+                rusqlite::params![p.0.as_slice(), [1u8; 16].as_slice(), row as i64, b"rows".as_slice()],
+            )
+            .expect("insert");
+        }
+    }
+    for e in std::fs::read_dir(d.join("NPR").join("keys").join("domains")).expect("seeds") {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "seed") {
+            std::fs::remove_file(p).expect("lose the seed");
+        }
+    }
+    let reshared = ok(&[
+        "domain",
+        "reshare",
+        "--manifest",
+        manifest,
+        "--key",
+        path(&op("NPR", 1)),
+        "--domain",
+        "RESEPT",
+        "--dir",
+        path(&d.join("NPR")),
+        "--backup",
+        path(&backup),
+        "--first-passphrase-file",
+        &p1,
+        "--second-passphrase-file",
+        &p2,
+    ]);
+    assert!(reshared.contains("is re-shared"), "{reshared}");
+    let status = ok(&status_args);
+    assert!(status.contains("re-shares 1"), "{status}");
+    // The old backup no longer holds NPR's committed share.
+    let export2 = d.join("resept-2.domain");
+    ok(&[
+        "domain",
+        "export",
+        "--manifest",
+        manifest,
+        "--key",
+        path(&op1),
+        "--domain",
+        "RESEPT",
+        "--out",
+        path(&export2),
+    ]);
+    let stale = kobling(&[
+        "domain",
+        "check-backup",
+        "--backup",
+        path(&backup),
+        "--domain",
+        "RESEPT",
+        "--first-passphrase-file",
+        &p1,
+        "--second-passphrase-file",
+        &p2,
+        "--manifest",
+        manifest,
+        "--transcript",
+        path(&export2),
+        "--member",
+        "NPR",
+    ]);
+    assert_eq!(stale.status.code(), Some(1), "{stale:?}");
 
     // Retirement: one operator, then the same one again, retire nothing.
     let retire = |key: &Path| {

@@ -14,6 +14,10 @@
 //!  domain check-backup --backup FILE --domain R --first-passphrase-file F1 --second-passphrase-file F2
 //!                 [--manifest F --transcript FILE --member M]       opens it; its key against the
 //!                                                                   member's commitment
+//!  domain reshare --manifest F --key OP.key --domain R --dir DIR --backup FILE
+//!                 --first-passphrase-file F1 --second-passphrase-file F2
+//!                 (at a key holder that lost its seed: a new share; the holder's table converted,
+//!                  see `crate::reshare`)
 //! ```
 //!
 //! `status` and `export` ask the node (the holder by default, or any key
@@ -126,6 +130,28 @@ pub(crate) enum DomainCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// At a key holder whose seed of a domain was lost (its node keys are
+    /// not): take a new share and have the holder's table converted to it
+    /// (a re-share), with the old share from the two-operator backup. The
+    /// holder blinds its table, this command converts it with the binding
+    /// proof, the holder checks every page against the committed key and
+    /// records the re-share in the domain transcript. Run it on the key
+    /// holder's machine as one of its operators, with its node running.
+    Reshare {
+        #[command(flatten)]
+        asking: Asking,
+        /// The key holder's node directory (its keystore is `DIR/keys`).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The keystore's own passphrase file, if it is encrypted.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        /// The backup of the lost share (`kobling domain backup`).
+        #[arg(long, value_name = "FILE")]
+        backup: PathBuf,
+        #[command(flatten)]
+        passphrases: TwoPassphrases,
+    },
     /// Open a backup with both passphrases and print the key it holds;
     /// with a domain transcript, check it against a member's commitment
     /// (the test of a backup before it is needed, and the first step of a
@@ -169,6 +195,13 @@ impl DomainCommand {
                 transcript,
                 member,
             } => check_backup(&backup, &domain, &passphrases, manifest, transcript, member),
+            DomainCommand::Reshare {
+                asking,
+                dir,
+                passphrase_file,
+                backup,
+                passphrases,
+            } => reshare(&asking, &dir, passphrase_file, &backup, &passphrases),
             other => {
                 let rt = tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
@@ -254,9 +287,9 @@ impl DomainCommand {
                 }
                 Ok(ExitCode::SUCCESS)
             }
-            DomainCommand::Backup { .. } | DomainCommand::CheckBackup { .. } => {
-                Ok(ExitCode::SUCCESS)
-            }
+            DomainCommand::Backup { .. }
+            | DomainCommand::CheckBackup { .. }
+            | DomainCommand::Reshare { .. } => Ok(ExitCode::SUCCESS),
         }
     }
 }
@@ -414,6 +447,64 @@ fn backup(
         "backup of {domain} written to {} (mode 0600): it opens only with both passphrases; its key commitment is {}…",
         out.display(),
         &hex::encode(key.as_bytes())[..16]
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn reshare(
+    asking: &Asking,
+    dir: &std::path::Path,
+    passphrase_file: Option<PathBuf>,
+    backup: &std::path::Path,
+    passphrases: &TwoPassphrases,
+) -> anyhow::Result<ExitCode> {
+    let passphrase = crate::secrets::passphrase(passphrase_file.as_deref())?;
+    let (manifest, key, domain) = asking.load()?;
+    let mut ks = Keystore::open(dir.join("keys"), passphrase.as_ref().map(|p| p.as_str()))
+        .with_context(|| format!("cannot open the keystore in {}", dir.join("keys").display()))?;
+    let me = kobling_protocol::manifest::Key32(ks.verifying_key().to_bytes());
+    let member = manifest
+        .members
+        .iter()
+        .find(|m| m.signing_key == me)
+        .map(|m| m.name.clone())
+        .context("this keystore is no member of the manifest")?;
+    let (first, second) = read_passphrases(passphrases)?;
+    let old = open_backup(
+        &Domain::Register(domain.clone()),
+        &read_limited(backup)?,
+        first.as_str(),
+        second.as_str(),
+    )
+    .with_context(|| format!("{} does not open with these passphrases", backup.display()))?;
+    let holder = node_or_holder(&manifest, &domain, None)?;
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::fill(seed.as_mut()).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+    let mut rng = kobling_protocol::rng::ErasingRng::from_seed(seed);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let state = crate::reshare::Reshare {
+        manifest: &manifest,
+        domain: &domain,
+        member: &member,
+        operator: &key.signing,
+        now: unix_now(),
+        send: |m: Message| {
+            rt.block_on(ask(&manifest, &holder, m))
+                .map_err(|e| crate::reshare::ReshareError::Transport(e.into()))
+        },
+    }
+    .run(&mut ks, &old, &mut rng)?;
+    say!(
+        "{member}'s share of domain {domain} is re-shared: the holder's table is converted and the transcript records it ({} re-shares); {member}'s new key is {}…",
+        state.reshares,
+        state
+            .key_of(&member)
+            .map(|k| hex::encode(k.as_bytes()))
+            .unwrap_or_default()
+            .get(..16)
+            .unwrap_or_default()
     );
     Ok(ExitCode::SUCCESS)
 }
