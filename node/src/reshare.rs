@@ -172,8 +172,8 @@ where
                     member: self.member.clone(),
                     first,
                     points: BoundedVec::new(converted).unwrap_or_default(),
-                    proof,
-                    binding,
+                    proof: Box::new(proof),
+                    binding: Box::new(binding),
                 },
                 rng,
             )?;

@@ -744,8 +744,8 @@ fn after_a_reshare_every_stored_pseudonym_matches_a_new_delivery_of_the_same_per
                 member: n("NPR"),
                 first: 0,
                 points: BoundedVec::new(out).expect("fits"),
-                proof,
-                binding: step.proofs().binding,
+                proof: Box::new(proof),
+                binding: Box::new(step.proofs().binding),
             },
             &operator,
         );

@@ -95,9 +95,9 @@ pub enum DomainAction {
         /// The converted points, in the page's order.
         points: BoundedVec<WirePoint, RESHARE_PAGE>,
         /// The batch proof of the page.
-        proof: ChunkProof,
+        proof: Box<ChunkProof>,
         /// The binding proof.
-        binding: BindingProof,
+        binding: Box<BindingProof>,
     },
     /// A re-share's end: the `Reshare` entry, signed by the member's node
     /// key at the transcript's next position. The holder appends it and
@@ -624,7 +624,7 @@ mod tests {
         let linker_stale = commitment(&log, "LINKER", 13);
         let d = decide_commitment(&m, &n("RESEPT"), log.entries(), &npr).expect("taken");
         assert!(matches!(d, CommitmentDecision::Append(_)));
-        log = DomainLog::from_entries([log.entries(), &[npr.clone()]].concat());
+        log = DomainLog::from_entries([log.entries(), std::slice::from_ref(&npr)].concat());
         // LINKER signed at the old head: refused, to be signed again.
         let e =
             decide_commitment(&m, &n("RESEPT"), log.entries(), &linker_stale).expect_err("stale");
@@ -652,7 +652,7 @@ mod tests {
         let m = manifest();
         let log = created(&m);
         let npr = commitment(&log, "NPR", 11);
-        let all = [log.entries(), &[npr.clone()]].concat();
+        let all = [log.entries(), std::slice::from_ref(&npr)].concat();
         let (new, state) = decide_entries(&m, &n("RESEPT"), &[], 0, &all).expect("verifies");
         assert_eq!(new.len(), 2);
         assert_eq!(state.key_of(&n("NPR")), {
