@@ -606,6 +606,20 @@ fn psi(fed: &Federation, persons: &[u32]) -> Vec<kobling_protocol::group::WirePo
     points
 }
 
+/// Every regular file under `dir`.
+fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("dir") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else if p.is_file() {
+            out.push(p);
+        }
+    }
+    out
+}
+
 fn holder_table(dir: &std::path::Path) -> Vec<Vec<u8>> {
     let db = rusqlite::Connection::open(dir.join("RESEPT").join("state.db")).expect("db");
     let mut stmt = db
@@ -810,6 +824,20 @@ fn after_a_reshare_every_stored_pseudonym_matches_a_new_delivery_of_the_same_per
     }
     // Every copy records it.
     net.settle(60_000).expect("settles");
+    // No file of a key holder's directory (keystore, state database and
+    // its journal) holds a pseudonym of the domain, old or new.
+    for m in ["NPR", "LINKER", "KPR"] {
+        for file in files(&dir.path().join(m)) {
+            let bytes = std::fs::read(&file).expect("read");
+            for p in stored.iter().chain(&again) {
+                assert!(
+                    !bytes.windows(32).any(|w| w == p.0),
+                    "{} holds a pseudonym",
+                    file.display()
+                );
+            }
+        }
+    }
     for m in ["NPR", "LINKER"] {
         let copy = net
             .engine(&n(m))
