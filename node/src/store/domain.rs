@@ -30,7 +30,7 @@ pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS domain_entries (domain TEXT NOT NULL, seq INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (domain, seq));
 CREATE TABLE IF NOT EXISTS domain_commit_sent (domain TEXT NOT NULL PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS domain_retire_sigs (domain TEXT NOT NULL, statement BLOB NOT NULL, key BLOB NOT NULL, signature BLOB NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (domain, statement, key));
-CREATE TABLE IF NOT EXISTS domain_rows (domain TEXT NOT NULL, pseudonym BLOB NOT NULL, delivery BLOB NOT NULL, row INTEGER NOT NULL, bytes BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS domain_rows (domain TEXT NOT NULL, pseudonym BLOB NOT NULL, delivery BLOB NOT NULL, row INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (domain, delivery, row));
 CREATE INDEX IF NOT EXISTS domain_rows_pseudonym ON domain_rows (domain, pseudonym);
 CREATE TABLE IF NOT EXISTS domain_reshare (domain TEXT NOT NULL, member TEXT NOT NULL, total INTEGER NOT NULL, to_key BLOB, PRIMARY KEY (domain, member));
 CREATE TABLE IF NOT EXISTS domain_reshare_rows (domain TEXT NOT NULL, old BLOB NOT NULL, new BLOB NOT NULL, PRIMARY KEY (domain, old));
