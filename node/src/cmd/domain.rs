@@ -2,7 +2,8 @@
 //! lifecycle (PROTOCOL.md §10; `docs/domains.md` walks through them).
 //!
 //! ```text
-//!  domain status  --manifest F --key OP.key --domain R [--node M]    the verified transcript:
+//!  domain status  --manifest F --key OP.key --domain R [--node M]    the verified transcript at the
+//!                                                                   operator's own node (or M):
 //!                                                                   holder, key holders committed
 //!                                                                   or not, deliveries, retired
 //!  domain export  --manifest F --key OP.key --domain R --out FILE    the transcript, for
@@ -20,8 +21,9 @@
 //!                  see `crate::reshare`)
 //! ```
 //!
-//! `status` and `export` ask the node (the holder by default, or any key
-//! holder with `--node`) with a signed, single-use request; the transcript
+//! `status` asks the operator's own node when it holds a copy (the holder
+//! or a key holder), `export` the holder (either: any key holder with
+//! `--node`) with a signed, single-use request; the transcript
 //! is verified against the manifest here before anything is printed or
 //! written. Nothing printed identifies a person: a domain transcript holds
 //! names, keys, counts and digests, never a pseudonym.
@@ -86,8 +88,8 @@ pub(crate) enum DomainCommand {
     Status {
         #[command(flatten)]
         asking: Asking,
-        /// The node to ask (default: the domain's holder; any key holder
-        /// holds a copy).
+        /// The node to ask (default: the operator's own node if it is the
+        /// holder or a key holder, else the holder).
         #[arg(long, value_name = "MEMBER")]
         node: Option<String>,
     },
@@ -215,7 +217,10 @@ impl DomainCommand {
         match self {
             DomainCommand::Status { asking, node } => {
                 let (manifest, key, domain) = asking.load()?;
-                let node = node_or_holder(&manifest, &domain, node)?;
+                let node = match node {
+                    Some(n) => node_or_holder(&manifest, &domain, Some(n))?,
+                    None => own_copy(&manifest, &domain, &key)?,
+                };
                 let (entries, state) = fetch(&manifest, &key, &domain, &node).await?;
                 say!("{}", render(&state, entries.len(), &node));
                 Ok(ExitCode::SUCCESS)
@@ -305,6 +310,20 @@ impl Asking {
         );
         Ok((manifest, key, domain))
     }
+}
+
+/// The operator's own node if it holds a copy of the domain's transcript
+/// (the holder or a key holder), else the holder.
+fn own_copy(manifest: &Manifest, domain: &Name, key: &KeyFile) -> anyhow::Result<Name> {
+    let spec = manifest
+        .domain(domain)
+        .with_context(|| format!("the manifest declares no domain {domain}"))?;
+    let own = manifest
+        .registers()
+        .find(|m| m.operators.iter().any(|o| o.key == key.public()))
+        .map(|m| m.name.clone())
+        .filter(|n| *n == spec.holder || spec.is_key_holder(manifest, n));
+    Ok(own.unwrap_or_else(|| spec.holder.clone()))
 }
 
 fn node_or_holder(
