@@ -62,6 +62,9 @@ pub(crate) enum Command {
     /// Follow, export, back up and retire register domains.
     #[command(subcommand)]
     Domain(cmd::domain::DomainCommand),
+    /// A domain holder's deliveries: export its table.
+    #[command(subcommand)]
+    Delivery(cmd::delivery::DeliveryCommand),
 }
 
 impl Command {
@@ -75,6 +78,7 @@ impl Command {
             Command::Node(c) => c.run(),
             Command::Project(c) => c.run(),
             Command::Domain(c) => c.run(),
+            Command::Delivery(c) => c.run(),
         }
     }
 }

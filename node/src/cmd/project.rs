@@ -866,6 +866,7 @@ fn order_from_spec(
         researcher_hpke_key: hpke,
         test_mode: spec.test_mode,
         grant: None,
+        delivery: None,
     })
 }
 

@@ -39,6 +39,7 @@
 //! | `chain.rs` | stepping the chunks of other lists (every hop, the linker last) |
 //! | `linking.rs` | the linker's blindings, sealed items, final points and linkage |
 //! | `delivery.rs` | the researcher's fetch, spooled |
+//! | `receipt.rs` | a domain holder's receipt of a delivery (rows under `Ψ_R`) |
 //! | `lifecycle.rs` | commitments, status, close, expiry, shredding, ticks |
 //! | `domain.rs` | register domains: creation, key commitments, replication, retirement |
 //! | `reshare.rs` | a register domain's re-share at its holder |
@@ -54,6 +55,7 @@ mod error;
 mod lifecycle;
 mod linking;
 mod list;
+mod receipt;
 mod replies;
 mod requests;
 mod reshare;
@@ -85,6 +87,7 @@ pub use self::approval::file_digest;
 pub use self::{
     approval::{ApprovalDesk, ExtractFile, Taken, MAX_EXTRACT_BYTES},
     error::EngineError,
+    receipt::{DeliveredChunk, DeliveredList, ReceiptError},
     replies::Replies,
     requests::MAX_REMEMBERED_REQUESTS,
 };

@@ -7,8 +7,7 @@
 //! | `domain_entries` | the node's copy of each domain's transcript (verified whole before every append) |
 //! | `domain_commit_sent` | at a key holder: the transcript length at which it last signed its commitment |
 //! | `domain_retire_sigs` | at the holder: operators' signatures on the next `Retired` entry, by its statement digest |
-//! | `domain_rows` | at the holder: its table, rows keyed by `Ψ_R` (written by deliveries; created here too, with the same columns, so that a re-share finds it) |
-//! | `domain_reshare`, `domain_reshare_rows` | at the holder: a re-share in progress (its new key, and each converted `Ψ_R` beside the old one until the table is replaced) |
+//! | `domain_reshare`, `domain_reshare_rows` | at the holder: a re-share of its table (`domain_rows`, `store/domain_rows.rs`) in progress (its new key, and each converted `Ψ_R` beside the old one until the table is replaced) |
 //!
 //! The transcript tables hold names, keys, counts and digests, never a
 //! pseudonym; only the holder's own tables hold `Ψ_R`.
@@ -30,8 +29,6 @@ pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS domain_entries (domain TEXT NOT NULL, seq INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (domain, seq));
 CREATE TABLE IF NOT EXISTS domain_commit_sent (domain TEXT NOT NULL PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS domain_retire_sigs (domain TEXT NOT NULL, statement BLOB NOT NULL, key BLOB NOT NULL, signature BLOB NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (domain, statement, key));
-CREATE TABLE IF NOT EXISTS domain_rows (domain TEXT NOT NULL, pseudonym BLOB NOT NULL, delivery BLOB NOT NULL, row INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (domain, delivery, row));
-CREATE INDEX IF NOT EXISTS domain_rows_pseudonym ON domain_rows (domain, pseudonym);
 CREATE TABLE IF NOT EXISTS domain_reshare (domain TEXT NOT NULL, member TEXT NOT NULL, total INTEGER NOT NULL, to_key BLOB, PRIMARY KEY (domain, member));
 CREATE TABLE IF NOT EXISTS domain_reshare_rows (domain TEXT NOT NULL, old BLOB NOT NULL, new BLOB NOT NULL, PRIMARY KEY (domain, old));
 ";
