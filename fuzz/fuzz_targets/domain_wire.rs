@@ -27,7 +27,7 @@ use kobling_protocol::{
         },
         DomainSpec,
     },
-    manifest::{Key32, Manifest, Member, Operator, Role},
+    manifest::{Ed25519Key, Manifest, Member, Operator, Role},
     messages::{decode, encode, Message},
     project::Origin,
     share::{Domain, Share},
@@ -43,8 +43,8 @@ fn sk(i: u8) -> SigningKey {
     SigningKey::from_bytes(&[i; 32])
 }
 
-fn key(i: u8) -> Key32 {
-    Key32(sk(i).verifying_key().to_bytes())
+fn key(i: u8) -> Ed25519Key {
+    Ed25519Key(sk(i).verifying_key().to_bytes())
 }
 
 fn manifest() -> Manifest {
@@ -141,7 +141,7 @@ fn template(which: u8, log: &[DomainEntry]) -> Message {
             DomainRequest {
                 domain: n("RESEPT"),
                 action: DomainAction::Transcript { first: 1 },
-                time: 1_800_000_000,
+                time: kobling_protocol::types::UnixTime(1_800_000_000),
                 node: n("RESEPT"),
                 manifest: Digest([7; 32]),
                 nonce: [9; 16],

@@ -28,7 +28,7 @@ use kobling_protocol::{
     manifest::Manifest,
     messages::{Message, MAX_ENTRIES_PER_MESSAGE, NONCE_LEN},
     share::{Domain, Share},
-    types::Name,
+    types::{Name, UnixTime},
 };
 use rand_core::CryptoRng;
 
@@ -81,7 +81,7 @@ pub struct Reshare<'a, S> {
     /// The operator of `member` who runs it.
     pub operator: &'a SigningKey,
     /// Unix time now, for the requests.
-    pub now: u64,
+    pub now: UnixTime,
     /// Sends a request to the holder, returns its answers.
     pub send: S,
 }

@@ -481,7 +481,7 @@ fn reshare(
     let (manifest, key, domain) = asking.load()?;
     let mut ks = Keystore::open(dir.join("keys"), passphrase.as_ref().map(|p| p.as_str()))
         .with_context(|| format!("cannot open the keystore in {}", dir.join("keys").display()))?;
-    let me = kobling_protocol::manifest::Key32(ks.verifying_key().to_bytes());
+    let me = kobling_protocol::manifest::Ed25519Key(ks.verifying_key().to_bytes());
     let member = manifest
         .members
         .iter()

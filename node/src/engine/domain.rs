@@ -40,7 +40,7 @@ use kobling_protocol::{
     messages::{Message, MAX_CLOCK_SKEW, MAX_ENTRIES_PER_MESSAGE},
     refusal::{Refusal, RefusalCode},
     transcript::verify_signature,
-    types::{Digest, Name},
+    types::{Digest, Name, UnixTime},
 };
 
 use super::{
@@ -236,7 +236,7 @@ impl Engine {
         &mut self,
         from: &Peer,
         msg: Message,
-        now: u64,
+        now: UnixTime,
     ) -> Outcome<Replies> {
         if let Err(r) = authorise_domain(&self.manifest, &self.me, from, &msg) {
             if let Peer::Member(m) = from {
@@ -299,7 +299,11 @@ impl Engine {
 
     /// An operator's domain request: checked (freshness, node, manifest,
     /// signature; then whether the key may ask; then the replay cache).
-    fn domain_request(&mut self, req: &SignedDomainRequest, now: u64) -> Outcome<Vec<Message>> {
+    fn domain_request(
+        &mut self,
+        req: &SignedDomainRequest,
+        now: UnixTime,
+    ) -> Outcome<Vec<Message>> {
         req.check(now, &self.me, &self.manifest_digest)
             .map_err(super::approval::request_refusal)?;
         let domain = &req.request.domain;
@@ -387,10 +391,10 @@ impl Engine {
     pub(super) fn remember_domain_request(
         &mut self,
         req: &SignedDomainRequest,
-        now: u64,
+        now: UnixTime,
     ) -> Outcome<()> {
         let digest = req.request.digest();
-        let forget_before = now.saturating_sub(MAX_CLOCK_SKEW);
+        let forget_before = now.minus(MAX_CLOCK_SKEW);
         let remembered = self.store.transaction(|tx| {
             tx.remember_request(
                 &digest,
@@ -419,7 +423,7 @@ impl Engine {
         domain: &Name,
         statement: &Digest,
         sig: &OperatorSig,
-        now: u64,
+        now: UnixTime,
     ) -> Outcome<Vec<Message>> {
         let (me, manifest, signing) = (&self.me, &self.manifest, &self.signing);
         let retired = self.store.transaction(|tx| {

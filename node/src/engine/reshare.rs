@@ -36,7 +36,7 @@ use kobling_protocol::{
     messages::Message,
     refusal::RefusalCode,
     share::Share,
-    types::Name,
+    types::{Name, UnixTime},
 };
 
 use super::{
@@ -56,7 +56,7 @@ impl Engine {
         &mut self,
         req: &SignedDomainRequest,
         spec: &DomainSpec,
-        now: u64,
+        now: UnixTime,
     ) -> Outcome<Vec<Message>> {
         let domain = &req.request.domain;
         let member = match &req.request.action {

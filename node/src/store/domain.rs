@@ -15,10 +15,10 @@
 use kobling_protocol::{
     domain::transcript::{DomainEntry, OperatorSig},
     group::WirePoint,
-    manifest::Key32,
+    manifest::Ed25519Key,
     messages::{self, Message},
     transcript::{self, Sig},
-    types::{Digest, Name},
+    types::{Digest, Name, UnixTime},
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -135,7 +135,7 @@ impl Tx<'_> {
         domain: &Name,
         statement: &Digest,
         sig: &OperatorSig,
-        now: u64,
+        now: UnixTime,
     ) -> Result<(), StoreError> {
         self.0.execute(
             "INSERT OR REPLACE INTO domain_retire_sigs (domain, statement, key, signature, at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -144,7 +144,7 @@ impl Tx<'_> {
                 statement.as_bytes().as_slice(),
                 sig.key.0.as_slice(),
                 sig.signature.0.as_slice(),
-                now as i64
+                now.secs() as i64
             ],
         )?;
         Ok(())
@@ -168,7 +168,7 @@ impl Tx<'_> {
             let (key, signature) = r?;
             let bad = || StoreError::Corrupt("retirement signature");
             out.push(OperatorSig {
-                key: Key32(key.try_into().map_err(|_| bad())?),
+                key: Ed25519Key(key.try_into().map_err(|_| bad())?),
                 signature: Sig(signature.try_into().map_err(|_| bad())?),
             });
         }

@@ -40,13 +40,13 @@ use crate::{
     dleq::ChunkProof,
     group::WirePoint,
     hash::framed_sha3,
-    manifest::{Key32, Manifest},
+    manifest::{Ed25519Key, Manifest},
     messages::{Message, RequestError, MAX_CLOCK_SKEW, NONCE_LEN},
     project::Origin,
     refusal::{Refusal, RefusalCode},
     share::Domain,
     transcript::{encode_value, verify_signature, Sig},
-    types::{Digest, Name},
+    types::{Digest, Name, UnixTime},
     v2::chunk_digest,
 };
 
@@ -120,7 +120,7 @@ pub struct DomainRequest {
     /// What is asked.
     pub action: DomainAction,
     /// Seconds since the Unix epoch on the client's clock.
-    pub time: u64,
+    pub time: UnixTime,
     /// The node the request is for.
     pub node: Name,
     /// The digest of the manifest the client holds.
@@ -135,7 +135,7 @@ pub struct SignedDomainRequest {
     /// The request.
     pub request: DomainRequest,
     /// The operator's Ed25519 key.
-    pub key: Key32,
+    pub key: Ed25519Key,
     /// `Ed25519(key, framed_sha3("KOBLING-V2-DOMAIN-REQUEST", [postcard(request)]))`.
     pub signature: Sig,
 }
@@ -152,7 +152,7 @@ impl DomainRequest {
         use ed25519_dalek::Signer as _;
         let signature = Sig(key.sign(&self.digest().0).to_bytes());
         SignedDomainRequest {
-            key: Key32(key.verifying_key().to_bytes()),
+            key: Ed25519Key(key.verifying_key().to_bytes()),
             request: self,
             signature,
         }
@@ -167,7 +167,7 @@ impl SignedDomainRequest {
     /// # Errors
     ///
     /// A [`RequestError`].
-    pub fn check(&self, now: u64, me: &Name, manifest: &Digest) -> Result<(), RequestError> {
+    pub fn check(&self, now: UnixTime, me: &Name, manifest: &Digest) -> Result<(), RequestError> {
         if self.request.time.abs_diff(now) > MAX_CLOCK_SKEW {
             return Err(RequestError::Stale);
         }
@@ -500,13 +500,13 @@ mod tests {
             role,
             address: format!("127.0.0.1:{}", 7400 + u16::from(i)),
             tls_spki_sha256: TlsFingerprint([i; 32]),
-            signing_key: Key32(key(i + 10).verifying_key().to_bytes()),
+            signing_key: Ed25519Key(key(i + 10).verifying_key().to_bytes()),
             hpke_key: X25519Key([i + 20; 32]),
             operators: if role == Role::Register {
                 (0..2)
                     .map(|j| Operator {
                         name: format!("op{j}"),
-                        key: Key32(key(i + 30 + 10 * j).verifying_key().to_bytes()),
+                        key: Ed25519Key(key(i + 30 + 10 * j).verifying_key().to_bytes()),
                     })
                     .collect()
             } else {
@@ -688,29 +688,36 @@ mod tests {
         let req = DomainRequest {
             domain: n("RESEPT"),
             action: DomainAction::Transcript { first: 0 },
-            time: 1_000,
+            time: UnixTime(1_000),
             node: n("RESEPT"),
             manifest: Digest([7; 32]),
             nonce: [1; NONCE_LEN],
         }
         .sign(&op);
-        assert_eq!(req.check(1_000, &n("RESEPT"), &Digest([7; 32])), Ok(()));
         assert_eq!(
-            req.check(1_000, &n("NPR"), &Digest([7; 32])),
+            req.check(UnixTime(1_000), &n("RESEPT"), &Digest([7; 32])),
+            Ok(())
+        );
+        assert_eq!(
+            req.check(UnixTime(1_000), &n("NPR"), &Digest([7; 32])),
             Err(RequestError::WrongNode)
         );
         assert_eq!(
-            req.check(1_000, &n("RESEPT"), &Digest([8; 32])),
+            req.check(UnixTime(1_000), &n("RESEPT"), &Digest([8; 32])),
             Err(RequestError::WrongManifest)
         );
         assert_eq!(
-            req.check(1_000 + MAX_CLOCK_SKEW + 1, &n("RESEPT"), &Digest([7; 32])),
+            req.check(
+                UnixTime(1_000 + MAX_CLOCK_SKEW + 1),
+                &n("RESEPT"),
+                &Digest([7; 32])
+            ),
             Err(RequestError::Stale)
         );
         let mut other = req.clone();
         other.request.domain = n("IPLOS");
         assert_eq!(
-            other.check(1_000, &n("RESEPT"), &Digest([7; 32])),
+            other.check(UnixTime(1_000), &n("RESEPT"), &Digest([7; 32])),
             Err(RequestError::BadSignature)
         );
     }
