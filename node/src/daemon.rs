@@ -79,6 +79,9 @@ fn changes_state(kind: &str) -> bool {
             | "SealedItems"
             | "Points"
             | "Close"
+            | "DomainEntries"
+            | "DomainCommitment"
+            | "DomainRequest"
     )
 }
 
