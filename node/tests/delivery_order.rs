@@ -225,4 +225,38 @@ fn bad_delivery_orders_are_refused_with_their_reason_and_a_valid_one_reaches_the
     } else {
         assert!(err.contains("does not sequence deliveries yet"), "{err}");
     }
+
+    // The operator's status form asks the linker; the local form and the
+    // operator's cannot be mixed.
+    let manifest = d.join("federation.toml");
+    let status = kobling(&[
+        "delivery",
+        "status",
+        "--manifest",
+        path(&manifest),
+        "--key",
+        path(&d.join("APOTEK-operator-1.key")),
+        "--delivery",
+        "APOTEK-NOSUCH-2025",
+    ]);
+    let err = refused(&status);
+    assert!(
+        err.contains("APOTEK-NOSUCH-2025") || err.contains("refused"),
+        "{err}"
+    );
+    let mixed = kobling(&[
+        "delivery",
+        "status",
+        "--dir",
+        path(&d.join("RESEPT")),
+        "--domain",
+        "RESEPT",
+        "--manifest",
+        path(&manifest),
+        "--key",
+        path(&d.join("RESEPT-operator-1.key")),
+        "--delivery",
+        "APOTEK-RESEPT-2025",
+    ]);
+    refused(&mixed);
 }

@@ -14,6 +14,10 @@
 //! --domain R --id ID --variables a,b,c` orders a delivery
 //! ([`super::delivery_order`]).
 //!
+//! `kobling delivery status --manifest M --key OPERATOR_KEY --delivery ID
+//! [--watch]` asks the linker where a delivery is
+//! ([`super::delivery_status`]).
+//!
 //! `kobling delivery status --dir NODE_DIR --domain R` lists the
 //! deliveries received in full, each with its counts and whether the
 //! stored rows still hash to the table digest recorded at receipt.
@@ -54,17 +58,31 @@ pub(crate) enum DeliveryCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
-    /// The deliveries the holder received into a domain: id, source,
-    /// persons, rows, and whether the stored table still matches the
-    /// digest recorded at receipt. Exit 0 if every table matches, 1 if
-    /// one does not.
+    /// Where a delivery is (`--manifest --key --delivery`, asked of the
+    /// linker: approvals, commitments, chain, check; last line `phase:
+    /// …`), or the deliveries the holder received into a domain
+    /// (`--dir --domain`: id, source, persons, rows, and whether the
+    /// stored table still matches the digest recorded at receipt; exit 1
+    /// if one does not).
     Status {
         /// The holder node's directory (its `state.db`).
-        #[arg(long, value_name = "NODE_DIR")]
-        dir: PathBuf,
+        #[arg(long, value_name = "NODE_DIR", requires = "domain", conflicts_with_all = ["manifest", "delivery"])]
+        dir: Option<PathBuf>,
         /// The register domain.
-        #[arg(long)]
-        domain: String,
+        #[arg(long, requires = "dir")]
+        domain: Option<String>,
+        /// The federation manifest.
+        #[arg(long, requires_all = ["key", "delivery"])]
+        manifest: Option<PathBuf>,
+        /// Your operator key file.
+        #[arg(long, value_name = "OPERATOR_KEY", requires = "manifest")]
+        key: Option<PathBuf>,
+        /// The delivery's id.
+        #[arg(long, value_name = "ID", requires = "manifest")]
+        delivery: Option<String>,
+        /// Keep asking until the delivery is received or closed.
+        #[arg(long, requires = "manifest")]
+        watch: bool,
     },
     /// Order a delivery of a source register's list into a register
     /// domain (an operator of the source); prints `delivery ID ordered`.
@@ -110,7 +128,22 @@ impl DeliveryCommand {
                 delivery,
                 out,
             } => export(&dir, &domain, delivery.as_deref(), &out),
-            DeliveryCommand::Status { dir, domain } => status(&dir, &domain),
+            DeliveryCommand::Status {
+                dir,
+                domain,
+                manifest,
+                key,
+                delivery,
+                watch,
+            } => match (dir, domain, manifest, key, delivery) {
+                (Some(dir), Some(domain), None, None, None) => status(&dir, &domain),
+                (None, None, Some(manifest), Some(key), Some(delivery)) => {
+                    super::delivery_status::status(&manifest, &key, &delivery, watch)
+                }
+                _ => bail!(
+                    "either --dir NODE_DIR --domain R (at the holder) or --manifest M --key OPERATOR_KEY --delivery ID"
+                ),
+            },
             DeliveryCommand::Order {
                 manifest,
                 key,

@@ -3,6 +3,7 @@
 pub(crate) mod audit;
 pub(crate) mod delivery;
 pub(crate) mod delivery_order;
+pub(crate) mod delivery_status;
 pub(crate) mod domain;
 pub(crate) mod extract;
 pub(crate) mod keys;

@@ -596,7 +596,7 @@ fn expect_ack(replies: Vec<Message>) -> anyhow::Result<()> {
 /// for the researcher; a register operator gets the register prefix), and
 /// the phase the linker's notice tells, if any (checked against the
 /// linker's key).
-async fn status_entries(
+pub(crate) async fn status_entries(
     manifest: &Manifest,
     key: &KeyFile,
     project: &ProjectId,
