@@ -41,6 +41,10 @@ pub(crate) struct SpecRegister {
     /// Variable → type in the Parquet table (default `string`).
     #[serde(default)]
     pub(crate) types: BTreeMap<String, ColumnType>,
+    /// The register domain the register's list is keyed by (its extract
+    /// has a `pseudonym` column instead of `fnr`; `docs/domains.md`).
+    #[serde(default)]
+    pub(crate) domain: Option<String>,
 }
 
 impl Spec {

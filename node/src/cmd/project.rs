@@ -20,6 +20,7 @@ use std::{
 use anyhow::{bail, ensure, Context};
 use kobling_protocol::{
     bounded::{BoundedString, BoundedVec},
+    domain::{validate_order_domains, PseudonymousList},
     ident::ParseOptions,
     manifest::{Key32, Manifest},
     messages::{Action, Message, Request},
@@ -851,7 +852,18 @@ fn order_from_spec(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     ensure!(!registers.is_empty(), "the spec names no register");
-    Ok(ProjectOrder {
+    let pseudonymous = spec
+        .registers
+        .iter()
+        .filter_map(|r| r.domain.as_ref().map(|d| (r, d)))
+        .map(|(r, d)| {
+            Ok(PseudonymousList {
+                register: Name::new(r.name.as_str())?,
+                domain: Name::new(d.as_str())?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let order = ProjectOrder {
         project: ProjectId::new(spec.project)?,
         title: BoundedString::new(spec.title)?,
         legal_basis: BoundedString::new(spec.legal_basis)?,
@@ -866,7 +878,11 @@ fn order_from_spec(
         researcher_hpke_key: hpke,
         test_mode: spec.test_mode,
         grant: None,
-    })
+        pseudonymous: BoundedVec::new(pseudonymous)?,
+    };
+    validate_order_domains(manifest, &order)
+        .context("the spec's pseudonymous lists (`domain = ...`)")?;
+    Ok(order)
 }
 
 /// `YYYY-MM-DD` (a real calendar day) → seconds since the Unix epoch (end

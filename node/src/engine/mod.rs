@@ -51,6 +51,7 @@ mod error;
 mod lifecycle;
 mod linking;
 mod list;
+mod pseudo;
 mod replies;
 mod requests;
 mod sequencer;

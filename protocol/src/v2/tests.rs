@@ -1023,6 +1023,7 @@ mod transcript {
             researcher_hpke_key: Key32([77; 32]),
             test_mode: true,
             grant: None,
+            pseudonymous: Default::default(),
         }
         .granted_by(&authority());
         let mut log = Log {
