@@ -507,3 +507,71 @@ fn unreadable_files_are_explained() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("manifest"), "{}", r.stderr);
 }
+
+/// A chain v2 run (the node's default), for the auditor's words about it.
+fn fixture_v2() -> &'static (tempfile::TempDir, usize) {
+    static FIXTURE: OnceLock<(tempfile::TempDir, usize)> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fed = Federation::create(&dir.path().join("keys"), &REGISTERS, 44).expect("federation");
+        let pop = generate(&PopulationConfig {
+            persons: 400,
+            seed: 9,
+            cohort_share: 0.2,
+            ..Default::default()
+        });
+        let extracts: Vec<_> = REGISTERS
+            .iter()
+            .map(|r| pop.extract(r).expect("extract"))
+            .collect();
+        let config = ProjectConfig {
+            project: "AUDIT-V2".into(),
+            cohort: "NPR".into(),
+            chunk_size: 64,
+            seed: 12,
+            faults: Faults::default(),
+        };
+        let (out, _net) = fed.run(&extracts, &config).expect("clean run");
+        let (entries, trailer) = out.transcript;
+        write(dir.path(), "manifest.toml", toml(&fed.manifest).as_bytes());
+        write(
+            dir.path(),
+            "transcript.kob",
+            &encode_file(&entries, &trailer),
+        );
+        (dir, entries.len())
+    })
+}
+
+#[test]
+fn a_chain_v2_transcript_is_told_in_chain_v2_words() {
+    let (dir, entries) = fixture_v2();
+    let path = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+    let r = verify(&path("transcript.kob"), &path("manifest.toml"));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let verdict = last_line(&r.stdout);
+    assert!(
+        verdict.starts_with(&format!(
+            "transcript OK: project AUDIT-V2, {entries} entries, 4 lists, cohort "
+        )),
+        "{verdict}"
+    );
+    for expected in [
+        "NPR announced list (chain v2): ",
+        "NPR signed its list's output: ",
+        "KPR stepped list NPR (hop 1 of 4)",
+        "LINKER stepped list NPR (hop 4 of 4, the linker's final step)",
+        "LINKER checked list NPR end to end: passed",
+        "4 list checks (chain v2) with 12 backward-pass proofs",
+    ] {
+        assert!(
+            r.stdout.contains(expected),
+            "missing {expected:?} in\n{}",
+            r.stdout
+        );
+    }
+    assert!(!r.stdout.contains("recorded a "), "{}", r.stdout);
+    // Counts per list: four rows with all hops done.
+    assert_eq!(r.stdout.matches(" 4/4 ").count(), 4, "{}", r.stdout);
+    assert_no_whole_keys(&r.stdout);
+}

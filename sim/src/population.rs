@@ -101,6 +101,35 @@ impl Population {
             .unwrap_or_default()
     }
 
+    /// Register `name`'s extract cut by the year of its `column` (a date,
+    /// `YYYY-MM-DD`), as a source that delivers it once a year would send
+    /// it: the same rows, each in the extract of its year, in order. Rows
+    /// whose date has no year are left out. Empty if there is no such
+    /// extract or column.
+    pub fn by_year(&self, name: &str, column: &str) -> BTreeMap<u16, Extract> {
+        let mut out: BTreeMap<u16, Extract> = BTreeMap::new();
+        let Some(e) = self.extract(name) else {
+            return out;
+        };
+        // `columns` starts with the identifier; row values follow it.
+        let Some(at) = e.columns.iter().skip(1).position(|c| *c == column) else {
+            return out;
+        };
+        for (row, owner) in e.rows.iter().zip(&e.owners) {
+            let year = row.1.get(at).and_then(|d| d.get(..4)?.parse::<u16>().ok());
+            let Some(year) = year else { continue };
+            let part = out.entry(year).or_insert_with(|| Extract {
+                name: e.name,
+                columns: e.columns.clone(),
+                rows: Vec::new(),
+                owners: Vec::new(),
+            });
+            part.rows.push(row.clone());
+            part.owners.push(*owner);
+        }
+        out
+    }
+
     /// Per person, the valid rows (variables) in register `name`, in
     /// extract order.
     pub fn rows_by_person(&self, name: &str) -> BTreeMap<usize, Vec<Vec<String>>> {
@@ -530,6 +559,44 @@ mod tests {
             let male = p.sex == "M";
             assert_eq!(parsed.sex() == kobling_protocol::ident::Sex::Male, male);
         }
+    }
+
+    #[test]
+    fn a_yearly_cut_partitions_the_extract_by_the_dates_year() {
+        let pop = generate(&PopulationConfig {
+            persons: 2_000,
+            seed: 5,
+            ..Default::default()
+        });
+        let whole = pop.extract("RESEPT").expect("RESEPT");
+        let years = pop.by_year("RESEPT", "dispensed");
+        assert_eq!(
+            years.keys().copied().collect::<Vec<_>>(),
+            (2018..=2023).collect::<Vec<u16>>()
+        );
+        let total: usize = years.values().map(|e| e.rows.len()).sum();
+        assert_eq!(total, whole.rows.len());
+        for (year, e) in &years {
+            assert_eq!(e.columns, whole.columns);
+            assert_eq!(e.rows.len(), e.owners.len());
+            assert!(e.rows.iter().all(|r| r.1[0].starts_with(&year.to_string())));
+        }
+        // The same persons' valid rows, year by year, make the whole.
+        let mut rebuilt: BTreeMap<usize, Vec<Vec<String>>> = BTreeMap::new();
+        for e in years.values() {
+            for (r, o) in e.rows.iter().zip(&e.owners) {
+                if let Some(p) = o {
+                    rebuilt.entry(*p).or_default().push(r.1.clone());
+                }
+            }
+        }
+        let mut whole_rows = pop.rows_by_person("RESEPT");
+        for v in whole_rows.values_mut().chain(rebuilt.values_mut()) {
+            v.sort();
+        }
+        assert_eq!(rebuilt, whole_rows);
+        assert!(pop.by_year("RESEPT", "no-such-column").is_empty());
+        assert!(pop.by_year("NOPE", "dispensed").is_empty());
     }
 
     #[test]

@@ -206,7 +206,75 @@ fn event(body: &Body, order: Option<&ProjectOrder>) -> String {
         ),
         Body::Closure(c) => format!("closed the project: {}", c.reason.as_str()),
         Body::Shredded(s) => format!("shredded its key share for {}", s.domain),
+        Body::ListAnnouncedV2(a) => {
+            let invalid: u64 = a
+                .invalid
+                .iter()
+                .fold(0u64, |sum, i| sum.saturating_add(i.count));
+            format!(
+                "announced list (chain v2): {}, {} ({} read, {}, chunks of {}{})",
+                plural(a.persons, "person", "persons"),
+                plural(invalid, "invalid identifier", "invalid identifiers"),
+                plural(a.rows, "row", "rows"),
+                plural(a.columns.len() as u64, "variable", "variables"),
+                count(u64::from(a.chunk_size)),
+                if a.blinding.len() == 2 {
+                    ", split blinding"
+                } else {
+                    ""
+                }
+            )
+        }
+        Body::OwnerListV2(o) => format!(
+            "signed its list's output{}: {}, list digest {}",
+            attempt(o.attempt),
+            plural(o.chunks.len() as u64, "chunk digest", "chunk digests"),
+            short(o.list_digest.as_bytes())
+        ),
+        Body::HopV2(h) => {
+            let of = order.map_or(String::new(), |o| format!(" of {}", o.registers.len()));
+            let role = if h.final_root.is_some() {
+                ", the linker's final step"
+            } else {
+                ""
+            };
+            format!(
+                "stepped list {} (hop {}{of}{role}){}: {} in {}",
+                h.list,
+                h.hop,
+                attempt(h.attempt),
+                plural(h.count, "point", "points"),
+                plural(h.chunks.len() as u64, "chunk", "chunks")
+            )
+        }
+        Body::ListCheck(c) => format!(
+            "checked list {} end to end{}: {} (seed {}, backward pass of {})",
+            c.list,
+            attempt(c.attempt),
+            if c.passed { "passed" } else { "FAILED" },
+            short(c.sigma.as_bytes()),
+            plural(c.proofs.len() as u64, "proven step", "proven steps")
+        ),
+        Body::ChainStopped(s) => format!(
+            "stopped the chain on list {}{} at chunk {}: {}",
+            s.list,
+            attempt(s.attempt),
+            s.chunk,
+            match &s.named {
+                Some((hop, member)) => format!("hop {hop} ({member}) deviated"),
+                None => "the check failed; nobody is named".into(),
+            }
+        ),
         other => format!("recorded a {} statement", other.kind()),
+    }
+}
+
+/// `""` for a list's first attempt, `" (attempt N, strict)"` after.
+fn attempt(a: u32) -> String {
+    if a == 0 {
+        String::new()
+    } else {
+        format!(" (attempt {a}, strict)")
     }
 }
 
@@ -223,6 +291,9 @@ pub(crate) struct ListCounts {
     pub(crate) persons: u64,
     /// Hop records.
     pub(crate) hops: u32,
+    /// The attempt the hops are counted for (chain v2; 0 otherwise).
+    #[serde(skip)]
+    pub(crate) attempt: u32,
     /// Hops a complete list has (the participating registers' count), if
     /// the order is known.
     pub(crate) hops_expected: Option<u32>,
@@ -253,8 +324,32 @@ pub(crate) fn list_counts(entries: &[Entry]) -> Vec<ListCounts> {
                     ..ListCounts::default()
                 });
             }
+            Body::ListAnnouncedV2(a) => {
+                index.insert(a.list.to_string(), lists.len());
+                lists.push(ListCounts {
+                    list: a.list.to_string(),
+                    rows: a.rows,
+                    invalid: a
+                        .invalid
+                        .iter()
+                        .fold(0u64, |sum, i| sum.saturating_add(i.count)),
+                    persons: a.persons,
+                    hops_expected: expected,
+                    ..ListCounts::default()
+                });
+            }
             Body::Hop(h) => {
                 if let Some(&i) = index.get(h.list.as_str()) {
+                    lists[i].hops = lists[i].hops.saturating_add(1);
+                }
+            }
+            // A strict attempt steps the list again: count its hops only.
+            Body::HopV2(h) => {
+                if let Some(&i) = index.get(h.list.as_str()) {
+                    if h.attempt > lists[i].attempt {
+                        lists[i].attempt = h.attempt;
+                        lists[i].hops = 0;
+                    }
                     lists[i].hops = lists[i].hops.saturating_add(1);
                 }
             }

@@ -337,7 +337,7 @@ fn detail(c: Check, loaded: &Loaded, manifest: &Manifest) -> String {
         },
         Check::TwoPersonRule => format!(
             "{} announced, each after two distinct operators approved its extract ({} in all)",
-            plural(n(|b| matches!(b, Body::ListAnnounced(_))), "list", "lists"),
+            plural(n(is_list), "list", "lists"),
             plural(
                 n(|b| matches!(b, Body::Approval(_))),
                 "approval",
@@ -360,11 +360,11 @@ fn detail(c: Check, loaded: &Loaded, manifest: &Manifest) -> String {
             format!(
                 "{} over {}, {} complete",
                 plural(
-                    n(|b| matches!(b, Body::Hop(_))),
+                    n(|b| matches!(b, Body::Hop(_) | Body::HopV2(_))),
                     "hop record",
                     "hop records"
                 ),
-                plural(n(|b| matches!(b, Body::ListAnnounced(_))), "list", "lists"),
+                plural(n(is_list), "list", "lists"),
                 count(complete as u64)
             )
         }
@@ -373,11 +373,26 @@ fn detail(c: Check, loaded: &Loaded, manifest: &Manifest) -> String {
                 Body::Hop(h) => (c + h.chunks.len() as u64, k + u64::from(h.linker.is_some())),
                 _ => (c, k),
             });
-            format!(
-                "{} and {} verified",
-                plural(chunks, "chunk proof", "chunk proofs"),
-                plural(keys, "linker key proof", "linker key proofs")
-            )
+            let (checks, steps, key_proofs) =
+                bodies().fold((0u64, 0u64, 0u64), |(c, s, k), b| match b {
+                    Body::ListCheck(l) => (c + 1, s + l.proofs.len() as u64, k),
+                    Body::HopV2(h) => (c, s, k + u64::from(h.key_proof.is_some())),
+                    _ => (c, s, k),
+                });
+            if checks == 0 && chunks > 0 {
+                format!(
+                    "{} and {} verified",
+                    plural(chunks, "chunk proof", "chunk proofs"),
+                    plural(keys, "linker key proof", "linker key proofs")
+                )
+            } else {
+                format!(
+                    "{} (chain v2) with {} and {} verified",
+                    plural(checks, "list check", "list checks"),
+                    plural(steps, "backward-pass proof", "backward-pass proofs"),
+                    plural(key_proofs, "step key proof", "step key proofs")
+                )
+            }
         }
         Check::LinkSummary => match bodies().find_map(|b| match b {
             Body::LinkSummary(s) => Some(s.cohort_persons),
@@ -424,4 +439,9 @@ fn detail(c: Check, loaded: &Loaded, manifest: &Manifest) -> String {
         }
         _ => String::new(),
     }
+}
+
+/// A list announcement, in either chain.
+fn is_list(b: &Body) -> bool {
+    matches!(b, Body::ListAnnounced(_) | Body::ListAnnouncedV2(_))
 }

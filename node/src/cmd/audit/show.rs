@@ -317,6 +317,99 @@ fn body_fields(body: &Body, hops: Option<usize>, all_chunks: bool) -> Vec<(Strin
             add("member", s.member.to_string());
             add("domain", s.domain.to_string());
         }
+        Body::ListAnnouncedV2(a) => {
+            add("list", a.list.to_string());
+            add("chain", "v2 (one end-to-end check per list)".into());
+            add("extract digest", short(a.extract.as_bytes()));
+            add("rows", count(a.rows));
+            let invalid: Vec<String> = a
+                .invalid
+                .iter()
+                .map(|i| format!("{} {}", count(i.count), i.reason.as_str()))
+                .collect();
+            add("invalid identifiers", names(invalid.iter()));
+            add("persons", count(a.persons));
+            add("variables", names(a.columns.iter().map(|c| c.as_str())));
+            let d: Vec<String> = a.blinding.iter().map(|d| short(d.as_bytes())).collect();
+            add("blinding commitments D", names(d.iter()));
+            add("chunk size", count(u64::from(a.chunk_size)));
+        }
+        Body::OwnerListV2(o) => {
+            add("list", o.list.to_string());
+            add("attempt", o.attempt.to_string());
+            add("chunk digests", count(o.chunks.len() as u64));
+            add("list digest", short(o.list_digest.as_bytes()));
+            add("sealed items root", short(o.sealed_root.as_bytes()));
+        }
+        Body::HopV2(h) => {
+            add("list", h.list.to_string());
+            add("attempt", h.attempt.to_string());
+            add(
+                "hop",
+                match hops {
+                    Some(n) => format!("{} of {n}", h.hop),
+                    None => h.hop.to_string(),
+                },
+            );
+            add("member", h.member.to_string());
+            add("step key", short(h.key.as_bytes()));
+            add("points", count(h.count));
+            add("chunk size", count(u64::from(h.chunk_size)));
+            add(
+                "step key proof",
+                (if h.key_proof.is_some() { "yes" } else { "no" }).into(),
+            );
+            if let Some(r) = &h.final_root {
+                add("salted final root", short(r.as_bytes()));
+            }
+            add("chunks", count(h.chunks.len() as u64));
+            let shown = if all_chunks {
+                h.chunks.len()
+            } else {
+                CHUNKS_SHOWN
+            };
+            for (i, c) in h.chunks.iter().enumerate().take(shown) {
+                add(
+                    &format!("  chunk {i}"),
+                    format!(
+                        "in {}, out {}",
+                        short(c.input.as_bytes()),
+                        short(c.output.as_bytes())
+                    ),
+                );
+            }
+            if h.chunks.len() > shown {
+                add(
+                    "  …",
+                    format!(
+                        "{} more (--all-chunks shows them)",
+                        plural((h.chunks.len() - shown) as u64, "chunk", "chunks")
+                    ),
+                );
+            }
+        }
+        Body::ListCheck(c) => {
+            add("list", c.list.to_string());
+            add("attempt", c.attempt.to_string());
+            add("passed", c.passed.to_string());
+            add("check seed σ", short(c.sigma.as_bytes()));
+            let a: Vec<String> = c.a.iter().map(|p| short(p.as_bytes())).collect();
+            add("A_0 … A_m", names(a.iter()));
+            add("B", short(c.b.as_bytes()));
+            add("pass proofs", count(c.proofs.len() as u64));
+        }
+        Body::ChainStopped(s) => {
+            add("list", s.list.to_string());
+            add("attempt", s.attempt.to_string());
+            add("chunk", s.chunk.to_string());
+            add(
+                "named",
+                match &s.named {
+                    Some((hop, member)) => format!("hop {hop} ({member})"),
+                    None => "nobody (the check failed)".into(),
+                },
+            );
+        }
         other => add("kind", other.kind().into()),
     }
     f
