@@ -364,3 +364,282 @@ fn a_member_that_holds_no_key_of_the_domain_cannot_bind_a_conversion() {
         .iter()
         .any(|e| matches!(e.signed.statement.body, Body::Conversion(_))));
 }
+
+/// `entries` with entry `at`'s body replaced by `body`, re-signed by its
+/// author and re-chained by the linker from there on (what a member and
+/// the linker together could forge; the auditor must still refuse it).
+fn forged(
+    w: &World,
+    entries: &[kobling_protocol::transcript::Entry],
+    at: usize,
+    body: Body,
+) -> Vec<kobling_protocol::transcript::Entry> {
+    let author = match &entries[at].signed.statement.signer {
+        Signer::Node(n) => n.clone(),
+        _ => panic!("not a node's statement"),
+    };
+    let linker = w.fed.keystore(LINKER).expect("keystore");
+    let ks = w.fed.keystore(author.as_str()).expect("keystore");
+    let mut out: Vec<kobling_protocol::transcript::Entry> = entries[..at].to_vec();
+    for (i, e) in entries.iter().enumerate().skip(at) {
+        let signed = if i == at {
+            let mut st = e.signed.statement.clone();
+            st.body = body.clone();
+            st.sign(ks.signing_key())
+        } else {
+            e.signed.clone()
+        };
+        let prev = out.last().map(|e| e.hash()).unwrap_or_default();
+        out.push(kobling_protocol::transcript::Entry::record(
+            i as u64,
+            prev,
+            signed,
+            linker.signing_key(),
+        ));
+    }
+    out
+}
+
+#[test]
+fn audit_verify_refuses_an_unbound_conversion_key_and_a_plain_step_on_a_list_from_the_domain() {
+    let w = world(60);
+    let mut net = w.fed.start(64, Faults::default(), 7).expect("nodes");
+    let out = w.run(&mut net, "PSEUDO-4");
+    let manifest = net.manifest().clone();
+    let (entries, _) = &out.transcript;
+    transcript::verify(entries, None, &manifest).expect("the honest transcript verifies");
+    let project = ProjectId::new("PSEUDO-4").expect("id");
+    let p = Domain::Project(project.clone());
+    let k_p = |member: &str| {
+        entries
+            .iter()
+            .find_map(|e| match &e.signed.statement.body {
+                Body::Commitment(c) if c.member == name(member) && c.domain == p => Some(c.key),
+                _ => None,
+            })
+            .expect("commitment")
+    };
+
+    // SSB's conversion binding names NPR's project key instead of its own:
+    // the binding does not bind K'_SSB to SSB's committed keys.
+    let (at, binding) = entries
+        .iter()
+        .enumerate()
+        .find_map(|(i, e)| match &e.signed.statement.body {
+            Body::Conversion(c) if c.member == name("SSB") => Some((i, c.clone())),
+            _ => None,
+        })
+        .expect("SSB's binding");
+    let mut other_key = binding.clone();
+    other_key.binding.to_key = k_p("NPR");
+    let e = transcript::verify(
+        &forged(&w, entries, at, Body::Conversion(other_key)),
+        None,
+        &manifest,
+    )
+    .expect_err("a binding to another member's key");
+    assert_eq!(e.check, transcript::Check::Commitments, "{e}");
+    assert!(e.reason.contains("not bound"), "{e}");
+    // A binding proof for another K' (a forged proof).
+    let mut other_combined = binding.clone();
+    other_combined.binding.combined = k_p("SSB");
+    let e = transcript::verify(
+        &forged(&w, entries, at, Body::Conversion(other_combined)),
+        None,
+        &manifest,
+    )
+    .expect_err("a forged binding proof");
+    assert_eq!(e.check, transcript::Check::Commitments, "{e}");
+
+    // SSB records a plain step k_{SSB,p} on RESEPT's list (its hop record
+    // names K_{SSB,p}, not K'_SSB).
+    let (at, hop) = entries
+        .iter()
+        .enumerate()
+        .find_map(|(i, e)| match &e.signed.statement.body {
+            Body::HopV2(h) if h.list == name("RESEPT") && h.member == name("SSB") => {
+                Some((i, h.clone()))
+            }
+            _ => None,
+        })
+        .expect("SSB's hop on RESEPT's list");
+    let mut plain = hop.clone();
+    plain.key = k_p("SSB");
+    let e = transcript::verify(
+        &forged(&w, entries, at, Body::HopV2(plain)),
+        None,
+        &manifest,
+    )
+    .expect_err("a plain step on a list from the domain");
+    assert_eq!(e.check, transcript::Check::Commitments, "{e}");
+    assert!(e.reason.contains("a key other than its commitment"), "{e}");
+}
+
+/// A log sink the test reads back.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("logs").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_hop_that_records_a_plain_step_on_the_domain_s_list_is_refused_by_the_linker() {
+    let w = world(60);
+    let mut net = w.fed.start(64, Faults::default(), 9).expect("nodes");
+    let project = ProjectId::new("PSEUDO-5").expect("id");
+    let ssb_keys = w.fed.dir.join("SSB").join("keys");
+    let signing = w
+        .fed
+        .keystore("SSB")
+        .expect("keystore")
+        .signing_key()
+        .clone();
+    // SSB's hop record of RESEPT's list, rewritten in flight to the plain
+    // key K_{SSB,p} (read from SSB's keystore once the project domain is
+    // accepted) and re-signed with SSB's own key: what SSB sends if it
+    // applies k_{SSB,p} instead of its conversion.
+    let project_domain = Domain::Project(project.clone());
+    let tampered: Rc<RefCell<bool>> = Rc::default();
+    let fired = tampered.clone();
+    net.tamper(Box::new(move |from, _to, msg| {
+        let Message::Statement(s) = msg else {
+            return;
+        };
+        let Body::HopV2(h) = &s.statement.body else {
+            return;
+        };
+        if from.as_str() != "SSB" || h.list.as_str() != "RESEPT" {
+            return;
+        }
+        let k_p = kobling_keys::Keystore::open(&ssb_keys, None)
+            .and_then(|k| k.commitment(&project_domain))
+            .expect("SSB's project key");
+        let mut st = s.statement.clone();
+        if let Body::HopV2(h) = &mut st.body {
+            h.key = k_p;
+        }
+        *s = st.sign(&signing);
+        *fired.borrow_mut() = true;
+    }));
+    let config = config("PSEUDO-5");
+    let order = w
+        .fed
+        .pseudonymous_order(&config, &w.extracts(), &[("RESEPT", "RESEPT")])
+        .expect("order");
+    let logs = Logs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer({
+            let logs = logs.clone();
+            move || logs.clone()
+        })
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        w.fed
+            .approve_pseudonymous(&mut net, &order, &w.extracts(), &["SSB"], &config)
+            .expect("approved");
+        net.run_until(300_000, |_| Ok(*tampered.borrow()))
+            .expect("SSB sent its record");
+        net.run_for(30_000).expect("run");
+    });
+    // The linker did not record it, and logged why, naming SSB's record.
+    let entries = net.transcript(&name(LINKER), &project).expect("transcript");
+    assert!(!entries.iter().any(|e| matches!(
+        &e.signed.statement.body,
+        Body::HopV2(h) if h.list == name("RESEPT") && h.member == name("SSB")
+    )));
+    assert!(!entries
+        .iter()
+        .any(|e| matches!(&e.signed.statement.body, Body::LinkSummary(_))));
+    let logs = String::from_utf8(logs.0.lock().expect("logs").clone()).expect("utf-8");
+    let line = logs
+        .lines()
+        .find(|l| l.contains("the record of hop 3 (SSB) was refused"))
+        .unwrap_or_else(|| panic!("no log line of the refusal"));
+    assert!(line.contains("a key other than its commitment"), "{line}");
+    assert!(line.contains("ERROR"), "{line}");
+}
+
+#[test]
+fn an_extract_with_the_other_key_column_is_refused_at_approval_and_nothing_is_stored() {
+    let w = world(40);
+    let mut net = w.fed.start(64, Faults::default(), 11).expect("nodes");
+    let config = config("PSEUDO-6");
+    let order = w
+        .fed
+        .pseudonymous_order(&config, &w.extracts(), &[("RESEPT", "RESEPT")])
+        .expect("order");
+    let entry = w.fed.submit(&mut net, &order).expect("submitted");
+
+    // NPR's list with a `pseudonym` column: NPR is an fnr register.
+    let npr = w.pop.extract("NPR").expect("NPR");
+    let mut bad_npr = npr.clone();
+    bad_npr.columns.push("pseudonym");
+    for (_, values) in &mut bad_npr.rows {
+        values.push(w.resept.rows[0].0.clone());
+    }
+    // RESEPT's list with its `fnr` column: a holder never holds fnr.
+    let fnr_resept = w.pop.extract("RESEPT").expect("RESEPT");
+    for (register, extract, file, says) in [
+        (
+            "NPR",
+            &bad_npr,
+            "bad-npr.csv",
+            "a list never carries a register domain's pseudonyms",
+        ),
+        ("RESEPT", fnr_resept, "fnr-resept.csv", "never holds fnr"),
+    ] {
+        w.fed.write_extract(extract, file).expect("write");
+        let now = net.now();
+        let msg = w
+            .fed
+            .approval_message(&order, &entry, extract, file, 0, now)
+            .expect("approval");
+        let replies = net.client(&name(register), msg).expect("reply");
+        match replies.first() {
+            Some(Message::Refused { code, detail }) => {
+                assert_eq!(code.as_str(), "extract", "{register}: {detail:?}");
+                assert!(
+                    detail.as_str().contains(says),
+                    "{register}: {}",
+                    detail.as_str()
+                );
+            }
+            other => panic!("{register}: not refused: {other:?}"),
+        }
+        // Nothing kept: the register holds no copy of the project.
+        let held = net
+            .transcript(&name(register), &order.project)
+            .expect("transcript");
+        assert!(held.is_empty(), "{register} kept {} entries", held.len());
+    }
+    // The holder's own pseudonymous extract is taken.
+    let file = "resept.csv";
+    w.fed.write_extract(&w.resept, file).expect("write");
+    w.fed
+        .approve_until_ready(&mut net, "RESEPT", |fed, now| {
+            fed.approval_message(&order, &entry, &w.resept, file, 0, now)
+        })
+        .expect("the holder's extract is approved");
+    // A key holder without a list may not approve an extract.
+    let kpr_like = w.pop.extract("SSB").expect("SSB");
+    w.fed.write_extract(kpr_like, "ssb.csv").expect("write");
+    let now = net.now();
+    let msg = w
+        .fed
+        .approval_message(&order, &entry, kpr_like, "ssb.csv", 0, now)
+        .expect("approval");
+    let replies = net.client(&name("SSB"), msg).expect("reply");
+    assert!(
+        matches!(replies.first(), Some(Message::Refused { detail, .. }) if detail.as_str().contains("without an extract")),
+        "{replies:?}"
+    );
+}

@@ -206,6 +206,25 @@ impl Federation {
         config: &ProjectConfig,
     ) -> Result<RunOutcome, TestingError> {
         let start = net.clock_ms();
+        self.approve_pseudonymous(net, order, extracts, key_holders_only, config)?;
+        self.run_to_delivery(net, order, config, start)
+    }
+
+    /// Submits `order` and has two operators of every register with a list
+    /// approve its extract, and two of every key holder in
+    /// `key_holders_only` approve without one.
+    ///
+    /// # Errors
+    ///
+    /// A refused order or approval.
+    pub fn approve_pseudonymous(
+        &self,
+        net: &mut Net,
+        order: &ProjectOrder,
+        extracts: &[&Extract],
+        key_holders_only: &[&str],
+        config: &ProjectConfig,
+    ) -> Result<(), TestingError> {
         let order_entry = self.submit(net, order)?;
         for e in extracts {
             let file = format!("{}-{}.csv", config.project, e.name);
@@ -223,7 +242,7 @@ impl Federation {
                 })?;
             }
         }
-        self.run_to_delivery(net, order, config, start)
+        Ok(())
     }
 
     /// Submits `order` to the linker; returns its first entry.
