@@ -909,25 +909,6 @@ fn parse_date(s: &str) -> anyhow::Result<u64> {
     Ok(u64::from(days.unsigned_abs()) * 86_400 + 86_399)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_date;
-
-    #[test]
-    fn dates_parse_to_the_end_of_the_day_utc() {
-        assert_eq!(parse_date("1970-01-02").expect("date"), 86_400 + 86_399);
-        assert_eq!(
-            parse_date("2000-03-01").expect("date"),
-            951_868_800 + 86_399
-        );
-        assert!(parse_date("2024-13-01").is_err());
-        assert!(parse_date("soon").is_err());
-        // Only real calendar days (one reader of dates with `output`).
-        assert!(parse_date("2031-02-30").is_err());
-        assert!(parse_date("1970-01-01").is_err(), "not after 1970");
-    }
-}
-
 /// `project approve` without `--extract`: a key holder of a register
 /// domain the order keys a list by, with no list of its own, accepts the
 /// order (its operators sign an approval with no extract: zero digest, no
@@ -980,4 +961,23 @@ async fn approve_without_extract(
     expect_ack(ask(manifest, register, msg).await?)?;
     say!("approved project {project} at {register} as a key holder of its register domains (no list of its own)");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_date;
+
+    #[test]
+    fn dates_parse_to_the_end_of_the_day_utc() {
+        assert_eq!(parse_date("1970-01-02").expect("date"), 86_400 + 86_399);
+        assert_eq!(
+            parse_date("2000-03-01").expect("date"),
+            951_868_800 + 86_399
+        );
+        assert!(parse_date("2024-13-01").is_err());
+        assert!(parse_date("soon").is_err());
+        // Only real calendar days (one reader of dates with `output`).
+        assert!(parse_date("2031-02-30").is_err());
+        assert!(parse_date("1970-01-01").is_err(), "not after 1970");
+    }
 }

@@ -154,19 +154,20 @@ where
 
 #[cfg(test)]
 mod tests {
-    use curve25519_dalek::{constants::RISTRETTO_BASEPOINT_POINT, Scalar};
-    use kobling_protocol::{domain::pseudonym_hex, group::WirePoint};
+    use kobling_protocol::{domain::pseudonym_hex, share::Share};
 
     use super::*;
 
-    fn hex_of(k: u64) -> String {
-        let p = RISTRETTO_BASEPOINT_POINT * Scalar::from(k);
-        pseudonym_hex(&WirePoint(p.compress().to_bytes()))
+    /// The hex of `k·G` (`k` a small byte, repeated: a canonical scalar).
+    fn hex_of(k: u8) -> String {
+        let share = Share::from_secret_bytes(&[k; 32]).expect("canonical scalar");
+        pseudonym_hex(&share.commitment())
     }
 
-    fn stage(
-        text: &str,
-    ) -> Result<(ExtractSummary, Vec<Point>, Vec<(u32, Vec<String>)>), ExtractError> {
+    /// A staged read: the summary, the pseudonyms and every (person, row).
+    type Staged = (ExtractSummary, Vec<Point>, Vec<(u32, Vec<String>)>);
+
+    fn stage(text: &str) -> Result<Staged, ExtractError> {
         let mut rows = Vec::new();
         let (summary, points) = stage_pseudonymous_from(text.as_bytes(), |p, r| {
             rows.push((p, r));
