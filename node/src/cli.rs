@@ -59,6 +59,9 @@ pub(crate) enum Command {
     /// Submit, approve, follow, fetch and close projects.
     #[command(subcommand)]
     Project(cmd::project::ProjectCommand),
+    /// A domain holder's deliveries: export its table.
+    #[command(subcommand)]
+    Delivery(cmd::delivery::DeliveryCommand),
 }
 
 impl Command {
@@ -71,6 +74,7 @@ impl Command {
             Command::Keys(c) => c.run(),
             Command::Node(c) => c.run(),
             Command::Project(c) => c.run(),
+            Command::Delivery(c) => c.run(),
         }
     }
 }

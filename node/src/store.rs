@@ -7,7 +7,9 @@
 //! before the step (it is redone from the same inputs) or after it (its
 //! messages are still queued). Nothing here is an identifier or an identity
 //! point: registers keep their extracts where the operator put them, and
-//! only blinded points, sealed items and transcript entries are stored.
+//! only blinded points, sealed items and transcript entries are stored (at
+//! a register domain's holder also the domain's pseudonyms `Ψ_R` with the
+//! rows delivered under them, never an fnr).
 //!
 //! | table | what |
 //! |---|---|
@@ -18,6 +20,7 @@
 //! | `sent` | one-shot steps already taken (commit, announce, …) |
 //! | `blindings`, `sealed`, `finals` | the linker's list blindings, sealed items, final pseudonyms |
 //! | `notices` | at a register: the linker's latest phase notice per project (linked, delivered, closed) |
+//! | `domain_rows`, `domain_deliveries` | at a domain's holder: its table, keyed by `Ψ_R` (`store/domain_rows.rs`) |
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +34,9 @@ use kobling_protocol::{
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
 use crate::private_fs::PrivateFsError;
+
+mod domain_rows;
+pub use self::domain_rows::{DomainRow, StoredDelivery};
 
 /// A state-store error.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +148,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(domain_rows::SCHEMA)?;
         Ok(Self {
             conn,
             mapping: None,

@@ -66,6 +66,7 @@ pub mod messages;
 pub mod notice;
 pub mod owner;
 pub mod project;
+pub mod receipt;
 pub mod refusal;
 pub mod reservation;
 pub mod rng;

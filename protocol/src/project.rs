@@ -208,12 +208,17 @@ impl<'a> ProjectView<'a> {
                     }
                 }
                 Body::Commitment(c) => match &c.domain {
-                    crate::share::Domain::Project(_) => {
+                    // The order's own key domain (a project, or the
+                    // register domain a delivery goes into).
+                    d if v.order.is_none_or(|o| o.key_domain() == *d) => {
                         v.committed.insert(c.member.clone(), c.key);
                     }
                     crate::share::Domain::Register(r) => {
                         v.domain_committed
                             .insert((c.member.clone(), r.clone()), c.key);
+                    }
+                    crate::share::Domain::Project(_) => {
+                        v.committed.insert(c.member.clone(), c.key);
                     }
                 },
                 Body::Conversion(c) => {

@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub(crate) mod audit;
+pub(crate) mod delivery;
 pub(crate) mod extract;
 pub(crate) mod keys;
 pub(crate) mod manifest;

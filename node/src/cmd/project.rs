@@ -893,6 +893,7 @@ fn order_from_spec(
         researcher_hpke_key: hpke,
         test_mode: spec.test_mode,
         grant: None,
+        delivery: None,
         pseudonymous: BoundedVec::new(pseudonymous)?,
     };
     validate_order_domains(manifest, &order)

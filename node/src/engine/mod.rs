@@ -39,6 +39,7 @@
 //! | `chain.rs` | stepping the chunks of other lists (every hop, the linker last) |
 //! | `linking.rs` | the linker's blindings, sealed items, final points and linkage |
 //! | `delivery.rs` | the researcher's fetch, spooled |
+//! | `receipt.rs` | a domain holder's receipt of a delivery (rows under `Ψ_R`) |
 //! | `lifecycle.rs` | commitments, status, close, expiry, shredding, ticks |
 //! | `requests.rs` | the replay cache of clients' signed requests |
 //! | `error.rs` | refusals and internal failures |
@@ -52,6 +53,7 @@ mod lifecycle;
 mod linking;
 mod list;
 mod pseudo;
+mod receipt;
 mod replies;
 mod requests;
 mod sequencer;
@@ -82,6 +84,7 @@ pub use self::approval::file_digest;
 pub use self::{
     approval::{ApprovalDesk, ExtractFile, Taken, MAX_EXTRACT_BYTES},
     error::EngineError,
+    receipt::{DeliveredChunk, DeliveredList, ReceiptError},
     replies::Replies,
     requests::MAX_REMEMBERED_REQUESTS,
 };

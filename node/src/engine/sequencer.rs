@@ -30,6 +30,7 @@ impl Engine {
     ) -> Outcome<Vec<Message>> {
         // No authority's grant: refused before anything is read or written.
         sequencer::admit_grant(&self.manifest, &signed)?;
+        kobling_protocol::receipt::admit_delivery_order(&self.manifest, &signed)?;
         let project = signed.statement.project.clone();
         let existing = self.store.entries(&project)?;
         sequencer::admit_order(&existing, &signed, now)?;

@@ -461,6 +461,7 @@ impl Federation {
             researcher_hpke_key: Key32(*self.researcher_hpke.public_key().as_bytes()),
             test_mode: terms.test_mode,
             grant: None,
+            delivery: None,
             pseudonymous: BoundedVec::default(),
         }
         .granted_by(&authority()))

@@ -179,6 +179,10 @@ pub struct ProjectOrder {
     /// ([`ProjectOrder::grant_digest`]); the linker and every verifier
     /// require one by an authority of the manifest.
     pub grant: Option<super::Grant>,
+    /// For a delivery into a register domain (PROTOCOL.md §10): the domain.
+    /// The order's id is then the delivery's id, its one register the
+    /// source, its HPKE key the holder's ([`crate::receipt`]).
+    pub delivery: Option<crate::receipt::DeliveryInto>,
     /// The registers whose lists are keyed by a register domain (a
     /// `pseudonym` column instead of `fnr`), each with its domain
     /// (PROTOCOL.md §10; `crate::domain::project`).

@@ -105,6 +105,7 @@ mod tests {
             researcher_hpke_key: Key32([3; 32]),
             test_mode: false,
             grant: None,
+            delivery: None,
             pseudonymous: Default::default(),
         }
     }

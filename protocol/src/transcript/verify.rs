@@ -622,6 +622,12 @@ fn check_order<'a>(
     order
         .check_grant(manifest)
         .map_err(|e| at0(e.to_string()))?;
+    // A delivery into a register domain (§10): a domain the manifest
+    // declares, one source that is not its holder, sealed to the holder,
+    // ordered by an operator of the source.
+    if order.delivery.is_some() {
+        crate::receipt::check_delivery_order(manifest, order).map_err(|e| at0(e.to_string()))?;
+    }
     let participants = order.register_names();
     let mut seen = HashSet::new();
     for r in &participants {
@@ -646,7 +652,7 @@ fn check_order<'a>(
         participants,
         registers,
         cohort,
-        domain: Domain::Project(order.project.clone()),
+        domain: order.key_domain(),
         linker,
         manifest,
     };

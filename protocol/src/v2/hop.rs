@@ -561,14 +561,15 @@ impl core::fmt::Debug for LinkerHop {
 
 impl LinkerHop {
     /// The linker's hop `hop` = m+1. `step` must be a
-    /// [`StepKey::combined`]; `senders`/`step_keys` as for
+    /// [`StepKey::combined`] for a project's list, a [`StepKey::plain`]
+    /// for a delivery's (`header.delivery` set); `senders`/`step_keys` as for
     /// [`RegisterHop::new`]; `salt` the linker's secret for the salted
     /// final-pseudonym leaves.
     ///
     /// # Errors
     ///
     /// [`HopError::BadHeader`], or [`HopError::BadKey`] if `step` carries no
-    /// key proof.
+    /// key proof for a project or one for a delivery.
     pub fn new(
         header: ListHeader,
         hop: u32,
@@ -578,7 +579,9 @@ impl LinkerHop {
         step_keys: Vec<WirePoint>,
         salt: FinalSaltKey,
     ) -> Result<Self, HopError> {
-        if step.proof.is_none() {
+        // A project's linker removes β (a combined key with its proof); a
+        // delivery's applies k_{L,R} only and leaves β to the holder.
+        if step.proof.is_none() != header.delivery.is_some() {
             return Err(HopError::BadKey);
         }
         Ok(Self {

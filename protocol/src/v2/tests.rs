@@ -60,6 +60,9 @@ pub(super) struct World {
     /// The owner holds no share: split blinding β = β₁·β₂.
     pub(super) split: bool,
     blinding: [[u8; 32]; 2],
+    /// A delivery into a register domain: the id in the header, and the
+    /// linker steps with its share alone (PROTOCOL.md §10).
+    pub(super) delivery: Option<Digest>,
 }
 
 impl World {
@@ -81,6 +84,7 @@ impl World {
                 *Share::random(&mut rng).to_secret_bytes(),
                 *Share::random(&mut rng).to_secret_bytes(),
             ],
+            delivery: None,
         }
     }
 
@@ -103,7 +107,7 @@ impl World {
     pub(super) fn header(&self, attempt: u32, mode: Mode) -> ListHeader {
         ListHeader {
             domain: self.domain.clone(),
-            delivery: None,
+            delivery: self.delivery,
             list: self.owner.name.clone(),
             attempt,
             mode,
@@ -126,7 +130,9 @@ impl World {
         let mut rng = ChaCha20Rng::seed_from_u64(500 + h as u64);
         let list = &self.owner.name;
         let d = self.blinding_commitments();
-        if h == self.registers.len() + 1 {
+        if h == self.registers.len() + 1 && self.delivery.is_some() {
+            StepKey::plain(self.linker.share())
+        } else if h == self.registers.len() + 1 {
             let l = &self.linker;
             StepKey::combined(
                 &self.domain,
@@ -272,6 +278,9 @@ pub(super) struct Passed {
     pub(super) finals: Vec<WirePoint>,
     /// Hop m's output chunks, as the linker received them.
     pub(super) z: Vec<ChunkMsg>,
+    /// Every stream of the chain: the owner's output, then each register
+    /// hop's (the last is `z`).
+    pub(super) streams: Vec<Vec<ChunkMsg>>,
 }
 
 fn tamper(
@@ -350,6 +359,7 @@ pub(super) fn run(w: &World, attack: Attack, attempt: u32, mode: Mode) -> Outcom
 
     // Register hops.
     let mut records = Vec::new();
+    let mut streams = vec![msgs.clone()];
     for h in 1..=m {
         let me = &w.registers[h - 1];
         let mut hop = RegisterHop::new(
@@ -381,6 +391,7 @@ pub(super) fn run(w: &World, attack: Attack, attempt: u32, mode: Mode) -> Outcom
         record.chunks = BoundedVec::new(chunks).expect("fits");
         records.push(record);
         msgs = out;
+        streams.push(msgs.clone());
     }
 
     // The linker's hop.
@@ -490,6 +501,7 @@ pub(super) fn run(w: &World, attack: Attack, attempt: u32, mode: Mode) -> Outcom
         check,
         finals,
         z: msgs,
+        streams,
     });
     if done.check.passed {
         Outcome::Passed(done)
@@ -538,6 +550,8 @@ fn passed(o: Outcome) -> Box<Passed> {
 fn caught_before_linking(o: &Outcome) -> bool {
     !matches!(o, Outcome::Passed(_))
 }
+
+mod delivery;
 
 #[test]
 fn an_honest_run_passes_and_produces_the_final_pseudonyms() {
@@ -1023,6 +1037,7 @@ mod transcript {
             researcher_hpke_key: Key32([77; 32]),
             test_mode: true,
             grant: None,
+            delivery: None,
             pseudonymous: Default::default(),
         }
         .granted_by(&authority());
@@ -1103,6 +1118,25 @@ mod transcript {
     }
 
     #[test]
+    fn a_project_list_announced_as_a_delivery_is_refused() {
+        // A delivery's linker steps without a key proof (it leaves β to the
+        // holder); a project's list announced as a delivery would let the
+        // linker skip the proof that binds its step to K_L.
+        let (mut w, manifest) = world();
+        w.delivery = Some(Digest([9; 32]));
+        let p = passed(run(&w, Attack::None, 0, Mode::Optimistic));
+        let mut log = preamble(&w, &manifest);
+        let Some((_, Body::ListAnnouncedV2(a), _)) = log.statements.last_mut() else {
+            panic!("the announcement ends the preamble");
+        };
+        a.delivery = w.delivery;
+        attempt(&mut log, &p);
+        let e = verify(&log.entries(), None, &manifest).expect_err("refused");
+        assert_eq!(e.check, Check::HopChain, "{}", e.reason);
+        assert!(e.reason.contains("delivery"), "{}", e.reason);
+    }
+
+    #[test]
     fn an_honest_v2_transcript_verifies() {
         let (w, manifest, p) = honest();
         let mut log = preamble(&w, &manifest);
@@ -1147,6 +1181,7 @@ mod transcript {
                     records: p.records.clone(),
                     finals: Vec::new(),
                     z: Vec::new(),
+                    streams: Vec::new(),
                 },
             );
             // Re-signed by the linker itself: only the check's own
@@ -1172,6 +1207,7 @@ mod transcript {
                 owner_list: p.owner_list.clone(),
                 finals: Vec::new(),
                 z: Vec::new(),
+                streams: Vec::new(),
             },
         );
         let err = verify(&log.entries(), None, &manifest).expect_err("tampered");
@@ -1215,6 +1251,7 @@ mod transcript {
                 records: failed.records.clone(),
                 finals: Vec::new(),
                 z: Vec::new(),
+                streams: Vec::new(),
             },
         );
         let err = verify(&log.entries(), None, &manifest).expect_err("a lie");

@@ -35,9 +35,14 @@ impl Conversions {
     ) -> Result<bool, VerifyError> {
         match body {
             Body::Commitment(c) => {
+                // The order's own key domain (a delivery's is a register
+                // domain) is the caller's.
                 let Domain::Register(r) = &c.domain else {
                     return Ok(false);
                 };
+                if c.domain == p.domain {
+                    return Ok(false);
+                }
                 holds_key(p, r, &c.member, at)?;
                 let old = self
                     .domain_keys

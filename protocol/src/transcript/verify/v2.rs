@@ -85,6 +85,14 @@ pub(crate) fn on_body<'a>(
                     a.list
                 )));
             }
+            // A delivery's linker steps without a key proof: a list names
+            // a delivery exactly when the order is one, and then its id.
+            if a.delivery != p.order.delivery_id() {
+                return Err(chain_fail(format!(
+                    "list {}: its announcement names a delivery the order does not",
+                    a.list
+                )));
+            }
             let mut hops = p.manifest.chain_order(&a.list, &p.registers);
             hops.remove(0);
             hops.push(p.linker.name.clone());
@@ -292,9 +300,14 @@ pub(crate) fn check_list_checks(p: &Project<'_>, lists: &Lists<'_>) -> Result<()
                 return Err(lc_fail(format!("list {list}: no hop records")));
             };
             let blinding = &l.announcement.blinding;
-            // The linker's step is k_L·β⁻¹ against D_j (or D₁); with a split
-            // blinding, hop 1's is k_1·β₂⁻¹ against D₂.
-            let mut expected_proofs: Vec<(&HopRecordV2, usize)> = vec![(linker, 0)];
+            // The linker's step is k_L·β⁻¹ against D_j (or D₁), except in a
+            // delivery, where it is k_{L,R} alone (the holder removes β);
+            // with a split blinding, hop 1's is k_1·β₂⁻¹ against D₂.
+            let mut expected_proofs: Vec<(&HopRecordV2, usize)> = if k.header.delivery.is_some() {
+                Vec::new()
+            } else {
+                vec![(linker, 0)]
+            };
             if blinding.len() == 2 {
                 if let Some(first) = registers.first() {
                     expected_proofs.push((first, 1));
