@@ -16,7 +16,7 @@ use kobling_protocol::{
     chain,
     domain::DomainSpec,
     group::WirePoint,
-    manifest::{Key32, Manifest, Member, Operator, Role, TlsFingerprint, X25519Key},
+    manifest::{Ed25519Key, Manifest, Member, Operator, Role, TlsFingerprint, X25519Key},
     receipt::{admit_delivery_order, DeliveryPlan, Unblinder},
     share::Share,
     transcript::{Body, ProjectOrder, SignedStatement, Signer, Statement},
@@ -34,12 +34,12 @@ fn manifest() -> Manifest {
         role,
         address: format!("127.0.0.1:{}", 4000 + u16::from(seed)),
         tls_spki_sha256: TlsFingerprint([seed; 32]),
-        signing_key: Key32([seed + 100; 32]),
+        signing_key: Ed25519Key([seed + 100; 32]),
         hpke_key: X25519Key([seed + 200; 32]),
         operators: if role == Role::Register {
             vec![Operator {
                 name: "op".into(),
-                key: Key32([seed + 50; 32]),
+                key: Ed25519Key([seed + 50; 32]),
             }]
         } else {
             Vec::new()
@@ -82,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
     let signed = SignedStatement {
         statement: Statement {
             project: order.project.clone(),
-            time: 0,
+            time: kobling_protocol::types::UnixTime::EPOCH,
             signer: Signer::Researcher(order.researcher_signing_key),
             body: Body::Order(order.clone()),
         },

@@ -14,15 +14,15 @@ use kobling_protocol::{
         },
         DomainSpec,
     },
-    manifest::{Key32, Manifest, Member, Operator, Role},
+    manifest::{Ed25519Key, Manifest, Member, Operator, Role},
     types::Name,
 };
 use libfuzzer_sys::fuzz_target;
 
 /// The Ed25519 public key of the secret `[i; 32]` (so a seed can be a
 /// transcript that verifies).
-fn key(i: u8) -> Key32 {
-    Key32(
+fn key(i: u8) -> Ed25519Key {
+    Ed25519Key(
         ed25519_dalek::SigningKey::from_bytes(&[i; 32])
             .verifying_key()
             .to_bytes(),

@@ -1,5 +1,5 @@
 //! The federation manifest file (TOML, `manifest_file::parse`, which every
-//! command uses), the hex keys in it (`Key32::from_hex`) and the manifest's
+//! command uses), the hex keys in it (`Ed25519Key::from_hex`) and the manifest's
 //! postcard form (which its digest is taken over).
 //!
 //! Checked: a parsed manifest is valid, renders to TOML that parses back
@@ -10,7 +10,7 @@
 #![no_main]
 
 use kobling_node::fuzzing::{parse_manifest, render_manifest};
-use kobling_protocol::manifest::{Key32, Manifest};
+use kobling_protocol::manifest::{Ed25519Key, Manifest};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(k) = Key32::from_hex(text) {
+    if let Ok(k) = Ed25519Key::from_hex(text) {
         assert_eq!(
             k.to_hex(),
             text.trim().to_ascii_lowercase(),

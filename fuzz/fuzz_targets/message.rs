@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
         Message::Notice(n) => {
             let _ = n.check(
                 &n.notice.project,
-                &kobling_protocol::manifest::Key32([0x11; 32]),
+                &kobling_protocol::manifest::Ed25519Key([0x11; 32]),
             );
         }
         _ => {}

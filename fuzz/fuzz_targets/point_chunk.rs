@@ -21,7 +21,7 @@ use kobling_protocol::{
     hop::{Hop, ListContext, PointChunk},
     share::Share,
     transcript::encode_value,
-    types::{Name, ProjectId},
+    types::{HopIndex, Name, ProjectId},
 };
 use libfuzzer_sys::fuzz_target;
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
@@ -45,7 +45,7 @@ fn handle(hop: &mut Hop, chunk: &PointChunk, rng: &mut ChaCha20Rng) -> Option<Po
     let before = (hop.next_chunk(), hop.records().len());
     match hop.handle_chunk(chunk, rng) {
         Ok(out) => {
-            assert_eq!(hop.next_chunk(), before.0 + 1);
+            assert_eq!(hop.next_chunk(), before.0.next());
             assert_eq!(out.input, chunk.output, "the output's input is the chunk");
             assert_eq!(out.output.len(), chunk.output.len());
             assert_eq!(out.chunk, chunk.chunk);
@@ -70,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
     let ctx = context();
     let first = Hop::register(
         ctx.clone(),
-        1,
+        HopIndex(1),
         Name::new("KPR").expect("valid"),
         share(3),
         None,
@@ -78,7 +78,7 @@ fuzz_target!(|data: &[u8]| {
     let mut first = first.expect("hop 1");
     let second = Hop::register(
         ctx.clone(),
-        2,
+        HopIndex(2),
         Name::new("SSB").expect("valid"),
         share(5),
         Some(first.key()),
@@ -101,7 +101,7 @@ fuzz_target!(|data: &[u8]| {
             chunk.project = ctx.project.clone();
             chunk.list = ctx.list.clone();
         }
-        if chunk.hop == 0 {
+        if chunk.hop == HopIndex(0) {
             if flags & 2 != 0 {
                 chunk.chunk = first.next_chunk();
             }

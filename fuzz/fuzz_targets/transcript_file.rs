@@ -5,7 +5,7 @@
 #![no_main]
 
 use kobling_protocol::{
-    manifest::Key32,
+    manifest::Ed25519Key,
     transcript::{decode_file, encode_file},
 };
 use libfuzzer_sys::fuzz_target;
@@ -22,5 +22,5 @@ fuzz_target!(|data: &[u8]| {
     for e in &entries {
         let _ = (e.hash(), e.link_digest());
     }
-    let _ = trailer.check(&entries, &Key32([0x42; 32]));
+    let _ = trailer.check(&entries, &Ed25519Key([0x42; 32]));
 });

@@ -54,7 +54,7 @@ fn edit(statements: &mut Vec<SignedStatement>, input: &mut Cursor<'_>) {
             }
         }
         5 => {
-            let time = input.u64();
+            let time = kobling_protocol::types::UnixTime(input.u64());
             replace(statements, i, |s| s.time = time);
         }
         6 => {

@@ -20,7 +20,7 @@ use kobling_protocol::{
     hash::{hash_to_group, tags},
     share::{Domain, Share},
     transcript::encode_value,
-    types::{Name, ProjectId},
+    types::{HopIndex, Name, ProjectId},
     v2::{chunk_digest, ChunkMsg, ListHeader, Mode, OwnerStream, RegisterHop, StepKey},
 };
 use libfuzzer_sys::fuzz_target;
@@ -49,7 +49,7 @@ fn handle(hop: &mut RegisterHop, msg: &ChunkMsg, key: &SigningKey) -> Option<Chu
     let mut rng = ChaCha20Rng::seed_from_u64(0);
     match hop.handle_chunk(msg, key, &mut rng) {
         Ok(out) => {
-            assert_eq!(hop.next_chunk(), before.0 + 1);
+            assert_eq!(hop.next_chunk(), before.0.next());
             assert_eq!(out.points.len(), msg.points.len());
             assert_eq!(out.statement.statement.input, msg.statement.statement.output);
             assert_eq!(out.statement.statement.output, chunk_digest(&out.points));
@@ -76,7 +76,7 @@ fuzz_target!(|data: &[u8]| {
     let k1 = first_step.key();
     let mut first = RegisterHop::new(
         h.clone(),
-        1,
+        HopIndex(1),
         Name::new("KPR").expect("valid"),
         first_step,
         vec![keys[0].verifying_key()],
@@ -85,7 +85,7 @@ fuzz_target!(|data: &[u8]| {
     .expect("hop 1");
     let mut second = RegisterHop::new(
         h.clone(),
-        2,
+        HopIndex(2),
         Name::new("SSB").expect("valid"),
         StepKey::plain(share(5)),
         vec![keys[0].verifying_key(), keys[1].verifying_key()],

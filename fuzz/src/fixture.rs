@@ -86,7 +86,7 @@ fn build() -> Fixture {
     let project = ProjectId::new(PROJECT).expect("project id");
     let mut statements: Vec<SignedStatement> =
         outcome.transcript.0.into_iter().map(|e| e.signed).collect();
-    let time = statements.last().map_or(0, |s| s.statement.time);
+    let time = statements.last().map_or(kobling_protocol::types::UnixTime::EPOCH, |s| s.statement.time);
     let sign = |signer: &Name, body: Body| {
         Statement {
             project: project.clone(),

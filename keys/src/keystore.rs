@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use kobling_protocol::{
     domain::transcript::Retirement,
     group::WirePoint,
-    manifest::{Key32, Member, Role, TlsFingerprint, X25519Key},
+    manifest::{Ed25519Key, Member, Role, TlsFingerprint, X25519Key},
     share::{Domain, Share},
     types::Name,
 };
@@ -294,7 +294,7 @@ impl Keystore {
             role,
             address,
             tls_spki_sha256: TlsFingerprint(self.tls_spki_sha256()),
-            signing_key: Key32(self.verifying_key().to_bytes()),
+            signing_key: Ed25519Key(self.verifying_key().to_bytes()),
             hpke_key: X25519Key(self.x25519_public()),
             operators: Vec::new(),
         }

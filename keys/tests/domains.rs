@@ -18,7 +18,7 @@ use kobling_protocol::{
         transcript::{verify_domain_transcript, DomainBody, DomainLog, OperatorSig},
         verify_step, ConversionContext, ConversionKey, DomainSpec,
     },
-    manifest::{Key32, Manifest, Member, Operator, Role},
+    manifest::{Ed25519Key, Manifest, Member, Operator, Role},
     share::Domain,
     transcript::Sig,
     types::{Name, ProjectId},
@@ -99,13 +99,13 @@ fn federation() -> Fed {
                 .enumerate()
                 .map(|(j, k)| Operator {
                     name: format!("op{j}"),
-                    key: Key32(k.verifying_key().to_bytes()),
+                    key: Ed25519Key(k.verifying_key().to_bytes()),
                 })
                 .collect(),
             (_, Role::Register) => (0..2)
                 .map(|j| Operator {
                     name: format!("op{j}"),
-                    key: Key32([60 + 2 * i + j; 32]),
+                    key: Ed25519Key([60 + 2 * i + j; 32]),
                 })
                 .collect(),
             _ => Vec::new(),
@@ -115,7 +115,7 @@ fn federation() -> Fed {
             role,
             address: format!("127.0.0.1:{}", 7400 + u16::from(i)),
             tls_spki_sha256: kobling_protocol::manifest::TlsFingerprint([10 + i; 32]),
-            signing_key: Key32(key(i + 1).verifying_key().to_bytes()),
+            signing_key: Ed25519Key(key(i + 1).verifying_key().to_bytes()),
             hpke_key: kobling_protocol::manifest::X25519Key([20 + i; 32]),
             operators: ops,
         });
@@ -182,7 +182,7 @@ fn retiring_a_domain_shreds_it_only_against_a_verified_two_operator_retirement()
         .operators
         .iter()
         .map(|k| OperatorSig {
-            key: Key32(k.verifying_key().to_bytes()),
+            key: Ed25519Key(k.verifying_key().to_bytes()),
             signature: Sig(k.sign(digest.as_bytes()).to_bytes()),
         })
         .collect();

@@ -714,7 +714,7 @@ fn invalid_kdf_params_are_refused() {
 #[test]
 fn the_manifest_entry_carries_the_keystores_public_keys() {
     use kobling_protocol::{
-        manifest::{Key32, Role, TlsFingerprint, X25519Key},
+        manifest::{Ed25519Key, Role, TlsFingerprint, X25519Key},
         types::Name,
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -731,7 +731,7 @@ fn the_manifest_entry_carries_the_keystores_public_keys() {
         "npr.example.no:7400".into(),
     );
     assert_eq!(entry.tls_spki_sha256, TlsFingerprint(ks.tls_spki_sha256()));
-    assert_eq!(entry.signing_key, Key32(ks.verifying_key().to_bytes()));
+    assert_eq!(entry.signing_key, Ed25519Key(ks.verifying_key().to_bytes()));
     assert_eq!(entry.hpke_key, X25519Key(ks.x25519_public()));
     assert_ne!(entry.signing_key.0, entry.hpke_key.0);
     assert!(entry.operators.is_empty());

@@ -47,12 +47,13 @@ use crate::{
     sender,
     store::Store,
 };
+use kobling_protocol::types::UnixTime;
 
 /// Seconds since the Unix epoch, from the OS clock (0 before 1970).
-pub fn unix_now() -> u64 {
+pub fn unix_now() -> UnixTime {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(UnixTime::EPOCH, |d| UnixTime(d.as_secs()))
 }
 
 struct NodeHandler {

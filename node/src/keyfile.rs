@@ -10,7 +10,10 @@ use std::{io::Write, path::Path};
 
 use anyhow::{bail, Context};
 use ed25519_dalek::SigningKey;
-use kobling_protocol::{manifest::Key32, seal::HpkeSecretKey};
+use kobling_protocol::{
+    manifest::{Ed25519Key, X25519Key},
+    seal::HpkeSecretKey,
+};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -97,15 +100,15 @@ impl KeyFile {
     }
 
     /// The Ed25519 public key.
-    pub(crate) fn public(&self) -> Key32 {
-        Key32(self.signing.verifying_key().to_bytes())
+    pub(crate) fn public(&self) -> Ed25519Key {
+        Ed25519Key(self.signing.verifying_key().to_bytes())
     }
 
     /// The X25519 public key, for researchers.
-    pub(crate) fn hpke_public(&self) -> Option<Key32> {
+    pub(crate) fn hpke_public(&self) -> Option<X25519Key> {
         self.hpke
             .as_ref()
-            .map(|k| Key32(*k.public_key().as_bytes()))
+            .map(|k| X25519Key(*k.public_key().as_bytes()))
     }
 }
 

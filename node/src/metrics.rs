@@ -45,6 +45,7 @@ use tokio::{
 use tracing::{debug, info, warn};
 
 use crate::{daemon::unix_now, store::Store};
+use kobling_protocol::types::UnixTime;
 
 /// The longest time since the last good tick for `/healthz` to answer 200
 /// (a tick waits for the engine, which a long chunk step holds).
@@ -229,14 +230,14 @@ impl Metrics {
     /// The engine ticked successfully now.
     pub(crate) fn ticked(&self) {
         let now = unix_now();
-        self.last_tick_secs.store(now, Ordering::Relaxed);
-        self.last_tick.set(i64::try_from(now).unwrap_or(i64::MAX));
+        self.last_tick_secs.store(now.0, Ordering::Relaxed);
+        self.last_tick.set(i64::try_from(now.0).unwrap_or(i64::MAX));
     }
 
     /// Whether the engine ticked within [`HEALTHY_TICK`].
     pub(crate) fn healthy(&self) -> bool {
         let last = self.last_tick_secs.load(Ordering::Relaxed);
-        last > 0 && unix_now().saturating_sub(last) <= HEALTHY_TICK.as_secs()
+        last > 0 && unix_now().since(UnixTime(last)) <= HEALTHY_TICK.as_secs()
     }
 
     /// Reads the gauges that live in the state database.
@@ -452,8 +453,10 @@ mod tests {
         });
         let m = Metrics::new(dir.path().to_path_buf(), manifest);
         assert!(!m.healthy(), "no tick yet");
-        m.last_tick_secs
-            .store(unix_now() - HEALTHY_TICK.as_secs() - 5, Ordering::Relaxed);
+        m.last_tick_secs.store(
+            unix_now().minus(HEALTHY_TICK.as_secs() + 5).0,
+            Ordering::Relaxed,
+        );
         assert!(!m.healthy(), "the last tick is too old");
         m.ticked();
         assert!(m.healthy());

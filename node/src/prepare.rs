@@ -37,7 +37,7 @@ use kobling_protocol::{
     seal::{HpkePublicKey, SealedItem, WrappedKey},
     share::Share,
     transcript::{InvalidCount, ListAnnouncement, ProjectOrder},
-    types::{Digest, Name, Position, ProjectId},
+    types::{Digest, Name, Position, ProjectId, UnixTime},
 };
 use zeroize::Zeroizing;
 
@@ -421,7 +421,7 @@ pub(crate) enum JobState {
         cancel: CancelOnDrop,
     },
     /// Failed; not tried again before `retry_at` (Unix seconds).
-    Failed { retry_at: u64 },
+    Failed { retry_at: UnixTime },
 }
 
 impl JobState {

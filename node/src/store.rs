@@ -29,7 +29,7 @@ use kobling_protocol::{
     notice::SignedPhaseNotice,
     project::Step,
     transcript::{self, Entry},
-    types::{Digest, Name, ProjectId},
+    types::{Digest, Name, ProjectId, UnixTime},
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
@@ -486,14 +486,14 @@ impl Tx<'_> {
     pub(crate) fn remember_request(
         &self,
         digest: &Digest,
-        time: u64,
-        forget_before: u64,
+        time: UnixTime,
+        forget_before: UnixTime,
         cap: u64,
     ) -> Result<Remembered, StoreError> {
         let sql_time = |t: u64| i64::try_from(t).unwrap_or(i64::MAX);
         self.0.execute(
             "DELETE FROM requests WHERE time < ?1",
-            [sql_time(forget_before)],
+            [sql_time(forget_before.0)],
         )?;
         let seen = self
             .0
@@ -515,7 +515,7 @@ impl Tx<'_> {
         }
         self.0.execute(
             "INSERT INTO requests (digest, time) VALUES (?1, ?2)",
-            params![&digest.0[..], sql_time(time)],
+            params![&digest.0[..], sql_time(time.0)],
         )?;
         Ok(Remembered::New)
     }

@@ -27,12 +27,12 @@ mod raw;
 use ed25519_dalek::SigningKey;
 use kobling_protocol::{
     bounded::{BoundedString, BoundedVec},
-    manifest::Key32,
+    manifest::Ed25519Key,
     messages::Message,
     refusal::RefusalCode,
     seal::HpkeSecretKey,
     transcript::{Body, ProjectOrder, RegisterRequest, Signer, Statement},
-    types::{Name, ProjectId},
+    types::{Name, ProjectId, UnixTime},
 };
 
 use common::{
@@ -118,7 +118,7 @@ fn orders_without_an_authority_s_grant_for_them_are_refused_and_leave_nothing() 
     let hpke = HpkeSecretKey::from_bytes([9; 32]);
 
     let order = |project: &str, title: &str| ProjectOrder {
-        expires: now() + 365 * 86_400,
+        expires: UnixTime(now() + 365 * 86_400),
         project: ProjectId::new(project).expect("valid"),
         title: BoundedString::new(title).expect("fits"),
         legal_basis: BoundedString::new("REK test").expect("fits"),
@@ -130,8 +130,8 @@ fn orders_without_an_authority_s_grant_for_them_are_refused_and_leave_nothing() 
         }])
         .expect("fits"),
         cohort: BoundedString::new("NPR").expect("fits"),
-        researcher_signing_key: Key32(researcher.verifying_key().to_bytes()),
-        researcher_hpke_key: Key32(*hpke.public_key().as_bytes()),
+        researcher_signing_key: Ed25519Key(researcher.verifying_key().to_bytes()),
+        researcher_hpke_key: kobling_protocol::manifest::X25519Key(*hpke.public_key().as_bytes()),
         test_mode: true,
         grant: None,
         delivery: None,
@@ -140,7 +140,7 @@ fn orders_without_an_authority_s_grant_for_them_are_refused_and_leave_nothing() 
     let submit_as = |researcher: &SigningKey, order: ProjectOrder| {
         let signed = Statement {
             project: order.project.clone(),
-            time: now(),
+            time: UnixTime(now()),
             signer: Signer::Researcher(order.researcher_signing_key),
             body: Body::Order(order),
         }
@@ -199,8 +199,8 @@ fn orders_without_an_authority_s_grant_for_them_are_refused_and_leave_nothing() 
     let flooder = SigningKey::from_bytes(&[0xf1; 32]);
     let of_flooder = |project: &str, expires: u64| {
         let mut o = order(project, "flood");
-        o.researcher_signing_key = Key32(flooder.verifying_key().to_bytes());
-        o.expires = expires;
+        o.researcher_signing_key = Ed25519Key(flooder.verifying_key().to_bytes());
+        o.expires = UnixTime(expires);
         o.granted_by(&authority)
     };
     let year = 365 * 86_400;
@@ -221,8 +221,8 @@ fn orders_without_an_authority_s_grant_for_them_are_refused_and_leave_nothing() 
     nothing_kept("FLOOD-3", &before);
     let patient = SigningKey::from_bytes(&[0xf2; 32]);
     let mut far = order("FAR-1", "forever");
-    far.researcher_signing_key = Key32(patient.verifying_key().to_bytes());
-    far.expires = now() + 20 * year;
+    far.researcher_signing_key = Ed25519Key(patient.verifying_key().to_bytes());
+    far.expires = UnixTime(now() + 20 * year);
     let before = settled(d, "FAR-1");
     let replies = submit_as(&patient, far.granted_by(&authority));
     assert_eq!(

@@ -28,14 +28,14 @@ use kobling_protocol::{
     domain::{pseudonym_hex, transcript::DomainBody, DomainSpec},
     group::WirePoint,
     ident::Identifier,
-    manifest::Key32,
+    manifest::Ed25519Key,
     receipt::{DeliveryError, DeliveryInto, DeliveryPlan},
     seal::{
         encode_rows, seal_blinding, seal_blinding_part, BlindingPart, ContentKey, HpkePublicKey,
     },
     share::{Domain, Share},
     transcript::{ProjectOrder, RegisterRequest},
-    types::{Name, Position, ProjectId},
+    types::{Name, Position, ProjectId, UnixTime},
 };
 use kobling_sim::population::{generate, PopulationConfig};
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
@@ -112,9 +112,9 @@ fn order(fed: &Federation, id: &str, domain: &str, source: &str) -> ProjectOrder
         }])
         .expect("fits"),
         cohort: BoundedString::new(source).expect("fits"),
-        expires: 2_000_000_000,
-        researcher_signing_key: Key32(fed.operators[&n(source)][0].verifying_key().to_bytes()),
-        researcher_hpke_key: Key32(holder.hpke_key.0),
+        expires: UnixTime(2_000_000_000),
+        researcher_signing_key: Ed25519Key(fed.operators[&n(source)][0].verifying_key().to_bytes()),
+        researcher_hpke_key: holder.hpke_key,
         test_mode: true,
         grant: None,
         delivery: Some(DeliveryInto { domain: n(domain) }),
@@ -489,7 +489,7 @@ fn submit(net: &mut Net, fed: &Federation, order: &ProjectOrder, by: &str) -> (S
     };
     let operator = &fed.operators[&n(by)][0];
     let mut order = order.clone();
-    order.researcher_signing_key = Key32(operator.verifying_key().to_bytes());
+    order.researcher_signing_key = Ed25519Key(operator.verifying_key().to_bytes());
     let order = order.granted_by(&kobling_node::testing::authority());
     let signed = Statement {
         project: order.project.clone(),

@@ -19,7 +19,7 @@ use kobling_protocol::{
     messages::{Action, Message},
     refusal::RefusalCode,
     transcript::{self, Approval, Body, Signer, Statement},
-    types::{Digest, Name},
+    types::{Digest, Name, UnixTime},
 };
 use sha3::Digest as _;
 
@@ -96,10 +96,10 @@ fn captured_requests_redirected_requests_and_swapped_extract_names_are_refused()
     };
     let statement = Statement {
         project: order.project.clone(),
-        time: status_time(),
+        time: UnixTime(status_time()),
         signer: Signer::Operator {
             register: Name::new("NPR").expect("valid"),
-            key: kobling_protocol::manifest::Key32(operator.verifying_key().to_bytes()),
+            key: kobling_protocol::manifest::Ed25519Key(operator.verifying_key().to_bytes()),
         },
         body: Body::Approval(approval),
     }

@@ -14,7 +14,7 @@ use kobling_protocol::{
     group::WirePoint,
     hash::{hash_to_group, tags},
     share::Share,
-    types::{Digest, Name, ProjectId},
+    types::{ChunkIndex, Digest, HopIndex, Name, ProjectId},
 };
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 use rayon::prelude::*;
@@ -86,8 +86,8 @@ fn bench(c: &mut Criterion) {
     let statement = ChunkStatement {
         project: &project,
         list: &list,
-        hop: 1,
-        chunk: 0,
+        hop: HopIndex(1),
+        chunk: ChunkIndex(0),
         key: share.commitment(),
         input_root: Digest([1; 32]),
         output_root: Digest([2; 32]),

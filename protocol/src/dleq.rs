@@ -42,7 +42,7 @@ use crate::{
     group::WirePoint,
     hash::{frame, framed_sha3, framed_shake_reader, hash_to_scalar, tags},
     share::Share,
-    types::{Digest, Name, ProjectId},
+    types::{ChunkIndex, Digest, HopIndex, Name, ProjectId},
 };
 
 /// A 64-byte Chaum–Pedersen proof: challenge `e` and response `s`, each a
@@ -68,9 +68,9 @@ pub struct ChunkStatement<'a> {
     /// The list (named by its owning register).
     pub list: &'a Name,
     /// The hop index in the list's chain (the owner's step is hop 0).
-    pub hop: u32,
+    pub hop: HopIndex,
     /// The chunk index within the list.
-    pub chunk: u64,
+    pub chunk: ChunkIndex,
     /// The public key of the step, `X = x·G`: the hop's commitment `K_h`,
     /// or for the linker `C_j`.
     pub key: WirePoint,
@@ -384,8 +384,8 @@ mod tests {
         f: &'a Fixture,
         key: &Share,
         out: &[RistrettoPoint],
-        hop: u32,
-        chunk: u64,
+        hop: HopIndex,
+        chunk: ChunkIndex,
     ) -> ChunkStatement<'a> {
         ChunkStatement {
             project: &f.project,
@@ -440,7 +440,7 @@ mod tests {
         let f = fixture(500);
         let k = Share::random(&mut rng);
         let out = step(&k, &f.input);
-        let st = statement(&f, &k, &out, 2, 0);
+        let st = statement(&f, &k, &out, HopIndex(2), ChunkIndex(0));
         let proof = prove_chunk(&k, &st, &f.input, &mut rng);
         assert_eq!(verify_chunk(&st, &f.input, &out, &proof), Ok(()));
         assert_eq!(verify_chunk_offline(&st, &proof), Ok(()));
@@ -475,7 +475,7 @@ mod tests {
             ("the wrong share", all_wrong),
         ] {
             // A cheating hop proves with its real share over what it sent.
-            let st = statement(&f, &k, &out, 1, 0);
+            let st = statement(&f, &k, &out, HopIndex(1), ChunkIndex(0));
             let input_for_proof = if out.len() == f.input.len() {
                 &f.input[..]
             } else {
@@ -492,7 +492,7 @@ mod tests {
         // A hop proving with the share it actually used, against the wrong
         // published commitment.
         let out = step(&other, &f.input);
-        let mut st = statement(&f, &other, &out, 1, 0);
+        let mut st = statement(&f, &other, &out, HopIndex(1), ChunkIndex(0));
         let proof = prove_chunk(&other, &st, &f.input, &mut rng);
         st.key = k.commitment();
         assert_eq!(verify_chunk(&st, &f.input, &out, &proof), Err(ProofError));
@@ -504,7 +504,7 @@ mod tests {
         let f = fixture(32);
         let k = Share::random(&mut rng);
         let out = step(&k, &f.input);
-        let st = statement(&f, &k, &out, 1, 4);
+        let st = statement(&f, &k, &out, HopIndex(1), ChunkIndex(4));
         let proof = prove_chunk(&k, &st, &f.input, &mut rng);
         assert_eq!(verify_chunk(&st, &f.input, &out, &proof), Ok(()));
 
@@ -512,11 +512,11 @@ mod tests {
         let other_list = Name::new("KPR").expect("valid");
         let variants = [
             ChunkStatement {
-                chunk: 5,
+                chunk: ChunkIndex(5),
                 ..st.clone()
             },
             ChunkStatement {
-                hop: 2,
+                hop: HopIndex(2),
                 ..st.clone()
             },
             ChunkStatement {
@@ -543,7 +543,7 @@ mod tests {
             ..fixture(0)
         };
         let out2 = step(&k, &f2.input);
-        let st2 = statement(&f2, &k, &out2, 1, 4);
+        let st2 = statement(&f2, &k, &out2, HopIndex(1), ChunkIndex(4));
         assert_eq!(
             verify_chunk(&st2, &f2.input, &out2, &proof),
             Err(ProofError)
@@ -556,7 +556,7 @@ mod tests {
         let f = fixture(8);
         let k = Share::random(&mut rng);
         let out = step(&k, &f.input);
-        let st = statement(&f, &k, &out, 1, 0);
+        let st = statement(&f, &k, &out, HopIndex(1), ChunkIndex(0));
         let proof = prove_chunk(&k, &st, &f.input, &mut rng);
         assert_eq!(
             verify_chunk(&st, &f.input[..7], &out[..7], &proof),

@@ -28,7 +28,7 @@ use crate::{
     merkle::{leaf_hash, root_of_aligned_chunks, root_of_leaf_hashes},
     share::{Domain, Share},
     transcript::{ChunkRecord, HopRecord, LinkerKeyProof},
-    types::{Digest, Name, ProjectId},
+    types::{ChunkIndex, Digest, HopIndex, Name, ProjectId},
 };
 
 /// The default number of points per chunk: large enough that the proof's
@@ -48,9 +48,9 @@ pub struct PointChunk {
     /// The list.
     pub list: Name,
     /// The hop that produced `output` (0 = the owner's blinded step).
-    pub hop: u32,
+    pub hop: HopIndex,
     /// The chunk index.
-    pub chunk: u64,
+    pub chunk: ChunkIndex,
     /// The producing hop's input (empty for the owner's chunk).
     pub input: BoundedVec<WirePoint, MAX_CHUNK_POINTS>,
     /// The producing hop's output.
@@ -84,23 +84,23 @@ pub enum HopError {
     #[error("chunk from hop {got}, expected hop {expected}")]
     WrongHop {
         /// The hop expected.
-        expected: u32,
+        expected: HopIndex,
         /// The hop named.
-        got: u32,
+        got: HopIndex,
     },
     /// Out of order, repeated or beyond the list.
     #[error("chunk {got} where chunk {expected} was expected")]
     OutOfOrder {
         /// The chunk expected next.
-        expected: u64,
+        expected: ChunkIndex,
         /// The chunk given.
-        got: u64,
+        got: ChunkIndex,
     },
     /// The chunk's size disagrees with the list announcement.
     #[error("chunk {chunk} has {got} points, expected {expected}")]
     WrongCount {
         /// The chunk.
-        chunk: u64,
+        chunk: ChunkIndex,
         /// Points expected.
         expected: u64,
         /// Points given.
@@ -113,13 +113,13 @@ pub enum HopError {
     #[error("chunk {chunk}: the previous hop's proof does not verify")]
     BadProof {
         /// The chunk.
-        chunk: u64,
+        chunk: ChunkIndex,
     },
     /// A proof was attached where none can exist, or the input is missing.
     #[error("chunk {chunk}: malformed (input or proof present where it must not be, or missing)")]
     Malformed {
         /// The chunk.
-        chunk: u64,
+        chunk: ChunkIndex,
     },
     /// `finish` before every chunk passed.
     #[error("the list is incomplete: {done} of {total} chunks")]
@@ -172,7 +172,7 @@ pub struct LinkerKeys<'a> {
 /// One hop's step over one list: a register's, or the linker's.
 pub struct Hop {
     ctx: ListContext,
-    hop: u32,
+    hop: HopIndex,
     member: Name,
     share: Share,
     key: WirePoint,
@@ -181,7 +181,7 @@ pub struct Hop {
     /// The linker's final-leaf salts: its output roots are over salted
     /// leaves (issue 12 item 8).
     final_salt: Option<(FinalSaltKey, Domain)>,
-    next_chunk: u64,
+    next_chunk: ChunkIndex,
     records: Vec<ChunkRecord>,
 }
 
@@ -206,7 +206,7 @@ impl Hop {
     /// [`HopError::BadChunkSize`].
     pub fn register(
         ctx: ListContext,
-        hop: u32,
+        hop: HopIndex,
         member: Name,
         share: Share,
         previous_key: Option<WirePoint>,
@@ -226,7 +226,7 @@ impl Hop {
     /// combines a blinding it cannot tie to the owner's signed announcement.
     pub fn linker<R: CryptoRng + ?Sized>(
         ctx: ListContext,
-        hop: u32,
+        hop: HopIndex,
         member: Name,
         keys: LinkerKeys<'_>,
         previous_key: Option<WirePoint>,
@@ -239,7 +239,9 @@ impl Hop {
         } = keys;
         let d = blinding_commitment
             .decode()
-            .map_err(|_| HopError::Malformed { chunk: 0 })?;
+            .map_err(|_| HopError::Malformed {
+                chunk: ChunkIndex::FIRST,
+            })?;
         let unblind = blinding.invert();
         if unblind.commitment() != *blinding_commitment {
             return Err(HopError::BlindingMismatch);
@@ -271,7 +273,7 @@ impl Hop {
 
     fn new(
         ctx: ListContext,
-        hop: u32,
+        hop: HopIndex,
         member: Name,
         share: Share,
         previous_key: Option<WirePoint>,
@@ -290,7 +292,7 @@ impl Hop {
             previous_key,
             linker,
             final_salt: None,
-            next_chunk: 0,
+            next_chunk: ChunkIndex::FIRST,
             records: Vec::new(),
         })
     }
@@ -319,12 +321,12 @@ impl Hop {
         let n = records.len() as u64;
         if n > self.ctx.chunks() {
             return Err(HopError::OutOfOrder {
-                expected: self.ctx.chunks(),
-                got: n,
+                expected: ChunkIndex(self.ctx.chunks()),
+                got: ChunkIndex(n),
             });
         }
         self.records = records;
-        self.next_chunk = n;
+        self.next_chunk = ChunkIndex(n);
         Ok(self)
     }
 
@@ -339,13 +341,13 @@ impl Hop {
     }
 
     /// The next chunk this hop expects.
-    pub fn next_chunk(&self) -> u64 {
+    pub fn next_chunk(&self) -> ChunkIndex {
         self.next_chunk
     }
 
     /// Whether every chunk has passed.
     pub fn is_complete(&self) -> bool {
-        self.next_chunk == self.ctx.chunks()
+        self.next_chunk.0 == self.ctx.chunks()
     }
 
     /// Verifies the previous hop's chunk, applies this hop's step, proves it
@@ -363,9 +365,9 @@ impl Hop {
         if chunk.project != self.ctx.project || chunk.list != self.ctx.list {
             return Err(HopError::WrongList);
         }
-        if chunk.hop.checked_add(1) != Some(self.hop) {
+        if chunk.hop.0.checked_add(1) != Some(self.hop.0) {
             return Err(HopError::WrongHop {
-                expected: self.hop - 1,
+                expected: HopIndex(self.hop.0.wrapping_sub(1)),
                 got: chunk.hop,
             });
         }
@@ -376,7 +378,7 @@ impl Hop {
             });
         }
         let c = chunk.chunk;
-        let expected = self.ctx.chunk_len(c);
+        let expected = self.ctx.chunk_len(c.0);
         let got = chunk.output.len() as u64;
         if got != expected {
             return Err(HopError::WrongCount {
@@ -385,7 +387,7 @@ impl Hop {
                 got,
             });
         }
-        let first = c * u64::from(self.ctx.chunk_size);
+        let first = c.0 * u64::from(self.ctx.chunk_size);
         let points = chain::decode_points(&chunk.output, first)?;
         let input_root = points_root(&chunk.output);
 
@@ -439,7 +441,7 @@ impl Hop {
             count: expected as u32,
             proof,
         });
-        self.next_chunk += 1;
+        self.next_chunk = self.next_chunk.next();
         Ok(PointChunk {
             project: self.ctx.project.clone(),
             list: self.ctx.list.clone(),
@@ -459,7 +461,7 @@ impl Hop {
     pub fn finish(self) -> Result<HopRecord, HopError> {
         if !self.is_complete() {
             return Err(HopError::Incomplete {
-                done: self.next_chunk,
+                done: self.next_chunk.0,
                 total: self.ctx.chunks(),
             });
         }
@@ -493,8 +495,8 @@ pub fn owner_chunks<'a>(
         .map(move |(i, c)| PointChunk {
             project: ctx.project.clone(),
             list: ctx.list.clone(),
-            hop: 0,
-            chunk: i as u64,
+            hop: HopIndex::OWNER,
+            chunk: ChunkIndex(i as u64),
             input: BoundedVec::default(),
             output: bounded(c.to_vec()),
             proof: None,
@@ -548,44 +550,45 @@ mod tests {
         let again = || Share::from_secret_bytes(&bytes).expect("share");
 
         let mut straight =
-            Hop::register(ctx.clone(), 1, member.clone(), again(), None).expect("hop");
+            Hop::register(ctx.clone(), HopIndex(1), member.clone(), again(), None).expect("hop");
         let mut outputs = Vec::new();
         for c in &chunks {
             outputs.push(
                 straight
-                    .handle_chunk(c, &mut ChaCha20Rng::seed_from_u64(c.chunk))
+                    .handle_chunk(c, &mut ChaCha20Rng::seed_from_u64(c.chunk.0))
                     .expect("valid")
                     .output,
             );
         }
         let full = straight.finish().expect("complete");
 
-        let mut first = Hop::register(ctx.clone(), 1, member.clone(), again(), None).expect("hop");
+        let mut first =
+            Hop::register(ctx.clone(), HopIndex(1), member.clone(), again(), None).expect("hop");
         for c in &chunks[..2] {
             first
-                .handle_chunk(c, &mut ChaCha20Rng::seed_from_u64(c.chunk))
+                .handle_chunk(c, &mut ChaCha20Rng::seed_from_u64(c.chunk.0))
                 .expect("valid");
         }
         let saved = first.records().to_vec();
         drop(first); // the node crashes
-        let mut resumed = Hop::register(ctx, 1, member, again(), None)
+        let mut resumed = Hop::register(ctx, HopIndex(1), member, again(), None)
             .expect("hop")
             .resume(saved)
             .expect("resume");
-        assert_eq!(resumed.next_chunk(), 2);
+        assert_eq!(resumed.next_chunk(), ChunkIndex(2));
         // A replayed chunk is refused, not redone.
         assert!(matches!(
             resumed.handle_chunk(&chunks[1], &mut rng),
             Err(HopError::OutOfOrder {
-                expected: 2,
-                got: 1
+                expected: ChunkIndex(2),
+                got: ChunkIndex(1)
             })
         ));
         for c in &chunks[2..] {
             let out = resumed
-                .handle_chunk(c, &mut ChaCha20Rng::seed_from_u64(c.chunk))
+                .handle_chunk(c, &mut ChaCha20Rng::seed_from_u64(c.chunk.0))
                 .expect("valid");
-            assert_eq!(out.output, outputs[c.chunk as usize]);
+            assert_eq!(out.output, outputs[c.chunk.0 as usize]);
         }
         assert_eq!(resumed.finish().expect("complete"), full);
     }
@@ -596,7 +599,7 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(2);
         let mut hop = Hop::register(
             ctx.clone(),
-            1,
+            HopIndex(1),
             Name::new("KPR").expect("valid"),
             Share::random(&mut rng),
             None,
@@ -609,8 +612,8 @@ mod tests {
         assert!(matches!(
             hop.handle_chunk(&chunks[1], &mut rng),
             Err(HopError::OutOfOrder {
-                expected: 0,
-                got: 1
+                expected: ChunkIndex(0),
+                got: ChunkIndex(1)
             })
         ));
         let mut short = chunks[0].clone();
@@ -618,7 +621,7 @@ mod tests {
         assert!(matches!(
             hop.handle_chunk(&short, &mut rng),
             Err(HopError::WrongCount {
-                chunk: 0,
+                chunk: ChunkIndex(0),
                 expected: 32,
                 got: 31
             })
@@ -635,9 +638,15 @@ mod tests {
         with_proof.input = with_proof.output.clone();
         assert_eq!(
             hop.handle_chunk(&with_proof, &mut rng),
-            Err(HopError::Malformed { chunk: 0 })
+            Err(HopError::Malformed {
+                chunk: ChunkIndex(0)
+            })
         );
-        assert_eq!(hop.next_chunk(), 0, "refused chunks change nothing");
+        assert_eq!(
+            hop.next_chunk(),
+            ChunkIndex(0),
+            "refused chunks change nothing"
+        );
         assert!(matches!(
             hop.finish(),
             Err(HopError::Incomplete { done: 0, total: 4 })
@@ -658,7 +667,7 @@ mod tests {
         let linker = Name::new("LINK").expect("valid");
         let refused = Hop::linker(
             ctx.clone(),
-            2,
+            HopIndex(2),
             linker.clone(),
             LinkerKeys {
                 share: &share,
@@ -674,7 +683,7 @@ mod tests {
         assert!(matches!(
             Hop::linker(
                 ctx.clone(),
-                2,
+                HopIndex(2),
                 linker.clone(),
                 LinkerKeys {
                     share: &share,
@@ -688,7 +697,7 @@ mod tests {
         ));
         let hop = Hop::linker(
             ctx,
-            2,
+            HopIndex(2),
             linker,
             LinkerKeys {
                 share: &share,
@@ -720,7 +729,7 @@ mod tests {
         };
         let mut hop = Hop::linker(
             ctx.clone(),
-            1,
+            HopIndex(1),
             Name::new("LINK").expect("valid"),
             keys,
             None,

@@ -40,7 +40,7 @@ use crate::{
         decode_rows, encode_rows, ContentKey, HpkePublicKey, HpkeSecretKey, SealError, WrappedKey,
         MAX_SEALED_ITEM, TAG_LEN,
     },
-    types::{Digest, Name},
+    types::{Digest, Name, UnixTime},
 };
 
 /// Domain-separation tags of this module.
@@ -283,7 +283,7 @@ impl Default for QuotaLimits {
 #[derive(Clone, Debug, Default)]
 pub struct Quotas {
     limits: QuotaLimits,
-    log: VecDeque<(u64, Name, [u8; 32])>,
+    log: VecDeque<(UnixTime, Name, [u8; 32])>,
     portals: BTreeMap<Name, u32>,
     subjects: BTreeMap<[u8; 32], u32>,
 }
@@ -308,7 +308,7 @@ impl Quotas {
         &mut self,
         portal: &Name,
         subject: &[u8; 32],
-        now: u64,
+        now: UnixTime,
     ) -> Result<(), InnsynError> {
         let now = self.log.back().map_or(now, |(t, _, _)| now.max(*t));
         self.expire(now);
@@ -330,8 +330,8 @@ impl Quotas {
         self.log.len()
     }
 
-    fn expire(&mut self, now: u64) {
-        let start = now.saturating_sub(self.limits.window_secs);
+    fn expire(&mut self, now: UnixTime) {
+        let start = now.minus(self.limits.window_secs);
         while self.log.front().is_some_and(|(t, _, _)| *t <= start) {
             let Some((_, portal, subject)) = self.log.pop_front() else {
                 break;

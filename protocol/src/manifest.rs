@@ -15,7 +15,7 @@ use crate::{
 
 mod key;
 
-pub use self::key::{Key32, TlsFingerprint, X25519Key};
+pub use self::key::{Ed25519Key, TlsFingerprint, X25519Key};
 
 /// A member's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -35,7 +35,7 @@ pub struct Operator {
     /// The operator's name (for reports).
     pub name: String,
     /// The operator's Ed25519 public key.
-    pub key: Key32,
+    pub key: Ed25519Key,
 }
 
 /// A federation member: a node.
@@ -50,7 +50,7 @@ pub struct Member {
     /// SHA-256 of the TLS certificate's SubjectPublicKeyInfo.
     pub tls_spki_sha256: TlsFingerprint,
     /// The node's Ed25519 signing key.
-    pub signing_key: Key32,
+    pub signing_key: Ed25519Key,
     /// The node's X25519 (HPKE) public key.
     pub hpke_key: X25519Key,
     /// The register's authorised operators (empty for the linker).
@@ -81,7 +81,7 @@ pub struct Authority {
     /// Who it is (for people: e.g. "Helsedataservice").
     pub name: String,
     /// Its Ed25519 key.
-    pub key: Key32,
+    pub key: Ed25519Key,
 }
 
 /// A manifest that cannot be used.
@@ -192,7 +192,7 @@ impl Manifest {
     }
 
     /// The member whose node signing key is `key`.
-    pub fn member_by_signing_key(&self, key: &Key32) -> Option<&Member> {
+    pub fn member_by_signing_key(&self, key: &Ed25519Key) -> Option<&Member> {
         self.members.iter().find(|m| &m.signing_key == key)
     }
 
@@ -204,12 +204,12 @@ impl Manifest {
     }
 
     /// Whether `key` is an access authority's key.
-    pub fn is_authority(&self, key: &Key32) -> bool {
+    pub fn is_authority(&self, key: &Ed25519Key) -> bool {
         self.authorities.iter().any(|a| &a.key == key)
     }
 
     /// Whether `key` is an authorised operator key of register `register`.
-    pub fn is_operator_of(&self, register: &Name, key: &Key32) -> bool {
+    pub fn is_operator_of(&self, register: &Name, key: &Ed25519Key) -> bool {
         self.member(register)
             .is_some_and(|m| m.role == Role::Register && m.operators.iter().any(|o| &o.key == key))
     }
@@ -239,12 +239,12 @@ pub(crate) mod tests {
             role,
             address: format!("127.0.0.1:{}", 4000 + seed as u16),
             tls_spki_sha256: TlsFingerprint([seed; 32]),
-            signing_key: Key32([seed.wrapping_add(100); 32]),
+            signing_key: Ed25519Key([seed.wrapping_add(100); 32]),
             hpke_key: X25519Key([seed.wrapping_add(200); 32]),
             operators: (0..operators)
                 .map(|i| Operator {
                     name: format!("op{i}"),
-                    key: Key32([
+                    key: Ed25519Key([
                         seed ^ 0x55,
                         i as u8,
                         1,
@@ -305,7 +305,7 @@ pub(crate) mod tests {
         let mut m = manifest();
         m.authorities.push(Authority {
             name: "authority".into(),
-            key: Key32([0x77; 32]),
+            key: Ed25519Key([0x77; 32]),
         });
         let bytes = postcard::to_allocvec(&m).expect("encodes");
         let back: Manifest = postcard::from_bytes(&bytes).expect("decodes");
@@ -365,13 +365,13 @@ pub(crate) mod tests {
 
     #[test]
     fn keys_are_hex_in_human_readable_formats() {
-        let k = Key32([0xab; 32]);
-        assert_eq!(Key32::from_hex(&k.to_hex()), Ok(k));
-        assert!(Key32::from_hex("ab").is_err());
-        assert!(Key32::from_hex(&"zz".repeat(32)).is_err());
+        let k = Ed25519Key([0xab; 32]);
+        assert_eq!(Ed25519Key::from_hex(&k.to_hex()), Ok(k));
+        assert!(Ed25519Key::from_hex("ab").is_err());
+        assert!(Ed25519Key::from_hex(&"zz".repeat(32)).is_err());
         // Found by the `manifest` fuzz target: a sign inside a digit pair.
         let signed = "44ae8ae5cd5bb7db66c9d4aff1db2512f1df+76f13e14db9407720e4c4d2cf3c";
-        assert_eq!(Key32::from_hex(signed), Err("expected 64 hex digits"));
+        assert_eq!(Ed25519Key::from_hex(signed), Err("expected 64 hex digits"));
         let bytes = postcard::to_allocvec(&k).expect("encode");
         assert_eq!(bytes.len(), 32);
     }

@@ -27,11 +27,11 @@ use crate::{
     delivery::DeliveredItem,
     hash::framed_sha3,
     hop::PointChunk,
-    manifest::Key32,
+    manifest::Ed25519Key,
     seal::{SealedItem, WrappedKey},
     transcript::{encode_value, Sig},
     transcript::{Columns, Entry, SignedStatement},
-    types::{Digest, Name, Position, ProjectId},
+    types::{Digest, Name, Position, ProjectId, UnixTime},
 };
 
 /// The wire protocol version.
@@ -88,7 +88,7 @@ pub struct Request {
     /// What is asked.
     pub action: Action,
     /// Seconds since the Unix epoch on the client's clock.
-    pub time: u64,
+    pub time: UnixTime,
     /// The node the request is for.
     pub node: Name,
     /// The digest of the manifest the client holds ([`crate::manifest::Manifest::digest`]).
@@ -103,7 +103,7 @@ pub struct SignedRequest {
     /// The request.
     pub request: Request,
     /// The signer's Ed25519 key.
-    pub key: Key32,
+    pub key: Ed25519Key,
     /// `Ed25519(key, framed_sha3("KOBLING-V1-CLIENT-REQUEST", [postcard(request)]))`.
     pub signature: Sig,
 }
@@ -141,7 +141,7 @@ impl Request {
         use ed25519_dalek::Signer as _;
         let signature = Sig(key.sign(&self.digest().0).to_bytes());
         SignedRequest {
-            key: Key32(key.verifying_key().to_bytes()),
+            key: Ed25519Key(key.verifying_key().to_bytes()),
             request: self,
             signature,
         }
@@ -157,7 +157,7 @@ impl SignedRequest {
     /// # Errors
     ///
     /// A [`RequestError`].
-    pub fn check(&self, now: u64, me: &Name, manifest: &Digest) -> Result<(), RequestError> {
+    pub fn check(&self, now: UnixTime, me: &Name, manifest: &Digest) -> Result<(), RequestError> {
         if self.request.time.abs_diff(now) > MAX_CLOCK_SKEW {
             return Err(RequestError::Stale);
         }
@@ -556,7 +556,11 @@ pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{group::WirePoint, hop::MAX_CHUNK_POINTS};
+    use crate::{
+        group::WirePoint,
+        hop::MAX_CHUNK_POINTS,
+        types::{ChunkIndex, HopIndex},
+    };
     use proptest::prelude::*;
 
     fn samples() -> Vec<Message> {
@@ -570,8 +574,8 @@ mod tests {
             Message::Points(PointChunk {
                 project: project.clone(),
                 list: list.clone(),
-                hop: 2,
-                chunk: 7,
+                hop: HopIndex(2),
+                chunk: ChunkIndex(7),
                 input: BoundedVec::new(points.clone()).expect("fits"),
                 output: BoundedVec::new(points).expect("fits"),
                 proof: None,
@@ -687,8 +691,8 @@ mod tests {
         let points = Message::Points(PointChunk {
             project: ProjectId::new("P".repeat(ProjectId::MAX_LEN)).expect("valid"),
             list: Name::new("N".repeat(Name::MAX_LEN)).expect("valid"),
-            hop: u32::MAX,
-            chunk: u64::MAX,
+            hop: HopIndex(u32::MAX),
+            chunk: ChunkIndex(u64::MAX),
             input: BoundedVec::new(full.clone()).expect("fits"),
             output: BoundedVec::new(full).expect("fits"),
             proof: Some(crate::dleq::ChunkProof {
@@ -704,7 +708,7 @@ mod tests {
         let request = Request {
             project: ProjectId::new("P".repeat(ProjectId::MAX_LEN)).expect("valid"),
             action: Action::Status,
-            time: u64::MAX,
+            time: UnixTime(u64::MAX),
             node: Name::new("N".repeat(Name::MAX_LEN)).expect("valid"),
             manifest: Digest([0xff; 32]),
             nonce: [0xff; NONCE_LEN],
@@ -730,7 +734,7 @@ mod tests {
         Request {
             project: ProjectId::new("P-1").expect("valid"),
             action,
-            time: 1_000_000,
+            time: UnixTime(1_000_000),
             node: Name::new("NPR").expect("valid"),
             manifest: Digest([7; 32]),
             nonce: [1; NONCE_LEN],
@@ -745,35 +749,35 @@ mod tests {
         let npr = Name::new("NPR").expect("valid");
         let manifest = Digest([7; 32]);
         let signed = request(Action::Status).sign(&key);
-        assert_eq!(signed.check(1_000_000, &npr, &manifest), Ok(()));
+        assert_eq!(signed.check(UnixTime(1_000_000), &npr, &manifest), Ok(()));
         assert_eq!(
-            signed.check(1_000_000 + MAX_CLOCK_SKEW, &npr, &manifest),
+            signed.check(UnixTime(1_000_000 + MAX_CLOCK_SKEW), &npr, &manifest),
             Ok(())
         );
         assert_eq!(
-            signed.check(1_000_000 + MAX_CLOCK_SKEW + 1, &npr, &manifest),
+            signed.check(UnixTime(1_000_000 + MAX_CLOCK_SKEW + 1), &npr, &manifest),
             Err(RequestError::Stale)
         );
         let kpr = Name::new("KPR").expect("valid");
         assert_eq!(
-            signed.check(1_000_000, &kpr, &manifest),
+            signed.check(UnixTime(1_000_000), &kpr, &manifest),
             Err(RequestError::WrongNode)
         );
         assert_eq!(
-            signed.check(1_000_000, &npr, &Digest([8; 32])),
+            signed.check(UnixTime(1_000_000), &npr, &Digest([8; 32])),
             Err(RequestError::WrongManifest)
         );
         // A man in the middle who changes a field breaks the signature.
         let mut retargeted = signed.clone();
         retargeted.request.node = kpr.clone();
         assert_eq!(
-            retargeted.check(1_000_000, &kpr, &manifest),
+            retargeted.check(UnixTime(1_000_000), &kpr, &manifest),
             Err(RequestError::BadSignature)
         );
         let mut renonced = signed.clone();
         renonced.request.nonce = [2; NONCE_LEN];
         assert_eq!(
-            renonced.check(1_000_000, &npr, &manifest),
+            renonced.check(UnixTime(1_000_000), &npr, &manifest),
             Err(RequestError::BadSignature)
         );
         let approve = |extract: &str| Action::Approve {
@@ -781,10 +785,10 @@ mod tests {
             extract: BoundedString::new(extract).expect("fits"),
         };
         let mut swapped = request(approve("NPR.csv")).sign(&key);
-        assert_eq!(swapped.check(1_000_000, &npr, &manifest), Ok(()));
+        assert_eq!(swapped.check(UnixTime(1_000_000), &npr, &manifest), Ok(()));
         swapped.request.action = approve("other.csv");
         assert_eq!(
-            swapped.check(1_000_000, &npr, &manifest),
+            swapped.check(UnixTime(1_000_000), &npr, &manifest),
             Err(RequestError::BadSignature)
         );
         // Two requests differing only in their nonce have distinct identities.

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     hash::framed_sha3,
-    manifest::Key32,
+    manifest::Ed25519Key,
     project::Phase,
     transcript::{verify_sig, Body, Sig},
     types::ProjectId,
@@ -133,7 +133,11 @@ impl SignedPhaseNotice {
     /// # Errors
     ///
     /// [`NoticeError`].
-    pub fn check(&self, project: &ProjectId, linker_key: &Key32) -> Result<Notified, NoticeError> {
+    pub fn check(
+        &self,
+        project: &ProjectId,
+        linker_key: &Ed25519Key,
+    ) -> Result<Notified, NoticeError> {
         if &self.notice.project != project {
             return Err(NoticeError::WrongProject);
         }
@@ -158,7 +162,7 @@ mod tests {
     #[test]
     fn a_notice_verifies_only_for_its_project_phase_and_linker() {
         let linker = key(1);
-        let lk = Key32(linker.verifying_key().to_bytes());
+        let lk = Ed25519Key(linker.verifying_key().to_bytes());
         let signed = PhaseNotice {
             project: project("P-1"),
             phase: Notified::Closed,
@@ -169,7 +173,7 @@ mod tests {
             signed.check(&project("P-2"), &lk),
             Err(NoticeError::WrongProject)
         );
-        let other = Key32(key(2).verifying_key().to_bytes());
+        let other = Ed25519Key(key(2).verifying_key().to_bytes());
         assert_eq!(
             signed.check(&project("P-1"), &other),
             Err(NoticeError::BadSignature)

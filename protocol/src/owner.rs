@@ -21,7 +21,7 @@ use crate::{
         encode_rows, seal_blinding, ContentKey, HpkePublicKey, SealError, SealedItem, WrappedKey,
     },
     share::Share,
-    types::{Digest, Name, Position, ProjectId},
+    types::{ChunkIndex, Digest, HopIndex, Name, Position, ProjectId},
 };
 
 /// Why a list could not be prepared.
@@ -217,8 +217,8 @@ impl OwnerList {
         Ok(PointChunk {
             project: self.context.project.clone(),
             list: self.context.list.clone(),
-            hop: 0,
-            chunk: c,
+            hop: HopIndex::OWNER,
+            chunk: ChunkIndex(c),
             input: BoundedVec::default(),
             output: BoundedVec::new(points).map_err(|_| OwnerError::BadChunkSize)?,
             proof: None,
@@ -336,7 +336,7 @@ mod tests {
             })
         ));
         let first = owner.points(&refs[..4]).expect("chunk 0");
-        assert_eq!((first.chunk, first.output.len()), (0, 4));
+        assert_eq!((first.chunk, first.output.len()), (ChunkIndex(0), 4));
         let rows = vec![vec!["x".to_string()]];
         let five: Vec<&[Vec<String>]> = (0..5).map(|_| rows.as_slice()).collect();
         assert_eq!(owner.seal(&five).expect("five items").len(), 5);
@@ -347,7 +347,7 @@ mod tests {
         assert!(OwnerList::new(&project, &list, 5, &share, &key, &key, 3, &mut rng).is_err());
         owner.points(&refs[..4]).expect("chunk 0");
         let last = owner.points(&refs[4..]).expect("chunk 1");
-        assert_eq!((last.chunk, last.output.len()), (1, 1));
+        assert_eq!((last.chunk, last.output.len()), (ChunkIndex(1), 1));
         assert!(owner.points(&refs[4..]).is_err(), "past the end");
         owner.seal(&five).expect("five items");
         let header = owner.finish().expect("complete");

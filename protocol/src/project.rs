@@ -27,10 +27,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::{
     group::WirePoint,
-    manifest::{Key32, Manifest},
+    manifest::{Ed25519Key, Manifest},
     notice::Notified,
     transcript::{Body, Entry, HopRecord, ListAnnouncement, ProjectOrder, Signer},
-    types::{Digest, Name},
+    types::{Digest, HopIndex, Name},
     v2::{ChainStopped, HopRecordV2, ListAnnouncementV2, ListCheck, OwnerList},
 };
 
@@ -130,7 +130,7 @@ pub enum Duty {
         /// The list.
         list: Name,
         /// This member's hop index.
-        hop: u32,
+        hop: HopIndex,
         /// The member whose chunks arrive (the owner for hop 1).
         previous: Name,
         /// The previous hop's committed key; `None` after the owner.
@@ -160,14 +160,14 @@ pub enum Duty {
 pub struct ProjectView<'a> {
     manifest: &'a Manifest,
     order: Option<&'a ProjectOrder>,
-    approvals: BTreeMap<Name, BTreeMap<Digest, BTreeSet<Key32>>>,
+    approvals: BTreeMap<Name, BTreeMap<Digest, BTreeSet<Ed25519Key>>>,
     committed: BTreeMap<Name, WirePoint>,
     /// `K_{i,R}` committed in this project, by (member, domain R).
     domain_committed: BTreeMap<(Name, Name), WirePoint>,
     /// `K'_i` of every conversion binding, by (member, domain R).
     conversions: BTreeMap<(Name, Name), WirePoint>,
     announced: BTreeMap<Name, &'a ListAnnouncement>,
-    hops: BTreeMap<(Name, u32), &'a HopRecord>,
+    hops: BTreeMap<(Name, HopIndex), &'a HopRecord>,
     v2: BTreeMap<Name, V2List<'a>>,
     linked: bool,
     delivered: bool,
@@ -389,7 +389,7 @@ impl<'a> ProjectView<'a> {
     }
 
     /// The hop record of `list` at `hop`.
-    pub fn hop_record(&self, list: &Name, hop: u32) -> Option<&'a HopRecord> {
+    pub fn hop_record(&self, list: &Name, hop: HopIndex) -> Option<&'a HopRecord> {
         self.hops.get(&(list.clone(), hop)).copied()
     }
 
@@ -399,7 +399,7 @@ impl<'a> ProjectView<'a> {
         if let Some(l) = self.v2.get(list) {
             return l.passed;
         }
-        let last = self.hops_of(list).len() as u32;
+        let last = HopIndex(self.hops_of(list).len() as u32);
         self.hop_record(list, last).map(|h| h.output_root)
     }
 
@@ -411,7 +411,7 @@ impl<'a> ProjectView<'a> {
         }
         let n = self.hops_of(list).len() as u32;
         (1..=n)
-            .filter(|h| self.hops.contains_key(&(list.clone(), *h)))
+            .filter(|h| self.hops.contains_key(&(list.clone(), HopIndex(*h))))
             .count()
     }
 
@@ -422,7 +422,7 @@ impl<'a> ProjectView<'a> {
         }
         let n = self.hops_of(list).len() as u32;
         self.announced.contains_key(list)
-            && (1..=n).all(|h| self.hops.contains_key(&(list.clone(), h)))
+            && (1..=n).all(|h| self.hops.contains_key(&(list.clone(), HopIndex(h))))
     }
 
     /// The project's phase.
@@ -523,7 +523,7 @@ impl<'a> ProjectView<'a> {
         for list in self.announced.keys() {
             let hops = self.hops_of(list);
             for (i, member) in hops.iter().enumerate() {
-                let hop = i as u32 + 1;
+                let hop = HopIndex(i as u32 + 1);
                 if member != me || self.hops.contains_key(&(list.clone(), hop)) {
                     continue;
                 }
@@ -557,7 +557,7 @@ impl<'a> ProjectView<'a> {
                 }
                 duties.push(Duty::Step {
                     list: list.clone(),
-                    hop: i as u32 + 1,
+                    hop: HopIndex(i as u32 + 1),
                     previous: if i == 0 {
                         list.clone()
                     } else {

@@ -39,7 +39,7 @@ use crate::{
     project::ProjectView,
     refusal::{Refusal, RefusalCode},
     transcript::{self, Body, Entry, SignedStatement, Signer},
-    types::{Name, ProjectId},
+    types::{HopIndex, Name, ProjectId, UnixTime},
 };
 
 /// The most persons one list may announce: every identifier Norway has
@@ -117,7 +117,11 @@ pub fn admit_grant(
 /// # Errors
 ///
 /// `not-an-order`, `project-exists`, `expired`.
-pub fn admit_order(existing: &[Entry], signed: &SignedStatement, now: u64) -> Result<(), Refusal> {
+pub fn admit_order(
+    existing: &[Entry],
+    signed: &SignedStatement,
+    now: UnixTime,
+) -> Result<(), Refusal> {
     let Body::Order(order) = &signed.statement.body else {
         return Err(Refusal::new(
             RefusalCode::NotAnOrder,
@@ -136,7 +140,7 @@ pub fn admit_order(existing: &[Entry], signed: &SignedStatement, now: u64) -> Re
             "the order's expiry date has passed",
         ));
     }
-    if order.expires > now.saturating_add(MAX_ORDER_LIFETIME) {
+    if order.expires > now.plus(MAX_ORDER_LIFETIME) {
         return Err(Refusal::new(
             RefusalCode::Order,
             format!(
@@ -229,7 +233,10 @@ pub fn admit_statement(
         }
     }
     if let Body::Hop(h) = &signed.statement.body {
-        let previous_missing = h.hop > 1 && view.hop_record(&h.list, h.hop - 1).is_none();
+        let previous_missing = h.hop > HopIndex(1)
+            && h.hop
+                .previous()
+                .is_some_and(|p| view.hop_record(&h.list, p).is_none());
         if view.announcement(&h.list).is_none() || previous_missing {
             return Err(Refusal::not_ready(format!(
                 "list {} hop {}: the previous hop is not recorded yet",
@@ -241,7 +248,7 @@ pub fn admit_statement(
         // Chain v2: hop records of one attempt arrive from different
         // members; one whose predecessor is not recorded yet waits.
         let ready = view.v2_list(&h.list).is_some_and(|l| {
-            l.attempt == h.attempt && l.owner_list.is_some() && l.hops.len() + 1 == h.hop as usize
+            l.attempt == h.attempt && l.owner_list.is_some() && l.hops.len() + 1 == h.hop.as_usize()
         });
         if !ready
             && view
@@ -358,15 +365,10 @@ pub fn admit_order_copy(
     have: &[Entry],
     carried: &Entry,
     project: &ProjectId,
-    now: u64,
+    now: UnixTime,
 ) -> Result<Option<Entry>, Refusal> {
-    let waited_too_long = |first: &Entry| {
-        now >= first
-            .signed
-            .statement
-            .time
-            .saturating_add(UNAPPROVED_LIFETIME)
-    };
+    let waited_too_long =
+        |first: &Entry| now >= first.signed.statement.time.plus(UNAPPROVED_LIFETIME);
     let expired = || {
         Refusal::new(
             RefusalCode::Expired,
@@ -413,7 +415,7 @@ pub fn admit_order_copy(
 /// entry's time; at a register, [`REGISTER_GRACE`] longer, for an
 /// approval still on its way). A forgotten project's id, transcript copy
 /// and every row about it are deleted, so the id can be ordered again.
-pub fn forgotten(view: &ProjectView<'_>, role: Role, ordered: u64, now: u64) -> bool {
+pub fn forgotten(view: &ProjectView<'_>, role: Role, ordered: UnixTime, now: UnixTime) -> bool {
     if view.order().is_none() || view.approved_by_anyone() {
         return false;
     }
@@ -421,7 +423,7 @@ pub fn forgotten(view: &ProjectView<'_>, role: Role, ordered: u64, now: u64) -> 
         Role::Linker => UNAPPROVED_LIFETIME,
         Role::Register => UNAPPROVED_LIFETIME.saturating_add(REGISTER_GRACE),
     };
-    view.phase() == crate::project::Phase::Closed || now >= ordered.saturating_add(wait)
+    view.phase() == crate::project::Phase::Closed || now >= ordered.plus(wait)
 }
 
 /// What the linker answers a register operator's status request with:
@@ -503,7 +505,7 @@ mod tests {
     fn entry(seq: u64, prev: crate::types::Digest, body: Body, key: &SigningKey) -> Entry {
         let signed = Statement {
             project: ProjectId::new("P-1").expect("valid"),
-            time: 1,
+            time: UnixTime(1),
             signer: Signer::Node(Name::new("LINKER").expect("valid")),
             body,
         }

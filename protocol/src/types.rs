@@ -143,6 +143,136 @@ impl fmt::Display for Position {
     }
 }
 
+/// A time: whole seconds since the Unix epoch (UTC). Expiries, request
+/// times, statement times and every `now` a sans-IO step is handed.
+///
+/// Encodes as its `u64` (postcard varint, a number in TOML/JSON).
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct UnixTime(pub u64);
+
+impl UnixTime {
+    /// The epoch itself.
+    pub const EPOCH: Self = Self(0);
+
+    /// Seconds since the epoch.
+    pub const fn secs(self) -> u64 {
+        self.0
+    }
+
+    /// `secs` seconds later, saturating at the end of time.
+    #[must_use]
+    pub const fn plus(self, secs: u64) -> Self {
+        Self(self.0.saturating_add(secs))
+    }
+
+    /// `secs` seconds earlier, saturating at the epoch.
+    #[must_use]
+    pub const fn minus(self, secs: u64) -> Self {
+        Self(self.0.saturating_sub(secs))
+    }
+
+    /// Seconds from `earlier` to `self` (0 if `earlier` is later).
+    pub const fn since(self, earlier: Self) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    /// Seconds between the two times, either way round.
+    pub const fn abs_diff(self, other: Self) -> u64 {
+        self.0.abs_diff(other.0)
+    }
+
+    /// The time as little-endian bytes, as it enters hashes and AADs.
+    pub const fn to_le_bytes(self) -> [u8; 8] {
+        self.0.to_le_bytes()
+    }
+}
+
+impl fmt::Display for UnixTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A step of a list's chain: 0 is the owner's blinded step, 1..=m the
+/// hops after it (registers, then the linker).
+///
+/// Encodes as its `u32`.
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct HopIndex(pub u32);
+
+impl HopIndex {
+    /// The owner's step.
+    pub const OWNER: Self = Self(0);
+
+    /// The hop after this one (saturating).
+    #[must_use]
+    pub const fn next(self) -> Self {
+        Self(self.0.saturating_add(1))
+    }
+
+    /// The hop before this one, if any.
+    pub const fn previous(self) -> Option<Self> {
+        match self.0.checked_sub(1) {
+            Some(h) => Some(Self(h)),
+            None => None,
+        }
+    }
+
+    /// The index as a `usize`, for indexing a list of hops.
+    pub const fn as_usize(self) -> usize {
+        self.0 as usize
+    }
+
+    /// The index as little-endian bytes, as it enters hashes.
+    pub const fn to_le_bytes(self) -> [u8; 4] {
+        self.0.to_le_bytes()
+    }
+}
+
+impl fmt::Display for HopIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A chunk's index within a list (0-based; chunk `c` holds the points
+/// `c·chunk_size ..`).
+///
+/// Encodes as its `u64`.
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct ChunkIndex(pub u64);
+
+impl ChunkIndex {
+    /// The first chunk.
+    pub const FIRST: Self = Self(0);
+
+    /// The chunk after this one (saturating).
+    #[must_use]
+    pub const fn next(self) -> Self {
+        Self(self.0.saturating_add(1))
+    }
+
+    /// The index as little-endian bytes, as it enters hashes and AADs.
+    pub const fn to_le_bytes(self) -> [u8; 8] {
+        self.0.to_le_bytes()
+    }
+}
+
+impl fmt::Display for ChunkIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// A SHA3-256 digest (a Merkle root, an entry hash, a file digest).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
 pub struct Digest(pub [u8; 32]);
@@ -192,6 +322,34 @@ mod tests {
         assert!(ProjectId::new("REK-2024.123_a").is_ok());
         assert!(ProjectId::new("a b").is_err());
         assert!(ProjectId::new("æ").is_err());
+    }
+
+    #[test]
+    fn numbers_encode_as_their_bare_integers() {
+        // postcard (the wire, every signed body) and JSON/TOML see the
+        // integer alone, so the newtypes changed no byte of any format.
+        for (typed, bare) in [
+            (
+                postcard::to_allocvec(&UnixTime(1_700_000_000)),
+                postcard::to_allocvec(&1_700_000_000u64),
+            ),
+            (
+                postcard::to_allocvec(&HopIndex(300)),
+                postcard::to_allocvec(&300u32),
+            ),
+            (
+                postcard::to_allocvec(&ChunkIndex(u64::MAX)),
+                postcard::to_allocvec(&u64::MAX),
+            ),
+        ] {
+            assert_eq!(typed.expect("encode"), bare.expect("encode"));
+        }
+        let back: UnixTime = postcard::from_bytes(&[0x80, 0x01]).expect("decode");
+        assert_eq!(back, UnixTime(128));
+        assert_eq!(UnixTime(5).plus(u64::MAX), UnixTime(u64::MAX));
+        assert_eq!(UnixTime(5).since(UnixTime(7)), 0);
+        assert_eq!(HopIndex::OWNER.previous(), None);
+        assert_eq!(HopIndex(2).previous(), Some(HopIndex(1)));
     }
 
     #[test]

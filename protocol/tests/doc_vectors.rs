@@ -16,7 +16,7 @@ use kobling_protocol::{
     merkle::MerkleTree,
     seal::{encode_rows, HpkeSecretKey},
     share::{Domain, Share},
-    types::{Digest, Name, ProjectId},
+    types::{ChunkIndex, Digest, HopIndex, Name, ProjectId},
 };
 
 fn h(b: &[u8]) -> String {
@@ -90,8 +90,8 @@ fn computed() -> BTreeMap<&'static str, String> {
     let statement = ChunkStatement {
         project: &project,
         list: &list,
-        hop: 1,
-        chunk: 0,
+        hop: HopIndex(1),
+        chunk: ChunkIndex(0),
         key: k2.commitment(),
         input_root: MerkleTree::from_leaves([y.as_bytes()]).root(),
         output_root: MerkleTree::from_leaves([z.as_bytes()]).root(),
@@ -378,8 +378,8 @@ fn v2_vectors(
     let (dy, dz) = (chunk_digest(&[y]), chunk_digest(&[z]));
     v.insert("v2 chunk digest SHA3-256(y)", dy.to_hex());
     let owner_statement = V2Statement {
-        hop: 0,
-        chunk: 0,
+        hop: HopIndex(0),
+        chunk: ChunkIndex(0),
         count: 1,
         input: Digest::default(),
         output: dy,
@@ -389,8 +389,8 @@ fn v2_vectors(
         owner_statement.digest(&header).to_hex(),
     );
     let hop_statement = V2Statement {
-        hop: 1,
-        chunk: 0,
+        hop: HopIndex(1),
+        chunk: ChunkIndex(0),
         count: 1,
         input: dy,
         output: dz,
@@ -411,7 +411,7 @@ fn v2_vectors(
     let hops = [HopRecordV2 {
         list: list.clone(),
         attempt: 0,
-        hop: 1,
+        hop: HopIndex(1),
         member: kpr,
         key: k2.commitment(),
         count: 1,
@@ -441,19 +441,25 @@ fn v2_vectors(
         "v2 sigma (manifest 00.., D, KPR K', LINKER C = D, one chunk)",
         sigma.to_hex(),
     );
-    let c = coefficients(&sigma, 0, 2);
+    let c = coefficients(&sigma, ChunkIndex(0), 2);
     v.insert("v2 coefficient c_0 of chunk 0", h(c[0].as_bytes()));
     v.insert("v2 coefficient c_1 of chunk 0", h(c[1].as_bytes()));
-    let a0 = combine_chunk(&sigma, 0, &[y]).expect("valid");
+    let a0 = combine_chunk(&sigma, ChunkIndex(0), &[y]).expect("valid");
     let a0w = WirePoint(a0.compress().to_bytes());
     v.insert("v2 A_0 = c_0·y", h(a0w.as_bytes()));
     let a1 = chain::apply_share(k2, &[a0w], 0).expect("valid")[0];
     v.insert("v2 A_1 = k'·A_0", h(a1.as_bytes()));
-    let b = combine_chunk(&sigma, 0, &[z]).expect("valid");
+    let b = combine_chunk(&sigma, ChunkIndex(0), &[z]).expect("valid");
     v.insert("v2 B = c_0·z (equals A_1)", h(b.compress().as_bytes()));
     v.insert(
         "v2 pass context of step 1 (sigma, 1, K', A_0, A_1)",
-        h(&pass_context(&sigma, 1, &k2.commitment(), &a0w, &a1)),
+        h(&pass_context(
+            &sigma,
+            HopIndex(1),
+            &k2.commitment(),
+            &a0w,
+            &a1,
+        )),
     );
     let key = FinalSaltKey::from_secret_bytes([7; 32]);
     let salt = key.salt(&Domain::Project(project.clone()), list, 0);

@@ -23,7 +23,7 @@ use std::{
 
 use anyhow::{bail, ensure, Context};
 use kobling_protocol::{
-    manifest::{Key32, Manifest, Member, Operator},
+    manifest::{Ed25519Key, Manifest, Member, Operator},
     types::ProjectId,
 };
 use kobling_sim::{
@@ -254,7 +254,7 @@ fn federation(dir: &Path, registers: &[&str]) -> anyhow::Result<PathBuf> {
                 let public = ok(&["keys", "operator", "--out", p(&key)?])?;
                 member.operators.push(Operator {
                     name: format!("{name} operator {k}"),
-                    key: Key32::from_hex(public.trim()).map_err(anyhow::Error::msg)?,
+                    key: Ed25519Key::from_hex(public.trim()).map_err(anyhow::Error::msg)?,
                 });
             }
         }
@@ -279,7 +279,7 @@ fn federation(dir: &Path, registers: &[&str]) -> anyhow::Result<PathBuf> {
         members,
         authorities: vec![kobling_protocol::manifest::Authority {
             name: "Helsedataservice (demo)".into(),
-            key: Key32::from_hex(authority.trim()).map_err(anyhow::Error::msg)?,
+            key: Ed25519Key::from_hex(authority.trim()).map_err(anyhow::Error::msg)?,
         }],
         domains: Vec::new(),
     };

@@ -32,7 +32,7 @@ use kobling_protocol::{
     hop::{owner_chunks, owner_step, points_root, Hop, ListContext, PointChunk},
     messages::{self, Message},
     share::Share,
-    types::{Name, ProjectId},
+    types::{ChunkIndex, HopIndex, Name, ProjectId},
 };
 use rand_chacha::{
     rand_core::{Rng, SeedableRng},
@@ -183,8 +183,14 @@ pub fn hop_figures(n: usize, chunk_size: u32) -> HopFigures {
     let k2 = Share::random(&mut rng);
     let hop0 = owner_step(&owner, &identity);
     drop(identity);
-    let mut h1 = Hop::register(ctx.clone(), 1, Name::new("NPR").expect("valid"), k1, None)
-        .expect("valid context");
+    let mut h1 = Hop::register(
+        ctx.clone(),
+        HopIndex(1),
+        Name::new("NPR").expect("valid"),
+        k1,
+        None,
+    )
+    .expect("valid context");
     let frames: Vec<Vec<u8>> = owner_chunks(&ctx, &hop0)
         .map(|c| {
             let out = h1.handle_chunk(&c, &mut rng).expect("honest chunk");
@@ -207,7 +213,7 @@ pub fn hop_figures(n: usize, chunk_size: u32) -> HopFigures {
     // (b) Hop 2 as a node runs it.
     let mut h2 = Hop::register(
         ctx.clone(),
-        2,
+        HopIndex(2),
         Name::new("KPR").expect("valid"),
         k2,
         Some(h1.key()),
@@ -241,7 +247,7 @@ pub fn hop_figures(n: usize, chunk_size: u32) -> HopFigures {
     let hop1_statement = |c: &PointChunk, input_root, output_root| ChunkStatement {
         project: &project,
         list: &list,
-        hop: 1,
+        hop: HopIndex(1),
         chunk: c.chunk,
         key: h1_key,
         input_root,
@@ -396,7 +402,7 @@ pub fn v2_figures(n: usize, chunk_size: u32) -> V2Figures {
     let mut owner = OwnerStream::new(header.clone()).expect("valid header");
     let mut h1 = RegisterHop::new(
         header.clone(),
-        1,
+        HopIndex(1),
         Name::new("NPR").expect("valid"),
         StepKey::plain(Share::random(&mut rng)),
         vec![keys[0].verifying_key()],
@@ -435,7 +441,7 @@ pub fn v2_figures(n: usize, chunk_size: u32) -> V2Figures {
     // (b) Hop 2 as a node runs it, frame to frame; Z kept for B.
     let mut h2 = RegisterHop::new(
         header.clone(),
-        2,
+        HopIndex(2),
         Name::new("KPR").expect("valid"),
         StepKey::plain(Share::random(&mut rng)),
         vec![keys[0].verifying_key(), keys[1].verifying_key()],
@@ -490,7 +496,7 @@ pub fn v2_figures(n: usize, chunk_size: u32) -> V2Figures {
     let a0 = a0.finish(&keys[0]).expect("complete");
     let mut b = RistrettoPoint::default();
     for (c, pts) in z.iter().enumerate() {
-        b += combine_chunk(&sigma, c as u64, pts).expect("valid Z");
+        b += combine_chunk(&sigma, ChunkIndex(c as u64), pts).expect("valid Z");
     }
     let check_us = per_point(t.elapsed(), n);
     let check_cpu_us = cpu_per_point(cpu, n);

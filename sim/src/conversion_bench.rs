@@ -24,7 +24,7 @@ use kobling_protocol::{
     hash::{hash_to_group, tags},
     hop::points_root,
     share::{Domain, Share},
-    types::{Name, ProjectId},
+    types::{ChunkIndex, HopIndex, Name, ProjectId},
 };
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 use rayon::prelude::*;
@@ -81,8 +81,8 @@ pub fn conversion_figures(n: usize, chunk_size: u32) -> ConversionFigures {
         let st = ChunkStatement {
             project: &project,
             list: &list,
-            hop: 1,
-            chunk: c as u64,
+            hop: HopIndex(1),
+            chunk: ChunkIndex(c as u64),
             key,
             input_root: points_root(chunk),
             output_root: points_root(&out),

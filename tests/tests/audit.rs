@@ -14,13 +14,13 @@ use kobling_protocol::{
     bounded::{BoundedString, BoundedVec},
     chain::multiply_decoded,
     dleq::{self, ChunkProof, ChunkStatement},
-    manifest::{Key32, Manifest},
+    manifest::{Ed25519Key, Manifest},
     share::{Domain, Share},
     transcript::{
         decode_file, encode_file, verify, verify_appended, Body, Check, Closure, Entry, Shredded,
         SignedStatement, Signer, Statement, Trailer, Transcript, VerifiedTranscript, VerifyError,
     },
-    types::{Digest, Name},
+    types::{ChunkIndex, Digest, HopIndex, Name},
 };
 use kobling_sim::population::{generate, PopulationConfig};
 use rand_chacha::{
@@ -150,7 +150,7 @@ impl Fixture {
         let member = self.manifest().member(&name(register)).expect("member");
         for (k, o) in keys.iter().zip(&member.operators) {
             assert_eq!(
-                Key32(k.verifying_key().to_bytes()),
+                Ed25519Key(k.verifying_key().to_bytes()),
                 o.key,
                 "the operator keys are no longer drawn from the federation seed as this test assumes"
             );
@@ -409,7 +409,7 @@ fn swapped_removed_and_inserted_entries_break_the_hash_chain() {
 fn an_entry_signed_with_a_key_not_in_the_manifest_fails_the_signature_check() {
     let f = fixture();
     let stranger = SigningKey::generate(&mut ChaCha20Rng::seed_from_u64(99));
-    let stranger_key = Key32(stranger.verifying_key().to_bytes());
+    let stranger_key = Ed25519Key(stranger.verifying_key().to_bytes());
     // A node's statement (a commitment, a hop record) signed by a stranger.
     for i in [
         f.find(|b| matches!(b, Body::Commitment(_))),
@@ -586,7 +586,7 @@ fn wrong_share_proof(f: &Fixture, i: usize, rng: &mut ChaCha20Rng) -> (Vec<Entry
             project: &project,
             list: &h.list,
             hop: h.hop,
-            chunk: 1,
+            chunk: ChunkIndex(1),
             key: h.key,
             input_root: h.chunks[1].input_root,
             output_root: h.chunks[1].output_root,
@@ -643,8 +643,8 @@ fn a_proof_made_with_a_wrong_share_fails_the_proof_check() {
 #[test]
 fn a_hop_whose_input_root_does_not_match_fails_the_hop_chain() {
     let f = fixture();
-    let later = f.find(|b| matches!(b, Body::Hop(h) if h.hop == 2));
-    let first = f.find(|b| matches!(b, Body::Hop(h) if h.hop == 1));
+    let later = f.find(|b| matches!(b, Body::Hop(h) if h.hop == HopIndex(2)));
+    let first = f.find(|b| matches!(b, Body::Hop(h) if h.hop == HopIndex(1)));
     for i in [first, later] {
         let member = match &f.entries[i].signed.statement.body {
             Body::Hop(h) => h.member.to_string(),
@@ -760,7 +760,7 @@ fn the_other_checks_each_catch_their_own_tampering() {
         let Body::Delivery(d) = &mut st.body else {
             unreachable!("a delivery")
         };
-        d.recipient = Key32([7; 32]);
+        d.recipient = Ed25519Key([7; 32]);
     });
     assert_rejected(&tampered, Check::Delivery, Some(delivery), "recipient");
 }
@@ -769,7 +769,7 @@ fn the_other_checks_each_catch_their_own_tampering() {
 /// by every key holder in `shredders`.
 fn closed(f: &Fixture, shredders: &[&str]) -> (Vec<Entry>, Trailer) {
     let project = f.entries[0].signed.statement.project.clone();
-    let now = f.entries[0].signed.statement.time + 86_400;
+    let now = f.entries[0].signed.statement.time.plus(86_400);
     let statement = |signer: &str, body: Body| Statement {
         project: project.clone(),
         time: now,
@@ -908,7 +908,7 @@ fn a_list_whose_columns_are_not_the_order_s_variables_is_refused() {
     };
     let op = ops
         .iter()
-        .find(|k| Key32(k.verifying_key().to_bytes()) == *key)
+        .find(|k| Ed25519Key(k.verifying_key().to_bytes()) == *key)
         .expect("the approving operator");
     let narrow = f.resign(approval, op, |st| {
         let Body::Approval(a) = &mut st.body else {

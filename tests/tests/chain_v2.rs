@@ -22,7 +22,7 @@ use kobling_protocol::{
     project::{Phase, ProjectView},
     share::Domain,
     transcript::{self, Body},
-    types::{Name, ProjectId},
+    types::{ChunkIndex, HopIndex, Name, ProjectId},
     v2::{chunk_digest, ChunkMsg, ListHeader, Mode},
 };
 use kobling_sim::{
@@ -304,7 +304,7 @@ fn tamper_chunks(
             if chunk.list.as_str() == list && f(chunk) {
                 resign(chunk, &header, &key);
                 sent.insert(
-                    chunk.statement.statement.chunk,
+                    chunk.statement.statement.chunk.0,
                     chunk.statement.statement.output,
                 );
             }
@@ -322,7 +322,7 @@ fn tamper_chunks(
             // The record overtook the tampered chunk (another
             // destination's queue): the linker answers `not-ready` to a
             // hop out of order, and it comes again.
-            h.hop = 99;
+            h.hop = HopIndex(99);
             *signed = st.sign(&key);
             return;
         }
@@ -373,7 +373,7 @@ fn run_chunk_attack(
 #[test]
 fn a_hop_that_multiplies_one_point_by_a_wrong_scalar_is_caught() {
     run_chunk_attack(&["NPR", "KPR", "SSB"], "NPR", 1, "V2-SCALAR", |c| {
-        if c.statement.statement.chunk == 0 {
+        if c.statement.statement.chunk == ChunkIndex(0) {
             edit(c, |p| p[0] = times(&p[0], 2));
             true
         } else {
@@ -387,7 +387,7 @@ fn a_hop_that_forwards_a_substituted_chunk_is_caught() {
     // Hop 2 forwards, for its first chunk, points other than its step of
     // what hop 1 sent (here: its step times 3), with a valid statement.
     run_chunk_attack(&["NPR", "KPR", "SSB"], "KPR", 2, "V2-SUBST", |c| {
-        if c.statement.statement.chunk == 0 {
+        if c.statement.statement.chunk == ChunkIndex(0) {
             edit(c, |points| {
                 for p in points.iter_mut() {
                     *p = times(p, 3);
@@ -406,7 +406,7 @@ fn a_hop_that_drops_one_person_or_duplicates_one_is_caught() {
     // fixed by the header, so a dropped person shows as a duplicate or as
     // a missing one; both change Z).
     run_chunk_attack(&["NPR", "KPR", "SSB"], "NPR", 2, "V2-DUP", |c| {
-        if c.statement.statement.chunk == 0 {
+        if c.statement.statement.chunk == ChunkIndex(0) {
             edit(c, |p| p[1] = p[0]);
             true
         } else {
@@ -420,7 +420,7 @@ fn hop_1_deviating_with_statements_consistent_with_its_own_output_is_caught() {
     // Hop 1 replaces its whole first chunk with points of its own making
     // and signs the statements and its hop record over them.
     run_chunk_attack(&["NPR", "KPR", "SSB"], "SSB", 1, "V2-HOP1", |c| {
-        if c.statement.statement.chunk == 0 {
+        if c.statement.statement.chunk == ChunkIndex(0) {
             edit(c, |points| {
                 for (i, p) in points.iter_mut().enumerate() {
                     *p = times(p, 5 + i as u64);
@@ -441,7 +441,7 @@ fn two_colluding_hops_one_deviating_one_silent_are_caught_at_the_front_and_at_th
     let registers = ["NPR", "KPR", "SSB", "RESEPT"];
     for (hop, project) in [(1, "V2-PAIR-FRONT"), (3, "V2-PAIR-BACK")] {
         run_chunk_attack(&registers, "NPR", hop, project, |c| {
-            if c.statement.statement.chunk == 0 {
+            if c.statement.statement.chunk == ChunkIndex(0) {
                 edit(c, |p| {
                     let last = p.len() - 1;
                     p.swap(0, last);
@@ -501,7 +501,7 @@ fn v2_duties_and_admission_follow_the_transcript() {
     let announced = first(&|b| matches!(b, Body::ListAnnouncedV2(a) if a.list.as_str() == "NPR"));
     assert!(duties(announced + 1, "KPR")
         .iter()
-        .any(|d| matches!(d, Duty::Step { list, hop: 1, .. } if list.as_str() == "NPR")));
+        .any(|d| matches!(d, Duty::Step { list, hop: HopIndex(1), .. } if list.as_str() == "NPR")));
     // The owner starts the pass once every hop of its list is recorded
     // (the linker's last), and not before.
     let last_hop = entries
@@ -542,8 +542,8 @@ fn v2_duties_and_admission_follow_the_transcript() {
             attempt: 0,
             statement: kobling_protocol::v2::SignedChunkStatement {
                 statement: kobling_protocol::v2::ChunkStatement {
-                    hop,
-                    chunk: 0,
+                    hop: HopIndex(hop),
+                    chunk: ChunkIndex(0),
                     count: 0,
                     input: Default::default(),
                     output: Default::default(),
@@ -628,7 +628,7 @@ fn a_hop_record_that_does_not_chain_with_its_chunks_stops_the_project_naming_the
         "{reason}"
     );
     assert!(!entries.iter().any(
-        |e| matches!(&e.signed.statement.body, Body::HopV2(h) if h.list.as_str() == "KPR" && h.hop >= 3)
+        |e| matches!(&e.signed.statement.body, Body::HopV2(h) if h.list.as_str() == "KPR" && h.hop >= HopIndex(3))
     ));
 }
 
@@ -700,7 +700,7 @@ fn a_hop_that_signs_a_short_chunk_is_named_and_the_project_stops() {
         header("V2-SHORT", "NPR", persons, 64),
         key,
         |c| {
-            if c.statement.statement.chunk == 0 {
+            if c.statement.statement.chunk == ChunkIndex(0) {
                 edit(c, |p| {
                     p.pop();
                 });
@@ -719,7 +719,7 @@ fn a_hop_that_signs_a_short_chunk_is_named_and_the_project_stops() {
             _ => None,
         })
         .expect("a chain stop");
-    assert_eq!(stop.1.named, Some((1, by.clone())));
+    assert_eq!(stop.1.named, Some((HopIndex(1), by.clone())));
     assert_eq!(stop.0, transcript::Signer::Node(hops[1].clone()));
     let reason = entries
         .iter()

@@ -27,7 +27,7 @@ use kobling_protocol::{
     seal::{encode_rows, SealedItem, WrappedKey},
     share::Domain,
     transcript::{encode_file, Body, Closure, Signer, Statement},
-    types::{Digest, Name, ProjectId},
+    types::{Digest, Name, ProjectId, UnixTime},
 };
 use kobling_sim::population::{generate, PopulationConfig};
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
@@ -89,7 +89,7 @@ fn messages() -> Vec<Message> {
     let chunk = owner_chunks(&ctx, &points(3)).next().expect("a chunk");
     let statement = Statement {
         project: project(),
-        time: 1_700_000_000,
+        time: UnixTime(1_700_000_000),
         signer: Signer::Node(name("LINKER")),
         body: Body::Closure(Closure {
             reason: BoundedString::new("expired").expect("fits"),
@@ -113,7 +113,7 @@ fn messages() -> Vec<Message> {
             Request {
                 project: project(),
                 action: Action::Fetch,
-                time: 1_700_000_000,
+                time: UnixTime(1_700_000_000),
                 node: name("LINKER"),
                 manifest: Digest([4; 32]),
                 nonce: [5; kobling_protocol::messages::NONCE_LEN],

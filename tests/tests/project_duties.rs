@@ -5,7 +5,7 @@ use kobling_node::testing::{Faults, Federation, ProjectConfig};
 use kobling_protocol::{
     project::{Duty, ProjectView},
     transcript::{Body, Entry},
-    types::Name,
+    types::{HopIndex, Name},
 };
 use kobling_sim::population::{generate, PopulationConfig};
 
@@ -106,7 +106,7 @@ fn duties_follow_the_lifecycle() {
     assert!(
         kpr.contains(&Duty::Step {
             list: name("NPR"),
-            hop: 1,
+            hop: HopIndex(1),
             previous: name("NPR"),
             previous_key: None,
             next: Some(name("SSB"))
@@ -116,7 +116,7 @@ fn duties_follow_the_lifecycle() {
     let linker = duties(npr_announced + 1, "LINKER");
     assert!(
         linker.iter().any(
-            |d| matches!(d, Duty::Step { list, hop: 3, next: None, .. } if *list == name("NPR"))
+            |d| matches!(d, Duty::Step { list, hop: HopIndex(3), next: None, .. } if *list == name("NPR"))
         ),
         "{linker:?}"
     );
@@ -138,7 +138,7 @@ fn admission_follows_the_transcript() {
         project::{authorise, Origin, Phase},
         refusal::RefusalCode,
         seal::SealedItem,
-        types::{Position, ProjectId},
+        types::{ChunkIndex, HopIndex, Position, ProjectId},
     };
 
     let (fed, entries) = run("ADMIT-1", 200, 3);
@@ -195,8 +195,8 @@ fn admission_follows_the_transcript() {
         Message::Points(PointChunk {
             project: project.clone(),
             list: name("NPR"),
-            hop,
-            chunk: 0,
+            hop: HopIndex(hop),
+            chunk: ChunkIndex(0),
             input: BoundedVec::default(),
             output: BoundedVec::default(),
             proof: None,
@@ -219,8 +219,14 @@ fn admission_follows_the_transcript() {
         code(v.admit(&chunk(u32::MAX), &npr)),
         Some(RefusalCode::BadChunk)
     );
-    assert_eq!(v.chunk_recipient(&name("NPR"), 0), Some(name("KPR")));
-    assert_eq!(v.chunk_recipient(&name("NPR"), 2), Some(name("LINKER")));
+    assert_eq!(
+        v.chunk_recipient(&name("NPR"), HopIndex(0)),
+        Some(name("KPR"))
+    );
+    assert_eq!(
+        v.chunk_recipient(&name("NPR"), HopIndex(2)),
+        Some(name("LINKER"))
+    );
 
     // Kind and role first: a client gets no member message through, and a
     // member cannot submit an order or pose as another list's owner.

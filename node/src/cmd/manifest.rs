@@ -16,7 +16,7 @@ use anyhow::{bail, ensure, Context};
 use clap::Subcommand;
 use kobling_protocol::{
     domain::DomainSpec,
-    manifest::{Authority, Key32, Manifest, Member, Operator, Role},
+    manifest::{Authority, Ed25519Key, Manifest, Member, Operator, Role},
 };
 use serde::Deserialize;
 
@@ -345,15 +345,16 @@ fn replace_member(manifest: &mut Manifest, mut member: Member) -> anyhow::Result
 }
 
 /// A public key given as 64 hex digits or as a file holding them.
-fn read_key(key: &str) -> anyhow::Result<Key32> {
-    match Key32::from_hex(key) {
+fn read_key(key: &str) -> anyhow::Result<Ed25519Key> {
+    match Ed25519Key::from_hex(key) {
         Ok(k) => Ok(k),
         Err(_) => {
             let path = std::path::Path::new(key);
             let text = read_small(path).with_context(|| {
                 format!("--key is neither 64 hex digits nor a readable file: {key}")
             })?;
-            Key32::from_hex(text.trim()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+            Ed25519Key::from_hex(text.trim())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
         }
     }
 }
@@ -402,7 +403,7 @@ mod tests {
             role,
             address: format!("127.0.0.1:74{byte:02}"),
             tls_spki_sha256: kobling_protocol::manifest::TlsFingerprint([byte; 32]),
-            signing_key: Key32([byte + 100; 32]),
+            signing_key: Ed25519Key([byte + 100; 32]),
             hpke_key: kobling_protocol::manifest::X25519Key([byte + 50; 32]),
             operators: Vec::new(),
         }

@@ -22,14 +22,14 @@ use kobling_protocol::{
     bounded::{BoundedString, BoundedVec},
     domain::{validate_order_domains, PseudonymousList},
     ident::ParseOptions,
-    manifest::{Key32, Manifest},
+    manifest::{Ed25519Key, Manifest, X25519Key},
     messages::{Action, Message, Request},
     notice::Notified,
     project::{Phase, ProjectView},
     transcript::{
         self, Approval, Body, Entry, Grant, ProjectOrder, RegisterRequest, Sig, Signer, Statement,
     },
-    types::{Name, ProjectId},
+    types::{Name, ProjectId, UnixTime},
 };
 
 use crate::{
@@ -203,8 +203,8 @@ impl ProjectCommand {
                 let order = order_from_spec(
                     &spec,
                     &manifest,
-                    Key32::from_hex(keys.signing_key.trim()).map_err(anyhow::Error::msg)?,
-                    Key32::from_hex(keys.hpke_key.trim()).map_err(anyhow::Error::msg)?,
+                    Ed25519Key::from_hex(keys.signing_key.trim()).map_err(anyhow::Error::msg)?,
+                    X25519Key::from_hex(keys.hpke_key.trim()).map_err(anyhow::Error::msg)?,
                 )?
                 .granted_by(&key.signing);
                 let grant = order.grant.as_ref().context("the order was just granted")?;
@@ -839,7 +839,7 @@ fn read_grant(path: &Path) -> anyhow::Result<Grant> {
         .and_then(|b| b.try_into().ok())
         .with_context(|| format!("{}: the signature is not 128 hex digits", path.display()))?;
     Ok(Grant {
-        authority: Key32::from_hex(file.authority.trim()).map_err(anyhow::Error::msg)?,
+        authority: Ed25519Key::from_hex(file.authority.trim()).map_err(anyhow::Error::msg)?,
         signature: Sig(signature),
     })
 }
@@ -847,8 +847,8 @@ fn read_grant(path: &Path) -> anyhow::Result<Grant> {
 fn order_from_spec(
     path: &Path,
     manifest: &Manifest,
-    researcher: Key32,
-    hpke: Key32,
+    researcher: Ed25519Key,
+    hpke: X25519Key,
 ) -> anyhow::Result<ProjectOrder> {
     let spec = Spec::load(path)?;
     let registers = spec
@@ -888,7 +888,7 @@ fn order_from_spec(
         cohort: BoundedString::new(
             kobling_protocol::link::Cohort::parse(&spec.cohort)?.to_string(),
         )?,
-        expires: parse_date(&spec.expires)?,
+        expires: UnixTime(parse_date(&spec.expires)?),
         researcher_signing_key: researcher,
         researcher_hpke_key: hpke,
         test_mode: spec.test_mode,

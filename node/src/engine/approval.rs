@@ -41,7 +41,7 @@ use kobling_protocol::{
     refusal::{Refusal, RefusalCode},
     sequencer,
     transcript::{Body, Entry, SignedStatement, Signer},
-    types::{Digest, Name},
+    types::{Digest, Name, UnixTime},
 };
 
 use super::{
@@ -119,7 +119,7 @@ impl ApprovalDesk {
         &self,
         signed: &SignedStatement,
         envelope: &SignedRequest,
-        now: u64,
+        now: UnixTime,
     ) -> Result<String, Refusal> {
         self.authenticate_statement(signed)?;
         let st = &signed.statement;
@@ -264,7 +264,7 @@ impl Engine {
         &mut self,
         signed: &SignedStatement,
         envelope: &SignedRequest,
-        now: u64,
+        now: UnixTime,
     ) -> Result<Taken, super::EngineError> {
         if self.approval_seen(signed)? {
             return Ok(Taken::Seen);
@@ -302,7 +302,7 @@ impl Engine {
         envelope: &SignedRequest,
         order: &Entry,
         file: Result<ExtractFile, Refusal>,
-        now: u64,
+        now: UnixTime,
     ) -> Outcome<Vec<Message>> {
         self.approval_desk().authenticate(&signed, envelope, now)?;
         if self.approval_seen(&signed)? {

@@ -15,7 +15,7 @@ use kobling_protocol::{
     seal::{open_blinding, HpkeSecretKey, WrappedKey},
     share::Domain,
     transcript::{self, Body, ChunkRecord},
-    types::Name,
+    types::{ChunkIndex, HopIndex, Name},
 };
 
 use super::{
@@ -32,7 +32,7 @@ impl Engine {
         let entries = self.store.entries(&project)?;
         let manifest = self.manifest.clone();
         let view = ProjectView::new(&manifest, &entries);
-        let hop = chunk.hop + 1;
+        let hop = chunk.hop.next();
         if view.chunk_recipient(&chunk.list, chunk.hop).as_ref() != Some(&self.me) {
             return Err(refuse(
                 RefusalCode::UnexpectedSender,
@@ -44,7 +44,7 @@ impl Engine {
         }
         let stored = self
             .store
-            .transaction(|tx| tx.hop(&project, &chunk.list, hop))?;
+            .transaction(|tx| tx.hop(&project, &chunk.list, hop.0))?;
         if let Some((_, true)) = stored {
             return Ok(vec![ack()]); // the whole list is done: a resend
         }
@@ -74,11 +74,11 @@ impl Engine {
             None => Vec::new(),
         };
         let done = records.len() as u64;
-        if chunk.chunk < done {
-            tracing::debug!(node = %self.me, %project, list = %chunk.list, hop, chunk = chunk.chunk, "chunk already stepped: acknowledged, not redone");
+        if chunk.chunk < ChunkIndex(done) {
+            tracing::debug!(node = %self.me, %project, list = %chunk.list, hop = hop.0, chunk = chunk.chunk.0, "chunk already stepped: acknowledged, not redone");
             return Ok(vec![ack()]);
         }
-        if chunk.chunk > done {
+        if chunk.chunk > ChunkIndex(done) {
             return Err(not_ready(format!(
                 "chunk {} before chunk {done}",
                 chunk.chunk
@@ -112,13 +112,13 @@ impl Engine {
         let list = chunk.list.clone();
         let linker = self.linker();
         self.store.transaction(|tx| {
-            tx.put_hop(&project, &list, hop, &records, complete)?;
+            tx.put_hop(&project, &list, hop.0, &records, complete)?;
             if is_linker {
                 tx.put_blob(
                     LinkerTable::Final,
                     &project,
                     &list,
-                    chunk.chunk,
+                    chunk.chunk.0,
                     &transcript::encode_value(&out.output),
                 )?;
             } else if let Some(next) = &next {
@@ -131,7 +131,7 @@ impl Engine {
         })?;
         // Counted by the restart tests: one line per chunk verified, stepped
         // and committed, so a chunk stepped twice shows up.
-        tracing::debug!(node = %self.me, %project, %list, hop, chunk = chunk.chunk, "chunk stepped");
+        tracing::debug!(node = %self.me, %project, %list, hop = hop.0, chunk = chunk.chunk.0, "chunk stepped");
         Ok(vec![ack()])
     }
 
@@ -140,7 +140,7 @@ impl Engine {
     fn hop_state(
         &mut self,
         ctx: ListContext,
-        hop: u32,
+        hop: HopIndex,
         previous_key: Option<WirePoint>,
         blinding_commitment: &WirePoint,
     ) -> Outcome<Hop> {

@@ -33,7 +33,7 @@ use kobling_protocol::{
     seal::{open_blinding, HpkeSecretKey, WrappedKey},
     share::Domain,
     transcript::{self, Body, Closure, ListAnnouncement},
-    types::{Digest, Name, ProjectId},
+    types::{ChunkIndex, Digest, HopIndex, Name, ProjectId, UnixTime},
     v2::{
         chunk_digest, pass_step, ChainStopped, ChainView, ChunkDigests, ChunkMsg, Combination,
         HopRecordV2, LinkerHop, ListAnnouncementV2, ListCheck, ListHeader, OwnerCheckBuilder, Pass,
@@ -67,8 +67,8 @@ pub(super) struct Hops {
 }
 
 /// The `hops` table's key of hop `hop` in attempt `attempt`.
-fn hop_key(hop: u32, attempt: u32) -> u32 {
-    hop | (attempt << 16)
+fn hop_key(hop: HopIndex, attempt: u32) -> u32 {
+    hop.0 | (attempt << 16)
 }
 
 /// A v1-shaped announcement's fields as a v2 announcement (the owner's
@@ -200,14 +200,14 @@ impl Engine {
         }
         let attempt = l.attempt;
         let hops = view.hops_of(&list);
-        let from_hop = msg.statement.statement.hop as usize;
+        let from_hop = msg.statement.statement.hop.as_usize();
         if hops.get(from_hop) != Some(&self.me) {
             return Err(refuse(
                 RefusalCode::UnexpectedSender,
                 format!("a chunk of list {list} from hop {from_hop} is not for this node"),
             ));
         }
-        let hop = from_hop as u32 + 1;
+        let hop = HopIndex(from_hop as u32 + 1);
         if l.hops.len() > from_hop {
             return Ok(vec![ack()]); // this hop's record is in the transcript
         }
@@ -222,11 +222,11 @@ impl Engine {
         };
         let done = records.len() as u64;
         let c = msg.statement.statement.chunk;
-        if c < done {
-            tracing::debug!(node = %self.me, %project, %list, hop, chunk = c, "chunk already stepped: acknowledged, not redone");
+        if c < ChunkIndex(done) {
+            tracing::debug!(node = %self.me, %project, %list, hop = hop.0, chunk = c.0, "chunk already stepped: acknowledged, not redone");
             return Ok(vec![ack()]);
         }
-        if c > done {
+        if c > ChunkIndex(done) {
             return Err(not_ready(format!("chunk {c} before chunk {done}")));
         }
         let header = l.header(Domain::Project(project.clone()));
@@ -246,7 +246,7 @@ impl Engine {
         let bad = |e: kobling_protocol::v2::HopError| refuse(RefusalCode::BadChunk, e.to_string());
         let (records, output, next, record) = if is_linker {
             let mut state = match self.v2_hops.linker.remove(&cache) {
-                Some(s) if s.next_chunk() == done => s,
+                Some(s) if s.next_chunk() == ChunkIndex(done) => s,
                 _ => {
                     let d =
                         l.announcement.blinding.first().copied().ok_or_else(|| {
@@ -292,7 +292,7 @@ impl Engine {
             (records, Output::Finals(finals), None, record)
         } else {
             let mut state = match self.v2_hops.register.remove(&cache) {
-                Some(s) if s.next_chunk() == done => s,
+                Some(s) if s.next_chunk() == ChunkIndex(done) => s,
                 _ => RegisterHop::new(
                     header.clone(),
                     hop,
@@ -333,7 +333,7 @@ impl Engine {
             (
                 records,
                 Output::Chunk(Box::new(out)),
-                hops.get(hop as usize).cloned(),
+                hops.get(hop.as_usize()).cloned(),
                 record,
             )
         };
@@ -348,14 +348,14 @@ impl Engine {
                         LinkerTable::Final,
                         project,
                         &list,
-                        c,
+                        c.0,
                         &transcript::encode_value(finals),
                     )?;
                     tx.put_v2(
                         project,
                         &list,
                         KEPT_Z,
-                        c,
+                        c.0,
                         &transcript::encode_value(&msg.points),
                     )?;
                 }
@@ -385,7 +385,7 @@ impl Engine {
         }
         // Counted by the restart tests: one line per chunk verified, stepped
         // and committed, so a chunk stepped twice shows up.
-        tracing::debug!(node = %self.me, %project, %list, hop, chunk = c, "chunk stepped");
+        tracing::debug!(node = %self.me, %project, %list, hop = hop.0, chunk = c.0, "chunk stepped");
         Ok(vec![ack()])
     }
 
@@ -527,7 +527,7 @@ impl Engine {
         }
         let step = StepKey::plain(self.step_share(&view, project, &list)?);
         let linker = self.linker();
-        let made = pass_step(&ctx, &pass, hop, &step, &mut self.rng);
+        let made = pass_step(&ctx, &pass, HopIndex(hop), &step, &mut self.rng);
         let (to, out) = match made {
             Ok(s) => {
                 let mut out = pass;
@@ -574,7 +574,7 @@ impl Engine {
         chain: &Chain,
         ctx: &PassContext,
         pass: &Pass,
-        now: u64,
+        now: UnixTime,
     ) -> Outcome<Vec<Message>> {
         let list = &pass.list;
         let mut have = false;
@@ -628,7 +628,7 @@ impl Engine {
             tx.for_each_v2(project, list, KEPT_Z, |c, bytes| {
                 let z: Vec<WirePoint> =
                     postcard::from_bytes(bytes).map_err(|_| StoreError::Corrupt("kept Z"))?;
-                if let Err(e) = b.push_chunk(&ctx.sigma, c, &z) {
+                if let Err(e) = b.push_chunk(&ctx.sigma, ChunkIndex(c), &z) {
                     failed.get_or_insert(e);
                 }
                 Ok(())
@@ -679,7 +679,7 @@ impl Engine {
         &mut self,
         project: &ProjectId,
         view: &ProjectView<'_>,
-        now: u64,
+        now: UnixTime,
         now_all: bool,
     ) -> Outcome<()> {
         let lists = view.participants();
@@ -748,10 +748,10 @@ impl Engine {
         from: &Name,
         hop: &HopOf,
         refusal: &kobling_protocol::refusal::Refusal,
-        now: u64,
+        now: UnixTime,
     ) -> Outcome<Vec<Message>> {
         let expected = hops
-            .get((hop.hop as usize).wrapping_sub(1))
+            .get(hop.hop.as_usize().wrapping_sub(1))
             .is_some_and(|m| m == from);
         if refusal.code != RefusalCode::Invalid || !expected || hop.member != *from {
             return Err(refusal.clone().into());
@@ -760,7 +760,7 @@ impl Engine {
             "list {} could not be verified (attempt {}): the record of hop {} ({from}) was refused: {}; the project is stopped",
             hop.list, hop.attempt, hop.hop, refusal.detail
         );
-        tracing::error!(node = %self.me, %project, list = %hop.list, hop = hop.hop, "{detail}");
+        tracing::error!(node = %self.me, %project, list = %hop.list, hop = hop.hop.0, "{detail}");
         self.stop_project(project, &detail, now)?;
         Ok(vec![ack()])
     }
@@ -774,7 +774,7 @@ impl Engine {
         &mut self,
         project: &ProjectId,
         list: &Name,
-        now: u64,
+        now: UnixTime,
     ) -> Outcome<()> {
         let detail = format!(
             "list {list} has no valid person (every row of its extract was refused); a project cannot link an empty list, so it is stopped: order it again without that register, or approve another extract"
@@ -799,14 +799,14 @@ impl Engine {
         hops: &[Name],
         msg: &ChunkMsg,
         error: &kobling_protocol::v2::HopError,
-        now: u64,
+        now: UnixTime,
     ) -> Outcome<()> {
         use kobling_protocol::v2::HopError;
         if !matches!(error, HopError::WrongCount { .. } | HopError::Point(_)) {
             return Ok(());
         }
         let st = &msg.statement.statement;
-        let from = st.hop as usize;
+        let from = st.hop.as_usize();
         let Some(sender) = from.checked_sub(1).and_then(|i| hops.get(i)) else {
             return Ok(()); // the owner (hop 0) is not a hop one can name
         };
@@ -833,7 +833,7 @@ impl Engine {
             chunk: st.chunk,
             named: Some((st.hop, sender.clone())),
         };
-        tracing::error!(node = %self.me, %project, %list, hop = st.hop, member = %sender, chunk = st.chunk, error = %error, "a hop signed a malformed chunk: it is named and the project stops");
+        tracing::error!(node = %self.me, %project, %list, hop = st.hop.0, member = %sender, chunk = st.chunk.0, error = %error, "a hop signed a malformed chunk: it is named and the project stops");
         let signed = self.sign(project, Body::ChainStopped(stop), now);
         let linker = self.linker();
         self.store.transaction(|tx| {
@@ -849,7 +849,7 @@ impl Engine {
         &mut self,
         project: &ProjectId,
         stop: &ChainStopped,
-        now: u64,
+        now: UnixTime,
     ) -> Outcome<()> {
         let detail = match &stop.named {
             Some((hop, member)) => format!(
@@ -871,7 +871,7 @@ impl Engine {
         &mut self,
         project: &ProjectId,
         detail: &str,
-        now: u64,
+        now: UnixTime,
     ) -> Outcome<()> {
         let reason = BoundedString::new(detail.to_string()).unwrap_or_default();
         self.publish_once(project, Step::Close, Body::Closure(Closure { reason }), now)
@@ -892,7 +892,7 @@ pub(super) fn empty_list(body: &Body) -> Option<Name> {
 pub(super) struct HopOf {
     pub(super) list: Name,
     attempt: u32,
-    hop: u32,
+    hop: HopIndex,
     member: Name,
 }
 

@@ -18,7 +18,7 @@ use kobling_protocol::{
     seal::SealedItem,
     share::Domain,
     transcript::{self, Body, DeliveredList, DeliveryRecord, Trailer},
-    types::{Digest, ProjectId},
+    types::{Digest, ProjectId, UnixTime},
 };
 use rand_chacha::rand_core::Rng;
 
@@ -35,7 +35,7 @@ use crate::{
 impl Engine {
     /// The researcher's fetch: the transcript, then per list a header and
     /// the delivered items, spooled.
-    pub(super) fn fetch(&mut self, req: &SignedRequest, now: u64) -> Outcome<Replies> {
+    pub(super) fn fetch(&mut self, req: &SignedRequest, now: UnixTime) -> Outcome<Replies> {
         let project = req.request.project.clone();
         let entries = self.researcher_request(req, Action::Fetch, now)?;
         let manifest = self.manifest.clone();

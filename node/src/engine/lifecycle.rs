@@ -11,7 +11,7 @@ use kobling_protocol::{
     sequencer,
     share::Domain,
     transcript::{Body, Closure, Entry, ProjectOrder, Shredded},
-    types::ProjectId,
+    types::{ProjectId, UnixTime},
 };
 
 use super::{
@@ -35,7 +35,7 @@ impl Engine {
     /// # Errors
     ///
     /// An [`EngineError`]; refusals of a duty are logged and retried.
-    pub fn tick(&mut self, now: u64) -> Result<(), EngineError> {
+    pub fn tick(&mut self, now: UnixTime) -> Result<(), EngineError> {
         for project in self.store.projects()? {
             if !self.finished.contains(&project) {
                 self.tick_project(&project, now)?;
@@ -49,12 +49,14 @@ impl Engine {
     /// # Errors
     ///
     /// As [`tick`](Self::tick).
-    pub fn tick_project(&mut self, project: &ProjectId, now: u64) -> Result<(), EngineError> {
+    pub fn tick_project(&mut self, project: &ProjectId, now: UnixTime) -> Result<(), EngineError> {
         let manifest = self.manifest.clone();
         let entries = self.store.entries(project)?;
         let notice = self.store.notice(project)?.map(|n| n.notice.phase);
         let view = ProjectView::new(&manifest, &entries).with_notice(notice);
-        let ordered = entries.first().map_or(0, |e| e.signed.statement.time);
+        let ordered = entries
+            .first()
+            .map_or(UnixTime::EPOCH, |e| e.signed.statement.time);
         if sequencer::forgotten(&view, self.role, ordered, now) {
             return self.forget(project);
         }
@@ -117,7 +119,7 @@ impl Engine {
         &mut self,
         req: &SignedRequest,
         action: Action,
-        now: u64,
+        now: UnixTime,
         allowed: impl Fn(&ProjectOrder) -> bool,
     ) -> Outcome<Vec<Entry>> {
         req.check(now, &self.me, &self.manifest_digest)
@@ -143,7 +145,7 @@ impl Engine {
         &mut self,
         req: &SignedRequest,
         action: Action,
-        now: u64,
+        now: UnixTime,
     ) -> Outcome<Vec<Entry>> {
         self.client_request(req, action, now, |order| {
             req.key == order.researcher_signing_key
@@ -155,7 +157,7 @@ impl Engine {
     /// transcript; a register's operators get what registers hold, the
     /// transcript's register prefix and the phase notice (issue 12 item 1:
     /// nothing written after the lists were verified, no counts).
-    pub(super) fn status(&mut self, req: &SignedRequest, now: u64) -> Outcome<Vec<Message>> {
+    pub(super) fn status(&mut self, req: &SignedRequest, now: UnixTime) -> Outcome<Vec<Message>> {
         let manifest = self.manifest.clone();
         let researcher = std::cell::Cell::new(false);
         let entries = self.client_request(req, Action::Status, now, |order| {
@@ -187,7 +189,7 @@ impl Engine {
     }
 
     /// The researcher closes the project (linker).
-    pub(super) fn close(&mut self, req: &SignedRequest, now: u64) -> Outcome<Vec<Message>> {
+    pub(super) fn close(&mut self, req: &SignedRequest, now: UnixTime) -> Outcome<Vec<Message>> {
         let project = req.request.project.clone();
         let entries = self.researcher_request(req, Action::Close, now)?;
         let view = ProjectView::new(&self.manifest, &entries);
@@ -216,7 +218,12 @@ impl Engine {
     /// deletes the project's working data (the transcript stays). (An
     /// order no operator approved is forgotten instead, after
     /// [`sequencer::UNAPPROVED_LIFETIME`] at the latest: [`Engine::forget`].)
-    fn expire(&mut self, project: &ProjectId, view: &ProjectView<'_>, now: u64) -> Outcome<()> {
+    fn expire(
+        &mut self,
+        project: &ProjectId,
+        view: &ProjectView<'_>,
+        now: UnixTime,
+    ) -> Outcome<()> {
         let Some(order) = view.order() else {
             return Ok(());
         };
@@ -261,7 +268,7 @@ impl Engine {
     /// be sent again, so the linker records the failure once, naming the
     /// list, as the project's closure, and every node shreds. It is not
     /// retried on every tick.
-    fn linkage_failed(&mut self, project: &ProjectId, detail: &str, now: u64) -> Outcome<()> {
+    fn linkage_failed(&mut self, project: &ProjectId, detail: &str, now: UnixTime) -> Outcome<()> {
         tracing::error!(node = %self.me, %project, %detail, "the linkage failed; the project is closed");
         let reason: String = format!("linkage failed: {detail}")
             .chars()
@@ -273,7 +280,7 @@ impl Engine {
 
     /// Shreds this node's key share of a closed project and deletes its
     /// working data; records the shredding.
-    fn shred(&mut self, project: &ProjectId, now: u64) -> Outcome<()> {
+    fn shred(&mut self, project: &ProjectId, now: UnixTime) -> Outcome<()> {
         // A list still being prepared is dropped (the job stops).
         self.jobs.remove(project);
         let domain = Domain::Project(project.clone());

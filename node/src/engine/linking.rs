@@ -13,7 +13,7 @@ use kobling_protocol::{
     refusal::RefusalCode,
     seal::{open_blinding, HpkeSecretKey, SealedItem, WrappedKey},
     transcript::{self, Body, Closure},
-    types::{Name, Position, ProjectId},
+    types::{Name, Position, ProjectId, UnixTime},
 };
 
 use super::{
@@ -35,7 +35,7 @@ impl Engine {
         project: &ProjectId,
         list: &Name,
         sealed: &WrappedKey,
-        now: u64,
+        now: UnixTime,
     ) -> Outcome<Vec<Message>> {
         let entries = self.store.entries(project)?;
         let view = ProjectView::new(&self.manifest, &entries);
@@ -157,7 +157,7 @@ impl Engine {
         &mut self,
         project: &ProjectId,
         view: &ProjectView<'_>,
-        now: u64,
+        now: UnixTime,
     ) -> Outcome<()> {
         if self
             .store

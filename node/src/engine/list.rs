@@ -13,7 +13,7 @@ use kobling_protocol::{
     seal::HpkePublicKey,
     share::Domain,
     transcript::Body,
-    types::{Digest, ProjectId},
+    types::{Digest, ProjectId, UnixTime},
 };
 use rand_chacha::rand_core::Rng;
 use zeroize::Zeroizing;
@@ -32,7 +32,7 @@ impl Engine {
         project: &ProjectId,
         view: &ProjectView<'_>,
         extract: Digest,
-        now: u64,
+        now: UnixTime,
     ) -> Outcome<()> {
         if self
             .store
@@ -77,7 +77,7 @@ impl Engine {
                 self.jobs.insert(
                     project.clone(),
                     JobState::Failed {
-                        retry_at: now.saturating_add(RETRY_AFTER_SECONDS),
+                        retry_at: now.plus(RETRY_AFTER_SECONDS),
                     },
                 );
                 Err(e.into())
@@ -139,7 +139,12 @@ impl Engine {
     }
 
     /// Queues a prepared list in one transaction.
-    fn queue_list(&mut self, project: &ProjectId, prepared: PreparedList, now: u64) -> Outcome<()> {
+    fn queue_list(
+        &mut self,
+        project: &ProjectId,
+        prepared: PreparedList,
+        now: UnixTime,
+    ) -> Outcome<()> {
         let linker = self.linker();
         let started = std::time::Instant::now();
         let PreparedList {
@@ -178,7 +183,7 @@ impl Engine {
                             project,
                             &me,
                             super::chain_v2::KEPT_Y,
-                            chunk.statement.statement.chunk,
+                            chunk.statement.statement.chunk.0,
                             &kobling_protocol::transcript::encode_value(&chunk.points),
                         )?;
                         kept += 1;

@@ -75,7 +75,7 @@ use kobling_protocol::{
     refusal::{Refusal, RefusalCode},
     sequencer::MAX_LIST_SEALED_BYTES,
     transcript::{Entry, SignedStatement},
-    types::{Digest, Name, ProjectId},
+    types::{Digest, Name, ProjectId, UnixTime},
 };
 use zeroize::Zeroizing;
 
@@ -294,7 +294,7 @@ impl Engine {
         &mut self,
         from: &Peer,
         msg: Message,
-        now: u64,
+        now: UnixTime,
     ) -> Result<Vec<Message>, EngineError> {
         Ok(self.handle_streamed(from, msg, now)?.collect())
     }
@@ -310,7 +310,7 @@ impl Engine {
         &mut self,
         from: &Peer,
         msg: Message,
-        now: u64,
+        now: UnixTime,
     ) -> Result<Replies, EngineError> {
         let kind = msg.kind();
         let result = self.admit_and_handle(from, msg, now);
@@ -330,7 +330,7 @@ impl Engine {
         request: SignedRequest,
         order: Entry,
         file: Result<ExtractFile, Refusal>,
-        now: u64,
+        now: UnixTime,
     ) -> Result<Replies, EngineError> {
         let msg = Message::Approve {
             statement,
@@ -380,7 +380,7 @@ impl Engine {
         Ok(())
     }
 
-    fn admit_and_handle(&mut self, from: &Peer, msg: Message, now: u64) -> Outcome<Replies> {
+    fn admit_and_handle(&mut self, from: &Peer, msg: Message, now: UnixTime) -> Outcome<Replies> {
         self.admit(from, &msg)?;
         match self.role {
             Role::Linker => self.linker_handles(from, msg, now),
@@ -389,7 +389,7 @@ impl Engine {
     }
 
     /// The linker's messages (authorised by kind and sender already).
-    fn linker_handles(&mut self, from: &Peer, msg: Message, now: u64) -> Outcome<Replies> {
+    fn linker_handles(&mut self, from: &Peer, msg: Message, now: UnixTime) -> Outcome<Replies> {
         let replies = match (msg, from) {
             (Message::Hello { version }, _) => hello(version)?,
             (Message::SubmitOrder(signed), _) => self.submit_order(signed, now)?,
@@ -425,7 +425,7 @@ impl Engine {
     }
 
     /// A register's messages (authorised by kind and sender already).
-    fn register_handles(&mut self, from: &Peer, msg: Message, now: u64) -> Outcome<Replies> {
+    fn register_handles(&mut self, from: &Peer, msg: Message, now: UnixTime) -> Outcome<Replies> {
         let replies = match (msg, from) {
             (Message::Hello { version }, _) => hello(version)?,
             (
@@ -483,7 +483,7 @@ fn unexpected(msg: &Message) -> Refused {
 
 /// A time for statements made while handling a message: the latest time in
 /// the transcript (the engine's clock is only read on ticks).
-fn now_of(entries: &[Entry]) -> u64 {
+fn now_of(entries: &[Entry]) -> UnixTime {
     entries
         .iter()
         .map(|e| e.signed.statement.time)

@@ -19,7 +19,7 @@ use kobling_protocol::{
     refusal::RefusalCode,
     share::{Domain, Share},
     transcript::{Approval, Body, KeyCommitment, ProjectOrder},
-    types::{Digest, ProjectId},
+    types::{Digest, ProjectId, UnixTime},
 };
 
 use super::{
@@ -45,7 +45,7 @@ impl Engine {
         &mut self,
         project: &ProjectId,
         view: &ProjectView<'_>,
-        now: u64,
+        now: UnixTime,
     ) -> Outcome<()> {
         let domain = Domain::Project(project.clone());
         self.keystore

@@ -28,6 +28,7 @@ use super::{
     Engine,
 };
 use crate::store::Remembered;
+use kobling_protocol::types::UnixTime;
 
 /// The most client requests a node remembers at once.
 pub const MAX_REMEMBERED_REQUESTS: u64 = 1 << 16;
@@ -35,9 +36,9 @@ pub const MAX_REMEMBERED_REQUESTS: u64 = 1 << 16;
 impl Engine {
     /// Remembers `req` (checked and allowed) at `now`, refusing it if it
     /// was seen before.
-    pub(super) fn remember_request(&mut self, req: &SignedRequest, now: u64) -> Outcome<()> {
+    pub(super) fn remember_request(&mut self, req: &SignedRequest, now: UnixTime) -> Outcome<()> {
         let digest = req.request.digest();
-        let forget_before = now.saturating_sub(MAX_CLOCK_SKEW);
+        let forget_before = now.minus(MAX_CLOCK_SKEW);
         let remembered = self.store.transaction(|tx| {
             tx.remember_request(
                 &digest,

@@ -12,7 +12,7 @@ use kobling_protocol::{
     refusal::{Refusal, RefusalCode},
     sequencer::{self, Admitted},
     transcript::{self, Body, Entry, SignedStatement, Signer, Statement},
-    types::{Name, ProjectId},
+    types::{Name, ProjectId, UnixTime},
 };
 
 use super::{
@@ -26,7 +26,7 @@ impl Engine {
     pub(super) fn submit_order(
         &mut self,
         signed: SignedStatement,
-        now: u64,
+        now: UnixTime,
     ) -> Outcome<Vec<Message>> {
         // No authority's grant: refused before anything is read or written.
         sequencer::admit_grant(&self.manifest, &signed)?;
@@ -47,7 +47,7 @@ impl Engine {
 
     /// Orders of the researcher with `key` that no operator approved yet
     /// (and that are not closed).
-    fn unapproved_orders(&self, key: &kobling_protocol::manifest::Key32) -> Outcome<usize> {
+    fn unapproved_orders(&self, key: &kobling_protocol::manifest::Ed25519Key) -> Outcome<usize> {
         let mut count = 0;
         for first in self.store.first_entries()? {
             let mine = matches!(&first.signed.statement.body, Body::Order(o) if o.researcher_signing_key == *key);
@@ -164,7 +164,7 @@ impl Engine {
         project: &ProjectId,
         step: Step,
         body: Body,
-        now: u64,
+        now: UnixTime,
     ) -> Outcome<()> {
         let signed = self.sign(project, body, now);
         let linker = self.linker();
@@ -177,7 +177,7 @@ impl Engine {
     }
 
     /// This node's signed statement.
-    pub(super) fn sign(&self, project: &ProjectId, body: Body, now: u64) -> SignedStatement {
+    pub(super) fn sign(&self, project: &ProjectId, body: Body, now: UnixTime) -> SignedStatement {
         Statement {
             project: project.clone(),
             time: now,

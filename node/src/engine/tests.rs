@@ -15,7 +15,7 @@ use kobling_protocol::{
     refusal::RefusalCode,
     share::Domain,
     transcript::{Body, ProjectOrder, SignedStatement, Signer, Statement},
-    types::{Digest, Name, ProjectId},
+    types::{ChunkIndex, Digest, HopIndex, Name, ProjectId, UnixTime},
 };
 use kobling_sim::population::{generate, Extract, Population, PopulationConfig};
 
@@ -27,7 +27,7 @@ use crate::{
 };
 
 const REGISTERS: [&str; 3] = ["NPR", "KPR", "SSB"];
-const NOW: u64 = crate::testing::EPOCH;
+const NOW: UnixTime = UnixTime(crate::testing::EPOCH);
 
 fn name(s: &str) -> Name {
     Name::new(s).expect("valid")
@@ -41,7 +41,7 @@ struct Fed {
     engines: BTreeMap<Name, Engine>,
     pop: Population,
     /// The expiry date put in orders.
-    expires: u64,
+    expires: UnixTime,
     /// Prepare lists on threads (as the daemon does).
     background: bool,
     /// A node whose list jobs `pump` does not wait for.
@@ -143,7 +143,13 @@ impl Fed {
         self.approve_at(project, register, operator, NOW)
     }
 
-    fn approve_at(&mut self, project: &str, register: &str, operator: usize, now: u64) -> Message {
+    fn approve_at(
+        &mut self,
+        project: &str,
+        register: &str,
+        operator: usize,
+        now: UnixTime,
+    ) -> Message {
         let msg = self.approval_message_at(project, register, operator, now);
         self.client_at(register, msg, now).remove(0)
     }
@@ -157,7 +163,7 @@ impl Fed {
         project: &str,
         register: &str,
         operator: usize,
-        now: u64,
+        now: UnixTime,
     ) -> Message {
         let order = self.order(project);
         let entry = self.order_entry(&order.project);
@@ -185,7 +191,7 @@ impl Fed {
         signed: SignedStatement,
         operator: usize,
         extract: &str,
-        now: u64,
+        now: UnixTime,
     ) -> Message {
         let order = self.order_entry(&signed.statement.project);
         self.keys
@@ -210,7 +216,7 @@ impl Fed {
     }
 
     /// A request for node `to`, with a fresh nonce.
-    fn request_for(&self, to: &str, project: &str, action: Action, now: u64) -> Request {
+    fn request_for(&self, to: &str, project: &str, action: Action, now: UnixTime) -> Request {
         let project = ProjectId::new(project).expect("valid");
         self.keys.request_for(&name(to), &project, action, now)
     }
@@ -224,7 +230,7 @@ impl Fed {
         self.client_at(to, msg, NOW)
     }
 
-    fn client_at(&mut self, to: &str, msg: Message, now: u64) -> Vec<Message> {
+    fn client_at(&mut self, to: &str, msg: Message, now: UnixTime) -> Vec<Message> {
         self.engines
             .get_mut(&name(to))
             .expect("engine")
@@ -439,8 +445,8 @@ fn a_chunk_for_a_project_this_node_has_not_approved_is_refused() {
     let chunk = kobling_protocol::hop::PointChunk {
         project: ProjectId::new("P-3").expect("valid"),
         list: name("NPR"),
-        hop: 0,
-        chunk: 0,
+        hop: HopIndex(0),
+        chunk: ChunkIndex(0),
         input: BoundedVec::default(),
         output: BoundedVec::default(),
         proof: None,
@@ -539,10 +545,10 @@ fn an_expired_project_is_closed_shredded_and_refuses_approvals_and_fetches() {
         "an order already expired"
     );
 
-    fed.expires = NOW + 600;
+    fed.expires = NOW.plus(600);
     assert!(matches!(fed.submit("P-9"), Message::Ack { .. }));
     fed.pump();
-    let late = NOW + 600;
+    let late = NOW.plus(600);
     assert_eq!(
         refused_with(&fed.approve_at("P-9", "NPR", 0, late)),
         Some(RefusalCode::Expired),
@@ -1032,7 +1038,12 @@ fn requests_and_approval_envelopes_cannot_be_replayed_redirected_or_rewritten() 
 
     // A stale request is refused by its time; the cache forgets it then.
     let stale = fed
-        .request_for("LINKER", "R-1", Action::Status, NOW - MAX_CLOCK_SKEW - 1)
+        .request_for(
+            "LINKER",
+            "R-1",
+            Action::Status,
+            NOW.minus(MAX_CLOCK_SKEW + 1),
+        )
         .sign(&fed.researcher);
     assert_eq!(
         refused_with(&fed.client("LINKER", Message::Status(stale))[0]),
@@ -1181,7 +1192,7 @@ fn unapproved_orders_are_capped_per_researcher_bounded_in_time_and_dropped() {
     fed.pump();
 
     // An order that expires years after the bound: refused, not stored.
-    fed.expires = NOW + MAX_ORDER_LIFETIME + 86_400;
+    fed.expires = NOW.plus(MAX_ORDER_LIFETIME + 86_400);
     fed.researcher = SigningKey::from_bytes(&[0x42; 32]);
     assert_eq!(refused_with(&fed.submit("F-FAR")), Some(RefusalCode::Order));
     assert!(!linker_holds(&fed, "F-FAR"));
@@ -1203,7 +1214,7 @@ fn unapproved_orders_are_capped_per_researcher_bounded_in_time_and_dropped() {
     // A week later, the orders nobody approved are forgotten: no row
     // about them is left at any node, and their ids can be ordered again;
     // the approved one goes on.
-    let later = NOW + UNAPPROVED_LIFETIME;
+    let later = NOW.plus(UNAPPROVED_LIFETIME);
     fed.engines
         .get_mut(&name("LINKER"))
         .expect("linker")
@@ -1222,7 +1233,7 @@ fn unapproved_orders_are_capped_per_researcher_bounded_in_time_and_dropped() {
             assert_eq!(rows_about(&fed.dir.path().join(m), p), 0, "{m} kept {p}");
         }
     }
-    fed.expires = NOW + 365 * 86_400;
+    fed.expires = NOW.plus(365 * 86_400);
     assert!(matches!(fed.submit(&projects[1]), Message::Ack { .. }));
     assert!(linker_holds(&fed, &projects[1]));
 }
@@ -1251,7 +1262,7 @@ fn a_register_forgets_an_order_whose_approval_the_linker_never_recorded() {
     // (no pump) before the linker's wait ends.
     assert!(matches!(fed.approve("G-1", "NPR", 0), Message::Ack { .. }));
     assert!(rows_about(&npr, "G-1") > 0, "the register took the order");
-    let later = NOW + UNAPPROVED_LIFETIME;
+    let later = NOW.plus(UNAPPROVED_LIFETIME);
     fed.engines
         .get_mut(&name("LINKER"))
         .expect("linker")
@@ -1263,7 +1274,7 @@ fn a_register_forgets_an_order_whose_approval_the_linker_never_recorded() {
     let register = fed.engines.get_mut(&name("NPR")).expect("npr");
     register.tick(later).expect("tick");
     assert!(rows_about(&npr, "G-1") > 0);
-    register.tick(later + REGISTER_GRACE).expect("tick");
+    register.tick(later.plus(REGISTER_GRACE)).expect("tick");
     assert_eq!(rows_about(&npr, "G-1"), 0);
     assert_eq!(files_of(&npr), before);
 

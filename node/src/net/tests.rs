@@ -17,7 +17,7 @@ use tokio::{
 
 use kobling_keys::{KdfParams, Keystore};
 use kobling_protocol::{
-    manifest::{Key32, Manifest, Member, Operator, Role},
+    manifest::{Ed25519Key, Manifest, Member, Operator, Role},
     messages::{Message, MAX_FRAME},
     types::Name,
 };
@@ -95,7 +95,7 @@ impl Node {
                 Role::Register => (0..2)
                     .map(|i| Operator {
                         name: format!("op{i}"),
-                        key: Key32([seed * 2 + i; 32]),
+                        key: Ed25519Key([seed * 2 + i; 32]),
                     })
                     .collect(),
                 Role::Linker => Vec::new(),

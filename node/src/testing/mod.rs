@@ -32,7 +32,7 @@ use kobling_keys::{KdfParams, Keystore, KeystoreError};
 use kobling_protocol::{
     bounded::{BoundedString, BoundedVec},
     link::Lnr,
-    manifest::{Key32, Manifest, Member, Operator, Role},
+    manifest::{Ed25519Key, Manifest, Member, Operator, Role, X25519Key},
     messages::{Action, Message, Request},
     project::Phase,
     project::ProjectView,
@@ -42,7 +42,7 @@ use kobling_protocol::{
         self, Approval, Body, Entry, ProjectOrder, RegisterRequest, SignedStatement, Signer,
         Statement, Trailer, VerifiedTranscript,
     },
-    types::{Name, ProjectId},
+    types::{Name, ProjectId, UnixTime},
 };
 use kobling_sim::population::Extract;
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
@@ -135,7 +135,7 @@ pub struct ProjectConfig {
 #[derive(Debug, Clone, Copy)]
 pub struct OrderTerms {
     /// Unix time the order expires at (default: a year after [`EPOCH`]).
-    pub expires: u64,
+    pub expires: UnixTime,
     /// Whether the order asks for test mode (default: no).
     pub test_mode: bool,
 }
@@ -143,7 +143,7 @@ pub struct OrderTerms {
 impl Default for OrderTerms {
     fn default() -> Self {
         Self {
-            expires: EPOCH + 86_400 * 365,
+            expires: UnixTime(EPOCH + 86_400 * 365),
             test_mode: false,
         }
     }
@@ -218,7 +218,7 @@ impl Federation {
                     .enumerate()
                     .map(|(k, o)| Operator {
                         name: format!("{member}-operator-{}", k + 1),
-                        key: Key32(o.verifying_key().to_bytes()),
+                        key: Ed25519Key(o.verifying_key().to_bytes()),
                     })
                     .collect(),
                 ..ks.manifest_entry(n.clone(), role, format!("127.0.0.1:{}", 7400 + i))
@@ -230,7 +230,7 @@ impl Federation {
             members,
             authorities: vec![kobling_protocol::manifest::Authority {
                 name: "access office (testing)".into(),
-                key: Key32(authority().verifying_key().to_bytes()),
+                key: Ed25519Key(authority().verifying_key().to_bytes()),
             }],
             domains: Vec::new(),
         };
@@ -457,8 +457,8 @@ impl Federation {
                 .map_err(|e| TestingError::Unexpected(e.to_string()))?,
             cohort: text(cohort)?,
             expires: terms.expires,
-            researcher_signing_key: Key32(self.researcher.verifying_key().to_bytes()),
-            researcher_hpke_key: Key32(*self.researcher_hpke.public_key().as_bytes()),
+            researcher_signing_key: Ed25519Key(self.researcher.verifying_key().to_bytes()),
+            researcher_hpke_key: X25519Key(*self.researcher_hpke.public_key().as_bytes()),
             test_mode: terms.test_mode,
             grant: None,
             delivery: None,
@@ -469,7 +469,13 @@ impl Federation {
 
     /// A request for node `to`, with the next nonce (unsigned: sign it
     /// with the researcher's or an operator's key).
-    pub fn request_for(&self, to: &Name, project: &ProjectId, action: Action, now: u64) -> Request {
+    pub fn request_for(
+        &self,
+        to: &Name,
+        project: &ProjectId,
+        action: Action,
+        now: UnixTime,
+    ) -> Request {
         let n = self
             .nonces
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -487,7 +493,7 @@ impl Federation {
     }
 
     /// The researcher's signed submission of `order`.
-    pub fn submit_message(&self, order: &ProjectOrder, now: u64) -> Message {
+    pub fn submit_message(&self, order: &ProjectOrder, now: UnixTime) -> Message {
         let signed = Statement {
             project: order.project.clone(),
             time: now,
@@ -514,7 +520,7 @@ impl Federation {
         extract: &Extract,
         file: &str,
         operator: usize,
-        now: u64,
+        now: UnixTime,
     ) -> Result<Message, TestingError> {
         let register = name(extract.name)?;
         let path = self.extracts().join(file);
@@ -546,7 +552,7 @@ impl Federation {
             time: now,
             signer: Signer::Operator {
                 register,
-                key: Key32(key.verifying_key().to_bytes()),
+                key: Ed25519Key(key.verifying_key().to_bytes()),
             },
             body: Body::Approval(approval),
         }
@@ -568,7 +574,7 @@ impl Federation {
         order_entry: &Entry,
         operator: usize,
         file: &str,
-        now: u64,
+        now: UnixTime,
     ) -> Result<Message, TestingError> {
         let Signer::Operator { register, .. } = &signed.statement.signer else {
             return Err(TestingError::Unexpected(
@@ -607,7 +613,7 @@ impl Federation {
         &self,
         project: &str,
         action: Action,
-        now: u64,
+        now: UnixTime,
     ) -> Result<Message, TestingError> {
         let linker = self
             .manifest

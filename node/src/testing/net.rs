@@ -25,7 +25,7 @@ use kobling_protocol::{
     messages::Message,
     refusal::RefusalCode,
     transcript::Entry,
-    types::{Name, ProjectId},
+    types::{Name, ProjectId, UnixTime},
 };
 use rand_chacha::{
     rand_core::{Rng, SeedableRng},
@@ -248,8 +248,8 @@ impl Net {
     }
 
     /// Unix seconds on the virtual clock.
-    pub fn now(&self) -> u64 {
-        self.epoch + self.clock / 1000
+    pub fn now(&self) -> UnixTime {
+        UnixTime(self.epoch + self.clock / 1000)
     }
 
     /// Virtual milliseconds since the start.

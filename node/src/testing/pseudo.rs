@@ -14,11 +14,11 @@ use kobling_protocol::{
     domain::{pseudonym_hex, DomainSpec, PseudonymousList},
     group::WirePoint,
     ident::{Identifier, ParseOptions},
-    manifest::Key32,
+    manifest::Ed25519Key,
     refusal::RefusalCode,
     share::Domain,
     transcript::{Approval, Body, Entry, ProjectOrder, Signer, Statement},
-    types::Digest,
+    types::{Digest, UnixTime},
 };
 use kobling_sim::population::Extract;
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
@@ -162,7 +162,7 @@ impl Federation {
         order_entry: &Entry,
         register: &str,
         operator: usize,
-        now: u64,
+        now: UnixTime,
     ) -> Result<kobling_protocol::messages::Message, TestingError> {
         let register = name(register)?;
         let key = self
@@ -175,7 +175,7 @@ impl Federation {
             time: now,
             signer: Signer::Operator {
                 register: register.clone(),
-                key: Key32(key.verifying_key().to_bytes()),
+                key: Ed25519Key(key.verifying_key().to_bytes()),
             },
             body: Body::Approval(Approval {
                 register,
@@ -272,7 +272,7 @@ impl Federation {
         &self,
         net: &mut Net,
         register: &str,
-        make: impl Fn(&Self, u64) -> Result<kobling_protocol::messages::Message, TestingError>,
+        make: impl Fn(&Self, UnixTime) -> Result<kobling_protocol::messages::Message, TestingError>,
     ) -> Result<(), TestingError> {
         let until = net.clock_ms().saturating_add(60_000);
         loop {

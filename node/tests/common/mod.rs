@@ -18,7 +18,7 @@ use std::{
 };
 
 use kobling_protocol::{
-    manifest::{Key32, Manifest, Member, Operator},
+    manifest::{Ed25519Key, Manifest, Member, Operator},
     types::ProjectId,
 };
 use kobling_sim::{
@@ -278,7 +278,7 @@ pub(crate) fn setup_with_each(
                 let public = ok(&["keys", "operator", "--out", path(&key)]);
                 member.operators.push(Operator {
                     name: format!("{name} operator {k}"),
-                    key: Key32::from_hex(public.trim()).expect("hex key"),
+                    key: Ed25519Key::from_hex(public.trim()).expect("hex key"),
                 });
             }
         }
@@ -292,7 +292,7 @@ pub(crate) fn setup_with_each(
         members,
         authorities: vec![kobling_protocol::manifest::Authority {
             name: "access office".into(),
-            key: Key32::from_hex(authority_public.trim()).expect("hex key"),
+            key: Ed25519Key::from_hex(authority_public.trim()).expect("hex key"),
         }],
         domains: Vec::new(),
     };

@@ -162,10 +162,7 @@ pub(crate) fn request(
     Request {
         project: ProjectId::new(project).expect("valid"),
         action,
-        time: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs(),
+        time: kobling_node::daemon::unix_now(),
         node: Name::new(node).expect("valid"),
         manifest: manifest.digest(),
         nonce,

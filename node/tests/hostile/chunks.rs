@@ -10,6 +10,7 @@ use ed25519_dalek::SigningKey;
 use kobling_protocol::{bounded::BoundedVec, v2::ChunkMsg};
 
 use crate::{attack, chunk_to, harness::name, to_ssb, Message, Shared, P1};
+use kobling_protocol::types::{ChunkIndex, HopIndex};
 
 /// `c` re-signed by KPR (its statement as edited).
 fn signed(s: &Shared, mut c: ChunkMsg) -> Message {
@@ -24,7 +25,7 @@ fn a_chunk_kpr_signs_past_the_list_is_a_bad_chunk_that_names_nobody() {
     // SSB names nobody and the shared project goes on.
     attack(|s| async move {
         let mut c = s.honest.clone();
-        c.statement.statement.chunk = 1 << 40;
+        c.statement.statement.chunk = ChunkIndex(1 << 40);
         let m = signed(s, c);
         assert_eq!(
             to_ssb(s, m).await,
@@ -79,7 +80,7 @@ fn strict_mode_fields_in_an_optimistic_attempt_are_a_bad_chunk() {
 fn a_hop_past_the_chain_is_a_bad_chunk() {
     attack(|s| async move {
         let mut c = s.honest.clone();
-        c.statement.statement.hop = u32::MAX;
+        c.statement.statement.hop = HopIndex(u32::MAX);
         assert_eq!(
             to_ssb(s, chunk_to(P1, c)).await,
             "bad-chunk",
@@ -92,7 +93,7 @@ fn a_hop_past_the_chain_is_a_bad_chunk() {
 fn a_chunk_past_the_list_is_a_bad_chunk() {
     attack(|s| async move {
         let mut c = s.honest.clone();
-        c.statement.statement.chunk = 1 << 40;
+        c.statement.statement.chunk = ChunkIndex(1 << 40);
         assert_eq!(
             to_ssb(s, chunk_to(P1, c)).await,
             "bad-chunk",
@@ -122,7 +123,7 @@ fn a_chunk_of_an_unknown_list_is_refused() {
 fn a_chunk_from_a_member_that_is_not_its_previous_hop_is_refused() {
     attack(|s| async move {
         let mut c = s.honest.clone();
-        c.statement.statement.hop = 0; // as if KPR were NPR, the owner
+        c.statement.statement.hop = HopIndex(0); // as if KPR were NPR, the owner
         assert_eq!(to_ssb(s, chunk_to(P1, c)).await, "unexpected-sender");
     });
 }

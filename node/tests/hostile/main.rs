@@ -42,7 +42,7 @@ use kobling_node::net::client::ClientError;
 use kobling_protocol::{
     messages::Message,
     share::Domain,
-    types::Name,
+    types::{ChunkIndex, HopIndex, Name},
     v2::{ChunkMsg, ListHeader},
 };
 use tokio::runtime::Runtime;
@@ -112,8 +112,8 @@ fn shared() -> &'static Shared {
 pub(crate) fn first_chunk(m: &Message, project: &str) -> bool {
     matches!(m, Message::ChunkV2 { project: p, chunk: c } if p.as_str() == project
         && c.list.as_str() == "NPR"
-        && c.statement.statement.hop == 1
-        && c.statement.statement.chunk == 0)
+        && c.statement.statement.hop == HopIndex(1)
+        && c.statement.statement.chunk == ChunkIndex(0))
 }
 
 /// `c` as a message of `project`.

@@ -6,7 +6,7 @@ use kobling_node::daemon::unix_now;
 use kobling_protocol::{
     bounded::{BoundedBytes, BoundedVec},
     group::WirePoint,
-    manifest::Key32,
+    manifest::Ed25519Key,
     messages::Message,
     seal::{SealedItem, WrappedKey},
     share::Domain,
@@ -77,7 +77,7 @@ fn another_registers_operator_statement_is_impersonation() {
         let op = &s.fed.keys.operators[&name("NPR")][0];
         let signer = Signer::Operator {
             register: name("NPR"),
-            key: Key32(op.verifying_key().to_bytes()),
+            key: Ed25519Key(op.verifying_key().to_bytes()),
         };
         assert_eq!(
             from_kpr(s, &name("LINKER"), commitment(op, signer)).await,

@@ -23,6 +23,7 @@ use crate::{
     harness::{name, pid, settings},
     P1,
 };
+use kobling_protocol::types::{ChunkIndex, HopIndex};
 
 /// `Message::Points` with `n` output points, as raw postcard bytes: a
 /// message no honest encoder can produce when `n` exceeds the limit.
@@ -45,8 +46,8 @@ fn points_bytes(chunk: &PointChunk, n: usize) -> Vec<u8> {
         varint(s.len() as u64, &mut out);
         out.extend_from_slice(s.as_bytes());
     }
-    varint(u64::from(chunk.hop), &mut out);
-    varint(chunk.chunk, &mut out);
+    varint(u64::from(chunk.hop.0), &mut out);
+    varint(chunk.chunk.0, &mut out);
     varint(0, &mut out); // no input
     varint(n as u64, &mut out);
     let point = chunk.output[0].0;
@@ -110,8 +111,8 @@ fn a_chunk_over_the_point_limit_closes_the_connection() {
         let v1_chunk = PointChunk {
             project: pid(P1),
             list: name("NPR"),
-            hop: 1,
-            chunk: 0,
+            hop: HopIndex(1),
+            chunk: ChunkIndex(0),
             input: BoundedVec::default(),
             output: s.honest.points.clone(),
             proof: None,

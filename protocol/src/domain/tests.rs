@@ -20,10 +20,10 @@ use crate::{
     chain,
     group::WirePoint,
     hash::{hash_to_group, tags},
-    manifest::{tests::member, Key32, Manifest, Role},
+    manifest::{tests::member, Ed25519Key, Manifest, Role},
     share::{Domain, Share},
     transcript::Sig,
-    types::{Digest, Name, ProjectId},
+    types::{ChunkIndex, Digest, HopIndex, Name, ProjectId},
     v2::{chunk_digest, hop::verify_step_key, SplitBlinding, StepKey},
 };
 
@@ -780,10 +780,10 @@ fn federation() -> Fed {
         let sk = SigningKey::from_bytes(&[i as u8 + 1; 32]);
         let ops = if *role == Role::Linker { 0 } else { 2 };
         let mut m = member(name, *role, i as u8 + 1, ops);
-        m.signing_key = Key32(sk.verifying_key().to_bytes());
+        m.signing_key = Ed25519Key(sk.verifying_key().to_bytes());
         if *name == "RESEPT" {
             for (o, k) in m.operators.iter_mut().zip(&operators) {
-                o.key = Key32(k.verifying_key().to_bytes());
+                o.key = Ed25519Key(k.verifying_key().to_bytes());
             }
         }
         members.push(m);
@@ -861,7 +861,7 @@ fn retire(f: &Fed, log: &mut DomainLog, ops: [&SigningKey; 2]) {
     let sigs = ops
         .iter()
         .map(|k| OperatorSig {
-            key: Key32(k.verifying_key().to_bytes()),
+            key: Ed25519Key(k.verifying_key().to_bytes()),
             signature: Sig(ed25519_dalek::Signer::sign(*k, digest.as_bytes()).to_bytes()),
         })
         .collect();
@@ -1125,7 +1125,7 @@ fn a_pseudonymous_list_passes_chain_v2_with_conversion_steps() {
         for h in 1..=3 {
             let mut hop = RegisterHop::new(
                 header.clone(),
-                h as u32,
+                HopIndex(h as u32),
                 members[h - 1].name.clone(),
                 step(h),
                 senders[..h].to_vec(),
@@ -1147,7 +1147,7 @@ fn a_pseudonymous_list_passes_chain_v2_with_conversion_steps() {
         let linker_key = linker_step.key();
         let mut linker = crate::v2::LinkerHop::new(
             header.clone(),
-            4,
+            HopIndex(4),
             w.linker.name.clone(),
             linker_step,
             senders.clone(),
@@ -1210,10 +1210,11 @@ fn a_pseudonymous_list_passes_chain_v2_with_conversion_steps() {
         };
         let mut b = RistrettoPoint::identity();
         for (c, m) in msgs.iter().enumerate() {
-            b += combine_chunk(&sigma, c as u64, &m.points).expect("Z");
+            b += combine_chunk(&sigma, ChunkIndex(c as u64), &m.points).expect("Z");
         }
         for h in 1..=3 {
-            let s = pass_step(&ctx, &pass, h as u32, &step(h), &mut rng).expect("pass step");
+            let s =
+                pass_step(&ctx, &pass, HopIndex(h as u32), &step(h), &mut rng).expect("pass step");
             let mut steps = pass.steps.to_vec();
             steps.push(s);
             pass.steps = BoundedVec::new(steps).expect("fits");

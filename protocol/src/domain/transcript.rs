@@ -32,7 +32,7 @@ use crate::{
     bounded::BoundedVec,
     group::WirePoint,
     hash::framed_sha3,
-    manifest::{Key32, Manifest},
+    manifest::{Ed25519Key, Manifest},
     transcript::{encode_value, verify_signature, Sig},
     types::{Digest, Name},
 };
@@ -54,7 +54,7 @@ pub const MAX_KEY_HOLDERS: usize = 256;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperatorSig {
     /// The operator's Ed25519 key (one of the holder's operators).
-    pub key: Key32,
+    pub key: Ed25519Key,
     /// The signature over the entry's statement digest.
     pub signature: Sig,
 }

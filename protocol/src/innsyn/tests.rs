@@ -95,31 +95,33 @@ fn quotas_bound_requests_per_subject_and_per_portal_in_a_window() {
     let other = name("PORTAL-2");
     let a = [1u8; 32];
     let b = [2u8; 32];
-    q.admit(&helsenorge, &a, 1_000).expect("first");
-    q.admit(&other, &a, 1_010)
+    q.admit(&helsenorge, &a, UnixTime(1_000)).expect("first");
+    q.admit(&other, &a, UnixTime(1_010))
         .expect("second, from another portal");
     assert_eq!(
-        q.admit(&helsenorge, &a, 1_020),
+        q.admit(&helsenorge, &a, UnixTime(1_020)),
         Err(InnsynError::Quota(QuotaExceeded::Subject)),
         "the person's quota counts every portal"
     );
     for t in 0..4 {
-        q.admit(&helsenorge, &[10 + t; 32], 1_030)
+        q.admit(&helsenorge, &[10 + t; 32], UnixTime(1_030))
             .expect("other persons");
     }
     assert_eq!(
-        q.admit(&helsenorge, &b, 1_040),
+        q.admit(&helsenorge, &b, UnixTime(1_040)),
         Err(InnsynError::Quota(QuotaExceeded::Portal))
     );
     assert_eq!(q.in_window(), 6, "refused requests are not counted");
     // The window passes the first two requests: the person may ask again.
-    q.admit(&other, &a, 1_101).expect("after the window");
+    q.admit(&other, &a, UnixTime(1_101))
+        .expect("after the window");
     // ... and the portal's first request has left its window too.
-    q.admit(&helsenorge, &b, 1_101).expect("after the window");
+    q.admit(&helsenorge, &b, UnixTime(1_101))
+        .expect("after the window");
     assert_eq!(q.in_window(), 7, "1,010, four at 1,030 and two at 1,101");
     // A clock that steps back does not reopen the window.
     assert_eq!(
-        q.admit(&helsenorge, &b, 0),
+        q.admit(&helsenorge, &b, UnixTime(0)),
         Err(InnsynError::Quota(QuotaExceeded::Portal))
     );
 }

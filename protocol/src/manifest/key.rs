@@ -66,9 +66,9 @@ macro_rules! key32 {
 }
 
 key32! {
-    /// A 32-byte public key: hex in human-readable formats, raw bytes in
-    /// postcard.
-    Key32
+    /// An Ed25519 public key (a member's, an operator's, an authority's, a
+    /// researcher's signing key): what signatures are checked against.
+    Ed25519Key
 }
 
 key32! {
@@ -108,7 +108,7 @@ mod tests {
     #[test]
     fn every_kind_encodes_as_32_raw_bytes_and_as_hex() {
         let bytes = [0x5a; 32];
-        let key = postcard::to_allocvec(&Key32(bytes)).expect("encodes");
+        let key = postcard::to_allocvec(&Ed25519Key(bytes)).expect("encodes");
         let pin = postcard::to_allocvec(&TlsFingerprint(bytes)).expect("encodes");
         assert_eq!(key, bytes.to_vec());
         assert_eq!(pin, key);
@@ -116,7 +116,7 @@ mod tests {
         assert_eq!(hpke, key);
         let back: TlsFingerprint = postcard::from_bytes(&key).expect("decodes");
         assert_eq!(back, TlsFingerprint(bytes));
-        assert_eq!(TlsFingerprint(bytes).to_hex(), Key32(bytes).to_hex());
+        assert_eq!(TlsFingerprint(bytes).to_hex(), Ed25519Key(bytes).to_hex());
         assert_eq!(
             TlsFingerprint::from_hex(&"5a".repeat(32)),
             Ok(TlsFingerprint(bytes))

@@ -23,7 +23,7 @@ use crate::{
     messages::Message,
     refusal::{Refusal, RefusalCode},
     transcript::Body,
-    types::{Name, ProjectId},
+    types::{ChunkIndex, HopIndex, Name, ProjectId},
 };
 
 /// Who sent a message: a manifest member (authenticated by its pinned TLS
@@ -248,8 +248,8 @@ impl ProjectView<'_> {
 
     /// The member a chunk produced by hop `hop` of `list` is for (the
     /// linker after the last register hop).
-    pub fn chunk_recipient(&self, list: &Name, hop: u32) -> Option<Name> {
-        self.hops_of(list).get(usize::try_from(hop).ok()?).cloned()
+    pub fn chunk_recipient(&self, list: &Name, hop: HopIndex) -> Option<Name> {
+        self.hops_of(list).get(hop.as_usize()).cloned()
     }
 }
 
@@ -263,12 +263,12 @@ impl ProjectView<'_> {
         project: &ProjectId,
         list: &Name,
         from: &Origin,
-        hop: u32,
-        chunk: u64,
+        hop: HopIndex,
+        chunk: ChunkIndex,
         announced: Option<(u64, u32)>,
     ) -> Result<(), Refusal> {
         let hops = self.hops_of(list);
-        let Some(step) = usize::try_from(hop).ok().filter(|h| *h < hops.len()) else {
+        let Some(step) = Some(hop.as_usize()).filter(|h| *h < hops.len()) else {
             return Err(Refusal::new(
                 RefusalCode::BadChunk,
                 format!(
@@ -279,7 +279,7 @@ impl ProjectView<'_> {
         };
         if let Some((persons, chunk_size)) = announced {
             let chunks = persons.div_ceil(u64::from(chunk_size.max(1)));
-            if chunk >= chunks {
+            if chunk.0 >= chunks {
                 return Err(Refusal::new(
                     RefusalCode::BadChunk,
                     format!("list {list} has {chunks} chunks; there is no chunk {chunk}"),

@@ -7,9 +7,9 @@ use super::*;
 use crate::{
     bounded::{BoundedString, BoundedVec},
     hash::{hash_to_group, tags as v1tags},
-    manifest::{tests::member, Key32, Role},
+    manifest::{tests::member, Ed25519Key, Role, X25519Key},
     transcript::RegisterRequest,
-    types::ProjectId,
+    types::{ProjectId, UnixTime},
     v2::SplitBlinding,
 };
 
@@ -50,7 +50,7 @@ fn order(m: &Manifest, id: &str, domain: &str, sources: &[&str]) -> ProjectOrder
     let holder = m
         .domain(&n(domain))
         .and_then(|d| m.member(&d.holder))
-        .map_or(Key32([0; 32]), |h| Key32(h.hpke_key.0));
+        .map_or(X25519Key([0; 32]), |h| h.hpke_key);
     ProjectOrder {
         project: ProjectId::new(id).expect("valid"),
         title: BoundedString::new("NPR til SSB 2026").expect("fits"),
@@ -69,8 +69,8 @@ fn order(m: &Manifest, id: &str, domain: &str, sources: &[&str]) -> ProjectOrder
         )
         .expect("fits"),
         cohort: BoundedString::new(sources.first().copied().unwrap_or("NPR")).expect("fits"),
-        expires: 2_000_000_000,
-        researcher_signing_key: Key32([9; 32]),
+        expires: UnixTime(2_000_000_000),
+        researcher_signing_key: Ed25519Key([9; 32]),
         researcher_hpke_key: holder,
         test_mode: false,
         grant: None,
@@ -142,7 +142,7 @@ fn bad_delivery_orders_are_refused_with_a_reason() {
         DeliveryError::UnknownSource(n("LINKER"))
     );
     let mut elsewhere = order(&m, "D", "SSB", &["NPR"]);
-    elsewhere.researcher_hpke_key = Key32([1; 32]);
+    elsewhere.researcher_hpke_key = X25519Key([1; 32]);
     assert!(matches!(refuse(elsewhere), DeliveryError::HolderKey { .. }));
     let mut project = order(&m, "D", "SSB", &["NPR"]);
     project.delivery = None;
@@ -277,31 +277,31 @@ fn the_verifier_checks_a_delivery_order_like_the_linker() {
     let mut m = manifest();
     for (i, member) in m.members.iter_mut().enumerate() {
         let node = SigningKey::from_bytes(&[60 + i as u8; 32]);
-        member.signing_key = Key32(node.verifying_key().to_bytes());
+        member.signing_key = Ed25519Key(node.verifying_key().to_bytes());
         for (j, o) in member.operators.iter_mut().enumerate() {
             let k = SigningKey::from_bytes(&[80 + (i * 4 + j) as u8; 32]);
-            o.key = Key32(k.verifying_key().to_bytes());
+            o.key = Ed25519Key(k.verifying_key().to_bytes());
         }
         if member.name == n("LINKER") {
-            member.signing_key = Key32(linker.verifying_key().to_bytes());
+            member.signing_key = Ed25519Key(linker.verifying_key().to_bytes());
         }
         if member.name == n("NPR") {
-            member.operators[0].key = Key32(operator.verifying_key().to_bytes());
+            member.operators[0].key = Ed25519Key(operator.verifying_key().to_bytes());
         }
     }
     m.authorities.push(Authority {
         name: "access office".into(),
-        key: Key32(authority.verifying_key().to_bytes()),
+        key: Ed25519Key(authority.verifying_key().to_bytes()),
     });
     let transcript = |o: ProjectOrder| {
         let mut o = o;
-        o.researcher_signing_key = Key32(operator.verifying_key().to_bytes());
+        o.researcher_signing_key = Ed25519Key(operator.verifying_key().to_bytes());
         let o = o.granted_by(&authority);
         let mut t = Transcript::new();
         t.append(
             Statement {
                 project: o.project.clone(),
-                time: 1,
+                time: UnixTime(1),
                 signer: Signer::Researcher(o.researcher_signing_key),
                 body: Body::Order(o),
             }

@@ -10,10 +10,10 @@ use crate::{
     domain::{ConversionBinding, PseudonymousList},
     group::WirePoint,
     hash::framed_sha3,
-    manifest::Key32,
+    manifest::{Ed25519Key, X25519Key},
     seal::WrappedKey,
     share::Domain,
-    types::{Digest, Name, ProjectId},
+    types::{Digest, HopIndex, Name, ProjectId, UnixTime},
     v2::{ChainStopped, HopRecordV2, ListAnnouncementV2, ListCheck, OwnerList},
 };
 
@@ -168,11 +168,11 @@ pub struct ProjectOrder {
     /// The cohort expression (`link::Cohort` syntax).
     pub cohort: Text,
     /// Expiry, seconds since the Unix epoch.
-    pub expires: u64,
+    pub expires: UnixTime,
     /// The researcher's Ed25519 key.
-    pub researcher_signing_key: Key32,
+    pub researcher_signing_key: Ed25519Key,
     /// The researcher's X25519 (HPKE) key.
-    pub researcher_hpke_key: Key32,
+    pub researcher_hpke_key: X25519Key,
     /// Whether synthetic test identifiers (month + 80) are accepted.
     pub test_mode: bool,
     /// An access authority's signature of this order
@@ -294,7 +294,7 @@ pub struct HopRecord {
     /// The list.
     pub list: Name,
     /// The hop index (1 = first hop after the owner).
-    pub hop: u32,
+    pub hop: HopIndex,
     /// The hop's node.
     pub member: Name,
     /// The step's public key: `K_h`, or `C_j` for the linker.
@@ -352,7 +352,7 @@ pub struct DeliveredList {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryRecord {
     /// The researcher key the delivery was made to.
-    pub recipient: Key32,
+    pub recipient: Ed25519Key,
     /// Per list.
     pub lists: BoundedVec<DeliveredList, MAX_REGISTERS>,
 }

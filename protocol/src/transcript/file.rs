@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::{encode, tags, verify_sig, Entry, Sig};
 use crate::{
     hash::framed_sha3,
-    manifest::Key32,
+    manifest::Ed25519Key,
     types::{Digest, ProjectId},
 };
 
@@ -80,7 +80,7 @@ impl Trailer {
     ///
     /// `Err(())` if the count, head or signature does not match.
     #[allow(clippy::result_unit_err)]
-    pub fn check(&self, entries: &[Entry], linker: &Key32) -> Result<(), ()> {
+    pub fn check(&self, entries: &[Entry], linker: &Ed25519Key) -> Result<(), ()> {
         let head = entries.last().map(Entry::hash).unwrap_or_default();
         if self.entries != entries.len() as u64 || self.head != head {
             return Err(());

@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{body::ProjectOrder, verify_sig, Sig};
-use crate::{hash::framed_sha3, manifest::Key32, manifest::Manifest, types::Digest};
+use crate::{hash::framed_sha3, manifest::Ed25519Key, manifest::Manifest, types::Digest};
 
 /// The domain-separation tag of [`ProjectOrder::grant_digest`].
 pub const GRANT_TAG: &[u8] = b"KOBLING-V1-AUTHORITY-GRANT";
@@ -27,7 +27,7 @@ pub const GRANT_TAG: &[u8] = b"KOBLING-V1-AUTHORITY-GRANT";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
     /// The authority's Ed25519 key (one of the manifest's authorities).
-    pub authority: Key32,
+    pub authority: Ed25519Key,
     /// `Ed25519(authority, order.grant_digest())`.
     pub signature: Sig,
 }
@@ -61,7 +61,7 @@ impl ProjectOrder {
         use ed25519_dalek::Signer as _;
         let signature = Sig(key.sign(&self.grant_digest().0).to_bytes());
         self.grant = Some(Grant {
-            authority: Key32(key.verifying_key().to_bytes()),
+            authority: Ed25519Key(key.verifying_key().to_bytes()),
             signature,
         });
         self
@@ -85,6 +85,7 @@ impl ProjectOrder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::UnixTime;
     use crate::{
         bounded::{BoundedString, BoundedVec},
         manifest::Authority,
@@ -100,9 +101,9 @@ mod tests {
             linker: Name::new("LINKER").expect("valid"),
             registers: BoundedVec::default(),
             cohort: BoundedString::new("NPR").expect("fits"),
-            expires: 2_000_000_000,
-            researcher_signing_key: Key32([2; 32]),
-            researcher_hpke_key: Key32([3; 32]),
+            expires: UnixTime(2_000_000_000),
+            researcher_signing_key: Ed25519Key([2; 32]),
+            researcher_hpke_key: crate::manifest::X25519Key([3; 32]),
             test_mode: false,
             grant: None,
             delivery: None,
@@ -121,7 +122,7 @@ mod tests {
             members: vec![],
             authorities: vec![Authority {
                 name: "Helsedataservice".into(),
-                key: Key32(authority.verifying_key().to_bytes()),
+                key: Ed25519Key(authority.verifying_key().to_bytes()),
             }],
             domains: Vec::new(),
         };

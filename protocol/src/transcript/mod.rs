@@ -36,8 +36,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     hash::framed_sha3,
-    manifest::Key32,
-    types::{Digest, Name, ProjectId},
+    manifest::Ed25519Key,
+    types::{Digest, Name, ProjectId, UnixTime},
 };
 
 /// Domain-separation tags of the transcript.
@@ -69,10 +69,10 @@ pub enum Signer {
         /// The register the operator acts for.
         register: Name,
         /// The operator's Ed25519 key (must be listed for `register`).
-        key: Key32,
+        key: Ed25519Key,
     },
     /// The researcher named in the project order.
-    Researcher(Key32),
+    Researcher(Ed25519Key),
 }
 
 /// What an author asserts.
@@ -81,7 +81,7 @@ pub struct Statement {
     /// The project.
     pub project: ProjectId,
     /// Seconds since the Unix epoch, as given by the author's clock.
-    pub time: u64,
+    pub time: UnixTime,
     /// The author.
     pub signer: Signer,
     /// The typed content.
@@ -134,7 +134,7 @@ impl SignedStatement {
     /// `Err(())` if the key is invalid or the signature does not verify
     /// (strict verification: no malleability, no weak keys).
     #[allow(clippy::result_unit_err)]
-    pub fn verify_with(&self, key: &Key32) -> Result<(), ()> {
+    pub fn verify_with(&self, key: &Ed25519Key) -> Result<(), ()> {
         verify_sig(key, self.statement.digest().as_bytes(), &self.signature)
     }
 }
@@ -215,11 +215,11 @@ impl Transcript {
 ///
 /// `Err(())`; deliberately opaque.
 #[allow(clippy::result_unit_err)]
-pub fn verify_signature(key: &Key32, msg: &[u8], sig: &Sig) -> Result<(), ()> {
+pub fn verify_signature(key: &Ed25519Key, msg: &[u8], sig: &Sig) -> Result<(), ()> {
     verify_sig(key, msg, sig)
 }
 
-pub(crate) fn verify_sig(key: &Key32, msg: &[u8], sig: &Sig) -> Result<(), ()> {
+pub(crate) fn verify_sig(key: &Ed25519Key, msg: &[u8], sig: &Sig) -> Result<(), ()> {
     let vk = VerifyingKey::from_bytes(&key.0).map_err(|_| ())?;
     if vk.is_weak() {
         return Err(());

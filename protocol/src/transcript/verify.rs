@@ -47,7 +47,7 @@ use super::{
 };
 use crate::{
     link::Cohort,
-    manifest::{Key32, Manifest, Member},
+    manifest::{Ed25519Key, Manifest, Member},
     share::Domain,
     types::{Digest, Name},
 };
@@ -726,7 +726,7 @@ fn check_order<'a>(
 }
 
 /// Whether `key` is a valid, not weak, Ed25519 public key.
-fn is_valid_key(key: &Key32) -> bool {
+fn is_valid_key(key: &Ed25519Key) -> bool {
     ed25519_dalek::VerifyingKey::from_bytes(&key.0).is_ok_and(|k| !k.is_weak())
 }
 

@@ -38,7 +38,7 @@ use crate::{
     group::WirePoint,
     hash::{framed_sha3, framed_shake_reader, FramedHasher},
     transcript::{Sig, MAX_REGISTERS},
-    types::{Digest, Name},
+    types::{ChunkIndex, Digest, HopIndex, Name},
 };
 
 /// The check's version byte in σ.
@@ -61,7 +61,7 @@ pub enum CheckError {
     #[error("the backward pass's step {hop} does not verify")]
     Proof {
         /// The step.
-        hop: u32,
+        hop: HopIndex,
     },
     /// The pass has the wrong number of steps for this hop.
     #[error("the pass has {got} steps where {expected} were expected")]
@@ -75,7 +75,7 @@ pub enum CheckError {
     #[error("chunk {chunk}: invalid point or wrong size")]
     Chunk {
         /// The chunk.
-        chunk: u64,
+        chunk: ChunkIndex,
     },
     /// `A_m ≠ B`: some register step deviated (or the list check's claim
     /// disagrees with its values).
@@ -128,7 +128,7 @@ impl ChainView<'_> {
         for (i, r) in self.hops.iter().enumerate() {
             if r.list != h.list
                 || r.attempt != h.attempt
-                || r.hop as usize != i + 1
+                || r.hop.as_usize() != i + 1
                 || r.count != h.persons
                 || r.chunk_size != h.chunk_size
                 || r.chunks.len() as u64 != k
@@ -196,8 +196,8 @@ impl ChainView<'_> {
         for (c, d) in self.owner_list.chunks.iter().enumerate() {
             let c = c as u64;
             let st = ChunkStatement {
-                hop: 0,
-                chunk: c,
+                hop: HopIndex::OWNER,
+                chunk: ChunkIndex(c),
                 count: h.chunk_len(c) as u32,
                 input: Digest::default(),
                 output: *d,
@@ -229,7 +229,7 @@ impl ChainView<'_> {
         if inputs != z
             || &linker.member != self.linker.0
             || linker.key != self.linker.1
-            || linker.hop as usize != self.hops.len() + 1
+            || linker.hop.as_usize() != self.hops.len() + 1
             || linker.attempt != self.header.attempt
             || linker.count != self.header.persons
         {
@@ -249,7 +249,7 @@ impl ChainView<'_> {
 /// The coefficients of chunk `chunk` (`count` points): consecutive 16-byte
 /// little-endian integers from `SHAKE256(frame(COEFFICIENTS, [σ,
 /// le64(chunk)]))`, a zero replaced by 1, so `c_t ∈ [1, 2^128)`.
-pub fn coefficients(sigma: &Digest, chunk: u64, count: usize) -> Vec<Scalar> {
+pub fn coefficients(sigma: &Digest, chunk: ChunkIndex, count: usize) -> Vec<Scalar> {
     let mut r = framed_shake_reader(
         tags::COEFFICIENTS,
         &[sigma.as_bytes(), &chunk.to_le_bytes()],
@@ -271,7 +271,7 @@ pub fn coefficients(sigma: &Digest, chunk: u64, count: usize) -> Vec<Scalar> {
 /// [`CheckError::Chunk`] if a point is invalid or the identity.
 pub fn combine_chunk(
     sigma: &Digest,
-    chunk: u64,
+    chunk: ChunkIndex,
     points: &[WirePoint],
 ) -> Result<RistrettoPoint, CheckError> {
     let decoded =
@@ -294,7 +294,7 @@ impl Combination {
     pub fn push_chunk(
         &mut self,
         sigma: &Digest,
-        chunk: u64,
+        chunk: ChunkIndex,
         points: &[WirePoint],
     ) -> Result<(), CheckError> {
         self.0 += combine_chunk(sigma, chunk, points)?;
@@ -351,9 +351,11 @@ impl OwnerCheckBuilder {
     pub fn push_chunk(&mut self, points: &[WirePoint]) -> Result<(), CheckError> {
         let c = self.next;
         if c >= self.header.chunks() || points.len() as u64 != self.header.chunk_len(c) {
-            return Err(CheckError::Chunk { chunk: c });
+            return Err(CheckError::Chunk {
+                chunk: ChunkIndex(c),
+            });
         }
-        self.acc += combine_chunk(&self.sigma, c, points)?;
+        self.acc += combine_chunk(&self.sigma, ChunkIndex(c), points)?;
         self.next += 1;
         Ok(())
     }
@@ -365,7 +367,9 @@ impl OwnerCheckBuilder {
     /// [`CheckError::Chunk`] naming the first missing chunk.
     pub fn finish(self, key: &SigningKey) -> Result<OwnerCheck, CheckError> {
         if self.next != self.header.chunks() {
-            return Err(CheckError::Chunk { chunk: self.next });
+            return Err(CheckError::Chunk {
+                chunk: ChunkIndex(self.next),
+            });
         }
         let a0 = WirePoint(self.acc.compress().to_bytes());
         let signature = Sig(key.sign(&owner_check_digest(&self.sigma, &a0)).to_bytes());
@@ -413,7 +417,7 @@ pub struct PassContext {
 /// A_{h-1}, A_h])`.
 pub fn pass_context(
     sigma: &Digest,
-    hop: u32,
+    hop: HopIndex,
     key: &WirePoint,
     prev: &WirePoint,
     a: &WirePoint,
@@ -454,10 +458,12 @@ impl PassContext {
         let mut prev_w = *a0;
         let mut prev = *a0
             .decode()
-            .map_err(|_| CheckError::Proof { hop: 0 })?
+            .map_err(|_| CheckError::Proof {
+                hop: HopIndex::OWNER,
+            })?
             .inner();
         for (i, (a, proof)) in steps.iter().enumerate() {
-            let hop = i as u32 + 1;
+            let hop = HopIndex(i as u32 + 1);
             let bad = CheckError::Proof { hop };
             let key_w = &self.step_keys[i];
             let key = key_w.decode().map_err(|_| bad.clone())?;
@@ -491,15 +497,17 @@ impl PassContext {
 pub fn pass_step<R: CryptoRng + ?Sized>(
     ctx: &PassContext,
     pass: &Pass,
-    hop: u32,
+    hop: HopIndex,
     step: &StepKey,
     rng: &mut R,
 ) -> Result<PassStep, CheckError> {
     if pass.sigma != ctx.sigma {
         return Err(CheckError::Sigma);
     }
-    let expected = (hop as usize).saturating_sub(1);
-    if hop == 0 || pass.steps.len() != expected || ctx.step_keys.get(expected) != Some(&step.key())
+    let expected = hop.as_usize().saturating_sub(1);
+    if hop == HopIndex::OWNER
+        || pass.steps.len() != expected
+        || ctx.step_keys.get(expected) != Some(&step.key())
     {
         return Err(CheckError::Steps {
             expected,

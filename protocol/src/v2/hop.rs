@@ -36,7 +36,7 @@ use crate::{
     hash::framed_sha3,
     merkle::MerkleBuilder,
     share::{Domain, Share},
-    types::{Digest, Name},
+    types::{ChunkIndex, Digest, HopIndex, Name},
 };
 
 /// A chunk was refused, or a hop cannot be built. The hop's state is
@@ -51,23 +51,23 @@ pub enum HopError {
     #[error("chunk from hop {got}, expected hop {expected}")]
     WrongHop {
         /// The hop expected.
-        expected: u32,
+        expected: HopIndex,
         /// The hop named.
-        got: u32,
+        got: HopIndex,
     },
     /// Out of order, repeated or beyond the list.
     #[error("chunk {got} where chunk {expected} was expected")]
     OutOfOrder {
         /// The chunk expected next.
-        expected: u64,
+        expected: ChunkIndex,
         /// The chunk given.
-        got: u64,
+        got: ChunkIndex,
     },
     /// The chunk's size disagrees with the header.
     #[error("chunk {chunk} has {got} points, expected {expected}")]
     WrongCount {
         /// The chunk.
-        chunk: u64,
+        chunk: ChunkIndex,
         /// Points expected.
         expected: u64,
         /// Points given.
@@ -77,13 +77,13 @@ pub enum HopError {
     #[error("chunk {chunk}: the sender's statement signature does not verify")]
     BadSignature {
         /// The chunk.
-        chunk: u64,
+        chunk: ChunkIndex,
     },
     /// The chunk's bytes are not the ones the sender's statement digests.
     #[error("chunk {chunk}: the bytes do not match the signed digest")]
     DigestMismatch {
         /// The chunk.
-        chunk: u64,
+        chunk: ChunkIndex,
     },
     /// A point is invalid or the identity.
     #[error(transparent)]
@@ -93,15 +93,15 @@ pub enum HopError {
     #[error("chunk {chunk}: hop {hop}'s strict-mode proof does not verify")]
     StrictProof {
         /// The chunk.
-        chunk: u64,
+        chunk: ChunkIndex,
         /// The hop whose proof failed.
-        hop: u32,
+        hop: HopIndex,
     },
     /// Fields present where they must not be, or missing.
     #[error("chunk {chunk}: malformed for this mode")]
     Malformed {
         /// The chunk.
-        chunk: u64,
+        chunk: ChunkIndex,
     },
     /// `finish` before every chunk passed.
     #[error("the list is incomplete: {done} of {total} chunks")]
@@ -255,7 +255,7 @@ pub fn verify_step_key(
 /// the sender's signed statement, without touching the points.
 struct Front {
     header: ListHeader,
-    hop: u32,
+    hop: HopIndex,
     member: Name,
     step: StepKey,
     /// Ed25519 keys of the owner (index 0) and of register hops 1…hop-1.
@@ -268,14 +268,17 @@ struct Front {
 impl Front {
     fn new(
         header: ListHeader,
-        hop: u32,
+        hop: HopIndex,
         member: Name,
         step: StepKey,
         senders: Vec<VerifyingKey>,
         step_keys: Vec<WirePoint>,
     ) -> Result<Self, HopError> {
         header.validate()?;
-        if hop == 0 || senders.len() != hop as usize || step_keys.len() + 1 != hop as usize {
+        if hop == HopIndex::OWNER
+            || senders.len() != hop.as_usize()
+            || step_keys.len() + 1 != hop.as_usize()
+        {
             return Err(HopError::BadHeader);
         }
         Ok(Self {
@@ -289,23 +292,23 @@ impl Front {
         })
     }
 
-    fn next_chunk(&self) -> u64 {
-        self.chunks.len() as u64
+    fn next_chunk(&self) -> ChunkIndex {
+        ChunkIndex(self.chunks.len() as u64)
     }
 
     fn is_complete(&self) -> bool {
-        self.next_chunk() == self.header.chunks()
+        self.next_chunk().0 == self.header.chunks()
     }
 
     /// Checks everything but the points' validity; returns the chunk index.
-    fn admit(&self, msg: &ChunkMsg) -> Result<u64, HopError> {
+    fn admit(&self, msg: &ChunkMsg) -> Result<ChunkIndex, HopError> {
         if msg.list != self.header.list || msg.attempt != self.header.attempt {
             return Err(HopError::WrongList);
         }
         let st = &msg.statement.statement;
-        if st.hop + 1 != self.hop {
+        if st.hop.next() != self.hop {
             return Err(HopError::WrongHop {
-                expected: self.hop - 1,
+                expected: HopIndex(self.hop.0.wrapping_sub(1)),
                 got: st.hop,
             });
         }
@@ -316,7 +319,7 @@ impl Front {
                 got: st.chunk,
             });
         }
-        let expected = self.header.chunk_len(c);
+        let expected = self.header.chunk_len(c.0);
         let got = msg.points.len() as u64;
         if got != expected || u64::from(st.count) != expected {
             return Err(HopError::WrongCount {
@@ -325,7 +328,7 @@ impl Front {
                 got,
             });
         }
-        let sender = &self.senders[(self.hop - 1) as usize];
+        let sender = &self.senders[self.hop.as_usize() - 1];
         st.verify(&self.header, sender, &msg.statement.signature)
             .map_err(|()| HopError::BadSignature { chunk: c })?;
         if chunk_digest(&msg.points) != st.output {
@@ -346,7 +349,7 @@ impl Front {
     fn step<R: CryptoRng + ?Sized>(
         &self,
         msg: &ChunkMsg,
-        c: u64,
+        c: ChunkIndex,
         rng: &mut R,
     ) -> Result<
         (
@@ -356,7 +359,7 @@ impl Front {
         ),
         HopError,
     > {
-        let first = c * u64::from(self.header.chunk_size);
+        let first = c.0 * u64::from(self.header.chunk_size);
         let (output, decoded) = if self.header.mode == Mode::Strict {
             let decoded = chain::decode_points(&msg.points, first)?;
             (
@@ -392,7 +395,7 @@ impl Front {
     fn record(self, final_root: Option<Digest>) -> Result<HopRecordV2, HopError> {
         if !self.is_complete() {
             return Err(HopError::Incomplete {
-                done: self.next_chunk(),
+                done: self.next_chunk().0,
                 total: self.header.chunks(),
             });
         }
@@ -440,7 +443,7 @@ impl RegisterHop {
     /// [`HopError::BadHeader`].
     pub fn new(
         header: ListHeader,
-        hop: u32,
+        hop: HopIndex,
         member: Name,
         step: StepKey,
         senders: Vec<VerifyingKey>,
@@ -459,8 +462,8 @@ impl RegisterHop {
     pub fn resume(mut self, chunks: Vec<ChunkDigests>) -> Result<Self, HopError> {
         if chunks.len() as u64 > self.front.header.chunks() {
             return Err(HopError::OutOfOrder {
-                expected: self.front.header.chunks(),
-                got: chunks.len() as u64,
+                expected: ChunkIndex(self.front.header.chunks()),
+                got: ChunkIndex(chunks.len() as u64),
             });
         }
         self.front.chunks = chunks;
@@ -473,7 +476,7 @@ impl RegisterHop {
     }
 
     /// The next chunk expected.
-    pub fn next_chunk(&self) -> u64 {
+    pub fn next_chunk(&self) -> ChunkIndex {
         self.front.next_chunk()
     }
 
@@ -572,7 +575,7 @@ impl LinkerHop {
     /// key proof for a project or one for a delivery.
     pub fn new(
         header: ListHeader,
-        hop: u32,
+        hop: HopIndex,
         member: Name,
         step: StepKey,
         senders: Vec<VerifyingKey>,
@@ -609,13 +612,13 @@ impl LinkerHop {
         let header = &self.front.header;
         if chunks.len() as u64 > header.chunks() {
             return Err(HopError::OutOfOrder {
-                expected: header.chunks(),
-                got: chunks.len() as u64,
+                expected: ChunkIndex(header.chunks()),
+                got: ChunkIndex(chunks.len() as u64),
             });
         }
         let mut rest = finals;
-        for (c, digests) in (0u64..).zip(&chunks) {
-            let len = usize::try_from(header.chunk_len(c))
+        for (c, digests) in (0u64..).map(ChunkIndex).zip(&chunks) {
+            let len = usize::try_from(header.chunk_len(c.0))
                 .map_err(|_| HopError::Malformed { chunk: c })?;
             if rest.len() < len {
                 return Err(HopError::Malformed { chunk: c });
@@ -628,7 +631,7 @@ impl LinkerHop {
         }
         if !rest.is_empty() {
             return Err(HopError::Malformed {
-                chunk: chunks.len() as u64,
+                chunk: ChunkIndex(chunks.len() as u64),
             });
         }
         for (i, p) in (0u64..).zip(finals) {
@@ -641,7 +644,7 @@ impl LinkerHop {
     }
 
     /// The next chunk expected.
-    pub fn next_chunk(&self) -> u64 {
+    pub fn next_chunk(&self) -> ChunkIndex {
         self.front.next_chunk()
     }
 
@@ -664,7 +667,7 @@ impl LinkerHop {
     /// A [`HopError`]; the state is unchanged on error.
     pub fn handle_chunk(&mut self, msg: &ChunkMsg) -> Result<Vec<WirePoint>, HopError> {
         let c = self.front.admit(msg)?;
-        let first = c * u64::from(self.front.header.chunk_size);
+        let first = c.0 * u64::from(self.front.header.chunk_size);
         // The linker proves nothing per chunk (strict mode included): its
         // step is bound by its key proof, and it publishes no chunk proofs.
         let output = chain::apply_share(&self.front.step.share, &msg.points, first)?;

@@ -18,7 +18,7 @@ use crate::{
     seal::WrappedKey,
     share::Domain,
     transcript::{Columns, InvalidCount, Sig, MAX_CHUNKS, MAX_REGISTERS},
-    types::{Digest, Name},
+    types::{ChunkIndex, Digest, HopIndex, Name},
 };
 
 /// Domain-separation tags of chain v2. Every one names version 2.
@@ -124,9 +124,9 @@ impl ListHeader {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkStatement {
     /// The hop that made the chunk.
-    pub hop: u32,
+    pub hop: HopIndex,
     /// The chunk index.
-    pub chunk: u64,
+    pub chunk: ChunkIndex,
     /// Points in the chunk.
     pub count: u32,
     /// `SHA3-256` of the input chunk's bytes.
@@ -335,7 +335,7 @@ pub struct HopRecordV2 {
     /// The attempt.
     pub attempt: u32,
     /// The hop index (1 = first hop after the owner; the linker is m+1).
-    pub hop: u32,
+    pub hop: HopIndex,
     /// The hop's node.
     pub member: Name,
     /// The step's public key: `K_h`, or `C` for a combined step.
@@ -361,7 +361,7 @@ impl HopRecordV2 {
             let count = self.count.saturating_sub(c * size).min(size);
             ChunkStatement {
                 hop: self.hop,
-                chunk: c,
+                chunk: ChunkIndex(c),
                 count: u32::try_from(count).unwrap_or(u32::MAX),
                 input: d.input,
                 output: d.output,
@@ -400,8 +400,8 @@ impl OwnerStream {
     pub fn resume(mut self, digests: Vec<Digest>) -> Result<Self, HopError> {
         if digests.len() as u64 > self.header.chunks() {
             return Err(HopError::OutOfOrder {
-                expected: self.header.chunks(),
-                got: digests.len() as u64,
+                expected: ChunkIndex(self.header.chunks()),
+                got: ChunkIndex(digests.len() as u64),
             });
         }
         self.digests = digests;
@@ -428,22 +428,22 @@ impl OwnerStream {
         let c = self.next_chunk();
         if c >= self.header.chunks() {
             return Err(HopError::OutOfOrder {
-                expected: self.header.chunks(),
-                got: c,
+                expected: ChunkIndex(self.header.chunks()),
+                got: ChunkIndex(c),
             });
         }
         let expected = self.header.chunk_len(c);
         if points.len() as u64 != expected {
             return Err(HopError::WrongCount {
-                chunk: c,
+                chunk: ChunkIndex(c),
                 expected,
                 got: points.len() as u64,
             });
         }
         let output = chunk_digest(&points);
         let statement = ChunkStatement {
-            hop: 0,
-            chunk: c,
+            hop: HopIndex::OWNER,
+            chunk: ChunkIndex(c),
             count: expected as u32,
             input: Digest::default(),
             output,
@@ -498,10 +498,10 @@ pub struct ChainStopped {
     /// The attempt.
     pub attempt: u32,
     /// The chunk where a proof failed (0 when nobody is named).
-    pub chunk: u64,
+    pub chunk: ChunkIndex,
     /// The hop whose strict-mode proof failed, and its member; `None` when
     /// the strict attempt's check failed.
-    pub named: Option<(u32, Name)>,
+    pub named: Option<(HopIndex, Name)>,
 }
 
 impl ChainStopped {
@@ -514,7 +514,7 @@ impl ChainStopped {
                 list: header.list.clone(),
                 attempt: header.attempt,
                 chunk: *chunk,
-                named: Some((*hop, chain.get((*hop as usize).checked_sub(1)?)?.clone())),
+                named: Some((*hop, chain.get(hop.as_usize().checked_sub(1)?)?.clone())),
             }),
             _ => None,
         }

@@ -31,7 +31,7 @@ use crate::{
     group::WirePoint,
     hash::{framed_sha3, framed_shake_reader},
     share::Share,
-    types::Digest,
+    types::{Digest, HopIndex},
 };
 
 /// The context of a strict chunk proof: `framed_sha3(STRICT_CHUNK,
@@ -92,14 +92,14 @@ pub(crate) fn check_incoming(
         chunk: c,
         hop: sender,
     };
-    if msg.earlier.len() != sender as usize {
+    if msg.earlier.len() != sender.as_usize() {
         return Err(named);
     }
     let mut previous = Digest::default();
     for (i, e) in msg.earlier.iter().enumerate() {
         let s = &e.statement;
         let key = senders.get(i).ok_or_else(|| named.clone())?;
-        if s.hop as usize != i
+        if s.hop.as_usize() != i
             || s.chunk != c
             || s.count != st.count
             || s.input != previous
@@ -112,7 +112,7 @@ pub(crate) fn check_incoming(
     if st.input != previous {
         return Err(named);
     }
-    if sender == 0 {
+    if sender == HopIndex::OWNER {
         return if msg.input.is_empty() && msg.proof.is_none() {
             Ok(())
         } else {
@@ -121,12 +121,12 @@ pub(crate) fn check_incoming(
     }
     let proof = msg.proof.as_ref().ok_or_else(|| named.clone())?;
     let key_w = step_keys
-        .get(sender as usize - 1)
+        .get(sender.as_usize() - 1)
         .ok_or_else(|| named.clone())?;
     if msg.input.len() != msg.points.len() || chunk_digest(&msg.input) != st.input {
         return Err(named);
     }
-    let first = c * u64::from(header.chunk_size);
+    let first = c.0 * u64::from(header.chunk_size);
     let input = chain::decode_points(&msg.input, first).map_err(|_| named.clone())?;
     let output = chain::decode_points(&msg.points, first)?;
     verify(header, st, key_w, &input, &output, proof).map_err(|()| named)

@@ -19,7 +19,7 @@ use crate::{
     group::WirePoint,
     hash::{hash_to_group, tags as v1tags},
     share::{Domain, Share},
-    types::{Digest, Name, ProjectId},
+    types::{ChunkIndex, Digest, HopIndex, Name, ProjectId, UnixTime},
 };
 
 /// A member of the in-memory federation.
@@ -293,7 +293,7 @@ fn tamper(
     record: &mut Vec<(u64, Digest, Digest)>,
 ) {
     let c = out.statement.statement.chunk;
-    if !attack.tampers(h, c) {
+    if !attack.tampers(h, c.0) {
         return;
     }
     let mut pts = out.points.to_vec();
@@ -338,7 +338,7 @@ fn tamper(
         signature: st.sign(header, key),
     };
     out.points = BoundedVec::new(pts).expect("fits");
-    record.push((c, st.input, st.output));
+    record.push((c.0, st.input, st.output));
 }
 
 /// Runs one list attempt through the whole chain and the check.
@@ -364,7 +364,7 @@ pub(super) fn run(w: &World, attack: Attack, attempt: u32, mode: Mode) -> Outcom
         let me = &w.registers[h - 1];
         let mut hop = RegisterHop::new(
             header.clone(),
-            h as u32,
+            HopIndex(h as u32),
             me.name.clone(),
             w.step(h),
             w.senders(h),
@@ -398,7 +398,7 @@ pub(super) fn run(w: &World, attack: Attack, attempt: u32, mode: Mode) -> Outcom
     let salt = FinalSaltKey::from_secret_bytes([4; 32]);
     let mut linker = LinkerHop::new(
         header.clone(),
-        m as u32 + 1,
+        HopIndex(m as u32 + 1),
         w.linker.name.clone(),
         w.step(m + 1),
         w.senders(m + 1),
@@ -460,12 +460,12 @@ pub(super) fn run(w: &World, attack: Attack, attempt: u32, mode: Mode) -> Outcom
     // B, by the linker over Z.
     let mut b = RistrettoPoint::default();
     for (c, msg) in msgs.iter().enumerate() {
-        b += combine_chunk(&sigma, c as u64, &msg.points).expect("Z");
+        b += combine_chunk(&sigma, ChunkIndex(c as u64), &msg.points).expect("Z");
     }
 
     // The backward pass.
     for h in 1..=m {
-        let step = match pass_step(&ctx, &pass, h as u32, &w.step(h), &mut rng) {
+        let step = match pass_step(&ctx, &pass, HopIndex(h as u32), &w.step(h), &mut rng) {
             Ok(s) => s,
             Err(error) => return Outcome::PassRefused { hop: h, error },
         };
@@ -533,7 +533,7 @@ fn forged_step_to(
     let step = w.step(h);
     let a_w = WirePoint(a.compress().to_bytes());
     let x_w = WirePoint(x.compress().to_bytes());
-    let c = pass_context(&ctx.sigma, h as u32, &step.key(), &x_w, &a_w);
+    let c = pass_context(&ctx.sigma, HopIndex(h as u32), &step.key(), &x_w, &a_w);
     PassStep {
         a: a_w,
         proof: dleq::prove(step.share(), &RISTRETTO_BASEPOINT_POINT, x, &c, rng),
@@ -631,7 +631,7 @@ fn a_hop_dropping_or_duplicating_a_person_is_caught() {
     for hop in 1..=3 {
         let o = run(&w, Attack::Drop { hop, chunk: 3 }, 0, Mode::Optimistic);
         assert!(
-            matches!(o, Outcome::Refused { hop: next, error: HopError::WrongCount { chunk: 3, .. } } if next == hop + 1),
+            matches!(o, Outcome::Refused { hop: next, error: HopError::WrongCount { chunk: ChunkIndex(3), .. } } if next == hop + 1),
             "hop {hop}: {o:?}"
         );
         let o = run(&w, Attack::Duplicate { hop, chunk: 3 }, 0, Mode::Optimistic);
@@ -678,7 +678,7 @@ fn two_colluding_consecutive_hops_are_caught() {
         );
         let fit = run(&w, Attack::FitPass { hop }, 0, Mode::Optimistic);
         assert!(
-            matches!(fit, Outcome::PassRefused { hop: next, error: CheckError::Proof { hop: bad } } if next == hop + 1 && bad == hop as u32),
+            matches!(fit, Outcome::PassRefused { hop: next, error: CheckError::Proof { hop: bad } } if next == hop + 1 && bad == HopIndex(hop as u32)),
             "hop {hop}: {fit:?}"
         );
     }
@@ -702,7 +702,7 @@ fn a_wrong_pass_value_with_a_proof_for_another_point_is_refused() {
     for hop in 1..=3 {
         let o = run(&w, Attack::WrongPassValue { hop }, 0, Mode::Optimistic);
         assert!(
-            matches!(o, Outcome::PassRefused { hop: next, error: CheckError::Proof { hop: bad } } if next == hop + 1 && bad == hop as u32),
+            matches!(o, Outcome::PassRefused { hop: next, error: CheckError::Proof { hop: bad } } if next == hop + 1 && bad == HopIndex(hop as u32)),
             "hop {hop}: {o:?}"
         );
     }
@@ -781,7 +781,7 @@ fn strict_mode_names_the_deviating_hop() {
         ] {
             let o = run(&w, attack, 1, Mode::Strict);
             assert!(
-                matches!(o, Outcome::Refused { hop: next, error: HopError::StrictProof { chunk: 2, hop: bad } } if next == hop + 1 && bad == hop as u32),
+                matches!(o, Outcome::Refused { hop: next, error: HopError::StrictProof { chunk: ChunkIndex(2), hop: bad } } if next == hop + 1 && bad == HopIndex(hop as u32)),
                 "{attack:?}: {o:?}"
             );
         }
@@ -798,7 +798,7 @@ fn a_hop_refuses_chunks_that_do_not_match_the_signed_statement() {
     let me = &w.registers[0];
     let mut hop = RegisterHop::new(
         header,
-        1,
+        HopIndex(1),
         me.name.clone(),
         w.step(1),
         w.senders(1),
@@ -812,7 +812,9 @@ fn a_hop_refuses_chunks_that_do_not_match_the_signed_statement() {
     swapped.points = BoundedVec::new(pts).expect("fits");
     assert_eq!(
         hop.handle_chunk(&swapped, &me.sign, &mut rng),
-        Err(HopError::DigestMismatch { chunk: 0 })
+        Err(HopError::DigestMismatch {
+            chunk: ChunkIndex(0)
+        })
     );
     let mut unsigned = msg.clone();
     unsigned.statement.signature = unsigned
@@ -821,7 +823,9 @@ fn a_hop_refuses_chunks_that_do_not_match_the_signed_statement() {
         .sign(&w.header(0, Mode::Optimistic), &me.sign);
     assert_eq!(
         hop.handle_chunk(&unsigned, &me.sign, &mut rng),
-        Err(HopError::BadSignature { chunk: 0 })
+        Err(HopError::BadSignature {
+            chunk: ChunkIndex(0)
+        })
     );
     let mut other_attempt = msg.clone();
     other_attempt.attempt = 1;
@@ -829,7 +833,11 @@ fn a_hop_refuses_chunks_that_do_not_match_the_signed_statement() {
         hop.handle_chunk(&other_attempt, &me.sign, &mut rng),
         Err(HopError::WrongList)
     );
-    assert_eq!(hop.next_chunk(), 0, "refused chunks change nothing");
+    assert_eq!(
+        hop.next_chunk(),
+        ChunkIndex(0),
+        "refused chunks change nothing"
+    );
     assert!(hop.handle_chunk(&msg, &me.sign, &mut rng).is_ok());
 }
 
@@ -854,7 +862,7 @@ fn a_restarted_linker_resumes_from_its_stored_finals_to_the_same_record() {
     let linker = || {
         LinkerHop::new(
             header.clone(),
-            3,
+            HopIndex(3),
             w.linker.name.clone(),
             w.step(3),
             w.senders(3),
@@ -873,7 +881,7 @@ fn a_restarted_linker_resumes_from_its_stored_finals_to_the_same_record() {
     let kept = first.records().to_vec();
     drop(first);
     let mut again = linker().resume(kept.clone(), &finals).expect("resumes");
-    assert_eq!(again.next_chunk(), 3);
+    assert_eq!(again.next_chunk(), ChunkIndex(3));
     for msg in &p.z[3..] {
         finals.extend(again.handle_chunk(msg).expect("chunk"));
     }
@@ -900,7 +908,7 @@ mod transcript {
     use super::*;
     use crate::{
         bounded::BoundedString,
-        manifest::{Key32, Manifest, Member, Operator, Role},
+        manifest::{Ed25519Key, Manifest, Member, Operator, Role},
         seal::WrappedKey,
         transcript::{
             verify, visible_to_registers, Approval, Body, Check, ColumnName, Entry, KeyCommitment,
@@ -928,12 +936,12 @@ mod transcript {
                 role: Role::Register,
                 address: format!("127.0.0.1:{}", 4000 + r),
                 tls_spki_sha256: crate::manifest::TlsFingerprint([r as u8 + 1; 32]),
-                signing_key: Key32(p.vk().to_bytes()),
+                signing_key: Ed25519Key(p.vk().to_bytes()),
                 hpke_key: crate::manifest::X25519Key([r as u8 + 50; 32]),
                 operators: (0..2)
                     .map(|i| Operator {
                         name: format!("op{i}"),
-                        key: Key32(operator(r, i).verifying_key().to_bytes()),
+                        key: Ed25519Key(operator(r, i).verifying_key().to_bytes()),
                     })
                     .collect(),
             })
@@ -943,7 +951,7 @@ mod transcript {
             role: Role::Linker,
             address: "127.0.0.1:4999".into(),
             tls_spki_sha256: crate::manifest::TlsFingerprint([99; 32]),
-            signing_key: Key32(w.linker.vk().to_bytes()),
+            signing_key: Ed25519Key(w.linker.vk().to_bytes()),
             hpke_key: crate::manifest::X25519Key([98; 32]),
             operators: Vec::new(),
         });
@@ -952,7 +960,7 @@ mod transcript {
             members,
             authorities: vec![crate::manifest::Authority {
                 name: "access office".into(),
-                key: Key32(authority().verifying_key().to_bytes()),
+                key: Ed25519Key(authority().verifying_key().to_bytes()),
             }],
             domains: Vec::new(),
         };
@@ -1000,7 +1008,7 @@ mod transcript {
             for (signer, body, _) in &self.statements {
                 let st = Statement {
                     project: project.clone(),
-                    time: 1,
+                    time: UnixTime(1),
                     signer: signer.clone(),
                     body: body.clone(),
                 };
@@ -1032,9 +1040,9 @@ mod transcript {
             )
             .expect("fits"),
             cohort: BoundedString::new("NPR").expect("fits"),
-            expires: 2_000_000_000,
-            researcher_signing_key: Key32(researcher().verifying_key().to_bytes()),
-            researcher_hpke_key: Key32([77; 32]),
+            expires: UnixTime(2_000_000_000),
+            researcher_signing_key: Ed25519Key(researcher().verifying_key().to_bytes()),
+            researcher_hpke_key: crate::manifest::X25519Key([77; 32]),
             test_mode: true,
             grant: None,
             delivery: None,
@@ -1056,7 +1064,7 @@ mod transcript {
             log.statements.push((
                 Signer::Operator {
                     register: w.owner.name.clone(),
-                    key: Key32(operator(0, i).verifying_key().to_bytes()),
+                    key: Ed25519Key(operator(0, i).verifying_key().to_bytes()),
                 },
                 Body::Approval(Approval {
                     register: w.owner.name.clone(),
@@ -1283,7 +1291,7 @@ mod transcript {
             .map(|p| p.name.clone())
             .collect();
         let stop = ChainStopped::from_error(&header, &chain, &error).expect("names a hop");
-        assert_eq!(stop.named, Some((2, w.registers[1].name.clone())));
+        assert_eq!(stop.named, Some((HopIndex(2), w.registers[1].name.clone())));
         let strict = passed(run(&w, Attack::None, 1, Mode::Strict));
 
         let stopped_log = |signer: &Name, stop: &ChainStopped| {

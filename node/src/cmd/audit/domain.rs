@@ -111,7 +111,7 @@ mod tests {
             transcript::{encode_domain_transcript, DomainBody, DomainLog},
             DomainSpec,
         },
-        manifest::{Key32, Member, Operator, Role},
+        manifest::{Ed25519Key, Member, Operator, Role},
         share::{Domain, Share},
         types::Digest,
     };
@@ -132,13 +132,13 @@ mod tests {
             role,
             address: format!("127.0.0.1:{}", 7400 + u16::from(i)),
             tls_spki_sha256: kobling_protocol::manifest::TlsFingerprint([i; 32]),
-            signing_key: Key32(key(i + 10).verifying_key().to_bytes()),
+            signing_key: Ed25519Key(key(i + 10).verifying_key().to_bytes()),
             hpke_key: kobling_protocol::manifest::X25519Key([i + 20; 32]),
             operators: if role == Role::Register {
                 (0..2)
                     .map(|j| Operator {
                         name: format!("op{j}"),
-                        key: Key32([i + 30 + 10 * j; 32]),
+                        key: Ed25519Key([i + 30 + 10 * j; 32]),
                     })
                     .collect()
             } else {

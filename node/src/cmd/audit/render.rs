@@ -101,7 +101,7 @@ pub(crate) fn timeline(entries: &[Entry], manifest: Option<&Manifest>) -> Vec<Ev
             let st = &e.signed.statement;
             Event {
                 entry: e.seq,
-                time: utc(st.time),
+                time: utc(st.time.0),
                 signer: signer(&st.signer, manifest),
                 kind: st.body.kind(),
                 event: event(&st.body, order),
@@ -134,7 +134,7 @@ fn event(body: &Body, order: Option<&ProjectOrder>) -> String {
                 .join(", "),
             o.cohort.as_str(),
             o.linker,
-            utc(o.expires),
+            utc(o.expires.0),
             if o.test_mode { "; test mode" } else { "" }
         ),
         Body::Approval(a) => format!(

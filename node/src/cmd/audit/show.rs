@@ -127,7 +127,7 @@ fn entry(e: &Entry, manifest: Option<&Manifest>, hops: Option<usize>, all_chunks
         "── entry {} · {} · {} · {}\n",
         e.seq,
         st.body.kind(),
-        utc(st.time),
+        utc(st.time.0),
         signer(&st.signer, manifest)
     );
     let mut field = |k: &str, v: String| out.push_str(&format!("   {k:<22} {v}\n"));
@@ -183,7 +183,7 @@ fn body_fields(body: &Body, hops: Option<usize>, all_chunks: bool) -> Vec<(Strin
                 );
             }
             add("cohort", o.cohort.as_str().into());
-            add("expires", utc(o.expires));
+            add("expires", utc(o.expires.0));
             add("researcher key", short(&o.researcher_signing_key.0));
             add("researcher HPKE key", short(&o.researcher_hpke_key.0));
             add("test mode", if o.test_mode { "yes" } else { "no" }.into());

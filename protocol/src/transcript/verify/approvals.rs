@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::{fail, short, signer_name, Check, Project, VerifyError};
 use crate::{
-    manifest::Key32,
+    manifest::Ed25519Key,
     transcript::{
         body::{Body, Columns},
         Entry, Signer,
@@ -17,7 +17,7 @@ use crate::{
 /// announced extract before every announcement.
 pub(crate) fn check_two_person_rule(entries: &[Entry], p: &Project<'_>) -> Result<(), VerifyError> {
     // Per register: (operator key, extract digest, rows) of every approval.
-    let mut approvals: HashMap<&Name, Vec<(Key32, Digest, u64, &Columns)>> = HashMap::new();
+    let mut approvals: HashMap<&Name, Vec<(Ed25519Key, Digest, u64, &Columns)>> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
         let at = Some(i as u64);
         let st = &e.signed.statement;
@@ -98,13 +98,14 @@ pub(crate) fn check_two_person_rule(entries: &[Entry], p: &Project<'_>) -> Resul
                         ),
                     ));
                 }
-                let of_extract: Vec<&(Key32, Digest, u64, &Columns)> = approvals
+                let of_extract: Vec<&(Ed25519Key, Digest, u64, &Columns)> = approvals
                     .get(&a.list)
                     .into_iter()
                     .flatten()
                     .filter(|(_, extract, _, _)| *extract == a.extract)
                     .collect();
-                let approvers: HashSet<&Key32> = of_extract.iter().map(|(k, _, _, _)| k).collect();
+                let approvers: HashSet<&Ed25519Key> =
+                    of_extract.iter().map(|(k, _, _, _)| k).collect();
                 if approvers.len() < 2 {
                     return Err(fail(
                         Check::TwoPersonRule,

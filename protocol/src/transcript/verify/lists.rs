@@ -15,7 +15,7 @@ use crate::{
         body::{Body, HopRecord, ListAnnouncement},
         Entry,
     },
-    types::{Digest, Name},
+    types::{ChunkIndex, Digest, HopIndex, Name},
 };
 
 /// One list's progress through its hops.
@@ -182,7 +182,7 @@ fn check_hop(
         .hops
         .get(state.done as usize)
         .ok_or_else(|| hop_fail(format!("an extra hop for list {} after the linker", h.list)))?;
-    if h.hop != state.done + 1 || &h.member != expected {
+    if h.hop != HopIndex(state.done + 1) || &h.member != expected {
         return Err(hop_fail(format!(
             "list {}: hop {} by {} where hop {} by {expected} was expected",
             h.list,
@@ -328,7 +328,7 @@ pub(crate) fn check_proofs(
                 project,
                 list: &h.list,
                 hop: h.hop,
-                chunk: c as u64,
+                chunk: ChunkIndex(c as u64),
                 key: h.key,
                 input_root: rec.input_root,
                 output_root: rec.output_root,

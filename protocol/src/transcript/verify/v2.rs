@@ -144,7 +144,7 @@ pub(crate) fn on_body<'a>(
                 || l.passed
                 || l.owner_list.is_none()
                 || h.attempt != l.attempt
-                || h.hop as usize != n + 1
+                || h.hop.as_usize() != n + 1
                 || &h.member != expected
             {
                 return Err(chain_fail(format!(
@@ -240,7 +240,7 @@ pub(crate) fn on_body<'a>(
             // unnamed stop (a failed strict check) is the linker's.
             let by = match &stop.named {
                 Some((hop, member)) => {
-                    let h = *hop as usize;
+                    let h = hop.as_usize();
                     if h == 0 || h >= hops.len() || &hops[h - 1] != member {
                         return Err(chain_fail(format!(
                             "list {}: the chain stop names hop {hop} ({member}), which is not a register hop of this list",

@@ -17,7 +17,7 @@ use crate::{
     hash::{hash_to_group, tags as v1tags},
     receipt::Unblinder,
     share::{Domain, Share},
-    types::{Digest, Name},
+    types::{ChunkIndex, Digest, HopIndex, Name},
     v2::{check::coefficients, HopError, LinkerHop, Mode, StepKey},
 };
 
@@ -219,7 +219,7 @@ fn assert_no_key_holder_sees_a_dictionary_value(w: &World, persons: u64) {
     let dict = Dictionary::new("SSB", persons);
     let m = w.registers.len();
     // A one-person list's check values are c_0·y_0 with c_0 public.
-    let c0 = coefficients(&p.check.sigma, 0, 1)[0];
+    let c0 = coefficients(&p.check.sigma, ChunkIndex(0), 1)[0];
     let public = if persons == 1 { vec![c0] } else { Vec::new() };
     let a = p.check.a.to_vec();
     for h in 1..=m {
@@ -290,7 +290,7 @@ fn the_linker_of_a_delivery_steps_with_its_share_alone() {
     // A delivery's linker refuses to remove β (it would see Ψ_R).
     let refused = LinkerHop::new(
         w.header(0, Mode::Optimistic),
-        m + 1,
+        HopIndex(m + 1),
         w.linker.name.clone(),
         combined,
         Vec::new(),
@@ -303,7 +303,7 @@ fn the_linker_of_a_delivery_steps_with_its_share_alone() {
     project.delivery = None;
     let refused = LinkerHop::new(
         project,
-        m + 1,
+        HopIndex(m + 1),
         w.linker.name.clone(),
         StepKey::plain(w.linker.share()),
         Vec::new(),
