@@ -20,6 +20,7 @@ use std::{
 use anyhow::{bail, ensure, Context};
 use kobling_protocol::{
     bounded::{BoundedString, BoundedVec},
+    domain::{validate_order_domains, PseudonymousList},
     ident::ParseOptions,
     manifest::{Ed25519Key, Manifest, X25519Key},
     messages::{Action, Message, Request},
@@ -102,12 +103,15 @@ pub(crate) enum ProjectCommand {
         /// The project id.
         #[arg(long)]
         project: String,
-        /// The extract file (CSV with an `fnr` column). It must be in the
-        /// node's extract directory (`kobling node run --extracts`, default
-        /// DIR/extracts): the node is sent only its file name, and reads
-        /// that name there.
+        /// The extract file (CSV with an `fnr` column, or a `pseudonym`
+        /// column for a register domain's holder whose list the order keys
+        /// by the domain). It must be in the node's extract directory
+        /// (`kobling node run --extracts`, default DIR/extracts): the node
+        /// is sent only its file name, and reads that name there. Left out
+        /// by the operators of a register that takes part only as a key
+        /// holder of a register domain (no list of its own).
         #[arg(long)]
-        extract: PathBuf,
+        extract: Option<PathBuf>,
     },
     /// Show where every list of a project is.
     Status {
@@ -288,6 +292,10 @@ impl ProjectCommand {
                     .order()
                     .context("the linker holds no order of this project")?;
                 let order_entry = entries.first().context("no order entry")?.clone();
+                let Some(extract) = extract else {
+                    return approve_without_extract(&manifest, &key, &register, order, order_entry)
+                        .await;
+                };
                 let path = extract
                     .canonicalize()
                     .with_context(|| format!("cannot find {}", extract.display()))?;
@@ -296,13 +304,21 @@ impl ProjectCommand {
                     .and_then(|n| n.to_str())
                     .context("the extract's file name is not UTF-8")?
                     .to_string();
-                let summary = crate::extract_file::check_extract(
-                    &path,
-                    ParseOptions {
-                        allow_synthetic: order.test_mode,
-                    },
-                    None,
-                )?;
+                let summary = if order.list_domain(&register).is_some() {
+                    // A holder's list, keyed by `pseudonym` (docs/domains.md).
+                    crate::extract_file::pseudonymous::stage_pseudonymous_extract(&path, |_, _| {
+                        Ok(())
+                    })?
+                    .0
+                } else {
+                    crate::extract_file::check_extract(
+                        &path,
+                        ParseOptions {
+                            allow_synthetic: order.test_mode,
+                        },
+                        None,
+                    )?
+                };
                 if let Some(reason) = summary.unusable_reason() {
                     bail!(
                         "{} cannot be approved: {reason} (run `kobling extract check` for details)",
@@ -851,7 +867,18 @@ fn order_from_spec(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     ensure!(!registers.is_empty(), "the spec names no register");
-    Ok(ProjectOrder {
+    let pseudonymous = spec
+        .registers
+        .iter()
+        .filter_map(|r| r.domain.as_ref().map(|d| (r, d)))
+        .map(|(r, d)| {
+            Ok(PseudonymousList {
+                register: Name::new(r.name.as_str())?,
+                domain: Name::new(d.as_str())?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let order = ProjectOrder {
         project: ProjectId::new(spec.project)?,
         title: BoundedString::new(spec.title)?,
         legal_basis: BoundedString::new(spec.legal_basis)?,
@@ -867,7 +894,11 @@ fn order_from_spec(
         test_mode: spec.test_mode,
         grant: None,
         delivery: None,
-    })
+        pseudonymous: BoundedVec::new(pseudonymous)?,
+    };
+    validate_order_domains(manifest, &order)
+        .context("the spec's pseudonymous lists (`domain = ...`)")?;
+    Ok(order)
 }
 
 /// `YYYY-MM-DD` (a real calendar day) → seconds since the Unix epoch (end
@@ -877,6 +908,60 @@ fn parse_date(s: &str) -> anyhow::Result<u64> {
         crate::output::days_from_date(s.trim()).context("expires must be a date, YYYY-MM-DD")?;
     ensure!(days > 0, "expires must be after 1970");
     Ok(u64::from(days.unsigned_abs()) * 86_400 + 86_399)
+}
+
+/// `project approve` without `--extract`: a key holder of a register
+/// domain the order keys a list by, with no list of its own, accepts the
+/// order (its operators sign an approval with no extract: zero digest, no
+/// rows, no columns).
+async fn approve_without_extract(
+    manifest: &Manifest,
+    key: &KeyFile,
+    register: &Name,
+    order: &ProjectOrder,
+    order_entry: Entry,
+) -> anyhow::Result<ExitCode> {
+    let holds_key = kobling_protocol::domain::key_registers(manifest, order).contains(register);
+    ensure!(
+        holds_key && !order.register_names().contains(register),
+        "{register} has a list in project {}: approve its extract with --extract FILE",
+        order.project
+    );
+    let project = order.project.clone();
+    let signed = Statement {
+        project: project.clone(),
+        time: unix_now(),
+        signer: Signer::Operator {
+            register: register.clone(),
+            key: key.public(),
+        },
+        body: Body::Approval(Approval {
+            register: register.clone(),
+            order: order.digest(),
+            extract: kobling_protocol::types::Digest::default(),
+            rows: 0,
+            columns: BoundedVec::default(),
+        }),
+    }
+    .sign(&key.signing);
+    let envelope = request(
+        manifest,
+        register,
+        &project,
+        Action::Approve {
+            statement: signed.statement.digest(),
+            extract: BoundedString::default(),
+        },
+    )?
+    .sign(&key.signing);
+    let msg = Message::Approve {
+        statement: signed,
+        request: Box::new(envelope),
+        order: Box::new(order_entry),
+    };
+    expect_ack(ask(manifest, register, msg).await?)?;
+    say!("approved project {project} at {register} as a key holder of its register domains (no list of its own)");
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

@@ -236,11 +236,13 @@ impl Engine {
         }
         let step_keys: Vec<WirePoint> = hops[..from_hop]
             .iter()
-            .filter_map(|m| view.commitment(m))
+            .filter_map(|m| view.step_key(&list, m))
             .collect();
         let cache = (project.clone(), list.clone(), attempt);
         let is_linker = self.role == Role::Linker;
         let share = self.keystore.share(&Domain::Project(project.clone()))?;
+        // k_{i,p}, or k_{i,p}·k_{i,R}⁻¹ on a list from register domain R.
+        let step_share = self.step_share(&view, project, &list)?;
         let bad = |e: kobling_protocol::v2::HopError| refuse(RefusalCode::BadChunk, e.to_string());
         let (records, output, next, record) = if is_linker {
             let mut state = match self.v2_hops.linker.remove(&cache) {
@@ -256,7 +258,7 @@ impl Engine {
                         &domain,
                         &list,
                         &self.me,
-                        &share,
+                        &step_share,
                         &blinding,
                         &d,
                         &mut self.rng,
@@ -295,7 +297,7 @@ impl Engine {
                     header.clone(),
                     hop,
                     self.me.clone(),
-                    StepKey::plain(share),
+                    StepKey::plain(step_share),
                     senders,
                     step_keys,
                 )
@@ -523,8 +525,7 @@ impl Engine {
                 format!("step {hop} of list {list}'s pass is not this node's"),
             ));
         }
-        let share = self.keystore.share(&Domain::Project(project.clone()))?;
-        let step = StepKey::plain(share);
+        let step = StepKey::plain(self.step_share(&view, project, &list)?);
         let linker = self.linker();
         let made = pass_step(&ctx, &pass, HopIndex(hop), &step, &mut self.rng);
         let (to, out) = match made {
