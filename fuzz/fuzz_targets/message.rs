@@ -27,6 +27,9 @@ fuzz_target!(|data: &[u8]| {
         Message::SubmitOrder(s) | Message::Statement(s) | Message::Approve { statement: s, .. } => {
             let _ = s.statement.digest();
         }
+        Message::DomainRequest(r) => {
+            let _ = r.check(r.request.time, &r.request.node, &r.request.manifest);
+        }
         Message::TranscriptFile { bytes } => {
             let _ = kobling_protocol::transcript::decode_file(bytes);
         }

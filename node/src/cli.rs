@@ -59,6 +59,9 @@ pub(crate) enum Command {
     /// Submit, approve, follow, fetch and close projects.
     #[command(subcommand)]
     Project(cmd::project::ProjectCommand),
+    /// Follow, export, back up and retire register domains.
+    #[command(subcommand)]
+    Domain(cmd::domain::DomainCommand),
     /// A domain holder's deliveries: export its table.
     #[command(subcommand)]
     Delivery(cmd::delivery::DeliveryCommand),
@@ -74,6 +77,7 @@ impl Command {
             Command::Keys(c) => c.run(),
             Command::Node(c) => c.run(),
             Command::Project(c) => c.run(),
+            Command::Domain(c) => c.run(),
             Command::Delivery(c) => c.run(),
         }
     }

@@ -81,6 +81,9 @@ fn changes_state(kind: &str) -> bool {
             | "SealedItems"
             | "Points"
             | "Close"
+            | "DomainEntries"
+            | "DomainCommitment"
+            | "DomainRequest"
     )
 }
 

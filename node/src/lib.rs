@@ -40,6 +40,7 @@
 //!  manifest_file: the federation manifest (TOML) every command pins; spec: the researcher's project spec
 //!  console: stdout that ends cleanly on a closed pipe (say!), the log subscriber
 //!  testing: Federation ──▶ Net (engines, virtual clock, faults) ──▶ researcher's client
+//!  reshare: a key holder's side of a register domain's re-share (its CLI and the tests)
 //! ```
 #![forbid(unsafe_code)]
 
@@ -60,6 +61,7 @@ mod output;
 mod prepare;
 pub mod private_fs;
 mod researcher;
+pub mod reshare;
 mod secrets;
 mod sender;
 mod spec;

@@ -36,6 +36,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use crate::private_fs::PrivateFsError;
 
 mod chain_rows;
+mod domain;
 mod domain_rows;
 pub(crate) use self::chain_rows::LinkerTable;
 pub use self::domain_rows::{DomainRow, StoredDelivery};
@@ -150,6 +151,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(domain::SCHEMA)?;
         conn.execute_batch(domain_rows::SCHEMA)?;
         Ok(Self {
             conn,

@@ -300,6 +300,41 @@ pub enum Message {
     /// project is linked, delivered or closed (issue 12 item 1: all a
     /// register learns after its lists were verified).
     Notice(crate::notice::SignedPhaseNotice),
+    /// A register domain's holder → its key holders: domain transcript
+    /// entries from `first` (replication); also a node's answer to an
+    /// operator's [`DomainAction::Transcript`](crate::domain::wire::DomainAction)
+    /// request.
+    DomainEntries {
+        /// The domain.
+        domain: Name,
+        /// The sequence number of the first entry.
+        first: u64,
+        /// The entries.
+        entries: BoundedVec<crate::domain::transcript::DomainEntry, MAX_ENTRIES_PER_MESSAGE>,
+    },
+    /// A key holder → the domain's holder: its signed key commitment, at
+    /// the holder's next sequence number.
+    DomainCommitment {
+        /// The domain.
+        domain: Name,
+        /// The `KeyCommitment` entry.
+        entry: Box<crate::domain::transcript::DomainEntry>,
+    },
+    /// An operator → a node: a domain request (the transcript, or a
+    /// signature on the retirement).
+    DomainRequest(crate::domain::wire::SignedDomainRequest),
+    /// The holder → an operator re-sharing a key holder's share: a page of
+    /// its table, blinded by the re-share's β.
+    DomainPoints {
+        /// The domain.
+        domain: Name,
+        /// The page's first position.
+        first: u64,
+        /// Persons in the whole table.
+        total: u64,
+        /// The blinded points.
+        points: BoundedVec<crate::group::WirePoint, { crate::domain::wire::RESHARE_PAGE }>,
+    },
 }
 
 impl Message {
@@ -330,6 +365,10 @@ impl Message {
             Message::ChunkV2 { .. } => Kind::ChunkV2,
             Message::PassV2 { .. } => Kind::PassV2,
             Message::Notice(_) => Kind::Notice,
+            Message::DomainEntries { .. } => Kind::DomainEntries,
+            Message::DomainCommitment { .. } => Kind::DomainCommitment,
+            Message::DomainRequest(_) => Kind::DomainRequest,
+            Message::DomainPoints { .. } => Kind::DomainPoints,
         }
     }
 }
@@ -383,6 +422,14 @@ pub enum Kind {
     PassV2,
     /// [`Message::Notice`].
     Notice,
+    /// [`Message::DomainEntries`].
+    DomainEntries,
+    /// [`Message::DomainCommitment`].
+    DomainCommitment,
+    /// [`Message::DomainRequest`].
+    DomainRequest,
+    /// [`Message::DomainPoints`].
+    DomainPoints,
 }
 
 /// The largest frame of a kind a client (a peer without a member
@@ -396,7 +443,7 @@ pub const MAX_KIND_PREFIX: usize = 5;
 
 impl Kind {
     /// Every kind, in variant-index order.
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 23] = [
         Kind::Hello,
         Kind::SubmitOrder,
         Kind::Approve,
@@ -416,6 +463,10 @@ impl Kind {
         Kind::ChunkV2,
         Kind::PassV2,
         Kind::Notice,
+        Kind::DomainEntries,
+        Kind::DomainCommitment,
+        Kind::DomainRequest,
+        Kind::DomainPoints,
     ];
 
     /// The kind of the message a frame body starts with, from its first
@@ -466,6 +517,10 @@ impl Kind {
             Kind::ChunkV2 => "ChunkV2",
             Kind::PassV2 => "PassV2",
             Kind::Notice => "Notice",
+            Kind::DomainEntries => "DomainEntries",
+            Kind::DomainCommitment => "DomainCommitment",
+            Kind::DomainRequest => "DomainRequest",
+            Kind::DomainPoints => "DomainPoints",
         }
     }
 
@@ -482,6 +537,7 @@ impl Kind {
                 | Kind::Fetch
                 | Kind::Close
                 | Kind::Status
+                | Kind::DomainRequest
         )
     }
 
@@ -499,6 +555,11 @@ impl Kind {
             Kind::Hello | Kind::Ack => 64,
             // A project id, an action, a time, a key and a signature.
             Kind::Fetch | Kind::Close | Kind::Status | Kind::Notice => 4 << 10,
+            // A re-share's converted page: 4,096 points and two proofs.
+            Kind::DomainRequest => MAX_CLIENT_FRAME,
+            Kind::DomainPoints => 1 << 20,
+            // One entry: a creation names at most 256 key holders.
+            Kind::DomainCommitment => 64 << 10,
             Kind::Blinding => 64 << 10,
             Kind::Refused => 4 << 10,
             Kind::SubmitOrder | Kind::Approve => MAX_CLIENT_FRAME,
@@ -511,7 +572,8 @@ impl Kind {
             | Kind::TranscriptFile
             | Kind::DeliveryItems
             | Kind::ChunkV2
-            | Kind::PassV2 => MAX_FRAME,
+            | Kind::PassV2
+            | Kind::DomainEntries => MAX_FRAME,
         }
     }
 }

@@ -7,6 +7,7 @@
 //!  keys operator … > kari.pub ──▶ manifest add FILE --register NPR --operator NAME --key kari.pub
 //!  manifest add FILE --entry new.toml --replace ──▶ a member's new keys, in place
 //!  manifest remove FILE --register NPR --key old.pub ──▶ an operator removed
+//!  manifest add FILE --domain RESEPT --holder RESEPT [--key-holder NPR …] ──▶ [[domains]] appended
 //!  manifest check FILE ──▶ digest and members (the complete manifest)
 //! ```
 
@@ -66,6 +67,19 @@ pub(crate) enum ManifestCommand {
         /// signature on a project order is what the linker requires.
         #[arg(long, requires = "key", conflicts_with_all = ["register", "operator"])]
         authority: Option<String>,
+        /// Declare a register domain (`[[domains]]`) of this name, held by
+        /// --holder; add it once its holder, key holders and the linker
+        /// are members.
+        #[arg(long, requires = "holder", conflicts_with_all = ["entry", "register", "operator", "key", "authority"])]
+        domain: Option<String>,
+        /// The domain's holder: the register that stores data under its
+        /// pseudonyms.
+        #[arg(long, requires = "domain")]
+        holder: Option<String>,
+        /// A key holder of the domain (repeat it; default: every register
+        /// but the holder, and the linker, which is always one).
+        #[arg(long = "key-holder", value_name = "MEMBER", requires = "domain")]
+        key_holders: Vec<String>,
     },
     /// Remove an operator from a register (by public key).
     Remove {
@@ -164,9 +178,18 @@ impl ManifestCommand {
                 operator,
                 key,
                 authority,
+                domain,
+                holder,
+                key_holders,
             } => {
                 let mut manifest = load_draft(&file)?;
                 let done = match (entry, register, operator, key) {
+                    (None, None, None, None) if domain.is_some() => add_domain(
+                        &mut manifest,
+                        domain.unwrap_or_default(),
+                        holder.unwrap_or_default(),
+                        key_holders,
+                    )?,
                     (None, None, None, Some(key)) if authority.is_some() => {
                         let name = authority.unwrap_or_default();
                         ensure!(!name.trim().is_empty(), "the authority needs a name");
@@ -197,7 +220,7 @@ impl ManifestCommand {
                     (None, Some(register), Some(operator), Some(key)) => {
                         add_operator(&mut manifest, &register, operator, &key)?
                     }
-                    _ => bail!("give --entry FILE, or --register, --operator and --key, or --authority and --key"),
+                    _ => bail!("give --entry FILE, or --register, --operator and --key, or --authority and --key, or --domain and --holder"),
                 };
                 let text = manifest_file::render_draft(&manifest)?;
                 std::fs::write(&file, text)
@@ -342,6 +365,56 @@ fn replace_member(manifest: &mut Manifest, mut member: Member) -> anyhow::Result
     }
     *slot = member;
     Ok(format!("replaced the entry of {}", slot.name))
+}
+
+/// Declares register domain `name` held by `holder`; the text to print.
+fn add_domain(
+    manifest: &mut Manifest,
+    name: String,
+    holder: String,
+    key_holders: Vec<String>,
+) -> anyhow::Result<String> {
+    use kobling_protocol::types::Name;
+    let name = Name::new(name).context("invalid --domain")?;
+    let holder = Name::new(holder).context("invalid --holder")?;
+    let key_holders = if key_holders.is_empty() {
+        None
+    } else {
+        Some(
+            key_holders
+                .into_iter()
+                .map(|k| Name::new(k).context("invalid --key-holder"))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        )
+    };
+    ensure!(
+        manifest.domain(&name).is_none(),
+        "domain {name} is already declared"
+    );
+    ensure!(
+        manifest.linker().is_some(),
+        "add the linker before a domain: it is always a key holder"
+    );
+    let spec = DomainSpec {
+        name,
+        holder,
+        key_holders,
+    };
+    let mut with = manifest.clone();
+    with.domains = vec![spec.clone()];
+    kobling_protocol::domain::validate_domains(&with)?;
+    let text = format!(
+        "declared domain {} held by {}; key holders in chain order: {}",
+        spec.name,
+        spec.holder,
+        spec.key_holders(&with)
+            .iter()
+            .map(|n| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    manifest.domains.push(spec);
+    Ok(text)
 }
 
 /// A public key given as 64 hex digits or as a file holding them.

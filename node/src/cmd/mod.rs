@@ -2,6 +2,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod delivery;
+pub(crate) mod domain;
 pub(crate) mod extract;
 pub(crate) mod keys;
 pub(crate) mod manifest;

@@ -29,6 +29,10 @@ pub enum EngineError {
     /// A list-preparation thread could not be started.
     #[error("cannot start preparing a list: {0}")]
     Spawn(#[source] std::io::Error),
+    /// A register domain's transcript held here does not verify against
+    /// the manifest.
+    #[error("domain transcript: {0}")]
+    Domain(#[from] kobling_protocol::domain::transcript::DomainTranscriptError),
 }
 
 /// Why a message was not processed: refused, or this node failed.

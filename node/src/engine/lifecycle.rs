@@ -41,6 +41,7 @@ impl Engine {
                 self.tick_project(&project, now)?;
             }
         }
+        self.tick_domains()?;
         Ok(())
     }
 

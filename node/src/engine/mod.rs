@@ -41,6 +41,8 @@
 //! | `delivery.rs` | the researcher's fetch, spooled |
 //! | `receipt.rs` | a domain holder's receipt of a delivery (rows under `Ψ_R`) |
 //! | `lifecycle.rs` | commitments, status, close, expiry, shredding, ticks |
+//! | `domain.rs` | register domains: creation, key commitments, replication, retirement |
+//! | `reshare.rs` | a register domain's re-share at its holder |
 //! | `requests.rs` | the replay cache of clients' signed requests |
 //! | `error.rs` | refusals and internal failures |
 
@@ -48,6 +50,7 @@ mod approval;
 mod chain;
 mod chain_v2;
 mod delivery;
+mod domain;
 mod error;
 mod lifecycle;
 mod linking;
@@ -55,6 +58,7 @@ mod list;
 mod receipt;
 mod replies;
 mod requests;
+mod reshare;
 mod sequencer;
 
 use std::{
@@ -153,6 +157,8 @@ pub struct Engine {
     /// Chain v2 hops in progress (a cache: rebuilt from the store after a
     /// restart).
     v2_hops: chain_v2::Hops,
+    /// Re-share blindings at a domain's holder (memory only).
+    reshare_blindings: reshare::Blindings,
 }
 
 impl std::fmt::Debug for Engine {
@@ -204,6 +210,7 @@ impl Engine {
             finished: BTreeSet::new(),
             list_bytes_cap: MAX_LIST_SEALED_BYTES,
             v2_hops: chain_v2::Hops::default(),
+            reshare_blindings: reshare::Blindings::default(),
         })
     }
 
@@ -380,6 +387,9 @@ impl Engine {
     }
 
     fn admit_and_handle(&mut self, from: &Peer, msg: Message, now: UnixTime) -> Outcome<Replies> {
+        if kobling_protocol::domain::wire::is_domain_message(&msg) {
+            return self.domain_handles(from, msg, now);
+        }
         self.admit(from, &msg)?;
         match self.role {
             Role::Linker => self.linker_handles(from, msg, now),

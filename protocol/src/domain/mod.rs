@@ -26,11 +26,14 @@
 //! - [`convert`]: the conversion step, its binding proof and verification.
 //! - [`pseudonym`]: the `pseudonym` column of a holder's extract.
 //! - [`transcript`]: the domain's own signed, hash-chained transcript.
+//! - [`wire`]: who may send which domain message; the holder's and key
+//!   holders' decisions on commitments and replicated entries.
 
 pub mod convert;
 pub mod pseudonym;
 pub mod spec;
 pub mod transcript;
+pub mod wire;
 
 #[cfg(test)]
 mod tests;

@@ -51,6 +51,39 @@ fn samples() -> Vec<Message> {
             first: 0,
             entries: BoundedVec::default(),
         },
+        Message::DomainEntries {
+            domain: Name::new("RESEPT").expect("valid"),
+            first: 3,
+            entries: BoundedVec::default(),
+        },
+        Message::DomainCommitment {
+            domain: Name::new("RESEPT").expect("valid"),
+            entry: Box::new(crate::domain::transcript::DomainEntry {
+                seq: 1,
+                prev: Digest([1; 32]),
+                signer: Name::new("NPR").expect("valid"),
+                body: crate::domain::transcript::DomainBody::KeyCommitment {
+                    member: Name::new("NPR").expect("valid"),
+                    key: WirePoint([2; 32]),
+                },
+                signature: Sig([3; 64]),
+                operators: BoundedVec::default(),
+            }),
+        },
+        Message::DomainRequest(
+            crate::domain::wire::DomainRequest {
+                domain: Name::new("RESEPT").expect("valid"),
+                action: crate::domain::wire::DomainAction::Retire {
+                    statement: Digest([4; 32]),
+                    signature: Sig([5; 64]),
+                },
+                time: crate::types::UnixTime(u64::MAX),
+                node: Name::new("N".repeat(Name::MAX_LEN)).expect("valid"),
+                manifest: Digest([6; 32]),
+                nonce: [7; NONCE_LEN],
+            }
+            .sign(&ed25519_dalek::SigningKey::from_bytes(&[6; 32])),
+        ),
     ]
 }
 
@@ -167,6 +200,9 @@ fn caps_hold_the_largest_honest_messages_and_clients_get_a_mebibyte() {
         detail: BoundedString::new("d".repeat(1024)).expect("fits"),
     };
     assert!(encode(&refused).len() <= Kind::Refused.max_frame());
+    for m in samples() {
+        assert!(encode(&m).len() <= m.kind_of().max_frame(), "{}", m.kind());
+    }
     let hello = Message::Hello { version: u16::MAX };
     assert!(encode(&hello).len() <= Kind::Hello.max_frame());
 }
@@ -245,7 +281,7 @@ proptest! {
     }
 
     #[test]
-    fn mutated_messages_never_panic(which in 0usize..6, at in any::<usize>(), xor in 1u8..=255) {
+    fn mutated_messages_never_panic(which in 0usize..10, at in any::<usize>(), xor in 1u8..=255) {
         let mut bytes = encode(&samples()[which]);
         let i = at % bytes.len();
         bytes[i] ^= xor;

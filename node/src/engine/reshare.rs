@@ -1,0 +1,222 @@
+//! A re-share at the holder (PROTOCOL.md §10, "Continuity"): a key holder
+//! whose share of a register domain was lost (its seed, not its node keys)
+//! takes a new share, and the holder's table is converted by
+//! `k_new·k_old⁻¹` with the binding proof, without the key holder seeing a
+//! pseudonym and without the holder seeing a share.
+//!
+//! ```text
+//!  operator of i (its CLI holds k_old from the two-operator backup, k_new from i's keystore)
+//!    ReshareTable { first }      ─▶ holder: β fresh (memory only), the page of its table
+//!                                   ◀─ DomainPoints β·Ψ_R
+//!    ReshareConverted { first, (k_new·k_old⁻¹)·β·Ψ_R, batch proof, binding proof }
+//!                                ─▶ holder: verify_reshare_page against K_old (committed),
+//!                                   remove β, keep Ψ'_R beside Ψ_R
+//!    ReshareFinish { Reshare entry signed by i }
+//!                                ─▶ holder: every person converted, table unchanged since the
+//!                                   start ─▶ decide_reshare ─▶ table replaced, entry appended
+//!                                   and replicated (one transaction); β dropped
+//! ```
+//!
+//! β lives in the engine's memory only: after a restart of the holder the
+//! re-share starts again from position 0.
+
+use std::collections::BTreeMap;
+
+use kobling_protocol::{
+    bounded::BoundedVec,
+    chain,
+    domain::{
+        transcript::{verify_domain_transcript, DomainEntry},
+        wire::{
+            decide_reshare, verify_reshare_page, DomainAction, SignedDomainRequest, RESHARE_PAGE,
+        },
+        DomainSpec,
+    },
+    group::WirePoint,
+    messages::Message,
+    refusal::RefusalCode,
+    share::Share,
+    types::{Name, UnixTime},
+};
+
+use super::{
+    error::{ack, not_ready, refuse, Outcome, Refused},
+    Engine,
+};
+
+/// The holder's re-share blindings β, by (domain, key holder): in memory
+/// only.
+#[derive(Default)]
+pub(super) struct Blindings(BTreeMap<(Name, Name), Share>);
+
+impl Engine {
+    /// An operator's re-share request at the holder (checked for
+    /// freshness, node, manifest and signature already).
+    pub(super) fn reshare_request(
+        &mut self,
+        req: &SignedDomainRequest,
+        spec: &DomainSpec,
+        now: UnixTime,
+    ) -> Outcome<Vec<Message>> {
+        let domain = &req.request.domain;
+        let member = match &req.request.action {
+            DomainAction::ReshareTable { member, .. }
+            | DomainAction::ReshareConverted { member, .. } => member.clone(),
+            DomainAction::ReshareFinish { entry } => entry.signer.clone(),
+            _ => return Err(refuse(RefusalCode::BadRequest, "not a re-share request")),
+        };
+        if spec.holder != self.me {
+            return Err(refuse(
+                RefusalCode::WrongRegister,
+                format!(
+                    "a re-share of domain {domain} runs at its holder {}",
+                    spec.holder
+                ),
+            ));
+        }
+        let operator = self
+            .manifest
+            .member(&member)
+            .is_some_and(|m| m.operators.iter().any(|o| o.key == req.key));
+        if !operator {
+            return Err(refuse(
+                RefusalCode::NotAnOperator,
+                format!("only an operator of {member} re-shares {member}'s share"),
+            ));
+        }
+        self.remember_domain_request(req, now)?;
+        let held = self.store.domain_entries(domain)?;
+        let state = verify_domain_transcript(&self.manifest, domain, &held).map_err(|e| {
+            refuse(
+                RefusalCode::NotReady,
+                format!("domain {domain} has no verified transcript here: {e}"),
+            )
+        })?;
+        if state.retirement().is_some() {
+            return Err(refuse(
+                RefusalCode::Closed,
+                format!("domain {domain} is retired"),
+            ));
+        }
+        let committed = state.key_of(&member).ok_or_else(|| {
+            refuse(
+                RefusalCode::Invalid,
+                format!("{member} is not a key holder of {domain} with a committed key"),
+            )
+        })?;
+        let key = (domain.clone(), member.clone());
+        match &req.request.action {
+            DomainAction::ReshareTable { first, .. } => {
+                let first = *first;
+                if first == 0 {
+                    let total = self.store.transaction(|tx| tx.holder_persons(domain))?;
+                    self.store
+                        .transaction(|tx| tx.start_reshare(domain, &member, total))?;
+                    let beta = Share::random(&mut self.rng);
+                    self.reshare_blindings.0.insert(key.clone(), beta);
+                    tracing::info!(node = %self.me, %domain, %member, persons = total, "a re-share started");
+                }
+                let session = self
+                    .store
+                    .transaction(|tx| tx.reshare(domain, &member))?
+                    .ok_or_else(|| not_ready("no re-share in progress: start from position 0"))?;
+                let beta = self.reshare_blindings.0.get(&key).ok_or_else(|| {
+                    not_ready("the re-share was interrupted: start from position 0")
+                })?;
+                let page = self
+                    .store
+                    .transaction(|tx| tx.holder_pseudonyms(domain, first, RESHARE_PAGE))?;
+                let points = chain::apply_share(beta, &page, first)
+                    .map_err(|e| refuse(RefusalCode::Invalid, e.to_string()))?;
+                Ok(vec![Message::DomainPoints {
+                    domain: domain.clone(),
+                    first,
+                    total: session.total,
+                    points: BoundedVec::new(points).unwrap_or_default(),
+                }])
+            }
+            DomainAction::ReshareConverted {
+                first,
+                points,
+                proof,
+                binding,
+                ..
+            } => {
+                let session = self
+                    .store
+                    .transaction(|tx| tx.reshare(domain, &member))?
+                    .ok_or_else(|| not_ready("no re-share in progress: start from position 0"))?;
+                let beta = self.reshare_blindings.0.get(&key).ok_or_else(|| {
+                    not_ready("the re-share was interrupted: start from position 0")
+                })?;
+                let page = self
+                    .store
+                    .transaction(|tx| tx.holder_pseudonyms(domain, *first, RESHARE_PAGE))?;
+                let input = chain::apply_share(beta, &page, *first)
+                    .map_err(|e| refuse(RefusalCode::Invalid, e.to_string()))?;
+                let to_key = verify_reshare_page(
+                    domain,
+                    &member,
+                    &committed,
+                    session.to_key.as_ref(),
+                    *first,
+                    &input,
+                    points,
+                    proof,
+                    binding,
+                )?;
+                let new: Vec<WirePoint> = chain::apply_share(&beta.invert(), points, *first)
+                    .map_err(|e| refuse(RefusalCode::Invalid, e.to_string()))?;
+                self.store
+                    .transaction(|tx| tx.put_reshare_page(domain, &member, &to_key, &page, &new))?;
+                Ok(vec![ack()])
+            }
+            DomainAction::ReshareFinish { entry } => {
+                self.finish_reshare(domain, &member, entry)?;
+                self.reshare_blindings.0.remove(&key);
+                Ok(vec![ack()])
+            }
+            _ => Err(refuse(RefusalCode::BadRequest, "not a re-share request")),
+        }
+    }
+
+    /// Appends the re-share's entry and replaces the table, in one
+    /// transaction, once every person of an unchanged table is converted.
+    fn finish_reshare(&mut self, domain: &Name, member: &Name, entry: &DomainEntry) -> Outcome<()> {
+        let manifest = &self.manifest;
+        let state = self.store.transaction(|tx| {
+            let session = tx
+                .reshare(domain, member)?
+                .ok_or_else(|| not_ready("no re-share in progress: start from position 0"))?;
+            let persons = tx.holder_persons(domain)?;
+            let converted = tx.reshare_converted(domain)?;
+            if persons != session.total || converted != session.total {
+                tx.clear_reshare(domain)?;
+                return Err(refuse(
+                    RefusalCode::Diverged,
+                    format!("domain {domain}: {converted} of {persons} persons converted (the table had {} at the start); start the re-share again", session.total),
+                ));
+            }
+            let to_key = match (&session.to_key, &entry.body) {
+                (Some(k), _) => *k,
+                // An empty table: the entry's own binding (the transcript
+                // verifies it against the committed key).
+                (None, kobling_protocol::domain::transcript::DomainBody::Reshare { binding, .. }) => {
+                    binding.to_key
+                }
+                (None, _) => {
+                    return Err(refuse(RefusalCode::Invalid, "not a re-share entry"));
+                }
+            };
+            let held = tx.domain_entries(domain)?;
+            let state = decide_reshare(manifest, domain, &held, entry, member, &to_key, persons)?;
+            tx.append_domain_entries(domain, std::slice::from_ref(entry))?;
+            tx.apply_reshare(domain)?;
+            tx.clear_reshare(domain)?;
+            super::domain::replicate(tx, domain, &state, std::slice::from_ref(entry))?;
+            Ok::<_, Refused>(state)
+        })?;
+        tracing::warn!(node = %self.me, %domain, %member, reshares = state.reshares, "re-share recorded: the holder's table is converted to the new share");
+        Ok(())
+    }
+}
