@@ -566,6 +566,17 @@ fn a_hop_that_records_a_plain_step_on_the_domain_s_list_is_refused_by_the_linker
         .unwrap_or_else(|| panic!("no log line of the refusal"));
     assert!(line.contains("a key other than its commitment"), "{line}");
     assert!(line.contains("ERROR"), "{line}");
+    // And the project is stopped: the linker's closure is recorded (it is
+    // not left queued behind the linker's own record of the list, which
+    // waits for SSB's), naming the list.
+    let closure = entries
+        .iter()
+        .find_map(|e| match &e.signed.statement.body {
+            Body::Closure(c) => Some(c.reason.as_str().to_string()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("the project was not closed"));
+    assert!(closure.contains("RESEPT"), "{closure}");
 }
 
 #[test]
