@@ -24,7 +24,6 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::{anyhow, Context};
 use kobling_keys::{Keystore, Passphrase};
 use kobling_protocol::{
     manifest::Manifest,
@@ -34,6 +33,9 @@ use kobling_protocol::{
 use tokio::sync::watch;
 use tracing::{error, info};
 
+mod error;
+
+pub use self::error::DaemonError;
 use crate::{
     engine::{ApprovalDesk, Engine, EngineConfig, Peer, Taken},
     metrics::{self, Metrics},
@@ -265,20 +267,25 @@ pub async fn run(
     passphrase: Option<Passphrase>,
     options: &Options,
     shutdown: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<()> {
+) -> Result<(), DaemonError> {
     // The node's directory holds its keys, state and scratch files: only
     // its owner may enter it (issue 18 item 8).
-    crate::private_fs::check_node_dir(dir).context("the node's directory is not private")?;
+    crate::private_fs::check_node_dir(dir).map_err(DaemonError::PrivateDir)?;
     let mut keystore = Keystore::open(dir.join("keys"), passphrase.as_ref().map(|p| p.as_str()))
-        .context("cannot open the node's keystore")?;
+        .map_err(DaemonError::Keystore)?;
     // Not needed again while the node runs: zeroized now.
     drop(passphrase);
     let me = manifest
-        .member_by_tls(&kobling_protocol::manifest::TlsFingerprint(keystore.tls_spki_sha256()))
+        .member_by_tls(&kobling_protocol::manifest::TlsFingerprint(
+            keystore.tls_spki_sha256(),
+        ))
         .map(|m| m.name.clone())
-        .ok_or_else(|| anyhow!("this keystore's TLS key is in no member's manifest entry: add the entry `kobling keys init` printed"))?;
-    let member = manifest.member(&me).context("member")?.clone();
-    let identity = TlsIdentity::from_keystore(&keystore).context("the keystore's TLS identity")?;
+        .ok_or(DaemonError::NotInManifest)?;
+    let member = manifest
+        .member(&me)
+        .ok_or(DaemonError::NotInManifest)?
+        .clone();
+    let identity = TlsIdentity::from_keystore(&keystore).map_err(DaemonError::Tls)?;
     // The identity holds the key (inside rustls' signer); the keystore's
     // copy of its bytes goes.
     keystore.drop_tls_key();
@@ -292,14 +299,17 @@ pub async fn run(
                 allow_synthetic: true,
             },
         )
-        .with_context(|| format!("unusable mapping file {}", mapping.display()))?;
+        .map_err(|e| DaemonError::Mapping {
+            path: mapping.clone(),
+            source: Box::new(e),
+        })?;
     }
     let store = Store::open(dir)
-        .context("cannot open the node's state database")?
+        .map_err(DaemonError::Store)?
         .with_mapping(options.mapping.clone());
     // Seeds the engine's key-erasing generator; wiped once handed over.
     let mut seed = zeroize::Zeroizing::new([0u8; 32]);
-    getrandom::fill(seed.as_mut()).map_err(|e| anyhow!("no OS randomness: {e}"))?;
+    getrandom::fill(seed.as_mut()).map_err(DaemonError::Randomness)?;
     let config = EngineConfig {
         chunk_size: options.chunk_size,
         test_mode: options.test_mode,
@@ -331,16 +341,22 @@ pub async fn run(
     let limits = TransportLimits::default();
     let (bind, endpoint) = match &options.socket {
         Some(socket) => {
-            let socket = socket.try_clone().context("the given socket")?;
-            let bind = socket.local_addr().context("the socket's address")?;
+            let socket = socket.try_clone().map_err(|source| DaemonError::Socket {
+                what: "the given socket",
+                source,
+            })?;
+            let bind = socket.local_addr().map_err(|source| DaemonError::Socket {
+                what: "the socket's address",
+                source,
+            })?;
             let endpoint = server_endpoint_on(socket, &identity, manifest.clone(), &limits)
-                .with_context(|| format!("cannot listen on {bind}"))?;
+                .map_err(|source| DaemonError::Listen { bind, source })?;
             (bind, endpoint)
         }
         None => {
             let bind = listen_address(&member.address, options.listen.as_deref()).await?;
             let endpoint = server_endpoint(bind, &identity, manifest.clone(), &limits)
-                .with_context(|| format!("cannot listen on {bind}"))?;
+                .map_err(|source| DaemonError::Listen { bind, source })?;
             (bind, endpoint)
         }
     };
@@ -354,7 +370,7 @@ pub async fn run(
             request_timeout: Duration::from_secs(300),
         },
     )
-    .context("client configuration")?;
+    .map_err(DaemonError::Client)?;
     info!(node = %me, role = ?member.role, %bind, advertised = %member.address, test_mode = options.test_mode, "node running");
     if options.test_mode {
         tracing::warn!(node = %me, "TEST MODE: synthetic identifiers and test-mode orders are accepted; never run a production node like this");
@@ -424,7 +440,7 @@ pub async fn run(
 /// The socket address to bind: `listen` as given, or else the manifest
 /// `address`'s port on the unspecified address (on loopback if the
 /// manifest address is a loopback one).
-async fn listen_address(address: &str, listen: Option<&str>) -> anyhow::Result<SocketAddr> {
+async fn listen_address(address: &str, listen: Option<&str>) -> Result<SocketAddr, DaemonError> {
     if let Some(listen) = listen {
         return resolve(listen).await;
     }
@@ -440,12 +456,17 @@ async fn listen_address(address: &str, listen: Option<&str>) -> anyhow::Result<S
 }
 
 /// The first address `address` resolves to.
-async fn resolve(address: &str) -> anyhow::Result<SocketAddr> {
+pub(crate) async fn resolve(address: &str) -> Result<SocketAddr, DaemonError> {
     tokio::net::lookup_host(address)
         .await
-        .with_context(|| format!("cannot resolve {address}"))?
+        .map_err(|source| DaemonError::Resolve {
+            address: address.to_owned(),
+            source,
+        })?
         .next()
-        .ok_or_else(|| anyhow!("no address for {address}"))
+        .ok_or_else(|| DaemonError::NoAddress {
+            address: address.to_owned(),
+        })
 }
 
 /// Ticks the engine every 500 ms, and at once when a message changed a

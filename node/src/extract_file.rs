@@ -71,6 +71,7 @@
 
 mod error;
 mod mapping;
+pub(crate) mod pseudonymous;
 pub(crate) mod records;
 
 use std::{
@@ -106,6 +107,8 @@ pub(crate) const CELL_TOO_LONG: &str = "cell-too-long";
 
 /// The identifier column.
 const FNR: &str = "fnr";
+/// The key column of a register domain's holder (`docs/domains.md`).
+pub(crate) const PSEUDONYM: &str = "pseudonym";
 /// The researcher's key column; no variable may take its name.
 const LNR: &str = "lnr";
 
@@ -267,7 +270,7 @@ fn read_with<C: Collector>(
     mut collector: C,
 ) -> Result<(ExtractSummary, C::Output), ExtractError> {
     let mut reader = RecordReader::new(input)?;
-    let header = Header::parse(reader.next_record()?.ok_or(ExtractError::Empty)?)?;
+    let header = Header::parse(reader.next_record()?.ok_or(ExtractError::Empty)?, C::KEY)?;
     let mut row_issues = ReasonTally::default();
     let mut identifier_like = vec![0u64; header.names.len()];
     let mut details: BTreeMap<&'static str, Vec<RowIssue>> = BTreeMap::new();
@@ -332,10 +335,10 @@ fn read_with<C: Collector>(
         let raw = fields[header.fnr];
         if let Err(e) = collector.push(line, raw, values) {
             note(RowIssue {
-                reason: e.reason_code(),
+                reason: e.reason(),
                 line,
-                detail: id_detail(&e),
-                masked: Some(masked_raw(raw)).filter(|m| !m.is_empty()),
+                detail: e.detail(),
+                masked: e.masked(raw),
             });
         }
     }
@@ -393,17 +396,42 @@ fn id_detail(e: &IdError) -> String {
     }
 }
 
+/// Why a row's key field was refused, as the one pass reports it.
+trait RowError {
+    /// The reason code the row is counted under.
+    fn reason(&self) -> &'static str;
+    /// What is wrong, without the field.
+    fn detail(&self) -> String;
+    /// The field masked for the operator, if it may be shown at all.
+    fn masked(&self, raw: &str) -> Option<String>;
+}
+
+impl RowError for IdError {
+    fn reason(&self) -> &'static str {
+        self.reason_code()
+    }
+
+    fn detail(&self) -> String {
+        id_detail(self)
+    }
+
+    fn masked(&self, raw: &str) -> Option<String> {
+        Some(masked_raw(raw)).filter(|m| !m.is_empty())
+    }
+}
+
 /// A checked header.
 #[derive(Debug)]
 struct Header {
     /// Every column's name, trimmed.
     names: Vec<String>,
-    /// The index of `fnr`.
+    /// The index of the key column (`fnr`, or `pseudonym` in a holder's
+    /// list).
     fnr: usize,
 }
 
 impl Header {
-    fn parse(rec: &Record) -> Result<Header, ExtractError> {
+    fn parse(rec: &Record, key: &'static str) -> Result<Header, ExtractError> {
         let mut names = Vec::with_capacity(rec.len());
         for (i, f) in rec.fields().enumerate() {
             let name = std::str::from_utf8(f).map_err(|e| ExtractError::InvalidUtf8 {
@@ -412,7 +440,23 @@ impl Header {
             })?;
             names.push(trimmed(name).to_owned());
         }
-        let Some(fnr) = names.iter().position(|n| n == FNR) else {
+        // The other key column in a list: a pseudonym beside fnr data, or
+        // fnr in a holder's pseudonymous list (PROTOCOL.md §10).
+        let other = if key == FNR { PSEUDONYM } else { FNR };
+        if let Some(i) = names.iter().position(|n| n == other) {
+            return Err(ExtractError::WrongKeyColumn {
+                column: i + 1,
+                found: other,
+                expected: key,
+            });
+        }
+        let Some(fnr) = names.iter().position(|n| n == key) else {
+            if key != FNR {
+                return Err(ExtractError::MissingPseudonym {
+                    line: rec.line(),
+                    columns: shown_list(names.iter().map(String::as_str)),
+                });
+            }
             return Err(ExtractError::MissingFnr {
                 line: rec.line(),
                 columns: shown_list(names.iter().map(String::as_str)),
@@ -494,10 +538,15 @@ impl PerPerson {
 trait Collector {
     /// Whether [`push`](Self::push) wants the variable values.
     const KEEPS_VALUES: bool;
+    /// The key column.
+    const KEY: &'static str = FNR;
     /// What [`finish`](Self::finish) gives besides the counts.
     type Output;
+    /// Why a row's key field is refused.
+    type Error: RowError;
     /// One row: its line, raw identifier field and (if wanted) values.
-    fn push(&mut self, line: u64, identifier: &str, values: Vec<String>) -> Result<(), IdError>;
+    fn push(&mut self, line: u64, identifier: &str, values: Vec<String>)
+        -> Result<(), Self::Error>;
     /// The output, the identifier counts, and rows per person.
     fn finish(self) -> (Self::Output, ExtractStats, PerPerson);
 }
@@ -506,6 +555,7 @@ trait Collector {
 impl Collector for ListBuilder {
     const KEEPS_VALUES: bool = true;
     type Output = Vec<Person>;
+    type Error = IdError;
 
     fn push(&mut self, line: u64, identifier: &str, values: Vec<String>) -> Result<(), IdError> {
         self.push_row(line, identifier, values)
@@ -644,6 +694,7 @@ where
 {
     const KEEPS_VALUES: bool = true;
     type Output = (Vec<Identifier>, Option<io::Error>);
+    type Error = IdError;
 
     fn push(&mut self, line: u64, identifier: &str, values: Vec<String>) -> Result<(), IdError> {
         self.rows += 1;
@@ -698,6 +749,7 @@ struct Tally<'a> {
 impl Collector for Tally<'_> {
     const KEEPS_VALUES: bool = false;
     type Output = ();
+    type Error = IdError;
 
     fn push(&mut self, line: u64, identifier: &str, _: Vec<String>) -> Result<(), IdError> {
         self.rows += 1;

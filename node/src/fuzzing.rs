@@ -282,6 +282,40 @@ pub fn read_extract(
     staged
 }
 
+/// What a holder's pseudonymous extract read gives: the summary, and per
+/// person (in order of first appearance) the pseudonym's 32 bytes and its
+/// rows.
+pub type PseudonymousRead = (ExtractSummary, Vec<([u8; 32], Vec<Vec<String>>)>);
+
+/// Reads a register domain holder's extract (a `pseudonym` column instead
+/// of `fnr`) as the node does when it prepares the holder's list
+/// (`extract_file::pseudonymous::stage_pseudonymous_from`), in pieces of
+/// at most `step` bytes.
+///
+/// # Errors
+///
+/// The refusal's text, as the operator would see it.
+pub fn read_pseudonymous_extract(bytes: &[u8], step: usize) -> Result<PseudonymousRead, String> {
+    let input = StdTrickle {
+        data: bytes,
+        step: step.max(1),
+    };
+    let mut rows_of: Vec<Vec<Vec<String>>> = Vec::new();
+    let (summary, points) =
+        extract_file::pseudonymous::stage_pseudonymous_from(input, |person, row| {
+            let person = person as usize;
+            if rows_of.len() <= person {
+                rows_of.resize_with(person + 1, Vec::new);
+            }
+            rows_of[person].push(row);
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+    rows_of.resize_with(points.len(), Vec::new);
+    let persons = points.iter().map(|p| p.encode().0).zip(rows_of).collect();
+    Ok((ExtractSummary::of(summary), persons))
+}
+
 /// Checks an extract as `kobling extract check` does (`check_extract`).
 ///
 /// # Errors

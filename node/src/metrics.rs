@@ -17,7 +17,6 @@
 //! shows is counts only (no identifier, no project data).
 
 use std::{
-    net::SocketAddr,
     path::PathBuf,
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -44,7 +43,10 @@ use tokio::{
 };
 use tracing::{debug, info, warn};
 
-use crate::{daemon::unix_now, store::Store};
+use crate::{
+    daemon::{unix_now, DaemonError},
+    store::Store,
+};
 use kobling_protocol::types::UnixTime;
 
 /// The longest time since the last good tick for `/healthz` to answer 200
@@ -336,15 +338,14 @@ pub(crate) async fn serve(
 }
 
 /// Binds the metrics listener.
-pub(crate) async fn bind(address: &str) -> anyhow::Result<TcpListener> {
-    let addr: SocketAddr = tokio::net::lookup_host(address)
-        .await
-        .with_context(|| format!("cannot resolve the metrics address {address}"))?
-        .next()
-        .with_context(|| format!("no address for {address}"))?;
+pub(crate) async fn bind(address: &str) -> Result<TcpListener, DaemonError> {
+    let addr = crate::daemon::resolve(address).await?;
     TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen for metrics on {addr}"))
+        .map_err(|source| DaemonError::Metrics {
+            address: addr,
+            source,
+        })
 }
 
 /// One request, one response, then the connection is closed.

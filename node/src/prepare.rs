@@ -80,6 +80,44 @@ pub(crate) struct ListJob {
     /// Chain v2 (PROTOCOL.md §6a): the node's Ed25519 key, which signs
     /// the owner's per-chunk statements; `None` drives chain v1.
     pub(crate) chain_v2: Option<ed25519_dalek::SigningKey>,
+    /// The list is keyed by a register domain (a `pseudonym` column,
+    /// PROTOCOL.md §10): this node is the domain's holder.
+    pub(crate) pseudonymous: bool,
+}
+
+/// The person keys of a staged list, by person number: identifiers, or
+/// a holder's pseudonyms `Ψ_R(x)`.
+enum PersonKeys {
+    Fnr(Vec<Identifier>),
+    Pseudonym(Vec<kobling_protocol::group::Point>),
+}
+
+impl PersonKeys {
+    fn len(&self) -> usize {
+        match self {
+            PersonKeys::Fnr(ids) => ids.len(),
+            PersonKeys::Pseudonym(points) => points.len(),
+        }
+    }
+
+    /// The owner's points of one chunk of positions.
+    fn points(
+        &self,
+        owner: &mut OwnerList,
+        chunk: &[u32],
+    ) -> Result<kobling_protocol::hop::PointChunk, kobling_protocol::owner::OwnerError> {
+        match self {
+            PersonKeys::Fnr(ids) => {
+                let chunk_ids: Vec<&Identifier> = chunk.iter().map(|&p| &ids[p as usize]).collect();
+                owner.points(&chunk_ids)
+            }
+            PersonKeys::Pseudonym(points) => {
+                let keys: Vec<&kobling_protocol::group::Point> =
+                    chunk.iter().map(|&p| &points[p as usize]).collect();
+                owner.points_of_pseudonyms(&keys)
+            }
+        }
+    }
 }
 
 /// A list ready to announce: its messages wait in `staging`.
@@ -147,17 +185,19 @@ impl ListJob {
         let mut staging = Staging::create(self.dir.as_deref(), self.project.as_str())?;
         let (summary, ids) = {
             let (staging, cancel) = (&mut staging, &self.cancel);
-            crate::extract_file::stage_extract(
-                &self.path,
-                self.options,
-                mapping.as_ref(),
-                |person, values| {
-                    if cancel.load(Ordering::Relaxed) {
-                        return Err(std::io::Error::other("cancelled"));
-                    }
-                    staging.push(person, &values).map_err(std::io::Error::other)
-                },
-            )
+            let sink = |person, values: Vec<String>| {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(std::io::Error::other("cancelled"));
+                }
+                staging.push(person, &values).map_err(std::io::Error::other)
+            };
+            if self.pseudonymous {
+                crate::extract_file::pseudonymous::stage_pseudonymous_extract(&self.path, sink)
+                    .map(|(summary, points)| (summary, PersonKeys::Pseudonym(points)))
+            } else {
+                crate::extract_file::stage_extract(&self.path, self.options, mapping.as_ref(), sink)
+                    .map(|(summary, ids)| (summary, PersonKeys::Fnr(ids)))
+            }
         }
         .map_err(|e| match self.check() {
             Err(cancelled) => cancelled,
@@ -207,9 +247,8 @@ impl ListJob {
         for chunk in positions.chunks((self.chunk_size as usize).max(1)) {
             self.check()?;
             let t = Instant::now();
-            let chunk_ids: Vec<&Identifier> = chunk.iter().map(|&p| &ids[p as usize]).collect();
-            let points = owner
-                .points(&chunk_ids)
+            let points = ids
+                .points(&mut owner, chunk)
                 .map_err(|e| refused(RefusalCode::Prepare, e))?;
             let message = match (&mut stream, &self.chain_v2) {
                 (Some(stream), Some(key)) => Message::ChunkV2 {

@@ -41,6 +41,10 @@ pub(crate) struct SpecRegister {
     /// Variable → type in the Parquet table (default `string`).
     #[serde(default)]
     pub(crate) types: BTreeMap<String, ColumnType>,
+    /// The register domain the register's list is keyed by (its extract
+    /// has a `pseudonym` column instead of `fnr`; `docs/domains.md`).
+    #[serde(default)]
+    pub(crate) domain: Option<String>,
 }
 
 impl Spec {
@@ -142,5 +146,15 @@ mod tests {
         assert!(Spec::parse(&bad).is_err(), "an unknown type");
         let boolean = TEMPLATE.replace("hf = \"category\"", "hf = \"bool\"");
         assert!(Spec::parse(&boolean).is_err(), "bool is not a spec type");
+    }
+
+    #[test]
+    fn a_register_s_list_may_be_keyed_by_a_register_domain() {
+        let text = TEMPLATE.replace("name = \"SSB\"", "name = \"SSB\"\ndomain = \"SSB\"");
+        let spec = Spec::parse(&text).expect("parses");
+        assert_eq!(spec.registers[1].domain.as_deref(), Some("SSB"));
+        assert_eq!(spec.registers[0].domain, None, "fnr by default");
+        let typo = TEMPLATE.replace("name = \"SSB\"", "name = \"SSB\"\ndomian = \"SSB\"");
+        assert!(Spec::parse(&typo).is_err(), "unknown keys are refused");
     }
 }

@@ -118,6 +118,7 @@ fn order(fed: &Federation, id: &str, domain: &str, source: &str) -> ProjectOrder
         test_mode: true,
         grant: None,
         delivery: Some(DeliveryInto { domain: n(domain) }),
+        pseudonymous: Default::default(),
     }
 }
 

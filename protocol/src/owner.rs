@@ -172,17 +172,46 @@ impl OwnerList {
     ///
     /// [`OwnerError::WrongCount`] unless `ids` is exactly the next chunk.
     pub fn points(&mut self, ids: &[&Identifier]) -> Result<PointChunk, OwnerError> {
+        self.check_next(ids.len())?;
+        let identity: Vec<RistrettoPoint> = ids.par_iter().map(|id| id.identity_point()).collect();
+        let chunk = self.points_of_keys(&identity);
+        drop(identity);
+        chunk
+    }
+
+    /// The next chunk of a register domain holder's list (PROTOCOL.md §10):
+    /// `y_t = (β_j·k_{j,p})·Ψ_R(x_t)` for the pseudonyms of its positions,
+    /// in order.
+    ///
+    /// # Errors
+    ///
+    /// [`OwnerError::WrongCount`] unless `pseudonyms` is exactly the next
+    /// chunk.
+    pub fn points_of_pseudonyms(
+        &mut self,
+        pseudonyms: &[&crate::group::Point],
+    ) -> Result<PointChunk, OwnerError> {
+        self.check_next(pseudonyms.len())?;
+        let keys: Vec<RistrettoPoint> = pseudonyms.iter().map(|p| *p.inner()).collect();
+        self.points_of_keys(&keys)
+    }
+
+    fn check_next(&self, got: usize) -> Result<(), OwnerError> {
         let c = self.next_chunk;
         let expected = self.context.chunk_len(c);
-        if ids.len() as u64 != expected || c >= self.context.chunks() {
+        if got as u64 != expected || c >= self.context.chunks() {
             return Err(OwnerError::WrongCount {
                 expected,
-                got: ids.len() as u64,
+                got: got as u64,
             });
         }
-        let identity: Vec<RistrettoPoint> = ids.par_iter().map(|id| id.identity_point()).collect();
-        let points = crate::hop::owner_step(&self.owner_key, &identity);
-        drop(identity);
+        Ok(())
+    }
+
+    /// `(β_j·k_{j,p})·key` for every person key of the next chunk.
+    fn points_of_keys(&mut self, keys: &[RistrettoPoint]) -> Result<PointChunk, OwnerError> {
+        let c = self.next_chunk;
+        let points = crate::hop::owner_step(&self.owner_key, keys);
         self.chunk_roots.push(points_root(&points));
         self.next_chunk += 1;
         Ok(PointChunk {

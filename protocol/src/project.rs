@@ -162,6 +162,10 @@ pub struct ProjectView<'a> {
     order: Option<&'a ProjectOrder>,
     approvals: BTreeMap<Name, BTreeMap<Digest, BTreeSet<Ed25519Key>>>,
     committed: BTreeMap<Name, WirePoint>,
+    /// `K_{i,R}` committed in this project, by (member, domain R).
+    domain_committed: BTreeMap<(Name, Name), WirePoint>,
+    /// `K'_i` of every conversion binding, by (member, domain R).
+    conversions: BTreeMap<(Name, Name), WirePoint>,
     announced: BTreeMap<Name, &'a ListAnnouncement>,
     hops: BTreeMap<(Name, HopIndex), &'a HopRecord>,
     v2: BTreeMap<Name, V2List<'a>>,
@@ -179,6 +183,8 @@ impl<'a> ProjectView<'a> {
             order: None,
             approvals: BTreeMap::new(),
             committed: BTreeMap::new(),
+            domain_committed: BTreeMap::new(),
+            conversions: BTreeMap::new(),
             announced: BTreeMap::new(),
             hops: BTreeMap::new(),
             v2: BTreeMap::new(),
@@ -201,8 +207,23 @@ impl<'a> ProjectView<'a> {
                             .insert(*key);
                     }
                 }
-                Body::Commitment(c) => {
-                    v.committed.insert(c.member.clone(), c.key);
+                Body::Commitment(c) => match &c.domain {
+                    // The order's own key domain (a project, or the
+                    // register domain a delivery goes into).
+                    d if v.order.is_none_or(|o| o.key_domain() == *d) => {
+                        v.committed.insert(c.member.clone(), c.key);
+                    }
+                    crate::share::Domain::Register(r) => {
+                        v.domain_committed
+                            .insert((c.member.clone(), r.clone()), c.key);
+                    }
+                    crate::share::Domain::Project(_) => {
+                        v.committed.insert(c.member.clone(), c.key);
+                    }
+                },
+                Body::Conversion(c) => {
+                    v.conversions
+                        .insert((c.member.clone(), c.domain.clone()), c.binding.combined);
                 }
                 Body::ListAnnounced(a) => {
                     v.announced.insert(a.list.clone(), a);
@@ -283,6 +304,49 @@ impl<'a> ProjectView<'a> {
         self
     }
 
+    /// The registers that hold a key of the project: the participants and
+    /// every register key holder of the order's domains
+    /// ([`crate::domain::key_registers`]), in manifest order.
+    pub fn key_registers(&self) -> Vec<Name> {
+        self.order
+            .map(|o| crate::domain::key_registers(self.manifest, o))
+            .unwrap_or_default()
+    }
+
+    /// The step key `member` applies to `list`: `K'_i` of its conversion
+    /// binding if `list` is keyed by a domain `member` holds a key of,
+    /// else its commitment `K_{i,p}`.
+    pub fn step_key(&self, list: &Name, member: &Name) -> Option<WirePoint> {
+        let order = self.order?;
+        match crate::domain::converting_domain(self.manifest, order, list, member) {
+            Some(d) => self.conversions.get(&(member.clone(), d.clone())).copied(),
+            None => self.committed.get(member).copied(),
+        }
+    }
+
+    /// Whether `member` recorded everything it commits to: `K_{i,p}`, and
+    /// for every domain of the order it holds a key of, `K_{i,R}` and its
+    /// conversion binding.
+    pub fn fully_committed(&self, member: &Name) -> bool {
+        if !self.committed.contains_key(member) {
+            return false;
+        }
+        let Some(order) = self.order else {
+            return true;
+        };
+        order.domains().iter().all(|d| {
+            let holds = self
+                .manifest
+                .domain(d)
+                .is_some_and(|spec| spec.is_key_holder(self.manifest, member));
+            !holds
+                || (self
+                    .domain_committed
+                    .contains_key(&(member.clone(), d.clone()))
+                    && self.conversions.contains_key(&(member.clone(), d.clone())))
+        })
+    }
+
     /// The project order, once submitted.
     pub fn order(&self) -> Option<&'a ProjectOrder> {
         self.order
@@ -308,7 +372,7 @@ impl<'a> ProjectView<'a> {
     /// The hop sequence of `list` after its owner: registers in manifest
     /// order, then the linker.
     pub fn hops_of(&self, list: &Name) -> Vec<Name> {
-        let mut hops = self.manifest.chain_order(list, &self.participants());
+        let mut hops = self.manifest.chain_order(list, &self.key_registers());
         hops.remove(0);
         hops.extend(self.manifest.linker().map(|l| l.name.clone()));
         hops
@@ -397,7 +461,7 @@ impl<'a> ProjectView<'a> {
     /// Whether `me` has nothing left to do in this project, ever: it takes
     /// no part in it, or the project is closed and `me` has shredded.
     pub fn finished_for(&self, me: &Name) -> bool {
-        let takes_part = self.participants().contains(me)
+        let takes_part = self.key_registers().contains(me)
             || self.manifest.linker().is_some_and(|l| l.name == *me);
         !takes_part || (self.closed && self.shredded.contains(me))
     }
@@ -408,9 +472,14 @@ impl<'a> ProjectView<'a> {
             return Vec::new();
         };
         let participants = self.participants();
+        let key_registers = self.key_registers();
         let linker = self.manifest.linker().map(|l| l.name.clone());
         let is_linker = linker.as_ref() == Some(me);
-        let is_participant = participants.contains(me);
+        // A key holder of a domain without a list of its own takes part
+        // like a participant: its operators approve (without an extract),
+        // it commits and steps every list; it announces nothing.
+        let is_participant = key_registers.contains(me);
+        let has_list = participants.contains(me);
         if !is_linker && !is_participant {
             return Vec::new();
         }
@@ -435,11 +504,15 @@ impl<'a> ProjectView<'a> {
             if !self.committed.contains_key(me) {
                 duties.push(Duty::Commit);
             }
-            let all_committed = participants
+            let all_committed = key_registers
                 .iter()
                 .chain(linker.iter())
-                .all(|m| self.committed.contains_key(m));
-            if all_committed && !self.announced.contains_key(me) && !self.v2.contains_key(me) {
+                .all(|m| self.fully_committed(m));
+            if has_list
+                && all_committed
+                && !self.announced.contains_key(me)
+                && !self.v2.contains_key(me)
+            {
                 duties.push(Duty::AnnounceList { extract });
             }
         } else if !self.committed.contains_key(me) && self.approved_by_anyone() {

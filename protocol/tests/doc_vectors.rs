@@ -154,6 +154,7 @@ fn computed() -> BTreeMap<&'static str, String> {
         kobling_protocol::delivery::salted_leaf_hash(&salt, &p).to_hex(),
     );
     domain_vectors(&mut v, &domain, &k1, &identity);
+    pseudonymous_project_vectors(&mut v, &domain, &k1);
     citizen_vectors(&mut v);
     v
 }
@@ -293,6 +294,56 @@ fn domain_vectors(
     v.insert(
         "domain transcript entry 0 hash (signed by Ed25519 secret 09..)",
         entry.hash().to_hex(),
+    );
+}
+
+/// Projects with pseudonymous lists (docs/protocol.md §15, "A project
+/// with a pseudonymous list at a node"): the order's `pseudonymous` field
+/// and NPR's conversion binding body (without its randomised proof).
+fn pseudonymous_project_vectors(
+    v: &mut BTreeMap<&'static str, String>,
+    project: &Domain,
+    k: &Share,
+) {
+    use kobling_protocol::{
+        bounded::BoundedVec,
+        domain::{ConversionBinding, ConversionContext, ConversionKey, PseudonymousList},
+        transcript::{encode_value, Body},
+    };
+    use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
+
+    let resept = Name::new("RESEPT").expect("valid");
+    let lists: BoundedVec<PseudonymousList, 32> = BoundedVec::new(vec![PseudonymousList {
+        register: resept.clone(),
+        domain: resept.clone(),
+    }])
+    .expect("fits");
+    v.insert(
+        "postcard(pseudonymous = [(RESEPT, RESEPT)])",
+        h(&encode_value(&lists)),
+    );
+    let r = Domain::Register(resept.clone());
+    let k_r = Share::derive(&[1; 32], &[2; 32], &r).expect("share");
+    let npr = Name::new("NPR").expect("valid");
+    let key = ConversionKey::new(
+        ConversionContext {
+            from: &r,
+            to: project,
+            member: &npr,
+        },
+        &k_r,
+        k,
+        &mut ChaCha20Rng::seed_from_u64(0),
+    );
+    let body = Body::Conversion(ConversionBinding {
+        member: npr,
+        domain: resept,
+        binding: *key.binding(),
+    });
+    let bytes = encode_value(&body);
+    v.insert(
+        "postcard(Body::Conversion { NPR, RESEPT, binding }) without the proof's e and s",
+        h(&bytes[..bytes.len() - 64]),
     );
 }
 

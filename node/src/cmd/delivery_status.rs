@@ -116,7 +116,7 @@ pub(crate) fn status(
         .enable_all()
         .build()?;
     loop {
-        let (entries, _) = rt.block_on(super::project::status_entries(
+        let (entries, _) = rt.block_on(super::project::status::status_entries(
             &manifest, &key, &id, &linker,
         ))?;
         anyhow::ensure!(!entries.is_empty(), "{linker} holds no delivery {id}");
@@ -174,6 +174,7 @@ mod tests {
             delivery: Some(DeliveryInto {
                 domain: n("RESEPT"),
             }),
+            pseudonymous: Default::default(),
         };
         let mut t = Transcript::new();
         let statement = |body| Statement {

@@ -23,12 +23,9 @@ use kobling_protocol::{
     ident::ParseOptions,
     manifest::{Ed25519Key, Manifest, X25519Key},
     messages::{Action, Message, Request},
-    notice::Notified,
-    project::{Phase, ProjectView},
-    transcript::{
-        self, Approval, Body, Entry, Grant, ProjectOrder, RegisterRequest, Sig, Signer, Statement,
-    },
-    types::{Name, ProjectId, UnixTime},
+    project::ProjectView,
+    transcript::{Approval, Body, Entry, ProjectOrder, Signer, Statement},
+    types::{Name, ProjectId},
 };
 
 use crate::{
@@ -44,6 +41,12 @@ use crate::{
     researcher::DeliveryReader,
     spec::{Spec, TEMPLATE},
 };
+
+mod order;
+pub(crate) mod status;
+
+use self::order::{grant_path, order_from_spec, read_grant, GrantFile, ResearcherKeys};
+use self::status::{print_status, status_entries, watch_status};
 
 /// Options every project command shares.
 #[derive(Debug, clap::Args)]
@@ -102,12 +105,15 @@ pub(crate) enum ProjectCommand {
         /// The project id.
         #[arg(long)]
         project: String,
-        /// The extract file (CSV with an `fnr` column). It must be in the
-        /// node's extract directory (`kobling node run --extracts`, default
-        /// DIR/extracts): the node is sent only its file name, and reads
-        /// that name there.
+        /// The extract file (CSV with an `fnr` column, or a `pseudonym`
+        /// column for a register domain's holder whose list the order keys
+        /// by the domain). It must be in the node's extract directory
+        /// (`kobling node run --extracts`, default DIR/extracts): the node
+        /// is sent only its file name, and reads that name there. Left out
+        /// by the operators of a register that takes part only as a key
+        /// holder of a register domain (no list of its own).
         #[arg(long)]
-        extract: PathBuf,
+        extract: Option<PathBuf>,
     },
     /// Show where every list of a project is.
     Status {
@@ -288,6 +294,10 @@ impl ProjectCommand {
                     .order()
                     .context("the linker holds no order of this project")?;
                 let order_entry = entries.first().context("no order entry")?.clone();
+                let Some(extract) = extract else {
+                    return approve_without_extract(&manifest, &key, &register, order, order_entry)
+                        .await;
+                };
                 let path = extract
                     .canonicalize()
                     .with_context(|| format!("cannot find {}", extract.display()))?;
@@ -296,13 +306,21 @@ impl ProjectCommand {
                     .and_then(|n| n.to_str())
                     .context("the extract's file name is not UTF-8")?
                     .to_string();
-                let summary = crate::extract_file::check_extract(
-                    &path,
-                    ParseOptions {
-                        allow_synthetic: order.test_mode,
-                    },
-                    None,
-                )?;
+                let summary = if order.list_domain(&register).is_some() {
+                    // A holder's list, keyed by `pseudonym` (docs/domains.md).
+                    crate::extract_file::pseudonymous::stage_pseudonymous_extract(&path, |_, _| {
+                        Ok(())
+                    })?
+                    .0
+                } else {
+                    crate::extract_file::check_extract(
+                        &path,
+                        ParseOptions {
+                            allow_synthetic: order.test_mode,
+                        },
+                        None,
+                    )?
+                };
                 if let Some(reason) = summary.unusable_reason() {
                     bail!(
                         "{} cannot be approved: {reason} (run `kobling extract check` for details)",
@@ -592,308 +610,56 @@ fn expect_ack(replies: Vec<Message>) -> anyhow::Result<()> {
     }
 }
 
-/// The project's transcript as `node` answers `key` (the whole transcript
-/// for the researcher; a register operator gets the register prefix), and
-/// the phase the linker's notice tells, if any (checked against the
-/// linker's key).
-pub(crate) async fn status_entries(
+/// `project approve` without `--extract`: a key holder of a register
+/// domain the order keys a list by, with no list of its own, accepts the
+/// order (its operators sign an approval with no extract: zero digest, no
+/// rows, no columns).
+async fn approve_without_extract(
     manifest: &Manifest,
     key: &KeyFile,
-    project: &ProjectId,
-    node: &Name,
-) -> anyhow::Result<(Vec<Entry>, Option<Notified>)> {
-    let request = request(manifest, node, project, Action::Status)?.sign(&key.signing);
-    let linker_key = manifest.linker().context("no linker")?.signing_key;
-    let mut replies = ask(manifest, node, Message::Status(request))
-        .await?
-        .into_iter();
-    match replies.next() {
-        Some(Message::TranscriptFile { bytes }) => {
-            let (entries, trailer) = transcript::decode_file(&bytes)?;
-            trailer
-                .check(&entries, &linker_key)
-                .map_err(|()| anyhow::anyhow!("the transcript's trailer does not verify"))?;
-            transcript::verify(&entries, None, manifest)?;
-            Ok((entries, None))
-        }
-        Some(Message::Entries { entries, .. }) => {
-            let entries = entries.into_inner();
-            transcript::verify(&entries, None, manifest)?;
-            let notice = match replies.next() {
-                Some(Message::Notice(n)) => Some(
-                    n.check(project, &linker_key)
-                        .context("the phase notice does not verify")?,
-                ),
-                _ => None,
-            };
-            Ok((entries, notice))
-        }
-        Some(Message::Refused { code, detail }) => bail!("refused ({code}): {detail}"),
-        other => bail!(
-            "unexpected reply: {}",
-            other.map_or("nothing", |m| m.kind())
-        ),
-    }
-}
-
-fn print_status(
-    manifest: &Manifest,
-    entries: &[Entry],
-    notice: Option<Notified>,
-) -> anyhow::Result<()> {
-    let view = ProjectView::new(manifest, entries).with_notice(notice);
-    let Some(order) = view.order() else {
-        say!("no project order yet");
-        return Ok(());
-    };
-    say!(
-        "project {} — {} entries in the transcript",
-        order.project,
-        entries.len()
+    register: &Name,
+    order: &ProjectOrder,
+    order_entry: Entry,
+) -> anyhow::Result<ExitCode> {
+    let holds_key = kobling_protocol::domain::key_registers(manifest, order).contains(register);
+    ensure!(
+        holds_key && !order.register_names().contains(register),
+        "{register} has a list in project {}: approve its extract with --extract FILE",
+        order.project
     );
-    for list in order.register_names() {
-        let approvals = view
-            .approved_extract(&list)
-            .map_or("awaiting two approvals", |_| "approved");
-        let hops = view.hops_of(&list);
-        let done = view.hops_done(&list);
-        match view.announcement(&list) {
-            Some(a) => say!(
-                "  {list:<8} {approvals}; {} persons ({} rows, {} invalid identifiers); hops {done}/{} done",
-                a.persons,
-                a.rows,
-                a.invalid
-                    .iter()
-                    .fold(0u64, |sum, i| sum.saturating_add(i.count)),
-                hops.len()
-            ),
-            None => say!("  {list:<8} {approvals}; list not announced yet"),
-        }
+    let project = order.project.clone();
+    let signed = Statement {
+        project: project.clone(),
+        time: unix_now(),
+        signer: Signer::Operator {
+            register: register.clone(),
+            key: key.public(),
+        },
+        body: Body::Approval(Approval {
+            register: register.clone(),
+            order: order.digest(),
+            extract: kobling_protocol::types::Digest::default(),
+            rows: 0,
+            columns: BoundedVec::default(),
+        }),
     }
-    // Only in the whole transcript (the researcher's): registers' operators
-    // never get the link summary, the delivery or the shreddings.
-    for e in entries {
-        match &e.signed.statement.body {
-            Body::LinkSummary(s) => {
-                say!(
-                    "  linked: cohort {} of {} persons",
-                    s.cohort.as_str(),
-                    s.cohort_persons
-                );
-                for l in s.lists.iter() {
-                    say!(
-                        "    {}: {} matched of {} persons",
-                        l.list,
-                        l.matched,
-                        l.persons
-                    );
-                }
-            }
-            Body::Delivery(d) => say!(
-                "  delivered: {} items",
-                d.lists
-                    .iter()
-                    .fold(0u64, |sum, l| sum.saturating_add(l.items))
-            ),
-            // Chain v2: each list's check, and why a project was stopped
-            // (a failed check names its list).
-            Body::ListCheck(c) => say!(
-                "  list check of {} (attempt {}): {}",
-                c.list,
-                c.attempt,
-                if c.passed { "passed" } else { "FAILED" }
-            ),
-            Body::Closure(c) => say!("  closed: {}", c.reason.as_str()),
-            // In a register's copy too (the closure is not): who stopped
-            // a list's chain.
-            Body::ChainStopped(c) => match &c.named {
-                Some((hop, member)) => say!(
-                    "  list {} stopped (attempt {}): hop {hop} ({member}) failed at chunk {}",
-                    c.list,
-                    c.attempt,
-                    c.chunk
-                ),
-                None => say!(
-                    "  list {} stopped (attempt {}): its strict list check failed",
-                    c.list,
-                    c.attempt
-                ),
-            },
-            _ => {}
-        }
-    }
-    let members = order.register_names();
-    let shredded: Vec<&str> = members
-        .iter()
-        .chain(manifest.linker().map(|l| &l.name))
-        .filter(|m| view.shredded(m))
-        .map(|m| m.as_str())
-        .collect();
-    if !shredded.is_empty() {
-        say!("  shredded: {}", shredded.join(", "));
-    }
-    say!("  phase: {}", view.phase().as_str());
-    Ok(())
-}
-
-/// Progress bars, one per list (hops done of its chain), until the project
-/// is linked or closed.
-async fn watch_status(
-    manifest: &Manifest,
-    key: &KeyFile,
-    project: &ProjectId,
-    node: &Name,
-) -> anyhow::Result<()> {
-    use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-    let bars = MultiProgress::new();
-    let style = ProgressStyle::with_template("{prefix:<8} [{bar:30}] {pos}/{len} hops  {msg}")?
-        .progress_chars("=> ");
-    let mut by_list: BTreeMap<Name, ProgressBar> = BTreeMap::new();
-    loop {
-        let (entries, notice) = status_entries(manifest, key, project, node).await?;
-        let view = ProjectView::new(manifest, &entries).with_notice(notice);
-        if let Some(order) = view.order() {
-            for list in order.register_names() {
-                let hops = view.hops_of(&list).len() as u64;
-                let bar = by_list.entry(list.clone()).or_insert_with(|| {
-                    let b = bars.add(ProgressBar::new(hops));
-                    b.set_style(style.clone());
-                    b.set_prefix(list.to_string());
-                    b
-                });
-                let done = view.hops_done(&list) as u64;
-                bar.set_position(done);
-                bar.set_message(
-                    match (view.approved_extract(&list), view.announcement(&list)) {
-                        (None, _) => "awaiting two approvals".to_string(),
-                        (Some(_), None) => "approved; preparing the list".to_string(),
-                        (Some(_), Some(a)) => format!("{} persons", a.persons),
-                    },
-                );
-            }
-        }
-        if view.phase() >= Phase::Linked {
-            for b in by_list.values() {
-                b.finish();
-            }
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// The researcher's public keys, as `kobling keys researcher` prints them.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ResearcherKeys {
-    signing_key: String,
-    hpke_key: String,
-}
-
-/// An access authority's grant file (`project authorize`).
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GrantFile {
-    /// The digest signed (for people; recomputed from the spec).
-    order: String,
-    /// The authority's public key.
-    authority: String,
-    /// The Ed25519 signature.
-    signature: String,
-}
-
-/// `SPEC.grant`.
-fn grant_path(spec: &Path) -> PathBuf {
-    let mut name = spec.as_os_str().to_owned();
-    name.push(".grant");
-    PathBuf::from(name)
-}
-
-fn read_grant(path: &Path) -> anyhow::Result<Grant> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "cannot read the access authority's grant {} (`kobling project authorize` writes it)",
-            path.display()
-        )
-    })?;
-    let file: GrantFile =
-        toml::from_str(&text).with_context(|| format!("{} is not a grant", path.display()))?;
-    let signature: [u8; 64] = hex::decode(file.signature.trim())
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .with_context(|| format!("{}: the signature is not 128 hex digits", path.display()))?;
-    Ok(Grant {
-        authority: Ed25519Key::from_hex(file.authority.trim()).map_err(anyhow::Error::msg)?,
-        signature: Sig(signature),
-    })
-}
-
-fn order_from_spec(
-    path: &Path,
-    manifest: &Manifest,
-    researcher: Ed25519Key,
-    hpke: X25519Key,
-) -> anyhow::Result<ProjectOrder> {
-    let spec = Spec::load(path)?;
-    let registers = spec
-        .registers
-        .iter()
-        .map(|r| {
-            Ok(RegisterRequest {
-                register: Name::new(r.name.as_str())?,
-                variables: BoundedVec::new(
-                    r.variables
-                        .iter()
-                        .map(|v| BoundedString::new(v.as_str()))
-                        .collect::<Result<Vec<_>, _>>()?,
-                )?,
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    ensure!(!registers.is_empty(), "the spec names no register");
-    Ok(ProjectOrder {
-        project: ProjectId::new(spec.project)?,
-        title: BoundedString::new(spec.title)?,
-        legal_basis: BoundedString::new(spec.legal_basis)?,
-        manifest_digest: manifest.digest(),
-        linker: linker(manifest)?,
-        registers: BoundedVec::new(registers)?,
-        cohort: BoundedString::new(
-            kobling_protocol::link::Cohort::parse(&spec.cohort)?.to_string(),
-        )?,
-        expires: UnixTime(parse_date(&spec.expires)?),
-        researcher_signing_key: researcher,
-        researcher_hpke_key: hpke,
-        test_mode: spec.test_mode,
-        grant: None,
-        delivery: None,
-    })
-}
-
-/// `YYYY-MM-DD` (a real calendar day) → seconds since the Unix epoch (end
-/// of that day, UTC).
-fn parse_date(s: &str) -> anyhow::Result<u64> {
-    let days =
-        crate::output::days_from_date(s.trim()).context("expires must be a date, YYYY-MM-DD")?;
-    ensure!(days > 0, "expires must be after 1970");
-    Ok(u64::from(days.unsigned_abs()) * 86_400 + 86_399)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_date;
-
-    #[test]
-    fn dates_parse_to_the_end_of_the_day_utc() {
-        assert_eq!(parse_date("1970-01-02").expect("date"), 86_400 + 86_399);
-        assert_eq!(
-            parse_date("2000-03-01").expect("date"),
-            951_868_800 + 86_399
-        );
-        assert!(parse_date("2024-13-01").is_err());
-        assert!(parse_date("soon").is_err());
-        // Only real calendar days (one reader of dates with `output`).
-        assert!(parse_date("2031-02-30").is_err());
-        assert!(parse_date("1970-01-01").is_err(), "not after 1970");
-    }
+    .sign(&key.signing);
+    let envelope = request(
+        manifest,
+        register,
+        &project,
+        Action::Approve {
+            statement: signed.statement.digest(),
+            extract: BoundedString::default(),
+        },
+    )?
+    .sign(&key.signing);
+    let msg = Message::Approve {
+        statement: signed,
+        request: Box::new(envelope),
+        order: Box::new(order_entry),
+    };
+    expect_ack(ask(manifest, register, msg).await?)?;
+    say!("approved project {project} at {register} as a key holder of its register domains (no list of its own)");
+    Ok(ExitCode::SUCCESS)
 }

@@ -308,7 +308,6 @@ impl Engine {
         if self.approval_seen(&signed)? {
             return Ok(vec![ack()]);
         }
-        let file = file?;
         let st = &signed.statement;
         let Body::Approval(a) = &st.body else {
             return Err(refuse(RefusalCode::NotAnApproval, "not an approval"));
@@ -321,13 +320,9 @@ impl Engine {
             .cloned()
             .ok_or_else(|| refuse(RefusalCode::WrongOrder, "no project order"))?;
         self.check_mode(&order)?;
-        if !order.register_names().contains(&self.me) {
-            // Nothing is kept for an order this register takes no part in.
-            return Err(refuse(
-                RefusalCode::WrongRegister,
-                format!("project {} does not name {}", st.project, self.me),
-            ));
-        }
+        // Nothing is kept for an order this register takes no part in; a
+        // key holder without a list approves without an extract.
+        let kind = self.approval_kind(&order, a, &file)?;
         if a.order != order.digest() {
             return Err(refuse(
                 RefusalCode::WrongOrder,
@@ -343,13 +338,20 @@ impl Engine {
                 ),
             ));
         }
-        if file.digest != a.extract {
+        let file = match kind {
+            super::pseudo::ApprovalKind::List => Some(file?),
+            super::pseudo::ApprovalKind::KeyHolderOnly => None,
+        };
+        if file.as_ref().is_some_and(|f| f.digest != a.extract) {
             return Err(refuse(
                 RefusalCode::ExtractDigest,
                 "the extract file's SHA3-256 is not the approved digest",
             ));
         }
-        let path = file.path.to_str().ok_or_else(unusable_extract)?.to_string();
+        let path = match &file {
+            Some(f) => Some(f.path.to_str().ok_or_else(unusable_extract)?.to_string()),
+            None => None,
+        };
         let linker = self.linker();
         let project = st.project.clone();
         let seen = st.digest();
@@ -357,7 +359,9 @@ impl Engine {
             if let Some(first) = &copy {
                 tx.append_entries(&project, std::slice::from_ref(first))?;
             }
-            tx.put_extract(&project, &file.digest.0, &path)?;
+            if let (Some(file), Some(path)) = (&file, &path) {
+                tx.put_extract(&project, &file.digest.0, path)?;
+            }
             tx.put_approval_seen(&project, &seen)?;
             tx.send(&project, &linker, &Message::Statement(signed.clone()))?;
             Ok::<_, Refused>(())

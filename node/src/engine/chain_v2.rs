@@ -18,25 +18,27 @@
 //! that does not chain (`refused_hop_record`), a list of no person
 //! (`stop_empty_list`) and a malformed chunk its sender signed (the next
 //! register hop records a `ChainStopped` naming it, `stop_named_hop`).
+//!
+//! Files: the hops' chunk steps here; the backward pass and the list
+//! checks in `chain_v2/pass.rs`; the stops in `chain_v2/stop.rs`.
 
 use std::collections::BTreeMap;
 
 use ed25519_dalek::VerifyingKey;
 use kobling_protocol::{
-    bounded::{BoundedString, BoundedVec},
+    bounded::BoundedVec,
     delivery::FinalSaltKey,
     group::WirePoint,
     manifest::Role,
     messages::Message,
-    project::{ProjectView, Step},
+    project::ProjectView,
     refusal::RefusalCode,
     seal::{open_blinding, HpkeSecretKey, WrappedKey},
     share::Domain,
-    transcript::{self, Body, Closure, ListAnnouncement},
-    types::{ChunkIndex, Digest, HopIndex, Name, ProjectId, UnixTime},
+    transcript::{self, Body, ListAnnouncement},
+    types::{ChunkIndex, Digest, HopIndex, Name, ProjectId},
     v2::{
-        chunk_digest, pass_step, ChainStopped, ChainView, ChunkDigests, ChunkMsg, Combination,
-        HopRecordV2, LinkerHop, ListAnnouncementV2, ListCheck, ListHeader, OwnerCheckBuilder, Pass,
+        ChainView, ChunkDigests, ChunkMsg, HopRecordV2, LinkerHop, ListAnnouncementV2, ListHeader,
         PassContext, RegisterHop, StepKey,
     },
 };
@@ -46,6 +48,9 @@ use super::{
     now_of, Engine,
 };
 use crate::store::{LinkerTable, StoreError};
+
+mod pass;
+mod stop;
 
 /// The owner's kept output `y`, by chunk.
 pub(super) const KEPT_Y: &str = "y";
@@ -236,11 +241,13 @@ impl Engine {
         }
         let step_keys: Vec<WirePoint> = hops[..from_hop]
             .iter()
-            .filter_map(|m| view.commitment(m))
+            .filter_map(|m| view.step_key(&list, m))
             .collect();
         let cache = (project.clone(), list.clone(), attempt);
         let is_linker = self.role == Role::Linker;
         let share = self.keystore.share(&Domain::Project(project.clone()))?;
+        // k_{i,p}, or k_{i,p}·k_{i,R}⁻¹ on a list from register domain R.
+        let step_share = self.step_share(&view, project, &list)?;
         let bad = |e: kobling_protocol::v2::HopError| refuse(RefusalCode::BadChunk, e.to_string());
         let (records, output, next, record) = if is_linker {
             let mut state = match self.v2_hops.linker.remove(&cache) {
@@ -256,7 +263,7 @@ impl Engine {
                         &domain,
                         &list,
                         &self.me,
-                        &share,
+                        &step_share,
                         &blinding,
                         &d,
                         &mut self.rng,
@@ -295,7 +302,7 @@ impl Engine {
                     header.clone(),
                     hop,
                     self.me.clone(),
-                    StepKey::plain(share),
+                    StepKey::plain(step_share),
                     senders,
                     step_keys,
                 )
@@ -422,458 +429,6 @@ impl Engine {
             })
         })?;
         Ok(points)
-    }
-
-    /// The owner's duty once every hop of its list's attempt is recorded:
-    /// σ from the records, `A_0 = Σ c_t·y_t` over the kept output, signed,
-    /// to hop 1 (to the linker if no other register steps the list).
-    pub(super) fn start_pass(
-        &mut self,
-        project: &ProjectId,
-        view: &ProjectView<'_>,
-        list: &Name,
-        attempt: u32,
-    ) -> Outcome<()> {
-        let step = if attempt == 0 {
-            Step::Pass
-        } else {
-            Step::StrictPass
-        };
-        if self.store.transaction(|tx| tx.marked(project, step))? {
-            return Ok(());
-        }
-        let chain = Chain::of(view, project, list)?;
-        let ctx = chain.context(self.signing.verifying_key())?;
-        let mut builder = OwnerCheckBuilder::new(chain.header.clone(), ctx.sigma);
-        let mut failed = None;
-        self.store.transaction(|tx| {
-            tx.for_each_v2(project, list, KEPT_Y, |_, bytes| {
-                let points: Vec<WirePoint> =
-                    postcard::from_bytes(bytes).map_err(|_| StoreError::Corrupt("kept output"))?;
-                if let Err(e) = builder.push_chunk(&points) {
-                    failed.get_or_insert(e);
-                }
-                Ok(())
-            })
-        })?;
-        if let Some(e) = failed {
-            return Err(refuse(RefusalCode::Check, e.to_string()));
-        }
-        let owner = builder
-            .finish(&self.signing)
-            .map_err(|e| refuse(RefusalCode::Check, e.to_string()))?;
-        let pass = Pass {
-            list: list.clone(),
-            attempt,
-            sigma: ctx.sigma,
-            owner,
-            steps: BoundedVec::default(),
-        };
-        let next = view
-            .hops_of(list)
-            .first()
-            .cloned()
-            .unwrap_or_else(|| self.linker());
-        self.store.transaction(|tx| {
-            if tx.mark(project, step)? {
-                tx.send(
-                    project,
-                    &next,
-                    &Message::PassV2 {
-                        project: project.clone(),
-                        pass,
-                    },
-                )?;
-            }
-            Ok::<_, Refused>(())
-        })?;
-        tracing::info!(node = %self.me, %project, %list, attempt, "list check started (A_0 sent)");
-        Ok(())
-    }
-
-    /// The backward pass of `pass.list`: a register hop's step, or the
-    /// linker's list check.
-    pub(super) fn pass_v2(&mut self, project: &ProjectId, pass: Pass) -> Outcome<Vec<Message>> {
-        let entries = self.store.entries(project)?;
-        let manifest = self.manifest.clone();
-        let view = ProjectView::new(&manifest, &entries);
-        let list = pass.list.clone();
-        let l = view
-            .v2_list(&list)
-            .ok_or_else(|| not_ready(format!("list {list} is not announced for chain v2 here")))?;
-        if l.stopped.is_some() || l.passed.is_some() || pass.attempt < l.attempt {
-            return Ok(vec![ack()]);
-        }
-        if pass.attempt > l.attempt {
-            return Err(not_ready(format!(
-                "list {list}: attempt {} is not open here",
-                pass.attempt
-            )));
-        }
-        let chain = Chain::of(&view, project, &list)?;
-        let ctx = chain.context(self.node_key(&list)?)?;
-        if self.role == Role::Linker {
-            return self.conclude(project, &view, &chain, &ctx, &pass, now_of(&entries));
-        }
-        let hops = view.hops_of(&list);
-        let hop = pass.steps.len() as u32 + 1;
-        if hops.get(hop as usize - 1) != Some(&self.me) {
-            return Err(refuse(
-                RefusalCode::UnexpectedSender,
-                format!("step {hop} of list {list}'s pass is not this node's"),
-            ));
-        }
-        let share = self.keystore.share(&Domain::Project(project.clone()))?;
-        let step = StepKey::plain(share);
-        let linker = self.linker();
-        let made = pass_step(&ctx, &pass, HopIndex(hop), &step, &mut self.rng);
-        let (to, out) = match made {
-            Ok(s) => {
-                let mut out = pass;
-                let mut steps = out.steps.into_inner();
-                steps.push(s);
-                out.steps = BoundedVec::new(steps)
-                    .map_err(|_| refuse(RefusalCode::Check, "too many steps"))?;
-                (hops.get(hop as usize).cloned().unwrap_or(linker), out)
-            }
-            Err(kobling_protocol::v2::CheckError::Sigma) => {
-                return Err(refuse(
-                    RefusalCode::Check,
-                    format!("list {list}: the pass is not for the σ the records give"),
-                ))
-            }
-            Err(e) => {
-                // The owner's signature or an earlier step's proof fails:
-                // the linker, which decides, gets the pass as it came.
-                tracing::warn!(node = %self.me, %project, %list, hop, error = %e, "a backward pass that does not verify: handed to the linker");
-                (linker, pass)
-            }
-        };
-        self.store.transaction(|tx| {
-            tx.send(
-                project,
-                &to,
-                &Message::PassV2 {
-                    project: project.clone(),
-                    pass: out,
-                },
-            )
-        })?;
-        Ok(vec![ack()])
-    }
-
-    /// The linker: `B = Σ c_t·Z_t` over the kept `Z`, the whole pass
-    /// verified, the list check concluded and kept; published once every
-    /// list's check passed (a failed one at once, with the project's
-    /// closure naming the list).
-    fn conclude(
-        &mut self,
-        project: &ProjectId,
-        view: &ProjectView<'_>,
-        chain: &Chain,
-        ctx: &PassContext,
-        pass: &Pass,
-        now: UnixTime,
-    ) -> Outcome<Vec<Message>> {
-        let list = &pass.list;
-        let mut have = false;
-        self.store.transaction(|tx| {
-            for kind in [PENDING_CHECK, SENT_CHECK] {
-                tx.for_each_v2(project, list, kind, |attempt, _| {
-                    have |= attempt == u64::from(pass.attempt);
-                    Ok(())
-                })?;
-            }
-            Ok::<_, Refused>(())
-        })?;
-        if have {
-            return Ok(vec![ack()]);
-        }
-        let m = chain.registers.len();
-        if pass.steps.len() < m {
-            // A register hop handed over a pass that does not verify.
-            let steps: Vec<_> = pass.steps.iter().map(|s| (s.a, s.proof)).collect();
-            let failing = ListCheck::conclude(
-                &PassContext {
-                    sigma: ctx.sigma,
-                    owner_key: ctx.owner_key,
-                    step_keys: ctx.step_keys[..steps.len()].to_vec(),
-                },
-                pass,
-                Combination::default().point(),
-            );
-            let Err(e) = failing else {
-                return Err(refuse(
-                    RefusalCode::Check,
-                    format!(
-                        "list {list}: a pass with {} of {m} steps that verifies",
-                        steps.len()
-                    ),
-                ));
-            };
-            // The hop that handed it over may be the one that broke it:
-            // the closure names the list, not a hop.
-            let detail = format!(
-                "list {list} failed its list check (attempt {}): its backward pass does not verify; the project is stopped",
-                pass.attempt
-            );
-            tracing::error!(node = %self.me, %project, %list, attempt = pass.attempt, error = %e, "{detail}");
-            self.stop_project(project, &detail, now)?;
-            return Ok(vec![ack()]);
-        }
-        let mut b = Combination::default();
-        let mut failed = None;
-        self.store.transaction(|tx| {
-            tx.for_each_v2(project, list, KEPT_Z, |c, bytes| {
-                let z: Vec<WirePoint> =
-                    postcard::from_bytes(bytes).map_err(|_| StoreError::Corrupt("kept Z"))?;
-                if let Err(e) = b.push_chunk(&ctx.sigma, ChunkIndex(c), &z) {
-                    failed.get_or_insert(e);
-                }
-                Ok(())
-            })
-        })?;
-        if let Some(e) = failed {
-            return Err(refuse(RefusalCode::Check, e.to_string()));
-        }
-        let check = match ListCheck::conclude(ctx, pass, b.point()) {
-            Ok(check) => check,
-            Err(e) => {
-                let detail = format!(
-                    "list {list} failed its list check (attempt {}): {e}; the project is stopped",
-                    pass.attempt
-                );
-                tracing::error!(node = %self.me, %project, %list, attempt = pass.attempt, "{detail}");
-                self.stop_project(project, &detail, now)?;
-                return Ok(vec![ack()]);
-            }
-        };
-        let passed = check.passed;
-        self.store.transaction(|tx| {
-            tx.put_v2(
-                project,
-                list,
-                PENDING_CHECK,
-                u64::from(pass.attempt),
-                &transcript::encode_value(&check),
-            )
-        })?;
-        tracing::info!(node = %self.me, %project, %list, attempt = pass.attempt, passed, "list check concluded");
-        if !passed {
-            self.publish_checks(project, view, now, true)?;
-            let detail = format!(
-                "list {list} failed its list check (attempt {}): a hop's output is not its input times its key; the project is stopped",
-                pass.attempt
-            );
-            self.stop_project(project, &detail, now)?;
-        } else {
-            self.publish_checks(project, view, now, false)?;
-        }
-        Ok(vec![ack()])
-    }
-
-    /// Publishes the concluded list checks not published yet, once every
-    /// list of the project has a passed one (or at once, `now_all`).
-    fn publish_checks(
-        &mut self,
-        project: &ProjectId,
-        view: &ProjectView<'_>,
-        now: UnixTime,
-        now_all: bool,
-    ) -> Outcome<()> {
-        let lists = view.participants();
-        let mut pending: Vec<(Name, u64, ListCheck)> = Vec::new();
-        let mut passed = 0;
-        self.store.transaction(|tx| {
-            for list in &lists {
-                let mut any = false;
-                for kind in [PENDING_CHECK, SENT_CHECK] {
-                    tx.for_each_v2(project, list, kind, |attempt, bytes| {
-                        let check: ListCheck = postcard::from_bytes(bytes)
-                            .map_err(|_| StoreError::Corrupt("list check"))?;
-                        any |= check.passed;
-                        if kind == PENDING_CHECK {
-                            pending.push((list.clone(), attempt, check));
-                        }
-                        Ok(())
-                    })?;
-                }
-                passed += usize::from(any);
-            }
-            Ok::<_, Refused>(())
-        })?;
-        if pending.is_empty() || (!now_all && passed < lists.len()) {
-            return Ok(());
-        }
-        let linker = self.linker();
-        let signed: Vec<_> = pending
-            .into_iter()
-            .map(|(list, attempt, check)| {
-                let bytes = transcript::encode_value(&check);
-                (
-                    list,
-                    attempt,
-                    bytes,
-                    self.sign(project, Body::ListCheck(check), now),
-                )
-            })
-            .collect();
-        self.store.transaction(|tx| {
-            for (list, attempt, bytes, s) in &signed {
-                tx.send(project, &linker, &Message::Statement(s.clone()))?;
-                tx.put_v2(project, list, SENT_CHECK, *attempt, bytes)?;
-            }
-            for (list, ..) in &signed {
-                tx.delete_v2(project, list, PENDING_CHECK)?;
-            }
-            Ok::<_, Refused>(())
-        })?;
-        Ok(())
-    }
-
-    /// The linker: a hop record admitted in order (its predecessor is
-    /// recorded) whose verification failed, typically one that does not
-    /// chain with the previous step's (a hop that recorded another output
-    /// than the one it signed in its chunk statements: the next step's
-    /// record is refused). Refusing it on every resend would stall the
-    /// list for good; a record sent by the list's expected hop stops the
-    /// project naming the list (either of the two hops may be the one that
-    /// deviated: the closure blames neither). Any other refusal stays a
-    /// refusal.
-    pub(super) fn refused_hop_record(
-        &mut self,
-        project: &ProjectId,
-        hops: &[Name],
-        from: &Name,
-        hop: &HopOf,
-        refusal: &kobling_protocol::refusal::Refusal,
-        now: UnixTime,
-    ) -> Outcome<Vec<Message>> {
-        let expected = hops
-            .get(hop.hop.as_usize().wrapping_sub(1))
-            .is_some_and(|m| m == from);
-        if refusal.code != RefusalCode::Invalid || !expected || hop.member != *from {
-            return Err(refusal.clone().into());
-        }
-        let detail = format!(
-            "list {} could not be verified (attempt {}): the record of hop {} ({from}) was refused: {}; the project is stopped",
-            hop.list, hop.attempt, hop.hop, refusal.detail
-        );
-        tracing::error!(node = %self.me, %project, list = %hop.list, hop = hop.hop.0, "{detail}");
-        self.stop_project(project, &detail, now)?;
-        Ok(vec![ack()])
-    }
-
-    /// The linker: a list announced with no valid person has no chunk to
-    /// step, so its hops would never finish. Its announcement is recorded
-    /// (the transcript shows the empty list), then the project stops with
-    /// a closure naming the list, which every operator and the researcher
-    /// read in `project status`.
-    pub(super) fn stop_empty_list(
-        &mut self,
-        project: &ProjectId,
-        list: &Name,
-        now: UnixTime,
-    ) -> Outcome<()> {
-        let detail = format!(
-            "list {list} has no valid person (every row of its extract was refused); a project cannot link an empty list, so it is stopped: order it again without that register, or approve another extract"
-        );
-        tracing::error!(node = %self.me, %project, %list, "{detail}");
-        self.stop_project(project, &detail, now)
-    }
-
-    /// A register hop: a chunk its sender signed (statement signature and
-    /// digest of the bytes hold) that is malformed for the header (a wrong
-    /// number of points, an invalid point or the identity) is the sender's
-    /// deviation, and a resend will not mend it: this hop records a
-    /// [`ChainStopped`] naming the sender (a register hop; once per list
-    /// attempt), and the linker then closes the project naming the list
-    /// (`stop_named_hop`). Anything the sender did not sign (a broken
-    /// signature, other bytes) stays a plain `bad-chunk` refusal: it may
-    /// not come from the sender at all.
-    fn name_signed_bad_chunk(
-        &mut self,
-        project: &ProjectId,
-        header: &ListHeader,
-        hops: &[Name],
-        msg: &ChunkMsg,
-        error: &kobling_protocol::v2::HopError,
-        now: UnixTime,
-    ) -> Outcome<()> {
-        use kobling_protocol::v2::HopError;
-        if !matches!(error, HopError::WrongCount { .. } | HopError::Point(_)) {
-            return Ok(());
-        }
-        let st = &msg.statement.statement;
-        let from = st.hop.as_usize();
-        let Some(sender) = from.checked_sub(1).and_then(|i| hops.get(i)) else {
-            return Ok(()); // the owner (hop 0) is not a hop one can name
-        };
-        let key = self.node_key(sender)?;
-        let signed = st.verify(header, &key, &msg.statement.signature).is_ok()
-            && chunk_digest(&msg.points) == st.output;
-        if !signed {
-            return Ok(());
-        }
-        let list = &header.list;
-        let mut already = false;
-        self.store.transaction(|tx| {
-            tx.for_each_v2(project, list, STOP_SENT, |attempt, _| {
-                already |= attempt == u64::from(header.attempt);
-                Ok(())
-            })
-        })?;
-        if already {
-            return Ok(());
-        }
-        let stop = ChainStopped {
-            list: list.clone(),
-            attempt: header.attempt,
-            chunk: st.chunk,
-            named: Some((st.hop, sender.clone())),
-        };
-        tracing::error!(node = %self.me, %project, %list, hop = st.hop.0, member = %sender, chunk = st.chunk.0, error = %error, "a hop signed a malformed chunk: it is named and the project stops");
-        let signed = self.sign(project, Body::ChainStopped(stop), now);
-        let linker = self.linker();
-        self.store.transaction(|tx| {
-            tx.put_v2(project, list, STOP_SENT, u64::from(header.attempt), &[])?;
-            tx.send(project, &linker, &Message::Statement(signed))
-        })?;
-        Ok(())
-    }
-
-    /// The linker: a recorded [`ChainStopped`] stops the project, with a
-    /// closure naming the list (and the hop, where it is named).
-    pub(super) fn stop_named_hop(
-        &mut self,
-        project: &ProjectId,
-        stop: &ChainStopped,
-        now: UnixTime,
-    ) -> Outcome<()> {
-        let detail = match &stop.named {
-            Some((hop, member)) => format!(
-                "list {} was stopped (attempt {}): hop {hop} ({member}) sent chunk {} that does not verify; the project is stopped",
-                stop.list, stop.attempt, stop.chunk
-            ),
-            None => format!(
-                "list {} failed its strict list check (attempt {}); the project is stopped",
-                stop.list, stop.attempt
-            ),
-        };
-        tracing::error!(node = %self.me, %project, list = %stop.list, "{detail}");
-        self.stop_project(project, &detail, now)
-    }
-
-    /// Records the project's closure with `detail` (once), so every node
-    /// shreds and nothing is linked or delivered.
-    pub(super) fn stop_project(
-        &mut self,
-        project: &ProjectId,
-        detail: &str,
-        now: UnixTime,
-    ) -> Outcome<()> {
-        let reason = BoundedString::new(detail.to_string()).unwrap_or_default();
-        self.publish_once(project, Step::Close, Body::Closure(Closure { reason }), now)
     }
 }
 

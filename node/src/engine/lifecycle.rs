@@ -10,7 +10,7 @@ use kobling_protocol::{
     refusal::RefusalCode,
     sequencer,
     share::Domain,
-    transcript::{Body, Closure, Entry, KeyCommitment, ProjectOrder, Shredded},
+    transcript::{Body, Closure, Entry, ProjectOrder, Shredded},
     types::{ProjectId, UnixTime},
 };
 
@@ -78,7 +78,7 @@ impl Engine {
         }
         for duty in view.duties(&self.me) {
             let done = match duty {
-                Duty::Commit => self.commit(project, now),
+                Duty::Commit => self.commit_keys(project, &view, now),
                 Duty::AnnounceList { extract } => self.announce(project, &view, extract, now),
                 Duty::Link => match self.link(project, &view, now) {
                     Err(Refused::Refusal(r)) if r.code == RefusalCode::Link => {
@@ -109,20 +109,6 @@ impl Engine {
                 Ok(())
             }
         }
-    }
-
-    /// Accepts the project domain and publishes `K_{i,p}`.
-    fn commit(&mut self, project: &ProjectId, now: UnixTime) -> Outcome<()> {
-        let domain = Domain::Project(project.clone());
-        self.keystore
-            .accept_domain_with_rng(&domain, &mut self.rng)?;
-        let key = self.keystore.commitment(&domain)?;
-        let body = Body::Commitment(KeyCommitment {
-            member: self.me.clone(),
-            domain,
-            key,
-        });
-        self.publish_once(project, Step::Commit, body, now)
     }
 
     /// A client's signed request about a project, checked in the order

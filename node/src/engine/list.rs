@@ -134,6 +134,7 @@ impl Engine {
             cancel: Arc::default(),
             gate: self.gate.take(),
             chain_v2: self.config.chain_v2.then(|| self.signing.clone()),
+            pseudonymous: order.list_domain(&self.me).is_some(),
         })
     }
 

@@ -55,6 +55,7 @@ mod error;
 mod lifecycle;
 mod linking;
 mod list;
+mod pseudo;
 mod receipt;
 mod replies;
 mod requests;

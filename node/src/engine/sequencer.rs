@@ -168,9 +168,28 @@ impl Engine {
     ) -> Outcome<()> {
         let signed = self.sign(project, body, now);
         let linker = self.linker();
+        // The linker's own closure goes into its transcript at once. Queued
+        // to itself it would wait behind its own earlier statements, and
+        // one of them may wait for ever (its hop record of a list whose
+        // other hop's record was refused), so the project would never
+        // close.
+        let direct = step == Step::Close && self.me == linker;
+        let (manifest, signing, me) = (&self.manifest, &self.signing, &self.me);
         self.store.transaction(|tx| {
             if tx.mark(project, step)? {
-                tx.send(project, &linker, &Message::Statement(signed))?;
+                if !direct {
+                    tx.send(project, &linker, &Message::Statement(signed))?;
+                    return Ok(());
+                }
+                match append(tx, manifest, signing, signed) {
+                    Ok(_) => {}
+                    // Not admissible (e.g. the project is closed already):
+                    // as the sequencer would have refused it from the queue.
+                    Err(Refused::Refusal(r)) => {
+                        tracing::warn!(node = %me, %project, refusal = %r, "the linker's closure was not recorded");
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             Ok::<_, Refused>(())
         })

@@ -96,6 +96,23 @@ pub(crate) enum ExtractError {
         /// The person's rows.
         rows: u64,
     },
+    /// The other list kind's key column: `pseudonym` in an fnr register's
+    /// list, or `fnr` in a domain holder's pseudonymous list.
+    WrongKeyColumn {
+        /// 1-based column.
+        column: usize,
+        /// The key column found (`pseudonym` or `fnr`).
+        found: &'static str,
+        /// The key column this list is keyed by.
+        expected: &'static str,
+    },
+    /// A holder's pseudonymous list without a `pseudonym` column.
+    MissingPseudonym {
+        /// Physical line of the header.
+        line: u64,
+        /// The names found, shown ([`shown_list`]).
+        columns: String,
+    },
 }
 
 /// Why a mapping file (`old,current`) cannot be used.
@@ -271,6 +288,32 @@ impl fmt::Display for ExtractError {
                 f,
                 "a person has {rows} rows; at most {MAX_ROWS_PER_PERSON} rows per person can be \
                  delivered"
+            ),
+            ExtractError::WrongKeyColumn {
+                column,
+                found,
+                expected,
+            } => {
+                if *expected == "fnr" {
+                    write!(
+                        f,
+                        "column {column} is `{found}`: this register's list is keyed by `fnr`, \
+                         and a list never carries a register domain's pseudonyms; remove the \
+                         column (the order names no register domain for this register)"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "column {column} is `{found}`: this list is keyed by its register \
+                         domain (`{expected}`), and a domain's holder never holds fnr; remove \
+                         the column"
+                    )
+                }
+            }
+            ExtractError::MissingPseudonym { line, columns } => write!(
+                f,
+                "no column `pseudonym` in the header (line {line}); the order keys this \
+                 register's list by its register domain; columns found: {columns}"
             ),
         }
     }

@@ -18,6 +18,7 @@
 //! transcripts.
 
 mod net;
+mod pseudo;
 pub mod quic;
 
 use std::{
@@ -47,6 +48,7 @@ use kobling_sim::population::Extract;
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 
 pub use self::net::{Faults, Net, NetStats, Observer, Tamper, RETRY_TIMEOUT_MS, TICK_MS};
+pub use self::pseudo::INVALID_PSEUDONYM;
 use crate::{
     engine::{file_digest, EngineConfig, EngineError},
     store::StoreError,
@@ -460,6 +462,7 @@ impl Federation {
             test_mode: terms.test_mode,
             grant: None,
             delivery: None,
+            pseudonymous: BoundedVec::default(),
         }
         .granted_by(&authority()))
     }
@@ -700,6 +703,23 @@ impl Federation {
     ) -> Result<RunOutcome, TestingError> {
         let start = net.clock_ms();
         let order = self.order_and_approve(net, extracts, config)?;
+        self.run_to_delivery(net, &order, config, start)
+    }
+
+    /// Runs an ordered and approved project until it is deliverable, then
+    /// fetches and verifies the delivery as the researcher's client does
+    /// (`start`: the virtual time the run began).
+    ///
+    /// # Errors
+    ///
+    /// As [`run_project`](Self::run_project).
+    pub fn run_to_delivery(
+        &self,
+        net: &mut Net,
+        order: &ProjectOrder,
+        config: &ProjectConfig,
+        start: u64,
+    ) -> Result<RunOutcome, TestingError> {
         let (project, linker) = (order.project.clone(), order.linker.clone());
         let manifest = self.manifest.clone();
         let mut last = (net.stats().delivered, net.clock_ms());

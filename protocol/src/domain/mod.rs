@@ -24,12 +24,15 @@
 //!
 //! - [`spec`]: the `[[domains]]` manifest entry and its validation.
 //! - [`convert`]: the conversion step, its binding proof and verification.
+//! - [`project`]: a project's pseudonymous lists, key registers and
+//!   conversion bindings.
 //! - [`pseudonym`]: the `pseudonym` column of a holder's extract.
 //! - [`transcript`]: the domain's own signed, hash-chained transcript.
 //! - [`wire`]: who may send which domain message; the holder's and key
 //!   holders' decisions on commitments and replicated entries.
 
 pub mod convert;
+pub mod project;
 pub mod pseudonym;
 pub mod spec;
 pub mod transcript;
@@ -41,6 +44,10 @@ mod tests;
 pub use convert::{
     verify_chunk, verify_step, BindingProof, ChunkAt, ConversionContext, ConversionError,
     ConversionKey, ConversionStep, StepProofs,
+};
+pub use project::{
+    converting_domain, key_registers, validate_order_domains, verify_binding, ConversionBinding,
+    PseudonymousList,
 };
 pub use pseudonym::{
     parse_pseudonym, pseudonym_hex, PseudonymError, PseudonymListBuilder, PseudonymStats,

@@ -223,6 +223,26 @@ pub enum DomainUseError {
     /// A participant is not a register of the manifest.
     #[error("{0} is not a register of the manifest")]
     UnknownRegister(Name),
+    /// The order keys a register's list by a domain that register does not
+    /// hold.
+    #[error("the order keys {register}'s list by domain {domain}, whose holder is {holder}: only a domain's holder has a pseudonymous list in it")]
+    NotTheHolder {
+        /// The register named.
+        register: Name,
+        /// The domain.
+        domain: Name,
+        /// The domain's holder.
+        holder: Name,
+    },
+    /// The order keys a list by a domain for a register that is not among
+    /// its registers.
+    #[error(
+        "the order names a pseudonymous list of {0}, which is not among the project's registers"
+    )]
+    NotAParticipant(Name),
+    /// The order names a register's pseudonymous list twice.
+    #[error("the order names {0}'s pseudonymous list twice")]
+    DuplicateList(Name),
 }
 
 impl Manifest {

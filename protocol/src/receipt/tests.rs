@@ -75,6 +75,7 @@ fn order(m: &Manifest, id: &str, domain: &str, sources: &[&str]) -> ProjectOrder
         test_mode: false,
         grant: None,
         delivery: Some(DeliveryInto { domain: n(domain) }),
+        pseudonymous: Default::default(),
     }
 }
 

@@ -7,6 +7,7 @@ use super::Entry;
 use crate::{
     bounded::{BoundedString, BoundedVec},
     dleq::{ChunkProof, DleqProof},
+    domain::{ConversionBinding, PseudonymousList},
     group::WirePoint,
     hash::framed_sha3,
     manifest::{Ed25519Key, X25519Key},
@@ -70,6 +71,9 @@ pub enum Body {
     /// Chain v2: a strict attempt stopped the project, naming the hop whose
     /// proof failed (or nobody, if its check failed).
     ChainStopped(ChainStopped),
+    /// A key holder of a register domain binds its conversion key
+    /// `K'_i = (k_{i,p}·k_{i,R}⁻¹)·G` to its two committed keys.
+    Conversion(ConversionBinding),
 }
 
 impl Body {
@@ -90,6 +94,7 @@ impl Body {
             Body::HopV2(_) => "hop-v2",
             Body::ListCheck(_) => "list-check",
             Body::ChainStopped(_) => "chain-stopped",
+            Body::Conversion(_) => "conversion",
         }
     }
 }
@@ -116,7 +121,8 @@ pub fn visible_to_registers(body: &Body) -> bool {
         | Body::ListAnnouncedV2(_)
         | Body::OwnerListV2(_)
         | Body::HopV2(_)
-        | Body::ChainStopped(_) => true,
+        | Body::ChainStopped(_)
+        | Body::Conversion(_) => true,
         Body::LinkSummary(_)
         | Body::Delivery(_)
         | Body::Closure(_)
@@ -177,6 +183,10 @@ pub struct ProjectOrder {
     /// The order's id is then the delivery's id, its one register the
     /// source, its HPKE key the holder's ([`crate::receipt`]).
     pub delivery: Option<crate::receipt::DeliveryInto>,
+    /// The registers whose lists are keyed by a register domain (a
+    /// `pseudonym` column instead of `fnr`), each with its domain
+    /// (PROTOCOL.md §10; `crate::domain::project`).
+    pub pseudonymous: BoundedVec<PseudonymousList, MAX_REGISTERS>,
 }
 
 impl ProjectOrder {

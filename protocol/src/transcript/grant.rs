@@ -107,6 +107,7 @@ mod tests {
             test_mode: false,
             grant: None,
             delivery: None,
+            pseudonymous: Default::default(),
         }
     }
 

@@ -29,6 +29,7 @@
 
 mod approvals;
 mod lists;
+mod pseudo;
 mod v2;
 
 use std::collections::HashSet;
@@ -229,6 +230,9 @@ pub(crate) struct Project<'a> {
     pub(crate) order: &'a ProjectOrder,
     pub(crate) order_digest: Digest,
     pub(crate) participants: Vec<Name>,
+    /// The registers that hold a key of the project: the participants and
+    /// the register key holders of the order's domains.
+    pub(crate) registers: Vec<Name>,
     pub(crate) cohort: Cohort,
     pub(crate) domain: Domain,
     pub(crate) linker: &'a Member,
@@ -238,12 +242,12 @@ pub(crate) struct Project<'a> {
 impl Project<'_> {
     /// Whether `member` holds a key share of the project.
     pub(crate) fn is_key_holder(&self, member: &Name) -> bool {
-        self.participants.contains(member) || member == &self.linker.name
+        self.registers.contains(member) || member == &self.linker.name
     }
 
     /// The key holders: the participating registers, then the linker.
     pub(crate) fn key_holders(&self) -> impl Iterator<Item = &Name> {
-        self.participants
+        self.registers
             .iter()
             .chain(std::iter::once(&self.linker.name))
     }
@@ -640,6 +644,9 @@ fn check_order<'a>(
             return Err(at0(format!("the order names register {r} twice")));
         }
     }
+    crate::domain::validate_order_domains(manifest, order)
+        .map_err(|e| at0(format!("the order's pseudonymous lists: {e}")))?;
+    let registers = crate::domain::key_registers(manifest, order);
     let cohort = Cohort::parse(&order.cohort)
         .and_then(|c| c.check_lists(&participants).map(|()| c))
         .map_err(|e| at0(format!("the cohort expression is invalid: {e}")))?;
@@ -647,6 +654,7 @@ fn check_order<'a>(
         order,
         order_digest: order.digest(),
         participants,
+        registers,
         cohort,
         domain: order.key_domain(),
         linker,
@@ -715,6 +723,7 @@ fn check_order<'a>(
             Body::ListCheck(_) => by_node(&linker.name)?,
             // Who may stop a chain is the hop-chain check's business.
             Body::ChainStopped(_) => {}
+            Body::Conversion(c) => by_node(&c.member)?,
         }
     }
     Ok(project)

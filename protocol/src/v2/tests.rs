@@ -1046,6 +1046,7 @@ mod transcript {
             test_mode: true,
             grant: None,
             delivery: None,
+            pseudonymous: Default::default(),
         }
         .granted_by(&authority());
         let mut log = Log {

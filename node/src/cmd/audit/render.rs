@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use kobling_protocol::{
     manifest::Manifest,
-    transcript::{Body, Entry, ProjectOrder, Signer},
+    transcript::{Body, Entry, ListAnnouncement, ProjectOrder, Signer},
     types::Name,
 };
 use serde::Serialize;
@@ -303,6 +303,22 @@ pub(crate) struct ListCounts {
     pub(crate) delivered: Option<u64>,
 }
 
+/// A list's counts as its announcement (either chain's, in v1's shape)
+/// gives them.
+fn announced(a: &ListAnnouncement, hops_expected: Option<u32>) -> ListCounts {
+    ListCounts {
+        list: a.list.to_string(),
+        rows: a.rows,
+        invalid: a
+            .invalid
+            .iter()
+            .fold(0u64, |sum, i| sum.saturating_add(i.count)),
+        persons: a.persons,
+        hops_expected,
+        ..ListCounts::default()
+    }
+}
+
 /// Per announced list, in order of announcement.
 pub(crate) fn list_counts(entries: &[Entry]) -> Vec<ListCounts> {
     let expected = order_of(entries).map(|o| o.registers.len() as u32);
@@ -312,31 +328,11 @@ pub(crate) fn list_counts(entries: &[Entry]) -> Vec<ListCounts> {
         match &e.signed.statement.body {
             Body::ListAnnounced(a) => {
                 index.insert(a.list.to_string(), lists.len());
-                lists.push(ListCounts {
-                    list: a.list.to_string(),
-                    rows: a.rows,
-                    invalid: a
-                        .invalid
-                        .iter()
-                        .fold(0u64, |sum, i| sum.saturating_add(i.count)),
-                    persons: a.persons,
-                    hops_expected: expected,
-                    ..ListCounts::default()
-                });
+                lists.push(announced(a, expected));
             }
             Body::ListAnnouncedV2(a) => {
                 index.insert(a.list.to_string(), lists.len());
-                lists.push(ListCounts {
-                    list: a.list.to_string(),
-                    rows: a.rows,
-                    invalid: a
-                        .invalid
-                        .iter()
-                        .fold(0u64, |sum, i| sum.saturating_add(i.count)),
-                    persons: a.persons,
-                    hops_expected: expected,
-                    ..ListCounts::default()
-                });
+                lists.push(announced(&a.v1_shape(), expected));
             }
             Body::Hop(h) => {
                 if let Some(&i) = index.get(h.list.as_str()) {

@@ -40,11 +40,24 @@ pub(crate) fn check_two_person_rule(entries: &[Entry], p: &Project<'_>) -> Resul
                         format!("an operator of {register} approved for {}", a.register),
                     ));
                 }
-                if !p.participants.contains(&a.register) {
+                if !p.registers.contains(&a.register) {
                     return Err(fail(
                         Check::TwoPersonRule,
                         at,
                         format!("approval for {}, which is not in the order", a.register),
+                    ));
+                }
+                // A key holder without a list approves without an extract.
+                if !p.participants.contains(&a.register)
+                    && (a.extract != Digest::default() || a.rows != 0 || !a.columns.is_empty())
+                {
+                    return Err(fail(
+                        Check::TwoPersonRule,
+                        at,
+                        format!(
+                            "{} has no list in the order; its operators approve without an extract",
+                            a.register
+                        ),
                     ));
                 }
                 if a.order != p.order_digest {
@@ -146,8 +159,13 @@ fn shown(columns: &Columns) -> String {
 
 pub(crate) fn check_commitments(entries: &[Entry], p: &Project<'_>) -> Result<(), VerifyError> {
     let mut commitments = HashMap::new();
+    // Register domains (PROTOCOL.md §10): K_{i,R} and K'_i by (member, R).
+    let mut conversions = super::pseudo::Conversions::default();
     for (i, e) in entries.iter().enumerate() {
         let at = Some(i as u64);
+        if conversions.on_body(&e.signed.statement.body, &commitments, p, at)? {
+            continue;
+        }
         match &e.signed.statement.body {
             Body::Commitment(c) => {
                 if c.domain != p.domain {
@@ -183,7 +201,11 @@ pub(crate) fn check_commitments(entries: &[Entry], p: &Project<'_>) -> Result<()
                     )
                 })?;
                 let used = h.key_proof.as_ref().map_or(h.key, |k| k.share_key);
-                if &used != committed {
+                let committed = match conversions.expected(p, &h.list, &h.member, at)? {
+                    Some(k_prime) => k_prime,
+                    None => *committed,
+                };
+                if used != committed {
                     return Err(fail(
                         Check::Commitments,
                         at,
@@ -195,6 +217,16 @@ pub(crate) fn check_commitments(entries: &[Entry], p: &Project<'_>) -> Result<()
                 }
             }
             Body::Hop(h) => {
+                if conversions.expected(p, &h.list, &h.member, at)?.is_some() {
+                    return Err(fail(
+                        Check::Commitments,
+                        at,
+                        format!(
+                            "list {} is keyed by a register domain; chain v1 cannot convert it",
+                            h.list
+                        ),
+                    ));
+                }
                 let committed = commitments.get(&h.member).ok_or_else(|| {
                     fail(
                         Check::Commitments,

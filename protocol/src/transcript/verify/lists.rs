@@ -109,7 +109,7 @@ pub(crate) fn check_hop_chain<'a>(
                         format!("list {}: chunk size is not a power of two", a.list),
                     ));
                 }
-                let mut hops = p.manifest.chain_order(&a.list, &p.participants);
+                let mut hops = p.manifest.chain_order(&a.list, &p.registers);
                 hops.remove(0);
                 hops.push(p.linker.name.clone());
                 lists.order.push(a.list.clone());

@@ -93,7 +93,7 @@ pub(crate) fn on_body<'a>(
                     a.list
                 )));
             }
-            let mut hops = p.manifest.chain_order(&a.list, &p.participants);
+            let mut hops = p.manifest.chain_order(&a.list, &p.registers);
             hops.remove(0);
             hops.push(p.linker.name.clone());
             lists.insert(ListState {

@@ -1,0 +1,148 @@
+//! `kobling project authorize` and `submit`'s files: the order built from
+//! a project spec and the researcher's keys, and the access authority's
+//! grant file beside the spec.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{ensure, Context};
+use kobling_protocol::{
+    bounded::{BoundedString, BoundedVec},
+    domain::{validate_order_domains, PseudonymousList},
+    manifest::{Ed25519Key, Manifest, X25519Key},
+    transcript::{Grant, ProjectOrder, RegisterRequest, Sig},
+    types::{Name, ProjectId, UnixTime},
+};
+
+use super::linker;
+use crate::spec::Spec;
+
+/// The researcher's public keys, as `kobling keys researcher` prints them.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ResearcherKeys {
+    pub(super) signing_key: String,
+    pub(super) hpke_key: String,
+}
+
+/// An access authority's grant file (`project authorize`).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GrantFile {
+    /// The digest signed (for people; recomputed from the spec).
+    pub(super) order: String,
+    /// The authority's public key.
+    pub(super) authority: String,
+    /// The Ed25519 signature.
+    pub(super) signature: String,
+}
+
+/// `SPEC.grant`.
+pub(super) fn grant_path(spec: &Path) -> PathBuf {
+    let mut name = spec.as_os_str().to_owned();
+    name.push(".grant");
+    PathBuf::from(name)
+}
+
+pub(super) fn read_grant(path: &Path) -> anyhow::Result<Grant> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read the access authority's grant {} (`kobling project authorize` writes it)",
+            path.display()
+        )
+    })?;
+    let file: GrantFile =
+        toml::from_str(&text).with_context(|| format!("{} is not a grant", path.display()))?;
+    let signature: [u8; 64] = hex::decode(file.signature.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .with_context(|| format!("{}: the signature is not 128 hex digits", path.display()))?;
+    Ok(Grant {
+        authority: Ed25519Key::from_hex(file.authority.trim()).map_err(anyhow::Error::msg)?,
+        signature: Sig(signature),
+    })
+}
+
+pub(super) fn order_from_spec(
+    path: &Path,
+    manifest: &Manifest,
+    researcher: Ed25519Key,
+    hpke: X25519Key,
+) -> anyhow::Result<ProjectOrder> {
+    let spec = Spec::load(path)?;
+    let registers = spec
+        .registers
+        .iter()
+        .map(|r| {
+            Ok(RegisterRequest {
+                register: Name::new(r.name.as_str())?,
+                variables: BoundedVec::new(
+                    r.variables
+                        .iter()
+                        .map(|v| BoundedString::new(v.as_str()))
+                        .collect::<Result<Vec<_>, _>>()?,
+                )?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    ensure!(!registers.is_empty(), "the spec names no register");
+    let pseudonymous = spec
+        .registers
+        .iter()
+        .filter_map(|r| r.domain.as_ref().map(|d| (r, d)))
+        .map(|(r, d)| {
+            Ok(PseudonymousList {
+                register: Name::new(r.name.as_str())?,
+                domain: Name::new(d.as_str())?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let order = ProjectOrder {
+        project: ProjectId::new(spec.project)?,
+        title: BoundedString::new(spec.title)?,
+        legal_basis: BoundedString::new(spec.legal_basis)?,
+        manifest_digest: manifest.digest(),
+        linker: linker(manifest)?,
+        registers: BoundedVec::new(registers)?,
+        cohort: BoundedString::new(
+            kobling_protocol::link::Cohort::parse(&spec.cohort)?.to_string(),
+        )?,
+        expires: UnixTime(parse_date(&spec.expires)?),
+        researcher_signing_key: researcher,
+        researcher_hpke_key: hpke,
+        test_mode: spec.test_mode,
+        grant: None,
+        delivery: None,
+        pseudonymous: BoundedVec::new(pseudonymous)?,
+    };
+    validate_order_domains(manifest, &order)
+        .context("the spec's pseudonymous lists (`domain = ...`)")?;
+    Ok(order)
+}
+
+/// `YYYY-MM-DD` (a real calendar day) → seconds since the Unix epoch (end
+/// of that day, UTC).
+pub(super) fn parse_date(s: &str) -> anyhow::Result<u64> {
+    let days =
+        crate::output::days_from_date(s.trim()).context("expires must be a date, YYYY-MM-DD")?;
+    ensure!(days > 0, "expires must be after 1970");
+    Ok(u64::from(days.unsigned_abs()) * 86_400 + 86_399)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_date;
+
+    #[test]
+    fn dates_parse_to_the_end_of_the_day_utc() {
+        assert_eq!(parse_date("1970-01-02").expect("date"), 86_400 + 86_399);
+        assert_eq!(
+            parse_date("2000-03-01").expect("date"),
+            951_868_800 + 86_399
+        );
+        assert!(parse_date("2024-13-01").is_err());
+        assert!(parse_date("soon").is_err());
+        // Only real calendar days (one reader of dates with `output`).
+        assert!(parse_date("2031-02-30").is_err());
+        assert!(parse_date("1970-01-01").is_err(), "not after 1970");
+    }
+}
