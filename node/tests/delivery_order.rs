@@ -259,4 +259,19 @@ fn bad_delivery_orders_are_refused_with_their_reason_and_a_valid_one_reaches_the
         "APOTEK-RESEPT-2025",
     ]);
     refused(&mixed);
+
+    // An approval with a key of no operator in the manifest.
+    let stranger = d.join("stranger.key");
+    ok(&["keys", "operator", "--out", path(&stranger)]);
+    let err = refused(&kobling(&[
+        "delivery",
+        "approve",
+        "--manifest",
+        path(&manifest),
+        "--key",
+        path(&stranger),
+        "--delivery",
+        "APOTEK-RESEPT-2025",
+    ]));
+    assert!(err.contains("no register's operator"), "{err}");
 }

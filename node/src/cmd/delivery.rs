@@ -84,6 +84,23 @@ pub(crate) enum DeliveryCommand {
         #[arg(long, requires = "manifest")]
         watch: bool,
     },
+    /// Approve a delivery at your own register's node: an operator of the
+    /// source with `--extract` (an `fnr` column, no `pseudonym` column),
+    /// an operator of the holder without. Two distinct operators of each.
+    Approve {
+        /// The federation manifest.
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Your operator key file.
+        #[arg(long, value_name = "OPERATOR_KEY")]
+        key: PathBuf,
+        /// The delivery's id.
+        #[arg(long, value_name = "ID")]
+        delivery: String,
+        /// The source's extract (in the node's extract directory).
+        #[arg(long, value_name = "FILE")]
+        extract: Option<PathBuf>,
+    },
     /// Order a delivery of a source register's list into a register
     /// domain (an operator of the source); prints `delivery ID ordered`.
     Order {
@@ -144,6 +161,17 @@ impl DeliveryCommand {
                     "either --dir NODE_DIR --domain R (at the holder) or --manifest M --key OPERATOR_KEY --delivery ID"
                 ),
             },
+            DeliveryCommand::Approve {
+                manifest,
+                key,
+                delivery,
+                extract,
+            } => super::project::ProjectCommand::Approve {
+                common: super::project::Common { manifest, key },
+                project: delivery,
+                extract,
+            }
+            .run(),
             DeliveryCommand::Order {
                 manifest,
                 key,

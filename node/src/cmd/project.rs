@@ -53,10 +53,10 @@ use self::status::{print_status, status_entries, watch_status};
 pub(crate) struct Common {
     /// The federation manifest.
     #[arg(long)]
-    manifest: PathBuf,
+    pub(crate) manifest: PathBuf,
     /// Your key file (researcher or operator).
     #[arg(long)]
-    key: PathBuf,
+    pub(crate) key: PathBuf,
 }
 
 /// Project subcommands.
