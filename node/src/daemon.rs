@@ -258,7 +258,8 @@ impl Default for Options {
 ///     daemon::run(dir, manifest, None, &options, async {
 ///         let _ = tokio::signal::ctrl_c().await;
 ///     })
-///     .await
+///     .await?;
+///     Ok(())
 /// }
 /// ```
 pub async fn run(

@@ -745,6 +745,9 @@ fn a_register_announcing_chain_v1_to_a_chain_v2_linker_is_refused() {
     net.configure(&name("NPR"), |c| c.chain_v2 = false)
         .expect("NPR restarts on chain v1");
     let entries = drive(&s, &mut net, "V2-DOWNGRADE");
+    // The linker records its closure as it refuses the announcement; let
+    // the refusal's reply reach NPR.
+    net.run_for(10_000).expect("run");
     let bodies: Vec<&Body> = entries.iter().map(|e| &e.signed.statement.body).collect();
     assert!(
         !bodies

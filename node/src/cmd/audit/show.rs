@@ -230,13 +230,7 @@ fn body_fields(body: &Body, hops: Option<usize>, all_chunks: bool) -> Vec<(Strin
         }
         Body::Hop(h) => {
             add("list", h.list.to_string());
-            add(
-                "hop",
-                match hops {
-                    Some(n) => format!("{} of {n}", h.hop),
-                    None => h.hop.to_string(),
-                },
-            );
+            add("hop", hop_label(&h.hop, hops));
             add("member", h.member.to_string());
             add("step key", short(h.key.as_bytes()));
             add("points", count(h.count));
@@ -255,33 +249,20 @@ fn body_fields(body: &Body, hops: Option<usize>, all_chunks: bool) -> Vec<(Strin
                 );
             }
             add("chunks", count(h.chunks.len() as u64));
-            let shown = if all_chunks {
-                h.chunks.len()
-            } else {
-                CHUNKS_SHOWN
+            let line = |i: usize| {
+                let c = &h.chunks[i];
+                format!(
+                    "{} points, in {}, out {}, A {}, B {}, proof {}",
+                    count(u64::from(c.count)),
+                    short(c.input_root.as_bytes()),
+                    short(c.output_root.as_bytes()),
+                    short(c.proof.a.as_bytes()),
+                    short(c.proof.b.as_bytes()),
+                    short(&c.proof.proof.challenge)
+                )
             };
-            for (i, c) in h.chunks.iter().enumerate().take(shown) {
-                add(
-                    &format!("  chunk {i}"),
-                    format!(
-                        "{} points, in {}, out {}, A {}, B {}, proof {}",
-                        count(u64::from(c.count)),
-                        short(c.input_root.as_bytes()),
-                        short(c.output_root.as_bytes()),
-                        short(c.proof.a.as_bytes()),
-                        short(c.proof.b.as_bytes()),
-                        short(&c.proof.proof.challenge)
-                    ),
-                );
-            }
-            if h.chunks.len() > shown {
-                add(
-                    "  …",
-                    format!(
-                        "{} more (--all-chunks shows them)",
-                        plural((h.chunks.len() - shown) as u64, "chunk", "chunks")
-                    ),
-                );
+            for (k, v) in chunk_fields(h.chunks.len(), all_chunks, line) {
+                add(&k, v);
             }
         }
         Body::LinkSummary(s) => {
@@ -344,13 +325,7 @@ fn body_fields(body: &Body, hops: Option<usize>, all_chunks: bool) -> Vec<(Strin
         Body::HopV2(h) => {
             add("list", h.list.to_string());
             add("attempt", h.attempt.to_string());
-            add(
-                "hop",
-                match hops {
-                    Some(n) => format!("{} of {n}", h.hop),
-                    None => h.hop.to_string(),
-                },
-            );
+            add("hop", hop_label(&h.hop, hops));
             add("member", h.member.to_string());
             add("step key", short(h.key.as_bytes()));
             add("points", count(h.count));
@@ -363,29 +338,16 @@ fn body_fields(body: &Body, hops: Option<usize>, all_chunks: bool) -> Vec<(Strin
                 add("salted final root", short(r.as_bytes()));
             }
             add("chunks", count(h.chunks.len() as u64));
-            let shown = if all_chunks {
-                h.chunks.len()
-            } else {
-                CHUNKS_SHOWN
+            let line = |i: usize| {
+                let c = &h.chunks[i];
+                format!(
+                    "in {}, out {}",
+                    short(c.input.as_bytes()),
+                    short(c.output.as_bytes())
+                )
             };
-            for (i, c) in h.chunks.iter().enumerate().take(shown) {
-                add(
-                    &format!("  chunk {i}"),
-                    format!(
-                        "in {}, out {}",
-                        short(c.input.as_bytes()),
-                        short(c.output.as_bytes())
-                    ),
-                );
-            }
-            if h.chunks.len() > shown {
-                add(
-                    "  …",
-                    format!(
-                        "{} more (--all-chunks shows them)",
-                        plural((h.chunks.len() - shown) as u64, "chunk", "chunks")
-                    ),
-                );
+            for (k, v) in chunk_fields(h.chunks.len(), all_chunks, line) {
+                add(&k, v);
             }
         }
         Body::ListCheck(c) => {
@@ -413,4 +375,31 @@ fn body_fields(body: &Body, hops: Option<usize>, all_chunks: bool) -> Vec<(Strin
         other => add("kind", other.kind().into()),
     }
     f
+}
+
+/// `"h of n"` when the chain's length is known, else `"h"`.
+fn hop_label(hop: &impl std::fmt::Display, hops: Option<usize>) -> String {
+    match hops {
+        Some(n) => format!("{hop} of {n}"),
+        None => hop.to_string(),
+    }
+}
+
+/// A hop record's chunks as labelled lines: the first [`CHUNKS_SHOWN`]
+/// (or all), then how many more there are.
+fn chunk_fields(total: usize, all: bool, line: impl Fn(usize) -> String) -> Vec<(String, String)> {
+    let shown = if all { total } else { CHUNKS_SHOWN.min(total) };
+    let mut out: Vec<(String, String)> = (0..shown)
+        .map(|i| (format!("  chunk {i}"), line(i)))
+        .collect();
+    if total > shown {
+        out.push((
+            "  …".into(),
+            format!(
+                "{} more (--all-chunks shows them)",
+                plural((total - shown) as u64, "chunk", "chunks")
+            ),
+        ));
+    }
+    out
 }
