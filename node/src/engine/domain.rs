@@ -37,7 +37,7 @@ use kobling_protocol::{
         },
         DomainSpec,
     },
-    messages::{Message, MAX_CLOCK_SKEW, MAX_ENTRIES_PER_MESSAGE},
+    messages::{Message, MAX_ENTRIES_PER_MESSAGE},
     refusal::{Refusal, RefusalCode},
     transcript::verify_signature,
     types::{Digest, Name, UnixTime},
@@ -45,10 +45,9 @@ use kobling_protocol::{
 
 use super::{
     error::{ack, not_ready, refuse, Outcome, Refused},
-    requests::MAX_REMEMBERED_REQUESTS,
     Engine, EngineError, Peer, Replies,
 };
-use crate::store::{Remembered, Tx};
+use crate::store::Tx;
 
 impl Engine {
     /// The verified state of `domain` as this node's copy of its
@@ -393,26 +392,7 @@ impl Engine {
         req: &SignedDomainRequest,
         now: UnixTime,
     ) -> Outcome<()> {
-        let digest = req.request.digest();
-        let forget_before = now.minus(MAX_CLOCK_SKEW);
-        let remembered = self.store.transaction(|tx| {
-            tx.remember_request(
-                &digest,
-                req.request.time,
-                forget_before,
-                MAX_REMEMBERED_REQUESTS,
-            )
-        })?;
-        match remembered {
-            Remembered::New => Ok(()),
-            Remembered::Seen => Err(refuse(
-                RefusalCode::Replayed,
-                "this request was taken before; a client makes a new one for every request",
-            )),
-            Remembered::Full => Err(not_ready(
-                "this node holds as many recent requests as it keeps; ask again in a few minutes",
-            )),
-        }
+        self.remember_request_digest(&req.request.digest(), req.request.time, now)
     }
 
     /// The holder keeps an operator's signature on the next `Retired`

@@ -37,15 +37,21 @@ impl Engine {
     /// Remembers `req` (checked and allowed) at `now`, refusing it if it
     /// was seen before.
     pub(super) fn remember_request(&mut self, req: &SignedRequest, now: UnixTime) -> Outcome<()> {
-        let digest = req.request.digest();
+        self.remember_request_digest(&req.request.digest(), req.request.time, now)
+    }
+
+    /// Remembers a client request by its digest and signed time (any kind
+    /// of signed request: a project's, a domain's), refusing one seen
+    /// before.
+    pub(super) fn remember_request_digest(
+        &mut self,
+        digest: &kobling_protocol::types::Digest,
+        time: UnixTime,
+        now: UnixTime,
+    ) -> Outcome<()> {
         let forget_before = now.minus(MAX_CLOCK_SKEW);
         let remembered = self.store.transaction(|tx| {
-            tx.remember_request(
-                &digest,
-                req.request.time,
-                forget_before,
-                MAX_REMEMBERED_REQUESTS,
-            )
+            tx.remember_request(digest, time, forget_before, MAX_REMEMBERED_REQUESTS)
         })?;
         match remembered {
             Remembered::New => Ok(()),
