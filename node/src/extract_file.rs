@@ -605,14 +605,11 @@ where
     let stager = Stager {
         options,
         mapping,
-        index: HashMap::new(),
         ids: Vec::new(),
-        rows_of: Vec::new(),
+        persons: PersonRows::new(sink),
         rows: 0,
         mapped_rows: 0,
         invalid: ReasonTally::default(),
-        sink,
-        failed: None,
     };
     let (summary, (ids, failed)) = read_with(input, stager)?;
     match failed {
@@ -678,14 +675,59 @@ fn canonical(
 struct Stager<'a, F> {
     options: ParseOptions,
     mapping: Option<&'a IdMapping>,
-    index: HashMap<Identifier, u32>,
     ids: Vec<Identifier>,
-    rows_of: Vec<u32>,
+    persons: PersonRows<Identifier, F>,
     rows: u64,
     mapped_rows: u64,
     invalid: ReasonTally,
+}
+
+/// Numbers persons by their key, in order of first row, counts each one's
+/// rows and hands every row to a sink (for either key column). The first
+/// error of the sink is kept; rows after it are not handed on.
+struct PersonRows<K, F> {
+    index: HashMap<K, u32>,
+    rows_of: Vec<u32>,
     sink: F,
     failed: Option<io::Error>,
+}
+
+impl<K, F> PersonRows<K, F>
+where
+    K: std::hash::Hash + Eq,
+    F: FnMut(u32, Vec<String>) -> io::Result<()>,
+{
+    fn new(sink: F) -> Self {
+        Self {
+            index: HashMap::new(),
+            rows_of: Vec::new(),
+            sink,
+            failed: None,
+        }
+    }
+
+    /// Takes a row of the person keyed `key`; `true` if the person is new.
+    fn push(&mut self, key: K, values: Vec<String>) -> bool {
+        let next = self.rows_of.len() as u32;
+        let person = *self.index.entry(key).or_insert(next);
+        let new = person == next;
+        if new {
+            self.rows_of.push(0);
+        }
+        self.rows_of[person as usize] += 1;
+        if self.failed.is_none() {
+            if let Err(e) = (self.sink)(person, values) {
+                self.failed = Some(e);
+            }
+        }
+        new
+    }
+
+    /// Rows per person, and the sink's error if it failed.
+    fn finish(self) -> (PerPerson, Option<io::Error>) {
+        let per_person = PerPerson::of(self.rows_of.iter().map(|&n| u64::from(n)));
+        (per_person, self.failed)
+    }
 }
 
 impl<F> Collector for Stager<'_, F>
@@ -706,17 +748,8 @@ where
             &mut self.invalid,
             &mut self.mapped_rows,
         )?;
-        let next = self.ids.len() as u32;
-        let person = *self.index.entry(id).or_insert(next);
-        if person == next {
+        if self.persons.push(id, values) {
             self.ids.push(id);
-            self.rows_of.push(0);
-        }
-        self.rows_of[person as usize] += 1;
-        if self.failed.is_none() {
-            if let Err(e) = (self.sink)(person, values) {
-                self.failed = Some(e);
-            }
         }
         Ok(())
     }
@@ -730,8 +763,8 @@ where
             mapped_rows: self.mapped_rows,
             invalid: self.invalid.into_summaries().collect(),
         };
-        let per_person = PerPerson::of(self.rows_of.iter().map(|&n| u64::from(n)));
-        ((self.ids, self.failed), stats, per_person)
+        let (per_person, failed) = self.persons.finish();
+        ((self.ids, failed), stats, per_person)
     }
 }
 

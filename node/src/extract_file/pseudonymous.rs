@@ -10,7 +10,7 @@
 //! file ([`ExtractError::WrongKeyColumn`]), at approval
 //! ([`check_key_column`]) and again when the list is prepared.
 
-use std::{collections::HashMap, io, io::Read, path::Path};
+use std::{io, io::Read, path::Path};
 
 use kobling_protocol::{
     domain::PseudonymError,
@@ -20,7 +20,7 @@ use kobling_protocol::{
 
 use super::{
     open, read_with, records::RecordReader, Collector, ExtractError, ExtractSummary, Header,
-    PerPerson, RowError, FNR, PSEUDONYM,
+    PerPerson, PersonRows, RowError, FNR, PSEUDONYM,
 };
 
 impl RowError for PseudonymError {
@@ -83,13 +83,10 @@ where
     F: FnMut(u32, Vec<String>) -> io::Result<()>,
 {
     let stager = PseudonymStager {
-        index: HashMap::new(),
         points: Vec::new(),
-        rows_of: Vec::new(),
+        persons: PersonRows::new(sink),
         rows: 0,
         invalid: ReasonTally::default(),
-        sink,
-        failed: None,
     };
     let (summary, (points, failed)) = read_with(input, stager)?;
     match failed {
@@ -100,13 +97,10 @@ where
 
 /// Numbers persons by pseudonym and hands their rows to a sink.
 struct PseudonymStager<F> {
-    index: HashMap<[u8; 32], u32>,
     points: Vec<Point>,
-    rows_of: Vec<u32>,
+    persons: PersonRows<[u8; 32], F>,
     rows: u64,
     invalid: ReasonTally,
-    sink: F,
-    failed: Option<io::Error>,
 }
 
 impl<F> Collector for PseudonymStager<F>
@@ -123,17 +117,8 @@ where
         let point = kobling_protocol::domain::parse_pseudonym(pseudonym).inspect_err(|e| {
             self.invalid.add(e.reason_code(), line);
         })?;
-        let next = self.points.len() as u32;
-        let person = *self.index.entry(point.encode().0).or_insert(next);
-        if person == next {
+        if self.persons.push(point.encode().0, values) {
             self.points.push(point);
-            self.rows_of.push(0);
-        }
-        self.rows_of[person as usize] += 1;
-        if self.failed.is_none() {
-            if let Err(e) = (self.sink)(person, values) {
-                self.failed = Some(e);
-            }
         }
         Ok(())
     }
@@ -147,8 +132,8 @@ where
             mapped_rows: 0,
             invalid: self.invalid.into_summaries().collect(),
         };
-        let per_person = PerPerson::of(self.rows_of.iter().map(|&n| u64::from(n)));
-        ((self.points, self.failed), stats, per_person)
+        let (per_person, failed) = self.persons.finish();
+        ((self.points, failed), stats, per_person)
     }
 }
 
