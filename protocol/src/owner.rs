@@ -423,5 +423,82 @@ mod tests {
         owner.seal(&five).expect("five items");
         let header = owner.finish().expect("complete");
         assert_eq!(header.context.persons, 5);
+        assert!(header.second.is_none());
+    }
+
+    #[test]
+    fn an_owner_without_a_share_splits_its_blinding_between_the_holder_and_hop_1() {
+        use crate::seal::{open_blinding_part, BlindingPart};
+        let mut rng = ChaCha20Rng::seed_from_u64(6);
+        let project = ProjectId::new("APOTEK-RESEPT-2025").expect("valid");
+        let list = Name::new("APOTEK").expect("valid");
+        let (holder, hop1) = (
+            HpkeSecretKey::generate(&mut rng),
+            HpkeSecretKey::generate(&mut rng),
+        );
+        let people = ids(4);
+        let refs: Vec<&Identifier> = people.iter().collect();
+        let mut owner = OwnerList::new_split(
+            &project,
+            &list,
+            4,
+            &holder.public_key(),
+            &holder.public_key(),
+            &hop1.public_key(),
+            4,
+            &mut rng,
+        )
+        .expect("valid");
+        let chunk = owner.points(&refs).expect("chunk");
+        let rows = vec![vec!["x".to_string()]];
+        let four: Vec<&[Vec<String>]> = (0..4).map(|_| rows.as_slice()).collect();
+        owner.seal(&four).expect("items");
+        let header = owner.finish().expect("complete");
+        let second = header.second.expect("a split blinding");
+        let beta1 = open_blinding_part(
+            &holder,
+            &project,
+            &list,
+            BlindingPart::First,
+            &header.blinding_for_linker,
+        )
+        .expect("β₁ opens at the holder");
+        let beta2 =
+            open_blinding_part(&hop1, &project, &list, BlindingPart::Second, &second.sealed)
+                .expect("β₂ opens at hop 1");
+        // Each part only where it is sealed to.
+        assert!(open_blinding_part(
+            &hop1,
+            &project,
+            &list,
+            BlindingPart::First,
+            &header.blinding_for_linker
+        )
+        .is_err());
+        assert!(open_blinding_part(
+            &holder,
+            &project,
+            &list,
+            BlindingPart::Second,
+            &second.sealed
+        )
+        .is_err());
+        assert_eq!(beta1.invert().commitment(), header.blinding_commitment);
+        assert_eq!(beta2.invert().commitment(), second.commitment);
+        // y = (β₁·β₂)·I(x): no share in it.
+        let expected: Vec<_> = people
+            .iter()
+            .map(|id| {
+                crate::chain::apply_share(
+                    &beta1.product(&beta2),
+                    &[crate::group::WirePoint(
+                        id.identity_point().compress().to_bytes(),
+                    )],
+                    0,
+                )
+                .expect("apply")[0]
+            })
+            .collect();
+        assert_eq!(chunk.output.to_vec(), expected);
     }
 }
