@@ -267,6 +267,133 @@ fn a_pharmacy_without_a_share_delivers_through_a_split_blinding() {
     transcript::verify(&entries, None, &fed.manifest).expect("the delivery's transcript verifies");
 }
 
+#[test]
+fn a_chain_v1_linker_refuses_a_delivery_upfront() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fed = federation(dir.path());
+    let pop = generate(&PopulationConfig {
+        persons: 120,
+        seed: 5,
+        ..Default::default()
+    });
+    let npr = pop.extract("NPR").expect("NPR").clone();
+    let mut net = fed.start_v1(16, Faults::default(), 3).expect("net");
+    let order = fed
+        .delivery_order("NPR-SSB-2025", &npr, "SSB")
+        .expect("order");
+    let replies = fed.submit_delivery(&mut net, &order).expect("answered");
+    let refused = format!("{replies:?}");
+    assert!(refused.contains("chain v2 only"), "{refused}");
+    assert!(net
+        .transcript(&name(LINKER), &order.project)
+        .expect("store")
+        .is_empty());
+}
+
+/// Issue 15 item 1 with real deliveries: NPR's seed of the domain is lost;
+/// its operators re-share from the two-passphrase backup; the holder's
+/// table is converted. A new delivery of the same persons then gets
+/// exactly the pseudonyms the converted table holds.
+#[test]
+fn after_replacing_a_key_holders_share_a_new_delivery_matches_the_stored_table() {
+    use kobling_keys::{backup::open_backup, KdfParams};
+    use kobling_node::reshare::{Reshare, ReshareError};
+    use kobling_protocol::messages::Message;
+    use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fed = federation(dir.path());
+    let pop = generate(&PopulationConfig {
+        persons: 120,
+        seed: 5,
+        ..Default::default()
+    });
+    let npr = pop.extract("NPR").expect("NPR").clone();
+    let kpr = next_year(&npr, "KPR");
+    let mut net = fed.start(16, Faults::default(), 12).expect("net");
+    domain_ready(&mut net);
+    let first = fed
+        .order_delivery(&mut net, "KPR-SSB-2025", &kpr, "SSB")
+        .expect("first");
+    fed.await_delivery(&mut net, &first, &name("SSB"))
+        .expect("first received");
+    let before = held(&mut net, &first.delivery_id().expect("id"));
+
+    let r = Domain::Register(name("SSB"));
+    let kdf = KdfParams::new(64, 1, 1).expect("kdf");
+    let backup = fed
+        .keystore("NPR")
+        .expect("keystore")
+        .backup_domain(&r, "first passphrase", "second passphrase", kdf)
+        .expect("backup");
+    let old = open_backup(&r, &backup, "first passphrase", "second passphrase").expect("opens");
+    net.crash(&name("NPR"));
+    for e in std::fs::read_dir(dir.path().join("NPR").join("keys").join("domains")).expect("seeds")
+    {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "seed") {
+            std::fs::remove_file(p).expect("lose the seed");
+        }
+    }
+    net.restart(&name("NPR")).expect("restart");
+    let operator = fed.operators[&name("NPR")][0].clone();
+    let manifest = fed.manifest.clone();
+    let mut ks = fed.keystore("NPR").expect("keystore");
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let now = net.now();
+    Reshare {
+        manifest: &manifest,
+        domain: &name("SSB"),
+        member: &name("NPR"),
+        operator: &operator,
+        now,
+        send: |m: Message| {
+            net.client(&name("SSB"), m)
+                .map_err(|e| ReshareError::Transport(Box::new(e)))
+        },
+    }
+    .run(&mut ks, &old, &mut rng)
+    .expect("re-shared");
+    net.settle(60_000).expect("settles");
+    let converted = held(&mut net, &first.delivery_id().expect("id"));
+    assert_ne!(converted, before, "the table is converted");
+    assert_eq!(converted, expected(&fed, &kpr), "Ψ_SSB under the new share");
+    // The kept record's digest is the converted table's (what `kobling
+    // delivery status --dir` checks).
+    for d in net
+        .engine(&name("SSB"))
+        .expect("holder")
+        .received_deliveries(&name("SSB"))
+        .expect("deliveries")
+    {
+        let mut table = kobling_protocol::receipt::TableDigest::new(&name("SSB"), &d.delivery);
+        net.engine(&name("SSB"))
+            .expect("holder")
+            .for_each_domain_row(&name("SSB"), &d.delivery, |r| {
+                let bytes = kobling_protocol::seal::encode_rows(&[r.values]).expect("encode");
+                table.push(&r.pseudonym, r.row, &bytes);
+                Ok(())
+            })
+            .expect("rows");
+        let DomainBody::Delivery { table: kept, .. } = d.record else {
+            panic!("not a delivery record")
+        };
+        assert_eq!(table.counts().2, kept);
+    }
+
+    // The same persons, delivered again with NPR's new share.
+    let second = fed
+        .order_delivery(&mut net, "KPR-SSB-2026", &kpr, "SSB")
+        .expect("second");
+    fed.await_delivery(&mut net, &second, &name("SSB"))
+        .expect("second received");
+    let again = held(&mut net, &second.delivery_id().expect("id"));
+    assert_eq!(
+        again, converted,
+        "every stored pseudonym matches the new delivery"
+    );
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir) {
