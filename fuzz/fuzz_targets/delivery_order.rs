@@ -47,6 +47,7 @@ fn manifest() -> Manifest {
     };
     Manifest {
         federation: "fuzz".into(),
+        portals: Vec::new(),
         members: vec![
             member("NPR", Role::Register, 1),
             member("KPR", Role::Register, 2),

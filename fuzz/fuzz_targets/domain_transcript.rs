@@ -50,6 +50,7 @@ fn manifest() -> Manifest {
     };
     Manifest {
         federation: "fuzz".into(),
+        portals: Vec::new(),
         members: vec![
             member("NPR", Role::Register, 1),
             member("RESEPT", Role::Register, 2),

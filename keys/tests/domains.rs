@@ -123,6 +123,7 @@ fn federation() -> Fed {
     }
     let manifest = Manifest {
         federation: "test".into(),
+        portals: Vec::new(),
         members,
         authorities: Vec::new(),
         domains: vec![DomainSpec {

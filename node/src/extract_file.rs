@@ -70,6 +70,7 @@
 //! from a header that is really a data row are masked ([`error::shown`]).
 
 mod error;
+pub(crate) mod lookup;
 mod mapping;
 pub(crate) mod pseudonymous;
 pub(crate) mod records;

@@ -448,6 +448,7 @@ mod tests {
         drop(Store::open(dir.path()).expect("a state database"));
         let manifest = Arc::new(Manifest {
             federation: "test".into(),
+            portals: Vec::new(),
             members: Vec::new(),
             authorities: Vec::new(),
             domains: Vec::new(),

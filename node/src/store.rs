@@ -38,6 +38,7 @@ use crate::private_fs::PrivateFsError;
 mod chain_rows;
 mod domain;
 mod domain_rows;
+mod innsyn;
 pub(crate) use self::chain_rows::LinkerTable;
 pub use self::domain_rows::{DomainRow, StoredDelivery};
 
@@ -153,6 +154,7 @@ impl Store {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(domain::SCHEMA)?;
         conn.execute_batch(domain_rows::SCHEMA)?;
+        conn.execute_batch(innsyn::SCHEMA)?;
         Ok(Self {
             conn,
             mapping: None,

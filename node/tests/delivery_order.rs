@@ -71,6 +71,7 @@ fn federation(d: &Path) -> UdpSocket {
     let n = |s: &str| Name::new(s).expect("name");
     let manifest = Manifest {
         federation: "test".into(),
+        portals: Vec::new(),
         members,
         authorities: Vec::new(),
         domains: vec![DomainSpec {

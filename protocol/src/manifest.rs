@@ -73,6 +73,22 @@ pub struct Manifest {
     /// The register domains (PROTOCOL.md §10), `[[domains]]` in TOML.
     #[serde(default)]
     pub domains: Vec<crate::domain::DomainSpec>,
+    /// The innsyn portals (PROTOCOL.md §10a, issue 16), `[[portals]]` in
+    /// TOML: members that ask registers for a citizen's rows on the
+    /// citizen's behalf. A register serves one only after two of its
+    /// operators admitted it.
+    #[serde(default)]
+    pub portals: Vec<Portal>,
+}
+
+/// An innsyn portal (e.g. Helsenorge): it signs its requests with its
+/// Ed25519 key and connects as a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Portal {
+    /// The portal's name (as operators admit it), e.g. `HELSENORGE`.
+    pub name: Name,
+    /// Its Ed25519 key.
+    pub key: Ed25519Key,
 }
 
 /// An access authority: grants projects access by signing their orders.
@@ -110,6 +126,10 @@ pub enum ManifestError {
     /// The linker lists operators.
     #[error("the linker {0} must not list operators")]
     LinkerOperators(Name),
+    /// A portal named before, or whose key is listed elsewhere in the
+    /// manifest, or whose name is a member's.
+    #[error("portal {0} is listed twice, has a member's name, or a key listed before")]
+    BadPortal(Name),
     /// A `[[domains]]` entry is broken.
     #[error(transparent)]
     Domain(#[from] crate::domain::DomainSpecError),
@@ -163,6 +183,12 @@ impl Manifest {
         if self.registers().next().is_none() {
             return Err(ManifestError::NoRegister);
         }
+        let mut portals = std::collections::HashSet::new();
+        for p in &self.portals {
+            if !portals.insert(&p.name) || names.contains(&p.name) || !keys.insert(p.key.0) {
+                return Err(ManifestError::BadPortal(p.name.clone()));
+            }
+        }
         crate::domain::validate_domains(self)?;
         Ok(())
     }
@@ -201,6 +227,16 @@ impl Manifest {
         self.members
             .iter()
             .find(|m| &m.tls_spki_sha256 == fingerprint)
+    }
+
+    /// The innsyn portal whose key is `key`.
+    pub fn portal_by_key(&self, key: &Ed25519Key) -> Option<&Portal> {
+        self.portals.iter().find(|p| &p.key == key)
+    }
+
+    /// The innsyn portal called `name`.
+    pub fn portal(&self, name: &Name) -> Option<&Portal> {
+        self.portals.iter().find(|p| &p.name == name)
     }
 
     /// Whether `key` is an access authority's key.
@@ -286,6 +322,7 @@ pub(crate) mod tests {
     fn manifest() -> Manifest {
         Manifest {
             federation: "test".into(),
+            portals: Vec::new(),
             members: vec![
                 member("NPR", Role::Register, 1, 2),
                 member("KPR", Role::Register, 2, 2),
@@ -300,6 +337,8 @@ pub(crate) mod tests {
     /// The manifest's bytes (and so its digest, which every order and
     /// request signs) are those of the manifests written before the key
     /// kinds had types of their own: every key 32 raw bytes in postcard.
+    /// (The value changed once since, with the `portals` field: an empty
+    /// list is one more byte, `00`.)
     #[test]
     fn the_manifest_digest_is_unchanged_by_the_key_types() {
         let mut m = manifest();
@@ -312,7 +351,7 @@ pub(crate) mod tests {
         assert_eq!(back, m);
         assert_eq!(
             m.digest().to_hex(),
-            "f389567b1fe668894b1ed6d92627f9d8ad3c8dcb13eea837afca1bba7566eaff"
+            "2c44d4adc719bdb341cf3078c59cf1f36d41ace1ffb548ca58eab7a6d3efebbe"
         );
     }
 

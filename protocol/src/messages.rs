@@ -335,6 +335,12 @@ pub enum Message {
         /// The blinded points.
         points: BoundedVec<crate::group::WirePoint, { crate::domain::wire::RESHARE_PAGE }>,
     },
+    /// An operator → its register: admit an innsyn portal; a portal → a
+    /// register: one person's rows, sealed to the citizen's device
+    /// (`innsyn::wire`).
+    Innsyn(Box<crate::innsyn::wire::SignedInnsyn>),
+    /// A register → a portal: the rows sealed to the device's one-time key.
+    InnsynReply(Box<crate::innsyn::SealedReply>),
 }
 
 impl Message {
@@ -369,6 +375,8 @@ impl Message {
             Message::DomainCommitment { .. } => Kind::DomainCommitment,
             Message::DomainRequest(_) => Kind::DomainRequest,
             Message::DomainPoints { .. } => Kind::DomainPoints,
+            Message::Innsyn(_) => Kind::Innsyn,
+            Message::InnsynReply(_) => Kind::InnsynReply,
         }
     }
 }
@@ -430,6 +438,10 @@ pub enum Kind {
     DomainRequest,
     /// [`Message::DomainPoints`].
     DomainPoints,
+    /// [`Message::Innsyn`].
+    Innsyn,
+    /// [`Message::InnsynReply`].
+    InnsynReply,
 }
 
 /// The largest frame of a kind a client (a peer without a member
@@ -443,7 +455,7 @@ pub const MAX_KIND_PREFIX: usize = 5;
 
 impl Kind {
     /// Every kind, in variant-index order.
-    pub const ALL: [Kind; 23] = [
+    pub const ALL: [Kind; 25] = [
         Kind::Hello,
         Kind::SubmitOrder,
         Kind::Approve,
@@ -467,6 +479,8 @@ impl Kind {
         Kind::DomainCommitment,
         Kind::DomainRequest,
         Kind::DomainPoints,
+        Kind::Innsyn,
+        Kind::InnsynReply,
     ];
 
     /// The kind of the message a frame body starts with, from its first
@@ -521,6 +535,8 @@ impl Kind {
             Kind::DomainCommitment => "DomainCommitment",
             Kind::DomainRequest => "DomainRequest",
             Kind::DomainPoints => "DomainPoints",
+            Kind::Innsyn => "Innsyn",
+            Kind::InnsynReply => "InnsynReply",
         }
     }
 
@@ -538,6 +554,7 @@ impl Kind {
                 | Kind::Close
                 | Kind::Status
                 | Kind::DomainRequest
+                | Kind::Innsyn
         )
     }
 
@@ -562,6 +579,10 @@ impl Kind {
             Kind::DomainCommitment => 64 << 10,
             Kind::Blinding => 64 << 10,
             Kind::Refused => 4 << 10,
+            // A device request, an identifier, a key and a signature.
+            Kind::Innsyn => 4 << 10,
+            // The padded rows of one person, at most a sealed item.
+            Kind::InnsynReply => MAX_FRAME,
             Kind::SubmitOrder | Kind::Approve => MAX_CLIENT_FRAME,
             // Two lists of at most 65,536 points of 32 bytes, and a proof.
             Kind::Points => 5 << 20,

@@ -138,6 +138,8 @@ codes! {
     /// Chain v2: a backward pass whose owner signature or step proof does
     /// not verify, or that is not for the σ the records give.
     Check = "check",
+    /// An innsyn request over a quota (per portal or per person).
+    Quota = "quota",
 }
 
 impl RefusalCode {

@@ -313,6 +313,7 @@ fn federation(dir: &Path, registers: &[&str], receipt: bool) -> anyhow::Result<P
     ])?;
     let manifest = Manifest {
         federation: "kobling-demo".into(),
+        portals: Vec::new(),
         members,
         authorities: vec![kobling_protocol::manifest::Authority {
             name: "Helsedataservice (demo)".into(),

@@ -110,6 +110,8 @@ struct Draft {
     #[serde(default)]
     authorities: Vec<Authority>,
     domains: Vec<DomainSpec>,
+    #[serde(default)]
+    portals: Vec<kobling_protocol::manifest::Portal>,
 }
 
 /// A member entry as `kobling keys init` prints it.
@@ -126,6 +128,7 @@ impl ManifestCommand {
                 ensure!(!federation.trim().is_empty(), "the federation needs a name");
                 let text = manifest_file::render_draft(&Manifest {
                     federation,
+                    portals: Vec::new(),
                     members: Vec::new(),
                     authorities: Vec::new(),
                     domains: Vec::new(),
@@ -309,6 +312,7 @@ fn load_draft(path: &std::path::Path) -> anyhow::Result<Manifest> {
         toml::from_str(&text).with_context(|| format!("invalid manifest {}", path.display()))?;
     Ok(Manifest {
         federation: draft.federation,
+        portals: draft.portals,
         members: draft.members,
         authorities: draft.authorities,
         domains: draft.domains,
@@ -486,6 +490,7 @@ mod tests {
     fn members_and_operators_are_added_once_and_the_result_validates() {
         let mut m = Manifest {
             federation: "test".into(),
+            portals: Vec::new(),
             members: Vec::new(),
             authorities: Vec::new(),
             domains: Vec::new(),

@@ -107,6 +107,7 @@ mod tests {
             .expect("chmod");
         let manifest = kobling_protocol::manifest::Manifest {
             federation: "test".into(),
+            portals: Vec::new(),
             members: Vec::new(),
             authorities: Vec::new(),
             domains: Vec::new(),

@@ -44,6 +44,7 @@
 //! | `domain.rs` | register domains: creation, key commitments, replication, retirement |
 //! | `reshare.rs` | a register domain's re-share at its holder |
 //! | `requests.rs` | the replay cache of clients' signed requests |
+//! | `innsyn.rs` | innsyn at an fnr register: portals admitted by two operators, one person's rows sealed to the citizen's device |
 //! | `error.rs` | refusals and internal failures |
 
 mod approval;
@@ -53,6 +54,7 @@ mod delivery;
 mod delivery_run;
 mod domain;
 mod error;
+mod innsyn;
 mod lifecycle;
 mod linking;
 mod list;
@@ -161,6 +163,8 @@ pub struct Engine {
     v2_hops: chain_v2::Hops,
     /// Re-share blindings at a domain's holder (memory only).
     reshare_blindings: reshare::Blindings,
+    /// Innsyn: the extract served and the quota book (memory only).
+    innsyn: innsyn::Desk,
 }
 
 impl std::fmt::Debug for Engine {
@@ -213,6 +217,7 @@ impl Engine {
             list_bytes_cap: MAX_LIST_SEALED_BYTES,
             v2_hops: chain_v2::Hops::default(),
             reshare_blindings: reshare::Blindings::default(),
+            innsyn: innsyn::Desk::default(),
         })
     }
 
@@ -409,6 +414,9 @@ impl Engine {
     fn admit_and_handle(&mut self, from: &Peer, msg: Message, now: UnixTime) -> Outcome<Replies> {
         if kobling_protocol::domain::wire::is_domain_message(&msg) {
             return self.domain_handles(from, msg, now);
+        }
+        if let Message::Innsyn(signed) = &msg {
+            return self.innsyn(from, signed, now);
         }
         self.admit(from, &msg)?;
         match self.role {

@@ -156,6 +156,7 @@ impl Node {
 fn manifest(nodes: &[&Node]) -> Arc<Manifest> {
     let manifest = Manifest {
         federation: "test".into(),
+        portals: Vec::new(),
         members: nodes
             .iter()
             .zip(1u8..)

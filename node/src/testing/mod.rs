@@ -228,6 +228,7 @@ impl Federation {
         }
         let manifest = Manifest {
             federation: "kobling-testing".into(),
+            portals: Vec::new(),
             members,
             authorities: vec![kobling_protocol::manifest::Authority {
                 name: "access office (testing)".into(),

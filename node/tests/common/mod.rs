@@ -289,6 +289,7 @@ pub(crate) fn setup_with_each(
     let authority_public = ok(&["keys", "authority", "--out", path(&authority)]);
     let manifest = Manifest {
         federation: "test".into(),
+        portals: Vec::new(),
         members,
         authorities: vec![kobling_protocol::manifest::Authority {
             name: "access office".into(),

@@ -315,6 +315,7 @@ mod tests {
     fn manifest(domains: Vec<DomainSpec>) -> Manifest {
         Manifest {
             federation: "test".into(),
+            portals: Vec::new(),
             members: vec![
                 member("NPR", Role::Register, 1, 2),
                 member("KPR", Role::Register, 2, 2),

@@ -792,6 +792,7 @@ fn federation() -> Fed {
     Fed {
         manifest: Manifest {
             federation: "test".into(),
+            portals: Vec::new(),
             members,
             authorities: Vec::new(),
             domains: vec![DomainSpec {

@@ -515,6 +515,7 @@ mod tests {
         };
         let m = Manifest {
             federation: "test".into(),
+            portals: Vec::new(),
             members: vec![
                 member("NPR", Role::Register, 1),
                 member("RESEPT", Role::Register, 2),

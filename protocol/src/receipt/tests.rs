@@ -23,6 +23,7 @@ fn n(s: &str) -> Name {
 fn manifest() -> Manifest {
     Manifest {
         federation: "test".into(),
+        portals: Vec::new(),
         members: vec![
             member("NPR", Role::Register, 1, 2),
             member("KPR", Role::Register, 2, 2),

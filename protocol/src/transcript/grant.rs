@@ -119,6 +119,7 @@ mod tests {
         let stranger = ed25519_dalek::SigningKey::from_bytes(&[8; 32]);
         let manifest = Manifest {
             federation: "test".into(),
+            portals: Vec::new(),
             members: vec![],
             authorities: vec![Authority {
                 name: "Helsedataservice".into(),

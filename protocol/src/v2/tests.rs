@@ -957,6 +957,7 @@ mod transcript {
         });
         let manifest = Manifest {
             federation: "v2-test".into(),
+            portals: Vec::new(),
             members,
             authorities: vec![crate::manifest::Authority {
                 name: "access office".into(),
