@@ -24,9 +24,7 @@ use kobling_protocol::{
     ident::{Identifier, ParseOptions},
     innsyn::{
         seal_reply,
-        wire::{
-            decide_admit, decide_lookup, decide_second_admission, InnsynAction, SignedInnsyn,
-        },
+        wire::{decide_admit, decide_lookup, decide_second_admission, InnsynAction, SignedInnsyn},
         InnsynRequest, QuotaLimits, Quotas,
     },
     manifest::Role,

@@ -241,10 +241,7 @@ pub fn decide_lookup(
     if request.register != *me {
         return Err(Refusal::new(
             RefusalCode::WrongRegister,
-            format!(
-                "the device's request is for {}, not {me}",
-                request.register
-            ),
+            format!("the device's request is for {}, not {me}", request.register),
         ));
     }
     Ok(portal.name.clone())

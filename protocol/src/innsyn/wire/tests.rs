@@ -54,7 +54,10 @@ fn operators(m: &Manifest, register: &str) -> Vec<Ed25519Key> {
 fn a_portal_is_served_only_after_two_distinct_operators_admitted_it() {
     let m = manifest();
     m.validate().expect("valid manifest");
-    let (kpr, key) = (n("KPR"), Ed25519Key(portal_key().verifying_key().to_bytes()));
+    let (kpr, key) = (
+        n("KPR"),
+        Ed25519Key(portal_key().verifying_key().to_bytes()),
+    );
     let ops = operators(&m, "KPR");
     let request = device_request("KPR");
     let none = decide_lookup(&m, &kpr, &key, &request, &[]).expect_err("not admitted");
@@ -65,7 +68,10 @@ fn a_portal_is_served_only_after_two_distinct_operators_admitted_it() {
     // Two admissions by the same operator count once.
     let same = [ops[0], ops[0]];
     assert!(decide_lookup(&m, &kpr, &key, &request, &same).is_err());
-    assert_eq!(decide_second_admission(&ops[..1], &ops[0], &n("HELSENORGE")).map_err(|r| r.code), Err(RefusalCode::NotAllowed));
+    assert_eq!(
+        decide_second_admission(&ops[..1], &ops[0], &n("HELSENORGE")).map_err(|r| r.code),
+        Err(RefusalCode::NotAllowed)
+    );
     decide_second_admission(&ops[..1], &ops[1], &n("HELSENORGE")).expect("another operator");
     // Operators of another register admit nothing here.
     let npr = operators(&m, "NPR");
@@ -85,7 +91,8 @@ fn unknown_portals_other_registers_and_strangers_are_refused() {
     let r = decide_lookup(&m, &kpr, &stranger, &device_request("KPR"), &ops).expect_err("stranger");
     assert!(r.detail.contains("no innsyn portal"), "{}", r.detail);
     let key = Ed25519Key(portal_key().verifying_key().to_bytes());
-    let r = decide_lookup(&m, &kpr, &key, &device_request("NPR"), &ops).expect_err("other register");
+    let r =
+        decide_lookup(&m, &kpr, &key, &device_request("NPR"), &ops).expect_err("other register");
     assert_eq!(r.code, RefusalCode::WrongRegister);
     // Admissions: only an operator of this register, only a listed portal.
     assert_eq!(
@@ -96,7 +103,10 @@ fn unknown_portals_other_registers_and_strangers_are_refused() {
         decide_admit(&m, &kpr, &ops[0], &n("ELSEWHERE")).map_err(|r| r.code),
         Err(RefusalCode::NotAllowed)
     );
-    assert_eq!(decide_admit(&m, &kpr, &ops[1], &n("HELSENORGE")).as_deref(), Ok("op1"));
+    assert_eq!(
+        decide_admit(&m, &kpr, &ops[1], &n("HELSENORGE")).as_deref(),
+        Ok("op1")
+    );
 }
 
 #[test]
@@ -115,13 +125,27 @@ fn a_signed_call_is_checked_and_never_shows_the_identifier() {
     assert!(!format!("{call:?}").contains("01019912345"));
     let signed = call.clone().sign(&portal_key());
     let digest = m.digest();
-    signed.check(UnixTime(1_000_100), &n("KPR"), &digest).expect("fresh and signed");
-    assert_eq!(signed.check(UnixTime(1_000_000 + MAX_CLOCK_SKEW + 1), &n("KPR"), &digest), Err(RequestError::Stale));
-    assert_eq!(signed.check(UnixTime(1_000_000), &n("NPR"), &digest), Err(RequestError::WrongNode));
-    assert_eq!(signed.check(UnixTime(1_000_000), &n("KPR"), &Digest([0; 32])), Err(RequestError::WrongManifest));
+    signed
+        .check(UnixTime(1_000_100), &n("KPR"), &digest)
+        .expect("fresh and signed");
+    assert_eq!(
+        signed.check(UnixTime(1_000_000 + MAX_CLOCK_SKEW + 1), &n("KPR"), &digest),
+        Err(RequestError::Stale)
+    );
+    assert_eq!(
+        signed.check(UnixTime(1_000_000), &n("NPR"), &digest),
+        Err(RequestError::WrongNode)
+    );
+    assert_eq!(
+        signed.check(UnixTime(1_000_000), &n("KPR"), &Digest([0; 32])),
+        Err(RequestError::WrongManifest)
+    );
     let mut altered = signed.clone();
     altered.call.nonce = [2; NONCE_LEN];
-    assert_eq!(altered.check(UnixTime(1_000_000), &n("KPR"), &digest), Err(RequestError::BadSignature));
+    assert_eq!(
+        altered.check(UnixTime(1_000_000), &n("KPR"), &digest),
+        Err(RequestError::BadSignature)
+    );
     let msg = crate::messages::Message::Innsyn(Box::new(signed));
     let bytes = crate::messages::encode(&msg);
     assert!(bytes.len() <= crate::messages::Kind::Innsyn.max_frame());
@@ -133,12 +157,25 @@ fn manifest_portals_are_checked() {
     let mut m = manifest();
     let mut twice = m.clone();
     twice.portals.push(twice.portals[0].clone());
-    assert!(matches!(twice.validate(), Err(crate::manifest::ManifestError::BadPortal(_))));
+    assert!(matches!(
+        twice.validate(),
+        Err(crate::manifest::ManifestError::BadPortal(_))
+    ));
     // A portal key that is an operator's key is refused.
     m.portals[0].key = m.members[0].operators[0].key;
-    assert!(matches!(m.validate(), Err(crate::manifest::ManifestError::BadPortal(_))));
+    assert!(matches!(
+        m.validate(),
+        Err(crate::manifest::ManifestError::BadPortal(_))
+    ));
     let mut named = manifest();
     named.portals[0].name = n("KPR");
     assert!(named.validate().is_err());
-    assert_ne!(manifest().digest(), Manifest { portals: Vec::new(), ..manifest() }.digest());
+    assert_ne!(
+        manifest().digest(),
+        Manifest {
+            portals: Vec::new(),
+            ..manifest()
+        }
+        .digest()
+    );
 }
