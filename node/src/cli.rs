@@ -65,6 +65,10 @@ pub(crate) enum Command {
     /// A domain holder's deliveries: export its table.
     #[command(subcommand)]
     Delivery(cmd::delivery::DeliveryCommand),
+    /// Innsyn at an fnr register: admit a portal, ask for a person's rows
+    /// on their device's behalf, open the reply on the device.
+    #[command(subcommand)]
+    Innsyn(cmd::innsyn::InnsynCommand),
 }
 
 impl Command {
@@ -79,6 +83,7 @@ impl Command {
             Command::Project(c) => c.run(),
             Command::Domain(c) => c.run(),
             Command::Delivery(c) => c.run(),
+            Command::Innsyn(c) => c.run(),
         }
     }
 }

@@ -209,6 +209,9 @@ pub struct Options {
     /// start the node, with no window in which another program could
     /// take the port.
     pub socket: Option<Arc<std::net::UdpSocket>>,
+    /// A register's fnr extract that innsyn requests read (none: the
+    /// node answers no innsyn request; `docs/innsyn.md`).
+    pub innsyn_extract: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -221,6 +224,7 @@ impl Default for Options {
             test_mode: false,
             extracts: None,
             socket: None,
+            innsyn_extract: None,
         }
     }
 }
@@ -322,14 +326,9 @@ pub async fn run(
         ),
         ..EngineConfig::default()
     };
-    let engine = Arc::new(Mutex::new(Engine::new(
-        me.clone(),
-        manifest.clone(),
-        keystore,
-        store,
-        *seed,
-        config,
-    )?));
+    let mut engine = Engine::new(me.clone(), manifest.clone(), keystore, store, *seed, config)?;
+    engine.set_innsyn_extract(options.innsyn_extract.clone());
+    let engine = Arc::new(Mutex::new(engine));
     let manifest = Arc::new(manifest);
     let metrics_listener = match &options.metrics {
         Some(address) => Some(metrics::bind(address).await?),

@@ -6,6 +6,7 @@ pub(crate) mod delivery_order;
 pub(crate) mod delivery_status;
 pub(crate) mod domain;
 pub(crate) mod extract;
+pub(crate) mod innsyn;
 pub(crate) mod keys;
 pub(crate) mod manifest;
 pub(crate) mod node;

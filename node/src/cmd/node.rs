@@ -25,7 +25,8 @@ pub(crate) enum NodeCommand {
     Run {
         /// A configuration file (TOML) with any of the settings below as
         /// keys (`dir`, `manifest`, `listen`, `chunk_size`, `log_format`,
-        /// `metrics`, `test_mode`, `extracts`, `passphrase_file`); a flag
+        /// `metrics`, `test_mode`, `extracts`, `passphrase_file`, `mapping`,
+        /// `innsyn_extract`); a flag
         /// given on the command line overrides its key.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
@@ -93,6 +94,12 @@ pub(crate) struct NodeSettings {
     /// once read).
     #[arg(long, value_name = "FILE")]
     pub(crate) passphrase_file: Option<PathBuf>,
+    /// A register's fnr extract (CSV, as an approved extract) that innsyn
+    /// requests of admitted portals read: each request streams it for the
+    /// one person asked about (`docs/innsyn.md`). Without it the node
+    /// answers no innsyn request.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) innsyn_extract: Option<PathBuf>,
 }
 
 impl NodeSettings {
@@ -113,7 +120,8 @@ impl NodeSettings {
             test_mode,
             extracts,
             passphrase_file,
-            mapping
+            mapping,
+            innsyn_extract
         )
     }
 }
@@ -190,6 +198,7 @@ impl NodeCommand {
                 extracts: settings.extracts,
                 mapping: settings.mapping,
                 socket,
+                innsyn_extract: settings.innsyn_extract,
             },
             shutdown_signal(),
         ))?;
