@@ -69,6 +69,15 @@ fn held(
     out
 }
 
+/// A population whose NPR, KPR and RESEPT extracts all have rows.
+fn population() -> kobling_sim::population::Population {
+    generate(&PopulationConfig {
+        persons: 120,
+        seed: 5,
+        ..Default::default()
+    })
+}
+
 fn domain_ready(net: &mut Net) {
     net.run_until(120_000, |net| {
         Ok(net
@@ -83,12 +92,7 @@ fn domain_ready(net: &mut Net) {
 fn a_delivery_reaches_the_holder_under_the_domain_pseudonym_and_closes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let fed = federation(dir.path());
-    let pop = generate(&PopulationConfig {
-        persons: 120,
-        seed: 5,
-        ..Default::default()
-    });
-    let npr = pop.extract("NPR").expect("NPR").clone();
+    let npr = population().extract("NPR").expect("NPR").clone();
     let mut net = fed.start(16, Faults::default(), 9).expect("net");
     domain_ready(&mut net);
 
@@ -173,12 +177,7 @@ fn next_year(extract: &Extract, source: &'static str) -> Extract {
 fn the_same_person_gets_the_same_pseudonym_across_years_and_sources() {
     let dir = tempfile::tempdir().expect("tempdir");
     let fed = federation(dir.path());
-    let pop = generate(&PopulationConfig {
-        persons: 120,
-        seed: 5,
-        ..Default::default()
-    });
-    let npr = pop.extract("NPR").expect("NPR").clone();
+    let npr = population().extract("NPR").expect("NPR").clone();
     let kpr = next_year(&npr, "KPR");
     let mut net = fed.start(16, Faults::default(), 4).expect("net");
     domain_ready(&mut net);
@@ -226,11 +225,7 @@ fn a_pharmacy_without_a_share_delivers_through_a_split_blinding() {
             key_holders: Some(vec![name("NPR"), name("KPR"), name(LINKER)]),
         });
     fed.manifest.validate().expect("manifest");
-    let pop = generate(&PopulationConfig {
-        persons: 120,
-        seed: 5,
-        ..Default::default()
-    });
+    let pop = population();
     let mut apotek = pop.extract("RESEPT").expect("RESEPT").clone();
     apotek.name = "APOTEK";
     assert!(!apotek.rows.is_empty());
@@ -271,12 +266,7 @@ fn a_pharmacy_without_a_share_delivers_through_a_split_blinding() {
 fn a_chain_v1_linker_refuses_a_delivery_upfront() {
     let dir = tempfile::tempdir().expect("tempdir");
     let fed = federation(dir.path());
-    let pop = generate(&PopulationConfig {
-        persons: 120,
-        seed: 5,
-        ..Default::default()
-    });
-    let npr = pop.extract("NPR").expect("NPR").clone();
+    let npr = population().extract("NPR").expect("NPR").clone();
     let mut net = fed.start_v1(16, Faults::default(), 3).expect("net");
     let order = fed
         .delivery_order("NPR-SSB-2025", &npr, "SSB")
@@ -303,12 +293,7 @@ fn after_replacing_a_key_holders_share_a_new_delivery_matches_the_stored_table()
 
     let dir = tempfile::tempdir().expect("tempdir");
     let fed = federation(dir.path());
-    let pop = generate(&PopulationConfig {
-        persons: 120,
-        seed: 5,
-        ..Default::default()
-    });
-    let npr = pop.extract("NPR").expect("NPR").clone();
+    let npr = population().extract("NPR").expect("NPR").clone();
     let kpr = next_year(&npr, "KPR");
     let mut net = fed.start(16, Faults::default(), 12).expect("net");
     domain_ready(&mut net);

@@ -162,6 +162,30 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// The digest of `delivery`'s rows in `domain` as stored, streamed in
+    /// row order (`receipt::TableDigest`).
+    pub(crate) fn table_digest(
+        &self,
+        domain: &Name,
+        delivery: &Digest,
+    ) -> Result<kobling_protocol::receipt::TableDigest, StoreError> {
+        let mut table = kobling_protocol::receipt::TableDigest::new(domain, delivery);
+        let mut stmt = self.0.prepare(
+            "SELECT row, pseudonym, bytes FROM domain_rows WHERE domain = ?1 AND delivery = ?2 ORDER BY row",
+        )?;
+        let mut rows = stmt.query(params![domain.as_str(), &delivery.as_bytes()[..]])?;
+        while let Some(r) = rows.next()? {
+            let row: i64 = r.get(0)?;
+            let pseudonym: Vec<u8> = r.get(1)?;
+            let bytes: Vec<u8> = r.get(2)?;
+            let pseudonym = <[u8; 32]>::try_from(pseudonym.as_slice())
+                .map(WirePoint)
+                .map_err(|_| StoreError::Corrupt("pseudonym"))?;
+            table.push(&pseudonym, row as u64, &bytes);
+        }
+        Ok(table)
+    }
+
     /// After a re-share converted the table: every delivery's kept record
     /// gets the digest of its converted rows, so that `kobling delivery
     /// status` checks the table as it now is (the domain transcript keeps
@@ -180,20 +204,7 @@ impl Tx<'_> {
         for (delivery, record) in kept {
             let record: DomainBody = postcard::from_bytes(&record)
                 .map_err(|_| StoreError::Corrupt("delivery record"))?;
-            let mut table = kobling_protocol::receipt::TableDigest::new(domain, &delivery);
-            let mut stmt = self.0.prepare(
-                "SELECT row, pseudonym, bytes FROM domain_rows WHERE domain = ?1 AND delivery = ?2 ORDER BY row",
-            )?;
-            let mut rows = stmt.query(params![domain.as_str(), &delivery.as_bytes()[..]])?;
-            while let Some(r) = rows.next()? {
-                let row: i64 = r.get(0)?;
-                let pseudonym: Vec<u8> = r.get(1)?;
-                let bytes: Vec<u8> = r.get(2)?;
-                let pseudonym = <[u8; 32]>::try_from(pseudonym.as_slice())
-                    .map(WirePoint)
-                    .map_err(|_| StoreError::Corrupt("pseudonym"))?;
-                table.push(&pseudonym, row as u64, &bytes);
-            }
+            let table = self.table_digest(domain, &delivery)?;
             let (_, _, now) = table.counts();
             let DomainBody::Delivery {
                 delivery: id,
