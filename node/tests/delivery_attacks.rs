@@ -424,6 +424,53 @@ fn the_holder_crashed_in_the_middle_of_the_push_resumes_and_stores_every_row_onc
 }
 
 #[test]
+fn a_late_copy_of_the_header_does_not_restart_a_receipt_in_progress() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fed = federation(dir.path());
+    let npr = npr_extract();
+    let mut net = fed.start(16, Faults::default(), 33).expect("net");
+    net.configure(&name(LINKER), |c| c.delivery_batch = 16)
+        .expect("linker");
+    let header: Rc<RefCell<Option<Message>>> = Rc::default();
+    let h = header.clone();
+    net.observe(Box::new(move |_, to, msg| {
+        if matches!(msg, Message::DeliveryHeader { .. }) && to.as_str() == "SSB" {
+            *h.borrow_mut() = Some(msg.clone());
+        }
+    }));
+    domain_ready(&mut net);
+    let order = fed
+        .order_delivery(&mut net, "NPR-SSB-COPY", &npr, "SSB")
+        .expect("ordered and approved");
+    let mut partial = None;
+    net.run_until(600_000, |_| {
+        if header.borrow().is_none() {
+            return Ok(false);
+        }
+        partial = fed.receipt_progress("SSB", &order)?;
+        Ok(partial.is_some_and(|(position, _)| position > 0))
+    })
+    .expect("the push began");
+    // The network delivers the header a second time, late (a request
+    // that arrives twice): the receipt goes on where it is.
+    let copy = header.borrow().clone().expect("the header");
+    let now = net.now();
+    let replies = net
+        .engine(&name("SSB"))
+        .expect("holder")
+        .handle(&Peer::Member(name(LINKER)), copy, now)
+        .expect("handled");
+    assert!(matches!(replies.first(), Some(Message::Ack { .. })));
+    assert_eq!(
+        fed.receipt_progress("SSB", &order).expect("store"),
+        partial,
+        "the receipt is not restarted"
+    );
+    assert_received_exactly(&mut net, &fed, &order, &npr);
+    assert_one_delivery_recorded(&mut net, &order);
+}
+
+#[test]
 fn a_member_that_is_no_hop_of_the_delivery_cannot_send_its_chunks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let fed = federation(dir.path());
