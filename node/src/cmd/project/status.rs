@@ -26,6 +26,19 @@ pub(crate) async fn status_entries(
     project: &ProjectId,
     node: &Name,
 ) -> anyhow::Result<(Vec<Entry>, Option<Notified>)> {
+    status_reply(manifest, key, project, node)
+        .await
+        .map(|(entries, notice, _)| (entries, notice))
+}
+
+/// As [`status_entries`], with the signed transcript file as received
+/// when the node answered with one (the linker, to the order's key).
+pub(crate) async fn status_reply(
+    manifest: &Manifest,
+    key: &KeyFile,
+    project: &ProjectId,
+    node: &Name,
+) -> anyhow::Result<(Vec<Entry>, Option<Notified>, Option<Vec<u8>>)> {
     let request = request(manifest, node, project, Action::Status)?.sign(&key.signing);
     let linker_key = manifest.linker().context("no linker")?.signing_key;
     let mut replies = ask(manifest, node, Message::Status(request))
@@ -38,7 +51,7 @@ pub(crate) async fn status_entries(
                 .check(&entries, &linker_key)
                 .map_err(|()| anyhow::anyhow!("the transcript's trailer does not verify"))?;
             transcript::verify(&entries, None, manifest)?;
-            Ok((entries, None))
+            Ok((entries, None, Some(bytes.to_vec())))
         }
         Some(Message::Entries { entries, .. }) => {
             let entries = entries.into_inner();
@@ -50,7 +63,7 @@ pub(crate) async fn status_entries(
                 ),
                 _ => None,
             };
-            Ok((entries, notice))
+            Ok((entries, notice, None))
         }
         Some(Message::Refused { code, detail }) => bail!("refused ({code}): {detail}"),
         other => bail!(
