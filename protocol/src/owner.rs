@@ -150,30 +150,17 @@ impl OwnerList {
         chunk_size: u32,
         rng: &mut R,
     ) -> Result<Self, OwnerError> {
-        if !chunk_size.is_power_of_two() || chunk_size as usize > MAX_CHUNK_POINTS {
-            return Err(OwnerError::BadChunkSize);
-        }
+        let context = list_context(project, list, persons, chunk_size)?;
         let blinding = Share::random(rng);
-        let content_key = ContentKey::generate(rng);
-        let blinding_for_linker = seal_blinding(linker, project, list, &blinding, rng);
-        let wrapped_content_key = content_key.wrap(researcher, project, list, rng);
-        Ok(Self {
-            context: ListContext {
-                project: project.clone(),
-                list: list.clone(),
-                persons,
-                chunk_size,
-            },
-            owner_key: blinding.product(share),
-            blinding_commitment: blinding.invert().commitment(),
-            blinding_for_linker,
-            content_key,
-            wrapped_content_key,
-            next_chunk: 0,
-            chunk_roots: Vec::new(),
-            sealed: MerkleBuilder::new(),
-            second: None,
-        })
+        let commitment = blinding.invert().commitment();
+        Self::start(
+            context,
+            blinding.product(share),
+            commitment,
+            researcher,
+            |rng| (seal_blinding(linker, project, list, &blinding, rng), None),
+            rng,
+        )
     }
 
     /// Starts list `list` of an owner that holds no share of the key
@@ -196,37 +183,56 @@ impl OwnerList {
         chunk_size: u32,
         rng: &mut R,
     ) -> Result<Self, OwnerError> {
-        if !chunk_size.is_power_of_two() || chunk_size as usize > MAX_CHUNK_POINTS {
-            return Err(OwnerError::BadChunkSize);
-        }
+        let context = list_context(project, list, persons, chunk_size)?;
         let split = crate::v2::SplitBlinding::random(rng);
         let [d1, d2] = split.commitments();
-        let content_key = ContentKey::generate(rng);
         let part = |to, part, share: &Share, rng: &mut R| {
             crate::seal::seal_blinding_part(to, project, list, part, share, rng)
         };
-        let blinding_for_linker = part(first, crate::seal::BlindingPart::First, split.first(), rng);
-        let sealed = part(hop1, crate::seal::BlindingPart::Second, split.second(), rng);
-        let wrapped_content_key = content_key.wrap(researcher, project, list, rng);
-        Ok(Self {
-            context: ListContext {
-                project: project.clone(),
-                list: list.clone(),
-                persons,
-                chunk_size,
+        Self::start(
+            context,
+            split.owner_step(),
+            d1,
+            researcher,
+            |rng| {
+                let first = part(first, crate::seal::BlindingPart::First, split.first(), rng);
+                let sealed = part(hop1, crate::seal::BlindingPart::Second, split.second(), rng);
+                let second = SecondBlinding {
+                    commitment: d2,
+                    sealed,
+                };
+                (first, Some(second))
             },
-            owner_key: split.owner_step(),
-            blinding_commitment: d1,
+            rng,
+        )
+    }
+
+    /// The list with its step scalar and blinding commitment: the content
+    /// key drawn, then the blinding sealed (`seal`), then the content key
+    /// wrapped to `researcher`, in this order from `rng`.
+    fn start<R: CryptoRng + ?Sized>(
+        context: ListContext,
+        owner_key: Share,
+        blinding_commitment: WirePoint,
+        researcher: &HpkePublicKey,
+        seal: impl FnOnce(&mut R) -> (WrappedKey, Option<SecondBlinding>),
+        rng: &mut R,
+    ) -> Result<Self, OwnerError> {
+        let content_key = ContentKey::generate(rng);
+        let (blinding_for_linker, second) = seal(rng);
+        let wrapped_content_key =
+            content_key.wrap(researcher, &context.project, &context.list, rng);
+        Ok(Self {
+            context,
+            owner_key,
+            blinding_commitment,
             blinding_for_linker,
             content_key,
             wrapped_content_key,
             next_chunk: 0,
             chunk_roots: Vec::new(),
             sealed: MerkleBuilder::new(),
-            second: Some(SecondBlinding {
-                commitment: d2,
-                sealed,
-            }),
+            second,
         })
     }
 
@@ -351,6 +357,25 @@ impl OwnerList {
             second: self.second,
         })
     }
+}
+
+/// A list's context, its chunk size checked (a power of two, at most
+/// [`MAX_CHUNK_POINTS`]).
+fn list_context(
+    project: &ProjectId,
+    list: &Name,
+    persons: u64,
+    chunk_size: u32,
+) -> Result<ListContext, OwnerError> {
+    if !chunk_size.is_power_of_two() || chunk_size as usize > MAX_CHUNK_POINTS {
+        return Err(OwnerError::BadChunkSize);
+    }
+    Ok(ListContext {
+        project: project.clone(),
+        list: list.clone(),
+        persons,
+        chunk_size,
+    })
 }
 
 /// Fisher–Yates with rejection sampling (no modulo bias).
