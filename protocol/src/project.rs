@@ -480,6 +480,11 @@ impl<'a> ProjectView<'a> {
     /// Whether `me` has nothing left to do in this project, ever: it takes
     /// no part in it, or the project is closed and `me` has shredded.
     pub fn finished_for(&self, me: &Name) -> bool {
+        // A delivery's holder has nothing to do once it is closed (it
+        // holds no share of the delivery to shred).
+        if self.closed && self.delivery_plan().is_some_and(|p| p.spec.holder == *me) {
+            return true;
+        }
         let takes_part =
             self.replicas().contains(me) || self.manifest.linker().is_some_and(|l| l.name == *me);
         !takes_part || (self.closed && self.shredded.contains(me))

@@ -162,6 +162,9 @@ pub struct Engine {
     v2_hops: chain_v2::Hops,
     /// Re-share blindings at a domain's holder (memory only).
     reshare_blindings: reshare::Blindings,
+    /// A domain holder: when it last sent the linker a `Close` of a
+    /// delivery received in full whose closure has not reached it.
+    delivery_closes: BTreeMap<ProjectId, UnixTime>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -214,6 +217,7 @@ impl Engine {
             list_bytes_cap: MAX_LIST_SEALED_BYTES,
             v2_hops: chain_v2::Hops::default(),
             reshare_blindings: reshare::Blindings::default(),
+            delivery_closes: BTreeMap::new(),
         })
     }
 
