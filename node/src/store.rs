@@ -33,11 +33,13 @@ use kobling_protocol::{
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
+use self::legacy::LegacyNotice;
 use crate::private_fs::PrivateFsError;
 
 mod chain_rows;
 mod domain;
 mod domain_rows;
+mod legacy;
 pub(crate) use self::chain_rows::LinkerTable;
 pub use self::domain_rows::{DomainRow, StoredDelivery};
 
@@ -354,7 +356,11 @@ impl Tx<'_> {
             )
             .optional()?;
         bytes
-            .map(|b| postcard::from_bytes(&b).map_err(|_| StoreError::Corrupt("phase notice")))
+            .map(|b| {
+                postcard::from_bytes(&b)
+                    .or_else(|_| postcard::from_bytes::<LegacyNotice>(&b).map(Into::into))
+                    .map_err(|_| StoreError::Corrupt("phase notice"))
+            })
             .transpose()
     }
 
