@@ -20,7 +20,7 @@ use kobling_protocol::{
     notice::Notified,
     project::{Phase, ProjectView},
     share::Domain,
-    transcript::{self, Body, Entry},
+    transcript::{self, Body, Entry, Signer},
     types::{ChunkIndex, Digest, HopIndex, Name, ProjectId},
     v2::{chunk_digest, ListHeader, Mode},
 };
@@ -349,4 +349,89 @@ fn a_notice_whose_failed_list_was_changed_is_refused_by_the_register() {
         net.refusals()
     );
     assert_eq!(operator_status_notice(&w, &mut net, "NPR", project), None);
+}
+
+#[test]
+fn an_owner_that_signs_a_short_middle_chunk_is_named_and_the_project_stops() {
+    // SSB's node, the owner of list SSB (hop 0), sends its chunk 1 one
+    // point short, though more chunks follow, and signs it (its statement
+    // counts and digests what it sends). Before, hop 1 refused it
+    // `bad-chunk` on every resend and the project hung; now hop 1 records
+    // a chain stop naming the owner, and the linker closes the project
+    // naming the list.
+    let w = world();
+    let mut net = w.start();
+    let project = "STOP-OWNER";
+    let persons = w.persons("SSB");
+    assert!(
+        persons > 2 * u64::from(CHUNK),
+        "chunk 1 is in the middle of SSB's list ({persons} persons)"
+    );
+    let header = header(project, "SSB", persons);
+    let key = w.node_key("SSB");
+    let shortened = Rc::new(Cell::new(0u32));
+    let count = shortened.clone();
+    net.tamper(Box::new(move |from, _to, msg| {
+        let Message::ChunkV2 { chunk, .. } = msg else {
+            return;
+        };
+        let st = &mut chunk.statement.statement;
+        if from.as_str() != "SSB"
+            || chunk.list.as_str() != "SSB"
+            || st.hop != HopIndex::OWNER
+            || st.chunk != ChunkIndex(1)
+        {
+            return;
+        }
+        let mut points = chunk.points.to_vec();
+        points.pop();
+        st.count = points.len() as u32;
+        chunk.points = BoundedVec::new(points).expect("within bounds");
+        st.output = chunk_digest(&chunk.points);
+        chunk.statement.signature = st.sign(&header, &key);
+        count.set(count.get() + 1);
+    }));
+    let entries = w.drive(&mut net, project);
+    assert!(shortened.get() > 0, "the owner's chunk 1 was never sent");
+    assert!(!linked(&entries), "linked despite the short chunk");
+    let hop1 = hops_of(&net, "SSB")[0].clone();
+    let (signer, stop) = entries
+        .iter()
+        .find_map(|e| match &e.signed.statement.body {
+            Body::ChainStopped(s) => Some((e.signed.statement.signer.clone(), s.clone())),
+            _ => None,
+        })
+        .expect("a chain stop");
+    assert_eq!(stop.list, name("SSB"));
+    assert_eq!(stop.named, Some((HopIndex::OWNER, name("SSB"))));
+    assert_eq!(stop.chunk, ChunkIndex(1));
+    assert_eq!(signer, Signer::Node(hop1));
+    let reason = closure_reason(&entries);
+    assert!(
+        reason.contains("list SSB") && reason.contains("owner"),
+        "{reason}"
+    );
+    transcript::verify(&entries, None, net.manifest()).expect("the stopped transcript verifies");
+    let notices = stored_notices(&mut net, project);
+    for r in REGISTERS {
+        assert_eq!(
+            notices.get(r),
+            Some(&(Notified::Closed, Some(name("SSB")))),
+            "{r}'s stored notice"
+        );
+    }
+    // The owner's chunk is no longer sent and refused.
+    let bad_chunks = |net: &Net| {
+        net.refusals()
+            .iter()
+            .filter(|(_, _, code, _)| code == "bad-chunk")
+            .count()
+    };
+    let before = bad_chunks(&net);
+    net.run_for(60_000).expect("run");
+    assert_eq!(
+        bad_chunks(&net),
+        before,
+        "the short chunk is still being refused"
+    );
 }

@@ -10,7 +10,7 @@ use kobling_protocol::{
     notice::PhaseNotice,
     project::{Phase, ProjectView},
     transcript::{self, Body, Entry},
-    types::{Name, ProjectId},
+    types::{HopIndex, Name, ProjectId},
 };
 
 use super::{ask, request};
@@ -132,6 +132,12 @@ pub(super) fn print_status(
             // In a register's copy too (the closure is not): who stopped
             // a list's chain.
             Body::ChainStopped(c) => match &c.named {
+                Some((hop, member)) if *hop == HopIndex::OWNER => say!(
+                    "  list {} stopped (attempt {}): its owner {member} failed at chunk {}",
+                    c.list,
+                    c.attempt,
+                    c.chunk
+                ),
                 Some((hop, member)) => say!(
                     "  list {} stopped (attempt {}): hop {hop} ({member}) failed at chunk {}",
                     c.list,
