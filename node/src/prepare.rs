@@ -83,6 +83,11 @@ pub(crate) struct ListJob {
     /// The list is keyed by a register domain (a `pseudonym` column,
     /// PROTOCOL.md §10): this node is the domain's holder.
     pub(crate) pseudonymous: bool,
+    /// The key domain of the list's header: the project's, or of a
+    /// delivery the register domain's.
+    pub(crate) domain: kobling_protocol::share::Domain,
+    /// A delivery's id (the header's and the announcement's `delivery`).
+    pub(crate) delivery: Option<Digest>,
 }
 
 /// The person keys of a staged list, by person number: identifiers, or
@@ -230,8 +235,8 @@ impl ListJob {
         let mut stream = match &self.chain_v2 {
             Some(_) => Some(
                 kobling_protocol::v2::OwnerStream::new(kobling_protocol::v2::ListHeader {
-                    domain: kobling_protocol::share::Domain::Project(self.project.clone()),
-                    delivery: None,
+                    domain: self.domain.clone(),
+                    delivery: self.delivery,
                     list: self.me.clone(),
                     attempt: 0,
                     mode: kobling_protocol::v2::Mode::Optimistic,

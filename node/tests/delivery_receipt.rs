@@ -544,17 +544,26 @@ fn the_linker_refuses_bad_delivery_orders_with_their_reason_and_stores_nothing()
         "{detail}"
     );
 
-    // A valid delivery: not sequenced by the node yet, refused by name
-    // rather than recorded and left stalled.
-    let (_, detail) = submit(
-        &mut net,
-        &fed,
-        &order(&fed, "NPR-SSB-2026", "SSB", "NPR"),
-        "NPR",
-    );
+    // A valid delivery is recorded (`tests/deliveries.rs` runs it).
+    let valid = fed
+        .delivery_order(
+            "NPR-SSB-2026",
+            &kobling_sim::population::Extract {
+                name: "NPR",
+                columns: vec!["fnr", "diagnose"],
+                rows: Vec::new(),
+                owners: Vec::new(),
+            },
+            "SSB",
+        )
+        .expect("order");
+    let replies = fed.submit_delivery(&mut net, &valid).expect("answered");
     assert!(
-        detail.contains("does not sequence deliveries yet"),
-        "{detail}"
+        matches!(
+            replies.as_slice(),
+            [kobling_protocol::messages::Message::Ack { .. }]
+        ),
+        "a valid delivery order is recorded: {replies:?}"
     );
 }
 

@@ -22,6 +22,7 @@
 //! only loads the entries, asks, and commits.
 
 mod admit;
+mod delivery;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -347,6 +348,17 @@ impl<'a> ProjectView<'a> {
         })
     }
 
+    /// The members besides the linker that hold the transcript's register
+    /// prefix and get the phase notices: [`key_registers`](Self::key_registers),
+    /// and of a delivery also its source and its holder
+    /// ([`DeliveryPlan::members`](crate::receipt::DeliveryPlan::members)).
+    pub fn replicas(&self) -> Vec<Name> {
+        match self.delivery_plan() {
+            Some(plan) => plan.members(self.manifest),
+            None => self.key_registers(),
+        }
+    }
+
     /// The project order, once submitted.
     pub fn order(&self) -> Option<&'a ProjectOrder> {
         self.order
@@ -461,8 +473,8 @@ impl<'a> ProjectView<'a> {
     /// Whether `me` has nothing left to do in this project, ever: it takes
     /// no part in it, or the project is closed and `me` has shredded.
     pub fn finished_for(&self, me: &Name) -> bool {
-        let takes_part = self.key_registers().contains(me)
-            || self.manifest.linker().is_some_and(|l| l.name == *me);
+        let takes_part =
+            self.replicas().contains(me) || self.manifest.linker().is_some_and(|l| l.name == *me);
         !takes_part || (self.closed && self.shredded.contains(me))
     }
 
@@ -471,6 +483,9 @@ impl<'a> ProjectView<'a> {
         let Some(_) = self.order else {
             return Vec::new();
         };
+        if let Some(plan) = self.delivery_plan() {
+            return self.delivery_duties(me, &plan);
+        }
         let participants = self.participants();
         let key_registers = self.key_registers();
         let linker = self.manifest.linker().map(|l| l.name.clone());
@@ -546,6 +561,16 @@ impl<'a> ProjectView<'a> {
                 });
             }
         }
+        self.v2_step_duties(me, &mut duties);
+        if is_linker {
+            self.linker_duties(&mut duties);
+        }
+        duties
+    }
+
+    /// Chain v2 duties of `me` on every open list: its hop's steps, and
+    /// the owner's backward pass once every hop is recorded.
+    fn v2_step_duties(&self, me: &Name, duties: &mut Vec<Duty>) {
         for (list, l) in &self.v2 {
             if l.stopped.is_some() || l.passed.is_some() {
                 continue;
@@ -574,17 +599,19 @@ impl<'a> ProjectView<'a> {
                 });
             }
         }
-        if is_linker {
-            let all_lists =
-                !participants.is_empty() && participants.iter().all(|l| self.list_complete(l));
-            if all_lists && !self.linked {
-                duties.push(Duty::Link);
-            }
-            if self.linked && !self.delivered {
-                duties.push(Duty::Deliver);
-            }
+    }
+
+    /// The linker's duties once every list passed: link, then deliver.
+    fn linker_duties(&self, duties: &mut Vec<Duty>) {
+        let participants = self.participants();
+        let all_lists =
+            !participants.is_empty() && participants.iter().all(|l| self.list_complete(l));
+        if all_lists && !self.linked {
+            duties.push(Duty::Link);
         }
-        duties
+        if self.linked && !self.delivered {
+            duties.push(Duty::Deliver);
+        }
     }
 
     /// The chain v2 list that ended the project, if one did: a list whose

@@ -248,6 +248,31 @@ impl DeliveryPlan {
         self.key_holders.contains(member)
     }
 
+    /// The registers that hold R's key: the key holders but the linker,
+    /// in manifest order (the source among them exactly when it holds a
+    /// share).
+    pub fn key_registers(&self, manifest: &Manifest) -> Vec<Name> {
+        let linker = manifest.linker().map(|l| &l.name);
+        self.key_holders
+            .iter()
+            .filter(|m| Some(*m) != linker)
+            .cloned()
+            .collect()
+    }
+
+    /// Every member that takes part besides the linker, each once: R's
+    /// key registers, the source, then the holder. The linker replicates
+    /// the delivery's transcript prefix and its phase notices to them.
+    pub fn members(&self, manifest: &Manifest) -> Vec<Name> {
+        let mut out = self.key_registers(manifest);
+        for m in [&self.source, &self.spec.holder] {
+            if !out.contains(m) {
+                out.push(m.clone());
+            }
+        }
+        out
+    }
+
     /// The step key of `member` at its hop: `k_{i,R}` (the linker too: it
     /// does not remove β), or for hop 1 after a split source
     /// `k_{1,R}·β₂⁻¹` proven against `D₂` (`blinding` is `[D₁, D₂]` and
@@ -305,12 +330,10 @@ pub fn check_delivery_order(
 }
 
 /// What the linker does with a submitted order as far as deliveries go:
-/// a project's order passes; a delivery's is refused with its reason (an
-/// unknown domain, a source that is the holder, …, or an orderer who is
-/// not an operator of the source), before anything is read or written.
-/// A valid delivery is refused too, naming it: the node does not sequence
-/// a delivery's transcript yet (`docs/deliveries.md`, Status), and taking
-/// one would leave it stalled at its first commitment.
+/// a project's order passes, and so does a delivery's that
+/// [`check_delivery_order`] accepts; any other is refused with its reason
+/// (an unknown domain, a source that is the holder, …, or an orderer who
+/// is not an operator of the source), before anything is read or written.
 ///
 /// # Errors
 ///
@@ -322,12 +345,9 @@ pub fn admit_delivery_order(manifest: &Manifest, signed: &SignedStatement) -> Re
     if order.delivery.is_none() {
         return Ok(());
     }
-    let refuse = |detail: String| Refusal::new(RefusalCode::Order, detail);
-    let plan = check_delivery_order(manifest, order).map_err(|e| refuse(e.to_string()))?;
-    Err(refuse(format!(
-        "delivery {} into domain {}: this linker does not sequence deliveries yet",
-        order.project, plan.spec.name
-    )))
+    check_delivery_order(manifest, order)
+        .map(drop)
+        .map_err(|e| Refusal::new(RefusalCode::Order, e.to_string()))
 }
 
 /// Checks the header of a source's extract: an `fnr` column, and no

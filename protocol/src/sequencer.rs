@@ -327,7 +327,7 @@ pub fn replication(
             .iter()
             .any(|e| matches!(e.signed.statement.body, Body::Approval(_)));
     let first = if first_approval { 0 } else { entry.seq };
-    Some((view.key_registers(), first))
+    Some((view.replicas(), first))
 }
 
 /// The phase notice the linker sends every participating register when it
@@ -350,7 +350,7 @@ pub fn notice(
         failed_list: view.failed_list(),
     }
     .sign(linker);
-    Some((view.key_registers(), notice))
+    Some((view.replicas(), notice))
 }
 
 /// Checks the order an operator's approval carries to its register

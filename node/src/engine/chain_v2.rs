@@ -34,7 +34,6 @@ use kobling_protocol::{
     project::ProjectView,
     refusal::RefusalCode,
     seal::{open_blinding, HpkeSecretKey, WrappedKey},
-    share::Domain,
     transcript::{self, Body, ListAnnouncement},
     types::{ChunkIndex, Digest, HopIndex, Name, ProjectId},
     v2::{
@@ -127,7 +126,7 @@ impl Chain {
             .split_last()
             .ok_or_else(|| not_ready("no hop records"))?;
         Ok(Self {
-            header: l.header(Domain::Project(project.clone())),
+            header: l.header(super::delivery_run::key_domain(view, project)),
             manifest: order.manifest_digest,
             blinding: l.announcement.blinding.to_vec(),
             owner_list: owner_list.clone(),
@@ -234,7 +233,7 @@ impl Engine {
         if c > ChunkIndex(done) {
             return Err(not_ready(format!("chunk {c} before chunk {done}")));
         }
-        let header = l.header(Domain::Project(project.clone()));
+        let header = l.header(super::delivery_run::key_domain(&view, project));
         let mut senders = vec![self.node_key(&list)?];
         for member in &hops[..from_hop] {
             senders.push(self.node_key(member)?);
@@ -245,7 +244,9 @@ impl Engine {
             .collect();
         let cache = (project.clone(), list.clone(), attempt);
         let is_linker = self.role == Role::Linker;
-        let share = self.keystore.share(&Domain::Project(project.clone()))?;
+        let share = self
+            .keystore
+            .share(&super::delivery_run::key_domain(&view, project))?;
         // k_{i,p}, or k_{i,p}·k_{i,R}⁻¹ on a list from register domain R.
         let step_share = self.step_share(&view, project, &list)?;
         let bad = |e: kobling_protocol::v2::HopError| refuse(RefusalCode::BadChunk, e.to_string());
@@ -257,18 +258,24 @@ impl Engine {
                         l.announcement.blinding.first().copied().ok_or_else(|| {
                             refuse(RefusalCode::Blinding, "no blinding commitment")
                         })?;
-                    let blinding = self.open_list_blinding(project, &list)?;
-                    let domain = Domain::Project(project.clone());
-                    let step = StepKey::combined(
-                        &domain,
-                        &list,
-                        &self.me,
-                        &step_share,
-                        &blinding,
-                        &d,
-                        &mut self.rng,
-                    )
-                    .map_err(|e| refuse(RefusalCode::Blinding, e.to_string()))?;
+                    let domain = super::delivery_run::key_domain(&view, project);
+                    let step = if view.delivery_plan().is_some() {
+                        // A delivery: k_{L,R} only; β stays on until the
+                        // holder removes it (the linker never sees Ψ_R).
+                        StepKey::plain(step_share)
+                    } else {
+                        let blinding = self.open_list_blinding(project, &list)?;
+                        StepKey::combined(
+                            &domain,
+                            &list,
+                            &self.me,
+                            &step_share,
+                            &blinding,
+                            &d,
+                            &mut self.rng,
+                        )
+                        .map_err(|e| refuse(RefusalCode::Blinding, e.to_string()))?
+                    };
                     let salt = FinalSaltKey::from_share(&share, &domain);
                     let finals = self.final_points_of(project, &list)?;
                     LinkerHop::new(header, hop, self.me.clone(), step, senders, step_keys, salt)

@@ -16,7 +16,6 @@ use kobling_protocol::{
     project::ProjectView,
     refusal::RefusalCode,
     seal::SealedItem,
-    share::Domain,
     transcript::{self, Body, DeliveredList, DeliveryRecord, Trailer},
     types::{Digest, ProjectId, UnixTime},
 };
@@ -84,7 +83,7 @@ impl Engine {
     }
 
     /// Spools one list's header and delivered items; returns its record.
-    fn spool_list(
+    pub(super) fn spool_list(
         &mut self,
         spool: &mut Staging,
         project: &ProjectId,
@@ -109,7 +108,7 @@ impl Engine {
             )));
         }
         let sealed_tree = MerkleTree::from_leaf_hashes(leaves);
-        let domain = Domain::Project(project.clone());
+        let domain = super::delivery_run::key_domain(view, project);
         let salt = FinalSaltKey::from_share(&self.keystore.share(&domain)?, &domain);
         let points_tree = salted_final_tree(&salt, &domain, &sel.list, finals);
         if Some(points_tree.root()) != view.final_root(&sel.list) {

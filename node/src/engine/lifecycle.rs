@@ -86,6 +86,9 @@ impl Engine {
                     }
                     done => done,
                 },
+                Duty::Deliver if view.delivery_plan().is_some() => {
+                    self.push_delivery(project, &view, now)
+                }
                 Duty::Shred => self.shred(project, now),
                 Duty::Pass { list, attempt } => self.start_pass(project, &view, &list, attempt),
                 _ => Ok(()),
@@ -148,7 +151,19 @@ impl Engine {
         action: Action,
         now: UnixTime,
     ) -> Outcome<Vec<Entry>> {
+        let manifest = self.manifest.clone();
+        let closing = action == Action::Close;
         self.client_request(req, action, now, |order| {
+            if order.delivery.is_some() {
+                // A delivery is closed by its holder's node once received
+                // (or withdrawn by the source's operator who ordered it);
+                // nobody fetches it.
+                let holder = kobling_protocol::receipt::DeliveryPlan::new(&manifest, order)
+                    .ok()
+                    .and_then(|p| manifest.member(&p.spec.holder).map(|m| m.signing_key));
+                return closing
+                    && (Some(req.key) == holder || req.key == order.researcher_signing_key);
+            }
             req.key == order.researcher_signing_key
         })
     }
@@ -284,15 +299,28 @@ impl Engine {
     fn shred(&mut self, project: &ProjectId, now: UnixTime) -> Outcome<()> {
         // A list still being prepared is dropped (the job stops).
         self.jobs.remove(project);
-        let domain = Domain::Project(project.clone());
+        let entries = self.store.entries(project)?;
+        let view = ProjectView::new(&self.manifest, &entries);
+        let domain = super::delivery_run::key_domain(&view, project);
+        // A delivery's key domain is a register domain's, long-lived: only
+        // the delivery's working data goes, and only R's key holders record
+        // it (a source without a share has nothing to record).
+        let plan = view.delivery_plan();
         if !self
             .store
             .transaction(|tx| tx.marked(project, Step::Shred))?
         {
-            self.keystore.shred(&domain)?;
+            if plan.is_none() {
+                self.keystore.shred(&domain)?;
+            }
             self.store
                 .transaction(|tx| tx.delete_working_data(project))?;
             tracing::info!(node = %self.me, %project, "project key shredded, working data deleted");
+        }
+        if plan.is_some_and(|p| !p.commits(&self.me)) {
+            return Ok(self
+                .store
+                .transaction(|tx| tx.mark(project, Step::Shred).map(drop))?);
         }
         let body = Body::Shredded(Shredded {
             member: self.me.clone(),

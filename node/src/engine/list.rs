@@ -11,7 +11,6 @@ use kobling_protocol::{
     project::{ProjectView, Step},
     refusal::RefusalCode,
     seal::HpkePublicKey,
-    share::Domain,
     transcript::Body,
     types::{Digest, ProjectId, UnixTime},
 };
@@ -97,14 +96,22 @@ impl Engine {
             .store
             .transaction(|tx| tx.extract_path(project, &extract.0))?
             .ok_or_else(|| not_ready("the approved extract's path is not known"))?;
-        let share = self.keystore.share(&Domain::Project(project.clone()))?;
+        let share = self
+            .keystore
+            .share(&super::delivery_run::key_domain(view, project))?;
         let researcher = HpkePublicKey::from_bytes(order.researcher_hpke_key.0)
             .map_err(|e| refuse(RefusalCode::Order, e.to_string()))?;
         let linker = self
             .manifest
             .linker()
             .ok_or_else(|| refuse(RefusalCode::Manifest, "no linker"))?;
-        let linker_key = HpkePublicKey::from_bytes(linker.hpke_key.0)
+        // β is sealed to whoever removes it: the linker, or a delivery's
+        // holder (the order's sealing key), never the linker then.
+        let beta_key = match order.delivery {
+            Some(_) => order.researcher_hpke_key.0,
+            None => linker.hpke_key.0,
+        };
+        let linker_key = HpkePublicKey::from_bytes(beta_key)
             .map_err(|e| refuse(RefusalCode::Manifest, e.to_string()))?;
         let first_hop = view
             .hops_of(&self.me)
@@ -135,6 +142,8 @@ impl Engine {
             gate: self.gate.take(),
             chain_v2: self.config.chain_v2.then(|| self.signing.clone()),
             pseudonymous: order.list_domain(&self.me).is_some(),
+            domain: order.key_domain(),
+            delivery: order.delivery_id(),
         })
     }
 
@@ -156,9 +165,18 @@ impl Engine {
             owner_list,
         } = prepared;
         let (persons, rows) = (announcement.persons, announcement.rows);
+        // A delivery's list names it, and its β goes to the holder.
+        let entries = self.store.entries(project)?;
+        let plan = ProjectView::new(&self.manifest, &entries).delivery_plan();
+        let beta_to = plan
+            .as_ref()
+            .map_or_else(|| linker.clone(), |p| p.spec.holder.clone());
         let (body, owner_list) = match owner_list {
             Some(o) => (
-                Body::ListAnnouncedV2(super::chain_v2::announcement_v2(announcement)),
+                Body::ListAnnouncedV2(kobling_protocol::v2::ListAnnouncementV2 {
+                    delivery: plan.as_ref().map(|p| p.delivery),
+                    ..super::chain_v2::announcement_v2(announcement)
+                }),
                 Some(self.sign(project, Body::OwnerListV2(o), now)),
             ),
             None => (Body::ListAnnounced(announcement), None),
@@ -198,7 +216,7 @@ impl Engine {
             }
             tx.send(
                 project,
-                &linker,
+                &beta_to,
                 &Message::Blinding {
                     project: project.clone(),
                     list: me,

@@ -50,6 +50,7 @@ mod approval;
 mod chain;
 mod chain_v2;
 mod delivery;
+mod delivery_run;
 mod domain;
 mod error;
 mod lifecycle;
@@ -483,6 +484,29 @@ impl Engine {
             (Message::PassV2 { project, pass }, Peer::Member(_)) => self.pass_v2(&project, pass)?,
             (Message::Status(req), _) => self.status(&req, now)?,
             (Message::Notice(notice), _) => self.receive_notice(&notice)?,
+            // A delivery into a domain this node holds (`delivery_run`).
+            (
+                Message::Blinding {
+                    project,
+                    list,
+                    sealed,
+                },
+                Peer::Member(_),
+            ) => self.holder_blinding(&project, &list, &sealed)?,
+            (Message::TranscriptFile { bytes }, Peer::Member(_)) => {
+                self.holder_transcript(&bytes)?
+            }
+            (Message::DeliveryHeader { project, list, .. }, Peer::Member(_)) => {
+                self.holder_header(&project, &list)?
+            }
+            (
+                Message::DeliveryItems {
+                    project,
+                    list,
+                    items,
+                },
+                Peer::Member(_),
+            ) => self.holder_items(&project, &list, &items, now)?,
             (other, _) => return Err(unexpected(&other)),
         };
         Ok(replies.into())

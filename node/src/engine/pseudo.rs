@@ -47,7 +47,7 @@ impl Engine {
         view: &ProjectView<'_>,
         now: UnixTime,
     ) -> Outcome<()> {
-        let domain = Domain::Project(project.clone());
+        let domain = super::delivery_run::key_domain(view, project);
         self.keystore
             .accept_domain_with_rng(&domain, &mut self.rng)?;
         let share = self.keystore.share(&domain)?;
@@ -116,7 +116,9 @@ impl Engine {
         project: &ProjectId,
         list: &kobling_protocol::types::Name,
     ) -> Outcome<Share> {
-        let share = self.keystore.share(&Domain::Project(project.clone()))?;
+        let share = self
+            .keystore
+            .share(&super::delivery_run::key_domain(view, project))?;
         let Some(order) = view.order() else {
             return Ok(share);
         };
@@ -146,6 +148,9 @@ impl Engine {
         a: &Approval,
         file: &Result<ExtractFile, kobling_protocol::refusal::Refusal>,
     ) -> Outcome<ApprovalKind> {
+        if order.delivery.is_some() {
+            return self.delivery_approval_kind(order, a, file);
+        }
         let has_list = order.register_names().contains(&self.me);
         let holds_key =
             kobling_protocol::domain::key_registers(&self.manifest, order).contains(&self.me);

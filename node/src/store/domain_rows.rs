@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `domain_rows` | `(domain, pseudonym, delivery, row, bytes)`: one row of a delivery, `pseudonym` the 32-byte `Ψ_R`, `bytes` the row's values (`seal::encode_rows` of one row) |
 //! | `domain_deliveries` | `(domain, delivery, columns, record)`: a delivery received in full, its column names and its `DomainBody::Delivery` record (postcard) |
+//! | `domain_receipts` | `(domain, delivery, position, row)`: a delivery the linker is pushing, the next position and row to store |
 //!
 //! No fnr is ever stored here: a delivery's rows carry the extract's
 //! variables only, and the person key is `Ψ_R`.
@@ -26,6 +27,7 @@ pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS domain_rows (domain TEXT NOT NULL, pseudonym BLOB NOT NULL, delivery BLOB NOT NULL, row INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (domain, delivery, row));
 CREATE INDEX IF NOT EXISTS domain_rows_pseudonym ON domain_rows (domain, pseudonym);
 CREATE TABLE IF NOT EXISTS domain_deliveries (domain TEXT NOT NULL, delivery BLOB NOT NULL, columns BLOB NOT NULL, record BLOB NOT NULL, PRIMARY KEY (domain, delivery));
+CREATE TABLE IF NOT EXISTS domain_receipts (domain TEXT NOT NULL, delivery BLOB NOT NULL, position INTEGER NOT NULL, row INTEGER NOT NULL, PRIMARY KEY (domain, delivery));
 ";
 
 /// One stored row of the holder's table.
@@ -110,6 +112,53 @@ impl Tx<'_> {
             "DELETE FROM domain_rows WHERE domain = ?1 AND delivery = ?2",
             params![domain.as_str(), &delivery.as_bytes()[..]],
         )?;
+        Ok(())
+    }
+
+    /// Starts (or restarts) the receipt of a pushed delivery: its partial
+    /// rows are dropped and its next position and row are 0.
+    pub(crate) fn start_receipt(&self, domain: &Name, delivery: &Digest) -> Result<(), StoreError> {
+        self.drop_partial_delivery(domain, delivery)?;
+        self.0.execute(
+            "INSERT OR REPLACE INTO domain_receipts (domain, delivery, position, row) VALUES (?1, ?2, 0, 0)",
+            params![domain.as_str(), &delivery.as_bytes()[..]],
+        )?;
+        Ok(())
+    }
+
+    /// The next position and row of a pushed delivery being received.
+    pub(crate) fn receipt(
+        &self,
+        domain: &Name,
+        delivery: &Digest,
+    ) -> Result<Option<(u64, u64)>, StoreError> {
+        Ok(self
+            .0
+            .query_row(
+                "SELECT position, row FROM domain_receipts WHERE domain = ?1 AND delivery = ?2",
+                params![domain.as_str(), &delivery.as_bytes()[..]],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .optional()?)
+    }
+
+    /// Moves a receipt on to `position` and `row`, or ends it (`None`).
+    pub(crate) fn set_receipt(
+        &self,
+        domain: &Name,
+        delivery: &Digest,
+        next: Option<(u64, u64)>,
+    ) -> Result<(), StoreError> {
+        match next {
+            Some((position, row)) => self.0.execute(
+                "UPDATE domain_receipts SET position = ?3, row = ?4 WHERE domain = ?1 AND delivery = ?2",
+                params![domain.as_str(), &delivery.as_bytes()[..], position as i64, row as i64],
+            )?,
+            None => self.0.execute(
+                "DELETE FROM domain_receipts WHERE domain = ?1 AND delivery = ?2",
+                params![domain.as_str(), &delivery.as_bytes()[..]],
+            )?,
+        };
         Ok(())
     }
 

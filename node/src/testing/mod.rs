@@ -17,6 +17,7 @@
 //! Two runs with the same keys and the same seed produce byte-identical
 //! transcripts.
 
+mod delivery;
 mod net;
 mod pseudo;
 pub mod quic;

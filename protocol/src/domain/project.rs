@@ -123,10 +123,17 @@ pub fn validate_order_domains(
 
 /// The registers that hold a key of the project, in manifest order: the
 /// participants and every register key holder of the order's domains (the
-/// linker is not among them). An order that does not validate gives its
-/// participants.
+/// linker is not among them); of a delivery into R, the registers that
+/// hold R's key. An order that does not validate gives its participants.
 pub fn key_registers(manifest: &Manifest, order: &ProjectOrder) -> Vec<Name> {
     let participants = order.register_names();
+    if order.delivery.is_some() {
+        // A delivery into R: the registers that hold R's key (a source
+        // without a share is not among them; `DeliveryPlan::members`).
+        return crate::receipt::DeliveryPlan::new(manifest, order)
+            .map(|plan| plan.key_registers(manifest))
+            .unwrap_or(participants);
+    }
     if order.pseudonymous.is_empty() {
         return participants;
     }

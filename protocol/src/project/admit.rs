@@ -62,11 +62,14 @@ pub fn unexpected(msg: &Message) -> Refusal {
 /// | kind | from | to |
 /// |---|---|---|
 /// | `Hello`, `Status` | anyone | any node |
-/// | `SubmitOrder`, `Fetch`, `Close` | a client | the linker |
+/// | `SubmitOrder`, `Fetch` | a client | the linker |
+/// | `Close` | a client, or a member (a delivery's holder) | the linker |
 /// | `Approve` | a client | a register |
 /// | `Statement` | a member | the linker |
 /// | `Entries`, `Notice` | the linker | a register |
-/// | `Blinding`, `SealedItems` | the list's owner | the linker |
+/// | `TranscriptFile`, `DeliveryHeader`, `DeliveryItems` | the linker | a register (a delivery's holder) |
+/// | `SealedItems` | the list's owner | the linker |
+/// | `Blinding` | the list's owner | the linker, or a register (a delivery's holder) |
 /// | `Points`, `ChunkV2`, `PassV2` | a member | any node |
 ///
 /// Replies (`Ack`, `Refused`, transcripts, deliveries) are never requests.
@@ -90,17 +93,22 @@ pub fn authorise(
     };
     let ok = match msg {
         Message::Hello { .. } | Message::Status(_) => true,
-        Message::SubmitOrder(_) | Message::Fetch(_) | Message::Close(_) => {
-            member.is_none() && to_linker
-        }
+        Message::SubmitOrder(_) | Message::Fetch(_) => member.is_none() && to_linker,
+        // A delivery's holder closes it once received (the engine checks
+        // the request's key).
+        Message::Close(_) => to_linker,
         Message::Approve { .. } => member.is_none() && to_register,
         Message::Statement(_) => member.is_some() && to_linker,
         Message::Entries { .. } | Message::Notice(_) => {
             member.is_some() && member == linker && to_register
         }
-        Message::Blinding { list, .. } | Message::SealedItems { list, .. } => {
-            member == Some(list) && to_linker
-        }
+        Message::SealedItems { list, .. } => member == Some(list) && to_linker,
+        // To a register: a delivery's source seals β to the holder.
+        Message::Blinding { list, .. } => member == Some(list) && (to_linker || to_register),
+        // A delivery pushed to its holder, in order, through the outbox.
+        Message::TranscriptFile { .. }
+        | Message::DeliveryHeader { .. }
+        | Message::DeliveryItems { .. } => member.is_some() && member == linker && to_register,
         Message::Points(_) | Message::ChunkV2 { .. } | Message::PassV2 { .. } => member.is_some(),
         _ => false,
     };

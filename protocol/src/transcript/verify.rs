@@ -237,12 +237,23 @@ pub(crate) struct Project<'a> {
     pub(crate) domain: Domain,
     pub(crate) linker: &'a Member,
     pub(crate) manifest: &'a Manifest,
+    /// Of a delivery into a register domain: its plan.
+    pub(crate) delivery: Option<crate::receipt::DeliveryPlan>,
 }
 
 impl Project<'_> {
     /// Whether `member` holds a key share of the project.
     pub(crate) fn is_key_holder(&self, member: &Name) -> bool {
         self.registers.contains(member) || member == &self.linker.name
+    }
+
+    /// The registers whose operators approve: the key registers; of a
+    /// delivery, its source (with the extract) and its holder (without).
+    pub(crate) fn approvers(&self) -> Vec<Name> {
+        match &self.delivery {
+            Some(plan) => vec![plan.source.clone(), plan.spec.holder.clone()],
+            None => self.registers.clone(),
+        }
     }
 
     /// The key holders: the participating registers, then the linker.
@@ -629,9 +640,13 @@ fn check_order<'a>(
     // A delivery into a register domain (§10): a domain the manifest
     // declares, one source that is not its holder, sealed to the holder,
     // ordered by an operator of the source.
-    if order.delivery.is_some() {
-        crate::receipt::check_delivery_order(manifest, order).map_err(|e| at0(e.to_string()))?;
-    }
+    let delivery = match order.delivery {
+        Some(_) => Some(
+            crate::receipt::check_delivery_order(manifest, order)
+                .map_err(|e| at0(e.to_string()))?,
+        ),
+        None => None,
+    };
     let participants = order.register_names();
     let mut seen = HashSet::new();
     for r in &participants {
@@ -659,6 +674,7 @@ fn check_order<'a>(
         domain: order.key_domain(),
         linker,
         manifest,
+        delivery,
     };
 
     let mut announced = HashSet::new();

@@ -40,7 +40,7 @@ pub(crate) fn check_two_person_rule(entries: &[Entry], p: &Project<'_>) -> Resul
                         format!("an operator of {register} approved for {}", a.register),
                     ));
                 }
-                if !p.registers.contains(&a.register) {
+                if !p.approvers().contains(&a.register) {
                     return Err(fail(
                         Check::TwoPersonRule,
                         at,
@@ -97,6 +97,29 @@ pub(crate) fn check_two_person_rule(entries: &[Entry], p: &Project<'_>) -> Resul
                             requested.map(shown).unwrap_or_default()
                         ),
                     ));
+                }
+                // A delivery's list goes out only once two operators of
+                // the holder approved (without an extract).
+                if let Some(plan) = &p.delivery {
+                    let holder: HashSet<&Ed25519Key> = approvals
+                        .get(&plan.spec.holder)
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, _, _, _)| k)
+                        .collect();
+                    if holder.len() < 2 {
+                        return Err(fail(
+                            Check::TwoPersonRule,
+                            at,
+                            format!(
+                                "list {} of a delivery into {} was announced with {} distinct approval(s) of the holder {}'s operators; two are required",
+                                a.list,
+                                plan.spec.name,
+                                holder.len(),
+                                plan.spec.holder
+                            ),
+                        ));
+                    }
                 }
                 let of_extract: Vec<&(Ed25519Key, Digest, u64, &Columns)> = approvals
                     .get(&a.list)

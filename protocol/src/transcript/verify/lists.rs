@@ -445,12 +445,18 @@ pub(crate) fn check_delivery(
                     Some(s) if linked => &s.matched,
                     _ => return Err(fail(Check::Delivery, at, "a delivery before the linkage")),
                 };
-                if d.recipient != p.order.researcher_signing_key {
+                // A delivery into a register domain goes to its holder's
+                // node, a project's to its researcher.
+                let recipient = match &p.delivery {
+                    Some(plan) => p.manifest.member(&plan.spec.holder).map(|m| m.signing_key),
+                    None => Some(p.order.researcher_signing_key),
+                };
+                if Some(d.recipient) != recipient {
                     return Err(fail(
                         Check::Delivery,
                         at,
                         format!(
-                            "delivered to key {}, not the order's researcher",
+                            "delivered to key {}, not the order's recipient",
                             short(&d.recipient.0)
                         ),
                     ));

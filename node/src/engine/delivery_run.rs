@@ -1,0 +1,521 @@
+//! A delivery into a register domain, run by the nodes (PROTOCOL.md §10,
+//! issue 15 item 2): the project machinery with the domain's long-lived
+//! shares, and the linker pushing the values to the holder.
+//!
+//! ```text
+//!  approvals  source: two operators, with the extract (fnr, no pseudonym)
+//!             holder: two operators, without an extract
+//!  Commit     key holders: K_{i,R} of their long-lived Domain::Register(R) share
+//!  announce   source: β (or β₁·β₂) as for any list; the header names the
+//!             delivery; β (β₁) sealed to the holder and sent to it
+//!  chain      key holders step with k_{i,R}; the linker checks (§6a) and
+//!             steps with k_{L,R} only: it never removes β
+//!  Link       one list, its counts
+//!  Deliver    linker ─TranscriptFile, DeliveryHeader, DeliveryItems…─▶ holder
+//!             (through the outbox: in order, resent until acknowledged)
+//!  receipt    holder: per message, items checked against the signed roots,
+//!             β removed, rows stored under Ψ_R (position and row kept in
+//!             `domain_receipts`, so a restart resumes); at the last item the
+//!             table's digest, the domain transcript's `Delivery` entry, and
+//!             a `Close` to the linker
+//!  Shred      key holders delete the delivery's working data; R's shares stay
+//! ```
+//!
+//! The holder verifies the whole transcript it is pushed (with the
+//! linker's trailer) before it stores a row, and every item against the
+//! sealed and final roots signed in it: what it keeps is what the audited
+//! transcript says the chain produced.
+
+use kobling_protocol::{
+    bounded::BoundedBytes,
+    delivery::{open_item, DeliveredItem},
+    messages::{Action, Message, Request, NONCE_LEN},
+    project::ProjectView,
+    receipt::{check_extract_columns, DeliveryError, DeliveryPlan, TableDigest, Unblinder},
+    refusal::RefusalCode,
+    seal::{
+        encode_rows, open_blinding, open_blinding_part, BlindingPart, HpkeSecretKey, WrappedKey,
+    },
+    share::Domain,
+    transcript::{self, Approval, Body, DeliveryRecord, ProjectOrder, Trailer},
+    types::{Name, ProjectId, UnixTime},
+};
+use rand_chacha::rand_core::Rng;
+
+use super::{
+    approval::ExtractFile,
+    error::{ack, bounded, not_ready, refuse, Outcome, Refused},
+    pseudo::ApprovalKind,
+    sequencer::append,
+    Engine,
+};
+use crate::{
+    staging::Staging,
+    store::{DomainRow, LinkerTable, StoreError},
+};
+
+/// The key domain of `project`'s shares: `Domain::Register(R)` for a
+/// delivery into R, else `Domain::Project(project)`.
+pub(super) fn key_domain(view: &ProjectView<'_>, project: &ProjectId) -> Domain {
+    view.order().map_or_else(
+        || Domain::Project(project.clone()),
+        ProjectOrder::key_domain,
+    )
+}
+
+fn delivery_refusal(e: DeliveryError) -> Refused {
+    refuse(RefusalCode::Delivery, e.to_string())
+}
+
+impl Engine {
+    /// What an approval of delivery `order` stands for at this node: the
+    /// source's operators approve its extract (an `fnr` column, no
+    /// `pseudonym` column), the holder's approve without one; nobody else
+    /// approves a delivery (key holders take part without operators).
+    pub(super) fn delivery_approval_kind(
+        &self,
+        order: &ProjectOrder,
+        a: &Approval,
+        file: &Result<ExtractFile, kobling_protocol::refusal::Refusal>,
+    ) -> Outcome<ApprovalKind> {
+        let plan = DeliveryPlan::new(&self.manifest, order).map_err(delivery_refusal)?;
+        let no_extract = a.extract == kobling_protocol::types::Digest::default()
+            && a.rows == 0
+            && a.columns.is_empty();
+        let id = &order.project;
+        if self.me == plan.spec.holder {
+            if !no_extract {
+                return Err(refuse(
+                    RefusalCode::Extract,
+                    format!(
+                        "{} holds domain {}: its operators approve delivery {id} without an extract",
+                        self.me, plan.spec.name
+                    ),
+                ));
+            }
+            return Ok(ApprovalKind::KeyHolderOnly);
+        }
+        if self.me != plan.source {
+            return Err(refuse(
+                RefusalCode::WrongRegister,
+                format!(
+                    "delivery {id} into {}: {} is neither its source nor the domain's holder (a key holder takes part without its operators)",
+                    plan.spec.name, self.me
+                ),
+            ));
+        }
+        if no_extract {
+            return Err(refuse(
+                RefusalCode::Extract,
+                format!(
+                    "{} is the source of delivery {id}: approve its extract",
+                    self.me
+                ),
+            ));
+        }
+        if let Ok(f) = file {
+            let fnr = crate::extract_file::pseudonymous::check_key_column(&f.path, false);
+            let pseudonym = crate::extract_file::pseudonymous::check_key_column(&f.path, true);
+            let columns = match (fnr.is_ok(), pseudonym.is_ok()) {
+                (_, true) => check_extract_columns(&["fnr", "pseudonym"]),
+                (false, false) => check_extract_columns::<&str>(&[]),
+                (true, false) => Ok(()),
+            };
+            columns.map_err(|e| {
+                tracing::warn!(node = %self.me, delivery = %id, error = %e, "a delivery's extract has the wrong key column: refused");
+                refuse(RefusalCode::Extract, format!("the extract cannot be delivered: {e}"))
+            })?;
+        }
+        Ok(ApprovalKind::List)
+    }
+
+    /// Linker: the delivery is linked; its values, with the transcript
+    /// that proves them, are queued to the holder in one transaction, and
+    /// the delivery record is appended.
+    pub(super) fn push_delivery(
+        &mut self,
+        project: &ProjectId,
+        view: &ProjectView<'_>,
+        now: UnixTime,
+    ) -> Outcome<()> {
+        let plan = view
+            .delivery_plan()
+            .ok_or_else(|| not_ready("not a delivery"))?;
+        let holder = plan.spec.holder.clone();
+        let recipient = self
+            .manifest
+            .member(&holder)
+            .map(|m| m.signing_key)
+            .ok_or_else(|| refuse(RefusalCode::Manifest, format!("no member {holder}")))?;
+        let (_, linkage, finals) = self.linkage(project, view)?;
+        let spool_name = format!("{project}.push{}", self.rng.next_u64());
+        let mut spool = Staging::create(self.store.dir().as_deref(), &spool_name)?;
+        spool.seal_off()?;
+        let mut records = Vec::new();
+        for sel in &linkage.lists {
+            let points = finals.get(&sel.list).map(Vec::as_slice).unwrap_or_default();
+            records.push(self.spool_list(&mut spool, project, view, sel, points)?);
+        }
+        spool.queued_all()?;
+        let body = Body::Delivery(DeliveryRecord {
+            recipient,
+            lists: bounded(records)?,
+        });
+        let signed = self.sign(project, body, now);
+        let (manifest, signing) = (&self.manifest, &self.signing);
+        self.store.transaction(|tx| {
+            append(tx, manifest, signing, signed)?;
+            let entries = tx.entries(project)?;
+            let trailer = Trailer::sign(project, &entries, signing);
+            let bytes =
+                BoundedBytes::new(transcript::encode_file(&entries, &trailer)).map_err(|_| {
+                    refuse(
+                        RefusalCode::TooLarge,
+                        "the transcript is too large for one message",
+                    )
+                })?;
+            tx.send(project, &holder, &Message::TranscriptFile { bytes })?;
+            let mut last = 0;
+            while let Some((id, bytes)) = spool.queued_after(last)? {
+                last = id;
+                tx.send_encoded(project, holder.as_str(), &bytes)?;
+            }
+            Ok::<_, Refused>(())
+        })?;
+        tracing::info!(node = %self.me, delivery = %project, %holder, "delivery pushed to the domain's holder");
+        Ok(())
+    }
+
+    /// The delivery `project` held here, with its plan, at its holder.
+    fn held_delivery(
+        &self,
+        project: &ProjectId,
+    ) -> Outcome<(Vec<transcript::Entry>, DeliveryPlan)> {
+        let entries = self.store.entries(project)?;
+        let view = ProjectView::new(&self.manifest, &entries);
+        let plan = view
+            .delivery_plan()
+            .filter(|p| p.spec.holder == self.me)
+            .ok_or_else(|| {
+                refuse(
+                    RefusalCode::Unexpected,
+                    format!(
+                        "{} holds no delivery {project} into a domain it holds",
+                        self.me
+                    ),
+                )
+            })?;
+        Ok((entries, plan))
+    }
+
+    /// Holder: the source's blinding β (β₁ of a source without a share),
+    /// sealed to this node; kept once it opens.
+    pub(super) fn holder_blinding(
+        &mut self,
+        project: &ProjectId,
+        list: &Name,
+        sealed: &WrappedKey,
+    ) -> Outcome<Vec<Message>> {
+        let (_, plan) = self.held_delivery(project)?;
+        if *list != plan.source {
+            return Err(refuse(
+                RefusalCode::UnknownList,
+                format!("delivery {project} has no list {list}"),
+            ));
+        }
+        self.open_delivery_blinding(project, &plan, sealed)?;
+        self.store.transaction(|tx| {
+            tx.put_blob(
+                LinkerTable::Blinding,
+                project,
+                list,
+                0,
+                &transcript::encode_value(sealed),
+            )
+        })?;
+        Ok(vec![ack()])
+    }
+
+    /// β (β₁) opened with this node's key.
+    fn open_delivery_blinding(
+        &self,
+        project: &ProjectId,
+        plan: &DeliveryPlan,
+        sealed: &WrappedKey,
+    ) -> Outcome<kobling_protocol::share::Share> {
+        let sk = HpkeSecretKey::from_bytes(*self.keystore.x25519_secret_bytes());
+        let opened = if plan.split {
+            open_blinding_part(&sk, project, &plan.source, BlindingPart::First, sealed)
+        } else {
+            open_blinding(&sk, project, &plan.source, sealed)
+        };
+        opened.map_err(|_| {
+            refuse(
+                RefusalCode::Blinding,
+                format!(
+                    "delivery {project}: the source's blinding does not open with this node's key"
+                ),
+            )
+        })
+    }
+
+    /// Holder: the delivery's transcript as the linker signed it, verified
+    /// whole; the entries past the copy held here are stored.
+    pub(super) fn holder_transcript(&mut self, bytes: &[u8]) -> Outcome<Vec<Message>> {
+        let invalid = |detail: String| refuse(RefusalCode::Invalid, detail);
+        let (entries, trailer) =
+            transcript::decode_file(bytes).map_err(|e| invalid(e.to_string()))?;
+        transcript::verify(&entries, Some(&trailer), &self.manifest)
+            .map_err(|e| invalid(format!("the pushed transcript does not verify: {e}")))?;
+        let project = trailer.project.clone();
+        let view = ProjectView::new(&self.manifest, &entries);
+        if view
+            .delivery_plan()
+            .is_none_or(|p| p.spec.holder != self.me)
+        {
+            return Err(refuse(
+                RefusalCode::Unexpected,
+                format!(
+                    "{project} is not a delivery into a domain {} holds",
+                    self.me
+                ),
+            ));
+        }
+        let held = self.store.entries(&project)?;
+        if held.len() > entries.len() || entries[..held.len()] != held[..] {
+            return Err(invalid(format!(
+                "the pushed transcript of {project} does not extend the copy held here"
+            )));
+        }
+        self.store
+            .transaction(|tx| tx.append_entries(&project, &entries[held.len()..]))?;
+        Ok(vec![ack()])
+    }
+
+    /// Holder: the linker starts pushing the values of `list`.
+    pub(super) fn holder_header(
+        &mut self,
+        project: &ProjectId,
+        list: &Name,
+    ) -> Outcome<Vec<Message>> {
+        let (entries, plan) = self.held_delivery(project)?;
+        let view = ProjectView::new(&self.manifest, &entries);
+        if *list != plan.source || view.final_root(list).is_none() {
+            return Err(refuse(
+                RefusalCode::Delivery,
+                format!(
+                    "delivery {project}: list {list} is not checked in the transcript held here"
+                ),
+            ));
+        }
+        let (domain, delivery) = (plan.spec.name.clone(), plan.delivery);
+        self.store.transaction(|tx| {
+            if tx.has_domain_delivery(&domain, &delivery)? {
+                return Ok(());
+            }
+            tx.start_receipt(&domain, &delivery)
+        })?;
+        Ok(vec![ack()])
+    }
+
+    /// Holder: one batch of pushed items, checked against the signed roots,
+    /// unblinded and stored; the last one completes the receipt.
+    pub(super) fn holder_items(
+        &mut self,
+        project: &ProjectId,
+        list: &Name,
+        items: &[DeliveredItem],
+        now: UnixTime,
+    ) -> Outcome<Vec<Message>> {
+        let (entries, plan) = self.held_delivery(project)?;
+        let (domain, delivery) = (plan.spec.name.clone(), plan.delivery);
+        let Some((position, row)) = self
+            .store
+            .transaction(|tx| tx.receipt(&domain, &delivery))?
+        else {
+            if self
+                .store
+                .transaction(|tx| tx.has_domain_delivery(&domain, &delivery))?
+            {
+                return Ok(vec![ack()]);
+            }
+            return Err(refuse(
+                RefusalCode::Delivery,
+                format!("delivery {project}: items without a header"),
+            ));
+        };
+        let manifest = self.manifest.clone();
+        let view = ProjectView::new(&manifest, &entries);
+        let (Some(l), Some(sealed_root), Some(final_root)) = (
+            view.v2_list(list),
+            view.announcement(list).map(|a| a.sealed_root),
+            view.final_root(list),
+        ) else {
+            return Err(refuse(
+                RefusalCode::Delivery,
+                format!(
+                    "delivery {project}: list {list} is not checked in the transcript held here"
+                ),
+            ));
+        };
+        let announcement = l.announcement;
+        let first = items.first().map_or(position, |i| i.position.0);
+        if first < position && items.last().is_some_and(|i| i.position.0 < position) {
+            // A batch stored before whose acknowledgement was lost.
+            return Ok(vec![ack()]);
+        }
+        if first != position {
+            return Err(refuse(
+                RefusalCode::Delivery,
+                format!("delivery {project}: items from position {first} where {position} is next"),
+            ));
+        }
+        let sealed_beta = self
+            .store
+            .transaction(|tx| tx.blobs(LinkerTable::Blinding, project, list))?
+            .into_iter()
+            .next()
+            .and_then(|b| postcard::from_bytes::<WrappedKey>(&b).ok())
+            .ok_or_else(|| {
+                not_ready(format!(
+                    "delivery {project}: the source's blinding has not arrived"
+                ))
+            })?;
+        let beta = self.open_delivery_blinding(project, &plan, &sealed_beta)?;
+        let commitment = announcement
+            .blinding
+            .first()
+            .copied()
+            .ok_or_else(|| refuse(RefusalCode::Blinding, "no blinding commitment"))?;
+        let unblinder = Unblinder::new(&beta, &commitment).map_err(delivery_refusal)?;
+        drop(beta);
+        let sk = HpkeSecretKey::from_bytes(*self.keystore.x25519_secret_bytes());
+        let content = announcement
+            .content_key
+            .unwrap(&sk, project, list)
+            .map_err(|_| {
+                refuse(
+                    RefusalCode::Delivery,
+                    "the content key does not open with this node's key",
+                )
+            })?;
+        let persons = announcement.persons;
+        let mut opened = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            if item.position.0 != position + i as u64 {
+                return Err(refuse(
+                    RefusalCode::Delivery,
+                    format!("delivery {project}: positions do not ascend one by one"),
+                ));
+            }
+            let rows = open_item(
+                project,
+                list,
+                item,
+                &sealed_root,
+                &final_root,
+                persons,
+                &content,
+            )
+            .map_err(|e| refuse(RefusalCode::Delivery, e.to_string()))?;
+            opened.push((item.point, rows));
+        }
+        let points: Vec<_> = opened.iter().map(|(p, _)| *p).collect();
+        let psi = unblinder
+            .unblind(&points, position)
+            .map_err(delivery_refusal)?;
+        let (mut next_row, next_position) = (row, position + items.len() as u64);
+        self.store.transaction(|tx| {
+            for (p, (_, rows)) in psi.iter().zip(&opened) {
+                for r in rows {
+                    let bytes = encode_rows(std::slice::from_ref(r))
+                        .map_err(|_| StoreError::Corrupt("domain row"))?;
+                    tx.put_domain_row(&domain, &delivery, next_row, p, &bytes)?;
+                    next_row += 1;
+                }
+            }
+            tx.set_receipt(&domain, &delivery, Some((next_position, next_row)))
+        })?;
+        if next_position == persons {
+            self.finish_receipt(project, &plan, &announcement.columns, now)?;
+        }
+        Ok(vec![ack()])
+    }
+
+    /// Holder: every item is stored: the table's digest, the record in
+    /// `domain_deliveries` and the domain transcript's `Delivery` entry,
+    /// then the linker is asked to close the delivery.
+    fn finish_receipt(
+        &mut self,
+        project: &ProjectId,
+        plan: &DeliveryPlan,
+        columns: &kobling_protocol::transcript::Columns,
+        now: UnixTime,
+    ) -> Outcome<()> {
+        let (domain, delivery) = (plan.spec.name.clone(), plan.delivery);
+        let mut table = TableDigest::new(&domain, &delivery);
+        self.store.for_each_domain_row(
+            &domain,
+            &delivery,
+            |r: DomainRow| -> Result<(), StoreError> {
+                let bytes =
+                    encode_rows(&[r.values]).map_err(|_| StoreError::Corrupt("domain row"))?;
+                table.push(&r.pseudonym, r.row, &bytes);
+                Ok(())
+            },
+        )?;
+        let record = table.finish(plan);
+        let columns: Vec<String> = columns.iter().map(|c| c.as_str().to_string()).collect();
+        self.store.transaction(|tx| {
+            tx.set_receipt(&domain, &delivery, None)?;
+            tx.put_domain_delivery(&domain, &delivery, &columns, &record)
+        })?;
+        if let Err(r) = self.append_domain_entry(&domain, record)? {
+            tracing::error!(node = %self.me, %domain, delivery = %project, refusal = %r, "the delivery was stored but its domain transcript entry was refused");
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng.fill_bytes(&mut nonce);
+        let linker = self.linker();
+        let close = Request {
+            project: project.clone(),
+            action: Action::Close,
+            time: now,
+            node: linker.clone(),
+            manifest: self.manifest_digest,
+            nonce,
+        }
+        .sign(&self.signing);
+        self.store
+            .transaction(|tx| tx.send(project, &linker, &Message::Close(close)))?;
+        tracing::info!(node = %self.me, %domain, delivery = %project, "delivery received in full");
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// The deliveries into `domain` this node received in full, as held.
+    ///
+    /// # Errors
+    ///
+    /// [`super::EngineError::Store`].
+    pub fn received_deliveries(
+        &self,
+        domain: &Name,
+    ) -> Result<Vec<crate::store::StoredDelivery>, super::EngineError> {
+        Ok(self.store.domain_deliveries(domain)?)
+    }
+
+    /// Streams the rows of `delivery` into `domain` held here to `each`.
+    ///
+    /// # Errors
+    ///
+    /// [`super::EngineError::Store`].
+    pub fn for_each_domain_row(
+        &self,
+        domain: &Name,
+        delivery: &kobling_protocol::types::Digest,
+        each: impl FnMut(DomainRow) -> Result<(), StoreError>,
+    ) -> Result<(), super::EngineError> {
+        Ok(self.store.for_each_domain_row(domain, delivery, each)?)
+    }
+}

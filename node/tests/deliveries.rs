@@ -1,0 +1,229 @@
+//! Issue 15 item 2: deliveries into a register domain, run by real engines
+//! in memory (`kobling_node::testing`). NPR delivers its extract into
+//! domain SSB (holder SSB; key holders NPR, KPR and the linker) in two
+//! years; the linker steps with `k_{L,SSB}` only and pushes the values to
+//! SSB, which removes β and keeps the rows under `Ψ_SSB`.
+
+use std::{collections::BTreeSet, path::Path};
+
+use kobling_node::testing::{Faults, Federation, Net, LINKER};
+use kobling_protocol::{
+    domain::transcript::DomainBody,
+    ident::{Identifier, ParseOptions},
+    project::{Phase, ProjectView},
+    share::Domain,
+    transcript,
+    types::Name,
+};
+use kobling_sim::population::{generate, Extract, PopulationConfig};
+
+fn name(s: &str) -> Name {
+    Name::new(s).expect("valid name")
+}
+
+fn federation(dir: &Path) -> Federation {
+    Federation::create(dir, &["NPR", "KPR", "SSB"], 17)
+        .expect("federation")
+        .with_domain("SSB", "SSB")
+        .expect("domain")
+}
+
+/// `(Ψ_SSB, values)` of every valid row of `extract`, from the key
+/// holders' keystores (the harness only: no party can compute it).
+fn expected(fed: &Federation, extract: &Extract) -> BTreeSet<([u8; 32], Vec<String>)> {
+    let options = ParseOptions {
+        allow_synthetic: true,
+    };
+    let rows: Vec<(Identifier, Vec<String>)> = extract
+        .rows
+        .iter()
+        .zip(&extract.owners)
+        .filter_map(|((raw, values), owner)| {
+            owner.and(
+                Identifier::parse(raw, options)
+                    .ok()
+                    .map(|id| (id, values.clone())),
+            )
+        })
+        .collect();
+    let ids: Vec<Identifier> = rows.iter().map(|(id, _)| *id).collect();
+    let psi = fed.register_pseudonyms("SSB", &ids, 1).expect("pseudonyms");
+    psi.iter()
+        .zip(rows)
+        .map(|(p, (_, values))| (p.0, values))
+        .collect()
+}
+
+fn held(
+    net: &mut Net,
+    delivery: &kobling_protocol::types::Digest,
+) -> BTreeSet<([u8; 32], Vec<String>)> {
+    let mut out = BTreeSet::new();
+    net.engine(&name("SSB"))
+        .expect("holder")
+        .for_each_domain_row(&name("SSB"), delivery, |r| {
+            out.insert((r.pseudonym.0, r.values));
+            Ok(())
+        })
+        .expect("rows");
+    out
+}
+
+fn domain_ready(net: &mut Net) {
+    net.run_until(120_000, |net| {
+        Ok(net
+            .engine(&name("SSB"))?
+            .domain_state(&name("SSB"))?
+            .is_some_and(|s| s.is_complete()))
+    })
+    .expect("the domain is created and committed");
+}
+
+#[test]
+fn a_delivery_reaches_the_holder_under_the_domain_pseudonym_and_closes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fed = federation(dir.path());
+    let pop = generate(&PopulationConfig {
+        persons: 120,
+        seed: 5,
+        ..Default::default()
+    });
+    let npr = pop.extract("NPR").expect("NPR").clone();
+    let mut net = fed.start(16, Faults::default(), 9).expect("net");
+    domain_ready(&mut net);
+
+    let order = fed
+        .order_delivery(&mut net, "NPR-SSB-2025", &npr, "SSB")
+        .expect("ordered and approved");
+    let record = fed
+        .await_delivery(&mut net, &order, &name("SSB"))
+        .expect("received");
+    let want = expected(&fed, &npr);
+    let DomainBody::Delivery { persons, rows, .. } = record.record else {
+        panic!("not a delivery record")
+    };
+    assert_eq!(rows as usize, want.len(), "every valid row is stored");
+    assert!(persons > 0 && persons <= rows);
+    let delivery = order.delivery_id().expect("id");
+    assert_eq!(held(&mut net, &delivery), want, "rows keyed by Ψ_SSB(x)");
+
+    // The holder's domain transcript records it; the linker closes the
+    // delivery and its transcript verifies; the key holders keep R's share.
+    net.run_until(120_000, |net| {
+        let entries = net.transcript(&name(LINKER), &order.project)?;
+        let view = ProjectView::new(&fed.manifest, &entries);
+        Ok(view.phase() == Phase::Closed
+            && ["NPR", "KPR", LINKER]
+                .iter()
+                .all(|m| view.shredded(&name(m))))
+    })
+    .expect("closed and shredded");
+    let entries = net
+        .transcript(&name(LINKER), &order.project)
+        .expect("transcript");
+    transcript::verify(&entries, None, &fed.manifest).expect("the delivery's transcript verifies");
+    let state = net
+        .engine(&name("SSB"))
+        .expect("holder")
+        .domain_state(&name("SSB"))
+        .expect("state")
+        .expect("domain");
+    assert_eq!(state.deliveries, 1);
+    for m in ["NPR", "KPR", LINKER] {
+        let ks = fed.keystore(m).expect("keystore");
+        ks.share(&Domain::Register(name("SSB")))
+            .expect("a delivery's closure keeps the domain's share");
+    }
+    drop(net);
+    // No fnr of the extract anywhere in the holder's node directory.
+    let fnrs: Vec<&str> = npr.rows.iter().map(|(f, _)| f.as_str()).collect();
+    for entry in walk(&dir.path().join("SSB")) {
+        let bytes = std::fs::read(&entry).expect("read");
+        for f in &fnrs {
+            assert!(
+                !bytes.windows(f.len()).any(|w| w == f.as_bytes()),
+                "an fnr in {}",
+                entry.display()
+            );
+        }
+    }
+}
+
+/// The next year's extract at `source`: every other row of `extract`
+/// (so persons recur), with other values.
+fn next_year(extract: &Extract, source: &'static str) -> Extract {
+    let mut out = extract.clone();
+    out.name = source;
+    let keep: Vec<usize> = (0..extract.rows.len()).step_by(2).collect();
+    out.rows = keep
+        .iter()
+        .map(|&i| {
+            let (fnr, values) = &extract.rows[i];
+            (
+                fnr.clone(),
+                values.iter().map(|v| format!("{v}+1")).collect(),
+            )
+        })
+        .collect();
+    out.owners = keep.iter().map(|&i| extract.owners[i]).collect();
+    out
+}
+
+#[test]
+fn the_same_person_gets_the_same_pseudonym_across_years_and_sources() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fed = federation(dir.path());
+    let pop = generate(&PopulationConfig {
+        persons: 120,
+        seed: 5,
+        ..Default::default()
+    });
+    let npr = pop.extract("NPR").expect("NPR").clone();
+    let kpr = next_year(&npr, "KPR");
+    let mut net = fed.start(16, Faults::default(), 4).expect("net");
+    domain_ready(&mut net);
+    let first = fed
+        .order_delivery(&mut net, "NPR-SSB-2025", &npr, "SSB")
+        .expect("first");
+    fed.await_delivery(&mut net, &first, &name("SSB"))
+        .expect("first received");
+    let second = fed
+        .order_delivery(&mut net, "KPR-SSB-2026", &kpr, "SSB")
+        .expect("second");
+    fed.await_delivery(&mut net, &second, &name("SSB"))
+        .expect("second received");
+    let a = held(&mut net, &first.delivery_id().expect("id"));
+    let b = held(&mut net, &second.delivery_id().expect("id"));
+    // Each table is exactly Ψ_SSB(fnr) with the row's values: the same
+    // person has the same pseudonym in both years and from both sources.
+    assert_eq!(a, expected(&fed, &npr));
+    assert_eq!(b, expected(&fed, &kpr));
+    let pa: BTreeSet<[u8; 32]> = a.iter().map(|(p, _)| *p).collect();
+    let pb: BTreeSet<[u8; 32]> = b.iter().map(|(p, _)| *p).collect();
+    assert!(
+        !pb.is_empty() && pb.is_subset(&pa),
+        "every person of year two is in year one, under the same pseudonym"
+    );
+    let state = net
+        .engine(&name("SSB"))
+        .expect("holder")
+        .domain_state(&name("SSB"))
+        .expect("state")
+        .expect("domain");
+    assert_eq!(state.deliveries, 2);
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
