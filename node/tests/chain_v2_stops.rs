@@ -13,7 +13,7 @@ use std::{
 };
 
 use ed25519_dalek::SigningKey;
-use kobling_node::testing::{Faults, Federation, Net, ProjectConfig, LINKER};
+use kobling_node::testing::{attacks, Faults, Federation, Net, ProjectConfig, LINKER};
 use kobling_protocol::{
     bounded::BoundedVec,
     messages::{Action, Message},
@@ -21,8 +21,8 @@ use kobling_protocol::{
     project::{Phase, ProjectView},
     share::Domain,
     transcript::{self, Body, Entry, Signer},
-    types::{ChunkIndex, Digest, HopIndex, Name, ProjectId},
-    v2::{chunk_digest, ListHeader, Mode},
+    types::{ChunkIndex, HopIndex, Name, ProjectId},
+    v2::{chunk_digest, ChunkMsg, ListHeader, Mode},
 };
 use kobling_sim::population::{generate, Extract, Population, PopulationConfig};
 
@@ -140,62 +140,27 @@ fn hops_of(net: &Net, list: &str) -> Vec<Name> {
     hops
 }
 
-/// Hop `by` of `list` swaps the first two persons of chunk 0 (each point
-/// stepped honestly, forwarded in the wrong places) and signs statements
-/// and a hop record consistent with what it sent: only the list check can
-/// catch it.
-/// `also` sees every message first (the network takes one tamper hook).
+/// Hop `by` of `header`'s list swaps the first two persons of chunk 0
+/// (each point stepped honestly, forwarded in the wrong places) and signs
+/// statements and a hop record consistent with what it sent: only the
+/// list check can catch it. `also` sees every message first.
 fn deviate(
     net: &mut Net,
     by: Name,
-    list: &'static str,
     header: ListHeader,
     key: SigningKey,
-    mut also: impl FnMut(&Name, &Name, &mut Message) + 'static,
+    also: impl FnMut(&Name, &Name, &mut Message) + 'static,
 ) {
-    let mut sent: BTreeMap<u64, Digest> = BTreeMap::new();
-    net.tamper(Box::new(move |from, to, msg| {
-        also(from, to, msg);
-        if *from != by {
-            return;
+    let swap = |chunk: &mut ChunkMsg| {
+        if chunk.statement.statement.chunk != ChunkIndex(0) {
+            return false;
         }
-        match msg {
-            Message::ChunkV2 { chunk, .. }
-                if chunk.list.as_str() == list
-                    && chunk.statement.statement.chunk == ChunkIndex(0) =>
-            {
-                let mut points = chunk.points.to_vec();
-                points.swap(0, 1);
-                chunk.points = BoundedVec::new(points).expect("within bounds");
-                chunk.statement.statement.output = chunk_digest(&chunk.points);
-                chunk.statement.signature = chunk.statement.statement.sign(&header, &key);
-                sent.insert(0, chunk.statement.statement.output);
-            }
-            Message::Statement(signed) => {
-                let mut st = signed.statement.clone();
-                let Body::HopV2(h) = &mut st.body else { return };
-                if h.list.as_str() != list {
-                    return;
-                }
-                if sent.is_empty() {
-                    // The record overtook the tampered chunk: out of
-                    // order at the linker (`not-ready`), it comes again.
-                    h.hop = HopIndex(99);
-                    *signed = st.sign(&key);
-                    return;
-                }
-                let mut chunks = h.chunks.to_vec();
-                for (c, d) in &sent {
-                    if let Some(x) = chunks.get_mut(*c as usize) {
-                        x.output = *d;
-                    }
-                }
-                h.chunks = BoundedVec::new(chunks).expect("within bounds");
-                *signed = st.sign(&key);
-            }
-            _ => {}
-        }
-    }));
+        let mut points = chunk.points.to_vec();
+        points.swap(0, 1);
+        chunk.points = BoundedVec::new(points).expect("within bounds");
+        true
+    };
+    net.tamper(attacks::consistent_hop(by, header, key, swap, also));
 }
 
 /// The list each register's stored notice names, by register.
@@ -214,6 +179,18 @@ fn stored_notices(
             Some((*r, (notice.notice.phase, notice.notice.failed_list)))
         })
         .collect()
+}
+
+/// Every register in `registers` stored the closed notice naming `list`.
+fn assert_notices_name(net: &mut Net, project: &str, registers: &[&str], list: &str) {
+    let notices = stored_notices(net, project);
+    for r in registers {
+        assert_eq!(
+            notices.get(r),
+            Some(&(Notified::Closed, Some(name(list)))),
+            "{r}'s stored notice"
+        );
+    }
 }
 
 fn closure_reason(entries: &[Entry]) -> String {
@@ -243,7 +220,7 @@ fn every_register_is_told_which_list_failed_its_check() {
     let by = hops_of(&net, "KPR")[0].clone();
     let key = w.node_key(by.as_str());
     let header = header(project, "KPR", w.persons("KPR"));
-    deviate(&mut net, by, "KPR", header, key, |_, _, _| {});
+    deviate(&mut net, by, header, key, |_, _, _| {});
     let entries = w.drive(&mut net, project);
     assert!(!linked(&entries), "linked despite the deviation");
     let reason = closure_reason(&entries);
@@ -261,14 +238,7 @@ fn every_register_is_told_which_list_failed_its_check() {
         "the failed check of KPR precedes the closure: check at {check:?}, closure at {closure:?}"
     );
     transcript::verify(&entries, None, net.manifest()).expect("the stopped transcript verifies");
-    let notices = stored_notices(&mut net, project);
-    for r in REGISTERS {
-        assert_eq!(
-            notices.get(r),
-            Some(&(Notified::Closed, Some(name("KPR")))),
-            "{r}'s stored notice"
-        );
-    }
+    assert_notices_name(&mut net, project, &REGISTERS, "KPR");
     // An operator's status at a register is its prefix and that notice,
     // as the linker signed it (what `kobling project status` prints from).
     for r in REGISTERS {
@@ -317,7 +287,7 @@ fn a_notice_whose_failed_list_was_changed_is_refused_by_the_register() {
     // the linker's signature kept.
     let changed = Rc::new(Cell::new(0u32));
     let count = changed.clone();
-    deviate(&mut net, by, "KPR", header, key, move |from, to, msg| {
+    deviate(&mut net, by, header, key, move |from, to, msg| {
         if let Message::Notice(n) = msg {
             if from.as_str() == LINKER && to.as_str() == "NPR" {
                 n.notice.failed_list = Some(name("NPR"));
@@ -330,13 +300,7 @@ fn a_notice_whose_failed_list_was_changed_is_refused_by_the_register() {
     assert!(changed.get() > 0, "no notice reached NPR to be changed");
     let notices = stored_notices(&mut net, project);
     assert_eq!(notices.get("NPR"), None, "NPR stored a changed notice");
-    for r in ["KPR", "SSB"] {
-        assert_eq!(
-            notices.get(r),
-            Some(&(Notified::Closed, Some(name("KPR")))),
-            "{r}'s stored notice"
-        );
-    }
+    assert_notices_name(&mut net, project, &["KPR", "SSB"], "KPR");
     assert!(
         net.refusals().iter().any(|(a, b, code, text)| {
             let pair = [a.as_str(), b.as_str()];
@@ -412,14 +376,7 @@ fn an_owner_that_signs_a_short_middle_chunk_is_named_and_the_project_stops() {
         "{reason}"
     );
     transcript::verify(&entries, None, net.manifest()).expect("the stopped transcript verifies");
-    let notices = stored_notices(&mut net, project);
-    for r in REGISTERS {
-        assert_eq!(
-            notices.get(r),
-            Some(&(Notified::Closed, Some(name("SSB")))),
-            "{r}'s stored notice"
-        );
-    }
+    assert_notices_name(&mut net, project, &REGISTERS, "SSB");
     // The owner's chunk is no longer sent and refused.
     let bad_chunks = |net: &Net| {
         net.refusals()
