@@ -254,8 +254,8 @@ fn domain_vectors(
             kobling_protocol::domain::ChunkAt {
                 target: project,
                 list: &name,
-                step: 1,
-                chunk: 0,
+                step: HopIndex(1),
+                chunk: ChunkIndex(0),
                 first_position: 0,
             },
             &[psi],
@@ -267,8 +267,8 @@ fn domain_vectors(
     let st = ConversionChunk {
         target: project,
         list: &name,
-        step: 1,
-        chunk: 0,
+        step: HopIndex(1),
+        chunk: ChunkIndex(0),
         key: k_prime,
         input: kobling_protocol::v2::chunk_digest(&[psi]),
         output: kobling_protocol::v2::chunk_digest(&out),
