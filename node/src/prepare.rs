@@ -54,6 +54,10 @@ pub(crate) struct ListJob {
     pub(crate) options: ParseOptions,
     /// This register's project share.
     pub(crate) share: Share,
+    /// Of a delivery's source that holds no share of the domain (then
+    /// `share` is unused): hop 1's HPKE key, for `β₂` of the split
+    /// blinding (`β₁` goes to `linker_key`, the holder's).
+    pub(crate) split_hop1: Option<HpkePublicKey>,
     pub(crate) researcher: HpkePublicKey,
     pub(crate) linker_key: HpkePublicKey,
     pub(crate) linker: Name,
@@ -137,6 +141,8 @@ pub(crate) struct PreparedList {
     /// Chain v2: the owner's end-of-list statement (its staged messages
     /// are `ChunkV2`s instead of `Points`).
     pub(crate) owner_list: Option<kobling_protocol::v2::OwnerList>,
+    /// Of a split blinding: `D₂` and `β₂` sealed to hop 1.
+    pub(crate) second: Option<kobling_protocol::owner::SecondBlinding>,
 }
 
 /// Why a list could not be prepared.
@@ -221,16 +227,28 @@ impl ListJob {
         let mut rng = ErasingRng::from_seed(self.seed.clone());
         let positions = shuffled_positions(ids.len() as u64, &mut rng)
             .map_err(|e| refused(RefusalCode::Prepare, e))?;
-        let mut owner = OwnerList::new(
-            &self.project,
-            &self.me,
-            ids.len() as u64,
-            &self.share,
-            &self.researcher,
-            &self.linker_key,
-            self.chunk_size,
-            &mut rng,
-        )
+        let mut owner = match &self.split_hop1 {
+            Some(hop1) => OwnerList::new_split(
+                &self.project,
+                &self.me,
+                ids.len() as u64,
+                &self.researcher,
+                &self.linker_key,
+                hop1,
+                self.chunk_size,
+                &mut rng,
+            ),
+            None => OwnerList::new(
+                &self.project,
+                &self.me,
+                ids.len() as u64,
+                &self.share,
+                &self.researcher,
+                &self.linker_key,
+                self.chunk_size,
+                &mut rng,
+            ),
+        }
         .map_err(|e| refused(RefusalCode::Prepare, e))?;
         let mut stream = match &self.chain_v2 {
             Some(_) => Some(
@@ -343,6 +361,7 @@ impl ListJob {
             staging,
             announcement,
             blinding: header.blinding_for_linker,
+            second: header.second,
             invalid_rows: stats.invalid_rows(),
             seconds: started.elapsed().as_secs_f64(),
             owner_list,

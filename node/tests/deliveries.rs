@@ -213,6 +213,60 @@ fn the_same_person_gets_the_same_pseudonym_across_years_and_sources() {
     assert_eq!(state.deliveries, 2);
 }
 
+#[test]
+fn a_pharmacy_without_a_share_delivers_through_a_split_blinding() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut fed =
+        Federation::create(dir.path(), &["NPR", "KPR", "SSB", "APOTEK"], 23).expect("federation");
+    fed.manifest
+        .domains
+        .push(kobling_protocol::domain::DomainSpec {
+            name: name("SSB"),
+            holder: name("SSB"),
+            key_holders: Some(vec![name("NPR"), name("KPR"), name(LINKER)]),
+        });
+    fed.manifest.validate().expect("manifest");
+    let pop = generate(&PopulationConfig {
+        persons: 120,
+        seed: 5,
+        ..Default::default()
+    });
+    let mut apotek = pop.extract("RESEPT").expect("RESEPT").clone();
+    apotek.name = "APOTEK";
+    assert!(!apotek.rows.is_empty());
+    let npr = pop.extract("NPR").expect("NPR").clone();
+    let mut net = fed.start(16, Faults::default(), 8).expect("net");
+    domain_ready(&mut net);
+    let order = fed
+        .order_delivery(&mut net, "APOTEK-SSB-2025", &apotek, "SSB")
+        .expect("ordered and approved");
+    fed.await_delivery(&mut net, &order, &name("SSB"))
+        .expect("received");
+    let a = held(&mut net, &order.delivery_id().expect("id"));
+    assert_eq!(a, expected(&fed, &apotek), "rows keyed by Ψ_SSB(x)");
+    // NPR (a key holder) delivers too: the same persons, the same Ψ_SSB.
+    let second = fed
+        .order_delivery(&mut net, "NPR-SSB-2025", &npr, "SSB")
+        .expect("second");
+    fed.await_delivery(&mut net, &second, &name("SSB"))
+        .expect("second received");
+    let b = held(&mut net, &second.delivery_id().expect("id"));
+    assert_eq!(b, expected(&fed, &npr));
+    net.run_until(120_000, |net| {
+        let entries = net.transcript(&name(LINKER), &order.project)?;
+        let view = ProjectView::new(&fed.manifest, &entries);
+        Ok(view.phase() == Phase::Closed
+            && ["NPR", "KPR", LINKER]
+                .iter()
+                .all(|m| view.shredded(&name(m))))
+    })
+    .expect("closed and shredded");
+    let entries = net
+        .transcript(&name(LINKER), &order.project)
+        .expect("transcript");
+    transcript::verify(&entries, None, &fed.manifest).expect("the delivery's transcript verifies");
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir) {

@@ -83,6 +83,20 @@ pub struct ListHeader {
     pub blinding_for_linker: WrappedKey,
     /// The content key sealed to the researcher.
     pub content_key: WrappedKey,
+    /// Of an owner without a share (split blinding, `crate::v2::split`):
+    /// `D₂` and `β₂` sealed to hop 1; `blinding_commitment` and
+    /// `blinding_for_linker` are then `D₁` and `β₁` (sealed to whoever
+    /// removes it).
+    pub second: Option<SecondBlinding>,
+}
+
+/// The second part of a split list blinding, for hop 1.
+#[derive(Debug, Clone)]
+pub struct SecondBlinding {
+    /// `D₂ = β₂⁻¹·G`.
+    pub commitment: WirePoint,
+    /// `β₂` sealed to hop 1 ([`BlindingPart::Second`](crate::seal::BlindingPart)).
+    pub sealed: WrappedKey,
 }
 
 /// The owner's side of one list, streamed: memory stays at one chunk
@@ -104,6 +118,7 @@ pub struct OwnerList {
     next_chunk: u64,
     chunk_roots: Vec<Digest>,
     sealed: MerkleBuilder,
+    second: Option<SecondBlinding>,
 }
 
 impl core::fmt::Debug for OwnerList {
@@ -157,6 +172,61 @@ impl OwnerList {
             next_chunk: 0,
             chunk_roots: Vec::new(),
             sealed: MerkleBuilder::new(),
+            second: None,
+        })
+    }
+
+    /// Starts list `list` of an owner that holds no share of the key
+    /// domain (PROTOCOL.md §6a, "Owners without a share"): the blinding is
+    /// split, `β = β₁·β₂`, the step is `β₁·β₂`; `β₁` is sealed to `first`
+    /// (who removes it: a delivery's holder), `β₂` to `hop1`, and the
+    /// content key to `researcher`.
+    ///
+    /// # Errors
+    ///
+    /// [`OwnerError::BadChunkSize`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn new_split<R: CryptoRng + ?Sized>(
+        project: &ProjectId,
+        list: &Name,
+        persons: u64,
+        researcher: &HpkePublicKey,
+        first: &HpkePublicKey,
+        hop1: &HpkePublicKey,
+        chunk_size: u32,
+        rng: &mut R,
+    ) -> Result<Self, OwnerError> {
+        if !chunk_size.is_power_of_two() || chunk_size as usize > MAX_CHUNK_POINTS {
+            return Err(OwnerError::BadChunkSize);
+        }
+        let split = crate::v2::SplitBlinding::random(rng);
+        let [d1, d2] = split.commitments();
+        let content_key = ContentKey::generate(rng);
+        let part = |to, part, share: &Share, rng: &mut R| {
+            crate::seal::seal_blinding_part(to, project, list, part, share, rng)
+        };
+        let blinding_for_linker = part(first, crate::seal::BlindingPart::First, split.first(), rng);
+        let sealed = part(hop1, crate::seal::BlindingPart::Second, split.second(), rng);
+        let wrapped_content_key = content_key.wrap(researcher, project, list, rng);
+        Ok(Self {
+            context: ListContext {
+                project: project.clone(),
+                list: list.clone(),
+                persons,
+                chunk_size,
+            },
+            owner_key: split.owner_step(),
+            blinding_commitment: d1,
+            blinding_for_linker,
+            content_key,
+            wrapped_content_key,
+            next_chunk: 0,
+            chunk_roots: Vec::new(),
+            sealed: MerkleBuilder::new(),
+            second: Some(SecondBlinding {
+                commitment: d2,
+                sealed,
+            }),
         })
     }
 
@@ -278,6 +348,7 @@ impl OwnerList {
             blinding_commitment: self.blinding_commitment,
             blinding_for_linker: self.blinding_for_linker,
             content_key: self.wrapped_content_key,
+            second: self.second,
         })
     }
 }

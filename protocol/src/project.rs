@@ -353,10 +353,9 @@ impl<'a> ProjectView<'a> {
     /// and of a delivery also its source and its holder
     /// ([`DeliveryPlan::members`](crate::receipt::DeliveryPlan::members)).
     pub fn replicas(&self) -> Vec<Name> {
-        match self.delivery_plan() {
-            Some(plan) => plan.members(self.manifest),
-            None => self.key_registers(),
-        }
+        self.order
+            .map(|o| crate::domain::member_registers(self.manifest, o))
+            .unwrap_or_default()
     }
 
     /// The project order, once submitted.

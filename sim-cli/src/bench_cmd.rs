@@ -143,6 +143,7 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
         registers,
         threads: args.threads,
         cohort: &args.cohort,
+        receipt: false,
     });
     if temporary {
         let _ = std::fs::remove_dir_all(&out);

@@ -1,12 +1,21 @@
 //! `kobling-sim demo`: a whole federation on this machine.
 //!
 //! ```text
-//!  generate population ─▶ DIR/registers/<R>/extract.csv
-//!  kobling keys init ×5, operator keys ×8, researcher key ─▶ DIR/federation.toml
-//!  kobling node run ×5 (separate processes, QUIC on 127.0.0.1) ─▶ DIR/nodes/<N>/
+//!  generate population ─▶ DIR/registers/<R>/extract.csv (NPR, KPR, SSB: fnr)
+//!                      └─▶ DIR/registers/APOTEK/dispensed-<YEAR>.csv (the pharmacy's years)
+//!  kobling keys init ×6, operator keys ×10, researcher key ─▶ DIR/federation.toml
+//!      (domain RESEPT: holder RESEPT, key holders NPR, KPR, SSB, LINKER)
+//!  kobling node run ×6 (separate processes, QUIC on 127.0.0.1) ─▶ DIR/nodes/<N>/
+//!  kobling domain status (until every key holder committed)
+//!  per year: kobling delivery order ─▶ approve ×2 at APOTEK, ×2 at RESEPT
+//!      ─▶ chain through NPR, KPR, SSB, LINKER ─▶ RESEPT stores rows under Ψ_RESEPT
+//!  kobling delivery export ─▶ DIR/registers/RESEPT/extract.csv (pseudonym column, no fnr)
 //!  kobling project submit ─▶ approve ×2 per register ─▶ (progress) ─▶ fetch ─▶ audit verify
 //!  ground truth check ─▶ summary; nodes shut down (SIGTERM)
 //! ```
+//!
+//! With `--registers SRC` (own extracts) and in `kobling-sim bench`, every
+//! register holds fnr and there is no delivery.
 //!
 //! The `kobling` program is this binary itself (`kobling-sim kobling …`
 //! runs exactly `kobling …`), so the demo needs nothing else built. A
@@ -23,8 +32,9 @@ use std::{
 
 use anyhow::{bail, ensure, Context};
 use kobling_protocol::{
+    domain::DomainSpec,
     manifest::{Ed25519Key, Manifest, Member, Operator},
-    types::ProjectId,
+    types::{Name, ProjectId},
 };
 use kobling_sim::{
     population::{generate, render_csv, Population, PopulationConfig},
@@ -32,6 +42,19 @@ use kobling_sim::{
 };
 
 const REGISTERS: [&str; 4] = ["NPR", "KPR", "SSB", "RESEPT"];
+
+/// The pseudonymous register of the demo: it never holds fnr. Its data
+/// reaches it from [`SOURCE`], year by year, pseudonymised at receipt
+/// into its register domain (PROTOCOL.md §10).
+const HOLDER: &str = "RESEPT";
+
+/// The pharmacy chain that delivers every year's dispensations to
+/// [`HOLDER`]. It holds no share of the domain, so it splits its list
+/// blinding (§6a, "Owners without a share").
+const SOURCE: &str = "APOTEK";
+
+/// The date column by whose year the dispensations are delivered.
+const YEAR_COLUMN: &str = "dispensed";
 
 /// Options of `kobling-sim demo`.
 #[derive(Debug, clap::Args)]
@@ -213,12 +236,26 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// Creates the federation in `dir` unless one is there.
-fn federation(dir: &Path, registers: &[&str]) -> anyhow::Result<PathBuf> {
+fn federation(dir: &Path, registers: &[&str], receipt: bool) -> anyhow::Result<PathBuf> {
     let manifest_path = dir.join("federation.toml");
     if manifest_path.exists() {
+        let manifest: Manifest = toml::from_str(&fs::read_to_string(&manifest_path)?)
+            .with_context(|| format!("cannot read {}", manifest_path.display()))?;
+        let has = |n: &str| manifest.members.iter().any(|m| m.name.as_str() == n);
+        ensure!(
+            registers.iter().all(|r| has(r)) && (!receipt || has(SOURCE)),
+            "the federation in {} was made for other registers; remove the directory or choose another --out",
+            dir.display()
+        );
         println!("Reusing the federation in {}", dir.display());
         return Ok(manifest_path);
     }
+    let registers: Vec<&str> = registers
+        .iter()
+        .copied()
+        .chain(receipt.then_some(SOURCE))
+        .collect();
+    let registers = registers.as_slice();
     println!("Creating keystores for {} registers and a linker, two operators per register, a researcher…", registers.len());
     let nodes = dir.join("nodes");
     let keys = dir.join("keys");
@@ -281,7 +318,23 @@ fn federation(dir: &Path, registers: &[&str]) -> anyhow::Result<PathBuf> {
             name: "Helsedataservice (demo)".into(),
             key: Ed25519Key::from_hex(authority.trim()).map_err(anyhow::Error::msg)?,
         }],
-        domains: Vec::new(),
+        domains: if receipt {
+            // Key holders named: NPR, KPR, SSB and the linker, not the
+            // pharmacy (a source without a share) nor the holder.
+            let key_holders = registers
+                .iter()
+                .filter(|r| **r != HOLDER && **r != SOURCE)
+                .chain(std::iter::once(&"LINKER"))
+                .map(|n| Name::new(*n).map_err(anyhow::Error::msg))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            vec![DomainSpec {
+                name: Name::new(HOLDER).map_err(anyhow::Error::msg)?,
+                holder: Name::new(HOLDER).map_err(anyhow::Error::msg)?,
+                key_holders: Some(key_holders),
+            }]
+        } else {
+            Vec::new()
+        },
     };
     fs::write(&manifest_path, toml::to_string_pretty(&manifest)?)?;
     ok(&["manifest", "check", p(&manifest_path)?])?;
@@ -355,6 +408,11 @@ pub(crate) struct Plan<'a> {
     pub(crate) threads: Option<usize>,
     /// The cohort: a register's name or `all`.
     pub(crate) cohort: &'a str,
+    /// The world as it is: RESEPT never holds fnr; a pharmacy source
+    /// delivers every year's dispensations into its register domain, and
+    /// the project links RESEPT's pseudonymous list with the others (with
+    /// synthetic data only; ignored with own extracts).
+    pub(crate) receipt: bool,
 }
 
 /// What a federation run measured.
@@ -392,6 +450,7 @@ pub(crate) fn run_demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         registers: &REGISTERS,
         threads: None,
         cohort: &args.cohort,
+        receipt: true,
     })?;
     let Some(problems) = outcome.problems else {
         println!("\nGround truth: not available for your own extracts.");
@@ -424,6 +483,7 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
     let out = args.out.canonicalize()?;
 
     // 1. Extracts.
+    let receipt = args.receipt && args.registers_src.is_none() && args.registers.contains(&HOLDER);
     let (pop, extracts) = match args.registers_src {
         Some(src) => {
             let mut found = BTreeMap::new();
@@ -462,8 +522,22 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
             {
                 let d = out.join("registers").join(e.name);
                 fs::create_dir_all(&d)?;
-                fs::write(d.join("extract.csv"), render_csv(e))?;
-                files.insert(e.name, d.join("extract.csv"));
+                let file = d.join("extract.csv");
+                if receipt && e.name == HOLDER {
+                    // RESEPT holds no fnr: its extract is the export of
+                    // its table, after the deliveries (below).
+                    let _ = fs::remove_file(&file);
+                } else {
+                    fs::write(&file, render_csv(e))?;
+                }
+                files.insert(e.name, file);
+            }
+            if receipt {
+                let d = out.join("registers").join(SOURCE);
+                fs::create_dir_all(&d)?;
+                for (year, e) in pop.by_year(HOLDER, YEAR_COLUMN) {
+                    fs::write(d.join(format!("dispensed-{year}.csv")), render_csv(&e))?;
+                }
             }
             (Some(pop), files)
         }
@@ -471,21 +545,30 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
     lap("generate population and extracts", &mut phases);
 
     // 2. Federation and nodes.
-    let manifest_path = federation(&out, args.registers)?;
+    let manifest_path = federation(&out, args.registers, receipt)?;
     let m = p(&manifest_path)?.to_string();
-    let nodes = start_nodes(
-        &out,
-        &manifest_path,
-        args.registers,
-        &extracts,
-        args.threads,
-    )?;
+    let mut members: Vec<&str> = args.registers.to_vec();
+    let mut extract_dirs = extracts.clone();
+    if receipt {
+        members.push(SOURCE);
+        extract_dirs.insert(
+            SOURCE,
+            out.join("registers").join(SOURCE).join("dispensed.csv"),
+        );
+    }
+    let nodes = start_nodes(&out, &manifest_path, &members, &extract_dirs, args.threads)?;
     println!(
         "Started {} node processes (QUIC on 127.0.0.1); logs in {}/nodes/<NODE>/node.log",
         nodes.0.len(),
         out.display()
     );
     lap("keys, manifest, start nodes", &mut phases);
+
+    if let (true, Some(pop)) = (receipt, &pop) {
+        let population = format!("persons {} seed {}", args.persons, args.seed);
+        receive_dispensations(&out, &m, pop, &extracts, &population)?;
+        lap("deliveries into RESEPT's domain", &mut phases);
+    }
 
     // 3. The project.
     let researcher = out.join("keys").join("researcher.key");
@@ -502,15 +585,21 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
         let columns: Vec<&str> = header
             .split(',')
             .map(str::trim)
-            .filter(|c| *c != "fnr")
+            .filter(|c| *c != "fnr" && *c != "pseudonym")
             .collect();
         let vars: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
         let types: Vec<String> = columns
             .iter()
             .filter_map(|c| Some(format!("{c} = \"{}\"", column_type(c)?)))
             .collect();
+        // A list keyed by the register's domain (a `pseudonym` column).
+        let domain = if receipt && *r == HOLDER {
+            format!("domain = \"{HOLDER}\"\n")
+        } else {
+            String::new()
+        };
         spec.push_str(&format!(
-            "\n[[registers]]\nname = \"{r}\"\nvariables = [{}]\ntypes = {{ {} }}\n",
+            "\n[[registers]]\nname = \"{r}\"\n{domain}variables = [{}]\ntypes = {{ {} }}\n",
             vars.join(", "),
             types.join(", ")
         ));
@@ -743,4 +832,211 @@ fn compare(
         ));
     }
     Ok(problems)
+}
+
+/// Every year's dispensations reach RESEPT from the pharmacy chain through
+/// a delivery into RESEPT's register domain, pseudonymised at receipt
+/// (PROTOCOL.md §10, `docs/deliveries.md`); then RESEPT's operators export
+/// its table as the project's extract: a `pseudonym` column and no fnr.
+///
+/// A reused federation whose domain already received this population's
+/// years exports the table it holds; one that received another
+/// population's is refused (the ground truth would not hold).
+fn receive_dispensations(
+    out: &Path,
+    m: &str,
+    pop: &Population,
+    extracts: &BTreeMap<&str, PathBuf>,
+    population: &str,
+) -> anyhow::Result<()> {
+    let key = |member: &str, k: u8| out.join("keys").join(format!("{member}-operator-{k}.key"));
+    let holder_key = key(HOLDER, 1);
+    let domain_status = || -> anyhow::Result<Option<(u64, u64, u64)>> {
+        let status = run(&[
+            "domain",
+            "status",
+            "--manifest",
+            m,
+            "--key",
+            p(&holder_key)?,
+            "--domain",
+            HOLDER,
+        ])?;
+        Ok(status
+            .status
+            .success()
+            .then(|| domain_counts(&String::from_utf8_lossy(&status.stdout)))
+            .flatten())
+    };
+
+    println!("Domain {HOLDER}: waiting for its key holders (NPR, KPR, SSB, LINKER) to commit their shares…");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let before = loop {
+        if let Some((committed, holders, deliveries)) = domain_status()? {
+            if committed == holders {
+                break deliveries;
+            }
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "domain {HOLDER}'s key holders did not all commit in 2 minutes; see `kobling domain status` and the node logs"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+
+    let marker = out.join("registers").join(SOURCE).join("delivered.txt");
+    let years = pop.by_year(HOLDER, YEAR_COLUMN);
+    if before > 0 {
+        ensure!(
+            fs::read_to_string(&marker).ok().as_deref() == Some(population),
+            "domain {HOLDER} in {} already holds deliveries of another synthetic population; use another --out",
+            out.display()
+        );
+        println!("Domain {HOLDER} received the dispensations in an earlier run ({before} deliveries); exporting its table again.");
+    } else {
+        let variables: Vec<&str> = pop
+            .extract(HOLDER)
+            .context("no RESEPT extract")?
+            .columns
+            .iter()
+            .copied()
+            .filter(|c| *c != "fnr")
+            .collect();
+        let variables = variables.join(",");
+        for year in years.keys() {
+            let id = format!("{HOLDER}-{year}");
+            let file = out
+                .join("registers")
+                .join(SOURCE)
+                .join(format!("dispensed-{year}.csv"));
+            println!("  {SOURCE} orders delivery {id} into domain {HOLDER}; two operators of {SOURCE} approve it with the year's file, two of {HOLDER} without");
+            eventually(
+                &[
+                    "delivery",
+                    "order",
+                    "--manifest",
+                    m,
+                    "--key",
+                    p(&key(SOURCE, 1))?,
+                    "--source",
+                    SOURCE,
+                    "--domain",
+                    HOLDER,
+                    "--id",
+                    &id,
+                    "--variables",
+                    &variables,
+                ],
+                "ordering a delivery",
+                Duration::from_secs(60),
+            )?;
+            for k in 1..=2 {
+                eventually(
+                    &[
+                        "delivery",
+                        "approve",
+                        "--manifest",
+                        m,
+                        "--key",
+                        p(&key(SOURCE, k))?,
+                        "--delivery",
+                        &id,
+                        "--extract",
+                        p(&file)?,
+                    ],
+                    "a source operator's approval",
+                    Duration::from_secs(60),
+                )?;
+                eventually(
+                    &[
+                        "delivery",
+                        "approve",
+                        "--manifest",
+                        m,
+                        "--key",
+                        p(&key(HOLDER, k))?,
+                        "--delivery",
+                        &id,
+                    ],
+                    "a holder operator's approval",
+                    Duration::from_secs(60),
+                )?;
+            }
+        }
+        let want = years.len() as u64;
+        let deadline = Instant::now() + Duration::from_secs(900);
+        let mut shown = u64::MAX;
+        loop {
+            let received = domain_status()?.map_or(0, |(_, _, d)| d);
+            if received != shown {
+                println!("  {HOLDER} received {received} of {want} deliveries (chain: NPR, KPR, SSB, LINKER; each list checked end to end)");
+                shown = received;
+            }
+            if received >= want {
+                break;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{HOLDER} received {received} of {want} deliveries in 15 minutes; see `kobling delivery status` and the node logs"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        fs::write(&marker, population)?;
+    }
+
+    let table = extracts.get(HOLDER).context("no RESEPT extract path")?;
+    let _ = fs::remove_file(table);
+    ok(&[
+        "delivery",
+        "export",
+        "--dir",
+        p(&out.join("nodes").join(HOLDER))?,
+        "--domain",
+        HOLDER,
+        "--out",
+        p(table)?,
+    ])?;
+    // The demo's own check of the promise: no fnr in the holder's export.
+    let text = fs::read_to_string(table)?;
+    ensure!(
+        text.lines()
+            .next()
+            .is_some_and(|h| h.starts_with("pseudonym,")),
+        "{}: the export does not start with a pseudonym column",
+        table.display()
+    );
+    let fnr: std::collections::HashSet<&str> = pop.persons.iter().map(|q| q.id.expose()).collect();
+    ensure!(
+        !text
+            .split([',', '\n'])
+            .any(|field| fnr.contains(field.trim())),
+        "{}: the holder's export contains a fødselsnummer",
+        table.display()
+    );
+    println!(
+        "  {HOLDER}'s table: {} rows under Ψ_{HOLDER}, exported to {} (pseudonym column, no fnr)",
+        text.lines().count().saturating_sub(1),
+        table.display()
+    );
+    Ok(())
+}
+
+/// `(committed, key holders, deliveries)` from `kobling domain status`
+/// (its line "N of M committed; deliveries D; …").
+fn domain_counts(status: &str) -> Option<(u64, u64, u64)> {
+    let line = status
+        .lines()
+        .find(|l| l.contains(" committed; deliveries "))?;
+    let mut words = line.split_whitespace();
+    let committed = words.next()?.parse().ok()?;
+    let _of = words.next()?;
+    let holders = words.next()?.parse().ok()?;
+    let deliveries = line
+        .split("deliveries ")
+        .nth(1)?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    Some((committed, holders, deliveries))
 }

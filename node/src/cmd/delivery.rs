@@ -83,6 +83,12 @@ pub(crate) enum DeliveryCommand {
         /// Keep asking until the delivery is received or closed.
         #[arg(long, requires = "manifest")]
         watch: bool,
+        /// Write the delivery's whole signed transcript to FILE (a new
+        /// file), for `kobling audit verify`; the linker gives it to the
+        /// operator who ordered the delivery. With `--watch`, once the
+        /// delivery is received or closed.
+        #[arg(long, value_name = "FILE", requires = "manifest")]
+        transcript: Option<PathBuf>,
     },
     /// Approve a delivery at your own register's node: an operator of the
     /// source with `--extract` (an `fnr` column, no `pseudonym` column),
@@ -152,10 +158,17 @@ impl DeliveryCommand {
                 key,
                 delivery,
                 watch,
+                transcript,
             } => match (dir, domain, manifest, key, delivery) {
                 (Some(dir), Some(domain), None, None, None) => status(&dir, &domain),
                 (None, None, Some(manifest), Some(key), Some(delivery)) => {
-                    super::delivery_status::status(&manifest, &key, &delivery, watch)
+                    super::delivery_status::status(
+                        &manifest,
+                        &key,
+                        &delivery,
+                        watch,
+                        transcript.as_deref(),
+                    )
                 }
                 _ => bail!(
                     "either --dir NODE_DIR --domain R (at the holder) or --manifest M --key OPERATOR_KEY --delivery ID"

@@ -44,6 +44,17 @@ pub(crate) fn phase(entries: &[Entry]) -> &'static str {
     }
 }
 
+/// The order of the phases.
+fn rank(phase: &str) -> u8 {
+    match phase {
+        "chaining" => 1,
+        "checked" => 2,
+        "received" => 3,
+        "closed" => 4,
+        _ => 0,
+    }
+}
+
 /// The lines `status` prints for `entries`, the phase last.
 pub(crate) fn lines(entries: &[Entry]) -> Vec<String> {
     let mut out = Vec::new();
@@ -104,6 +115,7 @@ pub(crate) fn status(
     key: &Path,
     delivery: &str,
     watch: bool,
+    save: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let manifest: Manifest = manifest_file::load(manifest)?;
     let key = KeyFile::load(key)?;
@@ -116,15 +128,44 @@ pub(crate) fn status(
         .enable_all()
         .build()?;
     loop {
-        let (entries, _) = rt.block_on(super::project::status::status_entries(
+        let (entries, notice, file) = rt.block_on(super::project::status::status_reply(
             &manifest, &key, &id, &linker,
         ))?;
         anyhow::ensure!(!entries.is_empty(), "{linker} holds no delivery {id}");
-        let lines = lines(&entries);
+        let mut lines = lines(&entries);
+        // An operator who did not order the delivery reads the transcript
+        // up to the chain; the linker's signed notice tells what followed.
+        let told = match notice {
+            Some(kobling_protocol::notice::Notified::Closed) => Some("closed"),
+            Some(kobling_protocol::notice::Notified::Delivered) => Some("received"),
+            Some(kobling_protocol::notice::Notified::Linked) => Some("checked"),
+            None => None,
+        };
+        let shown = phase(&entries);
+        let phase = match told {
+            Some(t) if rank(t) > rank(shown) => t,
+            _ => shown,
+        };
+        if let Some(last) = lines.last_mut() {
+            *last = format!("phase: {phase}");
+        }
         for l in &lines {
             say!("{l}");
         }
-        let done = matches!(phase(&entries), "received" | "closed");
+        let done = matches!(phase, "received" | "closed");
+        if let (Some(path), true) = (save, !watch || done) {
+            // The whole signed transcript, for `kobling audit verify`: the
+            // linker gives it to the operator who ordered the delivery.
+            let file = file.context(
+                "the linker gave the transcript's register part only: the operator who ordered the delivery can save it",
+            )?;
+            use std::io::Write as _;
+            let mut out = crate::private_fs::create_new(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            out.write_all(&file)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            say!("transcript written to {}", path.display());
+        }
         if !watch || done {
             return Ok(ExitCode::SUCCESS);
         }

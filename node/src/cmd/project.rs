@@ -621,10 +621,15 @@ async fn approve_without_extract(
     order: &ProjectOrder,
     order_entry: Entry,
 ) -> anyhow::Result<ExitCode> {
-    let holds_key = kobling_protocol::domain::key_registers(manifest, order).contains(register);
+    let takes_part = kobling_protocol::domain::member_registers(manifest, order).contains(register);
     ensure!(
-        holds_key && !order.register_names().contains(register),
+        !order.register_names().contains(register),
         "{register} has a list in project {}: approve its extract with --extract FILE",
+        order.project
+    );
+    ensure!(
+        takes_part,
+        "{register} takes no part in project {}: its operators have nothing to approve",
         order.project
     );
     let project = order.project.clone();

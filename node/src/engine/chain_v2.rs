@@ -305,16 +305,19 @@ impl Engine {
         } else {
             let mut state = match self.v2_hops.register.remove(&cache) {
                 Some(s) if s.next_chunk() == ChunkIndex(done) => s,
-                _ => RegisterHop::new(
-                    header.clone(),
-                    hop,
-                    self.me.clone(),
-                    StepKey::plain(step_share),
-                    senders,
-                    step_keys,
-                )
-                .and_then(|h| h.resume(records))
-                .map_err(|e| refuse(RefusalCode::Hop, e.to_string()))?,
+                _ => {
+                    let step = self.register_step_key(&view, project, &list, step_share)?;
+                    RegisterHop::new(
+                        header.clone(),
+                        hop,
+                        self.me.clone(),
+                        step,
+                        senders,
+                        step_keys,
+                    )
+                    .and_then(|h| h.resume(records))
+                    .map_err(|e| refuse(RefusalCode::Hop, e.to_string()))?
+                }
             };
             let out = match state.handle_chunk(&msg, &self.signing, &mut self.rng) {
                 Ok(out) => out,

@@ -191,39 +191,61 @@ impl Engine {
         &self,
         project: &ProjectId,
     ) -> Outcome<(Vec<transcript::Entry>, DeliveryPlan)> {
+        let (entries, plan) = self.delivery_here(project)?;
+        if plan.spec.holder != self.me {
+            return Err(refuse(
+                RefusalCode::Unexpected,
+                format!("{} does not hold the domain of delivery {project}", self.me),
+            ));
+        }
+        Ok((entries, plan))
+    }
+
+    /// The delivery `project` held here, with its plan.
+    fn delivery_here(
+        &self,
+        project: &ProjectId,
+    ) -> Outcome<(Vec<transcript::Entry>, DeliveryPlan)> {
         let entries = self.store.entries(project)?;
-        let view = ProjectView::new(&self.manifest, &entries);
-        let plan = view
+        let plan = ProjectView::new(&self.manifest, &entries)
             .delivery_plan()
-            .filter(|p| p.spec.holder == self.me)
             .ok_or_else(|| {
                 refuse(
                     RefusalCode::Unexpected,
-                    format!(
-                        "{} holds no delivery {project} into a domain it holds",
-                        self.me
-                    ),
+                    format!("{project} is not a delivery held here"),
                 )
             })?;
         Ok((entries, plan))
     }
 
-    /// Holder: the source's blinding β (β₁ of a source without a share),
-    /// sealed to this node; kept once it opens.
-    pub(super) fn holder_blinding(
+    /// A register: a part of a delivery's blinding from its source, sealed
+    /// to this node: β (β₁ of a source without a share) at the holder, β₂
+    /// at hop 1 of a split source. Kept once it opens; refused anywhere
+    /// else.
+    pub(super) fn delivery_blinding(
         &mut self,
         project: &ProjectId,
         list: &Name,
         sealed: &WrappedKey,
     ) -> Outcome<Vec<Message>> {
-        let (_, plan) = self.held_delivery(project)?;
+        let (_, plan) = self.delivery_here(project)?;
         if *list != plan.source {
             return Err(refuse(
                 RefusalCode::UnknownList,
                 format!("delivery {project} has no list {list}"),
             ));
         }
-        self.open_delivery_blinding(project, &plan, sealed)?;
+        if plan.spec.holder == self.me {
+            self.open_delivery_blinding(project, &plan, sealed)?;
+        } else if plan.split && plan.hops.first() == Some(&self.me) {
+            self.open_second_blinding(project, &plan, sealed)?;
+        } else {
+            tracing::warn!(node = %self.me, delivery = %project, "a blinding for a delivery this node does not unblind: refused");
+            return Err(refuse(
+                RefusalCode::Unexpected,
+                format!("{} removes no blinding of delivery {project}", self.me),
+            ));
+        }
         self.store.transaction(|tx| {
             tx.put_blob(
                 LinkerTable::Blinding,
@@ -236,7 +258,7 @@ impl Engine {
         Ok(vec![ack()])
     }
 
-    /// β (β₁) opened with this node's key.
+    /// The holder: β (β₁) opened with this node's key.
     fn open_delivery_blinding(
         &self,
         project: &ProjectId,
@@ -257,6 +279,54 @@ impl Engine {
                 ),
             )
         })
+    }
+
+    /// Hop 1 of a split source: β₂ opened with this node's key.
+    fn open_second_blinding(
+        &self,
+        project: &ProjectId,
+        plan: &DeliveryPlan,
+        sealed: &WrappedKey,
+    ) -> Outcome<kobling_protocol::share::Share> {
+        let sk = HpkeSecretKey::from_bytes(*self.keystore.x25519_secret_bytes());
+        open_blinding_part(&sk, project, &plan.source, BlindingPart::Second, sealed).map_err(|_| {
+            refuse(
+                RefusalCode::Blinding,
+                format!("delivery {project}: β₂ does not open with this node's key"),
+            )
+        })
+    }
+
+    /// The step of this register over `list`: `k` (`share`) as a plain
+    /// step, or, at hop 1 after a delivery's source without a share,
+    /// `k·β₂⁻¹` proven against `D₂`.
+    pub(super) fn register_step_key(
+        &mut self,
+        view: &ProjectView<'_>,
+        project: &ProjectId,
+        list: &Name,
+        share: kobling_protocol::share::Share,
+    ) -> Outcome<kobling_protocol::v2::StepKey> {
+        let Some(plan) = view
+            .delivery_plan()
+            .filter(|p| p.split && p.hops.first() == Some(&self.me))
+        else {
+            return Ok(kobling_protocol::v2::StepKey::plain(share));
+        };
+        let sealed = self
+            .store
+            .transaction(|tx| tx.blobs(LinkerTable::Blinding, project, list))?
+            .into_iter()
+            .next()
+            .and_then(|b| postcard::from_bytes::<WrappedKey>(&b).ok())
+            .ok_or_else(|| not_ready(format!("delivery {project}: β₂ has not arrived")))?;
+        let beta2 = self.open_second_blinding(project, &plan, &sealed)?;
+        let blinding: Vec<_> = view
+            .v2_list(list)
+            .map(|l| l.announcement.blinding.to_vec())
+            .unwrap_or_default();
+        plan.step_key(&self.me, share, &blinding, Some(&beta2), &mut self.rng)
+            .map_err(|e| refuse(RefusalCode::Blinding, e.to_string()))
     }
 
     /// Holder: the delivery's transcript as the linker signed it, verified

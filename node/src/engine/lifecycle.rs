@@ -179,8 +179,7 @@ impl Engine {
         let entries = self.client_request(req, Action::Status, now, |order| {
             researcher.set(req.key == order.researcher_signing_key);
             researcher.get()
-                || order
-                    .register_names()
+                || kobling_protocol::domain::member_registers(&manifest, order)
                     .iter()
                     .any(|r| manifest.is_operator_of(r, &req.key))
         })?;

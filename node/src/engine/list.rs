@@ -96,9 +96,26 @@ impl Engine {
             .store
             .transaction(|tx| tx.extract_path(project, &extract.0))?
             .ok_or_else(|| not_ready("the approved extract's path is not known"))?;
-        let share = self
-            .keystore
-            .share(&super::delivery_run::key_domain(view, project))?;
+        // A delivery's source without a share of the domain splits its
+        // blinding (β₂ to hop 1); it has no share to use.
+        let split = view.delivery_plan().filter(|p| p.split);
+        let share = match &split {
+            Some(_) => kobling_protocol::share::Share::random(&mut self.rng),
+            None => self
+                .keystore
+                .share(&super::delivery_run::key_domain(view, project))?,
+        };
+        let split_hop1 = match split.as_ref().and_then(|p| p.hops.first()) {
+            Some(hop1) => Some(
+                self.manifest
+                    .member(hop1)
+                    .and_then(|m| HpkePublicKey::from_bytes(m.hpke_key.0).ok())
+                    .ok_or_else(|| {
+                        refuse(RefusalCode::Manifest, format!("no HPKE key of {hop1}"))
+                    })?,
+            ),
+            None => None,
+        };
         let researcher = HpkePublicKey::from_bytes(order.researcher_hpke_key.0)
             .map_err(|e| refuse(RefusalCode::Order, e.to_string()))?;
         let linker = self
@@ -144,6 +161,7 @@ impl Engine {
             pseudonymous: order.list_domain(&self.me).is_some(),
             domain: order.key_domain(),
             delivery: order.delivery_id(),
+            split_hop1,
         })
     }
 
@@ -163,6 +181,7 @@ impl Engine {
             invalid_rows,
             seconds,
             owner_list,
+            second,
         } = prepared;
         let (persons, rows) = (announcement.persons, announcement.rows);
         // A delivery's list names it, and its β goes to the holder.
@@ -173,9 +192,18 @@ impl Engine {
             .map_or_else(|| linker.clone(), |p| p.spec.holder.clone());
         let (body, owner_list) = match owner_list {
             Some(o) => (
-                Body::ListAnnouncedV2(kobling_protocol::v2::ListAnnouncementV2 {
-                    delivery: plan.as_ref().map(|p| p.delivery),
-                    ..super::chain_v2::announcement_v2(announcement)
+                Body::ListAnnouncedV2({
+                    let mut a = super::chain_v2::announcement_v2(announcement);
+                    a.delivery = plan.as_ref().map(|p| p.delivery);
+                    if let Some(second) = &second {
+                        // A split blinding announces [D₁, D₂].
+                        a.blinding = kobling_protocol::bounded::BoundedVec::new(vec![
+                            a.blinding[0],
+                            second.commitment,
+                        ])
+                        .map_err(|_| crate::store::StoreError::Corrupt("blinding"))?;
+                    }
+                    a
                 }),
                 Some(self.sign(project, Body::OwnerListV2(o), now)),
             ),
@@ -188,6 +216,18 @@ impl Engine {
                 return Ok::<_, Refused>(false);
             }
             let slot = tx.reserve(project, &linker)?;
+            // β₂ reaches hop 1 before the first chunk, which it needs.
+            if let (Some(second), Some(hop1)) = (&second, plan.as_ref().and_then(|p| p.hops.first())) {
+                tx.send(
+                    project,
+                    hop1,
+                    &Message::Blinding {
+                        project: project.clone(),
+                        list: me.clone(),
+                        sealed: second.sealed.clone(),
+                    },
+                )?;
+            }
             let mut kept = 0u64;
             staging.for_each_queued(|dest, bytes| {
                 if owner_list.is_some() {

@@ -492,7 +492,7 @@ impl Engine {
                     sealed,
                 },
                 Peer::Member(_),
-            ) => self.holder_blinding(&project, &list, &sealed)?,
+            ) => self.delivery_blinding(&project, &list, &sealed)?,
             (Message::TranscriptFile { bytes }, Peer::Member(_)) => {
                 self.holder_transcript(&bytes)?
             }

@@ -46,8 +46,8 @@ pub use convert::{
     ConversionKey, ConversionStep, StepProofs,
 };
 pub use project::{
-    converting_domain, key_registers, validate_order_domains, verify_binding, ConversionBinding,
-    PseudonymousList,
+    converting_domain, key_registers, member_registers, validate_order_domains, verify_binding,
+    ConversionBinding, PseudonymousList,
 };
 pub use pseudonym::{
     parse_pseudonym, pseudonym_hex, PseudonymError, PseudonymListBuilder, PseudonymStats,

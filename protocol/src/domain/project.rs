@@ -144,6 +144,17 @@ pub fn key_registers(manifest: &Manifest, order: &ProjectOrder) -> Vec<Name> {
     }
 }
 
+/// The registers that take part in `order` and hold its transcript's
+/// register prefix: [`key_registers`], and of a delivery also its source
+/// and its holder ([`crate::receipt::DeliveryPlan::members`]). Their
+/// operators may read the project's status.
+pub fn member_registers(manifest: &Manifest, order: &ProjectOrder) -> Vec<Name> {
+    match crate::receipt::DeliveryPlan::new(manifest, order) {
+        Ok(plan) => plan.members(manifest),
+        Err(_) => key_registers(manifest, order),
+    }
+}
+
 /// Whether `member` converts `list` (of `order`): the list is keyed by a
 /// domain of which `member` is a key holder. Returns the domain.
 pub fn converting_domain<'o>(

@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use kobling_protocol::{
     manifest::Manifest,
     messages::{Action, Message},
-    notice::PhaseNotice,
+    notice::{Notified, PhaseNotice},
     project::{Phase, ProjectView},
     transcript::{self, Body, Entry},
     types::{HopIndex, Name, ProjectId},
@@ -26,6 +26,33 @@ pub(crate) async fn status_entries(
     project: &ProjectId,
     node: &Name,
 ) -> anyhow::Result<(Vec<Entry>, Option<PhaseNotice>)> {
+    status_answer(manifest, key, project, node)
+        .await
+        .map(|(entries, notice, _)| (entries, notice))
+}
+
+/// As [`status_entries`], with the notice's phase only, and the signed
+/// transcript file as received when the node answered with one (the
+/// linker, to the order's key).
+pub(crate) async fn status_reply(
+    manifest: &Manifest,
+    key: &KeyFile,
+    project: &ProjectId,
+    node: &Name,
+) -> anyhow::Result<(Vec<Entry>, Option<Notified>, Option<Vec<u8>>)> {
+    status_answer(manifest, key, project, node)
+        .await
+        .map(|(entries, notice, file)| (entries, notice.map(|n| n.phase), file))
+}
+
+/// The node's answer: the entries, the checked phase notice, and the
+/// transcript file if it sent one.
+async fn status_answer(
+    manifest: &Manifest,
+    key: &KeyFile,
+    project: &ProjectId,
+    node: &Name,
+) -> anyhow::Result<(Vec<Entry>, Option<PhaseNotice>, Option<Vec<u8>>)> {
     let request = request(manifest, node, project, Action::Status)?.sign(&key.signing);
     let linker_key = manifest.linker().context("no linker")?.signing_key;
     let mut replies = ask(manifest, node, Message::Status(request))
@@ -38,7 +65,7 @@ pub(crate) async fn status_entries(
                 .check(&entries, &linker_key)
                 .map_err(|()| anyhow::anyhow!("the transcript's trailer does not verify"))?;
             transcript::verify(&entries, None, manifest)?;
-            Ok((entries, None))
+            Ok((entries, None, Some(bytes.to_vec())))
         }
         Some(Message::Entries { entries, .. }) => {
             let entries = entries.into_inner();
@@ -51,7 +78,7 @@ pub(crate) async fn status_entries(
                 }
                 _ => None,
             };
-            Ok((entries, notice))
+            Ok((entries, notice, None))
         }
         Some(Message::Refused { code, detail }) => bail!("refused ({code}): {detail}"),
         other => bail!(

@@ -12,7 +12,7 @@ use kobling_protocol::{
     refusal::RefusalCode,
     transcript::{self, Body},
     types::{ChunkIndex, HopIndex, Name, ProjectId, UnixTime},
-    v2::{pass_step, Combination, ListCheck, OwnerCheckBuilder, Pass, PassContext, StepKey},
+    v2::{pass_step, Combination, ListCheck, OwnerCheckBuilder, Pass, PassContext},
 };
 
 use super::{Chain, KEPT_Y, KEPT_Z, PENDING_CHECK, SENT_CHECK};
@@ -126,7 +126,8 @@ impl Engine {
                 format!("step {hop} of list {list}'s pass is not this node's"),
             ));
         }
-        let step = StepKey::plain(self.step_share(&view, project, &list)?);
+        let share = self.step_share(&view, project, &list)?;
+        let step = self.register_step_key(&view, project, &list, share)?;
         let linker = self.linker();
         let made = pass_step(&ctx, &pass, HopIndex(hop), &step, &mut self.rng);
         let (to, out) = match made {
