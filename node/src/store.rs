@@ -307,8 +307,10 @@ impl Store {
             }
             let (id, bytes) = r?;
             budget = budget.saturating_sub(bytes.len());
-            let msg =
-                messages::decode(&bytes).map_err(|_| StoreError::Corrupt("outbox message"))?;
+            let msg = messages::decode(&bytes)
+                .ok()
+                .or_else(|| legacy::message(&bytes))
+                .ok_or(StoreError::Corrupt("outbox message"))?;
             out.push((id, msg));
         }
         Ok(out)

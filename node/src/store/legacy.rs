@@ -3,6 +3,7 @@
 //! upgrade).
 
 use kobling_protocol::{
+    messages::Message,
     notice::{Notified, PhaseNotice, SignedPhaseNotice},
     transcript::Sig,
     types::ProjectId,
@@ -31,6 +32,24 @@ impl From<LegacyNotice> for SignedPhaseNotice {
         }
     }
 }
+
+/// A queued message (`outbox` table) in the form an earlier version
+/// encoded it, if it is one: a phase notice (wire kind 18) without the
+/// failed list. Without this, such a notice still queued at an upgrade
+/// would stop its destination's queue.
+pub(super) fn message(bytes: &[u8]) -> Option<Message> {
+    let (&kind, body) = bytes.split_first()?;
+    if kind != NOTICE_KIND {
+        return None;
+    }
+    match postcard::take_from_bytes::<LegacyNotice>(body) {
+        Ok((old, [])) => Some(Message::Notice(old.into())),
+        _ => None,
+    }
+}
+
+/// `Message::Notice`'s wire kind (`docs/protocol.md` §12).
+const NOTICE_KIND: u8 = 18;
 
 #[cfg(test)]
 mod tests {
@@ -71,5 +90,20 @@ mod tests {
         assert_eq!(read, signed);
         let lk = Ed25519Key(linker.verifying_key().to_bytes());
         assert_eq!(read.check(&project, &lk), Ok(Notified::Closed));
+
+        // The same notice queued as a message before the upgrade.
+        let mut queued = vec![NOTICE_KIND];
+        queued.extend_from_slice(&old);
+        assert!(kobling_protocol::messages::decode(&queued).is_err());
+        assert_eq!(message(&queued), Some(Message::Notice(signed.clone())));
+        assert_eq!(
+            kobling_protocol::messages::encode(&Message::Notice(signed))[0],
+            NOTICE_KIND
+        );
+        // Anything else stays undecodable.
+        queued.push(0);
+        assert_eq!(message(&queued), None);
+        assert_eq!(message(&[17, 0]), None);
+        assert_eq!(message(&[]), None);
     }
 }
