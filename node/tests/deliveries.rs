@@ -69,6 +69,15 @@ fn held(
     out
 }
 
+/// A population whose NPR, KPR and RESEPT extracts all have rows.
+fn population() -> kobling_sim::population::Population {
+    generate(&PopulationConfig {
+        persons: 120,
+        seed: 5,
+        ..Default::default()
+    })
+}
+
 fn domain_ready(net: &mut Net) {
     net.run_until(120_000, |net| {
         Ok(net
@@ -83,12 +92,7 @@ fn domain_ready(net: &mut Net) {
 fn a_delivery_reaches_the_holder_under_the_domain_pseudonym_and_closes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let fed = federation(dir.path());
-    let pop = generate(&PopulationConfig {
-        persons: 120,
-        seed: 5,
-        ..Default::default()
-    });
-    let npr = pop.extract("NPR").expect("NPR").clone();
+    let npr = population().extract("NPR").expect("NPR").clone();
     let mut net = fed.start(16, Faults::default(), 9).expect("net");
     domain_ready(&mut net);
 
@@ -173,12 +177,7 @@ fn next_year(extract: &Extract, source: &'static str) -> Extract {
 fn the_same_person_gets_the_same_pseudonym_across_years_and_sources() {
     let dir = tempfile::tempdir().expect("tempdir");
     let fed = federation(dir.path());
-    let pop = generate(&PopulationConfig {
-        persons: 120,
-        seed: 5,
-        ..Default::default()
-    });
-    let npr = pop.extract("NPR").expect("NPR").clone();
+    let npr = population().extract("NPR").expect("NPR").clone();
     let kpr = next_year(&npr, "KPR");
     let mut net = fed.start(16, Faults::default(), 4).expect("net");
     domain_ready(&mut net);
@@ -226,11 +225,7 @@ fn a_pharmacy_without_a_share_delivers_through_a_split_blinding() {
             key_holders: Some(vec![name("NPR"), name("KPR"), name(LINKER)]),
         });
     fed.manifest.validate().expect("manifest");
-    let pop = generate(&PopulationConfig {
-        persons: 120,
-        seed: 5,
-        ..Default::default()
-    });
+    let pop = population();
     let mut apotek = pop.extract("RESEPT").expect("RESEPT").clone();
     apotek.name = "APOTEK";
     assert!(!apotek.rows.is_empty());
@@ -265,6 +260,123 @@ fn a_pharmacy_without_a_share_delivers_through_a_split_blinding() {
         .transcript(&name(LINKER), &order.project)
         .expect("transcript");
     transcript::verify(&entries, None, &fed.manifest).expect("the delivery's transcript verifies");
+}
+
+#[test]
+fn a_chain_v1_linker_refuses_a_delivery_upfront() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fed = federation(dir.path());
+    let npr = population().extract("NPR").expect("NPR").clone();
+    let mut net = fed.start_v1(16, Faults::default(), 3).expect("net");
+    let order = fed
+        .delivery_order("NPR-SSB-2025", &npr, "SSB")
+        .expect("order");
+    let replies = fed.submit_delivery(&mut net, &order).expect("answered");
+    let refused = format!("{replies:?}");
+    assert!(refused.contains("chain v2 only"), "{refused}");
+    assert!(net
+        .transcript(&name(LINKER), &order.project)
+        .expect("store")
+        .is_empty());
+}
+
+/// Issue 15 item 1 with real deliveries: NPR's seed of the domain is lost;
+/// its operators re-share from the two-passphrase backup; the holder's
+/// table is converted. A new delivery of the same persons then gets
+/// exactly the pseudonyms the converted table holds.
+#[test]
+fn after_replacing_a_key_holders_share_a_new_delivery_matches_the_stored_table() {
+    use kobling_keys::{backup::open_backup, KdfParams};
+    use kobling_node::reshare::{Reshare, ReshareError};
+    use kobling_protocol::messages::Message;
+    use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fed = federation(dir.path());
+    let npr = population().extract("NPR").expect("NPR").clone();
+    let kpr = next_year(&npr, "KPR");
+    let mut net = fed.start(16, Faults::default(), 12).expect("net");
+    domain_ready(&mut net);
+    let first = fed
+        .order_delivery(&mut net, "KPR-SSB-2025", &kpr, "SSB")
+        .expect("first");
+    fed.await_delivery(&mut net, &first, &name("SSB"))
+        .expect("first received");
+    let before = held(&mut net, &first.delivery_id().expect("id"));
+
+    let r = Domain::Register(name("SSB"));
+    let kdf = KdfParams::new(64, 1, 1).expect("kdf");
+    let backup = fed
+        .keystore("NPR")
+        .expect("keystore")
+        .backup_domain(&r, "first passphrase", "second passphrase", kdf)
+        .expect("backup");
+    let old = open_backup(&r, &backup, "first passphrase", "second passphrase").expect("opens");
+    net.crash(&name("NPR"));
+    for e in std::fs::read_dir(dir.path().join("NPR").join("keys").join("domains")).expect("seeds")
+    {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "seed") {
+            std::fs::remove_file(p).expect("lose the seed");
+        }
+    }
+    net.restart(&name("NPR")).expect("restart");
+    let operator = fed.operators[&name("NPR")][0].clone();
+    let manifest = fed.manifest.clone();
+    let mut ks = fed.keystore("NPR").expect("keystore");
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let now = net.now();
+    Reshare {
+        manifest: &manifest,
+        domain: &name("SSB"),
+        member: &name("NPR"),
+        operator: &operator,
+        now,
+        send: |m: Message| {
+            net.client(&name("SSB"), m)
+                .map_err(|e| ReshareError::Transport(Box::new(e)))
+        },
+    }
+    .run(&mut ks, &old, &mut rng)
+    .expect("re-shared");
+    net.settle(60_000).expect("settles");
+    let converted = held(&mut net, &first.delivery_id().expect("id"));
+    assert_ne!(converted, before, "the table is converted");
+    assert_eq!(converted, expected(&fed, &kpr), "Ψ_SSB under the new share");
+    // The kept record's digest is the converted table's (what `kobling
+    // delivery status --dir` checks).
+    for d in net
+        .engine(&name("SSB"))
+        .expect("holder")
+        .received_deliveries(&name("SSB"))
+        .expect("deliveries")
+    {
+        let mut table = kobling_protocol::receipt::TableDigest::new(&name("SSB"), &d.delivery);
+        net.engine(&name("SSB"))
+            .expect("holder")
+            .for_each_domain_row(&name("SSB"), &d.delivery, |r| {
+                let bytes = kobling_protocol::seal::encode_rows(&[r.values]).expect("encode");
+                table.push(&r.pseudonym, r.row, &bytes);
+                Ok(())
+            })
+            .expect("rows");
+        let DomainBody::Delivery { table: kept, .. } = d.record else {
+            panic!("not a delivery record")
+        };
+        assert_eq!(table.counts().2, kept);
+    }
+
+    // The same persons, delivered again with NPR's new share.
+    let second = fed
+        .order_delivery(&mut net, "KPR-SSB-2026", &kpr, "SSB")
+        .expect("second");
+    fed.await_delivery(&mut net, &second, &name("SSB"))
+        .expect("second received");
+    let again = held(&mut net, &second.delivery_id().expect("id"));
+    assert_eq!(
+        again, converted,
+        "every stored pseudonym matches the new delivery"
+    );
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -589,3 +589,46 @@ fn identifiers_in_a_variable_are_warned_about() {
         serde_json::json!([{"column": "mor_fnr", "values": 1}])
     );
 }
+
+/// A domain holder's extract, keyed by `pseudonym` (issue 15 item 3): read
+/// as the node reads it, invalid pseudonyms counted per reason and never
+/// printed.
+#[test]
+fn a_holders_pseudonym_extract_is_checked_with_invalid_pseudonyms_counted_per_reason() {
+    // The Ristretto basepoint, canonical; the same with a non-hex
+    // character; one digit short.
+    let valid = "e2f2ae0a6abc4e71a884a961c500515f58e30b6aa582dd8db6a65945e08d2d76";
+    let non_hex = "z2f2ae0a6abc4e71a884a961c500515f58e30b6aa582dd8db6a65945e08d2d76";
+    let short = &valid[1..];
+    let d = Dir::new();
+    let file = d.file(
+        "holder.csv",
+        format!("pseudonym,atc\n{valid},A10\n{valid},B01\n{non_hex},C02\n{short},D03\n"),
+    );
+    let (code, report) = check_json(&file, &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["extract"]["persons"], 1, "{report}");
+    assert_eq!(report["extract"]["valid_rows"], 2, "{report}");
+    let found = reasons(&report);
+    assert!(
+        found
+            .iter()
+            .any(|(r, n, l)| r == "non-hex" && *n == 1 && l == &[4]),
+        "{found:?}"
+    );
+    assert_eq!(found.iter().map(|(_, n, _)| n).sum::<u64>(), 2, "{found:?}");
+    let text = check(&file, &[]);
+    for p in [valid, non_hex, short] {
+        assert!(
+            !text.stdout.contains(p) && !text.stderr.contains(p),
+            "{}",
+            text.stdout
+        );
+    }
+    // A mapping of changed identifiers does not apply to pseudonyms.
+    let mapping = d.file("mapping.csv", "old,current\n");
+    assert_eq!(
+        check(&file, &["--mapping", mapping.to_str().expect("utf-8")]).code,
+        2
+    );
+}

@@ -150,30 +150,17 @@ impl OwnerList {
         chunk_size: u32,
         rng: &mut R,
     ) -> Result<Self, OwnerError> {
-        if !chunk_size.is_power_of_two() || chunk_size as usize > MAX_CHUNK_POINTS {
-            return Err(OwnerError::BadChunkSize);
-        }
+        let context = list_context(project, list, persons, chunk_size)?;
         let blinding = Share::random(rng);
-        let content_key = ContentKey::generate(rng);
-        let blinding_for_linker = seal_blinding(linker, project, list, &blinding, rng);
-        let wrapped_content_key = content_key.wrap(researcher, project, list, rng);
-        Ok(Self {
-            context: ListContext {
-                project: project.clone(),
-                list: list.clone(),
-                persons,
-                chunk_size,
-            },
-            owner_key: blinding.product(share),
-            blinding_commitment: blinding.invert().commitment(),
-            blinding_for_linker,
-            content_key,
-            wrapped_content_key,
-            next_chunk: 0,
-            chunk_roots: Vec::new(),
-            sealed: MerkleBuilder::new(),
-            second: None,
-        })
+        let commitment = blinding.invert().commitment();
+        Self::start(
+            context,
+            blinding.product(share),
+            commitment,
+            researcher,
+            |rng| (seal_blinding(linker, project, list, &blinding, rng), None),
+            rng,
+        )
     }
 
     /// Starts list `list` of an owner that holds no share of the key
@@ -196,37 +183,56 @@ impl OwnerList {
         chunk_size: u32,
         rng: &mut R,
     ) -> Result<Self, OwnerError> {
-        if !chunk_size.is_power_of_two() || chunk_size as usize > MAX_CHUNK_POINTS {
-            return Err(OwnerError::BadChunkSize);
-        }
+        let context = list_context(project, list, persons, chunk_size)?;
         let split = crate::v2::SplitBlinding::random(rng);
         let [d1, d2] = split.commitments();
-        let content_key = ContentKey::generate(rng);
         let part = |to, part, share: &Share, rng: &mut R| {
             crate::seal::seal_blinding_part(to, project, list, part, share, rng)
         };
-        let blinding_for_linker = part(first, crate::seal::BlindingPart::First, split.first(), rng);
-        let sealed = part(hop1, crate::seal::BlindingPart::Second, split.second(), rng);
-        let wrapped_content_key = content_key.wrap(researcher, project, list, rng);
-        Ok(Self {
-            context: ListContext {
-                project: project.clone(),
-                list: list.clone(),
-                persons,
-                chunk_size,
+        Self::start(
+            context,
+            split.owner_step(),
+            d1,
+            researcher,
+            |rng| {
+                let first = part(first, crate::seal::BlindingPart::First, split.first(), rng);
+                let sealed = part(hop1, crate::seal::BlindingPart::Second, split.second(), rng);
+                let second = SecondBlinding {
+                    commitment: d2,
+                    sealed,
+                };
+                (first, Some(second))
             },
-            owner_key: split.owner_step(),
-            blinding_commitment: d1,
+            rng,
+        )
+    }
+
+    /// The list with its step scalar and blinding commitment: the content
+    /// key drawn, then the blinding sealed (`seal`), then the content key
+    /// wrapped to `researcher`, in this order from `rng`.
+    fn start<R: CryptoRng + ?Sized>(
+        context: ListContext,
+        owner_key: Share,
+        blinding_commitment: WirePoint,
+        researcher: &HpkePublicKey,
+        seal: impl FnOnce(&mut R) -> (WrappedKey, Option<SecondBlinding>),
+        rng: &mut R,
+    ) -> Result<Self, OwnerError> {
+        let content_key = ContentKey::generate(rng);
+        let (blinding_for_linker, second) = seal(rng);
+        let wrapped_content_key =
+            content_key.wrap(researcher, &context.project, &context.list, rng);
+        Ok(Self {
+            context,
+            owner_key,
+            blinding_commitment,
             blinding_for_linker,
             content_key,
             wrapped_content_key,
             next_chunk: 0,
             chunk_roots: Vec::new(),
             sealed: MerkleBuilder::new(),
-            second: Some(SecondBlinding {
-                commitment: d2,
-                sealed,
-            }),
+            second,
         })
     }
 
@@ -353,6 +359,25 @@ impl OwnerList {
     }
 }
 
+/// A list's context, its chunk size checked (a power of two, at most
+/// [`MAX_CHUNK_POINTS`]).
+fn list_context(
+    project: &ProjectId,
+    list: &Name,
+    persons: u64,
+    chunk_size: u32,
+) -> Result<ListContext, OwnerError> {
+    if !chunk_size.is_power_of_two() || chunk_size as usize > MAX_CHUNK_POINTS {
+        return Err(OwnerError::BadChunkSize);
+    }
+    Ok(ListContext {
+        project: project.clone(),
+        list: list.clone(),
+        persons,
+        chunk_size,
+    })
+}
+
 /// Fisher–Yates with rejection sampling (no modulo bias).
 pub(crate) fn shuffle<T, R: CryptoRng + ?Sized>(v: &mut [T], rng: &mut R) {
     for i in (1..v.len()).rev() {
@@ -423,5 +448,82 @@ mod tests {
         owner.seal(&five).expect("five items");
         let header = owner.finish().expect("complete");
         assert_eq!(header.context.persons, 5);
+        assert!(header.second.is_none());
+    }
+
+    #[test]
+    fn an_owner_without_a_share_splits_its_blinding_between_the_holder_and_hop_1() {
+        use crate::seal::{open_blinding_part, BlindingPart};
+        let mut rng = ChaCha20Rng::seed_from_u64(6);
+        let project = ProjectId::new("APOTEK-RESEPT-2025").expect("valid");
+        let list = Name::new("APOTEK").expect("valid");
+        let (holder, hop1) = (
+            HpkeSecretKey::generate(&mut rng),
+            HpkeSecretKey::generate(&mut rng),
+        );
+        let people = ids(4);
+        let refs: Vec<&Identifier> = people.iter().collect();
+        let mut owner = OwnerList::new_split(
+            &project,
+            &list,
+            4,
+            &holder.public_key(),
+            &holder.public_key(),
+            &hop1.public_key(),
+            4,
+            &mut rng,
+        )
+        .expect("valid");
+        let chunk = owner.points(&refs).expect("chunk");
+        let rows = vec![vec!["x".to_string()]];
+        let four: Vec<&[Vec<String>]> = (0..4).map(|_| rows.as_slice()).collect();
+        owner.seal(&four).expect("items");
+        let header = owner.finish().expect("complete");
+        let second = header.second.expect("a split blinding");
+        let beta1 = open_blinding_part(
+            &holder,
+            &project,
+            &list,
+            BlindingPart::First,
+            &header.blinding_for_linker,
+        )
+        .expect("β₁ opens at the holder");
+        let beta2 =
+            open_blinding_part(&hop1, &project, &list, BlindingPart::Second, &second.sealed)
+                .expect("β₂ opens at hop 1");
+        // Each part only where it is sealed to.
+        assert!(open_blinding_part(
+            &hop1,
+            &project,
+            &list,
+            BlindingPart::First,
+            &header.blinding_for_linker
+        )
+        .is_err());
+        assert!(open_blinding_part(
+            &holder,
+            &project,
+            &list,
+            BlindingPart::Second,
+            &second.sealed
+        )
+        .is_err());
+        assert_eq!(beta1.invert().commitment(), header.blinding_commitment);
+        assert_eq!(beta2.invert().commitment(), second.commitment);
+        // y = (β₁·β₂)·I(x): no share in it.
+        let expected: Vec<_> = people
+            .iter()
+            .map(|id| {
+                crate::chain::apply_share(
+                    &beta1.product(&beta2),
+                    &[crate::group::WirePoint(
+                        id.identity_point().compress().to_bytes(),
+                    )],
+                    0,
+                )
+                .expect("apply")[0]
+            })
+            .collect();
+        assert_eq!(chunk.output.to_vec(), expected);
     }
 }

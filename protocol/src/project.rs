@@ -451,6 +451,14 @@ impl<'a> ProjectView<'a> {
         }
     }
 
+    /// The most distinct operators of `register` who approved one extract.
+    fn approvals_of(&self, register: &Name) -> usize {
+        self.approvals
+            .get(register)
+            .map(|m| m.values().map(BTreeSet::len).max().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
     /// Whether the project is ordered, not closed, and no operator has
     /// approved anything for it yet.
     pub fn unapproved(&self) -> bool {
@@ -507,13 +515,10 @@ impl<'a> ProjectView<'a> {
         let mut duties = Vec::new();
         if is_participant {
             let Some(extract) = self.approved_extract(me) else {
-                let approvals = self
-                    .approvals
-                    .get(me)
-                    .map(|m| m.values().map(BTreeSet::len).max().unwrap_or(0))
-                    .unwrap_or(0);
                 // Nothing else for a register until its operators approve.
-                return vec![Duty::AwaitApprovals { approvals }];
+                return vec![Duty::AwaitApprovals {
+                    approvals: self.approvals_of(me),
+                }];
             };
             if !self.committed.contains_key(me) {
                 duties.push(Duty::Commit);

@@ -134,6 +134,12 @@ pub fn compare_cohort(
         for (lnr, row) in rows {
             got.entry(*lnr).or_default().push(row.clone());
         }
+        // A person's rows as a multiset: their order is not data (a
+        // pseudonymous register's table is its deliveries, year by year,
+        // not the order of one extract).
+        for rows in want.values_mut().chain(got.values_mut()) {
+            rows.sort();
+        }
         let missing = want.keys().filter(|k| !got.contains_key(*k)).count();
         let extra = got.keys().filter(|k| !want.contains_key(*k)).count();
         let differing = want

@@ -145,13 +145,22 @@ fn messages() -> Vec<Message> {
             }
             .sign(&SigningKey::from_bytes(&[9; 32])),
         ),
+        Message::Notice(
+            kobling_protocol::notice::PhaseNotice {
+                project: project(),
+                phase: kobling_protocol::notice::Notified::Closed,
+                failed_list: Some(name("KPR")),
+            }
+            .sign(&SigningKey::from_bytes(&[9; 32])),
+        ),
     ]
 }
 
 #[test]
 #[ignore = "writes fuzz/seeds; run by hand after a format change"]
 fn write_fuzz_seeds() {
-    let _ = std::fs::remove_dir_all(seeds_dir());
+    // Files of the same name are overwritten; the seeds of targets other
+    // generators write (domains, deliveries, innsyn, …) stay.
 
     // Messages, frames.
     let mut stream = Vec::new();
@@ -192,7 +201,7 @@ fn write_fuzz_seeds() {
     let dir = tempfile::tempdir().expect("tempdir");
     let fed = Federation::create(&dir.path().join("fed"), &["NPR", "KPR"], 3).expect("fed");
     let pop = generate(&PopulationConfig {
-        persons: 12,
+        persons: 120,
         seed: 5,
         cohort_share: 0.3,
         messy_share: 0.1,

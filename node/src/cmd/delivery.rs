@@ -28,8 +28,6 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use kobling_protocol::{
     domain::{pseudonym_hex, transcript::DomainBody},
-    receipt::TableDigest,
-    seal::encode_rows,
     types::{Digest, Name},
 };
 
@@ -219,24 +217,14 @@ fn open(dir: &std::path::Path, domain: &str) -> anyhow::Result<(Name, Store)> {
 }
 
 fn status(dir: &std::path::Path, domain: &str) -> anyhow::Result<ExitCode> {
-    let (domain, store) = open(dir, domain)?;
+    let (domain, mut store) = open(dir, domain)?;
     let deliveries = store.domain_deliveries(&domain)?;
     if deliveries.is_empty() {
         say!("domain {domain}: no delivery received");
     }
     let mut intact = true;
     for d in &deliveries {
-        let mut table = TableDigest::new(&domain, &d.delivery);
-        store.for_each_domain_row(
-            &domain,
-            &d.delivery,
-            |r: DomainRow| -> Result<(), StoreError> {
-                let bytes =
-                    encode_rows(&[r.values]).map_err(|_| StoreError::Corrupt("domain row"))?;
-                table.push(&r.pseudonym, r.row, &bytes);
-                Ok(())
-            },
-        )?;
+        let table = store.transaction(|tx| tx.table_digest(&domain, &d.delivery))?;
         let (persons, rows, digest) = table.counts();
         let matches = matches!(&d.record, DomainBody::Delivery { persons: p, rows: n, table: t, .. }
             if *p == persons && *n == rows && *t == digest);

@@ -33,7 +33,7 @@ pub(crate) enum ExtractCommand {
     /// not, 2 if the check could not run.
     Check {
         /// The extract (CSV, UTF-8, header row with the identifier column
-        /// `fnr` and the variables).
+        /// `fnr`, or a domain holder's `pseudonym`, and the variables).
         file: PathBuf,
         /// Accept synthetic test identifiers (month + 80), as a node in
         /// test mode does.
@@ -116,7 +116,21 @@ impl ExtractCommand {
                     ),
                     None => None,
                 };
-                let result = extract_file::check_extract(&file, options, mapping.as_ref());
+                // A domain holder's extract is keyed by `pseudonym`
+                // (docs/domains.md): read as the node reads it.
+                let pseudonymous =
+                    extract_file::pseudonymous::check_key_column(&file, true).is_ok();
+                anyhow::ensure!(
+                    !(pseudonymous && mapping.is_some()),
+                    "{} is keyed by pseudonym: a mapping of changed identifiers does not apply",
+                    file.display()
+                );
+                let result = if pseudonymous {
+                    extract_file::pseudonymous::stage_pseudonymous_extract(&file, |_, _| Ok(()))
+                        .map(|(summary, _)| summary)
+                } else {
+                    extract_file::check_extract(&file, options, mapping.as_ref())
+                };
                 let (usable, error, summary) = match result {
                     Ok(s) => {
                         let reason = s.unusable_reason().map(str::to_owned);

@@ -31,7 +31,7 @@ use kobling_protocol::{
     delivery::{open_item, DeliveredItem},
     messages::{Action, Message, Request, NONCE_LEN},
     project::ProjectView,
-    receipt::{check_extract_columns, DeliveryError, DeliveryPlan, TableDigest, Unblinder},
+    receipt::{check_extract_columns, DeliveryError, DeliveryPlan, Unblinder},
     refusal::RefusalCode,
     seal::{
         encode_rows, open_blinding, open_blinding_part, BlindingPart, HpkeSecretKey, WrappedKey,
@@ -523,17 +523,9 @@ impl Engine {
         now: UnixTime,
     ) -> Outcome<()> {
         let (domain, delivery) = (plan.spec.name.clone(), plan.delivery);
-        let mut table = TableDigest::new(&domain, &delivery);
-        self.store.for_each_domain_row(
-            &domain,
-            &delivery,
-            |r: DomainRow| -> Result<(), StoreError> {
-                let bytes =
-                    encode_rows(&[r.values]).map_err(|_| StoreError::Corrupt("domain row"))?;
-                table.push(&r.pseudonym, r.row, &bytes);
-                Ok(())
-            },
-        )?;
+        let table = self
+            .store
+            .transaction(|tx| tx.table_digest(&domain, &delivery))?;
         let record = table.finish(plan);
         let columns: Vec<String> = columns.iter().map(|c| c.as_str().to_string()).collect();
         self.store.transaction(|tx| {

@@ -294,6 +294,24 @@ impl Engine {
                 ),
             ));
         }
+        // Deliveries and pseudonymous lists exist on chain v2 only (the
+        // linker's plain step, conversions, split blindings).
+        let what = if order.delivery.is_some() {
+            Some("a delivery into a register domain")
+        } else if !order.pseudonymous.is_empty() {
+            Some("a project with a pseudonymous list")
+        } else {
+            None
+        };
+        if let (Some(what), false) = (what, self.config.chain_v2) {
+            return Err(refuse(
+                RefusalCode::Order,
+                format!(
+                    "{} is {what}, which runs on chain v2 only; {} runs chain v1",
+                    order.project, self.me
+                ),
+            ));
+        }
         Ok(())
     }
 

@@ -212,6 +212,7 @@ impl Engine {
             let state = decide_reshare(manifest, domain, &held, entry, member, &to_key, persons)?;
             tx.append_domain_entries(domain, std::slice::from_ref(entry))?;
             tx.apply_reshare(domain)?;
+            tx.refresh_delivery_digests(domain)?;
             tx.clear_reshare(domain)?;
             super::domain::replicate(tx, domain, &state, std::slice::from_ref(entry))?;
             Ok::<_, Refused>(state)

@@ -162,6 +162,77 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// The digest of `delivery`'s rows in `domain` as stored, streamed in
+    /// row order (`receipt::TableDigest`).
+    pub(crate) fn table_digest(
+        &self,
+        domain: &Name,
+        delivery: &Digest,
+    ) -> Result<kobling_protocol::receipt::TableDigest, StoreError> {
+        let mut table = kobling_protocol::receipt::TableDigest::new(domain, delivery);
+        let mut stmt = self.0.prepare(
+            "SELECT row, pseudonym, bytes FROM domain_rows WHERE domain = ?1 AND delivery = ?2 ORDER BY row",
+        )?;
+        let mut rows = stmt.query(params![domain.as_str(), &delivery.as_bytes()[..]])?;
+        while let Some(r) = rows.next()? {
+            let row: i64 = r.get(0)?;
+            let pseudonym: Vec<u8> = r.get(1)?;
+            let bytes: Vec<u8> = r.get(2)?;
+            let pseudonym = <[u8; 32]>::try_from(pseudonym.as_slice())
+                .map(WirePoint)
+                .map_err(|_| StoreError::Corrupt("pseudonym"))?;
+            table.push(&pseudonym, row as u64, &bytes);
+        }
+        Ok(table)
+    }
+
+    /// After a re-share converted the table: every delivery's kept record
+    /// gets the digest of its converted rows, so that `kobling delivery
+    /// status` checks the table as it now is (the domain transcript keeps
+    /// the digest recorded at receipt, and the `Reshare` entry after it).
+    pub(crate) fn refresh_delivery_digests(&self, domain: &Name) -> Result<(), StoreError> {
+        let mut kept = Vec::new();
+        {
+            let mut stmt = self
+                .0
+                .prepare("SELECT delivery, record FROM domain_deliveries WHERE domain = ?1")?;
+            let mut rows = stmt.query(params![domain.as_str()])?;
+            while let Some(r) = rows.next()? {
+                kept.push((digest(r.get(0)?)?, r.get::<_, Vec<u8>>(1)?));
+            }
+        }
+        for (delivery, record) in kept {
+            let record: DomainBody = postcard::from_bytes(&record)
+                .map_err(|_| StoreError::Corrupt("delivery record"))?;
+            let table = self.table_digest(domain, &delivery)?;
+            let (_, _, now) = table.counts();
+            let DomainBody::Delivery {
+                delivery: id,
+                source,
+                persons,
+                rows,
+                ..
+            } = record
+            else {
+                return Err(StoreError::Corrupt("delivery record"));
+            };
+            let record = DomainBody::Delivery {
+                delivery: id,
+                source,
+                persons,
+                rows,
+                table: now,
+            };
+            let record = postcard::to_allocvec(&record)
+                .map_err(|_| StoreError::Corrupt("delivery record"))?;
+            self.0.execute(
+                "UPDATE domain_deliveries SET record = ?3 WHERE domain = ?1 AND delivery = ?2",
+                params![domain.as_str(), &delivery.as_bytes()[..], record],
+            )?;
+        }
+        Ok(())
+    }
+
     /// Records that `delivery` was received in full, with its columns and
     /// its domain transcript record.
     pub(crate) fn put_domain_delivery(

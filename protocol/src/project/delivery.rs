@@ -14,8 +14,6 @@
 //!            (of the delivery's working data: R's shares are long-lived)
 //! ```
 
-use std::collections::BTreeSet;
-
 use super::{Duty, ProjectView};
 use crate::{receipt::DeliveryPlan, types::Name};
 
@@ -47,12 +45,9 @@ impl ProjectView<'_> {
             match self.approved_extract(me) {
                 Some(extract) => Some(extract),
                 None => {
-                    let approvals = self
-                        .approvals
-                        .get(me)
-                        .map(|m| m.values().map(BTreeSet::len).max().unwrap_or(0))
-                        .unwrap_or(0);
-                    return vec![Duty::AwaitApprovals { approvals }];
+                    return vec![Duty::AwaitApprovals {
+                        approvals: self.approvals_of(me),
+                    }];
                 }
             }
         } else {
