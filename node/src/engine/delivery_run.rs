@@ -380,7 +380,9 @@ impl Engine {
         }
         let (domain, delivery) = (plan.spec.name.clone(), plan.delivery);
         self.store.transaction(|tx| {
-            if tx.has_domain_delivery(&domain, &delivery)? {
+            if tx.has_domain_delivery(&domain, &delivery)?
+                || tx.receipt(&domain, &delivery)?.is_some()
+            {
                 return Ok(());
             }
             tx.start_receipt(&domain, &delivery)

@@ -50,6 +50,7 @@ mod approval;
 mod chain;
 mod chain_v2;
 mod delivery;
+mod delivery_keys;
 mod delivery_run;
 mod domain;
 mod error;

@@ -92,6 +92,7 @@ impl Engine {
                 Body::ChainStopped(s) => Some(s.clone()),
                 _ => None,
             };
+            self.check_domain_commitment(from, &signed)?;
             let (manifest, signing) = (&self.manifest, &self.signing);
             let appended = self
                 .store

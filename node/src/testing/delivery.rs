@@ -13,7 +13,7 @@ use kobling_protocol::{
 use kobling_sim::population::Extract;
 
 use super::{expect_ack, name, text, Federation, Net, TestingError};
-use crate::store::StoredDelivery;
+use crate::store::{Store, StoredDelivery};
 
 impl Federation {
     /// Operator 0 of `extract`'s register orders the delivery `id` of
@@ -126,6 +126,29 @@ impl Federation {
     ) -> Result<ProjectOrder, TestingError> {
         let order = self.delivery_order(id, extract, domain)?;
         expect_ack("the delivery order", self.submit_delivery(net, &order)?)?;
+        self.approve_delivery(net, &order, extract)?;
+        Ok(order)
+    }
+
+    /// Has two of the source's operators approve submitted delivery
+    /// `order` with `extract` and two of the holder's approve without an
+    /// extract.
+    ///
+    /// # Errors
+    ///
+    /// A refused approval.
+    pub fn approve_delivery(
+        &self,
+        net: &mut Net,
+        order: &ProjectOrder,
+        extract: &Extract,
+    ) -> Result<(), TestingError> {
+        let id = order.project.as_str();
+        let domain = order
+            .delivery
+            .as_ref()
+            .map(|d| d.domain.clone())
+            .ok_or_else(|| TestingError::Unexpected("not a delivery".into()))?;
         let entry: Entry = net
             .transcript(&order.linker, &order.project)?
             .into_iter()
@@ -135,20 +158,20 @@ impl Federation {
         self.write_extract(extract, &file)?;
         for operator in 0..2 {
             self.approve_until_ready(net, extract.name, |fed, now| {
-                fed.approval_message(&order, &entry, extract, &file, operator, now)
+                fed.approval_message(order, &entry, extract, &file, operator, now)
             })?;
         }
         let holder = self
             .manifest
-            .domain(&name(domain)?)
+            .domain(&domain)
             .map(|d| d.holder.clone())
             .ok_or_else(|| TestingError::Unexpected(format!("no domain {domain}")))?;
         for operator in 0..2 {
             self.approve_until_ready(net, holder.as_str(), |fed, now| {
-                fed.key_holder_approval(&order, &entry, holder.as_str(), operator, now)
+                fed.key_holder_approval(order, &entry, holder.as_str(), operator, now)
             })?;
         }
-        Ok(order)
+        Ok(())
     }
 
     /// Runs until `holder` has received delivery `order` in full into
@@ -198,5 +221,28 @@ impl Federation {
         }
         done?;
         found.ok_or_else(|| TestingError::Unexpected("no delivery".into()))
+    }
+}
+
+impl Federation {
+    /// The holder's receipt of delivery `order` in progress, as its
+    /// `domain_receipts` row says (read from `holder`'s directory): the
+    /// next position and row to store; `None` before the header and once
+    /// the delivery is received in full.
+    ///
+    /// # Errors
+    ///
+    /// [`TestingError::Store`], or [`TestingError::Unexpected`] if `order`
+    /// is not a delivery.
+    pub fn receipt_progress(
+        &self,
+        holder: &str,
+        order: &ProjectOrder,
+    ) -> Result<Option<(u64, u64)>, TestingError> {
+        let (Some(into), Some(delivery)) = (&order.delivery, order.delivery_id()) else {
+            return Err(TestingError::Unexpected("not a delivery".into()));
+        };
+        let mut store = Store::open(&self.dir.join(holder))?;
+        Ok(store.transaction(|tx| tx.receipt(&into.domain, &delivery))?)
     }
 }
