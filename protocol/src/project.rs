@@ -622,6 +622,27 @@ impl<'a> ProjectView<'a> {
             duties.push(Duty::Deliver);
         }
     }
+
+    /// The chain v2 list that ended the project, if one did: a list whose
+    /// chain was stopped ([`ChainStopped`]), else one whose last list
+    /// check failed and ended it (a strict attempt's, or any once the
+    /// project is closed: a node without strict mode closes the project
+    /// on the first failed check). The first such list by name. What the
+    /// linker's phase notice tells registers ([`crate::notice`]): a list
+    /// name, nothing about its values. `None` for a project stopped for
+    /// another reason (the closure's reason then says why, to the
+    /// researcher and the auditor).
+    pub fn failed_list(&self) -> Option<Name> {
+        let stopped = self.v2.iter().find(|(_, l)| l.stopped.is_some());
+        let failed = || {
+            self.v2.iter().find(|(_, l)| {
+                l.checks
+                    .last()
+                    .is_some_and(|c| !c.passed && (c.attempt > 0 || self.closed))
+            })
+        };
+        stopped.or_else(failed).map(|(list, _)| list.clone())
+    }
 }
 
 /// A chain v2 list as the transcript tells it (PROTOCOL.md §6a): the

@@ -267,6 +267,19 @@ impl Engine {
         Ok(self.store.entries(project)?)
     }
 
+    /// The linker's latest phase notice this node holds about a project
+    /// (a register's; `None` at the linker, or before any notice).
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`].
+    pub fn phase_notice(
+        &self,
+        project: &ProjectId,
+    ) -> Result<Option<kobling_protocol::notice::SignedPhaseNotice>, EngineError> {
+        Ok(self.store.notice(project)?)
+    }
+
     /// The phase the linker's latest notice told this node of (a
     /// register's; `None` at the linker, which holds the transcript).
     fn notified(&self, project: &ProjectId) -> Outcome<Option<Notified>> {
