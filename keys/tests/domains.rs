@@ -21,7 +21,7 @@ use kobling_protocol::{
     manifest::{Ed25519Key, Manifest, Member, Operator, Role},
     share::Domain,
     transcript::Sig,
-    types::{Name, ProjectId},
+    types::{ChunkIndex, HopIndex, Name, ProjectId},
 };
 
 fn fast() -> KdfParams {
@@ -342,16 +342,16 @@ fn a_replacement_node_reshares_from_the_backup() {
     let at = ChunkAt {
         target: &r,
         list: &n("RESEPT"),
-        step: 1,
-        chunk: 0,
+        step: HopIndex(1),
+        chunk: ChunkIndex(0),
         first_position: 0,
     };
     let (converted, proof) = step.apply_chunk(at, &blinded, &mut rng).expect("valid");
     let st = kobling_protocol::domain::convert::ChunkStatement {
         target: &r,
         list: &n("RESEPT"),
-        step: 1,
-        chunk: 0,
+        step: HopIndex(1),
+        chunk: ChunkIndex(0),
         key,
         input: chunk_digest(&blinded),
         output: chunk_digest(&converted),

@@ -28,7 +28,7 @@ use kobling_protocol::{
     manifest::Manifest,
     messages::{Message, MAX_ENTRIES_PER_MESSAGE, NONCE_LEN},
     share::{Domain, Share},
-    types::{Name, UnixTime},
+    types::{ChunkIndex, HopIndex, Name, UnixTime},
 };
 use rand_core::CryptoRng;
 
@@ -161,8 +161,8 @@ where
             let at = ChunkAt {
                 target: &key_domain,
                 list: self.domain,
-                step: 1,
-                chunk: first / RESHARE_PAGE as u64,
+                step: HopIndex(1),
+                chunk: ChunkIndex(first / RESHARE_PAGE as u64),
                 first_position: first,
             };
             let (converted, proof) = step.apply_chunk(at, &points, rng)?;

@@ -33,12 +33,14 @@ use kobling_protocol::{
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
+use self::legacy::LegacyNotice;
 use crate::private_fs::PrivateFsError;
 
 mod chain_rows;
 mod domain;
 mod domain_rows;
 mod innsyn;
+mod legacy;
 pub(crate) use self::chain_rows::LinkerTable;
 pub use self::domain_rows::{DomainRow, StoredDelivery};
 
@@ -307,8 +309,10 @@ impl Store {
             }
             let (id, bytes) = r?;
             budget = budget.saturating_sub(bytes.len());
-            let msg =
-                messages::decode(&bytes).map_err(|_| StoreError::Corrupt("outbox message"))?;
+            let msg = messages::decode(&bytes)
+                .ok()
+                .or_else(|| legacy::message(&bytes))
+                .ok_or(StoreError::Corrupt("outbox message"))?;
             out.push((id, msg));
         }
         Ok(out)
@@ -356,7 +360,11 @@ impl Tx<'_> {
             )
             .optional()?;
         bytes
-            .map(|b| postcard::from_bytes(&b).map_err(|_| StoreError::Corrupt("phase notice")))
+            .map(|b| {
+                postcard::from_bytes(&b)
+                    .or_else(|_| postcard::from_bytes::<LegacyNotice>(&b).map(Into::into))
+                    .map_err(|_| StoreError::Corrupt("phase notice"))
+            })
             .transpose()
     }
 

@@ -36,8 +36,8 @@ use kobling_protocol::{
 };
 
 use common::{
-    approve_all, authorize, eventually, fetch_and_check, path, researcher_key, setup, submit,
-    write_spec, MEMBERS, REGISTERS,
+    approve_all, authorize, eventually, fetch_and_check, path, researcher_key, submit, write_spec,
+    MEMBERS, REGISTERS,
 };
 
 /// Rows for `project` in the tables a project leaves at a node, and the
@@ -91,34 +91,17 @@ fn settled(dir: &std::path::Path, project: &str) -> Vec<(i64, Vec<i64>)> {
     }
 }
 
-/// Whether the node in `dir` has set up its state database.
-fn has_tables(dir: &std::path::Path) -> bool {
-    rusqlite::Connection::open_with_flags(
-        dir.join("state.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .and_then(|db| {
-        db.query_row(
-            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'requests'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )
-    })
-    .is_ok_and(|n| n == 1)
-}
-
 #[test]
 fn orders_without_an_authority_s_grant_for_them_are_refused_and_leave_nothing() {
-    let (s, _nodes) = setup(200);
-    let d = s.dir.path();
-    let manifest = raw::manifest(&s.manifest);
-    let authority = raw::signing_key(&d.join("authority.key"));
-    let researcher_file = researcher_key(&s, "AUTH-1");
-    let researcher = raw::signing_key(&researcher_file);
+    let f = raw::Fixture::start(200);
+    let (s, d, manifest) = (&f.s, f.dir(), &f.manifest);
+    let authority = f.key("authority.key");
+    let researcher_file = researcher_key(s, "AUTH-1");
+    let researcher = f.key(&researcher_file);
     let hpke = HpkeSecretKey::from_bytes([9; 32]);
 
     let order = |project: &str, title: &str| ProjectOrder {
-        expires: UnixTime(now() + 365 * 86_400),
+        expires: UnixTime(raw::now() + 365 * 86_400),
         project: ProjectId::new(project).expect("valid"),
         title: BoundedString::new(title).expect("fits"),
         legal_basis: BoundedString::new("REK test").expect("fits"),
@@ -140,22 +123,16 @@ fn orders_without_an_authority_s_grant_for_them_are_refused_and_leave_nothing() 
     let submit_as = |researcher: &SigningKey, order: ProjectOrder| {
         let signed = Statement {
             project: order.project.clone(),
-            time: UnixTime(now()),
+            time: UnixTime(raw::now()),
             signer: Signer::Researcher(order.researcher_signing_key),
             body: Body::Order(order),
         }
         .sign(researcher);
-        raw::send(&manifest, "LINKER", &Message::SubmitOrder(signed))
+        f.send("LINKER", &Message::SubmitOrder(signed))
     };
     let submit = |order: ProjectOrder| submit_as(&researcher, order);
     // Every node is up (its state database set up) before the attack.
-    for m in MEMBERS {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !has_tables(&d.join(m)) {
-            assert!(std::time::Instant::now() < deadline, "{m} never started");
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-    }
+    f.wait_started();
     let before = settled(d, "AUTH-X");
     let nothing_kept = |project: &str, before: &[(i64, Vec<i64>)]| {
         // Give any replication a moment, then: nothing anywhere.
@@ -205,14 +182,17 @@ fn orders_without_an_authority_s_grant_for_them_are_refused_and_leave_nothing() 
     };
     let year = 365 * 86_400;
     for i in 0..3 {
-        let replies = submit_as(&flooder, of_flooder(&format!("FLOOD-{i}"), now() + year));
+        let replies = submit_as(
+            &flooder,
+            of_flooder(&format!("FLOOD-{i}"), raw::now() + year),
+        );
         assert!(
             matches!(replies.first(), Some(Message::Ack { .. })),
             "{replies:?}"
         );
     }
     let before = settled(d, "FLOOD-3");
-    let replies = submit_as(&flooder, of_flooder("FLOOD-3", now() + year));
+    let replies = submit_as(&flooder, of_flooder("FLOOD-3", raw::now() + year));
     assert_eq!(
         replies.first().and_then(Message::refusal_code),
         Some(RefusalCode::TooManyPending),
@@ -222,7 +202,7 @@ fn orders_without_an_authority_s_grant_for_them_are_refused_and_leave_nothing() 
     let patient = SigningKey::from_bytes(&[0xf2; 32]);
     let mut far = order("FAR-1", "forever");
     far.researcher_signing_key = Ed25519Key(patient.verifying_key().to_bytes());
-    far.expires = UnixTime(now() + 20 * year);
+    far.expires = UnixTime(raw::now() + 20 * year);
     let before = settled(d, "FAR-1");
     let replies = submit_as(&patient, far.granted_by(&authority));
     assert_eq!(
@@ -233,8 +213,8 @@ fn orders_without_an_authority_s_grant_for_them_are_refused_and_leave_nothing() 
     nothing_kept("FAR-1", &before);
 
     // Through the commands: a spec granted by the authority is submitted.
-    let spec = write_spec(&s, "AUTH-1", &["NPR"]);
-    authorize(&s, &spec, &researcher_file);
+    let spec = write_spec(s, "AUTH-1", &["NPR"]);
+    authorize(s, &spec, &researcher_file);
     let m = path(&s.manifest).to_string();
     eventually(
         &[
@@ -250,7 +230,7 @@ fn orders_without_an_authority_s_grant_for_them_are_refused_and_leave_nothing() 
         "submit",
     );
     // A spec changed after the grant is refused by the command itself.
-    let other = write_spec(&s, "AUTH-2", &["NPR"]);
+    let other = write_spec(s, "AUTH-2", &["NPR"]);
     std::fs::copy(
         format!("{}.grant", spec.display()),
         format!("{}.grant", other.display()),
@@ -330,15 +310,9 @@ fn snapshot(dir: &std::path::Path, project: &str) -> (i64, Vec<(String, i64)>, V
 /// a verified delivery.
 #[test]
 fn an_order_lives_at_the_linker_alone_until_the_first_approval() {
-    let (s, _nodes) = setup(400);
-    let d = s.dir.path();
-    for m in MEMBERS {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !has_tables(&d.join(m)) {
-            assert!(std::time::Instant::now() < deadline, "{m} never started");
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-    }
+    let f = raw::Fixture::start(400);
+    let (s, d) = (&f.s, f.dir());
+    f.wait_started();
     let registers = || -> Vec<_> {
         REGISTERS
             .iter()
@@ -346,7 +320,7 @@ fn an_order_lives_at_the_linker_alone_until_the_first_approval() {
             .collect()
     };
     let before = registers();
-    let researcher = submit(&s, "SOLO-1");
+    let researcher = submit(s, "SOLO-1");
     assert!(
         snapshot(&d.join("LINKER"), "SOLO-1").0 > 0,
         "the linker holds the order"
@@ -357,16 +331,9 @@ fn an_order_lives_at_the_linker_alone_until_the_first_approval() {
         assert_eq!(after.0, 0, "{r} holds rows about an unapproved order");
         assert_eq!(after, before, "{r}'s state changed");
     }
-    approve_all(&s, "SOLO-1");
-    fetch_and_check(&s, &researcher, "SOLO-1");
+    approve_all(s, "SOLO-1");
+    fetch_and_check(s, &researcher, "SOLO-1");
     for r in REGISTERS {
         assert!(snapshot(&d.join(r), "SOLO-1").0 > 0, "{r} took part");
     }
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
 }

@@ -819,3 +819,45 @@ fn a_key_holder_s_commitment_to_another_key_than_its_domain_key_is_refused() {
     assert_eq!(committed(&mut net, "KPR"), domain_key);
     assert_ne!(domain_key, Some(other));
 }
+
+/// The holder's `Close` is a request with a time: one that reaches the
+/// linker after the request window (the linker was unreachable) is
+/// refused as stale, and one can be lost. The holder asks again, with a
+/// fresh request every minute, until the closure reaches it.
+#[test]
+fn a_holders_lost_close_is_asked_again_until_the_delivery_closes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fed = federation(dir.path());
+    let npr = npr_extract();
+    let mut net = fed.start(16, Faults::default(), 21).expect("net");
+    domain_ready(&mut net);
+    // Every Close from the holder is spoiled in flight (its signature no
+    // longer verifies: refused, and dropped by the sender) while `cut`.
+    let cut = Rc::new(RefCell::new(true));
+    let spoiled = Rc::new(RefCell::new(0u32));
+    let (c, n) = (cut.clone(), spoiled.clone());
+    net.tamper(Box::new(move |from, to, msg| {
+        if let Message::Close(req) = msg {
+            if *c.borrow() && from.as_str() == "SSB" && to.as_str() == LINKER {
+                req.request.nonce[0] ^= 1;
+                *n.borrow_mut() += 1;
+            }
+        }
+    }));
+    let order = fed
+        .order_delivery(&mut net, "NPR-SSB-2025", &npr, "SSB")
+        .expect("ordered");
+    fed.await_delivery(&mut net, &order, &name("SSB"))
+        .expect("received");
+    net.run_for(150_000).expect("runs");
+    assert_ne!(phase(&mut net, &fed, &order), Phase::Closed);
+    assert!(
+        *spoiled.borrow() >= 2,
+        "the holder asked again while cut off"
+    );
+    *cut.borrow_mut() = false;
+    // The next fresh request (one a minute) goes through.
+    net.run_for(60_000).expect("runs");
+    await_closed(&mut net, &fed, &order);
+    assert_one_delivery_recorded(&mut net, &order);
+}

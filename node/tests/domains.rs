@@ -22,7 +22,7 @@ use kobling_protocol::{
     refusal::RefusalCode,
     share::Domain,
     transcript::Sig,
-    types::{Digest, Name},
+    types::{ChunkIndex, Digest, HopIndex, Name},
 };
 use kobling_sim::population::{generate, PopulationConfig};
 
@@ -747,8 +747,8 @@ fn after_a_reshare_every_stored_pseudonym_matches_a_new_delivery_of_the_same_per
         let at = ChunkAt {
             target: &r,
             list: &n("RESEPT"),
-            step: 1,
-            chunk: 0,
+            step: HopIndex(1),
+            chunk: ChunkIndex(0),
             first_position: 0,
         };
         let (out, proof) = step.apply_chunk(at, points, &mut rng).expect("converts");

@@ -1,6 +1,7 @@
 //! Issue 17: a node runs like a service. A federation of five node
 //! processes runs a project; NPR is configured by a file (`--config`:
-//! metrics address, JSON logs), the linker by `--metrics`. During the run
+//! metrics address, JSON logs), the linker by `--metrics`, each on port 0
+//! (the node binds a free port and logs it: no port race). During the run
 //! `/healthz` answers 200 and `/metrics` is scraped before and after: the
 //! counters move (points, chunks, refusals, hops done, projects by phase,
 //! the last tick), and NPR's log is one JSON object per line. A command
@@ -16,7 +17,7 @@ use std::{
 };
 
 use common::{
-    approve_all, fetch_and_check, free_port, kobling, path, setup_with_each, submit, NodeAddr, BIN,
+    approve_all, fetch_and_check, kobling, path, setup_with_each, submit, NodeAddr, Nodes, BIN,
 };
 
 /// One HTTP GET: the status code and the body.
@@ -60,10 +61,33 @@ fn wait_healthy(addr: &str) {
     }
 }
 
+/// The address node `name` serves its metrics on: asked for port 0, it
+/// binds a free port itself, keeps it, and logs where (`metrics on
+/// http://ADDR/metrics`, in its plain or JSON log). No port is picked by
+/// the test and released before the node takes it.
+fn metrics_address(nodes: &Nodes, name: &str) -> String {
+    const MARK: &str = "metrics on http://";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = std::fs::read_to_string(nodes.log_path(name)).unwrap_or_default();
+        let found = log.lines().find_map(|line| {
+            let (_, rest) = line.split_once(MARK)?;
+            let (addr, _) = rest.split_once("/metrics")?;
+            Some(addr.to_string())
+        });
+        if let Some(addr) = found {
+            return addr;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} never said where its metrics are:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn metrics_and_health_move_during_a_run_and_logs_can_be_json() {
-    let npr_metrics = format!("127.0.0.1:{}", free_port());
-    let linker_metrics = format!("127.0.0.1:{}", free_port());
     let (s, mut nodes) = setup_with_each(
         300,
         "info",
@@ -74,15 +98,17 @@ fn metrics_and_health_move_during_a_run_and_logs_can_be_json() {
                 let config = dir.join("npr-node.toml");
                 std::fs::write(
                     &config,
-                    format!("metrics = \"{npr_metrics}\"\nlog_format = \"json\"\n"),
+                    "metrics = \"127.0.0.1:0\"\nlog_format = \"json\"\n",
                 )
                 .expect("write the configuration");
                 vec!["--config".into(), path(&config).into()]
             }
-            "LINKER" => vec!["--metrics".into(), linker_metrics.clone()],
+            "LINKER" => vec!["--metrics".into(), "127.0.0.1:0".into()],
             _ => Vec::new(),
         },
     );
+    let npr_metrics = metrics_address(&nodes, "NPR");
+    let linker_metrics = metrics_address(&nodes, "LINKER");
     wait_healthy(&npr_metrics);
     wait_healthy(&linker_metrics);
     let (code, _) = get(&linker_metrics, "/other").expect("an answer");

@@ -23,7 +23,7 @@ use kobling_protocol::{
 };
 use sha3::Digest as _;
 
-use common::{approve, fetch_and_check, ok, path, setup, submit};
+use common::{approve, fetch_and_check, ok, path, submit};
 
 const PROJECT: &str = "REPLAY-1";
 
@@ -33,21 +33,22 @@ fn code(replies: &[Message]) -> Option<RefusalCode> {
 
 #[test]
 fn captured_requests_redirected_requests_and_swapped_extract_names_are_refused() {
-    let (s, _nodes) = setup(200);
-    let d = s.dir.path();
-    let manifest = raw::manifest(&s.manifest);
-    let researcher_file = submit(&s, PROJECT);
-    let researcher = raw::signing_key(&researcher_file);
-    let operator = raw::signing_key(&d.join("NPR-operator-1.key"));
+    let f = raw::Fixture::start(200);
+    let (s, d) = (&f.s, f.dir());
+    let researcher_file = submit(s, PROJECT);
+    let researcher = f.key(&researcher_file);
+    let operator = f.key("NPR-operator-1.key");
 
     // A captured status request: answered once, refused the second time.
-    let status = raw::request(&manifest, "LINKER", PROJECT, Action::Status).sign(&researcher);
-    let first = raw::send(&manifest, "LINKER", &Message::Status(status.clone()));
+    let status = f
+        .request("LINKER", PROJECT, Action::Status)
+        .sign(&researcher);
+    let first = f.send("LINKER", &Message::Status(status.clone()));
     let Some(Message::TranscriptFile { bytes }) = first.first() else {
         panic!("the researcher's status: {first:?}")
     };
     assert_eq!(
-        code(&raw::send(&manifest, "LINKER", &Message::Status(status))),
+        code(&f.send("LINKER", &Message::Status(status))),
         Some(RefusalCode::Replayed)
     );
     let (entries, _) = transcript::decode_file(bytes).expect("a transcript file");
@@ -63,9 +64,9 @@ fn captured_requests_redirected_requests_and_swapped_extract_names_are_refused()
 
     // A request for the linker, sent to NPR by an operator of NPR (whom
     // NPR answers about this project): refused.
-    let for_linker = raw::request(&manifest, "LINKER", PROJECT, Action::Status).sign(&operator);
+    let for_linker = f.request("LINKER", PROJECT, Action::Status).sign(&operator);
     assert_eq!(
-        code(&raw::send(&manifest, "NPR", &Message::Status(for_linker))),
+        code(&f.send("NPR", &Message::Status(for_linker))),
         Some(RefusalCode::Replayed)
     );
 
@@ -96,7 +97,7 @@ fn captured_requests_redirected_requests_and_swapped_extract_names_are_refused()
     };
     let statement = Statement {
         project: order.project.clone(),
-        time: UnixTime(status_time()),
+        time: UnixTime(raw::now()),
         signer: Signer::Operator {
             register: Name::new("NPR").expect("valid"),
             key: kobling_protocol::manifest::Ed25519Key(operator.verifying_key().to_bytes()),
@@ -105,8 +106,7 @@ fn captured_requests_redirected_requests_and_swapped_extract_names_are_refused()
     }
     .sign(&operator);
     let envelope = |name: &str| {
-        raw::request(
-            &manifest,
+        f.request(
             "NPR",
             PROJECT,
             Action::Approve {
@@ -130,7 +130,7 @@ fn captured_requests_redirected_requests_and_swapped_extract_names_are_refused()
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         assert_eq!(
-            code(&raw::send(&manifest, "NPR", &mitm)),
+            code(&f.send("NPR", &mitm)),
             Some(RefusalCode::BadRequest),
             "the swapped name"
         );
@@ -139,13 +139,13 @@ fn captured_requests_redirected_requests_and_swapped_extract_names_are_refused()
             request: Box::new(envelope("NPR.csv")),
             order: order_entry.clone(),
         };
-        let replies = raw::send(&manifest, "NPR", &genuine);
+        let replies = f.send("NPR", &genuine);
         match replies.first() {
             Some(Message::Ack { .. }) => {
                 // The very same message again: a duplicate approval,
                 // acknowledged (not read again).
                 assert!(matches!(
-                    raw::send(&manifest, "NPR", &genuine).first(),
+                    f.send("NPR", &genuine).first(),
                     Some(Message::Ack { .. })
                 ));
                 break;
@@ -158,7 +158,7 @@ fn captured_requests_redirected_requests_and_swapped_extract_names_are_refused()
     }
 
     // The rest approve through the command; the project runs.
-    approve(&s, PROJECT, &["KPR", "SSB", "RESEPT"]);
+    approve(s, PROJECT, &["KPR", "SSB", "RESEPT"]);
     ok(&[
         "project",
         "approve",
@@ -171,11 +171,13 @@ fn captured_requests_redirected_requests_and_swapped_extract_names_are_refused()
         "--extract",
         path(&d.join("NPR.csv")),
     ]);
-    fetch_and_check(&s, &researcher_file, PROJECT);
+    fetch_and_check(s, &researcher_file, PROJECT);
 
     // A captured fetch: the delivery once, then `replayed`.
-    let fetch = raw::request(&manifest, "LINKER", PROJECT, Action::Fetch).sign(&researcher);
-    let delivered = raw::send(&manifest, "LINKER", &Message::Fetch(fetch.clone()));
+    let fetch = f
+        .request("LINKER", PROJECT, Action::Fetch)
+        .sign(&researcher);
+    let delivered = f.send("LINKER", &Message::Fetch(fetch.clone()));
     assert!(
         matches!(delivered.first(), Some(Message::TranscriptFile { .. })),
         "{:?}",
@@ -185,14 +187,7 @@ fn captured_requests_redirected_requests_and_swapped_extract_names_are_refused()
         .iter()
         .any(|m| matches!(m, Message::DeliveryItems { .. })));
     assert_eq!(
-        code(&raw::send(&manifest, "LINKER", &Message::Fetch(fetch))),
+        code(&f.send("LINKER", &Message::Fetch(fetch))),
         Some(RefusalCode::Replayed)
     );
-}
-
-fn status_time() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
 }

@@ -4,15 +4,18 @@
 //!
 //! ```text
 //!  linker appends LinkSummary / Delivery / Closure   (kept from registers)
-//!        └──▶ PhaseNotice { project, phase }, signed by the linker ──▶ every participating register
+//!        └──▶ PhaseNotice { project, phase, failed_list }, signed by the linker ──▶ every participating register
 //!  register: accept ──▶ stores the latest ──▶ ProjectView::with_notice ──▶ duties (Shred when closed)
+//!                                         └──▶ `project status`: "stopped: list KPR failed its check"
 //! ```
 //!
 //! A notice is not a transcript entry and carries no number and no hash
 //! of anything a register could brute-force: its only fields are the
-//! project id and one of three phases, and its signature is deterministic
-//! (Ed25519), so two projects' notices of the same phase differ only by
-//! the project id. The linker sends one per phase, whatever the cohort.
+//! project id, one of three phases and, when a chain v2 list ended the
+//! project, that list's name ([`crate::project::ProjectView::failed_list`]:
+//! a list name, never a value); its signature is deterministic (Ed25519),
+//! so two projects' notices of the same phase differ only by the project
+//! id. The linker sends one per phase, whatever the cohort.
 
 use ed25519_dalek::{Signer as _, SigningKey};
 use serde::{Deserialize, Serialize};
@@ -22,7 +25,7 @@ use crate::{
     manifest::Ed25519Key,
     project::Phase,
     transcript::{verify_sig, Body, Sig},
-    types::ProjectId,
+    types::{Name, ProjectId},
 };
 
 /// The domain-separation tag of a phase notice's digest.
@@ -86,6 +89,10 @@ pub struct PhaseNotice {
     pub project: ProjectId,
     /// The phase.
     pub phase: Notified,
+    /// The chain v2 list whose check failed or whose chain was stopped,
+    /// ending the project (`None` when no list did): registers' operators
+    /// learn which list failed, and nothing else about it.
+    pub failed_list: Option<Name>,
 }
 
 /// A [`PhaseNotice`] with the linker's signature.
@@ -111,9 +118,20 @@ pub enum NoticeError {
 
 impl PhaseNotice {
     /// `framed_sha3(NOTICE_TAG, [project, phase byte])`, the phase byte
-    /// being 1 (linked), 2 (delivered) or 3 (closed).
+    /// being 1 (linked), 2 (delivered) or 3 (closed), with the failed
+    /// list's name as a third field when there is one
+    /// (`[project, phase byte, failed list]`). A notice naming no list
+    /// signs the same bytes as before the field existed; one naming a list
+    /// cannot be read as one that names none (the framing differs).
     pub fn digest(&self) -> [u8; 32] {
-        framed_sha3(NOTICE_TAG, &[self.project.as_bytes(), &[self.phase.byte()]])
+        let phase = [self.phase.byte()];
+        match &self.failed_list {
+            None => framed_sha3(NOTICE_TAG, &[self.project.as_bytes(), &phase]),
+            Some(list) => framed_sha3(
+                NOTICE_TAG,
+                &[self.project.as_bytes(), &phase, list.as_bytes()],
+            ),
+        }
     }
 
     /// Signs the notice as the linker.
@@ -166,6 +184,7 @@ mod tests {
         let signed = PhaseNotice {
             project: project("P-1"),
             phase: Notified::Closed,
+            failed_list: None,
         }
         .sign(&linker);
         assert_eq!(signed.check(&project("P-1"), &lk), Ok(Notified::Closed));
@@ -186,24 +205,79 @@ mod tests {
         );
     }
 
+    /// A notice naming the list that failed verifies only as signed: the
+    /// list can be neither changed, added nor removed.
+    #[test]
+    fn the_failed_list_is_signed_with_the_notice() {
+        let linker = key(5);
+        let lk = Ed25519Key(linker.verifying_key().to_bytes());
+        let list = |s: &str| Some(Name::new(s).expect("valid"));
+        let signed = PhaseNotice {
+            project: project("P-1"),
+            phase: Notified::Closed,
+            failed_list: list("KPR"),
+        }
+        .sign(&linker);
+        assert_eq!(signed.check(&project("P-1"), &lk), Ok(Notified::Closed));
+        for tampered in [list("NPR"), None] {
+            let mut t = signed.clone();
+            t.notice.failed_list = tampered;
+            assert_eq!(
+                t.check(&project("P-1"), &lk),
+                Err(NoticeError::BadSignature)
+            );
+        }
+        let mut added = PhaseNotice {
+            project: project("P-1"),
+            phase: Notified::Closed,
+            failed_list: None,
+        }
+        .sign(&linker);
+        added.notice.failed_list = list("KPR");
+        assert_eq!(
+            added.check(&project("P-1"), &lk),
+            Err(NoticeError::BadSignature)
+        );
+    }
+
     /// The wire form `docs/protocol.md` §11–12 gives: kind 18, the project
-    /// id, the phase (postcard variant 2 for closed), 64 signature bytes.
+    /// id, the phase (postcard variant 2 for closed), the failed list
+    /// (`0x00` for none; `0x01`, its length, its name), 64 signature bytes.
     #[test]
     fn the_wire_form_is_the_documented_one() {
         let signed = PhaseNotice {
             project: project("DEMO-1"),
             phase: Notified::Closed,
+            failed_list: None,
         }
         .sign(&key(4));
         let bytes = crate::messages::encode(&crate::messages::Message::Notice(signed.clone()));
         let mut want = vec![18u8, 6];
         want.extend_from_slice(b"DEMO-1");
         want.push(2);
+        want.push(0);
         want.extend_from_slice(&signed.signature.0);
         assert_eq!(bytes, want);
         assert_eq!(
             crate::messages::decode(&bytes),
             Ok(crate::messages::Message::Notice(signed))
+        );
+        let named = PhaseNotice {
+            project: project("DEMO-1"),
+            phase: Notified::Closed,
+            failed_list: Some(Name::new("KPR").expect("valid")),
+        }
+        .sign(&key(4));
+        let bytes = crate::messages::encode(&crate::messages::Message::Notice(named.clone()));
+        let mut want = vec![18u8, 6];
+        want.extend_from_slice(b"DEMO-1");
+        want.extend_from_slice(&[2, 1, 3]);
+        want.extend_from_slice(b"KPR");
+        want.extend_from_slice(&named.signature.0);
+        assert_eq!(bytes, want);
+        assert_eq!(
+            crate::messages::decode(&bytes),
+            Ok(crate::messages::Message::Notice(named))
         );
     }
 
@@ -217,6 +291,7 @@ mod tests {
                 &PhaseNotice {
                     project: project(p),
                     phase: Notified::Delivered,
+                    failed_list: None,
                 }
                 .sign(&linker),
             )

@@ -480,6 +480,11 @@ impl<'a> ProjectView<'a> {
     /// Whether `me` has nothing left to do in this project, ever: it takes
     /// no part in it, or the project is closed and `me` has shredded.
     pub fn finished_for(&self, me: &Name) -> bool {
+        // A delivery's holder has nothing to do once it is closed (it
+        // holds no share of the delivery to shred).
+        if self.closed && self.delivery_plan().is_some_and(|p| p.spec.holder == *me) {
+            return true;
+        }
         let takes_part =
             self.replicas().contains(me) || self.manifest.linker().is_some_and(|l| l.name == *me);
         !takes_part || (self.closed && self.shredded.contains(me))
@@ -616,6 +621,27 @@ impl<'a> ProjectView<'a> {
         if self.linked && !self.delivered {
             duties.push(Duty::Deliver);
         }
+    }
+
+    /// The chain v2 list that ended the project, if one did: a list whose
+    /// chain was stopped ([`ChainStopped`]), else one whose last list
+    /// check failed and ended it (a strict attempt's, or any once the
+    /// project is closed: a node without strict mode closes the project
+    /// on the first failed check). The first such list by name. What the
+    /// linker's phase notice tells registers ([`crate::notice`]): a list
+    /// name, nothing about its values. `None` for a project stopped for
+    /// another reason (the closure's reason then says why, to the
+    /// researcher and the auditor).
+    pub fn failed_list(&self) -> Option<Name> {
+        let stopped = self.v2.iter().find(|(_, l)| l.stopped.is_some());
+        let failed = || {
+            self.v2.iter().find(|(_, l)| {
+                l.checks
+                    .last()
+                    .is_some_and(|c| !c.passed && (c.attempt > 0 || self.closed))
+            })
+        };
+        stopped.or_else(failed).map(|(list, _)| list.clone())
     }
 }
 

@@ -347,6 +347,7 @@ pub fn notice(
     let notice = PhaseNotice {
         project: entry.signed.statement.project.clone(),
         phase,
+        failed_list: view.failed_list(),
     }
     .sign(linker);
     Some((view.replicas(), notice))
@@ -449,6 +450,7 @@ pub fn redacted_status<'e>(
             PhaseNotice {
                 project: order.project.clone(),
                 phase,
+                failed_list: view.failed_list(),
             }
             .sign(linker)
         });

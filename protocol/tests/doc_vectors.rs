@@ -141,8 +141,17 @@ fn computed() -> BTreeMap<&'static str, String> {
     let notice = kobling_protocol::notice::PhaseNotice {
         project: project.clone(),
         phase: kobling_protocol::notice::Notified::Closed,
+        failed_list: None,
     };
     v.insert("phase notice digest (DEMO-1, closed)", h(&notice.digest()));
+    let named = kobling_protocol::notice::PhaseNotice {
+        failed_list: Some(Name::new("KPR").expect("valid")),
+        ..notice
+    };
+    v.insert(
+        "phase notice digest (DEMO-1, closed, failed list KPR)",
+        h(&named.digest()),
+    );
     let salt =
         kobling_protocol::delivery::FinalSaltKey::from_share(&k1, &domain).salt(&domain, &list, 0);
     v.insert(
@@ -245,8 +254,8 @@ fn domain_vectors(
             kobling_protocol::domain::ChunkAt {
                 target: project,
                 list: &name,
-                step: 1,
-                chunk: 0,
+                step: HopIndex(1),
+                chunk: ChunkIndex(0),
                 first_position: 0,
             },
             &[psi],
@@ -258,8 +267,8 @@ fn domain_vectors(
     let st = ConversionChunk {
         target: project,
         list: &name,
-        step: 1,
-        chunk: 0,
+        step: HopIndex(1),
+        chunk: ChunkIndex(0),
         key: k_prime,
         input: kobling_protocol::v2::chunk_digest(&[psi]),
         output: kobling_protocol::v2::chunk_digest(&out),

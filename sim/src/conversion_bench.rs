@@ -109,8 +109,8 @@ pub fn conversion_figures(n: usize, chunk_size: u32) -> ConversionFigures {
         let at = ChunkAt {
             target: &target,
             list: &list,
-            step: 1,
-            chunk: c as u64,
+            step: HopIndex(1),
+            chunk: ChunkIndex(c as u64),
             first_position: (c * size) as u64,
         };
         let (out, proof) = step.apply_chunk(at, chunk, &mut rng).expect("valid points");

@@ -13,7 +13,7 @@ use std::{
 
 use curve25519_dalek::{ristretto::CompressedRistretto, Scalar};
 use ed25519_dalek::SigningKey;
-use kobling_node::testing::{Faults, Federation, Net, ProjectConfig, LINKER};
+use kobling_node::testing::{attacks, Faults, Federation, Net, ProjectConfig, LINKER};
 use kobling_protocol::{
     bounded::BoundedVec,
     group::WirePoint,
@@ -23,7 +23,7 @@ use kobling_protocol::{
     share::Domain,
     transcript::{self, Body},
     types::{ChunkIndex, HopIndex, Name, ProjectId},
-    v2::{chunk_digest, ChunkMsg, ListHeader, Mode},
+    v2::{ChunkMsg, ListHeader, Mode},
 };
 use kobling_sim::{
     population::{generate, Population, PopulationConfig},
@@ -109,14 +109,6 @@ fn header(project: &str, list: &str, persons: u64, chunk_size: u32) -> ListHeade
         persons,
         chunk_size,
     }
-}
-
-/// Re-signs `chunk`'s statement after its points changed, as a malicious
-/// hop does with its own node key: the statement then digests what it
-/// sends, so the next hop's admission checks pass.
-fn resign(chunk: &mut ChunkMsg, header: &ListHeader, key: &SigningKey) {
-    chunk.statement.statement.output = chunk_digest(&chunk.points);
-    chunk.statement.signature = chunk.statement.statement.sign(header, key);
 }
 
 /// Rewrites a chunk's points.
@@ -283,58 +275,19 @@ fn an_honest_v2_run_delivers_the_ground_truth_and_its_transcript_audits() {
     }
 }
 
-/// Installs a tamper hook that rewrites the chunks `by` sends of `list`
-/// with `f` (re-signed with `by`'s node key), and `by`'s hop record so that
-/// it records the outputs it sent: a hop that deviates and signs
-/// statements consistent with its own output.
+/// Installs a tamper hook that rewrites the chunks `by` sends of
+/// `header`'s list with `f` (re-signed with `by`'s node key), and `by`'s hop
+/// record so that it records the outputs it sent: a hop that deviates and
+/// signs statements consistent with its own output
+/// (`kobling_node::testing::attacks::consistent_hop`).
 fn tamper_chunks(
     net: &mut Net,
     by: Name,
-    list: &'static str,
     header: ListHeader,
     key: SigningKey,
-    mut f: impl FnMut(&mut ChunkMsg) -> bool + 'static,
+    f: impl FnMut(&mut ChunkMsg) -> bool + 'static,
 ) {
-    let mut sent: BTreeMap<u64, kobling_protocol::types::Digest> = BTreeMap::new();
-    net.tamper(Box::new(move |from, _to, msg| {
-        if *from != by {
-            return;
-        }
-        if let Message::ChunkV2 { chunk, .. } = msg {
-            if chunk.list.as_str() == list && f(chunk) {
-                resign(chunk, &header, &key);
-                sent.insert(
-                    chunk.statement.statement.chunk.0,
-                    chunk.statement.statement.output,
-                );
-            }
-            return;
-        }
-        let Message::Statement(signed) = msg else {
-            return;
-        };
-        let mut st = signed.statement.clone();
-        let Body::HopV2(h) = &mut st.body else { return };
-        if h.list.as_str() != list {
-            return;
-        }
-        if sent.is_empty() {
-            // The record overtook the tampered chunk (another
-            // destination's queue): the linker answers `not-ready` to a
-            // hop out of order, and it comes again.
-            h.hop = HopIndex(99);
-            *signed = st.sign(&key);
-            return;
-        }
-        let mut chunks = h.chunks.to_vec();
-        for (c, d) in &sent {
-            if let Some(x) = chunks.get_mut(*c as usize) {
-                x.output = *d;
-            }
-        }
-        h.chunks = BoundedVec::new(chunks).expect("within bounds");
-        *signed = st.sign(&key);
-    }));
+    net.tamper(attacks::consistent_hop(by, header, key, f, |_, _, _| {}));
 }
 
 fn run_chunk_attack(
@@ -358,14 +311,7 @@ fn run_chunk_attack(
         .collect::<BTreeSet<_>>()
         .len() as u64;
     let key = s.node_key(by.as_str());
-    tamper_chunks(
-        &mut net,
-        by,
-        list,
-        header(project, list, persons, 64),
-        key,
-        f,
-    );
+    tamper_chunks(&mut net, by, header(project, list, persons, 64), key, f);
     let entries = drive(&s, &mut net, project);
     assert_caught(&entries, list);
 }
@@ -555,7 +501,7 @@ fn v2_duties_and_admission_follow_the_transcript() {
             input: BoundedVec::default(),
             proof: None,
         };
-        resign(&mut c, &header, &key);
+        attacks::resign(&mut c, &header, &key);
         Message::ChunkV2 {
             project: ProjectId::new("V2-DUTY").expect("valid"),
             chunk: c,
@@ -696,7 +642,6 @@ fn a_hop_that_signs_a_short_chunk_is_named_and_the_project_stops() {
     tamper_chunks(
         &mut net,
         by.clone(),
-        "NPR",
         header("V2-SHORT", "NPR", persons, 64),
         key,
         |c| {

@@ -141,6 +141,15 @@ fn messages() -> Vec<Message> {
             kobling_protocol::notice::PhaseNotice {
                 project: project(),
                 phase: kobling_protocol::notice::Notified::Closed,
+                failed_list: None,
+            }
+            .sign(&SigningKey::from_bytes(&[9; 32])),
+        ),
+        Message::Notice(
+            kobling_protocol::notice::PhaseNotice {
+                project: project(),
+                phase: kobling_protocol::notice::Notified::Closed,
+                failed_list: Some(name("KPR")),
             }
             .sign(&SigningKey::from_bytes(&[9; 32])),
         ),

@@ -406,7 +406,7 @@ impl ProjectCommand {
                     watch_status(&manifest, &key, &project, &node).await?;
                 }
                 let (entries, notice) = status_entries(&manifest, &key, &project, &node).await?;
-                print_status(&manifest, &entries, notice)?;
+                print_status(&manifest, &entries, notice.as_ref())?;
                 Ok(ExitCode::SUCCESS)
             }
             ProjectCommand::Fetch {

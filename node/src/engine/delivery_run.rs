@@ -537,6 +537,70 @@ impl Engine {
         if let Err(r) = self.append_domain_entry(&domain, record)? {
             tracing::error!(node = %self.me, %domain, delivery = %project, refusal = %r, "the delivery was stored but its domain transcript entry was refused");
         }
+        self.send_close(project, now)?;
+        tracing::info!(node = %self.me, %domain, delivery = %project, "delivery received in full");
+        Ok(())
+    }
+}
+
+/// How long a holder waits for a delivery's closure before it asks the
+/// linker again (a fresh request: one queued while the linker was down
+/// longer than the request window would be refused as stale).
+const CLOSE_RESEND_SECONDS: u64 = 60;
+
+impl Engine {
+    /// Holder, on a tick: a delivery received in full whose closure has
+    /// not reached this node gets what a stop after the receipt may have
+    /// cut off: its domain transcript entry, and a fresh `Close` to the
+    /// linker every [`CLOSE_RESEND_SECONDS`].
+    pub(super) fn holder_tick(
+        &mut self,
+        project: &ProjectId,
+        view: &ProjectView<'_>,
+        now: UnixTime,
+    ) -> Outcome<()> {
+        let Some(plan) = view.delivery_plan().filter(|p| p.spec.holder == self.me) else {
+            return Ok(());
+        };
+        if view.phase() == kobling_protocol::project::Phase::Closed {
+            self.delivery_closes.remove(project);
+            return Ok(());
+        }
+        let (domain, delivery) = (plan.spec.name.clone(), plan.delivery);
+        let Some(kept) = self
+            .store
+            .domain_deliveries(&domain)?
+            .into_iter()
+            .find(|d| d.delivery == delivery)
+        else {
+            return Ok(());
+        };
+        let recorded = self
+            .store
+            .transaction(|tx| tx.domain_entries(&domain))?
+            .iter()
+            .any(|e| {
+                matches!(&e.body, kobling_protocol::domain::transcript::DomainBody::Delivery { delivery: d, .. }
+                    if d[..] == delivery.0[..d.len()])
+            });
+        if !recorded {
+            if let Err(r) = self.append_domain_entry(&domain, kept.record)? {
+                tracing::warn!(node = %self.me, %domain, delivery = %project, refusal = %r, "the domain transcript entry of a received delivery is not made yet");
+            }
+        }
+        let due = self
+            .delivery_closes
+            .get(project)
+            .is_none_or(|sent| now >= sent.plus(CLOSE_RESEND_SECONDS));
+        if due {
+            self.send_close(project, now)?;
+        }
+        Ok(())
+    }
+
+    /// Holder: asks the linker to close delivery `project` (received in
+    /// full), with a fresh request signed by this node.
+    fn send_close(&mut self, project: &ProjectId, now: UnixTime) -> Outcome<()> {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill_bytes(&mut nonce);
         let linker = self.linker();
@@ -551,12 +615,10 @@ impl Engine {
         .sign(&self.signing);
         self.store
             .transaction(|tx| tx.send(project, &linker, &Message::Close(close)))?;
-        tracing::info!(node = %self.me, %domain, delivery = %project, "delivery received in full");
+        self.delivery_closes.insert(project.clone(), now);
         Ok(())
     }
-}
 
-impl Engine {
     /// The deliveries into `domain` this node received in full, as held.
     ///
     /// # Errors

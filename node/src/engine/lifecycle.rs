@@ -75,6 +75,13 @@ impl Engine {
         if self.role == Role::Linker {
             let expired = self.expire(project, &view, now);
             self.log_duty(project, expired, "could not close an expired project")?;
+        } else {
+            let held = self.holder_tick(project, &view, now);
+            self.log_duty(
+                project,
+                held,
+                "a received delivery's closure could not be asked for",
+            )?;
         }
         for duty in view.duties(&self.me) {
             let done = match duty {

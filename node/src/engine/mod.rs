@@ -166,6 +166,9 @@ pub struct Engine {
     reshare_blindings: reshare::Blindings,
     /// Innsyn: the extract served and the quota book (memory only).
     innsyn: innsyn::Desk,
+    /// A domain holder: when it last sent the linker a `Close` of a
+    /// delivery received in full whose closure has not reached it.
+    delivery_closes: BTreeMap<ProjectId, UnixTime>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -219,6 +222,7 @@ impl Engine {
             v2_hops: chain_v2::Hops::default(),
             reshare_blindings: reshare::Blindings::default(),
             innsyn: innsyn::Desk::default(),
+            delivery_closes: BTreeMap::new(),
         })
     }
 
@@ -266,6 +270,19 @@ impl Engine {
     /// [`EngineError::Store`].
     pub fn transcript(&self, project: &ProjectId) -> Result<Vec<Entry>, EngineError> {
         Ok(self.store.entries(project)?)
+    }
+
+    /// The linker's latest phase notice this node holds about a project
+    /// (a register's; `None` at the linker, or before any notice).
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`].
+    pub fn phase_notice(
+        &self,
+        project: &ProjectId,
+    ) -> Result<Option<kobling_protocol::notice::SignedPhaseNotice>, EngineError> {
+        Ok(self.store.notice(project)?)
     }
 
     /// The phase the linker's latest notice told this node of (a

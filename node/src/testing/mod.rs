@@ -17,6 +17,7 @@
 //! Two runs with the same keys and the same seed produce byte-identical
 //! transcripts.
 
+pub mod attacks;
 mod delivery;
 mod net;
 mod pseudo;

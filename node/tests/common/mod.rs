@@ -49,14 +49,6 @@ pub(crate) fn ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-pub(crate) fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 pub(crate) fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }

@@ -168,3 +168,81 @@ pub(crate) fn request(
         nonce,
     }
 }
+
+/// A federation of node processes (`common::setup`) as the raw client's
+/// attack tests use it: the running nodes, the manifest, and the keys of
+/// the files in the federation's directory.
+pub(crate) struct Fixture {
+    pub(crate) s: crate::common::Setup,
+    /// Kept: dropping it stops the nodes.
+    pub(crate) nodes: crate::common::Nodes,
+    pub(crate) manifest: Manifest,
+}
+
+impl Fixture {
+    /// Five node processes on 127.0.0.1 with a population of `persons`.
+    pub(crate) fn start(persons: usize) -> Self {
+        let (s, nodes) = crate::common::setup(persons);
+        let manifest = manifest(&s.manifest);
+        Self { s, nodes, manifest }
+    }
+
+    /// The federation's directory.
+    pub(crate) fn dir(&self) -> &Path {
+        self.s.dir.path()
+    }
+
+    /// The signing key of the key file `file` in the federation's directory
+    /// (`NPR-operator-1.key`, `authority.key`, …) or at its path.
+    pub(crate) fn key(&self, file: impl AsRef<Path>) -> SigningKey {
+        signing_key(&self.dir().join(file))
+    }
+
+    /// [`send`] to `member` of this federation.
+    pub(crate) fn send(&self, member: &str, msg: &Message) -> Vec<Message> {
+        send(&self.manifest, member, msg)
+    }
+
+    /// [`request`] for `node` of this federation.
+    pub(crate) fn request(
+        &self,
+        node: &str,
+        project: &str,
+        action: kobling_protocol::messages::Action,
+    ) -> Request {
+        request(&self.manifest, node, project, action)
+    }
+
+    /// Waits (at most a minute each) until every member's node has set up
+    /// its state database.
+    pub(crate) fn wait_started(&self) {
+        for m in crate::common::MEMBERS {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while !has_tables(&self.dir().join(m)) {
+                assert!(std::time::Instant::now() < deadline, "{m} never started");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+}
+
+/// Whether the node in `dir` has set up its state database.
+fn has_tables(dir: &Path) -> bool {
+    rusqlite::Connection::open_with_flags(
+        dir.join("state.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .and_then(|db| {
+        db.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'requests'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+    })
+    .is_ok_and(|n| n == 1)
+}
+
+/// Seconds since the Unix epoch, now.
+pub(crate) fn now() -> u64 {
+    kobling_node::daemon::unix_now().0
+}

@@ -33,7 +33,7 @@ use crate::{
     group::WirePoint,
     hash::framed_sha3,
     share::{Domain, Share},
-    types::{Digest, Name},
+    types::{ChunkIndex, Digest, HopIndex, Name},
     v2::{
         chunk_digest,
         hop::{step_key_context, verify_step_key},
@@ -76,7 +76,7 @@ pub enum ConversionError {
     #[error("chunk {chunk}: the conversion proof does not verify")]
     ChunkProof {
         /// The chunk.
-        chunk: u64,
+        chunk: ChunkIndex,
     },
 }
 
@@ -309,9 +309,9 @@ pub struct ChunkAt<'a> {
     /// The list.
     pub list: &'a Name,
     /// The step's index in the list's chain.
-    pub step: u32,
+    pub step: HopIndex,
     /// The chunk index.
-    pub chunk: u64,
+    pub chunk: ChunkIndex,
     /// The list position of the chunk's first point (for errors).
     pub first_position: u64,
 }
@@ -324,9 +324,9 @@ pub struct ChunkStatement<'a> {
     /// The list.
     pub list: &'a Name,
     /// The step's index in the list's chain.
-    pub step: u32,
+    pub step: HopIndex,
     /// The chunk index.
-    pub chunk: u64,
+    pub chunk: ChunkIndex,
     /// The step's public key (`K'`, or `C` for the linker).
     pub key: WirePoint,
     /// `chunk_digest` of the input points.

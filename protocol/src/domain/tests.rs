@@ -304,8 +304,8 @@ impl ProjectRun<'_> {
         let at = ChunkAt {
             target: &self.p,
             list: &self.list,
-            step,
-            chunk: 0,
+            step: HopIndex(step),
+            chunk: ChunkIndex(0),
             first_position: 0,
         };
         let (out, proof) = conv.apply_chunk(at, input, rng).expect("valid points");
@@ -315,8 +315,8 @@ impl ProjectRun<'_> {
         let st = ChunkStatement {
             target: &self.p,
             list: &self.list,
-            step,
-            chunk: 0,
+            step: HopIndex(step),
+            chunk: ChunkIndex(0),
             key,
             input: chunk_digest(input),
             output: chunk_digest(&out),
@@ -644,16 +644,16 @@ fn a_chunk_converted_with_another_scalar_is_refused() {
     let at = ChunkAt {
         target: &s.p,
         list: &s.list,
-        step: 2,
-        chunk: 0,
+        step: HopIndex(2),
+        chunk: ChunkIndex(0),
         first_position: 0,
     };
     let (out, proof) = honest.apply_chunk(at, &input, &mut rng).expect("valid");
     let st = |out: &[WirePoint]| ChunkStatement {
         target: &s.p,
         list: &s.list,
-        step: 2,
-        chunk: 0,
+        step: HopIndex(2),
+        chunk: ChunkIndex(0),
         key,
         input: chunk_digest(&input),
         output: chunk_digest(out),
@@ -671,14 +671,18 @@ fn a_chunk_converted_with_another_scalar_is_refused() {
     let (bad, bad_proof) = kp_alone.apply_chunk(at, &input, &mut rng).expect("valid");
     assert_eq!(
         verify_chunk(&st(&bad), &input, &bad, &bad_proof),
-        Err(ConversionError::ChunkProof { chunk: 0 })
+        Err(ConversionError::ChunkProof {
+            chunk: ChunkIndex(0)
+        })
     );
     // One point swapped in the honest output.
     let mut one = out.clone();
     one.swap(1, 2);
     assert_eq!(
         verify_chunk(&st(&one), &input, &one, &proof),
-        Err(ConversionError::ChunkProof { chunk: 0 })
+        Err(ConversionError::ChunkProof {
+            chunk: ChunkIndex(0)
+        })
     );
     // The identity in the input is refused before any work.
     let mut with_identity = input.clone();
@@ -720,8 +724,8 @@ fn after_a_reshare_every_stored_pseudonym_matches_a_new_delivery() {
     let at = ChunkAt {
         target: &w.r,
         list: &w.resept.name,
-        step: 1,
-        chunk: 0,
+        step: HopIndex(1),
+        chunk: ChunkIndex(0),
         first_position: 0,
     };
     let (converted, proof) = step.apply_chunk(at, &blinded, &mut rng).expect("valid");
@@ -738,8 +742,8 @@ fn after_a_reshare_every_stored_pseudonym_matches_a_new_delivery() {
     let st = ChunkStatement {
         target: &w.r,
         list: &w.resept.name,
-        step: 1,
-        chunk: 0,
+        step: HopIndex(1),
+        chunk: ChunkIndex(0),
         key,
         input: chunk_digest(&blinded),
         output: chunk_digest(&converted),

@@ -46,7 +46,7 @@ use crate::{
     refusal::{Refusal, RefusalCode},
     share::Domain,
     transcript::{encode_value, verify_signature, Sig},
-    types::{Digest, Name, UnixTime},
+    types::{ChunkIndex, Digest, HopIndex, Name, UnixTime},
     v2::chunk_digest,
 };
 
@@ -366,8 +366,8 @@ pub fn verify_reshare_page(
     let statement = ChunkStatement {
         target: &d,
         list: domain,
-        step: 1,
-        chunk: first / RESHARE_PAGE as u64,
+        step: HopIndex(1),
+        chunk: ChunkIndex(first / RESHARE_PAGE as u64),
         key,
         input: chunk_digest(input),
         output: chunk_digest(output),

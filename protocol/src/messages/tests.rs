@@ -43,6 +43,7 @@ fn samples() -> Vec<Message> {
             crate::notice::PhaseNotice {
                 project: project.clone(),
                 phase: crate::notice::Notified::Closed,
+                failed_list: None,
             }
             .sign(&ed25519_dalek::SigningKey::from_bytes(&[6; 32])),
         ),

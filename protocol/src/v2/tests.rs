@@ -1358,6 +1358,36 @@ mod transcript {
     }
 
     #[test]
+    fn a_stop_naming_the_owner_is_accepted_only_from_hop_1_and_only_naming_the_owner() {
+        // The owner (hop 0) signed a malformed chunk, e.g. a short chunk
+        // that is not its last: hop 1 names it, and the list stops.
+        let (w, manifest) = world();
+        let stop = ChainStopped {
+            list: w.owner.name.clone(),
+            attempt: 0,
+            chunk: ChunkIndex(1),
+            named: Some((HopIndex::OWNER, w.owner.name.clone())),
+        };
+        let with = |signer: &Name, stop: ChainStopped| {
+            let mut log = preamble(&w, &manifest);
+            log.node(signer, Body::ChainStopped(stop));
+            verify(&log.entries(), None, &manifest)
+        };
+        let hop_1 = &w.registers[0].name;
+        let v = with(hop_1, stop.clone()).expect("hop 1 names the owner");
+        assert!(v.lists.iter().all(|l| !l.complete));
+        // Not from another hop, and hop 0 is the owner, nobody else.
+        let err = with(&w.registers[1].name, stop.clone()).expect_err("not hop 1");
+        assert_eq!(err.check, Check::HopChain, "{err}");
+        let other = ChainStopped {
+            named: Some((HopIndex::OWNER, hop_1.clone())),
+            ..stop
+        };
+        let err = with(hop_1, other).expect_err("hop 0 is the owner");
+        assert_eq!(err.check, Check::HopChain, "{err}");
+    }
+
+    #[test]
     fn the_list_check_entry_is_not_visible_to_registers() {
         let (w, manifest, p) = honest();
         let mut log = preamble(&w, &manifest);

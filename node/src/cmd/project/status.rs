@@ -7,10 +7,10 @@ use anyhow::{bail, Context};
 use kobling_protocol::{
     manifest::Manifest,
     messages::{Action, Message},
-    notice::Notified,
+    notice::{Notified, PhaseNotice},
     project::{Phase, ProjectView},
     transcript::{self, Body, Entry},
-    types::{Name, ProjectId},
+    types::{HopIndex, Name, ProjectId},
 };
 
 use super::{ask, request};
@@ -18,27 +18,41 @@ use crate::{console::say, keyfile::KeyFile};
 
 /// The project's transcript as `node` answers `key` (the whole transcript
 /// for the researcher; a register operator gets the register prefix), and
-/// the phase the linker's notice tells, if any (checked against the
-/// linker's key).
+/// the linker's phase notice, if any (checked against the linker's key):
+/// its phase and, if a list ended the project, that list.
 pub(crate) async fn status_entries(
     manifest: &Manifest,
     key: &KeyFile,
     project: &ProjectId,
     node: &Name,
-) -> anyhow::Result<(Vec<Entry>, Option<Notified>)> {
-    status_reply(manifest, key, project, node)
+) -> anyhow::Result<(Vec<Entry>, Option<PhaseNotice>)> {
+    status_answer(manifest, key, project, node)
         .await
         .map(|(entries, notice, _)| (entries, notice))
 }
 
-/// As [`status_entries`], with the signed transcript file as received
-/// when the node answered with one (the linker, to the order's key).
+/// As [`status_entries`], with the notice's phase only, and the signed
+/// transcript file as received when the node answered with one (the
+/// linker, to the order's key).
 pub(crate) async fn status_reply(
     manifest: &Manifest,
     key: &KeyFile,
     project: &ProjectId,
     node: &Name,
 ) -> anyhow::Result<(Vec<Entry>, Option<Notified>, Option<Vec<u8>>)> {
+    status_answer(manifest, key, project, node)
+        .await
+        .map(|(entries, notice, file)| (entries, notice.map(|n| n.phase), file))
+}
+
+/// The node's answer: the entries, the checked phase notice, and the
+/// transcript file if it sent one.
+async fn status_answer(
+    manifest: &Manifest,
+    key: &KeyFile,
+    project: &ProjectId,
+    node: &Name,
+) -> anyhow::Result<(Vec<Entry>, Option<PhaseNotice>, Option<Vec<u8>>)> {
     let request = request(manifest, node, project, Action::Status)?.sign(&key.signing);
     let linker_key = manifest.linker().context("no linker")?.signing_key;
     let mut replies = ask(manifest, node, Message::Status(request))
@@ -57,10 +71,11 @@ pub(crate) async fn status_reply(
             let entries = entries.into_inner();
             transcript::verify(&entries, None, manifest)?;
             let notice = match replies.next() {
-                Some(Message::Notice(n)) => Some(
+                Some(Message::Notice(n)) => {
                     n.check(project, &linker_key)
-                        .context("the phase notice does not verify")?,
-                ),
+                        .context("the phase notice does not verify")?;
+                    Some(n.notice)
+                }
                 _ => None,
             };
             Ok((entries, notice, None))
@@ -76,9 +91,9 @@ pub(crate) async fn status_reply(
 pub(super) fn print_status(
     manifest: &Manifest,
     entries: &[Entry],
-    notice: Option<Notified>,
+    notice: Option<&PhaseNotice>,
 ) -> anyhow::Result<()> {
-    let view = ProjectView::new(manifest, entries).with_notice(notice);
+    let view = ProjectView::new(manifest, entries).with_notice(notice.map(|n| n.phase));
     let Some(order) = view.order() else {
         say!("no project order yet");
         return Ok(());
@@ -144,6 +159,12 @@ pub(super) fn print_status(
             // In a register's copy too (the closure is not): who stopped
             // a list's chain.
             Body::ChainStopped(c) => match &c.named {
+                Some((hop, member)) if *hop == HopIndex::OWNER => say!(
+                    "  list {} stopped (attempt {}): its owner {member} failed at chunk {}",
+                    c.list,
+                    c.attempt,
+                    c.chunk
+                ),
                 Some((hop, member)) => say!(
                     "  list {} stopped (attempt {}): hop {hop} ({member}) failed at chunk {}",
                     c.list,
@@ -169,8 +190,21 @@ pub(super) fn print_status(
     if !shredded.is_empty() {
         say!("  shredded: {}", shredded.join(", "));
     }
+    // At a register (which holds neither the list checks nor the
+    // closure): the linker's notice names the list that ended the
+    // project, if one did.
+    if let Some(line) = stopped_line(notice) {
+        say!("{line}");
+    }
     say!("  phase: {}", view.phase().as_str());
     Ok(())
+}
+
+/// The line naming the list that ended the project, from the linker's
+/// notice (a list name, never a value).
+fn stopped_line(notice: Option<&PhaseNotice>) -> Option<String> {
+    let list = notice?.failed_list.as_ref()?;
+    Some(format!("  stopped: list {list} failed its check"))
 }
 
 /// Progress bars, one per list (hops done of its chain), until the project
@@ -188,7 +222,7 @@ pub(super) async fn watch_status(
     let mut by_list: BTreeMap<Name, ProgressBar> = BTreeMap::new();
     loop {
         let (entries, notice) = status_entries(manifest, key, project, node).await?;
-        let view = ProjectView::new(manifest, &entries).with_notice(notice);
+        let view = ProjectView::new(manifest, &entries).with_notice(notice.map(|n| n.phase));
         if let Some(order) = view.order() {
             for list in order.register_names() {
                 let hops = view.hops_of(&list).len() as u64;
@@ -216,5 +250,27 @@ pub(super) async fn watch_status(
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kobling_protocol::notice::Notified;
+
+    use super::*;
+
+    #[test]
+    fn a_register_operator_reads_which_list_stopped_the_project() {
+        let notice = |failed_list: Option<&str>| PhaseNotice {
+            project: ProjectId::new("P-1").expect("valid"),
+            phase: Notified::Closed,
+            failed_list: failed_list.map(|l| Name::new(l).expect("valid")),
+        };
+        assert_eq!(
+            stopped_line(Some(&notice(Some("KPR")))).as_deref(),
+            Some("  stopped: list KPR failed its check")
+        );
+        assert_eq!(stopped_line(Some(&notice(None))), None);
+        assert_eq!(stopped_line(None), None);
     }
 }

@@ -1,6 +1,7 @@
 //! How chain v2 stops a project naming a list or a hop: a hop record
 //! that does not chain, a list of no person, a malformed chunk its sender
-//! signed (`ChainStopped`), and the closure itself (`stop_project`).
+//! (the list's owner or a register hop) signed (`ChainStopped`), and the
+//! closure itself (`stop_project`).
 
 use kobling_protocol::{
     bounded::BoundedString,
@@ -8,7 +9,7 @@ use kobling_protocol::{
     project::Step,
     refusal::RefusalCode,
     transcript::{Body, Closure},
-    types::{Name, ProjectId, UnixTime},
+    types::{HopIndex, Name, ProjectId, UnixTime},
     v2::{chunk_digest, ChainStopped, ChunkMsg, ListHeader},
 };
 
@@ -72,11 +73,12 @@ impl Engine {
 
     /// A register hop: a chunk its sender signed (statement signature and
     /// digest of the bytes hold) that is malformed for the header (a wrong
-    /// number of points, an invalid point or the identity) is the sender's
-    /// deviation, and a resend will not mend it: this hop records a
-    /// [`ChainStopped`] naming the sender (a register hop; once per list
-    /// attempt), and the linker then closes the project naming the list
-    /// (`stop_named_hop`). Anything the sender did not sign (a broken
+    /// number of points, e.g. a short chunk that is not the last, an
+    /// invalid point or the identity) is the sender's deviation, and a
+    /// resend will not mend it: this hop records a [`ChainStopped`] naming
+    /// the sender (the list's owner as hop 0, or a register hop; once per
+    /// list attempt), and the linker then closes the project naming the
+    /// list (`stop_named_hop`). Anything the sender did not sign (a broken
     /// signature, other bytes) stays a plain `bad-chunk` refusal: it may
     /// not come from the sender at all.
     pub(super) fn name_signed_bad_chunk(
@@ -93,9 +95,15 @@ impl Engine {
             return Ok(());
         }
         let st = &msg.statement.statement;
-        let from = st.hop.as_usize();
-        let Some(sender) = from.checked_sub(1).and_then(|i| hops.get(i)) else {
-            return Ok(()); // the owner (hop 0) is not a hop one can name
+        let list = &header.list;
+        // The sender: the list's owner (hop 0, whose name the list bears)
+        // or a register hop.
+        let sender = match st.hop.as_usize().checked_sub(1) {
+            None => list,
+            Some(i) => match hops.get(i) {
+                Some(member) => member,
+                None => return Ok(()),
+            },
         };
         let key = self.node_key(sender)?;
         let signed = st.verify(header, &key, &msg.statement.signature).is_ok()
@@ -103,7 +111,6 @@ impl Engine {
         if !signed {
             return Ok(());
         }
-        let list = &header.list;
         let mut already = false;
         self.store.transaction(|tx| {
             tx.for_each_v2(project, list, STOP_SENT, |attempt, _| {
@@ -139,6 +146,10 @@ impl Engine {
         now: UnixTime,
     ) -> Outcome<()> {
         let detail = match &stop.named {
+            Some((hop, member)) if *hop == HopIndex::OWNER => format!(
+                "list {} was stopped (attempt {}): its owner {member} sent chunk {} that does not verify; the project is stopped",
+                stop.list, stop.attempt, stop.chunk
+            ),
             Some((hop, member)) => format!(
                 "list {} was stopped (attempt {}): hop {hop} ({member}) sent chunk {} that does not verify; the project is stopped",
                 stop.list, stop.attempt, stop.chunk

@@ -125,6 +125,7 @@ fn a_forged_phase_notice_is_refused() {
     let forged = kobling_protocol::notice::PhaseNotice {
         project: pid(),
         phase: Notified::Closed,
+        failed_list: None,
     }
     .sign(&fed.researcher);
     let reply = fed.engines.get_mut(&name("NPR")).expect("engine").handle(
@@ -139,6 +140,7 @@ fn a_forged_phase_notice_is_refused() {
     let honest = kobling_protocol::notice::PhaseNotice {
         project: pid(),
         phase: Notified::Closed,
+        failed_list: None,
     }
     .sign(&fed.engines[&name("LINKER")].signing);
     let reply = fed.engines.get_mut(&name("NPR")).expect("engine").handle(

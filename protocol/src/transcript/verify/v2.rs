@@ -235,15 +235,20 @@ pub(crate) fn on_body<'a>(
                     ))
                 })?;
             let l = v2_list(&mut lists.v2, &stop.list, at)?;
-            // A named hop is a register hop of the list and the signer is
-            // the next step, which found it, in the open attempt; an
-            // unnamed stop (a failed strict check) is the linker's.
+            // A named hop is the list's owner (hop 0, whose name the list
+            // bears) or a register hop of the list, and the signer is the
+            // next step, which found it, in the open attempt; an unnamed
+            // stop (a failed strict check) is the linker's.
             let by = match &stop.named {
                 Some((hop, member)) => {
                     let h = hop.as_usize();
-                    if h == 0 || h >= hops.len() || &hops[h - 1] != member {
+                    let named = match h.checked_sub(1) {
+                        None => *member == stop.list,
+                        Some(i) => hops.get(i) == Some(member),
+                    };
+                    if !named || h >= hops.len() {
                         return Err(chain_fail(format!(
-                            "list {}: the chain stop names hop {hop} ({member}), which is not a register hop of this list",
+                            "list {}: the chain stop names hop {hop} ({member}), which is neither the list's owner nor a register hop of it",
                             stop.list
                         )));
                     }
