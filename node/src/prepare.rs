@@ -1,7 +1,7 @@
 //! Preparing a register's list for the chain, away from the engine.
 //!
 //! ```text
-//!  tick: Duty::AnnounceList ─▶ ListJob (extract path, share, keys, seed)
+//!  tick: Duty::AnnounceList ─▶ ListJob (extract path, owner key, keys, seed)
 //!     background thread:  extract ─▶ staging rows ─▶ shuffled positions
 //!                         ─▶ per chunk: points ─▶ staging "outgoing"
 //!                                       sealed items ─▶ staging "outgoing"
@@ -43,6 +43,16 @@ use zeroize::Zeroizing;
 
 use crate::{staging::Staging, store::StoreError};
 
+/// The owner's step key.
+pub(crate) enum OwnerKey {
+    /// This register's share of the key domain (β sealed to `linker_key`).
+    Share(Share),
+    /// A delivery's source that holds no share of the domain: a split
+    /// blinding, `β₁` sealed to `linker_key` (the holder's) and `β₂` to
+    /// this key, hop 1's.
+    Split(HpkePublicKey),
+}
+
 /// Everything needed to prepare one list, owned, so that it can run on its
 /// own thread.
 pub(crate) struct ListJob {
@@ -52,12 +62,8 @@ pub(crate) struct ListJob {
     pub(crate) extract: Digest,
     pub(crate) path: PathBuf,
     pub(crate) options: ParseOptions,
-    /// This register's project share.
-    pub(crate) share: Share,
-    /// Of a delivery's source that holds no share of the domain (then
-    /// `share` is unused): hop 1's HPKE key, for `β₂` of the split
-    /// blinding (`β₁` goes to `linker_key`, the holder's).
-    pub(crate) split_hop1: Option<HpkePublicKey>,
+    /// What the owner steps with.
+    pub(crate) owner_key: OwnerKey,
     pub(crate) researcher: HpkePublicKey,
     pub(crate) linker_key: HpkePublicKey,
     pub(crate) linker: Name,
@@ -227,8 +233,8 @@ impl ListJob {
         let mut rng = ErasingRng::from_seed(self.seed.clone());
         let positions = shuffled_positions(ids.len() as u64, &mut rng)
             .map_err(|e| refused(RefusalCode::Prepare, e))?;
-        let mut owner = match &self.split_hop1 {
-            Some(hop1) => OwnerList::new_split(
+        let mut owner = match &self.owner_key {
+            OwnerKey::Split(hop1) => OwnerList::new_split(
                 &self.project,
                 &self.me,
                 ids.len() as u64,
@@ -238,11 +244,11 @@ impl ListJob {
                 self.chunk_size,
                 &mut rng,
             ),
-            None => OwnerList::new(
+            OwnerKey::Share(share) => OwnerList::new(
                 &self.project,
                 &self.me,
                 ids.len() as u64,
-                &self.share,
+                share,
                 &self.researcher,
                 &self.linker_key,
                 self.chunk_size,

@@ -33,9 +33,7 @@ use kobling_protocol::{
     project::ProjectView,
     receipt::{check_extract_columns, DeliveryError, DeliveryPlan, Unblinder},
     refusal::RefusalCode,
-    seal::{
-        encode_rows, open_blinding, open_blinding_part, BlindingPart, HpkeSecretKey, WrappedKey,
-    },
+    seal::{open_blinding, open_blinding_part, BlindingPart, HpkeSecretKey, WrappedKey},
     share::Domain,
     transcript::{self, Approval, Body, DeliveryRecord, ProjectOrder, Trailer},
     types::{Name, ProjectId, UnixTime},
@@ -499,12 +497,7 @@ impl Engine {
         let (mut next_row, next_position) = (row, position + items.len() as u64);
         self.store.transaction(|tx| {
             for (p, (_, rows)) in psi.iter().zip(&opened) {
-                for r in rows {
-                    let bytes = encode_rows(std::slice::from_ref(r))
-                        .map_err(|_| StoreError::Corrupt("domain row"))?;
-                    tx.put_domain_row(&domain, &delivery, next_row, p, &bytes)?;
-                    next_row += 1;
-                }
+                next_row = tx.put_person_rows(&domain, &delivery, next_row, p, rows)?;
             }
             tx.set_receipt(&domain, &delivery, Some((next_position, next_row)))
         })?;

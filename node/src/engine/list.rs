@@ -21,7 +21,7 @@ use super::{
     error::{not_ready, refuse, EngineError, Outcome, Refused},
     Engine,
 };
-use crate::prepare::{JobError, JobState, ListJob, PreparedList, RETRY_AFTER_SECONDS};
+use crate::prepare::{JobError, JobState, ListJob, OwnerKey, PreparedList, RETRY_AFTER_SECONDS};
 
 impl Engine {
     /// The duty to announce this node's list: start, follow or finish its
@@ -98,23 +98,23 @@ impl Engine {
             .ok_or_else(|| not_ready("the approved extract's path is not known"))?;
         // A delivery's source without a share of the domain splits its
         // blinding (β₂ to hop 1); it has no share to use.
-        let split = view.delivery_plan().filter(|p| p.split);
-        let share = match &split {
-            Some(_) => kobling_protocol::share::Share::random(&mut self.rng),
-            None => self
-                .keystore
-                .share(&super::delivery_run::key_domain(view, project))?,
-        };
-        let split_hop1 = match split.as_ref().and_then(|p| p.hops.first()) {
-            Some(hop1) => Some(
+        let split_hop1 = view
+            .delivery_plan()
+            .filter(|p| p.split)
+            .and_then(|p| p.hops.first().cloned());
+        let owner_key = match split_hop1 {
+            Some(hop1) => OwnerKey::Split(
                 self.manifest
-                    .member(hop1)
+                    .member(&hop1)
                     .and_then(|m| HpkePublicKey::from_bytes(m.hpke_key.0).ok())
                     .ok_or_else(|| {
                         refuse(RefusalCode::Manifest, format!("no HPKE key of {hop1}"))
                     })?,
             ),
-            None => None,
+            None => OwnerKey::Share(
+                self.keystore
+                    .share(&super::delivery_run::key_domain(view, project))?,
+            ),
         };
         let researcher = HpkePublicKey::from_bytes(order.researcher_hpke_key.0)
             .map_err(|e| refuse(RefusalCode::Order, e.to_string()))?;
@@ -145,7 +145,7 @@ impl Engine {
             options: ParseOptions {
                 allow_synthetic: self.config.test_mode,
             },
-            share,
+            owner_key,
             researcher,
             linker_key,
             linker: linker.name.clone(),
@@ -161,7 +161,6 @@ impl Engine {
             pseudonymous: order.list_domain(&self.me).is_some(),
             domain: order.key_domain(),
             delivery: order.delivery_id(),
-            split_hop1,
         })
     }
 

@@ -23,10 +23,10 @@
 use kobling_protocol::{
     domain::transcript::DomainBody,
     group::WirePoint,
-    receipt::{DeliveryError, DeliveryPlan, TableDigest, Unblinder},
+    receipt::{DeliveryError, DeliveryPlan, Unblinder},
     seal::{
-        decode_rows, encode_rows, open_blinding, open_blinding_part, BlindingPart, HpkeSecretKey,
-        SealError, SealedItem, WrappedKey,
+        decode_rows, open_blinding, open_blinding_part, BlindingPart, HpkeSecretKey, SealError,
+        SealedItem, WrappedKey,
     },
     transcript::ProjectOrder,
     types::{Digest, Name, Position},
@@ -137,7 +137,6 @@ impl Engine {
             }
             Ok(tx.drop_partial_delivery(&domain, &delivery)?)
         })?;
-        let mut table = TableDigest::new(&domain, &delivery);
         let (mut position, mut row) = (0u64, 0u64);
         for chunk in chunks {
             if chunk.values.len() != chunk.items.len() {
@@ -154,18 +153,16 @@ impl Engine {
                         .ok()
                         .and_then(|plain| decode_rows(&plain).ok())
                         .ok_or(ReceiptError::Item(position))?;
-                    for r in rows {
-                        let bytes = encode_rows(&[r]).map_err(|_| ReceiptError::Item(position))?;
-                        tx.put_domain_row(&domain, &delivery, row, p, &bytes)?;
-                        table.push(p, row, &bytes);
-                        row += 1;
-                    }
+                    row = tx.put_person_rows(&domain, &delivery, row, p, &rows)?;
                     position += 1;
                 }
                 Ok(())
             })?;
         }
-        let record = table.finish(&plan);
+        let record = self
+            .store
+            .transaction(|tx| tx.table_digest(&domain, &delivery))?
+            .finish(&plan);
         self.record_delivery(&domain, &delivery, &list.columns, &record)?;
         tracing::info!(%domain, source = %plan.source, persons = position, rows = row, "delivery received");
         Ok(record)

@@ -84,6 +84,26 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Stores `rows`, one person's, under `pseudonym`, numbered from
+    /// `row` on; returns the next row number.
+    pub(crate) fn put_person_rows(
+        &self,
+        domain: &Name,
+        delivery: &Digest,
+        row: u64,
+        pseudonym: &WirePoint,
+        rows: &[Vec<String>],
+    ) -> Result<u64, StoreError> {
+        let mut next = row;
+        for r in rows {
+            let bytes = seal::encode_rows(std::slice::from_ref(r))
+                .map_err(|_| StoreError::Corrupt("domain row"))?;
+            self.put_domain_row(domain, delivery, next, pseudonym, &bytes)?;
+            next += 1;
+        }
+        Ok(next)
+    }
+
     /// Whether `delivery` into `domain` was received in full.
     pub(crate) fn has_domain_delivery(
         &self,
