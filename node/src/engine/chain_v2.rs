@@ -33,7 +33,7 @@ use kobling_protocol::{
     messages::Message,
     project::ProjectView,
     refusal::RefusalCode,
-    seal::{open_blinding, HpkeSecretKey, WrappedKey},
+    seal::{open_blinding, HpkeSecretKey},
     transcript::{self, Body, ListAnnouncement},
     types::{ChunkIndex, Digest, HopIndex, Name, ProjectId},
     v2::{
@@ -412,16 +412,7 @@ impl Engine {
         project: &ProjectId,
         list: &Name,
     ) -> Outcome<kobling_protocol::share::Share> {
-        let sealed = self
-            .store
-            .transaction(|tx| tx.blobs(LinkerTable::Blinding, project, list))?;
-        let Some(bytes) = sealed.first() else {
-            return Err(not_ready(format!(
-                "the blinding of list {list} has not arrived"
-            )));
-        };
-        let wrapped: WrappedKey =
-            postcard::from_bytes(bytes).map_err(|_| StoreError::Corrupt("blinding"))?;
+        let wrapped = self.kept_blinding(project, list)?;
         let hpke = HpkeSecretKey::from_bytes(*self.keystore.x25519_secret_bytes());
         open_blinding(&hpke, project, list, &wrapped)
             .map_err(|_| refuse(RefusalCode::Blinding, "the list blinding does not open"))

@@ -49,7 +49,7 @@ use super::{
 };
 use crate::{
     staging::Staging,
-    store::{DomainRow, LinkerTable, StoreError},
+    store::{DomainRow, StoreError},
 };
 
 /// The key domain of `project`'s shares: `Domain::Register(R)` for a
@@ -244,15 +244,7 @@ impl Engine {
                 format!("{} removes no blinding of delivery {project}", self.me),
             ));
         }
-        self.store.transaction(|tx| {
-            tx.put_blob(
-                LinkerTable::Blinding,
-                project,
-                list,
-                0,
-                &transcript::encode_value(sealed),
-            )
-        })?;
+        self.keep_blinding(project, list, sealed)?;
         Ok(vec![ack()])
     }
 
@@ -311,13 +303,7 @@ impl Engine {
         else {
             return Ok(kobling_protocol::v2::StepKey::plain(share));
         };
-        let sealed = self
-            .store
-            .transaction(|tx| tx.blobs(LinkerTable::Blinding, project, list))?
-            .into_iter()
-            .next()
-            .and_then(|b| postcard::from_bytes::<WrappedKey>(&b).ok())
-            .ok_or_else(|| not_ready(format!("delivery {project}: β₂ has not arrived")))?;
+        let sealed = self.kept_blinding(project, list)?;
         let beta2 = self.open_second_blinding(project, &plan, &sealed)?;
         let blinding: Vec<_> = view
             .v2_list(list)
@@ -440,17 +426,7 @@ impl Engine {
                 format!("delivery {project}: items from position {first} where {position} is next"),
             ));
         }
-        let sealed_beta = self
-            .store
-            .transaction(|tx| tx.blobs(LinkerTable::Blinding, project, list))?
-            .into_iter()
-            .next()
-            .and_then(|b| postcard::from_bytes::<WrappedKey>(&b).ok())
-            .ok_or_else(|| {
-                not_ready(format!(
-                    "delivery {project}: the source's blinding has not arrived"
-                ))
-            })?;
+        let sealed_beta = self.kept_blinding(project, list)?;
         let beta = self.open_delivery_blinding(project, &plan, &sealed_beta)?;
         let commitment = announcement
             .blinding

@@ -60,7 +60,19 @@ impl Engine {
             self.publish_once(project, Step::Close, Body::Closure(Closure { reason }), now)?;
             return Err(refuse(RefusalCode::Blinding, detail));
         }
-        self.store.transaction(|tx| {
+        self.keep_blinding(project, list, sealed)?;
+        Ok(vec![ack()])
+    }
+
+    /// Keeps a list's sealed blinding (β at the linker or a delivery's
+    /// holder, β₂ at hop 1 of a split source), checked by the caller.
+    pub(super) fn keep_blinding(
+        &mut self,
+        project: &ProjectId,
+        list: &Name,
+        sealed: &WrappedKey,
+    ) -> Outcome<()> {
+        Ok(self.store.transaction(|tx| {
             tx.put_blob(
                 LinkerTable::Blinding,
                 project,
@@ -68,8 +80,25 @@ impl Engine {
                 0,
                 &transcript::encode_value(sealed),
             )
-        })?;
-        Ok(vec![ack()])
+        })?)
+    }
+
+    /// The sealed blinding of `list` kept here (`not-ready` until it
+    /// arrived).
+    pub(super) fn kept_blinding(
+        &mut self,
+        project: &ProjectId,
+        list: &Name,
+    ) -> Outcome<WrappedKey> {
+        let sealed = self
+            .store
+            .transaction(|tx| tx.blobs(LinkerTable::Blinding, project, list))?;
+        let Some(bytes) = sealed.first() else {
+            return Err(not_ready(format!(
+                "the blinding of list {list} has not arrived"
+            )));
+        };
+        Ok(postcard::from_bytes(bytes).map_err(|_| StoreError::Corrupt("blinding"))?)
     }
 
     /// Sealed items of a list from position `first` on (admitted: inside
