@@ -212,6 +212,9 @@ pub struct Options {
     /// A register's fnr extract that innsyn requests read (none: the
     /// node answers no innsyn request; `docs/innsyn.md`).
     pub innsyn_extract: Option<PathBuf>,
+    /// A register's reservation table (PROTOCOL.md §10a,
+    /// `docs/identified.md`), applied to its lists of identified projects.
+    pub reservations: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -225,6 +228,7 @@ impl Default for Options {
             extracts: None,
             socket: None,
             innsyn_extract: None,
+            reservations: None,
         }
     }
 }
@@ -309,6 +313,24 @@ pub async fn run(
             source: Box::new(e),
         })?;
     }
+    if let Some(path) = &options.reservations {
+        // Read at start, as the mapping is: a file that cannot be used is
+        // refused while the operator watches, and what it holds is
+        // counted in the log (invalid identifiers by reason, never an
+        // identifier). Each identified list reads it again.
+        let loaded = crate::reservation_file::load_reservations(
+            path,
+            kobling_protocol::ident::ParseOptions {
+                allow_synthetic: options.test_mode,
+            },
+            None,
+        )
+        .map_err(|e| DaemonError::Reservations {
+            path: path.clone(),
+            source: Box::new(e),
+        })?;
+        tracing::info!(node = %me, table = %loaded.digest, "reservation table: {}", crate::reservation_file::describe(&loaded.stats));
+    }
     let store = Store::open(dir)
         .map_err(DaemonError::Store)?
         .with_mapping(options.mapping.clone());
@@ -324,6 +346,7 @@ pub async fn run(
                 .clone()
                 .unwrap_or_else(|| dir.join("extracts")),
         ),
+        reservations: options.reservations.clone(),
         ..EngineConfig::default()
     };
     let mut engine = Engine::new(me.clone(), manifest.clone(), keystore, store, *seed, config)?;

@@ -61,6 +61,7 @@ mod output;
 mod prepare;
 pub mod private_fs;
 mod researcher;
+mod reservation_file;
 pub mod reshare;
 mod secrets;
 mod sender;

@@ -98,6 +98,10 @@ pub(crate) struct ListJob {
     pub(crate) domain: kobling_protocol::share::Domain,
     /// A delivery's id (the header's and the announcement's `delivery`).
     pub(crate) delivery: Option<Digest>,
+    /// Of an identified project (PROTOCOL.md §10a): the register's
+    /// reservation table file, or `None` if it keeps none. `None` for an
+    /// ordinary project, which never reads the table.
+    pub(crate) identified: Option<Option<PathBuf>>,
 }
 
 /// The person keys of a staged list, by person number: identifiers, or
@@ -230,14 +234,49 @@ impl ListJob {
         }
         // Before anything is made: every requested variable is a column.
         let selected = select_columns(&summary.columns, &self.variables)?;
+        // Reservasjon (§10a): of an identified project, the persons in
+        // the register's reservation table are left out before anything
+        // is made; only their number leaves this node, shown.
+        let (kept, excluded) = match &self.identified {
+            None => ((0..ids.len() as u32).collect::<Vec<u32>>(), None),
+            Some(table) => {
+                let PersonKeys::Fnr(fnrs) = &ids else {
+                    return Err(refused(
+                        RefusalCode::Order,
+                        "an identified project's lists are fnr lists (a reservation is by fnr)",
+                    ));
+                };
+                let kept = match table {
+                    Some(path) => {
+                        let loaded = crate::reservation_file::load_reservations(
+                            path,
+                            self.options,
+                            mapping.clone(),
+                        )
+                        .map_err(|e| refused(RefusalCode::Extract, e))?;
+                        tracing::info!(node = %self.me, project = %self.project, table = %loaded.digest, "reservation table applied: {}", crate::reservation_file::describe(&loaded.stats));
+                        crate::reservation_file::kept(&loaded.table, fnrs)
+                    }
+                    None => (0..fnrs.len() as u32).collect(),
+                };
+                let count = (ids.len() - kept.len()) as u64;
+                (
+                    kept,
+                    Some(kobling_protocol::reservation::ShownCount::of(count)),
+                )
+            }
+        };
         let mut rng = ErasingRng::from_seed(self.seed.clone());
-        let positions = shuffled_positions(ids.len() as u64, &mut rng)
-            .map_err(|e| refused(RefusalCode::Prepare, e))?;
+        let positions: Vec<u32> = shuffled_positions(kept.len() as u64, &mut rng)
+            .map_err(|e| refused(RefusalCode::Prepare, e))?
+            .into_iter()
+            .map(|p| kept[p as usize])
+            .collect();
         let mut owner = match &self.owner_key {
             OwnerKey::Split(hop1) => OwnerList::new_split(
                 &self.project,
                 &self.me,
-                ids.len() as u64,
+                kept.len() as u64,
                 &self.researcher,
                 &self.linker_key,
                 hop1,
@@ -247,7 +286,7 @@ impl ListJob {
             OwnerKey::Share(share) => OwnerList::new(
                 &self.project,
                 &self.me,
-                ids.len() as u64,
+                kept.len() as u64,
                 share,
                 &self.researcher,
                 &self.linker_key,
@@ -264,7 +303,7 @@ impl ListJob {
                     list: self.me.clone(),
                     attempt: 0,
                     mode: kobling_protocol::v2::Mode::Optimistic,
-                    persons: ids.len() as u64,
+                    persons: kept.len() as u64,
                     chunk_size: self.chunk_size,
                 })
                 .map_err(|e| refused(RefusalCode::Prepare, e))?,
@@ -362,6 +401,7 @@ impl ListJob {
             sealed_root: header.sealed_root,
             chunk_size: header.context.chunk_size,
             content_key: header.content_key.clone(),
+            excluded,
         };
         Ok(PreparedList {
             staging,

@@ -30,6 +30,14 @@ pub(crate) struct Spec {
     #[serde(default)]
     pub(crate) test_mode: bool,
     pub(crate) registers: Vec<SpecRegister>,
+    /// An identified project (PROTOCOL.md §10a, `docs/identified.md`):
+    /// the researcher brings its own fnr list, `researcher_list`.
+    #[serde(default)]
+    pub(crate) identified: bool,
+    /// The researcher list file (CSV with an `fnr` column), relative to
+    /// the spec's directory; required when `identified = true`.
+    #[serde(default)]
+    pub(crate) researcher_list: Option<String>,
 }
 
 /// One register's part of a spec.
@@ -65,6 +73,16 @@ impl Spec {
     /// Parses and checks spec text.
     pub(crate) fn parse(text: &str) -> anyhow::Result<Spec> {
         let spec: Spec = toml::from_str(text)?;
+        ensure!(
+            spec.identified == spec.researcher_list.is_some(),
+            "an identified project (`identified = true`) names its researcher list \
+             (`researcher_list = \"FILE\"`), and only an identified one does"
+        );
+        ensure!(
+            !spec.identified || spec.registers.iter().all(|r| r.domain.is_none()),
+            "an identified project's lists are fnr lists (a reservation is by fnr): \
+             no register may be keyed by a register domain (`domain = ...`)"
+        );
         for r in &spec.registers {
             for (variable, kind) in &r.types {
                 ensure!(

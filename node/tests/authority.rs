@@ -119,6 +119,7 @@ fn orders_without_an_authority_s_grant_for_them_are_refused_and_leave_nothing() 
         grant: None,
         delivery: None,
         pseudonymous: Default::default(),
+        identified: None,
     };
     let submit_as = |researcher: &SigningKey, order: ProjectOrder| {
         let signed = Statement {

@@ -119,6 +119,7 @@ fn order(fed: &Federation, id: &str, domain: &str, source: &str) -> ProjectOrder
         grant: None,
         delivery: Some(DeliveryInto { domain: n(domain) }),
         pseudonymous: Default::default(),
+        identified: None,
     }
 }
 

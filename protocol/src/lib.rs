@@ -58,6 +58,7 @@ pub mod group;
 pub mod hash;
 pub mod hop;
 pub mod ident;
+pub mod identified;
 pub mod innsyn;
 pub mod link;
 pub mod manifest;

@@ -83,6 +83,7 @@ pub(crate) fn order(args: &OrderArgs<'_>) -> anyhow::Result<()> {
             domain: domain.clone(),
         }),
         pseudonymous: Default::default(),
+        identified: None,
     };
     // Refused here, with the reason, before anything is sent: an unknown
     // domain, a source that is no register or is the holder, a key of no

@@ -216,6 +216,7 @@ mod tests {
                 domain: n("RESEPT"),
             }),
             pseudonymous: Default::default(),
+            identified: None,
         };
         let mut t = Transcript::new();
         let statement = |body| Statement {

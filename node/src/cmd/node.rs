@@ -26,7 +26,7 @@ pub(crate) enum NodeCommand {
         /// A configuration file (TOML) with any of the settings below as
         /// keys (`dir`, `manifest`, `listen`, `chunk_size`, `log_format`,
         /// `metrics`, `test_mode`, `extracts`, `passphrase_file`, `mapping`,
-        /// `innsyn_extract`); a flag
+        /// `innsyn_extract`, `reservations`); a flag
         /// given on the command line overrides its key.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
@@ -100,6 +100,12 @@ pub(crate) struct NodeSettings {
     /// answers no innsyn request.
     #[arg(long, value_name = "FILE")]
     pub(crate) innsyn_extract: Option<PathBuf>,
+    /// A register's reservation table (CSV with an `fnr` column): persons
+    /// who reserved against disclosure together with fnr are left out of
+    /// this node's lists of identified projects (`docs/identified.md`).
+    /// Ordinary projects ignore it.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) reservations: Option<PathBuf>,
 }
 
 impl NodeSettings {
@@ -121,7 +127,8 @@ impl NodeSettings {
             extracts,
             passphrase_file,
             mapping,
-            innsyn_extract
+            innsyn_extract,
+            reservations
         )
     }
 }
@@ -199,6 +206,7 @@ impl NodeCommand {
                 mapping: settings.mapping,
                 socket,
                 innsyn_extract: settings.innsyn_extract,
+                reservations: settings.reservations,
             },
             shutdown_signal(),
         ))?;

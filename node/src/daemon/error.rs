@@ -37,6 +37,15 @@ pub enum DaemonError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The reservation table file is refused (`--reservations`).
+    #[error("unusable reservation table {}", path.display())]
+    Reservations {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The state database did not open.
     #[error("cannot open the node's state database")]
     Store(#[source] StoreError),

@@ -89,6 +89,7 @@ pub(super) fn announcement_v2(a: ListAnnouncement) -> ListAnnouncementV2 {
         blinding: BoundedVec::new(vec![a.blinding_commitment]).unwrap_or_default(),
         chunk_size: a.chunk_size,
         content_key: a.content_key,
+        excluded: a.excluded,
     }
 }
 

@@ -161,6 +161,7 @@ impl Engine {
             pseudonymous: order.list_domain(&self.me).is_some(),
             domain: order.key_domain(),
             delivery: order.delivery_id(),
+            identified: order.identified.map(|_| self.config.reservations.clone()),
         })
     }
 

@@ -124,6 +124,11 @@ pub struct EngineConfig {
     /// chain v1 (kept to make v1 transcripts for the verifier's tests).
     /// Every node steps a list in the chain its owner announced it for.
     pub chain_v2: bool,
+    /// A register's reservation table (`kobling node run --reservations`,
+    /// PROTOCOL.md §10a): persons in it are removed from this node's list
+    /// of an identified project before the chain. Ordinary projects
+    /// ignore it.
+    pub reservations: Option<PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -135,6 +140,7 @@ impl Default for EngineConfig {
             test_mode: false,
             extracts: None,
             chain_v2: true,
+            reservations: None,
         }
     }
 }

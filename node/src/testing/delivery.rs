@@ -73,6 +73,7 @@ impl Federation {
                 domain: spec.name.clone(),
             }),
             pseudonymous: BoundedVec::default(),
+            identified: None,
         })
     }
 

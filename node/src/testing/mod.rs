@@ -400,6 +400,7 @@ impl Federation {
             test_mode: true,
             extracts: Some(self.extracts()),
             chain_v2,
+            reservations: None,
         };
         Net::start(self.manifest.clone(), dirs, config, faults, seed, EPOCH)
     }
@@ -466,6 +467,7 @@ impl Federation {
             grant: None,
             delivery: None,
             pseudonymous: BoundedVec::default(),
+            identified: None,
         }
         .granted_by(&authority()))
     }
@@ -650,6 +652,22 @@ impl Federation {
         config: &ProjectConfig,
     ) -> Result<ProjectOrder, TestingError> {
         let order = self.order(&config.project, &config.cohort, extracts)?;
+        self.submit_and_approve(net, order, extracts, config)
+    }
+
+    /// [`order_and_approve`](Self::order_and_approve) of a given `order`
+    /// (e.g. an identified one, see `docs/identified.md`).
+    ///
+    /// # Errors
+    ///
+    /// As [`order_and_approve`](Self::order_and_approve).
+    pub fn submit_and_approve(
+        &self,
+        net: &mut Net,
+        order: ProjectOrder,
+        extracts: &[&Extract],
+        config: &ProjectConfig,
+    ) -> Result<ProjectOrder, TestingError> {
         let now = net.now();
         expect_ack(
             "the order",

@@ -77,6 +77,7 @@ fn order(m: &Manifest, id: &str, domain: &str, sources: &[&str]) -> ProjectOrder
         grant: None,
         delivery: Some(DeliveryInto { domain: n(domain) }),
         pseudonymous: Default::default(),
+        identified: None,
     }
 }
 

@@ -187,6 +187,10 @@ pub struct ProjectOrder {
     /// `pseudonym` column instead of `fnr`), each with its domain
     /// (PROTOCOL.md §10; `crate::domain::project`).
     pub pseudonymous: BoundedVec<PseudonymousList, MAX_REGISTERS>,
+    /// An identified project (PROTOCOL.md §10a): the researcher list's
+    /// person count and file digest, which the registers' operators
+    /// approve; registers then apply their reservation tables.
+    pub identified: Option<crate::identified::ResearcherList>,
 }
 
 impl ProjectOrder {
@@ -261,6 +265,9 @@ pub struct ListAnnouncement {
     pub chunk_size: u32,
     /// The list's content key, sealed to the researcher.
     pub content_key: WrappedKey,
+    /// Of an identified project: persons removed by the register's
+    /// reservation table, shown (`<5` under 5); `None` otherwise.
+    pub excluded: Option<crate::reservation::ShownCount>,
 }
 
 /// One chunk of a hop.

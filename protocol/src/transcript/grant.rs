@@ -108,6 +108,7 @@ mod tests {
             grant: None,
             delivery: None,
             pseudonymous: Default::default(),
+            identified: None,
         }
     }
 

@@ -273,6 +273,9 @@ pub struct ListAnnouncementV2 {
     pub chunk_size: u32,
     /// The list's content key, sealed to the researcher.
     pub content_key: WrappedKey,
+    /// Of an identified project: persons removed by the register's
+    /// reservation table, shown (`<5` under 5); `None` otherwise.
+    pub excluded: Option<crate::reservation::ShownCount>,
 }
 
 impl ListAnnouncementV2 {
@@ -292,6 +295,7 @@ impl ListAnnouncementV2 {
             sealed_root: Digest::default(),
             chunk_size: self.chunk_size,
             content_key: self.content_key.clone(),
+            excluded: self.excluded,
         }
     }
 

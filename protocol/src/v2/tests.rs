@@ -1048,6 +1048,7 @@ mod transcript {
             grant: None,
             delivery: None,
             pseudonymous: Default::default(),
+            identified: None,
         }
         .granted_by(&authority());
         let mut log = Log {
@@ -1106,6 +1107,7 @@ mod transcript {
                     enc: [1; 32],
                     ciphertext: crate::bounded::BoundedBytes::new(vec![0; 48]).expect("fits"),
                 },
+                excluded: None,
             }),
         );
         log

@@ -113,10 +113,60 @@ pub(super) fn order_from_spec(
         grant: None,
         delivery: None,
         pseudonymous: BoundedVec::new(pseudonymous)?,
+        identified: match &spec.researcher_list {
+            Some(file) => Some(researcher_list(path, file, spec.test_mode)?),
+            None => None,
+        },
     };
     validate_order_domains(manifest, &order)
         .context("the spec's pseudonymous lists (`domain = ...`)")?;
     Ok(order)
+}
+
+/// An identified order's researcher list (`docs/identified.md`): `file`
+/// (relative to the spec's directory) read as an extract is, with the same
+/// identifier rules; every identifier must be valid. The order carries
+/// its person count and SHA3-256, never its identifiers.
+pub(super) fn researcher_list(
+    spec: &Path,
+    file: &str,
+    test_mode: bool,
+) -> anyhow::Result<kobling_protocol::identified::ResearcherList> {
+    let path = spec.parent().unwrap_or(Path::new(".")).join(file);
+    let summary = crate::extract_file::check_extract(
+        &path,
+        kobling_protocol::ident::ParseOptions {
+            allow_synthetic: test_mode,
+        },
+        None,
+    )
+    .with_context(|| format!("the researcher list {}", path.display()))?;
+    let invalid = summary.stats.invalid_rows();
+    if invalid > 0 {
+        let reasons: Vec<String> = summary
+            .stats
+            .invalid
+            .iter()
+            .map(|i| {
+                let lines: Vec<String> = i.lines.iter().map(u64::to_string).collect();
+                format!("{} {} (lines {})", i.count, i.reason, lines.join(", "))
+            })
+            .collect();
+        anyhow::bail!(
+            "the researcher list {} has {invalid} invalid rows: {}; correct them (`kobling extract check` shows them)",
+            path.display(),
+            reasons.join("; ")
+        );
+    }
+    ensure!(
+        summary.stats.persons > 0,
+        "the researcher list {} has no person",
+        path.display()
+    );
+    Ok(kobling_protocol::identified::ResearcherList {
+        persons: summary.stats.persons,
+        digest: summary.digest,
+    })
 }
 
 /// `YYYY-MM-DD` (a real calendar day) → seconds since the Unix epoch (end

@@ -86,6 +86,10 @@ pub(crate) fn check_two_person_rule(entries: &[Entry], p: &Project<'_>) -> Resul
                     .iter()
                     .find(|r| &r.register == a.list)
                     .map(|r| &r.variables);
+                // Reservasjon (§10a): an identified project's list shows
+                // its exclusion count, an ordinary one's carries none.
+                crate::identified::check_exclusion(p.order, a.excluded)
+                    .map_err(|e| fail(Check::TwoPersonRule, at, format!("list {}: {e}", a.list)))?;
                 if requested != Some(a.columns) {
                     return Err(fail(
                         Check::TwoPersonRule,
@@ -294,6 +298,7 @@ struct Announced<'a> {
     extract: Digest,
     rows: u64,
     columns: &'a Columns,
+    excluded: Option<crate::reservation::ShownCount>,
 }
 
 fn announced(body: &Body) -> Option<Announced<'_>> {
@@ -303,12 +308,14 @@ fn announced(body: &Body) -> Option<Announced<'_>> {
             extract: a.extract,
             rows: a.rows,
             columns: &a.columns,
+            excluded: a.excluded,
         }),
         Body::ListAnnounced(a) => Some(Announced {
             list: &a.list,
             extract: a.extract,
             rows: a.rows,
             columns: &a.columns,
+            excluded: a.excluded,
         }),
         _ => None,
     }
