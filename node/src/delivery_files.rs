@@ -371,6 +371,15 @@ fn report(
         r,
         "counts under {SMALL_CELL} are shown as <{SMALL_CELL} (disclosure rule)\n"
     );
+    if let Some(line) = crate::identified::order_line(order, true) {
+        let _ = writeln!(r, "{line}");
+        for l in &verified.lists {
+            if let Some(c) = l.excluded {
+                let _ = writeln!(r, "  {}: {}", l.list, crate::identified::excluded(c));
+            }
+        }
+        r.push('\n');
+    }
     r.push_str("register  extract_rows  invalid_ids  persons  matched_persons  delivered_rows\n");
     for l in &verified.lists {
         let rows = delivered_rows.get(&l.list).copied().unwrap_or(0);

@@ -345,6 +345,42 @@ pub fn read_mapping(bytes: &[u8], options: ParseOptions) -> Result<IdMapping, St
     extract_file::read_mapping(bytes, options).map_err(|e| e.to_string())
 }
 
+/// What a reservation table file held (`kobling node run
+/// --reservations`), in counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationsRead {
+    /// Data rows.
+    pub rows: u64,
+    /// Distinct persons who reserved.
+    pub persons: u64,
+    /// Invalid identifiers, all reasons.
+    pub invalid: u64,
+    /// Reason codes seen.
+    pub reasons: Vec<&'static str>,
+    /// SHA3-256 of the bytes.
+    pub digest: [u8; 32],
+    /// The operator's summary line.
+    pub described: String,
+}
+
+/// Reads a reservation table file as the node does.
+///
+/// # Errors
+///
+/// The refusal's text, as the operator would see it.
+pub fn read_reservations(bytes: &[u8], options: ParseOptions) -> Result<ReservationsRead, String> {
+    let loaded = crate::reservation_file::read_reservations(bytes, options, None)
+        .map_err(|e| e.to_string())?;
+    Ok(ReservationsRead {
+        rows: loaded.stats.rows,
+        persons: loaded.table.len() as u64,
+        invalid: loaded.stats.invalid.iter().map(|i| i.count).sum(),
+        reasons: loaded.stats.invalid.iter().map(|i| i.reason).collect(),
+        digest: loaded.digest.0,
+        described: crate::reservation_file::describe(&loaded.stats),
+    })
+}
+
 /// Reads transcript bytes as `kobling audit` does: the entries (all, or
 /// those before the damage) and the trailer or the format error.
 pub fn read_transcript(bytes: &[u8]) -> (Vec<Entry>, Result<Trailer, FileError>) {

@@ -53,6 +53,7 @@ pub mod engine;
 mod extract_file;
 #[cfg(fuzzing)]
 pub mod fuzzing;
+mod identified;
 mod keyfile;
 mod manifest_file;
 mod metrics;

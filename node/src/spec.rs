@@ -167,6 +167,24 @@ mod tests {
     }
 
     #[test]
+    fn an_identified_spec_names_its_researcher_list() {
+        let base = "project = \"P\"\ntitle = \"t\"\nlegal_basis = \"REK\"\ncohort = \"NPR\"\nexpires = \"2030-01-01\"\n";
+        let reg = "[[registers]]\nname = \"NPR\"\nvariables = [\"a\"]\n";
+        let ok = Spec::parse(&format!(
+            "{base}identified = true\nresearcher_list = \"list.csv\"\n{reg}"
+        ))
+        .expect("identified spec");
+        assert!(ok.identified);
+        assert!(Spec::parse(&format!("{base}identified = true\n{reg}")).is_err());
+        assert!(Spec::parse(&format!("{base}researcher_list = \"list.csv\"\n{reg}")).is_err());
+        let pseudo = "[[registers]]\nname = \"RESEPT\"\nvariables = [\"a\"]\ndomain = \"RESEPT\"\n";
+        assert!(Spec::parse(&format!(
+            "{base}identified = true\nresearcher_list = \"l.csv\"\n{pseudo}"
+        ))
+        .is_err());
+    }
+
+    #[test]
     fn a_register_s_list_may_be_keyed_by_a_register_domain() {
         let text = TEMPLATE.replace("name = \"SSB\"", "name = \"SSB\"\ndomain = \"SSB\"");
         let spec = Spec::parse(&text).expect("parses");

@@ -46,6 +46,10 @@ pub enum ExclusionError {
     /// An identified order's researcher list has no person.
     #[error("the identified order's researcher list is empty")]
     EmptyList,
+    /// An identified order with a list keyed by a register domain, or a
+    /// delivery into one: reservations are by fnr.
+    #[error("an identified project's lists are fnr lists: no pseudonymous list, no delivery into a register domain")]
+    NotFnr,
 }
 
 impl ProjectOrder {
@@ -56,15 +60,19 @@ impl ProjectOrder {
 }
 
 /// Checks an identified order's own part: a researcher list of at least
-/// one person.
+/// one person, and only fnr lists (a reservation is by fnr).
 ///
 /// # Errors
 ///
-/// [`ExclusionError::EmptyList`].
+/// [`ExclusionError::EmptyList`], [`ExclusionError::NotFnr`].
 pub fn check_order(order: &ProjectOrder) -> Result<(), ExclusionError> {
     match &order.identified {
+        None => Ok(()),
         Some(list) if list.persons == 0 => Err(ExclusionError::EmptyList),
-        _ => Ok(()),
+        Some(_) if order.delivery.is_some() || !order.pseudonymous.is_empty() => {
+            Err(ExclusionError::NotFnr)
+        }
+        Some(_) => Ok(()),
     }
 }
 
@@ -84,5 +92,76 @@ pub fn check_exclusion(
         (false, Some(_)) => Err(ExclusionError::Unexpected),
         (true, Some(c)) if !c.is_canonical() => Err(ExclusionError::NotShown),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_exclusion, ExclusionError};
+    use crate::{
+        bounded::BoundedVec,
+        manifest::{Ed25519Key, X25519Key},
+        reservation::ShownCount,
+        transcript::ProjectOrder,
+        types::{Digest, Name, ProjectId, UnixTime},
+    };
+
+    fn order(identified: bool) -> ProjectOrder {
+        ProjectOrder {
+            project: ProjectId::new("P-1").expect("id"),
+            title: crate::bounded::BoundedString::new("t").expect("fits"),
+            legal_basis: crate::bounded::BoundedString::new("REK").expect("fits"),
+            manifest_digest: Digest([1; 32]),
+            linker: Name::new("LINKER").expect("name"),
+            registers: BoundedVec::default(),
+            cohort: crate::bounded::BoundedString::new("all").expect("fits"),
+            expires: UnixTime(1),
+            researcher_signing_key: Ed25519Key([2; 32]),
+            researcher_hpke_key: X25519Key([3; 32]),
+            test_mode: false,
+            grant: None,
+            delivery: None,
+            pseudonymous: BoundedVec::default(),
+            identified: identified.then_some(super::ResearcherList {
+                persons: 10,
+                digest: Digest([4; 32]),
+            }),
+        }
+    }
+
+    #[test]
+    fn an_exclusion_count_is_shown_exactly_when_the_project_is_identified() {
+        let (ident, ordinary) = (order(true), order(false));
+        assert_eq!(check_exclusion(&ident, Some(ShownCount::of(3))), Ok(()));
+        assert_eq!(check_exclusion(&ident, Some(ShownCount::of(7))), Ok(()));
+        assert_eq!(check_exclusion(&ordinary, None), Ok(()));
+        assert_eq!(check_exclusion(&ident, None), Err(ExclusionError::Missing));
+        assert_eq!(
+            check_exclusion(&ordinary, Some(ShownCount::of(0))),
+            Err(ExclusionError::Unexpected)
+        );
+        for n in 0..5 {
+            assert_eq!(
+                check_exclusion(&ident, Some(ShownCount::Exactly(n))),
+                Err(ExclusionError::NotShown)
+            );
+        }
+    }
+
+    #[test]
+    fn an_identified_order_names_someone_and_only_fnr_lists() {
+        let mut o = order(true);
+        assert_eq!(super::check_order(&o), Ok(()));
+        o.identified = o
+            .identified
+            .map(|l| super::ResearcherList { persons: 0, ..l });
+        assert_eq!(super::check_order(&o), Err(ExclusionError::EmptyList));
+        let mut o = order(true);
+        o.pseudonymous = BoundedVec::new(vec![crate::domain::PseudonymousList {
+            register: Name::new("RESEPT").expect("name"),
+            domain: Name::new("RESEPT").expect("name"),
+        }])
+        .expect("fits");
+        assert_eq!(super::check_order(&o), Err(ExclusionError::NotFnr));
     }
 }

@@ -328,6 +328,10 @@ impl ProjectCommand {
                     );
                 }
                 let (digest, rows) = (summary.digest, summary.stats.rows);
+                if let Some(line) = crate::identified::order_line(order, true) {
+                    say!("{line}");
+                    say!("this register's reservation table (`kobling node run --reservations`) leaves its persons out of the list; only their number is reported (<5 under 5)");
+                }
                 // The operators sign the columns that will leave the
                 // register: the order's variables, which the extract must
                 // have (issue 12 item 2). Other columns are never sent.
@@ -447,6 +451,15 @@ impl ProjectCommand {
                 )
                 .await?;
                 say!("delivery verified and written to {}", out.display());
+                // An identified project says so, with its exclusion counts
+                // (also in report.txt).
+                if let Ok(report) = std::fs::read_to_string(out.join("report.txt")) {
+                    for line in report.lines().filter(|l| {
+                        l.starts_with("identified project") || l.contains("left out by reservation")
+                    }) {
+                        say!("{line}");
+                    }
+                }
                 Ok(ExitCode::SUCCESS)
             }
             ProjectCommand::Close { common, project } => {

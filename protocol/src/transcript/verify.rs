@@ -198,6 +198,9 @@ pub struct VerifiedList {
     pub complete: bool,
     /// Matched persons, if linked.
     pub matched: Option<u64>,
+    /// Of an identified project: persons the register's reservation
+    /// table left out, shown (PROTOCOL.md §10a).
+    pub excluded: Option<crate::reservation::ShownCount>,
 }
 
 /// What a verified transcript establishes.
@@ -334,6 +337,7 @@ fn verify_from(
             matched: summary
                 .as_ref()
                 .and_then(|m| m.matched.get(&s.announcement.list).copied()),
+            excluded: s.announcement.excluded,
         })
         .collect();
     Ok(VerifiedTranscript {
@@ -637,6 +641,9 @@ fn check_order<'a>(
             .check_grant(manifest)
             .map_err(|e| at0(e.to_string()))?;
     }
+    // An identified project (§10a): a researcher list of someone, fnr
+    // lists only.
+    crate::identified::check_order(order).map_err(|e| at0(e.to_string()))?;
     // A delivery into a register domain (§10): a domain the manifest
     // declares, one source that is not its holder, sealed to the holder,
     // ordered by an operator of the source.

@@ -118,25 +118,36 @@ pub(crate) fn order_of(entries: &[Entry]) -> Option<&ProjectOrder> {
     }
 }
 
+/// "; 7 left out by reservation" for an identified project's list.
+fn reserved(excluded: Option<kobling_protocol::reservation::ShownCount>) -> String {
+    excluded
+        .map(|c| format!("; {}", crate::identified::excluded(c)))
+        .unwrap_or_default()
+}
+
 /// What a statement says happened, as the rest of a sentence whose subject
 /// is its signer.
 fn event(body: &Body, order: Option<&ProjectOrder>) -> String {
     match body {
-        Body::Order(o) => format!(
-            "ordered project {} \"{}\" ({}): registers {}; cohort {}; linker {}; expires {}{}",
-            o.project,
-            o.title.as_str(),
-            o.legal_basis.as_str(),
-            o.register_names()
-                .iter()
-                .map(Name::as_str)
-                .collect::<Vec<_>>()
-                .join(", "),
-            o.cohort.as_str(),
-            o.linker,
-            utc(o.expires.0),
-            if o.test_mode { "; test mode" } else { "" }
-        ),
+        Body::Order(o) => {
+            format!(
+                "ordered project {} \"{}\" ({}): registers {}; cohort {}; linker {}; expires {}{}",
+                o.project,
+                o.title.as_str(),
+                o.legal_basis.as_str(),
+                o.register_names()
+                    .iter()
+                    .map(Name::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                o.cohort.as_str(),
+                o.linker,
+                utc(o.expires.0),
+                if o.test_mode { "; test mode" } else { "" }
+            ) + &crate::identified::order_line(o, false)
+                .map(|l| format!("; {l}"))
+                .unwrap_or_default()
+        }
         Body::Approval(a) => format!(
             "approved {}'s run order: extract {}, {}, {}",
             a.register,
@@ -161,7 +172,7 @@ fn event(body: &Body, order: Option<&ProjectOrder>) -> String {
                 plural(a.rows, "row", "rows"),
                 plural(a.columns.len() as u64, "variable", "variables"),
                 count(u64::from(a.chunk_size))
-            )
+            ) + &reserved(a.excluded)
         }
         Body::Hop(h) => {
             let of = order.map_or(String::new(), |o| format!(" of {}", o.registers.len()));
@@ -223,7 +234,7 @@ fn event(body: &Body, order: Option<&ProjectOrder>) -> String {
                 } else {
                     ""
                 }
-            )
+            ) + &reserved(a.excluded)
         }
         Body::OwnerListV2(o) => format!(
             "signed its list's output{}: {}, list digest {}",

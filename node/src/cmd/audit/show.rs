@@ -187,6 +187,9 @@ fn body_fields(body: &Body, hops: Option<usize>, all_chunks: bool) -> Vec<(Strin
             add("researcher key", short(&o.researcher_signing_key.0));
             add("researcher HPKE key", short(&o.researcher_hpke_key.0));
             add("test mode", if o.test_mode { "yes" } else { "no" }.into());
+            if let Some(line) = crate::identified::order_line(o, false) {
+                add("identified", line);
+            }
         }
         Body::Approval(a) => {
             add("register", a.register.to_string());
@@ -219,6 +222,9 @@ fn body_fields(body: &Body, hops: Option<usize>, all_chunks: bool) -> Vec<(Strin
             add("points root", short(a.points_root.as_bytes()));
             add("sealed items root", short(a.sealed_root.as_bytes()));
             add("chunk size", count(u64::from(a.chunk_size)));
+            if let Some(c) = a.excluded {
+                add("reservations", crate::identified::excluded(c));
+            }
             add(
                 "content key (sealed)",
                 format!(
@@ -314,6 +320,9 @@ fn body_fields(body: &Body, hops: Option<usize>, all_chunks: bool) -> Vec<(Strin
             let d: Vec<String> = a.blinding.iter().map(|d| short(d.as_bytes())).collect();
             add("blinding commitments D", names(d.iter()));
             add("chunk size", count(u64::from(a.chunk_size)));
+            if let Some(c) = a.excluded {
+                add("reservations", crate::identified::excluded(c));
+            }
         }
         Body::OwnerListV2(o) => {
             add("list", o.list.to_string());

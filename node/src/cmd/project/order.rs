@@ -180,7 +180,42 @@ pub(super) fn parse_date(s: &str) -> anyhow::Result<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_date;
+    use super::{parse_date, researcher_list};
+
+    #[test]
+    fn a_researcher_list_is_counted_and_hashed_and_must_be_valid() {
+        use kobling_protocol::ident::{IdKind, Identifier};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ids: Vec<Identifier> = (0..40u16)
+            .filter_map(|i| Identifier::from_parts(1980, 1, 1, i, IdKind::Synthetic).ok())
+            .take(3)
+            .collect();
+        let text = format!(
+            "fnr,arm\n{},A\n{},B\n{},A\n{},B\n",
+            ids[0].expose(),
+            ids[1].expose(),
+            ids[2].expose(),
+            ids[0].expose()
+        );
+        std::fs::write(dir.path().join("list.csv"), &text).expect("write");
+        let spec = dir.path().join("project.toml");
+        let list = researcher_list(&spec, "list.csv", true).expect("a valid list");
+        assert_eq!(list.persons, 3, "persons, not rows");
+        assert_eq!(
+            list.digest.0,
+            kobling_protocol::hash::sha3_256(text.as_bytes())
+        );
+        // Synthetic numbers outside test mode, or a malformed row: refused,
+        // by reason and line, without the identifier.
+        let e = researcher_list(&spec, "list.csv", false).expect_err("synthetic");
+        assert!(!format!("{e:#}").contains(ids[0].expose()), "{e:#}");
+        std::fs::write(dir.path().join("bad.csv"), format!("{text}12345,A\n")).expect("write");
+        let e = format!(
+            "{:#}",
+            researcher_list(&spec, "bad.csv", true).expect_err("bad row")
+        );
+        assert!(e.contains("1 invalid rows") && e.contains("lines 6"), "{e}");
+    }
 
     #[test]
     fn dates_parse_to_the_end_of_the_day_utc() {

@@ -103,6 +103,9 @@ pub(super) fn print_status(
         order.project,
         entries.len()
     );
+    if let Some(line) = crate::identified::order_line(order, false) {
+        say!("  {line}");
+    }
     for list in order.register_names() {
         let approvals = view
             .approved_extract(&list)
@@ -111,12 +114,15 @@ pub(super) fn print_status(
         let done = view.hops_done(&list);
         match view.announcement(&list) {
             Some(a) => say!(
-                "  {list:<8} {approvals}; {} persons ({} rows, {} invalid identifiers); hops {done}/{} done",
+                "  {list:<8} {approvals}; {} persons ({} rows, {} invalid identifiers{}); hops {done}/{} done",
                 a.persons,
                 a.rows,
                 a.invalid
                     .iter()
                     .fold(0u64, |sum, i| sum.saturating_add(i.count)),
+                a.excluded
+                    .map(|c| format!(", {}", crate::identified::excluded(c)))
+                    .unwrap_or_default(),
                 hops.len()
             ),
             None => say!("  {list:<8} {approvals}; list not announced yet"),
