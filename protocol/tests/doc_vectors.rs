@@ -165,6 +165,7 @@ fn computed() -> BTreeMap<&'static str, String> {
     domain_vectors(&mut v, &domain, &k1, &identity);
     pseudonymous_project_vectors(&mut v, &domain, &k1);
     citizen_vectors(&mut v);
+    identified_vectors(&mut v);
     v
 }
 
@@ -304,6 +305,33 @@ fn domain_vectors(
         "domain transcript entry 0 hash (signed by Ed25519 secret 09..)",
         entry.hash().to_hex(),
     );
+}
+
+/// Identified projects (docs/protocol.md §17): the order's last field and
+/// a list announcement's last field.
+fn identified_vectors(v: &mut BTreeMap<&'static str, String>) {
+    use kobling_protocol::{
+        identified::ResearcherList, reservation::ShownCount, transcript::encode_value,
+    };
+    let list = Some(ResearcherList {
+        persons: 240,
+        digest: Digest([0x1d; 32]),
+    });
+    v.insert(
+        "postcard(identified = Some { persons 240, digest 1d.. })",
+        h(&encode_value(&list)),
+    );
+    v.insert(
+        "postcard(identified = None)",
+        h(&encode_value(&None::<ResearcherList>)),
+    );
+    for (name, count) in [
+        ("postcard(excluded = None)", None),
+        ("postcard(excluded = Some(<5))", Some(ShownCount::of(3))),
+        ("postcard(excluded = Some(7))", Some(ShownCount::of(7))),
+    ] {
+        v.insert(name, h(&encode_value(&count)));
+    }
 }
 
 /// Projects with pseudonymous lists (docs/protocol.md §15, "A project
