@@ -354,3 +354,61 @@ fn audit_verify_refuses_a_changed_exclusion_count() {
         assert!(text.contains(reason), "{file}: {text}");
     }
 }
+
+#[test]
+fn the_linker_refuses_an_identified_order_without_persons_or_with_a_pseudonymous_list() {
+    let w = world();
+    let mut net = w.fed.start(64, Faults::default(), 3).expect("net");
+    let config = config("IDENT-BAD");
+    let base = w
+        .fed
+        .order(&config.project, &config.cohort, &w.extracts())
+        .expect("order");
+    let empty = {
+        let mut o = base.clone();
+        o.identified = Some(ResearcherList {
+            persons: 0,
+            digest: Digest([0x1d; 32]),
+        });
+        o.granted_by(&authority())
+    };
+    let pseudonymous = {
+        let mut o = base.clone();
+        o.identified = Some(ResearcherList {
+            persons: 10,
+            digest: Digest([0x1d; 32]),
+        });
+        o.pseudonymous = kobling_protocol::bounded::BoundedVec::new(vec![
+            kobling_protocol::domain::PseudonymousList {
+                register: name("KPR"),
+                domain: name("KPR"),
+            },
+        ])
+        .expect("fits");
+        o.granted_by(&authority())
+    };
+    for (order, reason) in [
+        (empty, "researcher list is empty"),
+        (pseudonymous, "lists are fnr lists"),
+    ] {
+        let replies = net
+            .client(&name(LINKER), w.fed.submit_message(&order, net.now()))
+            .expect("answer");
+        match replies.first() {
+            Some(kobling_protocol::messages::Message::Refused { detail, .. }) => {
+                assert!(
+                    detail.as_str().contains(reason),
+                    "{reason}: {}",
+                    detail.as_str()
+                )
+            }
+            other => panic!("{reason}: {other:?}"),
+        }
+        assert!(
+            net.transcript(&name(LINKER), &order.project)
+                .expect("transcript")
+                .is_empty(),
+            "{reason}: recorded"
+        );
+    }
+}

@@ -109,7 +109,9 @@ fn an_identified_project_through_the_commands() {
         "status",
     );
     assert!(
-        status.contains(&format!("identified project: the researcher holds fnr of its own list ({persons} persons")),
+        status.contains(&format!(
+            "identified project: the researcher holds fnr of its own list ({persons} persons"
+        )),
         "{status}"
     );
     // Both operators of every register approve; each approval states
@@ -139,8 +141,14 @@ fn an_identified_project_through_the_commands() {
     let out = d.join(PROJECT);
     fetch(&s, &researcher, PROJECT, &out);
     let report = std::fs::read_to_string(out.join("report.txt")).expect("report");
-    assert!(report.contains("KPR: 6 left out by reservation"), "{report}");
-    assert!(report.contains("NPR: <5 left out by reservation"), "{report}");
+    assert!(
+        report.contains("KPR: 6 left out by reservation"),
+        "{report}"
+    );
+    assert!(
+        report.contains("NPR: <5 left out by reservation"),
+        "{report}"
+    );
 
     // Ground truth: the reserved persons are not in KPR's table, and are
     // in NPR's (NPR keeps no table; the cohort is NPR).
@@ -149,12 +157,9 @@ fn an_identified_project_through_the_commands() {
         .chain(std::iter::once(&"LINKER"))
         .map(|m| d.join(m).join("keys"))
         .collect();
-    let lnr_of = truth::lnr_from_keystores(
-        &keystores,
-        &ProjectId::new(PROJECT).expect("valid"),
-        &s.pop,
-    )
-    .expect("shares");
+    let lnr_of =
+        truth::lnr_from_keystores(&keystores, &ProjectId::new(PROJECT).expect("valid"), &s.pop)
+            .expect("shares");
     let tables = truth::read_tables(&out, &REGISTERS).expect("tables");
     let lnrs = |r: &str| -> BTreeSet<_> {
         tables[&Name::new(r).expect("name")]
@@ -164,7 +169,10 @@ fn an_identified_project_through_the_commands() {
     };
     let (kpr, npr) = (lnrs("KPR"), lnrs("NPR"));
     for p in reserved {
-        assert!(!kpr.contains(&lnr_of[*p]), "a reserved person in KPR's table");
+        assert!(
+            !kpr.contains(&lnr_of[*p]),
+            "a reserved person in KPR's table"
+        );
         assert!(npr.contains(&lnr_of[*p]));
     }
     assert!(!kpr.is_empty());
