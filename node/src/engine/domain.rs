@@ -153,6 +153,16 @@ impl Engine {
         if state.key_of(&self.me).is_some() {
             return Ok(());
         }
+        if state
+            .replacing
+            .as_ref()
+            .is_some_and(|r| r.joining == self.me)
+        {
+            // This member takes a retired key holder's place: its key
+            // comes with the re-share (`kobling domain reshare
+            // --replaces`), not with a commitment of its own.
+            return Ok(());
+        }
         let len = entries.len() as u64;
         if self.store.transaction(|tx| tx.domain_commit_sent(domain))? == Some(len) {
             return Ok(());
@@ -494,6 +504,26 @@ pub(super) fn replicate(
         entries: super::error::bounded(entries.to_vec())?,
     };
     for (member, _) in &state.keys {
+        tx.send_domain(domain, member, &msg)?;
+    }
+    Ok(())
+}
+
+/// Queues the whole transcript `entries` to `member`, in messages of at
+/// most [`MAX_ENTRIES_PER_MESSAGE`] entries: the first copy of a member
+/// that became a key holder by a re-share in a retired key holder's place.
+pub(super) fn replicate_whole(
+    tx: &Tx<'_>,
+    domain: &Name,
+    member: &Name,
+    entries: &[DomainEntry],
+) -> Outcome<()> {
+    for (page, chunk) in entries.chunks(MAX_ENTRIES_PER_MESSAGE).enumerate() {
+        let msg = Message::DomainEntries {
+            domain: domain.clone(),
+            first: (page * MAX_ENTRIES_PER_MESSAGE) as u64,
+            entries: super::error::bounded(chunk.to_vec())?,
+        };
         tx.send_domain(domain, member, &msg)?;
     }
     Ok(())
