@@ -47,6 +47,21 @@ fn an_identified_project_through_the_commands() {
     }
     text.push_str("12345,2026-03-02\n01018012300,2026-03-02\n");
     std::fs::write(&table, &text).expect("write the table");
+    // The operator checks the table before the node uses it.
+    let checked = common::kobling(&["extract", "reservations", path(&table)]);
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "{said}");
+    assert!(said.contains("8 rows, 6 persons reserved"), "{said}");
+    assert!(said.contains("invalid (wrong-length), lines 8"), "{said}");
+    assert!(said.contains("usable: yes"), "{said}");
+    for p in reserved {
+        assert!(!said.contains(pop.persons[*p].id.expose()), "{said}");
+    }
+    let wrong = tables_dir.path().join("wrong.csv");
+    std::fs::write(&wrong, "old,current\n1,2\n").expect("write");
+    let refused = common::kobling(&["extract", "reservations", path(&wrong)]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("`fnr`"));
     let table_arg = path(&table).to_string();
     let (s, nodes) = setup_with_each(
         PERSONS,

@@ -47,6 +47,22 @@ pub(crate) enum ExtractCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Check a reservation table (CSV with an `fnr` column) before a node
+    /// uses it (`kobling node run --reservations`): digest, rows, persons
+    /// reserved, invalid identifiers per reason with line numbers
+    /// (`docs/identified.md`). Exit 0 if the node can use it, 1 if not.
+    Reservations {
+        /// The reservation table.
+        file: PathBuf,
+        /// Accept synthetic test identifiers (month + 80), as a node in
+        /// test mode does.
+        #[arg(long)]
+        allow_synthetic: bool,
+        /// Apply a mapping of changed identifiers, as the node's
+        /// `--mapping`.
+        #[arg(long, value_name = "FILE")]
+        mapping: Option<PathBuf>,
+    },
 }
 
 /// The JSON report.
@@ -163,6 +179,37 @@ impl ExtractCommand {
                 } else {
                     ExitCode::from(1)
                 })
+            }
+            ExtractCommand::Reservations {
+                file,
+                allow_synthetic,
+                mapping,
+            } => {
+                let options = ParseOptions { allow_synthetic };
+                let mapping = match mapping {
+                    Some(path) => Some(
+                        extract_file::load_mapping(&path, options)
+                            .with_context(|| format!("unusable mapping file {}", path.display()))?,
+                    ),
+                    None => None,
+                };
+                match crate::reservation_file::load_reservations(&file, options, mapping) {
+                    Ok(loaded) => {
+                        say!("reservation table {}", file.display());
+                        say!("SHA3-256 {}", loaded.digest);
+                        say!("{}", crate::reservation_file::describe(&loaded.stats));
+                        say!("usable: yes");
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Err(e) => {
+                        say!("usable: no");
+                        eprintln!(
+                            "error: reservation table {} is not usable: {e}",
+                            file.display()
+                        );
+                        Ok(ExitCode::from(1))
+                    }
+                }
             }
         }
     }
