@@ -316,6 +316,31 @@ mod tests {
     }
 
     #[test]
+    fn the_reservation_table_is_a_flag_and_a_key() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "kobling",
+            "node",
+            "run",
+            "--dir",
+            "x",
+            "--reservations",
+            "r.csv",
+        ])
+        .expect("valid arguments");
+        let crate::cli::Command::Node(c) = cli.command else {
+            unreachable!("a node command")
+        };
+        let flag = c.settings().expect("settings");
+        assert_eq!(flag.reservations, Some(PathBuf::from("r.csv")));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, "reservations = \"/etc/kobling/r.csv\"\n").expect("write");
+        let file = load_config(&path).expect("a valid configuration");
+        assert_eq!(file.reservations, Some(PathBuf::from("/etc/kobling/r.csv")));
+    }
+
+    #[test]
     fn the_documented_configurations_are_valid() {
         let dir = tempfile::tempdir().expect("tempdir");
         let deploy = include_str!("../../../deploy/node.toml");
