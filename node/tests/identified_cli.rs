@@ -11,8 +11,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{
-    authorize, eventually, fetch, path, researcher_key, setup_with_each, write_spec, NodeAddr,
-    REGISTERS,
+    authorize, eventually, path, researcher_key, setup_with_each, write_spec, NodeAddr, REGISTERS,
 };
 use kobling_protocol::types::{Name, ProjectId};
 use kobling_sim::{
@@ -154,7 +153,41 @@ fn an_identified_project_through_the_commands() {
     }
 
     let out = d.join(PROJECT);
-    fetch(&s, &researcher, PROJECT, &out);
+    let fetched = eventually(
+        &[
+            "project",
+            "fetch",
+            "--manifest",
+            path(&s.manifest),
+            "--key",
+            path(&researcher),
+            "--project",
+            PROJECT,
+            "--out",
+            path(&out),
+        ],
+        "fetch",
+    );
+    assert!(fetched.contains("identified project"), "{fetched}");
+    assert!(
+        fetched.contains("KPR: 6 left out by reservation"),
+        "{fetched}"
+    );
+    let status = eventually(
+        &[
+            "project",
+            "status",
+            "--manifest",
+            path(&s.manifest),
+            "--key",
+            path(&researcher),
+            "--project",
+            PROJECT,
+        ],
+        "status",
+    );
+    assert!(status.contains("6 left out by reservation"), "{status}");
+    assert!(status.contains("<5 left out by reservation"), "{status}");
     let report = std::fs::read_to_string(out.join("report.txt")).expect("report");
     assert!(
         report.contains("KPR: 6 left out by reservation"),
