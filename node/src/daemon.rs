@@ -210,8 +210,11 @@ pub struct Options {
     /// take the port.
     pub socket: Option<Arc<std::net::UdpSocket>>,
     /// A register's fnr extract that innsyn requests read (none: the
-    /// node answers no innsyn request; `docs/innsyn.md`).
+    /// node answers no innsyn request; `docs/innsyn.md`). Its header is
+    /// checked at the start.
     pub innsyn_extract: Option<PathBuf>,
+    /// Innsyn quotas per portal and per person in a window.
+    pub innsyn_quotas: kobling_protocol::innsyn::QuotaLimits,
 }
 
 impl Default for Options {
@@ -225,6 +228,7 @@ impl Default for Options {
             extracts: None,
             socket: None,
             innsyn_extract: None,
+            innsyn_quotas: kobling_protocol::innsyn::QuotaLimits::default(),
         }
     }
 }
@@ -309,6 +313,14 @@ pub async fn run(
             source: Box::new(e),
         })?;
     }
+    if let Some(path) = &options.innsyn_extract {
+        crate::extract_file::pseudonymous::check_key_column(path, false).map_err(|e| {
+            DaemonError::InnsynExtract {
+                path: path.clone(),
+                source: Box::new(e),
+            }
+        })?;
+    }
     let store = Store::open(dir)
         .map_err(DaemonError::Store)?
         .with_mapping(options.mapping.clone());
@@ -328,6 +340,7 @@ pub async fn run(
     };
     let mut engine = Engine::new(me.clone(), manifest.clone(), keystore, store, *seed, config)?;
     engine.set_innsyn_extract(options.innsyn_extract.clone());
+    engine.set_innsyn_quotas(options.innsyn_quotas);
     let engine = Arc::new(Mutex::new(engine));
     let manifest = Arc::new(manifest);
     let metrics_listener = match &options.metrics {
