@@ -105,6 +105,7 @@ impl Handler for NodeHandler {
                     request,
                     order,
                 } => approve(&engine, &desk, &from, statement, *request, *order),
+                Message::Innsyn(signed) => innsyn(&engine, &from, &signed),
                 request => lock(&engine).handle_streamed(&from, request, unix_now()),
             })
             .await;
@@ -171,6 +172,22 @@ fn approve(
         },
     };
     lock(engine).handle_approval(from, statement, request, order, file, now)
+}
+
+/// An innsyn request: checked and admitted (quotas) under the engine's
+/// lock, the register's extract read for the one person without it, the
+/// reply sealed and counted under it again.
+fn innsyn(
+    engine: &Mutex<Engine>,
+    from: &Peer,
+    signed: &kobling_protocol::innsyn::wire::SignedInnsyn,
+) -> Result<crate::engine::Replies, crate::engine::EngineError> {
+    let lookup = match lock(engine).take_innsyn(from, signed, unix_now())? {
+        crate::engine::InnsynStep::Done(replies) => return Ok(replies),
+        crate::engine::InnsynStep::Read(lookup) => lookup,
+    };
+    let found = lookup.read();
+    lock(engine).finish_innsyn(from, lookup, found, unix_now())
 }
 
 /// The refusal a peer gets when the node itself failed: the same text

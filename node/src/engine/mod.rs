@@ -94,6 +94,7 @@ pub use self::approval::file_digest;
 pub use self::{
     approval::{ApprovalDesk, ExtractFile, Taken, MAX_EXTRACT_BYTES},
     error::EngineError,
+    innsyn::{InnsynFound, InnsynLookup, InnsynStep},
     receipt::{DeliveredChunk, DeliveredList, ReceiptError},
     replies::Replies,
     requests::MAX_REMEMBERED_REQUESTS,
