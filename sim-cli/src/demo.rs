@@ -988,7 +988,10 @@ fn receive_dispensations(
             }
         }
         let want = years.len() as u64;
-        let deadline = Instant::now() + Duration::from_secs(900);
+        // 15 minutes, or more for a large population (about a second per
+        // 100 persons: 1,000,000 persons' dispensations are ~7 million rows).
+        let limit = Duration::from_secs(900.max(pop.persons.len() as u64 / 100));
+        let deadline = Instant::now() + limit;
         let mut shown = u64::MAX;
         loop {
             let received = domain_status()?.map_or(0, |(_, _, d)| d);
@@ -1001,7 +1004,8 @@ fn receive_dispensations(
             }
             ensure!(
                 Instant::now() < deadline,
-                "{HOLDER} received {received} of {want} deliveries in 15 minutes; see `kobling delivery status` and the node logs"
+                "{HOLDER} received {received} of {want} deliveries in {} minutes; see `kobling delivery status` and the node logs",
+                limit.as_secs() / 60
             );
             std::thread::sleep(Duration::from_millis(500));
         }
