@@ -91,6 +91,8 @@ pub enum Step {
     Close,
     /// The domain key was shredded and the shredding confirmation sent.
     Shred,
+    /// Chain v2: the owner sent its list again for the strict attempt.
+    Resend,
 }
 
 impl Step {
@@ -104,6 +106,7 @@ impl Step {
             Step::Link => "link",
             Step::Close => "close",
             Step::Shred => "shred",
+            Step::Resend => "resend-strict",
         }
     }
 }
@@ -154,6 +157,15 @@ pub enum Duty {
     Deliver,
     /// The project is closed: shred the domain seed and record it.
     Shred,
+    /// Chain v2: the linker sent the owner's list again (a failed check):
+    /// send the kept output `y` again for the strict attempt (the list's
+    /// owner).
+    Resend {
+        /// The list (this register's own).
+        list: Name,
+        /// The strict attempt.
+        attempt: u32,
+    },
 }
 
 /// The state of a project as its transcript tells it.
@@ -257,7 +269,10 @@ impl<'a> ProjectView<'a> {
                 Body::ListCheck(c) => {
                     if let Some(l) = v.v2.get_mut(&c.list) {
                         l.checks.push(c);
-                        if c.passed {
+                        if c.attempt != l.attempt {
+                            // A failed check recorded after the retry
+                            // that ended its attempt (`ListRetry`).
+                        } else if c.passed {
                             l.passed = l.hops.last().and_then(|h| h.final_root);
                         } else {
                             l.attempt += 1;
@@ -269,6 +284,15 @@ impl<'a> ProjectView<'a> {
                 Body::ChainStopped(stop) => {
                     if let Some(l) = v.v2.get_mut(&stop.list) {
                         l.stopped = Some(stop);
+                    }
+                }
+                Body::ListRetry(r) => {
+                    if let Some(l) = v.v2.get_mut(&r.list) {
+                        if r.attempt > l.attempt {
+                            l.attempt = r.attempt;
+                            l.owner_list = None;
+                            l.hops.clear();
+                        }
                     }
                 }
             }
@@ -599,6 +623,12 @@ impl<'a> ProjectView<'a> {
                     },
                     previous_key: None,
                     next: hops.get(i + 1).cloned(),
+                });
+            }
+            if list == me && l.attempt > 0 && l.owner_list.is_none() {
+                duties.push(Duty::Resend {
+                    list: list.clone(),
+                    attempt: l.attempt,
                 });
             }
             if list == me && l.owner_list.is_some() && l.hops.len() == hops.len() {

@@ -50,6 +50,7 @@ use crate::store::{LinkerTable, StoreError};
 
 mod pass;
 mod stop;
+mod strict;
 
 /// The owner's kept output `y`, by chunk.
 pub(super) const KEPT_Y: &str = "y";
@@ -278,15 +279,31 @@ impl Engine {
                     };
                     let salt = FinalSaltKey::from_share(&share, &domain);
                     let finals = self.final_points_of(project, &list)?;
-                    LinkerHop::new(header, hop, self.me.clone(), step, senders, step_keys, salt)
-                        .and_then(|h| h.resume(records, &finals))
-                        .map_err(|e| refuse(RefusalCode::Hop, e.to_string()))?
+                    LinkerHop::new(
+                        header.clone(),
+                        hop,
+                        self.me.clone(),
+                        step,
+                        senders,
+                        step_keys,
+                        salt,
+                    )
+                    .and_then(|h| h.resume(records, &finals))
+                    .map_err(|e| refuse(RefusalCode::Hop, e.to_string()))?
                 }
             };
             let finals = match state.handle_chunk(&msg) {
                 Ok(f) => f,
                 Err(e) => {
                     self.v2_hops.linker.insert(cache, state);
+                    self.name_signed_bad_chunk(
+                        project,
+                        &header,
+                        &hops,
+                        &msg,
+                        &e,
+                        now_of(&entries),
+                    )?;
                     return Err(bad(e));
                 }
             };

@@ -12,7 +12,7 @@ use kobling_protocol::{
     refusal::RefusalCode,
     transcript::{self, Body},
     types::{ChunkIndex, HopIndex, Name, ProjectId, UnixTime},
-    v2::{pass_step, Combination, ListCheck, OwnerCheckBuilder, Pass, PassContext},
+    v2::{pass_step, Combination, ListCheck, OwnerCheckBuilder, Pass, PassContext, LAST_ATTEMPT},
 };
 
 use super::{Chain, KEPT_Y, KEPT_Z, PENDING_CHECK, SENT_CHECK};
@@ -252,6 +252,11 @@ impl Engine {
             }
         };
         let passed = check.passed;
+        if !passed && pass.attempt < LAST_ATTEMPT {
+            tracing::info!(node = %self.me, %project, %list, attempt = pass.attempt, passed, "list check concluded");
+            self.retry_list(project, list, &check, now)?;
+            return Ok(vec![ack()]);
+        }
         self.store.transaction(|tx| {
             tx.put_v2(
                 project,
@@ -263,10 +268,10 @@ impl Engine {
         })?;
         tracing::info!(node = %self.me, %project, %list, attempt = pass.attempt, passed, "list check concluded");
         if !passed {
-            self.record_failed_check(project, list, pass.attempt, now)?;
-            self.publish_checks(project, view, now, true)?;
+            // The strict attempt failed too (every kept check is recorded
+            // before the closure, `stop_project`).
             let detail = format!(
-                "list {list} failed its list check (attempt {}): a hop's output is not its input times its key; the project is stopped",
+                "list {list} failed its list check in strict mode too (attempt {}): a hop's output is not its input times its key, and no hop's per-chunk proof named it; the project is stopped",
                 pass.attempt
             );
             self.stop_project(project, &detail, now)?;
@@ -274,50 +279,6 @@ impl Engine {
             self.publish_checks(project, view, now, false)?;
         }
         Ok(vec![ack()])
-    }
-
-    /// The linker: records the failed list check of `list`'s `attempt`
-    /// (kept by `conclude`) in its transcript at once, not queued to
-    /// itself, so that it precedes the project's closure: the closed
-    /// notice then names the list (`ProjectView::failed_list`), and every
-    /// register's operator reads which list failed. A check the sequencer
-    /// refuses is left to the queue, as before.
-    fn record_failed_check(
-        &mut self,
-        project: &ProjectId,
-        list: &Name,
-        attempt: u32,
-        now: UnixTime,
-    ) -> Outcome<()> {
-        let mut kept = None;
-        self.store.transaction(|tx| {
-            tx.for_each_v2(project, list, PENDING_CHECK, |a, bytes| {
-                if a == u64::from(attempt) {
-                    kept = Some(bytes.to_vec());
-                }
-                Ok(())
-            })
-        })?;
-        let Some(bytes) = kept else {
-            return Ok(());
-        };
-        let check: ListCheck =
-            postcard::from_bytes(&bytes).map_err(|_| StoreError::Corrupt("list check"))?;
-        let signed = self.sign(project, Body::ListCheck(check), now);
-        let (manifest, signing, me) = (&self.manifest, &self.signing, &self.me);
-        self.store.transaction(|tx| {
-            match crate::engine::sequencer::append(tx, manifest, signing, signed) {
-                Ok(_) => {
-                    tx.put_v2(project, list, SENT_CHECK, u64::from(attempt), &bytes)?;
-                    tx.delete_v2(project, list, PENDING_CHECK)?;
-                }
-                Err(Refused::Refusal(r)) => {
-                    tracing::warn!(node = %me, %project, %list, refusal = %r, "the failed list check was not recorded at once");
-                }
-                Err(e) => return Err(e),
-            }
-            Ok::<_, Refused>(())
-        })
     }
 
     /// Publishes the concluded list checks not published yet, once every

@@ -91,7 +91,10 @@ impl Engine {
         now: UnixTime,
     ) -> Outcome<()> {
         use kobling_protocol::v2::HopError;
-        if !matches!(error, HopError::WrongCount { .. } | HopError::Point(_)) {
+        if !matches!(
+            error,
+            HopError::WrongCount { .. } | HopError::Point(_) | HopError::StrictProof { .. }
+        ) {
             return Ok(());
         }
         let st = &msg.statement.statement;
@@ -128,8 +131,18 @@ impl Engine {
             named: Some((st.hop, sender.clone())),
         };
         tracing::error!(node = %self.me, %project, %list, hop = st.hop.0, member = %sender, chunk = st.chunk.0, error = %error, "a hop signed a malformed chunk: it is named and the project stops");
-        let signed = self.sign(project, Body::ChainStopped(stop), now);
+        let signed = self.sign(project, Body::ChainStopped(stop.clone()), now);
         let linker = self.linker();
+        if self.me == linker {
+            // The linker found it (hop m named): into its transcript at
+            // once, then the closure.
+            let (manifest, signing) = (&self.manifest, &self.signing);
+            self.store.transaction(|tx| {
+                tx.put_v2(project, list, STOP_SENT, u64::from(header.attempt), &[])?;
+                crate::engine::sequencer::append(tx, manifest, signing, signed).map(drop)
+            })?;
+            return self.stop_named_hop(project, &stop, now);
+        }
         self.store.transaction(|tx| {
             tx.put_v2(project, list, STOP_SENT, u64::from(header.attempt), &[])?;
             tx.send(project, &linker, &Message::Statement(signed))
@@ -171,6 +184,9 @@ impl Engine {
         detail: &str,
         now: UnixTime,
     ) -> Outcome<()> {
+        if self.me == self.linker() {
+            self.record_kept_checks(project, now)?;
+        }
         let reason = BoundedString::new(detail.to_string()).unwrap_or_default();
         self.publish_once(project, Step::Close, Body::Closure(Closure { reason }), now)
     }
