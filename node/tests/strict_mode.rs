@@ -595,3 +595,81 @@ fn a_colluding_pair_no_strict_proof_shows_fails_the_strict_check_and_the_project
     assert_notices_name(&mut net, project, list);
     assert_no_check_reached_a_register(&mut net, &seen.borrow(), project);
 }
+
+#[test]
+fn a_pseudonymous_list_converted_by_its_hops_passes_its_strict_attempt() {
+    // RESEPT's list (register domain RESEPT, key holders NPR, KPR, SSB
+    // and the linker; `node/tests/pseudonymous.rs`): every register hop
+    // converts. Hop 1 deviates in attempt 0 only; the strict attempt's
+    // conversion steps prove against their conversion keys `K'_i`, pass,
+    // and the project links the ground truth.
+    let registers = ["NPR", "KPR", "SSB", "RESEPT"];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fed = Federation::create(dir.path(), &registers, 42)
+        .expect("federation")
+        .with_domain("RESEPT", "RESEPT")
+        .expect("domain");
+    let pop = generate(&PopulationConfig {
+        persons: 240,
+        seed: 7,
+        ..Default::default()
+    });
+    let resept = fed
+        .pseudonymous_extract(pop.extract("RESEPT").expect("extract"), "RESEPT")
+        .expect("holder's extract");
+    let extracts = vec![
+        pop.extract("NPR").expect("NPR"),
+        pop.extract("KPR").expect("KPR"),
+        &resept,
+    ];
+    let project = "STRICT-PSEUDO";
+    let mut config = config(project);
+    config.cohort = "NPR | RESEPT".into();
+    let order = fed
+        .pseudonymous_order(&config, &extracts, &[("RESEPT", "RESEPT")])
+        .expect("order");
+    let mut net = fed.start(CHUNK, Faults::default(), 3).expect("nodes");
+    let participants: Vec<Name> = ["NPR", "KPR", "RESEPT"].iter().map(|r| name(r)).collect();
+    let mut hops = net.manifest().chain_order(&name("RESEPT"), &participants);
+    hops.remove(0);
+    let by = hops[0].clone();
+    let key = SigningKey::from_bytes(
+        &fed.keystore(by.as_str())
+            .expect("keystore")
+            .signing_key()
+            .to_bytes(),
+    );
+    let persons = resept
+        .owners
+        .iter()
+        .flatten()
+        .collect::<BTreeSet<_>>()
+        .len() as u64;
+    let seen = watch(&mut net);
+    net.tamper(attacks::consistent_hop(
+        by,
+        header(project, "RESEPT", persons),
+        key,
+        swap_first(|attempt| attempt == 0),
+        |_, _, _| {},
+    ));
+    let out = fed
+        .run_pseudonymous_project(&mut net, &order, &extracts, &["SSB"], &config)
+        .expect("the project links after the strict attempt");
+    let entries = &out.transcript.0;
+    assert_eq!(checks_of(entries, "RESEPT"), vec![(0, false), (1, true)]);
+    assert!(entries.iter().any(|e| matches!(
+        &e.signed.statement.body,
+        Body::ListRetry(r) if r.list.as_str() == "RESEPT"
+    )));
+    transcript::verify(entries, None, net.manifest()).expect("the transcript verifies");
+    let lnr_of = truth::lnr_from_keystores(&fed.keystores(), &pid(project), &pop).expect("shares");
+    let cohort: BTreeSet<usize> = pop
+        .members("NPR")
+        .union(&pop.members("RESEPT"))
+        .copied()
+        .collect();
+    let problems = truth::compare_cohort(&pop, &lnr_of, &cohort, &out.tables);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert!(seen.borrow().check_entries_to.is_empty());
+}
