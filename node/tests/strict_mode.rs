@@ -371,6 +371,60 @@ fn a_hop_that_deviates_in_attempt_0_only_is_checked_again_in_strict_mode_and_the
         r.attempt = 2;
     }
     assert!(transcript::verify(&forged, None, net.manifest()).is_err());
+
+    // The linker itself forging (re-signed with its key, chained anew, so
+    // only the strict-mode rules can catch it): each is rejected by the
+    // hop-chain check.
+    let linker = w.node_key(LINKER);
+    let forge = |f: &dyn Fn(&mut Vec<transcript::SignedStatement>)| {
+        let mut statements: Vec<_> = entries.iter().map(|e| e.signed.clone()).collect();
+        f(&mut statements);
+        let mut t = transcript::Transcript::new();
+        for s in statements {
+            t.append(s, &linker);
+        }
+        transcript::verify(&t.into_entries(), None, net.manifest())
+    };
+    let resign = |s: &mut transcript::SignedStatement, change: &dyn Fn(&mut Body)| {
+        let mut st = s.statement.clone();
+        change(&mut st.body);
+        *s = st.sign(&linker);
+    };
+    assert!(forge(&|_| {}).is_ok(), "re-chaining alone changes nothing");
+    let last_hop_0 = b[..retry]
+        .iter()
+        .rposition(|b| matches!(b, Body::HopV2(h) if h.list.as_str() == "KPR" && h.attempt == 0))
+        .expect("KPR's attempt 0 records");
+    let cases: [(&str, &dyn Fn(&mut Vec<transcript::SignedStatement>)); 5] = [
+        ("the failed attempt's check left out", &|s| {
+            s.remove(failed);
+        }),
+        ("the retry left out", &|s| {
+            s.remove(retry);
+        }),
+        ("the retry for another attempt", &|s| {
+            resign(&mut s[retry], &|b| {
+                if let Body::ListRetry(r) = b {
+                    r.attempt = 2;
+                }
+            });
+        }),
+        ("the retried attempt's check said to pass", &|s| {
+            resign(&mut s[failed], &|b| {
+                if let Body::ListCheck(c) = b {
+                    c.passed = true;
+                }
+            });
+        }),
+        ("the retry before the attempt's last hop record", &|s| {
+            let r = s.remove(retry);
+            s.insert(last_hop_0, r);
+        }),
+    ];
+    for (what, f) in cases {
+        let e = forge(f).expect_err(what);
+        assert_eq!(e.check, transcript::Check::HopChain, "{what}: {e}");
+    }
 }
 
 #[test]
