@@ -177,6 +177,13 @@ pub(super) fn print_status(
                     c.attempt
                 ),
             },
+            // In a register's copy too: a list sent again after a failed
+            // check (the check itself is not in a register's copy).
+            Body::ListRetry(r) => say!(
+                "  list {} failed its check and was sent again in strict mode (attempt {})",
+                r.list,
+                r.attempt
+            ),
             _ => {}
         }
     }

@@ -276,19 +276,19 @@ impl Engine {
             );
             self.stop_project(project, &detail, now)?;
         } else {
-            self.publish_checks(project, view, now, false)?;
+            self.publish_checks(project, view, now)?;
         }
         Ok(vec![ack()])
     }
 
     /// Publishes the concluded list checks not published yet, once every
-    /// list of the project has a passed one (or at once, `now_all`).
+    /// list of the project has a passed one (a closure records them at
+    /// once, `record_kept_checks`), in list and attempt order.
     pub(super) fn publish_checks(
         &mut self,
         project: &ProjectId,
         view: &ProjectView<'_>,
         now: UnixTime,
-        now_all: bool,
     ) -> Outcome<()> {
         let lists = view.participants();
         let mut pending: Vec<(Name, u64, ListCheck)> = Vec::new();
@@ -311,7 +311,7 @@ impl Engine {
             }
             Ok::<_, Refused>(())
         })?;
-        if pending.is_empty() || (!now_all && passed < lists.len()) {
+        if pending.is_empty() || passed < lists.len() {
             return Ok(());
         }
         let linker = self.linker();
