@@ -186,6 +186,9 @@ pub struct ProjectView<'a> {
     delivered: bool,
     closed: bool,
     shredded: BTreeSet<Name>,
+    /// The linker stopped the chain on a list with no chain v2 state (a
+    /// list announced for chain v1 to a chain v2 linker).
+    stopped_other: Option<Name>,
 }
 
 impl<'a> ProjectView<'a> {
@@ -205,6 +208,7 @@ impl<'a> ProjectView<'a> {
             delivered: false,
             closed: false,
             shredded: BTreeSet::new(),
+            stopped_other: None,
         };
         for e in entries {
             let st = &e.signed.statement;
@@ -284,6 +288,8 @@ impl<'a> ProjectView<'a> {
                 Body::ChainStopped(stop) => {
                     if let Some(l) = v.v2.get_mut(&stop.list) {
                         l.stopped = Some(stop);
+                    } else {
+                        v.stopped_other.get_or_insert(stop.list.clone());
                     }
                 }
                 Body::ListRetry(r) => {
@@ -657,7 +663,9 @@ impl<'a> ProjectView<'a> {
     /// chain was stopped ([`ChainStopped`]), else one whose last list
     /// check failed and ended it (a strict attempt's, or any once the
     /// project is closed: a node without strict mode closes the project
-    /// on the first failed check). The first such list by name. What the
+    /// on the first failed check), else a list the linker stopped that has
+    /// no chain v2 state (a chain v1 announcement to a chain v2 linker).
+    /// The first such list by name. What the
     /// linker's phase notice tells registers ([`crate::notice`]): a list
     /// name, nothing about its values. `None` for a project stopped for
     /// another reason (the closure's reason then says why, to the
@@ -671,7 +679,10 @@ impl<'a> ProjectView<'a> {
                     .is_some_and(|c| !c.passed && (c.attempt > 0 || self.closed))
             })
         };
-        stopped.or_else(failed).map(|(list, _)| list.clone())
+        stopped
+            .or_else(failed)
+            .map(|(list, _)| list.clone())
+            .or_else(|| self.stopped_other.clone())
     }
 }
 

@@ -165,6 +165,7 @@ fn computed() -> BTreeMap<&'static str, String> {
     domain_vectors(&mut v, &domain, &k1, &identity);
     pseudonymous_project_vectors(&mut v, &domain, &k1);
     citizen_vectors(&mut v);
+    strict_vectors(&mut v);
     v
 }
 
@@ -523,4 +524,22 @@ fn documented_vectors_are_what_the_code_computes() {
             "docs/protocol.md has vector `{name}` that no code computes"
         );
     }
+}
+
+/// Strict mode in the node (docs/protocol.md §17): the linker's
+/// `ListRetry` body as the transcript encodes it.
+fn strict_vectors(v: &mut BTreeMap<&'static str, String>) {
+    use kobling_protocol::{
+        transcript::{encode_value, Body},
+        types::Name,
+        v2::ListRetry,
+    };
+    let retry = Body::ListRetry(ListRetry {
+        list: Name::new("KPR").expect("valid"),
+        attempt: 1,
+    });
+    v.insert(
+        "strict ListRetry body (KPR, attempt 1)",
+        h(&encode_value(&retry)),
+    );
 }

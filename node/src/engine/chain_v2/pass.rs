@@ -221,6 +221,7 @@ impl Engine {
                 pass.attempt
             );
             tracing::error!(node = %self.me, %project, %list, attempt = pass.attempt, error = %e, "{detail}");
+            self.stop_list(project, list, pass.attempt, now)?;
             self.stop_project(project, &detail, now)?;
             return Ok(vec![ack()]);
         }
@@ -247,6 +248,7 @@ impl Engine {
                     pass.attempt
                 );
                 tracing::error!(node = %self.me, %project, %list, attempt = pass.attempt, "{detail}");
+                self.stop_list(project, list, pass.attempt, now)?;
                 self.stop_project(project, &detail, now)?;
                 return Ok(vec![ack()]);
             }

@@ -152,7 +152,8 @@ impl Engine {
         Ok(())
     }
 
-    /// The linker, before it closes a project: every list check it kept
+    /// The linker, before it closes a project (`publish_once`, the
+    /// closure): every list check it kept
     /// (a failed attempt's, or one waiting for the other lists) goes into
     /// the transcript at once, in list and attempt order, so the closed
     /// transcript shows every failed attempt, and the closed notice names

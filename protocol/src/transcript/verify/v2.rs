@@ -262,6 +262,19 @@ pub(crate) fn on_body<'a>(
             let Signer::Node(signer) = signer else {
                 return Err(chain_fail("a chain stop not signed by a node".into()));
             };
+            // The linker stops, naming nobody, a list of the order that has
+            // no chain v2 state (announced for chain v1 to a chain v2
+            // linker, whose entry it did not record).
+            if !lists.v2.by_name.contains_key(&stop.list) {
+                let of_order = p.participants.contains(&stop.list);
+                if stop.named.is_some() || *signer != p.linker.name || !of_order {
+                    return Err(chain_fail(format!(
+                        "a chain stop for list {}, which has no chain v2 announcement, not the linker's unnamed stop of a list of the order",
+                        stop.list
+                    )));
+                }
+                return Ok(());
+            }
             let hops = lists
                 .get(&stop.list)
                 .map(|s| s.hops.clone())
@@ -301,8 +314,11 @@ pub(crate) fn on_body<'a>(
                 });
             // A named stop in an optimistic attempt: the next step refused
             // a chunk its sender signed that is malformed (docs/protocol.md
-            // §6a, "Driving chain v2 from a node").
-            let open_strict = stop.named.is_some() && !l.passed && stop.attempt == l.attempt;
+            // §6a, "Driving chain v2 from a node"). An unnamed one in the
+            // open attempt: the linker stops the list without a failed
+            // check (a record that does not chain, a pass that does not
+            // verify, a list of no person), so the list is named.
+            let open_strict = !l.passed && stop.attempt == l.attempt;
             if l.stopped || signer != by || !(failed_strict || open_strict) {
                 return Err(chain_fail(format!(
                     "list {}: a chain stop for attempt {} by {signer} that no strict attempt of this list allows",
