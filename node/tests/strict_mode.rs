@@ -395,7 +395,8 @@ fn a_hop_that_deviates_in_attempt_0_only_is_checked_again_in_strict_mode_and_the
         .iter()
         .rposition(|b| matches!(b, Body::HopV2(h) if h.list.as_str() == "KPR" && h.attempt == 0))
         .expect("KPR's attempt 0 records");
-    let cases: [(&str, &dyn Fn(&mut Vec<transcript::SignedStatement>)); 5] = [
+    type Forgery<'f> = &'f dyn Fn(&mut Vec<transcript::SignedStatement>);
+    let cases: [(&str, Forgery); 5] = [
         ("the failed attempt's check left out", &|s| {
             s.remove(failed);
         }),
