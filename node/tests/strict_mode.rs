@@ -728,3 +728,128 @@ fn a_pseudonymous_list_converted_by_its_hops_passes_its_strict_attempt() {
     assert!(problems.is_empty(), "{problems:?}");
     assert!(seen.borrow().check_entries_to.is_empty());
 }
+
+#[test]
+fn a_delivery_whose_check_fails_once_is_received_exactly_after_its_strict_attempt() {
+    // A delivery NPR → register domain SSB (key holders NPR, the source,
+    // KPR and the linker; `node/tests/delivery_attacks.rs`): KPR, its only
+    // register hop, swaps two persons in attempt 0 only. The strict
+    // attempt passes and the holder stores every row once, under Ψ_SSB;
+    // the failed attempt's output is never delivered.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fed = Federation::create(dir.path(), &REGISTERS, 17)
+        .expect("federation")
+        .with_domain("SSB", "SSB")
+        .expect("domain");
+    let npr = generate(&PopulationConfig {
+        persons: 200,
+        cohort_share: 0.5,
+        seed: 5,
+        ..Default::default()
+    })
+    .extract("NPR")
+    .expect("NPR")
+    .clone();
+    let mut net = fed.start(16, Faults::default(), 21).expect("net");
+    net.run_until(120_000, |net| {
+        for m in ["SSB", LINKER] {
+            let complete = net
+                .engine(&name(m))?
+                .domain_state(&name("SSB"))?
+                .is_some_and(|s| s.is_complete());
+            if !complete {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+    .expect("the domain is created and committed");
+    let order = fed
+        .delivery_order("NPR-SSB-STRICT", &npr, "SSB")
+        .expect("order");
+    let persons = npr.owners.iter().flatten().collect::<BTreeSet<_>>().len() as u64;
+    let header = ListHeader {
+        domain: order.key_domain(),
+        delivery: order.delivery_id(),
+        list: name("NPR"),
+        attempt: 0,
+        mode: Mode::Optimistic,
+        persons,
+        chunk_size: 16,
+    };
+    net.tamper(attacks::consistent_hop(
+        name("KPR"),
+        header,
+        w_key(&fed, "KPR"),
+        swap_first(|attempt| attempt == 0),
+        |_, _, _| {},
+    ));
+    let submitted = fed.submit_delivery(&mut net, &order).expect("submitted");
+    assert!(
+        submitted
+            .first()
+            .is_some_and(|m| m.refusal_code().is_none()),
+        "the delivery order is accepted"
+    );
+    fed.approve_delivery(&mut net, &order, &npr)
+        .expect("approved");
+    let record = fed
+        .await_delivery(&mut net, &order, &name("SSB"))
+        .expect("received after the strict attempt");
+    let entries = net
+        .transcript(&name(LINKER), &order.project)
+        .expect("transcript");
+    assert_eq!(checks_of(&entries, "NPR"), vec![(0, false), (1, true)]);
+    transcript::verify(&entries, None, net.manifest()).expect("the transcript verifies");
+    // Every valid row once, under its Ψ_SSB(x) (from the key holders'
+    // keystores: the harness only), with its own values.
+    let options = kobling_protocol::ident::ParseOptions {
+        allow_synthetic: true,
+    };
+    let valid: Vec<(kobling_protocol::ident::Identifier, Vec<String>)> = npr
+        .rows
+        .iter()
+        .zip(&npr.owners)
+        .filter_map(|((raw, values), owner)| {
+            owner.and(
+                kobling_protocol::ident::Identifier::parse(raw, options)
+                    .ok()
+                    .map(|id| (id, values.clone())),
+            )
+        })
+        .collect();
+    let ids: Vec<_> = valid.iter().map(|(id, _)| *id).collect();
+    let psi = fed.register_pseudonyms("SSB", &ids, 1).expect("pseudonyms");
+    let mut want: Vec<([u8; 32], Vec<String>)> = psi
+        .iter()
+        .zip(&valid)
+        .map(|(p, (_, values))| (p.0, values.clone()))
+        .collect();
+    let mut got = Vec::new();
+    net.engine(&name("SSB"))
+        .expect("holder")
+        .for_each_domain_row(&name("SSB"), &order.delivery_id().expect("id"), |r| {
+            got.push((r.pseudonym.0, r.values));
+            Ok(())
+        })
+        .expect("rows");
+    want.sort();
+    got.sort();
+    assert_eq!(
+        got, want,
+        "the holder's rows are the ground truth, each once"
+    );
+    let valid = want.len();
+    let kobling_protocol::domain::transcript::DomainBody::Delivery { rows: recorded, .. } =
+        record.record
+    else {
+        panic!("not a delivery record")
+    };
+    assert_eq!(recorded as usize, valid);
+}
+
+/// A member's node signing key.
+fn w_key(fed: &Federation, member: &str) -> SigningKey {
+    let ks = fed.keystore(member).expect("keystore");
+    SigningKey::from_bytes(&ks.signing_key().to_bytes())
+}
