@@ -105,6 +105,7 @@ impl Handler for NodeHandler {
                     request,
                     order,
                 } => approve(&engine, &desk, &from, statement, *request, *order),
+                Message::Innsyn(signed) => innsyn(&engine, &from, &signed),
                 request => lock(&engine).handle_streamed(&from, request, unix_now()),
             })
             .await;
@@ -173,6 +174,22 @@ fn approve(
     lock(engine).handle_approval(from, statement, request, order, file, now)
 }
 
+/// An innsyn request: checked and admitted (quotas) under the engine's
+/// lock, the register's extract read for the one person without it, the
+/// reply sealed and counted under it again.
+fn innsyn(
+    engine: &Mutex<Engine>,
+    from: &Peer,
+    signed: &kobling_protocol::innsyn::wire::SignedInnsyn,
+) -> Result<crate::engine::Replies, crate::engine::EngineError> {
+    let lookup = match lock(engine).take_innsyn(from, signed, unix_now())? {
+        crate::engine::InnsynStep::Done(replies) => return Ok(replies),
+        crate::engine::InnsynStep::Read(lookup) => lookup,
+    };
+    let found = lookup.read();
+    lock(engine).finish_innsyn(from, lookup, found, unix_now())
+}
+
 /// The refusal a peer gets when the node itself failed: the same text
 /// whatever the failure.
 pub(crate) fn internal() -> Message {
@@ -210,8 +227,11 @@ pub struct Options {
     /// take the port.
     pub socket: Option<Arc<std::net::UdpSocket>>,
     /// A register's fnr extract that innsyn requests read (none: the
-    /// node answers no innsyn request; `docs/innsyn.md`).
+    /// node answers no innsyn request; `docs/innsyn.md`). Its header is
+    /// checked at the start.
     pub innsyn_extract: Option<PathBuf>,
+    /// Innsyn quotas per portal and per person in a window.
+    pub innsyn_quotas: kobling_protocol::innsyn::QuotaLimits,
 }
 
 impl Default for Options {
@@ -225,6 +245,7 @@ impl Default for Options {
             extracts: None,
             socket: None,
             innsyn_extract: None,
+            innsyn_quotas: kobling_protocol::innsyn::QuotaLimits::default(),
         }
     }
 }
@@ -309,6 +330,14 @@ pub async fn run(
             source: Box::new(e),
         })?;
     }
+    if let Some(path) = &options.innsyn_extract {
+        crate::extract_file::pseudonymous::check_key_column(path, false).map_err(|e| {
+            DaemonError::InnsynExtract {
+                path: path.clone(),
+                source: Box::new(e),
+            }
+        })?;
+    }
     let store = Store::open(dir)
         .map_err(DaemonError::Store)?
         .with_mapping(options.mapping.clone());
@@ -328,6 +357,7 @@ pub async fn run(
     };
     let mut engine = Engine::new(me.clone(), manifest.clone(), keystore, store, *seed, config)?;
     engine.set_innsyn_extract(options.innsyn_extract.clone());
+    engine.set_innsyn_quotas(options.innsyn_quotas);
     let engine = Arc::new(Mutex::new(engine));
     let manifest = Arc::new(manifest);
     let metrics_listener = match &options.metrics {

@@ -59,6 +59,16 @@ pub enum ReshareError {
     /// The backup's share is not the member's committed one.
     #[error("the backup does not hold {0}'s committed share")]
     WrongBackup(Name),
+    /// The manifest does not name `new` in `old`'s place.
+    #[error(
+        "the manifest does not name {new} in place of key holder {old}: change the manifest first"
+    )]
+    NotReplacing {
+        /// The key holder to replace.
+        old: Name,
+        /// The member meant to take its place.
+        new: Name,
+    },
     /// The keystore still holds the committed share: nothing was lost.
     #[error("this keystore still holds {0}'s committed share: a re-share replaces a lost one")]
     StillHeld(Name),
@@ -78,6 +88,10 @@ pub struct Reshare<'a, S> {
     pub domain: &'a Name,
     /// The key holder whose share is replaced (the keystore's node).
     pub member: &'a Name,
+    /// The retired key holder whose place `member` takes (the manifest
+    /// names `member` instead; `old` is then this key holder's share, from
+    /// its backup); `None` when `member` lost its own seed.
+    pub replaces: Option<&'a Name>,
     /// The operator of `member` who runs it.
     pub operator: &'a SigningKey,
     /// Unix time now, for the requests.
@@ -113,11 +127,24 @@ where
         rng: &mut R,
     ) -> Result<DomainState, ReshareError> {
         let (_, state) = self.transcript(rng)?;
+        let leaving = self.replaces.unwrap_or(self.member).clone();
+        if let Some(old_member) = self.replaces {
+            let pending = state
+                .replacing
+                .as_ref()
+                .is_some_and(|r| r.leaving == *old_member && r.joining == *self.member);
+            if !pending {
+                return Err(ReshareError::NotReplacing {
+                    old: old_member.clone(),
+                    new: self.member.clone(),
+                });
+            }
+        }
         let committed = state
-            .key_of(self.member)
-            .ok_or_else(|| ReshareError::NotCommitted(self.member.clone()))?;
+            .key_of(&leaving)
+            .ok_or_else(|| ReshareError::NotCommitted(leaving.clone()))?;
         if old.commitment() != committed {
-            return Err(ReshareError::WrongBackup(self.member.clone()));
+            return Err(ReshareError::WrongBackup(leaving.clone()));
         }
         let key_domain = Domain::Register(self.domain.clone());
         if keystore.domain_status(&key_domain)? == DomainStatus::Accepted
@@ -130,7 +157,7 @@ where
         let ctx = ConversionContext {
             from: &key_domain,
             to: &key_domain,
-            member: self.member,
+            member: &leaving,
         };
         let step = ConversionKey::new(ctx, old, &new, rng).into_step();
         let binding = step.proofs().binding;
@@ -138,7 +165,7 @@ where
         let total = loop {
             let answer = self.ask(
                 DomainAction::ReshareTable {
-                    member: self.member.clone(),
+                    member: leaving.clone(),
                     first,
                 },
                 rng,
@@ -169,7 +196,7 @@ where
             let n = converted.len() as u64;
             let answer = self.ask(
                 DomainAction::ReshareConverted {
-                    member: self.member.clone(),
+                    member: leaving.clone(),
                     first,
                     points: BoundedVec::new(converted).unwrap_or_default(),
                     proof: Box::new(proof),
@@ -191,7 +218,7 @@ where
                 self.member.clone(),
                 keystore.signing_key(),
                 DomainBody::Reshare {
-                    old_member: self.member.clone(),
+                    old_member: leaving.clone(),
                     new_member: self.member.clone(),
                     binding,
                     persons: total,

@@ -330,6 +330,7 @@ fn after_replacing_a_key_holders_share_a_new_delivery_matches_the_stored_table()
         manifest: &manifest,
         domain: &name("SSB"),
         member: &name("NPR"),
+        replaces: None,
         operator: &operator,
         now,
         send: |m: Message| {
@@ -367,6 +368,183 @@ fn after_replacing_a_key_holders_share_a_new_delivery_matches_the_stored_table()
     }
 
     // The same persons, delivered again with NPR's new share.
+    let second = fed
+        .order_delivery(&mut net, "KPR-SSB-2026", &kpr, "SSB")
+        .expect("second");
+    fed.await_delivery(&mut net, &second, &name("SSB"))
+        .expect("second received");
+    let again = held(&mut net, &second.delivery_id().expect("id"));
+    assert_eq!(
+        again, converted,
+        "every stored pseudonym matches the new delivery"
+    );
+}
+
+/// Issue 15 item 1, a retired key holder replaced by another member: the
+/// manifest names RESEPT in NPR's place among domain SSB's key holders;
+/// until RESEPT's operator re-shares from NPR's two-operator backup the
+/// domain is not complete, and neither NPR's operators nor RESEPT's
+/// before the manifest change can convert the table. After the re-share
+/// the holder's table matches a new delivery of the same persons under
+/// the new key holders, and every copy of the transcript records it.
+#[test]
+fn a_key_holder_replaced_by_another_member_keeps_every_stored_pseudonym() {
+    use kobling_keys::{backup::open_backup, KdfParams};
+    use kobling_node::reshare::{Reshare, ReshareError};
+    use kobling_protocol::{
+        domain::{
+            transcript::Replacement,
+            wire::{DomainAction, DomainRequest},
+        },
+        messages::{Message, NONCE_LEN},
+        refusal::RefusalCode,
+    };
+    use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut fed = Federation::create(dir.path(), &["NPR", "KPR", "SSB", "RESEPT"], 17)
+        .expect("federation")
+        .with_domain("SSB", "SSB")
+        .expect("domain");
+    fed.manifest.domains[0].key_holders = Some(vec![name("NPR"), name("KPR"), name(LINKER)]);
+    fed.manifest.validate().expect("valid manifest");
+    let npr = population().extract("NPR").expect("NPR").clone();
+    let kpr = next_year(&npr, "KPR");
+    let mut net = fed.start(16, Faults::default(), 21).expect("net");
+    domain_ready(&mut net);
+    let first = fed
+        .order_delivery(&mut net, "KPR-SSB-2025", &kpr, "SSB")
+        .expect("first");
+    fed.await_delivery(&mut net, &first, &name("SSB"))
+        .expect("first received");
+    let before = held(&mut net, &first.delivery_id().expect("id"));
+    assert_eq!(before, expected(&fed, &kpr));
+
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    let mut asked = 0u8;
+    let mut ask = |fed: &Federation, net: &mut Net, op: &str, member: &str| {
+        asked += 1;
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce[0] = asked;
+        let req = DomainRequest {
+            domain: name("SSB"),
+            action: DomainAction::ReshareTable {
+                member: name(member),
+                first: 0,
+            },
+            time: net.now(),
+            node: name("SSB"),
+            manifest: fed.manifest.digest(),
+            nonce,
+        }
+        .sign(&fed.operators[&name(op)][0]);
+        let replies = net
+            .client(&name("SSB"), Message::DomainRequest(req))
+            .expect("answered");
+        replies.first().and_then(Message::refusal_code)
+    };
+    // Before the manifest names RESEPT, its operator cannot touch NPR's
+    // share.
+    assert_eq!(
+        ask(&fed, &mut net, "RESEPT", "NPR"),
+        Some(RefusalCode::NotAnOperator)
+    );
+
+    // NPR's share, backed up under two passphrases while NPR held it.
+    let r = Domain::Register(name("SSB"));
+    let kdf = KdfParams::new(64, 1, 1).expect("kdf");
+    let backup = fed
+        .keystore("NPR")
+        .expect("keystore")
+        .backup_domain(&r, "first passphrase", "second passphrase", kdf)
+        .expect("backup");
+    let old = open_backup(&r, &backup, "first passphrase", "second passphrase").expect("opens");
+
+    // NPR retires as a key holder: the federation's manifest names RESEPT
+    // in its place, and every node restarts with it.
+    fed.manifest.domains[0].key_holders = Some(vec![name("RESEPT"), name("KPR"), name(LINKER)]);
+    fed.manifest.validate().expect("valid manifest");
+    net.set_manifest(fed.manifest.clone()).expect("restarted");
+    net.run_for(30_000).expect("runs");
+    let pending = net
+        .engine(&name("SSB"))
+        .expect("holder")
+        .domain_state(&name("SSB"))
+        .expect("state")
+        .expect("a copy");
+    assert_eq!(
+        pending.replacing,
+        Some(Replacement {
+            leaving: name("NPR"),
+            joining: name("RESEPT"),
+        })
+    );
+    assert!(!pending.is_complete(), "no delivery until the re-share");
+    assert!(
+        pending.key_of(&name("RESEPT")).is_none(),
+        "RESEPT commits no key of its own: it takes NPR's place by the re-share"
+    );
+    // NPR's operators no longer act for the share.
+    assert_eq!(
+        ask(&fed, &mut net, "NPR", "NPR"),
+        Some(RefusalCode::NotAnOperator)
+    );
+    assert_eq!(
+        held(&mut net, &first.delivery_id().expect("id")),
+        before,
+        "the table is untouched"
+    );
+
+    // RESEPT's operator runs the re-share with NPR's backup.
+    let operator = fed.operators[&name("RESEPT")][0].clone();
+    let manifest = fed.manifest.clone();
+    let mut ks = fed.keystore("RESEPT").expect("keystore");
+    let now = net.now();
+    let state = Reshare {
+        manifest: &manifest,
+        domain: &name("SSB"),
+        member: &name("RESEPT"),
+        replaces: Some(&name("NPR")),
+        operator: &operator,
+        now,
+        send: |m: Message| {
+            net.client(&name("SSB"), m)
+                .map_err(|e| ReshareError::Transport(Box::new(e)))
+        },
+    }
+    .run(&mut ks, &old, &mut rng)
+    .expect("re-shared");
+    assert!(state.is_complete(), "complete again");
+    assert_eq!(state.replacing, None);
+    assert_eq!(
+        state
+            .keys
+            .iter()
+            .map(|(m, _)| m.clone())
+            .collect::<Vec<_>>(),
+        fed.manifest.domains[0].key_holders(&fed.manifest),
+        "today's key holders, in the manifest's chain order"
+    );
+    net.settle(60_000).expect("settles");
+    let converted = held(&mut net, &first.delivery_id().expect("id"));
+    assert_ne!(converted, before, "the table is converted");
+    assert_eq!(
+        converted,
+        expected(&fed, &kpr),
+        "Ψ_SSB under RESEPT's, KPR's and the linker's shares"
+    );
+    for copy in ["RESEPT", "KPR", LINKER] {
+        let at = net
+            .engine(&name(copy))
+            .expect("up")
+            .domain_state(&name("SSB"))
+            .expect("verifies")
+            .expect("a copy");
+        assert_eq!((at.reshares, at.replacing.clone()), (1, None), "{copy}");
+        assert_eq!(at.head, state.head, "{copy}");
+    }
+
+    // The same persons, delivered again through the new key holders.
     let second = fed
         .order_delivery(&mut net, "KPR-SSB-2026", &kpr, "SSB")
         .expect("second");

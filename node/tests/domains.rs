@@ -700,6 +700,7 @@ fn after_a_reshare_every_stored_pseudonym_matches_a_new_delivery_of_the_same_per
         manifest: &manifest,
         domain: &n("RESEPT"),
         member: &n("NPR"),
+        replaces: None,
         operator: &operator,
         now,
         send: |m: Message| {
@@ -783,6 +784,7 @@ fn after_a_reshare_every_stored_pseudonym_matches_a_new_delivery_of_the_same_per
         manifest: &manifest,
         domain: &n("RESEPT"),
         member: &n("NPR"),
+        replaces: None,
         operator: &operator,
         now,
         send: |m: Message| {
@@ -853,6 +855,7 @@ fn after_a_reshare_every_stored_pseudonym_matches_a_new_delivery_of_the_same_per
         manifest: &manifest,
         domain: &n("RESEPT"),
         member: &n("NPR"),
+        replaces: None,
         operator: &operator,
         now: net.now(),
         send: |m: Message| {

@@ -309,6 +309,35 @@ fn a_citizen_gets_exactly_their_rows_through_an_admitted_portal() {
         "{out}"
     );
 
+    // The per-portal quota, set by the operator: one a day. (A restart
+    // empties the book.)
+    nodes.kill(kpr);
+    nodes.restart_with(kpr, &["--innsyn-quota-portal", "1"]);
+    let ask = |name: &str, who: &Path| {
+        let (req, _) = device(d, name, "KPR");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let r = request(
+                &s.manifest,
+                &portal_key,
+                who,
+                &req,
+                &d.join(format!("{name}.reply")),
+            );
+            if !r.1.contains("cannot reach") || std::time::Instant::now() > deadline {
+                break r;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    };
+    let (done, out) = ask("p1", &absent_file);
+    assert!(done, "{out}");
+    let (done, out) = ask("p2", &fnr_file);
+    assert!(
+        !done && out.contains("quota") && out.contains("this portal"),
+        "{out}"
+    );
+
     // KPR's log: the requests, the fnr masked, never whole.
     nodes.stop();
     let log = std::fs::read_to_string(nodes.log_path("KPR")).expect("log");
@@ -316,5 +345,25 @@ fn a_citizen_gets_exactly_their_rows_through_an_admitted_portal() {
     assert!(log.contains(&format!("{}*********", &fnr[..2])));
     for x in [&fnr, &absent_fnr] {
         assert!(!log.contains(x.as_str()), "an fnr in KPR's log");
+    }
+
+    // An innsyn extract that cannot be used stops the node at its start,
+    // saying which file and why (not at the first request).
+    let missing = d.join("no-such-extract.csv");
+    let keyed_by_pseudonym = d.join("pseudonyms.csv");
+    std::fs::write(&keyed_by_pseudonym, "pseudonym,x\n").expect("write");
+    for (bad, why) in [(&missing, "cannot"), (&keyed_by_pseudonym, "fnr")] {
+        let mut args = nodes.start_args(kpr);
+        let at = args
+            .iter()
+            .position(|a| a == "--innsyn-extract")
+            .expect("the flag");
+        args[at + 1] = path(bad).to_string();
+        let (code, err) = common::run_expecting_exit(&args);
+        assert!(code.is_some_and(|c| c != 0), "{code:?} {err}");
+        assert!(
+            err.contains("unusable innsyn extract") && err.contains(why),
+            "{err}"
+        );
     }
 }

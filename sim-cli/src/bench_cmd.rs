@@ -144,6 +144,7 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
         threads: args.threads,
         cohort: &args.cohort,
         receipt: false,
+        one_delivery: false,
     });
     if temporary {
         let _ = std::fs::remove_dir_all(&out);

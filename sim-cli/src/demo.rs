@@ -37,7 +37,7 @@ use kobling_protocol::{
     types::{Name, ProjectId},
 };
 use kobling_sim::{
-    population::{generate, render_csv, Population, PopulationConfig},
+    population::{generate, render_csv, Extract, Population, PopulationConfig},
     truth,
 };
 
@@ -79,6 +79,10 @@ pub(crate) struct DemoArgs {
     /// or `all` (every person in any register: the largest delivery).
     #[arg(long, default_value = "NPR")]
     cohort: String,
+    /// Deliver all years' dispensations to RESEPT in one delivery instead
+    /// of one per year (a measure of one large delivery's memory).
+    #[arg(long)]
+    one_delivery: bool,
 }
 
 struct Nodes(Vec<(String, Child)>);
@@ -414,6 +418,8 @@ pub(crate) struct Plan<'a> {
     /// the project links RESEPT's pseudonymous list with the others (with
     /// synthetic data only; ignored with own extracts).
     pub(crate) receipt: bool,
+    /// All years in one delivery instead of one per year.
+    pub(crate) one_delivery: bool,
 }
 
 /// What a federation run measured.
@@ -452,6 +458,7 @@ pub(crate) fn run_demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         threads: None,
         cohort: &args.cohort,
         receipt: true,
+        one_delivery: args.one_delivery,
     })?;
     let Some(problems) = outcome.problems else {
         println!("\nGround truth: not available for your own extracts.");
@@ -536,8 +543,8 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
             if receipt {
                 let d = out.join("registers").join(SOURCE);
                 fs::create_dir_all(&d)?;
-                for (year, e) in pop.by_year(HOLDER, YEAR_COLUMN) {
-                    fs::write(d.join(format!("dispensed-{year}.csv")), render_csv(&e))?;
+                for (period, e) in periods(&pop, args.one_delivery) {
+                    fs::write(d.join(format!("dispensed-{period}.csv")), render_csv(&e))?;
                 }
             }
             (Some(pop), files)
@@ -567,8 +574,22 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
 
     if let (true, Some(pop)) = (receipt, &pop) {
         let population = format!("persons {} seed {}", args.persons, args.seed);
-        receive_dispensations(&out, &m, pop, &extracts, &population)?;
+        let population = if args.one_delivery {
+            format!("{population}, one delivery")
+        } else {
+            population
+        };
+        receive_dispensations(&out, &m, pop, &extracts, &population, args.one_delivery)?;
         lap("deliveries into RESEPT's domain", &mut phases);
+        let peaks: Vec<String> = nodes
+            .peak_rss_mb()
+            .iter()
+            .map(|(name, mb)| format!("{name} {mb:.1}"))
+            .collect();
+        println!(
+            "Peak memory (VmHWM, MiB) after the deliveries: {}",
+            peaks.join(", ")
+        );
     }
 
     // 3. The project.
@@ -849,6 +870,7 @@ fn receive_dispensations(
     pop: &Population,
     extracts: &BTreeMap<&str, PathBuf>,
     population: &str,
+    one_delivery: bool,
 ) -> anyhow::Result<()> {
     let key = |member: &str, k: u8| out.join("keys").join(format!("{member}-operator-{k}.key"));
     let holder_key = key(HOLDER, 1);
@@ -886,7 +908,7 @@ fn receive_dispensations(
     };
 
     let marker = out.join("registers").join(SOURCE).join("delivered.txt");
-    let years = pop.by_year(HOLDER, YEAR_COLUMN);
+    let years = periods(pop, one_delivery);
     if before > 0 {
         ensure!(
             fs::read_to_string(&marker).ok().as_deref() == Some(population),
@@ -906,11 +928,12 @@ fn receive_dispensations(
         let variables = variables.join(",");
         for year in years.keys() {
             let id = format!("{HOLDER}-{year}");
+            let rows = years.get(year).map_or(0, |e| e.rows.len());
             let file = out
                 .join("registers")
                 .join(SOURCE)
                 .join(format!("dispensed-{year}.csv"));
-            println!("  {SOURCE} orders delivery {id} into domain {HOLDER}; two operators of {SOURCE} approve it with the year's file, two of {HOLDER} without");
+            println!("  {SOURCE} orders delivery {id} ({rows} rows) into domain {HOLDER}; two operators of {SOURCE} approve it with the file, two of {HOLDER} without");
             eventually(
                 &[
                     "delivery",
@@ -965,7 +988,10 @@ fn receive_dispensations(
             }
         }
         let want = years.len() as u64;
-        let deadline = Instant::now() + Duration::from_secs(900);
+        // 15 minutes, or more for a large population (about a second per
+        // 100 persons: 1,000,000 persons' dispensations are ~7 million rows).
+        let limit = Duration::from_secs(900.max(pop.persons.len() as u64 / 100));
+        let deadline = Instant::now() + limit;
         let mut shown = u64::MAX;
         loop {
             let received = domain_status()?.map_or(0, |(_, _, d)| d);
@@ -978,7 +1004,8 @@ fn receive_dispensations(
             }
             ensure!(
                 Instant::now() < deadline,
-                "{HOLDER} received {received} of {want} deliveries in 15 minutes; see `kobling delivery status` and the node logs"
+                "{HOLDER} received {received} of {want} deliveries in {} minutes; see `kobling delivery status` and the node logs",
+                limit.as_secs() / 60
             );
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -1020,6 +1047,22 @@ fn receive_dispensations(
         table.display()
     );
     Ok(())
+}
+
+/// The pharmacy's files: one per year of dispensations, or one with
+/// every year (`all`).
+fn periods(pop: &Population, one: bool) -> BTreeMap<String, Extract> {
+    if one {
+        let mut all = BTreeMap::new();
+        if let Some(e) = pop.extract(HOLDER) {
+            all.insert("all".to_string(), e.clone());
+        }
+        return all;
+    }
+    pop.by_year(HOLDER, YEAR_COLUMN)
+        .into_iter()
+        .map(|(year, e)| (year.to_string(), e))
+        .collect()
 }
 
 /// `(committed, key holders, deliveries)` from `kobling domain status`

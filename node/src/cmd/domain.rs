@@ -17,8 +17,10 @@
 //!                                                                   member's commitment
 //!  domain reshare --manifest F --key OP.key --domain R --dir DIR --backup FILE
 //!                 --first-passphrase-file F1 --second-passphrase-file F2
+//!                 [--replaces OLD]
 //!                 (at a key holder that lost its seed: a new share; the holder's table converted,
-//!                  see `crate::reshare`)
+//!                  see `crate::reshare`; with --replaces, at the member the manifest now names in
+//!                  retired key holder OLD's place, with OLD's backup)
 //! ```
 //!
 //! `status` asks the operator's own node when it holds a copy (the holder
@@ -139,6 +141,9 @@ pub(crate) enum DomainCommand {
     /// proof, the holder checks every page against the committed key and
     /// records the re-share in the domain transcript. Run it on the key
     /// holder's machine as one of its operators, with its node running.
+    /// With `--replaces OLD`, run it at the member the manifest now names
+    /// in retired key holder OLD's place, with OLD's backup and its two
+    /// operators' passphrases: the new member's share takes OLD's.
     Reshare {
         #[command(flatten)]
         asking: Asking,
@@ -148,11 +153,16 @@ pub(crate) enum DomainCommand {
         /// The keystore's own passphrase file, if it is encrypted.
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
-        /// The backup of the lost share (`kobling domain backup`).
+        /// The backup of the lost share (`kobling domain backup`); with
+        /// `--replaces`, the backup of the retired key holder's share.
         #[arg(long, value_name = "FILE")]
         backup: PathBuf,
         #[command(flatten)]
         passphrases: TwoPassphrases,
+        /// Take the place of this retired key holder (the manifest names
+        /// this member instead of it) rather than replace a lost seed.
+        #[arg(long, value_name = "MEMBER")]
+        replaces: Option<String>,
     },
     /// Open a backup with both passphrases and print the key it holds;
     /// with a domain transcript, check it against a member's commitment
@@ -203,7 +213,15 @@ impl DomainCommand {
                 passphrase_file,
                 backup,
                 passphrases,
-            } => reshare(&asking, &dir, passphrase_file, &backup, &passphrases),
+                replaces,
+            } => reshare(
+                &asking,
+                &dir,
+                passphrase_file,
+                &backup,
+                &passphrases,
+                replaces.as_deref(),
+            ),
             other => {
                 let rt = tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
@@ -414,10 +432,13 @@ fn render(state: &DomainState, entries: usize, node: &Name) -> String {
         "domain {} (as {node} holds it, verified): holder {}, {}\n  key holders, in chain order:\n{}\n  {} of {} committed; deliveries {}; re-shares {}; {entries} entries, head {}…",
         state.domain,
         state.holder,
-        if state.retirement().is_some() {
-            "RETIRED (its seeds are shredded)"
-        } else {
-            "active"
+        match (&state.replacing, state.retirement()) {
+            (_, Some(_)) => "RETIRED (its seeds are shredded)".to_string(),
+            (Some(r), None) => format!(
+                "NOT COMPLETE: the manifest names {} in key holder {}'s place; an operator of {} runs `kobling domain reshare --replaces {}` with {}'s backup",
+                r.joining, r.leaving, r.joining, r.leaving, r.leaving
+            ),
+            (None, None) => "active".to_string(),
         },
         keys.join("\n"),
         state.keys.iter().filter(|(_, k)| k.is_some()).count(),
@@ -476,7 +497,11 @@ fn reshare(
     passphrase_file: Option<PathBuf>,
     backup: &std::path::Path,
     passphrases: &TwoPassphrases,
+    replaces: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
+    let replaces = replaces
+        .map(|r| Name::new(r).with_context(|| format!("{r:?} is not a member name")))
+        .transpose()?;
     let passphrase = crate::secrets::passphrase(passphrase_file.as_deref())?;
     let (manifest, key, domain) = asking.load()?;
     let mut ks = Keystore::open(dir.join("keys"), passphrase.as_ref().map(|p| p.as_str()))
@@ -507,6 +532,7 @@ fn reshare(
         manifest: &manifest,
         domain: &domain,
         member: &member,
+        replaces: replaces.as_ref(),
         operator: &key.signing,
         now: unix_now(),
         send: |m: Message| {

@@ -26,7 +26,7 @@ pub(crate) enum NodeCommand {
         /// A configuration file (TOML) with any of the settings below as
         /// keys (`dir`, `manifest`, `listen`, `chunk_size`, `log_format`,
         /// `metrics`, `test_mode`, `extracts`, `passphrase_file`, `mapping`,
-        /// `innsyn_extract`); a flag
+        /// `innsyn_extract`, `innsyn_quota_portal`, `innsyn_quota_person`); a flag
         /// given on the command line overrides its key.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
@@ -100,6 +100,13 @@ pub(crate) struct NodeSettings {
     /// answers no innsyn request.
     #[arg(long, value_name = "FILE")]
     pub(crate) innsyn_extract: Option<PathBuf>,
+    /// Innsyn requests one portal may make per day (default 10,000).
+    #[arg(long, value_name = "N")]
+    pub(crate) innsyn_quota_portal: Option<u32>,
+    /// Innsyn requests about one person per day, from all portals
+    /// together (default 3).
+    #[arg(long, value_name = "N")]
+    pub(crate) innsyn_quota_person: Option<u32>,
 }
 
 impl NodeSettings {
@@ -121,7 +128,9 @@ impl NodeSettings {
             extracts,
             passphrase_file,
             mapping,
-            innsyn_extract
+            innsyn_extract,
+            innsyn_quota_portal,
+            innsyn_quota_person,
         )
     }
 }
@@ -199,11 +208,34 @@ impl NodeCommand {
                 mapping: settings.mapping,
                 socket,
                 innsyn_extract: settings.innsyn_extract,
+                innsyn_quotas: innsyn_quotas(
+                    settings.innsyn_quota_portal,
+                    settings.innsyn_quota_person,
+                )?,
             },
             shutdown_signal(),
         ))?;
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// The innsyn quotas from the settings (a day's window; unset: the
+/// defaults). A quota of 0 would refuse every request: refused here.
+fn innsyn_quotas(
+    portal: Option<u32>,
+    person: Option<u32>,
+) -> anyhow::Result<kobling_protocol::innsyn::QuotaLimits> {
+    let default = kobling_protocol::innsyn::QuotaLimits::default();
+    let limits = kobling_protocol::innsyn::QuotaLimits {
+        per_portal: portal.unwrap_or(default.per_portal),
+        per_subject: person.unwrap_or(default.per_subject),
+        ..default
+    };
+    anyhow::ensure!(
+        limits.per_portal > 0 && limits.per_subject > 0,
+        "an innsyn quota of 0 would refuse every request; leave out --innsyn-extract to serve none"
+    );
+    Ok(limits)
 }
 
 /// The bound UDP socket on standard input.

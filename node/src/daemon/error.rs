@@ -37,6 +37,15 @@ pub enum DaemonError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The innsyn extract cannot be read or is not keyed by `fnr`.
+    #[error("unusable innsyn extract {}", path.display())]
+    InnsynExtract {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The state database did not open.
     #[error("cannot open the node's state database")]
     Store(#[source] StoreError),

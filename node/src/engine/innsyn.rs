@@ -15,13 +15,15 @@
 //! quota book keys a person by a hash under a secret drawn when the node
 //! starts (kept in memory only, like the book: a restart empties both).
 //! The extract is read in one streaming pass per request, keeping only the
-//! asked person's rows.
+//! asked person's rows; over the network the daemon reads it outside the
+//! engine's lock ([`Engine::take_innsyn`] → [`InnsynLookup::read`] →
+//! [`Engine::finish_innsyn`]), as it reads an approval's extract.
 
 use std::path::PathBuf;
 
 use kobling_protocol::{
     hash::framed_sha3,
-    ident::{Identifier, ParseOptions},
+    ident::{IdMapping, Identifier, ParseOptions},
     innsyn::{
         seal_reply,
         wire::{decide_admit, decide_lookup, decide_second_admission, InnsynAction, SignedInnsyn},
@@ -30,7 +32,7 @@ use kobling_protocol::{
     manifest::Role,
     messages::Message,
     refusal::RefusalCode,
-    types::UnixTime,
+    types::{Name, UnixTime},
 };
 use rand_chacha::rand_core::Rng as _;
 use zeroize::Zeroizing;
@@ -40,7 +42,7 @@ use super::{
     error::{ack, refuse, Outcome},
     Engine, Peer, Replies,
 };
-use crate::extract_file::{load_mapping, lookup::lookup_person};
+use crate::extract_file::{load_mapping, lookup::lookup_person, ExtractError};
 
 /// Tag of the quota book's key of a person.
 const SUBJECT_TAG: &[u8] = b"KOBLING-INNSYN-SUBJECT";
@@ -55,6 +57,58 @@ pub(super) struct Desk {
     /// Keys the quota book's persons; drawn at the first request.
     secret: Option<Zeroizing<[u8; 32]>>,
 }
+
+/// What [`Engine::take_innsyn`] leaves to do.
+#[derive(Debug)]
+pub enum InnsynStep {
+    /// Answered (an admission, or a refusal).
+    Done(Replies),
+    /// A lookup admitted: read the extract outside the engine's lock, then
+    /// [`Engine::finish_innsyn`].
+    Read(InnsynLookup),
+}
+
+/// A portal's lookup, admitted and counted against the quotas, that reads
+/// the register's innsyn extract for one person.
+pub struct InnsynLookup {
+    extract: PathBuf,
+    options: ParseOptions,
+    mapping: Option<IdMapping>,
+    id: Identifier,
+    portal: Name,
+    request: InnsynRequest,
+}
+
+impl std::fmt::Debug for InnsynLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the identifier.
+        f.debug_struct("InnsynLookup")
+            .field("portal", &self.portal)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InnsynLookup {
+    /// The variables and the person's rows, in one streaming pass over
+    /// the extract (no engine state: run it outside the engine's lock).
+    ///
+    /// # Errors
+    ///
+    /// The extract cannot be read or is not a valid extract.
+    pub fn read(&self) -> InnsynFound {
+        InnsynFound(lookup_person(
+            &self.extract,
+            self.options,
+            self.mapping.as_ref(),
+            &self.id,
+        ))
+    }
+}
+
+/// What [`InnsynLookup::read`] found: the variables and the person's rows,
+/// or why the extract could not be read (for the node's log only).
+#[derive(Debug)]
+pub struct InnsynFound(Result<(Vec<String>, Vec<Vec<String>>), ExtractError>);
 
 impl Engine {
     /// Serves innsyn from the fnr extract at `path` (none: this register
@@ -92,18 +146,7 @@ impl Engine {
         signed: &SignedInnsyn,
         now: UnixTime,
     ) -> Outcome<Replies> {
-        if !matches!(from, Peer::Client) || self.role != Role::Register {
-            return Err(refuse(
-                RefusalCode::Unexpected,
-                format!(
-                    "{} takes innsyn requests only from clients, as a register",
-                    self.me
-                ),
-            ));
-        }
-        signed
-            .check(now, &self.me, &self.manifest_digest)
-            .map_err(request_refusal)?;
+        self.innsyn_allowed(from, signed, now)?;
         let reply = match &signed.call.action {
             InnsynAction::Admit { portal } => {
                 decide_admit(&self.manifest, &self.me, &signed.key, portal)?;
@@ -119,19 +162,90 @@ impl Engine {
                 ack()
             }
             InnsynAction::Lookup { request, subject } => {
-                self.lookup(signed, request, subject.0.as_str(), now)?
+                let lookup = self.take_lookup(signed, request, subject.0.as_str(), now)?;
+                let found = lookup.read();
+                self.answer_lookup(lookup, found, now)?
             }
         };
         Ok(vec![reply].into())
     }
 
-    fn lookup(
+    /// Innsyn at a register over the network: an operator's admission is
+    /// handled at once; a portal's lookup is checked and admitted here and
+    /// then read by the daemon outside the engine's lock
+    /// ([`InnsynLookup::read`], [`Engine::finish_innsyn`]), as an
+    /// approval's extract is, so that a large extract never stalls the
+    /// node's projects.
+    ///
+    /// # Errors
+    ///
+    /// As [`handle`](Self::handle).
+    pub fn take_innsyn(
+        &mut self,
+        from: &Peer,
+        signed: &SignedInnsyn,
+        now: UnixTime,
+    ) -> Result<InnsynStep, super::EngineError> {
+        let result = match &signed.call.action {
+            InnsynAction::Lookup { request, subject } => self
+                .innsyn_allowed(from, signed, now)
+                .and_then(|()| self.take_lookup(signed, request, subject.0.as_str(), now))
+                .map(InnsynStep::Read),
+            InnsynAction::Admit { .. } => self.innsyn(from, signed, now).map(InnsynStep::Done),
+        };
+        match result {
+            Ok(step) => Ok(step),
+            Err(e) => self.respond(from, "Innsyn", Err(e)).map(InnsynStep::Done),
+        }
+    }
+
+    /// Answers a lookup taken by [`take_innsyn`](Self::take_innsyn) with
+    /// what [`InnsynLookup::read`] found.
+    ///
+    /// # Errors
+    ///
+    /// As [`handle`](Self::handle).
+    pub fn finish_innsyn(
+        &mut self,
+        from: &Peer,
+        lookup: InnsynLookup,
+        found: InnsynFound,
+        now: UnixTime,
+    ) -> Result<Replies, super::EngineError> {
+        let result = self
+            .answer_lookup(lookup, found, now)
+            .map(|m| Replies::from(vec![m]));
+        self.respond(from, "Innsyn", result)
+    }
+
+    /// Who may ask for innsyn here at all: clients, at a register.
+    fn innsyn_allowed(&self, from: &Peer, signed: &SignedInnsyn, now: UnixTime) -> Outcome<()> {
+        if !matches!(from, Peer::Client) || self.role != Role::Register {
+            return Err(refuse(
+                RefusalCode::Unexpected,
+                format!(
+                    "{} takes innsyn requests only from clients, as a register",
+                    self.me
+                ),
+            ));
+        }
+        signed
+            .check(now, &self.me, &self.manifest_digest)
+            .map_err(request_refusal)?;
+        Ok(())
+    }
+
+    /// A lookup's checks, in order: the portal listed and admitted by two
+    /// operators, the request fresh, this register serving innsyn, the
+    /// identifier valid (and mapped), the quotas; what is left is to read
+    /// the extract.
+    fn take_lookup(
         &mut self,
         signed: &SignedInnsyn,
         request: &InnsynRequest,
         subject: &str,
         now: UnixTime,
-    ) -> Outcome<Message> {
+    ) -> Outcome<InnsynLookup> {
         let portal_name = self
             .manifest
             .portal_by_key(&signed.key)
@@ -176,23 +290,40 @@ impl Engine {
             .quotas
             .admit(&portal, &key, now)
             .map_err(|e| refuse(RefusalCode::Quota, e.to_string()))?;
-        let (columns, rows) =
-            lookup_person(&extract, options, mapping.as_ref(), &id).map_err(|e| {
-                tracing::error!(node = %self.me, error = %e, "the innsyn extract cannot be read");
-                refuse(
-                    RefusalCode::Extract,
-                    "the register's innsyn extract cannot be read; its operator can see why in its log",
-                )
-            })?;
+        Ok(InnsynLookup {
+            extract,
+            options,
+            mapping,
+            id,
+            portal,
+            request: request.clone(),
+        })
+    }
+
+    /// Seals what the lookup found to the citizen's device and counts it.
+    fn answer_lookup(
+        &mut self,
+        lookup: InnsynLookup,
+        found: InnsynFound,
+        now: UnixTime,
+    ) -> Outcome<Message> {
+        let (columns, rows) = found.0.map_err(|e| {
+            tracing::error!(node = %self.me, error = %e, "the innsyn extract cannot be read");
+            refuse(
+                RefusalCode::Extract,
+                "the register's innsyn extract cannot be read; its operator can see why in its log",
+            )
+        })?;
         let found = rows.len();
         let mut reply_rows = Vec::with_capacity(rows.len() + 1);
         reply_rows.push(columns);
         reply_rows.extend(rows);
-        let sealed = seal_reply(request, &reply_rows, &mut self.rng)
+        let sealed = seal_reply(&lookup.request, &reply_rows, &mut self.rng)
             .map_err(|e| refuse(RefusalCode::TooLarge, e.to_string()))?;
+        let portal = lookup.portal;
         self.store
             .transaction(|tx| tx.count_innsyn(&portal, now.0 / 86_400))?;
-        tracing::info!(node = %self.me, portal = %portal, person = %id, rows = found, "answered an innsyn request, sealed to the citizen's device");
+        tracing::info!(node = %self.me, portal = %portal, person = %lookup.id, rows = found, "answered an innsyn request, sealed to the citizen's device");
         Ok(Message::InnsynReply(Box::new(sealed)))
     }
 

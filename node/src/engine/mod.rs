@@ -51,9 +51,11 @@ mod approval;
 mod chain;
 mod chain_v2;
 mod delivery;
+mod delivery_holder;
 mod delivery_keys;
 mod delivery_run;
 mod domain;
+mod domain_request;
 mod error;
 mod innsyn;
 mod lifecycle;
@@ -92,6 +94,7 @@ pub use self::approval::file_digest;
 pub use self::{
     approval::{ApprovalDesk, ExtractFile, Taken, MAX_EXTRACT_BYTES},
     error::EngineError,
+    innsyn::{InnsynFound, InnsynLookup, InnsynStep},
     receipt::{DeliveredChunk, DeliveredList, ReceiptError},
     replies::Replies,
     requests::MAX_REMEMBERED_REQUESTS,

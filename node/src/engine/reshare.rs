@@ -17,6 +17,12 @@
 //!                                   and replicated (one transaction); β dropped
 //! ```
 //!
+//! A retired key holder is replaced the same way by another member: the
+//! manifest names the new member in its place (the domain is then not
+//! complete, `DomainState::replacing`), the new member's operator runs the
+//! re-share with the old share from the old member's backup and its own
+//! new share, and the `Reshare` entry from old to new completes it.
+//!
 //! β lives in the engine's memory only: after a restart of the holder the
 //! re-share starts again from position 0.
 
@@ -26,7 +32,7 @@ use kobling_protocol::{
     bounded::BoundedVec,
     chain,
     domain::{
-        transcript::{verify_domain_transcript, DomainEntry},
+        transcript::{verify_domain_transcript, DomainBody, DomainEntry},
         wire::{
             decide_reshare, verify_reshare_page, DomainAction, SignedDomainRequest, RESHARE_PAGE,
         },
@@ -59,10 +65,17 @@ impl Engine {
         now: UnixTime,
     ) -> Outcome<Vec<Message>> {
         let domain = &req.request.domain;
+        // `member` is the key holder whose share is replaced; `by` the
+        // member whose operator runs it and whose share replaces it: the
+        // same member after a lost seed, or the member the manifest now
+        // names in its place (`DomainState::replacing`).
         let member = match &req.request.action {
             DomainAction::ReshareTable { member, .. }
             | DomainAction::ReshareConverted { member, .. } => member.clone(),
-            DomainAction::ReshareFinish { entry } => entry.signer.clone(),
+            DomainAction::ReshareFinish { entry } => match &entry.body {
+                DomainBody::Reshare { old_member, .. } => old_member.clone(),
+                _ => entry.signer.clone(),
+            },
             _ => return Err(refuse(RefusalCode::BadRequest, "not a re-share request")),
         };
         if spec.holder != self.me {
@@ -74,17 +87,6 @@ impl Engine {
                 ),
             ));
         }
-        let operator = self
-            .manifest
-            .member(&member)
-            .is_some_and(|m| m.operators.iter().any(|o| o.key == req.key));
-        if !operator {
-            return Err(refuse(
-                RefusalCode::NotAnOperator,
-                format!("only an operator of {member} re-shares {member}'s share"),
-            ));
-        }
-        self.remember_domain_request(req, now)?;
         let held = self.store.domain_entries(domain)?;
         let state = verify_domain_transcript(&self.manifest, domain, &held).map_err(|e| {
             refuse(
@@ -92,6 +94,21 @@ impl Engine {
                 format!("domain {domain} has no verified transcript here: {e}"),
             )
         })?;
+        let by = match &state.replacing {
+            Some(r) if r.leaving == member => r.joining.clone(),
+            _ => member.clone(),
+        };
+        let operator = self
+            .manifest
+            .member(&by)
+            .is_some_and(|m| m.operators.iter().any(|o| o.key == req.key));
+        if !operator {
+            return Err(refuse(
+                RefusalCode::NotAnOperator,
+                format!("only an operator of {by} re-shares {member}'s share"),
+            ));
+        }
+        self.remember_domain_request(req, now)?;
         if state.retirement().is_some() {
             return Err(refuse(
                 RefusalCode::Closed,
@@ -172,7 +189,7 @@ impl Engine {
                 Ok(vec![ack()])
             }
             DomainAction::ReshareFinish { entry } => {
-                self.finish_reshare(domain, &member, entry)?;
+                self.finish_reshare(domain, (&member, &by), entry)?;
                 self.reshare_blindings.0.remove(&key);
                 Ok(vec![ack()])
             }
@@ -182,7 +199,12 @@ impl Engine {
 
     /// Appends the re-share's entry and replaces the table, in one
     /// transaction, once every person of an unchanged table is converted.
-    fn finish_reshare(&mut self, domain: &Name, member: &Name, entry: &DomainEntry) -> Outcome<()> {
+    fn finish_reshare(
+        &mut self,
+        domain: &Name,
+        (member, by): (&Name, &Name),
+        entry: &DomainEntry,
+    ) -> Outcome<()> {
         let manifest = &self.manifest;
         let state = self.store.transaction(|tx| {
             let session = tx
@@ -201,7 +223,7 @@ impl Engine {
                 (Some(k), _) => *k,
                 // An empty table: the entry's own binding (the transcript
                 // verifies it against the committed key).
-                (None, kobling_protocol::domain::transcript::DomainBody::Reshare { binding, .. }) => {
+                (None, DomainBody::Reshare { binding, .. }) => {
                     binding.to_key
                 }
                 (None, _) => {
@@ -209,15 +231,35 @@ impl Engine {
                 }
             };
             let held = tx.domain_entries(domain)?;
-            let state = decide_reshare(manifest, domain, &held, entry, member, &to_key, persons)?;
+            let state = decide_reshare(
+                manifest,
+                domain,
+                &held,
+                entry,
+                (member, by),
+                &to_key,
+                persons,
+            )?;
             tx.append_domain_entries(domain, std::slice::from_ref(entry))?;
             tx.apply_reshare(domain)?;
             tx.refresh_delivery_digests(domain)?;
             tx.clear_reshare(domain)?;
-            super::domain::replicate(tx, domain, &state, std::slice::from_ref(entry))?;
+            if member == by {
+                super::domain::replicate(tx, domain, &state, std::slice::from_ref(entry))?;
+            } else {
+                // The member taking the retired key holder's place holds
+                // no copy yet: it gets the whole transcript, the others
+                // the new entry.
+                let mut others = state.clone();
+                others.keys.retain(|(m, _)| m != by);
+                super::domain::replicate(tx, domain, &others, std::slice::from_ref(entry))?;
+                let mut all = held;
+                all.push(entry.clone());
+                super::domain::replicate_whole(tx, domain, by, &all)?;
+            }
             Ok::<_, Refused>(state)
         })?;
-        tracing::warn!(node = %self.me, %domain, %member, reshares = state.reshares, "re-share recorded: the holder's table is converted to the new share");
+        tracing::warn!(node = %self.me, %domain, %member, new = %by, reshares = state.reshares, "re-share recorded: the holder's table is converted to the new share");
         Ok(())
     }
 }

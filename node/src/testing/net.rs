@@ -366,6 +366,22 @@ impl Net {
         Ok(())
     }
 
+    /// Gives every node a new manifest and restarts each with it, as a
+    /// federation does when its operators distribute a changed manifest
+    /// (e.g. a key holder of a domain replaced by another member).
+    ///
+    /// # Errors
+    ///
+    /// As [`restart`](Self::restart).
+    pub fn set_manifest(&mut self, manifest: Manifest) -> Result<(), TestingError> {
+        self.manifest = manifest;
+        let names: Vec<Name> = self.nodes.keys().cloned().collect();
+        for n in &names {
+            self.restart(n)?;
+        }
+        Ok(())
+    }
+
     /// Restarts `name` with its configuration changed by `change` (for
     /// tests of a member that runs differently from the others, e.g. a
     /// register announcing chain v1 to a chain v2 linker).

@@ -11,7 +11,7 @@ use super::{
     pseudonym::{pseudonym_hex, PseudonymListBuilder},
     transcript::{
         decode_domain_transcript, encode_domain_transcript, verify_domain_transcript, DomainBody,
-        DomainLog, DomainTranscriptError, OperatorSig,
+        DomainLog, DomainTranscriptError, OperatorSig, Replacement,
     },
     ConversionError, ConversionKey, ConversionStep, DomainSpec, StepProofs,
 };
@@ -1288,11 +1288,17 @@ fn a_reshare_to_a_new_member_must_match_the_manifest_of_today() {
         Err(DomainTranscriptError::Reshare(5))
     );
     log.append(n("SSB"), f.key("SSB"), body, vec![]);
+    let stale = verify_domain_transcript(&f.manifest, &n("RESEPT"), log.entries())
+        .expect("a manifest one member away verifies");
     assert_eq!(
-        verify_domain_transcript(&f.manifest, &n("RESEPT"), log.entries()),
-        Err(DomainTranscriptError::KeyHolders(n("RESEPT"))),
-        "the manifest still names KPR"
+        stale.replacing,
+        Some(Replacement {
+            leaving: n("SSB"),
+            joining: n("KPR"),
+        }),
+        "the manifest still names KPR: the domain waits for a re-share to KPR"
     );
+    assert!(!stale.is_complete(), "and nothing may use it until then");
     let mut today = f.manifest.clone();
     today.domains[0].key_holders = Some(vec![n("NPR"), n("SSB"), n("LINKER")]);
     today.validate().expect("valid");
@@ -1321,5 +1327,60 @@ fn a_reshare_to_a_new_member_must_match_the_manifest_of_today() {
     assert_eq!(
         verify_domain_transcript(&today, &n("RESEPT"), rogue.entries()),
         Err(DomainTranscriptError::Commitment(6))
+    );
+}
+
+/// A manifest that names another member in one committed key holder's
+/// place leaves the domain waiting for that member's re-share (not
+/// complete); any other difference between the manifest's key holders
+/// and the transcript's is refused.
+#[test]
+fn a_manifest_may_differ_from_the_transcript_by_one_replaced_key_holder_only() {
+    let f = federation();
+    let log = created(&f);
+    let with = |holders: &[&str]| {
+        let mut m = f.manifest.clone();
+        m.domains[0].key_holders = Some(holders.iter().map(|h| n(h)).collect());
+        m.validate().expect("valid");
+        verify_domain_transcript(&m, &n("RESEPT"), log.entries())
+    };
+    let state = with(&["NPR", "SSB", "LINKER"]).expect("one replaced");
+    assert_eq!(
+        state.replacing,
+        Some(Replacement {
+            leaving: n("KPR"),
+            joining: n("SSB"),
+        })
+    );
+    assert!(!state.is_complete());
+    assert_eq!(
+        state
+            .keys
+            .iter()
+            .map(|(m, _)| m.clone())
+            .collect::<Vec<_>>(),
+        vec![n("NPR"), n("KPR"), n("LINKER")],
+        "the leaving key holder keeps its place in chain order until replaced"
+    );
+    // Two replaced at once, one added, one removed: refused.
+    for holders in [
+        &["SSB", "LINKER"][..],
+        &["NPR", "KPR", "SSB", "LINKER"][..],
+        &["NPR", "LINKER"][..],
+    ] {
+        assert_eq!(
+            with(holders),
+            Err(DomainTranscriptError::KeyHolders(n("RESEPT"))),
+            "{holders:?}"
+        );
+    }
+    // A key holder that never committed cannot be replaced (there is no
+    // key to carry over): refused.
+    let bare = DomainLog::from_entries(log.entries()[..1].to_vec());
+    let mut m = f.manifest.clone();
+    m.domains[0].key_holders = Some(vec![n("NPR"), n("SSB"), n("LINKER")]);
+    assert_eq!(
+        verify_domain_transcript(&m, &n("RESEPT"), bare.entries()),
+        Err(DomainTranscriptError::KeyHolders(n("RESEPT")))
     );
 }

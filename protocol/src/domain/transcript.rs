@@ -183,7 +183,25 @@ pub struct DomainState {
     pub reshares: u64,
     /// The hash of the last entry.
     pub head: Digest,
+    /// A key holder the manifest no longer names, whose place a member
+    /// the manifest now names takes once a re-share converts the holder's
+    /// table to the new member's share ([`Replacement`]). Until then the
+    /// domain is not complete: no delivery, no project uses it.
+    pub replacing: Option<Replacement>,
     retired: bool,
+}
+
+/// A pending replacement of one key holder by another member: the
+/// manifest of today names `joining` where the transcript's key holders
+/// have `leaving` (with a committed key). Only a `Reshare` entry from
+/// `leaving` to `joining`, signed by `joining`, completes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replacement {
+    /// The key holder whose place is taken (its key is still the
+    /// committed one).
+    pub leaving: Name,
+    /// The member that takes it (no key yet).
+    pub joining: Name,
 }
 
 /// Proof that a domain's retirement was recorded with two operators'
@@ -202,9 +220,10 @@ impl Retirement {
 }
 
 impl DomainState {
-    /// Whether every key holder has committed.
+    /// Whether every key holder has committed (and no replacement of a
+    /// key holder is pending).
     pub fn is_complete(&self) -> bool {
-        self.keys.iter().all(|(_, k)| k.is_some())
+        self.replacing.is_none() && self.keys.iter().all(|(_, k)| k.is_some())
     }
 
     /// The committed key of `member`.
@@ -430,16 +449,40 @@ pub fn verify_domain_transcript(
         prev = e.hash();
     }
     // Today's key holders (after the re-shares) are the manifest's, and
-    // are reported in its chain order.
+    // are reported in its chain order; or the manifest names one member
+    // in place of one committed key holder, whose re-share is pending.
     let today = spec.key_holders(manifest);
-    if today.len() != state.keys.len()
-        || !today.iter().all(|n| state.keys.iter().any(|(k, _)| k == n))
-    {
-        return Err(DomainTranscriptError::KeyHolders(domain.clone()));
-    }
-    state
+    let leaving: Vec<&(Name, Option<WirePoint>)> = state
         .keys
-        .sort_by_key(|(n, _)| today.iter().position(|t| t == n));
+        .iter()
+        .filter(|(k, _)| !today.contains(k))
+        .collect();
+    let joining: Vec<&Name> = today
+        .iter()
+        .filter(|n| !state.keys.iter().any(|(k, _)| k == *n))
+        .collect();
+    state.replacing = match (leaving.as_slice(), joining.as_slice()) {
+        ([], []) => None,
+        ([(old, Some(_))], [new]) if **new != state.holder => Some(Replacement {
+            leaving: old.clone(),
+            joining: (*new).clone(),
+        }),
+        _ => return Err(DomainTranscriptError::KeyHolders(domain.clone())),
+    };
+    let order: Vec<Option<usize>> = state
+        .keys
+        .iter()
+        .map(|(n, _)| {
+            let at = match &state.replacing {
+                Some(r) if *n == r.leaving => &r.joining,
+                _ => n,
+            };
+            today.iter().position(|t| t == at)
+        })
+        .collect();
+    let mut keyed: Vec<_> = order.into_iter().zip(state.keys.drain(..)).collect();
+    keyed.sort_by_key(|(at, _)| *at);
+    state.keys = keyed.into_iter().map(|(_, k)| k).collect();
     state.head = prev;
     Ok(state)
 }
@@ -479,6 +522,7 @@ fn creation(
         keys: key_holders.iter().map(|n| (n.clone(), None)).collect(),
         deliveries: 0,
         reshares: 0,
+        replacing: None,
         head: Digest([0; 32]),
         retired: false,
     })

@@ -378,10 +378,12 @@ pub fn verify_reshare_page(
     Ok(binding.to_key)
 }
 
-/// The holder's decision on a re-share's `Reshare` entry: `member`'s own
-/// re-share, with the binding to `to_key` its pages were proven with, the
-/// count of persons converted, at the transcript's next position; the new
-/// state.
+/// The holder's decision on a re-share's `Reshare` entry: `old`'s share
+/// replaced by `new`'s (the same member after a lost seed, or the member
+/// that takes `old`'s place, [`Replacement`](super::transcript::Replacement)),
+/// signed by `new`, with the binding to `to_key` its pages were proven
+/// with, the count of persons converted, at the transcript's next
+/// position; the new state.
 ///
 /// # Errors
 ///
@@ -392,20 +394,20 @@ pub fn decide_reshare(
     domain: &Name,
     held: &[DomainEntry],
     entry: &DomainEntry,
-    member: &Name,
+    (old, new): (&Name, &Name),
     to_key: &WirePoint,
     persons: u64,
 ) -> Result<DomainState, Refusal> {
     let ok = matches!(
         &entry.body,
         DomainBody::Reshare { old_member, new_member, binding, persons: p }
-            if old_member == member && new_member == member && entry.signer == *member
+            if old_member == old && new_member == new && entry.signer == *new
                 && binding.to_key == *to_key && *p == persons
     );
     if !ok {
         return Err(Refusal::new(
             RefusalCode::Invalid,
-            format!("domain {domain}: not {member}'s re-share of the converted table"),
+            format!("domain {domain}: not the re-share of {old}'s share to {new} of the converted table"),
         ));
     }
     let next = held.len() as u64;
