@@ -13,14 +13,18 @@
 //! has one that passed (then links), so that no list check precedes a
 //! hop record another list's hops need for σ in the transcript registers
 //! hold (a register's copy ends at the first entry kept from registers,
-//! `transcript::register_prefix`). A failed check, or a pass whose proofs
-//! do not verify, closes the project naming the list; so do a hop record
+//! `transcript::register_prefix`). A failed check sends the list again in
+//! strict mode (`chain_v2/strict.rs`, with a `ListRetry` in the
+//! transcript); a failed strict check, or a pass whose proofs do not
+//! verify, closes the project naming the list; so do a hop record
 //! that does not chain (`refused_hop_record`), a list of no person
 //! (`stop_empty_list`) and a malformed chunk its sender signed (the next
 //! register hop records a `ChainStopped` naming it, `stop_named_hop`).
 //!
 //! Files: the hops' chunk steps here; the backward pass and the list
-//! checks in `chain_v2/pass.rs`; the stops in `chain_v2/stop.rs`.
+//! checks in `chain_v2/pass.rs`; the stops in `chain_v2/stop.rs`; strict
+//! mode (the retry, the owner's resend, the kept checks) in
+//! `chain_v2/strict.rs`.
 
 use std::collections::BTreeMap;
 
