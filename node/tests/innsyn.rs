@@ -309,10 +309,12 @@ fn a_citizen_gets_exactly_their_rows_through_an_admitted_portal() {
         "{out}"
     );
 
-    // The per-portal quota, set by the operator: one a day. (A restart
-    // empties the book.)
+    // The per-portal quota, set by the operator: five a day. The portal
+    // was answered four times today; the node restarts (its book in
+    // memory is empty) and the day's stored count still holds: one more,
+    // then refused.
     nodes.kill(kpr);
-    nodes.restart_with(kpr, &["--innsyn-quota-portal", "1"]);
+    nodes.restart_with(kpr, &["--innsyn-quota-portal", "5"]);
     let ask = |name: &str, who: &Path| {
         let (req, _) = device(d, name, "KPR");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

@@ -54,6 +54,9 @@ pub(super) struct Desk {
     extract: Option<PathBuf>,
     /// Requests per portal and per person in the window.
     quotas: Quotas,
+    /// The limits `quotas` enforces (the per-portal one also against the
+    /// stored count of the day, which a restart keeps).
+    limits: QuotaLimits,
     /// Keys the quota book's persons; drawn at the first request.
     secret: Option<Zeroizing<[u8; 32]>>,
 }
@@ -121,6 +124,7 @@ impl Engine {
     /// emptying the book.
     pub fn set_innsyn_quotas(&mut self, limits: QuotaLimits) {
         self.innsyn.quotas = Quotas::new(limits);
+        self.innsyn.limits = limits;
     }
 
     /// Innsyn requests answered for `portal` on the day of `now` (a count;
@@ -285,6 +289,17 @@ impl Engine {
             None => None,
         };
         let id = mapping.as_ref().map_or(id, |m| m.apply(&id));
+        // The portal's requests answered today, as stored: the per-portal
+        // quota holds across a restart (the book in memory does not).
+        let served = self
+            .store
+            .transaction(|tx| tx.innsyn_served(&portal, now.0 / 86_400))?;
+        if served >= u64::from(self.innsyn.limits.per_portal) {
+            return Err(refuse(
+                RefusalCode::Quota,
+                format!("too many requests from this portal today ({served} answered)"),
+            ));
+        }
         let key = self.subject_key(&id);
         self.innsyn
             .quotas

@@ -33,6 +33,7 @@
 //!
 //! | file | concern |
 //! |---|---|
+//! | `dispatch.rs` | one message in, its replies out: authorise, admit, dispatch on the role |
 //! | `sequencer.rs` | the linker's transcript: orders, statements, replication of the register prefix, phase notices; registers' replicas and notices |
 //! | `approval.rs` | operators' approvals at a register |
 //! | `list.rs` | preparing and announcing a register's own list |
@@ -40,6 +41,8 @@
 //! | `linking.rs` | the linker's blindings, sealed items, final points and linkage |
 //! | `delivery.rs` | the researcher's fetch, spooled |
 //! | `receipt.rs` | a domain holder's receipt of a delivery (rows under `Ψ_R`) |
+//! | `delivery_run.rs`, `delivery_holder.rs` | a delivery into a register domain run by the nodes, and its receipt at the holder |
+//! | `domain_request.rs` | operators' requests about a domain: transcript, retirement, re-share steps |
 //! | `lifecycle.rs` | commitments, status, close, expiry, shredding, ticks |
 //! | `domain.rs` | register domains: creation, key commitments, replication, retirement |
 //! | `reshare.rs` | a register domain's re-share at its holder |
@@ -54,6 +57,7 @@ mod delivery;
 mod delivery_holder;
 mod delivery_keys;
 mod delivery_run;
+mod dispatch;
 mod domain;
 mod domain_request;
 mod error;
@@ -79,12 +83,11 @@ use kobling_protocol::rng::ErasingRng;
 use kobling_protocol::{
     hop::DEFAULT_CHUNK_SIZE,
     manifest::{Manifest, Role},
-    messages::{Message, SignedRequest, MAX_ITEMS_PER_MESSAGE, PROTOCOL_VERSION},
+    messages::{Message, MAX_ITEMS_PER_MESSAGE},
     notice::Notified,
-    project::{authorise, subject, ProjectView},
-    refusal::{Refusal, RefusalCode},
+    refusal::RefusalCode,
     sequencer::MAX_LIST_SEALED_BYTES,
-    transcript::{Entry, SignedStatement},
+    transcript::Entry,
     types::{Digest, Name, ProjectId, UnixTime},
 };
 use zeroize::Zeroizing;
@@ -101,7 +104,10 @@ pub use self::{
 };
 pub use kobling_protocol::project::Origin as Peer;
 
-use self::error::{ack, refuse, Outcome, Refused};
+use self::{
+    dispatch::unexpected,
+    error::{refuse, Outcome},
+};
 use crate::{prepare::JobState, store::Store};
 
 /// How an engine runs (defaults are the daemon's).
@@ -335,231 +341,6 @@ impl Engine {
             .map(|l| l.name.clone())
             .unwrap_or_else(|| self.me.clone())
     }
-
-    /// Handles one message from `from`; returns the replies, all in hand.
-    ///
-    /// # Errors
-    ///
-    /// An [`EngineError`] for internal failures; refusals of the message
-    /// are replies.
-    pub fn handle(
-        &mut self,
-        from: &Peer,
-        msg: Message,
-        now: UnixTime,
-    ) -> Result<Vec<Message>, EngineError> {
-        Ok(self.handle_streamed(from, msg, now)?.collect())
-    }
-
-    /// Handles one message from `from`; returns the replies, of which a
-    /// large delivery is read from a spool file one message at a time as
-    /// the transport takes them.
-    ///
-    /// # Errors
-    ///
-    /// As [`handle`](Self::handle).
-    pub fn handle_streamed(
-        &mut self,
-        from: &Peer,
-        msg: Message,
-        now: UnixTime,
-    ) -> Result<Replies, EngineError> {
-        let kind = msg.kind();
-        let result = self.admit_and_handle(from, msg, now);
-        self.respond(from, kind, result)
-    }
-
-    /// Handles an operator's approval whose extract the daemon already
-    /// read outside the engine's lock ([`ApprovalDesk`]).
-    ///
-    /// # Errors
-    ///
-    /// As [`handle`](Self::handle).
-    pub fn handle_approval(
-        &mut self,
-        from: &Peer,
-        statement: SignedStatement,
-        request: SignedRequest,
-        order: Entry,
-        file: Result<ExtractFile, Refusal>,
-        now: UnixTime,
-    ) -> Result<Replies, EngineError> {
-        let msg = Message::Approve {
-            statement,
-            request: Box::new(request),
-            order: Box::new(order),
-        };
-        let result = self.admit(from, &msg).and_then(|()| match msg {
-            Message::Approve {
-                statement,
-                request,
-                order,
-            } => self
-                .approve(statement, &request, &order, file, now)
-                .map(Replies::from),
-            other => Err(unexpected(&other)),
-        });
-        self.respond(from, "Approve", result)
-    }
-
-    fn respond(
-        &self,
-        from: &Peer,
-        kind: &str,
-        result: Outcome<Replies>,
-    ) -> Result<Replies, EngineError> {
-        match result {
-            Ok(replies) => Ok(replies),
-            Err(Refused::Refusal(r)) => {
-                tracing::info!(node = %self.me, from = from.label(), kind, code = r.code.as_str(), detail = %r.detail, "refused a message");
-                Ok(Replies::from(vec![r.into_message()]))
-            }
-            Err(Refused::Engine(e)) => Err(e),
-        }
-    }
-
-    /// Authorises `msg` by kind and sender, then admits it against its
-    /// project's state.
-    fn admit(&self, from: &Peer, msg: &Message) -> Outcome<()> {
-        authorise(&self.manifest, &self.me, from, msg)?;
-        if let Some(project) = subject(msg) {
-            let entries = self.store.entries(project)?;
-            let notice = self.notified(project)?;
-            ProjectView::new(&self.manifest, &entries)
-                .with_notice(notice)
-                .admit(msg, from)?;
-        }
-        Ok(())
-    }
-
-    fn admit_and_handle(&mut self, from: &Peer, msg: Message, now: UnixTime) -> Outcome<Replies> {
-        if kobling_protocol::domain::wire::is_domain_message(&msg) {
-            return self.domain_handles(from, msg, now);
-        }
-        if let Message::Innsyn(signed) = &msg {
-            return self.innsyn(from, signed, now);
-        }
-        self.admit(from, &msg)?;
-        match self.role {
-            Role::Linker => self.linker_handles(from, msg, now),
-            Role::Register => self.register_handles(from, msg, now),
-        }
-    }
-
-    /// The linker's messages (authorised by kind and sender already).
-    fn linker_handles(&mut self, from: &Peer, msg: Message, now: UnixTime) -> Outcome<Replies> {
-        let replies = match (msg, from) {
-            (Message::Hello { version }, _) => hello(version)?,
-            (Message::SubmitOrder(signed), _) => self.submit_order(signed, now)?,
-            (Message::Statement(signed), Peer::Member(m)) => self.record(m, signed)?,
-            (
-                Message::Blinding {
-                    project,
-                    list,
-                    sealed,
-                },
-                _,
-            ) => self.store_blinding(&project, &list, &sealed, now)?,
-            (
-                Message::SealedItems {
-                    project,
-                    list,
-                    first,
-                    items,
-                },
-                _,
-            ) => self.store_sealed(&project, &list, first, items.into_inner())?,
-            (Message::Points(chunk), Peer::Member(m)) => self.points(m, chunk)?,
-            (Message::ChunkV2 { project, chunk }, Peer::Member(_)) => {
-                self.chunk_v2(&project, chunk)?
-            }
-            (Message::PassV2 { project, pass }, Peer::Member(_)) => self.pass_v2(&project, pass)?,
-            (Message::Fetch(req), _) => return self.fetch(&req, now),
-            (Message::Close(req), _) => self.close(&req, now)?,
-            (Message::Status(req), _) => self.status(&req, now)?,
-            (other, _) => return Err(unexpected(&other)),
-        };
-        Ok(replies.into())
-    }
-
-    /// A register's messages (authorised by kind and sender already).
-    fn register_handles(&mut self, from: &Peer, msg: Message, now: UnixTime) -> Outcome<Replies> {
-        let replies = match (msg, from) {
-            (Message::Hello { version }, _) => hello(version)?,
-            (
-                Message::Entries {
-                    project,
-                    first,
-                    entries,
-                },
-                _,
-            ) => self.receive_entries(&project, first, entries.into_inner())?,
-            (
-                Message::Approve {
-                    statement,
-                    request,
-                    order,
-                },
-                _,
-            ) => {
-                let desk = self.approval_desk();
-                let name = desk.authenticate(&statement, &request, now)?;
-                let file = match self.take_approval(&statement, &request, now)? {
-                    Taken::Seen => return Ok(vec![ack()].into()),
-                    Taken::Refused(r) => Err(r),
-                    Taken::New => desk.read(&name),
-                };
-                self.approve(statement, &request, &order, file, now)?
-            }
-            (Message::Points(chunk), Peer::Member(m)) => self.points(m, chunk)?,
-            (Message::ChunkV2 { project, chunk }, Peer::Member(_)) => {
-                self.chunk_v2(&project, chunk)?
-            }
-            (Message::PassV2 { project, pass }, Peer::Member(_)) => self.pass_v2(&project, pass)?,
-            (Message::Status(req), _) => self.status(&req, now)?,
-            (Message::Notice(notice), _) => self.receive_notice(&notice)?,
-            // A delivery into a domain this node holds (`delivery_run`).
-            (
-                Message::Blinding {
-                    project,
-                    list,
-                    sealed,
-                },
-                Peer::Member(_),
-            ) => self.delivery_blinding(&project, &list, &sealed)?,
-            (Message::TranscriptFile { bytes }, Peer::Member(_)) => {
-                self.holder_transcript(&bytes)?
-            }
-            (Message::DeliveryHeader { project, list, .. }, Peer::Member(_)) => {
-                self.holder_header(&project, &list)?
-            }
-            (
-                Message::DeliveryItems {
-                    project,
-                    list,
-                    items,
-                },
-                Peer::Member(_),
-            ) => self.holder_items(&project, &list, &items, now)?,
-            (other, _) => return Err(unexpected(&other)),
-        };
-        Ok(replies.into())
-    }
-}
-
-fn hello(version: u16) -> Outcome<Vec<Message>> {
-    if version == PROTOCOL_VERSION {
-        Ok(vec![ack()])
-    } else {
-        Err(refuse(
-            RefusalCode::Version,
-            format!("protocol version {version} is not supported"),
-        ))
-    }
-}
-
-fn unexpected(msg: &Message) -> Refused {
-    kobling_protocol::project::unexpected(msg).into()
 }
 
 /// A time for statements made while handling a message: the latest time in

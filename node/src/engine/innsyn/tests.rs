@@ -222,12 +222,17 @@ fn quotas_a_person_without_rows_strangers_and_replays() {
     let (code, detail) = refusal(&r.lookup(&device("KPR", 8), &fnr));
     assert_eq!(code, RefusalCode::Quota);
     assert!(detail.contains("this person"), "{detail}");
-    // Per portal.
-    r.engine.set_innsyn_quotas(QuotaLimits {
+    // Per portal: one more than it was answered today, then no more.
+    let served = r
+        .engine
+        .innsyn_served(&n("HELSENORGE"), NOW)
+        .expect("count");
+    let limits = QuotaLimits {
         window_secs: 86_400,
-        per_portal: 1,
+        per_portal: u32::try_from(served).expect("small") + 1,
         per_subject: 3,
-    });
+    };
+    r.engine.set_innsyn_quotas(limits);
     assert!(matches!(
         r.lookup(&device("KPR", 9), &fnr),
         Message::InnsynReply(_)
@@ -235,6 +240,12 @@ fn quotas_a_person_without_rows_strangers_and_replays() {
     let (code, detail) = refusal(&r.lookup(&device("KPR", 10), &fnr));
     assert_eq!(code, RefusalCode::Quota);
     assert!(detail.contains("this portal"), "{detail}");
+    // The book emptied, as by a restart: the day's stored count still
+    // holds the portal to its quota.
+    r.engine.set_innsyn_quotas(limits);
+    let (code, detail) = refusal(&r.lookup(&device("KPR", 20), &fnr));
+    assert_eq!(code, RefusalCode::Quota);
+    assert!(detail.contains("this portal today"), "{detail}");
     // A key of no portal; a device request for another register.
     let stranger = SigningKey::from_bytes(&[0x13; 32]);
     let m = r.call(
