@@ -343,6 +343,26 @@ fn a_hop_that_deviates_in_attempt_0_only_is_checked_again_in_strict_mode_and_the
         b,
         Body::HopV2(_) | Body::OwnerListV2(_) | Body::ListRetry(_)
     )));
+    // The owner's duty to send its list again follows the retry, not
+    // before, and ends with its strict list statement.
+    let manifest = net.manifest().clone();
+    let duties = |n: usize| ProjectView::new(&manifest, &entries[..n]).duties(&name("KPR"));
+    let resend = kobling_protocol::project::Duty::Resend {
+        list: name("KPR"),
+        attempt: 1,
+    };
+    assert!(!duties(retry).contains(&resend));
+    assert!(duties(retry + 1).contains(&resend));
+    let view = ProjectView::new(&manifest, &entries[..retry + 1]);
+    let l = view.v2_list(&name("KPR")).expect("KPR");
+    assert_eq!((l.attempt, l.mode(), l.hops.len()), (1, Mode::Strict, 0));
+    let strict_owner_list = b
+        .iter()
+        .position(
+            |b| matches!(b, Body::OwnerListV2(o) if o.list.as_str() == "KPR" && o.attempt == 1),
+        )
+        .expect("the owner's strict list statement");
+    assert!(!duties(strict_owner_list + 1).contains(&resend));
     let seen = seen.borrow();
     for r in REGISTERS {
         assert!(
