@@ -91,6 +91,8 @@ pub enum Step {
     Close,
     /// The domain key was shredded and the shredding confirmation sent.
     Shred,
+    /// Chain v2: the owner sent its list again for the strict attempt.
+    Resend,
 }
 
 impl Step {
@@ -104,6 +106,7 @@ impl Step {
             Step::Link => "link",
             Step::Close => "close",
             Step::Shred => "shred",
+            Step::Resend => "resend-strict",
         }
     }
 }
@@ -154,6 +157,15 @@ pub enum Duty {
     Deliver,
     /// The project is closed: shred the domain seed and record it.
     Shred,
+    /// Chain v2: the linker sent the owner's list again (a failed check):
+    /// send the kept output `y` again for the strict attempt (the list's
+    /// owner).
+    Resend {
+        /// The list (this register's own).
+        list: Name,
+        /// The strict attempt.
+        attempt: u32,
+    },
 }
 
 /// The state of a project as its transcript tells it.
@@ -174,6 +186,9 @@ pub struct ProjectView<'a> {
     delivered: bool,
     closed: bool,
     shredded: BTreeSet<Name>,
+    /// The linker stopped the chain on a list with no chain v2 state (a
+    /// list announced for chain v1 to a chain v2 linker).
+    stopped_other: Option<Name>,
 }
 
 impl<'a> ProjectView<'a> {
@@ -193,6 +208,7 @@ impl<'a> ProjectView<'a> {
             delivered: false,
             closed: false,
             shredded: BTreeSet::new(),
+            stopped_other: None,
         };
         for e in entries {
             let st = &e.signed.statement;
@@ -257,7 +273,10 @@ impl<'a> ProjectView<'a> {
                 Body::ListCheck(c) => {
                     if let Some(l) = v.v2.get_mut(&c.list) {
                         l.checks.push(c);
-                        if c.passed {
+                        if c.attempt != l.attempt {
+                            // A failed check recorded after the retry
+                            // that ended its attempt (`ListRetry`).
+                        } else if c.passed {
                             l.passed = l.hops.last().and_then(|h| h.final_root);
                         } else {
                             l.attempt += 1;
@@ -269,6 +288,17 @@ impl<'a> ProjectView<'a> {
                 Body::ChainStopped(stop) => {
                     if let Some(l) = v.v2.get_mut(&stop.list) {
                         l.stopped = Some(stop);
+                    } else {
+                        v.stopped_other.get_or_insert(stop.list.clone());
+                    }
+                }
+                Body::ListRetry(r) => {
+                    if let Some(l) = v.v2.get_mut(&r.list) {
+                        if r.attempt > l.attempt {
+                            l.attempt = r.attempt;
+                            l.owner_list = None;
+                            l.hops.clear();
+                        }
                     }
                 }
             }
@@ -601,6 +631,12 @@ impl<'a> ProjectView<'a> {
                     next: hops.get(i + 1).cloned(),
                 });
             }
+            if list == me && l.attempt > 0 && l.owner_list.is_none() {
+                duties.push(Duty::Resend {
+                    list: list.clone(),
+                    attempt: l.attempt,
+                });
+            }
             if list == me && l.owner_list.is_some() && l.hops.len() == hops.len() {
                 duties.push(Duty::Pass {
                     list: list.clone(),
@@ -627,7 +663,9 @@ impl<'a> ProjectView<'a> {
     /// chain was stopped ([`ChainStopped`]), else one whose last list
     /// check failed and ended it (a strict attempt's, or any once the
     /// project is closed: a node without strict mode closes the project
-    /// on the first failed check). The first such list by name. What the
+    /// on the first failed check), else a list the linker stopped that has
+    /// no chain v2 state (a chain v1 announcement to a chain v2 linker).
+    /// The first such list by name. What the
     /// linker's phase notice tells registers ([`crate::notice`]): a list
     /// name, nothing about its values. `None` for a project stopped for
     /// another reason (the closure's reason then says why, to the
@@ -641,7 +679,10 @@ impl<'a> ProjectView<'a> {
                     .is_some_and(|c| !c.passed && (c.attempt > 0 || self.closed))
             })
         };
-        stopped.or_else(failed).map(|(list, _)| list.clone())
+        stopped
+            .or_else(failed)
+            .map(|(list, _)| list.clone())
+            .or_else(|| self.stopped_other.clone())
     }
 }
 

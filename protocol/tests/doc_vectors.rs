@@ -166,6 +166,7 @@ fn computed() -> BTreeMap<&'static str, String> {
     pseudonymous_project_vectors(&mut v, &domain, &k1);
     citizen_vectors(&mut v);
     identified_vectors(&mut v);
+    strict_vectors(&mut v);
     v
 }
 
@@ -307,7 +308,7 @@ fn domain_vectors(
     );
 }
 
-/// Identified projects (docs/protocol.md §17): the order's last field and
+/// Identified projects (docs/protocol.md §18): the order's last field and
 /// a list announcement's last field.
 fn identified_vectors(v: &mut BTreeMap<&'static str, String>) {
     use kobling_protocol::{
@@ -551,4 +552,22 @@ fn documented_vectors_are_what_the_code_computes() {
             "docs/protocol.md has vector `{name}` that no code computes"
         );
     }
+}
+
+/// Strict mode in the node (docs/protocol.md §17): the linker's
+/// `ListRetry` body as the transcript encodes it.
+fn strict_vectors(v: &mut BTreeMap<&'static str, String>) {
+    use kobling_protocol::{
+        transcript::{encode_value, Body},
+        types::Name,
+        v2::ListRetry,
+    };
+    let retry = Body::ListRetry(ListRetry {
+        list: Name::new("KPR").expect("valid"),
+        attempt: 1,
+    });
+    v.insert(
+        "strict ListRetry body (KPR, attempt 1)",
+        h(&encode_value(&retry)),
+    );
 }

@@ -170,6 +170,41 @@ fn assert_caught(entries: &[transcript::Entry], list: &str) {
     );
 }
 
+/// The linker's transcript names `list` as the one that ended the
+/// project (`ProjectView::failed_list`), and every register of
+/// `registers`, once the closed notices arrived, holds a notice naming it
+/// (what `kobling project status` prints at a register).
+fn assert_told(
+    net: &mut Net,
+    entries: &[transcript::Entry],
+    project: &str,
+    registers: &[&str],
+    list: &str,
+) {
+    let manifest = net.manifest().clone();
+    assert_eq!(
+        ProjectView::new(&manifest, entries).failed_list(),
+        Some(name(list)),
+        "the linker's view"
+    );
+    net.run_for(10_000).expect("run");
+    let id = ProjectId::new(project).expect("valid");
+    for r in registers {
+        let notice = net
+            .engine(&name(r))
+            .expect("engine")
+            .phase_notice(&id)
+            .expect("store")
+            .unwrap_or_else(|| panic!("{r} holds no notice"));
+        assert_eq!(
+            (notice.notice.phase, notice.notice.failed_list),
+            (kobling_protocol::notice::Notified::Closed, Some(name(list))),
+            "{r}'s notice"
+        );
+    }
+    transcript::verify(entries, None, &manifest).expect("the stopped transcript verifies");
+}
+
 #[test]
 fn an_honest_v2_run_delivers_the_ground_truth_and_its_transcript_audits() {
     let s = setup(&["NPR", "KPR", "SSB"], 400);
@@ -422,6 +457,7 @@ fn a_hop_that_sends_a_wrong_a_h_with_a_proof_for_another_point_is_caught() {
         }));
         let entries = drive(&s, &mut net, project);
         assert_caught(&entries, "KPR");
+        assert_told(&mut net, &entries, project, &registers, "KPR");
     }
 }
 
@@ -576,6 +612,7 @@ fn a_hop_record_that_does_not_chain_with_its_chunks_stops_the_project_naming_the
     assert!(!entries.iter().any(
         |e| matches!(&e.signed.statement.body, Body::HopV2(h) if h.list.as_str() == "KPR" && h.hop >= HopIndex(3))
     ));
+    assert_told(&mut net, &entries, "V2-UNCHAINED", &registers, "KPR");
 }
 
 #[test]
@@ -615,6 +652,7 @@ fn a_list_without_a_valid_person_ends_the_project_with_a_clear_reason() {
         e.signed.statement.body,
         Body::LinkSummary(_) | Body::Delivery(_)
     )));
+    assert_told(&mut net, &entries, "V2-EMPTY", &registers, "KPR");
 }
 
 #[test]
@@ -731,4 +769,5 @@ fn a_register_announcing_chain_v1_to_a_chain_v2_linker_is_refused() {
         "the linker refuses NPR's v1 announcement: {:?}",
         net.refusals()
     );
+    assert_told(&mut net, &entries, "V2-DOWNGRADE", &registers, "NPR");
 }

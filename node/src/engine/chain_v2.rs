@@ -13,14 +13,18 @@
 //! has one that passed (then links), so that no list check precedes a
 //! hop record another list's hops need for σ in the transcript registers
 //! hold (a register's copy ends at the first entry kept from registers,
-//! `transcript::register_prefix`). A failed check, or a pass whose proofs
-//! do not verify, closes the project naming the list; so do a hop record
+//! `transcript::register_prefix`). A failed check sends the list again in
+//! strict mode (`chain_v2/strict.rs`, with a `ListRetry` in the
+//! transcript); a failed strict check, or a pass whose proofs do not
+//! verify, closes the project naming the list; so do a hop record
 //! that does not chain (`refused_hop_record`), a list of no person
 //! (`stop_empty_list`) and a malformed chunk its sender signed (the next
 //! register hop records a `ChainStopped` naming it, `stop_named_hop`).
 //!
 //! Files: the hops' chunk steps here; the backward pass and the list
-//! checks in `chain_v2/pass.rs`; the stops in `chain_v2/stop.rs`.
+//! checks in `chain_v2/pass.rs`; the stops in `chain_v2/stop.rs`; strict
+//! mode (the retry, the owner's resend, the kept checks) in
+//! `chain_v2/strict.rs`.
 
 use std::collections::BTreeMap;
 
@@ -35,11 +39,8 @@ use kobling_protocol::{
     refusal::RefusalCode,
     seal::{open_blinding, HpkeSecretKey},
     transcript::{self, Body, ListAnnouncement},
-    types::{ChunkIndex, Digest, HopIndex, Name, ProjectId},
-    v2::{
-        ChainView, ChunkDigests, ChunkMsg, HopRecordV2, LinkerHop, ListAnnouncementV2, ListHeader,
-        PassContext, RegisterHop, StepKey,
-    },
+    types::{ChunkIndex, HopIndex, Name, ProjectId},
+    v2::{ChunkDigests, ChunkMsg, LinkerHop, ListAnnouncementV2, RegisterHop, StepKey},
 };
 
 use super::{
@@ -49,7 +50,11 @@ use super::{
 use crate::store::{LinkerTable, StoreError};
 
 mod pass;
+mod record;
 mod stop;
+mod strict;
+
+use record::Chain;
 
 /// The owner's kept output `y`, by chunk.
 pub(super) const KEPT_Y: &str = "y";
@@ -90,81 +95,6 @@ pub(super) fn announcement_v2(a: ListAnnouncement) -> ListAnnouncementV2 {
         chunk_size: a.chunk_size,
         content_key: a.content_key,
         excluded: a.excluded,
-    }
-}
-
-/// One list attempt's chain as the transcript records it, complete:
-/// what σ and the pass are computed from.
-struct Chain {
-    header: ListHeader,
-    manifest: Digest,
-    blinding: Vec<WirePoint>,
-    owner_list: kobling_protocol::v2::OwnerList,
-    registers: Vec<HopRecordV2>,
-    linker: HopRecordV2,
-}
-
-impl Chain {
-    fn of(view: &ProjectView<'_>, project: &ProjectId, list: &Name) -> Outcome<Self> {
-        let order = view.order().ok_or_else(|| not_ready("no order"))?;
-        let l = view
-            .v2_list(list)
-            .ok_or_else(|| not_ready(format!("list {list} is not announced for chain v2 here")))?;
-        let owner_list = l.owner_list.ok_or_else(|| {
-            not_ready(format!(
-                "list {list}: the owner's list statement is not here"
-            ))
-        })?;
-        if l.hops.len() != view.hops_of(list).len() {
-            return Err(not_ready(format!(
-                "list {list}: {} of {} hop records are here",
-                l.hops.len(),
-                view.hops_of(list).len()
-            )));
-        }
-        let (linker, registers) = l
-            .hops
-            .split_last()
-            .ok_or_else(|| not_ready("no hop records"))?;
-        Ok(Self {
-            header: l.header(super::delivery_run::key_domain(view, project)),
-            manifest: order.manifest_digest,
-            blinding: l.announcement.blinding.to_vec(),
-            owner_list: owner_list.clone(),
-            registers: registers.iter().map(|r| (*r).clone()).collect(),
-            linker: (*linker).clone(),
-        })
-    }
-
-    fn view(&self) -> ChainView<'_> {
-        ChainView {
-            header: &self.header,
-            manifest: self.manifest,
-            owner: &self.header.list,
-            blinding: &self.blinding,
-            owner_list: &self.owner_list,
-            hops: &self.registers,
-            linker: (&self.linker.member, self.linker.key),
-        }
-    }
-
-    /// σ and the pass context, after checking that the records chain and
-    /// that the linker's record is the chain's last step.
-    fn context(&self, owner_key: VerifyingKey) -> Outcome<PassContext> {
-        let view = self.view();
-        let check = |e: kobling_protocol::v2::CheckError| {
-            refuse(
-                RefusalCode::Check,
-                format!("list {}: {e}", self.header.list),
-            )
-        };
-        view.check_linker(&self.linker).map_err(check)?;
-        let sigma = view.sigma().map_err(check)?;
-        Ok(PassContext {
-            sigma,
-            owner_key,
-            step_keys: view.step_keys(),
-        })
     }
 }
 
@@ -279,15 +209,31 @@ impl Engine {
                     };
                     let salt = FinalSaltKey::from_share(&share, &domain);
                     let finals = self.final_points_of(project, &list)?;
-                    LinkerHop::new(header, hop, self.me.clone(), step, senders, step_keys, salt)
-                        .and_then(|h| h.resume(records, &finals))
-                        .map_err(|e| refuse(RefusalCode::Hop, e.to_string()))?
+                    LinkerHop::new(
+                        header.clone(),
+                        hop,
+                        self.me.clone(),
+                        step,
+                        senders,
+                        step_keys,
+                        salt,
+                    )
+                    .and_then(|h| h.resume(records, &finals))
+                    .map_err(|e| refuse(RefusalCode::Hop, e.to_string()))?
                 }
             };
             let finals = match state.handle_chunk(&msg) {
                 Ok(f) => f,
                 Err(e) => {
                     self.v2_hops.linker.insert(cache, state);
+                    self.name_signed_bad_chunk(
+                        project,
+                        &header,
+                        &hops,
+                        &msg,
+                        &e,
+                        now_of(&entries),
+                    )?;
                     return Err(bad(e));
                 }
             };

@@ -98,6 +98,7 @@ impl Engine {
                 }
                 Duty::Shred => self.shred(project, now),
                 Duty::Pass { list, attempt } => self.start_pass(project, &view, &list, attempt),
+                Duty::Resend { list, attempt } => self.resend_list(project, &view, &list, attempt),
                 _ => Ok(()),
             };
             self.log_duty(project, done, "a duty could not be done yet")?;

@@ -80,6 +80,7 @@ impl Engine {
                     "list {list} was announced for chain v1, which this linker does not run (chain v2 only); the project is stopped: upgrade {from}'s node and order again"
                 );
                 tracing::error!(node = %self.me, %project, %list, %from, "{detail}");
+                self.stop_list(&project, &list, 0, super::now_of(&entries))?;
                 self.stop_project(&project, &detail, super::now_of(&entries))?;
                 return Err(refuse(
                     RefusalCode::Invalid,
@@ -175,6 +176,11 @@ impl Engine {
         // other hop's record was refused), so the project would never
         // close.
         let direct = step == Step::Close && self.me == linker;
+        if direct && !self.store.transaction(|tx| tx.marked(project, step))? {
+            // Every list check the linker kept goes in before its closure
+            // (a failed attempt's included: the closed transcript shows it).
+            self.record_kept_checks(project, now)?;
+        }
         let (manifest, signing, me) = (&self.manifest, &self.signing, &self.me);
         self.store.transaction(|tx| {
             if tx.mark(project, step)? {

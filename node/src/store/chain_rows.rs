@@ -154,6 +154,31 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Discards a list's final pseudonyms (a failed attempt's output,
+    /// before the strict attempt writes its own).
+    pub(crate) fn delete_finals(&self, project: &ProjectId, list: &Name) -> Result<(), StoreError> {
+        self.0.execute(
+            "DELETE FROM finals WHERE project = ?1 AND list = ?2",
+            params![project.as_str(), list.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes one chain v2 blob of `kind` of a list.
+    pub(crate) fn delete_v2_key(
+        &self,
+        project: &ProjectId,
+        list: &Name,
+        kind: &str,
+        key: u64,
+    ) -> Result<(), StoreError> {
+        self.0.execute(
+            "DELETE FROM chain_v2 WHERE project = ?1 AND list = ?2 AND kind = ?3 AND key = ?4",
+            params![project.as_str(), list.as_str(), kind, key as i64],
+        )?;
+        Ok(())
+    }
+
     /// Deletes the chain v2 blobs of `kind` of a list.
     pub(crate) fn delete_v2(
         &self,

@@ -11,7 +11,7 @@ use kobling_protocol::{
     messages::Message,
     transcript::Body,
     types::{Digest, HopIndex, Name},
-    v2::{chunk_digest, ChunkMsg, ListHeader},
+    v2::{chunk_digest, ChunkMsg, ListHeader, Mode},
 };
 
 use super::Tamper;
@@ -24,12 +24,28 @@ pub fn resign(chunk: &mut ChunkMsg, header: &ListHeader, key: &SigningKey) {
     chunk.statement.signature = chunk.statement.statement.sign(header, key);
 }
 
+/// The header of `header`'s list for `attempt` (attempt 0 optimistic,
+/// later ones strict), as every party derives it.
+pub fn header_of_attempt(header: &ListHeader, attempt: u32) -> ListHeader {
+    ListHeader {
+        attempt,
+        mode: if attempt == 0 {
+            Mode::Optimistic
+        } else {
+            Mode::Strict
+        },
+        ..header.clone()
+    }
+}
+
 /// A hop that deviates and signs statements consistent with its own
-/// output: `f` rewrites the chunks member `by` sends of list `list`
-/// (`header`'s attempt) and returns whether it changed one; each changed
-/// chunk is re-signed with `key`, and `by`'s hop record of the list then
-/// records the outputs it sent. `also` sees every message first (the
-/// network takes one hook).
+/// output: `f` rewrites the chunks member `by` sends of list `list` (in
+/// every attempt: `header`'s fields, each chunk's attempt) and returns
+/// whether it changed one; each changed chunk is re-signed with `key`,
+/// and `by`'s hop record of the list then records the outputs it sent. In
+/// a strict attempt the chunk's proof no longer verifies, and the next
+/// step names `by`. `also` sees every message first (the network takes
+/// one hook).
 pub fn consistent_hop(
     by: Name,
     header: ListHeader,
@@ -46,7 +62,7 @@ pub fn consistent_hop(
         }
         if let Message::ChunkV2 { chunk, .. } = msg {
             if chunk.list == list && f(chunk) {
-                resign(chunk, &header, &key);
+                resign(chunk, &header_of_attempt(&header, chunk.attempt), &key);
                 sent.insert(
                     chunk.statement.statement.chunk.0,
                     chunk.statement.statement.output,
@@ -59,7 +75,7 @@ pub fn consistent_hop(
         };
         let mut st = signed.statement.clone();
         let Body::HopV2(h) = &mut st.body else { return };
-        if h.list != list {
+        if h.list != list || h.attempt != 0 {
             return;
         }
         if sent.is_empty() {

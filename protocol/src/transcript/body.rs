@@ -14,7 +14,7 @@ use crate::{
     seal::WrappedKey,
     share::Domain,
     types::{Digest, HopIndex, Name, ProjectId, UnixTime},
-    v2::{ChainStopped, HopRecordV2, ListAnnouncementV2, ListCheck, OwnerList},
+    v2::{ChainStopped, HopRecordV2, ListAnnouncementV2, ListCheck, ListRetry, OwnerList},
 };
 
 /// Most registers a project may involve.
@@ -74,6 +74,9 @@ pub enum Body {
     /// A key holder of a register domain binds its conversion key
     /// `K'_i = (k_{i,p}·k_{i,R}⁻¹)·G` to its two committed keys.
     Conversion(ConversionBinding),
+    /// Chain v2: the linker's word that a list whose check failed goes
+    /// again in strict mode (no check value; visible to registers).
+    ListRetry(ListRetry),
 }
 
 impl Body {
@@ -95,6 +98,7 @@ impl Body {
             Body::ListCheck(_) => "list-check",
             Body::ChainStopped(_) => "chain-stopped",
             Body::Conversion(_) => "conversion",
+            Body::ListRetry(_) => "list-retry",
         }
     }
 }
@@ -122,7 +126,8 @@ pub fn visible_to_registers(body: &Body) -> bool {
         | Body::OwnerListV2(_)
         | Body::HopV2(_)
         | Body::ChainStopped(_)
-        | Body::Conversion(_) => true,
+        | Body::Conversion(_)
+        | Body::ListRetry(_) => true,
         Body::LinkSummary(_)
         | Body::Delivery(_)
         | Body::Closure(_)

@@ -743,7 +743,7 @@ fn check_order<'a>(
             Body::ListAnnouncedV2(a) => announce(&a.list, &mut announced)?,
             Body::OwnerListV2(o) => by_node(&o.list)?,
             Body::HopV2(h) => by_node(&h.member)?,
-            Body::ListCheck(_) => by_node(&linker.name)?,
+            Body::ListCheck(_) | Body::ListRetry(_) => by_node(&linker.name)?,
             // Who may stop a chain is the hop-chain check's business.
             Body::ChainStopped(_) => {}
             Body::Conversion(c) => by_node(&c.member)?,

@@ -51,3 +51,4 @@ pub use statement::{
     HopRecordV2, ListAnnouncementV2, ListHeader, Mode, OwnerList, OwnerStream,
     SignedChunkStatement, StepKeyProof,
 };
+pub use strict::{ListRetry, LAST_ATTEMPT};

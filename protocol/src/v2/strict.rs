@@ -18,6 +18,7 @@
 use curve25519_dalek::{constants::RISTRETTO_BASEPOINT_POINT, RistrettoPoint, Scalar};
 use ed25519_dalek::VerifyingKey;
 use rand_core::CryptoRng;
+use serde::{Deserialize, Serialize};
 use sha3::digest::XofReader;
 
 use super::{
@@ -31,8 +32,29 @@ use crate::{
     group::WirePoint,
     hash::{framed_sha3, framed_shake_reader},
     share::Share,
-    types::{Digest, HopIndex},
+    types::{Digest, HopIndex, Name},
 };
+
+/// The linker's word that a list goes again (a transcript body, visible
+/// to registers): its attempt `attempt - 1` failed its list check, and
+/// attempt `attempt` runs in strict mode. It carries no check value: the
+/// failed [`ListCheck`](super::ListCheck) itself is withheld from
+/// registers and owners and recorded later (with the list's other
+/// checks, before the link summary or the closure), so that the replica
+/// a register holds (a prefix of the transcript) reaches the strict
+/// attempt's records, which it needs for σ. The auditor requires that
+/// failed check before the link summary (`docs/protocol.md`, "Strict
+/// mode in the node").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListRetry {
+    /// The list.
+    pub list: Name,
+    /// The attempt that opens (1: the strict attempt).
+    pub attempt: u32,
+}
+
+/// The highest attempt of a list: attempt 0, then one strict attempt.
+pub const LAST_ATTEMPT: u32 = 1;
 
 /// The context of a strict chunk proof: `framed_sha3(STRICT_CHUNK,
 /// [statement digest, K])`.
@@ -58,8 +80,9 @@ fn strict_coefficients(ctx: &[u8; 32], n: usize) -> Vec<Scalar> {
         .collect()
 }
 
-/// Proves a strict chunk step `Out_t = x·In_t` under `statement`.
-pub(crate) fn prove<R: CryptoRng + ?Sized>(
+/// Proves a strict chunk step `Out_t = x·In_t` under `statement` (public
+/// for attack tests that act as a hop).
+pub fn prove<R: CryptoRng + ?Sized>(
     header: &ListHeader,
     statement: &ChunkStatement,
     x: &Share,

@@ -276,6 +276,11 @@ fn event(body: &Body, order: Option<&ProjectOrder>) -> String {
                 None => "the check failed; nobody is named".into(),
             }
         ),
+        Body::ListRetry(r) => format!(
+            "sent list {} again in strict mode{}: its check failed",
+            r.list,
+            attempt(r.attempt)
+        ),
         other => format!("recorded a {} statement", other.kind()),
     }
 }

@@ -381,6 +381,10 @@ fn body_fields(body: &Body, hops: Option<usize>, all_chunks: bool) -> Vec<(Strin
                 },
             );
         }
+        Body::ListRetry(r) => {
+            add("list", r.list.to_string());
+            add("attempt", format!("{} (strict mode)", r.attempt));
+        }
         other => add("kind", other.kind().into()),
     }
     f

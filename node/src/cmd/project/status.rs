@@ -178,11 +178,18 @@ pub(super) fn print_status(
                     c.chunk
                 ),
                 None => say!(
-                    "  list {} stopped (attempt {}): its strict list check failed",
+                    "  list {} stopped by the linker (attempt {}): it could not be verified",
                     c.list,
                     c.attempt
                 ),
             },
+            // In a register's copy too: a list sent again after a failed
+            // check (the check itself is not in a register's copy).
+            Body::ListRetry(r) => say!(
+                "  list {} failed its check and was sent again in strict mode (attempt {})",
+                r.list,
+                r.attempt
+            ),
             _ => {}
         }
     }
@@ -210,7 +217,9 @@ pub(super) fn print_status(
 /// notice (a list name, never a value).
 fn stopped_line(notice: Option<&PhaseNotice>) -> Option<String> {
     let list = notice?.failed_list.as_ref()?;
-    Some(format!("  stopped: list {list} failed its check"))
+    Some(format!(
+        "  stopped: list {list} failed its check or could not be verified"
+    ))
 }
 
 /// Progress bars, one per list (hops done of its chain), until the project
@@ -274,7 +283,7 @@ mod tests {
         };
         assert_eq!(
             stopped_line(Some(&notice(Some("KPR")))).as_deref(),
-            Some("  stopped: list KPR failed its check")
+            Some("  stopped: list KPR failed its check or could not be verified")
         );
         assert_eq!(stopped_line(Some(&notice(None))), None);
         assert_eq!(stopped_line(None), None);

@@ -12,7 +12,7 @@ use kobling_protocol::{
     refusal::RefusalCode,
     transcript::{self, Body},
     types::{ChunkIndex, HopIndex, Name, ProjectId, UnixTime},
-    v2::{pass_step, Combination, ListCheck, OwnerCheckBuilder, Pass, PassContext},
+    v2::{pass_step, Combination, ListCheck, OwnerCheckBuilder, Pass, PassContext, LAST_ATTEMPT},
 };
 
 use super::{Chain, KEPT_Y, KEPT_Z, PENDING_CHECK, SENT_CHECK};
@@ -221,6 +221,7 @@ impl Engine {
                 pass.attempt
             );
             tracing::error!(node = %self.me, %project, %list, attempt = pass.attempt, error = %e, "{detail}");
+            self.stop_list(project, list, pass.attempt, now)?;
             self.stop_project(project, &detail, now)?;
             return Ok(vec![ack()]);
         }
@@ -247,11 +248,17 @@ impl Engine {
                     pass.attempt
                 );
                 tracing::error!(node = %self.me, %project, %list, attempt = pass.attempt, "{detail}");
+                self.stop_list(project, list, pass.attempt, now)?;
                 self.stop_project(project, &detail, now)?;
                 return Ok(vec![ack()]);
             }
         };
         let passed = check.passed;
+        if !passed && pass.attempt < LAST_ATTEMPT {
+            tracing::info!(node = %self.me, %project, %list, attempt = pass.attempt, passed, "list check concluded");
+            self.retry_list(project, list, &check, now)?;
+            return Ok(vec![ack()]);
+        }
         self.store.transaction(|tx| {
             tx.put_v2(
                 project,
@@ -263,71 +270,27 @@ impl Engine {
         })?;
         tracing::info!(node = %self.me, %project, %list, attempt = pass.attempt, passed, "list check concluded");
         if !passed {
-            self.record_failed_check(project, list, pass.attempt, now)?;
-            self.publish_checks(project, view, now, true)?;
+            // The strict attempt failed too (every kept check is recorded
+            // before the closure, `stop_project`).
             let detail = format!(
-                "list {list} failed its list check (attempt {}): a hop's output is not its input times its key; the project is stopped",
+                "list {list} failed its list check in strict mode too (attempt {}): a hop's output is not its input times its key, and no hop's per-chunk proof named it; the project is stopped",
                 pass.attempt
             );
             self.stop_project(project, &detail, now)?;
         } else {
-            self.publish_checks(project, view, now, false)?;
+            self.publish_checks(project, view, now)?;
         }
         Ok(vec![ack()])
     }
 
-    /// The linker: records the failed list check of `list`'s `attempt`
-    /// (kept by `conclude`) in its transcript at once, not queued to
-    /// itself, so that it precedes the project's closure: the closed
-    /// notice then names the list (`ProjectView::failed_list`), and every
-    /// register's operator reads which list failed. A check the sequencer
-    /// refuses is left to the queue, as before.
-    fn record_failed_check(
-        &mut self,
-        project: &ProjectId,
-        list: &Name,
-        attempt: u32,
-        now: UnixTime,
-    ) -> Outcome<()> {
-        let mut kept = None;
-        self.store.transaction(|tx| {
-            tx.for_each_v2(project, list, PENDING_CHECK, |a, bytes| {
-                if a == u64::from(attempt) {
-                    kept = Some(bytes.to_vec());
-                }
-                Ok(())
-            })
-        })?;
-        let Some(bytes) = kept else {
-            return Ok(());
-        };
-        let check: ListCheck =
-            postcard::from_bytes(&bytes).map_err(|_| StoreError::Corrupt("list check"))?;
-        let signed = self.sign(project, Body::ListCheck(check), now);
-        let (manifest, signing, me) = (&self.manifest, &self.signing, &self.me);
-        self.store.transaction(|tx| {
-            match crate::engine::sequencer::append(tx, manifest, signing, signed) {
-                Ok(_) => {
-                    tx.put_v2(project, list, SENT_CHECK, u64::from(attempt), &bytes)?;
-                    tx.delete_v2(project, list, PENDING_CHECK)?;
-                }
-                Err(Refused::Refusal(r)) => {
-                    tracing::warn!(node = %me, %project, %list, refusal = %r, "the failed list check was not recorded at once");
-                }
-                Err(e) => return Err(e),
-            }
-            Ok::<_, Refused>(())
-        })
-    }
-
     /// Publishes the concluded list checks not published yet, once every
-    /// list of the project has a passed one (or at once, `now_all`).
+    /// list of the project has a passed one (a closure records them at
+    /// once, `record_kept_checks`), in list and attempt order.
     pub(super) fn publish_checks(
         &mut self,
         project: &ProjectId,
         view: &ProjectView<'_>,
         now: UnixTime,
-        now_all: bool,
     ) -> Outcome<()> {
         let lists = view.participants();
         let mut pending: Vec<(Name, u64, ListCheck)> = Vec::new();
@@ -350,7 +313,7 @@ impl Engine {
             }
             Ok::<_, Refused>(())
         })?;
-        if pending.is_empty() || (!now_all && passed < lists.len()) {
+        if pending.is_empty() || passed < lists.len() {
             return Ok(());
         }
         let linker = self.linker();

@@ -15,7 +15,7 @@ use kobling_protocol::{
 
 use super::{HopOf, STOP_SENT};
 use crate::engine::{
-    error::{ack, Outcome},
+    error::{ack, Outcome, Refused},
     Engine,
 };
 
@@ -49,6 +49,7 @@ impl Engine {
             hop.list, hop.attempt, hop.hop, refusal.detail
         );
         tracing::error!(node = %self.me, %project, list = %hop.list, hop = hop.hop.0, "{detail}");
+        self.stop_list(project, &hop.list, hop.attempt, now)?;
         self.stop_project(project, &detail, now)?;
         Ok(vec![ack()])
     }
@@ -68,6 +69,7 @@ impl Engine {
             "list {list} has no valid person (every row of its extract was refused); a project cannot link an empty list, so it is stopped: order it again without that register, or approve another extract"
         );
         tracing::error!(node = %self.me, %project, %list, "{detail}");
+        self.stop_list(project, list, 0, now)?;
         self.stop_project(project, &detail, now)
     }
 
@@ -91,7 +93,10 @@ impl Engine {
         now: UnixTime,
     ) -> Outcome<()> {
         use kobling_protocol::v2::HopError;
-        if !matches!(error, HopError::WrongCount { .. } | HopError::Point(_)) {
+        if !matches!(
+            error,
+            HopError::WrongCount { .. } | HopError::Point(_) | HopError::StrictProof { .. }
+        ) {
             return Ok(());
         }
         let st = &msg.statement.statement;
@@ -128,8 +133,18 @@ impl Engine {
             named: Some((st.hop, sender.clone())),
         };
         tracing::error!(node = %self.me, %project, %list, hop = st.hop.0, member = %sender, chunk = st.chunk.0, error = %error, "a hop signed a malformed chunk: it is named and the project stops");
-        let signed = self.sign(project, Body::ChainStopped(stop), now);
+        let signed = self.sign(project, Body::ChainStopped(stop.clone()), now);
         let linker = self.linker();
+        if self.me == linker {
+            // The linker found it (hop m named): into its transcript at
+            // once, then the closure.
+            let (manifest, signing) = (&self.manifest, &self.signing);
+            self.store.transaction(|tx| {
+                tx.put_v2(project, list, STOP_SENT, u64::from(header.attempt), &[])?;
+                crate::engine::sequencer::append(tx, manifest, signing, signed).map(drop)
+            })?;
+            return self.stop_named_hop(project, &stop, now);
+        }
         self.store.transaction(|tx| {
             tx.put_v2(project, list, STOP_SENT, u64::from(header.attempt), &[])?;
             tx.send(project, &linker, &Message::Statement(signed))
@@ -161,6 +176,41 @@ impl Engine {
         };
         tracing::error!(node = %self.me, %project, list = %stop.list, "{detail}");
         self.stop_project(project, &detail, now)
+    }
+
+    /// The linker: stops `list`'s chain (attempt `attempt`) naming nobody,
+    /// in its transcript at once, before the closure: for a stop without
+    /// a failed check (a hop record that does not chain, a pass that does
+    /// not verify, a list of no person, a chain v1 announcement), so the
+    /// transcript, and the closed notice every register gets
+    /// (`ProjectView::failed_list`), name the list. The entry is visible
+    /// to registers. One the sequencer refuses is logged and left (the
+    /// closure's reason still names the list).
+    pub(in crate::engine) fn stop_list(
+        &mut self,
+        project: &ProjectId,
+        list: &Name,
+        attempt: u32,
+        now: UnixTime,
+    ) -> Outcome<()> {
+        let stop = ChainStopped {
+            list: list.clone(),
+            attempt,
+            chunk: kobling_protocol::types::ChunkIndex(0),
+            named: None,
+        };
+        let signed = self.sign(project, Body::ChainStopped(stop), now);
+        let (manifest, signing, me) = (&self.manifest, &self.signing, &self.me);
+        self.store.transaction(|tx| {
+            match crate::engine::sequencer::append(tx, manifest, signing, signed) {
+                Ok(_) => Ok(()),
+                Err(Refused::Refusal(r)) => {
+                    tracing::warn!(node = %me, %project, %list, refusal = %r, "the list's stop was not recorded");
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        })
     }
 
     /// Records the project's closure with `detail` (once), so every node

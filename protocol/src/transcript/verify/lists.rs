@@ -138,11 +138,13 @@ pub(crate) fn check_hop_chain<'a>(
             | Body::OwnerListV2(_)
             | Body::HopV2(_)
             | Body::ListCheck(_)
-            | Body::ChainStopped(_) => {
+            | Body::ChainStopped(_)
+            | Body::ListRetry(_) => {
                 let st = &e.signed.statement;
                 super::v2::on_body(&mut lists, &st.body, &st.signer, p, at)?;
             }
             Body::LinkSummary(_) => {
+                super::v2::retries_checked(&lists, at)?;
                 for name in &p.participants {
                     let state = lists.get(name).ok_or_else(|| {
                         fail(

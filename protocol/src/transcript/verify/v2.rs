@@ -7,6 +7,13 @@
 //! hop record, and the linker's [`ListCheck`]. A failed check starts the
 //! next attempt in strict mode; a list is complete once an attempt's check
 //! passed.
+//!
+//! A node with strict mode records, instead of the failed check, the
+//! linker's [`ListRetry`] right after the attempt's records, and the
+//! failed check later (the check is withheld from registers, whose
+//! replica must reach the strict attempt's records): the attempt waits,
+//! in `retried`, for its check, which must have failed and must be
+//! recorded before the link summary ([`retries_checked`]).
 
 use std::{borrow::Cow, collections::BTreeMap};
 
@@ -21,7 +28,8 @@ use crate::{
     v2::{
         check::{verify_list_check, ChainView, PassContext},
         hop::verify_step_key,
-        HopRecordV2, ListAnnouncementV2, ListCheck, ListHeader, Mode, OwnerList,
+        HopRecordV2, ListAnnouncementV2, ListCheck, ListHeader, ListRetry, Mode, OwnerList,
+        LAST_ATTEMPT,
     },
 };
 
@@ -36,6 +44,15 @@ pub(crate) struct V2List<'a> {
     passed: bool,
     /// A `ChainStopped` was recorded: nothing more for this list.
     stopped: bool,
+    /// Attempts a [`ListRetry`] ended, waiting for their failed check.
+    retried: Vec<Retried<'a>>,
+}
+
+/// An attempt a [`ListRetry`] ended, with its records.
+struct Retried<'a> {
+    header: ListHeader,
+    owner_list: &'a OwnerList,
+    records: Vec<&'a HopRecordV2>,
 }
 
 struct Concluded<'a> {
@@ -113,6 +130,7 @@ pub(crate) fn on_body<'a>(
                     checks: Vec::new(),
                     passed: false,
                     stopped: false,
+                    retried: Vec::new(),
                 },
             );
         }
@@ -190,6 +208,24 @@ pub(crate) fn on_body<'a>(
                 ))
             })?;
             let l = v2_list(&mut lists.v2, &c.list, at)?;
+            if let Some(i) = l.retried.iter().position(|r| r.header.attempt == c.attempt) {
+                // The failed check of an attempt a retry ended.
+                if c.passed {
+                    return Err(chain_fail(format!(
+                        "list {}: a passed list check for attempt {}, which the linker sent again",
+                        c.list, c.attempt
+                    )));
+                }
+                let r = l.retried.remove(i);
+                l.checks.push(Concluded {
+                    at,
+                    header: r.header,
+                    owner_list: r.owner_list,
+                    records: r.records,
+                    check: c,
+                });
+                return Ok(());
+            }
             let Some(owner_list) = l.owner_list.filter(|_| {
                 !l.stopped && !l.passed && c.attempt == l.attempt && l.records.len() == hops
             }) else {
@@ -221,10 +257,24 @@ pub(crate) fn on_body<'a>(
                 l.owner_list = None;
             }
         }
+        Body::ListRetry(r) => on_retry(lists, r, p, at)?,
         Body::ChainStopped(stop) => {
             let Signer::Node(signer) = signer else {
                 return Err(chain_fail("a chain stop not signed by a node".into()));
             };
+            // The linker stops, naming nobody, a list of the order that has
+            // no chain v2 state (announced for chain v1 to a chain v2
+            // linker, whose entry it did not record).
+            if !lists.v2.by_name.contains_key(&stop.list) {
+                let of_order = p.participants.contains(&stop.list);
+                if stop.named.is_some() || *signer != p.linker.name || !of_order {
+                    return Err(chain_fail(format!(
+                        "a chain stop for list {}, which has no chain v2 announcement, not the linker's unnamed stop of a list of the order",
+                        stop.list
+                    )));
+                }
+                return Ok(());
+            }
             let hops = lists
                 .get(&stop.list)
                 .map(|s| s.hops.clone())
@@ -264,8 +314,11 @@ pub(crate) fn on_body<'a>(
                 });
             // A named stop in an optimistic attempt: the next step refused
             // a chunk its sender signed that is malformed (docs/protocol.md
-            // §6a, "Driving chain v2 from a node").
-            let open_strict = stop.named.is_some() && !l.passed && stop.attempt == l.attempt;
+            // §6a, "Driving chain v2 from a node"). An unnamed one in the
+            // open attempt: the linker stops the list without a failed
+            // check (a record that does not chain, a pass that does not
+            // verify, a list of no person), so the list is named.
+            let open_strict = !l.passed && stop.attempt == l.attempt;
             if l.stopped || signer != by || !(failed_strict || open_strict) {
                 return Err(chain_fail(format!(
                     "list {}: a chain stop for attempt {} by {signer} that no strict attempt of this list allows",
@@ -275,6 +328,64 @@ pub(crate) fn on_body<'a>(
             l.stopped = true;
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// A [`ListRetry`]: the open attempt is complete and not the last; it
+/// waits for its failed check, and the next attempt opens.
+fn on_retry<'a>(
+    lists: &mut Lists<'a>,
+    r: &ListRetry,
+    p: &Project<'_>,
+    at: Option<u64>,
+) -> Result<(), VerifyError> {
+    let chain_fail = |reason: String| fail(Check::HopChain, at, reason);
+    let hops = lists.get(&r.list).map(|s| s.hops.len()).ok_or_else(|| {
+        chain_fail(format!(
+            "a list retry for list {}, which was not announced",
+            r.list
+        ))
+    })?;
+    let l = v2_list(&mut lists.v2, &r.list, at)?;
+    let Some(owner_list) = l.owner_list.filter(|_| {
+        !l.stopped
+            && !l.passed
+            && l.records.len() == hops
+            && r.attempt == l.attempt + 1
+            && r.attempt <= LAST_ATTEMPT
+    }) else {
+        return Err(chain_fail(format!(
+            "list {}: a retry as attempt {} where attempt {} is open or not every hop of it was recorded",
+            r.list, r.attempt, l.attempt
+        )));
+    };
+    l.retried.push(Retried {
+        header: l
+            .announcement
+            .header(p.domain.clone(), l.attempt, mode(l.attempt)),
+        owner_list,
+        records: std::mem::take(&mut l.records),
+    });
+    l.attempt = r.attempt;
+    l.owner_list = None;
+    Ok(())
+}
+
+/// At the link summary: every attempt a [`ListRetry`] ended has its
+/// failed list check recorded.
+pub(crate) fn retries_checked(lists: &Lists<'_>, at: Option<u64>) -> Result<(), VerifyError> {
+    for (name, l) in &lists.v2.by_name {
+        if let Some(r) = l.retried.first() {
+            return Err(fail(
+                Check::HopChain,
+                at,
+                format!(
+                    "linked before the failed list check of list {name} attempt {} was recorded",
+                    r.header.attempt
+                ),
+            ));
+        }
     }
     Ok(())
 }
