@@ -115,6 +115,18 @@ struct DetailJson {
     masked: Option<String>,
 }
 
+/// The mapping of changed identifiers at `path`, if one is given.
+fn load_mapping(
+    path: Option<&std::path::Path>,
+    options: ParseOptions,
+) -> anyhow::Result<Option<kobling_protocol::ident::IdMapping>> {
+    path.map(|path| {
+        extract_file::load_mapping(path, options)
+            .with_context(|| format!("unusable mapping file {}", path.display()))
+    })
+    .transpose()
+}
+
 impl ExtractCommand {
     pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
         match self {
@@ -125,13 +137,7 @@ impl ExtractCommand {
                 json,
             } => {
                 let options = ParseOptions { allow_synthetic };
-                let mapping = match mapping {
-                    Some(path) => Some(
-                        extract_file::load_mapping(&path, options)
-                            .with_context(|| format!("unusable mapping file {}", path.display()))?,
-                    ),
-                    None => None,
-                };
+                let mapping = load_mapping(mapping.as_deref(), options)?;
                 // A domain holder's extract is keyed by `pseudonym`
                 // (docs/domains.md): read as the node reads it.
                 let pseudonymous =
@@ -186,13 +192,7 @@ impl ExtractCommand {
                 mapping,
             } => {
                 let options = ParseOptions { allow_synthetic };
-                let mapping = match mapping {
-                    Some(path) => Some(
-                        extract_file::load_mapping(&path, options)
-                            .with_context(|| format!("unusable mapping file {}", path.display()))?,
-                    ),
-                    None => None,
-                };
+                let mapping = load_mapping(mapping.as_deref(), options)?;
                 match crate::reservation_file::load_reservations(&file, options, mapping) {
                     Ok(loaded) => {
                         say!("reservation table {}", file.display());
