@@ -384,6 +384,7 @@ mod cohort;
 mod fetch;
 mod flow;
 mod lifecycle;
+mod requests;
 
 /// Rows about `project` in the node's `state.db`, over every table with a
 /// `project` column.
