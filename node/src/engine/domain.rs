@@ -341,30 +341,27 @@ pub(super) fn replicate(
     let Some(first) = entries.first().map(|e| e.seq) else {
         return Ok(());
     };
-    let msg = Message::DomainEntries {
-        domain: domain.clone(),
-        first,
-        entries: super::error::bounded(entries.to_vec())?,
-    };
     for (member, _) in &state.keys {
-        tx.send_domain(domain, member, &msg)?;
+        send_entries(tx, domain, member, first, entries)?;
     }
     Ok(())
 }
 
-/// Queues the whole transcript `entries` to `member`, in messages of at
-/// most [`MAX_ENTRIES_PER_MESSAGE`] entries: the first copy of a member
-/// that became a key holder by a re-share in a retired key holder's place.
-pub(super) fn replicate_whole(
+/// Queues `entries` (from position `first`) to `member`, in messages of
+/// at most [`MAX_ENTRIES_PER_MESSAGE`] entries (the whole transcript, from
+/// 0, for a member that became a key holder by a re-share in a retired key
+/// holder's place and holds no copy yet).
+pub(super) fn send_entries(
     tx: &Tx<'_>,
     domain: &Name,
     member: &Name,
+    first: u64,
     entries: &[DomainEntry],
 ) -> Outcome<()> {
     for (page, chunk) in entries.chunks(MAX_ENTRIES_PER_MESSAGE).enumerate() {
         let msg = Message::DomainEntries {
             domain: domain.clone(),
-            first: (page * MAX_ENTRIES_PER_MESSAGE) as u64,
+            first: first + (page * MAX_ENTRIES_PER_MESSAGE) as u64,
             entries: super::error::bounded(chunk.to_vec())?,
         };
         tx.send_domain(domain, member, &msg)?;

@@ -255,7 +255,7 @@ impl Engine {
                 super::domain::replicate(tx, domain, &others, std::slice::from_ref(entry))?;
                 let mut all = held;
                 all.push(entry.clone());
-                super::domain::replicate_whole(tx, domain, by, &all)?;
+                super::domain::send_entries(tx, domain, by, 0, &all)?;
             }
             Ok::<_, Refused>(state)
         })?;
