@@ -255,7 +255,7 @@ impl ListJob {
                         )
                         .map_err(|e| refused(RefusalCode::Extract, e))?;
                         tracing::info!(node = %self.me, project = %self.project, table = %loaded.digest, "reservation table applied: {}", crate::reservation_file::describe(&loaded.stats));
-                        crate::reservation_file::kept(&loaded.table, fnrs)
+                        loaded.table.kept(fnrs)
                     }
                     None => (0..fnrs.len() as u32).collect(),
                 };

@@ -27,7 +27,7 @@
 use std::{io::Read, path::Path};
 
 use kobling_protocol::{
-    ident::{IdMapping, Identifier, ParseOptions},
+    ident::{IdMapping, ParseOptions},
     reservation::{ReservationBuilder, ReservationStats, ReservationTable},
     types::Digest,
 };
@@ -171,14 +171,6 @@ pub(crate) fn read_reservations(
         stats,
         digest,
     })
-}
-
-/// The persons (by number) of a list who stay in an identified
-/// project's list: those not in `table`, in their order.
-pub(crate) fn kept(table: &ReservationTable, ids: &[Identifier]) -> Vec<u32> {
-    (0..ids.len() as u32)
-        .filter(|&p| !table.contains(&ids[p as usize]))
-        .collect()
 }
 
 /// The stats as one line for an operator: rows, persons, and invalid

@@ -182,6 +182,18 @@ impl ReservationTable {
         self.reserved.contains(id)
     }
 
+    /// The numbers of the persons `ids` (a list's persons, by number) who
+    /// stay in an identified project's list: those who did not reserve, in
+    /// their order. What a node uses; [`exclude`](Self::exclude) is the
+    /// same rule over an extract read in memory.
+    pub fn kept(&self, ids: &[Identifier]) -> Vec<u32> {
+        (0..ids.len() as u32)
+            .zip(ids)
+            .filter(|(_, id)| !self.reserved.contains(id))
+            .map(|(p, _)| p)
+            .collect()
+    }
+
     /// Removes every person who reserved from an identified project's list
     /// (before the chain), keeping the others' order. An ordinary project
     /// never calls this.

@@ -142,5 +142,9 @@ proptest! {
         let wanted: BTreeSet<Identifier> = reserved.iter().map(|i| ids[*i as usize]).collect();
         prop_assert!(ids.iter().all(|id| table.contains(id) == wanted.contains(id)));
         prop_assert!(out.kept.iter().all(|p| !table.contains(&p.id)));
+        // The node's form of the same rule: the kept persons' numbers, in order.
+        let kept: Vec<Identifier> = table.kept(&ids).iter().map(|&p| ids[p as usize]).collect();
+        let by_exclude: Vec<Identifier> = out.kept.iter().map(|p| p.id).collect();
+        prop_assert_eq!(kept, by_exclude);
     }
 }
