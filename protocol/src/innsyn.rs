@@ -351,6 +351,7 @@ fn decrement<K: Ord>(counts: &mut BTreeMap<K, u32>, key: &K) {
     }
 }
 
+pub mod blinded;
 pub mod wire;
 
 #[cfg(test)]

@@ -341,6 +341,10 @@ pub enum Message {
     Innsyn(Box<crate::innsyn::wire::SignedInnsyn>),
     /// A register → a portal: the rows sealed to the device's one-time key.
     InnsynReply(Box<crate::innsyn::SealedReply>),
+    /// A pseudonymous holder → hop 1 → … → last key holder → the holder:
+    /// a portal's one-person list with the key holders' steps so far
+    /// (`innsyn::blinded`).
+    InnsynSteps(Box<crate::innsyn::blinded::InnsynSteps>),
 }
 
 impl Message {
@@ -377,6 +381,7 @@ impl Message {
             Message::DomainPoints { .. } => Kind::DomainPoints,
             Message::Innsyn(_) => Kind::Innsyn,
             Message::InnsynReply(_) => Kind::InnsynReply,
+            Message::InnsynSteps(_) => Kind::InnsynSteps,
         }
     }
 }
@@ -442,6 +447,8 @@ pub enum Kind {
     Innsyn,
     /// [`Message::InnsynReply`].
     InnsynReply,
+    /// [`Message::InnsynSteps`].
+    InnsynSteps,
 }
 
 /// The largest frame of a kind a client (a peer without a member
@@ -455,7 +462,7 @@ pub const MAX_KIND_PREFIX: usize = 5;
 
 impl Kind {
     /// Every kind, in variant-index order.
-    pub const ALL: [Kind; 25] = [
+    pub const ALL: [Kind; 26] = [
         Kind::Hello,
         Kind::SubmitOrder,
         Kind::Approve,
@@ -481,6 +488,7 @@ impl Kind {
         Kind::DomainPoints,
         Kind::Innsyn,
         Kind::InnsynReply,
+        Kind::InnsynSteps,
     ];
 
     /// The kind of the message a frame body starts with, from its first
@@ -537,6 +545,7 @@ impl Kind {
             Kind::DomainPoints => "DomainPoints",
             Kind::Innsyn => "Innsyn",
             Kind::InnsynReply => "InnsynReply",
+            Kind::InnsynSteps => "InnsynSteps",
         }
     }
 
@@ -583,6 +592,8 @@ impl Kind {
             Kind::Innsyn => 4 << 10,
             // The padded rows of one person, at most a sealed item.
             Kind::InnsynReply => MAX_FRAME,
+            // A portal's call and at most 64 steps of ~200 bytes.
+            Kind::InnsynSteps => 64 << 10,
             Kind::SubmitOrder | Kind::Approve => MAX_CLIENT_FRAME,
             // Two lists of at most 65,536 points of 32 bytes, and a proof.
             Kind::Points => 5 << 20,

@@ -582,7 +582,7 @@ fn item_nonce(position: Position) -> XNonce {
     XNonce::from(n)
 }
 
-fn hpke_seal<R: CryptoRng + ?Sized>(
+pub(crate) fn hpke_seal<R: CryptoRng + ?Sized>(
     to: &HpkePublicKey,
     info: &[u8],
     secret: &[u8; 32],
@@ -608,7 +608,7 @@ fn hpke_seal<R: CryptoRng + ?Sized>(
     }
 }
 
-fn hpke_open(
+pub(crate) fn hpke_open(
     sk: &HpkeSecretKey,
     info: &[u8],
     wrapped: &WrappedKey,

@@ -429,7 +429,7 @@ fn render(state: &DomainState, entries: usize, node: &Name) -> String {
         })
         .collect();
     format!(
-        "domain {} (as {node} holds it, verified): holder {}, {}\n  key holders, in chain order:\n{}\n  {} of {} committed; deliveries {}; re-shares {}; {entries} entries, head {}…",
+        "domain {} (as {node} holds it, verified): holder {}, {}\n  key holders, in chain order:\n{}\n  {} of {} committed; deliveries {}; re-shares {}; innsyn requests answered {}; {entries} entries, head {}…",
         state.domain,
         state.holder,
         match (&state.replacing, state.retirement()) {
@@ -445,6 +445,7 @@ fn render(state: &DomainState, entries: usize, node: &Name) -> String {
         state.keys.len(),
         state.deliveries,
         state.reshares,
+        state.innsyn,
         &state.head.to_hex()[..16],
     )
 }

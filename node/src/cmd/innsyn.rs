@@ -23,14 +23,18 @@ use anyhow::{bail, ensure, Context};
 use clap::Subcommand;
 use kobling_protocol::{
     bounded::BoundedString,
+    ident::{Identifier, ParseOptions},
     innsyn::{
+        blinded::BlindedPerson,
         open_reply,
         wire::{InnsynAction, InnsynCall, Subject, MAX_SUBJECT},
         InnsynRequest, SealedReply,
     },
     manifest::{Manifest, Role},
     messages::{Message, NONCE_LEN},
-    seal::HpkeSecretKey,
+    refusal::RefusalCode,
+    rng::ErasingRng,
+    seal::{HpkePublicKey, HpkeSecretKey},
     types::{Digest, Name},
 };
 use serde::{Deserialize, Serialize};
@@ -179,7 +183,6 @@ impl InnsynCommand {
                 let manifest = manifest_file::load(&manifest)?;
                 let key = KeyFile::load(&portal_key)?;
                 let request = decode_request(&device_request)?;
-                let register = register_of(&manifest, request.register.as_str())?;
                 // The register decides whether this key is a portal (and
                 // says so when it is not).
                 let portal = manifest.portal_by_key(&key.public()).map_or_else(
@@ -187,15 +190,24 @@ impl InnsynCommand {
                     |p| p.name.to_string(),
                 );
                 let subject = read_fnr(&fnr_file)?;
-                let call = call(
-                    &manifest,
-                    &register,
-                    InnsynAction::Lookup { request, subject },
-                )?
-                .sign(&key.signing);
-                let reply = match one_reply(&manifest, &register, call).await? {
-                    Message::InnsynReply(reply) => reply,
-                    other => bail!("unexpected reply: {}", other.kind()),
+                let (register, reply) = match manifest.domain(&request.register).cloned() {
+                    Some(spec) => {
+                        let reply = blinded(&manifest, &spec, &key, request, &subject).await?;
+                        (spec.holder, reply)
+                    }
+                    None => {
+                        let register = register_of(&manifest, request.register.as_str())?;
+                        let call = call(
+                            &manifest,
+                            &register,
+                            InnsynAction::Lookup { request, subject },
+                        )?
+                        .sign(&key.signing);
+                        match one_reply(&manifest, &register, call).await? {
+                            Message::InnsynReply(reply) => (register, reply),
+                            other => bail!("unexpected reply: {}", other.kind()),
+                        }
+                    }
                 };
                 let bytes = postcard::to_allocvec(&*reply)?;
                 let mut file = crate::private_fs::create_new(&out)
@@ -214,6 +226,90 @@ impl InnsynCommand {
         }
     }
 }
+
+/// Innsyn at a pseudonymous holder: the person's one-person list, blinded
+/// here and run by the holder through the domain's key holders; the
+/// holder's reply, collected once they are done. Nothing this portal
+/// receives holds the pseudonym or the rows.
+async fn blinded(
+    manifest: &Manifest,
+    spec: &kobling_protocol::domain::spec::DomainSpec,
+    key: &KeyFile,
+    request: InnsynRequest,
+    subject: &Subject,
+) -> anyhow::Result<Box<SealedReply>> {
+    // The portal cannot tell a test federation from a real one; synthetic
+    // numbers (month + 80) never collide with real ones.
+    let id = Identifier::parse(
+        subject.0.as_str(),
+        ParseOptions {
+            allow_synthetic: true,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("the identifier is not a valid one ({})", e.reason_code()))?;
+    let hpke = |m: &Name| -> anyhow::Result<HpkePublicKey> {
+        let member = manifest
+            .member(m)
+            .with_context(|| format!("the manifest has no member {m}"))?;
+        HpkePublicKey::from_bytes(member.hpke_key.0)
+            .map_err(|_| anyhow::anyhow!("{m}'s HPKE key in the manifest is not usable"))
+    };
+    let hop1 = spec
+        .key_holders(manifest)
+        .into_iter()
+        .next()
+        .with_context(|| format!("domain {} has no key holders", spec.name))?;
+    let mut seed = Zeroizing::new([0u8; 32]);
+    getrandom::fill(seed.as_mut()).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+    let mut rng = ErasingRng::from_seed(seed);
+    let person = BlindedPerson::new(
+        &request,
+        spec.name.clone(),
+        &id,
+        &hpke(&spec.holder)?,
+        &hpke(&hop1)?,
+        &mut rng,
+    );
+    let holder = &spec.holder;
+    let ask = call(
+        manifest,
+        holder,
+        InnsynAction::Blinded {
+            request: request.clone(),
+            person,
+        },
+    )?
+    .sign(&key.signing);
+    match one_reply(manifest, holder, ask).await? {
+        Message::Ack { .. } => {}
+        other => bail!("unexpected reply: {}", other.kind()),
+    }
+    say!("{holder} took the request; the domain's key holders are stepping it");
+    let deadline = std::time::Instant::now() + COLLECT_FOR;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let collect = call(
+            manifest,
+            holder,
+            InnsynAction::Collect {
+                request: request.clone(),
+            },
+        )?
+        .sign(&key.signing);
+        let replies = ask_innsyn(manifest, holder, collect).await?;
+        match replies {
+            Message::InnsynReply(reply) => return Ok(reply),
+            Message::Refused { code, .. }
+                if code.as_str() == RefusalCode::NotReady.as_str()
+                    && std::time::Instant::now() < deadline => {}
+            Message::Refused { code, detail } => bail!("refused by {holder} ({code}): {detail}"),
+            other => bail!("unexpected reply: {}", other.kind()),
+        }
+    }
+}
+
+/// How long `innsyn request` waits for a pseudonymous holder's reply.
+const COLLECT_FOR: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The register called `name` in the manifest.
 fn register_of(manifest: &Manifest, name: &str) -> anyhow::Result<Name> {
@@ -241,12 +337,23 @@ async fn one_reply(
     to: &Name,
     call: kobling_protocol::innsyn::wire::SignedInnsyn,
 ) -> anyhow::Result<Message> {
-    let replies = ask(manifest, to, Message::Innsyn(Box::new(call))).await?;
-    match replies.into_iter().next() {
-        Some(Message::Refused { code, detail }) => bail!("refused by {to} ({code}): {detail}"),
-        Some(m) => Ok(m),
-        None => bail!("no reply from {to}"),
+    match ask_innsyn(manifest, to, call).await? {
+        Message::Refused { code, detail } => bail!("refused by {to} ({code}): {detail}"),
+        m => Ok(m),
     }
+}
+
+/// The node's one reply to an innsyn call, a refusal included.
+async fn ask_innsyn(
+    manifest: &Manifest,
+    to: &Name,
+    call: kobling_protocol::innsyn::wire::SignedInnsyn,
+) -> anyhow::Result<Message> {
+    let replies = ask(manifest, to, Message::Innsyn(Box::new(call))).await?;
+    replies
+        .into_iter()
+        .next()
+        .with_context(|| format!("no reply from {to}"))
 }
 
 /// The fnr in `path`: one line, never shown.

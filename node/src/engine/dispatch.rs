@@ -122,6 +122,9 @@ impl Engine {
         if let Message::Innsyn(signed) = &msg {
             return self.innsyn(from, signed, now);
         }
+        if let Message::InnsynSteps(steps) = &msg {
+            return self.innsyn_steps(from, steps, now);
+        }
         self.admit(from, &msg)?;
         match self.role {
             Role::Linker => self.linker_handles(from, msg, now),

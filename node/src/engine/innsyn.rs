@@ -53,12 +53,14 @@ pub(super) struct Desk {
     /// The extract innsyn reads (`kobling node run --innsyn-extract`).
     extract: Option<PathBuf>,
     /// Requests per portal and per person in the window.
-    quotas: Quotas,
+    pub(super) quotas: Quotas,
     /// The limits `quotas` enforces (the per-portal one also against the
     /// stored count of the day, which a restart keeps).
-    limits: QuotaLimits,
+    pub(super) limits: QuotaLimits,
     /// Keys the quota book's persons; drawn at the first request.
     secret: Option<Zeroizing<[u8; 32]>>,
+    /// A pseudonymous holder's one-person lists in flight.
+    pub(super) pending: super::innsyn_blinded::PendingBook,
 }
 
 /// What [`Engine::take_innsyn`] leaves to do.
@@ -170,6 +172,10 @@ impl Engine {
                 let found = lookup.read();
                 self.answer_lookup(lookup, found, now)?
             }
+            InnsynAction::Blinded { request, person } => {
+                self.innsyn_blinded(signed, request, person, now)?
+            }
+            InnsynAction::Collect { request } => self.innsyn_collect(signed, request, now)?,
         };
         Ok(vec![reply].into())
     }
@@ -195,7 +201,9 @@ impl Engine {
                 .innsyn_allowed(from, signed, now)
                 .and_then(|()| self.take_lookup(signed, request, subject.0.as_str(), now))
                 .map(InnsynStep::Read),
-            InnsynAction::Admit { .. } => self.innsyn(from, signed, now).map(InnsynStep::Done),
+            InnsynAction::Admit { .. }
+            | InnsynAction::Blinded { .. }
+            | InnsynAction::Collect { .. } => self.innsyn(from, signed, now).map(InnsynStep::Done),
         };
         match result {
             Ok(step) => Ok(step),
@@ -345,13 +353,19 @@ impl Engine {
     /// The quota book's key of a person: a hash under this node's secret,
     /// so that the book holds nothing a dictionary over fnr could invert.
     fn subject_key(&mut self, id: &Identifier) -> [u8; 32] {
+        self.subject_key_of(id.as_bytes())
+    }
+
+    /// The quota book's key of a subject's bytes (an fnr's digits, or a
+    /// pseudonymous holder's `Ψ_R`).
+    pub(super) fn subject_key_of(&mut self, subject: &[u8]) -> [u8; 32] {
         let rng = &mut self.rng;
         let secret = self.innsyn.secret.get_or_insert_with(|| {
             let mut s = Zeroizing::new([0u8; 32]);
             rng.fill_bytes(s.as_mut());
             s
         });
-        framed_sha3(SUBJECT_TAG, &[secret.as_ref(), id.as_bytes()])
+        framed_sha3(SUBJECT_TAG, &[secret.as_ref(), subject])
     }
 }
 

@@ -62,6 +62,7 @@ mod domain;
 mod domain_request;
 mod error;
 mod innsyn;
+mod innsyn_blinded;
 mod lifecycle;
 mod linking;
 mod list;

@@ -350,4 +350,43 @@ impl Store {
         }
         Ok(())
     }
+
+    /// The rows stored under `pseudonym` in `domain`, by delivery and row
+    /// number (innsyn at the holder: one person's rows, through the
+    /// pseudonym index).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    pub fn person_domain_rows(
+        &self,
+        domain: &Name,
+        pseudonym: &WirePoint,
+    ) -> Result<Vec<DomainRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT delivery, row, bytes FROM domain_rows WHERE domain = ?1 AND pseudonym = ?2 ORDER BY delivery, row",
+        )?;
+        let rows = stmt.query_map(params![domain.as_str(), &pseudonym.as_bytes()[..]], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (delivery, row, bytes) = r?;
+            let values = seal::decode_rows(&bytes)
+                .ok()
+                .and_then(|mut v| v.pop())
+                .ok_or(StoreError::Corrupt("domain row"))?;
+            out.push(DomainRow {
+                delivery: digest(delivery)?,
+                row: row as u64,
+                pseudonym: *pseudonym,
+                values,
+            });
+        }
+        Ok(out)
+    }
 }

@@ -106,6 +106,17 @@ pub enum DomainBody {
     },
     /// The domain is retired; its seeds are shredded everywhere.
     Retired,
+    /// An innsyn request answered by the holder (PROTOCOL.md §10a): a
+    /// portal's one-person list went through every key holder. Counted,
+    /// never who: it names the portal and the digest of the portal's
+    /// signed call, which every key holder saw, so each can match the
+    /// lists it stepped against the holder's record.
+    Innsyn {
+        /// The asking portal.
+        portal: Name,
+        /// The digest of the portal's signed call.
+        request: Digest,
+    },
 }
 
 /// One domain transcript entry.
@@ -153,6 +164,10 @@ pub enum DomainTranscriptError {
     /// A delivery before every key holder committed, or a repeated id.
     #[error("entry {0}: a delivery before every key holder committed, or a repeated delivery id")]
     Delivery(u64),
+    /// An innsyn record not by the holder, before the domain is complete,
+    /// or for a portal the manifest does not list.
+    #[error("entry {0}: an innsyn record not by the holder, before every key holder committed, or for no portal of the manifest")]
+    Innsyn(u64),
     /// A re-share whose binding proof does not verify against the old key.
     #[error("entry {0}: the re-share is not bound to the committed key")]
     Reshare(u64),
@@ -181,6 +196,8 @@ pub struct DomainState {
     pub deliveries: u64,
     /// Re-shares recorded.
     pub reshares: u64,
+    /// Innsyn requests answered through the domain's key holders.
+    pub innsyn: u64,
     /// The hash of the last entry.
     pub head: Digest,
     /// A key holder the manifest no longer names, whose place a member
@@ -419,6 +436,15 @@ pub fn verify_domain_transcript(
                 }
                 state.deliveries += 1;
             }
+            DomainBody::Innsyn { portal, .. } => {
+                if e.signer != state.holder
+                    || !state.is_complete()
+                    || manifest.portal(portal).is_none()
+                {
+                    return Err(DomainTranscriptError::Innsyn(seq));
+                }
+                state.innsyn += 1;
+            }
             DomainBody::Reshare {
                 old_member,
                 new_member,
@@ -522,6 +548,7 @@ fn creation(
         keys: key_holders.iter().map(|n| (n.clone(), None)).collect(),
         deliveries: 0,
         reshares: 0,
+        innsyn: 0,
         replacing: None,
         head: Digest([0; 32]),
         retired: false,

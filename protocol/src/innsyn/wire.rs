@@ -65,6 +65,24 @@ pub enum InnsynAction {
         /// The person's identifier.
         subject: Subject,
     },
+    /// A portal asks a pseudonymous holder for one person's rows: the
+    /// holder runs the portal's one-person list through the domain's key
+    /// holders ([`super::blinded`]) and seals the rows it finds under
+    /// `Ψ_R(x)` to the device key in `request`. The holder answers
+    /// `not-ready`; the portal collects the reply with `Collect`.
+    Blinded {
+        /// The device's request (`register`: the domain asked).
+        request: InnsynRequest,
+        /// The one-person list.
+        person: super::blinded::BlindedPerson,
+    },
+    /// A portal collects the reply to its earlier `Blinded` request with
+    /// the same device request (`not-ready` until the key holders are
+    /// done).
+    Collect {
+        /// The device's request, as sent with `Blinded`.
+        request: InnsynRequest,
+    },
 }
 
 /// An innsyn request to one node.
@@ -206,6 +224,70 @@ pub fn decide_lookup(
     request: &InnsynRequest,
     admitted_by: &[Ed25519Key],
 ) -> Result<Name, Refusal> {
+    let portal = admitted_portal(manifest, me, key, admitted_by)?;
+    if request.register != *me {
+        return Err(Refusal::new(
+            RefusalCode::WrongRegister,
+            format!("the device's request is for {}, not {me}", request.register),
+        ));
+    }
+    Ok(portal)
+}
+
+/// A one-person list at holder `me` ([`InnsynAction::Blinded`]): the
+/// asking portal's name, if `key` is a manifest portal that two distinct
+/// operators of `me` admitted, the list's domain is one the manifest
+/// declares with `me` as its holder, and the device's request names that
+/// domain.
+///
+/// # Errors
+///
+/// As [`decide_lookup`]; [`RefusalCode::WrongRegister`] also for a domain
+/// `me` does not hold (or no domain at all).
+pub fn decide_blinded(
+    manifest: &Manifest,
+    me: &Name,
+    key: &Ed25519Key,
+    request: &InnsynRequest,
+    domain: &Name,
+    admitted_by: &[Ed25519Key],
+) -> Result<Name, Refusal> {
+    let portal = admitted_portal(manifest, me, key, admitted_by)?;
+    match manifest.domain(domain) {
+        Some(spec) if spec.holder == *me => {}
+        Some(spec) => {
+            return Err(Refusal::new(
+                RefusalCode::WrongRegister,
+                format!("domain {domain} is held by {}, not {me}", spec.holder),
+            ))
+        }
+        None => {
+            return Err(Refusal::new(
+                RefusalCode::WrongRegister,
+                format!("the manifest declares no register domain {domain}"),
+            ))
+        }
+    }
+    if request.register != *domain {
+        return Err(Refusal::new(
+            RefusalCode::WrongRegister,
+            format!(
+                "the device's request is for {}, not domain {domain}",
+                request.register
+            ),
+        ));
+    }
+    Ok(portal)
+}
+
+/// The portal of `key`, if the manifest lists it and two distinct
+/// operators of `me` admitted it.
+fn admitted_portal(
+    manifest: &Manifest,
+    me: &Name,
+    key: &Ed25519Key,
+    admitted_by: &[Ed25519Key],
+) -> Result<Name, Refusal> {
     let portal = manifest.portal_by_key(key).ok_or_else(|| {
         Refusal::new(
             RefusalCode::NotAllowed,
@@ -218,33 +300,22 @@ pub fn decide_lookup(
         .filter(|o| admitted_by.contains(&o.key))
         .count();
     match admitted {
-        0 => {
-            return Err(Refusal::new(
-                RefusalCode::NotAllowed,
-                format!(
-                    "portal {} is not admitted at {me}: two of its operators must admit it",
-                    portal.name
-                ),
-            ))
-        }
-        1 => {
-            return Err(Refusal::new(
-                RefusalCode::NotAllowed,
-                format!(
-                    "portal {} is admitted by one operator of {me} only: a second, different operator must admit it",
-                    portal.name
-                ),
-            ))
-        }
-        _ => {}
+        0 => Err(Refusal::new(
+            RefusalCode::NotAllowed,
+            format!(
+                "portal {} is not admitted at {me}: two of its operators must admit it",
+                portal.name
+            ),
+        )),
+        1 => Err(Refusal::new(
+            RefusalCode::NotAllowed,
+            format!(
+                "portal {} is admitted by one operator of {me} only: a second, different operator must admit it",
+                portal.name
+            ),
+        )),
+        _ => Ok(portal.name.clone()),
     }
-    if request.register != *me {
-        return Err(Refusal::new(
-            RefusalCode::WrongRegister,
-            format!("the device's request is for {}, not {me}", request.register),
-        ));
-    }
-    Ok(portal.name.clone())
 }
 
 #[cfg(test)]
