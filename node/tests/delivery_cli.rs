@@ -19,6 +19,7 @@ use kobling_protocol::{
     domain::pseudonym_hex,
     group::WirePoint,
     ident::{Identifier, ParseOptions},
+    manifest::{Ed25519Key, Manifest, Portal},
     share::Domain,
     types::Name,
 };
@@ -172,6 +173,16 @@ fn deliveries_are_ordered_approved_followed_exported_and_audited_through_the_com
     let (s, mut nodes) = setup(300);
     let d = s.dir.path();
     let manifest = path(&s.manifest);
+    // An innsyn portal (issue 16 item 2), asked at the end.
+    let portal_key = d.join("portal.key");
+    let portal_public = ok(&["keys", "operator", "--out", path(&portal_key)]);
+    let mut listed: Manifest =
+        toml::from_str(&std::fs::read_to_string(&s.manifest).expect("read")).expect("toml");
+    listed.portals.push(Portal {
+        name: Name::new("HELSENORGE").expect("name"),
+        key: Ed25519Key::from_hex(portal_public.trim()).expect("hex"),
+    });
+    std::fs::write(&s.manifest, toml::to_string_pretty(&listed).expect("toml")).expect("write");
     ok(&[
         "manifest",
         "add",
@@ -307,6 +318,96 @@ fn deliveries_are_ordered_approved_followed_exported_and_audited_through_the_com
             "{source}'s rows under Ψ_RESEPT"
         );
     }
+    // Innsyn at the pseudonymous holder: a portal admitted by RESEPT's two
+    // operators asks for a citizen in both deliveries; the device opens
+    // exactly the citizen's rows of both; the portal's output and reply
+    // file hold no pseudonym.
+    let by_npr = s.pop.rows_by_person("NPR");
+    let by_ssb = s.pop.rows_by_person("SSB");
+    let (&person, npr_rows) = by_npr
+        .iter()
+        .find(|(p, _)| by_ssb.contains_key(p))
+        .expect("a person in both deliveries");
+    let fnr_file = d.join("citizen.fnr");
+    std::fs::write(&fnr_file, s.pop.persons[person].id.expose()).expect("write");
+    for k in [1, 2] {
+        ok(&[
+            "innsyn",
+            "admit",
+            "--manifest",
+            manifest,
+            "--key",
+            path(&op("RESEPT", k)),
+            "--register",
+            "RESEPT",
+            "--portal",
+            "HELSENORGE",
+        ]);
+    }
+    let secret = d.join("device.secret");
+    let device_request = ok(&[
+        "innsyn",
+        "device-key",
+        "--register",
+        "RESEPT",
+        "--session",
+        &"5e".repeat(32),
+        "--out",
+        path(&secret),
+    ]);
+    let reply = d.join("innsyn.reply");
+    let portal_out = ok(&[
+        "innsyn",
+        "request",
+        "--manifest",
+        manifest,
+        "--portal-key",
+        path(&portal_key),
+        "--fnr-file",
+        path(&fnr_file),
+        "--device-request",
+        device_request.trim(),
+        "--out",
+        path(&reply),
+    ]);
+    let opened = ok(&[
+        "innsyn",
+        "open",
+        "--secret",
+        path(&secret),
+        "--reply",
+        path(&reply),
+    ]);
+    let mut lines = opened.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    assert_eq!(header[0], "delivery", "{opened}");
+    let mut got: Vec<Vec<String>> = lines
+        .map(|l| {
+            l.split(',')
+                .skip(1)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect();
+    let mut want: Vec<Vec<String>> = npr_rows
+        .iter()
+        .chain(&by_ssb[&person])
+        .map(|r| r.iter().filter(|v| !v.is_empty()).cloned().collect())
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "exactly the citizen's rows of both deliveries");
+    let psi = expected(d, &npr)
+        .into_iter()
+        .find(|(_, values)| npr_rows.contains(values))
+        .map(|(p, _)| p)
+        .expect("the citizen's pseudonym");
+    let reply_bytes = std::fs::read(&reply).expect("reply");
+    let psi_bytes = hex::decode(psi.trim_start_matches("psi:")).unwrap_or_default();
+    assert!(!portal_out.contains(&psi), "{portal_out}");
+    assert!(psi_bytes.len() == 32 && !reply_bytes.windows(32).any(|w| w == psi_bytes));
+
     drop(nodes);
     // No fnr of either extract in RESEPT's node directory or its exports.
     let fnrs: Vec<&str> = ssb

@@ -194,6 +194,27 @@ fn citizen_vectors(v: &mut BTreeMap<&'static str, String>) {
         "innsyn request digest (KPR, that key, session framed_sha3(KOBLING-TEST-SESSION, [login]), nonce 11..)",
         h(&request.digest().0),
     );
+    let digest = request.digest();
+    let kpr = Name::new("KPR".to_string()).expect("name");
+    v.insert(
+        "innsyn one-person step context (that request, hop 2, KPR)",
+        h(&kobling_protocol::innsyn::blinded::step_context(&digest, 2, &kpr)),
+    );
+    let point = |b: u8| kobling_protocol::group::WirePoint(
+        (Scalar::from(u64::from(b)) * RISTRETTO_BASEPOINT_POINT)
+            .compress()
+            .to_bytes(),
+    );
+    v.insert(
+        "innsyn one-person key context (that request, KPR, K = 2·G, D2 = 3·G, C = 5·G)",
+        h(&kobling_protocol::innsyn::blinded::key_context(
+            &digest,
+            &kpr,
+            &point(2),
+            &point(3),
+            &point(5),
+        )),
+    );
     for (name, n) in [
         ("shown count of 3 (postcard)", 3),
         ("shown count of 12 (postcard)", 12),

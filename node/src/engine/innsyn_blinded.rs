@@ -388,8 +388,12 @@ impl Engine {
         Ok(())
     }
 
-    /// The rows stored under `psi`, each delivery's column names first,
-    /// sealed to the device key of `request`.
+    /// The rows stored under `psi`, sealed to the device key of
+    /// `request`, as one table: the header `delivery` and the union of the
+    /// deliveries' column names (in the order first seen), then each row
+    /// with its delivery's id (hex, 16 digits) and its values under their
+    /// columns (empty where its delivery has no such column). No rows: an
+    /// empty reply, the same size as a few rows.
     fn seal_domain_rows(
         &mut self,
         domain: &Name,
@@ -398,16 +402,35 @@ impl Engine {
     ) -> Outcome<Result<SealedReply, Refusal>> {
         let deliveries = self.store.domain_deliveries(domain)?;
         let rows = self.store.person_domain_rows(domain, psi)?;
-        let mut reply: Vec<Vec<String>> = Vec::with_capacity(rows.len() + 1);
-        let mut current = None;
-        for row in rows {
-            if current != Some(row.delivery) {
-                current = Some(row.delivery);
-                if let Some(d) = deliveries.iter().find(|d| d.delivery == row.delivery) {
-                    reply.push(d.columns.clone());
+        let mut header: Vec<String> = vec!["delivery".to_owned()];
+        for d in deliveries
+            .iter()
+            .filter(|d| rows.iter().any(|r| r.delivery == d.delivery))
+        {
+            for c in &d.columns {
+                if !header[1..].contains(c) {
+                    header.push(c.clone());
                 }
             }
-            reply.push(row.values);
+        }
+        let mut reply: Vec<Vec<String>> = Vec::with_capacity(rows.len() + 1);
+        if !rows.is_empty() {
+            reply.push(header.clone());
+        }
+        for row in rows {
+            let columns = deliveries
+                .iter()
+                .find(|d| d.delivery == row.delivery)
+                .map(|d| &d.columns[..])
+                .unwrap_or(&[]);
+            let mut line = vec![String::new(); header.len()];
+            line[0] = row.delivery.to_hex()[..16].to_owned();
+            for (c, v) in columns.iter().zip(row.values) {
+                if let Some(i) = header.iter().skip(1).position(|h| h == c) {
+                    line[i + 1] = v;
+                }
+            }
+            reply.push(line);
         }
         Ok(seal_reply(request, &reply, &mut self.rng)
             .map_err(|e| Refusal::new(RefusalCode::TooLarge, e.to_string())))

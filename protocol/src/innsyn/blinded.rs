@@ -146,7 +146,9 @@ fn blinding_info(tag: &[u8], request: &InnsynRequest, domain: &Name) -> Vec<u8> 
     crate::hash::frame(&[tag, &request.digest().0, domain.as_bytes()])
 }
 
-fn key_context(
+/// The context of hop 1's combined-key proof:
+/// `framed_sha3("KOBLING-INNSYN-STEP-KEY", [request digest, member, K₁, D₂, C₁])`.
+pub fn key_context(
     request: &Digest,
     member: &Name,
     share_key: &WirePoint,
@@ -165,7 +167,9 @@ fn key_context(
     )
 }
 
-fn step_context(request: &Digest, hop: usize, member: &Name) -> [u8; 32] {
+/// The context of step `hop` (from 1):
+/// `framed_sha3("KOBLING-INNSYN-STEP", [request digest, le64(hop), member])`.
+pub fn step_context(request: &Digest, hop: usize, member: &Name) -> [u8; 32] {
     framed_sha3(
         tags::STEP,
         &[&request.0, &(hop as u64).to_le_bytes(), member.as_bytes()],
