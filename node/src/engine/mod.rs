@@ -48,6 +48,7 @@
 //! | `reshare.rs` | a register domain's re-share at its holder |
 //! | `requests.rs` | the replay cache of clients' signed requests |
 //! | `innsyn.rs` | innsyn at an fnr register: portals admitted by two operators, one person's rows sealed to the citizen's device |
+//! | `innsyn_blinded.rs` | innsyn at a pseudonymous holder: the portal's one-person list through the domain's key holders; the holder finds the rows under `Ψ_R(x)` |
 //! | `error.rs` | refusals and internal failures |
 
 mod approval;
