@@ -147,14 +147,14 @@ impl World {
         let (holder, hop1) = (self.hpke("SSB"), self.hpke("NPR"));
         InnsynAction::Blinded {
             request: device.request.clone(),
-            person: BlindedPerson::new(
+            person: Box::new(BlindedPerson::new(
                 &device.request,
                 name("SSB"),
                 id,
                 &holder,
                 &hop1,
                 &mut self.rng,
-            ),
+            )),
         }
     }
 

@@ -198,13 +198,17 @@ fn citizen_vectors(v: &mut BTreeMap<&'static str, String>) {
     let kpr = Name::new("KPR".to_string()).expect("name");
     v.insert(
         "innsyn one-person step context (that request, hop 2, KPR)",
-        h(&kobling_protocol::innsyn::blinded::step_context(&digest, 2, &kpr)),
+        h(&kobling_protocol::innsyn::blinded::step_context(
+            &digest, 2, &kpr,
+        )),
     );
-    let point = |b: u8| kobling_protocol::group::WirePoint(
-        (Scalar::from(u64::from(b)) * RISTRETTO_BASEPOINT_POINT)
-            .compress()
-            .to_bytes(),
-    );
+    let point = |b: u8| {
+        kobling_protocol::group::WirePoint(
+            (Scalar::from(u64::from(b)) * RISTRETTO_BASEPOINT_POINT)
+                .compress()
+                .to_bytes(),
+        )
+    };
     v.insert(
         "innsyn one-person key context (that request, KPR, K = 2·G, D2 = 3·G, C = 5·G)",
         h(&kobling_protocol::innsyn::blinded::key_context(

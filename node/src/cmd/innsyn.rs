@@ -276,7 +276,7 @@ async fn blinded(
         holder,
         InnsynAction::Blinded {
             request: request.clone(),
-            person,
+            person: Box::new(person),
         },
     )?
     .sign(&key.signing);

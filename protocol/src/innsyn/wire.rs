@@ -74,7 +74,7 @@ pub enum InnsynAction {
         /// The device's request (`register`: the domain asked).
         request: InnsynRequest,
         /// The one-person list.
-        person: super::blinded::BlindedPerson,
+        person: Box<super::blinded::BlindedPerson>,
     },
     /// A portal collects the reply to its earlier `Blinded` request with
     /// the same device request (`not-ready` until the key holders are
