@@ -28,7 +28,7 @@ use kobling_protocol::{
     manifest::Manifest,
     messages::{Message, MAX_ENTRIES_PER_MESSAGE, NONCE_LEN},
     share::{Domain, Share},
-    types::{ChunkIndex, HopIndex, Name, UnixTime},
+    types::{ChunkIndex, HopIndex, ListName, Name, UnixTime},
 };
 use rand_core::CryptoRng;
 
@@ -187,7 +187,7 @@ where
             }
             let at = ChunkAt {
                 target: &key_domain,
-                list: self.domain,
+                list: &ListName::of_domain(self.domain),
                 step: HopIndex(1),
                 chunk: ChunkIndex(first / RESHARE_PAGE as u64),
                 first_position: first,
