@@ -21,7 +21,7 @@ use kobling_protocol::{
     manifest::{Ed25519Key, Manifest, Member, Operator, Role},
     share::Domain,
     transcript::Sig,
-    types::{ChunkIndex, HopIndex, ListName, Name, ProjectId},
+    types::{ChunkIndex, HopIndex, ListName, Name, Position, ProjectId},
 };
 
 fn fast() -> KdfParams {
@@ -344,7 +344,7 @@ fn a_replacement_node_reshares_from_the_backup() {
         list: &ListName::of_domain(&n("RESEPT")),
         step: HopIndex(1),
         chunk: ChunkIndex(0),
-        first_position: 0,
+        first_position: Position(0),
     };
     let (converted, proof) = step.apply_chunk(at, &blinded, &mut rng).expect("valid");
     let st = kobling_protocol::domain::convert::ChunkStatement {

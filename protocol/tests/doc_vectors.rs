@@ -16,7 +16,7 @@ use kobling_protocol::{
     merkle::MerkleTree,
     seal::{encode_rows, HpkeSecretKey},
     share::{Domain, Share},
-    types::{ChunkIndex, Digest, HopIndex, ListName, Name, ProjectId},
+    types::{ChunkIndex, Digest, HopIndex, ListName, Name, Position, ProjectId},
 };
 
 fn h(b: &[u8]) -> String {
@@ -258,7 +258,7 @@ fn domain_vectors(
                 list: &ListName::of(&name),
                 step: HopIndex(1),
                 chunk: ChunkIndex(0),
-                first_position: 0,
+                first_position: Position(0),
             },
             &[psi],
             &mut ChaCha20Rng::seed_from_u64(1),

@@ -24,7 +24,7 @@ use kobling_protocol::{
     hash::{hash_to_group, tags},
     hop::points_root,
     share::{Domain, Share},
-    types::{ChunkIndex, HopIndex, ListName, Name, ProjectId},
+    types::{ChunkIndex, HopIndex, ListName, Name, Position, ProjectId},
 };
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 use rayon::prelude::*;
@@ -111,7 +111,7 @@ pub fn conversion_figures(n: usize, chunk_size: u32) -> ConversionFigures {
             list: &list,
             step: HopIndex(1),
             chunk: ChunkIndex(c as u64),
-            first_position: (c * size) as u64,
+            first_position: Position((c * size) as u64),
         };
         let (out, proof) = step.apply_chunk(at, chunk, &mut rng).expect("valid points");
         sent += out.len() + usize::from(proof.a != WirePoint([0; 32]));

@@ -33,7 +33,7 @@ use crate::{
     group::WirePoint,
     hash::framed_sha3,
     share::{Domain, Share},
-    types::{ChunkIndex, Digest, HopIndex, ListName, Name},
+    types::{ChunkIndex, Digest, HopIndex, ListName, Name, Position},
     v2::{
         chunk_digest,
         hop::{step_key_context, verify_step_key},
@@ -313,7 +313,7 @@ pub struct ChunkAt<'a> {
     /// The chunk index.
     pub chunk: ChunkIndex,
     /// The list position of the chunk's first point (for errors).
-    pub first_position: u64,
+    pub first_position: Position,
 }
 
 /// What a conversion chunk proof is about.
@@ -391,7 +391,7 @@ impl ConversionStep {
         input: &[WirePoint],
         rng: &mut R,
     ) -> Result<(Vec<WirePoint>, ChunkProof), ConversionError> {
-        let decoded = chain::decode_points(input, at.first_position)?;
+        let decoded = chain::decode_points(input, at.first_position.0)?;
         let output = chain::multiply_decoded(&self.share, &decoded);
         let st = ChunkStatement {
             target: at.target,

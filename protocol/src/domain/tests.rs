@@ -23,7 +23,7 @@ use crate::{
     manifest::{tests::member, Ed25519Key, Manifest, Role},
     share::{Domain, Share},
     transcript::Sig,
-    types::{ChunkIndex, Digest, HopIndex, ListName, Name, ProjectId},
+    types::{ChunkIndex, Digest, HopIndex, ListName, Name, Position, ProjectId},
     v2::{chunk_digest, hop::verify_step_key, SplitBlinding, StepKey},
 };
 
@@ -306,7 +306,7 @@ impl ProjectRun<'_> {
             list: &self.list,
             step: HopIndex(step),
             chunk: ChunkIndex(0),
-            first_position: 0,
+            first_position: Position(0),
         };
         let (out, proof) = conv.apply_chunk(at, input, rng).expect("valid points");
         let (kr, kp) = self.committed(m);
@@ -646,7 +646,7 @@ fn a_chunk_converted_with_another_scalar_is_refused() {
         list: &s.list,
         step: HopIndex(2),
         chunk: ChunkIndex(0),
-        first_position: 0,
+        first_position: Position(0),
     };
     let (out, proof) = honest.apply_chunk(at, &input, &mut rng).expect("valid");
     let st = |out: &[WirePoint]| ChunkStatement {
@@ -726,7 +726,7 @@ fn after_a_reshare_every_stored_pseudonym_matches_a_new_delivery() {
         list: &ListName::of_domain(&w.resept.name),
         step: HopIndex(1),
         chunk: ChunkIndex(0),
-        first_position: 0,
+        first_position: Position(0),
     };
     let (converted, proof) = step.apply_chunk(at, &blinded, &mut rng).expect("valid");
     // The holder checks the step against the committed old key.
