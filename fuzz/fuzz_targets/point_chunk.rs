@@ -21,7 +21,7 @@ use kobling_protocol::{
     hop::{Hop, ListContext, PointChunk},
     share::Share,
     transcript::encode_value,
-    types::{HopIndex, Name, ProjectId},
+    types::{HopIndex, ListName, Name, ProjectId},
 };
 use libfuzzer_sys::fuzz_target;
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
@@ -29,7 +29,7 @@ use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 fn context() -> ListContext {
     ListContext {
         project: ProjectId::new("FUZZ-1").expect("valid"),
-        list: Name::new("NPR").expect("valid"),
+        list: ListName::new("NPR").expect("valid"),
         persons: 3,
         chunk_size: 2,
     }

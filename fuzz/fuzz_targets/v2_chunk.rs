@@ -20,7 +20,7 @@ use kobling_protocol::{
     hash::{hash_to_group, tags},
     share::{Domain, Share},
     transcript::encode_value,
-    types::{HopIndex, Name, ProjectId},
+    types::{HopIndex, ListName, Name, ProjectId},
     v2::{chunk_digest, ChunkMsg, ListHeader, Mode, OwnerStream, RegisterHop, StepKey},
 };
 use libfuzzer_sys::fuzz_target;
@@ -30,7 +30,7 @@ fn header() -> ListHeader {
     ListHeader {
         domain: Domain::Project(ProjectId::new("FUZZ-1").expect("valid")),
         delivery: None,
-        list: Name::new("NPR").expect("valid"),
+        list: ListName::new("NPR").expect("valid"),
         attempt: 0,
         mode: Mode::Optimistic,
         persons: 3,

@@ -21,7 +21,7 @@ use kobling_protocol::{
     manifest::{Ed25519Key, Manifest, Member, Operator, Role},
     share::Domain,
     transcript::Sig,
-    types::{ChunkIndex, HopIndex, Name, ProjectId},
+    types::{ChunkIndex, HopIndex, ListName, Name, Position, ProjectId},
 };
 
 fn fast() -> KdfParams {
@@ -331,7 +331,7 @@ fn a_replacement_node_reshares_from_the_backup() {
         ctx,
         &old_key,
         &new_share.commitment(),
-        &n("RESEPT"),
+        &ListName::of_domain(&n("RESEPT")),
         None,
         &step.proofs(),
     )
@@ -341,15 +341,15 @@ fn a_replacement_node_reshares_from_the_backup() {
     let blinded = chain::apply_share(&gamma, &table, 0).expect("valid");
     let at = ChunkAt {
         target: &r,
-        list: &n("RESEPT"),
+        list: &ListName::of_domain(&n("RESEPT")),
         step: HopIndex(1),
         chunk: ChunkIndex(0),
-        first_position: 0,
+        first_position: Position(0),
     };
     let (converted, proof) = step.apply_chunk(at, &blinded, &mut rng).expect("valid");
     let st = kobling_protocol::domain::convert::ChunkStatement {
         target: &r,
-        list: &n("RESEPT"),
+        list: &ListName::of_domain(&n("RESEPT")),
         step: HopIndex(1),
         chunk: ChunkIndex(0),
         key,

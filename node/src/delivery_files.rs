@@ -26,7 +26,7 @@ use std::{
 };
 
 use anyhow::Context;
-use kobling_protocol::{link::Lnr, transcript::VerifiedTranscript, types::Name};
+use kobling_protocol::{link::Lnr, transcript::VerifiedTranscript, types::ListName};
 use serde::Serialize;
 
 use crate::{
@@ -83,7 +83,7 @@ const SPILLED: usize = Lnr::LEN + 1;
 
 /// A list's finished table.
 struct Written {
-    list: Name,
+    list: ListName,
     columns: Vec<Column>,
     stats: Vec<ColumnStats>,
     rows: u64,
@@ -104,11 +104,11 @@ pub(crate) struct DeliveryWriter<'t> {
     out: PathBuf,
     staging: tempfile::TempDir,
     types: &'t BTreeMap<String, BTreeMap<String, ColumnType>>,
-    current: Option<(Name, Vec<Column>, TableWriter)>,
+    current: Option<(ListName, Vec<Column>, TableWriter)>,
     written: Vec<Written>,
     /// The lists in the order their tables started (a person's list is
     /// its index here).
-    lists: Vec<Name>,
+    lists: Vec<ListName>,
     spill: Vec<BufWriter<File>>,
 }
 
@@ -178,7 +178,7 @@ impl<'t> DeliveryWriter<'t> {
         let dir = self.staging.path().to_path_buf();
         self.written.sort_by(|a, b| a.list.cmp(&b.list));
         // The lists in name order, and each list's place in it.
-        let lists: Vec<&Name> = self.written.iter().map(|w| &w.list).collect();
+        let lists: Vec<&ListName> = self.written.iter().map(|w| &w.list).collect();
         let place: Vec<usize> = self
             .lists
             .iter()
@@ -283,7 +283,7 @@ impl<'t> DeliveryWriter<'t> {
 }
 
 impl TableSink for DeliveryWriter<'_> {
-    fn list(&mut self, list: &Name, names: &[String]) -> anyhow::Result<()> {
+    fn list(&mut self, list: &ListName, names: &[String]) -> anyhow::Result<()> {
         self.end_table()?;
         anyhow::ensure!(
             self.lists.len() < usize::from(u8::MAX),
@@ -303,7 +303,7 @@ impl TableSink for DeliveryWriter<'_> {
         Ok(())
     }
 
-    fn person(&mut self, list: &Name, lnr: Lnr, rows: Vec<Vec<String>>) -> anyhow::Result<()> {
+    fn person(&mut self, list: &ListName, lnr: Lnr, rows: Vec<Vec<String>>) -> anyhow::Result<()> {
         let Some((current, _, table)) = &mut self.current else {
             anyhow::bail!("a person before its list's table");
         };
@@ -358,8 +358,8 @@ fn codebook_table(
 /// `report.txt`: every count under [`SMALL_CELL`] shown as `<5`.
 fn report(
     verified: &VerifiedTranscript,
-    delivered_rows: &BTreeMap<Name, u64>,
-    lists: &[&Name],
+    delivered_rows: &BTreeMap<ListName, u64>,
+    lists: &[&ListName],
     combinations: &BTreeMap<Vec<bool>, u64>,
     unparsed: &[(String, ColumnType, u64)],
 ) -> String {

@@ -37,7 +37,7 @@ use kobling_protocol::{
     seal::{HpkePublicKey, SealedItem, WrappedKey},
     share::Share,
     transcript::{InvalidCount, ListAnnouncement, ProjectOrder},
-    types::{Digest, Name, Position, ProjectId, UnixTime},
+    types::{Digest, ListName, Name, Position, ProjectId, UnixTime},
 };
 use zeroize::Zeroizing;
 
@@ -178,6 +178,11 @@ fn refused(code: RefusalCode, detail: impl ToString) -> JobError {
 const SEALED_BATCH: usize = 1024;
 
 impl ListJob {
+    /// The list this job prepares: the node's own.
+    fn list(&self) -> ListName {
+        ListName::of(&self.me)
+    }
+
     fn check(&self) -> Result<(), JobError> {
         if self.cancel.load(Ordering::Relaxed) {
             Err(JobError::Cancelled)
@@ -275,7 +280,7 @@ impl ListJob {
         let mut owner = match &self.owner_key {
             OwnerKey::Split(hop1) => OwnerList::new_split(
                 &self.project,
-                &self.me,
+                &self.list(),
                 kept.len() as u64,
                 &self.researcher,
                 &self.linker_key,
@@ -285,7 +290,7 @@ impl ListJob {
             ),
             OwnerKey::Share(share) => OwnerList::new(
                 &self.project,
-                &self.me,
+                &self.list(),
                 kept.len() as u64,
                 share,
                 &self.researcher,
@@ -300,7 +305,7 @@ impl ListJob {
                 kobling_protocol::v2::OwnerStream::new(kobling_protocol::v2::ListHeader {
                     domain: self.domain.clone(),
                     delivery: self.delivery,
-                    list: self.me.clone(),
+                    list: self.list(),
                     attempt: 0,
                     mode: kobling_protocol::v2::Mode::Optimistic,
                     persons: kept.len() as u64,
@@ -349,7 +354,7 @@ impl ListJob {
                         &self.linker,
                         &Message::SealedItems {
                             project: self.project.clone(),
-                            list: self.me.clone(),
+                            list: self.list(),
                             first: Position(first),
                             items,
                         },
@@ -374,7 +379,7 @@ impl ListJob {
         };
         let stats = summary.stats;
         let announcement = ListAnnouncement {
-            list: self.me.clone(),
+            list: self.list(),
             extract: self.extract,
             rows: stats.rows,
             invalid: BoundedVec::new(

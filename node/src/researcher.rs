@@ -27,7 +27,7 @@ use kobling_protocol::{
     project::ProjectView,
     seal::{ContentKey, HpkeSecretKey},
     transcript::{self, Body, DeliveryRecord, ListAnnouncement, VerifiedTranscript},
-    types::{Digest, Name, ProjectId},
+    types::{Digest, ListName, ProjectId},
 };
 
 /// One register's delivered table.
@@ -42,8 +42,8 @@ pub(crate) struct Table {
 #[cfg(any(test, feature = "testing"))]
 #[derive(Debug)]
 pub(crate) struct Delivered {
-    /// Per register.
-    pub(crate) tables: BTreeMap<Name, Table>,
+    /// Per list.
+    pub(crate) tables: BTreeMap<ListName, Table>,
     /// The verified transcript.
     pub(crate) verified: VerifiedTranscript,
     /// The transcript file as received.
@@ -58,7 +58,7 @@ pub(crate) trait TableSink {
     /// # Errors
     ///
     /// The sink's failure (a write error).
-    fn list(&mut self, list: &Name, columns: &[String]) -> anyhow::Result<()>;
+    fn list(&mut self, list: &ListName, columns: &[String]) -> anyhow::Result<()>;
 
     /// One delivered person of `list` (every item is one person, at a
     /// position above the previous one's): its rows.
@@ -67,12 +67,12 @@ pub(crate) trait TableSink {
     ///
     /// The sink's failure; a sink that keeps the persons refuses an lnr
     /// twice in one list.
-    fn person(&mut self, list: &Name, lnr: Lnr, rows: Vec<Vec<String>>) -> anyhow::Result<()>;
+    fn person(&mut self, list: &ListName, lnr: Lnr, rows: Vec<Vec<String>>) -> anyhow::Result<()>;
 }
 
 /// The list being read.
 struct Current {
-    list: Name,
+    list: ListName,
     key: ContentKey,
     sealed_root: Digest,
     final_root: Digest,
@@ -90,12 +90,12 @@ pub(crate) struct DeliveryReader<'k> {
     transcript: Vec<u8>,
     /// Each list's signed announcement and final root (`None`: the list
     /// did not pass every hop).
-    lists: BTreeMap<Name, (ListAnnouncement, Option<Digest>)>,
+    lists: BTreeMap<ListName, (ListAnnouncement, Option<Digest>)>,
     /// Lists of the signed delivery record whose header has not come.
-    checks: BTreeMap<Name, SelectionCheck>,
+    checks: BTreeMap<ListName, SelectionCheck>,
     current: Option<Current>,
     /// Persons with at least one row, per list read.
-    persons: BTreeMap<Name, u64>,
+    persons: BTreeMap<ListName, u64>,
     /// The items the record counts.
     items: u64,
 }
@@ -153,7 +153,7 @@ impl<'k> DeliveryReader<'k> {
             .map(|l| (l.list.clone(), SelectionCheck::new(l)))
             .collect();
         let lists = view
-            .participants()
+            .lists()
             .into_iter()
             .filter_map(|l| {
                 let a = view.announcement(&l)?.clone();
@@ -350,18 +350,18 @@ pub(crate) fn open_delivery(
 #[cfg(any(test, feature = "testing"))]
 #[derive(Default)]
 struct InMemory {
-    tables: BTreeMap<Name, Table>,
-    seen: BTreeMap<Name, std::collections::BTreeSet<Lnr>>,
+    tables: BTreeMap<ListName, Table>,
+    seen: BTreeMap<ListName, std::collections::BTreeSet<Lnr>>,
 }
 
 #[cfg(any(test, feature = "testing"))]
 impl TableSink for InMemory {
-    fn list(&mut self, list: &Name, _columns: &[String]) -> anyhow::Result<()> {
+    fn list(&mut self, list: &ListName, _columns: &[String]) -> anyhow::Result<()> {
         self.tables.insert(list.clone(), Table::default());
         Ok(())
     }
 
-    fn person(&mut self, list: &Name, lnr: Lnr, rows: Vec<Vec<String>>) -> anyhow::Result<()> {
+    fn person(&mut self, list: &ListName, lnr: Lnr, rows: Vec<Vec<String>>) -> anyhow::Result<()> {
         if rows.is_empty() {
             return Ok(());
         }

@@ -28,7 +28,7 @@ use kobling_protocol::{
     manifest::Manifest,
     messages::{Message, MAX_ENTRIES_PER_MESSAGE, NONCE_LEN},
     share::{Domain, Share},
-    types::{ChunkIndex, HopIndex, Name, UnixTime},
+    types::{ChunkIndex, HopIndex, ListName, Name, Position, UnixTime},
 };
 use rand_core::CryptoRng;
 
@@ -187,10 +187,10 @@ where
             }
             let at = ChunkAt {
                 target: &key_domain,
-                list: self.domain,
+                list: &ListName::of_domain(self.domain),
                 step: HopIndex(1),
                 chunk: ChunkIndex(first / RESHARE_PAGE as u64),
-                first_position: first,
+                first_position: Position(first),
             };
             let (converted, proof) = step.apply_chunk(at, &points, rng)?;
             let n = converted.len() as u64;

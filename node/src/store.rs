@@ -29,7 +29,7 @@ use kobling_protocol::{
     notice::SignedPhaseNotice,
     project::Step,
     transcript::{self, Entry},
-    types::{Digest, Name, ProjectId, UnixTime},
+    types::{Digest, ListName, Name, ProjectId, UnixTime},
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
@@ -535,7 +535,11 @@ impl Tx<'_> {
     }
 
     /// Bytes of sealed items stored for `list`.
-    pub(crate) fn sealed_bytes(&self, project: &ProjectId, list: &Name) -> Result<u64, StoreError> {
+    pub(crate) fn sealed_bytes(
+        &self,
+        project: &ProjectId,
+        list: &ListName,
+    ) -> Result<u64, StoreError> {
         let bytes: Option<i64> = self
             .0
             .query_row(
@@ -551,7 +555,7 @@ impl Tx<'_> {
     pub(crate) fn set_sealed_bytes(
         &self,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
         bytes: u64,
     ) -> Result<(), StoreError> {
         self.0.execute(
@@ -569,7 +573,7 @@ impl Tx<'_> {
     pub(crate) fn sealed_len(
         &self,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
         position: u64,
     ) -> Result<u64, StoreError> {
         let len: Option<i64> = self
@@ -687,8 +691,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = Store::open(dir.path()).expect("store");
         let project = ProjectId::new("P1").expect("valid");
-        let list = Name::new("NPR").expect("valid");
-        let other = Name::new("KPR").expect("valid");
+        let list = ListName::new("NPR").expect("valid");
+        let other = ListName::new("KPR").expect("valid");
         store
             .transaction(|tx| tx.put_blob(LinkerTable::Blinding, &project, &list, 0, b"first"))
             .expect("stored");
@@ -698,7 +702,7 @@ mod tests {
         store
             .transaction(|tx| tx.put_blob(LinkerTable::Blinding, &project, &other, 0, b"kpr"))
             .expect("stored");
-        let mut read = |l: &Name| {
+        let mut read = |l: &ListName| {
             store
                 .transaction(|tx| tx.blobs(LinkerTable::Blinding, &project, l))
                 .expect("read")

@@ -21,7 +21,7 @@ use kobling_protocol::{
     project::{Phase, ProjectView},
     share::Domain,
     transcript::{self, Body, Entry, Signer},
-    types::{ChunkIndex, HopIndex, Name, ProjectId},
+    types::{ChunkIndex, HopIndex, ListName, Name, ProjectId},
     v2::{chunk_digest, ChunkMsg, ListHeader, Mode},
 };
 use kobling_sim::population::{generate, Extract, Population, PopulationConfig};
@@ -33,6 +33,10 @@ const LIMIT_MS: u64 = 300_000;
 
 fn name(s: &str) -> Name {
     Name::new(s).expect("valid name")
+}
+
+fn list_name(s: &str) -> ListName {
+    ListName::new(s).expect("valid name")
 }
 
 fn pid(s: &str) -> ProjectId {
@@ -123,7 +127,7 @@ fn header(project: &str, list: &str, persons: u64) -> ListHeader {
     ListHeader {
         domain: Domain::Project(pid(project)),
         delivery: None,
-        list: name(list),
+        list: list_name(list),
         attempt: 0,
         mode: Mode::Optimistic,
         persons,
@@ -167,7 +171,7 @@ fn deviate(
 fn stored_notices(
     net: &mut Net,
     project: &str,
-) -> BTreeMap<&'static str, (Notified, Option<Name>)> {
+) -> BTreeMap<&'static str, (Notified, Option<ListName>)> {
     REGISTERS
         .iter()
         .filter_map(|r| {
@@ -187,7 +191,7 @@ fn assert_notices_name(net: &mut Net, project: &str, registers: &[&str], list: &
     for r in registers {
         assert_eq!(
             notices.get(r),
-            Some(&(Notified::Closed, Some(name(list)))),
+            Some(&(Notified::Closed, Some(list_name(list)))),
             "{r}'s stored notice"
         );
     }
@@ -249,7 +253,7 @@ fn every_register_is_told_which_list_failed_its_check() {
             notice.check(&pid(project), &linker_key),
             Ok(Notified::Closed)
         );
-        assert_eq!(notice.notice.failed_list, Some(name("KPR")), "{r}");
+        assert_eq!(notice.notice.failed_list, Some(list_name("KPR")), "{r}");
     }
 }
 
@@ -290,7 +294,7 @@ fn a_notice_whose_failed_list_was_changed_is_refused_by_the_register() {
     deviate(&mut net, by, header, key, move |from, to, msg| {
         if let Message::Notice(n) = msg {
             if from.as_str() == LINKER && to.as_str() == "NPR" {
-                n.notice.failed_list = Some(name("NPR"));
+                n.notice.failed_list = Some(list_name("NPR"));
                 count.set(count.get() + 1);
             }
         }
@@ -366,7 +370,7 @@ fn an_owner_that_signs_a_short_middle_chunk_is_named_and_the_project_stops() {
             _ => None,
         })
         .expect("a chain stop");
-    assert_eq!(stop.list, name("SSB"));
+    assert_eq!(stop.list, list_name("SSB"));
     assert_eq!(stop.named, Some((HopIndex::OWNER, name("SSB"))));
     assert_eq!(stop.chunk, ChunkIndex(1));
     assert_eq!(signer, Signer::Node(hop1));

@@ -137,7 +137,7 @@ fn delivered(
     let holder =
         HpkePublicKey::from_bytes(fed.manifest.member(&n("SSB")).expect("holder").hpke_key.0)
             .expect("key");
-    let (project, list) = (&order.project, &plan.source);
+    let (project, list) = (&order.project, &plan.list());
     let beta = Share::random(&mut rng);
     let blinding = if plan.split {
         seal_blinding_part(&holder, project, list, BlindingPart::First, &beta, &mut rng)

@@ -22,7 +22,7 @@ use kobling_protocol::{
     refusal::RefusalCode,
     share::Domain,
     transcript::Sig,
-    types::{ChunkIndex, Digest, HopIndex, Name},
+    types::{ChunkIndex, Digest, HopIndex, ListName, Name, Position},
 };
 use kobling_sim::population::{generate, PopulationConfig};
 
@@ -747,10 +747,10 @@ fn after_a_reshare_every_stored_pseudonym_matches_a_new_delivery_of_the_same_per
         let step = ConversionKey::new(ctx, &wrong, &target, &mut rng).into_step();
         let at = ChunkAt {
             target: &r,
-            list: &n("RESEPT"),
+            list: &ListName::of_domain(&n("RESEPT")),
             step: HopIndex(1),
             chunk: ChunkIndex(0),
-            first_position: 0,
+            first_position: Position(0),
         };
         let (out, proof) = step.apply_chunk(at, points, &mut rng).expect("converts");
         let replies = ask(

@@ -136,8 +136,8 @@ fn excluded(entries: &[Entry], list: &str) -> Option<ShownCount> {
     entries
         .iter()
         .find_map(|e| match &e.signed.statement.body {
-            Body::ListAnnouncedV2(a) if a.list == name(list) => Some(a.excluded),
-            Body::ListAnnounced(a) if a.list == name(list) => Some(a.excluded),
+            Body::ListAnnouncedV2(a) if a.list.as_str() == list => Some(a.excluded),
+            Body::ListAnnounced(a) if a.list.as_str() == list => Some(a.excluded),
             _ => None,
         })
         .expect("the list's announcement")
@@ -295,7 +295,7 @@ fn audit_verify_refuses_a_changed_exclusion_count() {
 
     let at = entries
         .iter()
-        .position(|e| matches!(&e.signed.statement.body, Body::ListAnnouncedV2(a) if a.list == name("KPR")))
+        .position(|e| matches!(&e.signed.statement.body, Body::ListAnnouncedV2(a) if a.list.as_str() == "KPR"))
         .expect("KPR's announcement");
     let set = |entry: &mut Entry, count: Option<ShownCount>| {
         if let Body::ListAnnouncedV2(a) = &mut entry.signed.statement.body {

@@ -19,7 +19,7 @@ use kobling_protocol::{
     messages::Message,
     share::Domain,
     transcript::{self, Body, Signer, Statement},
-    types::{Name, ProjectId},
+    types::{ListName, Name, ProjectId},
 };
 use kobling_sim::{
     population::{generate, Extract, Population, PopulationConfig},
@@ -31,6 +31,10 @@ const REGISTERS: [&str; 4] = ["NPR", "KPR", "SSB", "RESEPT"];
 
 fn name(s: &str) -> Name {
     Name::new(s).expect("valid name")
+}
+
+fn list_name(s: &str) -> ListName {
+    ListName::new(s).expect("valid name")
 }
 
 fn config(project: &str) -> ProjectConfig {
@@ -180,14 +184,14 @@ fn a_pseudonymous_list_links_with_fnr_lists_and_its_pseudonyms_stay_at_the_holde
         .verified
         .lists
         .iter()
-        .find(|l| l.list == name("RESEPT"))
+        .find(|l| l.list == list_name("RESEPT"))
         .expect("RESEPT's list");
     assert_eq!(list.invalid, invalid);
     let (entries, trailer) = &out.transcript;
     let reasons: Vec<(String, u64)> = entries
         .iter()
         .find_map(|e| match &e.signed.statement.body {
-            Body::ListAnnouncedV2(a) if a.list == name("RESEPT") => Some(
+            Body::ListAnnouncedV2(a) if a.list == list_name("RESEPT") => Some(
                 a.invalid
                     .iter()
                     .map(|i| (i.reason.as_str().to_string(), i.count))
@@ -206,7 +210,9 @@ fn a_pseudonymous_list_links_with_fnr_lists_and_its_pseudonyms_stay_at_the_holde
         entries
             .iter()
             .find_map(|e| match &e.signed.statement.body {
-                Body::HopV2(h) if h.list == name(list) && h.member == name(member) => Some(h.key),
+                Body::HopV2(h) if h.list == list_name(list) && h.member == name(member) => {
+                    Some(h.key)
+                }
                 _ => None,
             })
             .expect("hop record")
@@ -457,7 +463,7 @@ fn audit_verify_refuses_an_unbound_conversion_key_and_a_plain_step_on_a_list_fro
         .iter()
         .enumerate()
         .find_map(|(i, e)| match &e.signed.statement.body {
-            Body::HopV2(h) if h.list == name("RESEPT") && h.member == name("SSB") => {
+            Body::HopV2(h) if h.list == list_name("RESEPT") && h.member == name("SSB") => {
                 Some((i, h.clone()))
             }
             _ => None,
@@ -554,7 +560,7 @@ fn a_hop_that_records_a_plain_step_on_the_domain_s_list_is_refused_by_the_linker
     let entries = net.transcript(&name(LINKER), &project).expect("transcript");
     assert!(!entries.iter().any(|e| matches!(
         &e.signed.statement.body,
-        Body::HopV2(h) if h.list == name("RESEPT") && h.member == name("SSB")
+        Body::HopV2(h) if h.list == list_name("RESEPT") && h.member == name("SSB")
     )));
     assert!(!entries
         .iter()

@@ -31,7 +31,7 @@ use kobling_protocol::{
     ident::{IdKind, Identifier},
     seal::{decode_rows, HpkeSecretKey, SealedItem, WrappedKey},
     transcript::{decode_file, Body},
-    types::{Name, Position, ProjectId},
+    types::{ListName, Position, ProjectId},
 };
 use kobling_sim::population::render_csv;
 
@@ -165,7 +165,7 @@ fn extra_columns_never_leave_the_register_and_closing_shreds_everything() {
             _ => None,
         })
         .expect("KPR's announcement");
-    let kpr_name = Name::new("KPR").expect("valid");
+    let kpr_name = ListName::new("KPR").expect("valid");
     let content = announcement
         .content_key
         .unwrap(&researcher_hpke(&researcher), &pid, &kpr_name)

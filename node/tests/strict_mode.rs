@@ -31,7 +31,7 @@ use kobling_protocol::{
     project::{Phase, ProjectView},
     share::{Domain, Share},
     transcript::{self, Body, Entry, Signer},
-    types::{ChunkIndex, Digest, HopIndex, Name, ProjectId},
+    types::{ChunkIndex, Digest, HopIndex, ListName, Name, ProjectId},
     v2::{self, chunk_digest, ChunkMsg, ListHeader, Mode},
 };
 use kobling_sim::{
@@ -47,6 +47,10 @@ const LIMIT_MS: u64 = 400_000;
 
 fn name(s: &str) -> Name {
     Name::new(s).expect("valid name")
+}
+
+fn list_name(s: &str) -> ListName {
+    ListName::new(s).expect("valid name")
 }
 
 fn pid(s: &str) -> ProjectId {
@@ -140,7 +144,7 @@ fn header(project: &str, list: &str, persons: u64) -> ListHeader {
     ListHeader {
         domain: Domain::Project(pid(project)),
         delivery: None,
-        list: name(list),
+        list: list_name(list),
         attempt: 0,
         mode: Mode::Optimistic,
         persons,
@@ -241,7 +245,7 @@ fn assert_notices_name(net: &mut Net, project: &str, list: &str) {
             .expect("store")
             .unwrap_or_else(|| panic!("{r} holds no notice"));
         assert_eq!(notice.notice.phase, Notified::Closed, "{r}");
-        assert_eq!(notice.notice.failed_list, Some(name(list)), "{r}");
+        assert_eq!(notice.notice.failed_list, Some(list_name(list)), "{r}");
     }
 }
 
@@ -348,13 +352,13 @@ fn a_hop_that_deviates_in_attempt_0_only_is_checked_again_in_strict_mode_and_the
     let manifest = net.manifest().clone();
     let duties = |n: usize| ProjectView::new(&manifest, &entries[..n]).duties(&name("KPR"));
     let resend = kobling_protocol::project::Duty::Resend {
-        list: name("KPR"),
+        list: list_name("KPR"),
         attempt: 1,
     };
     assert!(!duties(retry).contains(&resend));
     assert!(duties(retry + 1).contains(&resend));
     let view = ProjectView::new(&manifest, &entries[..retry + 1]);
-    let l = view.v2_list(&name("KPR")).expect("KPR");
+    let l = view.v2_list(&list_name("KPR")).expect("KPR");
     assert_eq!((l.attempt, l.mode(), l.hops.len()), (1, Mode::Strict, 0));
     let strict_owner_list = b
         .iter()
@@ -791,7 +795,7 @@ fn a_delivery_whose_check_fails_once_is_received_exactly_after_its_strict_attemp
     let header = ListHeader {
         domain: order.key_domain(),
         delivery: order.delivery_id(),
-        list: name("NPR"),
+        list: list_name("NPR"),
         attempt: 0,
         mode: Mode::Optimistic,
         persons,

@@ -14,7 +14,7 @@ use kobling_protocol::{
     group::WirePoint,
     hash::{hash_to_group, tags},
     share::Share,
-    types::{ChunkIndex, Digest, HopIndex, Name, ProjectId},
+    types::{ChunkIndex, Digest, HopIndex, ListName, ProjectId},
 };
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 use rayon::prelude::*;
@@ -39,7 +39,7 @@ fn bench(c: &mut Criterion) {
     let scalar = Scalar::random(&mut rng);
     let input = inputs();
     let project = ProjectId::new("BENCH").expect("valid");
-    let list = Name::new("NPR").expect("valid");
+    let list = ListName::new("NPR").expect("valid");
 
     let mut g = c.benchmark_group("per_point");
     g.throughput(Throughput::Elements(N as u64));

@@ -22,7 +22,7 @@ use crate::{
     seal::{decode_rows, ContentKey, SealError, SealedItem},
     share::Domain,
     transcript::DeliveredList,
-    types::{Digest, Name, Position, ProjectId},
+    types::{Digest, ListName, Position, ProjectId},
 };
 
 mod salted;
@@ -60,7 +60,7 @@ pub enum DeliveryError {
     )]
     SealedProof {
         /// The list.
-        list: Name,
+        list: ListName,
         /// The position.
         position: Position,
     },
@@ -70,7 +70,7 @@ pub enum DeliveryError {
     )]
     PointProof {
         /// The list.
-        list: Name,
+        list: ListName,
         /// The position.
         position: Position,
     },
@@ -78,7 +78,7 @@ pub enum DeliveryError {
     #[error("list {list} position {position}: the lnr does not match the pseudonym")]
     Lnr {
         /// The list.
-        list: Name,
+        list: ListName,
         /// The position.
         position: Position,
     },
@@ -86,7 +86,7 @@ pub enum DeliveryError {
     #[error("list {list} position {position}: delivered twice or out of order")]
     Duplicate {
         /// The list.
-        list: Name,
+        list: ListName,
         /// The position.
         position: Position,
     },
@@ -94,7 +94,7 @@ pub enum DeliveryError {
     #[error("list {list}: {got} items delivered, the signed delivery record says {expected}")]
     Count {
         /// The list.
-        list: Name,
+        list: ListName,
         /// Items in the signed record.
         expected: u64,
         /// Items delivered (saturating).
@@ -104,13 +104,13 @@ pub enum DeliveryError {
     #[error("list {list}: the delivered selection differs from the signed delivery record")]
     Selection {
         /// The list.
-        list: Name,
+        list: ListName,
     },
     /// The item does not open.
     #[error("list {list} position {position}: {source}")]
     Open {
         /// The list.
-        list: Name,
+        list: ListName,
         /// The position.
         position: Position,
         /// Why.
@@ -131,7 +131,7 @@ pub struct ListDeliverySource<'a> {
     /// The project's domain.
     pub domain: &'a Domain,
     /// The list.
-    pub list: &'a Name,
+    pub list: &'a ListName,
 }
 
 /// The digest of a list's selection as the delivery record signs it:
@@ -159,7 +159,7 @@ pub fn selection_digest(selected: &[(Position, Lnr)]) -> Digest {
 /// ```
 #[derive(Debug)]
 pub struct SelectionCheck {
-    list: Name,
+    list: ListName,
     expected: u64,
     selection: Digest,
     seen: u64,
@@ -271,7 +271,7 @@ pub fn deliver_item(
 /// A [`DeliveryError`] naming the list, the position and the check.
 pub fn open_item(
     project: &ProjectId,
-    list: &Name,
+    list: &ListName,
     item: &DeliveredItem,
     sealed_root: &Digest,
     final_root: &Digest,
@@ -342,7 +342,7 @@ mod tests {
 
     fn record(selected: &[(Position, Lnr)]) -> DeliveredList {
         DeliveredList {
-            list: Name::new("NPR").expect("valid"),
+            list: ListName::new("NPR").expect("valid"),
             items: selected.len() as u64,
             selection: selection_digest(selected),
         }

@@ -42,7 +42,7 @@ use crate::{
     group::WirePoint,
     hash::{frame, framed_sha3, framed_shake_reader, hash_to_scalar, tags},
     share::Share,
-    types::{ChunkIndex, Digest, HopIndex, Name, ProjectId},
+    types::{ChunkIndex, Digest, HopIndex, ListName, ProjectId},
 };
 
 /// A 64-byte Chaum–Pedersen proof: challenge `e` and response `s`, each a
@@ -66,7 +66,7 @@ pub struct ChunkStatement<'a> {
     /// The project.
     pub project: &'a ProjectId,
     /// The list (named by its owning register).
-    pub list: &'a Name,
+    pub list: &'a ListName,
     /// The hop index in the list's chain (the owner's step is hop 0).
     pub hop: HopIndex,
     /// The chunk index within the list.
@@ -150,7 +150,7 @@ impl ChunkStatement<'_> {
 /// The context of the linker's key proof `log_G K_L = log_{D_j} C_j`.
 pub fn linker_key_context(
     project: &ProjectId,
-    list: &Name,
+    list: &ListName,
     k_l: &WirePoint,
     d_j: &WirePoint,
     c_j: &WirePoint,
@@ -356,14 +356,14 @@ mod tests {
 
     struct Fixture {
         project: ProjectId,
-        list: Name,
+        list: ListName,
         input: Vec<RistrettoPoint>,
     }
 
     fn fixture(n: usize) -> Fixture {
         Fixture {
             project: ProjectId::new("P-1").expect("valid"),
-            list: Name::new("NPR").expect("valid"),
+            list: ListName::new("NPR").expect("valid"),
             input: (0..n as u64)
                 .map(|i| hash_to_group(b"test", &i.to_le_bytes()))
                 .collect(),
@@ -509,7 +509,7 @@ mod tests {
         assert_eq!(verify_chunk(&st, &f.input, &out, &proof), Ok(()));
 
         let other_project = ProjectId::new("P-2").expect("valid");
-        let other_list = Name::new("KPR").expect("valid");
+        let other_list = ListName::new("KPR").expect("valid");
         let variants = [
             ChunkStatement {
                 chunk: ChunkIndex(5),

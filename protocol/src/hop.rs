@@ -28,7 +28,7 @@ use crate::{
     merkle::{leaf_hash, root_of_aligned_chunks, root_of_leaf_hashes},
     share::{Domain, Share},
     transcript::{ChunkRecord, HopRecord, LinkerKeyProof},
-    types::{ChunkIndex, Digest, HopIndex, Name, ProjectId},
+    types::{ChunkIndex, Digest, HopIndex, ListName, Name, ProjectId},
 };
 
 /// The default number of points per chunk: large enough that the proof's
@@ -46,7 +46,7 @@ pub struct PointChunk {
     /// The project.
     pub project: ProjectId,
     /// The list.
-    pub list: Name,
+    pub list: ListName,
     /// The hop that produced `output` (0 = the owner's blinded step).
     pub hop: HopIndex,
     /// The chunk index.
@@ -65,7 +65,7 @@ pub struct ListContext {
     /// The project.
     pub project: ProjectId,
     /// The list.
-    pub list: Name,
+    pub list: ListName,
     /// Points in the list.
     pub persons: u64,
     /// Points per chunk (a power of two).
@@ -523,7 +523,7 @@ mod tests {
     fn setup(n: u64, chunk_size: u32) -> (ListContext, Vec<WirePoint>) {
         let ctx = ListContext {
             project: ProjectId::new("P").expect("valid"),
-            list: Name::new("NPR").expect("valid"),
+            list: ListName::new("NPR").expect("valid"),
             persons: n,
             chunk_size,
         };
@@ -607,7 +607,7 @@ mod tests {
         .expect("hop");
         let chunks: Vec<PointChunk> = owner_chunks(&ctx, &points).collect();
         let mut wrong = chunks[0].clone();
-        wrong.list = Name::new("SSB").expect("valid");
+        wrong.list = ListName::new("SSB").expect("valid");
         assert_eq!(hop.handle_chunk(&wrong, &mut rng), Err(HopError::WrongList));
         assert!(matches!(
             hop.handle_chunk(&chunks[1], &mut rng),

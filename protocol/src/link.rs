@@ -32,7 +32,7 @@ use crate::{
     bounded::{BoundedString, BoundedVec},
     group::WirePoint,
     transcript::{LinkSummary, LinkedList},
-    types::{Digest, Name, Position, ProjectId},
+    types::{Digest, ListName, Position, ProjectId},
 };
 
 /// The linker's result: per list the selected positions with their lnr, and
@@ -49,7 +49,7 @@ pub struct Linkage {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListSelection {
     /// The list.
-    pub list: Name,
+    pub list: ListName,
     /// The number of positions in the list.
     pub total: u64,
     /// The selected positions, ascending, each with its person's lnr.
@@ -73,14 +73,14 @@ pub enum LinkError {
     #[error("list {list} is given twice")]
     DuplicateList {
         /// The list.
-        list: Name,
+        list: ListName,
     },
     /// A pseudonym twice in one list. Registers group rows by person before
     /// the chain, so the list is broken.
     #[error("list {list} has the same pseudonym at positions {first} and {second}; a list holds each person once")]
     DuplicateInList {
         /// The list.
-        list: Name,
+        list: ListName,
         /// The first position.
         first: Position,
         /// The repeated position.
@@ -97,11 +97,11 @@ pub enum LinkError {
     )]
     LnrCollision {
         /// A list holding the first person.
-        first_list: Name,
+        first_list: ListName,
         /// The first person's position there.
         first: Position,
         /// A list holding the second person.
-        second_list: Name,
+        second_list: ListName,
         /// The second person's position there.
         second: Position,
     },
@@ -127,7 +127,7 @@ impl Linkage {
     pub fn summary(
         &self,
         cohort: &Cohort,
-        final_root: impl Fn(&Name) -> Digest,
+        final_root: impl Fn(&ListName) -> Digest,
     ) -> Result<LinkSummary, LinkError> {
         let lists = self
             .lists
@@ -173,10 +173,10 @@ impl Linkage {
 /// [`LinkError::LnrCollision`].
 pub fn link(
     project: &ProjectId,
-    lists: &[(Name, &[WirePoint])],
+    lists: &[(ListName, &[WirePoint])],
     cohort: &Cohort,
 ) -> Result<Linkage, LinkError> {
-    let names: Vec<Name> = lists.iter().map(|(n, _)| n.clone()).collect();
+    let names: Vec<ListName> = lists.iter().map(|(n, _)| n.clone()).collect();
     for (i, n) in names.iter().enumerate() {
         if names[..i].contains(n) {
             return Err(LinkError::DuplicateList { list: n.clone() });
@@ -276,10 +276,10 @@ fn position(t: usize) -> Position {
 
 /// The first list and position of person `id` (error path only: a scan).
 fn locate(
-    lists: &[(Name, &[WirePoint])],
+    lists: &[(ListName, &[WirePoint])],
     person_of: &HashMap<WirePoint, usize, FixedState>,
     id: usize,
-) -> (Name, Position) {
+) -> (ListName, Position) {
     let point = person_of.iter().find(|(_, &i)| i == id).map(|(p, _)| p);
     for (name, points) in lists {
         if let Some(t) = points.iter().position(|q| Some(q) == point) {
@@ -315,7 +315,7 @@ mod tests {
 
     /// Persons 0..10: NPR = {0..=5}, KPR = {3..=8}, SSB = {0, 8, 9}, each
     /// list in its own order.
-    fn lists() -> Vec<(Name, Vec<WirePoint>)> {
+    fn lists() -> Vec<(ListName, Vec<WirePoint>)> {
         let list = |ids: &[u32]| ids.iter().map(|&i| pt(i)).collect::<Vec<_>>();
         vec![
             (n("NPR"), list(&[5, 0, 3, 1, 4, 2])),
@@ -324,8 +324,8 @@ mod tests {
         ]
     }
 
-    fn run(project_id: &str, lists: &[(Name, Vec<WirePoint>)], cohort: &str) -> Linkage {
-        let borrowed: Vec<(Name, &[WirePoint])> = lists
+    fn run(project_id: &str, lists: &[(ListName, Vec<WirePoint>)], cohort: &str) -> Linkage {
+        let borrowed: Vec<(ListName, &[WirePoint])> = lists
             .iter()
             .map(|(n, p)| (n.clone(), p.as_slice()))
             .collect();
@@ -333,7 +333,7 @@ mod tests {
     }
 
     /// The person ids selected per list, and the ids of the persons entry.
-    fn selected_ids(lists: &[(Name, Vec<WirePoint>)], linkage: &Linkage) -> BTreeSet<u32> {
+    fn selected_ids(lists: &[(ListName, Vec<WirePoint>)], linkage: &Linkage) -> BTreeSet<u32> {
         let id_of = |lnr: &Lnr| {
             (0..10)
                 .find(|&i| Lnr::derive(&project("P-1"), &pt(i)) == *lnr)
@@ -485,7 +485,7 @@ mod tests {
 
     #[test]
     fn link_with_more_than_64_lists() {
-        let lists: Vec<(Name, Vec<WirePoint>)> = (0..70u32)
+        let lists: Vec<(ListName, Vec<WirePoint>)> = (0..70u32)
             .map(|i| (n(&format!("L{i}")), vec![pt(i), pt(1000)]))
             .collect();
         let linkage = run("P-1", &lists, "L69 - L3");
@@ -504,7 +504,7 @@ mod tests {
             members in prop::collection::vec(1u8..8, 1..20),
         ) {
             let names = [n("A"), n("B"), n("C")];
-            let lists: Vec<(Name, Vec<WirePoint>)> = names
+            let lists: Vec<(ListName, Vec<WirePoint>)> = names
                 .iter()
                 .enumerate()
                 .map(|(l, name)| {

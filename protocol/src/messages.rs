@@ -31,7 +31,7 @@ use crate::{
     seal::{SealedItem, WrappedKey},
     transcript::{encode_value, Sig},
     transcript::{Columns, Entry, SignedStatement},
-    types::{Digest, Name, Position, ProjectId, UnixTime},
+    types::{Digest, ListName, Name, Position, ProjectId, UnixTime},
 };
 
 /// The wire protocol version.
@@ -217,7 +217,7 @@ pub enum Message {
         /// The project.
         project: ProjectId,
         /// The list.
-        list: Name,
+        list: ListName,
         /// `β_j` under HPKE.
         sealed: WrappedKey,
     },
@@ -226,7 +226,7 @@ pub enum Message {
         /// The project.
         project: ProjectId,
         /// The list.
-        list: Name,
+        list: ListName,
         /// Position of the first item.
         first: Position,
         /// The items.
@@ -252,7 +252,7 @@ pub enum Message {
         /// The project.
         project: ProjectId,
         /// The list.
-        list: Name,
+        list: ListName,
         /// The variables, in extract order.
         columns: Columns,
         /// The list's content key, sealed to the researcher.
@@ -265,7 +265,7 @@ pub enum Message {
         /// The project.
         project: ProjectId,
         /// The list.
-        list: Name,
+        list: ListName,
         /// The items.
         items: BoundedVec<DeliveredItem, MAX_ITEMS_PER_MESSAGE>,
     },

@@ -25,7 +25,7 @@ use crate::{
     manifest::Ed25519Key,
     project::Phase,
     transcript::{verify_sig, Body, Sig},
-    types::{Name, ProjectId},
+    types::{ListName, ProjectId},
 };
 
 /// The domain-separation tag of a phase notice's digest.
@@ -92,7 +92,7 @@ pub struct PhaseNotice {
     /// The chain v2 list whose check failed or whose chain was stopped,
     /// ending the project (`None` when no list did): registers' operators
     /// learn which list failed, and nothing else about it.
-    pub failed_list: Option<Name>,
+    pub failed_list: Option<ListName>,
 }
 
 /// A [`PhaseNotice`] with the linker's signature.
@@ -211,7 +211,7 @@ mod tests {
     fn the_failed_list_is_signed_with_the_notice() {
         let linker = key(5);
         let lk = Ed25519Key(linker.verifying_key().to_bytes());
-        let list = |s: &str| Some(Name::new(s).expect("valid"));
+        let list = |s: &str| Some(ListName::new(s).expect("valid"));
         let signed = PhaseNotice {
             project: project("P-1"),
             phase: Notified::Closed,
@@ -265,7 +265,7 @@ mod tests {
         let named = PhaseNotice {
             project: project("DEMO-1"),
             phase: Notified::Closed,
-            failed_list: Some(Name::new("KPR").expect("valid")),
+            failed_list: Some(ListName::new("KPR").expect("valid")),
         }
         .sign(&key(4));
         let bytes = crate::messages::encode(&crate::messages::Message::Notice(named.clone()));

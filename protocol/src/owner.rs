@@ -21,7 +21,7 @@ use crate::{
         encode_rows, seal_blinding, ContentKey, HpkePublicKey, SealError, SealedItem, WrappedKey,
     },
     share::Share,
-    types::{ChunkIndex, Digest, HopIndex, Name, Position, ProjectId},
+    types::{ChunkIndex, Digest, HopIndex, ListName, Position, ProjectId},
 };
 
 /// Why a list could not be prepared.
@@ -142,7 +142,7 @@ impl OwnerList {
     #[allow(clippy::too_many_arguments)]
     pub fn new<R: CryptoRng + ?Sized>(
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
         persons: u64,
         share: &Share,
         researcher: &HpkePublicKey,
@@ -175,7 +175,7 @@ impl OwnerList {
     #[allow(clippy::too_many_arguments)]
     pub fn new_split<R: CryptoRng + ?Sized>(
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
         persons: u64,
         researcher: &HpkePublicKey,
         first: &HpkePublicKey,
@@ -363,7 +363,7 @@ impl OwnerList {
 /// [`MAX_CHUNK_POINTS`]).
 fn list_context(
     project: &ProjectId,
-    list: &Name,
+    list: &ListName,
     persons: u64,
     chunk_size: u32,
 ) -> Result<ListContext, OwnerError> {
@@ -414,7 +414,7 @@ mod tests {
     fn the_stream_refuses_wrong_counts_and_an_early_finish() {
         let mut rng = ChaCha20Rng::seed_from_u64(5);
         let project = ProjectId::new("P-1").expect("valid");
-        let list = Name::new("NPR").expect("valid");
+        let list = ListName::new("NPR").expect("valid");
         let share = Share::random(&mut rng);
         let key = HpkeSecretKey::generate(&mut rng).public_key();
         let people = ids(5);
@@ -456,7 +456,7 @@ mod tests {
         use crate::seal::{open_blinding_part, BlindingPart};
         let mut rng = ChaCha20Rng::seed_from_u64(6);
         let project = ProjectId::new("APOTEK-RESEPT-2025").expect("valid");
-        let list = Name::new("APOTEK").expect("valid");
+        let list = ListName::new("APOTEK").expect("valid");
         let (holder, hop1) = (
             HpkeSecretKey::generate(&mut rng),
             HpkeSecretKey::generate(&mut rng),

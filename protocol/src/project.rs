@@ -31,7 +31,7 @@ use crate::{
     manifest::{Ed25519Key, Manifest},
     notice::Notified,
     transcript::{Body, Entry, HopRecord, ListAnnouncement, ProjectOrder, Signer},
-    types::{Digest, HopIndex, Name},
+    types::{Digest, HopIndex, ListName, Name},
     v2::{ChainStopped, HopRecordV2, ListAnnouncementV2, ListCheck, OwnerList},
 };
 
@@ -132,7 +132,7 @@ pub enum Duty {
     /// `previous`, send them on to `next` (none for the linker).
     Step {
         /// The list.
-        list: Name,
+        list: ListName,
         /// This member's hop index.
         hop: HopIndex,
         /// The member whose chunks arrive (the owner for hop 1).
@@ -147,7 +147,7 @@ pub enum Duty {
     /// list's owner).
     Pass {
         /// The list (this register's own).
-        list: Name,
+        list: ListName,
         /// The attempt.
         attempt: u32,
     },
@@ -162,7 +162,7 @@ pub enum Duty {
     /// owner).
     Resend {
         /// The list (this register's own).
-        list: Name,
+        list: ListName,
         /// The strict attempt.
         attempt: u32,
     },
@@ -179,16 +179,16 @@ pub struct ProjectView<'a> {
     domain_committed: BTreeMap<(Name, Name), WirePoint>,
     /// `K'_i` of every conversion binding, by (member, domain R).
     conversions: BTreeMap<(Name, Name), WirePoint>,
-    announced: BTreeMap<Name, &'a ListAnnouncement>,
-    hops: BTreeMap<(Name, HopIndex), &'a HopRecord>,
-    v2: BTreeMap<Name, V2List<'a>>,
+    announced: BTreeMap<ListName, &'a ListAnnouncement>,
+    hops: BTreeMap<(ListName, HopIndex), &'a HopRecord>,
+    v2: BTreeMap<ListName, V2List<'a>>,
     linked: bool,
     delivered: bool,
     closed: bool,
     shredded: BTreeSet<Name>,
     /// The linker stopped the chain on a list with no chain v2 state (a
     /// list announced for chain v1 to a chain v2 linker).
-    stopped_other: Option<Name>,
+    stopped_other: Option<ListName>,
 }
 
 impl<'a> ProjectView<'a> {
@@ -307,7 +307,7 @@ impl<'a> ProjectView<'a> {
     }
 
     /// A chain v2 list's state (`None` for a v1 list or one not announced).
-    pub fn v2_list(&self, list: &Name) -> Option<&V2List<'a>> {
+    pub fn v2_list(&self, list: &ListName) -> Option<&V2List<'a>> {
         self.v2.get(list)
     }
 
@@ -347,7 +347,7 @@ impl<'a> ProjectView<'a> {
     /// The step key `member` applies to `list`: `K'_i` of its conversion
     /// binding if `list` is keyed by a domain `member` holds a key of,
     /// else its commitment `K_{i,p}`.
-    pub fn step_key(&self, list: &Name, member: &Name) -> Option<WirePoint> {
+    pub fn step_key(&self, list: &ListName, member: &Name) -> Option<WirePoint> {
         let order = self.order?;
         match crate::domain::converting_domain(self.manifest, order, list, member) {
             Some(d) => self.conversions.get(&(member.clone(), d.clone())).copied(),
@@ -400,6 +400,11 @@ impl<'a> ProjectView<'a> {
             .unwrap_or_default()
     }
 
+    /// The project's lists: one per participating register.
+    pub fn lists(&self) -> Vec<ListName> {
+        self.order.map(ProjectOrder::lists).unwrap_or_default()
+    }
+
     /// The extract digest approved by at least two distinct operators of
     /// `register`, if any.
     pub fn approved_extract(&self, register: &Name) -> Option<Digest> {
@@ -412,8 +417,10 @@ impl<'a> ProjectView<'a> {
 
     /// The hop sequence of `list` after its owner: registers in manifest
     /// order, then the linker.
-    pub fn hops_of(&self, list: &Name) -> Vec<Name> {
-        let mut hops = self.manifest.chain_order(list, &self.key_registers());
+    pub fn hops_of(&self, list: &ListName) -> Vec<Name> {
+        let mut hops = self
+            .manifest
+            .chain_order(list.owner(), &self.key_registers());
         hops.remove(0);
         hops.extend(self.manifest.linker().map(|l| l.name.clone()));
         hops
@@ -422,7 +429,7 @@ impl<'a> ProjectView<'a> {
     /// The announcement of `list` (of a chain v2 list: its fields, with
     /// the sealed root of the owner's list statement once recorded and no
     /// points root).
-    pub fn announcement(&self, list: &Name) -> Option<&ListAnnouncement> {
+    pub fn announcement(&self, list: &ListName) -> Option<&ListAnnouncement> {
         self.announced
             .get(list)
             .copied()
@@ -430,13 +437,13 @@ impl<'a> ProjectView<'a> {
     }
 
     /// The hop record of `list` at `hop`.
-    pub fn hop_record(&self, list: &Name, hop: HopIndex) -> Option<&'a HopRecord> {
+    pub fn hop_record(&self, list: &ListName, hop: HopIndex) -> Option<&'a HopRecord> {
         self.hops.get(&(list.clone(), hop)).copied()
     }
 
     /// The Merkle root of `list`'s final pseudonyms: the output root of its
     /// last hop (the linker's), once recorded.
-    pub fn final_root(&self, list: &Name) -> Option<Digest> {
+    pub fn final_root(&self, list: &ListName) -> Option<Digest> {
         if let Some(l) = self.v2.get(list) {
             return l.passed;
         }
@@ -446,7 +453,7 @@ impl<'a> ProjectView<'a> {
 
     /// How many hops of `list` are recorded (of chain v2: in its open or
     /// passed attempt).
-    pub fn hops_done(&self, list: &Name) -> usize {
+    pub fn hops_done(&self, list: &ListName) -> usize {
         if let Some(l) = self.v2.get(list) {
             return l.hops.len();
         }
@@ -457,7 +464,7 @@ impl<'a> ProjectView<'a> {
     }
 
     /// Whether every hop of `list` is recorded.
-    pub fn list_complete(&self, list: &Name) -> bool {
+    pub fn list_complete(&self, list: &ListName) -> bool {
         if let Some(l) = self.v2.get(list) {
             return l.passed.is_some();
         }
@@ -562,10 +569,11 @@ impl<'a> ProjectView<'a> {
                 .iter()
                 .chain(linker.iter())
                 .all(|m| self.fully_committed(m));
+            let mine = ListName::of(me);
             if has_list
                 && all_committed
-                && !self.announced.contains_key(me)
-                && !self.v2.contains_key(me)
+                && !self.announced.contains_key(&mine)
+                && !self.v2.contains_key(&mine)
             {
                 duties.push(Duty::AnnounceList { extract });
             }
@@ -582,7 +590,7 @@ impl<'a> ProjectView<'a> {
                     continue;
                 }
                 let previous = if i == 0 {
-                    list.clone()
+                    list.owner().clone()
                 } else {
                     hops[i - 1].clone()
                 };
@@ -623,7 +631,7 @@ impl<'a> ProjectView<'a> {
                     list: list.clone(),
                     hop: HopIndex(i as u32 + 1),
                     previous: if i == 0 {
-                        list.clone()
+                        list.owner().clone()
                     } else {
                         hops[i - 1].clone()
                     },
@@ -631,13 +639,13 @@ impl<'a> ProjectView<'a> {
                     next: hops.get(i + 1).cloned(),
                 });
             }
-            if list == me && l.attempt > 0 && l.owner_list.is_none() {
+            if list.is_owned_by(me) && l.attempt > 0 && l.owner_list.is_none() {
                 duties.push(Duty::Resend {
                     list: list.clone(),
                     attempt: l.attempt,
                 });
             }
-            if list == me && l.owner_list.is_some() && l.hops.len() == hops.len() {
+            if list.is_owned_by(me) && l.owner_list.is_some() && l.hops.len() == hops.len() {
                 duties.push(Duty::Pass {
                     list: list.clone(),
                     attempt: l.attempt,
@@ -648,9 +656,8 @@ impl<'a> ProjectView<'a> {
 
     /// The linker's duties once every list passed: link, then deliver.
     fn linker_duties(&self, duties: &mut Vec<Duty>) {
-        let participants = self.participants();
-        let all_lists =
-            !participants.is_empty() && participants.iter().all(|l| self.list_complete(l));
+        let lists = self.lists();
+        let all_lists = !lists.is_empty() && lists.iter().all(|l| self.list_complete(l));
         if all_lists && !self.linked {
             duties.push(Duty::Link);
         }
@@ -670,7 +677,7 @@ impl<'a> ProjectView<'a> {
     /// name, nothing about its values. `None` for a project stopped for
     /// another reason (the closure's reason then says why, to the
     /// researcher and the auditor).
-    pub fn failed_list(&self) -> Option<Name> {
+    pub fn failed_list(&self) -> Option<ListName> {
         let stopped = self.v2.iter().find(|(_, l)| l.stopped.is_some());
         let failed = || {
             self.v2.iter().find(|(_, l)| {

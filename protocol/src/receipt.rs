@@ -42,7 +42,7 @@ use crate::{
     refusal::{Refusal, RefusalCode},
     share::{Domain, Share},
     transcript::{Body, ProjectOrder, SignedStatement},
-    types::{Digest, Name},
+    types::{Digest, ListName, Name},
     v2::{HopError, StepKey},
 };
 
@@ -243,6 +243,11 @@ impl DeliveryPlan {
             })
     }
 
+    /// The delivered list: the source's own.
+    pub fn list(&self) -> ListName {
+        ListName::of(&self.source)
+    }
+
     /// Whether `member` must commit `K_{i,R}` in the delivery transcript.
     pub fn commits(&self, member: &Name) -> bool {
         self.key_holders.contains(member)
@@ -298,7 +303,7 @@ impl DeliveryPlan {
             };
             return Ok(StepKey::combined(
                 &self.domain(),
-                &self.source,
+                &self.list(),
                 member,
                 &share,
                 beta2,

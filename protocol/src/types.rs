@@ -122,9 +122,85 @@ name_type!(
     |c| c.is_ascii_uppercase() || c.is_ascii_digit() || matches!(c, '_' | '-')
 );
 
-/// A list is named by the register that owns it; one list per register per
-/// project.
-pub type ListName = Name;
+/// A register's list in a project. A list is named by the register that
+/// owns it (one list per register per project), so it is spelt like a
+/// [`Name`] and encodes exactly like one; the type says "this is a list",
+/// where a [`Name`] says "this is a member".
+///
+/// Convert explicitly: [`ListName::of`] is the list a register owns,
+/// [`ListName::owner`] the register that owns a list.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ListName(Name);
+
+impl ListName {
+    /// The maximum length in bytes (that of a [`Name`]).
+    pub const MAX_LEN: usize = Name::MAX_LEN;
+
+    /// The list owned by `register`.
+    pub fn of(register: &Name) -> Self {
+        Self(register.clone())
+    }
+
+    /// A register domain's stored table, as the list a re-share converts:
+    /// it is named by the domain (PROTOCOL.md §10).
+    pub fn of_domain(domain: &Name) -> Self {
+        Self(domain.clone())
+    }
+
+    /// Validates and wraps a list name (the rules of a [`Name`]).
+    ///
+    /// # Errors
+    ///
+    /// [`NameError`] as for [`Name::new`].
+    pub fn new(s: impl Into<String>) -> Result<Self, NameError> {
+        Name::new(s).map(Self)
+    }
+
+    /// The register that owns the list.
+    pub fn owner(&self) -> &Name {
+        &self.0
+    }
+
+    /// The register that owns the list, by value.
+    pub fn into_owner(self) -> Name {
+        self.0
+    }
+
+    /// Whether `register` owns this list.
+    pub fn is_owned_by(&self, register: &Name) -> bool {
+        &self.0 == register
+    }
+
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The name's bytes, as they enter hashes and AADs.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Display for ListName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+impl fmt::Debug for ListName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ListName({:?})", self.0.as_str())
+    }
+}
+
+impl core::str::FromStr for ListName {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, NameError> {
+        Self::new(s)
+    }
+}
 
 /// A person's position in a shuffled list (0-based).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
@@ -350,6 +426,39 @@ mod tests {
         assert_eq!(UnixTime(5).since(UnixTime(7)), 0);
         assert_eq!(HopIndex::OWNER.previous(), None);
         assert_eq!(HopIndex(2).previous(), Some(HopIndex(1)));
+    }
+
+    #[test]
+    fn list_names_encode_exactly_like_member_names() {
+        // A list is spelt as its owner's name, on the wire and in every
+        // signed body: the newtype changed no byte of any format.
+        let npr = Name::new("NPR").expect("valid");
+        let list = ListName::of(&npr);
+        assert_eq!(
+            postcard::to_allocvec(&list).expect("encode"),
+            postcard::to_allocvec(&npr).expect("encode")
+        );
+        let long = Name::new("N".repeat(Name::MAX_LEN)).expect("valid");
+        assert_eq!(
+            postcard::to_allocvec(&ListName::of(&long)).expect("encode"),
+            postcard::to_allocvec(&long).expect("encode")
+        );
+        let bytes = postcard::to_allocvec(&npr).expect("encode");
+        let back: ListName = postcard::from_bytes(&bytes).expect("decode");
+        assert_eq!(back, list);
+        assert_eq!(back.owner(), &npr);
+        assert!(back.is_owned_by(&npr));
+        assert_eq!(back.to_string(), "NPR");
+        assert_eq!(format!("{back:?}"), "ListName(\"NPR\")");
+        // The same validation as a member name, by hand and when decoded.
+        assert_eq!(ListName::new("npr").err(), Name::new("npr").err());
+        assert!(ListName::new("N".repeat(Name::MAX_LEN + 1)).is_err());
+        for bad in ["npr", ""] {
+            let bytes = postcard::to_allocvec(&bad).expect("encode");
+            assert!(postcard::from_bytes::<ListName>(&bytes).is_err());
+        }
+        let too_long = postcard::to_allocvec(&"N".repeat(Name::MAX_LEN + 1)).expect("encode");
+        assert!(postcard::from_bytes::<ListName>(&too_long).is_err());
     }
 
     #[test]

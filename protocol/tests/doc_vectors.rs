@@ -16,7 +16,7 @@ use kobling_protocol::{
     merkle::MerkleTree,
     seal::{encode_rows, HpkeSecretKey},
     share::{Domain, Share},
-    types::{ChunkIndex, Digest, HopIndex, Name, ProjectId},
+    types::{ChunkIndex, Digest, HopIndex, ListName, Name, Position, ProjectId},
 };
 
 fn h(b: &[u8]) -> String {
@@ -27,7 +27,7 @@ fn h(b: &[u8]) -> String {
 fn computed() -> BTreeMap<&'static str, String> {
     let mut v = BTreeMap::new();
     let project = ProjectId::new("DEMO-1").expect("valid");
-    let list = Name::new("NPR").expect("valid");
+    let list = ListName::new("NPR").expect("valid");
 
     // A synthetic test number (month + 80): never a real person.
     let id = Identifier::from_parts(1980, 1, 1, 123, IdKind::Synthetic).expect("synthetic number");
@@ -145,7 +145,7 @@ fn computed() -> BTreeMap<&'static str, String> {
     };
     v.insert("phase notice digest (DEMO-1, closed)", h(&notice.digest()));
     let named = kobling_protocol::notice::PhaseNotice {
-        failed_list: Some(Name::new("KPR").expect("valid")),
+        failed_list: Some(ListName::new("KPR").expect("valid")),
         ..notice
     };
     v.insert(
@@ -280,10 +280,10 @@ fn domain_vectors(
         .apply_chunk(
             kobling_protocol::domain::ChunkAt {
                 target: project,
-                list: &name,
+                list: &ListName::of(&name),
                 step: HopIndex(1),
                 chunk: ChunkIndex(0),
-                first_position: 0,
+                first_position: Position(0),
             },
             &[psi],
             &mut ChaCha20Rng::seed_from_u64(1),
@@ -293,7 +293,7 @@ fn domain_vectors(
     v.insert("converted (k·k_R^-1)·Psi_R = k·I", h(out[0].as_bytes()));
     let st = ConversionChunk {
         target: project,
-        list: &name,
+        list: &ListName::of(&name),
         step: HopIndex(1),
         chunk: ChunkIndex(0),
         key: k_prime,
@@ -416,7 +416,7 @@ fn pseudonymous_project_vectors(
 fn v2_vectors(
     v: &mut BTreeMap<&'static str, String>,
     project: &ProjectId,
-    list: &Name,
+    list: &ListName,
     k2: &Share,
     beta: &Share,
     [y, z, p]: [WirePoint; 3],
@@ -493,7 +493,7 @@ fn v2_vectors(
     let view = ChainView {
         header: &header,
         manifest: Digest([0; 32]),
-        owner: list,
+        owner: list.owner(),
         blinding: &blinding,
         owner_list: &owner_list,
         hops: &hops,
@@ -584,11 +584,11 @@ fn documented_vectors_are_what_the_code_computes() {
 fn strict_vectors(v: &mut BTreeMap<&'static str, String>) {
     use kobling_protocol::{
         transcript::{encode_value, Body},
-        types::Name,
+        types::ListName,
         v2::ListRetry,
     };
     let retry = Body::ListRetry(ListRetry {
-        list: Name::new("KPR").expect("valid"),
+        list: ListName::new("KPR").expect("valid"),
         attempt: 1,
     });
     v.insert(

@@ -32,7 +32,7 @@ use kobling_protocol::{
     hop::{owner_chunks, owner_step, points_root, Hop, ListContext, PointChunk},
     messages::{self, Message},
     share::Share,
-    types::{ChunkIndex, HopIndex, Name, ProjectId},
+    types::{ChunkIndex, HopIndex, ListName, Name, ProjectId},
 };
 use rand_chacha::{
     rand_core::{Rng, SeedableRng},
@@ -161,7 +161,7 @@ fn per_point(d: Duration, n: usize) -> f64 {
 pub fn hop_figures(n: usize, chunk_size: u32) -> HopFigures {
     let mut rng = ChaCha20Rng::seed_from_u64(6);
     let project = ProjectId::new("BENCH").expect("valid id");
-    let list = Name::new("SSB").expect("valid name");
+    let list = ListName::new("SSB").expect("valid name");
     let ctx = ListContext {
         project: project.clone(),
         list: list.clone(),
@@ -384,7 +384,7 @@ pub fn v2_figures(n: usize, chunk_size: u32) -> V2Figures {
     let header = ListHeader {
         domain: Domain::Project(project.clone()),
         delivery: None,
-        list: Name::new("SSB").expect("valid name"),
+        list: ListName::new("SSB").expect("valid name"),
         attempt: 0,
         mode: Mode::Optimistic,
         persons: n as u64,
@@ -473,7 +473,7 @@ pub fn v2_figures(n: usize, chunk_size: u32) -> V2Figures {
     let view = ChainView {
         header: &header,
         manifest: Digest::default(),
-        owner: &header.list,
+        owner: header.list.owner(),
         blinding: &blinding,
         owner_list: &owner_list,
         hops: &records,

@@ -24,7 +24,7 @@ use kobling_protocol::{
     hash::{hash_to_group, tags},
     hop::points_root,
     share::{Domain, Share},
-    types::{ChunkIndex, HopIndex, Name, ProjectId},
+    types::{ChunkIndex, HopIndex, ListName, Name, Position, ProjectId},
 };
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 use rayon::prelude::*;
@@ -67,7 +67,7 @@ pub fn conversion_figures(n: usize, chunk_size: u32) -> ConversionFigures {
     let project = ProjectId::new("BENCH").expect("valid id");
     let target = Domain::Project(project.clone());
     let r = Domain::Register(Name::new("RESEPT").expect("valid"));
-    let list = Name::new("RESEPT").expect("valid");
+    let list = ListName::new("RESEPT").expect("valid");
     let member = Name::new("NPR").expect("valid");
 
     // The ordinary hop: decode, multiply, compress, prove against K.
@@ -111,7 +111,7 @@ pub fn conversion_figures(n: usize, chunk_size: u32) -> ConversionFigures {
             list: &list,
             step: HopIndex(1),
             chunk: ChunkIndex(c as u64),
-            first_position: (c * size) as u64,
+            first_position: Position((c * size) as u64),
         };
         let (out, proof) = step.apply_chunk(at, chunk, &mut rng).expect("valid points");
         sent += out.len() + usize::from(proof.a != WirePoint([0; 32]));

@@ -22,7 +22,7 @@ use kobling_protocol::{
     project::{Phase, ProjectView},
     share::Domain,
     transcript::{self, Body},
-    types::{ChunkIndex, HopIndex, Name, ProjectId},
+    types::{ChunkIndex, HopIndex, ListName, Name, ProjectId},
     v2::{ChunkMsg, ListHeader, Mode},
 };
 use kobling_sim::{
@@ -32,6 +32,10 @@ use kobling_sim::{
 
 fn name(s: &str) -> Name {
     Name::new(s).expect("valid name")
+}
+
+fn list_name(s: &str) -> ListName {
+    ListName::new(s).expect("valid name")
 }
 
 struct Setup {
@@ -103,7 +107,7 @@ fn header(project: &str, list: &str, persons: u64, chunk_size: u32) -> ListHeade
     ListHeader {
         domain: Domain::Project(ProjectId::new(project).expect("valid")),
         delivery: None,
-        list: name(list),
+        list: list_name(list),
         attempt: 0,
         mode: Mode::Optimistic,
         persons,
@@ -184,7 +188,7 @@ fn assert_told(
     let manifest = net.manifest().clone();
     assert_eq!(
         ProjectView::new(&manifest, entries).failed_list(),
-        Some(name(list)),
+        Some(list_name(list)),
         "the linker's view"
     );
     net.run_for(10_000).expect("run");
@@ -198,7 +202,10 @@ fn assert_told(
             .unwrap_or_else(|| panic!("{r} holds no notice"));
         assert_eq!(
             (notice.notice.phase, notice.notice.failed_list),
-            (kobling_protocol::notice::Notified::Closed, Some(name(list))),
+            (
+                kobling_protocol::notice::Notified::Closed,
+                Some(list_name(list))
+            ),
             "{r}'s notice"
         );
     }
@@ -493,7 +500,7 @@ fn v2_duties_and_admission_follow_the_transcript() {
         )
         .expect("hop records");
     let pass = Duty::Pass {
-        list: name("NPR"),
+        list: list_name("NPR"),
         attempt: 0,
     };
     assert!(!duties(last_hop, "NPR").contains(&pass));
@@ -520,7 +527,7 @@ fn v2_duties_and_admission_follow_the_transcript() {
     let key = s.node_key("NPR");
     let chunk = |hop: u32| {
         let mut c = ChunkMsg {
-            list: name("NPR"),
+            list: list_name("NPR"),
             attempt: 0,
             statement: kobling_protocol::v2::SignedChunkStatement {
                 statement: kobling_protocol::v2::ChunkStatement {

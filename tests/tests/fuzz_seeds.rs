@@ -27,7 +27,7 @@ use kobling_protocol::{
     seal::{encode_rows, SealedItem, WrappedKey},
     share::Domain,
     transcript::{encode_file, Body, Closure, Signer, Statement},
-    types::{Digest, Name, ProjectId, UnixTime},
+    types::{Digest, ListName, Name, ProjectId, UnixTime},
 };
 use kobling_sim::population::{generate, PopulationConfig};
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
@@ -50,6 +50,10 @@ fn with_flag(flag: u8, bytes: &[u8]) -> Vec<u8> {
 
 fn name(s: &str) -> Name {
     Name::new(s).expect("valid")
+}
+
+fn list_name(s: &str) -> ListName {
+    ListName::new(s).expect("valid")
 }
 
 fn project() -> ProjectId {
@@ -82,7 +86,7 @@ fn messages() -> Vec<Message> {
     let researcher = SigningKey::from_bytes(&[7; 32]);
     let ctx = ListContext {
         project: project(),
-        list: name("NPR"),
+        list: list_name("NPR"),
         persons: 3,
         chunk_size: 2,
     };
@@ -122,7 +126,7 @@ fn messages() -> Vec<Message> {
         ),
         Message::SealedItems {
             project: project(),
-            list: name("KPR"),
+            list: list_name("KPR"),
             first: kobling_protocol::types::Position(0),
             items: BoundedVec::new(vec![SealedItem(
                 BoundedBytes::new(vec![0x5a; 80]).expect("fits"),
@@ -131,7 +135,7 @@ fn messages() -> Vec<Message> {
         },
         Message::Blinding {
             project: project(),
-            list: name("NPR"),
+            list: list_name("NPR"),
             sealed: WrappedKey {
                 enc: [4; 32],
                 ciphertext: BoundedBytes::new(vec![5; 48]).expect("fits"),
@@ -149,7 +153,7 @@ fn messages() -> Vec<Message> {
             kobling_protocol::notice::PhaseNotice {
                 project: project(),
                 phase: kobling_protocol::notice::Notified::Closed,
-                failed_list: Some(name("KPR")),
+                failed_list: Some(list_name("KPR")),
             }
             .sign(&SigningKey::from_bytes(&[9; 32])),
         ),
@@ -176,7 +180,7 @@ fn write_fuzz_seeds() {
     // Point chunks of the target's list (FUZZ-1/NPR, 3 persons, chunks of 2).
     let ctx = ListContext {
         project: project(),
-        list: name("NPR"),
+        list: list_name("NPR"),
         persons: 3,
         chunk_size: 2,
     };

@@ -21,7 +21,7 @@ use kobling_protocol::{
     seal::{seal_blinding, HpkePublicKey},
     share::{Domain, Share},
     transcript::{self, Body},
-    types::{Name, ProjectId},
+    types::{ListName, Name, ProjectId},
 };
 use kobling_sim::{
     population::{generate, Population, PopulationConfig},
@@ -75,7 +75,7 @@ fn expected_lnr(fed: &Federation, project: &str, pop: &Population) -> Vec<Lnr> {
 }
 
 /// Every point a register received or sent in a chunk, per list.
-type Views = Rc<RefCell<Vec<(Name, Name, Vec<WirePoint>)>>>;
+type Views = Rc<RefCell<Vec<(ListName, Name, Vec<WirePoint>)>>>;
 
 fn observe_registers(net: &mut Net) -> Views {
     let views: Views = Rc::default();
@@ -140,7 +140,7 @@ fn in_memory_federation_delivers_exactly_the_cohort_with_consistent_lnr() {
             .verified
             .lists
             .iter()
-            .find(|l| l.list == name(r))
+            .find(|l| l.list.is_owned_by(&name(r)))
             .expect("list");
         assert_eq!(list.persons as usize, members.len(), "{r}: persons");
         assert_eq!(
@@ -177,7 +177,7 @@ fn in_memory_federation_delivers_exactly_the_cohort_with_consistent_lnr() {
     .expect("shares")
     .into_iter()
     .collect();
-    let mut per_list: BTreeMap<Name, HashSet<WirePoint>> = BTreeMap::new();
+    let mut per_list: BTreeMap<ListName, HashSet<WirePoint>> = BTreeMap::new();
     for (list, _viewer, seen) in views.borrow().iter() {
         for p in seen {
             assert!(
@@ -286,7 +286,7 @@ fn a_hop_that_forwards_points_other_than_its_committed_step_is_caught_by_the_nex
         let mut net = fed
             .start(config.chunk_size, config.faults, config.seed)
             .expect("nodes");
-        let (cheat_name, npr) = (name(cheat), name("NPR"));
+        let (cheat_name, npr) = (name(cheat), ListName::new("NPR").expect("valid name"));
         net.tamper(Box::new(move |from, _to, msg| {
             if let Message::ChunkV2 { chunk, .. } = msg {
                 if *from == cheat_name && chunk.list == npr {

@@ -5,12 +5,16 @@ use kobling_node::testing::{Faults, Federation, ProjectConfig};
 use kobling_protocol::{
     project::{Duty, ProjectView},
     transcript::{Body, Entry},
-    types::{HopIndex, Name},
+    types::{HopIndex, ListName, Name},
 };
 use kobling_sim::population::{generate, PopulationConfig};
 
 fn name(s: &str) -> Name {
     Name::new(s).expect("valid")
+}
+
+fn list_name(s: &str) -> ListName {
+    ListName::new(s).expect("valid")
 }
 
 fn first(entries: &[Entry], pred: impl Fn(&Body) -> bool) -> usize {
@@ -100,12 +104,12 @@ fn duties_follow_the_lifecycle() {
     // After NPR's announcement, KPR is hop 1 of NPR's list: NPR → KPR → SSB → LINKER.
     let npr_announced = first(
         entries,
-        |b| matches!(b, Body::ListAnnounced(a) if a.list == name("NPR")),
+        |b| matches!(b, Body::ListAnnounced(a) if a.list == list_name("NPR")),
     );
     let kpr = duties(npr_announced + 1, "KPR");
     assert!(
         kpr.contains(&Duty::Step {
-            list: name("NPR"),
+            list: list_name("NPR"),
             hop: HopIndex(1),
             previous: name("NPR"),
             previous_key: None,
@@ -116,7 +120,7 @@ fn duties_follow_the_lifecycle() {
     let linker = duties(npr_announced + 1, "LINKER");
     assert!(
         linker.iter().any(
-            |d| matches!(d, Duty::Step { list, hop: HopIndex(3), next: None, .. } if *list == name("NPR"))
+            |d| matches!(d, Duty::Step { list, hop: HopIndex(3), next: None, .. } if *list == list_name("NPR"))
         ),
         "{linker:?}"
     );
@@ -149,7 +153,7 @@ fn admission_follows_the_transcript() {
     let code = |r: Result<(), kobling_protocol::refusal::Refusal>| r.err().map(|r| r.code);
     let items = |first: u64, n: usize| Message::SealedItems {
         project: project.clone(),
-        list: name("NPR"),
+        list: list_name("NPR"),
         first: Position(first),
         items: BoundedVec::new(vec![
             SealedItem(
@@ -162,7 +166,7 @@ fn admission_follows_the_transcript() {
     let npr = Origin::Member(name("NPR"));
     let announced = first(
         entries,
-        |b| matches!(b, Body::ListAnnounced(a) if a.list == name("NPR")),
+        |b| matches!(b, Body::ListAnnounced(a) if a.list == list_name("NPR")),
     );
     let persons = match &entries[announced].signed.statement.body {
         Body::ListAnnounced(a) => a.persons,
@@ -194,7 +198,7 @@ fn admission_follows_the_transcript() {
     let chunk = |hop: u32| {
         Message::Points(PointChunk {
             project: project.clone(),
-            list: name("NPR"),
+            list: list_name("NPR"),
             hop: HopIndex(hop),
             chunk: ChunkIndex(0),
             input: BoundedVec::default(),
@@ -220,11 +224,11 @@ fn admission_follows_the_transcript() {
         Some(RefusalCode::BadChunk)
     );
     assert_eq!(
-        v.chunk_recipient(&name("NPR"), HopIndex(0)),
+        v.chunk_recipient(&list_name("NPR"), HopIndex(0)),
         Some(name("KPR"))
     );
     assert_eq!(
-        v.chunk_recipient(&name("NPR"), HopIndex(2)),
+        v.chunk_recipient(&list_name("NPR"), HopIndex(2)),
         Some(name("LINKER"))
     );
 

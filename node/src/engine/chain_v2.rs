@@ -39,7 +39,7 @@ use kobling_protocol::{
     refusal::RefusalCode,
     seal::{open_blinding, HpkeSecretKey},
     transcript::{self, Body, ListAnnouncement},
-    types::{ChunkIndex, HopIndex, Name, ProjectId},
+    types::{ChunkIndex, HopIndex, ListName, Name, ProjectId},
     v2::{ChunkDigests, ChunkMsg, LinkerHop, ListAnnouncementV2, RegisterHop, StepKey},
 };
 
@@ -71,8 +71,8 @@ const STOP_SENT: &str = "stop-sent";
 /// store's records after a restart or a cache miss).
 #[derive(Default)]
 pub(super) struct Hops {
-    register: BTreeMap<(ProjectId, Name, u32), RegisterHop>,
-    linker: BTreeMap<(ProjectId, Name, u32), LinkerHop>,
+    register: BTreeMap<(ProjectId, ListName, u32), RegisterHop>,
+    linker: BTreeMap<(ProjectId, ListName, u32), LinkerHop>,
 }
 
 /// The `hops` table's key of hop `hop` in attempt `attempt`.
@@ -165,7 +165,7 @@ impl Engine {
             return Err(not_ready(format!("chunk {c} before chunk {done}")));
         }
         let header = l.header(super::delivery_run::key_domain(&view, project));
-        let mut senders = vec![self.node_key(&list)?];
+        let mut senders = vec![self.node_key(list.owner())?];
         for member in &hops[..from_hop] {
             senders.push(self.node_key(member)?);
         }
@@ -357,7 +357,7 @@ impl Engine {
     fn open_list_blinding(
         &mut self,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
     ) -> Outcome<kobling_protocol::share::Share> {
         let wrapped = self.kept_blinding(project, list)?;
         let hpke = HpkeSecretKey::from_bytes(*self.keystore.x25519_secret_bytes());
@@ -366,7 +366,7 @@ impl Engine {
     }
 
     /// The final points of a list stored so far, in position order.
-    fn final_points_of(&mut self, project: &ProjectId, list: &Name) -> Outcome<Vec<WirePoint>> {
+    fn final_points_of(&mut self, project: &ProjectId, list: &ListName) -> Outcome<Vec<WirePoint>> {
         let mut points = Vec::new();
         self.store.transaction(|tx| {
             tx.for_each_blob(LinkerTable::Final, project, list, |b| {
@@ -381,7 +381,7 @@ impl Engine {
 }
 
 /// The list an announcement with no person announces (v1 or v2).
-pub(super) fn empty_list(body: &Body) -> Option<Name> {
+pub(super) fn empty_list(body: &Body) -> Option<ListName> {
     match body {
         Body::ListAnnouncedV2(a) if a.persons == 0 => Some(a.list.clone()),
         Body::ListAnnounced(a) if a.persons == 0 => Some(a.list.clone()),
@@ -392,7 +392,7 @@ pub(super) fn empty_list(body: &Body) -> Option<Name> {
 /// Who a hop record says it is (kept when the record itself is moved
 /// into the transcript).
 pub(super) struct HopOf {
-    pub(super) list: Name,
+    pub(super) list: ListName,
     attempt: u32,
     hop: HopIndex,
     member: Name,

@@ -19,7 +19,7 @@ use kobling_protocol::{
     refusal::RefusalCode,
     seal::HpkeSecretKey,
     transcript,
-    types::{Name, ProjectId, UnixTime},
+    types::{ListName, Name, ProjectId, UnixTime},
 };
 use rand_chacha::rand_core::Rng;
 
@@ -68,11 +68,11 @@ impl Engine {
     pub(super) fn holder_header(
         &mut self,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
     ) -> Outcome<Vec<Message>> {
         let (entries, plan) = self.held_delivery(project)?;
         let view = ProjectView::new(&self.manifest, &entries);
-        if *list != plan.source || view.final_root(list).is_none() {
+        if !list.is_owned_by(&plan.source) || view.final_root(list).is_none() {
             return Err(refuse(
                 RefusalCode::Delivery,
                 format!(
@@ -97,7 +97,7 @@ impl Engine {
     pub(super) fn holder_items(
         &mut self,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
         items: &[DeliveredItem],
         now: UnixTime,
     ) -> Outcome<Vec<Message>> {

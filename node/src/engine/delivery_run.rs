@@ -35,7 +35,7 @@ use kobling_protocol::{
     seal::{open_blinding, open_blinding_part, BlindingPart, HpkeSecretKey, WrappedKey},
     share::Domain,
     transcript::{self, Approval, Body, DeliveryRecord, ProjectOrder, Trailer},
-    types::{Name, ProjectId, UnixTime},
+    types::{ListName, ProjectId, UnixTime},
 };
 use rand_chacha::rand_core::Rng;
 
@@ -219,11 +219,11 @@ impl Engine {
     pub(super) fn delivery_blinding(
         &mut self,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
         sealed: &WrappedKey,
     ) -> Outcome<Vec<Message>> {
         let (_, plan) = self.delivery_here(project)?;
-        if *list != plan.source {
+        if !list.is_owned_by(&plan.source) {
             return Err(refuse(
                 RefusalCode::UnknownList,
                 format!("delivery {project} has no list {list}"),
@@ -253,9 +253,9 @@ impl Engine {
     ) -> Outcome<kobling_protocol::share::Share> {
         let sk = HpkeSecretKey::from_bytes(*self.keystore.x25519_secret_bytes());
         let opened = if plan.split {
-            open_blinding_part(&sk, project, &plan.source, BlindingPart::First, sealed)
+            open_blinding_part(&sk, project, &plan.list(), BlindingPart::First, sealed)
         } else {
-            open_blinding(&sk, project, &plan.source, sealed)
+            open_blinding(&sk, project, &plan.list(), sealed)
         };
         opened.map_err(|_| {
             refuse(
@@ -275,7 +275,7 @@ impl Engine {
         sealed: &WrappedKey,
     ) -> Outcome<kobling_protocol::share::Share> {
         let sk = HpkeSecretKey::from_bytes(*self.keystore.x25519_secret_bytes());
-        open_blinding_part(&sk, project, &plan.source, BlindingPart::Second, sealed).map_err(|_| {
+        open_blinding_part(&sk, project, &plan.list(), BlindingPart::Second, sealed).map_err(|_| {
             refuse(
                 RefusalCode::Blinding,
                 format!("delivery {project}: β₂ does not open with this node's key"),
@@ -290,7 +290,7 @@ impl Engine {
         &mut self,
         view: &ProjectView<'_>,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
         share: kobling_protocol::share::Share,
     ) -> Outcome<kobling_protocol::v2::StepKey> {
         let Some(plan) = view

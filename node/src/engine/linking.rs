@@ -13,7 +13,7 @@ use kobling_protocol::{
     refusal::RefusalCode,
     seal::{open_blinding, HpkeSecretKey, SealedItem, WrappedKey},
     transcript::{self, Body, Closure},
-    types::{Name, Position, ProjectId, UnixTime},
+    types::{ListName, Position, ProjectId, UnixTime},
 };
 
 use super::{
@@ -33,7 +33,7 @@ impl Engine {
     pub(super) fn store_blinding(
         &mut self,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
         sealed: &WrappedKey,
         now: UnixTime,
     ) -> Outcome<Vec<Message>> {
@@ -69,7 +69,7 @@ impl Engine {
     pub(super) fn keep_blinding(
         &mut self,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
         sealed: &WrappedKey,
     ) -> Outcome<()> {
         Ok(self.store.transaction(|tx| {
@@ -88,7 +88,7 @@ impl Engine {
     pub(super) fn kept_blinding(
         &mut self,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
     ) -> Outcome<WrappedKey> {
         let sealed = self
             .store
@@ -106,7 +106,7 @@ impl Engine {
     pub(super) fn store_sealed(
         &mut self,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
         first: Position,
         items: Vec<SealedItem>,
     ) -> Outcome<Vec<Message>> {
@@ -145,7 +145,7 @@ impl Engine {
     }
 
     /// A list's final points, in position order.
-    fn final_points(&mut self, project: &ProjectId, list: &Name) -> Outcome<Vec<WirePoint>> {
+    fn final_points(&mut self, project: &ProjectId, list: &ListName) -> Outcome<Vec<WirePoint>> {
         let mut points = Vec::new();
         for bytes in self
             .store
@@ -163,16 +163,16 @@ impl Engine {
         &mut self,
         project: &ProjectId,
         view: &ProjectView<'_>,
-    ) -> Outcome<(Cohort, Linkage, BTreeMap<Name, Vec<WirePoint>>)> {
+    ) -> Outcome<(Cohort, Linkage, BTreeMap<ListName, Vec<WirePoint>>)> {
         let order = view.order().ok_or_else(|| not_ready("no order"))?;
         let cohort =
             Cohort::parse(&order.cohort).map_err(|e| refuse(RefusalCode::Order, e.to_string()))?;
         let mut finals = BTreeMap::new();
-        for list in order.register_names() {
+        for list in order.lists() {
             let points = self.final_points(project, &list)?;
             finals.insert(list, points);
         }
-        let lists: Vec<(Name, &[WirePoint])> = finals
+        let lists: Vec<(ListName, &[WirePoint])> = finals
             .iter()
             .map(|(n, p)| (n.clone(), p.as_slice()))
             .collect();

@@ -12,7 +12,7 @@ use kobling_protocol::{
     refusal::RefusalCode,
     seal::HpkePublicKey,
     transcript::Body,
-    types::{Digest, ProjectId, UnixTime},
+    types::{Digest, ListName, ProjectId, UnixTime},
 };
 use rand_chacha::rand_core::Rng;
 use zeroize::Zeroizing;
@@ -131,7 +131,7 @@ impl Engine {
         let linker_key = HpkePublicKey::from_bytes(beta_key)
             .map_err(|e| refuse(RefusalCode::Manifest, e.to_string()))?;
         let first_hop = view
-            .hops_of(&self.me)
+            .hops_of(&ListName::of(&self.me))
             .first()
             .cloned()
             .unwrap_or_else(|| linker.name.clone());
@@ -211,6 +211,7 @@ impl Engine {
         };
         let signed = self.sign(project, body, now);
         let me = self.me.clone();
+        let list = ListName::of(&me);
         let queued = self.store.transaction(|tx| {
             if !tx.mark(project, Step::Announce)? {
                 return Ok::<_, Refused>(false);
@@ -223,7 +224,7 @@ impl Engine {
                     hop1,
                     &Message::Blinding {
                         project: project.clone(),
-                        list: me.clone(),
+                        list: list.clone(),
                         sealed: second.sealed.clone(),
                     },
                 )?;
@@ -239,7 +240,7 @@ impl Engine {
                     {
                         tx.put_v2(
                             project,
-                            &me,
+                            &list,
                             super::chain_v2::KEPT_Y,
                             chunk.statement.statement.chunk.0,
                             &kobling_protocol::transcript::encode_value(&chunk.points),
@@ -259,7 +260,7 @@ impl Engine {
                 &beta_to,
                 &Message::Blinding {
                     project: project.clone(),
-                    list: me,
+                    list,
                     sealed: blinding,
                 },
             )?;

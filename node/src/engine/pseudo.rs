@@ -114,7 +114,7 @@ impl Engine {
         &self,
         view: &ProjectView<'_>,
         project: &ProjectId,
-        list: &kobling_protocol::types::Name,
+        list: &kobling_protocol::types::ListName,
     ) -> Outcome<Share> {
         let share = self
             .keystore

@@ -117,7 +117,7 @@ impl Engine {
             return Err(ReceiptError::NotHolder(plan.spec.name.clone()));
         }
         let sk = HpkeSecretKey::from_bytes(*self.keystore.x25519_secret_bytes());
-        let (project, source) = (&order.project, &plan.source);
+        let (project, source) = (&order.project, &plan.list());
         let beta = if plan.split {
             open_blinding_part(&sk, project, source, BlindingPart::First, &list.blinding)
         } else {

@@ -3,7 +3,7 @@
 //! and chain v2's blobs (`chain_v2`). Tables are created with the store's own
 //! schema (`store.rs`).
 
-use kobling_protocol::types::{Name, ProjectId};
+use kobling_protocol::types::{ListName, ProjectId};
 use rusqlite::{params, OptionalExtension};
 
 use super::{StoreError, Tx};
@@ -13,7 +13,7 @@ impl Tx<'_> {
     pub(crate) fn hop(
         &self,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
         hop: u32,
     ) -> Result<Option<(Vec<u8>, bool)>, StoreError> {
         Ok(self
@@ -30,7 +30,7 @@ impl Tx<'_> {
     pub(crate) fn put_hop(
         &self,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
         hop: u32,
         records: &[u8],
         done: bool,
@@ -53,7 +53,7 @@ impl Tx<'_> {
         &self,
         table: LinkerTable,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
         key: u64,
         bytes: &[u8],
     ) -> Result<(), StoreError> {
@@ -77,7 +77,7 @@ impl Tx<'_> {
         &self,
         table: LinkerTable,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut out = Vec::new();
         self.for_each_blob(table, project, list, |b| {
@@ -93,7 +93,7 @@ impl Tx<'_> {
         &self,
         table: LinkerTable,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
         mut f: impl FnMut(&[u8]) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let sql = match table {
@@ -118,7 +118,7 @@ impl Tx<'_> {
     pub(crate) fn put_v2(
         &self,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
         kind: &str,
         key: u64,
         bytes: &[u8],
@@ -135,7 +135,7 @@ impl Tx<'_> {
     pub(crate) fn for_each_v2(
         &self,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
         kind: &str,
         mut f: impl FnMut(u64, &[u8]) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
@@ -156,7 +156,11 @@ impl Tx<'_> {
 
     /// Discards a list's final pseudonyms (a failed attempt's output,
     /// before the strict attempt writes its own).
-    pub(crate) fn delete_finals(&self, project: &ProjectId, list: &Name) -> Result<(), StoreError> {
+    pub(crate) fn delete_finals(
+        &self,
+        project: &ProjectId,
+        list: &ListName,
+    ) -> Result<(), StoreError> {
         self.0.execute(
             "DELETE FROM finals WHERE project = ?1 AND list = ?2",
             params![project.as_str(), list.as_str()],
@@ -168,7 +172,7 @@ impl Tx<'_> {
     pub(crate) fn delete_v2_key(
         &self,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
         kind: &str,
         key: u64,
     ) -> Result<(), StoreError> {
@@ -183,7 +187,7 @@ impl Tx<'_> {
     pub(crate) fn delete_v2(
         &self,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
         kind: &str,
     ) -> Result<(), StoreError> {
         self.0.execute(

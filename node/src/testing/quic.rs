@@ -137,7 +137,7 @@ pub fn open_delivery(
         tables: delivered
             .tables
             .into_iter()
-            .map(|(list, t)| (list, t.rows))
+            .map(|(list, t)| (list.into_owner(), t.rows))
             .collect(),
         verified: delivered.verified,
         transcript_file: delivered.transcript,

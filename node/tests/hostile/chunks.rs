@@ -9,7 +9,7 @@
 use ed25519_dalek::SigningKey;
 use kobling_protocol::{bounded::BoundedVec, v2::ChunkMsg};
 
-use crate::{attack, chunk_to, harness::name, to_ssb, Message, Shared, P1};
+use crate::{attack, chunk_to, harness::list_name, to_ssb, Message, Shared, P1};
 use kobling_protocol::types::{ChunkIndex, HopIndex};
 
 /// `c` re-signed by KPR (its statement as edited).
@@ -114,7 +114,7 @@ fn a_chunk_of_an_unknown_project_is_refused() {
 fn a_chunk_of_an_unknown_list_is_refused() {
     attack(|s| async move {
         let mut c = s.honest.clone();
-        c.list = name("LINKER");
+        c.list = list_name("LINKER");
         assert_eq!(to_ssb(s, chunk_to(P1, c)).await, "unknown-list");
     });
 }

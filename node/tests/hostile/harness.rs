@@ -28,7 +28,7 @@ use kobling_protocol::{
     manifest::Manifest,
     messages::{Action, Message},
     transcript::{Body, ProjectOrder},
-    types::{Name, ProjectId},
+    types::{ListName, Name, ProjectId},
 };
 use kobling_sim::{
     population::{generate, Extract, Population, PopulationConfig},
@@ -48,6 +48,10 @@ pub(crate) const LIVENESS: Duration = Duration::from_secs(120);
 
 pub(crate) fn name(s: &str) -> Name {
     Name::new(s).expect("valid name")
+}
+
+pub(crate) fn list_name(s: &str) -> ListName {
+    ListName::new(s).expect("valid name")
 }
 
 pub(crate) fn pid(s: &str) -> ProjectId {

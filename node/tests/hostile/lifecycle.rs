@@ -17,7 +17,7 @@ use tokio::sync::OnceCell;
 
 use crate::{
     attack, first_chunk, from_kpr,
-    harness::{name, pid, REGISTERS},
+    harness::{list_name, name, pid, REGISTERS},
     to_ssb, Shared,
 };
 
@@ -97,7 +97,7 @@ fn sealed_items_for_a_closed_project_are_refused() {
         closed(s).await;
         let kpr_items = Message::SealedItems {
             project: pid(P3),
-            list: name("KPR"),
+            list: list_name("KPR"),
             first: Position(0),
             items: BoundedVec::new(vec![SealedItem(
                 BoundedBytes::new(vec![0; 256]).expect("fits"),

@@ -47,7 +47,7 @@ use kobling_protocol::{
 };
 use tokio::runtime::Runtime;
 
-use harness::{lock, name, pid, Fed, Logs, REGISTERS};
+use harness::{list_name, lock, name, pid, Fed, Logs, REGISTERS};
 
 /// The project whose chunk KPR holds.
 pub(crate) const P1: &str = "HOSTILE-1";
@@ -90,7 +90,7 @@ fn shared() -> &'static Shared {
             let header = {
                 let entries = lock(&fed.kpr.engine).transcript(&pid(P1)).expect("entries");
                 let view = kobling_protocol::project::ProjectView::new(&fed.manifest, &entries);
-                view.v2_list(&name("NPR"))
+                view.v2_list(&list_name("NPR"))
                     .expect("NPR's list is announced at KPR")
                     .header(Domain::Project(pid(P1)))
             };

@@ -16,7 +16,7 @@ use kobling_protocol::{
 
 use crate::{
     attack, from_kpr,
-    harness::{name, pid},
+    harness::{list_name, name, pid},
     P1,
 };
 
@@ -96,7 +96,7 @@ fn another_owners_list_blinding_is_unexpected() {
         };
         let blinding = Message::Blinding {
             project: pid(P1),
-            list: name("NPR"),
+            list: list_name("NPR"),
             sealed: wrapped,
         };
         assert_eq!(
@@ -112,7 +112,7 @@ fn another_owners_sealed_items_are_unexpected() {
     attack(|s| async move {
         let items = Message::SealedItems {
             project: pid(P1),
-            list: name("NPR"),
+            list: list_name("NPR"),
             first: Position(0),
             items: BoundedVec::new(vec![SealedItem(
                 BoundedBytes::new(vec![0; 256]).expect("fits"),

@@ -20,7 +20,7 @@ use kobling_protocol::{
 
 use crate::{
     attack, chunk_to,
-    harness::{name, pid, settings},
+    harness::{list_name, name, pid, settings},
     P1,
 };
 use kobling_protocol::types::{ChunkIndex, HopIndex};
@@ -110,7 +110,7 @@ fn a_chunk_over_the_point_limit_closes_the_connection() {
     attack(|s| async move {
         let v1_chunk = PointChunk {
             project: pid(P1),
-            list: name("NPR"),
+            list: list_name("NPR"),
             hop: HopIndex(1),
             chunk: ChunkIndex(0),
             input: BoundedVec::default(),

@@ -25,7 +25,7 @@ use crate::{
     hash::framed_sha3,
     merkle::{leaf_hash, InclusionProof, MerkleError, MerkleTree},
     share::{Domain, Share},
-    types::{Digest, Name, Position},
+    types::{Digest, ListName, Position},
 };
 
 /// The tag of [`FinalSaltKey::from_share`].
@@ -61,7 +61,7 @@ impl FinalSaltKey {
     }
 
     /// `salt_t = framed_sha3(FINAL_SALT, [key, domain, list, le64(t)])`.
-    pub fn salt(&self, domain: &Domain, list: &Name, position: u64) -> [u8; 32] {
+    pub fn salt(&self, domain: &Domain, list: &ListName, position: u64) -> [u8; 32] {
         framed_sha3(
             crate::v2::tags::FINAL_SALT,
             &[
@@ -87,7 +87,7 @@ pub fn salted_leaf_hash(salt: &[u8; 32], point: &WirePoint) -> Digest {
 pub fn salted_final_tree(
     key: &FinalSaltKey,
     domain: &Domain,
-    list: &Name,
+    list: &ListName,
     points: &[WirePoint],
 ) -> MerkleTree {
     let leaves = points
@@ -116,7 +116,7 @@ pub fn salted_point_proof(
     tree: &MerkleTree,
     key: &FinalSaltKey,
     domain: &Domain,
-    list: &Name,
+    list: &ListName,
     position: Position,
 ) -> Result<SaltedPointProof, MerkleError> {
     Ok(SaltedPointProof {
@@ -132,7 +132,7 @@ pub fn salted_point_proof(
 ///
 /// [`DeliveryError::PointProof`].
 pub fn verify_salted_point(
-    list: &Name,
+    list: &ListName,
     position: Position,
     point: &WirePoint,
     proof: &SaltedPointProof,
@@ -177,8 +177,8 @@ mod tests {
         let domain = Domain::Project(ProjectId::new("P").expect("valid"));
         let key = FinalSaltKey::from_secret_bytes([7; 32]);
         let (npr, kpr) = (
-            Name::new("NPR").expect("valid"),
-            Name::new("KPR").expect("valid"),
+            ListName::new("NPR").expect("valid"),
+            ListName::new("KPR").expect("valid"),
         );
         // Both lists hold persons 0..64, in different orders; persons
         // 0..8 are delivered from both.
@@ -191,7 +191,7 @@ mod tests {
             salted_final_tree(&key, &domain, &npr, &a),
             salted_final_tree(&key, &domain, &kpr, &b),
         );
-        let proofs = |t: &MerkleTree, list: &Name, pts: &[WirePoint], at: &[u64]| {
+        let proofs = |t: &MerkleTree, list: &ListName, pts: &[WirePoint], at: &[u64]| {
             at.iter()
                 .map(|&i| {
                     let p = salted_point_proof(t, &key, &domain, list, Position(i)).expect("in");
@@ -226,7 +226,7 @@ mod tests {
     fn a_salted_proof_fails_with_another_point_salt_or_position() {
         let domain = Domain::Project(ProjectId::new("P").expect("valid"));
         let key = FinalSaltKey::from_secret_bytes([9; 32]);
-        let list = Name::new("NPR").expect("valid");
+        let list = ListName::new("NPR").expect("valid");
         let pts: Vec<WirePoint> = (0..10).map(person).collect();
         let t = salted_final_tree(&key, &domain, &list, &pts);
         let p = salted_point_proof(&t, &key, &domain, &list, Position(3)).expect("in");

@@ -33,7 +33,7 @@ use crate::{
     group::WirePoint,
     hash::framed_sha3,
     share::{Domain, Share},
-    types::{ChunkIndex, Digest, HopIndex, Name},
+    types::{ChunkIndex, Digest, HopIndex, ListName, Name, Position},
     v2::{
         chunk_digest,
         hop::{step_key_context, verify_step_key},
@@ -201,7 +201,7 @@ impl ConversionKey {
     pub fn into_linker_step<R: CryptoRng + ?Sized>(
         self,
         target: &Domain,
-        list: &Name,
+        list: &ListName,
         member: &Name,
         blinding: &Share,
         blinding_commitment: &WirePoint,
@@ -255,7 +255,7 @@ impl ConversionKey {
     pub fn into_v2_linker_step<R: CryptoRng + ?Sized>(
         self,
         target: &Domain,
-        list: &Name,
+        list: &ListName,
         member: &Name,
         blinding: &Share,
         blinding_commitment: &WirePoint,
@@ -307,13 +307,13 @@ pub struct ChunkAt<'a> {
     /// The target domain.
     pub target: &'a Domain,
     /// The list.
-    pub list: &'a Name,
+    pub list: &'a ListName,
     /// The step's index in the list's chain.
     pub step: HopIndex,
     /// The chunk index.
     pub chunk: ChunkIndex,
     /// The list position of the chunk's first point (for errors).
-    pub first_position: u64,
+    pub first_position: Position,
 }
 
 /// What a conversion chunk proof is about.
@@ -322,7 +322,7 @@ pub struct ChunkStatement<'a> {
     /// The target domain (the project; the register domain for a re-share).
     pub target: &'a Domain,
     /// The list.
-    pub list: &'a Name,
+    pub list: &'a ListName,
     /// The step's index in the list's chain.
     pub step: HopIndex,
     /// The chunk index.
@@ -391,7 +391,7 @@ impl ConversionStep {
         input: &[WirePoint],
         rng: &mut R,
     ) -> Result<(Vec<WirePoint>, ChunkProof), ConversionError> {
-        let decoded = chain::decode_points(input, at.first_position)?;
+        let decoded = chain::decode_points(input, at.first_position.0)?;
         let output = chain::multiply_decoded(&self.share, &decoded);
         let st = ChunkStatement {
             target: at.target,
@@ -436,7 +436,7 @@ pub fn verify_step(
     ctx: ConversionContext<'_>,
     committed_from: &WirePoint,
     committed_to: &WirePoint,
-    list: &Name,
+    list: &ListName,
     announced_blinding: Option<&WirePoint>,
     proofs: &StepProofs,
 ) -> Result<WirePoint, ConversionError> {

@@ -34,7 +34,7 @@ use crate::{
     manifest::Manifest,
     share::Domain,
     transcript::ProjectOrder,
-    types::{Name, ProjectId},
+    types::{ListName, Name, ProjectId},
 };
 
 /// One register's list keyed by a register domain (an entry of
@@ -160,10 +160,10 @@ pub fn member_registers(manifest: &Manifest, order: &ProjectOrder) -> Vec<Name> 
 pub fn converting_domain<'o>(
     manifest: &Manifest,
     order: &'o ProjectOrder,
-    list: &Name,
+    list: &ListName,
     member: &Name,
 ) -> Option<&'o Name> {
-    let domain = order.list_domain(list)?;
+    let domain = order.list_domain(list.owner())?;
     manifest
         .domain(domain)
         .filter(|spec| spec.is_key_holder(manifest, member))

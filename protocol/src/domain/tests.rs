@@ -23,7 +23,7 @@ use crate::{
     manifest::{tests::member, Ed25519Key, Manifest, Role},
     share::{Domain, Share},
     transcript::Sig,
-    types::{ChunkIndex, Digest, HopIndex, Name, ProjectId},
+    types::{ChunkIndex, Digest, HopIndex, ListName, Name, Position, ProjectId},
     v2::{chunk_digest, hop::verify_step_key, SplitBlinding, StepKey},
 };
 
@@ -117,7 +117,7 @@ fn deliver_from_outside(w: &World, persons: &[u64], rng: &mut ChaCha20Rng) -> Ve
     // Hop 1 combines its share with β₂⁻¹, proven against D₂.
     let hop1 = StepKey::combined(
         &w.r,
-        &n("APOTEK"),
+        &ListName::new("APOTEK").expect("valid"),
         &w.npr.name,
         &w.npr.share(&w.r),
         split.second(),
@@ -166,7 +166,7 @@ fn no_key_holder_can_run_a_dictionary_on_a_delivery() {
     let y = chain::multiply_decoded(&split.owner_step(), &identity_points(&persons));
     let hop1 = StepKey::combined(
         &w.r,
-        &n("APOTEK"),
+        &ListName::new("APOTEK").expect("valid"),
         &w.npr.name,
         &w.npr.share(&w.r),
         split.second(),
@@ -260,7 +260,7 @@ fn different_domains_give_unrelated_pseudonyms() {
 struct ProjectRun<'a> {
     w: &'a World,
     p: Domain,
-    list: Name,
+    list: ListName,
 }
 
 impl ProjectRun<'_> {
@@ -306,7 +306,7 @@ impl ProjectRun<'_> {
             list: &self.list,
             step: HopIndex(step),
             chunk: ChunkIndex(0),
-            first_position: 0,
+            first_position: Position(0),
         };
         let (out, proof) = conv.apply_chunk(at, input, rng).expect("valid points");
         let (kr, kp) = self.committed(m);
@@ -373,7 +373,7 @@ fn a_pseudonymous_list_converted_by_every_key_holder_links_with_the_fnr_lists() 
     let run = ProjectRun {
         w: &w,
         p: Domain::Project(ProjectId::new("P-1").expect("valid")),
-        list: n("RESEPT"),
+        list: ListName::new("RESEPT").expect("valid"),
     };
     let p = &run.p;
     // Holder's owner step: (β·k_{H,p})·Ψ_R(x).
@@ -409,7 +409,7 @@ fn a_pseudonymous_list_converted_by_every_key_holder_links_with_the_fnr_lists() 
 struct AttackSetup {
     w: World,
     p: Domain,
-    list: Name,
+    list: ListName,
     kr: WirePoint,
     kp: WirePoint,
 }
@@ -421,7 +421,7 @@ fn attack_setup() -> AttackSetup {
     AttackSetup {
         w,
         p,
-        list: n("RESEPT"),
+        list: ListName::new("RESEPT").expect("valid"),
         kr,
         kp,
     }
@@ -646,7 +646,7 @@ fn a_chunk_converted_with_another_scalar_is_refused() {
         list: &s.list,
         step: HopIndex(2),
         chunk: ChunkIndex(0),
-        first_position: 0,
+        first_position: Position(0),
     };
     let (out, proof) = honest.apply_chunk(at, &input, &mut rng).expect("valid");
     let st = |out: &[WirePoint]| ChunkStatement {
@@ -723,10 +723,10 @@ fn after_a_reshare_every_stored_pseudonym_matches_a_new_delivery() {
     let blinded = apply(&gamma, &table);
     let at = ChunkAt {
         target: &w.r,
-        list: &w.resept.name,
+        list: &ListName::of_domain(&w.resept.name),
         step: HopIndex(1),
         chunk: ChunkIndex(0),
-        first_position: 0,
+        first_position: Position(0),
     };
     let (converted, proof) = step.apply_chunk(at, &blinded, &mut rng).expect("valid");
     // The holder checks the step against the committed old key.
@@ -734,14 +734,14 @@ fn after_a_reshare_every_stored_pseudonym_matches_a_new_delivery() {
         ctx,
         &old_key,
         &new.commitment(),
-        &w.resept.name,
+        &ListName::of_domain(&w.resept.name),
         None,
         &step.proofs(),
     )
     .expect("bound");
     let st = ChunkStatement {
         target: &w.r,
-        list: &w.resept.name,
+        list: &ListName::of_domain(&w.resept.name),
         step: HopIndex(1),
         chunk: ChunkIndex(0),
         key,
@@ -1078,7 +1078,7 @@ fn a_pseudonymous_list_passes_chain_v2_with_conversion_steps() {
         .map(|p| *p.decode().expect("valid").inner())
         .collect();
     let p = Domain::Project(ProjectId::new("P-V2").expect("valid"));
-    let list = n("RESEPT");
+    let list = ListName::new("RESEPT").expect("valid");
     let sign = |i: u8| SigningKey::from_bytes(&[i; 32]);
     let holder_sign = sign(40);
     let hop_signs = [sign(41), sign(42), sign(43)];

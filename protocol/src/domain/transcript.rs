@@ -34,7 +34,7 @@ use crate::{
     hash::framed_sha3,
     manifest::{Ed25519Key, Manifest},
     transcript::{encode_value, verify_signature, Sig},
-    types::{Digest, Name},
+    types::{Digest, ListName, Name},
 };
 
 /// Domain-separation tags of the domain transcript.
@@ -585,7 +585,7 @@ fn reshare(
         ctx,
         &old_key,
         &binding.to_key,
-        &state.domain,
+        &ListName::of_domain(&state.domain),
         None,
         &StepProofs {
             binding: *binding,

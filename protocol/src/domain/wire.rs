@@ -46,7 +46,7 @@ use crate::{
     refusal::{Refusal, RefusalCode},
     share::Domain,
     transcript::{encode_value, verify_signature, Sig},
-    types::{ChunkIndex, Digest, HopIndex, Name, UnixTime},
+    types::{ChunkIndex, Digest, HopIndex, ListName, Name, UnixTime},
     v2::chunk_digest,
 };
 
@@ -351,11 +351,12 @@ pub fn verify_reshare_page(
     if to_key.is_some_and(|k| *k != binding.to_key) || binding.to_key == *committed {
         return Err(bad("the new key changed between pages, or is the old key"));
     }
+    let list = ListName::of_domain(domain);
     let key = verify_step(
         ctx,
         committed,
         &binding.to_key,
-        domain,
+        &list,
         None,
         &StepProofs {
             binding: *binding,
@@ -365,7 +366,7 @@ pub fn verify_reshare_page(
     .map_err(|_| bad("the binding proof does not bind the committed key"))?;
     let statement = ChunkStatement {
         target: &d,
-        list: domain,
+        list: &list,
         step: HopIndex(1),
         chunk: ChunkIndex(first / RESHARE_PAGE as u64),
         key,

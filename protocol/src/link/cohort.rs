@@ -11,7 +11,7 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{
     bounded::BoundedString,
-    types::{Name, NameError},
+    types::{ListName, NameError},
 };
 
 /// A cohort expression: which persons a project receives, in terms of the
@@ -40,7 +40,7 @@ pub enum Cohort {
     /// Everyone in any list.
     All,
     /// Everyone in one list.
-    List(Name),
+    List(ListName),
     /// In both.
     And(Box<Cohort>, Box<Cohort>),
     /// In either.
@@ -53,7 +53,7 @@ pub enum Cohort {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Token {
     /// A list name.
-    Name(Name),
+    Name(ListName),
     /// The keyword `all`.
     All,
     /// `&`
@@ -173,9 +173,9 @@ pub enum CohortError {
     )]
     UnknownList {
         /// The unknown name.
-        name: Name,
+        name: ListName,
         /// The project's lists.
-        known: Vec<Name>,
+        known: Vec<ListName>,
     },
 }
 
@@ -218,7 +218,7 @@ impl Cohort {
     }
 
     /// The lists the expression names, sorted, each once.
-    pub fn names(&self) -> Vec<Name> {
+    pub fn names(&self) -> Vec<ListName> {
         let mut out = BTreeSet::new();
         self.visit_names(&mut |n| {
             out.insert(n.clone());
@@ -232,7 +232,7 @@ impl Cohort {
     ///
     /// [`CohortError::UnknownList`] for the first unknown name, left to
     /// right.
-    pub fn check_lists(&self, lists: &[Name]) -> Result<(), CohortError> {
+    pub fn check_lists(&self, lists: &[ListName]) -> Result<(), CohortError> {
         self.compile(lists).map(|_| ())
     }
 
@@ -241,11 +241,11 @@ impl Cohort {
     ///
     /// `all` is true: a person being evaluated comes from at least one list
     /// (as every person [`link`](super::link()) evaluates does).
-    pub fn contains(&self, present: impl Fn(&Name) -> bool) -> bool {
+    pub fn contains(&self, present: impl Fn(&ListName) -> bool) -> bool {
         self.eval(&present)
     }
 
-    fn eval(&self, present: &dyn Fn(&Name) -> bool) -> bool {
+    fn eval(&self, present: &dyn Fn(&ListName) -> bool) -> bool {
         match self {
             Cohort::All => true,
             Cohort::List(n) => present(n),
@@ -255,7 +255,7 @@ impl Cohort {
         }
     }
 
-    fn visit_names(&self, f: &mut dyn FnMut(&Name)) {
+    fn visit_names(&self, f: &mut dyn FnMut(&ListName)) {
         match self {
             Cohort::All => {}
             Cohort::List(n) => f(n),
@@ -277,7 +277,7 @@ impl Cohort {
     }
 
     /// The expression with list names replaced by their index in `lists`.
-    pub(super) fn compile(&self, lists: &[Name]) -> Result<Compiled, CohortError> {
+    pub(super) fn compile(&self, lists: &[ListName]) -> Result<Compiled, CohortError> {
         let pair = |a: &Cohort, b: &Cohort| -> Result<_, CohortError> {
             Ok((Box::new(a.compile(lists)?), Box::new(b.compile(lists)?)))
         };
@@ -481,7 +481,7 @@ fn word(w: &str, at: usize) -> Result<Token, CohortError> {
             suggestion,
         });
     }
-    Name::new(w)
+    ListName::new(w)
         .map(Token::Name)
         .map_err(|source| CohortError::BadName { at, source })
 }
@@ -579,20 +579,20 @@ fn deeper(at: usize, a: usize, b: usize) -> Result<usize, CohortError> {
     Ok(d)
 }
 
-fn join_names(names: &[Name]) -> String {
+fn join_names(names: &[ListName]) -> String {
     if names.is_empty() {
         return "none".to_owned();
     }
     names
         .iter()
-        .map(Name::as_str)
+        .map(ListName::as_str)
         .collect::<Vec<_>>()
         .join(", ")
 }
 
 /// A hint for the two likely slips: `ALL` for `all`, and `A-B` (one name)
 /// for `A - B` (a difference).
-fn unknown_list_hint(name: &Name, known: &[Name]) -> String {
+fn unknown_list_hint(name: &ListName, known: &[ListName]) -> String {
     let s = name.as_str();
     if s == "ALL" {
         return "; write `all` in lower case for everyone in any list".to_owned();

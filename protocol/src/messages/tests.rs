@@ -2,13 +2,13 @@ use super::*;
 use crate::{
     group::WirePoint,
     hop::MAX_CHUNK_POINTS,
-    types::{ChunkIndex, HopIndex},
+    types::{ChunkIndex, HopIndex, ListName},
 };
 use proptest::prelude::*;
 
 fn samples() -> Vec<Message> {
     let project = ProjectId::new("P-1").expect("valid");
-    let list = Name::new("NPR").expect("valid");
+    let list = ListName::new("NPR").expect("valid");
     let points: Vec<WirePoint> = (0..5u8).map(|i| WirePoint([i; 32])).collect();
     vec![
         Message::Hello {
@@ -165,7 +165,7 @@ fn caps_hold_the_largest_honest_messages_and_clients_get_a_mebibyte() {
     let full = vec![WirePoint([7; 32]); MAX_CHUNK_POINTS];
     let points = Message::Points(PointChunk {
         project: ProjectId::new("P".repeat(ProjectId::MAX_LEN)).expect("valid"),
-        list: Name::new("N".repeat(Name::MAX_LEN)).expect("valid"),
+        list: ListName::new("N".repeat(Name::MAX_LEN)).expect("valid"),
         hop: HopIndex(u32::MAX),
         chunk: ChunkIndex(u64::MAX),
         input: BoundedVec::new(full.clone()).expect("fits"),

@@ -23,7 +23,7 @@ use crate::{
     messages::Message,
     refusal::{Refusal, RefusalCode},
     transcript::Body,
-    types::{ChunkIndex, HopIndex, Name, ProjectId},
+    types::{ChunkIndex, HopIndex, ListName, Name, ProjectId},
 };
 
 /// Who sent a message: a manifest member (authenticated by its pinned TLS
@@ -102,9 +102,11 @@ pub fn authorise(
         Message::Entries { .. } | Message::Notice(_) => {
             member.is_some() && member == linker && to_register
         }
-        Message::SealedItems { list, .. } => member == Some(list) && to_linker,
+        Message::SealedItems { list, .. } => member == Some(list.owner()) && to_linker,
         // To a register: a delivery's source seals β to the holder.
-        Message::Blinding { list, .. } => member == Some(list) && (to_linker || to_register),
+        Message::Blinding { list, .. } => {
+            member == Some(list.owner()) && (to_linker || to_register)
+        }
         // A delivery pushed to its holder, in order, through the outbox.
         Message::TranscriptFile { .. }
         | Message::DeliveryHeader { .. }
@@ -182,7 +184,7 @@ impl ProjectView<'_> {
             Message::Blinding { list, .. } | Message::SealedItems { list, .. } => list,
             _ => return Ok(()),
         };
-        if !self.participants().contains(list) {
+        if !self.lists().contains(list) {
             return Err(Refusal::new(
                 RefusalCode::UnknownList,
                 format!("project {project} has no list {list}"),
@@ -210,7 +212,11 @@ impl ProjectView<'_> {
                 // that does not verify).
                 let hops = self.hops_of(list);
                 let h = pass.steps.len();
-                let sender = if h == 0 { Some(list) } else { hops.get(h - 1) };
+                let sender = if h == 0 {
+                    Some(list.owner())
+                } else {
+                    hops.get(h - 1)
+                };
                 let next = hops
                     .get(h)
                     .filter(|n| self.manifest.linker().is_none_or(|l| l.name != **n));
@@ -256,7 +262,7 @@ impl ProjectView<'_> {
 
     /// The member a chunk produced by hop `hop` of `list` is for (the
     /// linker after the last register hop).
-    pub fn chunk_recipient(&self, list: &Name, hop: HopIndex) -> Option<Name> {
+    pub fn chunk_recipient(&self, list: &ListName, hop: HopIndex) -> Option<Name> {
         self.hops_of(list).get(hop.as_usize()).cloned()
     }
 }
@@ -269,7 +275,7 @@ impl ProjectView<'_> {
     fn admit_chunk(
         &self,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
         from: &Origin,
         hop: HopIndex,
         chunk: ChunkIndex,
@@ -294,7 +300,11 @@ impl ProjectView<'_> {
                 ));
             }
         }
-        let sender = if step == 0 { list } else { &hops[step - 1] };
+        let sender = if step == 0 {
+            list.owner()
+        } else {
+            &hops[step - 1]
+        };
         if *from != Origin::Member(sender.clone()) {
             return Err(Refusal::new(
                 RefusalCode::UnexpectedSender,

@@ -15,7 +15,10 @@
 //! ```
 
 use super::{Duty, ProjectView};
-use crate::{receipt::DeliveryPlan, types::Name};
+use crate::{
+    receipt::DeliveryPlan,
+    types::{ListName, Name},
+};
 
 impl ProjectView<'_> {
     /// The order's delivery plan, for a delivery that the manifest admits.
@@ -64,10 +67,11 @@ impl ProjectView<'_> {
                 .iter()
                 .all(|m| self.committed.contains_key(m));
             let holder_approved = self.approved_extract(&plan.spec.holder).is_some();
+            let mine = ListName::of(me);
             if all_committed
                 && holder_approved
-                && !self.announced.contains_key(me)
-                && !self.v2.contains_key(me)
+                && !self.announced.contains_key(&mine)
+                && !self.v2.contains_key(&mine)
             {
                 duties.push(Duty::AnnounceList { extract });
             }

@@ -13,7 +13,7 @@ use crate::{
     manifest::{Ed25519Key, X25519Key},
     seal::WrappedKey,
     share::Domain,
-    types::{Digest, HopIndex, Name, ProjectId, UnixTime},
+    types::{Digest, HopIndex, ListName, Name, ProjectId, UnixTime},
     v2::{ChainStopped, HopRecordV2, ListAnnouncementV2, ListCheck, ListRetry, OwnerList},
 };
 
@@ -208,6 +208,15 @@ impl ProjectOrder {
     pub fn register_names(&self) -> Vec<Name> {
         self.registers.iter().map(|r| r.register.clone()).collect()
     }
+
+    /// The project's lists (one per participating register), in the
+    /// order's order.
+    pub fn lists(&self) -> Vec<ListName> {
+        self.registers
+            .iter()
+            .map(|r| ListName::of(&r.register))
+            .collect()
+    }
 }
 
 /// An operator's approval of a register's run order (PROTOCOL.md §5.2).
@@ -249,7 +258,7 @@ pub struct InvalidCount {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ListAnnouncement {
     /// The list (= the register).
-    pub list: Name,
+    pub list: ListName,
     /// The extract it was built from (must match the approvals).
     pub extract: Digest,
     /// Rows read from the extract.
@@ -304,7 +313,7 @@ pub struct LinkerKeyProof {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HopRecord {
     /// The list.
-    pub list: Name,
+    pub list: ListName,
     /// The hop index (1 = first hop after the owner).
     pub hop: HopIndex,
     /// The hop's node.
@@ -329,7 +338,7 @@ pub struct HopRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkedList {
     /// The list.
-    pub list: Name,
+    pub list: ListName,
     /// Merkle root of the final pseudonyms (the linker hop's output root).
     pub final_root: Digest,
     /// Persons in the list.
@@ -353,7 +362,7 @@ pub struct LinkSummary {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveredList {
     /// The list.
-    pub list: Name,
+    pub list: ListName,
     /// Items (persons) delivered.
     pub items: u64,
     /// Digest of the delivered selection (positions and lnr, in order).

@@ -49,7 +49,7 @@ use crate::{
     link::Cohort,
     manifest::{Ed25519Key, Manifest, Member},
     share::Domain,
-    types::{Digest, Name},
+    types::{Digest, ListName, Name},
 };
 
 /// The named checks, in the order they run (and an auditor reads them).
@@ -185,7 +185,7 @@ impl From<FileError> for VerifyError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifiedList {
     /// The list.
-    pub list: Name,
+    pub list: ListName,
     /// Extract rows.
     pub rows: u64,
     /// Invalid identifiers excluded.
@@ -233,6 +233,8 @@ pub(crate) struct Project<'a> {
     pub(crate) order: &'a ProjectOrder,
     pub(crate) order_digest: Digest,
     pub(crate) participants: Vec<Name>,
+    /// The project's lists: one per participant, in the order's order.
+    pub(crate) lists: Vec<ListName>,
     /// The registers that hold a key of the project: the participants and
     /// the register key holders of the order's domains.
     pub(crate) registers: Vec<Name>,
@@ -669,13 +671,15 @@ fn check_order<'a>(
     crate::domain::validate_order_domains(manifest, order)
         .map_err(|e| at0(format!("the order's pseudonymous lists: {e}")))?;
     let registers = crate::domain::key_registers(manifest, order);
+    let lists = order.lists();
     let cohort = Cohort::parse(&order.cohort)
-        .and_then(|c| c.check_lists(&participants).map(|()| c))
+        .and_then(|c| c.check_lists(&lists).map(|()| c))
         .map_err(|e| at0(format!("the cohort expression is invalid: {e}")))?;
     let project = Project {
         order,
         order_digest: order.digest(),
         participants,
+        lists,
         registers,
         cohort,
         domain: order.key_domain(),
@@ -713,9 +717,9 @@ fn check_order<'a>(
             }
         };
         // A list is announced once, by its own node, and is in the order.
-        let announce = |list: &'a Name, announced: &mut HashSet<&'a Name>| {
-            by_node(list)?;
-            if !project.participants.contains(list) {
+        let announce = |list: &'a ListName, announced: &mut HashSet<&'a ListName>| {
+            by_node(list.owner())?;
+            if !project.lists.contains(list) {
                 return Err(fail(
                     Check::Order,
                     at,
@@ -741,7 +745,7 @@ fn check_order<'a>(
             Body::LinkSummary(_) | Body::Delivery(_) | Body::Closure(_) => by_node(&linker.name)?,
             Body::Shredded(s) => by_node(&s.member)?,
             Body::ListAnnouncedV2(a) => announce(&a.list, &mut announced)?,
-            Body::OwnerListV2(o) => by_node(&o.list)?,
+            Body::OwnerListV2(o) => by_node(o.list.owner())?,
             Body::HopV2(h) => by_node(&h.member)?,
             Body::ListCheck(_) | Body::ListRetry(_) => by_node(&linker.name)?,
             // Who may stop a chain is the hop-chain check's business.

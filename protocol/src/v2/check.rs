@@ -38,7 +38,7 @@ use crate::{
     group::WirePoint,
     hash::{framed_sha3, framed_shake_reader, FramedHasher},
     transcript::{Sig, MAX_REGISTERS},
-    types::{ChunkIndex, Digest, HopIndex, Name},
+    types::{ChunkIndex, Digest, HopIndex, ListName, Name},
 };
 
 /// The check's version byte in σ.
@@ -390,7 +390,7 @@ pub struct PassStep {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pass {
     /// The list.
-    pub list: Name,
+    pub list: ListName,
     /// The attempt.
     pub attempt: u32,
     /// σ.
@@ -529,7 +529,7 @@ pub fn pass_step<R: CryptoRng + ?Sized>(
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListCheck {
     /// The list.
-    pub list: Name,
+    pub list: ListName,
     /// The attempt.
     pub attempt: u32,
     /// σ.

@@ -36,7 +36,7 @@ use crate::{
     hash::framed_sha3,
     merkle::MerkleBuilder,
     share::{Domain, Share},
-    types::{ChunkIndex, Digest, HopIndex, Name},
+    types::{ChunkIndex, Digest, HopIndex, ListName, Name},
 };
 
 /// A chunk was refused, or a hop cannot be built. The hop's state is
@@ -163,7 +163,7 @@ impl StepKey {
     /// tie to the owner's signed announcement.
     pub fn combined<R: CryptoRng + ?Sized>(
         domain: &Domain,
-        list: &Name,
+        list: &ListName,
         member: &Name,
         share: &Share,
         blinding: &Share,
@@ -207,7 +207,7 @@ impl StepKey {
 /// [domain, list, member, K, D, C])`.
 pub fn step_key_context(
     domain: &Domain,
-    list: &Name,
+    list: &ListName,
     member: &Name,
     share_key: &WirePoint,
     blinding: &WirePoint,
@@ -233,7 +233,7 @@ pub fn step_key_context(
 /// [`ProofError`] for an invalid point or a proof that does not verify.
 pub fn verify_step_key(
     domain: &Domain,
-    list: &Name,
+    list: &ListName,
     member: &Name,
     p: &StepKeyProof,
 ) -> Result<(), ProofError> {

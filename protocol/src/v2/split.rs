@@ -68,7 +68,7 @@ mod tests {
         seal::{
             open_blinding, open_blinding_part, seal_blinding_part, BlindingPart, HpkeSecretKey,
         },
-        types::{Name, ProjectId},
+        types::{ListName, ProjectId},
     };
 
     #[test]
@@ -78,7 +78,7 @@ mod tests {
         let hop1 = HpkeSecretKey::derive(b"hop 1");
         let (project, list) = (
             ProjectId::new("P").expect("valid"),
-            Name::new("PORTAL").expect("valid"),
+            ListName::new("PORTAL").expect("valid"),
         );
         let boxed = seal_blinding_part(
             &hop1.public_key(),

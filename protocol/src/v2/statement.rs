@@ -18,7 +18,7 @@ use crate::{
     seal::WrappedKey,
     share::Domain,
     transcript::{Columns, InvalidCount, Sig, MAX_CHUNKS, MAX_REGISTERS},
-    types::{ChunkIndex, Digest, HopIndex, Name},
+    types::{ChunkIndex, Digest, HopIndex, ListName, Name},
 };
 
 /// Domain-separation tags of chain v2. Every one names version 2.
@@ -74,7 +74,7 @@ pub struct ListHeader {
     /// The delivery id, for a delivery into a register domain.
     pub delivery: Option<Digest>,
     /// The list.
-    pub list: Name,
+    pub list: ListName,
     /// The attempt (0 first; the strict attempt after a failed check is 1).
     pub attempt: u32,
     /// The attempt's mode.
@@ -189,7 +189,7 @@ pub struct SignedChunkStatement {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkMsg {
     /// The list.
-    pub list: Name,
+    pub list: ListName,
     /// The attempt.
     pub attempt: u32,
     /// The sender's signed statement about this chunk.
@@ -254,7 +254,7 @@ pub struct StepKeyProof {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ListAnnouncementV2 {
     /// The list (= the owning register).
-    pub list: Name,
+    pub list: ListName,
     /// The delivery id, for a delivery into a register domain.
     pub delivery: Option<Digest>,
     /// The extract it was built from (must match the approvals).
@@ -318,7 +318,7 @@ impl ListAnnouncementV2 {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OwnerList {
     /// The list.
-    pub list: Name,
+    pub list: ListName,
     /// The attempt whose chunks these are (a strict attempt resends the
     /// same chunks: the owner records them again under the new attempt).
     pub attempt: u32,
@@ -335,7 +335,7 @@ pub struct OwnerList {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HopRecordV2 {
     /// The list.
-    pub list: Name,
+    pub list: ListName,
     /// The attempt.
     pub attempt: u32,
     /// The hop index (1 = first hop after the owner; the linker is m+1).
@@ -498,7 +498,7 @@ impl OwnerStream {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainStopped {
     /// The list.
-    pub list: Name,
+    pub list: ListName,
     /// The attempt.
     pub attempt: u32,
     /// The chunk where a proof failed (0 when nobody is named).

@@ -32,7 +32,7 @@ use crate::{
     group::WirePoint,
     hash::{framed_sha3, framed_shake_reader},
     share::Share,
-    types::{Digest, HopIndex, Name},
+    types::{Digest, HopIndex, ListName},
 };
 
 /// The linker's word that a list goes again (a transcript body, visible
@@ -48,7 +48,7 @@ use crate::{
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListRetry {
     /// The list.
-    pub list: Name,
+    pub list: ListName,
     /// The attempt that opens (1: the strict attempt).
     pub attempt: u32,
 }

@@ -19,7 +19,7 @@ use crate::{
     group::WirePoint,
     hash::{hash_to_group, tags as v1tags},
     share::{Domain, Share},
-    types::{ChunkIndex, Digest, HopIndex, Name, ProjectId, UnixTime},
+    types::{ChunkIndex, Digest, HopIndex, ListName, Name, ProjectId, UnixTime},
 };
 
 /// A member of the in-memory federation.
@@ -104,11 +104,16 @@ impl World {
         }
     }
 
+    /// The owner's list.
+    pub(super) fn list(&self) -> ListName {
+        ListName::of(&self.owner.name)
+    }
+
     pub(super) fn header(&self, attempt: u32, mode: Mode) -> ListHeader {
         ListHeader {
             domain: self.domain.clone(),
             delivery: self.delivery,
-            list: self.owner.name.clone(),
+            list: self.list(),
             attempt,
             mode,
             persons: self.persons,
@@ -128,7 +133,7 @@ impl World {
     /// Hop `h`'s step key (1…m registers, m+1 the linker).
     pub(super) fn step(&self, h: usize) -> StepKey {
         let mut rng = ChaCha20Rng::seed_from_u64(500 + h as u64);
-        let list = &self.owner.name;
+        let list = &self.list();
         let d = self.blinding_commitments();
         if h == self.registers.len() + 1 && self.delivery.is_some() {
             StepKey::plain(self.linker.share())
@@ -848,7 +853,7 @@ fn the_linker_hop_streams_the_salted_final_root() {
     let tree = crate::delivery::salted_final_tree(
         &FinalSaltKey::from_secret_bytes([4; 32]),
         &w.domain,
-        &w.owner.name,
+        &w.list(),
         &p.finals,
     );
     assert_eq!(p.records[2].final_root, Some(tree.root()));
@@ -1094,7 +1099,7 @@ mod transcript {
         log.node(
             &w.owner.name,
             Body::ListAnnouncedV2(ListAnnouncementV2 {
-                list: w.owner.name.clone(),
+                list: w.list(),
                 delivery: None,
                 extract: Digest([8; 32]),
                 rows: 80,
@@ -1153,11 +1158,7 @@ mod transcript {
         let mut log = preamble(&w, &manifest);
         attempt(&mut log, &p);
         let v = verify(&log.entries(), None, &manifest).expect("verifies");
-        let npr = v
-            .lists
-            .iter()
-            .find(|l| l.list == w.owner.name)
-            .expect("listed");
+        let npr = v.lists.iter().find(|l| l.list == w.list()).expect("listed");
         assert!(npr.complete);
         assert_eq!(npr.hops, 4);
     }
@@ -1242,7 +1243,7 @@ mod transcript {
         attempt(&mut log, &failed);
         attempt(&mut log, &strict);
         let v = verify(&log.entries(), None, &manifest).expect("verifies");
-        assert!(v.lists.iter().any(|l| l.list == w.owner.name && l.complete));
+        assert!(v.lists.iter().any(|l| l.list == w.list() && l.complete));
 
         // The failed attempt alone: the list is not complete.
         let mut only_failed = preamble(&w, &manifest);
@@ -1365,7 +1366,7 @@ mod transcript {
         // that is not its last: hop 1 names it, and the list stops.
         let (w, manifest) = world();
         let stop = ChainStopped {
-            list: w.owner.name.clone(),
+            list: w.list(),
             attempt: 0,
             chunk: ChunkIndex(1),
             named: Some((HopIndex::OWNER, w.owner.name.clone())),
@@ -1421,7 +1422,7 @@ fn a_combined_step_refuses_a_blinding_that_is_not_the_announced_one() {
     for wrong in [w.beta(1), Share::random(&mut rng)] {
         let step = StepKey::combined(
             &w.domain,
-            &w.owner.name,
+            &w.list(),
             &l.name,
             &l.share(),
             &wrong,
@@ -1433,7 +1434,7 @@ fn a_combined_step_refuses_a_blinding_that_is_not_the_announced_one() {
     // The announced one is.
     assert!(StepKey::combined(
         &w.domain,
-        &w.owner.name,
+        &w.list(),
         &l.name,
         &l.share(),
         &w.beta(0),

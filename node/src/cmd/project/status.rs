@@ -10,7 +10,7 @@ use kobling_protocol::{
     notice::{Notified, PhaseNotice},
     project::{Phase, ProjectView},
     transcript::{self, Body, Entry},
-    types::{HopIndex, Name, ProjectId},
+    types::{HopIndex, ListName, Name, ProjectId},
 };
 
 use super::{ask, request};
@@ -106,9 +106,9 @@ pub(super) fn print_status(
     if let Some(line) = crate::identified::order_line(order, false) {
         say!("  {line}");
     }
-    for list in order.register_names() {
+    for list in order.lists() {
         let approvals = view
-            .approved_extract(&list)
+            .approved_extract(list.owner())
             .map_or("awaiting two approvals", |_| "approved");
         let hops = view.hops_of(&list);
         let done = view.hops_done(&list);
@@ -234,12 +234,12 @@ pub(super) async fn watch_status(
     let bars = MultiProgress::new();
     let style = ProgressStyle::with_template("{prefix:<8} [{bar:30}] {pos}/{len} hops  {msg}")?
         .progress_chars("=> ");
-    let mut by_list: BTreeMap<Name, ProgressBar> = BTreeMap::new();
+    let mut by_list: BTreeMap<ListName, ProgressBar> = BTreeMap::new();
     loop {
         let (entries, notice) = status_entries(manifest, key, project, node).await?;
         let view = ProjectView::new(manifest, &entries).with_notice(notice.map(|n| n.phase));
         if let Some(order) = view.order() {
-            for list in order.register_names() {
+            for list in order.lists() {
                 let hops = view.hops_of(&list).len() as u64;
                 let bar = by_list.entry(list.clone()).or_insert_with(|| {
                     let b = bars.add(ProgressBar::new(hops));
@@ -250,7 +250,10 @@ pub(super) async fn watch_status(
                 let done = view.hops_done(&list) as u64;
                 bar.set_position(done);
                 bar.set_message(
-                    match (view.approved_extract(&list), view.announcement(&list)) {
+                    match (
+                        view.approved_extract(list.owner()),
+                        view.announcement(&list),
+                    ) {
                         (None, _) => "awaiting two approvals".to_string(),
                         (Some(_), None) => "approved; preparing the list".to_string(),
                         (Some(_), Some(a)) => format!("{} persons", a.persons),
@@ -279,7 +282,7 @@ mod tests {
         let notice = |failed_list: Option<&str>| PhaseNotice {
             project: ProjectId::new("P-1").expect("valid"),
             phase: Notified::Closed,
-            failed_list: failed_list.map(|l| Name::new(l).expect("valid")),
+            failed_list: failed_list.map(|l| ListName::new(l).expect("valid")),
         };
         assert_eq!(
             stopped_line(Some(&notice(Some("KPR")))).as_deref(),

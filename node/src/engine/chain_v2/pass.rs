@@ -11,7 +11,7 @@ use kobling_protocol::{
     project::{ProjectView, Step},
     refusal::RefusalCode,
     transcript::{self, Body},
-    types::{ChunkIndex, HopIndex, Name, ProjectId, UnixTime},
+    types::{ChunkIndex, HopIndex, ListName, ProjectId, UnixTime},
     v2::{pass_step, Combination, ListCheck, OwnerCheckBuilder, Pass, PassContext, LAST_ATTEMPT},
 };
 
@@ -30,7 +30,7 @@ impl Engine {
         &mut self,
         project: &ProjectId,
         view: &ProjectView<'_>,
-        list: &Name,
+        list: &ListName,
         attempt: u32,
     ) -> Outcome<()> {
         let step = if attempt == 0 {
@@ -114,7 +114,7 @@ impl Engine {
             )));
         }
         let chain = Chain::of(&view, project, &list)?;
-        let ctx = chain.context(self.node_key(&list)?)?;
+        let ctx = chain.context(self.node_key(list.owner())?)?;
         if self.role == Role::Linker {
             return self.conclude(project, &view, &chain, &ctx, &pass, now_of(&entries));
         }
@@ -292,8 +292,8 @@ impl Engine {
         view: &ProjectView<'_>,
         now: UnixTime,
     ) -> Outcome<()> {
-        let lists = view.participants();
-        let mut pending: Vec<(Name, u64, ListCheck)> = Vec::new();
+        let lists = view.lists();
+        let mut pending: Vec<(ListName, u64, ListCheck)> = Vec::new();
         let mut passed = 0;
         self.store.transaction(|tx| {
             for list in &lists {

@@ -7,7 +7,7 @@ use kobling_protocol::{
     group::WirePoint,
     project::ProjectView,
     refusal::RefusalCode,
-    types::{Digest, Name, ProjectId},
+    types::{Digest, ListName, ProjectId},
     v2::{ChainView, HopRecordV2, ListHeader, PassContext},
 };
 
@@ -25,7 +25,11 @@ pub(super) struct Chain {
 }
 
 impl Chain {
-    pub(super) fn of(view: &ProjectView<'_>, project: &ProjectId, list: &Name) -> Outcome<Self> {
+    pub(super) fn of(
+        view: &ProjectView<'_>,
+        project: &ProjectId,
+        list: &ListName,
+    ) -> Outcome<Self> {
         let order = view.order().ok_or_else(|| not_ready("no order"))?;
         let l = view
             .v2_list(list)
@@ -60,7 +64,7 @@ impl Chain {
         ChainView {
             header: &self.header,
             manifest: self.manifest,
-            owner: &self.header.list,
+            owner: self.header.list.owner(),
             blinding: &self.blinding,
             owner_list: &self.owner_list,
             hops: &self.registers,

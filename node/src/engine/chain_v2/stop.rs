@@ -9,7 +9,7 @@ use kobling_protocol::{
     project::Step,
     refusal::RefusalCode,
     transcript::{Body, Closure},
-    types::{HopIndex, Name, ProjectId, UnixTime},
+    types::{HopIndex, ListName, Name, ProjectId, UnixTime},
     v2::{chunk_digest, ChainStopped, ChunkMsg, ListHeader},
 };
 
@@ -62,7 +62,7 @@ impl Engine {
     pub(in crate::engine) fn stop_empty_list(
         &mut self,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
         now: UnixTime,
     ) -> Outcome<()> {
         let detail = format!(
@@ -104,7 +104,7 @@ impl Engine {
         // The sender: the list's owner (hop 0, whose name the list bears)
         // or a register hop.
         let sender = match st.hop.as_usize().checked_sub(1) {
-            None => list,
+            None => list.owner(),
             Some(i) => match hops.get(i) {
                 Some(member) => member,
                 None => return Ok(()),
@@ -189,7 +189,7 @@ impl Engine {
     pub(in crate::engine) fn stop_list(
         &mut self,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
         attempt: u32,
         now: UnixTime,
     ) -> Outcome<()> {

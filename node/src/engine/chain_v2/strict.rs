@@ -24,7 +24,7 @@ use kobling_protocol::{
     project::{ProjectView, Step},
     refusal::RefusalCode,
     transcript::{self, Body},
-    types::{Name, ProjectId, UnixTime},
+    types::{ListName, ProjectId, UnixTime},
     v2::{ListCheck, ListRetry, OwnerStream},
 };
 
@@ -42,7 +42,7 @@ impl Engine {
     pub(super) fn retry_list(
         &mut self,
         project: &ProjectId,
-        list: &Name,
+        list: &ListName,
         check: &ListCheck,
         now: UnixTime,
     ) -> Outcome<()> {
@@ -78,7 +78,7 @@ impl Engine {
         &mut self,
         project: &ProjectId,
         view: &ProjectView<'_>,
-        list: &Name,
+        list: &ListName,
         attempt: u32,
     ) -> Outcome<()> {
         if self
@@ -165,8 +165,8 @@ impl Engine {
         now: UnixTime,
     ) -> Outcome<()> {
         let entries = self.store.entries(project)?;
-        let lists = ProjectView::new(&self.manifest, &entries).participants();
-        let mut kept: Vec<(Name, u64, Vec<u8>)> = Vec::new();
+        let lists = ProjectView::new(&self.manifest, &entries).lists();
+        let mut kept: Vec<(ListName, u64, Vec<u8>)> = Vec::new();
         self.store.transaction(|tx| {
             for list in &lists {
                 tx.for_each_v2(project, list, PENDING_CHECK, |attempt, bytes| {

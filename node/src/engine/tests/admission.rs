@@ -17,7 +17,7 @@ fn a_chunk_for_a_project_this_node_has_not_approved_is_refused() {
     let kpr = fed.engines.get_mut(&name("KPR")).expect("engine");
     let chunk = kobling_protocol::hop::PointChunk {
         project: ProjectId::new("P-3").expect("valid"),
-        list: name("NPR"),
+        list: list_name("NPR"),
         hop: HopIndex(0),
         chunk: ChunkIndex(0),
         input: BoundedVec::default(),

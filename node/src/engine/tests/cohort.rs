@@ -13,7 +13,7 @@ use kobling_protocol::{
     messages::{Action, Message},
     notice::Notified,
     transcript::{self, register_prefix, Body, Entry},
-    types::{Digest, Name, ProjectId},
+    types::{Digest, ListName, ProjectId},
 };
 
 use super::{name, Fed, NOW};
@@ -175,8 +175,8 @@ fn no_sibling_hash_of_a_delivery_repeats_in_another_lists() {
         "the test needs non-cohort persons in two lists"
     );
 
-    let mut siblings: BTreeMap<Name, HashSet<Digest>> = BTreeMap::new();
-    let mut positions: BTreeMap<Name, Vec<u64>> = BTreeMap::new();
+    let mut siblings: BTreeMap<ListName, HashSet<Digest>> = BTreeMap::new();
+    let mut positions: BTreeMap<ListName, Vec<u64>> = BTreeMap::new();
     for m in &replies {
         if let Message::DeliveryItems { list, items, .. } = m {
             for it in items.iter() {
@@ -192,7 +192,7 @@ fn no_sibling_hash_of_a_delivery_repeats_in_another_lists() {
         }
     }
     assert_eq!(siblings.len(), 3);
-    let lists: Vec<&Name> = siblings.keys().collect();
+    let lists: Vec<&ListName> = siblings.keys().collect();
     for (i, a) in lists.iter().enumerate() {
         for b in &lists[i + 1..] {
             assert!(
@@ -205,7 +205,7 @@ fn no_sibling_hash_of_a_delivery_repeats_in_another_lists() {
     // The final pseudonyms, from the linker's store: no sibling is the
     // plain leaf hash of any of them, and plain trees would repeat.
     let linker = fed.engines.get_mut(&name("LINKER")).expect("engine");
-    let mut finals: BTreeMap<Name, Vec<WirePoint>> = BTreeMap::new();
+    let mut finals: BTreeMap<ListName, Vec<WirePoint>> = BTreeMap::new();
     for list in &lists {
         let blobs = linker
             .store
@@ -236,14 +236,14 @@ fn no_sibling_hash_of_a_delivery_repeats_in_another_lists() {
         })
         .flatten()
         .collect();
-    let outside = |l: &Name| -> HashSet<Digest> {
+    let outside = |l: &ListName| -> HashSet<Digest> {
         finals[l]
             .iter()
             .filter(|p| !delivered.contains(*p))
             .map(|p| kobling_protocol::merkle::leaf_hash(p.as_bytes()))
             .collect()
     };
-    let plain_paths = |l: &Name| -> HashSet<Digest> {
+    let plain_paths = |l: &ListName| -> HashSet<Digest> {
         let tree = MerkleTree::from_leaves(finals[l].iter().map(|p| p.0));
         positions[l]
             .iter()

@@ -9,7 +9,7 @@ use kobling_protocol::{
     bounded::BoundedVec,
     link::Lnr,
     messages::{Action, Message},
-    types::Name,
+    types::ListName,
 };
 
 use super::{approve_all, Fed};
@@ -35,11 +35,11 @@ struct Counting {
 }
 
 impl TableSink for Counting {
-    fn list(&mut self, _: &Name, _: &[String]) -> anyhow::Result<()> {
+    fn list(&mut self, _: &ListName, _: &[String]) -> anyhow::Result<()> {
         Ok(())
     }
 
-    fn person(&mut self, _: &Name, _: Lnr, _: Vec<Vec<String>>) -> anyhow::Result<()> {
+    fn person(&mut self, _: &ListName, _: Lnr, _: Vec<Vec<String>>) -> anyhow::Result<()> {
         self.persons += 1;
         Ok(())
     }
@@ -186,7 +186,7 @@ fn a_person_twice_in_one_list_is_refused() {
     };
     let types = BTreeMap::new();
     let mut files = DeliveryWriter::create(dir.path(), &types).expect("create");
-    let list = Name::new("NPR").expect("valid");
+    let list = ListName::new("NPR").expect("valid");
     let lnr = Lnr::derive(
         &done.verified.order.project,
         &kobling_protocol::group::WirePoint([7; 32]),

@@ -103,11 +103,14 @@ fn a_node_keeps_stepping_other_lists_while_it_prepares_its_own_in_the_background
         .transcript(&ProjectId::new("P-BG").expect("valid"))
         .expect("entries");
     let view = ProjectView::new(&fed.manifest, &entries);
-    assert!(view.announcement(&name("SSB")).is_none());
+    assert!(view.announcement(&list_name("SSB")).is_none());
     for list in ["NPR", "KPR"] {
-        assert!(view.announcement(&name(list)).is_some(), "{list} announced");
+        assert!(
+            view.announcement(&list_name(list)).is_some(),
+            "{list} announced"
+        );
         let ssb_hop = entries.iter().any(|e| match &e.signed.statement.body {
-            Body::HopV2(h) => h.list == name(list) && h.member == name("SSB"),
+            Body::HopV2(h) => h.list == list_name(list) && h.member == name("SSB"),
             _ => false,
         });
         assert!(ssb_hop, "SSB stepped {list} while preparing its own list");
@@ -161,7 +164,7 @@ fn a_list_being_prepared_is_dropped_when_its_project_closes() {
         .transcript(&ProjectId::new("P-CL").expect("valid"))
         .expect("entries");
     assert!(entries.iter().all(
-        |e| !matches!(&e.signed.statement.body, Body::ListAnnounced(a) if a.list == name("SSB"))
+        |e| !matches!(&e.signed.statement.body, Body::ListAnnounced(a) if a.list == list_name("SSB"))
     ));
 }
 
@@ -187,14 +190,14 @@ fn a_list_that_repeats_a_pseudonym_closes_the_project_once_naming_the_list() {
         linker
             .store
             .transaction(|tx| {
-                let blobs = tx.blobs(LinkerTable::Final, &project, &name("KPR"))?;
+                let blobs = tx.blobs(LinkerTable::Final, &project, &list_name("KPR"))?;
                 let mut points: Vec<WirePoint> =
                     postcard::from_bytes(&blobs[0]).expect("final points");
                 points[1] = points[0];
                 tx.put_blob(
                     LinkerTable::Final,
                     &project,
-                    &name("KPR"),
+                    &list_name("KPR"),
                     0,
                     &postcard::to_allocvec(&points).expect("encode"),
                 )

@@ -15,7 +15,7 @@ use kobling_protocol::{
     refusal::RefusalCode,
     share::Domain,
     transcript::{Body, ProjectOrder, SignedStatement, Signer, Statement},
-    types::{ChunkIndex, Digest, HopIndex, Name, ProjectId, UnixTime},
+    types::{ChunkIndex, Digest, HopIndex, ListName, Name, ProjectId, UnixTime},
 };
 use kobling_sim::population::{generate, Extract, Population, PopulationConfig};
 
@@ -31,6 +31,10 @@ const NOW: UnixTime = UnixTime(crate::testing::EPOCH);
 
 fn name(s: &str) -> Name {
     Name::new(s).expect("valid")
+}
+
+fn list_name(s: &str) -> ListName {
+    ListName::new(s).expect("valid")
 }
 
 /// Engines over `kobling_node::testing`'s keys, operators, researcher and
@@ -346,7 +350,7 @@ impl Fed {
                 }
             }
             let mut got: BTreeMap<Lnr, Vec<Vec<String>>> = BTreeMap::new();
-            for (lnr, row) in &delivered.tables[&name(r)].rows {
+            for (lnr, row) in &delivered.tables[&list_name(r)].rows {
                 got.entry(*lnr).or_default().push(row.clone());
             }
             assert_eq!(

@@ -178,7 +178,7 @@ fn a_member_cannot_fill_the_linker_with_sealed_items_past_the_list_cap() {
     approve_all(&mut fed, "B-1");
     fed.pump();
     let project = ProjectId::new("B-1").expect("valid");
-    let npr = name("NPR");
+    let npr = list_name("NPR");
     let linker = fed.engines.get_mut(&name("LINKER")).expect("linker");
     let honest = linker
         .store

@@ -2,8 +2,8 @@ use proptest::prelude::*;
 
 use super::*;
 
-pub(in crate::link) fn n(s: &str) -> Name {
-    Name::new(s).expect("valid name")
+pub(in crate::link) fn n(s: &str) -> ListName {
+    ListName::new(s).expect("valid name")
 }
 
 pub(in crate::link) fn c(s: &str) -> Cohort {

@@ -84,7 +84,7 @@ pub(crate) fn check_two_person_rule(entries: &[Entry], p: &Project<'_>) -> Resul
                     .order
                     .registers
                     .iter()
-                    .find(|r| &r.register == a.list)
+                    .find(|r| a.list.is_owned_by(&r.register))
                     .map(|r| &r.variables);
                 // Reservasjon (§10a): an identified project's list shows
                 // its exclusion count, an ordinary one's carries none.
@@ -126,7 +126,7 @@ pub(crate) fn check_two_person_rule(entries: &[Entry], p: &Project<'_>) -> Resul
                     }
                 }
                 let of_extract: Vec<&(Ed25519Key, Digest, u64, &Columns)> = approvals
-                    .get(&a.list)
+                    .get(a.list.owner())
                     .into_iter()
                     .flatten()
                     .filter(|(_, extract, _, _)| *extract == a.extract)
@@ -294,7 +294,7 @@ pub(crate) fn check_commitments(entries: &[Entry], p: &Project<'_>) -> Result<()
 
 /// The fields of a v1 or v2 list announcement the two-person rule checks.
 struct Announced<'a> {
-    list: &'a crate::types::Name,
+    list: &'a crate::types::ListName,
     extract: Digest,
     rows: u64,
     columns: &'a Columns,

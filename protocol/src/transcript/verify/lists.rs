@@ -15,7 +15,7 @@ use crate::{
         body::{Body, HopRecord, ListAnnouncement},
         Entry,
     },
-    types::{ChunkIndex, Digest, HopIndex, Name},
+    types::{ChunkIndex, Digest, HopIndex, ListName, Name},
 };
 
 /// One list's progress through its hops.
@@ -34,9 +34,9 @@ pub(crate) struct ListState<'a> {
 
 /// Every announced list, as the hop-chain check left it.
 pub(crate) struct Lists<'a> {
-    by_name: BTreeMap<Name, ListState<'a>>,
+    by_name: BTreeMap<ListName, ListState<'a>>,
     /// Names in order of announcement.
-    order: Vec<Name>,
+    order: Vec<ListName>,
     /// Chain v2 lists.
     pub(crate) v2: V2Lists<'a>,
 }
@@ -47,11 +47,11 @@ impl<'a> Lists<'a> {
         self.order.iter().filter_map(|n| self.by_name.get(n))
     }
 
-    pub(crate) fn get(&self, list: &Name) -> Option<&ListState<'a>> {
+    pub(crate) fn get(&self, list: &ListName) -> Option<&ListState<'a>> {
         self.by_name.get(list)
     }
 
-    pub(crate) fn get_mut(&mut self, list: &Name) -> Option<&mut ListState<'a>> {
+    pub(crate) fn get_mut(&mut self, list: &ListName) -> Option<&mut ListState<'a>> {
         self.by_name.get_mut(list)
     }
 
@@ -65,7 +65,7 @@ impl<'a> Lists<'a> {
 /// What the link summary establishes.
 pub(crate) struct Summary {
     pub(crate) cohort_persons: u64,
-    pub(crate) matched: HashMap<Name, u64>,
+    pub(crate) matched: HashMap<ListName, u64>,
 }
 
 /// [`Check::HopChain`]: every list's hops in manifest order, roots chained,
@@ -109,7 +109,7 @@ pub(crate) fn check_hop_chain<'a>(
                         format!("list {}: chunk size is not a power of two", a.list),
                     ));
                 }
-                let mut hops = p.manifest.chain_order(&a.list, &p.registers);
+                let mut hops = p.manifest.chain_order(a.list.owner(), &p.registers);
                 hops.remove(0);
                 hops.push(p.linker.name.clone());
                 lists.order.push(a.list.clone());
@@ -145,7 +145,7 @@ pub(crate) fn check_hop_chain<'a>(
             }
             Body::LinkSummary(_) => {
                 super::v2::retries_checked(&lists, at)?;
-                for name in &p.participants {
+                for name in &p.lists {
                     let state = lists.get(name).ok_or_else(|| {
                         fail(
                             Check::HopChain,
@@ -375,15 +375,15 @@ pub(crate) fn check_link_summary(
                 p.cohort.to_string()
             )));
         }
-        if s.lists.len() != p.participants.len() {
+        if s.lists.len() != p.lists.len() {
             return Err(sum_fail(format!(
                 "the summary has {} lists where the order has {}",
                 s.lists.len(),
-                p.participants.len()
+                p.lists.len()
             )));
         }
         let mut matched = HashMap::new();
-        for name in &p.participants {
+        for name in &p.lists {
             // The hop chain check saw every list complete before linkage.
             let Some((state, final_root)) = lists
                 .get(name)

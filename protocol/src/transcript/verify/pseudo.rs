@@ -12,7 +12,7 @@ use crate::{
     group::WirePoint,
     share::Domain,
     transcript::body::Body,
-    types::Name,
+    types::{ListName, Name},
 };
 
 /// `K_{i,R}` and `K'_i` recorded so far, by (member, domain).
@@ -104,7 +104,7 @@ impl Conversions {
     pub(crate) fn expected(
         &self,
         p: &Project<'_>,
-        list: &Name,
+        list: &ListName,
         member: &Name,
         at: Option<u64>,
     ) -> Result<Option<WirePoint>, VerifyError> {

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::{
     transcript::{body::Body, Signer},
-    types::{Digest, Name},
+    types::{Digest, ListName},
     v2::{
         check::{verify_list_check, ChainView, PassContext},
         hop::verify_step_key,
@@ -66,7 +66,7 @@ struct Concluded<'a> {
 /// Every v2 list.
 #[derive(Default)]
 pub(crate) struct V2Lists<'a> {
-    by_name: BTreeMap<Name, V2List<'a>>,
+    by_name: BTreeMap<ListName, V2List<'a>>,
 }
 
 fn mode(attempt: u32) -> Mode {
@@ -110,7 +110,7 @@ pub(crate) fn on_body<'a>(
                     a.list
                 )));
             }
-            let mut hops = p.manifest.chain_order(&a.list, &p.registers);
+            let mut hops = p.manifest.chain_order(a.list.owner(), &p.registers);
             hops.remove(0);
             hops.push(p.linker.name.clone());
             lists.insert(ListState {
@@ -266,7 +266,7 @@ pub(crate) fn on_body<'a>(
             // no chain v2 state (announced for chain v1 to a chain v2
             // linker, whose entry it did not record).
             if !lists.v2.by_name.contains_key(&stop.list) {
-                let of_order = p.participants.contains(&stop.list);
+                let of_order = p.lists.contains(&stop.list);
                 if stop.named.is_some() || *signer != p.linker.name || !of_order {
                     return Err(chain_fail(format!(
                         "a chain stop for list {}, which has no chain v2 announcement, not the linker's unnamed stop of a list of the order",
@@ -293,7 +293,7 @@ pub(crate) fn on_body<'a>(
                 Some((hop, member)) => {
                     let h = hop.as_usize();
                     let named = match h.checked_sub(1) {
-                        None => *member == stop.list,
+                        None => stop.list.is_owned_by(member),
                         Some(i) => hops.get(i) == Some(member),
                     };
                     if !named || h >= hops.len() {
@@ -392,7 +392,7 @@ pub(crate) fn retries_checked(lists: &Lists<'_>, at: Option<u64>) -> Result<(), 
 
 fn v2_list<'l, 'a>(
     v2: &'l mut V2Lists<'a>,
-    list: &Name,
+    list: &ListName,
     at: Option<u64>,
 ) -> Result<&'l mut V2List<'a>, VerifyError> {
     v2.by_name.get_mut(list).ok_or_else(|| {
@@ -456,7 +456,7 @@ pub(crate) fn check_list_checks(p: &Project<'_>, lists: &Lists<'_>) -> Result<()
             let view = ChainView {
                 header: &k.header,
                 manifest: p.order.manifest_digest,
-                owner: list,
+                owner: list.owner(),
                 blinding,
                 owner_list: k.owner_list,
                 hops: &registers,
@@ -467,7 +467,7 @@ pub(crate) fn check_list_checks(p: &Project<'_>, lists: &Lists<'_>) -> Result<()
                 .map_err(|e| lc_fail(format!("list {list} attempt {}: {e}", k.header.attempt)))?;
             let owner_key = p
                 .manifest
-                .member(list)
+                .member(list.owner())
                 .and_then(|m| ed25519_dalek::VerifyingKey::from_bytes(&m.signing_key.0).ok())
                 .ok_or_else(|| lc_fail(format!("list {list}: the owner has no valid node key")))?;
             let ctx = PassContext {

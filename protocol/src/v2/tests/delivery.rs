@@ -279,7 +279,7 @@ fn the_linker_of_a_delivery_steps_with_its_share_alone() {
     let salt = || crate::delivery::FinalSaltKey::from_secret_bytes([4; 32]);
     let combined = StepKey::combined(
         &w.domain,
-        &w.owner.name,
+        &w.list(),
         &w.linker.name,
         &w.linker.share(),
         &w.beta(0),
