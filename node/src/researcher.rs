@@ -5,8 +5,8 @@
 //!  TranscriptFile ─▶ DeliveryReader::start: decode, verify (trailer, manifest),
 //!                    the signed delivery record, each list's announcement and final root
 //!  DeliveryHeader ─▶ the list is in the record, once; content key and columns as announced
-//!  DeliveryItems  ─▶ per item: position ascends, count, selection digest (SelectionCheck),
-//!                    sealed and salted-point proofs, lnr, open ─▶ TableSink::person
+//!  DeliveryItems  ─▶ per item: position ascends, count, selection digest (SelectionCheck);
+//!                    the batch's proofs and lnr (verify_batch); per item: open ─▶ TableSink::person
 //!  (end)          ─▶ DeliveryReader::finish: every list complete, its digest the signed one,
 //!                    persons per list = the link summary's matched count
 //! ```
@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, ensure, Context};
 use kobling_protocol::{
-    delivery::{open_item, SelectionCheck},
+    delivery::{open_item, verify_batch, SelectionCheck},
     link::Lnr,
     manifest::Manifest,
     messages::Message,
@@ -237,6 +237,7 @@ impl<'k> DeliveryReader<'k> {
                 project: p,
                 list,
                 items,
+                proof,
             } => {
                 ensure!(p == self.project, "a delivery part for another project");
                 let Some(c) = &mut self.current else {
@@ -254,15 +255,18 @@ impl<'k> DeliveryReader<'k> {
                 let persons = self.persons.entry(list.clone()).or_default();
                 for item in items.iter() {
                     c.check.push(item.position, &item.lnr)?;
-                    let rows = open_item(
-                        &self.project,
-                        &list,
-                        item,
-                        &c.sealed_root,
-                        &c.final_root,
-                        c.persons,
-                        &c.key,
-                    )?;
+                }
+                verify_batch(
+                    &self.project,
+                    &list,
+                    &items,
+                    &proof,
+                    &c.sealed_root,
+                    &c.final_root,
+                    c.persons,
+                )?;
+                for item in items.iter() {
+                    let rows = open_item(&self.project, &list, item, &c.key)?;
                     if !rows.is_empty() {
                         *persons += 1;
                     }

@@ -2,14 +2,18 @@
 //! each selected position, and the researcher's checks before opening it.
 //!
 //! ```text
-//!  linker:     Linkage ──▶ DeliveredItem { lnr, position, sealed, sealed_proof, point, point_proof (salt, path) }
-//!  researcher: open_item(item, sealed_root (owner's announcement), final_root (linker's hop record, salted leaves))
-//!              ──▶ lnr == Lnr::derive(project, point) ──▶ open with the list's content key ──▶ rows
+//!  linker:     Linkage ──▶ batches of DeliveredItem { lnr, position, sealed, point, salt }
+//!                          with one BatchProof { sealed: MultiProof, points: MultiProof } each
+//!  researcher: verify_batch(items, proof, sealed_root (owner's announcement),
+//!                           final_root (linker's hop record, salted leaves), persons)
+//!              ──▶ per item: lnr == Lnr::derive(project, point) ──▶ open with the list's content key ──▶ rows
 //! ```
 //!
 //! Both roots come from the transcript, which the researcher verifies
 //! first: an item is accepted only if the owner sealed it at that position
-//! and the chain produced that pseudonym at that position.
+//! and the chain produced that pseudonym at that position. One
+//! [`MultiProof`] per tree covers a whole batch of items (a message's
+//! worth), instead of two RFC 6962 paths per item.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +21,7 @@ use crate::{
     group::WirePoint,
     hash::FramedHasher,
     link::Lnr,
-    merkle::{InclusionProof, MerkleTree},
+    merkle::{leaf_hash, MerkleError, MerkleTree, MultiProof},
     owner::sealed_leaf,
     seal::{decode_rows, ContentKey, SealError, SealedItem},
     share::Domain,
@@ -31,7 +35,8 @@ pub use salted::{
     SaltedPointProof,
 };
 
-/// One cohort member's item of one list.
+/// One cohort member's item of one list. Its inclusion under the two
+/// signed roots is proven for its whole batch by a [`BatchProof`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeliveredItem {
     /// The person's løpenummer.
@@ -40,39 +45,53 @@ pub struct DeliveredItem {
     pub position: Position,
     /// The owner's sealed rows.
     pub sealed: SealedItem,
-    /// Inclusion of `sealed` under the owner's sealed root.
-    pub sealed_proof: InclusionProof,
     /// The final pseudonym `P_p(x)`.
     pub point: WirePoint,
-    /// The position's salt and the inclusion of the salted leaf
-    /// `SHA3-256(0x00 ‖ salt ‖ point)` under the linker's final root: no
-    /// sibling hash in it is a hash of a pseudonym alone (issue 12 item 8).
-    pub point_proof: SaltedPointProof,
+    /// The position's salt: the salted leaf `SHA3-256(0x00 ‖ salt ‖ point)`
+    /// is under the linker's final root, and no hash in the batch's proof
+    /// is a hash of a pseudonym alone (issue 12 item 8).
+    pub salt: [u8; 32],
+}
+
+/// The inclusion of a batch of delivered items (positions strictly
+/// ascending) under a list's two signed roots.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchProof {
+    /// The sealed items' leaves under the owner's sealed root.
+    pub sealed: MultiProof,
+    /// The salted final leaves under the linker's final root.
+    pub points: MultiProof,
 }
 
 /// A delivered item was refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DeliveryError {
-    /// The sealed item is not the owner's at that position.
+    /// A sealed item of the batch is not the owner's at its position.
     #[error(
-        "list {list} position {position}: the sealed item is not under the owner's signed root"
+        "list {list}, batch from position {position}: the sealed items are not under the owner's signed root"
     )]
     SealedProof {
         /// The list.
         list: ListName,
-        /// The position.
+        /// The batch's first position.
         position: Position,
     },
-    /// The pseudonym is not the chain's at that position.
+    /// A pseudonym of the batch is not the chain's at its position.
     #[error(
-        "list {list} position {position}: the pseudonym is not under the linker's signed root"
+        "list {list}, batch from position {position}: the pseudonyms are not under the linker's signed root"
     )]
     PointProof {
         /// The list.
         list: ListName,
-        /// The position.
+        /// The batch's first position (a single proof's own position).
         position: Position,
+    },
+    /// A batch without items, or whose positions do not ascend.
+    #[error("list {list}: a batch that is empty or whose positions do not ascend")]
+    Batch {
+        /// The list.
+        list: ListName,
     },
     /// The lnr is not derived from the pseudonym.
     #[error("list {list} position {position}: the lnr does not match the pseudonym")]
@@ -231,82 +250,115 @@ impl SelectionCheck {
 
 const SELECTION_TAG: &[u8] = b"KOBLING-V1-SELECTION";
 
-/// Builds a delivered item (linker side).
+/// Builds a batch of delivered items and its proof (linker side):
+/// `selected` are `(lnr, position, sealed item, final point)`, positions
+/// strictly ascending.
 ///
 /// # Errors
 ///
-/// A Merkle error if `position` is outside the list.
-pub fn deliver_item(
-    lnr: Lnr,
-    position: Position,
-    sealed: SealedItem,
-    point: WirePoint,
+/// A Merkle error for an empty or unordered batch or a position outside
+/// the list.
+pub fn deliver_batch(
+    selected: Vec<(Lnr, Position, SealedItem, WirePoint)>,
     source: &ListDeliverySource<'_>,
-) -> Result<DeliveredItem, crate::merkle::MerkleError> {
-    Ok(DeliveredItem {
-        lnr,
-        position,
-        sealed_proof: source.sealed.inclusion_proof(position.0)?,
-        point_proof: salted_point_proof(
-            source.points,
-            source.salt,
-            source.domain,
-            source.list,
+) -> Result<(Vec<DeliveredItem>, BatchProof), MerkleError> {
+    let positions: Vec<u64> = selected.iter().map(|(_, p, _, _)| p.0).collect();
+    let proof = BatchProof {
+        sealed: source.sealed.multi_proof(&positions)?,
+        points: source.points.multi_proof(&positions)?,
+    };
+    let items = selected
+        .into_iter()
+        .map(|(lnr, position, sealed, point)| DeliveredItem {
+            lnr,
+            salt: source.salt.salt(source.domain, source.list, position.0),
             position,
-        )?,
-        sealed,
-        point,
-    })
+            sealed,
+            point,
+        })
+        .collect();
+    Ok((items, proof))
 }
 
-/// Verifies a delivered item against the transcript's roots and opens it
-/// (researcher side). Returns the person's rows.
-///
-/// `persons` is the list size signed in the owner's announcement: RFC 6962
-/// paths alone do not bind the tree size, so both proofs must be for a
-/// tree of exactly that many leaves.
+/// Verifies a batch of delivered items against the transcript's roots
+/// (researcher and domain holder): positions strictly ascending, every
+/// sealed item under the owner's `sealed_root` and every salted pseudonym
+/// under the `final_root`, at its position, in trees of exactly `persons`
+/// leaves (the size signed in the owner's announcement: RFC 6962 proofs
+/// alone do not bind it), and every lnr derived from its pseudonym.
 ///
 /// # Errors
 ///
-/// A [`DeliveryError`] naming the list, the position and the check.
+/// A [`DeliveryError`] naming the list and the batch's first position.
+pub fn verify_batch(
+    project: &ProjectId,
+    list: &ListName,
+    items: &[DeliveredItem],
+    proof: &BatchProof,
+    sealed_root: &Digest,
+    final_root: &Digest,
+    persons: u64,
+) -> Result<(), DeliveryError> {
+    let Some(first) = items.first().map(|i| i.position) else {
+        return Err(DeliveryError::Batch { list: list.clone() });
+    };
+    if items.windows(2).any(|w| w[0].position.0 >= w[1].position.0) {
+        return Err(DeliveryError::Batch { list: list.clone() });
+    }
+    let sealed: Vec<(u64, Digest)> = items
+        .iter()
+        .map(|i| (i.position.0, leaf_hash(sealed_leaf(&i.sealed))))
+        .collect();
+    if proof.sealed.size != persons || proof.sealed.verify(sealed_root, &sealed).is_err() {
+        return Err(DeliveryError::SealedProof {
+            list: list.clone(),
+            position: first,
+        });
+    }
+    let points: Vec<(u64, Digest)> = items
+        .iter()
+        .map(|i| (i.position.0, salted_leaf_hash(&i.salt, &i.point)))
+        .collect();
+    if proof.points.size != persons || proof.points.verify(final_root, &points).is_err() {
+        return Err(DeliveryError::PointProof {
+            list: list.clone(),
+            position: first,
+        });
+    }
+    if let Some(i) = items
+        .iter()
+        .find(|i| Lnr::derive(project, &i.point) != i.lnr)
+    {
+        return Err(DeliveryError::Lnr {
+            list: list.clone(),
+            position: i.position,
+        });
+    }
+    Ok(())
+}
+
+/// Opens a delivered item of a batch that [`verify_batch`] accepted
+/// (researcher side). Returns the person's rows.
+///
+/// # Errors
+///
+/// [`DeliveryError::Open`].
 pub fn open_item(
     project: &ProjectId,
     list: &ListName,
     item: &DeliveredItem,
-    sealed_root: &Digest,
-    final_root: &Digest,
-    persons: u64,
     key: &ContentKey,
 ) -> Result<Vec<Vec<String>>, DeliveryError> {
-    let (l, p) = (list.clone(), item.position);
-    let sized = |proof: &InclusionProof| proof.index == p.0 && proof.size == persons;
-    if !sized(&item.sealed_proof)
-        || item
-            .sealed_proof
-            .verify(sealed_root, sealed_leaf(&item.sealed))
-            .is_err()
-    {
-        return Err(DeliveryError::SealedProof {
-            list: l,
-            position: p,
-        });
-    }
-    verify_salted_point(list, p, &item.point, &item.point_proof, final_root, persons)?;
-    if Lnr::derive(project, &item.point) != item.lnr {
-        return Err(DeliveryError::Lnr {
-            list: l,
-            position: p,
-        });
-    }
+    let p = item.position;
     let plain = key
         .open_item(project, list, p, &item.sealed)
         .map_err(|source| DeliveryError::Open {
-            list: l.clone(),
+            list: list.clone(),
             position: p,
             source,
         })?;
     decode_rows(&plain).map_err(|source| DeliveryError::Open {
-        list: l,
+        list: list.clone(),
         position: p,
         source,
     })
@@ -411,6 +463,175 @@ mod tests {
             check(&signed, &other_lnr),
             Err(DeliveryError::Selection { .. })
         ));
+    }
+
+    struct Fixture {
+        project: ProjectId,
+        list: ListName,
+        sealed: MerkleTree,
+        points: MerkleTree,
+        finals: Vec<WirePoint>,
+        items: Vec<SealedItem>,
+    }
+
+    const SALT_KEY: [u8; 32] = [5; 32];
+
+    fn fixture(n: u64) -> Fixture {
+        let project = ProjectId::new("P").expect("valid");
+        let list = ListName::new("NPR").expect("valid");
+        let key = FinalSaltKey::from_secret_bytes(SALT_KEY);
+        let domain = Domain::Project(project.clone());
+        let finals: Vec<WirePoint> = (0..n)
+            .map(|i| {
+                WirePoint(
+                    crate::hash::hash_to_group(b"test", &i.to_le_bytes())
+                        .compress()
+                        .to_bytes(),
+                )
+            })
+            .collect();
+        let items: Vec<SealedItem> = (0..n)
+            .map(|i| {
+                SealedItem(crate::bounded::BoundedBytes::new(vec![i as u8; 40]).expect("fits"))
+            })
+            .collect();
+        Fixture {
+            sealed: MerkleTree::from_leaves(items.iter().map(sealed_leaf)),
+            points: salted_final_tree(&key, &domain, &list, &finals),
+            project,
+            list,
+            finals,
+            items,
+        }
+    }
+
+    fn batch(f: &Fixture, at: &[u64]) -> (Vec<DeliveredItem>, BatchProof) {
+        let key = FinalSaltKey::from_secret_bytes(SALT_KEY);
+        let domain = Domain::Project(f.project.clone());
+        let source = ListDeliverySource {
+            sealed: &f.sealed,
+            points: &f.points,
+            salt: &key,
+            domain: &domain,
+            list: &f.list,
+        };
+        let selected = at
+            .iter()
+            .map(|&t| {
+                let point = f.finals[t as usize];
+                (
+                    Lnr::derive(&f.project, &point),
+                    Position(t),
+                    f.items[t as usize].clone(),
+                    point,
+                )
+            })
+            .collect();
+        deliver_batch(selected, &source).expect("in the list")
+    }
+
+    fn verify(
+        f: &Fixture,
+        items: &[DeliveredItem],
+        proof: &BatchProof,
+    ) -> Result<(), DeliveryError> {
+        verify_batch(
+            &f.project,
+            &f.list,
+            items,
+            proof,
+            &f.sealed.root(),
+            &f.points.root(),
+            f.sealed.len(),
+        )
+    }
+
+    /// Attack: one item of a batch altered (its sealed bytes, pseudonym,
+    /// salt, lnr or position), an item dropped, added or reordered, or a
+    /// hash of either proof altered: the whole batch is refused; the honest
+    /// batch verifies.
+    #[test]
+    fn a_tampered_item_or_proof_in_a_batch_is_refused() {
+        let f = fixture(50);
+        let at = [3u64, 4, 5, 9, 20, 21, 33, 49];
+        let (items, proof) = batch(&f, &at);
+        verify(&f, &items, &proof).expect("the honest batch verifies");
+
+        for k in 0..items.len() {
+            let changed = |g: &dyn Fn(&mut DeliveredItem)| {
+                let mut v = items.clone();
+                g(&mut v[k]);
+                verify(&f, &v, &proof)
+            };
+            assert!(matches!(
+                changed(&|i| {
+                    let mut b = i.sealed.0.to_vec();
+                    b[0] ^= 1;
+                    i.sealed = SealedItem(crate::bounded::BoundedBytes::new(b).expect("fits"));
+                }),
+                Err(DeliveryError::SealedProof { .. })
+            ));
+            assert!(matches!(
+                changed(&|i| i.point.0[0] ^= 1),
+                Err(DeliveryError::PointProof { .. })
+            ));
+            assert!(matches!(
+                changed(&|i| i.salt[31] ^= 1),
+                Err(DeliveryError::PointProof { .. })
+            ));
+            assert!(matches!(
+                changed(&|i| i.lnr = Lnr::derive(&f.project, &f.finals[0])),
+                Err(DeliveryError::Lnr { .. })
+            ));
+            // Another person's item, whole, in this item's place.
+            let other = if k == 0 { 0 } else { at[k - 1] + 1 };
+            if !at.contains(&other) {
+                let (o, _) = batch(&f, &[other]);
+                let mut v = items.clone();
+                let position = v[k].position;
+                v[k] = o[0].clone();
+                v[k].position = position;
+                assert!(verify(&f, &v, &proof).is_err(), "item {k} substituted");
+            }
+        }
+        let mut dropped = items.clone();
+        dropped.remove(3);
+        assert!(verify(&f, &dropped, &proof).is_err(), "an item dropped");
+        let (extra, _) = batch(&f, &[10]);
+        let mut added = items.clone();
+        added.insert(4, extra[0].clone());
+        assert!(verify(&f, &added, &proof).is_err(), "an item added");
+        let mut swapped = items.clone();
+        swapped.swap(1, 2);
+        assert!(matches!(
+            verify(&f, &swapped, &proof),
+            Err(DeliveryError::Batch { .. })
+        ));
+        let mut twice = items.clone();
+        twice[2] = twice[1].clone();
+        assert!(matches!(
+            verify(&f, &twice, &proof),
+            Err(DeliveryError::Batch { .. })
+        ));
+        assert!(matches!(
+            verify(&f, &[], &proof),
+            Err(DeliveryError::Batch { .. })
+        ));
+        for which in [0, 1] {
+            let mut bad = proof.clone();
+            let mp = if which == 0 {
+                &mut bad.sealed
+            } else {
+                &mut bad.points
+            };
+            let mut h = mp.hashes.to_vec();
+            h[0].0[0] ^= 1;
+            mp.hashes = crate::bounded::BoundedVec::new(h).expect("fits");
+            assert!(verify(&f, &items, &bad).is_err(), "proof {which} altered");
+        }
+        // A proof for another size (the announced count is 50).
+        let (items_small, proof_small) = batch(&fixture(49), &at[..7]);
+        assert!(verify(&f, &items_small, &proof_small).is_err());
     }
 
     /// A record claiming `u64::MAX` items neither overflows nor panics.

@@ -23,6 +23,7 @@
 //!  leaves ──▶ MerkleTree ──▶ root(), inclusion_proof(i) ──▶ InclusionProof::verify(root, leaf)
 //!  leaves ──▶ MerkleBuilder (O(log n) memory) ──▶ finish() == MerkleTree::root()
 //!  chunk roots ──▶ root_of_aligned_chunks() == root over all leaves
+//!  leaves ──▶ MerkleTree ──▶ multi_proof(indices) ──▶ MultiProof::verify(root, [(index, leaf hash)])
 //! ```
 //!
 //! [`MerkleTree`] keeps every level (about 2n digests) and answers proofs;
@@ -37,6 +38,9 @@ use serde::{Deserialize, Serialize};
 use sha3::{Digest as _, Sha3_256};
 
 use crate::{bounded::BoundedVec, types::Digest};
+
+mod multi;
+pub use multi::{MultiProof, MAX_MULTIPROOF_HASHES};
 
 /// The most siblings an inclusion proof can have: a tree of at most 2⁶⁴ − 1
 /// leaves has depth at most 64.

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     bounded::{BoundedBytes, BoundedString, BoundedVec},
-    delivery::DeliveredItem,
+    delivery::{BatchProof, DeliveredItem},
     hash::framed_sha3,
     hop::PointChunk,
     manifest::Ed25519Key,
@@ -260,7 +260,8 @@ pub enum Message {
         /// Items that follow.
         items: u64,
     },
-    /// Linker → researcher: delivered items.
+    /// Linker → researcher: delivered items, positions ascending, with
+    /// one proof for the batch.
     DeliveryItems {
         /// The project.
         project: ProjectId,
@@ -268,6 +269,8 @@ pub enum Message {
         list: ListName,
         /// The items.
         items: BoundedVec<DeliveredItem, MAX_ITEMS_PER_MESSAGE>,
+        /// The items' inclusion under the list's two signed roots.
+        proof: BatchProof,
     },
     /// Positive acknowledgement, with what was acknowledged.
     Ack {

@@ -167,6 +167,7 @@ fn computed() -> BTreeMap<&'static str, String> {
     citizen_vectors(&mut v);
     identified_vectors(&mut v);
     strict_vectors(&mut v);
+    multiproof_vectors(&mut v);
     v
 }
 
@@ -533,6 +534,48 @@ fn v2_vectors(
     v.insert(
         "v2 salted final leaf of P at position 0",
         salted_leaf_hash(&salt, &p).to_hex(),
+    );
+}
+
+/// A delivery batch's multiproof (docs/protocol.md §10).
+fn multiproof_vectors(v: &mut BTreeMap<&'static str, String>) {
+    let tree = MerkleTree::from_leaves((0u8..7).map(|t| [t]));
+    let proof = tree.multi_proof(&[1, 2, 5]).expect("in the tree");
+    let expected: Vec<Digest> = [0, 3, 4, 6]
+        .iter()
+        .map(|&t| tree.leaf_hash(t).expect("in the tree"))
+        .collect();
+    assert_eq!(
+        proof.hashes.to_vec(),
+        expected,
+        "the walk's leafless ranges"
+    );
+    v.insert(
+        "multiproof (7 leaves, batch 1 2 5) hash 0",
+        proof.hashes[0].to_hex(),
+    );
+    v.insert(
+        "multiproof (7 leaves, batch 1 2 5) hash 3",
+        proof.hashes[3].to_hex(),
+    );
+    v.insert(
+        "multiproof (7 leaves, batch 1 2 5) root",
+        tree.root().to_hex(),
+    );
+    let leaves: Vec<(u64, Digest)> = [1, 2, 5]
+        .iter()
+        .map(|&t| (t, tree.leaf_hash(t).expect("in the tree")))
+        .collect();
+    assert_eq!(proof.root(&leaves), Ok(tree.root()));
+    let bytes = postcard::to_allocvec(&proof).expect("encodes");
+    assert_eq!(
+        bytes.len(),
+        2 + 4 * 32,
+        "varint size, varint count, digests"
+    );
+    v.insert(
+        "multiproof (7 leaves, batch 1 2 5) postcard (first 40 bytes)",
+        h(&bytes[..40]),
     );
 }
 

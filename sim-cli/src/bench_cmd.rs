@@ -187,9 +187,18 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
         // All node processes, from the last approval until linked.
         println!("e2e_cpu_us_per_point_step={:.3}", cpu * 1e6 / steps as f64);
     }
+    // Per person of every list: all node processes over the whole run,
+    // the researcher's `project fetch` (fetch, verify, open, write), and
+    // both together (issue 13: every process of the run).
+    let per_record = |cpu: f64| cpu * 1e6 / points as f64;
     if let Some(cpu) = outcome.nodes_cpu_seconds {
-        // All node processes over the whole run, per person of every list.
-        println!("e2e_cpu_us_per_record={:.3}", cpu * 1e6 / points as f64);
+        println!("nodes_cpu_us_per_record={:.3}", per_record(cpu));
+    }
+    if let Some(cpu) = outcome.fetch_cpu_seconds {
+        println!("fetch_cpu_us_per_record={:.3}", per_record(cpu));
+    }
+    if let (Some(nodes), Some(fetch)) = (outcome.nodes_cpu_seconds, outcome.fetch_cpu_seconds) {
+        println!("e2e_cpu_us_per_record={:.3}", per_record(nodes + fetch));
     }
     if let Some(floor) = record_floor {
         println!("record_floor_cpu_us={floor:.3}");

@@ -174,8 +174,10 @@ fn ok(args: &[&str]) -> anyhow::Result<String> {
 
 /// Runs a command as [`ok`] does, and samples its peak resident memory
 /// (`VmHWM`) every 20 ms while it runs: the last sample before it exits,
-/// in MiB (`None` where the OS does not tell).
-fn ok_measured(args: &[&str]) -> anyhow::Result<Option<f64>> {
+/// in MiB; and its CPU time, from this process's waited children's
+/// (`None` where the OS does not tell).
+fn ok_measured(args: &[&str]) -> anyhow::Result<Measured> {
+    let cpu_before = crate::rss::children_cpu_seconds();
     use std::io::Read as _;
     let mut child = kobling()?
         .args(args)
@@ -208,7 +210,17 @@ fn ok_measured(args: &[&str]) -> anyhow::Result<Option<f64>> {
             stderr.trim()
         );
     }
-    Ok(peak)
+    let cpu_seconds = crate::rss::children_cpu_seconds()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
+    Ok(Measured { peak, cpu_seconds })
+}
+
+/// A command's peak memory (VmHWM, MiB) and CPU seconds, where the OS
+/// tells.
+struct Measured {
+    peak: Option<f64>,
+    cpu_seconds: Option<f64>,
 }
 
 /// Retries until the command succeeds (the nodes are starting or catching up).
@@ -441,6 +453,9 @@ pub(crate) struct Outcome {
     /// Peak resident memory of the researcher's `project fetch` (fetch,
     /// verify, open, write), in MiB.
     pub(crate) fetch_peak_rss_mb: Option<f64>,
+    /// CPU seconds of the researcher's `project fetch` (fetch, verify,
+    /// open, write), all its threads.
+    pub(crate) fetch_cpu_seconds: Option<f64>,
 }
 
 /// The phase whose time is the chain's: from the last approval until the
@@ -725,7 +740,7 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
         .cpu_seconds()
         .zip(cpu_before_chain)
         .map(|(after, before)| after - before);
-    let fetch_peak_rss_mb = ok_measured(&[
+    let fetch = ok_measured(&[
         "project",
         "fetch",
         "--manifest",
@@ -778,7 +793,7 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
     for (node, mb) in &peak_rss_mb {
         println!("  {node:<46} {mb:>8.1} MiB");
     }
-    if let Some(mb) = fetch_peak_rss_mb {
+    if let Some(mb) = fetch.peak {
         println!("  {:<46} {mb:>8.1} MiB", "the researcher's fetch");
     }
     ensure!(
@@ -803,7 +818,8 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
         problems,
         chain_cpu_seconds,
         nodes_cpu_seconds,
-        fetch_peak_rss_mb,
+        fetch_peak_rss_mb: fetch.peak,
+        fetch_cpu_seconds: fetch.cpu_seconds,
     })
 }
 

@@ -30,6 +30,21 @@ pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / ticks)
 }
 
+/// The CPU time (user and system) of this process's children that it
+/// has waited for, in seconds (`cutime` + `cstime` in `/proc/self/stat`,
+/// what `getrusage(RUSAGE_CHILDREN)` reports), or `None` where the OS does
+/// not tell. The difference around one child's run and wait is that
+/// child's CPU time, all its threads included.
+pub(crate) fn children_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let cutime: f64 = fields.get(13)?.parse().ok()?;
+    let cstime: f64 = fields.get(14)?.parse().ok()?;
+    let ticks = f64::from(u32::try_from(rustix::param::clock_ticks_per_second()).ok()?);
+    Some((cutime + cstime) / ticks)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -43,6 +58,19 @@ mod tests {
         }
         std::hint::black_box(x);
         let after = super::cpu_seconds(pid).expect("linux /proc");
+        assert!(after > before, "{before} → {after}");
+    }
+
+    #[test]
+    fn a_waited_child_s_cpu_time_is_counted() {
+        let before = super::children_cpu_seconds().expect("linux /proc");
+        // A child that burns about half a second of CPU.
+        let status = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done"])
+            .status()
+            .expect("sh runs");
+        assert!(status.success());
+        let after = super::children_cpu_seconds().expect("linux /proc");
         assert!(after > before, "{before} → {after}");
     }
 }

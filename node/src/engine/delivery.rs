@@ -7,8 +7,7 @@
 use kobling_protocol::{
     bounded::{BoundedBytes, BoundedVec},
     delivery::{
-        deliver_item, salted_final_tree, selection_digest, DeliveredItem, FinalSaltKey,
-        ListDeliverySource,
+        deliver_batch, salted_final_tree, selection_digest, FinalSaltKey, ListDeliverySource,
     },
     link::ListSelection,
     merkle::{leaf_hash, MerkleTree},
@@ -133,23 +132,26 @@ impl Engine {
         )?;
         let batch_size = self.config.delivery_batch.max(1);
         let me = &self.me;
-        let flush = |spool: &mut Staging, batch: &mut Vec<DeliveredItem>| {
-            let items = BoundedVec::new(std::mem::take(batch))
+        // One batch: its items and one proof per tree (`deliver_batch`).
+        let flush = |spool: &mut Staging, batch: &mut Vec<Selected>| {
+            let (items, proof) = deliver_batch(std::mem::take(batch), &source)
                 .map_err(|_| StoreError::Corrupt("delivery batch"))?;
+            let items =
+                BoundedVec::new(items).map_err(|_| StoreError::Corrupt("delivery batch"))?;
             spool.queue(
                 me,
                 &Message::DeliveryItems {
                     project: project.clone(),
                     list: sel.list.clone(),
                     items,
+                    proof,
                 },
             )
         };
         // The selected positions ascend, as the stored items do.
         let mut wanted = sel.selected.iter().peekable();
-        let mut batch: Vec<DeliveredItem> = Vec::with_capacity(batch_size);
+        let mut batch: Vec<Selected> = Vec::with_capacity(batch_size);
         let mut position = 0u64;
-        let mut failed: Option<String> = None;
         self.store
             .transaction(|tx| {
                 tx.for_each_blob(LinkerTable::Sealed, project, &sel.list, |b| {
@@ -170,23 +172,14 @@ impl Engine {
                         .ok()
                         .and_then(|i| finals.get(i))
                         .ok_or(StoreError::Corrupt("final points"))?;
-                    match deliver_item(lnr, at, item, point, &source) {
-                        Ok(d) => batch.push(d),
-                        Err(e) => {
-                            failed = Some(e.to_string());
-                            return Err(StoreError::Corrupt("delivery"));
-                        }
-                    }
+                    batch.push((lnr, at, item, point));
                     if batch.len() == batch_size {
                         flush(spool, &mut batch)?;
                     }
                     Ok(())
                 })
             })
-            .map_err(|e| match failed.take() {
-                Some(detail) => refuse(RefusalCode::Delivery, detail),
-                None => Refused::from(e),
-            })?;
+            .map_err(Refused::from)?;
         if wanted.next().is_some() {
             return Err(StoreError::Corrupt("sealed item").into());
         }
@@ -199,7 +192,17 @@ impl Engine {
             selection: selection_digest(&sel.selected),
         })
     }
+}
 
+/// A selected position's lnr, position, sealed item and final point.
+type Selected = (
+    kobling_protocol::link::Lnr,
+    kobling_protocol::types::Position,
+    SealedItem,
+    kobling_protocol::group::WirePoint,
+);
+
+impl Engine {
     /// The project's transcript as a signed file.
     pub(super) fn transcript_file(&self, project: &ProjectId) -> Outcome<Message> {
         let entries = self.store.entries(project)?;

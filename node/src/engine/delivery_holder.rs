@@ -12,7 +12,7 @@
 //! ```
 
 use kobling_protocol::{
-    delivery::{open_item, DeliveredItem},
+    delivery::{open_item, verify_batch, BatchProof, DeliveredItem},
     messages::{Action, Message, Request, NONCE_LEN},
     project::ProjectView,
     receipt::{DeliveryPlan, Unblinder},
@@ -99,6 +99,7 @@ impl Engine {
         project: &ProjectId,
         list: &ListName,
         items: &[DeliveredItem],
+        proof: &BatchProof,
         now: UnixTime,
     ) -> Outcome<Vec<Message>> {
         let (entries, plan) = self.held_delivery(project)?;
@@ -164,24 +165,30 @@ impl Engine {
                 )
             })?;
         let persons = announcement.persons;
+        if items
+            .iter()
+            .enumerate()
+            .any(|(i, item)| item.position.0 != position + i as u64)
+        {
+            return Err(refuse(
+                RefusalCode::Delivery,
+                format!("delivery {project}: positions do not ascend one by one"),
+            ));
+        }
+        verify_batch(
+            project,
+            list,
+            items,
+            proof,
+            &sealed_root,
+            &final_root,
+            persons,
+        )
+        .map_err(|e| refuse(RefusalCode::Delivery, e.to_string()))?;
         let mut opened = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            if item.position.0 != position + i as u64 {
-                return Err(refuse(
-                    RefusalCode::Delivery,
-                    format!("delivery {project}: positions do not ascend one by one"),
-                ));
-            }
-            let rows = open_item(
-                project,
-                list,
-                item,
-                &sealed_root,
-                &final_root,
-                persons,
-                &content,
-            )
-            .map_err(|e| refuse(RefusalCode::Delivery, e.to_string()))?;
+        for item in items {
+            let rows = open_item(project, list, item, &content)
+                .map_err(|e| refuse(RefusalCode::Delivery, e.to_string()))?;
             opened.push((item.point, rows));
         }
         let points: Vec<_> = opened.iter().map(|(p, _)| *p).collect();

@@ -224,9 +224,10 @@ impl Engine {
                     project,
                     list,
                     items,
+                    proof,
                 },
                 Peer::Member(_),
-            ) => self.holder_items(&project, &list, &items, now)?,
+            ) => self.holder_items(&project, &list, &items, &proof, now)?,
             (other, _) => return Err(unexpected(&other)),
         };
         Ok(replies.into())

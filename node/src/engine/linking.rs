@@ -114,13 +114,14 @@ impl Engine {
         self.store.transaction(|tx| {
             // The list's bytes with these items in place of what their
             // positions hold (a resent message replaces, it does not add).
-            let mut total = tx.sealed_bytes(project, list)?;
-            for (position, item) in (first.0..).zip(&items) {
-                let old = tx.sealed_len(project, list, position)?;
-                total = total
-                    .saturating_sub(old)
-                    .saturating_add(item.as_bytes().len() as u64);
-            }
+            let old = tx.sealed_len_range(project, list, first.0, items.len() as u64)?;
+            let new = items
+                .iter()
+                .fold(0u64, |n, i| n.saturating_add(i.as_bytes().len() as u64));
+            let total = tx
+                .sealed_bytes(project, list)?
+                .saturating_sub(old)
+                .saturating_add(new);
             if total > cap {
                 return Err(refuse(
                     RefusalCode::ListTooLarge,

@@ -58,22 +58,29 @@ fn an_item_delivered_twice_is_refused_by_the_client() {
 
 #[test]
 fn a_dropped_item_is_refused_by_the_client() {
-    // An item dropped, the header's count lowered to hide it.
+    // An item dropped from a batch breaks the batch's proof. A whole batch
+    // dropped leaves every other batch's proof intact: the header's count
+    // is lowered to hide it, and the signed record's count catches it.
     attack(|s| async move {
-        let (mut replies, at) = honest(s).await;
-        let list = match &mut replies[at] {
-            Message::DeliveryItems { items, list, .. } => {
-                let mut v = items.clone().into_inner();
-                v.remove(1);
-                *items = BoundedVec::new(v).expect("fits");
-                list.clone()
-            }
+        let (honest, at) = honest(s).await;
+        let mut replies = honest.clone();
+        if let Message::DeliveryItems { items, .. } = &mut replies[at] {
+            let mut v = items.clone().into_inner();
+            v.remove(1);
+            *items = BoundedVec::new(v).expect("fits");
+        }
+        let e = refusal(s, replies);
+        assert!(e.contains("are not under the owner's signed root"), "{e}");
+
+        let mut replies = honest;
+        let (list, dropped) = match replies.remove(at) {
+            Message::DeliveryItems { items, list, .. } => (list, items.len() as u64),
             _ => unreachable!("an items message"),
         };
         for m in &mut replies {
             if let Message::DeliveryHeader { list: l, items, .. } = m {
                 if *l == list {
-                    *items -= 1;
+                    *items -= dropped;
                 }
             }
         }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use kobling_protocol::{
     bounded::BoundedVec,
-    delivery::DeliveredItem,
+    delivery::{BatchProof, DeliveredItem},
     group::WirePoint,
     merkle::MerkleTree,
     messages::{Action, Message},
@@ -178,12 +178,15 @@ fn no_sibling_hash_of_a_delivery_repeats_in_another_lists() {
     let mut siblings: BTreeMap<ListName, HashSet<Digest>> = BTreeMap::new();
     let mut positions: BTreeMap<ListName, Vec<u64>> = BTreeMap::new();
     for m in &replies {
-        if let Message::DeliveryItems { list, items, .. } = m {
+        if let Message::DeliveryItems {
+            list, items, proof, ..
+        } = m
+        {
+            siblings
+                .entry(list.clone())
+                .or_default()
+                .extend(proof.points.hashes.iter().copied());
             for it in items.iter() {
-                siblings
-                    .entry(list.clone())
-                    .or_default()
-                    .extend(it.point_proof.proof.path.iter().copied());
                 positions
                     .entry(list.clone())
                     .or_default()
@@ -260,26 +263,26 @@ fn no_sibling_hash_of_a_delivery_repeats_in_another_lists() {
     // The researcher verifies the honest delivery, and refuses a tampered
     // salt, pseudonym or sibling.
     open_delivery(&fed.manifest, &fed.researcher_hpke, replies.clone()).expect("verifies");
-    let tamper = |f: &dyn Fn(&mut DeliveredItem)| {
+    let tamper = |f: &dyn Fn(&mut DeliveredItem, &mut BatchProof)| {
         let mut r = replies.clone();
         let at = r
             .iter()
             .position(|m| matches!(m, Message::DeliveryItems { .. }))
             .expect("items");
-        if let Message::DeliveryItems { items, .. } = &mut r[at] {
+        if let Message::DeliveryItems { items, proof, .. } = &mut r[at] {
             let mut v = items.to_vec();
-            f(&mut v[0]);
+            f(&mut v[0], proof);
             *items = BoundedVec::new(v).expect("fits");
         }
         open_delivery(&fed.manifest, &fed.researcher_hpke, r).is_err()
     };
-    assert!(tamper(&|it| it.point_proof.salt[0] ^= 1), "a tampered salt");
-    assert!(tamper(&|it| it.point.0[0] ^= 1), "a tampered pseudonym");
+    assert!(tamper(&|it, _| it.salt[0] ^= 1), "a tampered salt");
+    assert!(tamper(&|it, _| it.point.0[0] ^= 1), "a tampered pseudonym");
     assert!(
-        tamper(&|it| {
-            let mut path = it.point_proof.proof.path.to_vec();
-            path[0].0[0] ^= 1;
-            it.point_proof.proof.path = BoundedVec::new(path).expect("fits");
+        tamper(&|_, proof| {
+            let mut hashes = proof.points.hashes.to_vec();
+            hashes[0].0[0] ^= 1;
+            proof.points.hashes = BoundedVec::new(hashes).expect("fits");
         }),
         "a tampered sibling"
     );
