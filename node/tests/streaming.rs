@@ -2,8 +2,7 @@
 //! over real engines in memory (`kobling_node::testing`): an owner whose
 //! end-of-list statement contradicts its list is named and the project
 //! stops; a list whose end-of-list statement never arrives does not
-//! link; an owner's chunk past the list's end is refused and names the
-//! owner.
+//! link; an owner's chunk past the list's end is refused.
 
 use std::{cell::RefCell, collections::BTreeSet, rc::Rc};
 
@@ -14,7 +13,7 @@ use kobling_protocol::{
     messages::Message,
     project::{Phase, ProjectView},
     share::Domain,
-    transcript::{self, Body, Entry, Signer},
+    transcript::{self, Body, Entry},
     types::{ChunkIndex, Digest, HopIndex, Name, ProjectId},
     v2::{list_digest, ListHeader, Mode, OwnerList},
 };
@@ -301,8 +300,10 @@ fn a_list_whose_end_of_list_statement_never_arrives_does_not_link() {
 }
 
 #[test]
-fn an_owner_chunk_past_the_list_s_end_is_refused_and_names_the_owner() {
-    // SSB signs its last chunk as the chunk after its list's last one.
+fn an_owner_chunk_past_the_list_s_end_is_refused_and_the_list_does_not_link() {
+    // SSB signs its last chunk as the chunk after its list's last one:
+    // hop 1 refuses it at admission (the announcement fixed the count),
+    // steps nothing of it, and the list never links.
     let w = world();
     let mut net = w.fed.start(CHUNK, Faults::default(), 3).expect("nodes");
     let persons = w.persons("SSB");
@@ -320,24 +321,24 @@ fn an_owner_chunk_past_the_list_s_end_is_refused_and_names_the_owner() {
         st.chunk = ChunkIndex(last + 1);
         chunk.statement.signature = st.sign(&header, &key);
     }));
-    let entries = w.drive(&mut net, "PAST-END");
-    assert!(!linked(&entries));
-    let (signer, stop) = entries
+    w.order(&mut net, "PAST-END");
+    net.run_for(60_000).expect("run");
+    let entries = net
+        .transcript(&name(LINKER), &pid("PAST-END"))
+        .expect("transcript");
+    let refused = net
+        .refusals()
         .iter()
-        .find_map(|e| match &e.signed.statement.body {
-            Body::ChainStopped(s) if s.named.is_some() => {
-                Some((e.signed.statement.signer.clone(), s.clone()))
-            }
-            _ => None,
-        })
-        .expect("a chain stop naming a hop");
-    assert_eq!(stop.list, name("SSB"));
-    assert_eq!(stop.named, Some((HopIndex::OWNER, name("SSB"))));
-    assert_eq!(stop.chunk, ChunkIndex(last + 1));
-    let participants: Vec<Name> = REGISTERS.iter().map(|r| name(r)).collect();
-    let hop1 = net.manifest().chain_order(&name("SSB"), &participants)[1].clone();
-    assert_eq!(signer, Signer::Node(hop1));
-    let reason = closure_reason(&entries);
-    assert!(reason.contains("list SSB"), "{reason}");
-    transcript::verify(&entries, None, net.manifest()).expect("the stopped transcript verifies");
+        .any(|(_, _, code, detail)| code == "bad-chunk" && detail.contains("there is no chunk"));
+    assert!(refused, "the chunk past the end was refused");
+    assert!(!linked(&entries));
+    assert!(!has(
+        &entries,
+        |b| matches!(b, Body::HopV2(h) if h.list == name("SSB"))
+    ));
+    assert!(!has(
+        &entries,
+        |b| matches!(b, Body::ListCheck(c) if c.list == name("SSB"))
+    ));
+    transcript::verify(&entries, None, net.manifest()).expect("the transcript verifies");
 }
