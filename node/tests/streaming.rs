@@ -165,7 +165,8 @@ fn lying_owner(w: &World, net: &mut Net, change: fn(&mut OwnerList)) -> Rc<RefCe
 
 #[test]
 fn an_owner_whose_end_of_list_statement_contradicts_its_list_is_named_and_the_project_stops() {
-    let cases: [(&str, fn(&mut OwnerList)); 3] = [
+    type Case = (&'static str, fn(&mut OwnerList));
+    let cases: [Case; 3] = [
         // Another whole-list digest than that of its chunk digests.
         ("whole-list digest", |o| o.list_digest.0[0] ^= 1),
         // A sealed root that is not the root of the items it sent.

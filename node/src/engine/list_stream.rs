@@ -122,7 +122,7 @@ impl Engine {
         for event in events {
             let done = match event {
                 Ok(StreamEvent::Announce(a)) => self.commit_announce(project, view, *a, &seed, now),
-                Ok(StreamEvent::Chunk(c)) => self.commit_chunk(project, view, c, since),
+                Ok(StreamEvent::Chunk(c)) => self.commit_chunk(project, view, *c, since),
                 Ok(StreamEvent::Done(d)) => self.commit_done(project, *d, since, now),
                 Err(e) => Err(e.into()),
             };

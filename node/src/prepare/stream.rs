@@ -35,7 +35,7 @@ pub(crate) enum StreamEvent {
     /// The announcement (no roots) and the sealed blinding(s).
     Announce(Box<Announced>),
     /// The next chunk.
-    Chunk(MadeChunk),
+    Chunk(Box<MadeChunk>),
     /// Every chunk was made: the owner's end-of-list statement.
     Done(Box<Done>),
 }
@@ -123,7 +123,7 @@ impl Streaming {
                     let mut s = job.start()?;
                     send(announced(&s))?;
                     while let Some(chunk) = s.next_chunk()? {
-                        send(StreamEvent::Chunk(chunk))?;
+                        send(StreamEvent::Chunk(Box::new(chunk)))?;
                     }
                     send(done(s)?)
                 };
@@ -196,7 +196,7 @@ impl Streaming {
                 };
                 for _ in 0..*per_tick {
                     match s.next_chunk() {
-                        Ok(Some(chunk)) => out.push(Ok(StreamEvent::Chunk(chunk))),
+                        Ok(Some(chunk)) => out.push(Ok(StreamEvent::Chunk(Box::new(chunk)))),
                         Ok(None) => {
                             let s = started.take().map(|s| *s);
                             out.extend(s.map(done));

@@ -1169,7 +1169,8 @@ mod transcript {
             o.chunks = BoundedVec::new(c).expect("fits");
             o.list_digest = list_digest(&o.chunks);
         };
-        let cases: [(fn(&mut OwnerList), &str, bool); 3] = [
+        type Case = (fn(&mut OwnerList), &'static str, bool);
+        let cases: [Case; 3] = [
             (whole, "whole-list digest", true),
             (count, "chunk digests where its announcement makes", true),
             (

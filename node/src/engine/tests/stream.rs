@@ -153,7 +153,8 @@ fn an_owner_whose_extract_changed_mid_stream_sends_nothing_more() {
             // The extract file is changed under the node, which restarts.
             let path = fed.dir.path().join("extracts").join("SSB.csv");
             let mut text = std::fs::read_to_string(&path).expect("extract");
-            text.push_str(&text.lines().nth(1).expect("a row").to_string());
+            let row = String::from(text.lines().nth(1).expect("a row"));
+            text.push_str(&row);
             text.push('\n');
             std::fs::write(&path, text).expect("write");
             fed.engines.remove(&name("SSB"));
