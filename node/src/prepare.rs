@@ -43,6 +43,8 @@ use zeroize::Zeroizing;
 
 use crate::{staging::Staging, store::StoreError};
 
+pub(crate) mod stream;
+
 /// The owner's step key.
 pub(crate) enum OwnerKey {
     /// This register's share of the key domain (β sealed to `linker_key`).
@@ -148,9 +150,6 @@ pub(crate) struct PreparedList {
     pub(crate) blinding: WrappedKey,
     pub(crate) invalid_rows: u64,
     pub(crate) seconds: f64,
-    /// Chain v2: the owner's end-of-list statement (its staged messages
-    /// are `ChunkV2`s instead of `Points`).
-    pub(crate) owner_list: Option<kobling_protocol::v2::OwnerList>,
     /// Of a split blinding: `D₂` and `β₂` sealed to hop 1.
     pub(crate) second: Option<kobling_protocol::owner::SecondBlinding>,
 }
@@ -191,12 +190,45 @@ impl ListJob {
         }
     }
 
-    /// Prepares the list.
+    /// Prepares the whole list (chain v1, whose announcement carries the
+    /// roots of the whole list): every message waits in the staging file.
     ///
     /// # Errors
     ///
     /// [`JobError`].
     pub(crate) fn run(self) -> Result<PreparedList, JobError> {
+        let mut s = self.start()?;
+        while let Some(chunk) = s.next_chunk()? {
+            s.staging.queue(&s.job.first_hop, &chunk.points)?;
+            for m in &chunk.sealed {
+                s.staging.queue(&s.job.linker, m)?;
+            }
+        }
+        s.staging.queued_all()?;
+        let (blinding, second) = (
+            s.owner.blinding_for_linker().clone(),
+            s.owner.second().cloned(),
+        );
+        let finished = s.finish()?;
+        Ok(PreparedList {
+            staging: finished.staging,
+            announcement: finished.announcement,
+            blinding,
+            second,
+            invalid_rows: finished.invalid_rows,
+            seconds: finished.seconds,
+        })
+    }
+
+    /// Reads and stages the extract, applies the reservation table,
+    /// shuffles the persons and draws the list's keys: everything before
+    /// the first point. The announcement is then known except for the
+    /// roots (chain v2 announces it now, PROTOCOL.md §6a step 1).
+    ///
+    /// # Errors
+    ///
+    /// [`JobError`].
+    pub(crate) fn start(self) -> Result<Started, JobError> {
         if let Some(gate) = &self.gate {
             let _ = gate.recv();
         }
@@ -277,11 +309,12 @@ impl ListJob {
             .into_iter()
             .map(|p| kept[p as usize])
             .collect();
-        let mut owner = match &self.owner_key {
+        drop(kept);
+        let owner = match &self.owner_key {
             OwnerKey::Split(hop1) => OwnerList::new_split(
                 &self.project,
                 &self.list(),
-                kept.len() as u64,
+                positions.len() as u64,
                 &self.researcher,
                 &self.linker_key,
                 hop1,
@@ -291,7 +324,7 @@ impl ListJob {
             OwnerKey::Share(share) => OwnerList::new(
                 &self.project,
                 &self.list(),
-                kept.len() as u64,
+                positions.len() as u64,
                 share,
                 &self.researcher,
                 &self.linker_key,
@@ -300,7 +333,7 @@ impl ListJob {
             ),
         }
         .map_err(|e| refused(RefusalCode::Prepare, e))?;
-        let mut stream = match &self.chain_v2 {
+        let stream = match &self.chain_v2 {
             Some(_) => Some(
                 kobling_protocol::v2::OwnerStream::new(kobling_protocol::v2::ListHeader {
                     domain: self.domain.clone(),
@@ -308,72 +341,10 @@ impl ListJob {
                     list: self.list(),
                     attempt: 0,
                     mode: kobling_protocol::v2::Mode::Optimistic,
-                    persons: kept.len() as u64,
+                    persons: positions.len() as u64,
                     chunk_size: self.chunk_size,
                 })
                 .map_err(|e| refused(RefusalCode::Prepare, e))?,
-            ),
-            None => None,
-        };
-        let (mut points_time, mut sealing_time) = (Duration::ZERO, Duration::ZERO);
-        let mut first = 0u64;
-        for chunk in positions.chunks((self.chunk_size as usize).max(1)) {
-            self.check()?;
-            let t = Instant::now();
-            let points = ids
-                .points(&mut owner, chunk)
-                .map_err(|e| refused(RefusalCode::Prepare, e))?;
-            let message = match (&mut stream, &self.chain_v2) {
-                (Some(stream), Some(key)) => Message::ChunkV2 {
-                    project: self.project.clone(),
-                    chunk: stream
-                        .chunk(points.output.into_inner(), key)
-                        .map_err(|e| refused(RefusalCode::Prepare, e))?,
-                },
-                _ => Message::Points(points),
-            };
-            points_time += t.elapsed();
-            staging.queue(&self.first_hop, &message)?;
-            let t = Instant::now();
-            for batch in chunk.chunks(SEALED_BATCH) {
-                // Only the requested columns are sealed: the others never
-                // leave this node.
-                let rows = batch
-                    .iter()
-                    .map(|&p| Ok(selected.project(staging.rows(p)?)))
-                    .collect::<Result<Vec<_>, StoreError>>()?;
-                let rows: Vec<&[Vec<String>]> = rows.iter().map(Vec::as_slice).collect();
-                let items = owner
-                    .seal(&rows)
-                    .map_err(|e| refused(RefusalCode::Prepare, e))?;
-                for part in sealed_batches(&items) {
-                    let n = part.len() as u64;
-                    let items =
-                        BoundedVec::new(part.to_vec()).map_err(|_| StoreError::Corrupt("batch"))?;
-                    staging.queue(
-                        &self.linker,
-                        &Message::SealedItems {
-                            project: self.project.clone(),
-                            list: self.list(),
-                            first: Position(first),
-                            items,
-                        },
-                    )?;
-                    first += n;
-                }
-            }
-            sealing_time += t.elapsed();
-        }
-        staging.queued_all()?;
-        let header = owner
-            .finish()
-            .map_err(|e| refused(RefusalCode::Prepare, e))?;
-        tracing::info!(node = %self.me, project = %self.project, points_seconds = points_time.as_secs_f64(), sealing_seconds = sealing_time.as_secs_f64(), "list points and sealed items made");
-        let owner_list = match stream {
-            Some(stream) => Some(
-                stream
-                    .finish(header.sealed_root)
-                    .map_err(|e| refused(RefusalCode::Prepare, e))?,
             ),
             None => None,
         };
@@ -393,7 +364,7 @@ impl ListJob {
                     .collect(),
             )
             .map_err(|_| refused(RefusalCode::Extract, "too many kinds of invalid rows"))?,
-            persons: header.context.persons,
+            persons: positions.len() as u64,
             columns: BoundedVec::new(
                 self.variables
                     .iter()
@@ -401,21 +372,184 @@ impl ListJob {
                     .collect(),
             )
             .map_err(|_| refused(RefusalCode::Extract, "too many columns"))?,
-            blinding_commitment: header.blinding_commitment,
-            points_root: header.points_root,
-            sealed_root: header.sealed_root,
-            chunk_size: header.context.chunk_size,
-            content_key: header.content_key.clone(),
+            blinding_commitment: owner.blinding_commitment(),
+            // The roots need the whole list: set by `Started::finish`
+            // (chain v1); chain v2 records the sealed root in the owner's
+            // list statement at the end.
+            points_root: Digest::default(),
+            sealed_root: Digest::default(),
+            chunk_size: self.chunk_size,
+            content_key: owner.wrapped_content_key().clone(),
             excluded,
         };
-        Ok(PreparedList {
-            staging,
-            announcement,
-            blinding: header.blinding_for_linker,
-            second: header.second,
+        tracing::info!(node = %self.me, project = %self.project, persons = positions.len(), seconds = started.elapsed().as_secs_f64(), "list grouped and shuffled, keys drawn");
+        Ok(Started {
             invalid_rows: stats.invalid_rows(),
-            seconds: started.elapsed().as_secs_f64(),
+            job: self,
+            started,
+            staging,
+            ids,
+            positions,
+            selected,
+            owner,
+            stream,
+            announcement,
+            next: 0,
+            first: 0,
+            points_time: Duration::ZERO,
+            sealing_time: Duration::ZERO,
+        })
+    }
+}
+
+/// A list read, grouped and shuffled, its keys drawn: it makes its chunks
+/// one at a time, in position order ([`next_chunk`](Self::next_chunk)),
+/// then [`finish`](Self::finish)es. Memory: one identifier per person and
+/// one chunk; the rows stay in the staging file.
+pub(crate) struct Started {
+    pub(crate) job: ListJob,
+    started: Instant,
+    pub(crate) staging: Staging,
+    ids: PersonKeys,
+    positions: Vec<u32>,
+    selected: Selected,
+    pub(crate) owner: OwnerList,
+    stream: Option<kobling_protocol::v2::OwnerStream>,
+    /// The announcement without its roots.
+    pub(crate) announcement: ListAnnouncement,
+    pub(crate) invalid_rows: u64,
+    /// The next chunk.
+    next: usize,
+    /// The next sealed position.
+    first: u64,
+    points_time: Duration,
+    sealing_time: Duration,
+}
+
+/// One chunk of the list: its points for the first hop (`Points`, or a
+/// signed `ChunkV2`) and its persons' sealed items for the linker.
+pub(crate) struct MadeChunk {
+    /// The chunk index.
+    pub(crate) index: u64,
+    /// The points message for the first hop.
+    pub(crate) points: Message,
+    /// The sealed items messages for the linker, in position order.
+    pub(crate) sealed: Vec<Message>,
+}
+
+/// A list whose every chunk was made.
+pub(crate) struct Finished {
+    pub(crate) staging: Staging,
+    /// The announcement with its roots.
+    pub(crate) announcement: ListAnnouncement,
+    /// Chain v2: the owner's end-of-list statement.
+    pub(crate) owner_list: Option<kobling_protocol::v2::OwnerList>,
+    pub(crate) invalid_rows: u64,
+    /// Since the job started.
+    pub(crate) seconds: f64,
+}
+
+impl Started {
+    /// Chunks in the list.
+    pub(crate) fn chunks(&self) -> usize {
+        self.positions
+            .len()
+            .div_ceil((self.job.chunk_size as usize).max(1))
+    }
+
+    /// Makes the next chunk: its points (signed for chain v2) and its
+    /// persons' sealed items; `None` after the last.
+    ///
+    /// # Errors
+    ///
+    /// [`JobError`].
+    pub(crate) fn next_chunk(&mut self) -> Result<Option<MadeChunk>, JobError> {
+        let size = (self.job.chunk_size as usize).max(1);
+        let index = self.next;
+        let Some(chunk) = self.positions.chunks(size).nth(index) else {
+            return Ok(None);
+        };
+        self.job.check()?;
+        let t = Instant::now();
+        let points = self
+            .ids
+            .points(&mut self.owner, chunk)
+            .map_err(|e| refused(RefusalCode::Prepare, e))?;
+        let points = match (&mut self.stream, &self.job.chain_v2) {
+            (Some(stream), Some(key)) => Message::ChunkV2 {
+                project: self.job.project.clone(),
+                chunk: stream
+                    .chunk(points.output.into_inner(), key)
+                    .map_err(|e| refused(RefusalCode::Prepare, e))?,
+            },
+            _ => Message::Points(points),
+        };
+        self.points_time += t.elapsed();
+        let t = Instant::now();
+        let mut sealed = Vec::new();
+        for batch in chunk.chunks(SEALED_BATCH) {
+            // Only the requested columns are sealed: the others never
+            // leave this node.
+            let rows = batch
+                .iter()
+                .map(|&p| Ok(self.selected.project(self.staging.rows(p)?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let rows: Vec<&[Vec<String>]> = rows.iter().map(Vec::as_slice).collect();
+            let items = self
+                .owner
+                .seal(&rows)
+                .map_err(|e| refused(RefusalCode::Prepare, e))?;
+            for part in sealed_batches(&items) {
+                let n = part.len() as u64;
+                let items =
+                    BoundedVec::new(part.to_vec()).map_err(|_| StoreError::Corrupt("batch"))?;
+                sealed.push(Message::SealedItems {
+                    project: self.job.project.clone(),
+                    list: self.job.list(),
+                    first: Position(self.first),
+                    items,
+                });
+                self.first += n;
+            }
+        }
+        self.sealing_time += t.elapsed();
+        self.next += 1;
+        Ok(Some(MadeChunk {
+            index: index as u64,
+            points,
+            sealed,
+        }))
+    }
+
+    /// The roots, once every chunk was made, and chain v2's end-of-list
+    /// statement.
+    ///
+    /// # Errors
+    ///
+    /// [`JobError`].
+    pub(crate) fn finish(self) -> Result<Finished, JobError> {
+        let header = self
+            .owner
+            .finish()
+            .map_err(|e| refused(RefusalCode::Prepare, e))?;
+        tracing::info!(node = %self.job.me, project = %self.job.project, points_seconds = self.points_time.as_secs_f64(), sealing_seconds = self.sealing_time.as_secs_f64(), "list points and sealed items made");
+        let owner_list = match self.stream {
+            Some(stream) => Some(
+                stream
+                    .finish(header.sealed_root)
+                    .map_err(|e| refused(RefusalCode::Prepare, e))?,
+            ),
+            None => None,
+        };
+        let mut announcement = self.announcement;
+        announcement.points_root = header.points_root;
+        announcement.sealed_root = header.sealed_root;
+        Ok(Finished {
+            staging: self.staging,
+            announcement,
             owner_list,
+            invalid_rows: self.invalid_rows,
+            seconds: self.started.elapsed().as_secs_f64(),
         })
     }
 }
@@ -497,6 +631,13 @@ pub(crate) enum JobState {
     },
     /// Failed; not tried again before `retry_at` (Unix seconds).
     Failed { retry_at: UnixTime },
+    /// Chain v2: a list streamed (`stream`), with the seed of its job
+    /// (kept in the store once the list is announced) and when it began.
+    Streaming {
+        stream: stream::Streaming,
+        seed: Zeroizing<[u8; 32]>,
+        since: Instant,
+    },
 }
 
 impl JobState {

@@ -241,6 +241,27 @@ impl OwnerList {
         &self.context
     }
 
+    /// `D_j = β_j⁻¹·G` (`D₁` of a split blinding): known before any point
+    /// is made, so a streamed list is announced first (chain v2).
+    pub fn blinding_commitment(&self) -> WirePoint {
+        self.blinding_commitment
+    }
+
+    /// `β_j` (`β₁`) sealed to whoever removes it.
+    pub fn blinding_for_linker(&self) -> &WrappedKey {
+        &self.blinding_for_linker
+    }
+
+    /// The content key sealed to the researcher.
+    pub fn wrapped_content_key(&self) -> &WrappedKey {
+        &self.wrapped_content_key
+    }
+
+    /// Of a split blinding: `D₂` and `β₂` sealed to hop 1.
+    pub fn second(&self) -> Option<&SecondBlinding> {
+        self.second.as_ref()
+    }
+
     /// The next chunk: `y_t = (β_j·k_{j,p})·I(x_t)` for the identifiers of
     /// its positions, in order, as the hop-0 chunk for the first hop.
     ///

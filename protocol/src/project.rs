@@ -166,6 +166,14 @@ pub enum Duty {
         /// The strict attempt.
         attempt: u32,
     },
+    /// Chain v2, streamed (docs/protocol.md §19): the owner's list is
+    /// announced and its attempt 0 has no owner's list statement yet:
+    /// make and send its remaining chunks, then its final statement (the
+    /// list's owner; after a restart, it resumes the list).
+    StreamList {
+        /// The extract digest both operators approved (the announced one).
+        extract: Digest,
+    },
 }
 
 /// The state of a project as its transcript tells it.
@@ -637,6 +645,11 @@ impl<'a> ProjectView<'a> {
                     },
                     previous_key: None,
                     next: hops.get(i + 1).cloned(),
+                });
+            }
+            if list.is_owned_by(me) && l.attempt == 0 && l.owner_list.is_none() {
+                duties.push(Duty::StreamList {
+                    extract: l.announcement.extract,
                 });
             }
             if list.is_owned_by(me) && l.attempt > 0 && l.owner_list.is_none() {

@@ -471,6 +471,14 @@ fn v2_vectors(
         sealed_root: Digest::default(),
     };
     v.insert("v2 list digest [SHA3(y)]", owner_list.list_digest.to_hex());
+    // The owner's end-of-list statement of a streamed list (§19): the
+    // transcript body it signs last.
+    v.insert(
+        "v2 end-of-list statement body OwnerListV2 (NPR, attempt 0, [SHA3(y)], sealed root 00..)",
+        h(&kobling_protocol::transcript::encode_value(
+            &kobling_protocol::transcript::Body::OwnerListV2(owner_list.clone()),
+        )),
+    );
     let kpr = Name::new("KPR").expect("valid");
     let hops = [HopRecordV2 {
         list: list.clone(),

@@ -157,6 +157,25 @@ impl Engine {
         };
         let done = records.len() as u64;
         let c = msg.statement.statement.chunk;
+        if from_hop == 0 {
+            // Hop 1 over a streamed list (docs/protocol.md §19): no owner's
+            // chunk past the list's end, and, once the owner's end-of-list
+            // statement is here, none other than the one it lists.
+            let header = l.header(super::delivery_run::key_domain(&view, project));
+            let past = c.0 >= header.chunks();
+            let contradicts = l
+                .owner_list
+                .filter(|o| o.attempt == attempt)
+                .is_some_and(|o| {
+                    o.chunks.get(usize::try_from(c.0).unwrap_or(usize::MAX))
+                        != Some(&msg.statement.statement.output)
+                });
+            if past || contradicts {
+                let e = kobling_protocol::v2::HopError::OwnerContradiction { chunk: c };
+                self.name_signed_bad_chunk(project, &header, &hops, &msg, &e, now_of(&entries))?;
+                return Err(refuse(RefusalCode::BadChunk, e.to_string()));
+            }
+        }
         if c < ChunkIndex(done) {
             tracing::debug!(node = %self.me, %project, %list, hop = hop.0, chunk = c.0, "chunk already stepped: acknowledged, not redone");
             return Ok(vec![ack()]);

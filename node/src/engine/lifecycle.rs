@@ -86,7 +86,9 @@ impl Engine {
         for duty in view.duties(&self.me) {
             let done = match duty {
                 Duty::Commit => self.commit_keys(project, &view, now),
-                Duty::AnnounceList { extract } => self.announce(project, &view, extract, now),
+                Duty::AnnounceList { extract } | Duty::StreamList { extract } => {
+                    self.announce(project, &view, extract, now)
+                }
                 Duty::Link => match self.link(project, &view, now) {
                     Err(Refused::Refusal(r)) if r.code == RefusalCode::Link => {
                         self.linkage_failed(project, &r.detail, now)

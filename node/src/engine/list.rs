@@ -33,6 +33,10 @@ impl Engine {
         extract: Digest,
         now: UnixTime,
     ) -> Outcome<()> {
+        if self.config.chain_v2 {
+            // Chain v2 streams the list (`list_stream.rs`).
+            return self.stream(project, view, extract, now);
+        }
         if self
             .store
             .transaction(|tx| tx.marked(project, Step::Announce))?
@@ -59,8 +63,10 @@ impl Engine {
                     )))
                 })
             }
-            Some(JobState::Failed { .. }) | None => {
-                let job = self.list_job(project, view, extract)?;
+            Some(JobState::Streaming { .. }) | Some(JobState::Failed { .. }) | None => {
+                let mut seed = Zeroizing::new([0u8; 32]);
+                self.rng.fill_bytes(seed.as_mut());
+                let job = self.list_job(project, view, extract, seed)?;
                 if self.config.background_preparation {
                     let state = JobState::spawn(job).map_err(EngineError::Spawn)?;
                     self.jobs.insert(project.clone(), state);
@@ -84,12 +90,14 @@ impl Engine {
         }
     }
 
-    /// What preparing this node's list in `project` needs.
-    fn list_job(
+    /// What preparing this node's list in `project` needs; `seed` seeds
+    /// the list's randomness (permutation, blinding, keys).
+    pub(super) fn list_job(
         &mut self,
         project: &ProjectId,
         view: &ProjectView<'_>,
         extract: Digest,
+        seed: Zeroizing<[u8; 32]>,
     ) -> Outcome<ListJob> {
         let order = view.order().ok_or_else(|| not_ready("no order"))?;
         let path = self
@@ -135,8 +143,6 @@ impl Engine {
             .first()
             .cloned()
             .unwrap_or_else(|| linker.name.clone());
-        let mut seed = Zeroizing::new([0u8; 32]);
-        self.rng.fill_bytes(seed.as_mut());
         Ok(ListJob {
             project: project.clone(),
             me: self.me.clone(),
@@ -165,7 +171,8 @@ impl Engine {
         })
     }
 
-    /// Queues a prepared list in one transaction.
+    /// Queues a prepared chain v1 list in one transaction (chain v2
+    /// streams its list, `list_stream.rs`).
     fn queue_list(
         &mut self,
         project: &ProjectId,
@@ -180,7 +187,6 @@ impl Engine {
             blinding,
             invalid_rows,
             seconds,
-            owner_list,
             second,
         } = prepared;
         let (persons, rows) = (announcement.persons, announcement.rows);
@@ -190,26 +196,7 @@ impl Engine {
         let beta_to = plan
             .as_ref()
             .map_or_else(|| linker.clone(), |p| p.spec.holder.clone());
-        let (body, owner_list) = match owner_list {
-            Some(o) => (
-                Body::ListAnnouncedV2({
-                    let mut a = super::chain_v2::announcement_v2(announcement);
-                    a.delivery = plan.as_ref().map(|p| p.delivery);
-                    if let Some(second) = &second {
-                        // A split blinding announces [D₁, D₂].
-                        a.blinding = kobling_protocol::bounded::BoundedVec::new(vec![
-                            a.blinding[0],
-                            second.commitment,
-                        ])
-                        .map_err(|_| crate::store::StoreError::Corrupt("blinding"))?;
-                    }
-                    a
-                }),
-                Some(self.sign(project, Body::OwnerListV2(o), now)),
-            ),
-            None => (Body::ListAnnounced(announcement), None),
-        };
-        let signed = self.sign(project, body, now);
+        let signed = self.sign(project, Body::ListAnnounced(announcement), now);
         let me = self.me.clone();
         let list = ListName::of(&me);
         let queued = self.store.transaction(|tx| {
@@ -218,7 +205,9 @@ impl Engine {
             }
             let slot = tx.reserve(project, &linker)?;
             // β₂ reaches hop 1 before the first chunk, which it needs.
-            if let (Some(second), Some(hop1)) = (&second, plan.as_ref().and_then(|p| p.hops.first())) {
+            if let (Some(second), Some(hop1)) =
+                (&second, plan.as_ref().and_then(|p| p.hops.first()))
+            {
                 tx.send(
                     project,
                     hop1,
@@ -229,32 +218,8 @@ impl Engine {
                     },
                 )?;
             }
-            let mut kept = 0u64;
-            staging.for_each_queued(|dest, bytes| {
-                if owner_list.is_some() {
-                    // Chain v2: the owner keeps its output y until the list
-                    // is checked (A_0 = Σ c_t·y_t), in this node's store
-                    // (0600, shredded with the project).
-                    if let Ok(Message::ChunkV2 { chunk, .. }) =
-                        kobling_protocol::messages::decode(bytes)
-                    {
-                        tx.put_v2(
-                            project,
-                            &list,
-                            super::chain_v2::KEPT_Y,
-                            chunk.statement.statement.chunk.0,
-                            &kobling_protocol::transcript::encode_value(&chunk.points),
-                        )?;
-                        kept += 1;
-                    }
-                }
-                tx.send_encoded(project, dest, bytes)
-            })?;
+            staging.for_each_queued(|dest, bytes| tx.send_encoded(project, dest, bytes))?;
             tx.fill(slot, &Message::Statement(signed))?;
-            if let Some(o) = owner_list {
-                tracing::debug!(node = %me, %project, chunks = kept, "owner's output kept for the list check");
-                tx.send(project, &linker, &Message::Statement(o))?;
-            }
             tx.send(
                 project,
                 &beta_to,

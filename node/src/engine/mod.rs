@@ -67,6 +67,7 @@ mod innsyn_blinded;
 mod lifecycle;
 mod linking;
 mod list;
+mod list_stream;
 mod pseudo;
 mod receipt;
 mod replies;
@@ -140,6 +141,9 @@ pub struct EngineConfig {
     /// of an identified project before the chain. Ordinary projects
     /// ignore it.
     pub reservations: Option<PathBuf>,
+    /// Without background preparation: chunks of this node's streamed
+    /// list made per tick (a harness can stop a node mid-stream).
+    pub stream_chunks_per_tick: usize,
 }
 
 impl Default for EngineConfig {
@@ -152,6 +156,7 @@ impl Default for EngineConfig {
             extracts: None,
             chain_v2: true,
             reservations: None,
+            stream_chunks_per_tick: usize::MAX,
         }
     }
 }
@@ -257,9 +262,11 @@ impl Engine {
 
     /// Whether a list is being prepared on a thread.
     pub fn preparing(&self) -> bool {
-        self.jobs
-            .values()
-            .any(|j| matches!(j, JobState::Running { .. }))
+        self.jobs.values().any(|j| match j {
+            JobState::Running { .. } => true,
+            JobState::Streaming { stream, .. } => stream.running(),
+            JobState::Failed { .. } => false,
+        })
     }
 
     /// The queued messages to `dest` (oldest first).

@@ -65,7 +65,8 @@ impl Engine {
     pub(super) fn record(&mut self, from: &Name, signed: SignedStatement) -> Outcome<Vec<Message>> {
         let project = signed.statement.project.clone();
         let entries = self.store.entries(&project)?;
-        let view = ProjectView::new(&self.manifest, &entries);
+        let manifest = self.manifest.clone();
+        let view = ProjectView::new(&manifest, &entries);
         if sequencer::admit_statement(&view, &entries, from, &signed)? == Admitted::New {
             // A linker on chain v2 takes no chain v1 list (a downgrade): its
             // record would publish v1's per-chunk proofs over the final
@@ -93,6 +94,23 @@ impl Engine {
                 Body::ChainStopped(s) => Some(s.clone()),
                 _ => None,
             };
+            if let Body::OwnerListV2(o) = &signed.statement.body {
+                // A streamed list's owner signs its end-of-list statement
+                // last: one that contradicts its list stops the project,
+                // naming the owner (docs/protocol.md §19).
+                if o.list.is_owned_by(from) {
+                    if let Some(reason) = self.owner_list_fault(&project, &view, o)? {
+                        let detail = format!(
+                            "list {}: its owner {from} signed an end-of-list statement that contradicts its list ({reason}); the owner is at fault and the project is stopped",
+                            o.list
+                        );
+                        tracing::error!(node = %self.me, %project, list = %o.list, "{detail}");
+                        self.stop_list(&project, &o.list, o.attempt, super::now_of(&entries))?;
+                        self.stop_project(&project, &detail, super::now_of(&entries))?;
+                        return Err(refuse(RefusalCode::Invalid, detail));
+                    }
+                }
+            }
             self.check_domain_commitment(from, &signed)?;
             let (manifest, signing) = (&self.manifest, &self.signing);
             let appended = self

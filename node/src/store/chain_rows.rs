@@ -131,6 +131,25 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// One chain v2 blob of `kind` of a list, if it is kept.
+    pub(crate) fn get_v2(
+        &self,
+        project: &ProjectId,
+        list: &ListName,
+        kind: &str,
+        key: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT bytes FROM chain_v2 WHERE project = ?1 AND list = ?2 AND kind = ?3 AND key = ?4",
+            )?
+            .query_row(params![project.as_str(), list.as_str(), kind, key as i64], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
     /// Hands each chain v2 blob of `kind`, in key order, to `f`.
     pub(crate) fn for_each_v2(
         &self,

@@ -401,6 +401,7 @@ impl Federation {
             extracts: Some(self.extracts()),
             chain_v2,
             reservations: None,
+            stream_chunks_per_tick: usize::MAX,
         };
         Net::start(self.manifest.clone(), dirs, config, faults, seed, EPOCH)
     }

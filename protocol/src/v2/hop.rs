@@ -97,6 +97,14 @@ pub enum HopError {
         /// The hop whose proof failed.
         hop: HopIndex,
     },
+    /// The owner signed a chunk that contradicts its own end-of-list
+    /// statement (another digest at that index), or one past the list's
+    /// last chunk (streamed lists, docs/protocol.md §19).
+    #[error("chunk {chunk}: the owner's chunk contradicts its end-of-list statement or lies past the list's end")]
+    OwnerContradiction {
+        /// The chunk.
+        chunk: ChunkIndex,
+    },
     /// Fields present where they must not be, or missing.
     #[error("chunk {chunk}: malformed for this mode")]
     Malformed {

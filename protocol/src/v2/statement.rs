@@ -330,6 +330,32 @@ pub struct OwnerList {
     pub sealed_root: Digest,
 }
 
+impl OwnerList {
+    /// Why this end-of-list statement contradicts itself or the list's
+    /// announcement (`header`): its number of chunk digests, or a
+    /// whole-list digest that is not the digest of its chunk digests
+    /// (docs/protocol.md §19). `None` if it agrees.
+    pub fn contradiction(&self, header: &ListHeader) -> Option<String> {
+        if self.list != header.list {
+            return Some("the owner's end-of-list statement is for another list".into());
+        }
+        if self.chunks.len() as u64 != header.chunks() {
+            return Some(format!(
+                "the owner's end-of-list statement lists {} chunk digests where its announcement makes {} chunks",
+                self.chunks.len(),
+                header.chunks()
+            ));
+        }
+        if list_digest(&self.chunks) != self.list_digest {
+            return Some(
+                "the owner's end-of-list statement signs a whole-list digest that is not the digest of its chunk digests"
+                    .into(),
+            );
+        }
+        None
+    }
+}
+
 /// A hop's record of its step over one list attempt (a transcript body).
 /// It keeps per-chunk digests only.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

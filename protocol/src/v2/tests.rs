@@ -1153,6 +1153,58 @@ mod transcript {
     }
 
     #[test]
+    fn an_end_of_list_statement_that_contradicts_its_list_is_refused() {
+        // A streamed owner signs its end-of-list statement last
+        // (docs/protocol.md §19): one whose whole-list digest is not the
+        // digest of its chunk digests, or whose chunk count is not the
+        // announcement's, is refused where it stands, before any hop
+        // record; one whose chunk digests are not those hop 1 checked is
+        // refused at hop 1's record.
+        let (w, manifest, p) = honest();
+        let whole = |o: &mut OwnerList| o.list_digest.0[0] ^= 1;
+        let count = |o: &mut OwnerList| {
+            let mut c = o.chunks.to_vec();
+            c.pop();
+            o.chunks = BoundedVec::new(c).expect("fits");
+            o.list_digest = list_digest(&o.chunks);
+        };
+        let chunk = |o: &mut OwnerList| {
+            let mut c = o.chunks.to_vec();
+            c[0].0[0] ^= 1;
+            o.chunks = BoundedVec::new(c).expect("fits");
+            o.list_digest = list_digest(&o.chunks);
+        };
+        type Case = (fn(&mut OwnerList), &'static str, bool);
+        let cases: [Case; 3] = [
+            (whole, "whole-list digest", true),
+            (count, "chunk digests where its announcement makes", true),
+            (
+                chunk,
+                "input digest is not the previous step's output digest",
+                false,
+            ),
+        ];
+        for (tamper, why, at_owner) in cases {
+            let mut bad = p.owner_list.clone();
+            tamper(&mut bad);
+            assert!(bad.contradiction(&w.header(0, Mode::Optimistic)).is_some() == at_owner);
+            let mut log = preamble(&w, &manifest);
+            let before = log.statements.len();
+            log.node(&w.owner.name, Body::OwnerListV2(bad));
+            for r in &p.records {
+                log.node(&r.member, Body::HopV2(r.clone()));
+            }
+            log.node(&w.linker.name, Body::ListCheck(p.check.clone()));
+            let e = verify(&log.entries(), None, &manifest).expect_err("refused");
+            assert_eq!(e.check, Check::HopChain, "{}", e.reason);
+            assert!(e.reason.contains(why), "{why}: {}", e.reason);
+            // Where: the owner's statement itself, or hop 1's record.
+            let at = if at_owner { before } else { before + 1 };
+            assert_eq!(e.entry, Some(at as u64), "{why}");
+        }
+    }
+
+    #[test]
     fn an_honest_v2_transcript_verifies() {
         let (w, manifest, p) = honest();
         let mut log = preamble(&w, &manifest);

@@ -95,7 +95,10 @@ impl Engine {
         use kobling_protocol::v2::HopError;
         if !matches!(
             error,
-            HopError::WrongCount { .. } | HopError::Point(_) | HopError::StrictProof { .. }
+            HopError::WrongCount { .. }
+                | HopError::Point(_)
+                | HopError::StrictProof { .. }
+                | HopError::OwnerContradiction { .. }
         ) {
             return Ok(());
         }
@@ -223,5 +226,54 @@ impl Engine {
     ) -> Outcome<()> {
         let reason = BoundedString::new(detail.to_string()).unwrap_or_default();
         self.publish_once(project, Step::Close, Body::Closure(Closure { reason }), now)
+    }
+}
+
+impl Engine {
+    /// The linker, before it records an owner's end-of-list statement
+    /// (docs/protocol.md §19): why it contradicts the owner's list, if it
+    /// does: its chunk count or whole-list digest (against its own chunk
+    /// digests and the announcement), or its sealed root (against the
+    /// sealed items the owner sent, all of which precede it in the
+    /// owner's queue; `not-ready` until they are here).
+    pub(in crate::engine) fn owner_list_fault(
+        &mut self,
+        project: &ProjectId,
+        view: &kobling_protocol::project::ProjectView<'_>,
+        o: &kobling_protocol::v2::OwnerList,
+    ) -> Outcome<Option<String>> {
+        let Some(l) = view.v2_list(&o.list) else {
+            return Ok(None);
+        };
+        let header = l.announcement.header(
+            crate::engine::delivery_run::key_domain(view, project),
+            o.attempt,
+            if o.attempt == 0 {
+                kobling_protocol::v2::Mode::Optimistic
+            } else {
+                kobling_protocol::v2::Mode::Strict
+            },
+        );
+        if let Some(reason) = o.contradiction(&header) {
+            return Ok(Some(reason));
+        }
+        let mut leaves = Vec::new();
+        self.store.transaction(|tx| {
+            tx.for_each_blob(crate::store::LinkerTable::Sealed, project, &o.list, |b| {
+                leaves.push(kobling_protocol::merkle::leaf_hash(b));
+                Ok(())
+            })
+        })?;
+        if (leaves.len() as u64) < header.persons {
+            return Err(crate::engine::error::not_ready(format!(
+                "list {}: {} of {} sealed items are here",
+                o.list,
+                leaves.len(),
+                header.persons
+            )));
+        }
+        let root = kobling_protocol::merkle::MerkleTree::from_leaf_hashes(leaves).root();
+        Ok((root != o.sealed_root)
+            .then(|| "its sealed root is not the root of the sealed items it sent".to_string()))
     }
 }

@@ -54,6 +54,8 @@ struct Fed {
     production: BTreeSet<Name>,
     /// Orders ask for test mode.
     test_orders: bool,
+    /// Chunks of a node's streamed list made per tick.
+    per_tick: usize,
 }
 
 /// The manifest, operators and researcher are the fixture's.
@@ -95,6 +97,7 @@ impl Fed {
             held: None,
             production: BTreeSet::new(),
             test_orders: false,
+            per_tick: usize::MAX,
         };
         for m in REGISTERS.iter().chain(std::iter::once(&"LINKER")) {
             fed.start(m);
@@ -116,6 +119,7 @@ impl Fed {
             delivery_batch: 7,
             test_mode: !self.production.contains(&name(m)),
             extracts: Some(self.dir.path().join("extracts")),
+            stream_chunks_per_tick: self.per_tick,
             ..EngineConfig::default()
         };
         let engine =
@@ -389,6 +393,7 @@ mod fetch;
 mod flow;
 mod lifecycle;
 mod requests;
+mod stream;
 
 /// Rows about `project` in the node's `state.db`, over every table with a
 /// `project` column.

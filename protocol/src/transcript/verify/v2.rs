@@ -142,6 +142,15 @@ pub(crate) fn on_body<'a>(
                     o.list, o.attempt, l.attempt
                 )));
             }
+            // Streamed lists (docs/protocol.md §19): the owner's
+            // end-of-list statement, signed last, must agree with itself
+            // and with the announcement it follows.
+            let header = l
+                .announcement
+                .header(p.domain.clone(), o.attempt, mode(o.attempt));
+            if let Some(reason) = o.contradiction(&header) {
+                return Err(chain_fail(format!("list {}: {reason}", o.list)));
+            }
             l.owner_list = Some(o);
         }
         Body::HopV2(h) => {
