@@ -297,17 +297,7 @@ impl Engine {
             None => None,
         };
         let id = mapping.as_ref().map_or(id, |m| m.apply(&id));
-        // The portal's requests answered today, as stored: the per-portal
-        // quota holds across a restart (the book in memory does not).
-        let served = self
-            .store
-            .transaction(|tx| tx.innsyn_served(&portal, now.0 / 86_400))?;
-        if served >= u64::from(self.innsyn.limits.per_portal) {
-            return Err(refuse(
-                RefusalCode::Quota,
-                format!("too many requests from this portal today ({served} answered)"),
-            ));
-        }
+        self.portal_quota_today(&portal, now, "answered")?;
         let key = self.subject_key(&id);
         self.innsyn
             .quotas
@@ -321,6 +311,27 @@ impl Engine {
             portal,
             request: request.clone(),
         })
+    }
+
+    /// The per-portal quota against the portal's requests of the day as
+    /// stored (`what`: "answered" or "taken"), so it holds across a
+    /// restart (the book in memory does not).
+    pub(super) fn portal_quota_today(
+        &mut self,
+        portal: &Name,
+        now: UnixTime,
+        what: &str,
+    ) -> Outcome<()> {
+        let served = self
+            .store
+            .transaction(|tx| tx.innsyn_served(portal, now.0 / 86_400))?;
+        if served >= u64::from(self.innsyn.limits.per_portal) {
+            return Err(refuse(
+                RefusalCode::Quota,
+                format!("too many requests from this portal today ({served} {what})"),
+            ));
+        }
+        Ok(())
     }
 
     /// Seals what the lookup found to the citizen's device and counts it.

@@ -113,15 +113,7 @@ impl Engine {
         )?;
         self.remember_request_digest(&signed.call.digest(), signed.call.time, now)?;
         let state = self.complete_domain(domain)?;
-        let served = self
-            .store
-            .transaction(|tx| tx.innsyn_served(&portal, now.0 / 86_400))?;
-        if served >= u64::from(self.innsyn.limits.per_portal) {
-            return Err(refuse(
-                RefusalCode::Quota,
-                format!("too many requests from this portal today ({served} taken)"),
-            ));
-        }
+        self.portal_quota_today(&portal, now, "taken")?;
         self.innsyn.pending.expire(now);
         let key = request.digest();
         if self.innsyn.pending.0.contains_key(&key) {
