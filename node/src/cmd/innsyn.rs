@@ -457,8 +457,9 @@ fn open(secret: &std::path::Path, reply: &std::path::Path) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-/// One CSV line: fields with a comma, quote or line break are quoted.
-fn csv_line(fields: &[String]) -> String {
+/// One CSV line: fields with a comma, quote or line break are quoted (the
+/// tests compare `innsyn open`'s output with it, through `testing`).
+pub fn csv_line(fields: &[String]) -> String {
     fields
         .iter()
         .map(|f| {
@@ -470,4 +471,16 @@ fn csv_line(fields: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn csv_line_quotes_only_fields_that_need_it() {
+        let fields = ["J45", "a,b", "say \"hi\"", "two\nlines", ""].map(String::from);
+        assert_eq!(
+            super::csv_line(&fields),
+            "J45,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\","
+        );
+    }
 }
