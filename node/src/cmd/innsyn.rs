@@ -129,9 +129,7 @@ impl InnsynCommand {
             } => device_key(&register, &session, &out),
             InnsynCommand::Open { secret, reply } => open(&secret, &reply),
             other => {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .enable_all()
-                    .build()?;
+                let rt = super::runtime()?;
                 rt.block_on(other.run_async())
             }
         }
