@@ -86,29 +86,23 @@ trait HopState {
     fn finish(self) -> Result<HopRecordV2, HopError>;
 }
 
-impl HopState for RegisterHop {
-    fn records(&self) -> &[ChunkDigests] {
-        RegisterHop::records(self)
-    }
-    fn is_complete(&self) -> bool {
-        RegisterHop::is_complete(self)
-    }
-    fn finish(self) -> Result<HopRecordV2, HopError> {
-        RegisterHop::finish(self)
-    }
+/// Both hop kinds' own methods, as a [`HopState`].
+macro_rules! hop_state {
+    ($($hop:ty),*) => {$(
+        impl HopState for $hop {
+            fn records(&self) -> &[ChunkDigests] {
+                <$hop>::records(self)
+            }
+            fn is_complete(&self) -> bool {
+                <$hop>::is_complete(self)
+            }
+            fn finish(self) -> Result<HopRecordV2, HopError> {
+                <$hop>::finish(self)
+            }
+        }
+    )*};
 }
-
-impl HopState for LinkerHop {
-    fn records(&self) -> &[ChunkDigests] {
-        LinkerHop::records(self)
-    }
-    fn is_complete(&self) -> bool {
-        LinkerHop::is_complete(self)
-    }
-    fn finish(self) -> Result<HopRecordV2, HopError> {
-        LinkerHop::finish(self)
-    }
-}
+hop_state!(RegisterHop, LinkerHop);
 
 /// After a chunk the hop took: its chunk records so far (encoded), and
 /// its record if that was its last chunk; else the state is kept for the
@@ -276,6 +270,7 @@ impl Engine {
             .share(&super::delivery_run::key_domain(&view, project))?;
         // k_{i,p}, or k_{i,p}·k_{i,R}⁻¹ on a list from register domain R.
         let step_share = self.step_share(&view, project, &list)?;
+        let now = now_of(&entries);
         let (records, output, next, record) = if is_linker {
             let mut state = match self.v2_hops.linker.remove(&cache) {
                 Some(s) if s.next_chunk() == ChunkIndex(done) => s,
@@ -321,14 +316,7 @@ impl Engine {
                 Ok(f) => f,
                 Err(e) => {
                     self.v2_hops.linker.insert(cache, state);
-                    return Err(self.signed_bad_chunk(
-                        project,
-                        &header,
-                        &hops,
-                        &msg,
-                        e,
-                        now_of(&entries),
-                    ));
+                    return Err(self.signed_bad_chunk(project, &header, &hops, &msg, e, now));
                 }
             };
             let (records, record) = settle(&mut self.v2_hops.linker, &cache, state)?;
@@ -354,14 +342,7 @@ impl Engine {
                 Ok(out) => out,
                 Err(e) => {
                     self.v2_hops.register.insert(cache, state);
-                    return Err(self.signed_bad_chunk(
-                        project,
-                        &header,
-                        &hops,
-                        &msg,
-                        e,
-                        now_of(&entries),
-                    ));
+                    return Err(self.signed_bad_chunk(project, &header, &hops, &msg, e, now));
                 }
             };
             let (records, record) = settle(&mut self.v2_hops.register, &cache, state)?;
