@@ -457,7 +457,7 @@ fn open(secret: &std::path::Path, reply: &std::path::Path) -> anyhow::Result<Exi
 
 /// One CSV line: fields with a comma, quote or line break are quoted (the
 /// tests compare `innsyn open`'s output with it, through `testing`).
-pub fn csv_line(fields: &[String]) -> String {
+pub(crate) fn csv_line(fields: &[String]) -> String {
     fields
         .iter()
         .map(|f| {

@@ -48,11 +48,16 @@ use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 pub use self::messages::order_message;
 pub use self::net::{Faults, Net, NetStats, Observer, Tamper, RETRY_TIMEOUT_MS, TICK_MS};
 pub use self::pseudo::INVALID_PSEUDONYM;
-pub use crate::cmd::innsyn::csv_line;
 use crate::{
     engine::{EngineConfig, EngineError},
     store::StoreError,
 };
+
+/// One CSV line as `kobling innsyn open` writes it (fields with a comma,
+/// quote or line break quoted), for tests comparing its output.
+pub fn csv_line(fields: &[String]) -> String {
+    crate::cmd::innsyn::csv_line(fields)
+}
 
 /// The linker's member name in a test federation.
 pub const LINKER: &str = "LINKER";
