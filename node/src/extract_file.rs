@@ -69,32 +69,35 @@
 //! with at most their first two digits ([`error::masked_raw`]), and names
 //! from a header that is really a data row are masked ([`error::shown`]).
 
+mod collect;
 mod error;
+mod header;
 pub(crate) mod lookup;
 mod mapping;
+mod pass;
 pub(crate) mod pseudonymous;
 pub(crate) mod records;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     fs::File,
     io::{self, Read},
     path::Path,
 };
 
+#[cfg(any(test, fuzzing))]
+use kobling_protocol::extract::{ListBuilder, Person};
 use kobling_protocol::{
-    extract::{ExtractStats, ReasonTally, LINES_PER_REASON},
-    ident::{IdError, IdMapping, Identifier, ParseOptions},
-    seal::{MAX_CELL_BYTES, MAX_ROWS_PER_PERSON},
-    transcript::{MAX_COLUMNS, MAX_COLUMN_NAME},
+    extract::ExtractStats,
+    ident::{IdMapping, Identifier, ParseOptions},
     types::Digest,
 };
 
 #[cfg(fuzzing)]
 pub(crate) use self::mapping::read_mapping;
 use self::{
-    error::{masked_raw, shown_list},
-    records::{Record, RecordReader},
+    collect::{stage_with, Canonical, PersonRows, Stager, Tally},
+    pass::read_with,
 };
 pub(crate) use self::{
     error::{shown, ExtractError},
@@ -233,12 +236,8 @@ pub(crate) fn check_extract_from(
     mapping: Option<&IdMapping>,
 ) -> Result<ExtractSummary, ExtractError> {
     let tally = Tally {
-        options,
-        mapping,
+        canonical: Canonical::new(options, mapping),
         rows_of: HashMap::new(),
-        rows: 0,
-        mapped_rows: 0,
-        invalid: ReasonTally::default(),
     };
     Ok(read_with(input, tally)?.0)
 }
@@ -260,313 +259,6 @@ fn open(path: &Path) -> Result<File, ExtractError> {
 /// byte-order marks removed (as `Identifier::parse` does).
 pub(crate) fn trimmed(s: &str) -> &str {
     s.trim_matches(|c: char| c.is_whitespace() || c == '\u{FEFF}')
-}
-
-#[cfg(any(test, fuzzing))]
-use kobling_protocol::extract::{ListBuilder, Person};
-
-/// The one pass.
-fn read_with<C: Collector>(
-    input: impl Read,
-    mut collector: C,
-) -> Result<(ExtractSummary, C::Output), ExtractError> {
-    let mut reader = RecordReader::new(input)?;
-    let header = Header::parse(reader.next_record()?.ok_or(ExtractError::Empty)?, C::KEY)?;
-    let mut row_issues = ReasonTally::default();
-    let mut identifier_like = vec![0u64; header.names.len()];
-    let mut details: BTreeMap<&'static str, Vec<RowIssue>> = BTreeMap::new();
-    let mut note = |issue: RowIssue| {
-        let v = details.entry(issue.reason).or_default();
-        if v.len() < LINES_PER_REASON {
-            v.push(issue);
-        }
-    };
-    while let Some(rec) = reader.next_record()? {
-        let line = rec.line();
-        let mut fields: Vec<&str> = Vec::with_capacity(header.names.len());
-        for (i, f) in rec.fields().enumerate() {
-            match std::str::from_utf8(f) {
-                Ok(s) => fields.push(s),
-                Err(e) => return Err(header.utf8_error(rec, i, e.valid_up_to())),
-            }
-        }
-        if fields.len() != header.names.len() {
-            row_issues.add(RAGGED_ROW, line);
-            note(RowIssue {
-                reason: RAGGED_ROW,
-                line,
-                detail: format!(
-                    "{} fields, the header has {}",
-                    fields.len(),
-                    header.names.len()
-                ),
-                masked: None,
-            });
-            continue;
-        }
-        if let Some(i) = fields.iter().position(|f| f.len() > MAX_CELL_BYTES) {
-            row_issues.add(CELL_TOO_LONG, line);
-            note(RowIssue {
-                reason: CELL_TOO_LONG,
-                line,
-                detail: format!(
-                    "column {} has {} bytes, at most {MAX_CELL_BYTES} can be delivered",
-                    shown(&header.names[i]),
-                    fields[i].len()
-                ),
-                masked: None,
-            });
-            continue;
-        }
-        for (i, v) in fields.iter().enumerate() {
-            if i != header.fnr && looks_like_identifier(v) {
-                identifier_like[i] += 1;
-            }
-        }
-        let values = if C::KEEPS_VALUES {
-            fields
-                .iter()
-                .enumerate()
-                .filter(|&(i, _)| i != header.fnr)
-                .map(|(_, v)| (*v).to_owned())
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let raw = fields[header.fnr];
-        if let Err(e) = collector.push(line, raw, values) {
-            note(RowIssue {
-                reason: e.reason(),
-                line,
-                detail: e.detail(),
-                masked: e.masked(raw),
-            });
-        }
-    }
-    let (digest, bytes) = reader.finish()?;
-    let (output, mut stats, per_person) = collector.finish();
-    if per_person.max > MAX_ROWS_PER_PERSON as u64 {
-        return Err(ExtractError::TooManyRowsForPerson {
-            rows: per_person.max,
-        });
-    }
-    stats.rows += row_issues.total();
-    stats.invalid.extend(row_issues.into_summaries());
-    stats.invalid.sort_by_key(|s| s.reason);
-    let mut details: Vec<RowIssue> = details.into_values().flatten().collect();
-    details.sort_by_key(|d| d.line);
-    let summary = ExtractSummary {
-        digest,
-        bytes,
-        columns: header.variables(),
-        stats,
-        persons_with_several_rows: per_person.several,
-        max_rows_per_person: per_person.max,
-        identifier_columns: header
-            .names
-            .iter()
-            .zip(identifier_like)
-            .filter(|&(_, n)| n > 0)
-            .map(|(name, n)| (name.clone(), n))
-            .collect(),
-        details,
-    };
-    Ok((summary, output))
-}
-
-/// Whether a variable's value is a valid identifier (synthetic included):
-/// at most 64 bytes (so long text is not scanned) and parses.
-fn looks_like_identifier(value: &str) -> bool {
-    value.len() <= 64
-        && Identifier::parse(
-            value,
-            ParseOptions {
-                allow_synthetic: true,
-            },
-        )
-        .is_ok()
-}
-
-/// The operator's description of an identifier error (never contains
-/// the identifier), with a hint for the usual spreadsheet accident.
-fn id_detail(e: &IdError) -> String {
-    if matches!(e, IdError::WrongLength { len: 10 }) {
-        format!("{e} (a leading 0 dropped by a spreadsheet is the usual cause)")
-    } else {
-        e.to_string()
-    }
-}
-
-/// Why a row's key field was refused, as the one pass reports it.
-trait RowError {
-    /// The reason code the row is counted under.
-    fn reason(&self) -> &'static str;
-    /// What is wrong, without the field.
-    fn detail(&self) -> String;
-    /// The field masked for the operator, if it may be shown at all.
-    fn masked(&self, raw: &str) -> Option<String>;
-}
-
-impl RowError for IdError {
-    fn reason(&self) -> &'static str {
-        self.reason_code()
-    }
-
-    fn detail(&self) -> String {
-        id_detail(self)
-    }
-
-    fn masked(&self, raw: &str) -> Option<String> {
-        Some(masked_raw(raw)).filter(|m| !m.is_empty())
-    }
-}
-
-/// A checked header.
-#[derive(Debug)]
-struct Header {
-    /// Every column's name, trimmed.
-    names: Vec<String>,
-    /// The index of the key column (`fnr`, or `pseudonym` in a holder's
-    /// list).
-    fnr: usize,
-}
-
-impl Header {
-    fn parse(rec: &Record, key: &'static str) -> Result<Header, ExtractError> {
-        let mut names = Vec::with_capacity(rec.len());
-        for (i, f) in rec.fields().enumerate() {
-            let name = std::str::from_utf8(f).map_err(|e| ExtractError::InvalidUtf8 {
-                line: rec.line_of(i, e.valid_up_to()),
-                column: format!("{} (in the header)", i + 1),
-            })?;
-            names.push(trimmed(name).to_owned());
-        }
-        // The other key column in a list: a pseudonym beside fnr data, or
-        // fnr in a holder's pseudonymous list (PROTOCOL.md §10).
-        let other = if key == FNR { PSEUDONYM } else { FNR };
-        if let Some(i) = names.iter().position(|n| n == other) {
-            return Err(ExtractError::WrongKeyColumn {
-                column: i + 1,
-                found: other,
-                expected: key,
-            });
-        }
-        let Some(fnr) = names.iter().position(|n| n == key) else {
-            if key != FNR {
-                return Err(ExtractError::MissingPseudonym {
-                    line: rec.line(),
-                    columns: shown_list(names.iter().map(String::as_str)),
-                });
-            }
-            return Err(ExtractError::MissingFnr {
-                line: rec.line(),
-                columns: shown_list(names.iter().map(String::as_str)),
-                looks_like_data: names
-                    .iter()
-                    .any(|n| n.chars().filter(|c| c.is_numeric()).count() >= 6),
-                near_miss: names
-                    .iter()
-                    .find(|n| n.eq_ignore_ascii_case(FNR))
-                    .map(|n| shown(n)),
-            });
-        };
-        let mut seen: HashMap<&str, usize> = HashMap::new();
-        for (i, name) in names.iter().enumerate() {
-            if name.is_empty() {
-                return Err(ExtractError::EmptyColumnName { column: i + 1 });
-            }
-            if let Some(first) = seen.insert(name, i) {
-                return Err(ExtractError::DuplicateColumn {
-                    name: shown(name),
-                    first: first + 1,
-                    second: i + 1,
-                });
-            }
-            if name == LNR {
-                return Err(ExtractError::ReservedColumn { column: i + 1 });
-            }
-            if name.len() > MAX_COLUMN_NAME {
-                return Err(ExtractError::ColumnNameTooLong {
-                    column: i + 1,
-                    len: name.len(),
-                });
-            }
-        }
-        if names.len() - 1 > MAX_COLUMNS {
-            return Err(ExtractError::TooManyColumns {
-                count: names.len() - 1,
-            });
-        }
-        Ok(Header { names, fnr })
-    }
-
-    fn variables(&self) -> Vec<String> {
-        let mut v = self.names.clone();
-        v.remove(self.fnr);
-        v
-    }
-
-    /// The error for invalid UTF-8 in field `field` of a data record.
-    fn utf8_error(&self, rec: &Record, field: usize, at: usize) -> ExtractError {
-        let column = match self.names.get(field) {
-            Some(name) => shown(name),
-            None => format!("{} (past the header's {})", field + 1, self.names.len()),
-        };
-        ExtractError::InvalidUtf8 {
-            line: rec.line_of(field, at),
-            column,
-        }
-    }
-}
-
-/// Rows per person.
-#[derive(Debug, Default)]
-struct PerPerson {
-    several: u64,
-    max: u64,
-}
-
-impl PerPerson {
-    fn of(counts: impl Iterator<Item = u64>) -> PerPerson {
-        counts.fold(PerPerson::default(), |acc, n| PerPerson {
-            several: acc.several + u64::from(n > 1),
-            max: acc.max.max(n),
-        })
-    }
-}
-
-/// Where the rows with a plausible shape go.
-trait Collector {
-    /// Whether [`push`](Self::push) wants the variable values.
-    const KEEPS_VALUES: bool;
-    /// The key column.
-    const KEY: &'static str = FNR;
-    /// What [`finish`](Self::finish) gives besides the counts.
-    type Output;
-    /// Why a row's key field is refused.
-    type Error: RowError;
-    /// One row: its line, raw identifier field and (if wanted) values.
-    fn push(&mut self, line: u64, identifier: &str, values: Vec<String>)
-        -> Result<(), Self::Error>;
-    /// The output, the identifier counts, and rows per person.
-    fn finish(self) -> (Self::Output, ExtractStats, PerPerson);
-}
-
-#[cfg(any(test, fuzzing))]
-impl Collector for ListBuilder {
-    const KEEPS_VALUES: bool = true;
-    type Output = Vec<Person>;
-    type Error = IdError;
-
-    fn push(&mut self, line: u64, identifier: &str, values: Vec<String>) -> Result<(), IdError> {
-        self.push_row(line, identifier, values)
-    }
-
-    fn finish(self) -> (Vec<Person>, ExtractStats, PerPerson) {
-        let (persons, stats) = ListBuilder::finish(self);
-        let per_person = PerPerson::of(persons.iter().map(|p| p.rows.len() as u64));
-        (persons, stats, per_person)
-    }
 }
 
 /// Reads an extract for a node preparing its list without keeping the
@@ -604,19 +296,10 @@ where
     F: FnMut(u32, Vec<String>) -> io::Result<()>,
 {
     let stager = Stager {
-        options,
-        mapping,
-        ids: Vec::new(),
+        canonical: Canonical::new(options, mapping),
         persons: PersonRows::new(sink),
-        rows: 0,
-        mapped_rows: 0,
-        invalid: ReasonTally::default(),
     };
-    let (summary, (ids, failed)) = read_with(input, stager)?;
-    match failed {
-        Some(e) => Err(ExtractError::Read(e)),
-        None => Ok((summary, ids)),
-    }
+    stage_with(input, stager)
 }
 
 /// [`stage_extract_from`] with the staged rows collected per person, in
@@ -647,169 +330,6 @@ pub(crate) fn stage_persons_from(
         .map(|(id, rows)| Person { id, rows })
         .collect();
     Ok((summary, persons))
-}
-
-/// A row's identifier as the collectors count it: parsed (an invalid one
-/// tallied by reason at `line`), then mapped to the current identifier.
-fn canonical(
-    identifier: &str,
-    line: u64,
-    options: ParseOptions,
-    mapping: Option<&IdMapping>,
-    invalid: &mut ReasonTally,
-    mapped_rows: &mut u64,
-) -> Result<Identifier, IdError> {
-    let id = Identifier::parse(identifier, options).inspect_err(|e| {
-        invalid.add(e.reason_code(), line);
-    })?;
-    Ok(match mapping {
-        Some(m) => {
-            let current = m.apply(&id);
-            *mapped_rows += u64::from(current != id);
-            current
-        }
-        None => id,
-    })
-}
-
-/// Numbers persons and hands their rows to a sink (see [`stage_extract`]).
-struct Stager<'a, F> {
-    options: ParseOptions,
-    mapping: Option<&'a IdMapping>,
-    ids: Vec<Identifier>,
-    persons: PersonRows<Identifier, F>,
-    rows: u64,
-    mapped_rows: u64,
-    invalid: ReasonTally,
-}
-
-/// Numbers persons by their key, in order of first row, counts each one's
-/// rows and hands every row to a sink (for either key column). The first
-/// error of the sink is kept; rows after it are not handed on.
-struct PersonRows<K, F> {
-    index: HashMap<K, u32>,
-    rows_of: Vec<u32>,
-    sink: F,
-    failed: Option<io::Error>,
-}
-
-impl<K, F> PersonRows<K, F>
-where
-    K: std::hash::Hash + Eq,
-    F: FnMut(u32, Vec<String>) -> io::Result<()>,
-{
-    fn new(sink: F) -> Self {
-        Self {
-            index: HashMap::new(),
-            rows_of: Vec::new(),
-            sink,
-            failed: None,
-        }
-    }
-
-    /// Takes a row of the person keyed `key`; `true` if the person is new.
-    fn push(&mut self, key: K, values: Vec<String>) -> bool {
-        let next = self.rows_of.len() as u32;
-        let person = *self.index.entry(key).or_insert(next);
-        let new = person == next;
-        if new {
-            self.rows_of.push(0);
-        }
-        self.rows_of[person as usize] += 1;
-        if self.failed.is_none() {
-            if let Err(e) = (self.sink)(person, values) {
-                self.failed = Some(e);
-            }
-        }
-        new
-    }
-
-    /// Rows per person, and the sink's error if it failed.
-    fn finish(self) -> (PerPerson, Option<io::Error>) {
-        let per_person = PerPerson::of(self.rows_of.iter().map(|&n| u64::from(n)));
-        (per_person, self.failed)
-    }
-}
-
-impl<F> Collector for Stager<'_, F>
-where
-    F: FnMut(u32, Vec<String>) -> io::Result<()>,
-{
-    const KEEPS_VALUES: bool = true;
-    type Output = (Vec<Identifier>, Option<io::Error>);
-    type Error = IdError;
-
-    fn push(&mut self, line: u64, identifier: &str, values: Vec<String>) -> Result<(), IdError> {
-        self.rows += 1;
-        let id = canonical(
-            identifier,
-            line,
-            self.options,
-            self.mapping,
-            &mut self.invalid,
-            &mut self.mapped_rows,
-        )?;
-        if self.persons.push(id, values) {
-            self.ids.push(id);
-        }
-        Ok(())
-    }
-
-    fn finish(self) -> (Self::Output, ExtractStats, PerPerson) {
-        let invalid_rows = self.invalid.total();
-        let stats = ExtractStats {
-            rows: self.rows,
-            valid_rows: self.rows - invalid_rows,
-            persons: self.ids.len() as u64,
-            mapped_rows: self.mapped_rows,
-            invalid: self.invalid.into_summaries().collect(),
-        };
-        let (per_person, failed) = self.persons.finish();
-        ((self.ids, failed), stats, per_person)
-    }
-}
-
-/// Counts what `ListBuilder` counts without keeping rows: one counter per
-/// person.
-struct Tally<'a> {
-    options: ParseOptions,
-    mapping: Option<&'a IdMapping>,
-    rows_of: HashMap<Identifier, u64>,
-    rows: u64,
-    mapped_rows: u64,
-    invalid: ReasonTally,
-}
-
-impl Collector for Tally<'_> {
-    const KEEPS_VALUES: bool = false;
-    type Output = ();
-    type Error = IdError;
-
-    fn push(&mut self, line: u64, identifier: &str, _: Vec<String>) -> Result<(), IdError> {
-        self.rows += 1;
-        let id = canonical(
-            identifier,
-            line,
-            self.options,
-            self.mapping,
-            &mut self.invalid,
-            &mut self.mapped_rows,
-        )?;
-        *self.rows_of.entry(id).or_default() += 1;
-        Ok(())
-    }
-
-    fn finish(self) -> ((), ExtractStats, PerPerson) {
-        let invalid_rows = self.invalid.total();
-        let stats = ExtractStats {
-            rows: self.rows,
-            valid_rows: self.rows - invalid_rows,
-            persons: self.rows_of.len() as u64,
-            mapped_rows: self.mapped_rows,
-            invalid: self.invalid.into_summaries().collect(),
-        };
-        ((), stats, PerPerson::of(self.rows_of.into_values()))
-    }
 }
 
 #[cfg(test)]

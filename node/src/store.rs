@@ -41,7 +41,8 @@ mod domain;
 mod domain_rows;
 mod innsyn;
 mod legacy;
-pub(crate) use self::chain_rows::LinkerTable;
+pub(crate) use self::chain_rows::{HopKey, LinkerRow, LinkerTable};
+pub(crate) use self::domain::ReshareSession;
 pub use self::domain_rows::{DomainRow, StoredDelivery};
 
 /// A state-store error.
@@ -700,13 +701,13 @@ mod tests {
         let list = ListName::new("NPR").expect("valid");
         let other = ListName::new("KPR").expect("valid");
         store
-            .transaction(|tx| tx.put_blob(LinkerTable::Blinding, &project, &list, 0, b"first"))
+            .transaction(|tx| tx.put_blob(LinkerRow::Blinding, &project, &list, b"first"))
             .expect("stored");
         store
-            .transaction(|tx| tx.put_blob(LinkerTable::Blinding, &project, &list, 0, b"second"))
+            .transaction(|tx| tx.put_blob(LinkerRow::Blinding, &project, &list, b"second"))
             .expect("ignored, not an error");
         store
-            .transaction(|tx| tx.put_blob(LinkerTable::Blinding, &project, &other, 0, b"kpr"))
+            .transaction(|tx| tx.put_blob(LinkerRow::Blinding, &project, &other, b"kpr"))
             .expect("stored");
         let mut read = |l: &ListName| {
             store

@@ -12,7 +12,7 @@ use kobling_protocol::{
     ident::{Identifier, ParseOptions},
     project::{Phase, ProjectView},
     share::Domain,
-    transcript,
+    transcript::{self, ProjectOrder},
     types::Name,
 };
 use kobling_sim::population::{generate, Extract, PopulationConfig};
@@ -76,6 +76,17 @@ fn population() -> kobling_sim::population::Population {
         seed: 5,
         ..Default::default()
     })
+}
+
+/// Orders delivery `id` of `extract` into SSB and runs it until SSB
+/// holds it.
+fn deliver(fed: &Federation, net: &mut Net, id: &str, extract: &Extract) -> ProjectOrder {
+    let order = fed
+        .order_delivery(net, id, extract, "SSB")
+        .expect("ordered and approved");
+    fed.await_delivery(net, &order, &name("SSB"))
+        .expect("received");
+    order
 }
 
 fn domain_ready(net: &mut Net) {
@@ -181,16 +192,8 @@ fn the_same_person_gets_the_same_pseudonym_across_years_and_sources() {
     let kpr = next_year(&npr, "KPR");
     let mut net = fed.start(16, Faults::default(), 4).expect("net");
     domain_ready(&mut net);
-    let first = fed
-        .order_delivery(&mut net, "NPR-SSB-2025", &npr, "SSB")
-        .expect("first");
-    fed.await_delivery(&mut net, &first, &name("SSB"))
-        .expect("first received");
-    let second = fed
-        .order_delivery(&mut net, "KPR-SSB-2026", &kpr, "SSB")
-        .expect("second");
-    fed.await_delivery(&mut net, &second, &name("SSB"))
-        .expect("second received");
+    let first = deliver(&fed, &mut net, "NPR-SSB-2025", &npr);
+    let second = deliver(&fed, &mut net, "KPR-SSB-2026", &kpr);
     let a = held(&mut net, &first.delivery_id().expect("id"));
     let b = held(&mut net, &second.delivery_id().expect("id"));
     // Each table is exactly Ψ_SSB(fnr) with the row's values: the same
@@ -232,19 +235,11 @@ fn a_pharmacy_without_a_share_delivers_through_a_split_blinding() {
     let npr = pop.extract("NPR").expect("NPR").clone();
     let mut net = fed.start(16, Faults::default(), 8).expect("net");
     domain_ready(&mut net);
-    let order = fed
-        .order_delivery(&mut net, "APOTEK-SSB-2025", &apotek, "SSB")
-        .expect("ordered and approved");
-    fed.await_delivery(&mut net, &order, &name("SSB"))
-        .expect("received");
+    let order = deliver(&fed, &mut net, "APOTEK-SSB-2025", &apotek);
     let a = held(&mut net, &order.delivery_id().expect("id"));
     assert_eq!(a, expected(&fed, &apotek), "rows keyed by Ψ_SSB(x)");
     // NPR (a key holder) delivers too: the same persons, the same Ψ_SSB.
-    let second = fed
-        .order_delivery(&mut net, "NPR-SSB-2025", &npr, "SSB")
-        .expect("second");
-    fed.await_delivery(&mut net, &second, &name("SSB"))
-        .expect("second received");
+    let second = deliver(&fed, &mut net, "NPR-SSB-2025", &npr);
     let b = held(&mut net, &second.delivery_id().expect("id"));
     assert_eq!(b, expected(&fed, &npr));
     net.run_until(120_000, |net| {
@@ -297,11 +292,7 @@ fn after_replacing_a_key_holders_share_a_new_delivery_matches_the_stored_table()
     let kpr = next_year(&npr, "KPR");
     let mut net = fed.start(16, Faults::default(), 12).expect("net");
     domain_ready(&mut net);
-    let first = fed
-        .order_delivery(&mut net, "KPR-SSB-2025", &kpr, "SSB")
-        .expect("first");
-    fed.await_delivery(&mut net, &first, &name("SSB"))
-        .expect("first received");
+    let first = deliver(&fed, &mut net, "KPR-SSB-2025", &kpr);
     let before = held(&mut net, &first.delivery_id().expect("id"));
 
     let r = Domain::Register(name("SSB"));
@@ -368,11 +359,7 @@ fn after_replacing_a_key_holders_share_a_new_delivery_matches_the_stored_table()
     }
 
     // The same persons, delivered again with NPR's new share.
-    let second = fed
-        .order_delivery(&mut net, "KPR-SSB-2026", &kpr, "SSB")
-        .expect("second");
-    fed.await_delivery(&mut net, &second, &name("SSB"))
-        .expect("second received");
+    let second = deliver(&fed, &mut net, "KPR-SSB-2026", &kpr);
     let again = held(&mut net, &second.delivery_id().expect("id"));
     assert_eq!(
         again, converted,
@@ -412,11 +399,7 @@ fn a_key_holder_replaced_by_another_member_keeps_every_stored_pseudonym() {
     let kpr = next_year(&npr, "KPR");
     let mut net = fed.start(16, Faults::default(), 21).expect("net");
     domain_ready(&mut net);
-    let first = fed
-        .order_delivery(&mut net, "KPR-SSB-2025", &kpr, "SSB")
-        .expect("first");
-    fed.await_delivery(&mut net, &first, &name("SSB"))
-        .expect("first received");
+    let first = deliver(&fed, &mut net, "KPR-SSB-2025", &kpr);
     let before = held(&mut net, &first.delivery_id().expect("id"));
     assert_eq!(before, expected(&fed, &kpr));
 
@@ -545,11 +528,7 @@ fn a_key_holder_replaced_by_another_member_keeps_every_stored_pseudonym() {
     }
 
     // The same persons, delivered again through the new key holders.
-    let second = fed
-        .order_delivery(&mut net, "KPR-SSB-2026", &kpr, "SSB")
-        .expect("second");
-    fed.await_delivery(&mut net, &second, &name("SSB"))
-        .expect("second received");
+    let second = deliver(&fed, &mut net, "KPR-SSB-2026", &kpr);
     let again = held(&mut net, &second.delivery_id().expect("id"));
     assert_eq!(
         again, converted,

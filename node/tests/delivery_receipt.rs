@@ -484,23 +484,16 @@ fn no_value_the_holder_receives_is_open_to_a_dictionary_without_its_blinding() {
 /// A delivery order submitted to the linker: refused with its reason, and
 /// the linker stores nothing under its id.
 fn submit(net: &mut Net, fed: &Federation, order: &ProjectOrder, by: &str) -> (String, String) {
-    use kobling_protocol::{
-        messages::Message,
-        transcript::{Body, Signer, Statement},
-    };
+    use kobling_protocol::messages::Message;
     let operator = &fed.operators[&n(by)][0];
     let mut order = order.clone();
     order.researcher_signing_key = Ed25519Key(operator.verifying_key().to_bytes());
     let order = order.granted_by(&kobling_node::testing::authority());
-    let signed = Statement {
-        project: order.project.clone(),
-        time: net.now(),
-        signer: Signer::Researcher(order.researcher_signing_key),
-        body: Body::Order(order.clone()),
-    }
-    .sign(operator);
     let replies = net
-        .client(&n("LINKER"), Message::SubmitOrder(signed))
+        .client(
+            &n("LINKER"),
+            kobling_node::testing::order_message(&order, net.now(), operator),
+        )
         .expect("answered");
     let [Message::Refused { code, detail }] = replies.as_slice() else {
         panic!("refused: {replies:?}")

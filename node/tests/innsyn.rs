@@ -21,6 +21,7 @@ use kobling_protocol::{
 };
 
 use common::{kobling, ok, path, setup_with, NodeAddr, MEMBERS};
+use kobling_node::testing::csv_line;
 
 const SESSION: &str = "5e55105e55105e55105e55105e55105e55105e55105e55105e55105e55105e55";
 
@@ -92,20 +93,6 @@ fn admit(manifest: &Path, key: &Path) -> (bool, String) {
             String::from_utf8_lossy(&o.stderr)
         ),
     )
-}
-
-fn csv_line(fields: &[String]) -> String {
-    fields
-        .iter()
-        .map(|f| {
-            if f.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", f.replace('"', "\"\""))
-            } else {
-                f.clone()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 #[test]

@@ -23,7 +23,6 @@ use kobling_protocol::{
         wire::{InnsynAction, InnsynCall, SignedInnsyn},
         DeviceSession,
     },
-    manifest::{Ed25519Key, Portal},
     messages::{self, Message},
     refusal::RefusalCode,
     seal::HpkePublicKey,
@@ -51,16 +50,13 @@ impl World {
     /// The federation with a portal, SSB's domain committed and NPR's
     /// extract delivered into it.
     fn new(dir: &Path) -> World {
-        let mut fed = Federation::create(dir, &["NPR", "KPR", "SSB"], 17)
+        let portal = SigningKey::from_bytes(&[0x42; 32]);
+        let fed = Federation::create(dir, &["NPR", "KPR", "SSB"], 17)
             .expect("federation")
             .with_domain("SSB", "SSB")
-            .expect("domain");
-        let portal = SigningKey::from_bytes(&[0x42; 32]);
-        fed.manifest.portals.push(Portal {
-            name: name("HELSENORGE"),
-            key: Ed25519Key(portal.verifying_key().to_bytes()),
-        });
-        fed.manifest.validate().expect("valid manifest");
+            .expect("domain")
+            .with_portal("HELSENORGE", &portal)
+            .expect("valid manifest");
         let pop = generate(&PopulationConfig {
             persons: 120,
             seed: 5,

@@ -91,8 +91,12 @@ impl World {
             .fed
             .pseudonymous_order(&config, &self.extracts(), &[("RESEPT", "RESEPT")])
             .expect("order");
+        let start = net.clock_ms();
         self.fed
-            .run_pseudonymous_project(net, &order, &self.extracts(), &["SSB"], &config)
+            .approve_pseudonymous(net, &order, &self.extracts(), &["SSB"], &config)
+            .expect("approved");
+        self.fed
+            .run_to_delivery(net, &order, &config, start)
             .expect("run")
     }
 

@@ -732,8 +732,11 @@ fn a_pseudonymous_list_converted_by_its_hops_passes_its_strict_attempt() {
         swap_first(|attempt| attempt == 0),
         |_, _, _| {},
     ));
+    let start = net.clock_ms();
+    fed.approve_pseudonymous(&mut net, &order, &extracts, &["SSB"], &config)
+        .expect("approved");
     let out = fed
-        .run_pseudonymous_project(&mut net, &order, &extracts, &["SSB"], &config)
+        .run_to_delivery(&mut net, &order, &config, start)
         .expect("the project links after the strict attempt");
     let entries = &out.transcript.0;
     assert_eq!(checks_of(entries, "RESEPT"), vec![(0, false), (1, true)]);

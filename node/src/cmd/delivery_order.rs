@@ -99,9 +99,7 @@ pub(crate) fn order(args: &OrderArgs<'_>) -> anyhow::Result<()> {
         body: Body::Order(order),
     }
     .sign(&key.signing);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = super::runtime()?;
     let replies = rt.block_on(super::project::ask(
         &manifest,
         &linker,

@@ -124,9 +124,7 @@ pub(crate) fn status(
         .linker()
         .map(|l| l.name.clone())
         .context("the manifest names no linker")?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = super::runtime()?;
     loop {
         let (entries, notice, file) = rt.block_on(super::project::status::status_reply(
             &manifest, &key, &id, &linker,

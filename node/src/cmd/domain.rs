@@ -223,9 +223,7 @@ impl DomainCommand {
                 replaces.as_deref(),
             ),
             other => {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .enable_all()
-                    .build()?;
+                let rt = super::runtime()?;
                 rt.block_on(other.run_async())
             }
         }
@@ -526,9 +524,7 @@ fn reshare(
     let mut seed = zeroize::Zeroizing::new([0u8; 32]);
     getrandom::fill(seed.as_mut()).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
     let mut rng = kobling_protocol::rng::ErasingRng::from_seed(seed);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = super::runtime()?;
     let state = crate::reshare::Reshare {
         manifest: &manifest,
         domain: &domain,

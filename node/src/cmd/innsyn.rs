@@ -129,9 +129,7 @@ impl InnsynCommand {
             } => device_key(&register, &session, &out),
             InnsynCommand::Open { secret, reply } => open(&secret, &reply),
             other => {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .enable_all()
-                    .build()?;
+                let rt = super::runtime()?;
                 rt.block_on(other.run_async())
             }
         }
@@ -457,8 +455,9 @@ fn open(secret: &std::path::Path, reply: &std::path::Path) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-/// One CSV line: fields with a comma, quote or line break are quoted.
-fn csv_line(fields: &[String]) -> String {
+/// One CSV line: fields with a comma, quote or line break are quoted (the
+/// tests compare `innsyn open`'s output with it, through `testing`).
+pub(crate) fn csv_line(fields: &[String]) -> String {
     fields
         .iter()
         .map(|f| {
@@ -470,4 +469,16 @@ fn csv_line(fields: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn csv_line_quotes_only_fields_that_need_it() {
+        let fields = ["J45", "a,b", "say \"hi\"", "two\nlines", ""].map(String::from);
+        assert_eq!(
+            super::csv_line(&fields),
+            "J45,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\","
+        );
+    }
 }

@@ -11,3 +11,11 @@ pub(crate) mod keys;
 pub(crate) mod manifest;
 pub(crate) mod node;
 pub(crate) mod project;
+
+/// The runtime of a command that talks to nodes (or is one): multi-threaded,
+/// with I/O and timers.
+pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}

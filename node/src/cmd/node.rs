@@ -200,9 +200,7 @@ impl NodeCommand {
         // Before the runtime's threads exist: this edits the environment.
         let passphrase = secrets::passphrase(settings.passphrase_file.as_deref())?;
         let manifest = manifest_file::load(&manifest)?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
+        let rt = super::runtime()?;
         rt.block_on(daemon::run(
             &dir,
             manifest,

@@ -172,9 +172,7 @@ impl ProjectCommand {
             );
             return Ok(ExitCode::SUCCESS);
         }
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
+        let rt = super::runtime()?;
         rt.block_on(self.run_async())
     }
 

@@ -22,7 +22,7 @@ use super::{
     error::{ack, not_ready, refuse, Outcome, Refused},
     now_of, Engine,
 };
-use crate::store::{LinkerTable, StoreError};
+use crate::store::{LinkerRow, LinkerTable, StoreError};
 
 impl Engine {
     /// A chunk of `chunk.list` from `from`, the hop before this node
@@ -44,7 +44,7 @@ impl Engine {
         }
         let stored = self
             .store
-            .transaction(|tx| tx.hop(&project, &chunk.list, hop.0))?;
+            .transaction(|tx| tx.hop(&project, &chunk.list, hop.into()))?;
         if let Some((_, true)) = stored {
             return Ok(vec![ack()]); // the whole list is done: a resend
         }
@@ -112,13 +112,12 @@ impl Engine {
         let list = chunk.list.clone();
         let linker = self.linker();
         self.store.transaction(|tx| {
-            tx.put_hop(&project, &list, hop.0, &records, complete)?;
+            tx.put_hop(&project, &list, hop.into(), &records, complete)?;
             if is_linker {
                 tx.put_blob(
-                    LinkerTable::Final,
+                    LinkerRow::Final(chunk.chunk),
                     &project,
                     &list,
-                    chunk.chunk.0,
                     &transcript::encode_value(&out.output),
                 )?;
             } else if let Some(next) = &next {

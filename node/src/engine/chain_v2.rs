@@ -39,15 +39,18 @@ use kobling_protocol::{
     refusal::RefusalCode,
     seal::{open_blinding, HpkeSecretKey},
     transcript::{self, Body, ListAnnouncement},
-    types::{ChunkIndex, HopIndex, ListName, Name, ProjectId},
-    v2::{ChunkDigests, ChunkMsg, LinkerHop, ListAnnouncementV2, RegisterHop, StepKey},
+    types::{ChunkIndex, HopIndex, ListName, Name, ProjectId, UnixTime},
+    v2::{
+        ChunkDigests, ChunkMsg, HopError, HopRecordV2, LinkerHop, ListAnnouncementV2, ListHeader,
+        RegisterHop, StepKey,
+    },
 };
 
 use super::{
     error::{ack, not_ready, refuse, Outcome, Refused},
     now_of, Engine,
 };
-use crate::store::{LinkerTable, StoreError};
+use crate::store::{HopKey, LinkerRow, LinkerTable, StoreError};
 
 mod pass;
 mod record;
@@ -75,9 +78,54 @@ pub(super) struct Hops {
     linker: BTreeMap<(ProjectId, ListName, u32), LinkerHop>,
 }
 
+/// A hop's state between chunks, the same for a register's hop and the
+/// linker's.
+trait HopState {
+    fn records(&self) -> &[ChunkDigests];
+    fn is_complete(&self) -> bool;
+    fn finish(self) -> Result<HopRecordV2, HopError>;
+}
+
+/// Both hop kinds' own methods, as a [`HopState`].
+macro_rules! hop_state {
+    ($($hop:ty),*) => {$(
+        impl HopState for $hop {
+            fn records(&self) -> &[ChunkDigests] {
+                <$hop>::records(self)
+            }
+            fn is_complete(&self) -> bool {
+                <$hop>::is_complete(self)
+            }
+            fn finish(self) -> Result<HopRecordV2, HopError> {
+                <$hop>::finish(self)
+            }
+        }
+    )*};
+}
+hop_state!(RegisterHop, LinkerHop);
+
+/// After a chunk the hop took: its chunk records so far (encoded), and
+/// its record if that was its last chunk; else the state is kept for the
+/// next chunk.
+fn settle<H: HopState>(
+    kept: &mut BTreeMap<(ProjectId, ListName, u32), H>,
+    cache: &(ProjectId, ListName, u32),
+    state: H,
+) -> Outcome<(Vec<u8>, Option<HopRecordV2>)> {
+    let records = transcript::encode_value(&state.records().to_vec());
+    if !state.is_complete() {
+        kept.insert(cache.clone(), state);
+        return Ok((records, None));
+    }
+    let record = state
+        .finish()
+        .map_err(|e| refuse(RefusalCode::Hop, e.to_string()))?;
+    Ok((records, Some(record)))
+}
+
 /// The `hops` table's key of hop `hop` in attempt `attempt`.
-fn hop_key(hop: HopIndex, attempt: u32) -> u32 {
-    hop.0 | (attempt << 16)
+fn hop_key(hop: HopIndex, attempt: u32) -> HopKey {
+    HopKey(hop.0 | (attempt << 16))
 }
 
 /// A v1-shaped announcement's fields as a v2 announcement (the owner's
@@ -99,6 +147,23 @@ pub(super) fn announcement_v2(a: ListAnnouncement) -> ListAnnouncementV2 {
 }
 
 impl Engine {
+    /// A malformed chunk: named if its sender signed it
+    /// (`name_signed_bad_chunk`), and refused as `bad-chunk`.
+    fn signed_bad_chunk(
+        &mut self,
+        project: &ProjectId,
+        header: &ListHeader,
+        hops: &[Name],
+        msg: &ChunkMsg,
+        e: HopError,
+        now: UnixTime,
+    ) -> Refused {
+        match self.name_signed_bad_chunk(project, header, hops, msg, &e, now) {
+            Ok(()) => refuse(RefusalCode::BadChunk, e.to_string()),
+            Err(stopped) => stopped,
+        }
+    }
+
     /// A member's Ed25519 node key.
     fn node_key(&self, member: &Name) -> Outcome<VerifyingKey> {
         self.manifest
@@ -171,9 +236,15 @@ impl Engine {
                         != Some(&msg.statement.statement.output)
                 });
             if past || contradicts {
-                let e = kobling_protocol::v2::HopError::OwnerContradiction { chunk: c };
-                self.name_signed_bad_chunk(project, &header, &hops, &msg, &e, now_of(&entries))?;
-                return Err(refuse(RefusalCode::BadChunk, e.to_string()));
+                let e = HopError::OwnerContradiction { chunk: c };
+                return Err(self.signed_bad_chunk(
+                    project,
+                    &header,
+                    &hops,
+                    &msg,
+                    e,
+                    now_of(&entries),
+                ));
             }
         }
         if c < ChunkIndex(done) {
@@ -199,7 +270,7 @@ impl Engine {
             .share(&super::delivery_run::key_domain(&view, project))?;
         // k_{i,p}, or k_{i,p}·k_{i,R}⁻¹ on a list from register domain R.
         let step_share = self.step_share(&view, project, &list)?;
-        let bad = |e: kobling_protocol::v2::HopError| refuse(RefusalCode::BadChunk, e.to_string());
+        let now = now_of(&entries);
         let (records, output, next, record) = if is_linker {
             let mut state = match self.v2_hops.linker.remove(&cache) {
                 Some(s) if s.next_chunk() == ChunkIndex(done) => s,
@@ -245,28 +316,10 @@ impl Engine {
                 Ok(f) => f,
                 Err(e) => {
                     self.v2_hops.linker.insert(cache, state);
-                    self.name_signed_bad_chunk(
-                        project,
-                        &header,
-                        &hops,
-                        &msg,
-                        &e,
-                        now_of(&entries),
-                    )?;
-                    return Err(bad(e));
+                    return Err(self.signed_bad_chunk(project, &header, &hops, &msg, e, now));
                 }
             };
-            let records = transcript::encode_value(&state.records().to_vec());
-            let record = if state.is_complete() {
-                Some(
-                    state
-                        .finish()
-                        .map_err(|e| refuse(RefusalCode::Hop, e.to_string()))?,
-                )
-            } else {
-                self.v2_hops.linker.insert(cache.clone(), state);
-                None
-            };
+            let (records, record) = settle(&mut self.v2_hops.linker, &cache, state)?;
             (records, Output::Finals(finals), None, record)
         } else {
             let mut state = match self.v2_hops.register.remove(&cache) {
@@ -289,28 +342,10 @@ impl Engine {
                 Ok(out) => out,
                 Err(e) => {
                     self.v2_hops.register.insert(cache, state);
-                    self.name_signed_bad_chunk(
-                        project,
-                        &header,
-                        &hops,
-                        &msg,
-                        &e,
-                        now_of(&entries),
-                    )?;
-                    return Err(bad(e));
+                    return Err(self.signed_bad_chunk(project, &header, &hops, &msg, e, now));
                 }
             };
-            let records = transcript::encode_value(&state.records().to_vec());
-            let record = if state.is_complete() {
-                Some(
-                    state
-                        .finish()
-                        .map_err(|e| refuse(RefusalCode::Hop, e.to_string()))?,
-                )
-            } else {
-                self.v2_hops.register.insert(cache.clone(), state);
-                None
-            };
+            let (records, record) = settle(&mut self.v2_hops.register, &cache, state)?;
             (
                 records,
                 Output::Chunk(Box::new(out)),
@@ -326,10 +361,9 @@ impl Engine {
             match &output {
                 Output::Finals(finals) => {
                     tx.put_blob(
-                        LinkerTable::Final,
+                        LinkerRow::Final(c),
                         project,
                         &list,
-                        c.0,
                         &transcript::encode_value(finals),
                     )?;
                     tx.put_v2(

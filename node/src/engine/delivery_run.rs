@@ -251,20 +251,8 @@ impl Engine {
         plan: &DeliveryPlan,
         sealed: &WrappedKey,
     ) -> Outcome<kobling_protocol::share::Share> {
-        let sk = HpkeSecretKey::from_bytes(*self.keystore.x25519_secret_bytes());
-        let opened = if plan.split {
-            open_blinding_part(&sk, project, &plan.list(), BlindingPart::First, sealed)
-        } else {
-            open_blinding(&sk, project, &plan.list(), sealed)
-        };
-        opened.map_err(|_| {
-            refuse(
-                RefusalCode::Blinding,
-                format!(
-                    "delivery {project}: the source's blinding does not open with this node's key"
-                ),
-            )
-        })
+        let part = plan.split.then_some(BlindingPart::First);
+        self.open_blinding_as(project, plan, sealed, part, "the source's blinding")
     }
 
     /// Hop 1 of a split source: β₂ opened with this node's key.
@@ -274,11 +262,29 @@ impl Engine {
         plan: &DeliveryPlan,
         sealed: &WrappedKey,
     ) -> Outcome<kobling_protocol::share::Share> {
+        self.open_blinding_as(project, plan, sealed, Some(BlindingPart::Second), "β₂")
+    }
+
+    /// A delivery's blinding (`part` of a split one) opened with this
+    /// node's key; refused naming `what` if it does not open.
+    fn open_blinding_as(
+        &self,
+        project: &ProjectId,
+        plan: &DeliveryPlan,
+        sealed: &WrappedKey,
+        part: Option<BlindingPart>,
+        what: &str,
+    ) -> Outcome<kobling_protocol::share::Share> {
         let sk = HpkeSecretKey::from_bytes(*self.keystore.x25519_secret_bytes());
-        open_blinding_part(&sk, project, &plan.list(), BlindingPart::Second, sealed).map_err(|_| {
+        let list = plan.list();
+        match part {
+            Some(part) => open_blinding_part(&sk, project, &list, part, sealed),
+            None => open_blinding(&sk, project, &list, sealed),
+        }
+        .map_err(|_| {
             refuse(
                 RefusalCode::Blinding,
-                format!("delivery {project}: β₂ does not open with this node's key"),
+                format!("delivery {project}: {what} does not open with this node's key"),
             )
         })
     }

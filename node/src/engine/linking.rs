@@ -20,7 +20,7 @@ use super::{
     error::{ack, not_ready, refuse, Outcome, Refused},
     Engine,
 };
-use crate::store::{LinkerTable, StoreError};
+use crate::store::{LinkerRow, LinkerTable, StoreError};
 
 impl Engine {
     /// The owner's blinding `β_j`, sealed to the linker: opened and checked
@@ -74,10 +74,9 @@ impl Engine {
     ) -> Outcome<()> {
         Ok(self.store.transaction(|tx| {
             tx.put_blob(
-                LinkerTable::Blinding,
+                LinkerRow::Blinding,
                 project,
                 list,
-                0,
                 &transcript::encode_value(sealed),
             )
         })?)
@@ -133,10 +132,9 @@ impl Engine {
             tx.set_sealed_bytes(project, list, total)?;
             for (position, item) in (first.0..).zip(&items) {
                 tx.put_blob(
-                    LinkerTable::Sealed,
+                    LinkerRow::Sealed(Position(position)),
                     project,
                     list,
-                    position,
                     item.as_bytes(),
                 )?;
             }

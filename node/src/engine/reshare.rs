@@ -49,11 +49,37 @@ use super::{
     error::{ack, not_ready, refuse, Outcome, Refused},
     Engine,
 };
+use crate::store::{ReshareSession, Store};
 
 /// The holder's re-share blindings β, by (domain, key holder): in memory
 /// only.
 #[derive(Default)]
 pub(super) struct Blindings(BTreeMap<(Name, Name), Share>);
+
+impl Blindings {
+    /// The re-share `key` (domain, key holder) has in progress: its
+    /// session, β, the page of the holder's pseudonyms from `first`, and
+    /// that page under β.
+    fn page(
+        &self,
+        store: &mut Store,
+        key: &(Name, Name),
+        first: u64,
+    ) -> Outcome<(ReshareSession, &Share, Vec<WirePoint>, Vec<WirePoint>)> {
+        let (domain, member) = key;
+        let session = store
+            .transaction(|tx| tx.reshare(domain, member))?
+            .ok_or_else(|| not_ready("no re-share in progress: start from position 0"))?;
+        let beta = self
+            .0
+            .get(key)
+            .ok_or_else(|| not_ready("the re-share was interrupted: start from position 0"))?;
+        let page = store.transaction(|tx| tx.holder_pseudonyms(domain, first, RESHARE_PAGE))?;
+        let under_beta = chain::apply_share(beta, &page, first)
+            .map_err(|e| refuse(RefusalCode::Invalid, e.to_string()))?;
+        Ok((session, beta, page, under_beta))
+    }
+}
 
 impl Engine {
     /// An operator's re-share request at the holder (checked for
@@ -133,18 +159,8 @@ impl Engine {
                     self.reshare_blindings.0.insert(key.clone(), beta);
                     tracing::info!(node = %self.me, %domain, %member, persons = total, "a re-share started");
                 }
-                let session = self
-                    .store
-                    .transaction(|tx| tx.reshare(domain, &member))?
-                    .ok_or_else(|| not_ready("no re-share in progress: start from position 0"))?;
-                let beta = self.reshare_blindings.0.get(&key).ok_or_else(|| {
-                    not_ready("the re-share was interrupted: start from position 0")
-                })?;
-                let page = self
-                    .store
-                    .transaction(|tx| tx.holder_pseudonyms(domain, first, RESHARE_PAGE))?;
-                let points = chain::apply_share(beta, &page, first)
-                    .map_err(|e| refuse(RefusalCode::Invalid, e.to_string()))?;
+                let (session, _, _, points) =
+                    self.reshare_blindings.page(&mut self.store, &key, first)?;
                 Ok(vec![Message::DomainPoints {
                     domain: domain.clone(),
                     first,
@@ -159,18 +175,8 @@ impl Engine {
                 binding,
                 ..
             } => {
-                let session = self
-                    .store
-                    .transaction(|tx| tx.reshare(domain, &member))?
-                    .ok_or_else(|| not_ready("no re-share in progress: start from position 0"))?;
-                let beta = self.reshare_blindings.0.get(&key).ok_or_else(|| {
-                    not_ready("the re-share was interrupted: start from position 0")
-                })?;
-                let page = self
-                    .store
-                    .transaction(|tx| tx.holder_pseudonyms(domain, *first, RESHARE_PAGE))?;
-                let input = chain::apply_share(beta, &page, *first)
-                    .map_err(|e| refuse(RefusalCode::Invalid, e.to_string()))?;
+                let (session, beta, page, input) =
+                    self.reshare_blindings.page(&mut self.store, &key, *first)?;
                 let to_key = verify_reshare_page(
                     domain,
                     &member,

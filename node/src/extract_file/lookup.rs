@@ -6,11 +6,16 @@
 use std::{io::Read, path::Path};
 
 use kobling_protocol::{
-    extract::{ExtractStats, ReasonTally},
+    extract::ExtractStats,
     ident::{IdError, IdMapping, Identifier, ParseOptions},
 };
 
-use super::{canonical, open, read_with, Collector, ExtractError, ExtractSummary, PerPerson};
+use super::{
+    collect::Canonical,
+    open,
+    pass::{read_with, Collector, PerPerson},
+    ExtractError, ExtractSummary,
+};
 
 /// The variables (in extract order) and every row of `person` (already
 /// canonical and mapped) in the extract at `path`.
@@ -39,13 +44,9 @@ pub(crate) fn lookup_person_from(
     person: &Identifier,
 ) -> Result<(Vec<String>, Vec<Vec<String>>), ExtractError> {
     let finder = Finder {
-        options,
-        mapping,
+        canonical: Canonical::new(options, mapping),
         person,
         found: Vec::new(),
-        rows: 0,
-        mapped_rows: 0,
-        invalid: ReasonTally::default(),
     };
     let (summary, rows): (ExtractSummary, _) = read_with(input, finder)?;
     Ok((summary.columns, rows))
@@ -53,13 +54,9 @@ pub(crate) fn lookup_person_from(
 
 /// Keeps the rows of one person; counts the rest.
 struct Finder<'a> {
-    options: ParseOptions,
-    mapping: Option<&'a IdMapping>,
+    canonical: Canonical<'a>,
     person: &'a Identifier,
     found: Vec<Vec<String>>,
-    rows: u64,
-    mapped_rows: u64,
-    invalid: ReasonTally,
 }
 
 impl Collector for Finder<'_> {
@@ -68,15 +65,7 @@ impl Collector for Finder<'_> {
     type Error = IdError;
 
     fn push(&mut self, line: u64, identifier: &str, values: Vec<String>) -> Result<(), IdError> {
-        self.rows += 1;
-        let id = canonical(
-            identifier,
-            line,
-            self.options,
-            self.mapping,
-            &mut self.invalid,
-            &mut self.mapped_rows,
-        )?;
+        let id = self.canonical.identifier(line, identifier)?;
         if id == *self.person {
             self.found.push(values);
         }
@@ -84,14 +73,10 @@ impl Collector for Finder<'_> {
     }
 
     fn finish(self) -> (Self::Output, ExtractStats, PerPerson) {
-        let invalid_rows = self.invalid.total();
-        let stats = ExtractStats {
-            rows: self.rows,
-            valid_rows: self.rows - invalid_rows,
-            persons: u64::from(!self.found.is_empty()),
-            mapped_rows: self.mapped_rows,
-            invalid: self.invalid.into_summaries().collect(),
-        };
+        let stats = self
+            .canonical
+            .counts
+            .stats(u64::from(!self.found.is_empty()));
         let per_person = PerPerson::of(std::iter::once(self.found.len() as u64));
         (self.found, stats, per_person)
     }

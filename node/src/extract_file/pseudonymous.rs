@@ -13,14 +13,18 @@
 use std::{io, io::Read, path::Path};
 
 use kobling_protocol::{
-    domain::PseudonymError,
-    extract::{ExtractStats, ReasonTally},
+    domain::{parse_pseudonym, PseudonymError},
+    extract::ExtractStats,
     group::Point,
 };
 
 use super::{
-    open, read_with, records::RecordReader, Collector, ExtractError, ExtractSummary, Header,
-    PerPerson, PersonRows, RowError, FNR, PSEUDONYM,
+    collect::{stage_with, PersonRows, RowCounts, Staged},
+    header::Header,
+    open,
+    pass::{Collector, PerPerson, RowError},
+    records::RecordReader,
+    ExtractError, ExtractSummary, FNR, PSEUDONYM,
 };
 
 impl RowError for PseudonymError {
@@ -83,24 +87,16 @@ where
     F: FnMut(u32, Vec<String>) -> io::Result<()>,
 {
     let stager = PseudonymStager {
-        points: Vec::new(),
+        counts: RowCounts::default(),
         persons: PersonRows::new(sink),
-        rows: 0,
-        invalid: ReasonTally::default(),
     };
-    let (summary, (points, failed)) = read_with(input, stager)?;
-    match failed {
-        Some(e) => Err(ExtractError::Read(e)),
-        None => Ok((summary, points)),
-    }
+    stage_with(input, stager)
 }
 
 /// Numbers persons by pseudonym and hands their rows to a sink.
 struct PseudonymStager<F> {
-    points: Vec<Point>,
-    persons: PersonRows<[u8; 32], F>,
-    rows: u64,
-    invalid: ReasonTally,
+    counts: RowCounts,
+    persons: PersonRows<[u8; 32], Point, F>,
 }
 
 impl<F> Collector for PseudonymStager<F>
@@ -109,31 +105,17 @@ where
 {
     const KEEPS_VALUES: bool = true;
     const KEY: &'static str = PSEUDONYM;
-    type Output = (Vec<Point>, Option<io::Error>);
+    type Output = Staged<Point>;
     type Error = PseudonymError;
 
     fn push(&mut self, line: u64, pseudonym: &str, values: Vec<String>) -> Result<(), Self::Error> {
-        self.rows += 1;
-        let point = kobling_protocol::domain::parse_pseudonym(pseudonym).inspect_err(|e| {
-            self.invalid.add(e.reason_code(), line);
-        })?;
-        if self.persons.push(point.encode().0, values) {
-            self.points.push(point);
-        }
+        let point = self.counts.key(line, || parse_pseudonym(pseudonym))?;
+        self.persons.push(point.encode().0, point, values);
         Ok(())
     }
 
     fn finish(self) -> (Self::Output, ExtractStats, PerPerson) {
-        let invalid_rows = self.invalid.total();
-        let stats = ExtractStats {
-            rows: self.rows,
-            valid_rows: self.rows - invalid_rows,
-            persons: self.points.len() as u64,
-            mapped_rows: 0,
-            invalid: self.invalid.into_summaries().collect(),
-        };
-        let (per_person, failed) = self.persons.finish();
-        ((self.points, failed), stats, per_person)
+        self.persons.finish(self.counts)
     }
 }
 

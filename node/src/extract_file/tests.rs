@@ -4,7 +4,11 @@
 
 use std::io::{self, Read};
 
-use kobling_protocol::{hash::sha3_256, ident::IdKind};
+use kobling_protocol::{
+    hash::sha3_256,
+    ident::IdKind,
+    seal::{MAX_CELL_BYTES, MAX_ROWS_PER_PERSON},
+};
 use sha3::{Digest as _, Sha3_256};
 
 use super::*;

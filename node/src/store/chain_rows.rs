@@ -3,7 +3,7 @@
 //! and chain v2's blobs (`chain_v2`). Tables are created with the store's own
 //! schema (`store.rs`).
 
-use kobling_protocol::types::{ListName, ProjectId};
+use kobling_protocol::types::{ChunkIndex, HopIndex, ListName, Position, ProjectId};
 use rusqlite::{params, OptionalExtension};
 
 use super::{StoreError, Tx};
@@ -14,13 +14,13 @@ impl Tx<'_> {
         &self,
         project: &ProjectId,
         list: &ListName,
-        hop: u32,
+        hop: HopKey,
     ) -> Result<Option<(Vec<u8>, bool)>, StoreError> {
         Ok(self
             .0
             .query_row(
                 "SELECT records, done FROM hops WHERE project = ?1 AND list = ?2 AND hop = ?3",
-                params![project.as_str(), list.as_str(), hop],
+                params![project.as_str(), list.as_str(), hop.0],
                 |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? != 0)),
             )
             .optional()?)
@@ -31,19 +31,18 @@ impl Tx<'_> {
         &self,
         project: &ProjectId,
         list: &ListName,
-        hop: u32,
+        hop: HopKey,
         records: &[u8],
         done: bool,
     ) -> Result<(), StoreError> {
         self.0.execute(
             "INSERT OR REPLACE INTO hops (project, list, hop, records, done) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![project.as_str(), list.as_str(), hop, records, done as i64],
+            params![project.as_str(), list.as_str(), hop.0, records, done as i64],
         )?;
         Ok(())
     }
 
-    /// Stores a blob in one of the linker's tables (`blindings`: key 0;
-    /// `sealed`: key = position; `finals`: key = chunk).
+    /// Stores a blob in one of the linker's tables, at `row`.
     ///
     /// A list's blinding is stored once: a second one for the same list,
     /// equal or not, is ignored (never overwrites the first), so a late or
@@ -51,24 +50,22 @@ impl Tx<'_> {
     /// checked and used the first (issue 12 item 5).
     pub(crate) fn put_blob(
         &self,
-        table: LinkerTable,
+        row: LinkerRow,
         project: &ProjectId,
         list: &ListName,
-        key: u64,
         bytes: &[u8],
     ) -> Result<(), StoreError> {
-        let sql = match table {
-            LinkerTable::Blinding => "INSERT OR IGNORE INTO blindings (project, list, bytes) VALUES (?1, ?2, ?4)",
-            LinkerTable::Sealed => "INSERT OR REPLACE INTO sealed (project, list, position, bytes) VALUES (?1, ?2, ?3, ?4)",
-            LinkerTable::Final => "INSERT OR REPLACE INTO finals (project, list, chunk, bytes) VALUES (?1, ?2, ?3, ?4)",
+        let (sql, key) = match row {
+            LinkerRow::Blinding => ("INSERT OR IGNORE INTO blindings (project, list, bytes) VALUES (?1, ?2, ?4)", 0),
+            LinkerRow::Sealed(p) => ("INSERT OR REPLACE INTO sealed (project, list, position, bytes) VALUES (?1, ?2, ?3, ?4)", p.0),
+            LinkerRow::Final(c) => ("INSERT OR REPLACE INTO finals (project, list, chunk, bytes) VALUES (?1, ?2, ?3, ?4)", c.0),
         };
-        let mut stmt = self.0.prepare_cached(sql)?;
-        match table {
-            LinkerTable::Blinding => {
-                stmt.execute(params![project.as_str(), list.as_str(), key as i64, bytes])?
-            }
-            _ => stmt.execute(params![project.as_str(), list.as_str(), key as i64, bytes])?,
-        };
+        self.0.prepare_cached(sql)?.execute(params![
+            project.as_str(),
+            list.as_str(),
+            key as i64,
+            bytes
+        ])?;
         Ok(())
     }
 
@@ -215,6 +212,30 @@ impl Tx<'_> {
         )?;
         Ok(())
     }
+}
+
+/// The `hops` table's key of a hop's chunk records: in chain v1 the hop's
+/// index ([`HopIndex`]); in chain v2 the index with the attempt in the bits
+/// above 16 (`engine::chain_v2::hop_key`), so that a strict attempt's hop
+/// starts afresh. Stored as the `hop` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HopKey(pub(crate) u32);
+
+impl From<HopIndex> for HopKey {
+    fn from(hop: HopIndex) -> Self {
+        Self(hop.0)
+    }
+}
+
+/// A row of the linker's bulk tables: the table, and the row's key in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinkerRow {
+    /// A list's sealed blinding (one per list).
+    Blinding,
+    /// A sealed item, by its list position.
+    Sealed(Position),
+    /// A chunk's final pseudonyms.
+    Final(ChunkIndex),
 }
 
 /// The linker's bulk tables.

@@ -7,12 +7,12 @@ use kobling_protocol::{
     bounded::BoundedVec,
     manifest::{Ed25519Key, X25519Key},
     receipt::DeliveryInto,
-    transcript::{Body, Entry, ProjectOrder, RegisterRequest, Signer, Statement},
+    transcript::{Body, Entry, ProjectOrder, RegisterRequest},
     types::{Name, ProjectId},
 };
 use kobling_sim::population::Extract;
 
-use super::{expect_ack, name, text, Federation, Net, TestingError};
+use super::{expect_ack, name, order_message, text, Federation, Net, TestingError};
 use crate::store::{Store, StoredDelivery};
 
 impl Federation {
@@ -42,11 +42,7 @@ impl Federation {
             .manifest
             .linker()
             .ok_or_else(|| TestingError::Unexpected("no linker".into()))?;
-        let operator = self
-            .operators
-            .get(&source)
-            .and_then(|o| o.first())
-            .ok_or_else(|| TestingError::Unexpected(format!("no operator of {source}")))?;
+        let operator = self.operator_key(&source, 0)?;
         let variables = extract.columns[1..]
             .iter()
             .map(|c| text(c))
@@ -93,22 +89,8 @@ impl Federation {
             .first()
             .ok_or_else(|| TestingError::Unexpected("no source".into()))?
             .register;
-        let operator = self
-            .operators
-            .get(source)
-            .and_then(|o| o.first())
-            .ok_or_else(|| TestingError::Unexpected(format!("no operator of {source}")))?;
-        let signed = Statement {
-            project: order.project.clone(),
-            time: net.now(),
-            signer: Signer::Researcher(order.researcher_signing_key),
-            body: Body::Order(order.clone()),
-        }
-        .sign(operator);
-        net.client(
-            &order.linker,
-            kobling_protocol::messages::Message::SubmitOrder(signed),
-        )
+        let operator = self.operator_key(source, 0)?;
+        net.client(&order.linker, order_message(order, net.now(), operator))
     }
 
     /// Orders delivery `id` of `extract` into `domain` and has two of the

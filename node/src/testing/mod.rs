@@ -19,9 +19,11 @@
 
 pub mod attacks;
 mod delivery;
+mod messages;
 mod net;
 mod pseudo;
 pub mod quic;
+mod run;
 
 use std::{
     collections::BTreeMap,
@@ -32,29 +34,30 @@ use std::{
 use ed25519_dalek::SigningKey;
 use kobling_keys::{KdfParams, Keystore, KeystoreError};
 use kobling_protocol::{
-    bounded::{BoundedString, BoundedVec},
+    bounded::BoundedString,
     link::Lnr,
-    manifest::{Ed25519Key, Manifest, Member, Operator, Role, X25519Key},
-    messages::{Action, Message, Request},
-    project::Phase,
-    project::ProjectView,
-    refusal::RefusalCode,
+    manifest::{Ed25519Key, Manifest, Member, Operator, Portal, Role},
+    messages::Message,
     seal::HpkeSecretKey,
-    transcript::{
-        self, Approval, Body, Entry, ProjectOrder, RegisterRequest, SignedStatement, Signer,
-        Statement, Trailer, VerifiedTranscript,
-    },
-    types::{Name, ProjectId, UnixTime},
+    transcript::{Entry, Trailer, VerifiedTranscript},
+    types::{Name, UnixTime},
 };
 use kobling_sim::population::Extract;
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 
+pub use self::messages::order_message;
 pub use self::net::{Faults, Net, NetStats, Observer, Tamper, RETRY_TIMEOUT_MS, TICK_MS};
 pub use self::pseudo::INVALID_PSEUDONYM;
 use crate::{
-    engine::{file_digest, EngineConfig, EngineError},
+    engine::{EngineConfig, EngineError},
     store::StoreError,
 };
+
+/// One CSV line as `kobling innsyn open` writes it (fields with a comma,
+/// quote or line break quoted), for tests comparing its output.
+pub fn csv_line(fields: &[String]) -> String {
+    crate::cmd::innsyn::csv_line(fields)
+}
 
 /// The linker's member name in a test federation.
 pub const LINKER: &str = "LINKER";
@@ -284,6 +287,23 @@ impl Federation {
         })
     }
 
+    /// This federation with innsyn portal `portal`, whose key is `key`,
+    /// in its manifest.
+    ///
+    /// # Errors
+    ///
+    /// [`TestingError::Unexpected`] if the manifest does not validate.
+    pub fn with_portal(mut self, portal: &str, key: &SigningKey) -> Result<Self, TestingError> {
+        self.manifest.portals.push(Portal {
+            name: name(portal)?,
+            key: Ed25519Key(key.verifying_key().to_bytes()),
+        });
+        self.manifest
+            .validate()
+            .map_err(|e| TestingError::Unexpected(e.to_string()))?;
+        Ok(self)
+    }
+
     /// The keystore of `member`, opened from its directory.
     ///
     /// # Errors
@@ -291,40 +311,6 @@ impl Federation {
     /// [`TestingError::Keystore`].
     pub fn keystore(&self, member: &str) -> Result<Keystore, TestingError> {
         Ok(Keystore::open(self.dir.join(member).join("keys"), None)?)
-    }
-
-    /// Starts a network with `config`'s chunk size, faults and seed, and
-    /// runs the project on it: the outcome, and the network (still
-    /// running, for what the test does next).
-    ///
-    /// # Errors
-    ///
-    /// As [`run_project`](Self::run_project).
-    pub fn run(
-        &self,
-        extracts: &[&Extract],
-        config: &ProjectConfig,
-    ) -> Result<(RunOutcome, Net), TestingError> {
-        let mut net = self.start(config.chunk_size, config.faults, config.seed)?;
-        let out = self.run_project(&mut net, extracts, config)?;
-        Ok((out, net))
-    }
-
-    /// As [`run`](Self::run) on a chain v1 network
-    /// ([`start_v1`](Self::start_v1)): a v1 transcript for the verifier's
-    /// tests.
-    ///
-    /// # Errors
-    ///
-    /// As [`run_project`](Self::run_project).
-    pub fn run_v1(
-        &self,
-        extracts: &[&Extract],
-        config: &ProjectConfig,
-    ) -> Result<(RunOutcome, Net), TestingError> {
-        let mut net = self.start_v1(config.chunk_size, config.faults, config.seed)?;
-        let out = self.run_project(&mut net, extracts, config)?;
-        Ok((out, net))
     }
 
     /// The extract directory every node reads approved files from.
@@ -404,387 +390,6 @@ impl Federation {
             stream_chunks_per_tick: usize::MAX,
         };
         Net::start(self.manifest.clone(), dirs, config, faults, seed, EPOCH)
-    }
-
-    /// The order of `project` over `extracts`, each register asked for
-    /// every column of its extract.
-    ///
-    /// # Errors
-    ///
-    /// [`TestingError::Unexpected`] for a value that does not fit.
-    pub fn order(
-        &self,
-        project: &str,
-        cohort: &str,
-        extracts: &[&Extract],
-    ) -> Result<ProjectOrder, TestingError> {
-        self.order_with(project, cohort, extracts, OrderTerms::default())
-    }
-
-    /// [`order`](Self::order) with other `terms`.
-    ///
-    /// # Errors
-    ///
-    /// As [`order`](Self::order).
-    pub fn order_with(
-        &self,
-        project: &str,
-        cohort: &str,
-        extracts: &[&Extract],
-        terms: OrderTerms,
-    ) -> Result<ProjectOrder, TestingError> {
-        let linker = self
-            .manifest
-            .linker()
-            .ok_or_else(|| TestingError::Unexpected("no linker".into()))?;
-        let registers = extracts
-            .iter()
-            .map(|e| {
-                let variables = e.columns[1..]
-                    .iter()
-                    .map(|c| text(c))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(RegisterRequest {
-                    register: name(e.name)?,
-                    variables: BoundedVec::new(variables)
-                        .map_err(|e| TestingError::Unexpected(e.to_string()))?,
-                })
-            })
-            .collect::<Result<Vec<_>, TestingError>>()?;
-        Ok(ProjectOrder {
-            project: ProjectId::new(project)
-                .map_err(|e| TestingError::Unexpected(e.to_string()))?,
-            title: text("in-memory federation")?,
-            legal_basis: text("REK test")?,
-            manifest_digest: self.manifest.digest(),
-            linker: linker.name.clone(),
-            registers: BoundedVec::new(registers)
-                .map_err(|e| TestingError::Unexpected(e.to_string()))?,
-            cohort: text(cohort)?,
-            expires: terms.expires,
-            researcher_signing_key: Ed25519Key(self.researcher.verifying_key().to_bytes()),
-            researcher_hpke_key: X25519Key(*self.researcher_hpke.public_key().as_bytes()),
-            test_mode: terms.test_mode,
-            grant: None,
-            delivery: None,
-            pseudonymous: BoundedVec::default(),
-            identified: None,
-        }
-        .granted_by(&authority()))
-    }
-
-    /// A request for node `to`, with the next nonce (unsigned: sign it
-    /// with the researcher's or an operator's key).
-    pub fn request_for(
-        &self,
-        to: &Name,
-        project: &ProjectId,
-        action: Action,
-        now: UnixTime,
-    ) -> Request {
-        let n = self
-            .nonces
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
-        let mut nonce = [0u8; kobling_protocol::messages::NONCE_LEN];
-        nonce[..8].copy_from_slice(&n.to_le_bytes());
-        Request {
-            project: project.clone(),
-            action,
-            time: now,
-            node: to.clone(),
-            manifest: self.manifest.digest(),
-            nonce,
-        }
-    }
-
-    /// The researcher's signed submission of `order`.
-    pub fn submit_message(&self, order: &ProjectOrder, now: UnixTime) -> Message {
-        let signed = Statement {
-            project: order.project.clone(),
-            time: now,
-            signer: Signer::Researcher(order.researcher_signing_key),
-            body: Body::Order(order.clone()),
-        }
-        .sign(&self.researcher);
-        Message::SubmitOrder(signed)
-    }
-
-    /// Operator `operator`'s approval of `order` at `register`, naming
-    /// `file` in the extract directory, in a fresh envelope (send a new
-    /// one for every attempt: a node takes an envelope once), carrying
-    /// `order_entry`, the order's first transcript entry as the linker
-    /// recorded it.
-    ///
-    /// # Errors
-    ///
-    /// [`TestingError`] if the file cannot be read.
-    pub fn approval_message(
-        &self,
-        order: &ProjectOrder,
-        order_entry: &Entry,
-        extract: &Extract,
-        file: &str,
-        operator: usize,
-        now: UnixTime,
-    ) -> Result<Message, TestingError> {
-        let register = name(extract.name)?;
-        let path = self.extracts().join(file);
-        let digest = file_digest(
-            path.to_str()
-                .ok_or_else(|| TestingError::Unexpected("path not UTF-8".into()))?,
-        )
-        .map_err(|e| TestingError::Unexpected(e.to_string()))?;
-        let columns = extract
-            .columns
-            .iter()
-            .map(|c| text(c))
-            .collect::<Result<Vec<_>, _>>()?;
-        let approval = Approval {
-            register: register.clone(),
-            order: order.digest(),
-            extract: digest,
-            rows: extract.rows.len() as u64,
-            columns: BoundedVec::new(columns)
-                .map_err(|e| TestingError::Unexpected(e.to_string()))?,
-        };
-        let key = self
-            .operators
-            .get(&register)
-            .and_then(|ops| ops.get(operator))
-            .ok_or_else(|| TestingError::Unexpected(format!("no operator {operator}")))?;
-        let signed = Statement {
-            project: order.project.clone(),
-            time: now,
-            signer: Signer::Operator {
-                register,
-                key: Ed25519Key(key.verifying_key().to_bytes()),
-            },
-            body: Body::Approval(approval),
-        }
-        .sign(key);
-        self.approval_envelope(signed, order_entry, operator, file, now)
-    }
-
-    /// `signed`, an approval by operator `operator` of its register, in a
-    /// fresh envelope naming `file` in the extract directory, carrying the
-    /// order's entry `order_entry`.
-    ///
-    /// # Errors
-    ///
-    /// [`TestingError::Unexpected`] if `signed` is not an operator's
-    /// statement, or its register has no such operator.
-    pub fn approval_envelope(
-        &self,
-        signed: SignedStatement,
-        order_entry: &Entry,
-        operator: usize,
-        file: &str,
-        now: UnixTime,
-    ) -> Result<Message, TestingError> {
-        let Signer::Operator { register, .. } = &signed.statement.signer else {
-            return Err(TestingError::Unexpected(
-                "not an operator's statement".into(),
-            ));
-        };
-        let key = self
-            .operators
-            .get(register)
-            .and_then(|ops| ops.get(operator))
-            .ok_or_else(|| TestingError::Unexpected(format!("no operator {operator}")))?;
-        let envelope = self
-            .request_for(
-                register,
-                &signed.statement.project,
-                Action::Approve {
-                    statement: signed.statement.digest(),
-                    extract: text(file)?,
-                },
-                now,
-            )
-            .sign(key);
-        Ok(Message::Approve {
-            statement: signed,
-            request: Box::new(envelope),
-            order: Box::new(order_entry.clone()),
-        })
-    }
-
-    /// The researcher's signed request.
-    ///
-    /// # Errors
-    ///
-    /// [`TestingError::Unexpected`] for an invalid project id.
-    pub fn request(
-        &self,
-        project: &str,
-        action: Action,
-        now: UnixTime,
-    ) -> Result<Message, TestingError> {
-        let linker = self
-            .manifest
-            .linker()
-            .map(|l| l.name.clone())
-            .ok_or_else(|| TestingError::Unexpected("no linker".into()))?;
-        let project =
-            ProjectId::new(project).map_err(|e| TestingError::Unexpected(e.to_string()))?;
-        let req = self
-            .request_for(&linker, &project, action.clone(), now)
-            .sign(&self.researcher);
-        Ok(match action {
-            Action::Fetch => Message::Fetch(req),
-            Action::Close => Message::Close(req),
-            _ => Message::Status(req),
-        })
-    }
-
-    /// Submits the order of `config`'s project over `extracts` and has two
-    /// operators of every register approve it (the extract files written
-    /// to the extract directory first), retrying while a register has not
-    /// received the order yet.
-    ///
-    /// # Errors
-    ///
-    /// [`TestingError`] for a refused order or approval.
-    pub fn order_and_approve(
-        &self,
-        net: &mut Net,
-        extracts: &[&Extract],
-        config: &ProjectConfig,
-    ) -> Result<ProjectOrder, TestingError> {
-        let order = self.order(&config.project, &config.cohort, extracts)?;
-        self.submit_and_approve(net, order, extracts, config)
-    }
-
-    /// [`order_and_approve`](Self::order_and_approve) of a given `order`
-    /// (e.g. an identified one, see `docs/identified.md`).
-    ///
-    /// # Errors
-    ///
-    /// As [`order_and_approve`](Self::order_and_approve).
-    pub fn submit_and_approve(
-        &self,
-        net: &mut Net,
-        order: ProjectOrder,
-        extracts: &[&Extract],
-        config: &ProjectConfig,
-    ) -> Result<ProjectOrder, TestingError> {
-        let now = net.now();
-        expect_ack(
-            "the order",
-            net.client(&order.linker, self.submit_message(&order, now))?,
-        )?;
-        // The order lives at the linker alone until the first approval:
-        // each approval carries its entry, as `project approve` does.
-        let order_entry = net
-            .transcript(&order.linker, &order.project)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| TestingError::Unexpected("the linker holds no order".into()))?;
-        for e in extracts {
-            let file = format!("{}-{}.csv", config.project, e.name);
-            self.write_extract(e, &file)?;
-            for operator in 0..2 {
-                // A fresh envelope for every attempt, until the register
-                // has the order.
-                let until = net.clock_ms().saturating_add(60_000);
-                let replies = loop {
-                    let msg =
-                        self.approval_message(&order, &order_entry, e, &file, operator, net.now())?;
-                    let replies = net.client(&name(e.name)?, msg)?;
-                    let not_ready = replies
-                        .first()
-                        .is_some_and(|m| m.refusal_code() == Some(RefusalCode::NotReady));
-                    if !not_ready {
-                        break replies;
-                    }
-                    if net.clock_ms() > until {
-                        return Err(TestingError::Timeout(60_000));
-                    }
-                    net.run_for(100)?;
-                };
-                expect_ack(&format!("{}'s approval", e.name), replies)?;
-            }
-        }
-        Ok(order)
-    }
-
-    /// Orders, approves and runs a project over `net`, then fetches and
-    /// verifies the delivery as the researcher's client does.
-    ///
-    /// # Errors
-    ///
-    /// [`TestingError`]: a refused order or approval, a run that stalls
-    /// (no message delivered for a virtual minute) or does not finish
-    /// within ten virtual minutes, or a delivery that does not verify.
-    pub fn run_project(
-        &self,
-        net: &mut Net,
-        extracts: &[&Extract],
-        config: &ProjectConfig,
-    ) -> Result<RunOutcome, TestingError> {
-        let start = net.clock_ms();
-        let order = self.order_and_approve(net, extracts, config)?;
-        self.run_to_delivery(net, &order, config, start)
-    }
-
-    /// Runs an ordered and approved project until it is deliverable, then
-    /// fetches and verifies the delivery as the researcher's client does
-    /// (`start`: the virtual time the run began).
-    ///
-    /// # Errors
-    ///
-    /// As [`run_project`](Self::run_project).
-    pub fn run_to_delivery(
-        &self,
-        net: &mut Net,
-        order: &ProjectOrder,
-        config: &ProjectConfig,
-        start: u64,
-    ) -> Result<RunOutcome, TestingError> {
-        let (project, linker) = (order.project.clone(), order.linker.clone());
-        let manifest = self.manifest.clone();
-        let mut last = (net.stats().delivered, net.clock_ms());
-        let mut next_look = 0;
-        net.run_until(600_000, |net| {
-            // The linker's transcript is read at most every 50 virtual ms.
-            if net.clock_ms() < next_look {
-                return Ok(false);
-            }
-            next_look = net.clock_ms() + 50;
-            let entries = net.transcript(&linker, &project)?;
-            let view = ProjectView::new(&manifest, &entries);
-            if view.phase() == Phase::Closed {
-                return Err(TestingError::Unexpected(format!(
-                    "{project} closed before delivery: {:?}",
-                    net.refusals()
-                )));
-            }
-            let delivered = net.stats().delivered;
-            if delivered != last.0 {
-                last = (delivered, net.clock_ms());
-            } else if net.clock_ms() > last.1 + 60_000 {
-                return Err(TestingError::Unexpected(format!(
-                    "{project} stalled before delivery; refusals: {:?}",
-                    net.refusals()
-                )));
-            }
-            Ok(view.phase().is_deliverable())
-        })?;
-        let replies = net.client(
-            &linker,
-            self.request(&config.project, Action::Fetch, net.now())?,
-        )?;
-        let delivered = quic::open_delivery(&self.manifest, &self.researcher_hpke, replies)?;
-        let transcript = transcript::decode_file(&delivered.transcript_file)
-            .map_err(|e| TestingError::Unexpected(e.to_string()))?;
-        Ok(RunOutcome {
-            tables: delivered.tables,
-            transcript,
-            transcript_file: delivered.transcript_file,
-            verified: delivered.verified,
-            virtual_ms: net.clock_ms() - start,
-        })
     }
 }
 

@@ -15,7 +15,6 @@ use kobling_protocol::{
     group::WirePoint,
     ident::{Identifier, ParseOptions},
     manifest::Ed25519Key,
-    refusal::RefusalCode,
     share::Domain,
     transcript::{Approval, Body, Entry, ProjectOrder, Signer, Statement},
     types::{Digest, UnixTime},
@@ -23,9 +22,7 @@ use kobling_protocol::{
 use kobling_sim::population::Extract;
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 
-use super::{
-    authority, expect_ack, name, Federation, Net, ProjectConfig, RunOutcome, TestingError,
-};
+use super::{authority, name, Federation, Net, ProjectConfig, TestingError};
 
 /// An invalid `pseudonym` field the holder's extract carries where the
 /// population's extract has an invalid fnr (counted as `non-hex`).
@@ -165,11 +162,7 @@ impl Federation {
         now: UnixTime,
     ) -> Result<kobling_protocol::messages::Message, TestingError> {
         let register = name(register)?;
-        let key = self
-            .operators
-            .get(&register)
-            .and_then(|ops| ops.get(operator))
-            .ok_or_else(|| TestingError::Unexpected(format!("no operator {operator}")))?;
+        let key = self.operator_key(&register, operator)?;
         let signed = Statement {
             project: order.project.clone(),
             time: now,
@@ -189,30 +182,11 @@ impl Federation {
         self.approval_envelope(signed, order_entry, operator, "", now)
     }
 
-    /// Submits `order` (made by [`pseudonymous_order`](Self::pseudonymous_order))
-    /// and has two operators of every register with a list approve its
-    /// extract, and two of every key holder in `key_holders_only` approve
-    /// without one; then runs it to delivery.
-    ///
-    /// # Errors
-    ///
-    /// As [`run_project`](Self::run_project).
-    pub fn run_pseudonymous_project(
-        &self,
-        net: &mut Net,
-        order: &ProjectOrder,
-        extracts: &[&Extract],
-        key_holders_only: &[&str],
-        config: &ProjectConfig,
-    ) -> Result<RunOutcome, TestingError> {
-        let start = net.clock_ms();
-        self.approve_pseudonymous(net, order, extracts, key_holders_only, config)?;
-        self.run_to_delivery(net, order, config, start)
-    }
-
-    /// Submits `order` and has two operators of every register with a list
-    /// approve its extract, and two of every key holder in
-    /// `key_holders_only` approve without one.
+    /// Submits `order` (e.g. made by
+    /// [`pseudonymous_order`](Self::pseudonymous_order)) and has two
+    /// operators of every register with a list approve its extract, and
+    /// two of every key holder in `key_holders_only` approve without one
+    /// (then [`run_to_delivery`](Self::run_to_delivery) runs it).
     ///
     /// # Errors
     ///
@@ -243,51 +217,5 @@ impl Federation {
             }
         }
         Ok(())
-    }
-
-    /// Submits `order` to the linker; returns its first entry.
-    ///
-    /// # Errors
-    ///
-    /// A refused order.
-    pub fn submit(&self, net: &mut Net, order: &ProjectOrder) -> Result<Entry, TestingError> {
-        let now = net.now();
-        expect_ack(
-            "the order",
-            net.client(&order.linker, self.submit_message(order, now))?,
-        )?;
-        net.transcript(&order.linker, &order.project)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| TestingError::Unexpected("the linker holds no order".into()))
-    }
-
-    /// Sends the approval `make` builds to `register` (a fresh one each
-    /// time) until the register holds the order, and expects an ack.
-    ///
-    /// # Errors
-    ///
-    /// A refused approval, or a minute of virtual time without the order.
-    pub fn approve_until_ready(
-        &self,
-        net: &mut Net,
-        register: &str,
-        make: impl Fn(&Self, UnixTime) -> Result<kobling_protocol::messages::Message, TestingError>,
-    ) -> Result<(), TestingError> {
-        let until = net.clock_ms().saturating_add(60_000);
-        loop {
-            let msg = make(self, net.now())?;
-            let replies = net.client(&name(register)?, msg)?;
-            let not_ready = replies
-                .first()
-                .is_some_and(|m| m.refusal_code() == Some(RefusalCode::NotReady));
-            if !not_ready {
-                return expect_ack(&format!("{register}'s approval"), replies);
-            }
-            if net.clock_ms() > until {
-                return Err(TestingError::Timeout(60_000));
-            }
-            net.run_for(100)?;
-        }
     }
 }

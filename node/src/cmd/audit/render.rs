@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use kobling_protocol::{
     manifest::Manifest,
-    transcript::{Body, Entry, ListAnnouncement, ProjectOrder, Signer},
+    transcript::{Body, Entry, InvalidCount, ListAnnouncement, ProjectOrder, Signer},
     types::Name,
 };
 use serde::Serialize;
@@ -118,6 +118,29 @@ pub(crate) fn order_of(entries: &[Entry]) -> Option<&ProjectOrder> {
     }
 }
 
+/// A list announcement's counts (chain v1 or v2), without the closing
+/// parenthesis: `3 persons, 1 invalid identifier (5 rows read, 2
+/// variables, chunks of 64`.
+fn announced_counts(
+    persons: u64,
+    invalid: &[InvalidCount],
+    rows: u64,
+    variables: usize,
+    chunk_size: u32,
+) -> String {
+    let invalid = invalid
+        .iter()
+        .fold(0u64, |sum, i| sum.saturating_add(i.count));
+    format!(
+        "{}, {} ({} read, {}, chunks of {}",
+        plural(persons, "person", "persons"),
+        plural(invalid, "invalid identifier", "invalid identifiers"),
+        plural(rows, "row", "rows"),
+        plural(variables as u64, "variable", "variables"),
+        count(u64::from(chunk_size))
+    )
+}
+
 /// "; 7 left out by reservation" for an identified project's list.
 fn reserved(excluded: Option<kobling_protocol::reservation::ShownCount>) -> String {
     excluded
@@ -161,17 +184,9 @@ fn event(body: &Body, order: Option<&ProjectOrder>) -> String {
             short(c.key.as_bytes())
         ),
         Body::ListAnnounced(a) => {
-            let invalid: u64 = a
-                .invalid
-                .iter()
-                .fold(0u64, |sum, i| sum.saturating_add(i.count));
             format!(
-                "announced list: {}, {} ({} read, {}, chunks of {})",
-                plural(a.persons, "person", "persons"),
-                plural(invalid, "invalid identifier", "invalid identifiers"),
-                plural(a.rows, "row", "rows"),
-                plural(a.columns.len() as u64, "variable", "variables"),
-                count(u64::from(a.chunk_size))
+                "announced list: {})",
+                announced_counts(a.persons, &a.invalid, a.rows, a.columns.len(), a.chunk_size)
             ) + &reserved(a.excluded)
         }
         Body::Hop(h) => {
@@ -218,17 +233,9 @@ fn event(body: &Body, order: Option<&ProjectOrder>) -> String {
         Body::Closure(c) => format!("closed the project: {}", c.reason.as_str()),
         Body::Shredded(s) => format!("shredded its key share for {}", s.domain),
         Body::ListAnnouncedV2(a) => {
-            let invalid: u64 = a
-                .invalid
-                .iter()
-                .fold(0u64, |sum, i| sum.saturating_add(i.count));
             format!(
-                "announced list (chain v2): {}, {} ({} read, {}, chunks of {}{})",
-                plural(a.persons, "person", "persons"),
-                plural(invalid, "invalid identifier", "invalid identifiers"),
-                plural(a.rows, "row", "rows"),
-                plural(a.columns.len() as u64, "variable", "variables"),
-                count(u64::from(a.chunk_size)),
+                "announced list (chain v2): {}{})",
+                announced_counts(a.persons, &a.invalid, a.rows, a.columns.len(), a.chunk_size),
                 if a.blinding.len() == 2 {
                     ", split blinding"
                 } else {

@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::Args;
 use kobling_protocol::{
     manifest::Manifest,
-    transcript::{Body, Entry, Signer, Trailer, FILE_VERSION},
+    transcript::{Body, Columns, Entry, InvalidCount, Signer, Trailer, FILE_VERSION},
 };
 
 use super::{
@@ -161,6 +161,24 @@ fn names(n: impl Iterator<Item = impl AsRef<str>>) -> String {
     }
 }
 
+/// The counts and variables a list's announcement (chain v1 or v2) states.
+fn list_counts(
+    add: &mut impl FnMut(&str, String),
+    rows: u64,
+    invalid: &[InvalidCount],
+    persons: u64,
+    columns: &Columns,
+) {
+    add("rows", count(rows));
+    let invalid: Vec<String> = invalid
+        .iter()
+        .map(|i| format!("{} {}", count(i.count), i.reason.as_str()))
+        .collect();
+    add("invalid identifiers", names(invalid.iter()));
+    add("persons", count(persons));
+    add("variables", names(columns.iter().map(|c| c.as_str())));
+}
+
 /// The fields of a statement's body, labelled.
 fn body_fields(body: &Body, hops: Option<usize>, all_chunks: bool) -> Vec<(String, String)> {
     let mut f: Vec<(String, String)> = Vec::new();
@@ -206,15 +224,7 @@ fn body_fields(body: &Body, hops: Option<usize>, all_chunks: bool) -> Vec<(Strin
         Body::ListAnnounced(a) => {
             add("list", a.list.to_string());
             add("extract digest", short(a.extract.as_bytes()));
-            add("rows", count(a.rows));
-            let invalid: Vec<String> = a
-                .invalid
-                .iter()
-                .map(|i| format!("{} {}", count(i.count), i.reason.as_str()))
-                .collect();
-            add("invalid identifiers", names(invalid.iter()));
-            add("persons", count(a.persons));
-            add("variables", names(a.columns.iter().map(|c| c.as_str())));
+            list_counts(&mut add, a.rows, &a.invalid, a.persons, &a.columns);
             add(
                 "blinding commitment D",
                 short(a.blinding_commitment.as_bytes()),
@@ -308,15 +318,7 @@ fn body_fields(body: &Body, hops: Option<usize>, all_chunks: bool) -> Vec<(Strin
             add("list", a.list.to_string());
             add("chain", "v2 (one end-to-end check per list)".into());
             add("extract digest", short(a.extract.as_bytes()));
-            add("rows", count(a.rows));
-            let invalid: Vec<String> = a
-                .invalid
-                .iter()
-                .map(|i| format!("{} {}", count(i.count), i.reason.as_str()))
-                .collect();
-            add("invalid identifiers", names(invalid.iter()));
-            add("persons", count(a.persons));
-            add("variables", names(a.columns.iter().map(|c| c.as_str())));
+            list_counts(&mut add, a.rows, &a.invalid, a.persons, &a.columns);
             let d: Vec<String> = a.blinding.iter().map(|d| short(d.as_bytes())).collect();
             add("blinding commitments D", names(d.iter()));
             add("chunk size", count(u64::from(a.chunk_size)));

@@ -44,17 +44,7 @@ impl Engine {
         let chain = Chain::of(view, project, list)?;
         let ctx = chain.context(self.signing.verifying_key())?;
         let mut builder = OwnerCheckBuilder::new(chain.header.clone(), ctx.sigma);
-        let mut failed = None;
-        self.store.transaction(|tx| {
-            tx.for_each_v2(project, list, KEPT_Y, |_, bytes| {
-                let points: Vec<WirePoint> =
-                    postcard::from_bytes(bytes).map_err(|_| StoreError::Corrupt("kept output"))?;
-                if let Err(e) = builder.push_chunk(&points) {
-                    failed.get_or_insert(e);
-                }
-                Ok(())
-            })
-        })?;
+        let failed = self.for_each_kept_y(project, list, |points| builder.push_chunk(&points))?;
         if let Some(e) = failed {
             return Err(refuse(RefusalCode::Check, e.to_string()));
         }
@@ -88,6 +78,29 @@ impl Engine {
         })?;
         tracing::info!(node = %self.me, %project, %list, attempt, "list check started (A_0 sent)");
         Ok(())
+    }
+
+    /// The owner: hands every chunk of its kept output `y` of `list` to
+    /// `each`, in chunk order; the first error `each` gives is returned
+    /// (the later chunks are still handed on).
+    pub(super) fn for_each_kept_y<E>(
+        &mut self,
+        project: &ProjectId,
+        list: &ListName,
+        mut each: impl FnMut(Vec<WirePoint>) -> Result<(), E>,
+    ) -> Outcome<Option<E>> {
+        let mut failed = None;
+        self.store.transaction(|tx| {
+            tx.for_each_v2(project, list, KEPT_Y, |_, bytes| {
+                let points: Vec<WirePoint> =
+                    postcard::from_bytes(bytes).map_err(|_| StoreError::Corrupt("kept output"))?;
+                if let Err(e) = each(points) {
+                    failed.get_or_insert(e);
+                }
+                Ok(())
+            })
+        })?;
+        Ok(failed)
     }
 
     /// The backward pass of `pass.list`: a register hop's step, or the

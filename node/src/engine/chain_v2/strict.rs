@@ -25,10 +25,10 @@ use kobling_protocol::{
     refusal::RefusalCode,
     transcript::{self, Body},
     types::{ListName, ProjectId, UnixTime},
-    v2::{ListCheck, ListRetry, OwnerStream},
+    v2::{HopError, ListCheck, ListRetry, OwnerStream},
 };
 
-use super::{KEPT_Y, KEPT_Z, PENDING_CHECK, SENT_CHECK};
+use super::{KEPT_Z, PENDING_CHECK, SENT_CHECK};
 use crate::engine::{
     error::{refuse, Outcome, Refused},
     Engine,
@@ -101,20 +101,10 @@ impl Engine {
         let mut stream =
             OwnerStream::new(header).map_err(|e| refuse(RefusalCode::Hop, e.to_string()))?;
         let mut chunks = Vec::new();
-        let mut failed = None;
         let signing = self.signing.clone();
-        self.store.transaction(|tx| {
-            tx.for_each_v2(project, list, KEPT_Y, |_, bytes| {
-                let points =
-                    postcard::from_bytes(bytes).map_err(|_| StoreError::Corrupt("kept output"))?;
-                match stream.chunk(points, &signing) {
-                    Ok(c) => chunks.push(c),
-                    Err(e) => {
-                        failed.get_or_insert(e);
-                    }
-                }
-                Ok(())
-            })
+        let failed = self.for_each_kept_y(project, list, |points| -> Result<(), HopError> {
+            chunks.push(stream.chunk(points, &signing)?);
+            Ok(())
         })?;
         if let Some(e) = failed {
             return Err(refuse(RefusalCode::Hop, e.to_string()));

@@ -10,7 +10,6 @@ use kobling_protocol::{
         wire::{InnsynAction, InnsynCall, Subject},
         DeviceSession, QuotaLimits,
     },
-    manifest::{Ed25519Key, Portal},
     messages::Message,
     refusal::RefusalCode,
     types::{Digest, Name, UnixTime},
@@ -43,13 +42,11 @@ impl Register {
     /// its innsyn extract.
     fn new() -> Register {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut fed = Federation::create(dir.path(), &["NPR", "KPR"], 5).expect("keys");
         let portal = SigningKey::from_bytes(&[0x42; 32]);
-        fed.manifest.portals.push(Portal {
-            name: n("HELSENORGE"),
-            key: Ed25519Key(portal.verifying_key().to_bytes()),
-        });
-        fed.manifest.validate().expect("valid");
+        let fed = Federation::create(dir.path(), &["NPR", "KPR"], 5)
+            .expect("keys")
+            .with_portal("HELSENORGE", &portal)
+            .expect("valid");
         let pop = generate(&PopulationConfig {
             persons: 300,
             seed: 8,

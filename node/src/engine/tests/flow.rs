@@ -170,7 +170,7 @@ fn a_list_being_prepared_is_dropped_when_its_project_closes() {
 
 #[test]
 fn a_list_that_repeats_a_pseudonym_closes_the_project_once_naming_the_list() {
-    use crate::store::LinkerTable;
+    use crate::store::{LinkerRow, LinkerTable};
     use kobling_protocol::group::WirePoint;
 
     let mut fed = Fed::new(150);
@@ -195,10 +195,9 @@ fn a_list_that_repeats_a_pseudonym_closes_the_project_once_naming_the_list() {
                     postcard::from_bytes(&blobs[0]).expect("final points");
                 points[1] = points[0];
                 tx.put_blob(
-                    LinkerTable::Final,
+                    LinkerRow::Final(kobling_protocol::types::ChunkIndex(0)),
                     &project,
                     &list_name("KPR"),
-                    0,
                     &postcard::to_allocvec(&points).expect("encode"),
                 )
             })
