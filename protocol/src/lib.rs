@@ -69,6 +69,7 @@ pub mod owner;
 pub mod project;
 pub mod receipt;
 pub mod refusal;
+pub mod researcher_list;
 pub mod reservation;
 pub mod rng;
 pub mod seal;

@@ -359,6 +359,15 @@ fn identified_vectors(v: &mut BTreeMap<&'static str, String>) {
     ] {
         v.insert(name, h(&encode_value(&count)));
     }
+    let kept = kobling_protocol::researcher_list::KeptOutput {
+        project: ProjectId::new("P-1").expect("valid"),
+        chunk_size: 4,
+        points: vec![WirePoint([0x11; 32])],
+    };
+    v.insert(
+        "postcard(KeptOutput { project P-1, chunk_size 4, points [11..] })",
+        h(&kept.encode()),
+    );
 }
 
 /// Projects with pseudonymous lists (docs/protocol.md §15, "A project

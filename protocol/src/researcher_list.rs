@@ -1,0 +1,511 @@
+//! The researcher's own list in the chain of an identified project
+//! (PROTOCOL.md §6a "Owners without a share" and §10a; docs/protocol.md
+//! §18). The researcher's client owns a list like a register does, but
+//! holds no share: it splits its blinding, `β = β₁·β₂`.
+//!
+//! ```text
+//!  researcher  persons (fnr, own rows) ─▶ prepare ─▶ announcement [D₁, D₂] (signed)
+//!              │                                    β₁ sealed to the linker
+//!              │                                    β₂ sealed to hop 1 (relayed)
+//!              │                                    sealed items (to itself)
+//!              │                                    chunks y = β₁β₂·I(x), each signed
+//!              │                                    end-of-list statement (signed)
+//!              └─ keeps y (KeptOutput) ──── σ fixed ──▶ owner_check ─▶ A_0 (signed)
+//!  linker      check_announcement: signer, count, file digest, split ─▶ relay to hop 1
+//!  hop 1       hop1_step: open β₂, StepKey::combined(k_1, β₂, D₂); a `RegisterHop`
+//!              whose owner key is the researcher's refuses a chunk the relay changed,
+//!              dropped or reordered (the researcher signed every chunk digest)
+//! ```
+//!
+//! Call order at the researcher: [`prepare`] (everything to send, and the
+//! [`KeptOutput`] to store), then, once the linker has fixed σ,
+//! [`KeptOutput::owner_check`]. Nothing here does IO; the client stores the
+//! kept output and talks to the linker.
+
+use ed25519_dalek::SigningKey;
+use rand_core::CryptoRng;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    bounded::BoundedVec,
+    group::WirePoint,
+    ident::Identifier,
+    link::Cohort,
+    owner::{shuffled_positions, OwnerError, OwnerList},
+    seal::{
+        open_blinding_part, BlindingPart, HpkePublicKey, HpkeSecretKey, SealedItem, WrappedKey,
+    },
+    share::{Domain, Share},
+    transcript::{Body, Columns, ProjectOrder, SignedStatement, Signer, Statement},
+    types::{Digest, ListName, Name, NameError, ProjectId, UnixTime},
+    v2::{
+        check::{OwnerCheck, OwnerCheckBuilder},
+        CheckError, ChunkMsg, HopError, ListAnnouncementV2, ListHeader, Mode, OwnerStream, StepKey,
+    },
+};
+
+/// The researcher list's name in the chain. It is no member's name: the
+/// engine refuses an identified project in a manifest with a member of
+/// this name.
+pub const LIST_NAME: &str = "RESEARCHER";
+
+/// The researcher list's [`ListName`].
+///
+/// # Errors
+///
+/// None in practice ([`LIST_NAME`] is a valid name); typed for the
+/// crate's no-unwrap rule.
+pub fn list_name() -> Result<ListName, NameError> {
+    ListName::new(LIST_NAME)
+}
+
+/// Why a researcher list is refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResearcherListError {
+    /// The project is not identified: it has no researcher list.
+    #[error("the project is not identified: it takes no researcher list")]
+    NotIdentified,
+    /// The statement is for another project.
+    #[error("the researcher list's statement is for another project")]
+    WrongProject,
+    /// Not signed by the project's researcher (the order's key), or the
+    /// signature does not verify.
+    #[error("the researcher list is not signed by the project's researcher")]
+    NotTheResearcher,
+    /// The statement is not a v2 announcement of the researcher list.
+    #[error("the statement is not an announcement of the researcher list")]
+    NotAnAnnouncement,
+    /// The announced persons differ from the order's `ResearcherList`.
+    #[error("the researcher list has {announced} persons, the order says {ordered}")]
+    WrongCount {
+        /// In the order.
+        ordered: u64,
+        /// In the announcement (or the file read).
+        announced: u64,
+    },
+    /// The digest of the file read differs from the order's.
+    #[error("the researcher list file's digest differs from the order's")]
+    WrongDigest,
+    /// Not `[D₁, D₂]`, or a field a researcher list never has (a delivery
+    /// id, an exclusion count).
+    #[error("the researcher list's announcement is not a split-blinding list announcement")]
+    NotSplit,
+    /// The end-of-list statement is not the researcher's, or contradicts
+    /// the announcement.
+    #[error("the researcher list's end-of-list statement is refused: {0}")]
+    BadEnd(String),
+    /// Preparing the list failed.
+    #[error(transparent)]
+    Owner(#[from] OwnerError),
+    /// Streaming the chunks failed.
+    #[error(transparent)]
+    Hop(#[from] HopError),
+    /// Computing `A_0` failed (the kept output is damaged).
+    #[error(transparent)]
+    Check(#[from] CheckError),
+    /// Opening `β₂` at hop 1, or the combined step key, failed.
+    #[error("hop 1 cannot open or use the researcher list's second blinding part")]
+    Blinding,
+    /// The list name (never in practice).
+    #[error(transparent)]
+    Name(#[from] NameError),
+}
+
+/// One person of the researcher list: the identifier and the researcher's
+/// own rows (sealed to the researcher itself as any list's items are).
+#[derive(Debug, Clone)]
+pub struct ResearcherPerson {
+    /// The person's canonical identifier.
+    pub fnr: Identifier,
+    /// The person's rows, each with the researcher's columns.
+    pub rows: Vec<Vec<String>>,
+}
+
+/// What the researcher's client needs besides the persons.
+#[derive(Debug)]
+pub struct Setup<'a> {
+    /// The project's order (its `identified` part is checked).
+    pub order: &'a ProjectOrder,
+    /// SHA3-256 of the researcher list file read.
+    pub file_digest: Digest,
+    /// Rows read from the file.
+    pub rows: u64,
+    /// The researcher's columns, in file order (the sealed rows' shape).
+    pub columns: Columns,
+    /// The linker's HPKE key (`β₁` is sealed to it).
+    pub linker: &'a HpkePublicKey,
+    /// Hop 1's HPKE key (`β₂` is sealed to it, relayed by the linker).
+    pub hop1: &'a HpkePublicKey,
+    /// Points per chunk (a power of two).
+    pub chunk_size: u32,
+    /// The client's clock, for the statements.
+    pub now: UnixTime,
+}
+
+/// Everything the researcher's client sends (to the linker), and what it
+/// keeps.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The signed `ListAnnouncedV2` statement (signer: the researcher).
+    pub announcement: SignedStatement,
+    /// `β₁` sealed to the linker.
+    pub beta_first: WrappedKey,
+    /// `β₂` sealed to hop 1 (the linker relays it).
+    pub beta_second: WrappedKey,
+    /// The sealed items, in position order.
+    pub items: Vec<SealedItem>,
+    /// The hop-0 chunks, each with the researcher's signed statement.
+    pub chunks: Vec<ChunkMsg>,
+    /// The signed end-of-list statement (`OwnerListV2`).
+    pub end: SignedStatement,
+    /// The output `y` to keep until σ is fixed.
+    pub kept: KeptOutput,
+}
+
+/// The researcher's kept output `y` (store it mode 0600 until `A_0` is
+/// signed; it carries the unknown `β₁β₂` and no identifier).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptOutput {
+    /// The project.
+    pub project: ProjectId,
+    /// Points per chunk.
+    pub chunk_size: u32,
+    /// `y`, in position order.
+    pub points: Vec<WirePoint>,
+}
+
+/// The header of attempt 0 of the researcher list in `project`.
+fn header(
+    project: &ProjectId,
+    persons: u64,
+    chunk_size: u32,
+    attempt: u32,
+    mode: Mode,
+) -> Result<ListHeader, NameError> {
+    Ok(ListHeader {
+        domain: Domain::Project(project.clone()),
+        delivery: None,
+        list: list_name()?,
+        attempt,
+        mode,
+        persons,
+        chunk_size,
+    })
+}
+
+/// The order's researcher list, or [`ResearcherListError::NotIdentified`].
+fn ordered(order: &ProjectOrder) -> Result<crate::identified::ResearcherList, ResearcherListError> {
+    order.identified.ok_or(ResearcherListError::NotIdentified)
+}
+
+/// Checks a count and file digest against the order (the client before
+/// it sends, the linker on the announcement).
+fn check_against_order(
+    order: &ProjectOrder,
+    persons: u64,
+    digest: &Digest,
+) -> Result<(), ResearcherListError> {
+    let list = ordered(order)?;
+    if list.persons != persons {
+        return Err(ResearcherListError::WrongCount {
+            ordered: list.persons,
+            announced: persons,
+        });
+    }
+    if &list.digest != digest {
+        return Err(ResearcherListError::WrongDigest);
+    }
+    Ok(())
+}
+
+/// Prepares the researcher list: shuffles the persons, splits the
+/// blinding, makes `y = β₁β₂·I(x)` and the sealed items, signs every chunk,
+/// the announcement and the end-of-list statement with `key` (the
+/// researcher's signing key, the order's `researcher_signing_key`).
+///
+/// # Errors
+///
+/// [`ResearcherListError::WrongCount`] / [`ResearcherListError::WrongDigest`]
+/// if the persons or the file do not match the order (nothing is made),
+/// [`ResearcherListError::NotIdentified`], or a preparation error.
+pub fn prepare<R: CryptoRng + ?Sized>(
+    setup: &Setup<'_>,
+    persons: &[ResearcherPerson],
+    key: &SigningKey,
+    rng: &mut R,
+) -> Result<Prepared, ResearcherListError> {
+    let order = setup.order;
+    let n = persons.len() as u64;
+    check_against_order(order, n, &setup.file_digest)?;
+    let project = &order.project;
+    let list = list_name()?;
+    let researcher = HpkePublicKey::from_bytes(order.researcher_hpke_key.0)
+        .map_err(|_| ResearcherListError::Blinding)?;
+    let positions = shuffled_positions(n, rng)?;
+    let mut owner = OwnerList::new_split(
+        project,
+        &list,
+        n,
+        &researcher,
+        setup.linker,
+        setup.hop1,
+        setup.chunk_size,
+        rng,
+    )?;
+    let mut stream = OwnerStream::new(header(project, n, setup.chunk_size, 0, Mode::Optimistic)?)?;
+    let (mut chunks, mut items, mut kept) = (Vec::new(), Vec::new(), Vec::new());
+    for chunk in positions.chunks(setup.chunk_size.max(1) as usize) {
+        let people: Vec<&ResearcherPerson> = chunk.iter().map(|&p| &persons[p as usize]).collect();
+        let ids: Vec<&Identifier> = people.iter().map(|p| &p.fnr).collect();
+        let points = owner.points(&ids)?.output.to_vec();
+        let rows: Vec<&[Vec<String>]> = people.iter().map(|p| p.rows.as_slice()).collect();
+        items.extend(owner.seal(&rows)?);
+        kept.extend(points.iter().copied());
+        chunks.push(stream.chunk(points, key)?);
+    }
+    let made = owner.finish()?;
+    let second = made.second.ok_or(ResearcherListError::NotSplit)?;
+    let end = stream.finish(made.sealed_root)?;
+    let blinding = BoundedVec::new(vec![made.blinding_commitment, second.commitment])
+        .map_err(|_| ResearcherListError::NotSplit)?;
+    let announcement = ListAnnouncementV2 {
+        list,
+        delivery: None,
+        extract: setup.file_digest,
+        rows: setup.rows,
+        invalid: BoundedVec::default(),
+        persons: n,
+        columns: setup.columns.clone(),
+        blinding,
+        chunk_size: setup.chunk_size,
+        content_key: made.content_key,
+        excluded: None,
+    };
+    let sign = |body| {
+        Statement {
+            project: project.clone(),
+            time: setup.now,
+            signer: Signer::Researcher(order.researcher_signing_key),
+            body,
+        }
+        .sign(key)
+    };
+    Ok(Prepared {
+        announcement: sign(Body::ListAnnouncedV2(announcement)),
+        beta_first: made.blinding_for_linker,
+        beta_second: second.sealed,
+        items,
+        chunks,
+        end: sign(Body::OwnerListV2(end)),
+        kept: KeptOutput {
+            project: project.clone(),
+            chunk_size: setup.chunk_size,
+            points: kept,
+        },
+    })
+}
+
+/// The linker's check of the researcher's announcement before it records
+/// or relays anything: signed by the order's researcher key, for this
+/// project, the researcher list's name, the order's count and file digest,
+/// a split blinding `[D₁, D₂]`, no delivery id and no exclusion count.
+///
+/// # Errors
+///
+/// The [`ResearcherListError`] that applies.
+pub fn check_announcement<'a>(
+    order: &ProjectOrder,
+    signed: &'a SignedStatement,
+) -> Result<&'a ListAnnouncementV2, ResearcherListError> {
+    ordered(order)?;
+    let a = researcher_body(order, signed, |b| match b {
+        Body::ListAnnouncedV2(a) => Some(a),
+        _ => None,
+    })
+    .ok_or(ResearcherListError::NotAnAnnouncement)??;
+    if a.list != list_name()? {
+        return Err(ResearcherListError::NotAnAnnouncement);
+    }
+    check_against_order(order, a.persons, &a.extract)?;
+    if a.blinding.len() != 2 || a.delivery.is_some() || a.excluded.is_some() {
+        return Err(ResearcherListError::NotSplit);
+    }
+    Ok(a)
+}
+
+/// The linker's check of the researcher's end-of-list statement against
+/// its (checked) announcement: the researcher's signature, and chunk
+/// digests that agree with the announced count.
+///
+/// # Errors
+///
+/// [`ResearcherListError::NotTheResearcher`], [`ResearcherListError::BadEnd`].
+pub fn check_end(
+    order: &ProjectOrder,
+    announcement: &ListAnnouncementV2,
+    signed: &SignedStatement,
+) -> Result<(), ResearcherListError> {
+    let end = researcher_body(order, signed, |b| match b {
+        Body::OwnerListV2(e) => Some(e),
+        _ => None,
+    })
+    .ok_or_else(|| ResearcherListError::BadEnd("not an end-of-list statement".into()))??;
+    let header = header(
+        &order.project,
+        announcement.persons,
+        announcement.chunk_size,
+        end.attempt,
+        Mode::Optimistic,
+    )?;
+    match end.contradiction(&header) {
+        Some(why) => Err(ResearcherListError::BadEnd(why)),
+        None => Ok(()),
+    }
+}
+
+/// The body `pick` selects from a statement for `order`'s project signed
+/// by its researcher: `None` if `pick` selects nothing, `Some(Err)` if the
+/// project or signer is wrong.
+fn researcher_body<'a, T>(
+    order: &ProjectOrder,
+    signed: &'a SignedStatement,
+    pick: impl FnOnce(&'a Body) -> Option<&'a T>,
+) -> Option<Result<&'a T, ResearcherListError>> {
+    let body = pick(&signed.statement.body)?;
+    if signed.statement.project != order.project {
+        return Some(Err(ResearcherListError::WrongProject));
+    }
+    let key = order.researcher_signing_key;
+    if signed.statement.signer != Signer::Researcher(key) || signed.verify_with(&key).is_err() {
+        return Some(Err(ResearcherListError::NotTheResearcher));
+    }
+    Some(Ok(body))
+}
+
+/// Hop 1's step over the researcher list: opens `β₂` (sealed to `me`'s
+/// HPKE key, relayed by the linker) and makes the combined step
+/// `k_1·β₂⁻¹`, proven against `D₂` (the announcement's second commitment).
+///
+/// # Errors
+///
+/// [`ResearcherListError::Blinding`] if `β₂` does not open or does not
+/// match `D₂`, [`ResearcherListError::NotSplit`] without `D₂`.
+#[allow(clippy::too_many_arguments)]
+pub fn hop1_step<R: CryptoRng + ?Sized>(
+    project: &ProjectId,
+    member: &Name,
+    share: &Share,
+    hpke: &HpkeSecretKey,
+    sealed_second: &WrappedKey,
+    announcement: &ListAnnouncementV2,
+    rng: &mut R,
+) -> Result<StepKey, ResearcherListError> {
+    let list = list_name()?;
+    let d2 = announcement
+        .blinding
+        .get(1)
+        .ok_or(ResearcherListError::NotSplit)?;
+    let beta2 = open_blinding_part(hpke, project, &list, BlindingPart::Second, sealed_second)
+        .map_err(|_| ResearcherListError::Blinding)?;
+    let domain = Domain::Project(project.clone());
+    StepKey::combined(&domain, &list, member, share, &beta2, d2, rng)
+        .map_err(|_| ResearcherListError::Blinding)
+}
+
+/// The cohort of an identified project: the order's cohort intersected
+/// with the researcher list (PROTOCOL.md §10a: the cohort is a subset of
+/// the researcher list), linked over the registers' lists and the
+/// researcher list together.
+///
+/// # Errors
+///
+/// Never in practice (the list name).
+pub fn cohort(ordered: &Cohort) -> Result<Cohort, NameError> {
+    Ok(Cohort::And(
+        Box::new(ordered.clone()),
+        Box::new(Cohort::List(list_name()?)),
+    ))
+}
+
+/// Why a kept output's bytes (the researcher's state file) are refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeptError {
+    /// Not a postcard `KeptOutput`.
+    #[error("the kept researcher list is malformed: {0}")]
+    Malformed(String),
+    /// Bytes after the value.
+    #[error("the kept researcher list has trailing bytes")]
+    Trailing,
+    /// No point, a chunk size that is not a power of two, or too many
+    /// chunks.
+    #[error("the kept researcher list has no point or an impossible chunk size")]
+    BadHeader,
+}
+
+impl KeptOutput {
+    /// The state file's bytes: `postcard(KeptOutput)` (docs/protocol.md
+    /// §18).
+    pub fn encode(&self) -> Vec<u8> {
+        crate::transcript::encode_value(self)
+    }
+
+    /// Reads the state file's bytes back.
+    ///
+    /// # Errors
+    ///
+    /// The [`KeptError`] that applies.
+    pub fn decode(bytes: &[u8]) -> Result<Self, KeptError> {
+        let (kept, rest) = postcard::take_from_bytes::<KeptOutput>(bytes)
+            .map_err(|e| KeptError::Malformed(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(KeptError::Trailing);
+        }
+        let header = kept
+            .header(0, Mode::Optimistic)
+            .map_err(|_| KeptError::BadHeader)?;
+        if kept.points.is_empty() || header.validate().is_err() {
+            return Err(KeptError::BadHeader);
+        }
+        Ok(kept)
+    }
+
+    /// The header of the kept list's attempt `attempt` in `mode`.
+    ///
+    /// # Errors
+    ///
+    /// Never in practice (the list name).
+    pub fn header(&self, attempt: u32, mode: Mode) -> Result<ListHeader, NameError> {
+        header(
+            &self.project,
+            self.points.len() as u64,
+            self.chunk_size,
+            attempt,
+            mode,
+        )
+    }
+
+    /// The researcher's signed `A_0 = Σ c_t·y_t` for σ `sigma` (which the
+    /// client recomputes from the records, as every owner does).
+    ///
+    /// # Errors
+    ///
+    /// [`ResearcherListError::Check`] if the kept output is damaged.
+    pub fn owner_check(
+        &self,
+        attempt: u32,
+        mode: Mode,
+        sigma: Digest,
+        key: &SigningKey,
+    ) -> Result<OwnerCheck, ResearcherListError> {
+        let mut a0 = OwnerCheckBuilder::new(self.header(attempt, mode)?, sigma);
+        for chunk in self.points.chunks(self.chunk_size.max(1) as usize) {
+            a0.push_chunk(chunk)?;
+        }
+        Ok(a0.finish(key)?)
+    }
+}
+
+#[cfg(test)]
+mod tests;
