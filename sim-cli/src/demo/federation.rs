@@ -15,18 +15,18 @@ use kobling_protocol::{
 };
 
 use super::{
+    nodes::Ports,
     process::{ok, p},
     HOLDER, SOURCE,
 };
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// Creates the federation in `dir` unless one is there.
-pub(super) fn federation(dir: &Path, registers: &[&str], receipt: bool) -> anyhow::Result<PathBuf> {
+/// Creates the federation in `dir` unless one is there: the manifest's
+/// path, and the new members' ports, held until their nodes start.
+pub(super) fn federation(
+    dir: &Path,
+    registers: &[&str],
+    receipt: bool,
+) -> anyhow::Result<(PathBuf, Ports)> {
     let manifest_path = dir.join("federation.toml");
     if manifest_path.exists() {
         let manifest: Manifest = toml::from_str(&fs::read_to_string(&manifest_path)?)
@@ -38,7 +38,7 @@ pub(super) fn federation(dir: &Path, registers: &[&str], receipt: bool) -> anyho
             dir.display()
         );
         println!("Reusing the federation in {}", dir.display());
-        return Ok(manifest_path);
+        return Ok((manifest_path, Ports::default()));
     }
     let registers: Vec<&str> = registers
         .iter()
@@ -51,13 +51,14 @@ pub(super) fn federation(dir: &Path, registers: &[&str], receipt: bool) -> anyho
     let keys = dir.join("keys");
     fs::create_dir_all(&keys)?;
     let mut members = Vec::new();
+    let mut ports = Ports::default();
     for name in registers.iter().chain(std::iter::once(&"LINKER")) {
         let role = if *name == "LINKER" {
             "linker"
         } else {
             "register"
         };
-        let address = format!("127.0.0.1:{}", free_port()?);
+        let address = ports.reserve(name)?;
         let entry = ok(&[
             "keys",
             "init",
@@ -119,7 +120,7 @@ pub(super) fn federation(dir: &Path, registers: &[&str], receipt: bool) -> anyho
     };
     fs::write(&manifest_path, toml::to_string_pretty(&manifest)?)?;
     ok(&["manifest", "check", p(&manifest_path)?])?;
-    Ok(manifest_path)
+    Ok((manifest_path, ports))
 }
 
 /// Makes a signing key with `kobling keys KIND --out FILE` (KIND:

@@ -26,13 +26,16 @@
 //!
 //! - `mod.rs`: the options, the plan of a run and what it measured.
 //! - `run.rs`: [`run_federation`], a run as a list of steps.
-//! - `process.rs`: the `kobling` child processes (commands and nodes).
+//! - `process.rs`: the one-shot `kobling` commands.
+//! - `nodes.rs`: the node processes: their reserved ports, their start,
+//!   the watch on them.
 //! - `federation.rs`: keystores, operator keys and the manifest.
 //! - `project.rs`: the project's spec, submission, approvals and chain.
 //! - `receipt.rs`: the pharmacy's dispensations delivered into RESEPT's domain.
 //! - `truth.rs`: the researcher's tables against the ground truth.
 
 mod federation;
+mod nodes;
 mod process;
 mod project;
 mod receipt;
@@ -174,4 +177,3 @@ pub(crate) fn run_demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::from(1))
     }
 }
-

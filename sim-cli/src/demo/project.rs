@@ -12,7 +12,8 @@ use std::{
 use anyhow::ensure;
 
 use super::{
-    process::{eventually, ok, ok_measured, p, run, Measured},
+    nodes::Nodes,
+    process::{ok, ok_measured, p, run, Measured},
     HOLDER,
 };
 
@@ -109,9 +110,9 @@ impl<'a> Project<'a> {
     }
 
     /// The researcher submits the project.
-    pub(super) fn submit(&self, cohort: &str) -> anyhow::Result<()> {
+    pub(super) fn submit(&self, nodes: &mut Nodes, cohort: &str) -> anyhow::Result<()> {
         println!("Submitting project {} (cohort {cohort})…", self.id);
-        eventually(
+        nodes.eventually(
             &[
                 "project",
                 "submit",
@@ -129,12 +130,16 @@ impl<'a> Project<'a> {
     }
 
     /// Two operators approve at every register, naming its extract.
-    pub(super) fn approve(&self, extracts: &BTreeMap<&str, PathBuf>) -> anyhow::Result<()> {
+    pub(super) fn approve(
+        &self,
+        nodes: &mut Nodes,
+        extracts: &BTreeMap<&str, PathBuf>,
+    ) -> anyhow::Result<()> {
         println!("Two operators approve at every register…");
         for (r, f) in extracts {
             for k in 1..=2 {
                 let key = self.out.join("keys").join(format!("{r}-operator-{k}.key"));
-                eventually(
+                nodes.eventually(
                     &[
                         "project",
                         "approve",
@@ -157,7 +162,7 @@ impl<'a> Project<'a> {
 
     /// Waits for the chain until the project is linked, showing the hops
     /// done per list.
-    pub(super) fn wait_for_chain(&self) -> anyhow::Result<()> {
+    pub(super) fn wait_for_chain(&self, nodes: &mut Nodes) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(3600);
         let mut last = String::new();
         loop {
@@ -180,6 +185,7 @@ impl<'a> Project<'a> {
             if text.contains("phase: linked") || text.contains("phase: delivered") {
                 return Ok(());
             }
+            nodes.ensure_running()?;
             ensure!(
                 Instant::now() < deadline,
                 "the project did not finish in an hour; see the node logs"

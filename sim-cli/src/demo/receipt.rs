@@ -13,10 +13,10 @@ use anyhow::{ensure, Context};
 use kobling_sim::population::{Extract, Population};
 
 use super::{
-    process::{eventually, ok, p, run},
+    nodes::Nodes,
+    process::{ok, p, run},
     HOLDER, SOURCE, YEAR_COLUMN,
 };
-
 
 /// Every year's dispensations reach RESEPT from the pharmacy chain through
 /// a delivery into RESEPT's register domain, pseudonymised at receipt
@@ -27,6 +27,7 @@ use super::{
 /// years exports the table it holds; one that received another
 /// population's is refused (the ground truth would not hold).
 pub(super) fn receive_dispensations(
+    nodes: &mut Nodes,
     out: &Path,
     m: &str,
     pop: &Population,
@@ -62,6 +63,7 @@ pub(super) fn receive_dispensations(
                 break deliveries;
             }
         }
+        nodes.ensure_running()?;
         ensure!(
             Instant::now() < deadline,
             "domain {HOLDER}'s key holders did not all commit in 2 minutes; see `kobling domain status` and the node logs"
@@ -96,7 +98,7 @@ pub(super) fn receive_dispensations(
                 .join(SOURCE)
                 .join(format!("dispensed-{year}.csv"));
             println!("  {SOURCE} orders delivery {id} ({rows} rows) into domain {HOLDER}; two operators of {SOURCE} approve it with the file, two of {HOLDER} without");
-            eventually(
+            nodes.eventually(
                 &[
                     "delivery",
                     "order",
@@ -117,7 +119,7 @@ pub(super) fn receive_dispensations(
                 Duration::from_secs(60),
             )?;
             for k in 1..=2 {
-                eventually(
+                nodes.eventually(
                     &[
                         "delivery",
                         "approve",
@@ -133,7 +135,7 @@ pub(super) fn receive_dispensations(
                     "a source operator's approval",
                     Duration::from_secs(60),
                 )?;
-                eventually(
+                nodes.eventually(
                     &[
                         "delivery",
                         "approve",
@@ -164,6 +166,7 @@ pub(super) fn receive_dispensations(
             if received >= want {
                 break;
             }
+            nodes.ensure_running()?;
             ensure!(
                 Instant::now() < deadline,
                 "{HOLDER} received {received} of {want} deliveries in {} minutes; see `kobling delivery status` and the node logs",

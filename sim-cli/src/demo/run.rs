@@ -12,7 +12,8 @@ use kobling_sim::population::{generate, render_csv, Population, PopulationConfig
 
 use super::{
     federation::federation,
-    process::{p, start_nodes, Nodes},
+    nodes::{start_nodes, Nodes, Ports},
+    process::p,
     project::Project,
     receipt::{periods, receive_dispensations},
     truth::{compare, list_persons},
@@ -39,12 +40,13 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
     phases.lap("generate population and extracts");
 
     // 2. Federation and nodes.
-    let manifest_path = federation(&out, args.registers, receipt)?;
+    let (manifest_path, ports) = federation(&out, args.registers, receipt)?;
     let m = p(&manifest_path)?.to_string();
-    let nodes = start_members(args, &out, &manifest_path, &extracts, receipt)?;
+    let mut nodes = start_members(args, &out, &manifest_path, &extracts, receipt, ports)?;
     phases.lap("keys, manifest, start nodes");
     if let (true, Some(pop)) = (receipt, &pop) {
         receive_dispensations(
+            &mut nodes,
             &out,
             &m,
             pop,
@@ -60,13 +62,13 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
     let project = Project::new(&out, &m, args.project_id);
     project.write_spec(args.cohort, &extracts, receipt)?;
     project.authorize()?;
-    project.submit(args.cohort)?;
-    project.approve(&extracts)?;
+    project.submit(&mut nodes, args.cohort)?;
+    project.approve(&mut nodes, &extracts)?;
     phases.lap("submit and approve");
 
     // 4. The chain, then the researcher's fetch and the audit.
     let cpu_before_chain = nodes.cpu_seconds();
-    project.wait_for_chain()?;
+    project.wait_for_chain(&mut nodes)?;
     phases.lap(CHAIN_PHASE);
     let chain_cpu_seconds = nodes
         .cpu_seconds()
@@ -234,6 +236,7 @@ fn start_members(
     manifest: &Path,
     extracts: &BTreeMap<&str, PathBuf>,
     receipt: bool,
+    ports: Ports,
 ) -> anyhow::Result<Nodes> {
     let mut members: Vec<&str> = args.registers.to_vec();
     let mut extract_dirs = extracts.clone();
@@ -244,10 +247,10 @@ fn start_members(
             out.join("registers").join(SOURCE).join("dispensed.csv"),
         );
     }
-    let nodes = start_nodes(out, manifest, &members, &extract_dirs, args.threads)?;
+    let nodes = start_nodes(out, manifest, &members, &extract_dirs, args.threads, ports)?;
     println!(
         "Started {} node processes (QUIC on 127.0.0.1); logs in {}/nodes/<NODE>/node.log",
-        nodes.0.len(),
+        nodes.len(),
         out.display()
     );
     Ok(nodes)
