@@ -39,7 +39,7 @@ use kobling_protocol::{
     refusal::RefusalCode,
     seal::{open_blinding, HpkeSecretKey},
     transcript::{self, Body, ListAnnouncement},
-    types::{ChunkIndex, HopIndex, ListName, Name, ProjectId},
+    types::{Attempt, ChunkIndex, HopIndex, ListName, Name, ProjectId},
     v2::{ChunkDigests, ChunkMsg, LinkerHop, ListAnnouncementV2, RegisterHop, StepKey},
 };
 
@@ -71,13 +71,13 @@ const STOP_SENT: &str = "stop-sent";
 /// store's records after a restart or a cache miss).
 #[derive(Default)]
 pub(super) struct Hops {
-    register: BTreeMap<(ProjectId, ListName, u32), RegisterHop>,
-    linker: BTreeMap<(ProjectId, ListName, u32), LinkerHop>,
+    register: BTreeMap<(ProjectId, ListName, Attempt), RegisterHop>,
+    linker: BTreeMap<(ProjectId, ListName, Attempt), LinkerHop>,
 }
 
 /// The `hops` table's key of hop `hop` in attempt `attempt`.
-fn hop_key(hop: HopIndex, attempt: u32) -> u32 {
-    hop.0 | (attempt << 16)
+fn hop_key(hop: HopIndex, attempt: Attempt) -> u32 {
+    hop.0 | (attempt.0 << 16)
 }
 
 /// A v1-shaped announcement's fields as a v2 announcement (the owner's
@@ -412,7 +412,7 @@ pub(super) fn empty_list(body: &Body) -> Option<ListName> {
 /// into the transcript).
 pub(super) struct HopOf {
     pub(super) list: ListName,
-    attempt: u32,
+    attempt: Attempt,
     hop: HopIndex,
     member: Name,
 }
