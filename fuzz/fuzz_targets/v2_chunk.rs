@@ -20,7 +20,7 @@ use kobling_protocol::{
     hash::{hash_to_group, tags},
     share::{Domain, Share},
     transcript::encode_value,
-    types::{HopIndex, ListName, Name, ProjectId},
+    types::{Attempt, HopIndex, ListName, Name, ProjectId},
     v2::{chunk_digest, ChunkMsg, ListHeader, Mode, OwnerStream, RegisterHop, StepKey},
 };
 use libfuzzer_sys::fuzz_target;
@@ -31,7 +31,7 @@ fn header() -> ListHeader {
         domain: Domain::Project(ProjectId::new("FUZZ-1").expect("valid")),
         delivery: None,
         list: ListName::new("NPR").expect("valid"),
-        attempt: 0,
+        attempt: Attempt::FIRST,
         mode: Mode::Optimistic,
         persons: 3,
         chunk_size: 2,

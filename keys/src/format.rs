@@ -423,9 +423,9 @@ mod tests {
         assert!(same(&decode(p, &bytes, None).expect("decode"), &secrets()));
     }
 
-    #[test]
-    fn encrypted_layout_is_as_documented() {
-        let p = Path::new("k");
+    /// Cheap Argon2 parameters, passphrase "pass", salt `[6; 16]`, nonce
+    /// `[7; 24]`.
+    fn passphrase_protection() -> (KdfParams, Protection<'static>) {
         let params = KdfParams::new(64, 1, 1).expect("params");
         let protection = Protection::Passphrase {
             passphrase: "pass",
@@ -433,6 +433,13 @@ mod tests {
             salt: [6; 16],
             nonce: [7; 24],
         };
+        (params, protection)
+    }
+
+    #[test]
+    fn encrypted_layout_is_as_documented() {
+        let p = Path::new("k");
+        let (params, protection) = passphrase_protection();
         let bytes = encode(p, &secrets(), protection).expect("encode");
         assert_eq!(&bytes[16..19], &[1, 0, 1]);
         assert_eq!(&bytes[19..23], &64u32.to_le_bytes());
@@ -486,13 +493,7 @@ mod tests {
     #[test]
     fn crafted_kdf_costs_are_refused_before_running_argon2() {
         let p = Path::new("k");
-        let params = KdfParams::new(64, 1, 1).expect("params");
-        let protection = Protection::Passphrase {
-            passphrase: "pass",
-            params,
-            salt: [6; 16],
-            nonce: [7; 24],
-        };
+        let (_, protection) = passphrase_protection();
         let mut bytes = encode(p, &secrets(), protection).expect("encode");
         bytes[19..23].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(matches!(

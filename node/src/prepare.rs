@@ -37,7 +37,7 @@ use kobling_protocol::{
     seal::{HpkePublicKey, SealedItem, WrappedKey},
     share::Share,
     transcript::{InvalidCount, ListAnnouncement, ProjectOrder},
-    types::{Digest, ListName, Name, Position, ProjectId, UnixTime},
+    types::{Attempt, Digest, ListName, Name, Position, ProjectId, UnixTime},
 };
 use zeroize::Zeroizing;
 
@@ -339,7 +339,7 @@ impl ListJob {
                     domain: self.domain.clone(),
                     delivery: self.delivery,
                     list: self.list(),
-                    attempt: 0,
+                    attempt: Attempt::FIRST,
                     mode: kobling_protocol::v2::Mode::Optimistic,
                     persons: positions.len() as u64,
                     chunk_size: self.chunk_size,

@@ -21,7 +21,7 @@ use kobling_protocol::{
     project::{Phase, ProjectView},
     share::Domain,
     transcript::{self, Body, Entry, Signer},
-    types::{ChunkIndex, HopIndex, ListName, Name, ProjectId},
+    types::{Attempt, ChunkIndex, HopIndex, ListName, Name, ProjectId},
     v2::{chunk_digest, ChunkMsg, ListHeader, Mode},
 };
 use kobling_sim::population::{generate, Extract, Population, PopulationConfig};
@@ -128,7 +128,7 @@ fn header(project: &str, list: &str, persons: u64) -> ListHeader {
         domain: Domain::Project(pid(project)),
         delivery: None,
         list: list_name(list),
-        attempt: 0,
+        attempt: Attempt::FIRST,
         mode: Mode::Optimistic,
         persons,
         chunk_size: CHUNK,

@@ -14,7 +14,7 @@ use kobling_protocol::{
     project::{Phase, ProjectView},
     share::Domain,
     transcript::{self, Body, Entry},
-    types::{ChunkIndex, Digest, HopIndex, Name, ProjectId},
+    types::{Attempt, ChunkIndex, Digest, HopIndex, Name, ProjectId},
     v2::{list_digest, ListHeader, Mode, OwnerList},
 };
 use kobling_sim::population::{generate, Extract, Population, PopulationConfig};
@@ -110,7 +110,7 @@ fn header(project: &str, list: &str, persons: u64) -> ListHeader {
         domain: Domain::Project(pid(project)),
         delivery: None,
         list: kobling_protocol::types::ListName::of(&name(list)),
-        attempt: 0,
+        attempt: Attempt::FIRST,
         mode: Mode::Optimistic,
         persons,
         chunk_size: CHUNK,
@@ -153,7 +153,7 @@ fn lying_owner(w: &World, net: &mut Net, change: fn(&mut OwnerList)) -> Rc<RefCe
         let Body::OwnerListV2(o) = &mut signed.statement.body else {
             return;
         };
-        if from.as_str() != "SSB" || o.list.as_str() != "SSB" || o.attempt != 0 {
+        if from.as_str() != "SSB" || o.list.as_str() != "SSB" || o.attempt != Attempt::FIRST {
             return;
         }
         change(o);

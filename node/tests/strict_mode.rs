@@ -31,7 +31,7 @@ use kobling_protocol::{
     project::{Phase, ProjectView},
     share::{Domain, Share},
     transcript::{self, Body, Entry, Signer},
-    types::{ChunkIndex, Digest, HopIndex, ListName, Name, ProjectId},
+    types::{Attempt, ChunkIndex, Digest, HopIndex, ListName, Name, ProjectId},
     v2::{self, chunk_digest, ChunkMsg, ListHeader, Mode},
 };
 use kobling_sim::{
@@ -145,7 +145,7 @@ fn header(project: &str, list: &str, persons: u64) -> ListHeader {
         domain: Domain::Project(pid(project)),
         delivery: None,
         list: list_name(list),
-        attempt: 0,
+        attempt: Attempt::FIRST,
         mode: Mode::Optimistic,
         persons,
         chunk_size: CHUNK,
@@ -163,7 +163,7 @@ fn hops_of(net: &Net, list: &str) -> Vec<Name> {
 
 /// Swaps the first two persons of chunk 0 (each point stepped honestly,
 /// forwarded in the wrong places) in the attempts `when` accepts.
-fn swap_first(when: impl Fn(u32) -> bool) -> impl FnMut(&mut ChunkMsg) -> bool {
+fn swap_first(when: impl Fn(Attempt) -> bool) -> impl FnMut(&mut ChunkMsg) -> bool {
     move |chunk| {
         if chunk.statement.statement.chunk != ChunkIndex(0) || !when(chunk.attempt) {
             return false;
@@ -229,7 +229,7 @@ fn checks_of(entries: &[Entry], list: &str) -> Vec<(u32, bool)> {
     bodies(entries)
         .iter()
         .filter_map(|b| match b {
-            Body::ListCheck(c) if c.list.as_str() == list => Some((c.attempt, c.passed)),
+            Body::ListCheck(c) if c.list.as_str() == list => Some((c.attempt.0, c.passed)),
             _ => None,
         })
         .collect()
@@ -308,10 +308,12 @@ fn a_hop_that_deviates_in_attempt_0_only_is_checked_again_in_strict_mode_and_the
         by,
         header(project, "KPR", w.persons("KPR")),
         key,
-        swap_first(|attempt| attempt == 0),
+        swap_first(|attempt| attempt == Attempt::FIRST),
         move |_, _, msg| {
             if let Message::ChunkV2 { chunk, .. } = msg {
-                if chunk.attempt == 1 && (chunk.proof.is_some() || !chunk.earlier.is_empty()) {
+                if chunk.attempt == Attempt(1)
+                    && (chunk.proof.is_some() || !chunk.earlier.is_empty())
+                {
                     *counter.borrow_mut() += 1;
                 }
             }
@@ -332,11 +334,11 @@ fn a_hop_that_deviates_in_attempt_0_only_is_checked_again_in_strict_mode_and_the
     assert_eq!(checks_of(entries, "NPR"), vec![(0, true)]);
     let retry = b
         .iter()
-        .position(|b| matches!(b, Body::ListRetry(r) if r.list.as_str() == "KPR" && r.attempt == 1))
+        .position(|b| matches!(b, Body::ListRetry(r) if r.list.as_str() == "KPR" && r.attempt == Attempt(1)))
         .expect("a retry of KPR");
-    assert!(b[retry + 1..]
-        .iter()
-        .any(|b| matches!(b, Body::HopV2(h) if h.list.as_str() == "KPR" && h.attempt == 1)));
+    assert!(b[retry + 1..].iter().any(
+        |b| matches!(b, Body::HopV2(h) if h.list.as_str() == "KPR" && h.attempt == Attempt(1))
+    ));
     // No list check precedes a hop record: a register's prefix holds the
     // retry and every record of the strict attempt.
     let first_check = b
@@ -353,17 +355,20 @@ fn a_hop_that_deviates_in_attempt_0_only_is_checked_again_in_strict_mode_and_the
     let duties = |n: usize| ProjectView::new(&manifest, &entries[..n]).duties(&name("KPR"));
     let resend = kobling_protocol::project::Duty::Resend {
         list: list_name("KPR"),
-        attempt: 1,
+        attempt: Attempt(1),
     };
     assert!(!duties(retry).contains(&resend));
     assert!(duties(retry + 1).contains(&resend));
     let view = ProjectView::new(&manifest, &entries[..retry + 1]);
     let l = view.v2_list(&list_name("KPR")).expect("KPR");
-    assert_eq!((l.attempt, l.mode(), l.hops.len()), (1, Mode::Strict, 0));
+    assert_eq!(
+        (l.attempt, l.mode(), l.hops.len()),
+        (Attempt(1), Mode::Strict, 0)
+    );
     let strict_owner_list = b
         .iter()
         .position(
-            |b| matches!(b, Body::OwnerListV2(o) if o.list.as_str() == "KPR" && o.attempt == 1),
+            |b| matches!(b, Body::OwnerListV2(o) if o.list.as_str() == "KPR" && o.attempt == Attempt(1)),
         )
         .expect("the owner's strict list statement");
     assert!(!duties(strict_owner_list + 1).contains(&resend));
@@ -392,7 +397,7 @@ fn a_hop_that_deviates_in_attempt_0_only_is_checked_again_in_strict_mode_and_the
     assert!(transcript::verify(&forged, None, net.manifest()).is_err());
     let mut forged = entries.clone();
     if let Body::ListRetry(r) = &mut forged[retry].signed.statement.body {
-        r.attempt = 2;
+        r.attempt = Attempt(2);
     }
     assert!(transcript::verify(&forged, None, net.manifest()).is_err());
 
@@ -417,7 +422,7 @@ fn a_hop_that_deviates_in_attempt_0_only_is_checked_again_in_strict_mode_and_the
     assert!(forge(&|_| {}).is_ok(), "re-chaining alone changes nothing");
     let last_hop_0 = b[..retry]
         .iter()
-        .rposition(|b| matches!(b, Body::HopV2(h) if h.list.as_str() == "KPR" && h.attempt == 0))
+        .rposition(|b| matches!(b, Body::HopV2(h) if h.list.as_str() == "KPR" && h.attempt == Attempt::FIRST))
         .expect("KPR's attempt 0 records");
     type Forgery<'f> = &'f dyn Fn(&mut Vec<transcript::SignedStatement>);
     let cases: [(&str, Forgery); 5] = [
@@ -430,7 +435,7 @@ fn a_hop_that_deviates_in_attempt_0_only_is_checked_again_in_strict_mode_and_the
         ("the retry for another attempt", &|s| {
             resign(&mut s[retry], &|b| {
                 if let Body::ListRetry(r) = b {
-                    r.attempt = 2;
+                    r.attempt = Attempt(2);
                 }
             });
         }),
@@ -484,7 +489,7 @@ fn a_hop_that_deviates_in_both_attempts_is_named_by_its_strict_proof_and_the_pro
                 _ => None,
             })
             .expect("a chain stop");
-        assert_eq!(stop.attempt, 1, "{project}");
+        assert_eq!(stop.attempt, Attempt(1), "{project}");
         assert_eq!(
             stop.named,
             Some((HopIndex(hop as u32), by.clone())),
@@ -532,7 +537,7 @@ impl Pair {
     fn on_message(&mut self, from: &Name, msg: &mut Message) {
         match msg {
             Message::ChunkV2 { chunk, .. }
-                if chunk.list == self.header.list && chunk.attempt == 1 =>
+                if chunk.list == self.header.list && chunk.attempt == Attempt(1) =>
             {
                 if chunk.statement.statement.chunk != ChunkIndex(0) {
                     return;
@@ -546,7 +551,7 @@ impl Pair {
             Message::Statement(signed) => {
                 let mut st = signed.statement.clone();
                 let Body::HopV2(h) = &mut st.body else { return };
-                if h.list != self.header.list || h.attempt != 1 {
+                if h.list != self.header.list || h.attempt != Attempt(1) {
                     return;
                 }
                 let key = if *from == self.hop1.0 {
@@ -579,7 +584,7 @@ impl Pair {
 
     /// Hop 2's chunk 0 to the linker, as the pair makes it.
     fn collude(&mut self, chunk: &mut ChunkMsg) {
-        let header = attacks::header_of_attempt(&self.header, 1);
+        let header = attacks::header_of_attempt(&self.header, Attempt(1));
         let mut x = self.out1.clone().expect("hop 1's chunk went first");
         x.swap(0, 1);
         let decoded = chain::decode_points(&x, 0).expect("valid points");
@@ -634,7 +639,7 @@ fn a_colluding_pair_no_strict_proof_shows_fails_the_strict_check_and_the_project
         h1.clone(),
         header.clone(),
         k1,
-        swap_first(|attempt| attempt == 0),
+        swap_first(|attempt| attempt == Attempt::FIRST),
         move |from, _to, msg| {
             let mut p = state.borrow_mut();
             if p.is_none() {
@@ -729,7 +734,7 @@ fn a_pseudonymous_list_converted_by_its_hops_passes_its_strict_attempt() {
         by,
         header(project, "RESEPT", persons),
         key,
-        swap_first(|attempt| attempt == 0),
+        swap_first(|attempt| attempt == Attempt::FIRST),
         |_, _, _| {},
     ));
     let start = net.clock_ms();
@@ -799,7 +804,7 @@ fn a_delivery_whose_check_fails_once_is_received_exactly_after_its_strict_attemp
         domain: order.key_domain(),
         delivery: order.delivery_id(),
         list: list_name("NPR"),
-        attempt: 0,
+        attempt: Attempt::FIRST,
         mode: Mode::Optimistic,
         persons,
         chunk_size: 16,
@@ -808,7 +813,7 @@ fn a_delivery_whose_check_fails_once_is_received_exactly_after_its_strict_attemp
         name("KPR"),
         header,
         w_key(&fed, "KPR"),
-        swap_first(|attempt| attempt == 0),
+        swap_first(|attempt| attempt == Attempt::FIRST),
         |_, _, _| {},
     ));
     let submitted = fed.submit_delivery(&mut net, &order).expect("submitted");

@@ -54,6 +54,8 @@ pub mod disclosure;
 pub mod dleq;
 pub mod domain;
 pub mod extract;
+#[cfg(any(test, feature = "test-fixtures"))]
+pub mod fixtures;
 pub mod group;
 pub mod hash;
 pub mod hop;

@@ -300,12 +300,12 @@ mod tests {
     use crate::hash::hash_to_group;
     use cohort::tests::{ast, c, n};
 
-    fn project(s: &str) -> ProjectId {
+    pub(super) fn project(s: &str) -> ProjectId {
         ProjectId::new(s).expect("valid project id")
     }
 
     /// A distinct, valid pseudonym per `i`.
-    fn pt(i: u32) -> WirePoint {
+    pub(super) fn pt(i: u32) -> WirePoint {
         WirePoint(
             hash_to_group(b"TEST-PSEUDONYM", &i.to_le_bytes())
                 .compress()

@@ -268,6 +268,7 @@ impl Manifest {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::fixtures::manifest_of;
 
     pub(crate) fn member(name: &str, role: Role, seed: u8, operators: usize) -> Member {
         Member {
@@ -320,18 +321,15 @@ pub(crate) mod tests {
     }
 
     fn manifest() -> Manifest {
-        Manifest {
-            federation: "test".into(),
-            portals: Vec::new(),
-            members: vec![
+        manifest_of(
+            vec![
                 member("NPR", Role::Register, 1, 2),
                 member("KPR", Role::Register, 2, 2),
                 member("SSB", Role::Register, 3, 3),
                 member("LINKER", Role::Linker, 4, 0),
             ],
-            authorities: Vec::new(),
-            domains: Vec::new(),
-        }
+            Vec::new(),
+        )
     }
 
     /// The manifest's bytes (and so its digest, which every order and

@@ -138,10 +138,9 @@ impl Request {
 
     /// Signs the request.
     pub fn sign(self, key: &ed25519_dalek::SigningKey) -> SignedRequest {
-        use ed25519_dalek::Signer as _;
-        let signature = Sig(key.sign(&self.digest().0).to_bytes());
+        let (key, signature) = sign_digest(key, &self.digest());
         SignedRequest {
-            key: Ed25519Key(key.verifying_key().to_bytes()),
+            key,
             request: self,
             signature,
         }
@@ -158,18 +157,62 @@ impl SignedRequest {
     ///
     /// A [`RequestError`].
     pub fn check(&self, now: UnixTime, me: &Name, manifest: &Digest) -> Result<(), RequestError> {
-        if self.request.time.abs_diff(now) > MAX_CLOCK_SKEW {
+        let r = &self.request;
+        RequestHead(r.time, &r.node, &r.manifest).check(now, me, manifest)?;
+        check_signature(&self.key, &r.digest(), &self.signature)
+    }
+}
+
+/// What every signed request names of itself (client, domain and innsyn
+/// requests alike): its time, the node it is for and the digest of the
+/// manifest it was made under.
+pub(crate) struct RequestHead<'a>(
+    pub(crate) UnixTime,
+    pub(crate) &'a Name,
+    pub(crate) &'a Digest,
+);
+
+impl RequestHead<'_> {
+    /// Checks that the request is fresh at `now` (within
+    /// [`MAX_CLOCK_SKEW`]) and made for node `me` under the manifest with
+    /// digest `manifest`.
+    pub(crate) fn check(
+        &self,
+        now: UnixTime,
+        me: &Name,
+        manifest: &Digest,
+    ) -> Result<(), RequestError> {
+        let Self(time, node, made_under) = *self;
+        if time.abs_diff(now) > MAX_CLOCK_SKEW {
             return Err(RequestError::Stale);
         }
-        if self.request.node != *me {
+        if node != me {
             return Err(RequestError::WrongNode);
         }
-        if self.request.manifest != *manifest {
+        if made_under != manifest {
             return Err(RequestError::WrongManifest);
         }
-        crate::transcript::verify_signature(&self.key, &self.request.digest().0, &self.signature)
-            .map_err(|()| RequestError::BadSignature)
+        Ok(())
     }
+}
+
+/// A request's signature `signature` by `key` over its digest `digest`.
+pub(crate) fn check_signature(
+    key: &Ed25519Key,
+    digest: &Digest,
+    signature: &Sig,
+) -> Result<(), RequestError> {
+    crate::transcript::verify_signature(key, digest.as_bytes(), signature)
+        .map_err(|()| RequestError::BadSignature)
+}
+
+/// Signs a request's digest: the signer's public key and the signature.
+pub(crate) fn sign_digest(key: &ed25519_dalek::SigningKey, digest: &Digest) -> (Ed25519Key, Sig) {
+    use ed25519_dalek::Signer as _;
+    (
+        Ed25519Key(key.verifying_key().to_bytes()),
+        Sig(key.sign(digest.as_bytes()).to_bytes()),
+    )
 }
 
 /// A message.

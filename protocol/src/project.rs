@@ -31,7 +31,7 @@ use crate::{
     manifest::{Ed25519Key, Manifest},
     notice::Notified,
     transcript::{Body, Entry, HopRecord, ListAnnouncement, ProjectOrder, Signer},
-    types::{Digest, HopIndex, ListName, Name},
+    types::{Attempt, Digest, HopIndex, ListName, Name},
     v2::{ChainStopped, HopRecordV2, ListAnnouncementV2, ListCheck, OwnerList},
 };
 
@@ -149,7 +149,7 @@ pub enum Duty {
         /// The list (this register's own).
         list: ListName,
         /// The attempt.
-        attempt: u32,
+        attempt: Attempt,
     },
     /// Every list passed every hop: link and summarise (linker only).
     Link,
@@ -164,7 +164,7 @@ pub enum Duty {
         /// The list (this register's own).
         list: ListName,
         /// The strict attempt.
-        attempt: u32,
+        attempt: Attempt,
     },
     /// Chain v2, streamed (docs/protocol.md §19): the owner's list is
     /// announced and its attempt 0 has no owner's list statement yet:
@@ -287,7 +287,7 @@ impl<'a> ProjectView<'a> {
                         } else if c.passed {
                             l.passed = l.hops.last().and_then(|h| h.final_root);
                         } else {
-                            l.attempt += 1;
+                            l.attempt = l.attempt.next();
                             l.owner_list = None;
                             l.hops.clear();
                         }
@@ -647,12 +647,12 @@ impl<'a> ProjectView<'a> {
                     next: hops.get(i + 1).cloned(),
                 });
             }
-            if list.is_owned_by(me) && l.attempt == 0 && l.owner_list.is_none() {
+            if list.is_owned_by(me) && l.attempt == Attempt::FIRST && l.owner_list.is_none() {
                 duties.push(Duty::StreamList {
                     extract: l.announcement.extract,
                 });
             }
-            if list.is_owned_by(me) && l.attempt > 0 && l.owner_list.is_none() {
+            if list.is_owned_by(me) && l.attempt > Attempt::FIRST && l.owner_list.is_none() {
                 duties.push(Duty::Resend {
                     list: list.clone(),
                     attempt: l.attempt,
@@ -696,7 +696,7 @@ impl<'a> ProjectView<'a> {
             self.v2.iter().find(|(_, l)| {
                 l.checks
                     .last()
-                    .is_some_and(|c| !c.passed && (c.attempt > 0 || self.closed))
+                    .is_some_and(|c| !c.passed && (c.attempt > Attempt::FIRST || self.closed))
             })
         };
         stopped
@@ -713,7 +713,7 @@ pub struct V2List<'a> {
     /// The owner's announcement.
     pub announcement: &'a ListAnnouncementV2,
     /// The open attempt (0, or 1 after a failed check), or the passed one.
-    pub attempt: u32,
+    pub attempt: Attempt,
     /// The owner's list statement of the attempt.
     pub owner_list: Option<&'a OwnerList>,
     /// The attempt's hop records 1…m+1 recorded so far, in order.
@@ -733,7 +733,7 @@ impl<'a> V2List<'a> {
     fn new(a: &'a ListAnnouncementV2) -> Self {
         Self {
             announcement: a,
-            attempt: 0,
+            attempt: Attempt::FIRST,
             owner_list: None,
             hops: Vec::new(),
             checks: Vec::new(),
@@ -745,7 +745,7 @@ impl<'a> V2List<'a> {
 
     /// The mode of the open attempt.
     pub fn mode(&self) -> crate::v2::Mode {
-        if self.attempt == 0 {
+        if self.attempt == Attempt::FIRST {
             crate::v2::Mode::Optimistic
         } else {
             crate::v2::Mode::Strict

@@ -37,7 +37,7 @@ use crate::{
     },
     share::{Domain, Share},
     transcript::{Body, Columns, ProjectOrder, SignedStatement, Signer, Statement},
-    types::{Digest, ListName, Name, NameError, ProjectId, UnixTime},
+    types::{Attempt, Digest, ListName, Name, NameError, ProjectId, UnixTime},
     v2::{
         check::{OwnerCheck, OwnerCheckBuilder},
         CheckError, ChunkMsg, HopError, ListAnnouncementV2, ListHeader, Mode, OwnerStream, StepKey,
@@ -180,7 +180,7 @@ fn header(
     project: &ProjectId,
     persons: u64,
     chunk_size: u32,
-    attempt: u32,
+    attempt: Attempt,
     mode: Mode,
 ) -> Result<ListHeader, NameError> {
     Ok(ListHeader {
@@ -253,7 +253,13 @@ pub fn prepare<R: CryptoRng + ?Sized>(
         setup.chunk_size,
         rng,
     )?;
-    let mut stream = OwnerStream::new(header(project, n, setup.chunk_size, 0, Mode::Optimistic)?)?;
+    let mut stream = OwnerStream::new(header(
+        project,
+        n,
+        setup.chunk_size,
+        Attempt::FIRST,
+        Mode::Optimistic,
+    )?)?;
     let (mut chunks, mut items, mut kept) = (Vec::new(), Vec::new(), Vec::new());
     for chunk in positions.chunks(setup.chunk_size.max(1) as usize) {
         let people: Vec<&ResearcherPerson> = chunk.iter().map(|&p| &persons[p as usize]).collect();
@@ -463,7 +469,7 @@ impl KeptOutput {
             return Err(KeptError::Trailing);
         }
         let header = kept
-            .header(0, Mode::Optimistic)
+            .header(Attempt::FIRST, Mode::Optimistic)
             .map_err(|_| KeptError::BadHeader)?;
         if kept.points.is_empty() || header.validate().is_err() {
             return Err(KeptError::BadHeader);
@@ -476,7 +482,7 @@ impl KeptOutput {
     /// # Errors
     ///
     /// Never in practice (the list name).
-    pub fn header(&self, attempt: u32, mode: Mode) -> Result<ListHeader, NameError> {
+    pub fn header(&self, attempt: Attempt, mode: Mode) -> Result<ListHeader, NameError> {
         header(
             &self.project,
             self.points.len() as u64,
@@ -494,7 +500,7 @@ impl KeptOutput {
     /// [`ResearcherListError::Check`] if the kept output is damaged.
     pub fn owner_check(
         &self,
-        attempt: u32,
+        attempt: Attempt,
         mode: Mode,
         sigma: Digest,
         key: &SigningKey,

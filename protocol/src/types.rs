@@ -300,6 +300,12 @@ impl HopIndex {
         }
     }
 
+    /// The hop after `done` steps (hop `done + 1`, saturating), numbering
+    /// a list of steps from 1.
+    pub fn after(done: usize) -> Self {
+        Self(u32::try_from(done).map_or(u32::MAX, |d| d.saturating_add(1)))
+    }
+
     /// The index as a `usize`, for indexing a list of hops.
     pub const fn as_usize(self) -> usize {
         self.0 as usize
@@ -312,6 +318,44 @@ impl HopIndex {
 }
 
 impl fmt::Display for HopIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A chain v2 list attempt: 0 the first (optimistic) attempt, 1 the
+/// strict attempt after a failed list check ([`crate::v2::LAST_ATTEMPT`]).
+///
+/// Encodes as its `u32`.
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Attempt(pub u32);
+
+impl Attempt {
+    /// The first attempt.
+    pub const FIRST: Self = Self(0);
+
+    /// The attempt after this one (saturating).
+    #[must_use]
+    pub const fn next(self) -> Self {
+        Self(self.0.saturating_add(1))
+    }
+
+    /// The number as little-endian bytes, as it enters hashes.
+    pub const fn to_le_bytes(self) -> [u8; 4] {
+        self.0.to_le_bytes()
+    }
+}
+
+impl From<Attempt> for u64 {
+    fn from(a: Attempt) -> Self {
+        Self::from(a.0)
+    }
+}
+
+impl fmt::Display for Attempt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
     }
@@ -416,6 +460,10 @@ mod tests {
             (
                 postcard::to_allocvec(&ChunkIndex(u64::MAX)),
                 postcard::to_allocvec(&u64::MAX),
+            ),
+            (
+                postcard::to_allocvec(&Attempt(1)),
+                postcard::to_allocvec(&1u32),
             ),
         ] {
             assert_eq!(typed.expect("encode"), bare.expect("encode"));

@@ -16,7 +16,7 @@ use kobling_protocol::{
     merkle::MerkleTree,
     seal::{encode_rows, HpkeSecretKey},
     share::{Domain, Share},
-    types::{ChunkIndex, Digest, HopIndex, ListName, Name, Position, ProjectId},
+    types::{Attempt, ChunkIndex, Digest, HopIndex, ListName, Name, Position, ProjectId},
 };
 
 fn h(b: &[u8]) -> String {
@@ -200,7 +200,9 @@ fn citizen_vectors(v: &mut BTreeMap<&'static str, String>) {
     v.insert(
         "innsyn one-person step context (that request, hop 2, KPR)",
         h(&kobling_protocol::innsyn::blinded::step_context(
-            &digest, 2, &kpr,
+            &digest,
+            HopIndex(2),
+            &kpr,
         )),
     );
     let point = |b: u8| {
@@ -443,7 +445,7 @@ fn v2_vectors(
         domain: Domain::Project(project.clone()),
         delivery: None,
         list: list.clone(),
-        attempt: 0,
+        attempt: Attempt::FIRST,
         mode: Mode::Optimistic,
         persons: 1,
         chunk_size: 1,
@@ -474,7 +476,7 @@ fn v2_vectors(
     );
     let owner_list = OwnerList {
         list: list.clone(),
-        attempt: 0,
+        attempt: Attempt::FIRST,
         chunks: BoundedVec::new(vec![dy]).expect("fits"),
         list_digest: list_digest(&[dy]),
         sealed_root: Digest::default(),
@@ -491,7 +493,7 @@ fn v2_vectors(
     let kpr = Name::new("KPR").expect("valid");
     let hops = [HopRecordV2 {
         list: list.clone(),
-        attempt: 0,
+        attempt: Attempt::FIRST,
         hop: HopIndex(1),
         member: kpr,
         key: k2.commitment(),
@@ -649,7 +651,7 @@ fn strict_vectors(v: &mut BTreeMap<&'static str, String>) {
     };
     let retry = Body::ListRetry(ListRetry {
         list: ListName::new("KPR").expect("valid"),
-        attempt: 1,
+        attempt: Attempt(1),
     });
     v.insert(
         "strict ListRetry body (KPR, attempt 1)",

@@ -2,12 +2,16 @@
 //! the ground truth; a second project on the same federation gets disjoint
 //! lnr; an operator's own extracts work too.
 
-use std::{collections::BTreeSet, path::Path, process::Command};
+use std::{
+    collections::BTreeSet,
+    path::Path,
+    process::{Command, Output},
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kobling-sim");
 
-fn demo(out: &Path, extra: &[&str]) -> String {
-    let output = Command::new(BIN)
+fn run_demo(out: &Path, extra: &[&str]) -> Output {
+    Command::new(BIN)
         .args([
             "demo",
             "--persons",
@@ -18,7 +22,11 @@ fn demo(out: &Path, extra: &[&str]) -> String {
         .args(extra)
         .env("KOBLING_LOG", "warn")
         .output()
-        .expect("run the demo");
+        .expect("run the demo")
+}
+
+fn demo(out: &Path, extra: &[&str]) -> String {
+    let output = run_demo(out, extra);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
@@ -63,6 +71,30 @@ fn the_demo_runs_a_federation_and_matches_the_ground_truth() {
     let b = lnr_set(&out.join("researcher/DEMO-2/persons.csv"));
     assert_eq!(a.len(), b.len());
     assert!(a.is_disjoint(&b), "two projects share lnr values");
+
+    // A member's address taken by another program: the demo names the
+    // node and its address instead of waiting for it.
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(out.join("federation.toml")).expect("manifest"))
+            .expect("toml");
+    let npr = manifest["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .find(|m| m["name"].as_str() == Some("NPR"))
+        .and_then(|m| m["address"].as_str())
+        .expect("NPR's address")
+        .to_string();
+    let squatter = std::net::UdpSocket::bind(&npr).expect("take NPR's address");
+    let taken = run_demo(&out, &["--project-id", "DEMO-3"]);
+    drop(squatter);
+    let stderr = String::from_utf8_lossy(&taken.stderr);
+    assert!(!taken.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("node NPR stopped")
+            && stderr.contains(&format!("its address {npr} is taken")),
+        "{stderr}"
+    );
 
     // An operator's own extracts (here: the generated ones, copied, NPR and SSB only).
     let src = dir.path().join("own");

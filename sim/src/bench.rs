@@ -32,7 +32,7 @@ use kobling_protocol::{
     hop::{owner_chunks, owner_step, points_root, Hop, ListContext, PointChunk},
     messages::{self, Message},
     share::Share,
-    types::{ChunkIndex, HopIndex, ListName, Name, ProjectId},
+    types::{Attempt, ChunkIndex, HopIndex, ListName, Name, ProjectId},
 };
 use rand_chacha::{
     rand_core::{Rng, SeedableRng},
@@ -385,7 +385,7 @@ pub fn v2_figures(n: usize, chunk_size: u32) -> V2Figures {
         domain: Domain::Project(project.clone()),
         delivery: None,
         list: ListName::new("SSB").expect("valid name"),
-        attempt: 0,
+        attempt: Attempt::FIRST,
         mode: Mode::Optimistic,
         persons: n as u64,
         chunk_size,

@@ -479,6 +479,16 @@ mod tests {
         UdpSocket::bind("127.0.0.1:0").await.expect("bind")
     }
 
+    /// A relay on a free port to `upstream`, and a client connected to it.
+    async fn relay_and_client(upstream: SocketAddr, config: RelayConfig) -> (Relay, UdpSocket) {
+        let relay = Relay::start("127.0.0.1:0".parse().expect("addr"), upstream, config)
+            .await
+            .expect("relay");
+        let c = client().await;
+        c.connect(relay.local_addr()).await.expect("connect");
+        (relay, c)
+    }
+
     /// Receives until `quiet` passes without a datagram.
     async fn drain(socket: &UdpSocket, quiet: Duration) -> Vec<Vec<u8>> {
         let mut got = Vec::new();
@@ -492,15 +502,7 @@ mod tests {
     #[tokio::test]
     async fn without_faults_datagrams_pass_both_ways_in_order() {
         let (_echo, upstream) = echo().await;
-        let relay = Relay::start(
-            "127.0.0.1:0".parse().expect("addr"),
-            upstream,
-            RelayConfig::default(),
-        )
-        .await
-        .expect("relay");
-        let c = client().await;
-        c.connect(relay.local_addr()).await.expect("connect");
+        let (relay, c) = relay_and_client(upstream, RelayConfig::default()).await;
         for i in 0..50u8 {
             c.send(&[i]).await.expect("send");
         }
@@ -525,11 +527,7 @@ mod tests {
             },
             cuts: Vec::new(),
         };
-        let relay = Relay::start("127.0.0.1:0".parse().expect("addr"), upstream, config)
-            .await
-            .expect("relay");
-        let c = client().await;
-        c.connect(relay.local_addr()).await.expect("connect");
+        let (relay, c) = relay_and_client(upstream, config).await;
         let mut sent_at = Vec::new();
         for i in 0..200u8 {
             sent_at.push(std::time::Instant::now());
@@ -573,15 +571,7 @@ mod tests {
     #[tokio::test]
     async fn a_cut_drops_everything_in_its_window_and_then_heals() {
         let (_echo, upstream) = echo().await;
-        let relay = Relay::start(
-            "127.0.0.1:0".parse().expect("addr"),
-            upstream,
-            RelayConfig::default(),
-        )
-        .await
-        .expect("relay");
-        let c = client().await;
-        c.connect(relay.local_addr()).await.expect("connect");
+        let (relay, c) = relay_and_client(upstream, RelayConfig::default()).await;
         relay.cut(Duration::from_millis(300));
         assert!(relay.is_cut());
         for i in 0..10u8 {

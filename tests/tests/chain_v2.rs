@@ -22,7 +22,7 @@ use kobling_protocol::{
     project::{Phase, ProjectView},
     share::Domain,
     transcript::{self, Body},
-    types::{ChunkIndex, HopIndex, ListName, Name, ProjectId},
+    types::{Attempt, ChunkIndex, HopIndex, ListName, Name, ProjectId},
     v2::{ChunkMsg, ListHeader, Mode},
 };
 use kobling_sim::{
@@ -108,7 +108,7 @@ fn header(project: &str, list: &str, persons: u64, chunk_size: u32) -> ListHeade
         domain: Domain::Project(ProjectId::new(project).expect("valid")),
         delivery: None,
         list: list_name(list),
-        attempt: 0,
+        attempt: Attempt::FIRST,
         mode: Mode::Optimistic,
         persons,
         chunk_size,
@@ -501,7 +501,7 @@ fn v2_duties_and_admission_follow_the_transcript() {
         .expect("hop records");
     let pass = Duty::Pass {
         list: list_name("NPR"),
-        attempt: 0,
+        attempt: Attempt::FIRST,
     };
     assert!(!duties(last_hop, "NPR").contains(&pass));
     assert!(duties(last_hop + 1, "NPR").contains(&pass));
@@ -528,7 +528,7 @@ fn v2_duties_and_admission_follow_the_transcript() {
     let chunk = |hop: u32| {
         let mut c = ChunkMsg {
             list: list_name("NPR"),
-            attempt: 0,
+            attempt: Attempt::FIRST,
             statement: kobling_protocol::v2::SignedChunkStatement {
                 statement: kobling_protocol::v2::ChunkStatement {
                     hop: HopIndex(hop),

@@ -39,7 +39,7 @@ use kobling_protocol::{
     refusal::RefusalCode,
     seal::{open_blinding, HpkeSecretKey},
     transcript::{self, Body, ListAnnouncement},
-    types::{ChunkIndex, HopIndex, ListName, Name, ProjectId, UnixTime},
+    types::{Attempt, ChunkIndex, HopIndex, ListName, Name, ProjectId, UnixTime},
     v2::{
         ChunkDigests, ChunkMsg, HopError, HopRecordV2, LinkerHop, ListAnnouncementV2, ListHeader,
         RegisterHop, StepKey,
@@ -74,8 +74,8 @@ const STOP_SENT: &str = "stop-sent";
 /// store's records after a restart or a cache miss).
 #[derive(Default)]
 pub(super) struct Hops {
-    register: BTreeMap<(ProjectId, ListName, u32), RegisterHop>,
-    linker: BTreeMap<(ProjectId, ListName, u32), LinkerHop>,
+    register: BTreeMap<(ProjectId, ListName, Attempt), RegisterHop>,
+    linker: BTreeMap<(ProjectId, ListName, Attempt), LinkerHop>,
 }
 
 /// A hop's state between chunks, the same for a register's hop and the
@@ -108,8 +108,8 @@ hop_state!(RegisterHop, LinkerHop);
 /// its record if that was its last chunk; else the state is kept for the
 /// next chunk.
 fn settle<H: HopState>(
-    kept: &mut BTreeMap<(ProjectId, ListName, u32), H>,
-    cache: &(ProjectId, ListName, u32),
+    kept: &mut BTreeMap<(ProjectId, ListName, Attempt), H>,
+    cache: &(ProjectId, ListName, Attempt),
     state: H,
 ) -> Outcome<(Vec<u8>, Option<HopRecordV2>)> {
     let records = transcript::encode_value(&state.records().to_vec());
@@ -124,8 +124,8 @@ fn settle<H: HopState>(
 }
 
 /// The `hops` table's key of hop `hop` in attempt `attempt`.
-fn hop_key(hop: HopIndex, attempt: u32) -> HopKey {
-    HopKey(hop.0 | (attempt << 16))
+fn hop_key(hop: HopIndex, attempt: Attempt) -> HopKey {
+    HopKey(hop.0 | (attempt.0 << 16))
 }
 
 /// A v1-shaped announcement's fields as a v2 announcement (the owner's
@@ -446,7 +446,7 @@ pub(super) fn empty_list(body: &Body) -> Option<ListName> {
 /// into the transcript).
 pub(super) struct HopOf {
     pub(super) list: ListName,
-    attempt: u32,
+    attempt: Attempt,
     hop: HopIndex,
     member: Name,
 }

@@ -35,7 +35,7 @@ use kobling_protocol::{
     refusal::{Refusal, RefusalCode},
     seal::HpkeSecretKey,
     share::Domain,
-    types::{Digest, Name, UnixTime},
+    types::{Digest, HopIndex, Name, UnixTime},
 };
 
 use super::{
@@ -285,7 +285,14 @@ impl Engine {
             let sk = HpkeSecretKey::from_bytes(*self.keystore.x25519_secret_bytes());
             person.first_step(request, &self.me, &share, &sk, &mut self.rng)
         } else {
-            BlindedPerson::later_step(request, hop + 1, &self.me, &share, &input, &mut self.rng)
+            BlindedPerson::later_step(
+                request,
+                HopIndex::after(hop),
+                &self.me,
+                &share,
+                &input,
+                &mut self.rng,
+            )
         }
         .map_err(|e| refuse(RefusalCode::Blinding, format!("one-person list: {e}")))?;
         let next = state.keys.get(hop + 1).map_or(holder, |(m, _)| m).clone();

@@ -12,7 +12,7 @@ use kobling_protocol::{
     refusal::{Refusal, RefusalCode},
     sequencer::{self, Admitted},
     transcript::{self, Body, Entry, SignedStatement, Signer, Statement},
-    types::{Name, ProjectId, UnixTime},
+    types::{Attempt, Name, ProjectId, UnixTime},
 };
 
 use super::{
@@ -81,7 +81,7 @@ impl Engine {
                     "list {list} was announced for chain v1, which this linker does not run (chain v2 only); the project is stopped: upgrade {from}'s node and order again"
                 );
                 tracing::error!(node = %self.me, %project, %list, %from, "{detail}");
-                self.stop_list(&project, &list, 0, super::now_of(&entries))?;
+                self.stop_list(&project, &list, Attempt::FIRST, super::now_of(&entries))?;
                 self.stop_project(&project, &detail, super::now_of(&entries))?;
                 return Err(refuse(
                     RefusalCode::Invalid,

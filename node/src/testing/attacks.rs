@@ -10,7 +10,7 @@ use kobling_protocol::{
     bounded::BoundedVec,
     messages::Message,
     transcript::Body,
-    types::{Digest, HopIndex, Name},
+    types::{Attempt, Digest, HopIndex, Name},
     v2::{chunk_digest, ChunkMsg, ListHeader, Mode},
 };
 
@@ -26,10 +26,10 @@ pub fn resign(chunk: &mut ChunkMsg, header: &ListHeader, key: &SigningKey) {
 
 /// The header of `header`'s list for `attempt` (attempt 0 optimistic,
 /// later ones strict), as every party derives it.
-pub fn header_of_attempt(header: &ListHeader, attempt: u32) -> ListHeader {
+pub fn header_of_attempt(header: &ListHeader, attempt: Attempt) -> ListHeader {
     ListHeader {
         attempt,
-        mode: if attempt == 0 {
+        mode: if attempt == Attempt::FIRST {
             Mode::Optimistic
         } else {
             Mode::Strict
@@ -75,7 +75,7 @@ pub fn consistent_hop(
         };
         let mut st = signed.statement.clone();
         let Body::HopV2(h) = &mut st.body else { return };
-        if h.list != list || h.attempt != 0 {
+        if h.list != list || h.attempt != Attempt::FIRST {
             return;
         }
         if sent.is_empty() {

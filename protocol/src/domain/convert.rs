@@ -94,6 +94,46 @@ pub struct BindingProof {
     pub proof: DleqProof,
 }
 
+impl BindingProof {
+    /// Checks the proof for `ctx` against the keys the two domains'
+    /// transcripts committed: the combined key `K'` it binds.
+    ///
+    /// # Errors
+    ///
+    /// [`ConversionError::Binding`] if a key differs from its commitment,
+    /// does not decode, or the proof does not verify.
+    pub(crate) fn verify(
+        &self,
+        ctx: ConversionContext<'_>,
+        committed_from: &WirePoint,
+        committed_to: &WirePoint,
+    ) -> Result<WirePoint, ConversionError> {
+        if self.from_key != *committed_from || self.to_key != *committed_to {
+            return Err(ConversionError::Binding);
+        }
+        let from = self
+            .from_key
+            .decode()
+            .map_err(|_| ConversionError::Binding)?;
+        let to = self.to_key.decode().map_err(|_| ConversionError::Binding)?;
+        let k_prime = self
+            .combined
+            .decode()
+            .map_err(|_| ConversionError::Binding)?;
+        let digest = ctx.digest(&self.from_key, &self.to_key, &self.combined);
+        dleq::verify(
+            &RISTRETTO_BASEPOINT_POINT,
+            from.inner(),
+            k_prime.inner(),
+            to.inner(),
+            &digest,
+            &self.proof,
+        )
+        .map_err(|_| ConversionError::Binding)?;
+        Ok(self.combined)
+    }
+}
+
 /// Who converts, from which domain to which. The binding proof's context.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConversionContext<'a> {
@@ -440,27 +480,11 @@ pub fn verify_step(
     announced_blinding: Option<&WirePoint>,
     proofs: &StepProofs,
 ) -> Result<WirePoint, ConversionError> {
-    let b = &proofs.binding;
-    if b.from_key != *committed_from || b.to_key != *committed_to {
-        return Err(ConversionError::Binding);
-    }
-    let from = b.from_key.decode().map_err(|_| ConversionError::Binding)?;
-    let to = b.to_key.decode().map_err(|_| ConversionError::Binding)?;
-    let k_prime = b.combined.decode().map_err(|_| ConversionError::Binding)?;
-    let digest = ctx.digest(&b.from_key, &b.to_key, &b.combined);
-    dleq::verify(
-        &RISTRETTO_BASEPOINT_POINT,
-        from.inner(),
-        k_prime.inner(),
-        to.inner(),
-        &digest,
-        &b.proof,
-    )
-    .map_err(|_| ConversionError::Binding)?;
+    let combined = proofs.binding.verify(ctx, committed_from, committed_to)?;
     match (announced_blinding, &proofs.blinding) {
-        (None, None) => Ok(b.combined),
+        (None, None) => Ok(combined),
         (Some(d), Some(p)) => {
-            if p.share_key != b.combined || p.blinding != *d {
+            if p.share_key != combined || p.blinding != *d {
                 return Err(ConversionError::BlindingProof);
             }
             verify_step_key(ctx.to, list, ctx.member, p)

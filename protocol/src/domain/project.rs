@@ -29,7 +29,6 @@ use super::{
     spec::DomainUseError,
 };
 use crate::{
-    dleq,
     group::WirePoint,
     manifest::Manifest,
     share::Domain,
@@ -184,13 +183,6 @@ pub fn verify_binding(
     committed_from: &WirePoint,
     committed_to: &WirePoint,
 ) -> Result<WirePoint, ConversionError> {
-    let b = &c.binding;
-    if b.from_key != *committed_from || b.to_key != *committed_to {
-        return Err(ConversionError::Binding);
-    }
-    let from = b.from_key.decode().map_err(|_| ConversionError::Binding)?;
-    let to = b.to_key.decode().map_err(|_| ConversionError::Binding)?;
-    let k_prime = b.combined.decode().map_err(|_| ConversionError::Binding)?;
     let (from_domain, to_domain) = (
         Domain::Register(c.domain.clone()),
         Domain::Project(project.clone()),
@@ -200,15 +192,5 @@ pub fn verify_binding(
         to: &to_domain,
         member: &c.member,
     };
-    let digest = ctx.digest(&b.from_key, &b.to_key, &b.combined);
-    dleq::verify(
-        &curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT,
-        from.inner(),
-        k_prime.inner(),
-        to.inner(),
-        &digest,
-        &b.proof,
-    )
-    .map_err(|_| ConversionError::Binding)?;
-    Ok(b.combined)
+    c.binding.verify(ctx, committed_from, committed_to)
 }

@@ -306,26 +306,26 @@ impl Manifest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{tests::member, ManifestError};
+    use crate::{
+        fixtures::manifest_of,
+        manifest::{tests::member, ManifestError},
+    };
 
     fn n(s: &str) -> Name {
         Name::new(s).expect("valid")
     }
 
     fn manifest(domains: Vec<DomainSpec>) -> Manifest {
-        Manifest {
-            federation: "test".into(),
-            portals: Vec::new(),
-            members: vec![
+        manifest_of(
+            vec![
                 member("NPR", Role::Register, 1, 2),
                 member("KPR", Role::Register, 2, 2),
                 member("RESEPT", Role::Register, 3, 2),
                 member("LINKER", Role::Linker, 4, 0),
                 member("SSB", Role::Register, 5, 2),
             ],
-            authorities: Vec::new(),
             domains,
-        }
+        )
     }
 
     fn spec(name: &str, holder: &str, key_holders: Option<&[&str]>) -> DomainSpec {

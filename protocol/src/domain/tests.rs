@@ -23,7 +23,7 @@ use crate::{
     manifest::{tests::member, Ed25519Key, Manifest, Role},
     share::{Domain, Share},
     transcript::Sig,
-    types::{ChunkIndex, Digest, HopIndex, ListName, Name, Position, ProjectId},
+    types::{Attempt, ChunkIndex, Digest, HopIndex, ListName, Name, Position, ProjectId},
     v2::{chunk_digest, hop::verify_step_key, SplitBlinding, StepKey},
 };
 
@@ -1086,7 +1086,7 @@ fn a_pseudonymous_list_passes_chain_v2_with_conversion_steps() {
         domain: p.clone(),
         delivery: None,
         list: list.clone(),
-        attempt: 0,
+        attempt: Attempt::FIRST,
         mode: Mode::Optimistic,
         persons: persons.len() as u64,
         chunk_size: 2,
@@ -1208,7 +1208,7 @@ fn a_pseudonymous_list_passes_chain_v2_with_conversion_steps() {
         }
         let mut pass = Pass {
             list: list.clone(),
-            attempt: 0,
+            attempt: Attempt::FIRST,
             sigma,
             owner: a0.finish(&holder_sign).expect("complete"),
             steps: BoundedVec::default(),

@@ -41,11 +41,11 @@ use crate::{
     group::WirePoint,
     hash::framed_sha3,
     manifest::{Ed25519Key, Manifest},
-    messages::{Message, RequestError, MAX_CLOCK_SKEW, NONCE_LEN},
+    messages::{check_signature, sign_digest, Message, RequestError, RequestHead, NONCE_LEN},
     project::Origin,
     refusal::{Refusal, RefusalCode},
     share::Domain,
-    transcript::{encode_value, verify_signature, Sig},
+    transcript::{encode_value, Sig},
     types::{ChunkIndex, Digest, HopIndex, ListName, Name, UnixTime},
     v2::chunk_digest,
 };
@@ -149,10 +149,9 @@ impl DomainRequest {
 
     /// Signs the request.
     pub fn sign(self, key: &ed25519_dalek::SigningKey) -> SignedDomainRequest {
-        use ed25519_dalek::Signer as _;
-        let signature = Sig(key.sign(&self.digest().0).to_bytes());
+        let (key, signature) = sign_digest(key, &self.digest());
         SignedDomainRequest {
-            key: Ed25519Key(key.verifying_key().to_bytes()),
+            key,
             request: self,
             signature,
         }
@@ -168,17 +167,9 @@ impl SignedDomainRequest {
     ///
     /// A [`RequestError`].
     pub fn check(&self, now: UnixTime, me: &Name, manifest: &Digest) -> Result<(), RequestError> {
-        if self.request.time.abs_diff(now) > MAX_CLOCK_SKEW {
-            return Err(RequestError::Stale);
-        }
-        if self.request.node != *me {
-            return Err(RequestError::WrongNode);
-        }
-        if self.request.manifest != *manifest {
-            return Err(RequestError::WrongManifest);
-        }
-        verify_signature(&self.key, &self.request.digest().0, &self.signature)
-            .map_err(|()| RequestError::BadSignature)
+        let r = &self.request;
+        RequestHead(r.time, &r.node, &r.manifest).check(now, me, manifest)?;
+        check_signature(&self.key, &r.digest(), &self.signature)
     }
 }
 
@@ -479,13 +470,13 @@ pub fn decide_entries(
 
 #[cfg(test)]
 mod tests {
-    use ed25519_dalek::SigningKey;
-
     use super::*;
     use crate::{
         bounded::BoundedVec,
         domain::{transcript::DomainLog, DomainSpec},
-        manifest::{Member, Operator, Role, TlsFingerprint, X25519Key},
+        fixtures::{manifest_of, member, signing_key as key},
+        manifest::Role,
+        messages::MAX_CLOCK_SKEW,
         share::{Domain, Share},
     };
 
@@ -493,45 +484,20 @@ mod tests {
         Name::new(s).expect("valid")
     }
 
-    fn key(i: u8) -> SigningKey {
-        SigningKey::from_bytes(&[i; 32])
-    }
-
     fn manifest() -> Manifest {
-        let member = |name: &str, role: Role, i: u8| Member {
-            name: n(name),
-            role,
-            address: format!("127.0.0.1:{}", 7400 + u16::from(i)),
-            tls_spki_sha256: TlsFingerprint([i; 32]),
-            signing_key: Ed25519Key(key(i + 10).verifying_key().to_bytes()),
-            hpke_key: X25519Key([i + 20; 32]),
-            operators: if role == Role::Register {
-                (0..2)
-                    .map(|j| Operator {
-                        name: format!("op{j}"),
-                        key: Ed25519Key(key(i + 30 + 10 * j).verifying_key().to_bytes()),
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            },
-        };
-        let m = Manifest {
-            federation: "test".into(),
-            portals: Vec::new(),
-            members: vec![
+        let m = manifest_of(
+            vec![
                 member("NPR", Role::Register, 1),
                 member("RESEPT", Role::Register, 2),
                 member("KPR", Role::Register, 4),
                 member("LINKER", Role::Linker, 3),
             ],
-            authorities: Vec::new(),
-            domains: vec![DomainSpec {
+            vec![DomainSpec {
                 name: n("RESEPT"),
                 holder: n("RESEPT"),
                 key_holders: Some(vec![n("NPR"), n("LINKER")]),
             }],
-        };
+        );
         m.validate().expect("valid");
         m
     }

@@ -34,7 +34,7 @@ use crate::{
     ident::Identifier,
     seal::{hpke_open, hpke_seal, HpkePublicKey, HpkeSecretKey, WrappedKey},
     share::Share,
-    types::{Digest, Name},
+    types::{Digest, HopIndex, Name},
     v2::split::SplitBlinding,
 };
 
@@ -122,7 +122,7 @@ pub enum BlindedError {
     #[error("step {hop} is not by the key holder {expected} of the domain's chain")]
     Member {
         /// The hop (from 1).
-        hop: usize,
+        hop: HopIndex,
         /// The key holder the chain has there.
         expected: Name,
     },
@@ -133,7 +133,7 @@ pub enum BlindedError {
     #[error("the proof of step {hop} (by {member}) does not verify")]
     Proof {
         /// The hop (from 1).
-        hop: usize,
+        hop: HopIndex,
         /// Its member.
         member: Name,
     },
@@ -169,10 +169,14 @@ pub fn key_context(
 
 /// The context of step `hop` (from 1):
 /// `framed_sha3("KOBLING-INNSYN-STEP", [request digest, le64(hop), member])`.
-pub fn step_context(request: &Digest, hop: usize, member: &Name) -> [u8; 32] {
+pub fn step_context(request: &Digest, hop: HopIndex, member: &Name) -> [u8; 32] {
     framed_sha3(
         tags::STEP,
-        &[&request.0, &(hop as u64).to_le_bytes(), member.as_bytes()],
+        &[
+            &request.0,
+            &u64::from(hop.0).to_le_bytes(),
+            member.as_bytes(),
+        ],
     )
 }
 
@@ -268,7 +272,7 @@ impl BlindedPerson {
         let digest = request.digest();
         let ctx = key_context(&digest, member, &share.commitment(), &self.blinding[1], &c);
         let key_proof = dleq::prove(share, &RISTRETTO_BASEPOINT_POINT, &d2, &ctx, rng);
-        let mut step = step_with(&combined, &digest, 1, member, &self.point, rng)?;
+        let mut step = step_with(&combined, &digest, HopIndex(1), member, &self.point, rng)?;
         step.key = Some(CombinedKey {
             key: c,
             proof: key_proof,
@@ -283,7 +287,7 @@ impl BlindedPerson {
     /// [`BlindedError::Point`] for an invalid input.
     pub fn later_step<R: CryptoRng + ?Sized>(
         request: &InnsynRequest,
-        hop: usize,
+        hop: HopIndex,
         member: &Name,
         share: &Share,
         input: &WirePoint,
@@ -322,7 +326,7 @@ impl BlindedPerson {
 fn step_with<R: CryptoRng + ?Sized>(
     key: &Share,
     request: &Digest,
-    hop: usize,
+    hop: HopIndex,
     member: &Name,
     input: &WirePoint,
     rng: &mut R,
@@ -365,7 +369,7 @@ pub fn verify_steps(
     let mut input = person.point;
     decode(&input)?;
     for (i, (step, (member, committed))) in steps.iter().zip(keys).enumerate() {
-        let hop = i + 1;
+        let hop = HopIndex::after(i);
         if step.member != *member {
             return Err(BlindedError::Member {
                 hop,
@@ -378,7 +382,7 @@ pub fn verify_steps(
             member: member.clone(),
         };
         let public = match (hop, &step.key) {
-            (1, Some(c)) => {
+            (HopIndex(1), Some(c)) => {
                 let ctx = key_context(&digest, member, &committed, &person.blinding[1], &c.key);
                 dleq::verify(
                     &RISTRETTO_BASEPOINT_POINT,
@@ -391,7 +395,7 @@ pub fn verify_steps(
                 .map_err(|_| bad())?;
                 c.key
             }
-            (1, None) => return Err(bad()),
+            (HopIndex(1), None) => return Err(bad()),
             (_, Some(_)) => return Err(bad()),
             (_, None) => committed,
         };

@@ -24,9 +24,9 @@ use crate::{
     bounded::BoundedString,
     hash::framed_sha3,
     manifest::{Ed25519Key, Manifest},
-    messages::{RequestError, MAX_CLOCK_SKEW, NONCE_LEN},
+    messages::{check_signature, sign_digest, RequestError, RequestHead, NONCE_LEN},
     refusal::{Refusal, RefusalCode},
-    transcript::{encode_value, verify_signature, Sig},
+    transcript::{encode_value, Sig},
     types::{Digest, Name, UnixTime},
 };
 
@@ -120,10 +120,9 @@ impl InnsynCall {
 
     /// Signs the request.
     pub fn sign(self, key: &ed25519_dalek::SigningKey) -> SignedInnsyn {
-        use ed25519_dalek::Signer as _;
-        let signature = Sig(key.sign(&self.digest().0).to_bytes());
+        let (key, signature) = sign_digest(key, &self.digest());
         SignedInnsyn {
-            key: Ed25519Key(key.verifying_key().to_bytes()),
+            key,
             call: self,
             signature,
         }
@@ -139,17 +138,9 @@ impl SignedInnsyn {
     ///
     /// A [`RequestError`].
     pub fn check(&self, now: UnixTime, me: &Name, manifest: &Digest) -> Result<(), RequestError> {
-        if self.call.time.abs_diff(now) > MAX_CLOCK_SKEW {
-            return Err(RequestError::Stale);
-        }
-        if self.call.node != *me {
-            return Err(RequestError::WrongNode);
-        }
-        if self.call.manifest != *manifest {
-            return Err(RequestError::WrongManifest);
-        }
-        verify_signature(&self.key, &self.call.digest().0, &self.signature)
-            .map_err(|()| RequestError::BadSignature)
+        let c = &self.call;
+        RequestHead(c.time, &c.node, &c.manifest).check(now, me, manifest)?;
+        check_signature(&self.key, &c.digest(), &self.signature)
     }
 }
 

@@ -138,20 +138,7 @@ mod tests {
     use curve25519_dalek::constants::RISTRETTO_BASEPOINT_COMPRESSED;
 
     use super::*;
-    use crate::hash::hash_to_group;
-
-    fn project(s: &str) -> ProjectId {
-        ProjectId::new(s).expect("valid project id")
-    }
-
-    /// A distinct, valid pseudonym per `i`.
-    fn pt(i: u32) -> WirePoint {
-        WirePoint(
-            hash_to_group(b"TEST-PSEUDONYM", &i.to_le_bytes())
-                .compress()
-                .to_bytes(),
-        )
-    }
+    use crate::link::tests::{project, pt};
 
     /// Known answer, computed independently with Python:
     ///

@@ -6,6 +6,7 @@ use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 use super::*;
 use crate::{
     bounded::{BoundedString, BoundedVec},
+    fixtures::manifest_of,
     hash::{hash_to_group, tags as v1tags},
     manifest::{tests::member, Ed25519Key, Role, X25519Key},
     transcript::RegisterRequest,
@@ -21,18 +22,15 @@ fn n(s: &str) -> Name {
 /// SSB with key holders NPR, KPR and the linker; domain IPLOS held by KPR
 /// with the default key holders.
 fn manifest() -> Manifest {
-    Manifest {
-        federation: "test".into(),
-        portals: Vec::new(),
-        members: vec![
+    manifest_of(
+        vec![
             member("NPR", Role::Register, 1, 2),
             member("KPR", Role::Register, 2, 2),
             member("SSB", Role::Register, 3, 2),
             member("APOTEK", Role::Register, 4, 2),
             member("LINKER", Role::Linker, 5, 0),
         ],
-        authorities: Vec::new(),
-        domains: vec![
+        vec![
             DomainSpec {
                 name: n("SSB"),
                 holder: n("SSB"),
@@ -44,7 +42,7 @@ fn manifest() -> Manifest {
                 key_holders: None,
             },
         ],
-    }
+    )
 }
 
 fn order(m: &Manifest, id: &str, domain: &str, sources: &[&str]) -> ProjectOrder {

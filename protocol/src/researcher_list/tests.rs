@@ -152,7 +152,7 @@ impl World {
             self.project(),
             self.persons.len() as u64,
             CHUNK,
-            0,
+            Attempt::FIRST,
             Mode::Optimistic,
         )
         .expect("header")
@@ -261,7 +261,7 @@ fn run(w: &World, p: &Prepared) -> (Vec<WirePoint>, ListCheck) {
     let sigma = Digest([7; 32]);
     let owner = p
         .kept
-        .owner_check(0, Mode::Optimistic, sigma, &w.researcher)
+        .owner_check(Attempt::FIRST, Mode::Optimistic, sigma, &w.researcher)
         .expect("A_0");
     let ctx = PassContext {
         sigma,
@@ -270,7 +270,7 @@ fn run(w: &World, p: &Prepared) -> (Vec<WirePoint>, ListCheck) {
     };
     let mut pass = Pass {
         list: list.clone(),
-        attempt: 0,
+        attempt: Attempt::FIRST,
         sigma,
         owner,
         steps: BoundedVec::default(),
@@ -381,7 +381,7 @@ fn an_honest_researcher_list_links_to_the_registers_persons_with_the_same_lnr() 
     let kept = KeptOutput::decode(&p.kept.encode()).expect("decode");
     assert_eq!(kept, p.kept);
     assert_eq!(
-        kept.owner_check(0, Mode::Optimistic, check.sigma, &w.researcher)
+        kept.owner_check(Attempt::FIRST, Mode::Optimistic, check.sigma, &w.researcher)
             .expect("A_0")
             .a0,
         check.a[0]
@@ -456,11 +456,11 @@ fn a_substituted_a0_fails_the_researchers_signature() {
     // The relaying linker signs an A_0 of its own.
     let forged = p
         .kept
-        .owner_check(0, Mode::Optimistic, sigma, &w.linker.sign)
+        .owner_check(Attempt::FIRST, Mode::Optimistic, sigma, &w.linker.sign)
         .expect("A_0");
     let pass = Pass {
         list: list_name().expect("name"),
-        attempt: 0,
+        attempt: Attempt::FIRST,
         sigma,
         owner: forged,
         steps: BoundedVec::default(),
@@ -473,7 +473,7 @@ fn a_substituted_a0_fails_the_researchers_signature() {
     let honest = Pass {
         owner: p
             .kept
-            .owner_check(0, Mode::Optimistic, sigma, &w.researcher)
+            .owner_check(Attempt::FIRST, Mode::Optimistic, sigma, &w.researcher)
             .expect("A_0"),
         ..pass
     };

@@ -38,7 +38,7 @@ use crate::{
     group::WirePoint,
     hash::{framed_sha3, framed_shake_reader, FramedHasher},
     transcript::{Sig, MAX_REGISTERS},
-    types::{ChunkIndex, Digest, HopIndex, ListName, Name},
+    types::{Attempt, ChunkIndex, Digest, HopIndex, ListName, Name},
 };
 
 /// The check's version byte in σ.
@@ -392,7 +392,7 @@ pub struct Pass {
     /// The list.
     pub list: ListName,
     /// The attempt.
-    pub attempt: u32,
+    pub attempt: Attempt,
     /// σ.
     pub sigma: Digest,
     /// The owner's signed `A_0`.
@@ -531,7 +531,7 @@ pub struct ListCheck {
     /// The list.
     pub list: ListName,
     /// The attempt.
-    pub attempt: u32,
+    pub attempt: Attempt,
     /// σ.
     pub sigma: Digest,
     /// `A_0 … A_m`.

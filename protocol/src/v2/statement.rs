@@ -18,7 +18,7 @@ use crate::{
     seal::WrappedKey,
     share::Domain,
     transcript::{Columns, InvalidCount, Sig, MAX_CHUNKS, MAX_REGISTERS},
-    types::{ChunkIndex, Digest, HopIndex, ListName, Name},
+    types::{Attempt, ChunkIndex, Digest, HopIndex, ListName, Name},
 };
 
 /// Domain-separation tags of chain v2. Every one names version 2.
@@ -76,7 +76,7 @@ pub struct ListHeader {
     /// The list.
     pub list: ListName,
     /// The attempt (0 first; the strict attempt after a failed check is 1).
-    pub attempt: u32,
+    pub attempt: Attempt,
     /// The attempt's mode.
     pub mode: Mode,
     /// Points in the list.
@@ -191,7 +191,7 @@ pub struct ChunkMsg {
     /// The list.
     pub list: ListName,
     /// The attempt.
-    pub attempt: u32,
+    pub attempt: Attempt,
     /// The sender's signed statement about this chunk.
     pub statement: SignedChunkStatement,
     /// The sender's output: the exact bytes `statement.output` digests.
@@ -300,7 +300,7 @@ impl ListAnnouncementV2 {
     }
 
     /// The header of attempt `attempt` in `mode`.
-    pub fn header(&self, domain: Domain, attempt: u32, mode: Mode) -> ListHeader {
+    pub fn header(&self, domain: Domain, attempt: Attempt, mode: Mode) -> ListHeader {
         ListHeader {
             domain,
             delivery: self.delivery,
@@ -321,7 +321,7 @@ pub struct OwnerList {
     pub list: ListName,
     /// The attempt whose chunks these are (a strict attempt resends the
     /// same chunks: the owner records them again under the new attempt).
-    pub attempt: u32,
+    pub attempt: Attempt,
     /// `SHA3-256` of every output chunk, in order.
     pub chunks: BoundedVec<Digest, MAX_CHUNKS>,
     /// [`list_digest`] of `chunks`.
@@ -363,7 +363,7 @@ pub struct HopRecordV2 {
     /// The list.
     pub list: ListName,
     /// The attempt.
-    pub attempt: u32,
+    pub attempt: Attempt,
     /// The hop index (1 = first hop after the owner; the linker is m+1).
     pub hop: HopIndex,
     /// The hop's node.
@@ -526,7 +526,7 @@ pub struct ChainStopped {
     /// The list.
     pub list: ListName,
     /// The attempt.
-    pub attempt: u32,
+    pub attempt: Attempt,
     /// The chunk where a proof failed (0 when nobody is named).
     pub chunk: ChunkIndex,
     /// The hop whose strict-mode proof failed, and its member; `None` when

@@ -32,7 +32,7 @@ use crate::{
     group::WirePoint,
     hash::{framed_sha3, framed_shake_reader},
     share::Share,
-    types::{Digest, HopIndex, ListName},
+    types::{Attempt, Digest, HopIndex, ListName},
 };
 
 /// The linker's word that a list goes again (a transcript body, visible
@@ -50,11 +50,11 @@ pub struct ListRetry {
     /// The list.
     pub list: ListName,
     /// The attempt that opens (1: the strict attempt).
-    pub attempt: u32,
+    pub attempt: Attempt,
 }
 
 /// The highest attempt of a list: attempt 0, then one strict attempt.
-pub const LAST_ATTEMPT: u32 = 1;
+pub const LAST_ATTEMPT: Attempt = Attempt(1);
 
 /// The context of a strict chunk proof: `framed_sha3(STRICT_CHUNK,
 /// [statement digest, K])`.

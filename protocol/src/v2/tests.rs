@@ -19,7 +19,7 @@ use crate::{
     group::WirePoint,
     hash::{hash_to_group, tags as v1tags},
     share::{Domain, Share},
-    types::{ChunkIndex, Digest, HopIndex, ListName, Name, ProjectId, UnixTime},
+    types::{Attempt, ChunkIndex, Digest, HopIndex, ListName, Name, ProjectId, UnixTime},
 };
 
 /// A member of the in-memory federation.
@@ -114,7 +114,7 @@ impl World {
             domain: self.domain.clone(),
             delivery: self.delivery,
             list: self.list(),
-            attempt,
+            attempt: Attempt(attempt),
             mode,
             persons: self.persons,
             chunk_size: self.chunk_size,
@@ -456,7 +456,7 @@ pub(super) fn run(w: &World, attack: Attack, attempt: u32, mode: Mode) -> Outcom
     }
     let mut pass = Pass {
         list: header.list.clone(),
-        attempt,
+        attempt: Attempt(attempt),
         sigma,
         owner: a0.finish(&w.owner.sign).expect("complete"),
         steps: BoundedVec::default(),
@@ -833,7 +833,7 @@ fn a_hop_refuses_chunks_that_do_not_match_the_signed_statement() {
         })
     );
     let mut other_attempt = msg.clone();
-    other_attempt.attempt = 1;
+    other_attempt.attempt = Attempt(1);
     assert_eq!(
         hop.handle_chunk(&other_attempt, &me.sign, &mut rng),
         Err(HopError::WrongList)
@@ -1392,13 +1392,16 @@ mod transcript {
         early.node(
             by_hop_3,
             Body::ChainStopped(ChainStopped {
-                attempt: 0,
+                attempt: Attempt::FIRST,
                 ..stop.clone()
             }),
         );
         let v = verify(&early.entries(), None, &manifest).expect("optimistic stop");
         assert!(v.lists.iter().all(|l| !l.complete));
-        for (signer, attempt) in [(&w.registers[0].name, 0), (by_hop_3, 1)] {
+        for (signer, attempt) in [
+            (&w.registers[0].name, Attempt::FIRST),
+            (by_hop_3, Attempt(1)),
+        ] {
             let mut wrong = preamble(&w, &manifest);
             wrong.node(
                 signer,
@@ -1419,7 +1422,7 @@ mod transcript {
         let (w, manifest) = world();
         let stop = ChainStopped {
             list: w.list(),
-            attempt: 0,
+            attempt: Attempt::FIRST,
             chunk: ChunkIndex(1),
             named: Some((HopIndex::OWNER, w.owner.name.clone())),
         };

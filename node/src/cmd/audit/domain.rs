@@ -105,14 +105,14 @@ fn render(state: &DomainState, entries: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use ed25519_dalek::SigningKey;
     use kobling_protocol::{
         bounded::BoundedVec,
         domain::{
             transcript::{encode_domain_transcript, DomainBody, DomainLog},
             DomainSpec,
         },
-        manifest::{Ed25519Key, Member, Operator, Role},
+        fixtures::{manifest_of, member, signing_key as key},
+        manifest::Role,
         share::{Domain, Share},
         types::Digest,
     };
@@ -123,44 +123,19 @@ mod tests {
         Name::new(s).expect("valid")
     }
 
-    fn key(i: u8) -> SigningKey {
-        SigningKey::from_bytes(&[i; 32])
-    }
-
     fn manifest() -> Manifest {
-        let member = |name: &str, role: Role, i: u8| Member {
-            name: n(name),
-            role,
-            address: format!("127.0.0.1:{}", 7400 + u16::from(i)),
-            tls_spki_sha256: kobling_protocol::manifest::TlsFingerprint([i; 32]),
-            signing_key: Ed25519Key(key(i + 10).verifying_key().to_bytes()),
-            hpke_key: kobling_protocol::manifest::X25519Key([i + 20; 32]),
-            operators: if role == Role::Register {
-                (0..2)
-                    .map(|j| Operator {
-                        name: format!("op{j}"),
-                        key: Ed25519Key([i + 30 + 10 * j; 32]),
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            },
-        };
-        let m = Manifest {
-            federation: "test".into(),
-            portals: Vec::new(),
-            members: vec![
+        let m = manifest_of(
+            vec![
                 member("NPR", Role::Register, 1),
                 member("RESEPT", Role::Register, 2),
                 member("LINKER", Role::Linker, 3),
             ],
-            authorities: Vec::new(),
-            domains: vec![DomainSpec {
+            vec![DomainSpec {
                 name: n("RESEPT"),
                 holder: n("RESEPT"),
                 key_holders: None,
             }],
-        };
+        );
         m.validate().expect("valid");
         m
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use kobling_protocol::{
     manifest::Manifest,
     transcript::{Body, Entry, InvalidCount, ListAnnouncement, ProjectOrder, Signer},
-    types::Name,
+    types::{Attempt, Name},
 };
 use serde::Serialize;
 
@@ -293,8 +293,8 @@ fn event(body: &Body, order: Option<&ProjectOrder>) -> String {
 }
 
 /// `""` for a list's first attempt, `" (attempt N, strict)"` after.
-fn attempt(a: u32) -> String {
-    if a == 0 {
+fn attempt(a: Attempt) -> String {
+    if a == Attempt::FIRST {
         String::new()
     } else {
         format!(" (attempt {a}, strict)")
@@ -316,7 +316,7 @@ pub(crate) struct ListCounts {
     pub(crate) hops: u32,
     /// The attempt the hops are counted for (chain v2; 0 otherwise).
     #[serde(skip)]
-    pub(crate) attempt: u32,
+    pub(crate) attempt: Attempt,
     /// Hops a complete list has (the participating registers' count), if
     /// the order is known.
     pub(crate) hops_expected: Option<u32>,

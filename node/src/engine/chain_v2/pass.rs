@@ -11,7 +11,7 @@ use kobling_protocol::{
     project::{ProjectView, Step},
     refusal::RefusalCode,
     transcript::{self, Body},
-    types::{ChunkIndex, HopIndex, ListName, ProjectId, UnixTime},
+    types::{Attempt, ChunkIndex, HopIndex, ListName, ProjectId, UnixTime},
     v2::{pass_step, Combination, ListCheck, OwnerCheckBuilder, Pass, PassContext, LAST_ATTEMPT},
 };
 
@@ -31,9 +31,9 @@ impl Engine {
         project: &ProjectId,
         view: &ProjectView<'_>,
         list: &ListName,
-        attempt: u32,
+        attempt: Attempt,
     ) -> Outcome<()> {
-        let step = if attempt == 0 {
+        let step = if attempt == Attempt::FIRST {
             Step::Pass
         } else {
             Step::StrictPass
@@ -76,7 +76,7 @@ impl Engine {
             }
             Ok::<_, Refused>(())
         })?;
-        tracing::info!(node = %self.me, %project, %list, attempt, "list check started (A_0 sent)");
+        tracing::info!(node = %self.me, %project, %list, %attempt, "list check started (A_0 sent)");
         Ok(())
     }
 
@@ -233,7 +233,7 @@ impl Engine {
                 "list {list} failed its list check (attempt {}): its backward pass does not verify; the project is stopped",
                 pass.attempt
             );
-            tracing::error!(node = %self.me, %project, %list, attempt = pass.attempt, error = %e, "{detail}");
+            tracing::error!(node = %self.me, %project, %list, attempt = %pass.attempt, error = %e, "{detail}");
             self.stop_list(project, list, pass.attempt, now)?;
             self.stop_project(project, &detail, now)?;
             return Ok(vec![ack()]);
@@ -260,7 +260,7 @@ impl Engine {
                     "list {list} failed its list check (attempt {}): {e}; the project is stopped",
                     pass.attempt
                 );
-                tracing::error!(node = %self.me, %project, %list, attempt = pass.attempt, "{detail}");
+                tracing::error!(node = %self.me, %project, %list, attempt = %pass.attempt, "{detail}");
                 self.stop_list(project, list, pass.attempt, now)?;
                 self.stop_project(project, &detail, now)?;
                 return Ok(vec![ack()]);
@@ -268,7 +268,7 @@ impl Engine {
         };
         let passed = check.passed;
         if !passed && pass.attempt < LAST_ATTEMPT {
-            tracing::info!(node = %self.me, %project, %list, attempt = pass.attempt, passed, "list check concluded");
+            tracing::info!(node = %self.me, %project, %list, attempt = %pass.attempt, passed, "list check concluded");
             self.retry_list(project, list, &check, now)?;
             return Ok(vec![ack()]);
         }
@@ -281,7 +281,7 @@ impl Engine {
                 &transcript::encode_value(&check),
             )
         })?;
-        tracing::info!(node = %self.me, %project, %list, attempt = pass.attempt, passed, "list check concluded");
+        tracing::info!(node = %self.me, %project, %list, attempt = %pass.attempt, passed, "list check concluded");
         if !passed {
             // The strict attempt failed too (every kept check is recorded
             // before the closure, `stop_project`).

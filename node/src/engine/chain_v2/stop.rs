@@ -9,7 +9,7 @@ use kobling_protocol::{
     project::Step,
     refusal::RefusalCode,
     transcript::{Body, Closure},
-    types::{HopIndex, ListName, Name, ProjectId, UnixTime},
+    types::{Attempt, HopIndex, ListName, Name, ProjectId, UnixTime},
     v2::{chunk_digest, ChainStopped, ChunkMsg, ListHeader},
 };
 
@@ -69,7 +69,7 @@ impl Engine {
             "list {list} has no valid person (every row of its extract was refused); a project cannot link an empty list, so it is stopped: order it again without that register, or approve another extract"
         );
         tracing::error!(node = %self.me, %project, %list, "{detail}");
-        self.stop_list(project, list, 0, now)?;
+        self.stop_list(project, list, Attempt::FIRST, now)?;
         self.stop_project(project, &detail, now)
     }
 
@@ -193,7 +193,7 @@ impl Engine {
         &mut self,
         project: &ProjectId,
         list: &ListName,
-        attempt: u32,
+        attempt: Attempt,
         now: UnixTime,
     ) -> Outcome<()> {
         let stop = ChainStopped {
@@ -248,7 +248,7 @@ impl Engine {
         let header = l.announcement.header(
             crate::engine::delivery_run::key_domain(view, project),
             o.attempt,
-            if o.attempt == 0 {
+            if o.attempt == Attempt::FIRST {
                 kobling_protocol::v2::Mode::Optimistic
             } else {
                 kobling_protocol::v2::Mode::Strict

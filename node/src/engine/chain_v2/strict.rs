@@ -24,7 +24,7 @@ use kobling_protocol::{
     project::{ProjectView, Step},
     refusal::RefusalCode,
     transcript::{self, Body},
-    types::{ListName, ProjectId, UnixTime},
+    types::{Attempt, ListName, ProjectId, UnixTime},
     v2::{HopError, ListCheck, ListRetry, OwnerStream},
 };
 
@@ -46,7 +46,7 @@ impl Engine {
         check: &ListCheck,
         now: UnixTime,
     ) -> Outcome<()> {
-        let attempt = check.attempt + 1;
+        let attempt = check.attempt.next();
         let retry = ListRetry {
             list: list.clone(),
             attempt,
@@ -67,7 +67,7 @@ impl Engine {
             crate::engine::sequencer::append(tx, manifest, signing, signed)?;
             Ok::<_, Refused>(())
         })?;
-        tracing::warn!(node = %self.me, %project, %list, attempt, "list check failed: the list goes again in strict mode");
+        tracing::warn!(node = %self.me, %project, %list, %attempt, "list check failed: the list goes again in strict mode");
         Ok(())
     }
 
@@ -79,7 +79,7 @@ impl Engine {
         project: &ProjectId,
         view: &ProjectView<'_>,
         list: &ListName,
-        attempt: u32,
+        attempt: Attempt,
     ) -> Outcome<()> {
         if self
             .store
@@ -138,7 +138,7 @@ impl Engine {
             tx.send(project, &linker, &Message::Statement(statement))?;
             Ok(())
         })?;
-        tracing::info!(node = %self.me, %project, %list, attempt, chunks = count, "list sent again in strict mode");
+        tracing::info!(node = %self.me, %project, %list, %attempt, chunks = count, "list sent again in strict mode");
         Ok(())
     }
 

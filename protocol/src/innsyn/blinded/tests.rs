@@ -81,7 +81,14 @@ impl World {
             let step = if h == 0 {
                 list.first_step(&request, member, share, sk, &mut self.rng)
             } else {
-                BlindedPerson::later_step(&request, h + 1, member, share, &input, &mut self.rng)
+                BlindedPerson::later_step(
+                    &request,
+                    HopIndex::after(h),
+                    member,
+                    share,
+                    &input,
+                    &mut self.rng,
+                )
             }
             .expect("step");
             steps.push(step);
@@ -183,7 +190,7 @@ fn a_holder_cannot_run_a_value_of_its_own_through_the_key_holders() {
     assert_eq!(
         verify_steps(&request, &list, &keys, &steps),
         Err(BlindedError::Proof {
-            hop: 1,
+            hop: HopIndex(1),
             member: name("NPR")
         })
     );
@@ -212,7 +219,7 @@ fn every_step_is_bound_to_its_member_its_hop_and_its_request() {
     assert_eq!(
         verify_steps(&request, &list, &keys, &swapped),
         Err(BlindedError::Member {
-            hop: 2,
+            hop: HopIndex(2),
             expected: name("KPR")
         })
     );
@@ -225,13 +232,19 @@ fn every_step_is_bound_to_its_member_its_hop_and_its_request() {
     bare[0].key = None;
     assert!(matches!(
         verify_steps(&request, &list, &keys, &bare),
-        Err(BlindedError::Proof { hop: 1, .. })
+        Err(BlindedError::Proof {
+            hop: HopIndex(1),
+            ..
+        })
     ));
     let mut extra = steps.clone();
     extra[1].key = steps[0].key.clone();
     assert!(matches!(
         verify_steps(&request, &list, &keys, &extra),
-        Err(BlindedError::Proof { hop: 2, .. })
+        Err(BlindedError::Proof {
+            hop: HopIndex(2),
+            ..
+        })
     ));
     // Another device request: every proof's context differs.
     let other = DeviceSession::new(name("RESEPT"), Digest([9; 32]), &mut w.rng);
@@ -241,7 +254,10 @@ fn every_step_is_bound_to_its_member_its_hop_and_its_request() {
     wrong_keys[2].1 = Some(Share::random(&mut w.rng).commitment());
     assert!(matches!(
         verify_steps(&request, &list, &wrong_keys, &steps),
-        Err(BlindedError::Proof { hop: 3, .. })
+        Err(BlindedError::Proof {
+            hop: HopIndex(3),
+            ..
+        })
     ));
     // No committed key, or more steps than key holders.
     let mut missing = keys.clone();

@@ -4,6 +4,7 @@
 use super::*;
 use crate::{
     manifest::{tests::member, Portal, Role},
+    messages::MAX_CLOCK_SKEW,
     seal::HpkeSecretKey,
 };
 

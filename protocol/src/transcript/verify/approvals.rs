@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::{fail, short, signer_name, Check, Project, VerifyError};
 use crate::{
+    group::WirePoint,
     manifest::Ed25519Key,
     transcript::{
         body::{Body, Columns},
@@ -220,27 +221,14 @@ pub(crate) fn check_commitments(entries: &[Entry], p: &Project<'_>) -> Result<()
                 }
             }
             Body::HopV2(h) => {
-                let committed = commitments.get(&h.member).ok_or_else(|| {
-                    fail(
-                        Check::Commitments,
-                        at,
-                        format!("{} used its key before committing to it", h.member),
-                    )
-                })?;
+                let committed = committed_key(&commitments, &h.member, at)?;
                 let used = h.key_proof.as_ref().map_or(h.key, |k| k.share_key);
                 let committed = match conversions.expected(p, &h.list, &h.member, at)? {
                     Some(k_prime) => k_prime,
                     None => *committed,
                 };
                 if used != committed {
-                    return Err(fail(
-                        Check::Commitments,
-                        at,
-                        format!(
-                            "{} stepped list {} with a key other than its commitment",
-                            h.member, h.list
-                        ),
-                    ));
+                    return Err(not_its_commitment(&h.member, &h.list, at));
                 }
             }
             Body::Hop(h) => {
@@ -254,13 +242,7 @@ pub(crate) fn check_commitments(entries: &[Entry], p: &Project<'_>) -> Result<()
                         ),
                     ));
                 }
-                let committed = commitments.get(&h.member).ok_or_else(|| {
-                    fail(
-                        Check::Commitments,
-                        at,
-                        format!("{} used its key before committing to it", h.member),
-                    )
-                })?;
+                let committed = committed_key(&commitments, &h.member, at)?;
                 if h.member == p.linker.name {
                     // A missing key proof is the proof check's to report.
                     if let Some(lp) = &h.linker {
@@ -276,20 +258,41 @@ pub(crate) fn check_commitments(entries: &[Entry], p: &Project<'_>) -> Result<()
                         }
                     }
                 } else if &h.key != committed {
-                    return Err(fail(
-                        Check::Commitments,
-                        at,
-                        format!(
-                            "{} stepped list {} with a key other than its commitment",
-                            h.member, h.list
-                        ),
-                    ));
+                    return Err(not_its_commitment(&h.member, &h.list, at));
                 }
             }
             _ => {}
         }
     }
     Ok(())
+}
+
+/// The key `member` committed to, which it uses at entry `at`.
+fn committed_key<'c>(
+    commitments: &'c HashMap<&Name, WirePoint>,
+    member: &Name,
+    at: Option<u64>,
+) -> Result<&'c WirePoint, VerifyError> {
+    commitments.get(member).ok_or_else(|| {
+        fail(
+            Check::Commitments,
+            at,
+            format!("{member} used its key before committing to it"),
+        )
+    })
+}
+
+/// `member` stepped `list` with a key other than its commitment.
+fn not_its_commitment(
+    member: &Name,
+    list: &crate::types::ListName,
+    at: Option<u64>,
+) -> VerifyError {
+    fail(
+        Check::Commitments,
+        at,
+        format!("{member} stepped list {list} with a key other than its commitment"),
+    )
 }
 
 /// The fields of a v1 or v2 list announcement the two-person rule checks.

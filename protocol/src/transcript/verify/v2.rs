@@ -24,7 +24,7 @@ use super::{
 };
 use crate::{
     transcript::{body::Body, Signer},
-    types::{Digest, ListName},
+    types::{Attempt, Digest, ListName},
     v2::{
         check::{verify_list_check, ChainView, PassContext},
         hop::verify_step_key,
@@ -36,7 +36,7 @@ use crate::{
 /// One v2 list's attempts as the hop-chain check saw them.
 pub(crate) struct V2List<'a> {
     announcement: &'a ListAnnouncementV2,
-    attempt: u32,
+    attempt: Attempt,
     owner_list: Option<&'a OwnerList>,
     records: Vec<&'a HopRecordV2>,
     /// Every list check, with its entry and the attempt's records.
@@ -69,8 +69,8 @@ pub(crate) struct V2Lists<'a> {
     by_name: BTreeMap<ListName, V2List<'a>>,
 }
 
-fn mode(attempt: u32) -> Mode {
-    if attempt == 0 {
+fn mode(attempt: Attempt) -> Mode {
+    if attempt == Attempt::FIRST {
         Mode::Optimistic
     } else {
         Mode::Strict
@@ -95,7 +95,7 @@ pub(crate) fn on_body<'a>(
                     a.list, a.persons, a.rows
                 )));
             }
-            let header = a.header(p.domain.clone(), 0, Mode::Optimistic);
+            let header = a.header(p.domain.clone(), Attempt::FIRST, Mode::Optimistic);
             if header.validate().is_err() || a.blinding.is_empty() {
                 return Err(chain_fail(format!(
                     "list {}: chunk size out of bounds, or no blinding commitment",
@@ -124,7 +124,7 @@ pub(crate) fn on_body<'a>(
                 a.list.clone(),
                 V2List {
                     announcement: a,
-                    attempt: 0,
+                    attempt: Attempt::FIRST,
                     owner_list: None,
                     records: Vec::new(),
                     checks: Vec::new(),
@@ -181,7 +181,9 @@ pub(crate) fn on_body<'a>(
             }
             if h.count != a.persons
                 || h.chunk_size != a.chunk_size
-                || h.chunks.len() as u64 != a.header(p.domain.clone(), 0, Mode::Optimistic).chunks()
+                || h.chunks.len() as u64
+                    != a.header(p.domain.clone(), Attempt::FIRST, Mode::Optimistic)
+                        .chunks()
             {
                 return Err(chain_fail(format!(
                     "list {} hop {}: its size disagrees with the announcement",
@@ -262,7 +264,7 @@ pub(crate) fn on_body<'a>(
                 state.done = hops as u32;
                 state.final_root = final_root;
             } else {
-                l.attempt += 1;
+                l.attempt = l.attempt.next();
                 l.owner_list = None;
             }
         }
@@ -361,7 +363,7 @@ fn on_retry<'a>(
         !l.stopped
             && !l.passed
             && l.records.len() == hops
-            && r.attempt == l.attempt + 1
+            && r.attempt == l.attempt.next()
             && r.attempt <= LAST_ATTEMPT
     }) else {
         return Err(chain_fail(format!(
