@@ -348,6 +348,7 @@ fn federation(dir: &Path, registers: &[&str], receipt: bool) -> anyhow::Result<P
                 name: Name::new(HOLDER).map_err(anyhow::Error::msg)?,
                 holder: Name::new(HOLDER).map_err(anyhow::Error::msg)?,
                 key_holders: Some(key_holders),
+                kind: Default::default(),
             }]
         } else {
             Vec::new()
