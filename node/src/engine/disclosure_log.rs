@@ -179,7 +179,7 @@ impl Engine {
             let next = page.next(&holder).clone();
             messages.push((
                 next,
-                Message::DisclosureLog(Box::new(LogMessage::Page(page))),
+                Message::DisclosureLog(Box::new(LogMessage::Page(Box::new(page)))),
             ));
         }
         self.store.transaction(|tx| {
@@ -295,7 +295,7 @@ impl Engine {
             .with_step(step)
             .map_err(|e| refuse(RefusalCode::TooLarge, e.to_string()))?;
         let dest = next.next(holder).clone();
-        let msg = Message::DisclosureLog(Box::new(LogMessage::Page(next)));
+        let msg = Message::DisclosureLog(Box::new(LogMessage::Page(Box::new(next))));
         self.store
             .transaction(|tx| tx.send_domain(&h.log, &dest, &msg))?;
         tracing::info!(node = %self.me, project = %h.project, page = page.page, %dest, "stepped a disclosure log page");

@@ -182,7 +182,7 @@ pub struct LogPage {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LogMessage {
     /// `00`: a page on its way (the linker → hop 1 → … → the holder).
-    Page(LogPage),
+    Page(Box<LogPage>),
     /// `01`: the holder → the linker: every page of `project` is stored.
     Stored {
         /// The project.
