@@ -61,6 +61,7 @@ fn manifest() -> Manifest {
             name: Name::new("RESEPT").expect("valid"),
             holder: Name::new("RESEPT").expect("valid"),
             key_holders: None,
+            kind: Default::default(),
         }],
     }
 }

@@ -79,6 +79,7 @@ fn manifest() -> Manifest {
             name: n("RESEPT"),
             holder: n("RESEPT"),
             key_holders: None,
+            kind: Default::default(),
         }],
     }
 }

@@ -130,6 +130,7 @@ fn federation() -> Fed {
             name: n("RESEPT"),
             holder: n("RESEPT"),
             key_holders: None,
+            kind: Default::default(),
         }],
     };
     manifest.validate().expect("valid");

@@ -178,4 +178,34 @@ operators = [
         );
         assert!(format!("{:#}", parse(&twice).expect_err("twice")).contains("declared twice"));
     }
+
+    #[test]
+    fn a_disclosure_log_parses_and_a_second_one_is_refused() {
+        use kobling_protocol::{domain::DomainKind, types::Name};
+        let n = |s: &str| Name::new(s).expect("valid");
+        let m = parse(&with_domain(
+            "name = \"DLOG\"\nholder = \"KPR\"\nkind = \"disclosure-log\"",
+        ))
+        .expect("valid");
+        let d = m.disclosure_log().expect("the log");
+        assert_eq!(
+            (d.name.clone(), d.kind),
+            (n("DLOG"), DomainKind::DisclosureLog)
+        );
+        let plain = parse(&with_domain("name = \"DLOG\"\nholder = \"KPR\"")).expect("valid");
+        assert!(plain.disclosure_log().is_none());
+        assert_ne!(plain.digest(), m.digest(), "the kind is in the digest");
+        assert_eq!(parse(&render(&m).expect("render")).expect("re-parse"), m);
+        let twice = format!(
+            "{}\n[[domains]]\nname = \"DLOG2\"\nholder = \"NPR\"\nkind = \"disclosure-log\"\n",
+            with_domain("name = \"DLOG\"\nholder = \"KPR\"\nkind = \"disclosure-log\"")
+        );
+        let text = format!("{:#}", parse(&twice).expect_err("two logs"));
+        assert!(text.contains("one disclosure log"), "{text}");
+        let linker = parse(&with_domain(
+            "name = \"DLOG\"\nholder = \"LINKER\"\nkind = \"disclosure-log\"",
+        ))
+        .expect_err("held by the linker");
+        assert!(format!("{linker:#}").contains("must be a register"));
+    }
 }

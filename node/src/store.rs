@@ -37,6 +37,7 @@ use self::legacy::LegacyNotice;
 use crate::private_fs::PrivateFsError;
 
 mod chain_rows;
+mod disclosure_log;
 mod domain;
 mod domain_rows;
 mod innsyn;
@@ -158,6 +159,7 @@ impl Store {
         conn.execute_batch(domain::SCHEMA)?;
         conn.execute_batch(domain_rows::SCHEMA)?;
         conn.execute_batch(innsyn::SCHEMA)?;
+        conn.execute_batch(disclosure_log::SCHEMA)?;
         Ok(Self {
             conn,
             mapping: None,

@@ -226,6 +226,7 @@ fn a_pharmacy_without_a_share_delivers_through_a_split_blinding() {
             name: name("SSB"),
             holder: name("SSB"),
             key_holders: Some(vec![name("NPR"), name("KPR"), name(LINKER)]),
+            kind: Default::default(),
         });
     fed.manifest.validate().expect("manifest");
     let pop = population();

@@ -78,6 +78,7 @@ fn federation(d: &Path) -> UdpSocket {
             name: n("RESEPT"),
             holder: n("RESEPT"),
             key_holders: Some(vec![n("NPR"), n("KPR"), n("LINKER")]),
+            kind: Default::default(),
         }],
     };
     std::fs::write(

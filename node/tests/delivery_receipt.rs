@@ -54,6 +54,7 @@ fn federation(dir: &Path) -> Federation {
             name: n(d),
             holder: n("SSB"),
             key_holders: Some(vec![n("NPR"), n("KPR"), n("LINKER")]),
+            kind: Default::default(),
         });
     }
     fed.manifest.validate().expect("a valid manifest");

@@ -40,6 +40,7 @@ fn federation(dir: &std::path::Path) -> Federation {
         name: n("RESEPT"),
         holder: n("RESEPT"),
         key_holders: Some(vec![n("NPR"), n("LINKER")]),
+        kind: Default::default(),
     });
     fed.manifest.validate().expect("a valid manifest");
     fed

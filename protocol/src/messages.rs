@@ -391,6 +391,10 @@ pub enum Message {
     /// a portal's one-person list with the key holders' steps so far
     /// (`innsyn::blinded`).
     InnsynSteps(Box<crate::innsyn::blinded::InnsynSteps>),
+    /// The linker → each hop → the disclosure log's holder: a page of an
+    /// identified project's padded list on its way into the log; the
+    /// holder → the linker: every page stored (`disclosure::log`).
+    DisclosureLog(Box<crate::disclosure::log::LogMessage>),
 }
 
 impl Message {
@@ -428,6 +432,7 @@ impl Message {
             Message::Innsyn(_) => Kind::Innsyn,
             Message::InnsynReply(_) => Kind::InnsynReply,
             Message::InnsynSteps(_) => Kind::InnsynSteps,
+            Message::DisclosureLog(_) => Kind::DisclosureLog,
         }
     }
 }
@@ -495,6 +500,8 @@ pub enum Kind {
     InnsynReply,
     /// [`Message::InnsynSteps`].
     InnsynSteps,
+    /// [`Message::DisclosureLog`].
+    DisclosureLog,
 }
 
 /// The largest frame of a kind a client (a peer without a member
@@ -508,7 +515,7 @@ pub const MAX_KIND_PREFIX: usize = 5;
 
 impl Kind {
     /// Every kind, in variant-index order.
-    pub const ALL: [Kind; 26] = [
+    pub const ALL: [Kind; 27] = [
         Kind::Hello,
         Kind::SubmitOrder,
         Kind::Approve,
@@ -535,6 +542,7 @@ impl Kind {
         Kind::Innsyn,
         Kind::InnsynReply,
         Kind::InnsynSteps,
+        Kind::DisclosureLog,
     ];
 
     /// The kind of the message a frame body starts with, from its first
@@ -592,6 +600,7 @@ impl Kind {
             Kind::Innsyn => "Innsyn",
             Kind::InnsynReply => "InnsynReply",
             Kind::InnsynSteps => "InnsynSteps",
+            Kind::DisclosureLog => "DisclosureLog",
         }
     }
 
@@ -640,6 +649,9 @@ impl Kind {
             Kind::InnsynReply => MAX_FRAME,
             // A portal's call and at most 64 steps of ~200 bytes.
             Kind::InnsynSteps => 64 << 10,
+            // A page of 256 points after each of at most 64 hops, with
+            // their proofs.
+            Kind::DisclosureLog => 2 << 20,
             Kind::SubmitOrder | Kind::Approve => MAX_CLIENT_FRAME,
             // Two lists of at most 65,536 points of 32 bytes, and a proof.
             Kind::Points => 5 << 20,

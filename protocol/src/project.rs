@@ -93,6 +93,11 @@ pub enum Step {
     Shred,
     /// Chain v2: the owner sent its list again for the strict attempt.
     Resend,
+    /// An identified project's closure waits for its disclosure log
+    /// (linker; the closure's reason is then the researcher's or expiry).
+    LogBeforeClose,
+    /// The padded list was sent into the disclosure log (linker).
+    LogSent,
 }
 
 impl Step {
@@ -107,6 +112,8 @@ impl Step {
             Step::Close => "close",
             Step::Shred => "shred",
             Step::Resend => "resend-strict",
+            Step::LogBeforeClose => "log-before-close",
+            Step::LogSent => "log-sent",
         }
     }
 }

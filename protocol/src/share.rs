@@ -130,6 +130,11 @@ impl Share {
         Share(self.0.invert())
     }
 
+    /// The scalar one (a conversion's missing side, whose key reads `G`).
+    pub(crate) fn one() -> Share {
+        Share(Scalar::ONE)
+    }
+
     /// The scalar, for the constant-time operations of this crate.
     pub(crate) fn scalar(&self) -> &Scalar {
         &self.0

@@ -403,6 +403,7 @@ fn add_domain(
         name,
         holder,
         key_holders,
+        kind: Default::default(),
     };
     let mut with = manifest.clone();
     with.domains = vec![spec.clone()];

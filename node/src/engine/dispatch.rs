@@ -125,6 +125,9 @@ impl Engine {
         if let Message::InnsynSteps(steps) = &msg {
             return self.innsyn_steps(from, steps, now);
         }
+        if let Message::DisclosureLog(log) = &msg {
+            return self.disclosure_log(from, log, now);
+        }
         self.admit(from, &msg)?;
         match self.role {
             Role::Linker => self.linker_handles(from, msg, now),

@@ -357,6 +357,9 @@ impl Engine {
                 let subject = self.subject_key_of(psi.as_bytes());
                 match self.innsyn.quotas.admit(&portal, &subject, now) {
                     Err(e) => Err(Refusal::new(RefusalCode::Quota, e.to_string())),
+                    Ok(()) if self.is_disclosure_log(&domain) => {
+                        self.seal_disclosure_records(&domain, request, &psi)?
+                    }
                     Ok(()) => self.seal_domain_rows(&domain, request, &psi)?,
                 }
             }
@@ -437,7 +440,7 @@ impl Engine {
 
     /// `domain`'s verified state, if it is complete (every key holder
     /// committed, not retired, no replacement pending).
-    fn complete_domain(&self, domain: &Name) -> Outcome<DomainState> {
+    pub(super) fn complete_domain(&self, domain: &Name) -> Outcome<DomainState> {
         match self.domain_state(domain)? {
             Some(s) if s.is_complete() => Ok(s),
             _ => Err(not_ready(format!(

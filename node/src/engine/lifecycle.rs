@@ -42,6 +42,9 @@ impl Engine {
             }
         }
         self.tick_domains()?;
+        if let Err(Refused::Engine(e)) = self.purge_disclosure_log(now) {
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -75,6 +78,12 @@ impl Engine {
         if self.role == Role::Linker {
             let expired = self.expire(project, &view, now);
             self.log_duty(project, expired, "could not close an expired project")?;
+            let logged = self.log_tick(project, &view, now);
+            self.log_duty(
+                project,
+                logged,
+                "the disclosure log could not be written yet",
+            )?;
         } else {
             let held = self.holder_tick(project, &view, now);
             self.log_duty(
@@ -227,6 +236,11 @@ impl Engine {
             self.forget(&project)?;
             return Ok(vec![ack()]);
         }
+        let logs = super::disclosure_log::logs_before_closure(&view);
+        if self.closure_waits_for_log(&project, logs)? {
+            // Closed once the disclosure log holds its list (PROTOCOL.md §10a).
+            return Ok(vec![ack()]);
+        }
         let reason = BoundedString::new("closed at the researcher's request").unwrap_or_default();
         self.publish_once(
             &project,
@@ -255,7 +269,10 @@ impl Engine {
         if view.phase() == Phase::Closed || !view.approved_by_anyone() {
             return Ok(());
         }
-        if now < order.expires {
+        if now < order.expires
+            || self
+                .closure_waits_for_log(project, super::disclosure_log::logs_before_closure(view))?
+        {
             return Ok(());
         }
         let reason = BoundedString::new("the project expired").unwrap_or_default();

@@ -58,6 +58,7 @@ mod delivery;
 mod delivery_holder;
 mod delivery_keys;
 mod delivery_run;
+mod disclosure_log;
 mod dispatch;
 mod domain;
 mod domain_request;

@@ -41,6 +41,7 @@ impl Federation {
             name: name(domain)?,
             holder: name(holder)?,
             key_holders: None,
+            kind: Default::default(),
         });
         self.manifest
             .validate()

@@ -69,3 +69,24 @@ fn too_many_or_repeated_persons_are_refused() {
     );
     assert_eq!(padded_list(&[], 0, &mut rng), Ok(vec![]));
 }
+
+#[test]
+fn a_record_prints_its_date_and_is_kept_five_years() {
+    let r = DisclosureRecord {
+        project: ProjectId::new("ID-1").expect("id"),
+        day: 20_424, // 2025-12-02
+    };
+    assert_eq!(r.date(), "2025-12-02");
+    let epoch = DisclosureRecord {
+        day: 0,
+        ..r.clone()
+    };
+    assert_eq!(epoch.date(), "1970-01-01");
+    let leap = DisclosureRecord {
+        day: 11_016,
+        ..r.clone()
+    };
+    assert_eq!(leap.date(), "2000-02-29");
+    assert!(!r.purgeable(r.day + MIN_RETENTION_DAYS));
+    assert!(r.purgeable(r.day + MIN_RETENTION_DAYS + 1));
+}

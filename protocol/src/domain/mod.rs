@@ -53,4 +53,4 @@ pub use pseudonym::{
     parse_pseudonym, pseudonym_hex, PseudonymError, PseudonymListBuilder, PseudonymStats,
     PseudonymousPerson,
 };
-pub use spec::{validate_domains, DomainSpec, DomainSpecError, DomainUseError};
+pub use spec::{validate_domains, DomainKind, DomainSpec, DomainSpecError, DomainUseError};

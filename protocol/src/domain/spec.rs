@@ -31,6 +31,24 @@ pub struct DomainSpec {
     /// The key holders as written, if written (`None`: the default).
     #[serde(default)]
     pub key_holders: Option<Vec<Name>>,
+    /// What the domain is for: a register's data (the default), or the
+    /// federation's disclosure log (PROTOCOL.md §10a), `kind =
+    /// "disclosure-log"` in TOML.
+    #[serde(default)]
+    pub kind: DomainKind,
+}
+
+/// What a register domain is for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DomainKind {
+    /// A register's data, keyed by `Ψ_R` (postcard `00`).
+    #[default]
+    Register,
+    /// The disclosure log of identified projects (postcard `01`): its
+    /// holder keeps one `DisclosureRecord` per converted value and
+    /// answers innsyn with them; nothing is delivered into it.
+    DisclosureLog,
 }
 
 /// A `[[domains]]` entry that cannot be used.
@@ -99,6 +117,14 @@ pub enum DomainSpecError {
     TooFewKeyHolders {
         /// The domain.
         domain: Name,
+    },
+    /// A second domain is declared `kind = "disclosure-log"`.
+    #[error("domain {domain}: the federation has one disclosure log, and {first} is it already")]
+    SecondDisclosureLog {
+        /// The second log declared.
+        domain: Name,
+        /// The first.
+        first: Name,
     },
 }
 
@@ -195,11 +221,21 @@ impl DomainSpec {
 /// The first [`DomainSpecError`] found, in declaration order.
 pub fn validate_domains(manifest: &Manifest) -> Result<(), DomainSpecError> {
     let mut names = HashSet::new();
+    let mut log: Option<&Name> = None;
     for d in &manifest.domains {
         if !names.insert(&d.name) {
             return Err(DomainSpecError::DuplicateDomain(d.name.clone()));
         }
         d.validate(manifest)?;
+        if d.kind == DomainKind::DisclosureLog {
+            if let Some(first) = log {
+                return Err(DomainSpecError::SecondDisclosureLog {
+                    domain: d.name.clone(),
+                    first: first.clone(),
+                });
+            }
+            log = Some(&d.name);
+        }
     }
     Ok(())
 }
@@ -249,6 +285,14 @@ impl Manifest {
     /// The domain called `name`.
     pub fn domain(&self, name: &Name) -> Option<&DomainSpec> {
         self.domains.iter().find(|d| &d.name == name)
+    }
+
+    /// The federation's disclosure log domain, if it declares one (its
+    /// holder is a register, never the linker: `validate_domains`).
+    pub fn disclosure_log(&self) -> Option<&DomainSpec> {
+        self.domains
+            .iter()
+            .find(|d| d.kind == DomainKind::DisclosureLog)
     }
 
     /// The key holders of a project whose registers are `participants` and
@@ -333,6 +377,7 @@ mod tests {
             name: n(name),
             holder: n(holder),
             key_holders: key_holders.map(|l| l.iter().map(|s| n(s)).collect()),
+            kind: Default::default(),
         }
     }
 

@@ -803,6 +803,7 @@ fn federation() -> Fed {
                 name: n("RESEPT"),
                 holder: n("RESEPT"),
                 key_holders: Some(vec![n("NPR"), n("KPR"), n("LINKER")]),
+                kind: Default::default(),
             }],
         },
         nodes,

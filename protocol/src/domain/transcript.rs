@@ -34,7 +34,7 @@ use crate::{
     hash::framed_sha3,
     manifest::{Ed25519Key, Manifest},
     transcript::{encode_value, verify_signature, Sig},
-    types::{Digest, ListName, Name},
+    types::{Digest, ListName, Name, ProjectId},
 };
 
 /// Domain-separation tags of the domain transcript.
@@ -117,6 +117,17 @@ pub enum DomainBody {
         /// The digest of the portal's signed call.
         request: Digest,
     },
+    /// An identified project's conversion into the disclosure log, as the
+    /// holder stored it (PROTOCOL.md §10a): counted by its padded size
+    /// only (the number of linked persons, never the number delivered).
+    Disclosures {
+        /// The identified project.
+        project: ProjectId,
+        /// The delivery's day (days since 1970-01-01).
+        day: u32,
+        /// Values stored: the padded size.
+        size: u64,
+    },
 }
 
 /// One domain transcript entry.
@@ -168,6 +179,11 @@ pub enum DomainTranscriptError {
     /// or for a portal the manifest does not list.
     #[error("entry {0}: an innsyn record not by the holder, before every key holder committed, or for no portal of the manifest")]
     Innsyn(u64),
+    /// A disclosure log record not by the holder, before the domain is
+    /// complete, or in a domain the manifest does not declare a
+    /// disclosure log.
+    #[error("entry {0}: a disclosure record not by the holder, before every key holder committed, or outside the disclosure log domain")]
+    Disclosures(u64),
     /// A re-share whose binding proof does not verify against the old key.
     #[error("entry {0}: the re-share is not bound to the committed key")]
     Reshare(u64),
@@ -198,6 +214,8 @@ pub struct DomainState {
     pub reshares: u64,
     /// Innsyn requests answered through the domain's key holders.
     pub innsyn: u64,
+    /// Identified projects recorded in a disclosure log.
+    pub disclosures: u64,
     /// The hash of the last entry.
     pub head: Digest,
     /// A key holder the manifest no longer names, whose place a member
@@ -445,6 +463,15 @@ pub fn verify_domain_transcript(
                 }
                 state.innsyn += 1;
             }
+            DomainBody::Disclosures { .. } => {
+                let log = manifest
+                    .disclosure_log()
+                    .is_some_and(|d| d.name == state.domain);
+                if e.signer != state.holder || !state.is_complete() || !log {
+                    return Err(DomainTranscriptError::Disclosures(seq));
+                }
+                state.disclosures += 1;
+            }
             DomainBody::Reshare {
                 old_member,
                 new_member,
@@ -549,6 +576,7 @@ fn creation(
         deliveries: 0,
         reshares: 0,
         innsyn: 0,
+        disclosures: 0,
         replacing: None,
         head: Digest([0; 32]),
         retired: false,

@@ -496,6 +496,7 @@ mod tests {
                 name: n("RESEPT"),
                 holder: n("RESEPT"),
                 key_holders: Some(vec![n("NPR"), n("LINKER")]),
+                kind: Default::default(),
             }],
         );
         m.validate().expect("valid");

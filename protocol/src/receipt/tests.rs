@@ -35,11 +35,13 @@ fn manifest() -> Manifest {
                 name: n("SSB"),
                 holder: n("SSB"),
                 key_holders: Some(vec![n("NPR"), n("KPR"), n("LINKER")]),
+                kind: Default::default(),
             },
             DomainSpec {
                 name: n("IPLOS"),
                 holder: n("KPR"),
                 key_holders: None,
+                kind: Default::default(),
             },
         ],
     )

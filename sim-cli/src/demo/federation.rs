@@ -113,6 +113,7 @@ pub(super) fn federation(
                 name: Name::new(HOLDER).map_err(anyhow::Error::msg)?,
                 holder: Name::new(HOLDER).map_err(anyhow::Error::msg)?,
                 key_holders: Some(key_holders),
+                kind: Default::default(),
             }]
         } else {
             Vec::new()

@@ -134,6 +134,7 @@ mod tests {
                 name: n("RESEPT"),
                 holder: n("RESEPT"),
                 key_holders: None,
+                kind: Default::default(),
             }],
         );
         m.validate().expect("valid");
