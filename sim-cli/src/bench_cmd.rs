@@ -145,6 +145,7 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
         cohort: &args.cohort,
         receipt: false,
         one_delivery: false,
+        identified: false,
     });
     if temporary {
         let _ = std::fs::remove_dir_all(&out);

@@ -33,8 +33,10 @@
 //! - `project.rs`: the project's spec, submission, approvals and chain.
 //! - `receipt.rs`: the pharmacy's dispensations delivered into RESEPT's domain.
 //! - `truth.rs`: the researcher's tables against the ground truth.
+//! - `identified.rs`: `--identified`, the citizen's rights (issue 16).
 
 mod federation;
+mod identified;
 mod nodes;
 mod process;
 mod project;
@@ -92,6 +94,11 @@ pub(crate) struct DemoArgs {
     /// of one per year (a measure of one large delivery's memory).
     #[arg(long)]
     one_delivery: bool,
+    /// Also run the citizen's rights (issue 16): an identified project
+    /// with the researcher's own fnr list and a reservation table at KPR,
+    /// innsyn at KPR and at RESEPT's holder, then close the project.
+    #[arg(long)]
+    identified: bool,
 }
 
 /// One run of a whole federation, as the demo and the benchmark do it.
@@ -119,6 +126,9 @@ pub(crate) struct Plan<'a> {
     pub(crate) receipt: bool,
     /// All years in one delivery instead of one per year.
     pub(crate) one_delivery: bool,
+    /// An identified project with reservations, innsyn at an fnr register
+    /// and at the pseudonymous holder, then the project's close.
+    pub(crate) identified: bool,
 }
 
 /// What a federation run measured.
@@ -161,6 +171,7 @@ pub(crate) fn run_demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         cohort: &args.cohort,
         receipt: true,
         one_delivery: args.one_delivery,
+        identified: args.identified,
     })?;
     let Some(problems) = outcome.problems else {
         println!("\nGround truth: not available for your own extracts.");

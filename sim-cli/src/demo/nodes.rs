@@ -168,6 +168,7 @@ pub(super) fn start_nodes(
     manifest: &Path,
     registers: &[&str],
     extracts: &BTreeMap<&str, PathBuf>,
+    node_args: &BTreeMap<&str, Vec<String>>,
     threads: Option<usize>,
     mut ports: Ports,
 ) -> anyhow::Result<Nodes> {
@@ -203,6 +204,7 @@ pub(super) fn start_nodes(
                     .into_iter()
                     .flatten(),
             )
+            .args(node_args.get(name).into_iter().flatten())
             .stdout(Stdio::null())
             .stderr(log);
         ports.release(name);

@@ -90,6 +90,13 @@ impl<'a> Project<'a> {
         Ok(())
     }
 
+    /// Puts `lines` (top-level keys) at the head of the written spec.
+    pub(super) fn prepend_to_spec(&self, lines: &str) -> anyhow::Result<()> {
+        let spec = fs::read_to_string(&self.spec)?;
+        fs::write(&self.spec, format!("{lines}{spec}"))?;
+        Ok(())
+    }
+
     /// The access authority grants the project to the researcher.
     pub(super) fn authorize(&self) -> anyhow::Result<()> {
         println!("The access authority grants project {}…", self.id);
@@ -198,6 +205,17 @@ impl<'a> Project<'a> {
     pub(super) fn fetch(&self) -> anyhow::Result<Measured> {
         let (dir, spec) = (p(&self.dir)?, p(&self.spec)?);
         ok_measured(&self.as_researcher("fetch", &["--out", dir, "--spec", spec])?)
+    }
+
+    /// The researcher closes the project: every node shreds its key share
+    /// and deletes the project's working data.
+    pub(super) fn close(&self) -> anyhow::Result<()> {
+        println!(
+            "Closing project {}: every node shreds its key share…",
+            self.id
+        );
+        ok(&self.as_researcher("close", &[])?)?;
+        Ok(())
     }
 
     /// `kobling audit verify` on the researcher's transcript: whether it

@@ -12,6 +12,7 @@ use kobling_sim::population::{generate, render_csv, Population, PopulationConfig
 
 use super::{
     federation::federation,
+    identified::Identified,
     nodes::{start_nodes, Nodes, Ports},
     process::p,
     project::Project,
@@ -37,12 +38,34 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
             (Some(pop), files)
         }
     };
+    let identified = match (&pop, args.identified) {
+        (Some(pop), true) if receipt => Some(Identified::prepare(&out, pop)?),
+        (_, true) => anyhow::bail!(
+            "--identified runs on synthetic data with every register (NPR, KPR, SSB, RESEPT)"
+        ),
+        (_, false) => None,
+    };
     phases.lap("generate population and extracts");
 
     // 2. Federation and nodes.
     let (manifest_path, ports) = federation(&out, args.registers, receipt)?;
     let m = p(&manifest_path)?.to_string();
-    let mut nodes = start_members(args, &out, &manifest_path, &extracts, receipt, ports)?;
+    let node_args = match &identified {
+        Some(i) => {
+            i.add_portal(&manifest_path)?;
+            i.node_args(&extracts)?
+        }
+        None => BTreeMap::new(),
+    };
+    let mut nodes = start_members(
+        args,
+        &out,
+        &manifest_path,
+        &extracts,
+        &node_args,
+        receipt,
+        ports,
+    )?;
     phases.lap("keys, manifest, start nodes");
     if let (true, Some(pop)) = (receipt, &pop) {
         receive_dispensations(
@@ -58,12 +81,21 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
         print_peaks("after the deliveries", &nodes);
     }
 
-    // 3. The project.
+    // 3. The project. An identified one has no pseudonymous list: a
+    // reservation is by fnr.
+    let mut project_extracts = extracts.clone();
+    if identified.is_some() {
+        project_extracts.remove(HOLDER);
+    }
+    let project_registers: Vec<&str> = project_extracts.keys().copied().collect();
     let project = Project::new(&out, &m, args.project_id);
-    project.write_spec(args.cohort, &extracts, receipt)?;
+    project.write_spec(args.cohort, &project_extracts, receipt)?;
+    if let Some(i) = &identified {
+        project.prepend_to_spec(&i.spec_lines()?)?;
+    }
     project.authorize()?;
     project.submit(&mut nodes, args.cohort)?;
-    project.approve(&mut nodes, &extracts)?;
+    project.approve(&mut nodes, &project_extracts)?;
     phases.lap("submit and approve");
 
     // 4. The chain, then the researcher's fetch and the audit.
@@ -77,6 +109,34 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
     let fetch = project.fetch()?;
     let (audit_ok, audit_line) = project.audit()?;
     phases.lap("fetch, verify and open; audit");
+    // The ground truth needs the project's key shares: before any close.
+    let mut problems = match &pop {
+        Some(pop) => {
+            let truth = match &identified {
+                Some(i) => i.truth(pop),
+                None => pop.clone(),
+            };
+            Some(compare(
+                &out,
+                args.project_id,
+                &truth,
+                &project.dir,
+                &project_registers,
+                args.cohort,
+            )?)
+        }
+        None => None,
+    };
+    if let (Some(i), Some(pop), Some(problems)) = (&identified, &pop, &mut problems) {
+        let report = fs::read_to_string(project.dir.join("report.txt")).unwrap_or_default();
+        problems.extend(i.check_report(pop, &report));
+        problems.extend(i.innsyn(&m, pop)?);
+        project.close()?;
+        problems.extend(i.check_shredded(&out, args.project_id, &project_registers)?);
+        let cohort = pop.members(args.cohort);
+        problems.extend(i.disclosure_log(&m, pop, args.project_id, &cohort)?);
+        phases.lap("citizen rights: innsyn, close, disclosure log");
+    }
     let peak_rss_mb = nodes.peak_rss_mb();
     let nodes_cpu_seconds = nodes.cpu_seconds();
     drop(nodes);
@@ -97,17 +157,7 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
         println!("  {:<46} {mb:>8.1} MiB", "the researcher's fetch");
     }
     ensure!(audit_ok, "the transcript did not verify: {audit_line}");
-    let problems = match &pop {
-        Some(pop) => Some(compare(
-            &out,
-            args.project_id,
-            pop,
-            &project.dir,
-            args.registers,
-            args.cohort,
-        )?),
-        None => None,
-    };
+
     Ok(Outcome {
         phases: phases.laps,
         peak_rss_mb,
@@ -235,6 +285,7 @@ fn start_members(
     out: &Path,
     manifest: &Path,
     extracts: &BTreeMap<&str, PathBuf>,
+    node_args: &BTreeMap<&str, Vec<String>>,
     receipt: bool,
     ports: Ports,
 ) -> anyhow::Result<Nodes> {
@@ -247,7 +298,15 @@ fn start_members(
             out.join("registers").join(SOURCE).join("dispensed.csv"),
         );
     }
-    let nodes = start_nodes(out, manifest, &members, &extract_dirs, args.threads, ports)?;
+    let nodes = start_nodes(
+        out,
+        manifest,
+        &members,
+        &extract_dirs,
+        node_args,
+        args.threads,
+        ports,
+    )?;
     println!(
         "Started {} node processes (QUIC on 127.0.0.1); logs in {}/nodes/<NODE>/node.log",
         nodes.len(),
