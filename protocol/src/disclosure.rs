@@ -94,17 +94,7 @@ pub struct DisclosureRecord {
 impl DisclosureRecord {
     /// The day as an ISO 8601 date, `YYYY-MM-DD` (proleptic Gregorian).
     pub fn date(&self) -> String {
-        // H. Hinnant's civil_from_days.
-        let z = i64::from(self.day) + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        let y = yoe + era * 400 + i64::from(m <= 2);
-        format!("{y:04}-{m:02}-{d:02}")
+        crate::types::UnixTime::date_of_day(u64::from(self.day))
     }
 
     /// Whether the record may be purged on `today` (days since

@@ -233,6 +233,35 @@ impl UnixTime {
     /// The epoch itself.
     pub const EPOCH: Self = Self(0);
 
+    /// The UTC date of day `days` since 1970-01-01 as ISO 8601,
+    /// `YYYY-MM-DD` (proleptic Gregorian; H. Hinnant, "chrono-Compatible
+    /// Low-Level Date Algorithms", `civil_from_days`, in unsigned
+    /// arithmetic: the epoch shifted to 0000-03-01).
+    pub fn date_of_day(days: u64) -> String {
+        let z = days + 719_468;
+        let era = z / 146_097;
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + u64::from(month <= 2);
+        format!("{year:04}-{month:02}-{day:02}")
+    }
+
+    /// This time as UTC ISO 8601, `2023-11-14T22:13:20Z`.
+    pub fn iso8601(self) -> String {
+        let rem = self.0 % 86_400;
+        format!(
+            "{}T{:02}:{:02}:{:02}Z",
+            Self::date_of_day(self.0 / 86_400),
+            rem / 3600,
+            rem / 60 % 60,
+            rem % 60
+        )
+    }
+
     /// Seconds since the epoch.
     pub const fn secs(self) -> u64 {
         self.0

@@ -168,6 +168,7 @@ fn computed() -> BTreeMap<&'static str, String> {
     identified_vectors(&mut v);
     strict_vectors(&mut v);
     multiproof_vectors(&mut v);
+    disclosure_log_vectors(&mut v);
     v
 }
 
@@ -656,5 +657,78 @@ fn strict_vectors(v: &mut BTreeMap<&'static str, String>) {
     v.insert(
         "strict ListRetry body (KPR, attempt 1)",
         h(&encode_value(&retry)),
+    );
+}
+
+/// The disclosure log (docs/protocol.md §20): the linker's header, its
+/// digest, the holder's `Stored`, the log transcript's `Disclosures`
+/// body, a record and the HPKE info of `β`.
+fn disclosure_log_vectors(v: &mut BTreeMap<&'static str, String>) {
+    use kobling_protocol::{
+        bounded::{BoundedBytes, BoundedVec},
+        disclosure::{
+            log::{blinding_info, LogHeader, LogHop, LogMessage},
+            DisclosureRecord,
+        },
+        domain::transcript::DomainBody,
+        seal::WrappedKey,
+    };
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let project = ProjectId::new("ID-1").expect("valid");
+    let log = Name::new("DLOG").expect("valid");
+    let header = LogHeader {
+        project: project.clone(),
+        log: log.clone(),
+        day: 20_424,
+        size: 3,
+        hops: BoundedVec::new(vec![LogHop {
+            member: Name::new("NPR").expect("valid"),
+            project_key: Some(WirePoint(RISTRETTO_BASEPOINT_POINT.compress().to_bytes())),
+            log_key: None,
+        }])
+        .expect("fits"),
+        holder_project_key: None,
+        blinding: WrappedKey {
+            enc: [0x11; 32],
+            ciphertext: BoundedBytes::new(vec![0x22; 48]).expect("fits"),
+        },
+    };
+    v.insert(
+        "LogHeader (ID-1, DLOG, day 20424, size 3, hops [NPR: K_p = G, no log key], no holder key, blinding enc 11.. ct 22..)",
+        hex(&postcard::to_allocvec(&header).expect("encodes")),
+    );
+    v.insert(
+        "its signed digest framed_sha3(KOBLING-DISCLOSURE-LOG-HEADER, [that])",
+        hex(&header.digest()),
+    );
+    v.insert(
+        "LogMessage::Stored (ID-1, DLOG)",
+        hex(&postcard::to_allocvec(&LogMessage::Stored {
+            project: project.clone(),
+            log: log.clone(),
+        })
+        .expect("encodes")),
+    );
+    v.insert(
+        "DomainBody::Disclosures (ID-1, day 20424, size 3)",
+        hex(&postcard::to_allocvec(&DomainBody::Disclosures {
+            project: project.clone(),
+            day: 20_424,
+            size: 3,
+        })
+        .expect("encodes")),
+    );
+    let record = DisclosureRecord {
+        project: project.clone(),
+        day: 20_424,
+    };
+    assert_eq!(record.date(), "2025-12-02");
+    v.insert(
+        "DisclosureRecord (ID-1, day 20424 = 2025-12-02)",
+        hex(&postcard::to_allocvec(&record).expect("encodes")),
+    );
+    v.insert(
+        "HPKE info of β (ID-1, DLOG)",
+        hex(&blinding_info(&project, &log)),
     );
 }

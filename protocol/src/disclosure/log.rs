@@ -252,7 +252,9 @@ impl SignedLogHeader {
     }
 }
 
-fn blinding_info(project: &ProjectId, log: &Name) -> Vec<u8> {
+/// The HPKE info under which the linker seals `β` to the log's holder
+/// (`docs/protocol.md` §20).
+pub fn blinding_info(project: &ProjectId, log: &Name) -> Vec<u8> {
     frame(&[tags::BLINDING, project.as_bytes(), log.as_bytes()])
 }
 

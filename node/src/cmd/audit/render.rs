@@ -18,26 +18,7 @@ pub(crate) fn short(bytes: &[u8]) -> String {
 
 /// Seconds since the Unix epoch as UTC ISO-8601, `2023-11-14T22:13:20Z`.
 pub(crate) fn utc(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (H. Hinnant, "chrono-Compatible
-    // Low-Level Date Algorithms"), in unsigned arithmetic: the epoch is
-    // shifted to 0000-03-01.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    kobling_protocol::types::UnixTime(secs).iso8601()
 }
 
 /// A count with thousands separators: `4,210`.
