@@ -26,8 +26,6 @@
 //! mode (the retry, the owner's resend, the kept checks) in
 //! `chain_v2/strict.rs`.
 
-use std::collections::BTreeMap;
-
 use ed25519_dalek::VerifyingKey;
 use kobling_protocol::{
     bounded::BoundedVec,
@@ -41,8 +39,8 @@ use kobling_protocol::{
     transcript::{self, Body, ListAnnouncement},
     types::{Attempt, ChunkIndex, HopIndex, ListName, Name, ProjectId, UnixTime},
     v2::{
-        ChunkDigests, ChunkMsg, HopError, HopRecordV2, LinkerHop, ListAnnouncementV2, ListHeader,
-        RegisterHop, StepKey,
+        ChunkDigests, ChunkMsg, HopError, LinkerHop, ListAnnouncementV2, ListHeader, RegisterHop,
+        StepKey,
     },
 };
 
@@ -50,13 +48,16 @@ use super::{
     error::{ack, not_ready, refuse, Outcome, Refused},
     now_of, Engine,
 };
-use crate::store::{HopKey, LinkerRow, LinkerTable, StoreError};
+use crate::store::{LinkerRow, LinkerTable, StoreError};
 
+mod hops;
 mod pass;
 mod record;
 mod stop;
 mod strict;
 
+pub(super) use hops::Hops;
+use hops::{hop_key, settle};
 use record::Chain;
 
 /// The owner's kept output `y`, by chunk.
@@ -69,64 +70,6 @@ const PENDING_CHECK: &str = "check";
 const SENT_CHECK: &str = "check-sent";
 /// A chain stop this hop sent, by attempt.
 const STOP_SENT: &str = "stop-sent";
-
-/// Chain v2 hops in progress, kept between chunks (rebuilt from the
-/// store's records after a restart or a cache miss).
-#[derive(Default)]
-pub(super) struct Hops {
-    register: BTreeMap<(ProjectId, ListName, Attempt), RegisterHop>,
-    linker: BTreeMap<(ProjectId, ListName, Attempt), LinkerHop>,
-}
-
-/// A hop's state between chunks, the same for a register's hop and the
-/// linker's.
-trait HopState {
-    fn records(&self) -> &[ChunkDigests];
-    fn is_complete(&self) -> bool;
-    fn finish(self) -> Result<HopRecordV2, HopError>;
-}
-
-/// Both hop kinds' own methods, as a [`HopState`].
-macro_rules! hop_state {
-    ($($hop:ty),*) => {$(
-        impl HopState for $hop {
-            fn records(&self) -> &[ChunkDigests] {
-                <$hop>::records(self)
-            }
-            fn is_complete(&self) -> bool {
-                <$hop>::is_complete(self)
-            }
-            fn finish(self) -> Result<HopRecordV2, HopError> {
-                <$hop>::finish(self)
-            }
-        }
-    )*};
-}
-hop_state!(RegisterHop, LinkerHop);
-
-/// After a chunk the hop took: its chunk records so far (encoded), and
-/// its record if that was its last chunk; else the state is kept for the
-/// next chunk.
-fn settle<H: HopState>(
-    kept: &mut BTreeMap<(ProjectId, ListName, Attempt), H>,
-    cache: &(ProjectId, ListName, Attempt),
-    state: H,
-) -> Outcome<(Vec<u8>, Option<HopRecordV2>)> {
-    let records = transcript::encode_value(&state.records().to_vec());
-    if !state.is_complete() {
-        kept.insert(cache.clone(), state);
-        return Ok((records, None));
-    }
-    let record = state
-        .finish()
-        .map_err(|e| refuse(RefusalCode::Hop, e.to_string()))?;
-    Ok((records, Some(record)))
-}
-
-/// The `hops` table's key of hop `hop` in attempt `attempt`.
-fn hop_key(hop: HopIndex, attempt: Attempt) -> HopKey {
-    HopKey(hop.0 | (attempt.0 << 16))
-}
 
 /// A v1-shaped announcement's fields as a v2 announcement (the owner's
 /// preparation makes both; the roots go in the owner's list statement).
