@@ -6,7 +6,7 @@
 
 use std::{collections::BTreeSet, path::Path};
 
-use kobling_node::testing::{Faults, Federation, Net, LINKER};
+use kobling_node::testing::{walk, Faults, Federation, Net, LINKER};
 use kobling_protocol::{
     domain::transcript::DomainBody,
     ident::{Identifier, ParseOptions},
@@ -535,19 +535,4 @@ fn a_key_holder_replaced_by_another_member_keeps_every_stored_pseudonym() {
         again, converted,
         "every stored pseudonym matches the new delivery"
     );
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }

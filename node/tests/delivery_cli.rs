@@ -14,6 +14,7 @@ mod common;
 use std::{collections::BTreeSet, path::Path};
 
 use kobling_keys::Keystore;
+use kobling_node::testing::walk;
 use kobling_protocol::{
     chain,
     domain::pseudonym_hex,
@@ -429,19 +430,4 @@ fn deliveries_are_ordered_approved_followed_exported_and_audited_through_the_com
             );
         }
     }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }

@@ -12,7 +12,9 @@ use std::path::Path;
 
 use ed25519_dalek::SigningKey;
 use kobling_keys::DomainStatus;
-use kobling_node::testing::{authority, Faults, Federation, Net, ProjectConfig, LINKER};
+use kobling_node::testing::{
+    authority, files_contain, refusal, Faults, Federation, Net, ProjectConfig, LINKER,
+};
 use kobling_protocol::{
     disclosure::MIN_RETENTION_DAYS,
     domain::{DomainKind, DomainSpec},
@@ -280,35 +282,6 @@ impl World {
         };
         device.open(&sealed).expect("the device opens it")
     }
-}
-
-fn refusal(m: &Message) -> (RefusalCode, String) {
-    match m {
-        Message::Refused { code, detail } => (
-            RefusalCode::from_wire(code.as_str()),
-            detail.as_str().to_owned(),
-        ),
-        other => panic!("expected a refusal, got {}", other.kind()),
-    }
-}
-
-fn files_contain(dir: &Path, needle: &[u8]) -> bool {
-    walk(dir)
-        .iter()
-        .any(|f| std::fs::read(f).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle)))
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::{collections::BTreeMap, path::Path};
 use ed25519_dalek::SigningKey;
 use kobling_node::{
     engine::Peer,
-    testing::{Faults, Federation, Net, LINKER},
+    testing::{files_contain, refusal, Faults, Federation, Net, LINKER},
 };
 use kobling_protocol::{
     group::{Point, WirePoint},
@@ -191,35 +191,6 @@ impl World {
     fn device(&mut self, seed: u8) -> DeviceSession {
         DeviceSession::new(name("SSB"), Digest([seed; 32]), &mut self.rng)
     }
-}
-
-fn refusal(m: &Message) -> (RefusalCode, String) {
-    match m {
-        Message::Refused { code, detail } => (
-            RefusalCode::from_wire(code.as_str()),
-            detail.as_str().to_owned(),
-        ),
-        other => panic!("expected a refusal, got {}", other.kind()),
-    }
-}
-
-fn files_contain(dir: &Path, needle: &[u8]) -> bool {
-    walk(dir)
-        .iter()
-        .any(|f| std::fs::read(f).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle)))
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

@@ -19,6 +19,7 @@
 
 pub mod attacks;
 mod delivery;
+mod files;
 mod messages;
 mod net;
 mod pseudo;
@@ -45,6 +46,7 @@ use kobling_protocol::{
 use kobling_sim::population::Extract;
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 
+pub use self::files::{files_contain, refusal, walk};
 pub use self::messages::order_message;
 pub use self::net::{Faults, Net, NetStats, Observer, Tamper, RETRY_TIMEOUT_MS, TICK_MS};
 pub use self::pseudo::INVALID_PSEUDONYM;
