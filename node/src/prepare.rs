@@ -310,6 +310,8 @@ impl ListJob {
             .map(|p| kept[p as usize])
             .collect();
         drop(kept);
+        // The rows, in the order the chunks read them.
+        staging.arrange(&positions, self.chunk_size as usize)?;
         let owner = match &self.owner_key {
             OwnerKey::Split(hop1) => OwnerList::new_split(
                 &self.project,

@@ -3,20 +3,24 @@
 //! does not grow with its extract (issue 6: SSB's population list).
 //!
 //! ```text
-//!  extract.csv ──(one pass)──▶ staging.db: rows(person, seq, values)
+//!  extract.csv ──(one pass)──▶ staging-<p>-rows.spill: (person, values)*   (spill.rs)
 //!                         └──▶ in memory: one identifier per person
-//!  shuffled positions ──▶ per chunk: identifiers ─▶ points
+//!  shuffled positions ──▶ arrange: staging-<p>-<k>.spill, the rows by chunk bucket
+//!                     ──▶ per chunk: identifiers ─▶ points
 //!                                    rows of each person ─▶ sealed items
 //! ```
 //!
-//! The same file then holds the list's outgoing messages (point chunks for
-//! the first hop, sealed items for the linker) in order, until the engine
-//! moves them into its outbox in one transaction (see [`crate::prepare`]).
+//! A chain v1 list's outgoing messages (point chunks for the first hop,
+//! sealed items for the linker) wait in order in `staging-<p>.db`, until
+//! the engine moves them into its outbox in one transaction (see
+//! [`crate::prepare`]); chain v2 streams them instead.
 //!
-//! The file is the register's own (it holds identifiers' rows, never the
-//! identifiers themselves), readable by its owner only, written without a
-//! journal (it is rebuilt from the extract after a crash), and removed when
-//! the list is announced or its preparation ends.
+//! The files are the register's own (they hold identifiers' rows, never the
+//! identifiers themselves), readable by their owner only, written without
+//! a journal or sync (they are rebuilt from the extract after a crash), and
+//! removed when the list is announced or its preparation ends.
+
+mod spill;
 
 use std::path::{Path, PathBuf};
 
@@ -32,7 +36,7 @@ use crate::store::StoreError;
 pub(crate) struct Staging {
     conn: Connection,
     path: Option<PathBuf>,
-    next_seq: i64,
+    rows: spill::Rows,
 }
 
 impl std::fmt::Debug for Staging {
@@ -71,11 +75,8 @@ impl Staging {
              CREATE TABLE outgoing (id INTEGER PRIMARY KEY, dest TEXT NOT NULL, bytes BLOB NOT NULL);
              BEGIN;",
         )?;
-        Ok(Self {
-            conn,
-            path,
-            next_seq: 0,
-        })
+        let rows = spill::Rows::create(dir, &format!("{PREFIX}{name}"))?;
+        Ok(Self { conn, path, rows })
     }
 
     /// Appends one row of `person` (rows keep their order).
@@ -84,23 +85,32 @@ impl Staging {
     ///
     /// [`StoreError::Sql`] (e.g. the disk is full).
     pub(crate) fn push(&mut self, person: u32, values: &[String]) -> Result<(), StoreError> {
-        let bytes = postcard::to_allocvec(values).map_err(|_| StoreError::Corrupt("staged row"))?;
-        self.conn
-            .prepare_cached("INSERT INTO rows (person, seq, bytes) VALUES (?1, ?2, ?3)")?
-            .execute(params![person, self.next_seq, bytes])?;
-        self.next_seq += 1;
-        Ok(())
+        self.rows.push(person, values)
     }
 
-    /// Ends the loading: commits and indexes the rows by person.
+    /// Ends the loading.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Sql`].
+    /// [`StoreError::Scratch`].
     pub(crate) fn seal_off(&mut self) -> Result<(), StoreError> {
-        self.conn
-            .execute_batch("COMMIT; CREATE INDEX rows_person ON rows (person, seq); BEGIN;")?;
-        Ok(())
+        self.rows.seal_off()
+    }
+
+    /// Puts the rows in the order the chunks will read them: `positions`
+    /// are the list's persons in position order (persons left out, such as
+    /// reserved ones, lose their rows here), `chunk_size` the chunk length.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Scratch`] (e.g. the disk is full), or
+    /// [`StoreError::Corrupt`] if the spill was damaged.
+    pub(crate) fn arrange(
+        &mut self,
+        positions: &[u32],
+        chunk_size: usize,
+    ) -> Result<(), StoreError> {
+        self.rows.arrange(positions, chunk_size)
     }
 
     /// Queues an outgoing message for `dest`, after those queued before.
@@ -160,21 +170,14 @@ impl Staging {
         Ok(())
     }
 
-    /// The rows of `person`, in extract order.
+    /// The rows of `person`, in extract order (after
+    /// [`arrange`](Self::arrange); none for a person not arranged).
     ///
     /// # Errors
     ///
     /// [`StoreError`].
-    pub(crate) fn rows(&self, person: u32) -> Result<Vec<Vec<String>>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT bytes FROM rows WHERE person = ?1 ORDER BY seq")?;
-        let rows = stmt.query_map([person], |r| r.get::<_, Vec<u8>>(0))?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(postcard::from_bytes(&r?).map_err(|_| StoreError::Corrupt("staged row"))?);
-        }
-        Ok(out)
+    pub(crate) fn rows(&mut self, person: u32) -> Result<Vec<Vec<String>>, StoreError> {
+        self.rows.rows(person)
     }
 }
 
@@ -190,7 +193,8 @@ pub(crate) fn remove_leftovers(dir: &Path) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if (name.starts_with(PREFIX) && name.ends_with(".db")) || name == "staging.db" {
+        let ours = name.ends_with(".db") || name.ends_with(spill::SUFFIX);
+        if (name.starts_with(PREFIX) && ours) || name == "staging.db" {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -216,19 +220,35 @@ mod tests {
         s.push(1, &row("a")).expect("push");
         s.push(0, &row("b")).expect("push");
         s.push(1, &row("c")).expect("push");
-        s.seal_off().expect("index");
+        s.push(2, &row("d")).expect("push");
+        s.seal_off().expect("sealed off");
+        let spill = dir.path().join("staging-P-1-rows.spill");
+        assert!(spill.exists());
+        // Person 2 was left out (reserved, say): its rows go.
+        s.arrange(&[1, 0], 1).expect("arrange");
+        assert!(!spill.exists(), "the unarranged spill stays behind");
         assert_eq!(s.rows(1).expect("rows"), vec![row("a"), row("c")]);
         assert_eq!(s.rows(0).expect("rows"), vec![row("b")]);
+        // Asked again, the same rows.
+        assert_eq!(s.rows(1).expect("rows"), vec![row("a"), row("c")]);
         assert!(s.rows(2).expect("rows").is_empty());
-        let file = dir.path().join("staging-P-1.db");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&file).expect("file").permissions().mode();
-            assert_eq!(mode & 0o077, 0, "readable by others: {mode:o}");
+        assert!(s.rows(7).expect("rows").is_empty());
+        let mut files = vec![dir.path().join("staging-P-1.db")];
+        for k in 0..2 {
+            files.push(dir.path().join(format!("staging-P-1-{k}.spill")));
+        }
+        for file in &files {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(file).expect("file").permissions().mode();
+                assert_eq!(mode & 0o077, 0, "readable by others: {mode:o}");
+            }
         }
         drop(s);
-        assert!(!file.exists());
+        for file in &files {
+            assert!(!file.exists(), "{} stays behind", file.display());
+        }
     }
 
     #[test]
@@ -263,6 +283,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         for f in [
             "staging-P-1.db",
+            "staging-P-1-rows.spill",
+            "staging-P-1-3.spill",
             "staging.db",
             "state.db",
             "staging-notes.txt",

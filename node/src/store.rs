@@ -18,7 +18,7 @@
 //! | `hops` | per list and hop: chunk records so far, done flag (`store/chain_rows.rs`) |
 //! | `outbox` | messages to send, by destination, in order, until acknowledged |
 //! | `sent` | one-shot steps already taken (commit, announce, …) |
-//! | `blindings`, `sealed`, `finals`, `chain_v2` | the linker's list blindings, sealed items, final pseudonyms; chain v2's working blobs (`store/chain_rows.rs`) |
+//! | `blindings`, `sealed_batches`, `finals`, `chain_v2` | the linker's list blindings, sealed items (one row per message, `store/sealed_rows.rs`), final pseudonyms; chain v2's working blobs (`store/chain_rows.rs`) |
 //! | `notices` | at a register: the linker's latest phase notice per project (linked, delivered, closed) |
 //! | `domain_rows`, `domain_deliveries` | at a domain's holder: its table, keyed by `Ψ_R` (`store/domain_rows.rs`) |
 
@@ -42,6 +42,7 @@ mod domain;
 mod domain_rows;
 mod innsyn;
 mod legacy;
+mod sealed_rows;
 pub(crate) use self::chain_rows::{HopKey, LinkerRow, LinkerTable};
 pub(crate) use self::domain::ReshareSession;
 pub use self::domain_rows::{DomainRow, StoredDelivery};
@@ -122,12 +123,12 @@ CREATE INDEX IF NOT EXISTS outbox_dest ON outbox (dest, id);
 CREATE TABLE IF NOT EXISTS sent (project TEXT NOT NULL, step TEXT NOT NULL, PRIMARY KEY (project, step));
 CREATE TABLE IF NOT EXISTS approvals (project TEXT NOT NULL, statement BLOB NOT NULL, PRIMARY KEY (project, statement));
 CREATE TABLE IF NOT EXISTS blindings (project TEXT NOT NULL, list TEXT NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list));
-CREATE TABLE IF NOT EXISTS sealed (project TEXT NOT NULL, list TEXT NOT NULL, position INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list, position));
 CREATE TABLE IF NOT EXISTS requests (digest BLOB PRIMARY KEY, time INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS requests_time ON requests (time);
 CREATE TABLE IF NOT EXISTS sealed_bytes (project TEXT NOT NULL, list TEXT NOT NULL, bytes INTEGER NOT NULL, PRIMARY KEY (project, list));
 CREATE TABLE IF NOT EXISTS finals (project TEXT NOT NULL, list TEXT NOT NULL, chunk INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list, chunk));
 CREATE TABLE IF NOT EXISTS notices (project TEXT NOT NULL PRIMARY KEY, bytes BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS sealed_batches (project TEXT NOT NULL, list TEXT NOT NULL, first INTEGER NOT NULL, count INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list, first));
 CREATE TABLE IF NOT EXISTS chain_v2 (project TEXT NOT NULL, list TEXT NOT NULL, kind TEXT NOT NULL, key INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (project, list, kind, key));
 ";
 
@@ -160,6 +161,7 @@ impl Store {
         conn.execute_batch(domain_rows::SCHEMA)?;
         conn.execute_batch(innsyn::SCHEMA)?;
         conn.execute_batch(disclosure_log::SCHEMA)?;
+        sealed_rows::migrate_per_item_rows(&conn)?;
         Ok(Self {
             conn,
             mapping: None,
@@ -572,34 +574,6 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Bytes of the sealed items stored at positions `first..first +
-    /// count` of `list` (0 where none): one cached query per message of
-    /// items, not one parsed statement per item (issue 13's profile).
-    pub(crate) fn sealed_len_range(
-        &self,
-        project: &ProjectId,
-        list: &ListName,
-        first: u64,
-        count: u64,
-    ) -> Result<u64, StoreError> {
-        let at = |p: u64| i64::try_from(p).unwrap_or(i64::MAX);
-        let len: i64 = self
-            .0
-            .prepare_cached(
-                "SELECT COALESCE(SUM(length(bytes)), 0) FROM sealed WHERE project = ?1 AND list = ?2 AND position >= ?3 AND position < ?4",
-            )?
-            .query_row(
-                params![
-                    project.as_str(),
-                    list.as_str(),
-                    at(first),
-                    at(first.saturating_add(count))
-                ],
-                |r| r.get(0),
-            )?;
-        Ok(u64::try_from(len).unwrap_or(0))
-    }
-
     /// Whether an approval (by its statement digest) was taken.
     pub(crate) fn approval_seen(
         &self,
@@ -646,7 +620,7 @@ impl Tx<'_> {
             "approvals",
             "hops",
             "blindings",
-            "sealed",
+            "sealed_batches",
             "sealed_bytes",
             "finals",
             "chain_v2",

@@ -25,10 +25,7 @@ use super::{
     sequencer::append,
     Engine, Replies,
 };
-use crate::{
-    staging::Staging,
-    store::{LinkerTable, StoreError},
-};
+use crate::{staging::Staging, store::StoreError};
 
 impl Engine {
     /// The researcher's fetch: the transcript, then per list a header and
@@ -95,7 +92,7 @@ impl Engine {
             .ok_or_else(|| not_ready("not announced"))?;
         let mut leaves: Vec<Digest> = Vec::with_capacity(finals.len());
         self.store.transaction(|tx| {
-            tx.for_each_blob(LinkerTable::Sealed, project, &sel.list, |b| {
+            tx.for_each_sealed(project, &sel.list, |b| {
                 leaves.push(leaf_hash(b));
                 Ok(())
             })
@@ -154,7 +151,7 @@ impl Engine {
         let mut position = 0u64;
         self.store
             .transaction(|tx| {
-                tx.for_each_blob(LinkerTable::Sealed, project, &sel.list, |b| {
+                tx.for_each_sealed(project, &sel.list, |b| {
                     let here = position;
                     position += 1;
                     let Some(&&(at, lnr)) = wanted.peek() else {

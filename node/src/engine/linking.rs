@@ -110,10 +110,27 @@ impl Engine {
         items: Vec<SealedItem>,
     ) -> Outcome<Vec<Message>> {
         let cap = self.list_bytes_cap;
+        let count = items.len() as u64;
+        let end = first.0.saturating_add(count);
         self.store.transaction(|tx| {
+            // A resent message replaces the one at its positions; a
+            // message that overlaps another one's positions otherwise is
+            // refused, so no position is ever held twice.
+            let old = match tx.sealed_batch_before(project, list, end)? {
+                Some(b) if b.first == first.0 && b.count == count => b.item_bytes,
+                Some(b) if b.first.saturating_add(b.count) > first.0 => {
+                    return Err(refuse(
+                        RefusalCode::BadItems,
+                        format!(
+                            "{count} items from position {} of list {list} overlap the {} stored from position {}",
+                            first.0, b.count, b.first
+                        ),
+                    ));
+                }
+                _ => 0,
+            };
             // The list's bytes with these items in place of what their
             // positions hold (a resent message replaces, it does not add).
-            let old = tx.sealed_len_range(project, list, first.0, items.len() as u64)?;
             let new = items
                 .iter()
                 .fold(0u64, |n, i| n.saturating_add(i.as_bytes().len() as u64));
@@ -130,14 +147,7 @@ impl Engine {
                 ));
             }
             tx.set_sealed_bytes(project, list, total)?;
-            for (position, item) in (first.0..).zip(&items) {
-                tx.put_blob(
-                    LinkerRow::Sealed(Position(position)),
-                    project,
-                    list,
-                    item.as_bytes(),
-                )?;
-            }
+            tx.put_sealed_batch(project, list, first, &items)?;
             Ok::<_, Refused>(())
         })?;
         Ok(vec![ack()])

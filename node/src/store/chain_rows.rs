@@ -1,9 +1,10 @@
 //! The chain's working rows: per list and hop the chunk records
-//! (`hops`), the linker's bulk tables (`blindings`, `sealed`, `finals`),
+//! (`hops`), the linker's bulk tables (`blindings`, `finals`; the sealed
+//! items are in `sealed_rows.rs`),
 //! and chain v2's blobs (`chain_v2`). Tables are created with the store's own
 //! schema (`store.rs`).
 
-use kobling_protocol::types::{ChunkIndex, HopIndex, ListName, Position, ProjectId};
+use kobling_protocol::types::{ChunkIndex, HopIndex, ListName, ProjectId};
 use rusqlite::{params, OptionalExtension};
 
 use super::{StoreError, Tx};
@@ -57,7 +58,6 @@ impl Tx<'_> {
     ) -> Result<(), StoreError> {
         let (sql, key) = match row {
             LinkerRow::Blinding => ("INSERT OR IGNORE INTO blindings (project, list, bytes) VALUES (?1, ?2, ?4)", 0),
-            LinkerRow::Sealed(p) => ("INSERT OR REPLACE INTO sealed (project, list, position, bytes) VALUES (?1, ?2, ?3, ?4)", p.0),
             LinkerRow::Final(c) => ("INSERT OR REPLACE INTO finals (project, list, chunk, bytes) VALUES (?1, ?2, ?3, ?4)", c.0),
         };
         self.0.prepare_cached(sql)?.execute(params![
@@ -95,9 +95,6 @@ impl Tx<'_> {
     ) -> Result<(), StoreError> {
         let sql = match table {
             LinkerTable::Blinding => "SELECT bytes FROM blindings WHERE project = ?1 AND list = ?2",
-            LinkerTable::Sealed => {
-                "SELECT bytes FROM sealed WHERE project = ?1 AND list = ?2 ORDER BY position"
-            }
             LinkerTable::Final => {
                 "SELECT bytes FROM finals WHERE project = ?1 AND list = ?2 ORDER BY chunk"
             }
@@ -232,8 +229,6 @@ impl From<HopIndex> for HopKey {
 pub(crate) enum LinkerRow {
     /// A list's sealed blinding (one per list).
     Blinding,
-    /// A sealed item, by its list position.
-    Sealed(Position),
     /// A chunk's final pseudonyms.
     Final(ChunkIndex),
 }
@@ -243,8 +238,6 @@ pub(crate) enum LinkerRow {
 pub(crate) enum LinkerTable {
     /// Sealed list blindings.
     Blinding,
-    /// Sealed items by position.
-    Sealed,
     /// Final pseudonyms by chunk.
     Final,
 }

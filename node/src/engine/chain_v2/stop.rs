@@ -259,7 +259,7 @@ impl Engine {
         }
         let mut leaves = Vec::new();
         self.store.transaction(|tx| {
-            tx.for_each_blob(crate::store::LinkerTable::Sealed, project, &o.list, |b| {
+            tx.for_each_sealed(project, &o.list, |b| {
                 leaves.push(kobling_protocol::merkle::leaf_hash(b));
                 Ok(())
             })

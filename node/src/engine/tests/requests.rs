@@ -167,7 +167,7 @@ fn requests_and_approval_envelopes_cannot_be_replayed_redirected_or_rewritten() 
 /// number of bytes at the linker. A member that sends sealed items past
 /// the cap is refused `list-too-large`, nothing of the message is stored,
 /// and the linker's files stop growing; a resent message replaces, it does
-/// not add.
+/// not add; a message over part of a stored one's positions is refused.
 #[test]
 fn a_member_cannot_fill_the_linker_with_sealed_items_past_the_list_cap() {
     use kobling_protocol::{bounded::BoundedBytes, seal::SealedItem, types::Position};
@@ -207,15 +207,35 @@ fn a_member_cannot_fill_the_linker_with_sealed_items_past_the_list_cap() {
     };
     assert!(persons >= 8, "{persons} persons");
 
-    // NPR, a member, sends 512 KiB items, one to a message, over its own
-    // positions.
-    let item = |position: u64| Message::SealedItems {
+    // NPR, a member, resends its first message of items (positions 0..n,
+    // as the linker stores it) with the first `big` items 512 KiB each.
+    let n = fed
+        .engines
+        .get_mut(&name("LINKER"))
+        .expect("linker")
+        .store
+        .transaction(|tx| tx.sealed_batch_before(&project, &npr, 1))
+        .expect("stored")
+        .expect("a message at position 0")
+        .count;
+    assert!(n >= 4 && n <= persons, "{n} items in the first message");
+    let small =
+        |position: u64| SealedItem(BoundedBytes::new(vec![position as u8; 64]).expect("fits"));
+    let message = |first: u64, count: u64, big: u64| Message::SealedItems {
         project: project.clone(),
         list: npr.clone(),
-        first: Position(position),
-        items: BoundedVec::new(vec![SealedItem(
-            BoundedBytes::new(vec![position as u8; 512 << 10]).expect("fits"),
-        )])
+        first: Position(first),
+        items: BoundedVec::new(
+            (first..first + count)
+                .map(|p| {
+                    if p - first < big {
+                        SealedItem(BoundedBytes::new(vec![p as u8; 512 << 10]).expect("fits"))
+                    } else {
+                        small(p)
+                    }
+                })
+                .collect(),
+        )
         .expect("fits"),
     };
     let send = |fed: &mut Fed, msg: Message| {
@@ -226,18 +246,47 @@ fn a_member_cannot_fill_the_linker_with_sealed_items_past_the_list_cap() {
             .expect("no internal error")
             .remove(0)
     };
-    // The first two fit (in place of two small items), and sent again an
-    // item replaces itself.
-    assert!(matches!(send(&mut fed, item(0)), Message::Ack { .. }));
-    assert!(matches!(send(&mut fed, item(0)), Message::Ack { .. }));
-    assert!(matches!(send(&mut fed, item(1)), Message::Ack { .. }));
+    let bytes = |fed: &mut Fed| {
+        fed.engines
+            .get_mut(&name("LINKER"))
+            .expect("linker")
+            .store
+            .transaction(|tx| tx.sealed_bytes(&project, &npr))
+            .expect("bytes")
+    };
+    // Sent again, a message replaces itself: the bytes do not add up.
+    assert!(matches!(
+        send(&mut fed, message(0, n, 0)),
+        Message::Ack { .. }
+    ));
+    let once = bytes(&mut fed);
+    assert!(matches!(
+        send(&mut fed, message(0, n, 0)),
+        Message::Ack { .. }
+    ));
+    assert_eq!(bytes(&mut fed), once, "a resent message added bytes");
+    // Two big items fit (in place of two small ones).
+    assert!(matches!(
+        send(&mut fed, message(0, n, 2)),
+        Message::Ack { .. }
+    ));
     let before = disk();
-    for position in 2..persons {
-        let reply = send(&mut fed, item(position));
+    for big in 3..n {
+        let reply = send(&mut fed, message(0, n, big));
         assert_eq!(
             reply.refusal_code(),
             Some(RefusalCode::ListTooLarge),
-            "position {position}"
+            "{big} big items"
+        );
+    }
+    // A message over part of a stored message's positions is refused:
+    // no position is held twice.
+    for (first, count) in [(0, 1), (1, n - 1), (n - 1, 1)] {
+        let reply = send(&mut fed, message(first, count, 0));
+        assert_eq!(
+            reply.refusal_code(),
+            Some(RefusalCode::BadItems),
+            "{count} items from {first}"
         );
     }
     let linker = fed.engines.get_mut(&name("LINKER")).expect("linker");
