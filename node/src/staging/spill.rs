@@ -13,9 +13,10 @@
 //!
 //! This replaced a SQLite table with an index on person: one B-tree
 //! insert per row and one indexed lookup per person cost the owner about
-//! 5 µs per record (issue 13). Memory: one `u32` per person while
-//! arranging, and one bucket's rows (about one chunk's) while chunks are
-//! made.
+//! 5 µs per record (issue 13). Memory: one `u32` per person, and one
+//! chunk's rows, undecoded, while its chunk is made (a bucket holding
+//! several chunks is read once per chunk, keeping only that chunk's
+//! rows), whatever the list's size.
 
 use std::{
     collections::HashMap,
@@ -155,10 +156,13 @@ pub(crate) struct Rows {
     rows: Spill,
     buckets: Vec<Spill>,
     /// The chunk of each person (`u32::MAX`: not in the list).
-    bucket_of: Vec<u32>,
-    /// The bucket in `loaded`, and its persons' rows.
-    current: Option<usize>,
-    loaded: HashMap<u32, Vec<Vec<String>>>,
+    chunk_of: Vec<u32>,
+    /// Chunks per bucket.
+    per_bucket: usize,
+    /// The chunk loaded: its rows' bytes, and where each person's are.
+    current: Option<u32>,
+    loaded: Vec<u8>,
+    index: HashMap<u32, Vec<(usize, usize)>>,
 }
 
 impl Rows {
@@ -171,9 +175,11 @@ impl Rows {
             stem: stem.to_string(),
             rows: Spill::create(path("rows"))?,
             buckets: Vec::new(),
-            bucket_of: Vec::new(),
+            chunk_of: Vec::new(),
+            per_bucket: 1,
             current: None,
-            loaded: HashMap::new(),
+            loaded: Vec::new(),
+            index: HashMap::new(),
         })
     }
 
@@ -201,9 +207,9 @@ impl Rows {
         let per_bucket = chunks.div_ceil(MAX_BUCKETS.min(chunks));
         let buckets = chunks.div_ceil(per_bucket);
         let persons = positions.iter().map(|&p| p as usize + 1).max().unwrap_or(0);
-        let mut bucket_of = vec![u32::MAX; persons];
+        let mut chunk_of = vec![u32::MAX; persons];
         for (i, &p) in positions.iter().enumerate() {
-            bucket_of[p as usize] = ((i / size) / per_bucket) as u32;
+            chunk_of[p as usize] = u32::try_from(i / size).unwrap_or(u32::MAX);
         }
         let mut out = (0..buckets)
             .map(|k| {
@@ -215,8 +221,8 @@ impl Rows {
             })
             .collect::<Result<Vec<_>, _>>()?;
         self.rows
-            .for_each(|person, bytes| match bucket_of.get(person as usize) {
-                Some(&k) if k != u32::MAX => out[k as usize].append(person, bytes),
+            .for_each(|person, bytes| match chunk_of.get(person as usize) {
+                Some(&c) if c != u32::MAX => out[c as usize / per_bucket].append(person, bytes),
                 _ => Ok(()),
             })?;
         self.rows.remove();
@@ -224,43 +230,57 @@ impl Rows {
             b.close()?;
         }
         self.buckets = out;
-        self.bucket_of = bucket_of;
+        self.chunk_of = chunk_of;
+        self.per_bucket = per_bucket;
         self.current = None;
-        self.loaded.clear();
+        self.index.clear();
         Ok(())
     }
 
     /// The rows of `person`, in extract order (after [`arrange`](Self::arrange)).
     pub(crate) fn rows(&mut self, person: u32) -> Result<Vec<Vec<String>>, StoreError> {
-        let Some(&k) = self.bucket_of.get(person as usize) else {
+        let Some(&c) = self.chunk_of.get(person as usize) else {
             return Ok(Vec::new());
         };
-        if k == u32::MAX {
+        if c == u32::MAX {
             return Ok(Vec::new());
         }
-        let k = k as usize;
-        // A person's rows are handed out once; asked again, the bucket is
-        // read again.
-        if self.current != Some(k) || !self.loaded.contains_key(&person) {
-            self.load(k)?;
+        if self.current != Some(c) {
+            self.load(c)?;
         }
-        Ok(self.loaded.remove(&person).unwrap_or_default())
+        let Some(ranges) = self.index.get(&person) else {
+            return Ok(Vec::new());
+        };
+        ranges
+            .iter()
+            .map(|&(from, to)| {
+                let bytes = self
+                    .loaded
+                    .get(from..to)
+                    .ok_or(StoreError::Corrupt("staged row"))?;
+                postcard::from_bytes(bytes).map_err(|_| StoreError::Corrupt("staged row"))
+            })
+            .collect()
     }
 
-    fn load(&mut self, k: usize) -> Result<(), StoreError> {
+    /// Reads chunk `c`'s rows from its bucket, skipping the other chunks'.
+    fn load(&mut self, c: u32) -> Result<(), StoreError> {
         self.loaded.clear();
+        self.index.clear();
         self.current = None;
-        let loaded = &mut self.loaded;
+        let (loaded, index, chunk_of) = (&mut self.loaded, &mut self.index, &self.chunk_of);
         self.buckets
-            .get_mut(k)
+            .get_mut(c as usize / self.per_bucket)
             .ok_or(StoreError::Corrupt("staging bucket"))?
             .for_each(|person, bytes| {
-                let row: Vec<String> =
-                    postcard::from_bytes(bytes).map_err(|_| StoreError::Corrupt("staged row"))?;
-                loaded.entry(person).or_default().push(row);
+                if chunk_of.get(person as usize) == Some(&c) {
+                    let from = loaded.len();
+                    loaded.extend_from_slice(bytes);
+                    index.entry(person).or_default().push((from, loaded.len()));
+                }
                 Ok(())
             })?;
-        self.current = Some(k);
+        self.current = Some(c);
         Ok(())
     }
 }
@@ -307,7 +327,9 @@ mod tests {
                 .filter(|p| p % 10 != 0)
                 .collect();
             rows.arrange(&positions, 7).expect("arrange");
+            // 129 chunks in 43 buckets of 3: each bucket read once per chunk.
             assert!(rows.buckets.len() <= MAX_BUCKETS && rows.buckets.len() > 1);
+            assert!(rows.per_bucket > 1, "{} chunks per bucket", rows.per_bucket);
             for &p in &positions {
                 assert_eq!(rows.rows(p).expect("rows"), want[&p], "person {p}");
             }
