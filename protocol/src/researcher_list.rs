@@ -32,6 +32,7 @@ use crate::{
     ident::Identifier,
     link::Cohort,
     owner::{shuffled_positions, OwnerError, OwnerList},
+    project::ProjectView,
     seal::{
         open_blinding_part, BlindingPart, HpkePublicKey, HpkeSecretKey, SealedItem, WrappedKey,
     },
@@ -40,7 +41,8 @@ use crate::{
     types::{Attempt, Digest, ListName, Name, NameError, ProjectId, UnixTime},
     v2::{
         check::{OwnerCheck, OwnerCheckBuilder},
-        CheckError, ChunkMsg, HopError, ListAnnouncementV2, ListHeader, Mode, OwnerStream, StepKey,
+        ChainView, CheckError, ChunkMsg, HopError, HopRecordV2, ListAnnouncementV2, ListHeader,
+        Mode, OwnerStream, Pass, StepKey,
     },
 };
 
@@ -110,6 +112,24 @@ pub enum ResearcherListError {
     /// The list name (never in practice).
     #[error(transparent)]
     Name(#[from] NameError),
+    /// A chunk the linker will not relay (not a hop-0 chunk of attempt 0
+    /// inside the list, or points its statement does not digest).
+    #[error("the researcher list's chunk is refused: {0}")]
+    BadChunk(String),
+    /// A pass the linker will not relay (not the researcher list's
+    /// attempt 0, or with steps already).
+    #[error("the researcher list's A_0 is refused: not a pass of its attempt 0 without steps")]
+    BadPass,
+    /// The researcher list was announced already (with another statement).
+    #[error("the researcher list is announced already")]
+    Announced,
+    /// Not every register (and the linker) committed its key yet: the
+    /// list waits (hop 1 could not step it).
+    #[error("the researcher list waits until every register has approved and committed its key")]
+    NotYet,
+    /// The researcher list's chain was stopped, or its check recorded.
+    #[error("the researcher list's chain is over: it was stopped or checked")]
+    Over,
 }
 
 /// One person of the researcher list: the identifier and the researcher's
@@ -512,6 +532,100 @@ impl KeptOutput {
         Ok(a0.finish(key)?)
     }
 }
+
+/// The researcher's `A_0` for its list's open attempt, from its copy of
+/// the transcript and its kept output: `None` while some hop record of
+/// the attempt is missing (ask again later). σ is recomputed from the
+/// records as every owner does (`ChainView::sigma`, after checking that the
+/// records chain and that the linker's record is the last step).
+///
+/// # Errors
+///
+/// [`ResearcherListError::NotIdentified`] (no identified order in
+/// `view`), [`ResearcherListError::Over`] (stopped or checked),
+/// [`ResearcherListError::Check`] (records that do not chain, or a kept
+/// output that does not fit), [`ResearcherListError::WrongProject`] (the
+/// kept output is another project's).
+pub fn pass(
+    view: &ProjectView<'_>,
+    kept: &KeptOutput,
+    key: &SigningKey,
+) -> Result<Option<Pass>, ResearcherListError> {
+    let order = view.order().ok_or(ResearcherListError::NotIdentified)?;
+    ordered(order)?;
+    if kept.project != order.project {
+        return Err(ResearcherListError::WrongProject);
+    }
+    let list = list_name()?;
+    let Some(l) = view.v2_list(&list) else {
+        return Ok(None);
+    };
+    if l.stopped.is_some() || l.passed.is_some() || l.attempt != Attempt::FIRST {
+        return Err(ResearcherListError::Over);
+    }
+    let Some(owner_list) = l.owner_list else {
+        return Ok(None);
+    };
+    if l.hops.len() != view.hops_of(&list).len() {
+        return Ok(None);
+    }
+    let Some((linker, registers)) = l.hops.split_last() else {
+        return Ok(None);
+    };
+    let header = l.header(Domain::Project(order.project.clone()));
+    let registers: Vec<HopRecordV2> = registers.iter().map(|r| (*r).clone()).collect();
+    let blinding = l.announcement.blinding.to_vec();
+    let chain = ChainView {
+        header: &header,
+        manifest: order.manifest_digest,
+        owner: list.owner(),
+        blinding: &blinding,
+        owner_list,
+        hops: &registers,
+        linker: (&linker.member, linker.key),
+    };
+    chain.check_linker(linker)?;
+    let sigma = chain.sigma()?;
+    let owner = kept.owner_check(l.attempt, l.mode(), sigma, key)?;
+    Ok(Some(Pass {
+        list,
+        attempt: l.attempt,
+        sigma,
+        owner,
+        steps: BoundedVec::default(),
+    }))
+}
+
+/// What the linker does with a researcher's announcement: it must be the
+/// first of the list (a resend of the same statement is fine), pass
+/// [`check_announcement`], and come once every key holder committed.
+///
+/// # Errors
+///
+/// As [`check_announcement`]; [`ResearcherListError::Announced`] if
+/// another announcement of the list is recorded.
+pub fn admit_announcement<'a>(
+    view: &ProjectView<'_>,
+    signed: &'a SignedStatement,
+) -> Result<&'a ListAnnouncementV2, ResearcherListError> {
+    let order = view.order().ok_or(ResearcherListError::NotIdentified)?;
+    let a = check_announcement(order, signed)?;
+    let linker = view.manifest_linker();
+    if !view
+        .key_registers()
+        .iter()
+        .chain(linker.as_ref())
+        .all(|m| view.fully_committed(m))
+    {
+        return Err(ResearcherListError::NotYet);
+    }
+    if view.v2_list(&a.list).is_some_and(|l| l.announcement != a) {
+        return Err(ResearcherListError::Announced);
+    }
+    Ok(a)
+}
+
+pub mod wire;
 
 #[cfg(test)]
 mod tests;

@@ -476,11 +476,15 @@ pub(crate) fn check_list_checks(p: &Project<'_>, lists: &Lists<'_>) -> Result<()
             let sigma = view
                 .sigma()
                 .map_err(|e| lc_fail(format!("list {list} attempt {}: {e}", k.header.attempt)))?;
-            let owner_key = p
-                .manifest
-                .member(list.owner())
-                .and_then(|m| ed25519_dalek::VerifyingKey::from_bytes(&m.signing_key.0).ok())
-                .ok_or_else(|| lc_fail(format!("list {list}: the owner has no valid node key")))?;
+            // The researcher list's owner is the researcher (its key the
+            // order's); every other list's, the member of its name.
+            let owner_key = if p.order.is_researcher_list(list) {
+                Some(p.order.researcher_signing_key)
+            } else {
+                p.manifest.member(list.owner()).map(|m| m.signing_key)
+            }
+            .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k.0).ok())
+            .ok_or_else(|| lc_fail(format!("list {list}: the owner has no valid key")))?;
             let ctx = PassContext {
                 sigma,
                 owner_key,
