@@ -534,3 +534,68 @@ fn hop1_refuses_a_researcher_chunk_the_relaying_linker_changed_dropped_or_reorde
         assert!(refused, "{relay:?}: {:?}", net.refusals());
     }
 }
+
+#[test]
+fn the_linker_relays_only_the_researchers_own_a0_and_the_project_goes_on() {
+    let w = world();
+    let mut net = w.fed.start(16, Faults::default(), 3).expect("net");
+    let start = net.clock_ms();
+    let (order, file) = approved(&w, &mut net, "RLIST-A0");
+    let kept = w
+        .fed
+        .send_researcher_list(&mut net, &order, &file, 16, 1)
+        .expect("sent");
+    // Until every hop record is in, no A_0 is taken.
+    let manifest = w.fed.manifest.clone();
+    let mut ready = false;
+    net.run_until(120_000, |net| {
+        let entries = net.transcript(&name(LINKER), &order.project)?;
+        let view = kobling_protocol::project::ProjectView::new(&manifest, &entries);
+        ready = kobling_protocol::researcher_list::pass_context(&view)
+            .expect("records")
+            .is_some();
+        Ok(ready)
+    })
+    .expect("the researcher list's hops recorded");
+    assert!(ready);
+    // A_0 signed by someone else (under the right σ), or for another σ:
+    // refused, nothing relayed, the project is not closed.
+    let entries = net
+        .transcript(&name(LINKER), &order.project)
+        .expect("transcript");
+    let view = kobling_protocol::project::ProjectView::new(&manifest, &entries);
+    let stranger = SigningKey::from_bytes(&[0x42; 32]);
+    let honest = kobling_protocol::researcher_list::pass(&view, &kept, &w.fed.researcher)
+        .expect("pass")
+        .expect("ready");
+    let forged = kobling_protocol::researcher_list::pass(&view, &kept, &stranger)
+        .expect("pass")
+        .expect("ready");
+    let mut other_sigma = honest.clone();
+    other_sigma.sigma = Digest([7; 32]);
+    for pass in [forged, other_sigma] {
+        let msg = Message::ResearcherList(Box::new(ResearcherListPart::Pass {
+            project: order.project.clone(),
+            pass,
+        }));
+        let replies = net.client(&name(LINKER), msg).expect("answered");
+        let (code, detail) = refused_with(&replies);
+        assert_eq!(code, "researcher-list", "{detail}");
+    }
+    net.run_for(5_000).expect("ran");
+    let entries = net
+        .transcript(&name(LINKER), &order.project)
+        .expect("transcript");
+    assert!(
+        !entries
+            .iter()
+            .any(|e| matches!(e.signed.statement.body, Body::Closure(_))),
+        "a refused A_0 closed the project"
+    );
+    // The researcher's own A_0 then links and delivers.
+    let out = w
+        .fed
+        .run_to_delivery_with(&mut net, &order, &config("RLIST-A0"), start, Some(&kept))
+        .expect("delivered");
+    assert!(out.tables.contains_key(&name(RESEARCHER)));
+}

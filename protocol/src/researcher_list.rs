@@ -42,7 +42,7 @@ use crate::{
     v2::{
         check::{OwnerCheck, OwnerCheckBuilder},
         ChainView, CheckError, ChunkMsg, HopError, HopRecordV2, ListAnnouncementV2, ListHeader,
-        Mode, OwnerStream, Pass, StepKey,
+        Mode, OwnerStream, Pass, PassContext, StepKey,
     },
 };
 
@@ -118,7 +118,7 @@ pub enum ResearcherListError {
     BadChunk(String),
     /// A pass the linker will not relay (not the researcher list's
     /// attempt 0, or with steps already).
-    #[error("the researcher list's A_0 is refused: not a pass of its attempt 0 without steps")]
+    #[error("the researcher list's A_0 is refused: not a pass of its attempt 0 without steps, or not the researcher's signature under σ")]
     BadPass,
     /// The researcher list was announced already (with another statement).
     #[error("the researcher list is announced already")]
@@ -533,29 +533,25 @@ impl KeptOutput {
     }
 }
 
-/// The researcher's `A_0` for its list's open attempt, from its copy of
-/// the transcript and its kept output: `None` while some hop record of
-/// the attempt is missing (ask again later). σ is recomputed from the
-/// records as every owner does (`ChainView::sigma`, after checking that the
-/// records chain and that the linker's record is the last step).
+/// The researcher list's open attempt as the transcript records it, once
+/// every hop record is in: its attempt, mode and pass context (σ
+/// recomputed from the records as every owner does, `ChainView::sigma`,
+/// after checking that the records chain and that the linker's record is
+/// the last step; the owner key the order's researcher key). `None` while
+/// some hop record is missing.
 ///
 /// # Errors
 ///
 /// [`ResearcherListError::NotIdentified`] (no identified order in
 /// `view`), [`ResearcherListError::Over`] (stopped or checked),
-/// [`ResearcherListError::Check`] (records that do not chain, or a kept
-/// output that does not fit), [`ResearcherListError::WrongProject`] (the
-/// kept output is another project's).
-pub fn pass(
+/// [`ResearcherListError::Check`] (records that do not chain),
+/// [`ResearcherListError::NotTheResearcher`] (the order's key is not a
+/// valid key).
+pub fn pass_context(
     view: &ProjectView<'_>,
-    kept: &KeptOutput,
-    key: &SigningKey,
-) -> Result<Option<Pass>, ResearcherListError> {
+) -> Result<Option<(Attempt, Mode, PassContext)>, ResearcherListError> {
     let order = view.order().ok_or(ResearcherListError::NotIdentified)?;
     ordered(order)?;
-    if kept.project != order.project {
-        return Err(ResearcherListError::WrongProject);
-    }
     let list = list_name()?;
     let Some(l) = view.v2_list(&list) else {
         return Ok(None);
@@ -586,11 +582,45 @@ pub fn pass(
     };
     chain.check_linker(linker)?;
     let sigma = chain.sigma()?;
-    let owner = kept.owner_check(l.attempt, l.mode(), sigma, key)?;
+    let owner_key = ed25519_dalek::VerifyingKey::from_bytes(&order.researcher_signing_key.0)
+        .map_err(|_| ResearcherListError::NotTheResearcher)?;
+    Ok(Some((
+        l.attempt,
+        l.mode(),
+        PassContext {
+            sigma,
+            owner_key,
+            step_keys: chain.step_keys(),
+        },
+    )))
+}
+
+/// The researcher's `A_0` for its list's open attempt, from its copy of
+/// the transcript and its kept output: `None` while some hop record of
+/// the attempt is missing (ask again later); see [`pass_context`].
+///
+/// # Errors
+///
+/// As [`pass_context`]; [`ResearcherListError::WrongProject`] (the kept
+/// output is another project's), [`ResearcherListError::Check`] (a kept
+/// output that does not fit).
+pub fn pass(
+    view: &ProjectView<'_>,
+    kept: &KeptOutput,
+    key: &SigningKey,
+) -> Result<Option<Pass>, ResearcherListError> {
+    let order = view.order().ok_or(ResearcherListError::NotIdentified)?;
+    if kept.project != order.project {
+        return Err(ResearcherListError::WrongProject);
+    }
+    let Some((attempt, mode, ctx)) = pass_context(view)? else {
+        return Ok(None);
+    };
+    let owner = kept.owner_check(attempt, mode, ctx.sigma, key)?;
     Ok(Some(Pass {
-        list,
-        attempt: l.attempt,
-        sigma,
+        list: list_name()?,
+        attempt,
+        sigma: ctx.sigma,
         owner,
         steps: BoundedVec::default(),
     }))

@@ -114,6 +114,14 @@ impl Engine {
                 items,
             } => {
                 let a = announced("sealed items")?;
+                // Items are not signed one by one: none is taken once the
+                // researcher's end-of-list statement (its sealed root) is
+                // recorded.
+                if view.v2_list(&list).is_some_and(|l| l.owner_list.is_some()) {
+                    return Err(refused(ResearcherListError::BadEnd(
+                        "sealed items after the end-of-list statement".into(),
+                    )));
+                }
                 let end = first.0.checked_add(items.len() as u64);
                 if end.is_none_or(|end| end > a.persons) {
                     return Err(refuse(
@@ -163,6 +171,16 @@ impl Engine {
                     return Ok(vec![ack()]);
                 }
                 check_pass(&pass).map_err(refused)?;
+                // The researcher's signature on A_0 under σ, before it is
+                // relayed: a pass that does not verify would close the
+                // project at the linker.
+                let Some((_, _, ctx)) = rlist::pass_context(&view).map_err(refused)? else {
+                    return Err(not_ready(
+                        "the researcher list's hop records are not all recorded yet",
+                    ));
+                };
+                ctx.verify_owner(&pass)
+                    .map_err(|_| refused(ResearcherListError::BadPass))?;
                 self.store.transaction(|tx| {
                     tx.send(
                         &project,
