@@ -120,6 +120,9 @@ pub enum ResearcherListError {
     /// attempt 0, or with steps already).
     #[error("the researcher list's A_0 is refused: not a pass of its attempt 0 without steps, or not the researcher's signature under σ")]
     BadPass,
+    /// A member of the manifest bears the researcher list's name.
+    #[error("the order is identified, but a member of the manifest is named {LIST_NAME}, the researcher list's name")]
+    NameTaken,
     /// The researcher list was announced already (with another statement).
     #[error("the researcher list is announced already")]
     Announced,
@@ -358,6 +361,27 @@ pub fn check_announcement<'a>(
         return Err(ResearcherListError::NotSplit);
     }
     Ok(a)
+}
+
+/// An identified order's manifest: no member bears the researcher list's
+/// name (its owner is the researcher's client, not a member).
+///
+/// # Errors
+///
+/// [`ResearcherListError::NameTaken`].
+pub fn check_manifest(
+    manifest: &crate::manifest::Manifest,
+    order: &ProjectOrder,
+) -> Result<(), ResearcherListError> {
+    if order.is_identified()
+        && manifest
+            .members
+            .iter()
+            .any(|m| m.name.as_str() == LIST_NAME)
+    {
+        return Err(ResearcherListError::NameTaken);
+    }
+    Ok(())
 }
 
 /// The linker's check of the researcher's end-of-list statement against

@@ -673,17 +673,7 @@ fn check_order<'a>(
     let registers = crate::domain::key_registers(manifest, order);
     // An identified project's researcher list is named `RESEARCHER`,
     // which no member may bear (its owner is the researcher's client).
-    if order.is_identified()
-        && manifest
-            .members
-            .iter()
-            .any(|m| m.name.as_str() == crate::researcher_list::LIST_NAME)
-    {
-        return Err(at0(format!(
-            "the order is identified, but a member of the manifest is named {}, the researcher list's name",
-            crate::researcher_list::LIST_NAME
-        )));
-    }
+    crate::researcher_list::check_manifest(manifest, order).map_err(|e| at0(e.to_string()))?;
     let lists = order.lists();
     let cohort = order
         .linked_cohort()
@@ -731,23 +721,8 @@ fn check_order<'a>(
             }
         };
         // The researcher list's statements are the researcher's
-        // (docs/protocol.md §18): its announcement checked as the linker
-        // checks it before recording it.
-        let by_researcher = || -> Result<(), VerifyError> {
-            if st.signer == Signer::Researcher(order.researcher_signing_key) {
-                Ok(())
-            } else {
-                Err(fail(
-                    Check::Order,
-                    at,
-                    format!(
-                        "a {} statement of the researcher list must be signed by the project's researcher, not by {}",
-                        st.body.kind(),
-                        signer_name(&st.signer)
-                    ),
-                ))
-            }
-        };
+        // (docs/protocol.md §18).
+        let by_researcher = || v2::researcher_signed(order, st, at);
         // A list is announced once, by its own node (the researcher list by
         // the researcher), and is in the order.
         let announce = |list: &'a ListName, announced: &mut HashSet<&'a ListName>| {

@@ -502,3 +502,25 @@ pub(crate) fn check_list_checks(p: &Project<'_>, lists: &Lists<'_>) -> Result<()
     }
     Ok(())
 }
+
+/// [`Check::Order`] of a statement of the researcher list (its
+/// announcement, its end-of-list statement): signed as the order's
+/// researcher (docs/protocol.md §18).
+pub(crate) fn researcher_signed(
+    order: &crate::transcript::ProjectOrder,
+    st: &crate::transcript::Statement,
+    at: Option<u64>,
+) -> Result<(), VerifyError> {
+    if st.signer == Signer::Researcher(order.researcher_signing_key) {
+        return Ok(());
+    }
+    Err(fail(
+        Check::Order,
+        at,
+        format!(
+            "a {} statement of the researcher list must be signed by the project's researcher, not by {}",
+            st.body.kind(),
+            super::signer_name(&st.signer)
+        ),
+    ))
+}
