@@ -39,6 +39,22 @@ fuzz_target!(|data: &[u8]| {
                 &kobling_protocol::manifest::Ed25519Key([0x11; 32]),
             );
         }
+        // The linker's checks of the researcher's list (docs/protocol.md
+        // §18) that need no project state.
+        Message::ResearcherList(part) => {
+            use kobling_protocol::researcher_list::wire::{check_pass, ResearcherListPart};
+            let _ = part.project();
+            match &**part {
+                ResearcherListPart::Announce { announcement: s, .. }
+                | ResearcherListPart::End(s) => {
+                    let _ = s.statement.digest();
+                }
+                ResearcherListPart::Pass { pass, .. } => {
+                    let _ = check_pass(pass);
+                }
+                _ => {}
+            }
+        }
         _ => {}
     }
 });

@@ -85,7 +85,6 @@ use std::{
     path::Path,
 };
 
-#[cfg(any(test, fuzzing))]
 use kobling_protocol::extract::{ListBuilder, Person};
 use kobling_protocol::{
     extract::ExtractStats,
@@ -159,7 +158,6 @@ pub(crate) struct RowIssue {
 
 /// An extract read whole: the summary and the persons (tests: the node
 /// itself stages rows on disk, see [`stage_extract`]).
-#[cfg(any(test, fuzzing))]
 #[derive(Debug)]
 pub(crate) struct ExtractRead {
     /// Counts, digest and columns.
@@ -185,7 +183,6 @@ impl ExtractSummary {
 /// # Errors
 ///
 /// [`ExtractError`] if the file cannot be used (see the module docs).
-#[cfg(test)]
 pub(crate) fn read_extract(
     path: &Path,
     options: ParseOptions,
@@ -199,7 +196,6 @@ pub(crate) fn read_extract(
 /// # Errors
 ///
 /// As [`read_extract`].
-#[cfg(any(test, fuzzing))]
 pub(crate) fn read_extract_from(
     input: impl Read,
     options: ParseOptions,

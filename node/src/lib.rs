@@ -62,6 +62,7 @@ mod output;
 mod prepare;
 pub mod private_fs;
 mod researcher;
+mod researcher_list;
 mod researcher_state;
 mod reservation_file;
 pub mod reshare;

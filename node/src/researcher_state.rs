@@ -9,9 +9,8 @@
 //!                for this project ─▶ A_0 ─▶ discard_kept
 //! ```
 //!
-//! The commands that call these are not built yet (docs/protocol.md §18,
-//! "Not built yet (the node)"); until then only the tests use them.
-#![cfg_attr(not(test), allow(dead_code))]
+//! Called by `kobling project send-list` and `check-list`
+//! (`cmd/project/rlist.rs`).
 
 use std::{
     io::{Read, Write},

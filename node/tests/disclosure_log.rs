@@ -13,14 +13,13 @@ use std::path::Path;
 use ed25519_dalek::SigningKey;
 use kobling_keys::DomainStatus;
 use kobling_node::testing::{
-    authority, files_contain, refusal, Faults, Federation, Net, ProjectConfig, LINKER,
+    files_contain, refusal, Faults, Federation, Net, ProjectConfig, LINKER,
 };
 use kobling_protocol::{
     disclosure::MIN_RETENTION_DAYS,
     domain::{DomainKind, DomainSpec},
     group::WirePoint,
     ident::Identifier,
-    identified::ResearcherList,
     innsyn::{
         blinded::BlindedPerson,
         wire::{InnsynAction, InnsynCall, SignedInnsyn},
@@ -113,27 +112,32 @@ impl World {
     /// as its researcher; runs until every node shredded its key.
     fn run_and_close(&mut self, project: &str, identified: bool) {
         let config = config(project);
-        let mut order = self
+        let order = self
             .fed
             .order(&config.project, &config.cohort, &self.extracts())
             .expect("order");
-        if identified {
-            order.identified = Some(ResearcherList {
-                persons: self.delivered().len() as u64,
-                digest: Digest([0x1d; 32]),
-            });
-            order = order.granted_by(&authority());
-        }
-        let start = self.net.clock_ms();
         let extracts: Vec<Extract> = self.extracts().into_iter().cloned().collect();
         let refs: Vec<&Extract> = extracts.iter().collect();
-        let order = self
-            .fed
-            .submit_and_approve(&mut self.net, order, &refs, &config)
-            .expect("approved");
-        self.fed
-            .run_to_delivery(&mut self.net, &order, &config, start)
-            .expect("delivered");
+        if identified {
+            // The researcher's own list: the persons it will receive.
+            let rows: Vec<Vec<String>> = self
+                .delivered()
+                .iter()
+                .map(|p| vec![self.pop.persons[*p].id.expose().to_string(), "A".into()])
+                .collect();
+            self.fed
+                .run_identified(&mut self.net, order, &refs, &config, &["arm"], &rows)
+                .expect("delivered");
+        } else {
+            let start = self.net.clock_ms();
+            let order = self
+                .fed
+                .submit_and_approve(&mut self.net, order, &refs, &config)
+                .expect("approved");
+            self.fed
+                .run_to_delivery(&mut self.net, &order, &config, start)
+                .expect("delivered");
+        }
         let close = self
             .fed
             .request(project, Action::Close, self.net.now())

@@ -8,7 +8,7 @@
 //! verify` refuses a transcript whose count was changed.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
     process::Command,
 };
@@ -99,21 +99,30 @@ impl World {
     }
 
     /// Runs `project` as an identified project (an ordinary one if
-    /// `identified` is false) on `net`.
+    /// `identified` is false) on `net`. The researcher's list is the
+    /// persons in both NPR and KPR, with its own column `arm`; it goes
+    /// through the chain (docs/protocol.md §18).
     fn run(&self, net: &mut Net, project: &str, identified: bool) -> RunOutcome {
         let config = config(project);
-        let mut order = self
+        let order = self
             .fed
             .order(&config.project, &config.cohort, &self.extracts())
             .expect("order");
         if identified {
-            // In this step the researcher list is bound by the order
-            // (count and digest) and approved; the registers do not see it.
-            order.identified = Some(ResearcherList {
-                persons: self.both().len() as u64,
-                digest: Digest([0x1d; 32]),
-            });
-            order = order.granted_by(&authority());
+            let rows: Vec<Vec<String>> = self
+                .both()
+                .iter()
+                .map(|p| {
+                    vec![
+                        self.pop.persons[*p].id.expose().to_string(),
+                        format!("arm-{}", p % 2),
+                    ]
+                })
+                .collect();
+            return self
+                .fed
+                .run_identified(net, order, &self.extracts(), &config, &["arm"], &rows)
+                .expect("delivered");
         }
         let start = net.clock_ms();
         let order = self
@@ -145,6 +154,15 @@ fn excluded(entries: &[Entry], list: &str) -> Option<ShownCount> {
 
 fn delivered(out: &RunOutcome) -> BTreeSet<Lnr> {
     out.tables.values().flatten().map(|(l, _)| *l).collect()
+}
+
+/// The registers' tables (the researcher's own table left out).
+fn registers(out: &RunOutcome) -> BTreeMap<Name, Vec<(Lnr, Vec<String>)>> {
+    out.tables
+        .iter()
+        .filter(|(n, _)| n.as_str() != "RESEARCHER")
+        .map(|(n, t)| (n.clone(), t.clone()))
+        .collect()
 }
 
 #[test]
@@ -182,7 +200,7 @@ fn reserved_persons_are_left_out_of_an_identified_project_only() {
         .copied()
         .filter(|p| !reserved.contains(p))
         .collect();
-    let problems = truth::compare_cohort(&w.pop, &lnr_of, &cohort, &ident.tables);
+    let problems = truth::compare_cohort(&w.pop, &lnr_of, &cohort, &registers(&ident));
     assert!(problems.is_empty(), "{problems:?}");
     let got = delivered(&ident);
     for p in &reserved {

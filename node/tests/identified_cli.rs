@@ -5,6 +5,9 @@
 //! its operators read "identified project" before approving; the
 //! researcher's fetch reports KPR's exclusion count, and the persons who
 //! reserved are absent from KPR's table (ground truth) but still in NPR's.
+//! The researcher sends its own list with `kobling project send-list`
+//! (a file unlike the order's is refused before anything is sent); its
+//! table `RESEARCHER` has the same lnr as NPR's for the same persons.
 
 mod common;
 
@@ -152,6 +155,61 @@ fn an_identified_project_through_the_commands() {
         }
     }
 
+    // The researcher's own list into the chain: a wrong file is refused
+    // before anything is sent; the right one is sent, stepped, checked.
+    let state = d.join("rlist-state");
+    std::fs::create_dir(&state).expect("state dir");
+    std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("0700");
+    let wrong_list = d.join("other.csv");
+    std::fs::write(
+        &wrong_list,
+        list.lines().take(3).collect::<Vec<_>>().join("\n") + "\n",
+    )
+    .expect("write");
+    let send = |file: &std::path::Path| {
+        common::kobling(&[
+            "project",
+            "send-list",
+            "--manifest",
+            path(&s.manifest),
+            "--key",
+            path(&researcher),
+            "--project",
+            PROJECT,
+            "--list",
+            path(file),
+            "--state",
+            path(&state),
+            "--chunk-size",
+            "64",
+            "--wait",
+            "600",
+        ])
+    };
+    let refused = send(&wrong_list);
+    let said = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(!refused.status.success(), "{said}");
+    assert!(
+        said.contains("nothing was sent") && said.contains("persons"),
+        "{said}"
+    );
+    assert!(
+        std::fs::read_dir(&state).expect("state").next().is_none(),
+        "kept output of a refused file"
+    );
+    let sent = send(&d.join("cohort.csv"));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&sent.stdout),
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    assert!(sent.status.success(), "{said}");
+    assert!(said.contains("researcher list check signed"), "{said}");
+    for p in pop.members("NPR") {
+        assert!(!said.contains(pop.persons[p].id.expose()), "an fnr printed");
+    }
+
     let out = d.join(PROJECT);
     let fetched = eventually(
         &[
@@ -224,6 +282,16 @@ fn an_identified_project_through_the_commands() {
         assert!(npr.contains(&lnr_of[*p]));
     }
     assert!(!kpr.is_empty());
+    // The researcher's own table: the cohort (NPR ∩ its list = NPR), under
+    // the same lnr as NPR's table.
+    let own = truth::read_tables(&out, &["RESEARCHER"]).expect("the researcher's table");
+    let own: BTreeSet<_> = own[&Name::new("RESEARCHER").expect("name")]
+        .iter()
+        .map(|(l, _)| *l)
+        .collect();
+    assert_eq!(own, npr, "the researcher's table and NPR's");
+    let want: BTreeSet<_> = pop.members("NPR").iter().map(|p| lnr_of[*p]).collect();
+    assert_eq!(own, want, "ground truth");
 
     // KPR's log counts its table by reason and names no identifier.
     let log_path = nodes.log_path("KPR");

@@ -395,6 +395,19 @@ pub enum Message {
     /// identified project's padded list on its way into the log; the
     /// holder → the linker: every page stored (`disclosure::log`).
     DisclosureLog(Box<crate::disclosure::log::LogMessage>),
+    /// The researcher's client → the linker: a part of the researcher's
+    /// own list in an identified project (docs/protocol.md §18).
+    ResearcherList(Box<crate::researcher_list::wire::ResearcherListPart>),
+    /// The linker → hop 1 of the researcher list: the researcher's `β₂`,
+    /// sealed to hop 1 (`BlindingPart::Second`), relayed as it came.
+    SecondBlinding {
+        /// The project.
+        project: ProjectId,
+        /// The list (`RESEARCHER`).
+        list: ListName,
+        /// `β₂` under HPKE.
+        sealed: WrappedKey,
+    },
 }
 
 impl Message {
@@ -433,6 +446,8 @@ impl Message {
             Message::InnsynReply(_) => Kind::InnsynReply,
             Message::InnsynSteps(_) => Kind::InnsynSteps,
             Message::DisclosureLog(_) => Kind::DisclosureLog,
+            Message::ResearcherList(_) => Kind::ResearcherList,
+            Message::SecondBlinding { .. } => Kind::SecondBlinding,
         }
     }
 }
@@ -502,6 +517,10 @@ pub enum Kind {
     InnsynSteps,
     /// [`Message::DisclosureLog`].
     DisclosureLog,
+    /// [`Message::ResearcherList`].
+    ResearcherList,
+    /// [`Message::SecondBlinding`].
+    SecondBlinding,
 }
 
 /// The largest frame of a kind a client (a peer without a member
@@ -515,7 +534,7 @@ pub const MAX_KIND_PREFIX: usize = 5;
 
 impl Kind {
     /// Every kind, in variant-index order.
-    pub const ALL: [Kind; 27] = [
+    pub const ALL: [Kind; 29] = [
         Kind::Hello,
         Kind::SubmitOrder,
         Kind::Approve,
@@ -543,6 +562,8 @@ impl Kind {
         Kind::InnsynReply,
         Kind::InnsynSteps,
         Kind::DisclosureLog,
+        Kind::ResearcherList,
+        Kind::SecondBlinding,
     ];
 
     /// The kind of the message a frame body starts with, from its first
@@ -601,6 +622,8 @@ impl Kind {
             Kind::InnsynReply => "InnsynReply",
             Kind::InnsynSteps => "InnsynSteps",
             Kind::DisclosureLog => "DisclosureLog",
+            Kind::ResearcherList => "ResearcherList",
+            Kind::SecondBlinding => "SecondBlinding",
         }
     }
 
@@ -619,6 +642,7 @@ impl Kind {
                 | Kind::Status
                 | Kind::DomainRequest
                 | Kind::Innsyn
+                | Kind::ResearcherList
         )
     }
 
@@ -641,7 +665,10 @@ impl Kind {
             Kind::DomainPoints => 1 << 20,
             // One entry: a creation names at most 256 key holders.
             Kind::DomainCommitment => 64 << 10,
-            Kind::Blinding => 64 << 10,
+            Kind::Blinding | Kind::SecondBlinding => 64 << 10,
+            // A chunk of at most `MAX_RESEARCHER_CHUNK` points, or a page
+            // of sealed items the client keeps under the cap.
+            Kind::ResearcherList => MAX_CLIENT_FRAME,
             Kind::Refused => 4 << 10,
             // A device request, an identifier, a key and a signature.
             Kind::Innsyn => 4 << 10,

@@ -403,6 +403,11 @@ impl<'a> ProjectView<'a> {
             .unwrap_or_default()
     }
 
+    /// The manifest's linker, by name.
+    pub fn manifest_linker(&self) -> Option<Name> {
+        self.manifest.linker().map(|l| l.name.clone())
+    }
+
     /// The project order, once submitted.
     pub fn order(&self) -> Option<&'a ProjectOrder> {
         self.order

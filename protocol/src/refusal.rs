@@ -140,6 +140,10 @@ codes! {
     Check = "check",
     /// An innsyn request over a quota (per portal or per person).
     Quota = "quota",
+    /// A part of the researcher's list the linker refuses: a count or
+    /// file digest unlike the order's, not a split blinding, a chunk or
+    /// pass it will not relay (docs/protocol.md §18).
+    ResearcherList = "researcher-list",
 }
 
 impl RefusalCode {

@@ -32,6 +32,7 @@ use crate::{
     ident::Identifier,
     link::Cohort,
     owner::{shuffled_positions, OwnerError, OwnerList},
+    project::ProjectView,
     seal::{
         open_blinding_part, BlindingPart, HpkePublicKey, HpkeSecretKey, SealedItem, WrappedKey,
     },
@@ -40,7 +41,8 @@ use crate::{
     types::{Attempt, Digest, ListName, Name, NameError, ProjectId, UnixTime},
     v2::{
         check::{OwnerCheck, OwnerCheckBuilder},
-        CheckError, ChunkMsg, HopError, ListAnnouncementV2, ListHeader, Mode, OwnerStream, StepKey,
+        ChainView, CheckError, ChunkMsg, HopError, HopRecordV2, ListAnnouncementV2, ListHeader,
+        Mode, OwnerStream, Pass, PassContext, StepKey,
     },
 };
 
@@ -110,6 +112,27 @@ pub enum ResearcherListError {
     /// The list name (never in practice).
     #[error(transparent)]
     Name(#[from] NameError),
+    /// A chunk the linker will not relay (not a hop-0 chunk of attempt 0
+    /// inside the list, or points its statement does not digest).
+    #[error("the researcher list's chunk is refused: {0}")]
+    BadChunk(String),
+    /// A pass the linker will not relay (not the researcher list's
+    /// attempt 0, or with steps already).
+    #[error("the researcher list's A_0 is refused: not a pass of its attempt 0 without steps, or not the researcher's signature under σ")]
+    BadPass,
+    /// A member of the manifest bears the researcher list's name.
+    #[error("the order is identified, but a member of the manifest is named {LIST_NAME}, the researcher list's name")]
+    NameTaken,
+    /// The researcher list was announced already (with another statement).
+    #[error("the researcher list is announced already")]
+    Announced,
+    /// Not every register (and the linker) committed its key yet: the
+    /// list waits (hop 1 could not step it).
+    #[error("the researcher list waits until every register has approved and committed its key")]
+    NotYet,
+    /// The researcher list's chain was stopped, or its check recorded.
+    #[error("the researcher list's chain is over: it was stopped or checked")]
+    Over,
 }
 
 /// One person of the researcher list: the identifier and the researcher's
@@ -340,6 +363,27 @@ pub fn check_announcement<'a>(
     Ok(a)
 }
 
+/// An identified order's manifest: no member bears the researcher list's
+/// name (its owner is the researcher's client, not a member).
+///
+/// # Errors
+///
+/// [`ResearcherListError::NameTaken`].
+pub fn check_manifest(
+    manifest: &crate::manifest::Manifest,
+    order: &ProjectOrder,
+) -> Result<(), ResearcherListError> {
+    if order.is_identified()
+        && manifest
+            .members
+            .iter()
+            .any(|m| m.name.as_str() == LIST_NAME)
+    {
+        return Err(ResearcherListError::NameTaken);
+    }
+    Ok(())
+}
+
 /// The linker's check of the researcher's end-of-list statement against
 /// its (checked) announcement: the researcher's signature, and chunk
 /// digests that agree with the announced count.
@@ -512,6 +556,130 @@ impl KeptOutput {
         Ok(a0.finish(key)?)
     }
 }
+
+/// The researcher list's open attempt as the transcript records it, once
+/// every hop record is in: its attempt, mode and pass context (σ
+/// recomputed from the records as every owner does, `ChainView::sigma`,
+/// after checking that the records chain and that the linker's record is
+/// the last step; the owner key the order's researcher key). `None` while
+/// some hop record is missing.
+///
+/// # Errors
+///
+/// [`ResearcherListError::NotIdentified`] (no identified order in
+/// `view`), [`ResearcherListError::Over`] (stopped or checked),
+/// [`ResearcherListError::Check`] (records that do not chain),
+/// [`ResearcherListError::NotTheResearcher`] (the order's key is not a
+/// valid key).
+pub fn pass_context(
+    view: &ProjectView<'_>,
+) -> Result<Option<(Attempt, Mode, PassContext)>, ResearcherListError> {
+    let order = view.order().ok_or(ResearcherListError::NotIdentified)?;
+    ordered(order)?;
+    let list = list_name()?;
+    let Some(l) = view.v2_list(&list) else {
+        return Ok(None);
+    };
+    if l.stopped.is_some() || l.passed.is_some() || l.attempt != Attempt::FIRST {
+        return Err(ResearcherListError::Over);
+    }
+    let Some(owner_list) = l.owner_list else {
+        return Ok(None);
+    };
+    if l.hops.len() != view.hops_of(&list).len() {
+        return Ok(None);
+    }
+    let Some((linker, registers)) = l.hops.split_last() else {
+        return Ok(None);
+    };
+    let header = l.header(Domain::Project(order.project.clone()));
+    let registers: Vec<HopRecordV2> = registers.iter().map(|r| (*r).clone()).collect();
+    let blinding = l.announcement.blinding.to_vec();
+    let chain = ChainView {
+        header: &header,
+        manifest: order.manifest_digest,
+        owner: list.owner(),
+        blinding: &blinding,
+        owner_list,
+        hops: &registers,
+        linker: (&linker.member, linker.key),
+    };
+    chain.check_linker(linker)?;
+    let sigma = chain.sigma()?;
+    let owner_key = ed25519_dalek::VerifyingKey::from_bytes(&order.researcher_signing_key.0)
+        .map_err(|_| ResearcherListError::NotTheResearcher)?;
+    Ok(Some((
+        l.attempt,
+        l.mode(),
+        PassContext {
+            sigma,
+            owner_key,
+            step_keys: chain.step_keys(),
+        },
+    )))
+}
+
+/// The researcher's `A_0` for its list's open attempt, from its copy of
+/// the transcript and its kept output: `None` while some hop record of
+/// the attempt is missing (ask again later); see [`pass_context`].
+///
+/// # Errors
+///
+/// As [`pass_context`]; [`ResearcherListError::WrongProject`] (the kept
+/// output is another project's), [`ResearcherListError::Check`] (a kept
+/// output that does not fit).
+pub fn pass(
+    view: &ProjectView<'_>,
+    kept: &KeptOutput,
+    key: &SigningKey,
+) -> Result<Option<Pass>, ResearcherListError> {
+    let order = view.order().ok_or(ResearcherListError::NotIdentified)?;
+    if kept.project != order.project {
+        return Err(ResearcherListError::WrongProject);
+    }
+    let Some((attempt, mode, ctx)) = pass_context(view)? else {
+        return Ok(None);
+    };
+    let owner = kept.owner_check(attempt, mode, ctx.sigma, key)?;
+    Ok(Some(Pass {
+        list: list_name()?,
+        attempt,
+        sigma: ctx.sigma,
+        owner,
+        steps: BoundedVec::default(),
+    }))
+}
+
+/// What the linker does with a researcher's announcement: it must be the
+/// first of the list (a resend of the same statement is fine), pass
+/// [`check_announcement`], and come once every key holder committed.
+///
+/// # Errors
+///
+/// As [`check_announcement`]; [`ResearcherListError::Announced`] if
+/// another announcement of the list is recorded.
+pub fn admit_announcement<'a>(
+    view: &ProjectView<'_>,
+    signed: &'a SignedStatement,
+) -> Result<&'a ListAnnouncementV2, ResearcherListError> {
+    let order = view.order().ok_or(ResearcherListError::NotIdentified)?;
+    let a = check_announcement(order, signed)?;
+    let linker = view.manifest_linker();
+    if !view
+        .key_registers()
+        .iter()
+        .chain(linker.as_ref())
+        .all(|m| view.fully_committed(m))
+    {
+        return Err(ResearcherListError::NotYet);
+    }
+    if view.v2_list(&a.list).is_some_and(|l| l.announcement != a) {
+        return Err(ResearcherListError::Announced);
+    }
+    Ok(a)
+}
+
+pub mod wire;
 
 #[cfg(test)]
 mod tests;

@@ -271,6 +271,42 @@ pub fn admit_statement(
     Ok(Admitted::New)
 }
 
+/// Whether the linker may append `signed`, a statement of the researcher's
+/// own list that its client sent (docs/protocol.md §18; the caller checked
+/// it with [`crate::researcher_list`] first): signed as the order's
+/// researcher, and not recorded already.
+///
+/// # Errors
+///
+/// `unknown-project`, `not-the-researcher`.
+pub fn admit_researcher(
+    view: &ProjectView<'_>,
+    entries: &[Entry],
+    signed: &SignedStatement,
+) -> Result<Admitted, Refusal> {
+    let project = &signed.statement.project;
+    let Some(order) = view.order() else {
+        return Err(Refusal::new(
+            RefusalCode::UnknownProject,
+            format!("no project {project}"),
+        ));
+    };
+    if signed.statement.signer != Signer::Researcher(order.researcher_signing_key) {
+        return Err(Refusal::new(
+            RefusalCode::NotTheResearcher,
+            "the researcher list's statement is not signed by the project's researcher",
+        ));
+    }
+    let digest = signed.statement.digest();
+    if entries
+        .iter()
+        .any(|e| e.signed.statement.digest() == digest)
+    {
+        return Ok(Admitted::AlreadyRecorded);
+    }
+    Ok(Admitted::New)
+}
+
 /// Appends `signed` to `entries` as the linker (chained and countersigned
 /// with `linker`), after verifying the whole transcript with it. `entries`
 /// must be the linker's own transcript, every entry of which passed this

@@ -371,6 +371,35 @@ fn identified_vectors(v: &mut BTreeMap<&'static str, String>) {
         "postcard(KeptOutput { project P-1, chunk_size 4, points [11..] })",
         h(&kept.encode()),
     );
+    // The researcher list's two messages (docs/protocol.md §18, "On the
+    // wire").
+    use kobling_protocol::{
+        bounded::{BoundedBytes, BoundedVec},
+        messages::{encode, Message},
+        researcher_list::wire::ResearcherListPart,
+        seal::WrappedKey,
+    };
+    let items = Message::ResearcherList(Box::new(ResearcherListPart::Items {
+        project: ProjectId::new("P-1").expect("valid"),
+        first: Position(0),
+        items: BoundedVec::default(),
+    }));
+    v.insert(
+        "Message::ResearcherList(Items { project P-1, first 0, items [] })",
+        h(&encode(&items)),
+    );
+    let relay = Message::SecondBlinding {
+        project: ProjectId::new("P-1").expect("valid"),
+        list: ListName::new("RESEARCHER").expect("valid"),
+        sealed: WrappedKey {
+            enc: [0x22; 32],
+            ciphertext: BoundedBytes::new(vec![0x33; 48]).expect("fits"),
+        },
+    };
+    v.insert(
+        "Message::SecondBlinding { project P-1, list RESEARCHER, enc 22.., ciphertext 48 × 33 }",
+        h(&encode(&relay)),
+    );
 }
 
 /// Projects with pseudonymous lists (docs/protocol.md §15, "A project

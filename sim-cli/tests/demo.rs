@@ -130,6 +130,8 @@ fn the_identified_demo_checks_the_citizens_rights_against_the_ground_truth() {
         "left out by reservation\": MATCH",
         "rows at KPR: MATCH; the portal saw none of them",
         "rows at RESEPT: MATCH; the portal saw none of them",
+        "each under its registers' lnr: MATCH",
+        "researcher list check signed",
         "every node shredded its key share of IDENT-1: MATCH",
         "the log lists IDENT-1: MATCH",
         "the log does not list IDENT-1: MATCH",

@@ -8,6 +8,8 @@
 //! | `status` | researcher, operators | linker (or a register's node) |
 //! | `fetch --out DIR` | researcher | linker |
 //! | `close` | researcher | linker |
+//! | `send-list --list FILE --state DIR` | researcher (identified project) | linker |
+//! | `check-list --state DIR` | researcher (identified project) | linker |
 
 use std::{
     collections::BTreeMap,
@@ -43,6 +45,7 @@ use crate::{
 };
 
 mod order;
+mod rlist;
 pub(crate) mod status;
 
 use self::order::{grant_path, order_from_spec, read_grant, GrantFile, ResearcherKeys};
@@ -153,6 +156,47 @@ pub(crate) enum ProjectCommand {
         /// The project id.
         #[arg(long)]
         project: String,
+    },
+    /// Identified project: send your own list (the file the order binds)
+    /// into the chain, then wait until the registers stepped it and sign
+    /// its check. Nothing is sent if FILE is not the order's list.
+    SendList {
+        #[command(flatten)]
+        common: Common,
+        /// The project id.
+        #[arg(long)]
+        project: String,
+        /// Your list: the CSV whose person count and SHA3-256 the order
+        /// carries (`researcher_list` in the spec).
+        #[arg(long)]
+        list: PathBuf,
+        /// A private directory (mode 0700) where the list's blinded output
+        /// is kept, mode 0600, until its check is signed.
+        #[arg(long)]
+        state: PathBuf,
+        /// Points per chunk (a power of two, at most 16384).
+        #[arg(long, default_value_t = 4096)]
+        chunk_size: u32,
+        /// Seconds to wait for the chain before giving up (check-list
+        /// resumes); 0: do not wait, run check-list later.
+        #[arg(long, default_value_t = 3600)]
+        wait: u64,
+    },
+    /// Identified project: once the registers stepped your list, sign its
+    /// check (A_0) from the output kept in DIR (after `send-list --wait 0`,
+    /// or to resume one that stopped waiting).
+    CheckList {
+        #[command(flatten)]
+        common: Common,
+        /// The project id.
+        #[arg(long)]
+        project: String,
+        /// The directory given to send-list.
+        #[arg(long)]
+        state: PathBuf,
+        /// Seconds to wait for the chain before giving up.
+        #[arg(long, default_value_t = 3600)]
+        wait: u64,
     },
 }
 
@@ -458,6 +502,33 @@ impl ProjectCommand {
                         say!("{line}");
                     }
                 }
+                Ok(ExitCode::SUCCESS)
+            }
+            ProjectCommand::SendList {
+                common,
+                project,
+                list,
+                state,
+                chunk_size,
+                wait,
+            } => {
+                let (manifest, key) = load(&common)?;
+                let wait = (wait > 0).then(|| Duration::from_secs(wait));
+                let project = ProjectId::new(project)?;
+                rlist::send_list(&manifest, &key, &project, &list, &state, chunk_size, wait)
+                    .await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            ProjectCommand::CheckList {
+                common,
+                project,
+                state,
+                wait,
+            } => {
+                let (manifest, key) = load(&common)?;
+                let project = ProjectId::new(project)?;
+                rlist::check_list(&manifest, &key, &project, &state, Duration::from_secs(wait))
+                    .await?;
                 Ok(ExitCode::SUCCESS)
             }
             ProjectCommand::Close { common, project } => {

@@ -108,7 +108,7 @@ impl Engine {
     }
 
     /// A member's Ed25519 node key.
-    fn node_key(&self, member: &Name) -> Outcome<VerifyingKey> {
+    pub(super) fn node_key(&self, member: &Name) -> Outcome<VerifyingKey> {
         self.manifest
             .member(member)
             .and_then(|m| VerifyingKey::from_bytes(&m.signing_key.0).ok())
@@ -198,7 +198,7 @@ impl Engine {
             return Err(not_ready(format!("chunk {c} before chunk {done}")));
         }
         let header = l.header(super::delivery_run::key_domain(&view, project));
-        let mut senders = vec![self.node_key(list.owner())?];
+        let mut senders = vec![self.owner_key(&view, &list)?];
         for member in &hops[..from_hop] {
             senders.push(self.node_key(member)?);
         }
@@ -228,7 +228,11 @@ impl Engine {
                         // holder removes it (the linker never sees Ψ_R).
                         StepKey::plain(step_share)
                     } else {
-                        let blinding = self.open_list_blinding(project, &list)?;
+                        let blinding = if view.is_researcher_list(&list) {
+                            self.researcher_first_blinding(project, &view, &list)?
+                        } else {
+                            self.open_list_blinding(project, &list)?
+                        };
                         StepKey::combined(
                             &domain,
                             &list,

@@ -299,6 +299,9 @@ impl Engine {
         list: &ListName,
         share: kobling_protocol::share::Share,
     ) -> Outcome<kobling_protocol::v2::StepKey> {
+        if let Some(step) = self.researcher_step_key(view, project, list, &share)? {
+            return Ok(step);
+        }
         let Some(plan) = view
             .delivery_plan()
             .filter(|p| p.split && p.hops.first() == Some(&self.me))

@@ -163,6 +163,7 @@ impl Engine {
                 self.chunk_v2(&project, chunk)?
             }
             (Message::PassV2 { project, pass }, Peer::Member(_)) => self.pass_v2(&project, pass)?,
+            (Message::ResearcherList(part), Peer::Client) => self.researcher_list(*part)?,
             (Message::Fetch(req), _) => return self.fetch(&req, now),
             (Message::Close(req), _) => self.close(&req, now)?,
             (Message::Status(req), _) => self.status(&req, now)?,
@@ -207,6 +208,16 @@ impl Engine {
             (Message::PassV2 { project, pass }, Peer::Member(_)) => self.pass_v2(&project, pass)?,
             (Message::Status(req), _) => self.status(&req, now)?,
             (Message::Notice(notice), _) => self.receive_notice(&notice)?,
+            // Hop 1 of an identified project's researcher list: β₂,
+            // relayed by the linker.
+            (
+                Message::SecondBlinding {
+                    project,
+                    list,
+                    sealed,
+                },
+                Peer::Member(_),
+            ) => self.second_blinding(&project, &list, &sealed)?,
             // A delivery into a domain this node holds (`delivery_run`).
             (
                 Message::Blinding {

@@ -174,8 +174,10 @@ impl Engine {
         view: &ProjectView<'_>,
     ) -> Outcome<(Cohort, Linkage, BTreeMap<ListName, Vec<WirePoint>>)> {
         let order = view.order().ok_or_else(|| not_ready("no order"))?;
-        let cohort =
-            Cohort::parse(&order.cohort).map_err(|e| refuse(RefusalCode::Order, e.to_string()))?;
+        // Of an identified project: the order's cohort ∩ RESEARCHER.
+        let cohort = order
+            .linked_cohort()
+            .map_err(|e| refuse(RefusalCode::Order, e.to_string()))?;
         let mut finals = BTreeMap::new();
         for list in order.lists() {
             let points = self.final_points(project, &list)?;

@@ -73,6 +73,7 @@ mod pseudo;
 mod receipt;
 mod replies;
 mod requests;
+mod researcher_list;
 mod reshare;
 mod sequencer;
 

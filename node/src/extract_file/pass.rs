@@ -4,7 +4,6 @@
 
 use std::{collections::BTreeMap, io::Read};
 
-#[cfg(any(test, fuzzing))]
 use kobling_protocol::extract::{ListBuilder, Person};
 use kobling_protocol::{
     extract::{ExtractStats, ReasonTally, LINES_PER_REASON},
@@ -211,7 +210,6 @@ pub(super) trait Collector {
     fn finish(self) -> (Self::Output, ExtractStats, PerPerson);
 }
 
-#[cfg(any(test, fuzzing))]
 impl Collector for ListBuilder {
     const KEEPS_VALUES: bool = true;
     type Output = Vec<Person>;

@@ -24,6 +24,7 @@ mod messages;
 mod net;
 mod pseudo;
 pub mod quic;
+mod researcher_list;
 mod run;
 
 use std::{

@@ -117,7 +117,27 @@ impl Federation {
         config: &ProjectConfig,
         start: u64,
     ) -> Result<RunOutcome, TestingError> {
+        self.run_to_delivery_with(net, order, config, start, None)
+    }
+
+    /// [`run_to_delivery`](Self::run_to_delivery) of an identified
+    /// project whose researcher list was sent
+    /// ([`send_researcher_list`](Self::send_researcher_list)): the
+    /// researcher's `A_0` is sent once its list's hops are recorded.
+    ///
+    /// # Errors
+    ///
+    /// As [`run_project`](Self::run_project), or a refused `A_0`.
+    pub fn run_to_delivery_with(
+        &self,
+        net: &mut Net,
+        order: &ProjectOrder,
+        config: &ProjectConfig,
+        start: u64,
+        kept: Option<&kobling_protocol::researcher_list::KeptOutput>,
+    ) -> Result<RunOutcome, TestingError> {
         let (project, linker) = (order.project.clone(), order.linker.clone());
+        let mut passed = kept.is_none();
         let manifest = self.manifest.clone();
         let mut last = (net.stats().delivered, net.clock_ms());
         let mut next_look = 0;
@@ -127,6 +147,9 @@ impl Federation {
                 return Ok(false);
             }
             next_look = net.clock_ms() + 50;
+            if let (false, Some(kept)) = (passed, kept) {
+                passed = self.researcher_pass(net, order, kept)?;
+            }
             let entries = net.transcript(&linker, &project)?;
             let view = ProjectView::new(&manifest, &entries);
             if view.phase() == Phase::Closed {

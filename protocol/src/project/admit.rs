@@ -71,6 +71,8 @@ pub fn unexpected(msg: &Message) -> Refusal {
 /// | `SealedItems` | the list's owner | the linker |
 /// | `Blinding` | the list's owner | the linker, or a register (a delivery's holder) |
 /// | `Points`, `ChunkV2`, `PassV2` | a member | any node |
+/// | `ResearcherList` | a client (the researcher) | the linker |
+/// | `SecondBlinding` | the linker | a register (hop 1 of the researcher list) |
 ///
 /// Replies (`Ack`, `Refused`, transcripts, deliveries) are never requests.
 ///
@@ -112,6 +114,15 @@ pub fn authorise(
         | Message::DeliveryHeader { .. }
         | Message::DeliveryItems { .. } => member.is_some() && member == linker && to_register,
         Message::Points(_) | Message::ChunkV2 { .. } | Message::PassV2 { .. } => member.is_some(),
+        // The researcher's own list (docs/protocol.md §18): its client
+        // sends it to the linker, which relays β₂ to hop 1.
+        Message::ResearcherList(_) => member.is_none() && to_linker,
+        Message::SecondBlinding { list, .. } => {
+            member.is_some()
+                && member == linker
+                && to_register
+                && list.as_str() == crate::researcher_list::LIST_NAME
+        }
         _ => false,
     };
     if ok {
@@ -130,10 +141,12 @@ pub fn subject(msg: &Message) -> Option<&ProjectId> {
         Message::Entries { project, .. }
         | Message::Blinding { project, .. }
         | Message::SealedItems { project, .. }
+        | Message::SecondBlinding { project, .. }
         | Message::ChunkV2 { project, .. }
         | Message::PassV2 { project, .. } => Some(project),
         Message::Points(chunk) => Some(&chunk.project),
         Message::Notice(n) => Some(&n.notice.project),
+        Message::ResearcherList(part) => Some(part.project()),
         _ => None,
     }
 }
@@ -181,7 +194,9 @@ impl ProjectView<'_> {
             Message::Points(chunk) => &chunk.list,
             Message::ChunkV2 { chunk, .. } => &chunk.list,
             Message::PassV2 { pass, .. } => &pass.list,
-            Message::Blinding { list, .. } | Message::SealedItems { list, .. } => list,
+            Message::Blinding { list, .. }
+            | Message::SealedItems { list, .. }
+            | Message::SecondBlinding { list, .. } => list,
             _ => return Ok(()),
         };
         if !self.lists().contains(list) {
@@ -212,8 +227,9 @@ impl ProjectView<'_> {
                 // that does not verify).
                 let hops = self.hops_of(list);
                 let h = pass.steps.len();
+                let owner = self.owner_sender(list);
                 let sender = if h == 0 {
-                    Some(list.owner())
+                    Some(&owner)
                 } else {
                     hops.get(h - 1)
                 };
@@ -260,6 +276,21 @@ impl ProjectView<'_> {
         Ok(())
     }
 
+    /// Whether `list` is this project's researcher list.
+    pub fn is_researcher_list(&self, list: &ListName) -> bool {
+        self.order.is_some_and(|o| o.is_researcher_list(list))
+    }
+
+    /// The member a list's hop-0 chunks and `A_0` come from: its owner, or
+    /// for the researcher list the linker, which relays them from the
+    /// researcher's client (docs/protocol.md §18).
+    pub fn owner_sender(&self, list: &ListName) -> Name {
+        match self.manifest.linker() {
+            Some(l) if self.is_researcher_list(list) => l.name.clone(),
+            _ => list.owner().clone(),
+        }
+    }
+
     /// The member a chunk produced by hop `hop` of `list` is for (the
     /// linker after the last register hop).
     pub fn chunk_recipient(&self, list: &ListName, hop: HopIndex) -> Option<Name> {
@@ -301,11 +332,11 @@ impl ProjectView<'_> {
             }
         }
         let sender = if step == 0 {
-            list.owner()
+            self.owner_sender(list)
         } else {
-            &hops[step - 1]
+            hops[step - 1].clone()
         };
-        if *from != Origin::Member(sender.clone()) {
+        if *from != Origin::Member(sender) {
             return Err(Refusal::new(
                 RefusalCode::UnexpectedSender,
                 format!("the sender is not hop {hop} of list {list} in project {project}"),

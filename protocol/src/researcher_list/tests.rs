@@ -620,3 +620,34 @@ fn the_kept_output_has_its_documented_bytes_and_refuses_bad_ones() {
     };
     assert_eq!(KeptOutput::decode(&odd.encode()), Err(KeptError::BadHeader));
 }
+
+#[test]
+fn an_identified_order_takes_no_manifest_with_a_member_named_researcher() {
+    use crate::manifest::{tests::member, Role};
+    let w = world(3);
+    let plain = crate::fixtures::manifest_of(vec![member("KPR", Role::Register, 1, 2)], Vec::new());
+    let taken = crate::fixtures::manifest_of(
+        vec![
+            member("KPR", Role::Register, 1, 2),
+            member(LIST_NAME, Role::Register, 2, 2),
+        ],
+        Vec::new(),
+    );
+    assert!(check_manifest(&plain, &w.order).is_ok());
+    assert!(matches!(
+        check_manifest(&taken, &w.order),
+        Err(ResearcherListError::NameTaken)
+    ));
+    // An ordinary project's lists are the registers' only: the name is free.
+    let mut ordinary = w.order.clone();
+    ordinary.identified = None;
+    assert!(check_manifest(&taken, &ordinary).is_ok());
+    assert!(!ordinary.lists().iter().any(|l| l.as_str() == LIST_NAME));
+    assert!(w.order.lists().iter().any(|l| l.as_str() == LIST_NAME));
+    assert_eq!(
+        w.order.linked_cohort().expect("cohort").to_string(),
+        cohort(&crate::link::Cohort::parse("KPR").expect("cohort"))
+            .expect("cohort")
+            .to_string()
+    );
+}

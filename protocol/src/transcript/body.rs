@@ -209,13 +209,44 @@ impl ProjectOrder {
         self.registers.iter().map(|r| r.register.clone()).collect()
     }
 
-    /// The project's lists (one per participating register), in the
-    /// order's order.
+    /// The project's lists: one per participating register, in the
+    /// order's order, and of an identified project last the researcher's
+    /// own ([`crate::researcher_list::LIST_NAME`], docs/protocol.md §18).
     pub fn lists(&self) -> Vec<ListName> {
-        self.registers
+        let mut lists: Vec<ListName> = self
+            .registers
             .iter()
             .map(|r| ListName::of(&r.register))
-            .collect()
+            .collect();
+        if self.identified.is_some() {
+            lists.extend(crate::researcher_list::list_name().ok());
+        }
+        lists
+    }
+
+    /// Whether `list` is this order's researcher list (an identified
+    /// project's list `RESEARCHER`, owned by the researcher's client).
+    pub fn is_researcher_list(&self, list: &ListName) -> bool {
+        self.identified.is_some() && list.as_str() == crate::researcher_list::LIST_NAME
+    }
+
+    /// The cohort the linker links: the order's cohort, of an identified
+    /// project intersected with the researcher list
+    /// ([`crate::researcher_list::cohort`]).
+    ///
+    /// # Errors
+    ///
+    /// The order's cohort expression does not parse.
+    pub fn linked_cohort(&self) -> Result<crate::link::Cohort, crate::link::CohortError> {
+        use crate::link::Cohort;
+        let ordered = Cohort::parse(&self.cohort)?;
+        match self.identified {
+            None => Ok(ordered),
+            Some(_) => Ok(Cohort::And(
+                Box::new(ordered),
+                Box::new(Cohort::parse(crate::researcher_list::LIST_NAME)?),
+            )),
+        }
     }
 }
 

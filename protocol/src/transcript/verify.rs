@@ -671,8 +671,12 @@ fn check_order<'a>(
     crate::domain::validate_order_domains(manifest, order)
         .map_err(|e| at0(format!("the order's pseudonymous lists: {e}")))?;
     let registers = crate::domain::key_registers(manifest, order);
+    // An identified project's researcher list is named `RESEARCHER`,
+    // which no member may bear (its owner is the researcher's client).
+    crate::researcher_list::check_manifest(manifest, order).map_err(|e| at0(e.to_string()))?;
     let lists = order.lists();
-    let cohort = Cohort::parse(&order.cohort)
+    let cohort = order
+        .linked_cohort()
         .and_then(|c| c.check_lists(&lists).map(|()| c))
         .map_err(|e| at0(format!("the cohort expression is invalid: {e}")))?;
     let project = Project {
@@ -716,9 +720,19 @@ fn check_order<'a>(
                 )),
             }
         };
-        // A list is announced once, by its own node, and is in the order.
+        // The researcher list's statements are the researcher's
+        // (docs/protocol.md §18).
+        let by_researcher = || v2::researcher_signed(order, st, at);
+        // A list is announced once, by its own node (the researcher list by
+        // the researcher), and is in the order.
         let announce = |list: &'a ListName, announced: &mut HashSet<&'a ListName>| {
-            by_node(list.owner())?;
+            if order.is_researcher_list(list) {
+                by_researcher()?;
+                crate::researcher_list::check_announcement(order, &e.signed)
+                    .map_err(|err| fail(Check::Order, at, err.to_string()))?;
+            } else {
+                by_node(list.owner())?;
+            }
             if !project.lists.contains(list) {
                 return Err(fail(
                     Check::Order,
@@ -745,6 +759,7 @@ fn check_order<'a>(
             Body::LinkSummary(_) | Body::Delivery(_) | Body::Closure(_) => by_node(&linker.name)?,
             Body::Shredded(s) => by_node(&s.member)?,
             Body::ListAnnouncedV2(a) => announce(&a.list, &mut announced)?,
+            Body::OwnerListV2(o) if order.is_researcher_list(&o.list) => by_researcher()?,
             Body::OwnerListV2(o) => by_node(o.list.owner())?,
             Body::HopV2(h) => by_node(&h.member)?,
             Body::ListCheck(_) | Body::ListRetry(_) => by_node(&linker.name)?,

@@ -435,6 +435,26 @@ pub fn pass_context(
 }
 
 impl PassContext {
+    /// Verifies a pass's σ and its owner's signature on `A_0` (not its
+    /// steps): what a party that relays an owner's `A_0` checks first
+    /// (the linker, for the researcher's list).
+    ///
+    /// # Errors
+    ///
+    /// [`CheckError::OwnerSignature`] for another σ or a signature that
+    /// does not verify under the owner's key.
+    pub fn verify_owner(&self, pass: &Pass) -> Result<(), CheckError> {
+        if pass.sigma != self.sigma {
+            return Err(CheckError::OwnerSignature);
+        }
+        self.owner_key
+            .verify_strict(
+                &owner_check_digest(&self.sigma, &pass.owner.a0),
+                &ed25519_dalek::Signature::from_bytes(&pass.owner.signature.0),
+            )
+            .map_err(|_| CheckError::OwnerSignature)
+    }
+
     /// Verifies the owner's signature and steps `1…steps.len()`; returns
     /// the last value (`A_0` if there is no step).
     fn verify_prefix(

@@ -38,6 +38,9 @@ use super::{
     HOLDER,
 };
 
+/// The researcher's own table in the delivery (its list's name).
+const OWN_TABLE: &str = "RESEARCHER";
+
 /// The fnr register that keeps a reservation table and serves innsyn.
 const RESERVING: &str = "KPR";
 
@@ -67,7 +70,7 @@ pub(super) struct Identified {
     /// KPR's reservation table.
     table: PathBuf,
     /// The researcher's own list: fnr and the researcher's column `arm`.
-    list: PathBuf,
+    pub(super) list: PathBuf,
     /// The portal's signing key.
     portal_key: PathBuf,
 }
@@ -202,6 +205,54 @@ impl Identified {
             problems.push(format!("the report lacks \"{line}\""));
         }
         problems
+    }
+
+    /// The researcher's own table `RESEARCHER` (its list went through the
+    /// chain, docs/identified.md): exactly the cohort's persons (every
+    /// NPR person is in the list), each with its own column `arm`, under
+    /// the lnr the ground truth gives, the lnr of the registers' rows.
+    pub(super) fn check_own_table(
+        &self,
+        pop: &Population,
+        project: &str,
+        registers: &[&str],
+        cohort: &BTreeSet<usize>,
+        tables: &Path,
+    ) -> anyhow::Result<Vec<String>> {
+        let keystores: Vec<PathBuf> = registers
+            .iter()
+            .chain(std::iter::once(&"LINKER"))
+            .map(|m| self.out.join("nodes").join(m).join("keys"))
+            .collect();
+        let lnr_of = truth::lnr_from_keystores(&keystores, &ProjectId::new(project)?, pop)?;
+        let got = truth::read_tables(tables, &[OWN_TABLE])
+            .map_err(|e| anyhow::anyhow!("cannot read the researcher's own table: {e}"))?;
+        let mut got: Vec<_> = got.into_values().flatten().collect();
+        let npr = pop.members("NPR");
+        let mut want: Vec<_> = npr
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| cohort.contains(p))
+            .map(|(i, p)| {
+                let arm = if i % 2 == 0 { "A" } else { "B" };
+                (lnr_of[*p], vec![arm.to_string()])
+            })
+            .collect();
+        got.sort();
+        want.sort();
+        if got == want {
+            println!(
+                "  the researcher's own table: {} persons, each under its registers' lnr: MATCH",
+                got.len()
+            );
+            Ok(Vec::new())
+        } else {
+            Ok(vec![format!(
+                "the researcher's own table has {} rows, the ground truth {} (or other lnr or values)",
+                got.len(),
+                want.len()
+            )])
+        }
     }
 
     /// Innsyn for one citizen at an fnr register (KPR) and at the

@@ -201,6 +201,36 @@ impl<'a> Project<'a> {
         }
     }
 
+    /// The researcher sends its own list of an identified project
+    /// (`kobling project send-list`): it waits until the registers
+    /// committed, sends the list, waits for the chain to step it and
+    /// signs its check. The kept output goes to `state` (made 0700).
+    pub(super) fn send_list(&self, list: &Path, state: &Path) -> anyhow::Result<()> {
+        println!("The researcher sends its own list into the chain and signs its check…");
+        std::fs::create_dir_all(state)?;
+        std::fs::set_permissions(state, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        let said = ok(&self.as_researcher(
+            "send-list",
+            &[
+                "--list",
+                p(list)?,
+                "--state",
+                p(state)?,
+                "--chunk-size",
+                "1024",
+                "--wait",
+                "1800",
+            ],
+        )?)?;
+        for line in said
+            .lines()
+            .filter(|l| l.contains("sent") || l.contains("signed"))
+        {
+            println!("  {line}");
+        }
+        Ok(())
+    }
+
     /// The researcher fetches, verifies and opens the tables, measured.
     pub(super) fn fetch(&self) -> anyhow::Result<Measured> {
         let (dir, spec) = (p(&self.dir)?, p(&self.spec)?);

@@ -97,6 +97,10 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
     project.submit(&mut nodes, args.cohort)?;
     project.approve(&mut nodes, &project_extracts)?;
     phases.lap("submit and approve");
+    if let Some(i) = &identified {
+        project.send_list(&i.list, &out.join("researcher").join("state"))?;
+        phases.lap("the researcher's own list");
+    }
 
     // 4. The chain, then the researcher's fetch and the audit.
     let cpu_before_chain = nodes.cpu_seconds();
@@ -130,6 +134,13 @@ pub(crate) fn run_federation(args: &Plan<'_>) -> anyhow::Result<Outcome> {
     if let (Some(i), Some(pop), Some(problems)) = (&identified, &pop, &mut problems) {
         let report = fs::read_to_string(project.dir.join("report.txt")).unwrap_or_default();
         problems.extend(i.check_report(pop, &report));
+        problems.extend(i.check_own_table(
+            pop,
+            args.project_id,
+            &project_registers,
+            &pop.members(args.cohort),
+            &project.dir,
+        )?);
         problems.extend(i.innsyn(&m, pop)?);
         project.close()?;
         problems.extend(i.check_shredded(&out, args.project_id, &project_registers)?);

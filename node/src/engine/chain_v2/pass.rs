@@ -127,7 +127,7 @@ impl Engine {
             )));
         }
         let chain = Chain::of(&view, project, &list)?;
-        let ctx = chain.context(self.node_key(list.owner())?)?;
+        let ctx = chain.context(self.owner_key(&view, &list)?)?;
         if self.role == Role::Linker {
             return self.conclude(project, &view, &chain, &ctx, &pass, now_of(&entries));
         }
@@ -267,7 +267,9 @@ impl Engine {
             }
         };
         let passed = check.passed;
-        if !passed && pass.attempt < LAST_ATTEMPT {
+        // The researcher list has no strict attempt: its owner is a
+        // client, not a node that resends (docs/protocol.md §18).
+        if !passed && pass.attempt < LAST_ATTEMPT && !view.is_researcher_list(list) {
             tracing::info!(node = %self.me, %project, %list, attempt = %pass.attempt, passed, "list check concluded");
             self.retry_list(project, list, &check, now)?;
             return Ok(vec![ack()]);

@@ -113,7 +113,14 @@ impl Engine {
                 None => return Ok(()),
             },
         };
-        let key = self.node_key(sender)?;
+        let key = if st.hop.as_usize() == 0 {
+            // The owner: the researcher for the researcher list.
+            let entries = self.store.entries(project)?;
+            let view = kobling_protocol::project::ProjectView::new(&self.manifest, &entries);
+            self.owner_key(&view, list)?
+        } else {
+            self.node_key(sender)?
+        };
         let signed = st.verify(header, &key, &msg.statement.signature).is_ok()
             && chunk_digest(&msg.points) == st.output;
         if !signed {

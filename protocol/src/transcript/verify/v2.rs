@@ -476,11 +476,15 @@ pub(crate) fn check_list_checks(p: &Project<'_>, lists: &Lists<'_>) -> Result<()
             let sigma = view
                 .sigma()
                 .map_err(|e| lc_fail(format!("list {list} attempt {}: {e}", k.header.attempt)))?;
-            let owner_key = p
-                .manifest
-                .member(list.owner())
-                .and_then(|m| ed25519_dalek::VerifyingKey::from_bytes(&m.signing_key.0).ok())
-                .ok_or_else(|| lc_fail(format!("list {list}: the owner has no valid node key")))?;
+            // The researcher list's owner is the researcher (its key the
+            // order's); every other list's, the member of its name.
+            let owner_key = if p.order.is_researcher_list(list) {
+                Some(p.order.researcher_signing_key)
+            } else {
+                p.manifest.member(list.owner()).map(|m| m.signing_key)
+            }
+            .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k.0).ok())
+            .ok_or_else(|| lc_fail(format!("list {list}: the owner has no valid key")))?;
             let ctx = PassContext {
                 sigma,
                 owner_key,
@@ -497,4 +501,26 @@ pub(crate) fn check_list_checks(p: &Project<'_>, lists: &Lists<'_>) -> Result<()
         }
     }
     Ok(())
+}
+
+/// [`Check::Order`] of a statement of the researcher list (its
+/// announcement, its end-of-list statement): signed as the order's
+/// researcher (docs/protocol.md §18).
+pub(crate) fn researcher_signed(
+    order: &crate::transcript::ProjectOrder,
+    st: &crate::transcript::Statement,
+    at: Option<u64>,
+) -> Result<(), VerifyError> {
+    if st.signer == Signer::Researcher(order.researcher_signing_key) {
+        return Ok(());
+    }
+    Err(fail(
+        Check::Order,
+        at,
+        format!(
+            "a {} statement of the researcher list must be signed by the project's researcher, not by {}",
+            st.body.kind(),
+            super::signer_name(&st.signer)
+        ),
+    ))
 }
