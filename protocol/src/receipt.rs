@@ -77,6 +77,10 @@ pub enum DeliveryError {
     /// The domain is not declared in the manifest.
     #[error("no register domain {0} is declared in the manifest")]
     UnknownDomain(Name),
+    /// The domain is the disclosure log: nothing is delivered into it
+    /// (its holder would hold data beside the disclosure records).
+    #[error("domain {0} is the disclosure log: nothing is delivered into it")]
+    IntoDisclosureLog(Name),
     /// A delivery has exactly one list, the source's.
     #[error("a delivery has exactly one source register; the order names {0}")]
     SourceCount(usize),
@@ -176,7 +180,7 @@ impl DeliveryPlan {
     /// # Errors
     ///
     /// [`DeliveryError::NotADelivery`], [`DeliveryError::UnknownDomain`],
-    /// [`DeliveryError::SourceCount`], [`DeliveryError::UnknownSource`],
+    /// [`DeliveryError::IntoDisclosureLog`], [`DeliveryError::SourceCount`], [`DeliveryError::UnknownSource`],
     /// [`DeliveryError::SourceIsHolder`], [`DeliveryError::HolderKey`].
     pub fn new(manifest: &Manifest, order: &ProjectOrder) -> Result<Self, DeliveryError> {
         let (Some(into), Some(delivery)) = (&order.delivery, order.delivery_id()) else {
@@ -185,6 +189,9 @@ impl DeliveryPlan {
         let spec = manifest
             .domain(&into.domain)
             .ok_or_else(|| DeliveryError::UnknownDomain(into.domain.clone()))?;
+        if spec.kind == crate::domain::DomainKind::DisclosureLog {
+            return Err(DeliveryError::IntoDisclosureLog(spec.name.clone()));
+        }
         let [source] = &order.registers[..] else {
             return Err(DeliveryError::SourceCount(order.registers.len()));
         };

@@ -7,7 +7,7 @@
 //!  keys operator … > kari.pub ──▶ manifest add FILE --register NPR --operator NAME --key kari.pub
 //!  manifest add FILE --entry new.toml --replace ──▶ a member's new keys, in place
 //!  manifest remove FILE --register NPR --key old.pub ──▶ an operator removed
-//!  manifest add FILE --domain RESEPT --holder RESEPT [--key-holder NPR …] ──▶ [[domains]] appended
+//!  manifest add FILE --domain RESEPT --holder RESEPT [--key-holder NPR …] [--disclosure-log] ──▶ [[domains]] appended
 //!  manifest check FILE ──▶ digest and members (the complete manifest)
 //! ```
 
@@ -16,7 +16,7 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::{bail, ensure, Context};
 use clap::Subcommand;
 use kobling_protocol::{
-    domain::DomainSpec,
+    domain::{DomainKind, DomainSpec},
     manifest::{Authority, Ed25519Key, Manifest, Member, Operator, Role},
 };
 use serde::Deserialize;
@@ -80,6 +80,11 @@ pub(crate) enum ManifestCommand {
         /// but the holder, and the linker, which is always one).
         #[arg(long = "key-holder", value_name = "MEMBER", requires = "domain")]
         key_holders: Vec<String>,
+        /// Declare the domain as the federation's disclosure log of
+        /// identified projects (`kind = "disclosure-log"`; at most one, not
+        /// held by the linker; see docs/identified.md).
+        #[arg(long, requires = "domain")]
+        disclosure_log: bool,
     },
     /// Remove an operator from a register (by public key).
     Remove {
@@ -184,6 +189,7 @@ impl ManifestCommand {
                 domain,
                 holder,
                 key_holders,
+                disclosure_log,
             } => {
                 let mut manifest = load_draft(&file)?;
                 let done = match (entry, register, operator, key) {
@@ -192,6 +198,11 @@ impl ManifestCommand {
                         domain.unwrap_or_default(),
                         holder.unwrap_or_default(),
                         key_holders,
+                        if disclosure_log {
+                            DomainKind::DisclosureLog
+                        } else {
+                            DomainKind::Register
+                        },
                     )?,
                     (None, None, None, Some(key)) if authority.is_some() => {
                         let name = authority.unwrap_or_default();
@@ -259,14 +270,19 @@ impl ManifestCommand {
                 }
                 for d in &m.domains {
                     say!(
-                        "  domain {:<10} holder {:<10} key holders: {}",
+                        "  domain {:<10} holder {:<10} key holders: {}{}",
                         d.name.as_str(),
                         d.holder.as_str(),
                         d.key_holders(&m)
                             .iter()
                             .map(|n| n.as_str())
                             .collect::<Vec<_>>()
-                            .join(", ")
+                            .join(", "),
+                        if d.kind == DomainKind::DisclosureLog {
+                            " (the disclosure log)"
+                        } else {
+                            ""
+                        }
                     );
                 }
                 for a in &m.authorities {
@@ -377,6 +393,7 @@ fn add_domain(
     name: String,
     holder: String,
     key_holders: Vec<String>,
+    kind: DomainKind,
 ) -> anyhow::Result<String> {
     use kobling_protocol::types::Name;
     let name = Name::new(name).context("invalid --domain")?;
@@ -403,13 +420,18 @@ fn add_domain(
         name,
         holder,
         key_holders,
-        kind: Default::default(),
+        kind,
     };
     let mut with = manifest.clone();
-    with.domains = vec![spec.clone()];
+    // Checked with the domains declared so far (a second log is refused).
+    with.domains.push(spec.clone());
     kobling_protocol::domain::validate_domains(&with)?;
     let text = format!(
-        "declared domain {} held by {}; key holders in chain order: {}",
+        "declared {} {} held by {}; key holders in chain order: {}",
+        match kind {
+            DomainKind::DisclosureLog => "the disclosure log",
+            _ => "domain",
+        },
         spec.name,
         spec.holder,
         spec.key_holders(&with)

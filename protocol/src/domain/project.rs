@@ -107,6 +107,12 @@ pub fn validate_order_domains(
         let spec = manifest
             .domain(&p.domain)
             .ok_or_else(|| DomainUseError::UnknownDomain(p.domain.clone()))?;
+        if spec.kind == super::DomainKind::DisclosureLog {
+            return Err(DomainUseError::DisclosureLog {
+                register: p.register.clone(),
+                domain: p.domain.clone(),
+            });
+        }
         if spec.holder != p.register {
             return Err(DomainUseError::NotTheHolder {
                 register: p.register.clone(),

@@ -270,6 +270,16 @@ pub enum DomainUseError {
         /// The domain's holder.
         holder: Name,
     },
+    /// The order keys a list by the disclosure log's domain: the log's
+    /// records are never a project's list (they would link disclosures
+    /// to data).
+    #[error("the order keys {register}'s list by domain {domain}, the disclosure log: its records are never a list")]
+    DisclosureLog {
+        /// The register named.
+        register: Name,
+        /// The domain.
+        domain: Name,
+    },
     /// The order keys a list by a domain for a register that is not among
     /// its registers.
     #[error(

@@ -153,6 +153,43 @@ fn bad_delivery_orders_are_refused_with_a_reason() {
     assert!(shown.contains("NOSUCH"), "{shown}");
 }
 
+/// Issue 16 item 3: the disclosure log's holder never receives data: a
+/// delivery into the log's domain is refused, and so is a project list
+/// keyed by it (it would put disclosure records beside data).
+#[test]
+fn nothing_is_delivered_into_the_disclosure_log_nor_listed_from_it() {
+    let mut m = manifest();
+    for d in &mut m.domains {
+        if d.name == n("IPLOS") {
+            d.kind = crate::domain::DomainKind::DisclosureLog;
+        }
+    }
+    let o = order(&m, "D", "IPLOS", &["NPR"]);
+    assert_eq!(
+        DeliveryPlan::new(&m, &o).expect_err("refused"),
+        DeliveryError::IntoDisclosureLog(n("IPLOS"))
+    );
+    // The same order into an ordinary domain is a delivery.
+    assert!(DeliveryPlan::new(&m, &order(&m, "D", "SSB", &["NPR"])).is_ok());
+    // A project keying KPR's list (the log's holder) by the log's domain.
+    let mut project = order(&m, "P", "SSB", &["NPR", "KPR"]);
+    project.delivery = None;
+    let mut listed = project.clone();
+    listed.pseudonymous = crate::bounded::BoundedVec::new(vec![crate::domain::PseudonymousList {
+        register: n("KPR"),
+        domain: n("IPLOS"),
+    }])
+    .expect("fits");
+    assert_eq!(
+        crate::domain::validate_order_domains(&m, &listed),
+        Err(crate::domain::DomainUseError::DisclosureLog {
+            register: n("KPR"),
+            domain: n("IPLOS")
+        })
+    );
+    assert_eq!(crate::domain::validate_order_domains(&m, &project), Ok(()));
+}
+
 #[test]
 fn a_member_that_is_not_a_key_holder_cannot_step() {
     let m = manifest();
