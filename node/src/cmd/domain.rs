@@ -427,7 +427,7 @@ fn render(state: &DomainState, entries: usize, node: &Name) -> String {
         })
         .collect();
     format!(
-        "domain {} (as {node} holds it, verified): holder {}, {}\n  key holders, in chain order:\n{}\n  {} of {} committed; deliveries {}; re-shares {}; innsyn requests answered {}; {entries} entries, head {}…",
+        "domain {} (as {node} holds it, verified): holder {}, {}\n  key holders, in chain order:\n{}\n  {} of {} committed; deliveries {}; re-shares {}; innsyn requests answered {}; identified projects' disclosures recorded {}; {entries} entries, head {}…",
         state.domain,
         state.holder,
         match (&state.replacing, state.retirement()) {
@@ -444,6 +444,7 @@ fn render(state: &DomainState, entries: usize, node: &Name) -> String {
         state.deliveries,
         state.reshares,
         state.innsyn,
+        state.disclosures,
         &state.head.to_hex()[..16],
     )
 }

@@ -87,12 +87,13 @@ fn render(state: &DomainState, entries: usize) -> String {
         })
         .collect();
     format!(
-        "domain transcript OK: domain {}, holder {}, {entries} entries, {} deliveries, {} re-shares, {} innsyn requests answered, head {}…, {}\n  key holders: {}",
+        "domain transcript OK: domain {}, holder {}, {entries} entries, {} deliveries, {} re-shares, {} innsyn requests answered, {} identified projects' disclosures recorded, head {}…, {}\n  key holders: {}",
         state.domain,
         state.holder,
         state.deliveries,
         state.reshares,
         state.innsyn,
+        state.disclosures,
         &state.head.to_hex()[..16],
         if state.retirement().is_some() {
             "RETIRED"
