@@ -173,22 +173,34 @@ fn extra_columns_never_leave_the_register_and_closing_shreds_everything() {
     let db = linker_db(&d);
     let mut opened = 0u64;
     {
+        // One row per message of items: `le32(length) ‖ item`, in
+        // position order from `first`.
         let mut stmt = db
-            .prepare("SELECT position, bytes FROM sealed WHERE project = ?1 AND list = 'KPR'")
+            .prepare(
+                "SELECT first, count, bytes FROM sealed_batches WHERE project = ?1 AND list = 'KPR'",
+            )
             .expect("sql");
         let mut rows = stmt.query([project]).expect("query");
         while let Some(row) = rows.next().expect("row") {
-            let position: i64 = row.get(0).expect("position");
-            let bytes: Vec<u8> = row.get(1).expect("bytes");
-            let item = SealedItem(BoundedBytes::new(bytes).expect("bounded"));
-            let plain = content
-                .open_item(&pid, &kpr_name, Position(position as u64), &item)
-                .expect("opens");
-            assert!(!plain.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()));
-            for r in decode_rows(&plain).expect("rows") {
-                assert_eq!(r.len(), requested, "only the requested columns are sealed");
+            let first: i64 = row.get(0).expect("first");
+            let count: i64 = row.get(1).expect("count");
+            let bytes: Vec<u8> = row.get(2).expect("bytes");
+            let mut rest = &bytes[..];
+            for position in first..first + count {
+                let (len, tail) = rest.split_first_chunk::<4>().expect("length");
+                let (item, tail) = tail.split_at(u32::from_le_bytes(*len) as usize);
+                rest = tail;
+                let item = SealedItem(BoundedBytes::new(item.to_vec()).expect("bounded"));
+                let plain = content
+                    .open_item(&pid, &kpr_name, Position(position as u64), &item)
+                    .expect("opens");
+                assert!(!plain.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()));
+                for r in decode_rows(&plain).expect("rows") {
+                    assert_eq!(r.len(), requested, "only the requested columns are sealed");
+                }
+                opened += 1;
             }
-            opened += 1;
+            assert!(rest.is_empty(), "a message's row holds its items only");
         }
     }
     assert_eq!(opened, announcement.persons, "every stored item was opened");
