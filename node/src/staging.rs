@@ -36,7 +36,8 @@ use crate::store::StoreError;
 pub(crate) struct Staging {
     conn: Connection,
     path: Option<PathBuf>,
-    rows: spill::Rows,
+    /// Boxed: a `Staging` travels in replies (a delivery's spool).
+    rows: Box<spill::Rows>,
 }
 
 impl std::fmt::Debug for Staging {
@@ -75,7 +76,7 @@ impl Staging {
              CREATE TABLE outgoing (id INTEGER PRIMARY KEY, dest TEXT NOT NULL, bytes BLOB NOT NULL);
              BEGIN;",
         )?;
-        let rows = spill::Rows::create(dir, &format!("{PREFIX}{name}"))?;
+        let rows = Box::new(spill::Rows::create(dir, &format!("{PREFIX}{name}"))?);
         Ok(Self { conn, path, rows })
     }
 
