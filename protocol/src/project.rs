@@ -22,6 +22,7 @@
 //! only loads the entries, asks, and commits.
 
 mod admit;
+pub use admit::items_inside;
 mod delivery;
 
 use std::collections::{BTreeMap, BTreeSet};

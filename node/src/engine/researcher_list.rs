@@ -122,17 +122,7 @@ impl Engine {
                         "sealed items after the end-of-list statement".into(),
                     )));
                 }
-                let end = first.0.checked_add(items.len() as u64);
-                if end.is_none_or(|end| end > a.persons) {
-                    return Err(refuse(
-                        RefusalCode::BadItems,
-                        format!(
-                            "{} items from position {} are outside the researcher list",
-                            items.len(),
-                            first.0
-                        ),
-                    ));
-                }
+                kobling_protocol::project::items_inside(&list, first, items.len(), a.persons)?;
                 self.store_sealed(&project, &list, first, items.into_inner())
             }
             ResearcherListPart::Chunk { project: _, chunk } => {
@@ -217,13 +207,34 @@ impl Engine {
         a: &ListAnnouncementV2,
         sealed: &WrappedKey,
     ) -> Outcome<Share> {
+        self.open_part(project, a, BlindingPart::First, sealed)
+    }
+
+    /// `part` of the list's split blinding, sealed to this node, opened and
+    /// checked against its commitment in the announcement (`D₁`, `D₂`).
+    fn open_part(
+        &self,
+        project: &ProjectId,
+        a: &ListAnnouncementV2,
+        part: BlindingPart,
+        sealed: &WrappedKey,
+    ) -> Outcome<Share> {
         let hpke = HpkeSecretKey::from_bytes(*self.keystore.x25519_secret_bytes());
-        let beta1 = open_blinding_part(&hpke, project, &a.list, BlindingPart::First, sealed)
+        let beta = open_blinding_part(&hpke, project, &a.list, part, sealed)
             .map_err(|_| refused(ResearcherListError::Blinding))?;
-        if a.blinding.first() != Some(&beta1.invert().commitment()) {
+        let at = match part {
+            BlindingPart::First => 0,
+            BlindingPart::Second => 1,
+        };
+        if a.blinding.get(at) != Some(&beta.invert().commitment()) {
             return Err(refused(ResearcherListError::Blinding));
         }
-        Ok(beta1)
+        Ok(beta)
+    }
+
+    /// Whether this node is hop 1 of the researcher list `list`.
+    fn is_researcher_hop1(&self, view: &ProjectView<'_>, list: &ListName) -> bool {
+        view.is_researcher_list(list) && view.hops_of(list).first() == Some(&self.me)
     }
 
     /// The linker's opened `β₁` of the researcher list (kept when it was
@@ -252,7 +263,7 @@ impl Engine {
     ) -> Outcome<Vec<Message>> {
         let entries = self.store.entries(project)?;
         let view = ProjectView::new(&self.manifest, &entries);
-        if !view.is_researcher_list(list) || view.hops_of(list).first() != Some(&self.me) {
+        if !self.is_researcher_hop1(&view, list) {
             return Err(refuse(
                 RefusalCode::UnexpectedSender,
                 format!("this node is not hop 1 of list {list}"),
@@ -261,12 +272,7 @@ impl Engine {
         let Some(l) = view.v2_list(list) else {
             return Err(not_ready("the researcher list is not announced here yet"));
         };
-        let hpke = HpkeSecretKey::from_bytes(*self.keystore.x25519_secret_bytes());
-        let beta2 = open_blinding_part(&hpke, project, list, BlindingPart::Second, sealed)
-            .map_err(|_| refused(ResearcherListError::Blinding))?;
-        if l.announcement.blinding.get(1) != Some(&beta2.invert().commitment()) {
-            return Err(refused(ResearcherListError::Blinding));
-        }
+        self.open_part(project, l.announcement, BlindingPart::Second, sealed)?;
         self.keep_blinding(project, list, sealed)?;
         Ok(vec![ack()])
     }
@@ -280,7 +286,7 @@ impl Engine {
         list: &ListName,
         share: &Share,
     ) -> Outcome<Option<StepKey>> {
-        if !view.is_researcher_list(list) || view.hops_of(list).first() != Some(&self.me) {
+        if !self.is_researcher_hop1(view, list) {
             return Ok(None);
         }
         let a = view

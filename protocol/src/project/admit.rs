@@ -259,17 +259,7 @@ impl ProjectView<'_> {
                         "list {list} of project {project} is not announced here yet"
                     )));
                 };
-                let end = first.0.checked_add(items.len() as u64);
-                if end.is_none_or(|end| end > persons) {
-                    return Err(Refusal::new(
-                        RefusalCode::BadItems,
-                        format!(
-                            "{} items from position {} are outside list {list}",
-                            items.len(),
-                            first.0
-                        ),
-                    ));
-                }
+                items_inside(list, *first, items.len(), persons)?;
             }
             _ => {}
         }
@@ -344,4 +334,29 @@ impl ProjectView<'_> {
         }
         Ok(())
     }
+}
+
+/// Sealed items at positions `first..first + count` fit in `list` of
+/// `persons` persons (a register's `SealedItems`, the researcher's items).
+///
+/// # Errors
+///
+/// A [`Refusal`] `bad-items` naming the list.
+pub fn items_inside(
+    list: &crate::types::ListName,
+    first: crate::types::Position,
+    count: usize,
+    persons: u64,
+) -> Result<(), Refusal> {
+    let end = first.0.checked_add(count as u64);
+    if end.is_none_or(|end| end > persons) {
+        return Err(Refusal::new(
+            RefusalCode::BadItems,
+            format!(
+                "{count} items from position {} are outside list {list}",
+                first.0
+            ),
+        ));
+    }
+    Ok(())
 }
