@@ -49,6 +49,54 @@ pub(crate) struct BenchArgs {
     extracts: Option<PathBuf>,
 }
 
+/// Options of `kobling-sim extracts`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExtractsArgs {
+    /// Persons per register (half of them in both).
+    #[arg(long, default_value_t = 100_000)]
+    persons: usize,
+    /// The generator's seed (same seed, same extracts).
+    #[arg(long, default_value_t = 13)]
+    seed: u64,
+    /// Where to write `NPR/extract.csv` and `KPR/extract.csv` (created;
+    /// existing extracts there are not overwritten).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+/// `kobling-sim extracts`: issue 13's comparison job as the CSV files
+/// `bench --extracts` reads.
+pub(crate) fn write_extracts(args: &ExtractsArgs) -> anyhow::Result<()> {
+    let job = kobling_sim::population::comparison_job(args.persons, args.seed);
+    let files: Vec<_> = job
+        .extracts
+        .iter()
+        .map(|e| (e, args.out.join(e.name).join("extract.csv")))
+        .collect();
+    if let Some((_, f)) = files.iter().find(|(_, f)| f.exists()) {
+        anyhow::bail!(
+            "{} exists; not overwritten (choose another --out, or remove it)",
+            f.display()
+        );
+    }
+    for (e, f) in &files {
+        let dir = f.parent().context("an extract's directory")?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::write(f, kobling_sim::population::render_csv(e))
+            .with_context(|| format!("cannot write {}", f.display()))?;
+    }
+    let both = job.members("NPR").intersection(&job.members("KPR")).count();
+    eprintln!(
+        "Wrote NPR and KPR extracts of {} persons each, {both} of them in both, one row per person, to {}.\n\
+         Run the job: kobling-sim bench --persons {} --registers 2 --extracts {}",
+        args.persons,
+        args.out.display(),
+        args.persons,
+        args.out.display()
+    );
+    Ok(())
+}
+
 const REGISTERS: [&str; 4] = ["NPR", "KPR", "SSB", "RESEPT"];
 
 pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {

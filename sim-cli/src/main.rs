@@ -14,6 +14,7 @@
 //!         kobling node run × 5 (child processes of this program, QUIC on 127.0.0.1)
 //!         kobling project submit / approve / fetch ──▶ tables
 //!         tables vs sim::truth ──▶ exit status
+//!  extracts: issue 13's comparison job (sim::population::comparison_job) as CSV
 //!  bench: a hop against the raw curve25519-dalek kernel; a federation over QUIC
 //!  kobling …: the `kobling` program itself (kobling_node::run), which the
 //!         demo starts its nodes and commands with
@@ -44,6 +45,10 @@ enum Command {
     /// Measure a hop against the raw curve25519-dalek kernel, then a whole
     /// federation over QUIC; prints `key=value` lines.
     Bench(bench_cmd::BenchArgs),
+    /// Write issue 13's comparison job (the one Private-ID was measured
+    /// on) as extracts for `bench --extracts`: two registers of N persons,
+    /// one row each, half of them in both lists.
+    Extracts(bench_cmd::ExtractsArgs),
     /// Run the `kobling` program (what the demo starts its nodes and
     /// commands with), e.g. `kobling-sim kobling audit verify …`.
     #[command(disable_help_flag = true)]
@@ -59,6 +64,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run_demo(&args),
         Command::Bench(args) => bench_cmd::run_bench(&args).map(|()| ExitCode::SUCCESS),
+        Command::Extracts(args) => bench_cmd::write_extracts(&args).map(|()| ExitCode::SUCCESS),
         Command::Kobling { args } => {
             return kobling_node::run(std::iter::once("kobling".into()).chain(args))
         }

@@ -144,3 +144,64 @@ fn the_identified_demo_checks_the_citizens_rights_against_the_ground_truth() {
     // a reserved person's row in KPR's table would have made it a
     // MISMATCH ("persons not in the cohort").
 }
+
+/// Issue 13's comparison job, written by `kobling-sim extracts` and run by
+/// `bench --extracts`: two lists of N, half of them in both, linked.
+#[test]
+fn the_comparison_job_is_written_and_benched_on_its_extracts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let job = dir.path().join("job");
+    let write = || {
+        Command::new(BIN)
+            .args(["extracts", "--persons", "400", "--out"])
+            .arg(&job)
+            .output()
+            .expect("run extracts")
+    };
+    let made = write();
+    assert!(made.status.success(), "{made:?}");
+    for r in ["NPR", "KPR"] {
+        let rows = std::fs::read_to_string(job.join(r).join("extract.csv")).expect("extract");
+        let mut lines = rows.lines();
+        assert_eq!(lines.next(), Some("fnr,birth_year"));
+        assert_eq!(lines.count(), 400, "{r}");
+    }
+    let again = write();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        !again.status.success() && stderr.contains("not overwritten"),
+        "{stderr}"
+    );
+
+    let bench = Command::new(BIN)
+        .args([
+            "bench",
+            "--persons",
+            "400",
+            "--registers",
+            "2",
+            "--extracts",
+            job.to_str().expect("utf-8"),
+            "--out",
+            dir.path().join("run").to_str().expect("utf-8"),
+        ])
+        .env("KOBLING_LOG", "warn")
+        .output()
+        .expect("run the bench");
+    let stdout = String::from_utf8_lossy(&bench.stdout);
+    assert!(
+        bench.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&bench.stderr)
+    );
+    assert!(stdout.contains("\ne2e_points=800\n"), "{stdout}");
+    // register, extract rows, invalid, persons, matched persons, delivered rows
+    let kpr: Vec<&str> = stdout
+        .lines()
+        .find(|l| l.starts_with("KPR "))
+        .expect("KPR's line of the report")
+        .split_whitespace()
+        .collect();
+    assert_eq!(kpr, ["KPR", "400", "<5", "400", "200", "200"], "{stdout}");
+    assert!(stdout.contains("e2e_cpu_us_per_record="), "{stdout}");
+}

@@ -519,6 +519,59 @@ fn weighted(rng: &mut ChaCha20Rng, items: &[(&'static str, u32)]) -> &'static st
     items[0].0
 }
 
+/// Issue 13's comparison job (the one Private-ID was measured on): two
+/// registers, `NPR` and `KPR`, of `persons` persons each, one row per
+/// person (`fnr,birth_year`), exactly half of them (rounded down) in both
+/// lists, in a random order; no messy rows. The persons are drawn like
+/// [`generate`]'s (valid fødselsnummer and D-numbers, unique).
+pub fn comparison_job(persons: usize, seed: u64) -> Population {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let half = persons / 2;
+    let total = persons + (persons - half);
+    let mut all = Vec::with_capacity(total);
+    let mut used = BTreeSet::new();
+    while all.len() < total {
+        let p = person(&mut rng, 0.0);
+        if used.insert(p.id) {
+            all.push(p);
+        }
+    }
+    // Who is in which list must not follow the order the persons were
+    // drawn in (nor the identifiers' order).
+    for i in (1..all.len()).rev() {
+        let j = rng.random_range(0..i + 1);
+        all.swap(i, j);
+    }
+    let mut extract = |name: &'static str, members: std::ops::Range<usize>| {
+        let mut members: Vec<usize> = members.collect();
+        for i in (1..members.len()).rev() {
+            let j = rng.random_range(0..i + 1);
+            members.swap(i, j);
+        }
+        Extract {
+            name,
+            columns: vec!["fnr", "birth_year"],
+            rows: members
+                .iter()
+                .map(|&i| {
+                    let p: &SynthPerson = &all[i];
+                    (p.id.expose().to_string(), vec![p.birth_year.to_string()])
+                })
+                .collect(),
+            owners: members.into_iter().map(Some).collect(),
+        }
+    };
+    // NPR: persons 0..N; KPR: the second half of those and N..N+⌈N/2⌉.
+    let extracts = vec![
+        extract("NPR", 0..persons),
+        extract("KPR", persons - half..total),
+    ];
+    Population {
+        persons: all,
+        extracts,
+    }
+}
+
 /// The extract as CSV text: header, then one line per row.
 pub fn render_csv(e: &Extract) -> String {
     let mut s = e.columns.join(",");
@@ -559,6 +612,42 @@ mod tests {
             let male = p.sex == "M";
             assert_eq!(parsed.sex() == kobling_protocol::ident::Sex::Male, male);
         }
+    }
+
+    #[test]
+    fn the_comparison_job_has_two_lists_of_n_persons_half_of_them_in_both() {
+        for n in [0usize, 1, 7, 1000] {
+            let job = comparison_job(n, 13);
+            let npr = job.extract("NPR").expect("NPR");
+            let kpr = job.extract("KPR").expect("KPR");
+            assert_eq!((npr.rows.len(), kpr.rows.len()), (n, n));
+            assert_eq!(job.members("NPR").len(), n, "one row per person");
+            let both = job.members("NPR").intersection(&job.members("KPR")).count();
+            assert_eq!(both, n / 2);
+            for e in [npr, kpr] {
+                assert_eq!(e.columns, ["fnr", "birth_year"]);
+                for ((id, values), owner) in e.rows.iter().zip(&e.owners) {
+                    let p = &job.persons[owner.expect("no messy rows")];
+                    let parsed = Identifier::parse(id, ParseOptions::default()).expect("valid");
+                    assert_eq!(parsed, p.id);
+                    assert_eq!(values, &[p.birth_year.to_string()]);
+                }
+            }
+        }
+        let (a, b) = (comparison_job(500, 1), comparison_job(500, 1));
+        assert_eq!(
+            a.extracts[1].rows, b.extracts[1].rows,
+            "same seed, same job"
+        );
+        assert_ne!(a.extracts[0].rows, comparison_job(500, 2).extracts[0].rows);
+        // The shared persons are spread over the list, not its first half.
+        let shared = a.members("KPR");
+        let first_half = a.extracts[0].owners[..250]
+            .iter()
+            .flatten()
+            .filter(|p| shared.contains(p))
+            .count();
+        assert!((75..=175).contains(&first_half), "{first_half} of 250");
     }
 
     #[test]
