@@ -3,7 +3,7 @@
 //! ([`Canonical`]), and the persons a staging read numbers and hands to
 //! its sink ([`PersonRows`]).
 
-use std::{collections::HashMap, hash::Hash, io, io::Read};
+use std::{collections::HashMap, convert::Infallible, hash::Hash, io, io::Read};
 
 use kobling_protocol::{
     extract::{ExtractStats, ReasonTally},
@@ -35,6 +35,12 @@ impl RowCounts {
     ) -> Result<T, E> {
         self.rows += 1;
         parse().inspect_err(|e| self.invalid.add(e.reason(), line))
+    }
+
+    /// Tallies a row already counted by [`key`](Self::key) whose key was
+    /// refused later, under its reason at `line`.
+    pub(super) fn refuse<E: RowError>(&mut self, line: u64, e: &E) {
+        self.invalid.add(e.reason(), line);
     }
 
     /// The counts, for `persons` persons.
@@ -116,18 +122,37 @@ where
 
     /// Takes a row of the person keyed `key` (listed as `person` if new).
     pub(super) fn push(&mut self, key: K, person: V, values: Vec<String>) {
-        let next = self.rows_of.len() as u32;
-        let number = *self.index.entry(key).or_insert(next);
-        if number == next {
-            self.rows_of.push(0);
-            self.persons.push(person);
-        }
+        let Ok(()) = self.push_with(key, || Ok::<_, Infallible>(person), values);
+    }
+
+    /// Takes a row of the person keyed `key`; only for a key not seen
+    /// before is `person` called (the key's check, e.g. decoding a point,
+    /// runs once per person, not once per row). A refused key takes no
+    /// row.
+    pub(super) fn push_with<E>(
+        &mut self,
+        key: K,
+        person: impl FnOnce() -> Result<V, E>,
+        values: Vec<String>,
+    ) -> Result<(), E> {
+        let number = match self.index.get(&key) {
+            Some(&number) => number,
+            None => {
+                let person = person()?;
+                let number = self.rows_of.len() as u32;
+                self.index.insert(key, number);
+                self.rows_of.push(0);
+                self.persons.push(person);
+                number
+            }
+        };
         self.rows_of[number as usize] += 1;
         if self.failed.is_none() {
             if let Err(e) = (self.sink)(number, values) {
                 self.failed = Some(e);
             }
         }
+        Ok(())
     }
 
     /// The end of a staging collector: the persons and the sink's error,

@@ -13,7 +13,7 @@
 use std::{io, io::Read, path::Path};
 
 use kobling_protocol::{
-    domain::{parse_pseudonym, PseudonymError},
+    domain::{decode_pseudonym, pseudonym_bytes, PseudonymError},
     extract::ExtractStats,
     group::Point,
 };
@@ -109,9 +109,14 @@ where
     type Error = PseudonymError;
 
     fn push(&mut self, line: u64, pseudonym: &str, values: Vec<String>) -> Result<(), Self::Error> {
-        let point = self.counts.key(line, || parse_pseudonym(pseudonym))?;
-        self.persons.push(point.encode().0, point, values);
-        Ok(())
+        // The text checked on every row; the point decoded once per
+        // person (a valid point's bytes are its canonical encoding, so
+        // equal bytes are the same person and the same verdict).
+        let bytes = self.counts.key(line, || pseudonym_bytes(pseudonym))?;
+        let counts = &mut self.counts;
+        self.persons
+            .push_with(bytes.0, || decode_pseudonym(&bytes), values)
+            .inspect_err(|e| counts.refuse(line, e))
     }
 
     fn finish(self) -> (Self::Output, ExtractStats, PerPerson) {
@@ -121,7 +126,10 @@ where
 
 #[cfg(test)]
 mod tests {
-    use kobling_protocol::{domain::pseudonym_hex, share::Share};
+    use kobling_protocol::{
+        domain::{parse_pseudonym, pseudonym_hex},
+        share::Share,
+    };
 
     use super::*;
 
@@ -179,6 +187,80 @@ mod tests {
             assert!(d.masked.is_none());
             assert!(!d.detail.contains(&not_a_point[..8]));
         }
+    }
+
+    /// The point is decoded once per person: rows of a person seen before
+    /// take its number without a decode, and a refused pseudonym is
+    /// refused on every row that has it, each under its own line, exactly
+    /// as parsing every row on its own would.
+    #[test]
+    fn a_pseudonym_is_decoded_once_per_person_with_the_verdict_of_every_row() {
+        let (a, b) = (hex_of(7), hex_of(9));
+        let bad = "ff".repeat(32);
+        let identity = "00".repeat(32);
+        let keys = [
+            a.as_str(),
+            bad.as_str(),
+            &b,
+            &identity,
+            &a,
+            &bad,
+            " \u{feff}",
+            &b.to_uppercase(),
+            &bad,
+            &identity,
+            &a,
+        ];
+        let mut text = String::from("pseudonym,n\n");
+        for (i, k) in keys.iter().enumerate() {
+            text.push_str(&format!("{k},{i}\n"));
+        }
+        let (summary, points, rows) = stage(&text).expect("read");
+        // The reference: every row parsed on its own.
+        let mut expected_points: Vec<Point> = Vec::new();
+        let mut expected_rows = Vec::new();
+        let mut refused: Vec<(&str, u64)> = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            match parse_pseudonym(k) {
+                Ok(p) => {
+                    let n = expected_points
+                        .iter()
+                        .position(|q| *q == p)
+                        .unwrap_or_else(|| {
+                            expected_points.push(p);
+                            expected_points.len() - 1
+                        });
+                    expected_rows.push((n as u32, vec![i.to_string()]));
+                }
+                Err(e) => refused.push((e.reason_code(), i as u64 + 2)),
+            }
+        }
+        assert_eq!(points, expected_points);
+        assert_eq!(rows, expected_rows);
+        assert_eq!(summary.stats.rows, keys.len() as u64);
+        assert_eq!(summary.stats.valid_rows, expected_rows.len() as u64);
+        let mut per_reason: Vec<(&str, u64)> = summary
+            .stats
+            .invalid
+            .iter()
+            .map(|i| (i.reason, i.count))
+            .collect();
+        per_reason.sort();
+        assert_eq!(
+            per_reason,
+            vec![("empty", 1), ("identity", 2), ("not-a-point", 3)]
+        );
+        // Each refused row is reported under its own line.
+        let mut lines: Vec<u64> = summary
+            .stats
+            .invalid
+            .iter()
+            .flat_map(|i| i.lines.iter().copied())
+            .collect();
+        lines.sort_unstable();
+        let mut want: Vec<u64> = refused.iter().map(|(_, l)| *l).collect();
+        want.sort_unstable();
+        assert_eq!(lines, want);
     }
 
     #[test]

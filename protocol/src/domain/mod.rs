@@ -50,7 +50,7 @@ pub use project::{
     ConversionBinding, PseudonymousList,
 };
 pub use pseudonym::{
-    parse_pseudonym, pseudonym_hex, PseudonymError, PseudonymListBuilder, PseudonymStats,
-    PseudonymousPerson,
+    decode_pseudonym, parse_pseudonym, pseudonym_bytes, pseudonym_hex, PseudonymError,
+    PseudonymListBuilder, PseudonymStats, PseudonymousPerson,
 };
 pub use spec::{validate_domains, DomainKind, DomainSpec, DomainSpecError, DomainUseError};

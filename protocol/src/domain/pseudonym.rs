@@ -65,12 +65,26 @@ impl PseudonymError {
 
 /// Parses a `pseudonym` field: surrounding whitespace and a byte-order mark
 /// trimmed, then exactly 64 hex digits (either case) that decode to a
-/// canonical, non-identity ristretto255 point.
+/// canonical, non-identity ristretto255 point: [`pseudonym_bytes`], then
+/// [`decode_pseudonym`].
 ///
 /// # Errors
 ///
 /// A [`PseudonymError`] naming the reason.
 pub fn parse_pseudonym(s: &str) -> Result<Point, PseudonymError> {
+    decode_pseudonym(&pseudonym_bytes(s)?)
+}
+
+/// The text half of [`parse_pseudonym`]: the field's 32 bytes, not yet
+/// checked to be a point. Equal pseudonyms give equal bytes (hex digits of
+/// either case), so a reader that has already decoded these bytes once
+/// need not decode them again: a valid point's encoding is canonical.
+///
+/// # Errors
+///
+/// [`PseudonymError::Empty`], [`PseudonymError::WrongLength`] or
+/// [`PseudonymError::NonHex`].
+pub fn pseudonym_bytes(s: &str) -> Result<WirePoint, PseudonymError> {
     let s = s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
     if s.is_empty() {
         return Err(PseudonymError::Empty);
@@ -85,7 +99,17 @@ pub fn parse_pseudonym(s: &str) -> Result<Point, PseudonymError> {
         let lo = hex_value(pair[1]).ok_or(PseudonymError::NonHex { at: 2 * i + 1 })?;
         out[i] = (hi << 4) | lo;
     }
-    WirePoint(out).decode().map_err(|e| match e {
+    Ok(WirePoint(out))
+}
+
+/// The point half of [`parse_pseudonym`]: the bytes as a canonical,
+/// non-identity ristretto255 point.
+///
+/// # Errors
+///
+/// [`PseudonymError::NotAPoint`] or [`PseudonymError::Identity`].
+pub fn decode_pseudonym(bytes: &WirePoint) -> Result<Point, PseudonymError> {
+    bytes.decode().map_err(|e| match e {
         PointError::Identity => PseudonymError::Identity,
         _ => PseudonymError::NotAPoint,
     })
