@@ -312,7 +312,7 @@ pub fn read_pseudonymous_extract(bytes: &[u8], step: usize) -> Result<Pseudonymo
         })
         .map_err(|e| e.to_string())?;
     rows_of.resize_with(points.len(), Vec::new);
-    let persons = points.iter().map(|p| p.encode().0).zip(rows_of).collect();
+    let persons = points.iter().map(|p| p.0).zip(rows_of).collect();
     Ok((ExtractSummary::of(summary), persons))
 }
 

@@ -110,7 +110,8 @@ pub(crate) struct ListJob {
 /// a holder's pseudonyms `Ψ_R(x)`.
 enum PersonKeys {
     Fnr(Vec<Identifier>),
-    Pseudonym(Vec<kobling_protocol::group::Point>),
+    /// A holder's pseudonyms, as their canonical encodings.
+    Pseudonym(Vec<kobling_protocol::group::WirePoint>),
 }
 
 impl PersonKeys {
@@ -133,8 +134,8 @@ impl PersonKeys {
                 owner.points(&chunk_ids)
             }
             PersonKeys::Pseudonym(points) => {
-                let keys: Vec<&kobling_protocol::group::Point> =
-                    chunk.iter().map(|&p| &points[p as usize]).collect();
+                let keys: Vec<kobling_protocol::group::WirePoint> =
+                    chunk.iter().map(|&p| points[p as usize]).collect();
                 owner.points_of_pseudonyms(&keys)
             }
         }

@@ -34,6 +34,9 @@ pub enum OwnerError {
     /// The chunk size is not a power of two (or over the limit).
     #[error("chunk size must be a power of two")]
     BadChunkSize,
+    /// A holder's pseudonym that is not a canonical, non-identity point.
+    #[error("a pseudonym is not a point: {0}")]
+    NotAPoint(String),
     /// Points or items out of step with the list's size.
     #[error("expected {expected} persons here, got {got}")]
     WrongCount {
@@ -278,18 +281,21 @@ impl OwnerList {
 
     /// The next chunk of a register domain holder's list (PROTOCOL.md §10):
     /// `y_t = (β_j·k_{j,p})·Ψ_R(x_t)` for the pseudonyms of its positions,
-    /// in order.
+    /// in order, given as their encodings (a holder keeps 32 bytes per
+    /// person, not a decoded point; they are decoded here, in parallel).
     ///
     /// # Errors
     ///
     /// [`OwnerError::WrongCount`] unless `pseudonyms` is exactly the next
-    /// chunk.
+    /// chunk; [`OwnerError::NotAPoint`] if one is not a canonical,
+    /// non-identity point.
     pub fn points_of_pseudonyms(
         &mut self,
-        pseudonyms: &[&crate::group::Point],
+        pseudonyms: &[crate::group::WirePoint],
     ) -> Result<PointChunk, OwnerError> {
         self.check_next(pseudonyms.len())?;
-        let keys: Vec<RistrettoPoint> = pseudonyms.iter().map(|p| *p.inner()).collect();
+        let keys = crate::chain::decode_points(pseudonyms, 0)
+            .map_err(|e| OwnerError::NotAPoint(e.to_string()))?;
         self.points_of_keys(&keys)
     }
 

@@ -15,7 +15,7 @@ use std::{io, io::Read, path::Path};
 use kobling_protocol::{
     domain::{decode_pseudonym, pseudonym_bytes, PseudonymError},
     extract::ExtractStats,
-    group::Point,
+    group::WirePoint,
 };
 
 use super::{
@@ -59,7 +59,8 @@ pub(crate) fn check_key_column(path: &Path, pseudonymous: bool) -> Result<(), Ex
 
 /// Reads a holder's extract for its node's list without keeping the
 /// rows: every valid row goes to `sink` with its person's number (in order
-/// of first pseudonym appearance); only the pseudonyms stay in memory.
+/// of first pseudonym appearance); only the pseudonyms stay in memory, as
+/// their 32-byte encodings (each decoded once to check it).
 ///
 /// # Errors
 ///
@@ -67,7 +68,7 @@ pub(crate) fn check_key_column(path: &Path, pseudonymous: bool) -> Result<(), Ex
 pub(crate) fn stage_pseudonymous_extract<F>(
     path: &Path,
     sink: F,
-) -> Result<(ExtractSummary, Vec<Point>), ExtractError>
+) -> Result<(ExtractSummary, Vec<WirePoint>), ExtractError>
 where
     F: FnMut(u32, Vec<String>) -> io::Result<()>,
 {
@@ -82,7 +83,7 @@ where
 pub(crate) fn stage_pseudonymous_from<F>(
     input: impl Read,
     sink: F,
-) -> Result<(ExtractSummary, Vec<Point>), ExtractError>
+) -> Result<(ExtractSummary, Vec<WirePoint>), ExtractError>
 where
     F: FnMut(u32, Vec<String>) -> io::Result<()>,
 {
@@ -96,7 +97,7 @@ where
 /// Numbers persons by pseudonym and hands their rows to a sink.
 struct PseudonymStager<F> {
     counts: RowCounts,
-    persons: PersonRows<[u8; 32], Point, F>,
+    persons: PersonRows<[u8; 32], WirePoint, F>,
 }
 
 impl<F> Collector for PseudonymStager<F>
@@ -105,7 +106,7 @@ where
 {
     const KEEPS_VALUES: bool = true;
     const KEY: &'static str = PSEUDONYM;
-    type Output = Staged<Point>;
+    type Output = Staged<WirePoint>;
     type Error = PseudonymError;
 
     fn push(&mut self, line: u64, pseudonym: &str, values: Vec<String>) -> Result<(), Self::Error> {
@@ -115,7 +116,7 @@ where
         let bytes = self.counts.key(line, || pseudonym_bytes(pseudonym))?;
         let counts = &mut self.counts;
         self.persons
-            .push_with(bytes.0, || decode_pseudonym(&bytes), values)
+            .push_with(bytes.0, || decode_pseudonym(&bytes).map(|_| bytes), values)
             .inspect_err(|e| counts.refuse(line, e))
     }
 
@@ -140,7 +141,7 @@ mod tests {
     }
 
     /// A staged read: the summary, the pseudonyms and every (person, row).
-    type Staged = (ExtractSummary, Vec<Point>, Vec<(u32, Vec<String>)>);
+    type Staged = (ExtractSummary, Vec<WirePoint>, Vec<(u32, Vec<String>)>);
 
     fn stage(text: &str) -> Result<Staged, ExtractError> {
         let mut rows = Vec::new();
@@ -217,11 +218,11 @@ mod tests {
         }
         let (summary, points, rows) = stage(&text).expect("read");
         // The reference: every row parsed on its own.
-        let mut expected_points: Vec<Point> = Vec::new();
+        let mut expected_points: Vec<WirePoint> = Vec::new();
         let mut expected_rows = Vec::new();
         let mut refused: Vec<(&str, u64)> = Vec::new();
         for (i, k) in keys.iter().enumerate() {
-            match parse_pseudonym(k) {
+            match parse_pseudonym(k).map(|p| p.encode()) {
                 Ok(p) => {
                     let n = expected_points
                         .iter()
