@@ -3,7 +3,13 @@
 //! ([`Canonical`]), and the persons a staging read numbers and hands to
 //! its sink ([`PersonRows`]).
 
-use std::{collections::HashMap, convert::Infallible, hash::Hash, io, io::Read};
+use std::{
+    collections::{hash_map::Entry, HashMap},
+    convert::Infallible,
+    hash::Hash,
+    io,
+    io::Read,
+};
 
 use kobling_protocol::{
     extract::{ExtractStats, ReasonTally},
@@ -135,12 +141,11 @@ where
         person: impl FnOnce() -> Result<V, E>,
         values: Vec<String>,
     ) -> Result<(), E> {
-        let number = match self.index.get(&key) {
-            Some(&number) => number,
-            None => {
+        let number = match self.index.entry(key) {
+            Entry::Occupied(seen) => *seen.get(),
+            Entry::Vacant(new) => {
                 let person = person()?;
-                let number = self.rows_of.len() as u32;
-                self.index.insert(key, number);
+                let number = *new.insert(self.rows_of.len() as u32);
                 self.rows_of.push(0);
                 self.persons.push(person);
                 number
