@@ -536,12 +536,8 @@ pub fn comparison_job(persons: usize, seed: u64) -> Population {
             all.push(p);
         }
     }
-    // Who is in which list must not follow the order the persons were
-    // drawn in (nor the identifiers' order).
-    for i in (1..all.len()).rev() {
-        let j = rng.random_range(0..i + 1);
-        all.swap(i, j);
-    }
+    // The persons are drawn independently, so index ranges make random
+    // lists; each list is shuffled so the shared persons are spread.
     let mut extract = |name: &'static str, members: std::ops::Range<usize>| {
         let mut members: Vec<usize> = members.collect();
         for i in (1..members.len()).rev() {
